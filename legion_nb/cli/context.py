@@ -1,0 +1,156 @@
+"""What every CLI command gets: global options, the password, output, and the engine API.
+
+Commands never talk to an engine object directly. They ask :meth:`CliContext.api` for an
+:class:`EngineApi` and ``call`` engine methods by name with JSON arguments; the result is JSON. In
+process that is the engine itself; with a daemon token it is the daemon, so every command behaves
+the same whichever path serves it.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from legion_nb.errors import UsageError
+
+__all__ = ["CliContext", "EngineApi"]
+
+PASSWORD_ENV = "LEGION_PASSWORD"
+DAEMON_TOKEN_ENV = "LEGION_DAEMON_TOKEN"
+
+
+class EngineApi(Protocol):
+    """The engine as the CLI sees it: named calls with JSON in and out."""
+
+    async def call(self, name: str, **args: Any) -> Any: ...
+
+
+@dataclass
+class CliContext:
+    state_path: Path
+    json: bool = False
+    password_stdin: bool = False
+    daemon_token: str | None = None
+    _stdin_lines: list[str] | None = field(default=None, repr=False)
+
+    # -- input -------------------------------------------------------------------------------
+
+    def _stdin(self) -> list[str]:
+        if self._stdin_lines is None:
+            self._stdin_lines = sys.stdin.read().splitlines(keepends=True) if not sys.stdin.isatty() else []
+        return self._stdin_lines
+
+    def password(self, prompt: str = "Password: ") -> str:
+        """The unlock password: first stdin line with ``--password-stdin``, else the env, else a prompt."""
+        if self.password_stdin:
+            lines = self._stdin()
+            if not lines:
+                raise UsageError("--password-stdin given but stdin is empty: pipe the password as the first line")
+            return lines.pop(0).rstrip("\r\n")
+        env = os.environ.get(PASSWORD_ENV)
+        if env is not None:
+            return env
+        if not sys.stdin.isatty():
+            raise UsageError(
+                f"no password: pass it with --password-stdin or the {PASSWORD_ENV} environment variable"
+            )
+        return getpass.getpass(prompt)
+
+    def new_password(self) -> str:
+        """A new password: the next stdin line with ``--password-stdin``, else asked twice."""
+        if self.password_stdin:
+            return self.password()
+        first = getpass.getpass("New password: ")
+        if getpass.getpass("Repeat new password: ") != first:
+            raise UsageError("the two new passwords differ: nothing was changed")
+        return first
+
+    def stdin_rest(self) -> str:
+        """Whatever stdin holds after the password line: the command's own input."""
+        if self.password_stdin:
+            lines = self._stdin()
+            rest = "".join(lines)
+            lines.clear()
+            return rest
+        return sys.stdin.read()
+
+    # -- output ------------------------------------------------------------------------------
+
+    def emit(self, result: Any, human: Callable[[Any], str] | None = None) -> None:
+        """Print a result: one JSON document with ``--json``, else the human rendering."""
+        from legion_nb.engine.wire import to_jsonable  # noqa: PLC0415
+
+        data = to_jsonable(result)
+        if self.json:
+            sys.stdout.write(json.dumps(data, sort_keys=True) + "\n")
+        elif human is not None:
+            text = human(data)
+            if text:
+                sys.stdout.write(text.rstrip("\n") + "\n")
+        elif data is not None:
+            sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        sys.stdout.flush()
+
+    def emit_line(self, data: Any) -> None:
+        """One JSON line of a stream (``--json`` with live output)."""
+        from legion_nb.engine.wire import to_jsonable  # noqa: PLC0415
+
+        sys.stdout.write(json.dumps(to_jsonable(data), sort_keys=True) + "\n")
+        sys.stdout.flush()
+
+    # -- the engine --------------------------------------------------------------------------
+
+    def token(self) -> str | None:
+        return self.daemon_token or os.environ.get(DAEMON_TOKEN_ENV) or None
+
+    @asynccontextmanager
+    async def api(self, *, unlock: bool = True) -> AsyncIterator[EngineApi]:
+        """The engine API: through a live daemon when a token is given, else in this process."""
+        token = self.token()
+        if token:
+            from legion_nb.engine.daemon.client import connect_if_alive  # noqa: PLC0415
+
+            remote = await connect_if_alive(self.state_path, token)
+            if remote is not None:
+                try:
+                    yield remote
+                finally:
+                    await remote.aclose()
+                return
+        from legion_nb.engine.runtime import create_engine  # noqa: PLC0415
+
+        engine = create_engine(self.state_path)
+        try:
+            if unlock:
+                await engine.unlock(self.password())
+            yield _LocalApi(engine)
+        finally:
+            await engine.aclose()
+
+
+class _LocalApi:
+    """An in-process engine behind the same named-call surface the daemon offers."""
+
+    def __init__(self, engine: Any) -> None:
+        from legion_nb.engine.api import public_methods  # noqa: PLC0415
+
+        self._engine = engine
+        self._public = public_methods(type(engine))
+
+    @property
+    def engine(self) -> Any:
+        return self._engine
+
+    async def call(self, name: str, **args: Any) -> Any:
+        from legion_nb.engine.wire import to_jsonable  # noqa: PLC0415
+
+        if name not in self._public:
+            raise UsageError(f"{name!r} is not an engine API method")
+        return to_jsonable(await getattr(self._engine, name)(**args))

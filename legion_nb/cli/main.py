@@ -1,0 +1,96 @@
+"""The ``legion`` command: argument parsing, dispatch and the error contract.
+
+Each command group lives in its own module under ``legion_nb.cli`` and exposes
+``register(subparsers)``; it sets ``handler`` (an ``async def (ctx, args) -> int | None``) on its
+parsers. Group modules import only argparse-level things at the top so that ``legion --help`` and
+daemon-served commands start fast; engine imports happen inside handlers.
+
+Operator mistakes end with one line on stderr and the error's exit code (see
+:mod:`legion_nb.errors`): 2 usage, 3 state, 4 provider, 5 operation, 6 daemon, 130 interrupted.
+A bug ends with exit 70 and one line; ``LEGION_DEBUG=1`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import NoReturn
+
+from legion_nb.cli.context import CliContext
+from legion_nb.errors import LegionError
+
+__all__ = ["build_parser", "main"]
+
+# One module per command group; each adds its sub-commands to the parser.
+COMMAND_GROUPS: tuple[str, ...] = (
+    "legion_nb.cli.lifecycle",
+    "legion_nb.cli.planning",
+)
+
+EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line on stderr, not a usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="legion", description="Operate Tribes clusters on Hetzner, OVH and Scaleway.")
+    parser.add_argument("--state", metavar="PATH", help="state file (env LEGION_STATE; default: user data dir)")
+    parser.add_argument("--json", action="store_true", help="machine output: one JSON document or JSON lines")
+    parser.add_argument(
+        "--password-stdin", action="store_true", help="read the password from the first line of stdin"
+    )
+    parser.add_argument("--daemon-token", metavar="HEX", help="use the running daemon (env LEGION_DAEMON_TOKEN)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for module_name in COMMAND_GROUPS:
+        importlib.import_module(module_name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    sys.exit(run(argv))
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    from legion_nb.engine.paths import resolve_state_path  # noqa: PLC0415
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.error(f"'{args.command}' needs a sub-command")
+    try:
+        ctx = CliContext(
+            state_path=resolve_state_path(args.state),
+            json=args.json,
+            password_stdin=args.password_stdin,
+            daemon_token=args.daemon_token,
+        )
+        code = asyncio.run(handler(ctx, args))
+    except LegionError as exc:
+        _fail(exc.message)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug: say so in one line, keep the traceback for those who ask
+        if os.environ.get("LEGION_DEBUG"):
+            traceback.print_exc()
+        _fail(f"internal error: {type(exc).__name__}: {exc} (set LEGION_DEBUG=1 for a traceback)")
+        return EXIT_INTERNAL
+    return int(code or 0)
+
+
+def _fail(message: str) -> None:
+    sys.stderr.write(f"legion: {' '.join(message.split())}\n")
+    sys.stderr.flush()
