@@ -38,7 +38,13 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
-from legion_nb.errors import CapabilityMissingError, ProviderAuthError, ProviderError, ValidationError
+from legion_nb.errors import (
+    CapabilityMissingError,
+    ProviderAuthError,
+    ProviderConflictError,
+    ProviderError,
+    ValidationError,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -75,6 +81,7 @@ __all__ = [
     "ServerSpec",
     "ServerStatus",
     "SshKey",
+    "UniquenessConflictError",
     "deterministic_name",
     "labels_from_tags",
     "labels_match",
@@ -123,6 +130,18 @@ def require_capability(provider: str, capabilities: frozenset[Capability], neede
             f"has no {needed.value.replace('_', ' ')} capability; {_CAPABILITY_FALLBACK[needed]}",
             provider_code=f"no_{needed.value}",
         )
+
+
+# --------------------------------------------------------------------------------------------------
+# Errors the contract adds to the tree
+
+
+class UniquenessConflictError(ProviderConflictError):
+    """The provider refused a create because a resource with that unique key (name, fingerprint)
+    already exists. After an ambiguous create this PROVES the first attempt landed: resilience reads
+    the resource back instead of failing. Adapters raise it from their error parser."""
+
+    code = "provider_uniqueness"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -606,8 +625,9 @@ class ProviderAdapter(Protocol):
 
     Every method raises a :class:`legion_nb.errors.ProviderError` subclass on failure:
     ``ProviderAuthError`` (credentials), ``ProviderNotFoundError`` (no such id),
-    ``ProviderConflictError`` (uniqueness), ``ProviderInvalidInputError`` (bad type, location, image),
-    ``ProviderRateLimitedError`` (429), ``ProviderUnavailableError`` (5xx, unreachable; its subclass
+    ``ProviderConflictError`` (``UniquenessConflictError`` for a taken name),
+    ``ProviderInvalidInputError`` (bad type, location, image), ``ProviderRateLimitedError`` (429),
+    ``ProviderUnavailableError`` (5xx, unreachable; its subclass
     ``http.OutcomeUnknownError`` when a mutation may have landed), ``CapabilityMissingError``.
     """
 
@@ -680,7 +700,8 @@ class ProviderAdapter(Protocol):
         ...
 
     async def delete_firewall(self, firewall_id: str) -> None:
-        """Delete, detaching it from servers first where the provider requires that."""
+        """Delete. A firewall still applied to servers is a ``ProviderConflictError``: call
+        ``apply_firewall(id, [])`` and wait for its operations first."""
         ...
 
     # floating ips
