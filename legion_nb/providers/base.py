@@ -82,6 +82,7 @@ __all__ = [
     "ServerStatus",
     "SshKey",
     "UniquenessConflictError",
+    "capability_missing",
     "deterministic_name",
     "labels_from_tags",
     "labels_match",
@@ -125,11 +126,16 @@ def require_capability(provider: str, capabilities: frozenset[Capability], neede
     missing capability never half-creates anything.
     """
     if needed not in capabilities:
-        raise CapabilityMissingError(
-            provider,
-            f"has no {needed.value.replace('_', ' ')} capability; {_CAPABILITY_FALLBACK[needed]}",
-            provider_code=f"no_{needed.value}",
-        )
+        raise capability_missing(provider, needed)
+
+
+def capability_missing(provider: str, missing: Capability) -> CapabilityMissingError:
+    """The one-line error for a capability the provider lacks, with what to do instead."""
+    return CapabilityMissingError(
+        provider,
+        f"has no {missing.value.replace('_', ' ')} capability; {_CAPABILITY_FALLBACK[missing]}",
+        provider_code=f"no_{missing.value}",
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -518,6 +524,9 @@ class CatalogServerType:
     locations: tuple[str, ...]
     deprecated: bool = False
     description: str | None = None
+    block_storage: bool = False
+    """True when the root disk is a block volume sized at create time (Scaleway PLAY2/PRO2): then
+    ``disk_gb`` is the local disk (often 0) and any disk minimum can be met."""
 
     def price_in(self, location: str) -> CatalogPrice | None:
         return next((p for p in self.prices if p.location == location), None)

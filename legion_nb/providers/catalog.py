@@ -1,0 +1,314 @@
+"""Provider catalogs: the embedded snapshots and the pure policy that picks from them.
+
+Legion must be able to plan before it has talked to a provider (no credentials yet, offline notebook),
+so each provider's catalog ships in the package as ``catalogs/<provider>.json``: server types with
+net prices per location, locations, and system images, as of the snapshot date in the file. A live
+``fetch_catalog()`` result has the same :class:`~legion_nb.providers.base.Catalog` shape and replaces
+the snapshot once the engine has one.
+
+The policy is pure functions of a catalog, so it gives the same answer for the same catalog whether
+it runs in a notebook, the CLI or a test:
+
+* :func:`choose_location` - the operator's choice if valid, else the provider's recommended default;
+* :func:`choose_server_type` - the cheapest type that meets a deployment profile's minimums and is
+  sold in the location;
+* :func:`choose_image` - the current Debian (highest version) available in the location;
+* :func:`resolve_server_choice` - all three at once, validating explicit choices.
+
+Unknown names are operator mistakes: each raises a :class:`CatalogChoiceError` subclass whose one-line
+message lists the valid choices.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import cache
+from importlib import resources
+from typing import Any, Literal
+
+from legion_nb.errors import ValidationError
+from legion_nb.providers.base import (
+    Catalog,
+    CatalogImage,
+    CatalogLocation,
+    CatalogPrice,
+    CatalogServerType,
+)
+
+__all__ = [
+    "PROFILES",
+    "CatalogChoiceError",
+    "DeploymentProfile",
+    "ServerChoice",
+    "UnknownImageError",
+    "UnknownLocationError",
+    "UnknownProfileError",
+    "UnknownProviderError",
+    "UnknownServerTypeError",
+    "choose_image",
+    "choose_location",
+    "choose_server_type",
+    "default_location",
+    "embedded_catalog",
+    "embedded_providers",
+    "profile",
+    "resolve_server_choice",
+    "validate_server_type",
+]
+
+
+class CatalogChoiceError(ValidationError):
+    """A provider, server type, location, image or profile that the catalog does not offer."""
+
+    code = "catalog_choice"
+
+
+class UnknownProviderError(CatalogChoiceError):
+    code = "unknown_provider"
+
+
+class UnknownServerTypeError(CatalogChoiceError):
+    code = "unknown_server_type"
+
+
+class UnknownLocationError(CatalogChoiceError):
+    code = "unknown_location"
+
+
+class UnknownImageError(CatalogChoiceError):
+    code = "unknown_image"
+
+
+class UnknownProfileError(CatalogChoiceError):
+    code = "unknown_profile"
+
+
+@dataclass(frozen=True)
+class DeploymentProfile:
+    """The least a server needs for one role. Tribes nodes are x86 builds, hence ``arch``."""
+
+    name: str
+    min_cores: int
+    min_memory_gb: float
+    min_disk_gb: int
+    arch: Literal["x86", "arm"] = "x86"
+
+    def admits(self, server_type: CatalogServerType) -> bool:
+        return (
+            server_type.arch == self.arch
+            and server_type.cores >= self.min_cores
+            and server_type.memory_gb >= self.min_memory_gb
+            and (server_type.block_storage or server_type.disk_gb >= self.min_disk_gb)
+        )
+
+    def describe(self) -> str:
+        return (
+            f"{self.name} ({self.min_cores} cores, {self.min_memory_gb:g} GB RAM, {self.min_disk_gb} GB disk)"
+        )
+
+
+PROFILES: dict[str, DeploymentProfile] = {
+    # A cluster node runs the Tribes server, sync on 4413, NBDE (Tang) and the observation agents.
+    "cluster-node": DeploymentProfile("cluster-node", min_cores=2, min_memory_gb=4, min_disk_gb=40),
+    # A satellite only runs the lightweight sender and answers HTTP health probes.
+    "satellite": DeploymentProfile("satellite", min_cores=1, min_memory_gb=2, min_disk_gb=20),
+}
+
+
+def profile(name: str) -> DeploymentProfile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise UnknownProfileError(
+            f"unknown deployment profile {name!r}; choose one of {_listing(PROFILES)}"
+        ) from None
+
+
+def _listing(names: Any) -> str:
+    return ", ".join(sorted(str(n) for n in names)) or "(none)"
+
+
+# --------------------------------------------------------------------------------------------------
+# Embedded snapshots
+
+
+def embedded_providers() -> tuple[str, ...]:
+    """Providers with a catalog snapshot shipped in the package."""
+    folder = resources.files("legion_nb.providers").joinpath("catalogs")
+    return tuple(
+        sorted(item.name.removesuffix(".json") for item in folder.iterdir() if item.name.endswith(".json"))
+    )
+
+
+@cache
+def _raw_snapshot(provider: str) -> dict[str, Any]:
+    if provider not in embedded_providers():
+        raise UnknownProviderError(
+            f"unknown provider {provider!r}; choose one of {_listing(embedded_providers())}"
+        )
+    text = resources.files("legion_nb.providers").joinpath("catalogs", f"{provider}.json").read_text("utf-8")
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
+def embedded_catalog(provider: str) -> Catalog:
+    """The catalog snapshot shipped for ``provider`` (``UnknownProviderError`` when none is)."""
+    data = _raw_snapshot(provider)
+    return Catalog(
+        provider=data["provider"],
+        currency=data["currency"],
+        server_types=tuple(
+            CatalogServerType(
+                name=t["name"],
+                cores=int(t["cores"]),
+                memory_gb=float(t["memory_gb"]),
+                disk_gb=int(t["disk_gb"]),
+                arch=t["arch"],
+                prices=tuple(
+                    CatalogPrice(p["location"], Decimal(p["hourly"]), Decimal(p["monthly"]))
+                    for p in t["prices"]
+                ),
+                locations=tuple(t["locations"]),
+                deprecated=bool(t.get("deprecated", False)),
+                description=t.get("description"),
+                block_storage=bool(t.get("block_storage", False)),
+            )
+            for t in data["server_types"]
+        ),
+        locations=tuple(
+            CatalogLocation(loc["name"], loc["city"], loc["country"], loc.get("description"))
+            for loc in data["locations"]
+        ),
+        images=tuple(
+            CatalogImage(
+                id=i["id"],
+                name=i["name"],
+                os_flavor=i["os_flavor"],
+                os_version=i["os_version"],
+                arch=i.get("arch", "x86"),
+                locations=tuple(i.get("locations", ())),
+                deprecated=bool(i.get("deprecated", False)),
+            )
+            for i in data["images"]
+        ),
+        source="embedded",
+    )
+
+
+def default_location(provider: str) -> str:
+    """The provider's recommended default location (from its embedded snapshot)."""
+    return str(_raw_snapshot(provider)["default_location"])
+
+
+# --------------------------------------------------------------------------------------------------
+# Policy
+
+
+@dataclass(frozen=True)
+class ServerChoice:
+    server_type: CatalogServerType
+    location: CatalogLocation
+    image: CatalogImage
+    price: CatalogPrice | None
+
+
+def choose_location(catalog: Catalog, requested: str | None = None) -> CatalogLocation:
+    """``requested`` when the catalog has it; otherwise the provider's recommended default, or the
+    first listed location when the default is missing from this catalog."""
+    if requested is not None:
+        found = catalog.location(requested)
+        if found is None:
+            raise UnknownLocationError(
+                f"{catalog.provider} has no location {requested!r}; "
+                f"choose one of {_listing(loc.name for loc in catalog.locations)}"
+            )
+        return found
+    if not catalog.locations:
+        raise UnknownLocationError(f"{catalog.provider} catalog lists no locations; refresh the catalog")
+    preferred = default_location(catalog.provider) if catalog.provider in embedded_providers() else None
+    return (catalog.location(preferred) if preferred else None) or catalog.locations[0]
+
+
+def _cost(server_type: CatalogServerType, location: str) -> tuple[Decimal, Decimal, str]:
+    price = server_type.price_in(location)
+    if price is None:
+        return (Decimal("Infinity"), Decimal("Infinity"), server_type.name)
+    return (price.monthly, price.hourly, server_type.name)
+
+
+def choose_server_type(catalog: Catalog, wanted: DeploymentProfile, location: str) -> CatalogServerType:
+    """The cheapest (monthly, then hourly, then name) type that meets ``wanted`` in ``location``."""
+    choose_location(catalog, location)
+    fitting = [t for t in catalog.server_types if t.available_in(location) and wanted.admits(t)]
+    if not fitting:
+        sold = [t.name for t in catalog.server_types if t.available_in(location)]
+        raise UnknownServerTypeError(
+            f"{catalog.provider} sells no server type in {location} that meets {wanted.describe()}; "
+            f"types sold there: {_listing(sold)}"
+        )
+    return min(fitting, key=lambda t: _cost(t, location))
+
+
+def validate_server_type(catalog: Catalog, name: str, location: str) -> CatalogServerType:
+    found = catalog.server_type(name)
+    if found is None:
+        raise UnknownServerTypeError(
+            f"{catalog.provider} has no server type {name!r}; "
+            f"choose one of {_listing(t.name for t in catalog.server_types if not t.deprecated)}"
+        )
+    if not found.available_in(location):
+        raise UnknownServerTypeError(
+            f"{catalog.provider} server type {name!r} is not sold in {location}; "
+            f"it is sold in {_listing(found.locations)}"
+        )
+    return found
+
+
+def _version_key(image: CatalogImage) -> tuple[int, ...]:
+    parts = []
+    for piece in image.os_version.replace("-", ".").split("."):
+        parts.append(int(piece) if piece.isdigit() else -1)
+    return tuple(parts)
+
+
+def choose_image(
+    catalog: Catalog, location: str, *, arch: Literal["x86", "arm"] = "x86", requested: str | None = None
+) -> CatalogImage:
+    """``requested`` (by name or id) when usable, else the highest-version Debian in ``location``."""
+    usable = [i for i in catalog.images if i.arch == arch and i.available_in(location)]
+    if requested is not None:
+        found = next((i for i in usable if requested in (i.name, i.id)), None)
+        if found is None:
+            raise UnknownImageError(
+                f"{catalog.provider} has no {arch} image {requested!r} in {location}; "
+                f"choose one of {_listing({i.name for i in usable})}"
+            )
+        return found
+    debian = [i for i in usable if i.os_flavor == "debian"]
+    if not debian:
+        raise UnknownImageError(
+            f"{catalog.provider} offers no Debian {arch} image in {location}; "
+            f"pass one of {_listing({i.name for i in usable})}"
+        )
+    return max(debian, key=_version_key)
+
+
+def resolve_server_choice(
+    catalog: Catalog,
+    profile_name: str = "cluster-node",
+    *,
+    server_type: str | None = None,
+    location: str | None = None,
+    image: str | None = None,
+) -> ServerChoice:
+    """Fill what the operator omitted from the catalog policy, and validate what they gave."""
+    wanted = profile(profile_name)
+    where = choose_location(catalog, location)
+    if server_type is not None:
+        chosen_type = validate_server_type(catalog, server_type, where.name)
+    else:
+        chosen_type = choose_server_type(catalog, wanted, where.name)
+    chosen_image = choose_image(catalog, where.name, arch=chosen_type.arch, requested=image)
+    return ServerChoice(chosen_type, where, chosen_image, chosen_type.price_in(where.name))

@@ -1,0 +1,289 @@
+"""Hetzner wire shapes -> provider-neutral records (and the few records -> wire shapes).
+
+Pure functions, no I/O. A body that lacks a documented field raises ``ProviderResponseError`` via
+:func:`convert`, so a provider-side format change is one clear error instead of a ``KeyError`` deep in
+the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, TypeVar, cast
+
+from legion_nb.errors import ValidationError
+from legion_nb.providers import base
+from legion_nb.providers.hetzner import wire
+from legion_nb.providers.http import ProviderResponseError
+
+__all__ = [
+    "PROVIDER",
+    "catalog_image",
+    "catalog_location",
+    "catalog_server_type",
+    "convert",
+    "firewall",
+    "firewall_rule",
+    "floating_ip",
+    "label_selector",
+    "operation",
+    "operation_state",
+    "rrset",
+    "rule_to_wire",
+    "server",
+    "server_status",
+    "ssh_key",
+    "zone",
+]
+
+PROVIDER = "hetzner"
+
+T = TypeVar("T")
+
+_STATUS: dict[str, base.ServerStatus] = {
+    "initializing": "provisioning",
+    "starting": "provisioning",
+    "rebuilding": "provisioning",
+    "migrating": "provisioning",
+    "running": "running",
+    "stopping": "off",
+    "off": "off",
+    "deleting": "deleting",
+}
+
+
+def convert(fn: Callable[[Any], T], payload: Any, what: str) -> T:
+    """Run one conversion; a body that is not the documented shape becomes one clear error."""
+    try:
+        return fn(payload)
+    except (KeyError, TypeError, ValueError, InvalidOperation, AttributeError) as exc:
+        raise ProviderResponseError(PROVIDER, f"unexpected {what} shape from the API ({exc!r})") from exc
+
+
+def label_selector(labels: Mapping[str, str]) -> str:
+    """``{"a": "1", "b": "2"}`` -> ``a=1,b=2`` (comma is AND)."""
+    return ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+
+
+def server_status(raw: str) -> base.ServerStatus:
+    return _STATUS.get(raw, "unknown")
+
+
+def _created(raw: str | None) -> datetime | None:
+    if not raw:
+        return None
+    return datetime.fromisoformat(raw.replace("Z", "+00:00"))
+
+
+def server(data: wire.Server) -> base.Server:
+    public = data["public_net"]
+    ipv4 = public.get("ipv4")
+    ipv6 = public.get("ipv6")
+    image = data.get("image")
+    location = data.get("location")
+    return base.Server(
+        provider=PROVIDER,
+        id=str(data["id"]),
+        name=data["name"],
+        status=server_status(data["status"]),
+        provider_status=data["status"],
+        ipv4=ipv4["ip"] if ipv4 else None,
+        ipv6=ipv6["ip"] if ipv6 else None,
+        server_type=data["server_type"]["name"] if data.get("server_type") else None,
+        location=location["name"] if location else None,
+        image=(image.get("name") or str(image["id"])) if image else None,
+        labels=dict(data.get("labels") or {}),
+        created=_created(data.get("created")),
+    )
+
+
+def ssh_key(data: wire.SshKey) -> base.SshKey:
+    return base.SshKey(
+        provider=PROVIDER,
+        id=str(data["id"]),
+        name=data["name"],
+        fingerprint=data.get("fingerprint"),
+        public_key=data["public_key"],
+        labels=dict(data.get("labels") or {}),
+    )
+
+
+def operation(data: wire.Action) -> base.Operation:
+    resources = data.get("resources") or []
+    first = resources[0] if resources else None
+    return base.Operation(
+        provider=PROVIDER,
+        id=str(data["id"]),
+        kind=data["command"],
+        resource_id=str(first["id"]) if first else None,
+        resource_type=first["type"] if first else "server",
+    )
+
+
+def operation_state(op: base.Operation, data: wire.Action) -> base.OperationState:
+    error = data.get("error")
+    return base.OperationState(
+        operation=op,
+        status=data["status"],
+        progress=int(data.get("progress") or 0),
+        error_code=error["code"] if error else None,
+        error_message=error["message"] if error else None,
+    )
+
+
+def firewall_rule(data: wire.FirewallRule) -> base.FirewallRule:
+    port = data.get("port")
+    return base.FirewallRule(
+        direction=data["direction"],
+        protocol=data["protocol"],
+        port=base.PortRange.parse(port) if port else None,
+        sources=tuple(data.get("source_ips") or ()),
+        destinations=tuple(data.get("destination_ips") or ()),
+        description=data.get("description") or None,
+    )
+
+
+def rule_to_wire(rule: base.FirewallRule) -> wire.FirewallRule:
+    body: wire.FirewallRule = {
+        "direction": rule.direction,
+        "protocol": rule.protocol,
+        "source_ips": list(rule.sources) if rule.direction == "in" else [],
+        "destination_ips": list(rule.destinations) if rule.direction == "out" else [],
+    }
+    if rule.port is not None:
+        body["port"] = str(rule.port)
+    elif rule.protocol in ("tcp", "udp"):
+        body["port"] = "1-65535"
+    if rule.description:
+        body["description"] = rule.description
+    return body
+
+
+def firewall(data: wire.Firewall) -> base.Firewall:
+    applied = tuple(
+        str(item["server"]["id"])
+        for item in data.get("applied_to") or []
+        if item.get("type") == "server" and "server" in item
+    )
+    try:
+        rules = tuple(firewall_rule(rule) for rule in data.get("rules") or [])
+    except ValidationError as exc:
+        raise ProviderResponseError(
+            PROVIDER, f"firewall {data['id']} holds a rule we cannot read: {exc}"
+        ) from exc
+    return base.Firewall(
+        provider=PROVIDER,
+        id=str(data["id"]),
+        name=data["name"],
+        rules=rules,
+        applied_to=applied,
+        labels=dict(data.get("labels") or {}),
+    )
+
+
+def floating_ip(data: wire.FloatingIp) -> base.FloatingIp:
+    server_id = data.get("server")
+    home = data.get("home_location")
+    return base.FloatingIp(
+        provider=PROVIDER,
+        id=str(data["id"]),
+        name=data.get("name") or str(data["id"]),
+        ip=data["ip"],
+        ip_type=data["type"],
+        server_id=str(server_id) if server_id is not None else None,
+        location=home["name"] if home else None,
+        labels=dict(data.get("labels") or {}),
+    )
+
+
+def zone(data: wire.Zone) -> base.DnsZone:
+    return base.DnsZone(
+        provider=PROVIDER,
+        id=str(data["id"]),
+        name=data["name"],
+        ttl=data.get("ttl"),
+        labels=dict(data.get("labels") or {}),
+    )
+
+
+def rrset(data: wire.RRSet) -> base.DnsRecord:
+    return base.DnsRecord(
+        name=data["name"],
+        type=cast(base.DnsRecordType, data["type"]),
+        ttl=data.get("ttl"),
+        values=tuple(record["value"] for record in data.get("records") or []),
+    )
+
+
+def _money(raw: str) -> Decimal:
+    return Decimal(str(raw))
+
+
+def catalog_server_type(data: wire.ServerType) -> base.CatalogServerType:
+    """Prices are net (without VAT), as Hetzner lists them; locations are the available, undeprecated
+    ones (from ``locations`` where present, else the priced ones)."""
+    prices = tuple(
+        base.CatalogPrice(
+            location=p["location"],
+            hourly=_money(p["price_hourly"]["net"]),
+            monthly=_money(p["price_monthly"]["net"]),
+        )
+        for p in data.get("prices") or []
+    )
+    listed = data.get("locations")
+    if listed is not None:
+        locations = tuple(
+            loc["name"] for loc in listed if not loc.get("deprecation") and loc.get("available", True)
+        )
+    else:
+        locations = tuple(p.location for p in prices)
+    return base.CatalogServerType(
+        name=data["name"],
+        cores=int(data["cores"]),
+        memory_gb=float(data["memory"]),
+        disk_gb=int(data["disk"]),
+        arch=data.get("architecture", "x86"),
+        prices=prices,
+        locations=locations,
+        deprecated=bool(data.get("deprecated") or data.get("deprecation")),
+        description=data.get("description"),
+    )
+
+
+def catalog_location(data: wire.Location) -> base.CatalogLocation:
+    return base.CatalogLocation(
+        name=data["name"], city=data["city"], country=data["country"], description=data.get("description")
+    )
+
+
+def catalog_image(data: wire.Image) -> base.CatalogImage:
+    """Hetzner's create call takes an image's name, which (unlike the numeric id) is the same in every
+    project, so the name doubles as the id."""
+    name = data.get("name") or str(data["id"])
+    return base.CatalogImage(
+        id=name,
+        name=name,
+        os_flavor=data.get("os_flavor") or "unknown",
+        os_version=data.get("os_version") or "",
+        arch=data.get("architecture", "x86"),
+        deprecated=bool(data.get("deprecated")),
+    )
+
+
+def catalog(
+    server_types: Sequence[wire.ServerType],
+    locations: Sequence[wire.Location],
+    images: Sequence[wire.Image],
+    currency: str,
+    fetched_at: datetime,
+) -> base.Catalog:
+    return base.Catalog(
+        provider=PROVIDER,
+        currency=currency,
+        server_types=tuple(catalog_server_type(t) for t in server_types),
+        locations=tuple(catalog_location(loc) for loc in locations),
+        images=tuple(catalog_image(i) for i in images if i.get("type", "system") == "system"),
+        source="live",
+        fetched_at=fetched_at,
+    )
