@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 if TYPE_CHECKING:
     from legion_nb.sandbox.world import SandboxWorld
@@ -117,7 +118,7 @@ def fault_middleware(
     error_body: ErrorBody,
     *,
     exempt: Callable[[web.Request], bool] | None = None,
-) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+) -> Middleware:
     """Build the outermost middleware of ``provider``'s emulator (see the module docstring)."""
 
     @web.middleware
