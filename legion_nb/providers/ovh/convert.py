@@ -1,0 +1,178 @@
+"""OVHcloud wire shapes -> the provider-neutral records of ``providers.base``.
+
+**Ownership lives in the name.** OVHcloud instances and SSH keys have no labels or tags in API v1, and
+instance names are not unique. Legion therefore writes its resource id into the provider-side name,
+``<name>--<legion uuid>`` (:func:`encode_name`), and reads it back into ownership labels
+(:func:`decode_name`). The engine keeps seeing the plain name and the usual ``legion/managed`` and
+``legion/id`` labels. This is what settles an ambiguous create: exactly the instances whose name
+carries the resource's uuid belong to it, so resilience can re-list by labels and find the first
+attempt (or prove there was none) without guessing from a non-unique name. Labels other than the
+ownership pair cannot be stored at OVHcloud and are not returned.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from typing import get_args
+
+from legion_nb.providers import base
+from legion_nb.providers.ovh import wire
+
+__all__ = [
+    "PROVIDER",
+    "bill_entry",
+    "decode_name",
+    "encode_name",
+    "record_sets",
+    "server",
+    "server_status",
+    "ssh_key",
+    "sub_domain",
+]
+
+PROVIDER = "ovh"
+_SEPARATOR = "--"
+_RECORD_TYPES: frozenset[str] = frozenset(get_args(base.DnsRecordType))
+
+
+def encode_name(name: str, labels: Mapping[str, str]) -> str:
+    """The provider-side name: ``name--<legion uuid>`` when ``labels`` carry ownership, else ``name``."""
+    ownership = base.OwnershipLabels.from_labels(labels)
+    return f"{name}{_SEPARATOR}{ownership.legion_id}" if ownership else name
+
+
+def decode_name(provider_name: str) -> tuple[str, dict[str, str]]:
+    """The plain name and the ownership labels encoded in a provider-side name."""
+    head, sep, tail = provider_name.rpartition(_SEPARATOR)
+    if sep and head:
+        try:
+            legion_id = str(uuid.UUID(tail))
+        except ValueError:
+            return provider_name, {}
+        if legion_id == tail.lower():
+            return head, base.OwnershipLabels(legion_id).as_labels()
+    return provider_name, {}
+
+
+def server_status(status: str) -> base.ServerStatus:
+    if status in wire.ACTIVE_STATUSES:
+        return "running"
+    if status in wire.OFF_STATUSES:
+        return "off"
+    if status in wire.DELETING_STATUSES:
+        return "deleting"
+    if status in wire.ERROR_STATUSES:
+        return "error"
+    if status in ("RESCUE", "RESCUED", "UNKNOWN"):
+        return "unknown"
+    return "provisioning"
+
+
+def _parse_time(raw: str | None) -> datetime | None:
+    if not raw:
+        return None
+    try:
+        return datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def server(
+    item: wire.InstanceWire, flavor_names: Mapping[str, str], image_names: Mapping[str, str]
+) -> base.Server:
+    """A server from a list item (flavor/image ids, resolved by the maps) or a detail (objects)."""
+    name, labels = decode_name(item.get("name", ""))
+    ipv4 = next(
+        (
+            a.get("ip")
+            for a in item.get("ipAddresses", [])
+            if a.get("version") == 4 and a.get("type") == "public"
+        ),
+        None,
+    )
+    ipv6 = next(
+        (
+            a.get("ip")
+            for a in item.get("ipAddresses", [])
+            if a.get("version") == 6 and a.get("type") == "public"
+        ),
+        None,
+    )
+    flavor = item.get("flavor", {}).get("name") or flavor_names.get(item.get("flavorId", ""))
+    image = item.get("image", {}).get("name") or image_names.get(item.get("imageId", ""))
+    status = item.get("status", "UNKNOWN")
+    return base.Server(
+        provider=PROVIDER,
+        id=item["id"],
+        name=name,
+        status=server_status(status),
+        provider_status=status,
+        ipv4=ipv4,
+        ipv6=ipv6,
+        server_type=flavor,
+        location=item.get("region"),
+        image=image,
+        labels=labels,
+        created=_parse_time(item.get("created")),
+    )
+
+
+def ssh_key(item: wire.SshKeyWire) -> base.SshKey:
+    name, labels = decode_name(item.get("name", ""))
+    return base.SshKey(
+        provider=PROVIDER,
+        id=item["id"],
+        name=name,
+        fingerprint=item.get("fingerprint"),
+        public_key=item.get("publicKey", ""),
+        labels=labels,
+    )
+
+
+def sub_domain(name: str) -> str:
+    """A base-record name (``@`` is the apex) as OVHcloud's ``subDomain`` (empty at the apex)."""
+    return "" if name in ("@", "") else name
+
+
+def record_sets(records: Iterable[wire.RecordWire]) -> list[base.DnsRecord]:
+    """Group OVHcloud's one-value records into RRsets; types Legion does not model are skipped.
+
+    OVHcloud keeps a ttl per record; an RRset reports the smallest (0, "zone default", is None).
+    """
+    grouped: dict[tuple[str, str], list[wire.RecordWire]] = defaultdict(list)
+    for record in records:
+        if record["fieldType"] in _RECORD_TYPES:
+            grouped[(record["subDomain"] or "@", record["fieldType"])].append(record)
+    sets: list[base.DnsRecord] = []
+    for (name, kind), items in sorted(grouped.items()):
+        ttl = min(r["ttl"] for r in items)
+        sets.append(
+            base.DnsRecord(
+                name=name,
+                type=kind,  # type: ignore[arg-type]  # checked against DnsRecordType above
+                ttl=ttl or None,
+                values=tuple(r["target"] for r in items),
+            )
+        )
+    return sets
+
+
+def bill_entry(item: wire.BillWire) -> base.BillingEntry | None:
+    """One bill; None when it carries no usable date or price."""
+    moment = _parse_time(item.get("date"))
+    price = item.get("priceWithoutTax")
+    if moment is None or price is None:
+        return None
+    bill_date: date = moment.date()
+    return base.BillingEntry(
+        provider=PROVIDER,
+        id=item.get("billId", ""),
+        date=bill_date,
+        amount=Decimal(str(price["value"])),
+        currency=price.get("currencyCode", "EUR"),
+        description=f"OVHcloud bill {item.get('billId', '')}",
+    )
