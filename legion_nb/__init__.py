@@ -1,0 +1,48 @@
+"""legion-nb: operate Tribes clusters on Hetzner, OVH and Scaleway from Jupyter, the CLI or a daemon.
+
+The public face is deliberately small. ``import legion_nb`` imports nothing heavy (no pandas, httpx,
+aiohttp, asyncssh or widgets): everything is imported inside the functions that need it, so the CLI
+and notebooks start fast.
+
+    engine = await legion_nb.open("~/ops/state.legion")     # creates the state if needed, unlocks it
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from legion_nb.engine.runtime import Engine
+
+__all__ = ["__version__", "open"]
+
+__version__ = "0.1.0"
+
+
+async def open(state: str | os.PathLike[str] | None = None, *, password: str | None = None) -> Engine:
+    """An unlocked engine for ``state`` (default: ``LEGION_STATE`` or the user data dir).
+
+    A missing state is created (bootstrapped) with ``password``; an existing one is unlocked with it.
+    Without ``password`` it is asked for with :func:`getpass.getpass`, so it never sits in a notebook
+    cell. Raises :class:`~legion_nb.errors.WrongPasswordError` and the other
+    :class:`~legion_nb.errors.StateError` kinds.
+    """
+    from legion_nb.engine.paths import resolve_state_path  # noqa: PLC0415
+    from legion_nb.engine.runtime import create_engine  # noqa: PLC0415
+
+    path = resolve_state_path(state)
+    if password is None:
+        import getpass  # noqa: PLC0415
+
+        password = getpass.getpass(f"Password for {path}: ")
+    engine = create_engine(path)
+    try:
+        if engine.state_exists():
+            await engine.unlock(password)
+        else:
+            await engine.bootstrap(password)
+    except BaseException:
+        await engine.aclose()
+        raise
+    return engine

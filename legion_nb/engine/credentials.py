@@ -1,0 +1,68 @@
+"""Provider credentials in the state: checking them and showing only their non-secret facts.
+
+Credentials are stored in the encrypted state and nowhere else. What leaves the engine is the
+provider name, the endpoint and the *names* of the fields that are set, so an operator can see what is
+configured without any secret reaching a terminal, a log or a notebook output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+from urllib.parse import urlsplit
+
+from legion_nb.engine.state.model import LegionState, ProviderCredentials
+from legion_nb.engine.state.validation import validate_provider
+from legion_nb.errors import ValidationError
+
+__all__ = ["REQUIRED_FIELDS", "credentials_facts", "set_credentials"]
+
+#: The fields each provider's adapter cannot work without (GUIDE §3 lists the full sets; the
+#: others, e.g. Scaleway's zone or OVH's service name, are optional here).
+REQUIRED_FIELDS: Mapping[str, frozenset[str]] = {
+    "hetzner": frozenset({"token"}),
+    "scaleway": frozenset({"access_key", "secret_key", "project_id"}),
+    "ovh": frozenset({"application_key", "application_secret", "consumer_key"}),
+}
+_MAX_FIELD = 4096
+
+
+def _endpoint(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    url = value.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError(f"endpoint {url!r} must be an http(s) URL like https://api.hetzner.cloud/v1")
+    if parts.username or parts.password:
+        raise ValidationError("the endpoint URL must not carry a user or password: put secrets in the JSON")
+    return url.rstrip("/")
+
+
+def set_credentials(
+    state: LegionState, *, provider: str, secrets: Mapping[str, Any], endpoint: str | None = None
+) -> LegionState:
+    """The state with ``provider``'s credentials replaced. Messages name fields, never values."""
+    name = validate_provider(provider)
+    if not isinstance(secrets, Mapping):
+        raise ValidationError("credentials must be one JSON object of field names to strings")
+    clean: dict[str, str] = {}
+    for key, value in secrets.items():
+        if not isinstance(key, str) or not key.strip():
+            raise ValidationError("credential field names must be non-empty strings")
+        if not isinstance(value, str) or not value or len(value) > _MAX_FIELD:
+            raise ValidationError(
+                f"credential field {key!r} must be a non-empty string (at most {_MAX_FIELD})"
+            )
+        clean[key.strip()] = value
+    missing = sorted(REQUIRED_FIELDS[name] - clean.keys())
+    if missing:
+        raise ValidationError(f"{name} credentials lack {', '.join(missing)}: give them in the JSON object")
+    record = ProviderCredentials(provider=name, endpoint=_endpoint(endpoint), secrets=clean)
+    return replace(state, credentials={**state.credentials, name: record})
+
+
+def credentials_facts(state: LegionState) -> list[dict[str, Any]]:
+    """Provider, endpoint and field names of every stored credential set; never a secret value."""
+    return [state.credentials[name].to_json() for name in sorted(state.credentials)]

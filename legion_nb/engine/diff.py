@@ -1,0 +1,374 @@
+"""The pure diff: planned vs tracked vs observed, field by field, with the action each resource needs.
+
+No I/O: the diff reads one immutable state. Actions:
+
+``create``     planned, and not tracked (or tracked but gone at a provider that was refreshed since);
+``update``     planned and tracked, with a planned choice that differs from what is tracked;
+``delete``     tracked but no longer planned;
+``unchanged``  planned and tracked alike;
+``adopt``      planned, not tracked, but the provider shows a resource of that name: take it over
+               instead of creating a duplicate;
+``orphan``     neither planned nor tracked, yet the provider shows a Legion-labelled resource.
+
+Planned choices left empty ("policy default": the catalog policy picks them at materialization)
+show as ``(policy)`` and never count as a difference. DNS hosts are synthesis inputs, not resources,
+so they feed zone records and have no row of their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from legion_nb.engine.state.model import (
+    FirewallRule,
+    LegionState,
+    ObservedProvider,
+)
+
+__all__ = ["POLICY", "Action", "Diff", "FieldDiff", "ResourceDiff", "diff"]
+
+Action = Literal["create", "update", "delete", "unchanged", "adopt", "orphan"]
+Kind = Literal["server", "dns_zone", "firewall", "domain"]
+POLICY = "(policy)"
+MANAGED_LABEL = "legion/managed"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldDiff:
+    """One field of one resource in the three views (None: that view has no such resource)."""
+
+    field: str
+    planned: str | None
+    tracked: str | None
+    observed: str | None
+
+    @property
+    def changed(self) -> bool:
+        """Does the plan ask for something other than what is tracked? (Policy choices never do.)"""
+        return (
+            self.planned is not None
+            and self.tracked is not None
+            and self.planned not in (POLICY, self.tracked)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceDiff:
+    kind: Kind
+    name: str
+    provider: str
+    action: Action
+    fields: tuple[FieldDiff, ...]
+    note: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "provider": self.provider,
+            "action": self.action,
+            "note": self.note,
+            "fields": [
+                {
+                    "field": f.field,
+                    "planned": f.planned,
+                    "tracked": f.tracked,
+                    "observed": f.observed,
+                    "changed": f.changed,
+                }
+                for f in self.fields
+            ],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Diff:
+    resources: tuple[ResourceDiff, ...]
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for resource in self.resources:
+            out[resource.action] = out.get(resource.action, 0) + 1
+        return out
+
+    def pending(self) -> tuple[ResourceDiff, ...]:
+        """The resources materialization would touch."""
+        return tuple(r for r in self.resources if r.action != "unchanged")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"counts": self.counts(), "resources": [r.to_json() for r in self.resources]}
+
+
+_View = Mapping[str, str | None]
+
+
+def _choice(value: str) -> str:
+    return value or POLICY
+
+
+def _fields(
+    names: tuple[str, ...], planned: _View | None, tracked: _View | None, observed: _View | None
+) -> tuple[FieldDiff, ...]:
+    return tuple(
+        FieldDiff(
+            field=name,
+            planned=None if planned is None else planned.get(name),
+            tracked=None if tracked is None else tracked.get(name),
+            observed=None if observed is None else observed.get(name),
+        )
+        for name in names
+    )
+
+
+def _row(
+    kind: Kind,
+    name: str,
+    provider: str,
+    *,
+    names: tuple[str, ...],
+    planned: _View | None,
+    tracked: _View | None,
+    observed: _View | None,
+    gone: bool = False,
+    note: str = "",
+) -> ResourceDiff:
+    """Decide the action from which views hold the resource, and whether its fields differ."""
+    fields = _fields(names, planned, tracked, observed)
+    action: Action
+    if planned is not None and tracked is not None:
+        if gone:
+            action, note = "create", note or f"tracked {kind} is gone at {provider}: it will be created again"
+        elif any(f.changed for f in fields):
+            action = "update"
+        else:
+            action = "unchanged"
+    elif planned is not None:
+        action = "adopt" if observed is not None else "create"
+    elif tracked is not None:
+        action = "delete"
+    else:
+        action = "orphan"
+    return ResourceDiff(kind=kind, name=name, provider=provider, action=action, fields=fields, note=note)
+
+
+def _refreshed(state: LegionState, provider: str) -> ObservedProvider | None:
+    observed = state.observed.get(provider)
+    return observed if observed is not None and observed.refreshed is not None else None
+
+
+def _managed(labels: Mapping[str, str]) -> bool:
+    return labels.get(MANAGED_LABEL) == "true"
+
+
+_SERVER_FIELDS = ("provider", "cluster", "role", "server_type", "location", "image", "status", "ipv4", "ipv6")
+
+
+def _servers(state: LegionState) -> list[ResourceDiff]:
+    planned = state.scheme.servers()
+    tracked = state.tracked.servers
+    pending = {p.name for p in state.tracked.pending.values() if p.kind == "server"}
+    rows: list[ResourceDiff] = []
+    claimed: set[tuple[str, str]] = set()
+    for name in sorted(planned.keys() | tracked.keys()):
+        plan = planned.get(name)
+        track = tracked.get(name)
+        provider: str = track.provider if track is not None else plan[1].provider if plan is not None else ""
+        plan_view: dict[str, str | None] | None = None
+        if plan is not None:
+            cluster, server = plan
+            plan_view = {
+                "provider": server.provider,
+                "cluster": cluster,
+                "role": server.role,
+                "server_type": _choice(server.server_type),
+                "location": _choice(server.location),
+                "image": _choice(server.image),
+            }
+        track_view: dict[str, str | None] | None = None
+        if track is not None:
+            track_view = {
+                "provider": track.provider,
+                "cluster": track.cluster,
+                "role": track.role,
+                "server_type": track.server_type,
+                "location": track.location,
+                "image": track.image,
+                "status": track.status,
+                "ipv4": track.ipv4,
+                "ipv6": track.ipv6,
+            }
+        observed_provider = _refreshed(state, provider)
+        seen = None
+        gone = False
+        if observed_provider is not None:
+            if track is not None:
+                seen = observed_provider.servers.get(track.provider_id)
+                gone = seen is None
+            else:
+                seen = next((s for s in observed_provider.servers.values() if s.name == name), None)
+        seen_view: dict[str, str | None] | None = None
+        if seen is not None:
+            claimed.add((provider, seen.provider_id))
+            seen_view = {
+                "provider": provider,
+                "server_type": seen.server_type,
+                "location": seen.location,
+                "image": seen.image,
+                "status": seen.status,
+                "ipv4": seen.ipv4,
+                "ipv6": seen.ipv6,
+            }
+        note = (
+            "a create is pending: it will be settled by lookup first"
+            if name in pending and track is None
+            else ""
+        )
+        rows.append(
+            _row(
+                "server",
+                name,
+                provider,
+                names=_SERVER_FIELDS,
+                planned=plan_view,
+                tracked=track_view,
+                observed=seen_view,
+                gone=gone,
+                note=note,
+            )
+        )
+    for provider_name, observed in sorted(state.observed.items()):
+        for found in observed.servers.values():
+            if (
+                (provider_name, found.provider_id) in claimed
+                or found.name in planned
+                or not _managed(found.labels)
+            ):
+                continue
+            view = {"provider": provider_name, "status": found.status, "ipv4": found.ipv4, "ipv6": found.ipv6}
+            rows.append(
+                _row(
+                    "server",
+                    found.name,
+                    provider_name,
+                    names=_SERVER_FIELDS,
+                    planned=None,
+                    tracked=None,
+                    observed=view,
+                )
+            )
+    return rows
+
+
+def _simple(
+    state: LegionState,
+    kind: Kind,
+    *,
+    planned: Mapping[str, Any],
+    tracked: Mapping[str, Any],
+    observed_of: Callable[[ObservedProvider], Mapping[str, Any]] | None,
+    observed_name: Callable[[Any], str],
+    planned_view: Callable[[Any], dict[str, str | None]],
+    tracked_view: Callable[[Any], dict[str, str | None]],
+    names: tuple[str, ...],
+) -> list[ResourceDiff]:
+    """Zones, firewalls and domains: identity by name, observed matched by provider id or name."""
+    rows: list[ResourceDiff] = []
+    claimed: set[tuple[str, str]] = set()
+    for name in sorted(planned.keys() | tracked.keys()):
+        plan = planned.get(name)
+        track = tracked.get(name)
+        record: Any = track if track is not None else plan
+        provider = str(record.provider)
+        observed_provider = _refreshed(state, provider) if observed_of is not None else None
+        seen = None
+        gone = False
+        if observed_provider is not None and observed_of is not None:
+            candidates = observed_of(observed_provider)
+            if track is not None:
+                seen = next((o for o in candidates.values() if o.provider_id == track.provider_id), None)
+                gone = seen is None
+            else:
+                seen = next((o for o in candidates.values() if observed_name(o) == name), None)
+        if seen is not None:
+            claimed.add((provider, seen.provider_id))
+        rows.append(
+            _row(
+                kind,
+                name,
+                provider,
+                names=names,
+                planned=None if plan is None else planned_view(plan),
+                tracked=None if track is None else tracked_view(track),
+                observed=None if seen is None else {"provider": provider, "provider_id": seen.provider_id},
+                gone=gone,
+            )
+        )
+    if observed_of is None:
+        return rows
+    for provider, observed in sorted(state.observed.items()):
+        for item in observed_of(observed).values():
+            name = observed_name(item)
+            if (provider, item.provider_id) not in claimed and name not in planned and _managed(item.labels):
+                view = {"provider": provider, "provider_id": item.provider_id}
+                rows.append(
+                    _row(kind, name, provider, names=names, planned=None, tracked=None, observed=view)
+                )
+    return rows
+
+
+def _rules(rules: tuple[FirewallRule, ...]) -> str:
+    return "; ".join(" ".join(filter(None, (r.direction, r.protocol, r.port, *r.sources))) for r in rules)
+
+
+def diff(state: LegionState) -> Diff:
+    """Every resource's three views and the action it needs; pure and deterministic (sorted)."""
+    rows = _servers(state)
+    rows += _simple(
+        state,
+        "dns_zone",
+        planned=state.scheme.dns_zones,
+        tracked=state.tracked.dns_zones,
+        observed_of=lambda o: o.dns_zones,
+        observed_name=lambda o: o.zone,
+        planned_view=lambda p: {"provider": p.provider},
+        tracked_view=lambda t: {
+            "provider": t.provider,
+            "provider_id": t.provider_id,
+            "records": str(len(t.records)),
+        },
+        names=("provider", "provider_id", "records"),
+    )
+    rows += _simple(
+        state,
+        "firewall",
+        planned=state.scheme.firewalls,
+        tracked=state.tracked.firewalls,
+        observed_of=lambda o: o.firewalls,
+        observed_name=lambda o: o.name,
+        planned_view=lambda p: {
+            "provider": p.provider,
+            "rules": _rules(p.rules),
+            "servers": ",".join(p.servers),
+        },
+        tracked_view=lambda t: {
+            "provider": t.provider,
+            "provider_id": t.provider_id,
+            "rules": _rules(t.rules),
+            "servers": ",".join(t.servers),
+        },
+        names=("provider", "provider_id", "rules", "servers"),
+    )
+    rows += _simple(
+        state,
+        "domain",
+        planned=state.scheme.domains,
+        tracked=state.tracked.domains,
+        observed_of=None,
+        observed_name=lambda o: str(o.name),
+        planned_view=lambda p: {"provider": p.provider},
+        tracked_view=lambda t: {"provider": t.provider, "provider_id": t.provider_id, "status": t.status},
+        names=("provider", "provider_id", "status"),
+    )
+    return Diff(resources=tuple(rows))

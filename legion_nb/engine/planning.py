@@ -1,0 +1,285 @@
+"""Planning actions: pure functions from a state and arguments to a new state.
+
+They change only the planned scheme (editing a plan never touches a cloud resource; materialization
+does that) and share every untouched record with the old state. Each validates its input and the
+references it creates, raising one :class:`~legion_nb.errors.ValidationError` line; on error nothing
+changes.
+
+"add" is an upsert: planning the same name again replaces its choices. Removal never cascades: an
+operator removing a zone that DNS hosts still use, or a server that DNS hosts or firewalls still
+name, gets an error listing those users, because silently dropping other plan entries is the kind of
+surprise a plan must not have. Remove the users first (or re-plan them without the server).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any, TypeVar
+
+from legion_nb.engine.state.model import (
+    DEFAULT_CLUSTER,
+    FirewallRule,
+    LegionState,
+    PlannedCluster,
+    PlannedDnsHost,
+    PlannedDnsZone,
+    PlannedDomain,
+    PlannedFirewall,
+    PlannedServer,
+    host_fqdn,
+)
+from legion_nb.engine.state.validation import (
+    normalize_host,
+    normalize_hostname,
+    normalize_label,
+    normalize_zone,
+    validate_firewall_rule,
+    validate_provider,
+)
+from legion_nb.errors import ValidationError
+
+__all__ = [
+    "parse_firewall_rule",
+    "remove_dns_host",
+    "remove_dns_zone",
+    "remove_domain",
+    "remove_firewall",
+    "remove_server",
+    "upsert_dns_host",
+    "upsert_dns_zone",
+    "upsert_domain",
+    "upsert_firewall",
+    "upsert_server",
+]
+
+V = TypeVar("V")
+_ROLES = ("cluster", "satellite")
+
+
+def _with(mapping: Mapping[str, V], key: str, value: V) -> dict[str, V]:
+    return {**mapping, key: value}
+
+
+def _without(mapping: Mapping[str, V], key: str) -> dict[str, V]:
+    return {k: v for k, v in mapping.items() if k != key}
+
+
+def _scheme(state: LegionState, **changes: Any) -> LegionState:
+    return replace(state, scheme=replace(state.scheme, **changes))
+
+
+def _choice(value: str | None, what: str) -> str:
+    """A catalog choice (server type, location, image): free text checked by the catalog later,
+    but never with spaces or control characters; empty means "policy default"."""
+    text = (value or "").strip()
+    if any(c.isspace() or not c.isprintable() for c in text) or len(text) > 128:
+        raise ValidationError(f"{what} {value!r} must be one word of printable characters (at most 128)")
+    return text
+
+
+# -- servers ---------------------------------------------------------------------------------
+
+
+def upsert_server(
+    state: LegionState,
+    *,
+    name: str,
+    provider: str,
+    server_type: str | None = None,
+    location: str | None = None,
+    image: str | None = None,
+    cluster: str | None = None,
+    role: str = "cluster",
+) -> LegionState:
+    """Plan a server (or change its choices). ``cluster`` defaults to the server's current cluster,
+    else ``default``; moving a server to another cluster drops it from the old one."""
+    server_name = normalize_hostname(name, what="server name")
+    if role not in _ROLES:
+        raise ValidationError(f"server role {role!r} must be 'cluster' or 'satellite'")
+    current = state.scheme.find_server(server_name)
+    if cluster is None:
+        cluster_name = current[0] if current else DEFAULT_CLUSTER
+    else:
+        cluster_name = normalize_label(cluster, what="cluster name")
+    server = PlannedServer(
+        name=server_name,
+        provider=validate_provider(provider),
+        server_type=_choice(server_type, "server type"),
+        location=_choice(location, "location"),
+        image=_choice(image, "image"),
+        role="satellite" if role == "satellite" else "cluster",
+    )
+    if current and current[1].provider != server.provider:
+        users = [f.name for f in state.scheme.firewalls.values() if server_name in f.servers]
+        if users:
+            raise ValidationError(
+                f"server {server_name} is in the {current[1].provider} firewall(s) "
+                f"{', '.join(sorted(users))}: take it out of them before moving it to another provider"
+            )
+    clusters = dict(state.scheme.clusters)
+    if current and current[0] != cluster_name:
+        clusters = _drop_server(clusters, current[0], server_name)
+    target = clusters.get(cluster_name) or PlannedCluster(name=cluster_name)
+    clusters[cluster_name] = replace(target, servers=_with(target.servers, server_name, server))
+    return _scheme(state, clusters=clusters)
+
+
+def _drop_server(
+    clusters: dict[str, PlannedCluster], cluster_name: str, server: str
+) -> dict[str, PlannedCluster]:
+    """Remove a server from its cluster; a cluster exists through its servers, so an empty one goes."""
+    remaining = _without(clusters[cluster_name].servers, server)
+    if remaining:
+        clusters[cluster_name] = replace(clusters[cluster_name], servers=remaining)
+    else:
+        del clusters[cluster_name]
+    return clusters
+
+
+def remove_server(state: LegionState, *, name: str) -> LegionState:
+    server_name = normalize_hostname(name, what="server name")
+    current = state.scheme.find_server(server_name)
+    if current is None:
+        raise ValidationError(
+            f"server {server_name} is not planned: nothing to remove (see 'legion plan show')"
+        )
+    users = sorted(
+        [f"DNS host {h.fqdn}" for h in state.scheme.dns_hosts.values() if server_name in h.servers]
+        + [f"firewall {f.name}" for f in state.scheme.firewalls.values() if server_name in f.servers]
+    )
+    if users:
+        raise ValidationError(
+            f"server {server_name} is still used by {', '.join(users)}: remove it from them first"
+        )
+    return _scheme(state, clusters=_drop_server(dict(state.scheme.clusters), current[0], server_name))
+
+
+# -- domains and zones -----------------------------------------------------------------------
+
+
+def upsert_domain(state: LegionState, *, name: str, provider: str) -> LegionState:
+    domain = PlannedDomain(name=normalize_zone(name, what="domain"), provider=validate_provider(provider))
+    return _scheme(state, domains=_with(state.scheme.domains, domain.name, domain))
+
+
+def remove_domain(state: LegionState, *, name: str) -> LegionState:
+    domain = normalize_zone(name, what="domain")
+    if domain not in state.scheme.domains:
+        raise ValidationError(f"domain {domain} is not planned: nothing to remove")
+    return _scheme(state, domains=_without(state.scheme.domains, domain))
+
+
+def upsert_dns_zone(state: LegionState, *, zone: str, provider: str) -> LegionState:
+    planned = PlannedDnsZone(zone=normalize_zone(zone), provider=validate_provider(provider))
+    return _scheme(state, dns_zones=_with(state.scheme.dns_zones, planned.zone, planned))
+
+
+def remove_dns_zone(state: LegionState, *, zone: str) -> LegionState:
+    name = normalize_zone(zone)
+    if name not in state.scheme.dns_zones:
+        raise ValidationError(f"DNS zone {name} is not planned: nothing to remove")
+    hosts = sorted(fqdn for fqdn, host in state.scheme.dns_hosts.items() if host.zone == name)
+    if hosts:
+        raise ValidationError(f"DNS zone {name} still has DNS host(s) {', '.join(hosts)}: remove them first")
+    return _scheme(state, dns_zones=_without(state.scheme.dns_zones, name))
+
+
+# -- DNS hosts -------------------------------------------------------------------------------
+
+
+def _server_names(state: LegionState, servers: Iterable[str], owner: str) -> tuple[str, ...]:
+    names = tuple(normalize_hostname(s, what="server name") for s in servers if s.strip())
+    if len(set(names)) != len(names):
+        raise ValidationError(f"{owner} lists a server twice")
+    planned = state.scheme.servers()
+    unknown = sorted(n for n in names if n not in planned)
+    if unknown:
+        raise ValidationError(f"{owner} refers to unplanned server(s) {', '.join(unknown)}: plan them first")
+    return names
+
+
+def upsert_dns_host(state: LegionState, *, host: str, zone: str, servers: Sequence[str]) -> LegionState:
+    zone_name = normalize_zone(zone)
+    if zone_name not in state.scheme.dns_zones:
+        raise ValidationError(
+            f"DNS zone {zone_name} is not planned: add it with 'legion plan dns-zone add' first"
+        )
+    relative = normalize_host(host, zone_name)
+    fqdn = host_fqdn(relative, zone_name)
+    names = _server_names(state, servers, f"DNS host {fqdn}")
+    if not names:
+        raise ValidationError(f"DNS host {fqdn} needs at least one server (--servers a,b)")
+    planned = PlannedDnsHost(host=relative, zone=zone_name, servers=names)
+    return _scheme(state, dns_hosts=_with(state.scheme.dns_hosts, fqdn, planned))
+
+
+def remove_dns_host(state: LegionState, *, host: str, zone: str) -> LegionState:
+    zone_name = normalize_zone(zone)
+    fqdn = host_fqdn(normalize_host(host, zone_name), zone_name)
+    if fqdn not in state.scheme.dns_hosts:
+        raise ValidationError(f"DNS host {fqdn} is not planned: nothing to remove")
+    return _scheme(state, dns_hosts=_without(state.scheme.dns_hosts, fqdn))
+
+
+# -- firewalls -------------------------------------------------------------------------------
+
+
+def parse_firewall_rule(spec: str | Mapping[str, Any]) -> FirewallRule:
+    """A rule from ``"in tcp 22 0.0.0.0/0 ::/0"`` (direction, protocol, port for tcp/udp, addresses)
+    or from a mapping with ``direction``, ``protocol``, ``port`` and ``sources``."""
+    if isinstance(spec, str):
+        words = spec.split()
+        if len(words) < 2:
+            raise ValidationError(
+                f"firewall rule {spec!r} should read 'DIRECTION PROTOCOL [PORT] ADDRESS...', "
+                "e.g. 'in tcp 22 0.0.0.0/0'"
+            )
+        direction, protocol, rest = words[0].lower(), words[1].lower(), words[2:]
+        port = rest.pop(0) if protocol in ("tcp", "udp") and rest else ""
+        rule = FirewallRule(direction=direction, protocol=protocol, port=port, sources=tuple(rest))  # type: ignore[arg-type]
+    else:
+        try:
+            rule = FirewallRule(
+                direction=str(spec["direction"]).lower(),  # type: ignore[arg-type]
+                protocol=str(spec["protocol"]).lower(),  # type: ignore[arg-type]
+                port=str(spec.get("port") or ""),
+                sources=tuple(str(s) for s in spec.get("sources") or ()),
+            )
+        except KeyError as exc:
+            raise ValidationError(f"firewall rule {dict(spec)!r} lacks {exc.args[0]!r}") from None
+    return validate_firewall_rule(rule)
+
+
+def upsert_firewall(
+    state: LegionState,
+    *,
+    name: str,
+    provider: str,
+    rules: Sequence[str | Mapping[str, Any]] = (),
+    servers: Sequence[str] = (),
+) -> LegionState:
+    firewall_name = normalize_label(name, what="firewall name")
+    provider_name = validate_provider(provider)
+    names = _server_names(state, servers, f"firewall {firewall_name}")
+    planned = state.scheme.servers()
+    foreign = sorted(n for n in names if planned[n][1].provider != provider_name)
+    if foreign:
+        raise ValidationError(
+            f"firewall {firewall_name} is a {provider_name} firewall but server(s) {', '.join(foreign)} "
+            "are planned elsewhere: a provider firewall guards only its own servers"
+        )
+    firewall = PlannedFirewall(
+        name=firewall_name,
+        provider=provider_name,
+        rules=tuple(parse_firewall_rule(r) for r in rules),
+        servers=names,
+    )
+    return _scheme(state, firewalls=_with(state.scheme.firewalls, firewall_name, firewall))
+
+
+def remove_firewall(state: LegionState, *, name: str) -> LegionState:
+    firewall_name = normalize_label(name, what="firewall name")
+    if firewall_name not in state.scheme.firewalls:
+        raise ValidationError(f"firewall {firewall_name} is not planned: nothing to remove")
+    return _scheme(state, firewalls=_without(state.scheme.firewalls, firewall_name))

@@ -1,0 +1,558 @@
+"""The typed, immutable records of Legion's local state.
+
+The state separates three views of every resource, as the seed does:
+
+* **planned** (:class:`Scheme`): what the operator asked for; changed only by planning actions;
+* **tracked** (:class:`Tracked`): what Legion believes it owns, written by provisioning (and the
+  "create pending" intents written *before* a provider create call, so that a crash between the
+  call and its record is settled by a lookup instead of a duplicate create);
+* **observed** (:class:`ObservedProvider`): what the providers said when last read.
+
+Beside them: provider credentials (secret fields never shown in a repr), refreshed provider catalogs,
+the billing ledger and the operation log. Cluster security material (CA, node identities, NBDE keys)
+is not modelled yet: it belongs to the deployment work (issue 5) and gets its records there.
+
+Every record is a frozen, slotted dataclass. Collections are tuples, or dicts keyed by the record's
+identity (typed ``Mapping`` so nobody mutates them in place): a change rebuilds only the path from the
+root to the changed record with :func:`dataclasses.replace` and shares everything else, so keeping the
+"last durable state" is keeping a reference and comparing two states is cheap where they share.
+
+The JSON codec lives at the bottom (:func:`encode_state`, :func:`decode_state`) with the schema
+migration table :data:`MIGRATIONS`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import Any, Literal
+
+from legion_nb.engine.state.codec import codec_for
+from legion_nb.errors import StateFormatError
+
+__all__ = [
+    "MIGRATIONS",
+    "PROVIDERS",
+    "SCHEMA_VERSION",
+    "BillingEntry",
+    "CreatePending",
+    "FirewallRule",
+    "LegionState",
+    "NodeExecution",
+    "ObservedDnsZone",
+    "ObservedFirewall",
+    "ObservedProvider",
+    "ObservedServer",
+    "OperationLogEntry",
+    "PlannedCluster",
+    "PlannedDnsHost",
+    "PlannedDnsZone",
+    "PlannedDomain",
+    "PlannedFirewall",
+    "PlannedServer",
+    "ProviderCatalog",
+    "ProviderCredentials",
+    "Scheme",
+    "Tracked",
+    "TrackedDnsRecord",
+    "TrackedDnsZone",
+    "TrackedDomain",
+    "TrackedFirewall",
+    "TrackedFloatingIp",
+    "TrackedServer",
+    "TrackedSshKey",
+    "decode_state",
+    "empty_state",
+    "encode_state",
+    "synthetic_state",
+    "utcnow",
+]
+
+Provider = Literal["hetzner", "ovh", "scaleway"]
+PROVIDERS: tuple[Provider, ...] = ("hetzner", "ovh", "scaleway")
+Role = Literal["cluster", "satellite"]
+ExecutionStatus = Literal["running", "succeeded", "failed", "interrupted"]
+Direction = Literal["in", "out"]
+Protocol = Literal["tcp", "udp", "icmp", "esp", "gre"]
+
+SCHEMA_VERSION = 1
+DEFAULT_CLUSTER = "default"
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+# -- planned scheme --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedServer:
+    """A server the operator wants. Empty ``server_type``/``location``/``image`` mean "policy default":
+    the provider catalog policy picks them at materialization time."""
+
+    name: str
+    provider: Provider
+    server_type: str = ""
+    location: str = ""
+    image: str = ""
+    role: Role = "cluster"
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedCluster:
+    """A Tribes cluster: its servers keyed by name. A single server is a one-node cluster."""
+
+    name: str
+    servers: Mapping[str, PlannedServer] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedDomain:
+    """A registered domain Legion looks after at a provider (registration, delegation)."""
+
+    name: str
+    provider: Provider
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedDnsZone:
+    zone: str
+    provider: Provider
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedDnsHost:
+    """A DNS name in a zone that should point at servers' endpoints. Not a resource: an input to the
+    zone's record synthesis. ``host`` is relative to the zone; ``@`` is the apex."""
+
+    host: str
+    zone: str
+    servers: tuple[str, ...]
+
+    @property
+    def fqdn(self) -> str:
+        return host_fqdn(self.host, self.zone)
+
+
+def host_fqdn(host: str, zone: str) -> str:
+    """The identity of a DNS host: its fully qualified name (the zone itself for ``@``)."""
+    return zone if host == "@" else f"{host}.{zone}"
+
+
+@dataclass(frozen=True, slots=True)
+class FirewallRule:
+    """One rule. ``port`` is ``"22"`` or ``"1024-2048"`` for tcp/udp, empty otherwise; ``sources`` are
+    CIDRs (for "in") or destinations (for "out")."""
+
+    direction: Direction
+    protocol: Protocol
+    port: str = ""
+    sources: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedFirewall:
+    name: str
+    provider: Provider
+    rules: tuple[FirewallRule, ...] = ()
+    servers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Scheme:
+    """The planned scheme: the operator's intent, changed only by :mod:`legion_nb.engine.planning`."""
+
+    clusters: Mapping[str, PlannedCluster] = field(default_factory=dict)
+    domains: Mapping[str, PlannedDomain] = field(default_factory=dict)
+    dns_zones: Mapping[str, PlannedDnsZone] = field(default_factory=dict)
+    dns_hosts: Mapping[str, PlannedDnsHost] = field(default_factory=dict)
+    firewalls: Mapping[str, PlannedFirewall] = field(default_factory=dict)
+
+    def servers(self) -> dict[str, tuple[str, PlannedServer]]:
+        """Every planned server by name, with its cluster name."""
+        return {
+            name: (cluster.name, server)
+            for cluster in self.clusters.values()
+            for name, server in cluster.servers.items()
+        }
+
+    def find_server(self, name: str) -> tuple[str, PlannedServer] | None:
+        for cluster in self.clusters.values():
+            server = cluster.servers.get(name)
+            if server is not None:
+                return cluster.name, server
+        return None
+
+
+# -- tracked resources -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NodeExecution:
+    """The durable record of a long node operation (install, reinstall...): the crash-recovery unit.
+    On start-up, ``running`` executions become ``interrupted`` and retryable."""
+
+    operation: str
+    phase: str
+    status: ExecutionStatus
+    started: dt.datetime
+    updated: dt.datetime
+    retryable: bool = False
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedSshKey:
+    """A provider SSH key created as a side effect of provisioning a server."""
+
+    provider_id: str
+    name: str
+    fingerprint: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedFloatingIp:
+    provider_id: str
+    address: str
+    family: Literal["ipv4", "ipv6"] = "ipv4"
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedServer:
+    name: str
+    provider: Provider
+    provider_id: str
+    created: dt.datetime
+    cluster: str = DEFAULT_CLUSTER
+    role: Role = "cluster"
+    server_type: str = ""
+    location: str = ""
+    image: str = ""
+    ipv4: str | None = None
+    ipv6: str | None = None
+    status: str = "unknown"
+    labels: Mapping[str, str] = field(default_factory=dict)
+    execution: NodeExecution | None = None
+    ssh_keys: tuple[TrackedSshKey, ...] = ()
+    floating_ips: tuple[TrackedFloatingIp, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedDnsRecord:
+    name: str
+    type: str
+    ttl: int
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedDnsZone:
+    zone: str
+    provider: Provider
+    provider_id: str
+    records: tuple[TrackedDnsRecord, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedFirewall:
+    name: str
+    provider: Provider
+    provider_id: str
+    rules: tuple[FirewallRule, ...] = ()
+    servers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedDomain:
+    name: str
+    provider: Provider
+    provider_id: str
+    status: str = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class CreatePending:
+    """An intent written BEFORE a provider create call: if Legion dies before recording the result,
+    the next run looks the resource up by these labels/name instead of creating it twice."""
+
+    key: str
+    provider: Provider
+    kind: Literal["server", "dns_zone", "firewall", "domain", "ssh_key", "floating_ip"]
+    name: str
+    started: dt.datetime
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Tracked:
+    servers: Mapping[str, TrackedServer] = field(default_factory=dict)
+    dns_zones: Mapping[str, TrackedDnsZone] = field(default_factory=dict)
+    firewalls: Mapping[str, TrackedFirewall] = field(default_factory=dict)
+    domains: Mapping[str, TrackedDomain] = field(default_factory=dict)
+    pending: Mapping[str, CreatePending] = field(default_factory=dict)
+
+
+# -- observed provider facts -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedServer:
+    provider_id: str
+    name: str
+    status: str = "unknown"
+    server_type: str = ""
+    location: str = ""
+    image: str = ""
+    ipv4: str | None = None
+    ipv6: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedDnsZone:
+    zone: str
+    provider_id: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedFirewall:
+    name: str
+    provider_id: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedProvider:
+    """What one provider reported when last read; servers and firewalls keyed by provider id, zones by
+    zone name. ``refreshed`` is None until the first refresh (then absence means "gone")."""
+
+    provider: Provider
+    refreshed: dt.datetime | None = None
+    servers: Mapping[str, ObservedServer] = field(default_factory=dict)
+    dns_zones: Mapping[str, ObservedDnsZone] = field(default_factory=dict)
+    firewalls: Mapping[str, ObservedFirewall] = field(default_factory=dict)
+
+
+# -- credentials, catalogs, ledgers ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class ProviderCredentials:
+    """API credentials of one provider. ``secrets`` never appears in a repr (or anywhere but the
+    encrypted state and the adapter that signs requests)."""
+
+    provider: Provider
+    endpoint: str | None = None
+    secrets: Mapping[str, str] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        fields = ", ".join(sorted(self.secrets))
+        return (
+            f"ProviderCredentials(provider={self.provider!r}, endpoint={self.endpoint!r}, secrets=[{fields}])"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The non-secret facts: used whenever credentials would otherwise be serialized for output."""
+        return {"provider": self.provider, "endpoint": self.endpoint, "fields": sorted(self.secrets)}
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderCatalog:
+    """A provider's catalog as fetched (raw-ish JSON: server types, locations, images, prices)."""
+
+    provider: Provider
+    fetched: dt.datetime
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class BillingEntry:
+    provider: Provider
+    resource: str
+    period: str
+    amount: Decimal
+    currency: str
+
+
+@dataclass(frozen=True, slots=True)
+class OperationLogEntry:
+    id: str
+    kind: str
+    started: dt.datetime
+    status: Literal["running", "succeeded", "failed", "interrupted", "cancelled"]
+    finished: dt.datetime | None = None
+    summary: str = ""
+
+
+# -- the root --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LegionState:
+    schema_version: int = SCHEMA_VERSION
+    scheme: Scheme = field(default_factory=Scheme)
+    tracked: Tracked = field(default_factory=Tracked)
+    observed: Mapping[str, ObservedProvider] = field(default_factory=dict)
+    credentials: Mapping[str, ProviderCredentials] = field(default_factory=dict)
+    catalogs: Mapping[str, ProviderCatalog] = field(default_factory=dict)
+    billing: tuple[BillingEntry, ...] = ()
+    operations: tuple[OperationLogEntry, ...] = ()
+
+
+def empty_state() -> LegionState:
+    return LegionState()
+
+
+# -- codec and migrations --------------------------------------------------------------------
+
+Migration = Callable[[dict[str, Any]], dict[str, Any]]
+
+#: ``from_version -> function(payload dict) -> payload dict of from_version + 1``; applied in order on
+#: decode. Add an entry (and bump :data:`SCHEMA_VERSION`) whenever a change is not just a new field with
+#: a default.
+MIGRATIONS: dict[int, Migration] = {}
+
+_STATE_CODEC = codec_for(LegionState)
+
+
+def encode_state(state: LegionState) -> bytes:
+    """Compact JSON with a stable key order (equal states give equal bytes)."""
+    return json.dumps(
+        _STATE_CODEC.encode(state), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    ).encode()
+
+
+def decode_state(payload: bytes, *, migrations: Mapping[int, Migration] | None = None) -> LegionState:
+    """Decode, migrating older schema versions forward; a newer or unknown version is refused."""
+    try:
+        data = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StateFormatError(
+            f"the state payload is not JSON ({exc.msg if hasattr(exc, 'msg') else exc})"
+        ) from exc
+    if type(data) is not dict:
+        raise StateFormatError("the state payload is not a JSON object: it was written by other software")
+    data = migrate(data, MIGRATIONS if migrations is None else migrations)
+    return _STATE_CODEC.decode(data)
+
+
+def migrate(data: dict[str, Any], migrations: Mapping[int, Migration]) -> dict[str, Any]:
+    version = data.get("schema_version", 1)
+    if type(version) is not int or version < 1:
+        raise StateFormatError(f"the state has an invalid schema_version {version!r}")
+    target = max([SCHEMA_VERSION, *(v + 1 for v in migrations)])
+    if version > target:
+        raise StateFormatError(
+            f"the state uses schema version {version}, newer than this legion-nb knows ({target}): "
+            "upgrade legion-nb"
+        )
+    while version < target:
+        step = migrations.get(version)
+        if step is None:
+            raise StateFormatError(f"no migration from state schema version {version}: upgrade legion-nb")
+        data = step(data)
+        version += 1
+        data["schema_version"] = version
+    return data
+
+
+# -- synthetic states for tests and benchmarks -----------------------------------------------
+
+
+def synthetic_state(servers: int, *, providers: tuple[Provider, ...] = PROVIDERS) -> LegionState:
+    """A plausible state with ``servers`` planned AND tracked servers (plus observed facts, zones,
+    hosts, a firewall per provider and a few ledger rows), for benchmarks and tests."""
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    clusters: dict[str, dict[str, PlannedServer]] = {}
+    tracked: dict[str, TrackedServer] = {}
+    observed: dict[Provider, dict[str, ObservedServer]] = {p: {} for p in providers}
+    for i in range(servers):
+        provider = providers[i % len(providers)]
+        name = f"node-{i:05d}"
+        cluster = f"c{i // 50:03d}"
+        clusters.setdefault(cluster, {})[name] = PlannedServer(
+            name=name, provider=provider, server_type="cx22", location="fsn1", image="debian-12"
+        )
+        labels = {"legion/managed": "true", "legion/id": f"00000000-0000-4000-8000-{i:012d}"}
+        ipv4 = f"127.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255 or 1}"
+        tracked[name] = TrackedServer(
+            name=name,
+            provider=provider,
+            provider_id=str(100000 + i),
+            created=now,
+            cluster=cluster,
+            server_type="cx22",
+            location="fsn1",
+            image="debian-12",
+            ipv4=ipv4,
+            ipv6="::1",
+            status="running",
+            labels=labels,
+            execution=NodeExecution(
+                operation="install", phase="ready", status="succeeded", started=now, updated=now
+            ),
+            ssh_keys=(
+                TrackedSshKey(provider_id=str(900000 + i), name=f"legion-{name}", fingerprint="ab:cd"),
+            ),
+        )
+        observed[provider][str(100000 + i)] = ObservedServer(
+            provider_id=str(100000 + i),
+            name=name,
+            status="running",
+            server_type="cx22",
+            location="fsn1",
+            image="debian-12",
+            ipv4=ipv4,
+            ipv6="::1",
+            labels=labels,
+        )
+    names = sorted(tracked)
+    zones = {
+        f"zone{z}.example.org": PlannedDnsZone(zone=f"zone{z}.example.org", provider=providers[0])
+        for z in range(3)
+    }
+    hosts = {
+        h.fqdn: h
+        for h in (
+            PlannedDnsHost(host=f"www{k}", zone=f"zone{k % 3}.example.org", servers=tuple(names[k : k + 3]))
+            for k in range(0, min(servers, 30), 3)
+        )
+    }
+    firewalls = {
+        f"fw-{p}": PlannedFirewall(
+            name=f"fw-{p}",
+            provider=p,
+            rules=(FirewallRule(direction="in", protocol="tcp", port="22", sources=("0.0.0.0/0", "::/0")),),
+            servers=tuple(n for n in names if tracked[n].provider == p)[:20],
+        )
+        for p in providers
+    }
+    return LegionState(
+        scheme=Scheme(
+            clusters={c: PlannedCluster(name=c, servers=s) for c, s in clusters.items()},
+            dns_zones=zones,
+            dns_hosts=hosts,
+            firewalls=firewalls,
+        ),
+        tracked=Tracked(servers=tracked),
+        observed={p: ObservedProvider(provider=p, refreshed=now, servers=s) for p, s in observed.items()},
+        billing=tuple(
+            BillingEntry(
+                provider=p, resource="servers", period="2026-01", amount=Decimal("12.34"), currency="EUR"
+            )
+            for p in providers
+        ),
+        operations=(
+            OperationLogEntry(id="op-1", kind="materialize", started=now, finished=now, status="succeeded"),
+        ),
+    )
+
+
+def with_scheme(state: LegionState, scheme: Scheme) -> LegionState:
+    """The state with a new scheme, everything else shared."""
+    return replace(state, scheme=scheme)

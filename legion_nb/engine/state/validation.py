@@ -1,0 +1,175 @@
+"""Rules for names and plans, each broken rule one :class:`~legion_nb.errors.ValidationError` line.
+
+Names are normalized before they are checked (surrounding space and a trailing dot dropped, lower
+case: DNS is case-insensitive), so ``Example.ORG.`` and ``example.org`` are the same zone. The
+``normalize_*`` functions return the normalized name or raise; :func:`validate_scheme` checks a whole
+scheme (duplicates across clusters, references to unknown servers or zones) and is what decoding a
+hand-edited or migrated state can run.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable
+
+from legion_nb.engine.state.model import PROVIDERS, FirewallRule, Provider, Scheme
+from legion_nb.errors import ValidationError
+
+__all__ = [
+    "normalize_host",
+    "normalize_hostname",
+    "normalize_label",
+    "normalize_zone",
+    "validate_firewall_rule",
+    "validate_provider",
+    "validate_scheme",
+]
+
+_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+_MAX_NAME = 253
+_PORT_RANGE = re.compile(r"(\d{1,5})(?:-(\d{1,5}))?")
+_PORTED = frozenset({"tcp", "udp"})
+
+
+def _clean(value: str) -> str:
+    return value.strip().rstrip(".").lower()
+
+
+def normalize_label(value: str, *, what: str = "name") -> str:
+    """One RFC 1123 label: 1-63 of [a-z0-9-], no hyphen at either end."""
+    name = _clean(value)
+    if not _LABEL.fullmatch(name):
+        raise ValidationError(
+            f"{what} {value!r} is not a valid label: "
+            "use 1-63 of a-z, 0-9 and '-', not starting or ending with '-'"
+        )
+    return name
+
+
+def normalize_hostname(value: str, *, what: str = "host name", min_labels: int = 1) -> str:
+    """An RFC 1123 host name: dot-separated labels, at most 253 characters in all."""
+    name = _clean(value)
+    if not name:
+        raise ValidationError(f"{what} is empty")
+    if len(name) > _MAX_NAME:
+        raise ValidationError(f"{what} {value!r} is longer than {_MAX_NAME} characters")
+    labels = name.split(".")
+    for label in labels:
+        if not _LABEL.fullmatch(label):
+            raise ValidationError(
+                f"{what} {value!r} has an invalid label {label!r}: use 1-63 of a-z, 0-9 and '-', "
+                "not starting or ending with '-'"
+            )
+    if len(labels) < min_labels:
+        raise ValidationError(f"{what} {value!r} needs at least {min_labels} labels, e.g. example.org")
+    return name
+
+
+def normalize_zone(value: str, *, what: str = "DNS zone") -> str:
+    """A zone or domain name: a host name of at least two labels with a non-numeric last label."""
+    name = normalize_hostname(value, what=what, min_labels=2)
+    if name.rsplit(".", 1)[1].isdigit():
+        raise ValidationError(f"{what} {value!r} ends in a numeric label: that is an address, not a zone")
+    return name
+
+
+def normalize_host(value: str, zone: str) -> str:
+    """A DNS host relative to ``zone`` (``@`` for the apex); a fully qualified form is accepted too."""
+    raw = value.strip()
+    if raw == "@":
+        return "@"
+    name = _clean(raw)
+    if name == zone:
+        return "@"
+    if name.endswith(f".{zone}"):
+        name = name[: -len(zone) - 1]
+    name = normalize_hostname(name, what="DNS host")
+    if len(name) + 1 + len(zone) > _MAX_NAME:
+        raise ValidationError(f"DNS host {name}.{zone} is longer than {_MAX_NAME} characters")
+    return name
+
+
+def validate_provider(value: str) -> Provider:
+    provider = value.strip().lower()
+    for known in PROVIDERS:
+        if provider == known:
+            return known
+    raise ValidationError(f"unknown provider {value!r}: use one of {', '.join(PROVIDERS)}")
+
+
+def validate_firewall_rule(rule: FirewallRule) -> FirewallRule:
+    """Check direction, protocol, port (tcp/udp only, 1-65535, low <= high) and source CIDRs."""
+    if rule.direction not in ("in", "out"):
+        raise ValidationError(f"firewall rule direction {rule.direction!r} must be 'in' or 'out'")
+    if rule.protocol not in ("tcp", "udp", "icmp", "esp", "gre"):
+        raise ValidationError(f"firewall rule protocol {rule.protocol!r} must be tcp, udp, icmp, esp or gre")
+    if rule.protocol in _PORTED:
+        match = _PORT_RANGE.fullmatch(rule.port)
+        if match is None:
+            raise ValidationError(
+                f"firewall {rule.protocol} rule needs a port like '22' or '1024-2048', got {rule.port!r}"
+            )
+        low = int(match.group(1))
+        high = int(match.group(2) or low)
+        if not 1 <= low <= high <= 65535:
+            raise ValidationError(f"firewall port range {rule.port!r} must lie in 1-65535 with low <= high")
+    elif rule.port:
+        raise ValidationError(f"firewall {rule.protocol} rule takes no port, got {rule.port!r}")
+    if not rule.sources:
+        raise ValidationError(
+            f"firewall rule {rule.direction} {rule.protocol} {rule.port} needs at least one address, "
+            "e.g. 0.0.0.0/0 ::/0"
+        )
+    for source in rule.sources:
+        try:
+            ipaddress.ip_network(source, strict=False)
+        except ValueError:
+            raise ValidationError(
+                f"firewall rule address {source!r} is not an IP network like 10.0.0.0/8"
+            ) from None
+    return rule
+
+
+def validate_scheme(scheme: Scheme) -> None:
+    """Check a whole scheme: names, duplicates across clusters, and every reference."""
+    seen: dict[str, str] = {}
+    for cluster_name, cluster in scheme.clusters.items():
+        normalize_label(cluster_name, what="cluster name")
+        for name, server in cluster.servers.items():
+            if name != server.name:
+                raise ValidationError(f"server {server.name!r} is filed under the name {name!r}")
+            normalize_hostname(name, what="server name")
+            validate_provider(server.provider)
+            if name in seen:
+                raise ValidationError(
+                    f"server {name!r} is planned in two clusters ({seen[name]}, {cluster_name}): remove one"
+                )
+            seen[name] = cluster_name
+    for zone, planned_zone in scheme.dns_zones.items():
+        normalize_zone(zone)
+        validate_provider(planned_zone.provider)
+    for name, domain in scheme.domains.items():
+        normalize_zone(name, what="domain")
+        validate_provider(domain.provider)
+    for fqdn, host in scheme.dns_hosts.items():
+        if host.zone not in scheme.dns_zones:
+            raise ValidationError(
+                f"DNS host {fqdn} refers to the unplanned zone {host.zone}: add the zone first"
+            )
+        _check_servers(f"DNS host {fqdn}", host.servers, seen)
+    for name, firewall in scheme.firewalls.items():
+        normalize_label(name, what="firewall name")
+        validate_provider(firewall.provider)
+        for rule in firewall.rules:
+            validate_firewall_rule(rule)
+        _check_servers(f"firewall {name}", firewall.servers, seen)
+
+
+def _check_servers(owner: str, servers: Iterable[str], known: dict[str, str]) -> None:
+    names = list(servers)
+    unknown = sorted({s for s in names if s not in known})
+    if unknown:
+        raise ValidationError(f"{owner} refers to unplanned server(s) {', '.join(unknown)}: plan them first")
+    if len(set(names)) != len(names):
+        raise ValidationError(f"{owner} lists a server twice")

@@ -1,0 +1,143 @@
+"""The pure diff: actions and field-by-field views."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import replace
+
+from legion_nb.engine import planning
+from legion_nb.engine.diff import POLICY, diff
+from legion_nb.engine.state.model import (
+    CreatePending,
+    LegionState,
+    ObservedDnsZone,
+    ObservedProvider,
+    ObservedServer,
+    Tracked,
+    TrackedDnsZone,
+    TrackedServer,
+    empty_state,
+    synthetic_state,
+)
+
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+MANAGED = {"legion/managed": "true"}
+
+
+def rows(state: LegionState) -> dict[tuple[str, str], tuple[str, dict]]:
+    return {(r.kind, r.name): (r.action, {f.field: f for f in r.fields}) for r in diff(state).resources}
+
+
+def base() -> LegionState:
+    state = planning.upsert_server(empty_state(), name="new", provider="hetzner")
+    state = planning.upsert_server(state, name="same", provider="hetzner", server_type="cx22")
+    state = planning.upsert_server(state, name="changed", provider="hetzner", server_type="cx32")
+    state = planning.upsert_server(state, name="adoptable", provider="hetzner")
+    state = planning.upsert_dns_zone(state, zone="example.org", provider="hetzner")
+    tracked = {
+        name: TrackedServer(
+            name=name,
+            provider="hetzner",
+            provider_id=pid,
+            created=NOW,
+            server_type="cx22",
+            location="fsn1",
+            image="debian-12",
+            status="running",
+            labels=MANAGED,
+        )
+        for name, pid in (("same", "1"), ("changed", "2"), ("retired", "3"))
+    }
+    observed = ObservedProvider(
+        provider="hetzner",
+        refreshed=NOW,
+        servers={
+            "1": ObservedServer(provider_id="1", name="same", status="running", labels=MANAGED),
+            "2": ObservedServer(provider_id="2", name="changed", status="off", labels=MANAGED),
+            "3": ObservedServer(provider_id="3", name="retired", labels=MANAGED),
+            "4": ObservedServer(provider_id="4", name="adoptable"),
+            "5": ObservedServer(provider_id="5", name="stray", labels=MANAGED),
+            "6": ObservedServer(provider_id="6", name="foreign"),
+        },
+        dns_zones={"z1": ObservedDnsZone(zone="old.example.org", provider_id="z1", labels=MANAGED)},
+    )
+    return replace(state, tracked=Tracked(servers=tracked), observed={"hetzner": observed})
+
+
+def test_every_action() -> None:
+    table = rows(base())
+    assert table[("server", "new")][0] == "create"
+    assert table[("server", "same")][0] == "unchanged"
+    assert table[("server", "changed")][0] == "update"
+    assert table[("server", "retired")][0] == "delete"
+    assert table[("server", "adoptable")][0] == "adopt"
+    assert table[("server", "stray")][0] == "orphan"
+    assert ("server", "foreign") not in table  # not ours: no label, not planned
+    assert table[("dns_zone", "example.org")][0] == "create"
+    assert table[("dns_zone", "old.example.org")][0] == "orphan"
+
+
+def test_fields_show_three_views_and_policy() -> None:
+    table = rows(base())
+    _, fields = table[("server", "changed")]
+    st = fields["server_type"]
+    assert (st.planned, st.tracked, st.changed) == ("cx32", "cx22", True)
+    assert fields["status"].observed == "off"
+    assert fields["location"].planned == POLICY and not fields["location"].changed
+    _, new_fields = table[("server", "new")]
+    assert new_fields["image"].planned == POLICY
+    assert new_fields["image"].tracked is None
+
+
+def test_a_tracked_server_gone_at_a_refreshed_provider_is_recreated() -> None:
+    state = base()
+    observed = state.observed["hetzner"]
+    servers = {k: v for k, v in observed.servers.items() if k != "1"}
+    state = replace(state, observed={"hetzner": replace(observed, servers=servers)})
+    resource = next(r for r in diff(state).resources if r.name == "same")
+    assert resource.action == "create"
+    assert "gone" in resource.note
+
+
+def test_no_refresh_yet_means_no_verdict_from_absence() -> None:
+    state = replace(base(), observed={})
+    assert rows(state)[("server", "same")][0] == "unchanged"
+
+
+def test_pending_creates_are_noted() -> None:
+    state = base()
+    pending = CreatePending(key="p", provider="hetzner", kind="server", name="new", started=NOW)
+    state = replace(state, tracked=replace(state.tracked, pending={"p": pending}))
+    resource = next(r for r in diff(state).resources if r.name == "new")
+    assert resource.action == "create" and "pending" in resource.note
+
+
+def test_tracked_zone_with_records_and_firewall_update() -> None:
+    state = base()
+    state = replace(
+        state,
+        tracked=replace(
+            state.tracked,
+            dns_zones={
+                "example.org": TrackedDnsZone(zone="example.org", provider="hetzner", provider_id="z9")
+            },
+        ),
+    )
+    action, fields = rows(state)[("dns_zone", "example.org")]
+    assert action == "create"  # tracked, but the refreshed provider does not show z9
+    assert fields["provider_id"].tracked == "z9"
+
+
+def test_diff_is_pure_and_deterministic() -> None:
+    state = synthetic_state(300)
+    first, second = diff(state), diff(state)
+    assert first == second
+    assert first.counts() == {"unchanged": 300, "create": 6}  # 3 zones and 3 firewalls are only planned
+    assert [r.name for r in first.resources if r.kind == "server"] == sorted(state.tracked.servers)
+
+
+def test_json_form_carries_changed_flags() -> None:
+    data = diff(base()).to_json()
+    assert data["counts"]["create"] >= 2
+    changed = next(r for r in data["resources"] if r["name"] == "changed")
+    assert any(f["field"] == "server_type" and f["changed"] for f in changed["fields"])
