@@ -1,0 +1,401 @@
+"""The provider broker: one serialized call lane per provider, rate limits, retries, batched waits.
+
+Why a broker: provider budgets are per project (Hetzner: 3600 requests an hour, every action poll
+counts), so calls to one provider must be paced together however many actors make them, while calls
+to different providers should not wait for each other.
+
+* **Lanes.** Every call to a provider goes through that provider's lane, one call at a time, first
+  come first served. Different providers' lanes run in parallel.
+* **Waiting is not a call.** An actor waiting for an operation does not hold the lane: it registers
+  the operation and sleeps. One poller per provider reads *every* pending operation with one
+  ``poll_operations`` call per tick (Hetzner: one ``GET /actions?id=..&id=..``), so N servers
+  provisioning at once cost one poll per tick, not N.
+* **Rate limits.** A 429 holds the lane (the budget is provider-wide) for ``Retry-After`` /
+  ``RateLimit-Reset`` and then retries; nothing was processed, so that is safe for mutations too.
+  When the last response said the budget is spent, the lane waits for one token before the next call.
+* **Retries.** Temporary errors (5xx, unreachable) are retried with jittered exponential backoff for
+  READS only. Mutations are sent once: an unknown outcome is for :mod:`resilience` to settle.
+* **Status.** :meth:`ProviderBroker.status` is a plain record per provider for snapshots and widgets.
+
+Policies are values (:class:`BrokerPolicy`), with the clock, the sleep and the jitter source
+injectable, so tests run with zero intervals and no real sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TypeVar
+
+from legion_nb.errors import ProviderError, ProviderRateLimitedError, ProviderUnavailableError
+from legion_nb.providers.base import (
+    Operation,
+    OperationFailedError,
+    OperationState,
+    ProviderAdapter,
+    Server,
+    ServerStatus,
+)
+from legion_nb.providers.catalog import UnknownProviderError
+from legion_nb.providers.http import OutcomeUnknownError
+
+__all__ = [
+    "BrokerPolicy",
+    "PollPolicy",
+    "ProviderBroker",
+    "ProviderStatus",
+    "RetryPolicy",
+]
+
+T = TypeVar("T")
+Sleep = Callable[[float], Awaitable[None]]
+
+
+async def _poll(operations: Sequence[Operation], adapter: ProviderAdapter) -> list[OperationState]:
+    return await adapter.poll_operations(operations)
+
+
+@dataclass(frozen=True)
+class PollPolicy:
+    """How often to poll pending operations: ``interval`` growing by ``backoff`` per tick without
+    progress, capped at ``max_interval``; give up after ``timeout`` seconds (None: never)."""
+
+    interval: float = 1.0
+    backoff: float = 1.5
+    max_interval: float = 10.0
+    timeout: float | None = 900.0
+
+    def delay(self, idle_ticks: int) -> float:
+        return min(self.max_interval, self.interval * float(self.backoff**idle_ticks))
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Jittered exponential backoff for temporary read failures and for 429s without a hint."""
+
+    attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    jitter: float = 0.5
+    max_rate_limit_wait: float = 120.0
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        raw: float = min(self.max_delay, self.base_delay * float(2**attempt))
+        return raw * (1.0 - self.jitter * rng.random())
+
+
+@dataclass(frozen=True)
+class BrokerPolicy:
+    poll: PollPolicy = field(default_factory=PollPolicy)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    sleep: Sleep = asyncio.sleep
+    clock: Callable[[], float] = time.time
+    rng: random.Random = field(default_factory=random.Random)
+
+    @classmethod
+    def immediate(cls, *, attempts: int = 8, timeout: float | None = 60.0) -> BrokerPolicy:
+        """No waiting anywhere except a zero-second yield: for tests and fast sandboxes."""
+        return cls(
+            poll=PollPolicy(interval=0.0, backoff=1.0, max_interval=0.0, timeout=timeout),
+            retry=RetryPolicy(attempts=attempts, base_delay=0.0, max_delay=0.0, max_rate_limit_wait=0.0),
+        )
+
+
+@dataclass(frozen=True)
+class ProviderStatus:
+    provider: str
+    queue_depth: int
+    in_flight: str | None
+    last_error: str | None
+    remaining_budget: int | None
+    calls_total: int
+    waiting_operations: int
+
+
+@dataclass(eq=False)
+class _Waiter:
+    operation: Operation
+    future: asyncio.Future[OperationState]
+
+
+@dataclass(eq=False)
+class _Lane:
+    adapter: ProviderAdapter
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    queued: int = 0
+    in_flight: str | None = None
+    last_error: str | None = None
+    calls_total: int = 0
+    waiters: list[_Waiter] = field(default_factory=list)
+    poller: asyncio.Task[None] | None = None
+
+
+class ProviderBroker:
+    """Owns one lane and one poller task per registered provider; close it with :meth:`aclose`."""
+
+    def __init__(self, policy: BrokerPolicy | None = None) -> None:
+        self.policy = policy or BrokerPolicy()
+        self._lanes: dict[str, _Lane] = {}
+        self._closed = False
+
+    async def __aenter__(self) -> ProviderBroker:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+    # ------------------------------------------------------------------------------------- providers
+
+    def register(self, adapter: ProviderAdapter) -> None:
+        """Route ``adapter.name`` through this broker (replacing an earlier adapter of that name)."""
+        lane = self._lanes.get(adapter.name)
+        if lane is None:
+            self._lanes[adapter.name] = _Lane(adapter)
+        else:
+            lane.adapter = adapter
+
+    def adapter(self, provider: str) -> ProviderAdapter:
+        return self._lane(provider).adapter
+
+    def providers(self) -> tuple[str, ...]:
+        return tuple(self._lanes)
+
+    def _lane(self, provider: str) -> _Lane:
+        lane = self._lanes.get(provider)
+        if lane is None:
+            known = ", ".join(self._lanes) or "none"
+            raise UnknownProviderError(
+                f"provider {provider!r} has no credentials loaded (loaded: {known}); "
+                f"run `legion credentials set {provider}`"
+            )
+        return lane
+
+    def status(self, provider: str) -> ProviderStatus:
+        lane = self._lane(provider)
+        budget = lane.adapter.rate_limit
+        return ProviderStatus(
+            provider=provider,
+            queue_depth=lane.queued,
+            in_flight=lane.in_flight,
+            last_error=lane.last_error,
+            remaining_budget=budget.remaining if budget else None,
+            calls_total=lane.calls_total,
+            waiting_operations=len(lane.waiters),
+        )
+
+    # ----------------------------------------------------------------------------------------- calls
+
+    async def read(self, provider: str, label: str, fn: Callable[[ProviderAdapter], Awaitable[T]]) -> T:
+        """A call that changes nothing: temporary failures are retried with backoff."""
+        return await self._call(provider, label, fn, retry_temporary=True)
+
+    async def mutate(self, provider: str, label: str, fn: Callable[[ProviderAdapter], Awaitable[T]]) -> T:
+        """A call that changes something: sent once (429s excepted, they were not processed)."""
+        return await self._call(provider, label, fn, retry_temporary=False)
+
+    async def _call(
+        self,
+        provider: str,
+        label: str,
+        fn: Callable[[ProviderAdapter], Awaitable[T]],
+        *,
+        retry_temporary: bool,
+    ) -> T:
+        if self._closed:
+            raise ProviderUnavailableError(provider, "the provider broker is closed; unlock the engine again")
+        lane = self._lane(provider)
+        retry = self.policy.retry
+        attempt = 0
+        while True:
+            try:
+                return await self._in_lane(lane, label, fn)
+            except ProviderRateLimitedError:
+                raise  # already retried inside the lane, up to the policy's attempts
+            except OutcomeUnknownError:
+                raise  # the change may have landed: resilience settles, the broker never resends
+            except ProviderUnavailableError as exc:
+                # Reads are always safe to repeat. For a mutation this error means the request never
+                # left (connection refused, connect timeout) or was refused unprocessed, so it is too.
+                if attempt + 1 >= retry.attempts:
+                    raise
+                lane.last_error = exc.message
+                await self.policy.sleep(retry.delay(attempt, self.policy.rng))
+                attempt += 1
+            except ProviderError as exc:
+                if not (retry_temporary and exc.temporary) or attempt + 1 >= retry.attempts:
+                    raise
+                await self.policy.sleep(retry.delay(attempt, self.policy.rng))
+                attempt += 1
+
+    async def _in_lane(self, lane: _Lane, label: str, fn: Callable[[ProviderAdapter], Awaitable[T]]) -> T:
+        """Run ``fn`` alone in the lane; a 429 keeps the lane while it backs off, then retries."""
+        retry = self.policy.retry
+        lane.queued += 1
+        try:
+            await lane.lock.acquire()
+        finally:
+            lane.queued -= 1
+        try:
+            limited = 0
+            while True:
+                await self._pace(lane)
+                lane.in_flight = label
+                lane.calls_total += 1
+                try:
+                    result = await fn(lane.adapter)
+                except ProviderRateLimitedError as exc:
+                    lane.last_error = exc.message
+                    limited += 1
+                    if limited >= retry.attempts:
+                        raise
+                    await self.policy.sleep(self._rate_limit_wait(exc, limited - 1))
+                    continue
+                except ProviderError as exc:
+                    lane.last_error = exc.message
+                    raise
+                finally:
+                    lane.in_flight = None
+                lane.last_error = None
+                return result
+        finally:
+            lane.lock.release()
+
+    def _rate_limit_wait(self, exc: ProviderRateLimitedError, attempt: int) -> float:
+        retry = self.policy.retry
+        hint = exc.retry_after
+        wait = hint if hint is not None else retry.delay(attempt, self.policy.rng)
+        return min(max(0.0, wait), retry.max_rate_limit_wait)
+
+    async def _pace(self, lane: _Lane) -> None:
+        """When the provider said the budget is spent, wait for one token to refill."""
+        budget = lane.adapter.rate_limit
+        if budget is None or budget.remaining is None or budget.remaining > 0 or budget.reset is None:
+            return
+        missing = max(1, (budget.limit or 1) - budget.remaining)
+        per_token = max(0.0, budget.reset - self.policy.clock()) / missing
+        if per_token > 0:
+            await self.policy.sleep(min(per_token, self.policy.retry.max_rate_limit_wait))
+
+    # ------------------------------------------------------------------------------------ operations
+
+    async def wait(
+        self, operations: Sequence[Operation], *, raise_on_error: bool = True
+    ) -> list[OperationState]:
+        """Wait until every operation has finished; their final states, in order.
+
+        The caller holds no lane while it waits; the provider's poller reads all pending operations
+        together. ``OperationFailedError`` for the first failed operation unless ``raise_on_error`` is
+        false; ``ProviderUnavailableError`` when the poll policy's timeout passes first.
+        """
+        if not operations:
+            return []
+        loop = asyncio.get_running_loop()
+        waiters: list[tuple[_Lane, _Waiter]] = []
+        for op in operations:
+            lane = self._lane(op.provider)
+            waiter = _Waiter(op, loop.create_future())
+            lane.waiters.append(waiter)
+            waiters.append((lane, waiter))
+            self._ensure_poller(lane)
+        timeout = self.policy.poll.timeout
+        try:
+            async with asyncio.timeout(timeout):
+                states = list(await asyncio.gather(*(w.future for _, w in waiters)))
+        except TimeoutError:
+            first = operations[0]
+            raise ProviderUnavailableError(
+                first.provider,
+                f"{first.kind} still running after {timeout:g} s; check the provider console",
+            ) from None
+        finally:
+            for lane, waiter in waiters:
+                if waiter in lane.waiters:
+                    lane.waiters.remove(waiter)
+                if not waiter.future.done():
+                    waiter.future.cancel()
+                elif not waiter.future.cancelled():
+                    waiter.future.exception()  # mark as retrieved: gather reported the first one
+        if raise_on_error:
+            for state in states:
+                if state.status == "error":
+                    raise OperationFailedError.from_state(state)
+        return states
+
+    def _ensure_poller(self, lane: _Lane) -> None:
+        if lane.poller is None or lane.poller.done():
+            lane.poller = asyncio.get_running_loop().create_task(self._poll_loop(lane))
+
+    async def _poll_loop(self, lane: _Lane) -> None:
+        """Poll every pending operation of one provider per tick until none is pending."""
+        provider = lane.adapter.name
+        idle = 0
+        while lane.waiters:
+            await self.policy.sleep(self.policy.poll.delay(idle))
+            pending = [w for w in lane.waiters if not w.future.done()]
+            if not pending:
+                break
+            ops = list(dict.fromkeys(w.operation for w in pending))
+            try:
+                states = await self.read(provider, f"poll {len(ops)} operations", partial(_poll, ops))
+            except ProviderError as exc:
+                for waiter in pending:
+                    if not waiter.future.done():
+                        waiter.future.set_exception(exc)
+                lane.waiters = [w for w in lane.waiters if not w.future.done()]
+                continue
+            by_op = dict(zip(ops, states, strict=True))
+            progressed = False
+            for waiter in pending:
+                state = by_op[waiter.operation]
+                if state.done and not waiter.future.done():
+                    waiter.future.set_result(state)
+                    progressed = True
+            lane.waiters = [w for w in lane.waiters if not w.future.done()]
+            idle = 0 if progressed else idle + 1
+        lane.poller = None
+
+    async def wait_for_server(
+        self, provider: str, server_id: str, statuses: Sequence[ServerStatus] = ("running",)
+    ) -> Server:
+        """Poll one server until its status is one of ``statuses`` (for servers found by re-reading,
+        whose creating operations are unknown). ``error`` status fails at once."""
+        deadline = (
+            None if self.policy.poll.timeout is None else self.policy.clock() + self.policy.poll.timeout
+        )
+        idle = 0
+        while True:
+            server = await self.read(provider, f"get server {server_id}", lambda a: a.get_server(server_id))
+            if server.status in statuses:
+                return server
+            if server.status == "error":
+                raise OperationFailedError(provider, f"server {server.name} ({server_id}) is in error state")
+            if deadline is not None and self.policy.clock() > deadline:
+                raise ProviderUnavailableError(
+                    provider,
+                    f"server {server.name} still {server.status} after {self.policy.poll.timeout:g} s",
+                )
+            await self.policy.sleep(self.policy.poll.delay(idle))
+            idle += 1
+
+    # ------------------------------------------------------------------------------------- lifecycle
+
+    async def aclose(self) -> None:
+        """Stop the pollers; anyone still waiting gets ``ProviderUnavailableError``."""
+        self._closed = True
+        tasks = [lane.poller for lane in self._lanes.values() if lane.poller is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for name, lane in self._lanes.items():
+            for waiter in lane.waiters:
+                if not waiter.future.done():
+                    waiter.future.set_exception(ProviderUnavailableError(name, "the provider broker closed"))
+            lane.waiters.clear()
+            lane.poller = None

@@ -1,0 +1,329 @@
+"""Mutations whose answer was lost: settle them by reading the provider, never by guessing.
+
+A create that times out, loses its connection or gets a 5xx *may* have landed. Sending it again
+blindly can make a second server (Scaleway and OVH names are not unique) and billing twice; giving up
+blindly leaves an orphan that costs money. Legion does neither:
+
+1. Before a create is sent, a durable *pending* record is written through :class:`PendingRecorder`
+   (the engine implements it on its encrypted state store; the provider layer cannot import the
+   engine). The record holds the provider, the kind, the deterministic name and the Legion id that
+   the resource carries as an ownership label.
+2. If the outcome is unknown (``http.OutcomeUnknownError``), the provider is re-read by ownership
+   labels (or by the unique name where the provider has no labels for that kind). Success is
+   accepted only when the resource is visible. Not visible after ``SettlePolicy.reads`` reads: the
+   create did not land, and it is sent again, up to ``SettlePolicy.create_attempts`` times.
+3. A resend that gets a uniqueness conflict proves the first attempt landed: the resource is read
+   back (and must carry our Legion id, or it is someone else's and the conflict stands).
+4. After a crash the engine calls :meth:`Resilience.settle_pending` for every pending record left in
+   its state: it looks for the resource and never creates anything.
+
+Idempotent mutations (set rules, set records, apply, delete) are simpler: after an unknown outcome
+they are sent again (:meth:`Resilience.converge`); a delete that finds nothing left has succeeded.
+
+Seam for the engine: implement ``PendingRecorder`` on the state store (``record`` must be durable
+before it returns), construct ``Resilience(broker, recorder)``, and call its ``create_*`` methods
+instead of the broker's ``mutate`` for creates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, TypeVar
+
+from legion_nb.errors import ProviderAmbiguousError, ProviderError, ProviderNotFoundError
+from legion_nb.providers.base import (
+    LEGION_ID_LABEL,
+    DnsZone,
+    Firewall,
+    FirewallRule,
+    FloatingIp,
+    Operation,
+    OwnershipLabels,
+    PendingServer,
+    ProviderAdapter,
+    Server,
+    ServerSpec,
+    SshKey,
+    UniquenessConflictError,
+)
+from legion_nb.providers.broker import ProviderBroker
+from legion_nb.providers.http import OutcomeUnknownError
+
+__all__ = [
+    "CreateIntent",
+    "PendingKind",
+    "PendingRecorder",
+    "Resilience",
+    "SettlePolicy",
+]
+
+T = TypeVar("T")
+PendingKind = Literal["server", "ssh_key", "firewall", "floating_ip", "dns_zone"]
+Settled = Server | SshKey | Firewall | FloatingIp | DnsZone
+
+
+@dataclass(frozen=True)
+class CreateIntent:
+    """A create about to be sent, with what it takes to find the resource again."""
+
+    provider: str
+    kind: PendingKind
+    name: str
+    legion_id: str
+
+    @property
+    def ownership(self) -> OwnershipLabels:
+        return OwnershipLabels(self.legion_id)
+
+    def to_json(self) -> dict[str, str]:
+        return {"provider": self.provider, "kind": self.kind, "name": self.name, "legion_id": self.legion_id}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CreateIntent:
+        kind = data["kind"]
+        if kind not in ("server", "ssh_key", "firewall", "floating_ip", "dns_zone"):
+            raise ValueError(f"unknown pending kind {kind!r}")
+        return cls(str(data["provider"]), kind, str(data["name"]), str(data["legion_id"]))
+
+    def describe(self) -> str:
+        return f"{self.kind.replace('_', ' ')} {self.name}"
+
+
+class PendingRecorder(Protocol):
+    """Durable storage for create intents; implemented by the engine on its state store."""
+
+    async def record(self, intent: CreateIntent) -> None:
+        """Persist ``intent`` durably; a create is sent only after this returns."""
+        ...
+
+    async def clear(self, intent: CreateIntent) -> None:
+        """Forget ``intent``: it landed (and the caller now tracks the resource) or it was refused."""
+        ...
+
+
+@dataclass(frozen=True)
+class SettlePolicy:
+    reads: int = 3
+    """Re-reads after an unknown outcome before concluding that the create did not land."""
+    create_attempts: int = 3
+    """Sends of one create in total (the first plus resends after "did not land")."""
+    idempotent_attempts: int = 4
+    """Sends of an idempotent mutation after unknown outcomes."""
+
+
+def _owned(labels: Mapping[str, str], legion_id: str) -> bool:
+    return labels.get(LEGION_ID_LABEL) == legion_id
+
+
+class Resilience:
+    """Creates, deletes and converging mutations that survive lost answers (module docstring)."""
+
+    def __init__(
+        self, broker: ProviderBroker, recorder: PendingRecorder, policy: SettlePolicy | None = None
+    ) -> None:
+        self._broker = broker
+        self._recorder = recorder
+        self.policy = policy or SettlePolicy()
+
+    # --------------------------------------------------------------------------------------- creates
+
+    async def create_server(self, spec: ServerSpec, provider: str) -> PendingServer:
+        """Create ``spec`` once, whatever happens to the answers. ``spec.labels`` must carry the
+        ownership labels (their Legion id is the intent's). A server found by re-reading comes back
+        without operations: wait for it with ``broker.wait_for_server``."""
+        ownership = spec.ownership
+        if ownership is None:
+            raise ValueError("ServerSpec.labels must carry Legion's ownership labels (OwnershipLabels)")
+        intent = CreateIntent(provider, "server", spec.name, ownership.legion_id)
+
+        async def send(adapter: ProviderAdapter) -> PendingServer:
+            return await adapter.create_server(spec)
+
+        found = await self._create(intent, send)
+        if isinstance(found, PendingServer):
+            return found
+        assert isinstance(found, Server)
+        return PendingServer(server=found, operations=())
+
+    async def create_and_wait_server(self, spec: ServerSpec, provider: str) -> Server:
+        """Create, then wait until the server runs; the final read carries its addresses."""
+        pending = await self.create_server(spec, provider)
+        await self._broker.wait(pending.operations)
+        return await self._broker.wait_for_server(provider, pending.server.id)
+
+    async def create_ssh_key(self, provider: str, name: str, public_key: str, legion_id: str) -> SshKey:
+        intent = CreateIntent(provider, "ssh_key", name, legion_id)
+        labels = intent.ownership.as_labels()
+        result = await self._create(intent, lambda a: a.create_ssh_key(name, public_key, labels))
+        assert isinstance(result, SshKey)
+        return result
+
+    async def create_firewall(
+        self, provider: str, name: str, rules: Sequence[FirewallRule], legion_id: str
+    ) -> Firewall:
+        intent = CreateIntent(provider, "firewall", name, legion_id)
+        labels = intent.ownership.as_labels()
+        result = await self._create(intent, lambda a: a.create_firewall(name, rules, labels))
+        assert isinstance(result, Firewall)
+        return result
+
+    async def create_floating_ip(
+        self, provider: str, name: str, ip_type: Literal["ipv4", "ipv6"], location: str, legion_id: str
+    ) -> FloatingIp:
+        intent = CreateIntent(provider, "floating_ip", name, legion_id)
+        labels = intent.ownership.as_labels()
+        result = await self._create(intent, lambda a: a.create_floating_ip(name, ip_type, location, labels))
+        assert isinstance(result, FloatingIp)
+        return result
+
+    async def create_zone(self, provider: str, name: str, ttl: int, legion_id: str) -> DnsZone:
+        intent = CreateIntent(provider, "dns_zone", name, legion_id)
+        labels = intent.ownership.as_labels()
+        result = await self._create(intent, lambda a: a.create_zone(name, ttl, labels))
+        assert isinstance(result, DnsZone)
+        return result
+
+    async def _create(
+        self, intent: CreateIntent, send: Callable[[ProviderAdapter], Awaitable[T]]
+    ) -> T | Settled:
+        await self._recorder.record(intent)
+        try:
+            result = await self._send_until_settled(intent, send)
+        except ProviderAmbiguousError:
+            raise  # keep the pending record: settle_pending resolves it later
+        except ProviderError:
+            await self._recorder.clear(intent)  # refused outright: nothing landed
+            raise
+        await self._recorder.clear(intent)
+        return result
+
+    async def _send_until_settled(
+        self, intent: CreateIntent, send: Callable[[ProviderAdapter], Awaitable[T]]
+    ) -> T | Settled:
+        label = f"create {intent.describe()}"
+        for attempt in range(self.policy.create_attempts):
+            try:
+                return await self._broker.mutate(intent.provider, label, send)
+            except UniquenessConflictError:
+                # Ours if it carries our id: an earlier attempt (or a run before a crash) landed.
+                found = await self._find(intent)
+                if found is not None:
+                    return found
+                raise
+            except OutcomeUnknownError:
+                found = await self._settle(intent)
+                if found is not None:
+                    return found
+                if attempt + 1 < self.policy.create_attempts:
+                    continue
+        raise ProviderAmbiguousError(
+            intent.provider,
+            f"could not confirm whether {intent.describe()} was created after "
+            f"{self.policy.create_attempts} attempts; run `legion refresh` before materializing again",
+        )
+
+    async def settle_pending(self, intent: CreateIntent) -> Settled | None:
+        """After a crash: the resource a pending create made, or None if it never landed. Never creates.
+        The record is cleared either way; the caller tracks what was found (or plans the create again)."""
+        found = await self._settle(intent)
+        await self._recorder.clear(intent)
+        return found
+
+    async def _settle(self, intent: CreateIntent) -> Settled | None:
+        for read in range(self.policy.reads):
+            found = await self._find(intent)
+            if found is not None:
+                return found
+            if read + 1 < self.policy.reads:
+                await self._broker.policy.sleep(self._broker.policy.poll.delay(read))
+        return None
+
+    async def _find(self, intent: CreateIntent) -> Settled | None:
+        """The resource the intent describes, by Legion id (or unique name where labels are absent)."""
+        labels = {LEGION_ID_LABEL: intent.legion_id}
+        label = f"find {intent.describe()}"
+        legion_id = intent.legion_id
+
+        def pick(items: Sequence[Settled], *, by_name: bool) -> Settled | None:
+            owned = [i for i in items if _owned(i.labels, legion_id)]
+            if owned:
+                return owned[0]
+            if by_name:
+                named = [i for i in items if i.name == intent.name and not i.labels.get(LEGION_ID_LABEL)]
+                return named[0] if named else None
+            return None
+
+        broker = self._broker
+        provider = intent.provider
+        if intent.kind == "server":
+            return pick(await broker.read(provider, label, lambda a: a.list_servers(labels)), by_name=False)
+        if intent.kind == "ssh_key":
+            return pick(await broker.read(provider, label, lambda a: a.list_ssh_keys()), by_name=True)
+        if intent.kind == "firewall":
+            return pick(await broker.read(provider, label, lambda a: a.list_firewalls(labels)), by_name=False)
+        if intent.kind == "floating_ip":
+            return pick(
+                await broker.read(provider, label, lambda a: a.list_floating_ips(labels)), by_name=False
+            )
+        zones = await broker.read(provider, label, lambda a: a.list_zones())
+        return pick(zones, by_name=True)
+
+    # --------------------------------------------------------------------------- idempotent mutations
+
+    async def converge(self, provider: str, label: str, fn: Callable[[ProviderAdapter], Awaitable[T]]) -> T:
+        """Send an idempotent mutation; after an unknown outcome, send it again (same end state)."""
+        for attempt in range(self.policy.idempotent_attempts):
+            try:
+                return await self._broker.mutate(provider, label, fn)
+            except OutcomeUnknownError:
+                if attempt + 1 >= self.policy.idempotent_attempts:
+                    break
+        raise ProviderAmbiguousError(
+            provider,
+            f"{label}: no answer after {self.policy.idempotent_attempts} attempts; run `legion refresh`",
+        )
+
+    async def delete(
+        self, provider: str, label: str, fn: Callable[[ProviderAdapter], Awaitable[T]]
+    ) -> T | None:
+        """An idempotent delete: a resource already gone (also after an unknown outcome) is success."""
+        for attempt in range(self.policy.idempotent_attempts):
+            try:
+                return await self._broker.mutate(provider, label, fn)
+            except ProviderNotFoundError:
+                return None
+            except OutcomeUnknownError:
+                if attempt + 1 >= self.policy.idempotent_attempts:
+                    break
+        raise ProviderAmbiguousError(
+            provider,
+            f"{label}: no answer after {self.policy.idempotent_attempts} attempts; run `legion refresh`",
+        )
+
+    async def delete_server(self, provider: str, server_id: str) -> None:
+        """Delete a server and wait until it is gone; safe to repeat."""
+        op: Operation | None = await self.delete(
+            provider, f"delete server {server_id}", lambda a: a.delete_server(server_id)
+        )
+        if op is not None:
+            await self._broker.wait([op])
+        await self._wait_gone(provider, server_id)
+
+    async def _wait_gone(self, provider: str, server_id: str) -> None:
+        policy = self._broker.policy
+        deadline = None if policy.poll.timeout is None else policy.clock() + policy.poll.timeout
+        idle = 0
+        while True:
+            try:
+                await self._broker.read(
+                    provider, f"get server {server_id}", lambda a: a.get_server(server_id)
+                )
+            except ProviderNotFoundError:
+                return
+            if deadline is not None and policy.clock() > deadline:
+                raise ProviderAmbiguousError(
+                    provider, f"server {server_id} still exists after its delete; check the provider console"
+                )
+            await policy.sleep(policy.poll.delay(idle))
+            idle += 1
