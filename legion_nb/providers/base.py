@@ -476,7 +476,7 @@ class FloatingIp:
 # --------------------------------------------------------------------------------------------------
 # DNS
 
-DnsRecordType = Literal["A", "AAAA", "CNAME", "MX", "TXT", "NS", "SRV", "CAA", "PTR"]
+DnsRecordType = Literal["A", "AAAA", "CNAME", "MX", "TXT", "NS", "SRV", "CAA", "PTR", "SOA"]
 
 
 @dataclass(frozen=True)
