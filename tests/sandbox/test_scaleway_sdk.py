@@ -323,3 +323,13 @@ def test_paging_limits(emulator: ThreadedEmulator) -> None:
         f"{emulator.url}/instance/v1/zones/mars-1/servers", headers=headers, timeout=10
     )
     assert unknown_zone.status_code == 400
+
+
+def test_user_data_round_trip(client: scaleway.Client) -> None:
+    api = InstanceUtilsV1API(client)
+    server = api.create_server(commercial_type="DEV1-S", image="debian_bookworm").server
+    api.set_server_user_data(server_id=server.id, key="cloud-init", content=b"#cloud-config\n")
+    assert api.list_server_user_data(server_id=server.id).user_data == ["cloud-init"]
+    assert api.get_server_user_data(server_id=server.id, key="cloud-init").content == b"#cloud-config\n"
+    api.delete_server_user_data(server_id=server.id, key="cloud-init")
+    assert api.list_server_user_data(server_id=server.id).user_data == []

@@ -85,6 +85,10 @@ class InstanceApi:
             web.delete(f"{p}/servers/{{server_id}}", self.delete_server),
             web.get(f"{p}/servers/{{server_id}}/action", self.list_server_actions),
             web.post(f"{p}/servers/{{server_id}}/action", self.server_action),
+            web.get(f"{p}/servers/{{server_id}}/user_data", self.list_user_data),
+            web.get(f"{p}/servers/{{server_id}}/user_data/{{key}}", self.get_user_data),
+            web.patch(f"{p}/servers/{{server_id}}/user_data/{{key}}", self.set_user_data),
+            web.delete(f"{p}/servers/{{server_id}}/user_data/{{key}}", self.delete_user_data),
             web.get(f"{p}/security_groups", self.list_security_groups),
             web.post(f"{p}/security_groups", self.create_security_group),
             web.get(f"{p}/security_groups/{{group_id}}", self.get_security_group),
@@ -448,6 +452,35 @@ class InstanceApi:
         for ip_id in server.flexible_ip_ids:
             if (ip := self.account.ips.get(ip_id)) is not None:
                 ip.server_id = None
+
+    async def list_user_data(self, request: web.Request) -> web.Response:
+        return json_response({"user_data": sorted(self._server(request).user_data)})
+
+    def _user_data_key(self, request: web.Request) -> tuple[InstanceServer, str]:
+        server = self._server(request)
+        key = request.match_info["key"]
+        if not key or len(key) > 100:
+            raise invalid_argument("key", "a user data key is 1 to 100 characters")
+        return server, key
+
+    async def get_user_data(self, request: web.Request) -> web.Response:
+        server, key = self._user_data_key(request)
+        if key not in server.user_data:
+            raise not_found("instance_user_data", key)
+        return web.Response(body=server.user_data[key], content_type="text/plain")
+
+    async def set_user_data(self, request: web.Request) -> web.Response:
+        server, key = self._user_data_key(request)
+        data = await request.read()
+        if len(data) > 1_000_000:
+            raise invalid_argument("content", "user data is limited to 1 MB per key")
+        server.user_data[key] = data
+        return web.Response(status=204)
+
+    async def delete_user_data(self, request: web.Request) -> web.Response:
+        server, key = self._user_data_key(request)
+        server.user_data.pop(key, None)
+        return web.Response(status=204)
 
     async def list_server_actions(self, request: web.Request) -> web.Response:
         server = self._server(request)

@@ -48,6 +48,8 @@ class InstanceServer:
     dynamic_ip: str | None = None
     dynamic_ip_id: str | None = None
     flexible_ip_ids: list[str] = field(default_factory=list)
+    user_data: dict[str, bytes] = field(default_factory=dict, repr=False)
+    """Cloud-init and other user data by key; may hold bootstrap secrets, hence no repr."""
     generation: int = 0
     """Bumped on every state change, so a finishing background transition can tell it is stale."""
 
