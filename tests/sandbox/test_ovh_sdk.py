@@ -47,21 +47,25 @@ def served() -> Iterator[Served]:
 
     async def serve() -> None:
         world = SandboxWorld(seed=7, timing=Timing(action_seconds=0.05, boot_seconds=0.1))
-        emulator = create_app(world)
-        runner = web.AppRunner(emulator.app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        ready.set_result(
-            Served(
-                f"http://127.0.0.1:{port}{emulator.prefix}", emulator.credentials, state_of(emulator), world
-            )
-        )
-        while not stop.is_set():
-            await asyncio.sleep(0.01)
-        await world.aclose()
-        await runner.cleanup()
+        runner: web.AppRunner | None = None
+        try:
+            emulator = create_app(world)
+            runner = web.AppRunner(emulator.app)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            port = runner.addresses[0][1]
+            url = f"http://127.0.0.1:{port}{emulator.prefix}"
+            ready.set_result(Served(url, emulator.credentials, state_of(emulator), world))
+            while not stop.is_set():
+                await asyncio.sleep(0.01)
+        except Exception as exc:  # surface a broken emulator to the test instead of a hang
+            if not ready.done():
+                ready.set_exception(exc)
+        finally:
+            await world.aclose()
+            if runner is not None:
+                await runner.cleanup()
 
     thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
     thread.start()

@@ -23,6 +23,7 @@ Mutations are sent once; the adapter never retries (see ``resilience.py``).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from decimal import Decimal
@@ -82,13 +83,20 @@ def _credential(credentials: base.ProviderCredentials, key: str) -> str:
 class OvhAdapter:
     """OVHcloud through an injected ``httpx.AsyncClient`` (which the caller owns and closes)."""
 
-    def __init__(self, client: httpx.AsyncClient, credentials: base.ProviderCredentials) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        credentials: base.ProviderCredentials,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._service = _credential(credentials, "service_name")
         self.signer = Signer(
             _credential(credentials, "application_key"),
             credentials.secret("application_secret"),
             credentials.secret("consumer_key"),
             self._server_time,
+            clock=clock,
         )
         self._api = ApiClient(
             PROVIDER,

@@ -14,10 +14,9 @@ look at what the outside world sees, e.g. which DNS records are published.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 
 from legion_nb.sandbox.faults import fault_middleware
 from legion_nb.sandbox.ovh.auth import Credentials, signature_middleware
@@ -85,12 +84,7 @@ def create_app(world: SandboxWorld, *, zones: tuple[str, ...] = DEFAULT_ZONES) -
 
     app = web.Application(
         middlewares=[
-            cast(
-                Middleware,
-                fault_middleware(
-                    PROVIDER, world, render_fault, exempt=lambda r: r.path == f"{PREFIX}/auth/time"
-                ),
-            ),
+            fault_middleware(PROVIDER, world, render_fault, exempt=lambda r: r.path == f"{PREFIX}/auth/time"),
             error_middleware(query_ids),
             signature_middleware(credentials, _UNSIGNED),
         ]
