@@ -1,0 +1,93 @@
+"""The whole sandbox cloud: Hetzner, Scaleway and OVH emulators over one shared world.
+
+``SandboxCloud`` is an async context manager::
+
+    async with SandboxCloud(SandboxWorld(seed=1)) as cloud:
+        cloud.endpoints()  # GUIDE §3: {"hetzner": {"url", "token"}, "scaleway": {...}, "ovh": {...}}
+
+It starts each emulator on ``host`` (loopback only; ephemeral ports unless ``ports`` names one) and
+returns from ``__aenter__``/``start()`` only once all three accept connections. ``aclose()`` stops the
+servers and then the world's background tasks. Emulators are built in a fixed order, so a seed
+reproduces the same credentials.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from types import TracebackType
+
+from legion_nb.sandbox import hetzner, ovh, scaleway
+from legion_nb.sandbox.httpkit import ServedApp, ensure_loopback, serve_app
+from legion_nb.sandbox.world import Emulator, SandboxWorld
+
+__all__ = ["PROVIDERS", "SandboxCloud"]
+
+PROVIDERS: tuple[tuple[str, Callable[[SandboxWorld], Emulator]], ...] = (
+    ("hetzner", hetzner.create_app),
+    ("scaleway", scaleway.create_app),
+    ("ovh", ovh.create_app),
+)
+
+
+class SandboxCloud:
+    """Three provider emulators on loopback, sharing one :class:`SandboxWorld`."""
+
+    def __init__(
+        self,
+        world: SandboxWorld | None = None,
+        *,
+        host: str = "127.0.0.1",
+        ports: Mapping[str, int] | None = None,
+    ) -> None:
+        self.world = world or SandboxWorld()
+        self.host = ensure_loopback(host)
+        self._ports = dict(ports or {})
+        unknown = set(self._ports) - {name for name, _ in PROVIDERS}
+        if unknown:
+            raise ValueError(f"unknown sandbox provider(s) {sorted(unknown)}; use hetzner, scaleway or ovh")
+        self._emulators: dict[str, Emulator] = {}
+        self._served: dict[str, ServedApp] = {}
+
+    async def start(self) -> None:
+        """Build and serve every emulator; on any failure, stop what was started and re-raise."""
+        if self._served:
+            return
+        try:
+            for name, factory in PROVIDERS:
+                emulator = factory(self.world)
+                self._emulators[name] = emulator
+                self._served[name] = await serve_app(emulator.app, self.host, self._ports.get(name, 0))
+        except BaseException:
+            await self.aclose()
+            raise
+
+    def emulator(self, name: str) -> Emulator:
+        """The running emulator for ``name`` (tests reach into its app state through this)."""
+        return self._emulators[name]
+
+    def url(self, name: str) -> str:
+        return self._served[name].base_url(self._emulators[name].prefix)
+
+    def endpoints(self) -> dict[str, dict[str, str]]:
+        """Per provider, ``url`` first and then the credentials an SDK needs (GUIDE §3)."""
+        if not self._served:
+            raise RuntimeError("the sandbox is not running; use 'async with SandboxCloud()' or await start()")
+        return {name: {"url": self.url(name), **self._emulators[name].credentials} for name, _ in PROVIDERS}
+
+    async def aclose(self) -> None:
+        served, self._served = self._served, {}
+        for app in served.values():
+            await app.aclose()
+        await self.world.aclose()
+
+    async def __aenter__(self) -> SandboxCloud:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -1,0 +1,122 @@
+"""``legion sandbox serve`` as operators run it: a subprocess, one JSON line, real URLs, clean SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import httpx
+import ovh  # type: ignore[import-untyped]
+import ovh.client  # type: ignore[import-untyped]
+import pytest
+from hcloud import Client
+
+TIMEOUT = 60
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[subprocess.Popen[str], dict[str, dict[str, str]]]]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "legion_nb", "sandbox", "serve", "--json", "--seed", "42"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line, f"no endpoints line; stderr: {process.stderr.read() if process.stderr else ''}"
+        yield process, json.loads(line)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=TIMEOUT)
+
+
+def test_serve_prints_endpoints_that_answer_and_stops_cleanly_on_sigterm(
+    served: tuple[subprocess.Popen[str], dict[str, dict[str, str]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    process, endpoints = served
+    assert list(endpoints) == ["hetzner", "scaleway", "ovh"]
+    assert set(endpoints["hetzner"]) == {"url", "token"}
+    assert set(endpoints["scaleway"]) == {
+        "url",
+        "access_key",
+        "secret_key",
+        "project_id",
+        "organization_id",
+        "zone",
+    }
+    assert set(endpoints["ovh"]) == {
+        "url",
+        "application_key",
+        "application_secret",
+        "consumer_key",
+        "service_name",
+    }
+    for block in endpoints.values():
+        assert block["url"].startswith("http://127.0.0.1:")
+    assert endpoints["hetzner"]["url"].endswith("/v1")
+    assert endpoints["ovh"]["url"].endswith("/1.0")
+
+    hetzner = Client(token=endpoints["hetzner"]["token"], api_endpoint=endpoints["hetzner"]["url"])
+    assert {loc.name for loc in hetzner.locations.get_all()} >= {"fsn1", "nbg1"}
+
+    scw = endpoints["scaleway"]
+    response = httpx.get(
+        f"{scw['url']}/instance/v1/zones/{scw['zone']}/servers", headers={"X-Auth-Token": scw["secret_key"]}
+    )
+    assert response.status_code == 200
+    assert response.json() == {"servers": []}
+
+    o = endpoints["ovh"]
+    assert httpx.get(f"{o['url']}/auth/time").status_code == 200
+    # python-ovh only knows named endpoints: register the sandbox URL under a name of our own.
+    monkeypatch.setitem(ovh.client.ENDPOINTS, "legion-sandbox", o["url"])
+    client = ovh.Client(
+        endpoint="legion-sandbox",
+        application_key=o["application_key"],
+        application_secret=o["application_secret"],
+        consumer_key=o["consumer_key"],
+    )
+    assert client.get(f"/cloud/project/{o['service_name']}/instance") == []
+
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=TIMEOUT) == 0
+    assert process.stdout is not None and process.stdout.read() == "", "exactly one line on stdout"
+
+
+def test_serve_sigint_also_exits_zero(
+    served: tuple[subprocess.Popen[str], dict[str, dict[str, str]]],
+) -> None:
+    process, _ = served
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=TIMEOUT) == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--host", "10.1.2.3"], "outside 127.0.0.0/8"),
+        (["--host", "0.0.0.0"], "outside 127.0.0.0/8"),
+        (["--fault-rate", "1.5"], "--fault-rate"),
+        (["--latency-ms", "-3"], "--latency-ms"),
+    ],
+)
+def test_serve_refuses_bad_options_in_one_line(args: list[str], message: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "legion_nb", "sandbox", "serve", "--json", *args],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0]
