@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-from aiohttp import web
 
 from legion_nb.errors import (
     CapabilityMissingError,
@@ -28,6 +27,7 @@ from legion_nb.providers.http import OutcomeUnknownError
 from legion_nb.providers.ovh import DESCRIPTOR, OvhAdapter, convert
 from legion_nb.providers.ovh.client import READ_CONCURRENCY
 from legion_nb.providers.ovh.signing import Signer, signature
+from legion_nb.sandbox.httpkit import serve_app
 from legion_nb.sandbox.ovh import create_app, state_of
 from legion_nb.sandbox.world import SandboxWorld, Timing
 
@@ -425,22 +425,18 @@ async def test_create_resolves_names_per_region_and_polls_by_listing(make_adapte
 async def sandbox_adapter() -> AsyncIterator[tuple[OvhAdapter, Any, SandboxWorld, base.ProviderCredentials]]:
     world = SandboxWorld(seed=3, timing=Timing(action_seconds=0.02, boot_seconds=0.05))
     emulator = create_app(world)
-    runner = web.AppRunner(emulator.app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
+    served = await serve_app(emulator.app)
     creds = emulator.credentials
     provider_credentials = base.ProviderCredentials(
         "ovh",
-        f"http://127.0.0.1:{port}{emulator.prefix}",
+        served.base_url(emulator.prefix),
         secrets={k: creds[k] for k in ("application_key", "application_secret", "consumer_key")},
         options={"service_name": creds["service_name"]},
     )
     async with httpx.AsyncClient() as client:
         yield OvhAdapter(client, provider_credentials), state_of(emulator), world, provider_credentials
     await world.aclose()
-    await runner.cleanup()
+    await served.aclose()
 
 
 async def _settle(

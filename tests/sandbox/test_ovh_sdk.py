@@ -21,8 +21,8 @@ import ovh  # type: ignore[import-untyped]
 import ovh.client  # type: ignore[import-untyped]
 import pytest
 import requests
-from aiohttp import web
 
+from legion_nb.sandbox.httpkit import ServedApp, serve_app
 from legion_nb.sandbox.ovh import OvhState, create_app, state_of
 from legion_nb.sandbox.ovh.auth import expected_signature
 from legion_nb.sandbox.world import SandboxWorld, Timing
@@ -47,15 +47,11 @@ def served() -> Iterator[Served]:
 
     async def serve() -> None:
         world = SandboxWorld(seed=7, timing=Timing(action_seconds=0.05, boot_seconds=0.1))
-        runner: web.AppRunner | None = None
+        served: ServedApp | None = None
         try:
             emulator = create_app(world)
-            runner = web.AppRunner(emulator.app)
-            await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            port = runner.addresses[0][1]
-            url = f"http://127.0.0.1:{port}{emulator.prefix}"
+            served = await serve_app(emulator.app)
+            url = served.base_url(emulator.prefix)
             ready.set_result(Served(url, emulator.credentials, state_of(emulator), world))
             while not stop.is_set():
                 await asyncio.sleep(0.01)
@@ -64,8 +60,8 @@ def served() -> Iterator[Served]:
                 ready.set_exception(exc)
         finally:
             await world.aclose()
-            if runner is not None:
-                await runner.cleanup()
+            if served is not None:
+                await served.aclose()
 
     thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
     thread.start()

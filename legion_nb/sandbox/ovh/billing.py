@@ -18,8 +18,9 @@ from typing import Any
 
 from aiohttp import web
 
+from legion_nb.sandbox.httpkit import isoformat as iso
 from legion_nb.sandbox.ovh.catalog import Catalog
-from legion_nb.sandbox.ovh.compute import Compute, Instance, iso
+from legion_nb.sandbox.ovh.compute import Compute, Instance
 from legion_nb.sandbox.ovh.errors import OvhFault, json_response
 
 __all__ = ["Bill", "BillLine", "Billing"]

@@ -28,18 +28,14 @@ from typing import Any
 
 from aiohttp import web
 
+from legion_nb.sandbox.httpkit import isoformat as iso
 from legion_nb.sandbox.ovh.catalog import Catalog
 from legion_nb.sandbox.ovh.errors import OvhFault, json_response
 from legion_nb.sandbox.world import SandboxWorld
 
-__all__ = ["Compute", "Instance", "SshKey", "iso"]
+__all__ = ["Compute", "Instance", "SshKey", "read_json"]
 
 _ACTION_STATUSES = {"soft": "REBOOT", "hard": "HARD_REBOOT"}
-
-
-def iso(moment: datetime) -> str:
-    """OVHcloud's timestamp rendering: ISO 8601 with an explicit offset, seconds precision."""
-    return moment.replace(microsecond=0).isoformat()
 
 
 @dataclass

@@ -22,7 +22,8 @@ from typing import Any
 
 from aiohttp import web
 
-from legion_nb.sandbox.ovh.compute import iso, read_json
+from legion_nb.sandbox.httpkit import isoformat as iso
+from legion_nb.sandbox.ovh.compute import read_json
 from legion_nb.sandbox.ovh.errors import OvhFault, json_response
 from legion_nb.sandbox.world import SandboxWorld
 
