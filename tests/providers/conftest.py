@@ -93,3 +93,8 @@ async def broker() -> AsyncIterator[ProviderBroker]:
 @pytest.fixture
 def recorder() -> MemoryRecorder:
     return MemoryRecorder()
+
+
+@pytest.fixture
+def credentials(cloud: SandboxCloud) -> Callable[[str], ProviderCredentials]:
+    return lambda provider: credentials_for(cloud, provider)

@@ -1,0 +1,231 @@
+"""Resilience: creates whose answers are lost are settled by re-reading, never duplicated.
+
+The provider is the sandbox's Hetzner emulator. Lost answers are produced by a real transport
+wrapper: it forwards a request to the emulator (which commits it) and then raises the transport error
+a dropped connection would, or answers 503 without forwarding (nothing committed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Literal
+
+import httpx
+import pytest
+
+from legion_nb.errors import ProviderAmbiguousError, ProviderInvalidInputError
+from legion_nb.providers.base import (
+    FirewallRule,
+    OwnershipLabels,
+    PortRange,
+    ProviderCredentials,
+    Server,
+    ServerSpec,
+    UniquenessConflictError,
+)
+from legion_nb.providers.broker import ProviderBroker
+from legion_nb.providers.hetzner import HetznerAdapter
+from legion_nb.providers.resilience import CreateIntent, Resilience, SettlePolicy
+
+if TYPE_CHECKING:
+    from conftest import MemoryRecorder
+
+Fate = Literal["drop_answer", "refuse_503"]
+SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl ops@example.org"
+
+
+class LossyTransport(httpx.AsyncBaseTransport):
+    """The real transport, except that chosen requests lose their answer."""
+
+    def __init__(self) -> None:
+        self._inner = httpx.AsyncHTTPTransport()
+        self.plan: list[tuple[str, str, Fate]] = []
+        self.sent: list[str] = []
+
+    def lose(self, method: str, path: str, fate: Fate, times: int = 1) -> None:
+        self.plan.extend([(method, path, fate)] * times)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        key = f"{request.method} {request.url.path}"
+        self.sent.append(key)
+        for index, (method, path, fate) in enumerate(self.plan):
+            if request.method == method and request.url.path.endswith(path):
+                del self.plan[index]
+                if fate == "refuse_503":
+                    body = {"error": {"code": "unavailable", "message": "service unavailable", "details": {}}}
+                    return httpx.Response(503, json=body)
+                response = await self._inner.handle_async_request(request)
+                await response.aread()
+                await response.aclose()
+                raise httpx.RemoteProtocolError(
+                    "server disconnected without sending a response", request=request
+                )
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+@pytest.fixture
+def lossy() -> LossyTransport:
+    return LossyTransport()
+
+
+@pytest.fixture
+async def resilient(
+    credentials: Callable[[str], ProviderCredentials],
+    lossy: LossyTransport,
+    broker: ProviderBroker,
+    recorder: MemoryRecorder,
+) -> AsyncIterator[Resilience]:
+    async with httpx.AsyncClient(transport=lossy) as client:
+        broker.register(HetznerAdapter(client, credentials("hetzner")))
+        yield Resilience(broker, recorder, SettlePolicy(reads=2, create_attempts=3))
+
+
+def spec(name: str, legion_id: str | None = None, server_type: str = "cx22") -> ServerSpec:
+    labels = (OwnershipLabels(legion_id) if legion_id else OwnershipLabels.new()).as_labels()
+    return ServerSpec(name, server_type, "fsn1", "debian-13", labels=labels)
+
+
+async def servers(broker: ProviderBroker) -> list[Server]:
+    return await broker.read("hetzner", "list", lambda a: a.list_servers())
+
+
+@asynccontextmanager
+async def direct(credentials: Callable[[str], ProviderCredentials]) -> AsyncIterator[HetznerAdapter]:
+    async with httpx.AsyncClient() as client:
+        yield HetznerAdapter(client, credentials("hetzner"))
+
+
+async def test_a_create_whose_answer_was_lost_is_found_not_repeated(
+    resilient: Resilience, lossy: LossyTransport, broker: ProviderBroker, recorder: MemoryRecorder
+) -> None:
+    lossy.lose("POST", "/servers", "drop_answer")
+    wanted = spec("web-1")
+    server = await resilient.create_and_wait_server(wanted, "hetzner")
+    assert server.name == "web-1" and server.status == "running" and server.ipv4
+    assert server.ownership == wanted.ownership
+    assert lossy.sent.count("POST /v1/servers") == 1
+    assert [s.name for s in await servers(broker)] == ["web-1"]
+    assert [event for event, _ in recorder.log] == ["record", "clear"]
+    assert recorder.pending == {}
+
+
+async def test_a_create_that_did_not_land_is_sent_again(
+    resilient: Resilience, lossy: LossyTransport, broker: ProviderBroker, recorder: MemoryRecorder
+) -> None:
+    lossy.lose("POST", "/servers", "refuse_503")
+    pending = await resilient.create_server(spec("web-2"), "hetzner")
+    assert pending.operations  # the second send answered normally
+    assert lossy.sent.count("POST /v1/servers") == 2
+    assert [s.name for s in await servers(broker)] == ["web-2"]
+    assert recorder.pending == {}
+
+
+async def test_a_uniqueness_conflict_on_our_own_earlier_create_reads_it_back(
+    resilient: Resilience,
+    credentials: Callable[[str], ProviderCredentials],
+    broker: ProviderBroker,
+    recorder: MemoryRecorder,
+) -> None:
+    legion_id = OwnershipLabels.new().legion_id
+    async with direct(credentials) as adapter:
+        earlier = await adapter.create_server(spec("db-1", legion_id))  # a run that crashed before recording
+    pending = await resilient.create_server(spec("db-1", legion_id), "hetzner")
+    assert pending.server.id == earlier.server.id and pending.operations == ()
+    assert len(await servers(broker)) == 1
+    assert recorder.pending == {}
+
+
+async def test_a_name_taken_by_someone_else_is_a_conflict(
+    resilient: Resilience, credentials: Callable[[str], ProviderCredentials], recorder: MemoryRecorder
+) -> None:
+    async with direct(credentials) as adapter:
+        await adapter.create_server(spec("shared"))
+    with pytest.raises(UniquenessConflictError, match="server name is already used"):
+        await resilient.create_server(spec("shared"), "hetzner")
+    assert recorder.pending == {}
+
+
+async def test_a_refused_create_clears_its_record_and_creates_nothing(
+    resilient: Resilience, broker: ProviderBroker, recorder: MemoryRecorder
+) -> None:
+    with pytest.raises(ProviderInvalidInputError, match=r"hetzner: .*server_type"):
+        await resilient.create_server(spec("bad", server_type="cx999"), "hetzner")
+    assert await servers(broker) == []
+    assert recorder.pending == {} and [e for e, _ in recorder.log] == ["record", "clear"]
+
+
+async def test_an_outcome_that_never_settles_keeps_the_pending_record(
+    resilient: Resilience, lossy: LossyTransport, broker: ProviderBroker, recorder: MemoryRecorder
+) -> None:
+    lossy.lose("POST", "/servers", "refuse_503", times=3)
+    wanted = spec("ghost")
+    with pytest.raises(ProviderAmbiguousError, match=r"could not confirm whether server ghost was created"):
+        await resilient.create_server(wanted, "hetzner")
+    assert wanted.ownership is not None
+    assert list(recorder.pending) == [wanted.ownership.legion_id]
+    assert await servers(broker) == []
+
+
+async def test_settle_pending_after_a_crash_finds_or_reports_absence_and_never_creates(
+    resilient: Resilience,
+    credentials: Callable[[str], ProviderCredentials],
+    lossy: LossyTransport,
+    recorder: MemoryRecorder,
+) -> None:
+    landed = OwnershipLabels.new().legion_id
+    async with direct(credentials) as adapter:
+        await adapter.create_server(spec("api-1", landed))
+    found = await resilient.settle_pending(CreateIntent("hetzner", "server", "api-1", landed))
+    assert isinstance(found, Server) and found.name == "api-1"
+    lost = CreateIntent("hetzner", "server", "api-2", OwnershipLabels.new().legion_id)
+    assert await resilient.settle_pending(lost) is None
+    assert not any(sent.startswith("POST") for sent in lossy.sent)
+    assert recorder.pending == {}
+
+
+async def test_other_kinds_settle_by_labels_or_unique_name(
+    resilient: Resilience, lossy: LossyTransport, broker: ProviderBroker
+) -> None:
+    lossy.lose("POST", "/ssh_keys", "drop_answer")
+    lossy.lose("POST", "/firewalls", "drop_answer")
+    lossy.lose("POST", "/zones", "drop_answer")
+    key = await resilient.create_ssh_key(
+        "hetzner", "legion-key-ops", SSH_KEY, OwnershipLabels.new().legion_id
+    )
+    rule = FirewallRule("in", "tcp", PortRange.single(22), ("0.0.0.0/0",))
+    firewall = await resilient.create_firewall(
+        "hetzner", "legion-fw", [rule], OwnershipLabels.new().legion_id
+    )
+    zone = await resilient.create_zone("hetzner", "example.org", 3600, OwnershipLabels.new().legion_id)
+    assert (key.name, firewall.name, zone.name) == ("legion-key-ops", "legion-fw", "example.org")
+    assert len(await broker.read("hetzner", "keys", lambda a: a.list_ssh_keys())) == 1
+    assert len(await broker.read("hetzner", "fws", lambda a: a.list_firewalls())) == 1
+    assert len(await broker.read("hetzner", "zones", lambda a: a.list_zones())) == 1
+
+
+async def test_idempotent_mutations_are_resent_and_deletes_accept_absence(
+    resilient: Resilience, lossy: LossyTransport, broker: ProviderBroker
+) -> None:
+    created = await resilient.create_and_wait_server(spec("tmp-1"), "hetzner")
+    await resilient.create_zone("hetzner", "example.net", 3600, OwnershipLabels.new().legion_id)
+    lossy.lose("POST", "/rrsets", "drop_answer")
+    await resilient.converge(
+        "hetzner", "set www", lambda a: a.set_records("example.net", "www", "A", 300, ["127.20.0.9"])
+    )
+    records = await broker.read("hetzner", "records", lambda a: a.list_records("example.net"))
+    assert [r.values for r in records if r.name == "www"] == [("127.20.0.9",)]
+    lossy.lose("DELETE", f"/servers/{created.id}", "drop_answer")
+    await resilient.delete_server("hetzner", created.id)
+    assert lossy.sent.count(f"DELETE /v1/servers/{created.id}") == 2
+    assert await servers(broker) == []
+
+
+def test_intents_round_trip_through_json() -> None:
+    intent = CreateIntent("ovh", "dns_zone", "example.org", OwnershipLabels.new().legion_id)
+    assert CreateIntent.from_json(intent.to_json()) == intent
+    with pytest.raises(ValueError, match="unknown pending kind 'volume'"):
+        CreateIntent.from_json({**intent.to_json(), "kind": "volume"})
