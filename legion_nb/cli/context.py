@@ -29,7 +29,7 @@ DAEMON_TOKEN_ENV = "LEGION_DAEMON_TOKEN"
 class EngineApi(Protocol):
     """The engine as the CLI sees it: named calls with JSON in and out."""
 
-    async def call(self, name: str, **args: Any) -> Any: ...
+    async def call(self, name: str, /, **args: Any) -> Any: ...
 
 
 @dataclass
@@ -148,7 +148,7 @@ class _LocalApi:
     def engine(self) -> Any:
         return self._engine
 
-    async def call(self, name: str, **args: Any) -> Any:
+    async def call(self, name: str, /, **args: Any) -> Any:
         from legion_nb.engine.wire import to_jsonable  # noqa: PLC0415
 
         if name not in self._public:

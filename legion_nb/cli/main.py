@@ -30,6 +30,7 @@ __all__ = ["build_parser", "main"]
 COMMAND_GROUPS: tuple[str, ...] = (
     "legion_nb.cli.lifecycle",
     "legion_nb.cli.planning",
+    "legion_nb.cli.credentials",
     "legion_nb.cli.sandbox",
 )
 

@@ -1,0 +1,118 @@
+"""``legion init``, ``legion passwd`` and ``legion status``: the state's lifecycle.
+
+Only argparse-level imports at the top: see :mod:`legion_nb.cli.main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from legion_nb.cli.context import PASSWORD_ENV, CliContext, EngineApi
+
+__all__ = ["register", "unlocked_api"]
+
+
+def register(sub: Any) -> None:
+    init = sub.add_parser("init", help="create a new encrypted state (never overwrites one)")
+    init.set_defaults(handler=_init)
+    passwd = sub.add_parser(
+        "passwd", help="change the state password (stdin: current password line, then the new one)"
+    )
+    passwd.set_defaults(handler=_passwd)
+    status = sub.add_parser("status", help="locked or unlocked, plan and tracked counts, providers, daemon")
+    status.set_defaults(handler=_status)
+
+
+@asynccontextmanager
+async def unlocked_api(ctx: CliContext, password: str) -> AsyncIterator[EngineApi]:
+    """The engine API, unlocked with a password the command already read.
+
+    Commands that read more than the password from stdin (``passwd``, ``credentials set``) read it
+    all first and unlock here, instead of letting :meth:`CliContext.api` read the password itself.
+    A daemon that is already unlocked is used as it is.
+    """
+    async with ctx.api(unlock=False) as api:
+        status = await api.call("status")
+        if not status["unlocked"]:
+            await api.call("unlock", password=password)
+        yield api
+
+
+def _password_given(ctx: CliContext) -> bool:
+    return ctx.password_stdin or os.environ.get(PASSWORD_ENV) is not None
+
+
+async def _init(ctx: CliContext, _: argparse.Namespace) -> int:
+    from legion_nb.errors import StateExistsError  # noqa: PLC0415
+
+    if ctx.state_path.exists():
+        # Checked before asking for a password; the store checks again under its lock.
+        raise StateExistsError(
+            f"a state already exists at {ctx.state_path}: refusing to overwrite it "
+            "(use --state for another path, or 'legion passwd' to change its password)"
+        )
+    password = ctx.password("New password: ") if _password_given(ctx) else ctx.new_password()
+    async with ctx.api(unlock=False) as api:
+        result = await api.call("bootstrap", password=password)
+    ctx.emit(result, lambda r: f"created {r['state']}: the plan is empty (next: legion plan ...)")
+    return 0
+
+
+async def _passwd(ctx: CliContext, _: argparse.Namespace) -> int:
+    old = ctx.password("Current password: ")
+    new = ctx.new_password()
+    async with unlocked_api(ctx, old) as api:
+        result = await api.call("change_password", old=old, new=new)
+    ctx.emit(result, lambda r: f"password changed for {r['state']}")
+    return 0
+
+
+async def _status(ctx: CliContext, _: argparse.Namespace) -> int:
+    from legion_nb.errors import UsageError  # noqa: PLC0415
+
+    async with ctx.api(unlock=False) as api:
+        daemon = "not running" if hasattr(api, "engine") else "running"
+        report = await api.call("status")
+        if report["exists"] and not report["unlocked"]:
+            try:
+                password = ctx.password()
+            except UsageError:
+                password = None  # no password at hand: report the state as locked
+            if password is not None:
+                await api.call("unlock", password=password)
+                report = await api.call("status")
+    report["daemon"] = daemon
+    ctx.emit(report, _render_status)
+    return 0
+
+
+def _render_status(report: dict[str, Any]) -> str:
+    lines = [f"state      {report['state']}"]
+    if not report["exists"]:
+        lines.append("unlocked   no: there is no state here yet (create one with 'legion init')")
+    elif not report["unlocked"]:
+        lines.append(f"unlocked   no (give the password with --password-stdin or {PASSWORD_ENV})")
+    else:
+        counts = report["counts"]
+        actions = report["actions"]
+        lines += [
+            f"unlocked   yes (revision {report['revision']})",
+            "plan       "
+            + _counted(counts, ("clusters", "servers", "domains", "dns_zones", "dns_hosts", "firewalls")),
+            "tracked    "
+            + _counted(
+                counts, ("tracked_servers", "tracked_dns_zones", "tracked_firewalls", "pending_creates")
+            ),
+            "providers  " + (", ".join(report["providers"]) or "no credentials yet (legion credentials set)"),
+            "diff       " + (", ".join(f"{n} {a}" for a, n in sorted(actions.items())) or "nothing planned"),
+        ]
+    lines.append(f"daemon     {report['daemon']}")
+    return "\n".join(lines)
+
+
+def _counted(counts: dict[str, int], names: tuple[str, ...]) -> str:
+    return ", ".join(f"{counts.get(n, 0)} {n.removeprefix('tracked_').replace('_', ' ')}" for n in names)

@@ -1,0 +1,275 @@
+"""``legion plan ...`` and ``legion diff``: edit and read the planned scheme.
+
+Editing a plan never touches a cloud resource; ``legion materialize`` does. Omitted server choices
+(type, location, image) stay empty in the plan and show as ``(policy)``: the provider catalog policy
+fills them in at materialization.
+
+Only argparse-level imports at the top: see :mod:`legion_nb.cli.main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from legion_nb.cli.context import CliContext
+from legion_nb.cli.tables import table
+
+__all__ = ["register"]
+
+_ACTIONS = ("add", "remove")
+
+
+def register(sub: Any) -> None:
+    plan = sub.add_parser("plan", help="edit or show the planned scheme (no cloud calls)")
+    kinds = plan.add_subparsers(dest="plan_kind", metavar="KIND")
+
+    server = _kind(kinds, "server", "NAME", "a server (a one-node cluster unless --cluster groups it)")
+    server.add_argument("--server-type", metavar="T", help="provider server type (default: catalog policy)")
+    server.add_argument("--location", metavar="L", help="provider location (default: catalog policy)")
+    server.add_argument("--image", metavar="I", help="OS image (default: catalog policy)")
+    server.add_argument(
+        "--cluster", metavar="C", help="cluster name (default: the current one, else 'default')"
+    )
+    server.add_argument("--role", choices=("cluster", "satellite"), default="cluster", help="node role")
+    server.set_defaults(handler=_server)
+
+    zone = _kind(kinds, "dns-zone", "ZONE", "a DNS zone hosted at a provider")
+    zone.set_defaults(handler=_provider_resource("dns_zone", "zone", "DNS zone"))
+
+    host = _kind(
+        kinds, "dns-host", "HOST", "a name in a zone pointing at servers (add = upsert)", provider=False
+    )
+    host.add_argument("--zone", metavar="ZONE", required=True, help="the planned zone the host lives in")
+    host.add_argument("--servers", metavar="A,B", default="", help="comma-separated planned server names")
+    host.set_defaults(handler=_dns_host)
+
+    domain = _kind(kinds, "domain", "NAME", "a registered domain looked after at a provider")
+    domain.set_defaults(handler=_provider_resource("domain", "name", "domain"))
+
+    firewall = _kind(kinds, "firewall", "NAME", "a provider firewall guarding planned servers")
+    firewall.add_argument(
+        "--rule",
+        metavar="'DIR PROTO [PORT] ADDR...'",
+        action="append",
+        default=[],
+        help="repeatable, e.g. --rule 'in tcp 22 0.0.0.0/0 ::/0' --rule 'in icmp 0.0.0.0/0'",
+    )
+    firewall.add_argument("--servers", metavar="A,B", default="", help="comma-separated planned server names")
+    firewall.set_defaults(handler=_firewall)
+
+    show = kinds.add_parser("show", help="the planned scheme")
+    show.set_defaults(handler=_show)
+
+    diff = sub.add_parser("diff", help="planned vs tracked vs observed, with the action per resource")
+    diff.add_argument("--fields", action="store_true", help="also list every field in the three views")
+    diff.set_defaults(handler=_diff)
+
+
+def _kind(kinds: Any, name: str, metavar: str, help_text: str, *, provider: bool = True) -> Any:
+    parser = kinds.add_parser(name, help=help_text)
+    parser.add_argument("action", choices=_ACTIONS, help="add (or change) / remove")
+    parser.add_argument("name", metavar=metavar)
+    if provider:
+        parser.add_argument("--provider", metavar="P", help="hetzner, ovh or scaleway (needed to add)")
+    return parser
+
+
+def _provider(args: argparse.Namespace) -> str:
+    from legion_nb.errors import UsageError  # noqa: PLC0415
+
+    if not args.provider:
+        raise UsageError(f"'plan {args.plan_kind} add' needs --provider (hetzner, ovh or scaleway)")
+    return str(args.provider)
+
+
+def _names(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()]
+
+
+async def _call(ctx: CliContext, method: str, **kwargs: Any) -> Any:
+    async with ctx.api() as api:
+        return await api.call(method, **kwargs)
+
+
+def _removed(result: dict[str, str]) -> str:
+    return f"removed {result['removed'].replace('_', ' ')} {result['name']} from the plan"
+
+
+async def _server(ctx: CliContext, args: argparse.Namespace) -> int:
+    if args.action == "remove":
+        ctx.emit(await _call(ctx, "plan_remove_server", name=args.name), _removed)
+        return 0
+    result = await _call(
+        ctx,
+        "plan_upsert_server",
+        name=args.name,
+        provider=_provider(args),
+        server_type=args.server_type,
+        location=args.location,
+        image=args.image,
+        cluster=args.cluster,
+        role=args.role,
+    )
+    ctx.emit(
+        result,
+        lambda r: (
+            f"planned server {r['name']} on {r['provider']}: type {_policy(r['server_type'])}, "
+            f"location {_policy(r['location'])}, image {_policy(r['image'])}, role {r['role']}"
+        ),
+    )
+    return 0
+
+
+def _policy(value: str | None) -> str:
+    return value or "(policy)"
+
+
+async def _dns_host(ctx: CliContext, args: argparse.Namespace) -> int:
+    if args.action == "remove":
+        result = await _call(ctx, "plan_remove_dns_host", host=args.name, zone=args.zone)
+        ctx.emit(result, lambda r: f"removed DNS host {r['name']} in {r['zone']} from the plan")
+        return 0
+    result = await _call(
+        ctx, "plan_upsert_dns_host", host=args.name, zone=args.zone, servers=_names(args.servers)
+    )
+    ctx.emit(result, lambda r: f"planned DNS host {r['host']} in {r['zone']} -> {', '.join(r['servers'])}")
+    return 0
+
+
+def _provider_resource(kind: str, key: str, label: str) -> Any:
+    """The handler of a resource identified by one name at one provider (DNS zone, domain)."""
+
+    async def handle(ctx: CliContext, args: argparse.Namespace) -> int:
+        if args.action == "remove":
+            ctx.emit(await _call(ctx, f"plan_remove_{kind}", **{key: args.name}), _removed)
+            return 0
+        result = await _call(ctx, f"plan_upsert_{kind}", **{key: args.name}, provider=_provider(args))
+        ctx.emit(result, lambda r: f"planned {label} {r[key]} on {r['provider']}")
+        return 0
+
+    return handle
+
+
+async def _firewall(ctx: CliContext, args: argparse.Namespace) -> int:
+    if args.action == "remove":
+        ctx.emit(await _call(ctx, "plan_remove_firewall", name=args.name), _removed)
+        return 0
+    result = await _call(
+        ctx,
+        "plan_upsert_firewall",
+        name=args.name,
+        provider=_provider(args),
+        rules=list(args.rule),
+        servers=_names(args.servers),
+    )
+    ctx.emit(
+        result,
+        lambda r: (
+            f"planned firewall {r['name']} on {r['provider']}: {len(r['rules'])} rule(s), "
+            f"servers {', '.join(r['servers']) or '(none)'}"
+        ),
+    )
+    return 0
+
+
+async def _show(ctx: CliContext, _: argparse.Namespace) -> int:
+    ctx.emit(await _call(ctx, "plan_show"), render_scheme)
+    return 0
+
+
+def render_scheme(scheme: dict[str, Any]) -> str:
+    servers = [
+        (
+            s["name"],
+            cluster["name"],
+            s["provider"],
+            _policy(s["server_type"]),
+            _policy(s["location"]),
+            _policy(s["image"]),
+            s["role"],
+        )
+        for cluster in scheme["clusters"].values()
+        for s in cluster["servers"].values()
+    ]
+    sections: list[tuple[str, tuple[str, ...], list[tuple[Any, ...]]]] = [
+        ("SERVERS", ("NAME", "CLUSTER", "PROVIDER", "TYPE", "LOCATION", "IMAGE", "ROLE"), servers),
+        (
+            "DNS ZONES",
+            ("ZONE", "PROVIDER"),
+            [(z["zone"], z["provider"]) for z in scheme["dns_zones"].values()],
+        ),
+        (
+            "DNS HOSTS",
+            ("HOST", "ZONE", "SERVERS"),
+            [(fqdn, h["zone"], ", ".join(h["servers"])) for fqdn, h in scheme["dns_hosts"].items()],
+        ),
+        ("DOMAINS", ("DOMAIN", "PROVIDER"), [(d["name"], d["provider"]) for d in scheme["domains"].values()]),
+        (
+            "FIREWALLS",
+            ("FIREWALL", "PROVIDER", "SERVERS", "RULES"),
+            [
+                (f["name"], f["provider"], ", ".join(f["servers"]), "; ".join(_rule(r) for r in f["rules"]))
+                for f in scheme["firewalls"].values()
+            ],
+        ),
+    ]
+    text = [table(headers, sorted(rows), title=title) for title, headers, rows in sections if rows]
+    if not text:
+        return "the plan is empty: add to it with 'legion plan server add NAME --provider P' and friends"
+    return "\n\n".join(text)
+
+
+def _rule(rule: dict[str, Any]) -> str:
+    return " ".join(filter(None, (rule["direction"], rule["protocol"], rule["port"], *rule["sources"])))
+
+
+async def _diff(ctx: CliContext, args: argparse.Namespace) -> int:
+    result = await _call(ctx, "diff")
+    ctx.emit(result, lambda d: render_diff(d, fields=args.fields))
+    return 0
+
+
+def render_diff(data: dict[str, Any], *, fields: bool = False) -> str:
+    resources = data["resources"]
+    if not resources:
+        return "nothing planned, tracked or observed"
+    rows = [(r["action"], r["kind"], r["name"], r["provider"], _summary(r)) for r in resources]
+    out = [table(("ACTION", "KIND", "NAME", "PROVIDER", "DETAIL"), rows)]
+    if fields:
+        for r in resources:
+            field_rows = [
+                (("* " if f["changed"] else "  ") + f["field"], f["planned"], f["tracked"], f["observed"])
+                for f in r["fields"]
+            ]
+            out.append(
+                table(
+                    ("FIELD", "PLANNED", "TRACKED", "OBSERVED"),
+                    field_rows,
+                    title=f"{r['kind']} {r['name']} ({r['action']})",
+                )
+            )
+    counts = data["counts"]
+    out.append(", ".join(f"{n} {a}" for a, n in sorted(counts.items())))
+    return "\n\n".join(out)
+
+
+def _summary(resource: dict[str, Any]) -> str:
+    """One line per resource: what differs for updates, the planned choices for creates."""
+    action = resource["action"]
+    fields = resource["fields"]
+    if action == "update":
+        text = ", ".join(f"{f['field']}: {f['tracked']} -> {f['planned']}" for f in fields if f["changed"])
+    elif action in ("create", "adopt"):
+        text = ", ".join(
+            f"{f['field']}={f['planned']}"
+            for f in fields
+            if f["planned"] is not None and f["field"] != "provider"
+        )
+    elif action in ("delete", "orphan"):
+        ident = next((f["tracked"] or f["observed"] for f in fields if f["field"] == "provider_id"), None)
+        text = f"provider id {ident}" if ident else ""
+    else:
+        text = ""
+    note = resource.get("note") or ""
+    return "; ".join(filter(None, (text, note)))

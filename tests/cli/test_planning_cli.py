@@ -1,0 +1,148 @@
+"""``legion plan ...``, ``legion diff`` and ``legion credentials`` in process."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+
+def test_plan_commands_build_a_plan(legion, state: str) -> None:
+    s = ("--state", state)
+    assert (
+        legion(*s, "plan", "server", "add", "web-1", "--provider", "hetzner", "--location", "fsn1").code == 0
+    )
+    assert (
+        legion(
+            *s,
+            "plan",
+            "server",
+            "add",
+            "edge-1",
+            "--provider",
+            "hetzner",
+            "--cluster",
+            "edge",
+            "--role",
+            "satellite",
+            "--server-type",
+            "cx22",
+            "--image",
+            "debian-12",
+        ).code
+        == 0
+    )
+    assert legion(*s, "plan", "dns-zone", "add", "Example.org", "--provider", "hetzner").code == 0
+    host = legion(*s, "plan", "dns-host", "add", "www", "--zone", "example.org", "--servers", "web-1,edge-1")
+    assert host.out == "planned DNS host www in example.org -> web-1, edge-1\n"
+    assert legion(*s, "plan", "domain", "add", "example.org", "--provider", "ovh").code == 0
+    fw = legion(
+        *s,
+        "plan",
+        "firewall",
+        "add",
+        "edge",
+        "--provider",
+        "hetzner",
+        "--rule",
+        "in tcp 22 0.0.0.0/0 ::/0",
+        "--rule",
+        "in icmp 0.0.0.0/0",
+        "--servers",
+        "web-1",
+    )
+    assert fw.code == 0, fw.err
+
+    shown = json.loads(legion(*s, "--json", "plan", "show").out)
+    assert shown["clusters"]["edge"]["servers"]["edge-1"]["role"] == "satellite"
+    assert shown["clusters"]["default"]["servers"]["web-1"]["server_type"] == ""  # policy default
+    assert shown["dns_hosts"]["www.example.org"]["servers"] == ["web-1", "edge-1"]
+    assert [r["protocol"] for r in shown["firewalls"]["edge"]["rules"]] == ["tcp", "icmp"]
+
+    human = legion(*s, "plan", "show").out
+    assert "SERVERS" in human and "(policy)" in human and "www.example.org" in human
+    assert "in tcp 22 0.0.0.0/0 ::/0; in icmp 0.0.0.0/0" in human
+
+    diff = legion(*s, "diff")
+    assert diff.code == 0
+    assert "create  server    web-1" in diff.out and "server_type=(policy)" in diff.out
+    assert diff.out.rstrip().endswith("5 create")
+    fields = legion(*s, "diff", "--fields").out
+    assert "FIELD" in fields and "PLANNED" in fields
+    data = json.loads(legion(*s, "--json", "diff").out)
+    assert data["counts"] == {"create": 5}
+
+    # removal refuses while in use, then works
+    refused = legion(*s, "plan", "dns-zone", "remove", "example.org")
+    assert refused.code == 2 and "www.example.org" in refused.err and refused.err.count("\n") == 1
+    assert legion(*s, "plan", "dns-host", "remove", "www", "--zone", "example.org").code == 0
+    assert (
+        legion(*s, "plan", "dns-zone", "remove", "example.org").out
+        == "removed dns zone example.org from the plan\n"
+    )
+    assert legion(*s, "plan", "firewall", "remove", "edge").code == 0
+    assert legion(*s, "plan", "domain", "remove", "example.org").code == 0
+    assert legion(*s, "plan", "server", "remove", "web-1").code == 0
+    assert legion(*s, "plan", "server", "remove", "edge-1").code == 0
+    assert "the plan is empty" in legion(*s, "plan", "show").out
+    assert legion(*s, "diff").out == "nothing planned, tracked or observed\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "needle"),
+    [
+        (("plan", "server", "add", "web_1", "--provider", "hetzner"), 2, "invalid label"),
+        (("plan", "server", "add", "web-1"), 2, "needs --provider"),
+        (("plan", "server", "add", "web-1", "--provider", "aws"), 2, "unknown provider 'aws'"),
+        (("plan", "server", "launch", "web-1"), 2, "invalid choice"),
+        (("plan", "dns-host", "add", "www", "--zone", "nowhere.org", "--servers", "a"), 2, "not planned"),
+        (("plan", "firewall", "add", "fw", "--provider", "ovh", "--rule", "in tcp"), 2, "needs a port"),
+        (("plan", "server", "remove", "ghost"), 2, "not planned"),
+    ],
+)
+def test_operator_mistakes_are_one_line(
+    legion, state: str, args: tuple[str, ...], code: int, needle: str
+) -> None:
+    result = legion("--state", state, *args)
+    assert result.code == code
+    assert needle in result.err
+    assert result.err.count("\n") == 1 and "Traceback" not in result.err
+
+
+def test_credentials_set_and_show_never_print_secrets(legion, state: str, password: str) -> None:
+    secret = "tok-CLI-SECRET-9f2"
+    stored = legion(
+        "--state",
+        state,
+        "--password-stdin",
+        "credentials",
+        "set",
+        "hetzner",
+        "--endpoint",
+        "http://127.0.0.1:9/v1",
+        stdin=f"{password}\n{json.dumps({'token': secret})}\n",
+        password=None,
+    )
+    assert stored.code == 0, stored.err
+    assert secret not in stored.out and "token" in stored.out
+    shown = legion("--state", state, "--json", "credentials", "show")
+    assert json.loads(shown.out) == [
+        {"provider": "hetzner", "endpoint": "http://127.0.0.1:9/v1", "fields": ["token"]}
+    ]
+    assert secret not in legion("--state", state, "--json", "status").out
+    assert secret not in legion("--state", state, "--json", "plan", "show").out
+
+
+@pytest.mark.parametrize(
+    ("stdin", "needle"),
+    [
+        ("", "no credentials on stdin"),
+        ("{not json", "not JSON (line 1, column 2)"),
+        ("[1]", "one JSON object"),
+        ('{"application_key": "a"}', "ovh credentials lack application_secret, consumer_key"),
+    ],
+)
+def test_bad_credentials_input(legion, state: str, stdin: str, needle: str) -> None:
+    result = legion("--state", state, "credentials", "set", "ovh", stdin=stdin)
+    assert result.code == 2
+    assert needle in result.err and result.err.count("\n") == 1
