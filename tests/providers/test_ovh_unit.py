@@ -23,10 +23,12 @@ from legion_nb.errors import (
     ProviderUnavailableError,
 )
 from legion_nb.providers import base
+from legion_nb.providers.broker import ProviderBroker
 from legion_nb.providers.http import OutcomeUnknownError
 from legion_nb.providers.ovh import DESCRIPTOR, OvhAdapter, convert
 from legion_nb.providers.ovh.client import READ_CONCURRENCY
 from legion_nb.providers.ovh.signing import Signer, signature
+from legion_nb.providers.resilience import Resilience, SettlePolicy
 from legion_nb.sandbox.httpkit import serve_app
 from legion_nb.sandbox.ovh import create_app, state_of
 from legion_nb.sandbox.world import SandboxWorld, Timing
@@ -506,3 +508,47 @@ async def test_wrong_secret_against_the_emulator_is_an_auth_error(sandbox_adapte
         ) as caught:
             await adapter.list_zones()
     assert caught.value.request_id and caught.value.request_id.startswith("EU.ext-1.")
+
+
+# ------------------------------------------------------------------- ambiguous create, settled by name
+
+
+class DropFirstCreate(httpx.AsyncBaseTransport):
+    """The real transport, except that the first instance create reaches OVHcloud and loses its answer."""
+
+    def __init__(self) -> None:
+        self._inner = httpx.AsyncHTTPTransport()
+        self.creates = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        is_create = request.method == "POST" and request.url.path.endswith("/instance")
+        response = await self._inner.handle_async_request(request)
+        if is_create:
+            self.creates += 1
+            if self.creates == 1:
+                await response.aread()
+                await response.aclose()
+                raise httpx.RemoteProtocolError(
+                    "server disconnected without sending a response", request=request
+                )
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+async def test_a_lost_create_answer_is_settled_by_the_legion_id_in_the_name(
+    credentials: Callable[[str], base.ProviderCredentials], broker: ProviderBroker, recorder: Any
+) -> None:
+    transport = DropFirstCreate()
+    async with httpx.AsyncClient(transport=transport) as client:
+        broker.register(OvhAdapter(client, credentials("ovh")))
+        resilient = Resilience(broker, recorder, SettlePolicy(reads=2, create_attempts=3))
+        owner = base.OwnershipLabels.new()
+        wanted = base.ServerSpec("web-1", "d2-2", "GRA11", "Debian 12", labels=owner.as_labels())
+        server = await resilient.create_and_wait_server(wanted, "ovh")
+        assert (server.name, server.status, server.ownership) == ("web-1", "running", owner)
+        assert transport.creates == 1
+        everything = await broker.read("ovh", "list", lambda a: a.list_servers())
+        assert [s.id for s in everything] == [server.id]
+        assert recorder.pending == {}
