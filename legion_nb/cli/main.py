@@ -31,6 +31,7 @@ COMMAND_GROUPS: tuple[str, ...] = (
     "legion_nb.cli.lifecycle",
     "legion_nb.cli.planning",
     "legion_nb.cli.credentials",
+    "legion_nb.cli.daemon",
     "legion_nb.cli.sandbox",
 )
 
