@@ -1,0 +1,220 @@
+"""Figures for the encrypted state: key derivation, unlock, save latency, durable mutation throughput.
+
+Run: ``.venv/bin/python benchmarks/state.py [--servers 1000]``. Prints plain lines with figures and
+their ratio to the goals; asserts nothing. Uses the typed model's synthetic state and JSON codec
+(``legion_nb.engine.state.model``) when it is importable, else a JSON payload of similar size.
+Files go to a temporary directory on the same filesystem as the system temp dir, fsync included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import secrets
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from legion_nb.engine.state.crypto import DEFAULT_KDF, Envelope, SecretKey, derive_wrapping_key
+from legion_nb.engine.state.persistence import PersistenceSupervisor
+from legion_nb.engine.state.store import SecureStateStore
+
+PASSWORD = "benchmark password"
+
+
+@dataclass(frozen=True)
+class Codec:
+    """How the benchmark builds, encodes, decodes and mutates a state of N servers."""
+
+    name: str
+    build: Callable[[int], Any]
+    encode: Callable[[Any], bytes]
+    decode: Callable[[bytes], Any]
+    add_server: Callable[[Any, str], Any]
+
+
+def model_codec() -> Codec | None:
+    try:
+        from legion_nb.engine import planning  # noqa: PLC0415 - optional: the model may not exist yet
+        from legion_nb.engine.state import model  # noqa: PLC0415
+    except ImportError:
+        return None
+
+    def add_server(state: Any, name: str) -> Any:
+        return planning.upsert_server(
+            state, name=name, provider="hetzner", server_type="cx22", location="fsn1", image="debian-12"
+        )
+
+    return Codec(
+        "typed model (model.synthetic_state + encode_state)",
+        model.synthetic_state,
+        model.encode_state,
+        model.decode_state,
+        add_server,
+    )
+
+
+def json_codec() -> Codec:
+    def build(servers: int) -> tuple[tuple[str, str], ...]:
+        return tuple(
+            (
+                f"node-{i:05d}",
+                json.dumps(
+                    {
+                        "provider": "hetzner",
+                        "type": "cx22",
+                        "ipv4": "127.0.0.1",
+                        "labels": {"legion/id": secrets.token_hex(16)},
+                        "pad": "x" * 900,
+                    }
+                ),
+            )
+            for i in range(servers)
+        )
+
+    def encode(state: tuple[tuple[str, str], ...]) -> bytes:
+        return json.dumps(dict(state)).encode()
+
+    def decode(payload: bytes) -> Any:
+        return tuple(json.loads(payload).items())
+
+    def add_server(state: tuple[tuple[str, str], ...], name: str) -> tuple[tuple[str, str], ...]:
+        return (*state, (name, "{}"))
+
+    return Codec("plain JSON (model not importable)", build, encode, decode, add_server)
+
+
+def median_of(runs: int, fn: Callable[[], object]) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+async def amedian_of(runs: int, fn: Callable[[], Awaitable[object]]) -> list[float]:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        await fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+async def main(servers: int, saves: int, mutations: int, clients: int, seconds: float) -> None:
+    codec = model_codec() or json_codec()
+    state = codec.build(servers)
+    payload = codec.encode(state)
+    print(f"state: {servers} servers, {codec.name}, payload {len(payload) / 1024:.0f} KiB")
+    salt = secrets.token_bytes(16)
+
+    kdf = median_of(5, lambda: derive_wrapping_key(PASSWORD, DEFAULT_KDF, salt).wipe())
+    print(f"argon2id derivation ({DEFAULT_KDF}): median of 5 = {ms(kdf)}")
+
+    with tempfile.TemporaryDirectory(prefix="legion-bench-") as directory:
+        path = Path(directory) / "state.legion"
+        (await SecureStateStore.create(path, PASSWORD, payload)).close()
+
+        async def full_unlock() -> None:
+            store, data = await SecureStateStore.unlock(path, PASSWORD)
+            store.close()
+            codec.decode(data)
+
+        unlock = statistics.median(await amedian_of(5, full_unlock))
+        print(f"unlock (argon2id + read + decrypt + decode): median of 5 = {ms(unlock)}")
+
+        derived: dict[bytes, SecretKey] = {}
+
+        def once(envelope: Envelope) -> SecretKey:
+            if envelope.salt not in derived:
+                derived[envelope.salt] = derive_wrapping_key(PASSWORD, envelope.kdf, envelope.salt)
+            return derived[envelope.salt].copy()
+
+        def open_without_kdf() -> None:
+            SecureStateStore._unlock_with(path, once)[0].close()
+
+        open_without_kdf()  # derives once; the timed runs reuse it
+        decrypt = median_of(5, open_without_kdf)
+        decode = median_of(5, lambda: codec.decode(payload))
+        rest = decrypt + decode
+        print(
+            f"unlock without the KDF: read + decrypt {ms(decrypt)} + decode {ms(decode)} = {ms(rest)}; "
+            f"{rest / kdf:.1%} of the KDF time (goal < 10%: {'met' if rest < 0.1 * kdf else 'NOT met'})"
+        )
+        encode = median_of(5, lambda: codec.encode(state))
+        print(f"encode of the state: median of 5 = {ms(encode)}")
+
+        store, _ = SecureStateStore._unlock_with(path, once)
+        latencies = sorted(await amedian_of(saves, lambda: store.save(payload)))
+        p95 = latencies[min(len(latencies) - 1, round(0.95 * len(latencies)) - 1)]
+        print(
+            f"save latency ({saves} saves of {len(payload) / 1024:.0f} KiB, seal + write + fsync + rename): "
+            f"median {ms(statistics.median(latencies))}, p95 {ms(p95)}"
+        )
+
+        supervisor = PersistenceSupervisor[Any](store, state, codec.encode)
+
+        def mutation(name: str) -> Callable[[Any], tuple[Any, None]]:
+            return lambda current: (codec.add_server(current, name), None)
+
+        generation = store.generation
+        start = time.perf_counter()
+        await asyncio.gather(
+            *(supervisor.mutate(mutation(f"burst-{n}"), reason="bench") for n in range(mutations))
+        )
+        elapsed = time.perf_counter() - start
+        writes = store.generation - generation
+        rate = mutations / elapsed
+        print(
+            f"durable mutations, burst of {mutations} at once: {rate:,.0f}/s in {writes} writes "
+            f"({rate / 1000:.2f}x the goal of 1,000/s)"
+        )
+
+        counter = 0
+        deadline = time.perf_counter() + seconds
+
+        async def client(number: int) -> None:
+            nonlocal counter
+            while time.perf_counter() < deadline:
+                await supervisor.mutate(mutation(f"client-{number}-{counter}"), reason="bench")
+                counter += 1
+
+        generation = store.generation
+        start = time.perf_counter()
+        await asyncio.gather(*(client(number) for number in range(clients)))
+        elapsed = time.perf_counter() - start
+        writes = store.generation - generation
+        rate = counter / elapsed
+        print(
+            f"durable mutations, {clients} clients each awaiting its own in a loop for {seconds:g} s: "
+            f"{rate:,.0f}/s in {writes} writes ({counter / max(writes, 1):.0f} per write; "
+            f"{rate / 1000:.2f}x the goal of 1,000/s)"
+        )
+        print(
+            f"  each write costs about encode {ms(encode)} + save {ms(statistics.median(latencies))}: "
+            f"with C clients waiting, throughput is about C / that, so the encode dominates"
+        )
+        await supervisor.aclose()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--servers", type=int, default=1000)
+    parser.add_argument("--saves", type=int, default=40)
+    parser.add_argument("--mutations", type=int, default=5000)
+    parser.add_argument("--clients", type=int, default=256)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    arguments = parser.parse_args()
+    asyncio.run(
+        main(arguments.servers, arguments.saves, arguments.mutations, arguments.clients, arguments.seconds)
+    )
