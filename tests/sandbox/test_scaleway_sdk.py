@@ -30,16 +30,17 @@ from scaleway.instance.v1.types import SetSecurityGroupRulesRequestRule
 from scaleway.marketplace.v2 import MarketplaceV2API
 from scaleway_core.api import ScalewayException
 
+from legion_nb.sandbox.httpkit import ThreadedEmulator, serve_in_thread
 from legion_nb.sandbox.scaleway import create_app
 from legion_nb.sandbox.world import SandboxWorld
-from tests.sandbox.conftest import ThreadedEmulator, run_emulator
 
 ZONE = "fr-par-1"
 
 
 @pytest.fixture
 def emulator(fast_world: SandboxWorld) -> Iterator[ThreadedEmulator]:
-    yield from run_emulator(create_app, fast_world)
+    with serve_in_thread(create_app, fast_world) as served:
+        yield served
 
 
 def sdk_client(emulator: ThreadedEmulator, *, secret_key: str | None = None) -> scaleway.Client:
