@@ -8,12 +8,10 @@ SDK is synchronous, so the emulator runs on its own event loop in a background t
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +20,8 @@ import ovh.client  # type: ignore[import-untyped]
 import pytest
 import requests
 
-from legion_nb.sandbox.httpkit import ServedApp, serve_app
+from legion_nb.sandbox.faults import FaultPlan
+from legion_nb.sandbox.httpkit import serve_in_thread
 from legion_nb.sandbox.ovh import OvhState, create_app, state_of
 from legion_nb.sandbox.ovh.auth import expected_signature
 from legion_nb.sandbox.world import SandboxWorld, Timing
@@ -38,51 +37,29 @@ class Served:
     world: SandboxWorld
 
 
+@contextmanager
+def running(world: SandboxWorld) -> Iterator[Served]:
+    """The emulator on 127.0.0.1:<ephemeral>, on its own event loop in a thread (the SDK is blocking)."""
+    with serve_in_thread(create_app, world) as threaded:
+        yield Served(threaded.url, threaded.emulator.credentials, state_of(threaded.emulator), world)
+
+
 @pytest.fixture
 def served() -> Iterator[Served]:
-    """The emulator on 127.0.0.1:<ephemeral>, in a thread with its own event loop."""
-    loop = asyncio.new_event_loop()
-    ready: Future[Served] = Future()
-    stop = threading.Event()
+    with running(SandboxWorld(seed=7, timing=Timing(action_seconds=0.05, boot_seconds=0.1))) as server:
+        yield server
 
-    async def serve() -> None:
-        world = SandboxWorld(seed=7, timing=Timing(action_seconds=0.05, boot_seconds=0.1))
-        served: ServedApp | None = None
-        try:
-            emulator = create_app(world)
-            served = await serve_app(emulator.app)
-            url = served.base_url(emulator.prefix)
-            ready.set_result(Served(url, emulator.credentials, state_of(emulator), world))
-            while not stop.is_set():
-                await asyncio.sleep(0.01)
-        except Exception as exc:  # surface a broken emulator to the test instead of a hang
-            if not ready.done():
-                ready.set_exception(exc)
-        finally:
-            await world.aclose()
-            if served is not None:
-                await served.aclose()
 
-    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
-    thread.start()
-    try:
-        yield ready.result(timeout=10)
-    finally:
-        stop.set()
-        thread.join(timeout=10)
-        loop.close()
+def sdk(served: Served, monkeypatch: pytest.MonkeyPatch, **overrides: str) -> ovh.Client:
+    """An ``ovh.Client`` for the sandbox, registered under a new endpoint name."""
+    monkeypatch.setitem(ovh.client.ENDPOINTS, "legion-sandbox", served.url)
+    creds = {k: served.credentials[k] for k in ("application_key", "application_secret", "consumer_key")}
+    return ovh.Client(endpoint="legion-sandbox", **(creds | overrides))
 
 
 @pytest.fixture
 def client(served: Served, monkeypatch: pytest.MonkeyPatch) -> ovh.Client:
-    monkeypatch.setitem(ovh.client.ENDPOINTS, "legion-sandbox", served.url)
-    creds = served.credentials
-    return ovh.Client(
-        endpoint="legion-sandbox",
-        application_key=creds["application_key"],
-        application_secret=creds["application_secret"],
-        consumer_key=creds["consumer_key"],
-    )
+    return sdk(served, monkeypatch)
 
 
 def project(served: Served) -> str:
@@ -262,50 +239,66 @@ def test_bills_follow_instance_lifetimes(client: ovh.Client, served: Served) -> 
 def test_wrong_application_secret_is_refused_as_ovh_does(
     served: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(ovh.client.ENDPOINTS, "legion-sandbox", served.url)
-    creds = served.credentials
-    wrong_secret = ovh.Client(
-        endpoint="legion-sandbox",
-        application_key=creds["application_key"],
-        application_secret="x" * 32,
-        consumer_key=creds["consumer_key"],
-    )
+    wrong_secret = sdk(served, monkeypatch, application_secret="x" * 32)
     with pytest.raises(ovh.exceptions.BadParametersError, match="Invalid signature") as caught:
         wrong_secret.get("/domain/zone")
     assert caught.value.query_id and caught.value.query_id.startswith("EU.")
-
-    wrong_consumer = ovh.Client(
-        endpoint="legion-sandbox",
-        application_key=creds["application_key"],
-        application_secret=creds["application_secret"],
-        consumer_key="y" * 32,
-    )
     with pytest.raises(ovh.exceptions.InvalidCredential):
-        wrong_consumer.get("/domain/zone")
-
-    wrong_app = ovh.Client(
-        endpoint="legion-sandbox",
-        application_key="z" * 16,
-        application_secret=creds["application_secret"],
-        consumer_key=creds["consumer_key"],
-    )
+        sdk(served, monkeypatch, consumer_key="y" * 32).get("/domain/zone")
     with pytest.raises(ovh.exceptions.InvalidKey):
-        wrong_app.get("/domain/zone")
+        sdk(served, monkeypatch, application_key="z" * 16).get("/domain/zone")
 
 
 def test_read_only_consumer_key_cannot_write(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(ovh.client.ENDPOINTS, "legion-sandbox", served.url)
     served.state.add_consumer_key("r" * 32, can_write=False)
-    creds = served.credentials
-    reader = ovh.Client(
-        endpoint="legion-sandbox",
-        application_key=creds["application_key"],
-        application_secret=creds["application_secret"],
-        consumer_key="r" * 32,
-    )
+    reader = sdk(served, monkeypatch, consumer_key="r" * 32)
     assert reader.get("/domain/zone")
     with pytest.raises(ovh.exceptions.NotGrantedCall):
         reader.post("/domain/zone/example.org/refresh")
+
+
+def test_regional_create_reports_through_an_operation(client: ovh.Client, served: Served) -> None:
+    base = project(served)
+    flavor = next(f for f in client.get(f"{base}/flavor", region="UK1") if f["name"] == "c3-4")
+    image = next(i for i in client.get(f"{base}/image", region="UK1") if i["name"] == "Ubuntu 24.04")
+    operation = client.post(
+        f"{base}/region/UK1/instance",
+        name="async-1",
+        flavor={"id": flavor["id"]},
+        bootFrom={"imageId": image["id"]},
+        sshKeyCreate={"name": "async-key", "publicKey": PUBLIC_KEY},
+        network={"public": True},
+        billingPeriod="hourly",
+    )
+    assert (operation["action"], operation["status"], operation["resourceId"]) == (
+        "instance#create",
+        "created",
+        None,
+    )
+    deadline = time.monotonic() + 10
+    while operation["status"] != "completed" and time.monotonic() < deadline:
+        time.sleep(0.02)
+        operation = client.get(f"{base}/operation/{operation['id']}")
+        assert operation["status"] in ("in-progress", "completed")
+    instance = client.get(f"{base}/instance/{operation['resourceId']}")
+    assert (instance["name"], instance["status"], instance["sshKey"]["name"]) == (
+        "async-1",
+        "ACTIVE",
+        "async-key",
+    )
+    assert [o["id"] for o in client.get(f"{base}/operation")] == [operation["id"]]
+
+
+def test_injected_faults_speak_ovh(monkeypatch: pytest.MonkeyPatch) -> None:
+    world = SandboxWorld(seed=1, faults=FaultPlan(rate=1.0, seed=1, weights={"rate_limited": 1.0}))
+    with running(world) as server:
+        client = sdk(server, monkeypatch)
+        assert isinstance(client.get("/auth/time", _need_auth=False), int)  # the clock probe is never faulted
+        with pytest.raises(ovh.exceptions.APIError, match="Too many requests") as caught:
+            client.get("/domain/zone")
+        assert caught.value.response.status_code == 429
+        assert caught.value.response.json()["class"] == "Client::TooManyRequests"
+        assert caught.value.query_id.startswith("EU.ext-1.")
 
 
 def test_stale_timestamp_is_refused(served: Served) -> None:

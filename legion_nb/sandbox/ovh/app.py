@@ -31,6 +31,7 @@ from legion_nb.sandbox.ovh.errors import (
     fault_body,
     json_response,
 )
+from legion_nb.sandbox.ovh.operations import Operations
 from legion_nb.sandbox.world import Emulator, SandboxWorld
 
 __all__ = ["PREFIX", "PROVIDER", "OvhState", "create_app", "state_of"]
@@ -92,6 +93,7 @@ def create_app(world: SandboxWorld, *, zones: tuple[str, ...] = DEFAULT_ZONES) -
     app[STATE_KEY] = state
     app.add_routes(_account_routes(state))
     app.add_routes(compute.routes(PREFIX))
+    app.add_routes(Operations(compute).routes(PREFIX))
     app.add_routes(state.dns.routes(PREFIX))
     app.add_routes(state.billing.routes(PREFIX))
     return Emulator(

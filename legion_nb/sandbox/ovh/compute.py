@@ -33,7 +33,7 @@ from legion_nb.sandbox.ovh.catalog import Catalog
 from legion_nb.sandbox.ovh.errors import OvhFault, json_response
 from legion_nb.sandbox.world import SandboxWorld
 
-__all__ = ["Compute", "Instance", "SshKey", "read_json"]
+__all__ = ["Compute", "Instance", "SshKey", "read_json", "required_str"]
 
 _ACTION_STATUSES = {"soft": "REBOOT", "hard": "HARD_REBOOT"}
 
@@ -70,6 +70,8 @@ class Instance:
     user_data: str | None = field(default=None, repr=False)
     status: str = "BUILD"
     deleted: datetime | None = None
+    ready_at: datetime | None = None
+    """When the instance first became ACTIVE (the end of its creation)."""
     generation: int = 0
     """Bumped by every status change; a pending settle applies only if nothing changed since."""
 
@@ -102,7 +104,7 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     return body
 
 
-def _required_str(body: dict[str, Any], name: str) -> str:
+def required_str(body: dict[str, Any], name: str) -> str:
     value = body.get(name)
     if not isinstance(value, str) or not value:
         raise OvhFault(400, "Client::BadRequest", f"Missing parameter(s): {name}")
@@ -149,13 +151,13 @@ class Compute:
             web.post(f"{inst}/rescueMode", self.rescue_mode),
         ]
 
-    def _project(self, request: web.Request) -> None:
+    def check_project(self, request: web.Request) -> None:
         if request.match_info["serviceName"] != self.service_name:
             raise OvhFault(
                 404, "Client::NotFound", f"This service does not exist: {request.match_info['serviceName']}"
             )
 
-    def _new_uuid(self) -> str:
+    def new_uuid(self) -> str:
         return str(uuid.UUID(int=self.world.rng.getrandbits(128), version=4))
 
     # -- project, regions, catalog -----------------------------------------------------------
@@ -164,7 +166,7 @@ class Compute:
         return json_response([self.service_name])
 
     async def get_project(self, request: web.Request) -> web.Response:
-        self._project(request)
+        self.check_project(request)
         return json_response(
             {
                 "project_id": self.service_name,
@@ -178,37 +180,37 @@ class Compute:
         )
 
     async def list_regions(self, request: web.Request) -> web.Response:
-        self._project(request)
+        self.check_project(request)
         return json_response(sorted(self.catalog.regions))
 
     async def get_region(self, request: web.Request) -> web.Response:
-        self._project(request)
+        self.check_project(request)
         name = request.match_info["regionName"]
         if name not in self.catalog.regions:
             raise OvhFault(404, "Client::NotFound", f"Region {name} does not exist")
         return json_response(self.catalog.region_json(name))
 
     async def list_flavors(self, request: web.Request) -> web.Response:
-        self._project(request)
+        self.check_project(request)
         region = request.query.get("region")
         return json_response([self.catalog.flavor_json(f) for f in self.catalog.flavor_ids(region)])
 
     async def get_flavor(self, request: web.Request) -> web.Response:
-        self._project(request)
+        self.check_project(request)
         flavor_id = request.match_info["flavorId"]
         if self.catalog.flavor(flavor_id) is None:
             raise OvhFault(404, "Client::NotFound", f"Flavor {flavor_id} does not exist")
         return json_response(self.catalog.flavor_json(flavor_id))
 
     async def list_images(self, request: web.Request) -> web.Response:
-        self._project(request)
+        self.check_project(request)
         region = request.query.get("region")
         os_type = request.query.get("osType")
         ids = self.catalog.image_ids(region) if os_type in (None, "linux") else []
         return json_response([self.catalog.image_json(i) for i in ids])
 
     async def get_image(self, request: web.Request) -> web.Response:
-        self._project(request)
+        self.check_project(request)
         image_id = request.match_info["imageId"]
         if self.catalog.image(image_id) is None:
             raise OvhFault(404, "Client::NotFound", f"Image {image_id} does not exist")
@@ -217,28 +219,21 @@ class Compute:
     # -- SSH keys -----------------------------------------------------------------------------
 
     async def list_ssh_keys(self, request: web.Request) -> web.Response:
-        self._project(request)
+        self.check_project(request)
         region = request.query.get("region")
         keys = [k for k in self.ssh_keys.values() if region is None or region in k.regions]
         return json_response([k.to_json() for k in keys])
 
     async def create_ssh_key(self, request: web.Request) -> web.Response:
-        self._project(request)
+        self.check_project(request)
         body = await read_json(request)
-        name = _required_str(body, "name")
-        public_key = _required_str(body, "publicKey").strip()
-        fingerprint = _fingerprint(public_key)
-        if any(k.name == name for k in self.ssh_keys.values()):
-            raise OvhFault(409, "Client::Conflict::SshKeyAlreadyExists", f"SSH key {name} already exists")
-        region = body.get("region")
-        regions = [region] if isinstance(region, str) and region else sorted(self.catalog.regions)
-        key_id = "".join(f"{b:02x}" for b in self.world.rng.randbytes(12))
-        key = SshKey(key_id, name, public_key, fingerprint, regions)
-        self.ssh_keys[key_id] = key
+        key = self.add_ssh_key(
+            required_str(body, "name"), required_str(body, "publicKey"), body.get("region")
+        )
         return json_response(key.to_json())
 
     def _ssh_key(self, request: web.Request) -> SshKey:
-        self._project(request)
+        self.check_project(request)
         key = self.ssh_keys.get(request.match_info["keyId"])
         if key is None:
             raise OvhFault(404, "Client::NotFound", f"SSH key {request.match_info['keyId']} does not exist")
@@ -293,7 +288,7 @@ class Compute:
         return body
 
     def _instance(self, request: web.Request) -> Instance:
-        self._project(request)
+        self.check_project(request)
         instance_id = request.match_info["instanceId"]
         instance = self.instances.get(instance_id)
         if instance is None:
@@ -338,18 +333,40 @@ class Compute:
             )
 
     async def list_instances(self, request: web.Request) -> web.Response:
-        self._project(request)
+        self.check_project(request)
         region = request.query.get("region")
         items = [i for i in self.instances.values() if region is None or i.region == region]
         return json_response([self.instance_json(i) for i in items])
 
     async def create_instance(self, request: web.Request) -> web.Response:
-        self._project(request)
+        self.check_project(request)
         body = await read_json(request)
-        name = _required_str(body, "name")
-        flavor_id = _required_str(body, "flavorId")
-        image_id = _required_str(body, "imageId")
-        region = _required_str(body, "region")
+        monthly = body.get("monthlyBilling", False)
+        if not isinstance(monthly, bool):
+            raise OvhFault(400, "Client::BadRequest", "Invalid parameter: monthlyBilling must be a boolean")
+        instance = self.launch(
+            name=required_str(body, "name"),
+            region=required_str(body, "region"),
+            flavor_id=required_str(body, "flavorId"),
+            image_id=required_str(body, "imageId"),
+            ssh_key_id=body.get("sshKeyId"),
+            user_data=body.get("userData"),
+            monthly=monthly,
+        )
+        return json_response(self.instance_json(instance))
+
+    def launch(
+        self,
+        *,
+        name: str,
+        region: str,
+        flavor_id: str,
+        image_id: str,
+        ssh_key_id: Any,
+        user_data: Any,
+        monthly: bool,
+    ) -> Instance:
+        """Validate and start one instance (``BUILD``, then ``ACTIVE`` after the boot time)."""
         if region not in self.catalog.regions:
             raise OvhFault(400, "Client::BadRequest", f"Invalid region: {region}")
         flavor = self.catalog.flavor(flavor_id)
@@ -358,17 +375,12 @@ class Compute:
         image = self.catalog.image(image_id)
         if image is None or image[0].name != region:
             raise OvhFault(400, "Client::BadRequest", f"Image {image_id} does not exist in region {region}")
-        ssh_key_id = body.get("sshKeyId")
         if ssh_key_id is not None and ssh_key_id not in self.ssh_keys:
             raise OvhFault(400, "Client::BadRequest", f"SSH key {ssh_key_id} does not exist")
-        user_data = body.get("userData")
         if user_data is not None and not isinstance(user_data, str):
             raise OvhFault(400, "Client::BadRequest", "Invalid parameter: userData must be a string")
-        monthly = body.get("monthlyBilling", False)
-        if not isinstance(monthly, bool):
-            raise OvhFault(400, "Client::BadRequest", "Invalid parameter: monthlyBilling must be a boolean")
         instance = Instance(
-            id=self._new_uuid(),
+            id=self.new_uuid(),
             name=name,
             region=region,
             flavor_id=flavor_id,
@@ -381,8 +393,23 @@ class Compute:
         )
         self.instances[instance.id] = instance
         self.ledger.append(instance)
-        self._transition(instance, "BUILD", "ACTIVE", self.world.timing.boot_seconds)
-        return json_response(self.instance_json(instance))
+
+        def ready() -> None:
+            instance.ready_at = self.world.now()
+
+        self._transition(instance, "BUILD", "ACTIVE", self.world.timing.boot_seconds, after=ready)
+        return instance
+
+    def add_ssh_key(self, name: str, public_key: str, region: Any) -> SshKey:
+        """Register a key (names are unique per project)."""
+        fingerprint = _fingerprint(public_key.strip())
+        if any(k.name == name for k in self.ssh_keys.values()):
+            raise OvhFault(409, "Client::Conflict::SshKeyAlreadyExists", f"SSH key {name} already exists")
+        regions = [region] if isinstance(region, str) and region else sorted(self.catalog.regions)
+        key_id = "".join(f"{b:02x}" for b in self.world.rng.randbytes(12))
+        key = SshKey(key_id, name, public_key.strip(), fingerprint, regions)
+        self.ssh_keys[key_id] = key
+        return key
 
     async def get_instance(self, request: web.Request) -> web.Response:
         return json_response(self.instance_detail_json(self._instance(request)))
@@ -413,7 +440,7 @@ class Compute:
     async def reinstall(self, request: web.Request) -> web.Response:
         instance = self._instance(request)
         body = await read_json(request)
-        image_id = _required_str(body, "imageId")
+        image_id = required_str(body, "imageId")
         image = self.catalog.image(image_id)
         if image is None or image[0].name != instance.region:
             raise OvhFault(
