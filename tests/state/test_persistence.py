@@ -226,3 +226,21 @@ async def test_aclose_finishes_queued_writes_then_locks(state_path: Path, open_s
         await supervisor.change_password("a", "b")
     assert on_disk(state_path, open_store) == ("a", "b", "c", "d", "e")
     await supervisor.aclose()  # idempotent
+
+
+async def test_a_cancelled_drain_cancels_its_callers_and_the_next_mutation_starts_afresh(
+    supervisor: PersistenceSupervisor[State],
+) -> None:
+    first = asyncio.create_task(supervisor.mutate(append("a"), reason="a"))
+    await asyncio.sleep(0)
+    drainer = supervisor._drainer
+    assert drainer is not None
+    queued = asyncio.create_task(supervisor.mutate(append("b"), reason="b"))
+    await asyncio.sleep(0)  # the drain task is encoding "a"; "b" waits in the queue
+    drainer.cancel()  # e.g. the event loop shutting down
+    for caller in (first, queued):
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+    assert (supervisor.state, supervisor.revision) == ((), 0)
+    assert await supervisor.mutate(append("c"), reason="c") == 0
+    assert supervisor.state == ("c",)

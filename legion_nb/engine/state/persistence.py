@@ -130,17 +130,23 @@ class PersistenceSupervisor(Generic[S]):
         """Refuse new mutations, let queued ones finish writing, then drop the store's key."""
         self._closing = True
         while self._drainer is not None and not self._drainer.done():
-            await asyncio.shield(self._drainer)
+            await asyncio.wait({self._drainer})  # never cancels it, never raises its exception
         async with self._io:
             self._store.close()
 
     # -- the drain task -------------------------------------------------------------------------
 
     async def _drain(self) -> None:
-        while self._queue:
-            batch, self._queue = self._queue, []
-            async with self._io:
-                await self._commit(batch)
+        try:
+            while self._queue:
+                batch, self._queue = self._queue, []
+                async with self._io:
+                    await self._commit(batch)
+        except BaseException:  # cancelled (loop shutting down): queued callers must not wait forever
+            for mutation in self._queue:
+                mutation.done.cancel()
+            self._queue = []
+            raise
 
     async def _commit(self, batch: list[_Mutation[S]]) -> None:
         state = self._durable
