@@ -1,1 +1,62 @@
-"""widgets."""
+"""Notebook panels: live views of an engine, fed only by its snapshot and activity streams.
+
+Commands flow into the engine through its API (``await engine.plan_upsert_server(...)``); state
+comes back to the page only through the engine's "snapshot" and "activity" streams, which each panel
+follows with a throttled :class:`~legion_nb.widgets.feed.Feed`. A panel works the same over an
+in-process engine and over the daemon's ``RemoteEngine``.
+
+    legion_nb.show(engine)          # all three panels, stacked
+    ResourcesPanel(engine)          # or one at a time
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ipywidgets
+
+from legion_nb.widgets.activity import ActivityPanel
+from legion_nb.widgets.feed import EventSource, Feed
+from legion_nb.widgets.panel import LivePanel
+from legion_nb.widgets.plan_diff import DiffSource, PlanDiffPanel
+from legion_nb.widgets.resources import ResourcesPanel
+
+__all__ = [
+    "ActivityPanel",
+    "Dashboard",
+    "DiffSource",
+    "EventSource",
+    "Feed",
+    "LivePanel",
+    "PlanDiffPanel",
+    "ResourcesPanel",
+    "show",
+]
+
+
+class Dashboard(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets ships no type information
+    """The three panels stacked: resources, plan diff, activity. ``close()`` stops all three."""
+
+    def __init__(self, engine: DiffSource, **options: Any) -> None:
+        self.resources = ResourcesPanel(engine, **options)
+        self.plan_diff = PlanDiffPanel(engine, **options)
+        self.activity = ActivityPanel(engine, **options)
+        super().__init__(children=[self.resources, self.plan_diff, self.activity])
+
+    @property
+    def panels(self) -> tuple[LivePanel, ...]:
+        return (self.resources, self.plan_diff, self.activity)
+
+    def close(self) -> None:
+        for panel in self.panels:
+            panel.close()
+        super().close()
+
+
+def show(engine: DiffSource, **options: Any) -> Dashboard:
+    """Every panel for ``engine`` (in-process or a daemon client); the last line of a cell displays it.
+
+    ``options`` go to each panel (e.g. ``min_interval=0.25`` for at most four redraws a second).
+    Call ``close()`` on the result to stop following the engine.
+    """
+    return Dashboard(engine, **options)

@@ -1,0 +1,118 @@
+"""What every panel shares: an anywidget fed by the engine's streams through a throttled :class:`Feed`.
+
+A panel is synced traitlets plus a sibling JavaScript module that mirrors them one to one. All of a
+panel's state lives in those traits (anywidget drops custom messages sent before a view exists, a
+trait is always there for the next view), and every update is set inside ``hold_sync()`` so that one
+redraw is one comm message. The panel never decides anything about resources: it reads what the
+engine publishes, reshapes it into the rows of :mod:`legion_nb.widgets.rows`, and shows it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import anywidget
+import traitlets
+
+from legion_nb.errors import UsageError
+from legion_nb.widgets.feed import DEFAULT_MIN_INTERVAL, Batch, EventSource, Feed, Sleep
+
+__all__ = ["STATIC", "LivePanel", "esm_of"]
+
+STATIC = Path(__file__).parent / "static"
+
+
+def esm_of(name: str) -> str:
+    """The ES module of panel ``name``: the shared helpers followed by the panel's own renderer.
+
+    anywidget loads a panel's module from a string, so a relative ``import`` could not reach a
+    sibling file; prepending the helpers keeps them in one file without copying them into each panel.
+    """
+    return (STATIC / "common.js").read_text(encoding="utf-8") + "\n" + (STATIC / f"{name}.js").read_text(
+        encoding="utf-8"
+    )
+
+
+class LivePanel(anywidget.AnyWidget):
+    """Base of the panels: lock state, revision and the feed's health, all as synced traits."""
+
+    _css = (STATIC / "panels.css").read_text(encoding="utf-8")
+
+    title = traitlets.Unicode("").tag(sync=True)
+    locked = traitlets.Bool(False).tag(sync=True)
+    revision = traitlets.Int(None, allow_none=True).tag(sync=True)
+    # "waiting" until the first publication, then "live"; "closed" when the engine ended the stream,
+    # "stopped: <reason>" when reading it failed.
+    feed_status = traitlets.Unicode("waiting").tag(sync=True)
+
+    topics: ClassVar[tuple[str, ...]] = ("snapshot",)
+
+    def __init__(
+        self,
+        engine: EventSource | None = None,
+        *,
+        min_interval: float = DEFAULT_MIN_INTERVAL,
+        sleep: Sleep = asyncio.sleep,
+        **traits: Any,
+    ) -> None:
+        super().__init__(**traits)
+        self._feed: Feed | None = None
+        self._source: EventSource | None = None
+        if engine is not None:
+            self.attach(engine, min_interval=min_interval, sleep=sleep)
+
+    # -- the feed --------------------------------------------------------------------------
+
+    def attach(
+        self, engine: EventSource, *, min_interval: float = DEFAULT_MIN_INTERVAL, sleep: Sleep = asyncio.sleep
+    ) -> Feed:
+        """Follow ``engine``'s streams from now on (an in-process engine or a daemon client)."""
+        if self._feed is not None and self._feed.running:
+            raise UsageError("this panel already follows an engine: close it and create a new one")
+        self._source = engine
+        self._feed = Feed(
+            engine,
+            self.topics,
+            self._apply,
+            min_interval=min_interval,
+            sleep=sleep,
+            on_stop=self._stream_ended,
+            name=f"{type(self).__name__} feed",
+        )
+        self._feed.start()
+        return self._feed
+
+    @property
+    def feed(self) -> Feed | None:
+        return self._feed
+
+    def close(self) -> None:
+        """Stop following the engine (the feed task is cancelled) and close the widget's views."""
+        feed = getattr(self, "_feed", None)  # close() also runs from __del__ of a half-built widget
+        if feed is not None:
+            feed.close()
+        super().close()
+
+    async def _apply(self, batch: Batch) -> None:
+        changes = await self.prepare(batch)
+        if not changes:
+            return
+        with self.hold_sync():
+            for name, value in changes.items():
+                setattr(self, name, value)
+            if self.feed_status == "waiting":
+                self.feed_status = "live"
+
+    async def prepare(self, batch: Batch) -> Mapping[str, Any]:
+        """The trait values that show ``batch`` (only the ones that change need to be there)."""
+        raise NotImplementedError(f"{type(self).__name__} must say how a batch becomes traits")
+
+    def _stream_ended(self, failure: BaseException | None) -> None:
+        if failure is None:
+            self.feed_status = "closed"
+        else:
+            reason = " ".join(str(failure).split()) or type(failure).__name__
+            self.feed_status = f"stopped: {reason}"

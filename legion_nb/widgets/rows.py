@@ -1,0 +1,242 @@
+"""The rows the panels draw, and the one place that reads them out of the engine's streams.
+
+The engine publishes its app snapshot as JSON-able data (an in-process :class:`~legion_nb.engine.
+runtime.Engine` hands over Python objects, the daemon's ``RemoteEngine`` hands over decoded JSON);
+:func:`parse_snapshot` turns either into typed rows, so the JavaScript side only ever sees the shapes
+declared here. Keeping the schema in one module means the resource-actor work (issue 4) only has to
+fill these keys in the snapshot rows; the panels, their JavaScript and the tests already speak them.
+
+Snapshot row keys (all strings; a missing key reads as empty, a missing ``state`` as ``unknown``)::
+
+    kind       server | dns_zone | firewall | domain
+    name       the resource's name (host name, zone, firewall name)
+    provider   hetzner | ovh | scaleway
+    action     what materialize would do: create | update | delete | unchanged | adopt | orphan
+    state      the resource actor's lifecycle state; "unknown" until the actor has reported
+    operation  the operation the actor is running now (empty when idle)
+    substage   the persisted deployment phase of that operation (servers)
+    waiting    why the actor is waiting (e.g. a DNS zone waiting for server endpoints)
+    error      the last error the actor recorded
+    note       the diff's remark (e.g. a pending create settled by lookup first)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypedDict
+
+from legion_nb.engine.wire import to_jsonable
+from legion_nb.errors import LegionError
+
+__all__ = [
+    "UNKNOWN_STATE",
+    "DiffRow",
+    "FieldRow",
+    "OperationRow",
+    "PanelDataError",
+    "ResourceRow",
+    "Snapshot",
+    "action_counts",
+    "activity_lines",
+    "current_operations",
+    "parse_diff",
+    "parse_snapshot",
+    "state_counts",
+    "tally",
+]
+
+UNKNOWN_STATE = "unknown"
+
+
+class PanelDataError(LegionError):
+    """The engine published data the panels cannot read: engine and widgets disagree on a shape."""
+
+    code = "panel_data"
+
+
+class ResourceRow(TypedDict):
+    """One resource as the resources panel shows it (see the module docstring for each key)."""
+
+    kind: str
+    name: str
+    provider: str
+    action: str
+    state: str
+    operation: str
+    substage: str
+    waiting: str
+    error: str
+    note: str
+
+
+class FieldRow(TypedDict):
+    """One field of one resource in the planned, tracked and observed views (None: not in that view)."""
+
+    field: str
+    planned: str | None
+    tracked: str | None
+    observed: str | None
+    changed: bool
+
+
+class DiffRow(TypedDict):
+    kind: str
+    name: str
+    provider: str
+    action: str
+    note: str
+    fields: list[FieldRow]
+
+
+class OperationRow(TypedDict):
+    """A resource that is busy right now: what it runs and where it stands."""
+
+    kind: str
+    name: str
+    operation: str
+    substage: str
+    waiting: str
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The app snapshot as the panels need it."""
+
+    locked: bool
+    revision: int | None
+    rows: tuple[ResourceRow, ...]
+
+
+def _mapping(value: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise PanelDataError(
+            f"{what} is a {type(value).__name__}, not an object: upgrade engine and widgets together"
+        )
+    return value
+
+
+def _text(value: Any) -> str:
+    """Scalars as text; anything structured as compact JSON, so nothing is silently dropped."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float):
+        return str(value)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _optional_text(value: Any) -> str | None:
+    return None if value is None else _text(value)
+
+
+def _resource_row(raw: Any) -> ResourceRow:
+    row = _mapping(raw, "a snapshot row")
+    return ResourceRow(
+        kind=_text(row.get("kind")),
+        name=_text(row.get("name")),
+        provider=_text(row.get("provider")),
+        action=_text(row.get("action")),
+        state=_text(row.get("state")) or UNKNOWN_STATE,
+        operation=_text(row.get("operation")),
+        substage=_text(row.get("substage")),
+        waiting=_text(row.get("waiting")),
+        error=_text(row.get("error")),
+        note=_text(row.get("note")),
+    )
+
+
+def parse_snapshot(data: Any) -> Snapshot:
+    """Typed rows from one "snapshot" publication (engine objects or decoded JSON alike)."""
+    snapshot = _mapping(to_jsonable(data), "the snapshot")
+    rows = snapshot.get("rows", [])
+    if not isinstance(rows, list):
+        raise PanelDataError("the snapshot's rows are not a list: upgrade engine and widgets together")
+    revision = snapshot.get("revision")
+    return Snapshot(
+        locked=bool(snapshot.get("locked", False)),
+        revision=revision if isinstance(revision, int) and not isinstance(revision, bool) else None,
+        rows=tuple(_resource_row(row) for row in rows),
+    )
+
+
+def _field_row(raw: Any) -> FieldRow:
+    field = _mapping(raw, "a diff field")
+    return FieldRow(
+        field=_text(field.get("field")),
+        planned=_optional_text(field.get("planned")),
+        tracked=_optional_text(field.get("tracked")),
+        observed=_optional_text(field.get("observed")),
+        changed=bool(field.get("changed", False)),
+    )
+
+
+def parse_diff(data: Any) -> list[DiffRow]:
+    """Typed rows from the engine's ``diff()`` result (a ``Diff`` object or its JSON)."""
+    result = _mapping(to_jsonable(data), "the diff")
+    resources = result.get("resources", [])
+    if not isinstance(resources, list):
+        raise PanelDataError("the diff's resources are not a list: upgrade engine and widgets together")
+    rows: list[DiffRow] = []
+    for raw in resources:
+        resource = _mapping(raw, "a diff resource")
+        fields = resource.get("fields", [])
+        rows.append(
+            DiffRow(
+                kind=_text(resource.get("kind")),
+                name=_text(resource.get("name")),
+                provider=_text(resource.get("provider")),
+                action=_text(resource.get("action")),
+                note=_text(resource.get("note")),
+                fields=[_field_row(f) for f in fields] if isinstance(fields, list) else [],
+            )
+        )
+    return rows
+
+
+def tally(values: Iterable[str]) -> dict[str, int]:
+    """How often each value occurs, sorted by value (the panels' counts per state or action)."""
+    counts: dict[str, int] = {}
+    for value in values:
+        counts[value] = counts.get(value, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def state_counts(rows: Sequence[ResourceRow]) -> dict[str, int]:
+    """How many resources are in each lifecycle state (sorted by state name)."""
+    return tally([row["state"] for row in rows])
+
+
+def action_counts(rows: Sequence[ResourceRow]) -> dict[str, int]:
+    """How many resources need each action (sorted by action name)."""
+    return tally([row["action"] for row in rows])
+
+
+def current_operations(rows: Sequence[ResourceRow]) -> list[OperationRow]:
+    """The resources that are running an operation or waiting for something, in snapshot order."""
+    return [
+        OperationRow(
+            kind=row["kind"],
+            name=row["name"],
+            operation=row["operation"],
+            substage=row["substage"],
+            waiting=row["waiting"],
+        )
+        for row in rows
+        if row["operation"] or row["waiting"]
+    ]
+
+
+def activity_lines(batch: Sequence[Any]) -> list[str]:
+    """One readable line per "activity" item: its ``summary``/``message`` if it has one, else JSON."""
+    lines: list[str] = []
+    for item in batch:
+        data = to_jsonable(item)
+        if isinstance(data, Mapping):
+            text = data.get("summary") or data.get("message")
+            lines.append(_text(text) if text else _text(data))
+        else:
+            lines.append(_text(data))
+    return lines

@@ -1,0 +1,44 @@
+// The activity panel: counts per lifecycle state and per pending action, the operations running
+// now, and the latest activity lines. Mirrors legion_nb/widgets/activity.py: title, locked,
+// revision, feed_status, total, states, actions, operations, recent.
+
+const OPERATION_COLUMNS = [
+  ["Kind", (o) => o.kind],
+  ["Name", (o) => lnbEl("span", "lnb-name", o.name)],
+  ["Operation", (o) => lnbText(o.operation)],
+  ["Substage", (o) => lnbText(o.substage)],
+  ["Waiting for", (o) => lnbText(o.waiting)],
+];
+
+function activityCounts(label, family, counts) {
+  const items = Object.entries(counts).map(([value, n]) => lnbEl("span", "lnb-count", lnbBadge(family, value), ` ${n}`));
+  return lnbEl("div", "lnb-counts", lnbEl("span", "lnb-label", label), ...(items.length ? items : [lnbText("")]));
+}
+
+export default {
+  render({ model, el }) {
+    const traits = ["total", "states", "actions", "operations", "recent"];
+    return lnbMount(model, el, "lnb-activity", traits, () => {
+      const operations = model.get("operations");
+      const recent = model.get("recent");
+      const total = lnbEl("div", "lnb-total", `${model.get("total")} resources`);
+      const parts = [
+        lnbHeader(model),
+        total,
+        activityCounts("By state", "state", model.get("states")),
+        activityCounts("Pending", "action", model.get("actions")),
+        lnbEl("h4", "lnb-subtitle", "Current operations"),
+        operations.length
+          ? lnbTable("lnb-operations-table", OPERATION_COLUMNS, operations)
+          : lnbEl("p", "lnb-empty", "No operation is running."),
+        lnbEl("h4", "lnb-subtitle", "Recent activity"),
+      ];
+      parts.push(
+        recent.length
+          ? lnbEl("ol", "lnb-recent", ...recent.map((line) => lnbEl("li", null, line)))
+          : lnbEl("p", "lnb-empty", "No activity yet."),
+      );
+      return parts;
+    });
+  },
+};

@@ -1,0 +1,76 @@
+// Helpers shared by the legion-nb panels. Python prepends this file to each panel's module
+// (legion_nb/widgets/panel.py: esm_of), so it declares functions and exports nothing itself.
+// Every value from the engine is put on the page as text (textContent), never parsed as HTML:
+// resource names and provider errors come from outside and must not become markup.
+
+function lnbEl(tag, className, ...children) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  for (const child of children) {
+    if (child === null || child === undefined) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+// A status word as a coloured badge; the CSS colours it by family and value (lnb-state-failed...).
+function lnbBadge(family, value) {
+  const slug = String(value || "none").toLowerCase().replace(/[^a-z0-9]+/g, "-");
+  const badge = lnbEl("span", `lnb-badge lnb-${family} lnb-${family}-${slug}`, value || "-");
+  badge.dataset[family] = value || "";
+  return badge;
+}
+
+// The panel's header: its title, the revision it shows and the feed's health.
+function lnbHeader(model) {
+  const status = model.get("feed_status");
+  const revision = model.get("revision");
+  const parts = [lnbEl("span", "lnb-title", model.get("title"))];
+  if (model.get("locked")) parts.push(lnbEl("span", "lnb-locked", "locked"));
+  if (revision !== null && revision !== undefined) parts.push(lnbEl("span", "lnb-revision", `revision ${revision}`));
+  const feed = lnbEl("span", `lnb-feed lnb-feed-${status.split(":")[0]}`, status);
+  feed.title = "how the panel's connection to the engine stands";
+  parts.push(feed);
+  return lnbEl("div", "lnb-header", ...parts);
+}
+
+// A table: columns are [heading, (row) => cell content]; rows get data-name for tests and links.
+function lnbTable(className, columns, rows, rowClass) {
+  const head = lnbEl("tr", null, ...columns.map(([heading]) => lnbEl("th", null, heading)));
+  const body = lnbEl("tbody");
+  for (const row of rows) {
+    const tr = lnbEl("tr", rowClass ? rowClass(row) : null, ...columns.map(([, cell]) => lnbEl("td", null, cell(row))));
+    if (row.name !== undefined) tr.dataset.name = row.name;
+    body.append(tr);
+  }
+  return lnbEl("table", `lnb-table ${className}`, lnbEl("thead", null, head), body);
+}
+
+// Draw with `draw` now and again whenever one of `traits` changes; one message that changes several
+// traits (the Python side sends each update inside hold_sync) is drawn once, in a microtask.
+function lnbMount(model, el, rootClass, traits, draw) {
+  const root = lnbEl("div", `lnb-panel ${rootClass}`);
+  el.append(root);
+  let queued = false;
+  const redraw = () => {
+    queued = false;
+    root.replaceChildren(...draw());
+    root.dataset.revision = String(model.get("revision") ?? "");
+    root.dataset.feed = model.get("feed_status");
+  };
+  const schedule = () => {
+    if (queued) return;
+    queued = true;
+    queueMicrotask(redraw);
+  };
+  const all = ["title", "locked", "revision", "feed_status", ...traits];
+  for (const trait of all) model.on(`change:${trait}`, schedule);
+  redraw();
+  return () => {
+    for (const trait of all) model.off(`change:${trait}`, schedule);
+  };
+}
+
+function lnbText(value) {
+  return value === null || value === undefined || value === "" ? "\u2014" : value;
+}

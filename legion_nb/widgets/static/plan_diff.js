@@ -1,0 +1,53 @@
+// The plan diff panel: each resource with its action, then its fields in the planned, tracked and
+// observed views. Mirrors legion_nb/widgets/plan_diff.py: title, locked, revision, feed_status,
+// resources, counts.
+
+function diffCounts(counts) {
+  const entries = Object.entries(counts);
+  if (entries.length === 0) return lnbEl("p", "lnb-empty", "Nothing planned, tracked or observed yet.");
+  const items = entries.map(([action, n]) => lnbEl("span", "lnb-count", lnbBadge("action", action), ` ${n}`));
+  return lnbEl("div", "lnb-counts", ...items);
+}
+
+function diffBody(resources) {
+  const body = lnbEl("tbody");
+  for (const resource of resources) {
+    const note = lnbEl("td", "lnb-note", resource.note);
+    note.colSpan = 2;
+    const head = lnbEl(
+      "tr",
+      `lnb-resource lnb-resource-${resource.action}`,
+      lnbEl("td", "lnb-kind", resource.kind),
+      lnbEl("td", null, lnbEl("span", "lnb-name", resource.name), " ", lnbEl("span", "lnb-provider", resource.provider)),
+      lnbEl("td", null, lnbBadge("action", resource.action)),
+      note,
+    );
+    head.dataset.name = resource.name;
+    body.append(head);
+    for (const field of resource.fields) {
+      if (field.planned === null && field.tracked === null && field.observed === null) continue;
+      const row = lnbEl(
+        "tr",
+        field.changed ? "lnb-field lnb-changed" : "lnb-field",
+        lnbEl("td"),
+        lnbEl("td", "lnb-field-name", field.field),
+        lnbEl("td", null, lnbText(field.planned)),
+        lnbEl("td", null, lnbText(field.tracked)),
+        lnbEl("td", null, lnbText(field.observed)),
+      );
+      row.dataset.field = field.field;
+      body.append(row);
+    }
+  }
+  return body;
+}
+
+export default {
+  render({ model, el }) {
+    return lnbMount(model, el, "lnb-plan-diff", ["resources", "counts"], () => {
+      const head = lnbEl("tr", null, ...["", "Resource / field", "Planned", "Tracked", "Observed"].map((h) => lnbEl("th", null, h)));
+      const table = lnbEl("table", "lnb-table lnb-diff-table", lnbEl("thead", null, head), diffBody(model.get("resources")));
+      return [lnbHeader(model), diffCounts(model.get("counts")), table];
+    });
+  },
+};

@@ -1,0 +1,166 @@
+"""The panels over a real engine: rows from the snapshot stream, one comm message per redraw."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+from widgetkit import RecordingComm, until
+
+from legion_nb.engine.runtime import Engine
+from legion_nb.widgets import ActivityPanel, Dashboard, PlanDiffPanel, ResourcesPanel, show
+from legion_nb.widgets.panel import STATIC
+from legion_nb.widgets.rows import PanelDataError, parse_diff, parse_snapshot
+
+SERVERS = ("node-1", "node-2", "node-3")
+
+
+async def plan_cluster(engine: Engine) -> None:
+    for name in SERVERS:
+        await engine.plan_upsert_server(name=name, provider="hetzner")
+    await engine.plan_upsert_dns_zone(zone="example.org", provider="hetzner")
+    await engine.plan_upsert_dns_host(host="www", zone="example.org", servers=list(SERVERS))
+
+
+async def test_resources_panel_shows_a_row_per_resource(engine: Engine) -> None:
+    panel = ResourcesPanel(engine, min_interval=0)
+    await plan_cluster(engine)
+    revision = engine.assert_unlocked().revision
+    await until(lambda: panel.revision == revision)
+    assert [(r["kind"], r["name"], r["provider"], r["action"]) for r in panel.rows] == [
+        ("server", "node-1", "hetzner", "create"),
+        ("server", "node-2", "hetzner", "create"),
+        ("server", "node-3", "hetzner", "create"),
+        ("dns_zone", "example.org", "hetzner", "create"),
+    ]
+    # No actor has reported yet, so every lifecycle state reads "unknown" (the seed's unknown row).
+    assert {r["state"] for r in panel.rows} == {"unknown"}
+    assert set(panel.rows[0]) == {
+        "kind", "name", "provider", "action", "state", "operation", "substage", "waiting", "error", "note",
+    }
+    assert panel.feed_status == "live" and not panel.locked
+    panel.close()
+
+
+async def test_each_redraw_is_one_comm_message(engine: Engine, recorded_comms: list[RecordingComm]) -> None:
+    panel = ResourcesPanel(engine, min_interval=0)
+    (channel,) = [c for c in recorded_comms if c.comm_id == panel.model_id]  # not its Layout's comm
+    feed = panel.feed
+    assert feed is not None
+    await until(lambda: feed.redraws == 1)  # the engine's current snapshot
+    before = len(channel.updates())
+    await engine.plan_upsert_server(name="solo", provider="ovh")
+    await until(lambda: feed.redraws == 2 and any(r["name"] == "solo" for r in panel.rows))
+    updates = channel.updates()[before:]
+    assert len(updates) == 1  # rows and revision travelled together (hold_sync)
+    assert {"rows", "revision"} <= set(updates[0]["state"])
+    panel.close()
+
+
+async def test_plan_diff_panel_shows_fields_and_actions_and_follows_the_lock(engine: Engine) -> None:
+    panel = PlanDiffPanel(engine, min_interval=0)
+    await plan_cluster(engine)
+    revision = engine.assert_unlocked().revision
+    await until(lambda: panel.revision == revision)
+    assert panel.counts == {"create": 4}
+    node = next(r for r in panel.resources if r["name"] == "node-1")
+    fields = {f["field"]: f for f in node["fields"]}
+    assert fields["provider"]["planned"] == "hetzner" and fields["provider"]["tracked"] is None
+    assert fields["server_type"]["planned"] == "(policy)"  # the catalog policy will choose
+    assert not any(f["changed"] for f in node["fields"])
+
+    await engine.logout()
+    await until(lambda: panel.locked)
+    assert panel.resources == [] and panel.counts == {} and panel.revision is None
+    panel.close()
+
+
+async def test_activity_panel_counts_states_and_actions_and_keeps_recent_items(engine: Engine) -> None:
+    panel = ActivityPanel(engine, min_interval=0)
+    await plan_cluster(engine)
+    await until(lambda: panel.total == 4)
+    assert panel.states == {"unknown": 4}
+    assert panel.actions == {"create": 4}
+    assert panel.operations == []  # nothing runs yet: no invented progress
+    engine.events.publish("activity", {"summary": "materialize started"})
+    engine.events.publish("activity", {"kind": "refresh", "provider": "hetzner"})
+    await until(lambda: len(panel.recent) == 2)
+    assert panel.recent == ["materialize started", '{"kind":"refresh","provider":"hetzner"}']
+    panel.close()
+
+
+async def test_close_cancels_the_feed(engine: Engine) -> None:
+    panel = ResourcesPanel(engine, min_interval=0)
+    await until(lambda: engine.events.subscribers == 1)
+    panel.close()
+    feed = panel.feed
+    assert feed is not None
+    await feed.wait_closed()
+    assert not feed.running and engine.events.subscribers == 0
+
+
+async def test_show_stacks_the_three_panels_and_close_stops_them_all(engine: Engine) -> None:
+    dashboard = show(engine, min_interval=0)
+    assert isinstance(dashboard, Dashboard)
+    kinds = (ResourcesPanel, PlanDiffPanel, ActivityPanel)
+    assert len(dashboard.children) == 3
+    assert all(isinstance(p, kind) for p, kind in zip(dashboard.children, kinds, strict=True))
+    await plan_cluster(engine)
+    await until(lambda: dashboard.activity.total == 4 and len(dashboard.plan_diff.resources) == 4)
+    dashboard.close()
+    for panel in dashboard.panels:
+        assert panel.feed is not None
+        await panel.feed.wait_closed()
+    assert engine.events.subscribers == 0
+
+
+async def test_a_snapshot_the_panel_cannot_read_is_logged_and_the_next_one_drawn(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    panel = ResourcesPanel(engine, min_interval=0)
+    feed = panel.feed
+    assert feed is not None
+    await until(lambda: feed.redraws == 1)
+    with caplog.at_level(logging.ERROR, logger="legion_nb.widgets.feed"):
+        engine.events.publish("snapshot", {"rows": "not a list"})
+        await until(lambda: feed.redraws == 2)
+    assert any("drawing an update failed" in r.getMessage() for r in caplog.records)
+    await engine.plan_upsert_dns_zone(zone="example.net", provider="scaleway")
+    await until(lambda: [r["name"] for r in panel.rows] == ["example.net"])
+    panel.close()
+
+
+def test_panels_need_a_running_loop(tmp_path: Path) -> None:
+    from legion_nb.engine.runtime import create_engine  # noqa: PLC0415
+    from legion_nb.errors import UsageError  # noqa: PLC0415
+
+    with pytest.raises(UsageError, match="running event loop"):
+        ResourcesPanel(create_engine(tmp_path / "s.legion"))
+
+
+def test_bad_shapes_are_one_line_panel_data_errors() -> None:
+    for bad in ([1, 2], "text", {"rows": {"a": 1}}, {"rows": [3]}):
+        with pytest.raises(PanelDataError) as info:
+            parse_snapshot(bad)
+        assert "\n" not in str(info.value) and "upgrade engine and widgets together" in str(info.value)
+    with pytest.raises(PanelDataError):
+        parse_diff({"resources": [None]})
+
+
+def test_rows_fill_missing_keys_and_keep_structured_values_readable() -> None:
+    snapshot = parse_snapshot(
+        {"revision": 7, "rows": [{"kind": "server", "name": "a", "waiting": {"zone": "example.org"}}]}
+    )
+    (row,) = snapshot.rows
+    assert row["state"] == "unknown" and row["operation"] == "" and row["provider"] == ""
+    assert row["waiting"] == '{"zone":"example.org"}'
+    assert snapshot.revision == 7 and not snapshot.locked
+
+
+def test_the_static_files_ship_inside_the_package() -> None:
+    for name in ("common.js", "resources.js", "plan_diff.js", "activity.js", "panels.css"):
+        assert (STATIC / name).is_file(), name
+    for panel in (ResourcesPanel, PlanDiffPanel, ActivityPanel):
+        assert "export default" in str(panel._esm)
+        assert "lnbMount" in str(panel._esm)  # the shared helpers are part of each module
