@@ -10,12 +10,13 @@ and notebooks start fast.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from legion_nb.engine.runtime import Engine
+    from legion_nb.widgets import Dashboard, DiffSource
 
-__all__ = ["__version__", "open"]
+__all__ = ["__version__", "open", "show"]
 
 __version__ = "0.1.0"
 
@@ -46,3 +47,14 @@ async def open(state: str | os.PathLike[str] | None = None, *, password: str | N
         await engine.aclose()
         raise
     return engine
+
+
+def show(engine: DiffSource, **options: Any) -> Dashboard:
+    """The live panels (resources, plan diff, activity) for ``engine``; the last line of a cell shows them.
+
+    ``engine`` is an in-process engine or a daemon client; the panels follow its snapshot and activity
+    streams until ``close()``. ``options`` go to each panel (e.g. ``min_interval=0.25``).
+    """
+    from legion_nb.widgets import show as show_panels  # noqa: PLC0415 - widgets are heavy to import
+
+    return show_panels(engine, **options)
