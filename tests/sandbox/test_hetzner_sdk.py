@@ -14,6 +14,7 @@ from decimal import Decimal
 
 import httpx
 import pytest
+import requests
 from hcloud import APIException, Client
 from hcloud.firewalls import FirewallResource, FirewallResourceLabelSelector, FirewallRule
 from hcloud.images import Image
@@ -406,3 +407,16 @@ def test_rate_limit_bucket_answers_429_when_empty() -> None:
         assert limited.status_code == 429
         assert limited.json()["error"]["code"] == "rate_limit_exceeded"
         assert limited.headers["RateLimit-Remaining"] == "0"
+
+
+def test_drop_after_commit_leaves_the_key_created_but_the_client_uninformed(hz: ThreadedEmulator) -> None:
+    client = Client(token=hz.emulator.credentials["token"], api_endpoint=hz.url)
+    hz.world.faults.weights = {"drop_after_commit": 1.0}
+    hz.world.faults.rate = 1.0
+    with pytest.raises(requests.ConnectionError):
+        client.ssh_keys.create(name="ambiguous", public_key=_ed25519_line())
+    hz.world.faults.rate = 0.0
+    assert [k.name for k in client.ssh_keys.get_all()] == ["ambiguous"], "the call landed before the drop"
+    with pytest.raises(APIException) as retry:
+        client.ssh_keys.create(name="ambiguous", public_key=_ed25519_line())
+    assert retry.value.code == "uniqueness_error", "a blind retry proves the first call landed"

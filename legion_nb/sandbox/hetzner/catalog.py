@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cached_property
 
 from legion_nb.sandbox.hetzner.wire import Json
 
@@ -31,6 +32,11 @@ class Location:
     price_factor: Decimal
 
     def wire(self) -> Json:
+        """Rendered once: catalog entries never change (callers must not mutate the result)."""
+        return self._rendered
+
+    @cached_property
+    def _rendered(self) -> Json:
         return {
             "id": self.id,
             "name": self.name,
@@ -96,6 +102,11 @@ class ServerType:
         return out
 
     def wire(self) -> Json:
+        """Rendered once: catalog entries never change (callers must not mutate the result)."""
+        return self._rendered
+
+    @cached_property
+    def _rendered(self) -> Json:
         return {
             "id": self.id,
             "name": self.name,
@@ -264,6 +275,11 @@ class Image:
     architecture: str
 
     def wire(self) -> Json:
+        """Rendered once: catalog entries never change (callers must not mutate the result)."""
+        return self._rendered
+
+    @cached_property
+    def _rendered(self) -> Json:
         return {
             "id": self.id,
             "type": "system",
