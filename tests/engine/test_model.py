@@ -129,6 +129,28 @@ def test_bad_payloads_give_one_line_format_errors(payload: bytes, needle: str) -
     assert "\n" not in str(info.value)
 
 
+def test_bad_values_deep_in_collections_are_named_by_path() -> None:
+    state = synthetic_state(3)
+    data = json.loads(encode_state(state))
+    data["tracked"]["servers"]["node-00001"]["labels"]["legion/id"] = 7
+    with pytest.raises(
+        StateFormatError, match=r"^state\.tracked\.servers\.node-00001\.labels\.legion/id: expected a string"
+    ):
+        decode_state(json.dumps(data).encode())
+    data = json.loads(encode_state(state))
+    data["tracked"]["servers"]["node-00002"]["ssh_keys"][0]["fingerprint"] = None
+    with pytest.raises(
+        StateFormatError, match=r"servers\.node-00002\.ssh_keys\.0\.fingerprint: expected a string"
+    ):
+        decode_state(json.dumps(data).encode())
+    data = json.loads(encode_state(state))
+    data["tracked"]["servers"]["node-00000"]["execution"] = ["not", "a", "record", "at", "all", "x", "y"]
+    with pytest.raises(
+        StateFormatError, match=r"node-00000\.execution: expected an object \(NodeExecution\)"
+    ):
+        decode_state(json.dumps(data).encode())
+
+
 def test_missing_fields_take_their_defaults() -> None:
     state = decode_state(
         b'{"schema_version": 1, "scheme": {"dns_zones": {"a.org": {"zone": "a.org", "provider": "ovh"}}}}'
