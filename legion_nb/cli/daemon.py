@@ -163,7 +163,9 @@ async def _start(ctx: CliContext, args: argparse.Namespace) -> int:
         code = await asyncio.to_thread(child.wait)
         reason = (await asyncio.to_thread(child.stderr.read)).decode(errors="replace").strip().splitlines()
         message = reason[-1].removeprefix("legion: ") if reason else f"the daemon exited with status {code}"
-        raise DaemonError(f"the daemon did not start: {message}")
+        failure = DaemonError(f"the daemon did not start: {message}")
+        failure.exit_code = code if 0 < code < 128 else failure.exit_code  # e.g. 3 for a wrong password
+        raise failure
     child.stdout.close()
     child.stderr.close()
     ready = json.loads(line)

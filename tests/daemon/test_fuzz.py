@@ -36,6 +36,11 @@ WRONG: dict[str, list[Any]] = {
     "params": [1.5, True, [1], "x", 2**70, 3],
 }
 
+BAD_CALLS: list[dict[str, Any]] = [
+    {"name": "echo", "args": [1]}, {"name": 5}, {"args": {}}, {"name": "echo", "args": {"_private": 1}},
+    {"name": "echo", "args": {"a b": 1}}, {"name": ["echo"]}, {"name": "echo", "args": "value=1"},
+]
+
 
 @dataclass(frozen=True)
 class Case:
@@ -92,16 +97,14 @@ def cases(rng: random.Random) -> Iterator[Case]:
             filler = b"y" * (MAX_LINE_BYTES + rng.randrange(10))
             yield Case(b'{"id": 1, "x": "' + filler + b'"}\n', closes=True)
         elif kind == 4:  # authenticated, a wrong type or value in the envelope
-            message: dict[str, Any] = request("status")
+            envelope = request("status")
             field = rng.choice(["id", "method", "params"])
-            message[field] = rng.choice(WRONG[field])
-            yield Case(encode(message), closes=False)
+            envelope[field] = rng.choice(WRONG[field])
+            yield Case(encode(envelope), closes=False)
         elif kind == 5:  # private, unlisted or look-alike engine names
             yield Case(encode(call(rng.choice(PRIVATE_NAMES), id=rng.randrange(1000))), closes=False)
         elif kind == 6:  # call params of the wrong shape
-            params = rng.choice([{"name": "echo", "args": [1]}, {"name": 5}, {"args": {}}, {"name": "echo",
-                                 "args": {"_private": 1}}, {"name": "echo", "args": {"a b": 1}}])
-            yield Case(encode(request("call", params)), closes=False)
+            yield Case(encode(request("call", rng.choice(BAD_CALLS))), closes=False)
         elif kind == 7:  # random method names and subscription topics
             if rng.random() < 0.5:
                 name = "".join(rng.choice(string.printable) for _ in range(rng.randrange(1, 20)))

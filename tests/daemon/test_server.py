@@ -289,7 +289,7 @@ async def test_a_live_pid_with_a_dead_socket_is_not_a_daemon(runtime_dir: Path, 
 async def test_calls_in_flight_fail_cleanly_when_the_daemon_stops(daemon: Running, state_path: Path) -> None:
     remote = await connect_if_alive(state_path, TOKEN)
     assert remote is not None
-    pending = asyncio.create_task(remote.blocked())
+    pending = asyncio.create_task(remote.call("blocked"))
     await asyncio.sleep(0.01)
     await daemon.finish()
     with pytest.raises(DaemonNotRunningError):

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import json
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -46,9 +46,10 @@ class RemoteEvent:
 class RemoteEngine:
     """The engine of a running daemon, called by name with JSON arguments.
 
-    Engine methods are reachable as attributes (``await remote.diff()``) or through
-    :meth:`call`; :meth:`subscribe` streams snapshot and activity events on a connection of its
-    own. Close it with :meth:`aclose` or use it as an async context manager.
+    Engine methods are reachable as attributes (``await remote.diff()``; the names are the
+    daemon's allow-list, learnt when connecting) or through :meth:`call`; :meth:`subscribe`
+    streams snapshot and activity events on a connection of its own. Close it with
+    :meth:`aclose` or use it as an async context manager.
     """
 
     def __init__(
@@ -61,6 +62,7 @@ class RemoteEngine:
         self._next_id = 0
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._closed = False
+        self._methods: frozenset[str] = frozenset()  # the daemon's allow-list, learnt from its status
         self._replies = asyncio.create_task(self._read_replies())
 
     def __repr__(self) -> str:
@@ -75,8 +77,8 @@ class RemoteEngine:
         await self.aclose()
 
     def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
-        if name.startswith("_"):
-            raise AttributeError(name)
+        if name not in self._methods:
+            raise AttributeError(f"the daemon's engine has no public method {name!r}")
 
         async def remote_method(**args: Any) -> Any:
             return await self.call(name, **args)
@@ -99,13 +101,21 @@ class RemoteEngine:
             raise DaemonProtocolError(
                 "the daemon's status is not an object: upgrade client and daemon together"
             )
+        methods = result.get("methods")
+        if isinstance(methods, list):
+            self._methods = frozenset(m for m in methods if isinstance(m, str) and not m.startswith("_"))
         return result
+
+    def __dir__(self) -> list[str]:
+        return sorted({*super().__dir__(), *self._methods})
 
     async def shutdown(self) -> None:
         """Ask the daemon to stop; it answers first, then closes its endpoint and its engine."""
         await self._request("shutdown", {})
 
-    async def subscribe(self, topics: Sequence[str] = tuple(sorted(TOPICS))) -> AsyncIterator[RemoteEvent]:
+    async def subscribe(
+        self, topics: Sequence[str] = tuple(sorted(TOPICS))
+    ) -> AsyncGenerator[RemoteEvent, None]:
         """Events on ``topics`` until the daemon stops or the iteration is closed."""
         reader, writer = await self._opener()
         try:
