@@ -17,7 +17,7 @@ import pytest
 from statekit import OpenStore, Template
 
 from legion_nb.engine.state.filelock import hold_lock
-from legion_nb.engine.state.store import SecureStateStore
+from legion_nb.engine.state.store import SecureStateStore, StateIOError
 from legion_nb.errors import (
     LockedError,
     StateBusyError,
@@ -339,3 +339,11 @@ def test_the_store_repr_shows_no_key(state_path: Path, open_store: OpenStore) ->
     assert "generation 1" in text
     store.close()
     assert "closed" in repr(store)
+
+
+async def test_an_unreadable_state_path_is_a_one_line_io_error(tmp_path: Path) -> None:
+    path = tmp_path / "state.legion"
+    path.mkdir()  # works even as root, unlike permission bits
+    with pytest.raises(StateIOError, match="cannot read") as caught:
+        await SecureStateStore.unlock(path, "pw")
+    assert "\n" not in str(caught.value)

@@ -499,18 +499,20 @@ class SecureStateStore:
             data_key = SecretKey.generate()
             try:
                 key_slot = seal_key_slot(data_key, wrapping_key, envelope.kdf, salt)
-                generation = self._generation + 1
-                self._replace(
-                    seal_payload(key_slot, data_key, generation, payload), generation, backup_is_new=True
-                )
-            except BaseException:
-                data_key.wipe()
-                raise
             finally:
                 wrapping_key.wipe()
-            current.wipe()
-            self._data_key = data_key
-            self._key_slot = key_slot
+            generation = self._generation + 1
+            blob = seal_payload(key_slot, data_key, generation, payload)
+            try:
+                self._replace(blob, generation, backup_is_new=True)
+            finally:
+                # Whatever failed, the key that matches the live file is the one to keep.
+                if self._disk_header == blob[:HEADER_SIZE]:
+                    current.wipe()
+                    self._data_key = data_key
+                    self._key_slot = key_slot
+                else:
+                    data_key.wipe()
 
     def close(self) -> None:
         """Zero and drop the data key (waiting for a save in flight); later use raises LockedError."""
