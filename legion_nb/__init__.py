@@ -13,10 +13,11 @@ import os
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from legion_nb.engine.daemon.client import RemoteEngine
     from legion_nb.engine.runtime import Engine
     from legion_nb.widgets import Dashboard, DiffSource
 
-__all__ = ["__version__", "open", "show"]
+__all__ = ["__version__", "connect", "open", "show"]
 
 __version__ = "0.1.0"
 
@@ -47,6 +48,19 @@ async def open(state: str | os.PathLike[str] | None = None, *, password: str | N
         await engine.aclose()
         raise
     return engine
+
+
+async def connect(state: str | os.PathLike[str] | None = None, *, token: str | None = None) -> RemoteEngine:
+    """The engine of the local daemon serving ``state``, reached with its token (``legion daemon start``).
+
+    ``token`` defaults to ``LEGION_DAEMON_TOKEN``. The result offers the engine's public methods
+    (``await remote.plan_show()``) and ``subscribe()``; close it with ``await remote.aclose()``.
+    Raises :class:`~legion_nb.errors.DaemonNotRunningError` when no daemon serves that state and
+    :class:`~legion_nb.errors.DaemonAuthError` when it refuses the token.
+    """
+    from legion_nb.engine.daemon.client import connect as connect_daemon  # noqa: PLC0415
+
+    return await connect_daemon(state, token=token)
 
 
 def show(engine: DiffSource, **options: Any) -> Dashboard:

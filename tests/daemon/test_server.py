@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from daemonkit import SECRET, TOKEN, DoubleEngine, Raw, Running, call, request, start_daemon
 
+import legion_nb
 from legion_nb.engine.daemon.client import RemoteEngine, connect, connect_if_alive
 from legion_nb.engine.daemon.endpoint import endpoint_for, prepare_dirs
 from legion_nb.engine.daemon.host import DaemonAlreadyRunningError
@@ -297,3 +298,9 @@ async def test_calls_in_flight_fail_cleanly_when_the_daemon_stops(daemon: Runnin
     with pytest.raises(DaemonNotRunningError):
         await remote.status()
     await remote.aclose()
+
+
+async def test_the_notebook_bridge_is_legion_nb_connect(daemon: Running, state_path: Path) -> None:
+    async with await legion_nb.connect(state_path, token=TOKEN) as remote:
+        assert await remote.echo(value="from a notebook") == "from a notebook"
+        assert "echo" in dir(remote)
