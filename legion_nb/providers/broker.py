@@ -42,7 +42,7 @@ from legion_nb.providers.base import (
     ServerStatus,
 )
 from legion_nb.providers.catalog import UnknownProviderError
-from legion_nb.providers.http import OutcomeUnknownError
+from legion_nb.providers.http import READ_RETRY, OutcomeUnknownError, ReadRetry
 
 __all__ = [
     "BrokerPolicy",
@@ -140,6 +140,9 @@ class ProviderBroker:
 
     def __init__(self, policy: BrokerPolicy | None = None) -> None:
         self.policy = policy or BrokerPolicy()
+        self._read_retry = ReadRetry(
+            attempts=self.policy.retry.attempts, delay=self._request_delay, sleep=self.policy.sleep
+        )
         self._lanes: dict[str, _Lane] = {}
         self._closed = False
 
@@ -191,12 +194,12 @@ class ProviderBroker:
     # ----------------------------------------------------------------------------------------- calls
 
     async def read(self, provider: str, label: str, fn: Callable[[ProviderAdapter], Awaitable[T]]) -> T:
-        """A call that changes nothing: temporary failures are retried with backoff."""
-        return await self._call(provider, label, fn, retry_temporary=True)
+        """A call that changes nothing: each failed request (5xx, unreachable, 429) is retried."""
+        return await self._call(provider, label, fn, mutation=False)
 
     async def mutate(self, provider: str, label: str, fn: Callable[[ProviderAdapter], Awaitable[T]]) -> T:
         """A call that changes something: sent once (429s excepted, they were not processed)."""
-        return await self._call(provider, label, fn, retry_temporary=False)
+        return await self._call(provider, label, fn, mutation=True)
 
     async def _call(
         self,
@@ -204,8 +207,11 @@ class ProviderBroker:
         label: str,
         fn: Callable[[ProviderAdapter], Awaitable[T]],
         *,
-        retry_temporary: bool,
+        mutation: bool,
     ) -> T:
+        """Reads are retried request by request inside the adapter's ``ApiClient`` (``READ_RETRY``,
+        set by :meth:`_in_lane`), so a many-request read never restarts from its first page. Here
+        only mutations are retried, and only when the request provably never left."""
         if self._closed:
             raise ProviderUnavailableError(provider, "the provider broker is closed; unlock the engine again")
         lane = self._lane(provider)
@@ -213,27 +219,24 @@ class ProviderBroker:
         attempt = 0
         while True:
             try:
-                return await self._in_lane(lane, label, fn)
-            except ProviderRateLimitedError:
-                raise  # already retried inside the lane, up to the policy's attempts
+                return await self._in_lane(lane, label, fn, mutation=mutation)
             except OutcomeUnknownError:
                 raise  # the change may have landed: resilience settles, the broker never resends
-            except ProviderUnavailableError as exc:
-                # Reads are always safe to repeat. For a mutation this error means the request never
-                # left (connection refused, connect timeout) or was refused unprocessed, so it is too.
-                if attempt + 1 >= retry.attempts:
-                    raise
-                lane.last_error = exc.message
-                await self.policy.sleep(retry.delay(attempt, self.policy.rng))
-                attempt += 1
-            except ProviderError as exc:
-                if not (retry_temporary and exc.temporary) or attempt + 1 >= retry.attempts:
+            except ProviderRateLimitedError:
+                raise  # already retried up to the policy's attempts
+            except ProviderUnavailableError:
+                # For a mutation this means the request never left (connection refused, connect
+                # timeout) or was refused unprocessed (maintenance), so sending it again is safe.
+                if not mutation or attempt + 1 >= retry.attempts:
                     raise
                 await self.policy.sleep(retry.delay(attempt, self.policy.rng))
                 attempt += 1
 
-    async def _in_lane(self, lane: _Lane, label: str, fn: Callable[[ProviderAdapter], Awaitable[T]]) -> T:
-        """Run ``fn`` alone in the lane; a 429 keeps the lane while it backs off, then retries."""
+    async def _in_lane(
+        self, lane: _Lane, label: str, fn: Callable[[ProviderAdapter], Awaitable[T]], *, mutation: bool
+    ) -> T:
+        """Run ``fn`` alone in the lane. A mutation's 429 keeps the lane while it backs off, then
+        retries (a 429 was not processed); a read's requests retry themselves via ``READ_RETRY``."""
         retry = self.policy.retry
         lane.queued += 1
         try:
@@ -246,12 +249,13 @@ class ProviderBroker:
                 await self._pace(lane)
                 lane.in_flight = label
                 lane.calls_total += 1
+                token = READ_RETRY.set(self._read_retry)
                 try:
                     result = await fn(lane.adapter)
                 except ProviderRateLimitedError as exc:
                     lane.last_error = exc.message
                     limited += 1
-                    if limited >= retry.attempts:
+                    if not mutation or limited >= retry.attempts:
                         raise
                     await self.policy.sleep(self._rate_limit_wait(exc, limited - 1))
                     continue
@@ -259,11 +263,19 @@ class ProviderBroker:
                     lane.last_error = exc.message
                     raise
                 finally:
+                    READ_RETRY.reset(token)
                     lane.in_flight = None
                 lane.last_error = None
                 return result
         finally:
             lane.lock.release()
+
+    def _request_delay(self, attempt: int, retry_after: float | None) -> float:
+        """Delay before repeating one read request: the provider's hint if any, else backoff."""
+        retry = self.policy.retry
+        if retry_after is not None:
+            return min(max(0.0, retry_after), retry.max_rate_limit_wait)
+        return retry.delay(attempt, self.policy.rng)
 
     def _rate_limit_wait(self, exc: ProviderRateLimitedError, attempt: int) -> float:
         retry = self.policy.retry

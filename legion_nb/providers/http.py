@@ -24,6 +24,7 @@ from __future__ import annotations
 import json as jsonlib
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -42,12 +43,14 @@ from legion_nb.errors import (
 from legion_nb.providers.base import RateLimitInfo
 
 __all__ = [
+    "READ_RETRY",
     "ApiClient",
     "ErrorDetail",
     "ErrorParser",
     "OutcomeUnknownError",
     "Params",
     "ProviderResponseError",
+    "ReadRetry",
     "error_for_status",
     "error_for_transport",
     "json_object",
@@ -59,6 +62,24 @@ Params = Mapping[str, str | int | Sequence[str | int]] | None
 """Query parameters; a sequence value repeats the key (``id=1&id=2``)."""
 
 READ_METHODS = frozenset({"GET", "HEAD"})
+
+
+@dataclass(frozen=True)
+class ReadRetry:
+    """How :class:`ApiClient` repeats one failed read request (5xx, unreachable, 429).
+
+    Set for the duration of a call through :data:`READ_RETRY` by whoever owns the retry policy (the
+    broker, around each adapter call), so adapters need no retry code and tests inject zero delays.
+    ``delay(attempt, retry_after_hint)`` returns seconds to wait before the next attempt.
+    """
+
+    attempts: int
+    delay: Callable[[int, float | None], float]
+    sleep: Callable[[float], Awaitable[None]]
+
+
+READ_RETRY: ContextVar[ReadRetry | None] = ContextVar("legion_read_retry", default=None)
+"""The read-retry policy of the current call; None (the default) means every read is tried once."""
 
 
 class OutcomeUnknownError(ProviderUnavailableError):
@@ -163,6 +184,15 @@ def error_for_status(
             retry_after=parse_retry_after(response.headers),
             **common,
         )
+    if (
+        status >= 500
+        and mutation
+        and (detail.error_class is None or issubclass(detail.error_class, ProviderUnavailableError))
+    ):
+        # Whatever the body says, a 5xx to a sent change does not prove the change did not land.
+        return OutcomeUnknownError(
+            provider, detail.message or f"server error {status}; outcome unknown", **common
+        )
     if detail.error_class is not None:
         return detail.error_class(provider, detail.message, **common)
     if status >= 500:
@@ -257,6 +287,23 @@ class ApiClient:
         """
         method = method.upper()
         is_mutation = method not in READ_METHODS if mutation is None else mutation
+        retry = None if is_mutation else READ_RETRY.get()
+        attempt = 0
+        while True:
+            try:
+                return await self._send_once(method, path, params, json, is_mutation)
+            except (ProviderUnavailableError, ProviderRateLimitedError) as exc:
+                # A read is safe to repeat; retrying one request here (inside the caller's lane)
+                # keeps a many-request read (pages, N+1 lists) from failing as a whole.
+                if retry is None or attempt + 1 >= retry.attempts:
+                    raise
+                hint = exc.retry_after if isinstance(exc, ProviderRateLimitedError) else None
+                await retry.sleep(retry.delay(attempt, hint))
+                attempt += 1
+
+    async def _send_once(
+        self, method: str, path: str, params: Params, json: Any, is_mutation: bool
+    ) -> httpx.Response:
         headers = dict(self._headers)
         content: bytes | None = None
         if json is not None:

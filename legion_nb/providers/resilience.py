@@ -149,8 +149,18 @@ class Resilience:
     async def create_and_wait_server(self, spec: ServerSpec, provider: str) -> Server:
         """Create, then wait until the server runs; the final read carries its addresses."""
         pending = await self.create_server(spec, provider)
-        await self._broker.wait(pending.operations)
-        return await self._broker.wait_for_server(provider, pending.server.id)
+        if pending.operations:
+            await self._broker.wait(pending.operations)
+            return await self._broker.wait_for_server(provider, pending.server.id)
+        # Found by re-reading: the create landed, but a start that belonged to it may not have
+        # (Scaleway creates stopped and starts with a second call). We asked for a running server.
+        server = await self._broker.wait_for_server(provider, pending.server.id, ("running", "off"))
+        if server.status == "off":
+            sid = server.id
+            started = await self.converge(provider, f"power on {spec.name}", lambda a: a.power_on(sid))
+            await self._broker.wait([started] if started else [])
+            server = await self._broker.wait_for_server(provider, sid)
+        return server
 
     async def create_ssh_key(self, provider: str, name: str, public_key: str, legion_id: str) -> SshKey:
         intent = CreateIntent(provider, "ssh_key", name, legion_id)
