@@ -420,6 +420,38 @@ async def test_create_resolves_names_per_region_and_polls_by_listing(make_adapte
         await adapter.create_server(base.ServerSpec("n2", "z9-99", "GRA11", "Debian 12"))
 
 
+async def test_an_unknown_flavor_rereads_the_catalog_once_not_every_poll(make_adapter: Any) -> None:
+    project = f"/cloud/project/{SERVICE}"
+    instance = {
+        "id": "vm-9",
+        "name": "legacy",
+        "status": "ACTIVE",
+        "region": "GRA11",
+        "flavorId": "retired",
+        "imageId": "private-image",
+        "ipAddresses": [{"ip": "127.20.0.5", "type": "public", "version": 4}],
+    }
+    fake = FakeOvh(
+        {
+            ("GET", f"{project}/flavor"): [],
+            ("GET", f"{project}/image"): [],
+            ("GET", f"{project}/instance"): [instance],
+        }
+    )
+    adapter = make_adapter(fake)
+    for _ in range(3):
+        (server,) = await adapter.list_servers()
+    assert (server.server_type, server.image, server.ipv4, server.status) == (
+        None,
+        None,
+        "127.20.0.5",
+        "running",
+    )
+    assert (
+        fake.seen.count(("GET", f"{project}/flavor")) == 2
+    )  # the first load, then one re-read for "retired"
+
+
 # ------------------------------------------------------------------------------ against the emulator
 
 

@@ -109,6 +109,8 @@ class OvhAdapter:
         )
         self._flavors: dict[str, wire.FlavorWire] = {}
         self._images: dict[str, wire.ImageWire] = {}
+        self._unresolvable: set[str] = set()
+        self._catalog_loaded = False
 
     def __repr__(self) -> str:
         return f"OvhAdapter(endpoint={self._api.base_url!r}, service_name={self._service!r})"
@@ -188,23 +190,27 @@ class OvhAdapter:
     # -------------------------------------------------------------------------------------- catalog
 
     async def _load_catalog_maps(self, *, force: bool = False) -> None:
-        if force or not self._flavors:
-            flavors: list[wire.FlavorWire] = await self._get_list(f"{self._project}/flavor")
-            self._flavors = {f["id"]: f for f in flavors}
-        if force or not self._images:
-            images: list[wire.ImageWire] = await self._get_list(f"{self._project}/image")
-            self._images = {i["id"]: i for i in images}
+        """Flavors and images of every region, read once per adapter (again when ``force``)."""
+        if self._catalog_loaded and not force:
+            return
+        flavors: list[wire.FlavorWire] = await self._get_list(f"{self._project}/flavor")
+        images: list[wire.ImageWire] = await self._get_list(f"{self._project}/image")
+        self._flavors = {f["id"]: f for f in flavors}
+        self._images = {i["id"]: i for i in images}
+        self._catalog_loaded = True
 
     async def _names(self, items: Sequence[wire.InstanceWire]) -> tuple[dict[str, str], dict[str, str]]:
-        """Flavor and image names by id, re-reading the catalog once if an id is unknown."""
+        """Flavor and image names by id, re-reading the catalog once when an id is new.
+
+        An id still unknown after that (a private image, a retired flavor) is remembered, so that
+        polling a list containing it does not re-read the catalog on every tick.
+        """
         await self._load_catalog_maps()
-        unknown = any(
-            i.get("flavorId") not in self._flavors or i.get("imageId") not in self._images
-            for i in items
-            if "flavorId" in i
-        )
-        if unknown:
+        ids = {i.get("flavorId", "") for i in items} | {i.get("imageId", "") for i in items}
+        new = ids - set(self._flavors) - set(self._images) - self._unresolvable - {""}
+        if new:
             await self._load_catalog_maps(force=True)
+            self._unresolvable |= new - set(self._flavors) - set(self._images)
         return (
             {fid: f.get("name", "") for fid, f in self._flavors.items()},
             {iid: i.get("name", "") for iid, i in self._images.items()},
