@@ -9,10 +9,14 @@ It starts each emulator on ``host`` (loopback only; ephemeral ports unless ``por
 returns from ``__aenter__``/``start()`` only once all three accept connections. ``aclose()`` stops the
 servers and then the world's background tasks. Emulators are built in a fixed order, so a seed
 reproduces the same credentials.
+
+``suspend(name)`` closes one emulator's listening socket (clients get "connection refused", the way an
+unreachable provider looks) and ``resume(name)`` reopens it on the same port with its state intact.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Mapping
 from types import TracebackType
 
@@ -41,12 +45,15 @@ class SandboxCloud:
     ) -> None:
         self.world = world or SandboxWorld()
         self.host = ensure_loopback(host)
+        if ipaddress.ip_address(host) in ipaddress.ip_network(self.world.addresses.network):
+            self.world.addresses.reserve(host)  # no simulated machine may share the emulators' address
         self._ports = dict(ports or {})
         unknown = set(self._ports) - {name for name, _ in PROVIDERS}
         if unknown:
             raise ValueError(f"unknown sandbox provider(s) {sorted(unknown)}; use hetzner, scaleway or ovh")
         self._emulators: dict[str, Emulator] = {}
         self._served: dict[str, ServedApp] = {}
+        self._suspended: dict[str, int] = {}
 
     async def start(self) -> None:
         """Build and serve every emulator; on any failure, stop what was started and re-raise."""
@@ -61,21 +68,37 @@ class SandboxCloud:
             await self.aclose()
             raise
 
+    async def suspend(self, name: str) -> None:
+        """Make ``name`` unreachable (connection refused) until :meth:`resume`; its state is kept."""
+        served = self._served.pop(name, None)
+        if served is None:
+            raise KeyError(f"sandbox provider {name!r} is not running")
+        self._suspended[name] = served.port
+        await served.aclose()
+
+    async def resume(self, name: str) -> None:
+        """Serve a suspended emulator again, on the port it had."""
+        port = self._suspended.pop(name)
+        self._served[name] = await serve_app(self._emulators[name].app, self.host, port)
+
     def emulator(self, name: str) -> Emulator:
         """The running emulator for ``name`` (tests reach into its app state through this)."""
         return self._emulators[name]
 
     def url(self, name: str) -> str:
-        return self._served[name].base_url(self._emulators[name].prefix)
+        port = self._suspended.get(name) or self._served[name].port
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{port}{self._emulators[name].prefix}"
 
     def endpoints(self) -> dict[str, dict[str, str]]:
         """Per provider, ``url`` first and then the credentials an SDK needs (GUIDE §3)."""
-        if not self._served:
+        if not self._emulators:
             raise RuntimeError("the sandbox is not running; use 'async with SandboxCloud()' or await start()")
         return {name: {"url": self.url(name), **self._emulators[name].credentials} for name, _ in PROVIDERS}
 
     async def aclose(self) -> None:
         served, self._served = self._served, {}
+        self._suspended.clear()
         for app in served.values():
             await app.aclose()
         await self.world.aclose()

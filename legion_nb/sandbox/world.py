@@ -44,6 +44,7 @@ from legion_nb.sandbox.faults import FaultPlan
 __all__ = ["AddressPool", "Emulator", "RequestCounters", "SandboxWorld", "Timing"]
 
 LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
+_MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 class AddressPool:
@@ -65,6 +66,7 @@ class AddressPool:
         self._last = int(net.broadcast_address) - 1
         self._released: list[int] = []
         self._in_use: set[int] = set()
+        self._reserved: set[int] = set()
 
     @property
     def network(self) -> str:
@@ -77,6 +79,8 @@ class AddressPool:
             value = self._released.pop()
         else:
             value = self._next_fresh()
+            while value in self._reserved:
+                value = self._next_fresh()
         self._in_use.add(value)
         address = ipaddress.IPv4Address(value)
         if address not in LOOPBACK or value & 0xFF in (0, 255) or str(address) == "127.0.0.1":
@@ -89,6 +93,13 @@ class AddressPool:
         if value in self._in_use:
             self._in_use.remove(value)
             self._released.append(value)
+
+    def reserve(self, ip: str) -> None:
+        """Never hand out ``ip`` (e.g. the address the emulators listen on, if it lies in the pool)."""
+        value = int(ipaddress.IPv4Address(ip))
+        if value in self._released:
+            self._released.remove(value)
+        self._reserved.add(value)
 
     def in_use(self) -> frozenset[str]:
         return frozenset(str(ipaddress.IPv4Address(v)) for v in self._in_use)
@@ -128,6 +139,14 @@ class RequestCounters:
 
     def total(self, provider: str | None = None) -> int:
         return sum(n for (p, _, _), n in self._counts.items() if provider is None or p == provider)
+
+    def mutations(self, provider: str | None = None) -> int:
+        """Requests that may change provider state (POST, PUT, PATCH, DELETE), e.g. to prove a no-op run."""
+        return sum(
+            n
+            for (p, method, _), n in self._counts.items()
+            if method in _MUTATING and (provider is None or p == provider)
+        )
 
     def snapshot(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}

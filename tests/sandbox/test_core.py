@@ -191,3 +191,57 @@ def test_secrets_are_reproducible_per_seed() -> None:
     assert SandboxWorld(4).new_secret() == SandboxWorld(4).new_secret()
     assert SandboxWorld(4).new_secret() != SandboxWorld(5).new_secret()
     assert len(SandboxWorld(4).new_secret(48)) >= 64
+
+
+def test_reserved_addresses_are_never_handed_out() -> None:
+    pool = AddressPool("127.40.0.0/29")
+    pool.reserve("127.40.0.3")
+    handed = [pool.allocate() for _ in range(4)]
+    assert "127.40.0.3" not in handed
+    assert handed == ["127.40.0.2", "127.40.0.4", "127.40.0.5", "127.40.0.6"]
+
+
+def test_mutation_counter_counts_only_state_changing_methods() -> None:
+    world = SandboxWorld(0)
+    for method in ("GET", "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"):
+        world.counters.record("hetzner", method, "/v1/servers")
+    world.counters.record("ovh", "POST", "/1.0/x")
+    assert world.counters.mutations("hetzner") == 4
+    assert world.counters.mutations() == 5
+    assert world.counters.total("hetzner") == 7
+
+
+async def test_sandbox_cloud_serves_three_providers_and_can_suspend_one() -> None:
+    from legion_nb.sandbox.cloud import SandboxCloud  # noqa: PLC0415 - the three emulators are heavy
+
+    async with SandboxCloud(SandboxWorld(5)) as cloud, httpx.AsyncClient() as client:
+        endpoints = cloud.endpoints()
+        assert list(endpoints) == ["hetzner", "scaleway", "ovh"]
+        hetzner = endpoints["hetzner"]
+        auth = {"Authorization": f"Bearer {hetzner['token']}"}
+        assert (await client.get(f"{hetzner['url']}/locations", headers=auth)).status_code == 200
+
+        await cloud.suspend("hetzner")
+        assert cloud.endpoints()["hetzner"]["url"] == hetzner["url"], "a suspended provider keeps its URL"
+        with pytest.raises(httpx.ConnectError):
+            await client.get(f"{hetzner['url']}/locations", headers=auth)
+        await cloud.resume("hetzner")
+        assert (await client.get(f"{hetzner['url']}/locations", headers=auth)).status_code == 200
+        assert (await client.get(f"{endpoints['ovh']['url']}/auth/time")).status_code == 200
+    assert cloud.world.counters.total("hetzner") == 2
+
+
+def test_sandbox_cloud_refuses_non_loopback_hosts_and_unknown_providers() -> None:
+    from legion_nb.sandbox.cloud import SandboxCloud  # noqa: PLC0415
+
+    with pytest.raises(ValueError, match="outside 127"):
+        SandboxCloud(host="192.0.2.1")
+    with pytest.raises(ValueError, match="unknown sandbox provider"):
+        SandboxCloud(ports={"aws": 1})
+
+
+def test_sandbox_cloud_reserves_its_host_in_the_pool() -> None:
+    from legion_nb.sandbox.cloud import SandboxCloud  # noqa: PLC0415
+
+    cloud = SandboxCloud(SandboxWorld(0), host="127.20.0.2")
+    assert cloud.world.addresses.allocate() != "127.20.0.2"

@@ -1,12 +1,14 @@
 """A wire-faithful Hetzner Cloud API emulator (``/v1``) that the official ``hcloud`` SDK drives unchanged.
 
 ``create_app(world)`` returns an :class:`~legion_nb.sandbox.world.Emulator` whose credentials are
-``{"token": ...}``. See :mod:`legion_nb.sandbox.hetzner.app` for the request pipeline.
+``{"token": ...}``; ``state_of(emulator)`` opens the emulated project (servers, firewalls, zones...)
+for tests that check provider-side truth. See :mod:`legion_nb.sandbox.hetzner.app` for the request pipeline.
 """
 
 from __future__ import annotations
 
-from legion_nb.sandbox.hetzner.app import create_app
+from legion_nb.sandbox.hetzner.app import create_app, state_of
+from legion_nb.sandbox.hetzner.project import HetznerProject
 from legion_nb.sandbox.hetzner.ratelimit import RateLimit
 
-__all__ = ["RateLimit", "create_app"]
+__all__ = ["HetznerProject", "RateLimit", "create_app", "state_of"]

@@ -28,7 +28,7 @@ from legion_nb.sandbox.hetzner.wire import ApiError, Json, error_response, not_f
 from legion_nb.sandbox.hetzner.zones import ZonesApi
 from legion_nb.sandbox.world import Emulator, SandboxWorld
 
-__all__ = ["PROJECT", "READONLY_TOKEN", "create_app"]
+__all__ = ["PROJECT", "READONLY_TOKEN", "create_app", "state_of"]
 
 PREFIX = "/v1"
 PROJECT = web.AppKey("hetzner_project", HetznerProject)
@@ -99,7 +99,7 @@ def create_app(world: SandboxWorld, *, rate_limit: RateLimit | None = None) -> E
     app[PROJECT] = project
     app[READONLY_TOKEN] = readonly
     zones = ZonesApi(project)
-    app.router.add_routes(_action_routes(project, zones))
+    app.router.add_routes(_action_routes(project))
     app.router.add_routes(_catalog_routes())
     for api in (
         ServersApi(project),
@@ -112,7 +112,15 @@ def create_app(world: SandboxWorld, *, rate_limit: RateLimit | None = None) -> E
     return Emulator(name="hetzner", app=app, credentials={"token": token}, prefix=PREFIX)
 
 
-def _action_routes(project: HetznerProject, zones: ZonesApi) -> list[web.RouteDef]:
+def state_of(emulator: Emulator) -> HetznerProject:
+    """The emulated project behind ``emulator``: tests and benchmarks read provider-side truth here.
+
+    Touch it only from the emulator's own event loop (it is not thread-safe).
+    """
+    return emulator.app[PROJECT]
+
+
+def _action_routes(project: HetznerProject) -> list[web.RouteDef]:
     """``/actions`` plus the per-resource action lists (registered before ``/<kind>/{id}``)."""
 
     def listing(request: web.Request, actions: list[Json]) -> web.Response:
@@ -146,7 +154,7 @@ def _action_routes(project: HetznerProject, zones: ZonesApi) -> list[web.RouteDe
 
     def resource_id(kind: str, raw: str) -> int:
         if kind == "zones" and not raw.isdigit():
-            for zone in zones.zones.values():
+            for zone in project.zones.values():
                 if zone.name == raw:
                     return zone.id
             raise not_found("zone", raw)

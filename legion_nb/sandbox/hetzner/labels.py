@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 
 from legion_nb.sandbox.hetzner.wire import ApiError, Json, invalid_input
 
-__all__ = ["Selector", "parse_selector", "validate_labels"]
+__all__ = ["Selector", "filter_by_selector", "parse_selector", "validate_labels"]
 
 Selector = Callable[[Mapping[str, str]], bool]
 

@@ -15,7 +15,15 @@ from legion_nb.sandbox.hetzner.labels import parse_selector
 from legion_nb.sandbox.hetzner.wire import ApiError, Json, by_id, invalid_input
 from legion_nb.sandbox.world import SandboxWorld
 
-__all__ = ["FirewallRecord", "FloatingIpRecord", "HetznerProject", "ServerRecord", "SshKeyRecord"]
+__all__ = [
+    "FirewallRecord",
+    "FloatingIpRecord",
+    "HetznerProject",
+    "RRset",
+    "ServerRecord",
+    "SshKeyRecord",
+    "Zone",
+]
 
 
 @dataclass
@@ -70,6 +78,29 @@ class FloatingIpRecord:
     created: str
 
 
+@dataclass
+class RRset:
+    name: str
+    type: str
+    ttl: int | None
+    labels: dict[str, str]
+    records: list[Json]
+    protection: dict[str, bool] = field(default_factory=lambda: {"change": False})
+
+
+@dataclass
+class Zone:
+    id: int
+    name: str
+    mode: str
+    ttl: int
+    labels: dict[str, str]
+    created: str
+    rrsets: dict[tuple[str, str], RRset] = field(default_factory=dict)
+    protection: dict[str, bool] = field(default_factory=lambda: {"delete": False})
+    deleting: bool = False
+
+
 class HetznerProject:
     """The state of one emulated project plus id allocation."""
 
@@ -80,6 +111,7 @@ class HetznerProject:
         self.ssh_keys: dict[int, SshKeyRecord] = {}
         self.firewalls: dict[int, FirewallRecord] = {}
         self.floating_ips: dict[int, FloatingIpRecord] = {}
+        self.zones: dict[int, Zone] = {}
         self._ids: dict[str, int] = {}
 
     def new_id(self, kind: str) -> int:

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from legion_nb.sandbox.hetzner.labels import filter_by_selector, validate_labels
-from legion_nb.sandbox.hetzner.project import HetznerProject
+from legion_nb.sandbox.hetzner.project import HetznerProject, RRset, Zone
 from legion_nb.sandbox.hetzner.wire import (
     ApiError,
     Json,
@@ -54,29 +53,6 @@ _RR_NAME = re.compile(
 )
 
 
-@dataclass
-class RRset:
-    name: str
-    type: str
-    ttl: int | None
-    labels: dict[str, str]
-    records: list[Json]
-    protection: dict[str, bool] = field(default_factory=lambda: {"change": False})
-
-
-@dataclass
-class Zone:
-    id: int
-    name: str
-    mode: str
-    ttl: int
-    labels: dict[str, str]
-    created: str
-    rrsets: dict[tuple[str, str], RRset] = field(default_factory=dict)
-    protection: dict[str, bool] = field(default_factory=lambda: {"delete": False})
-    deleting: bool = False
-
-
 def _ttl(value: object, field_name: str = "ttl") -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 60 <= value <= 2_147_483_647:
         raise invalid_input(field_name, "must be an integer number of seconds, at least 60")
@@ -110,7 +86,7 @@ def _records(value: object, rtype: str, *, allow_empty: bool = False) -> list[Js
 class ZonesApi:
     def __init__(self, project: HetznerProject) -> None:
         self.p = project
-        self.zones: dict[int, Zone] = {}
+        self.zones = project.zones
 
     def routes(self, prefix: str) -> list[web.RouteDef]:
         z = f"{prefix}/zones/{{zone}}"
