@@ -347,3 +347,12 @@ async def test_an_unreadable_state_path_is_a_one_line_io_error(tmp_path: Path) -
     with pytest.raises(StateIOError, match="cannot read") as caught:
         await SecureStateStore.unlock(path, "pw")
     assert "\n" not in str(caught.value)
+
+
+def test_damage_without_a_backup_does_not_point_at_one(state_path: Path, open_store: OpenStore) -> None:
+    damaged = bytearray(state_path.read_bytes())
+    damaged[-1] ^= 1
+    state_path.write_bytes(bytes(damaged))
+    with pytest.raises(StateCorruptedError, match="copy kept elsewhere") as caught:
+        open_store(state_path)
+    assert ".bak" not in str(caught.value)

@@ -127,6 +127,9 @@ class _StateFiles:
 
     @property
     def label(self) -> FileLabel:
+        """How errors name the live file; the recovery advice depends on whether a backup exists."""
+        if not os.path.lexists(self.backup):
+            return FileLabel(name=str(self.live), recovery="restore the state from a copy kept elsewhere")
         return FileLabel(
             name=str(self.live),
             recovery=f"keep a copy of it, then restore the previous save by renaming {self.backup} to "
