@@ -59,7 +59,7 @@ def server_json(
         "image": {"id": "c00ae53c-1e29-4087-a384-47f3c5c1cd84", "name": "Debian Bookworm", "arch": "x86_64"},
         "tags": tags if tags is not None else list(OWNER.as_tags()),
         "state": state,
-        "state_detail": "",
+        "state_detail": "terminating" if state == "stopping" else "",
         "public_ip": {"id": "ip-1", "address": "127.20.0.2", "family": "inet", "dynamic": True},
         "public_ips": [{"id": "ip-1", "address": "127.20.0.2", "family": "inet", "dynamic": True}],
         "creation_date": "2025-09-02T07:48:18.035029+00:00",
@@ -312,6 +312,26 @@ async def test_ambiguous_create_is_settled_by_listing_the_legion_id_tag() -> Non
     assert [c.split()[0] for c in recorder.calls()] == ["POST", "GET", "POST"]  # one create, one power-on
 
 
+async def test_a_failing_re_read_is_repeated_and_never_reported_as_a_refusal() -> None:
+    reads = {"count": 0}
+
+    def route(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path.endswith("/servers"):
+            raise httpx.ReadError("connection dropped after the request was sent", request=request)
+        if request.method == "GET":
+            reads["count"] += 1
+            if reads["count"] == 1:
+                return reply(503, {"message": "internal error", "type": "internal_error"})
+            return reply(200, {"servers": [server_json("stopped")]}, **{"X-Total-Count": "1"})
+        return reply(202, {"task": {"id": "t1", "status": "pending"}})
+
+    scw, recorder = adapter(route)
+    spec = ServerSpec("node-1", "DEV1-S", ZONE, "debian_bookworm", labels=OWNER.as_labels())
+    pending = await scw.create_server(spec)
+    assert pending.server.id == f"{ZONE}/{SERVER_UUID}"
+    assert [c.split()[0] for c in recorder.calls()] == ["POST", "GET", "GET", "POST"]
+
+
 async def test_ambiguous_create_with_nothing_visible_stays_unknown() -> None:
     def route(request: httpx.Request) -> httpx.Response:
         if request.method == "POST":
@@ -367,6 +387,10 @@ async def test_delete_terminates_a_running_server_and_deletes_a_stopped_one() ->
     scw, recorder = adapter(route)
     op = await scw.delete_server(f"{ZONE}/{SERVER_UUID}")
     assert op is not None and op.kind == "server_deleted"
+    state["value"] = "stopping"  # a resend after a lost answer finds the terminate under way
+    before = len(recorder.requests)
+    again = await scw.delete_server(f"{ZONE}/{SERVER_UUID}")
+    assert again is not None and [r.method for r in recorder.requests[before:]] == ["GET"]
     state["value"] = "stopped"
     assert await scw.delete_server(f"{ZONE}/{SERVER_UUID}") is None
     assert recorder.calls()[-1] == f"DELETE /instance/v1/zones/{ZONE}/servers/{SERVER_UUID}"

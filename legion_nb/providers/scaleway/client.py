@@ -25,6 +25,7 @@ Mutations are sent once; the only re-sends are the idempotent power-on settles d
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -33,7 +34,13 @@ from typing import Any, Literal, TypeVar, cast
 
 import httpx
 
-from legion_nb.errors import ProviderInvalidInputError, ProviderNotFoundError, ProviderUnavailableError
+from legion_nb.errors import (
+    ProviderError,
+    ProviderInvalidInputError,
+    ProviderNotFoundError,
+    ProviderRateLimitedError,
+    ProviderUnavailableError,
+)
 from legion_nb.providers import base
 from legion_nb.providers.base import Capability, require_capability
 from legion_nb.providers.http import (
@@ -55,11 +62,16 @@ __all__ = ["CAPABILITIES", "DEFAULT_ENDPOINT", "DEFAULT_ZONES", "ScalewayAdapter
 DEFAULT_ENDPOINT = "https://api.scaleway.com"
 DEFAULT_ZONES: tuple[str, ...] = ("fr-par-1", "fr-par-2", "nl-ams-1", "pl-waw-1")
 PER_PAGE = 100
+FIND_ATTEMPTS = 5
+"""Reads spent looking for a create whose answer was lost, before leaving it to resilience."""
 CAPABILITIES = frozenset(
     {Capability.COMPUTE, Capability.SSH_KEYS, Capability.FIREWALL, Capability.FLOATING_IP, Capability.DNS}
 )
 
 T = TypeVar("T")
+
+_SETTLE_LATER = (ProviderUnavailableError, ProviderRateLimitedError, TransientStateError)
+"""Errors after which a power-on is simply tried again by the next poll of its operation."""
 
 KIND_RUNNING = "server_running"
 KIND_OFF = "server_off"
@@ -176,16 +188,31 @@ class ScalewayAdapter:
     ) -> T:
         """Send a create once; when its outcome is unknown, re-read and accept what is visible.
 
-        Names are not unique at Scaleway, so ``find`` looks for the ``legion/id`` tag. Nothing found
-        re-raises the original error, which resilience settles later (the create may still appear).
+        Names are not unique at Scaleway, so ``find`` looks for the ``legion/id`` tag. Nothing found,
+        or a failed re-read, re-raises the original error: the outcome is still unknown, and any other
+        error class would tell the broker the create never happened (it would send it again).
         """
         try:
             return await create()
         except OutcomeUnknownError:
-            found = await find()
+            found = await self._find_settled(find)
             if found is None:
                 raise
             return found
+
+    async def _find_settled(self, find: Callable[[], Awaitable[T | None]]) -> T | None:
+        """``find()``, repeated while the read fails temporarily; None when nothing is visible or the
+        read cannot tell. Reads are safe to repeat, and a read error escaping a create would make the
+        broker resend the create itself."""
+        for attempt in range(FIND_ATTEMPTS):
+            try:
+                return await find()
+            except (ProviderUnavailableError, ProviderRateLimitedError) as exc:
+                if attempt + 1 < FIND_ATTEMPTS:
+                    await asyncio.sleep(min(getattr(exc, "retry_after", None) or 0.05, 1.0))
+            except ProviderError:  # anything else: cannot tell, resilience keeps settling
+                return None
+        return None
 
     # --------------------------------------------------------------------------------------- identity
 
@@ -230,12 +257,19 @@ class ScalewayAdapter:
 
     # ---------------------------------------------------------------------------------------- servers
 
+    def _owned_params(self, labels: Mapping[str, str] | None) -> dict[str, Any]:
+        """List filters: this Project, and the labels as tags (Scaleway filters tags server-side)."""
+        params: dict[str, Any] = {"project": self._project}
+        if labels:
+            params["tags"] = ",".join(convert.tags_for(labels))
+        return params
+
     async def _servers_in(self, zone: str, params: Mapping[str, Any]) -> list[base.Server]:
-        raw = await self._instance_list(zone, "servers", "servers", {"project": self._project, **params})
+        raw = await self._instance_list(zone, "servers", "servers", params)
         return [convert.server(item, zone, self._image_labels) for item in raw]
 
     async def list_servers(self, labels: Mapping[str, str] | None = None) -> list[base.Server]:
-        params = {"tags": ",".join(convert.tags_for(labels))} if labels else {}
+        params = self._owned_params(labels)
         found: list[base.Server] = []
         for zone in self._zones:
             found.extend(
@@ -251,7 +285,8 @@ class ScalewayAdapter:
     async def find_servers_by_name(self, name: str) -> list[base.Server]:
         found: list[base.Server] = []
         for zone in self._zones:
-            found.extend(s for s in await self._servers_in(zone, {"name": name}) if s.name == name)
+            matches = await self._servers_in(zone, {"project": self._project, "name": name})
+            found.extend(s for s in matches if s.name == name)
         return found
 
     async def _find_owned(self, zone: str, labels: Mapping[str, str]) -> base.Server | None:
@@ -259,7 +294,7 @@ class ScalewayAdapter:
         if ownership is None:
             return None
         tag = f"{base.LEGION_ID_LABEL}={ownership.legion_id}"
-        matches = await self._servers_in(zone, {"tags": tag})
+        matches = await self._servers_in(zone, {"project": self._project, "tags": tag})
         return matches[0] if len(matches) == 1 else None
 
     async def create_server(self, spec: base.ServerSpec) -> base.PendingServer:
@@ -278,14 +313,21 @@ class ScalewayAdapter:
             return convert.server(_member(created, "server"), zone, self._image_labels)
 
         server = await self._settle_create(create, lambda: self._find_owned(zone, spec.labels))
+        # From here on the server exists: an error escaping now must not read as "nothing happened".
         if spec.user_data is not None and server.provider_status == "stopped":
             _, raw = split_id(server.id, "server")
-            await self._send_text(
-                "PATCH", f"/instance/v1/zones/{zone}/servers/{raw}/user_data/cloud-init", spec.user_data
-            )
+            try:
+                await self._send_text(
+                    "PATCH", f"/instance/v1/zones/{zone}/servers/{raw}/user_data/cloud-init", spec.user_data
+                )
+            except ProviderError as exc:
+                raise OutcomeUnknownError(
+                    PROVIDER,
+                    f"server {server.id} was created but its user data was not stored: {exc.message}",
+                ) from exc
         if server.status == "off":
-            # The server exists either way; if this power-on fails, polling the operation retries it.
-            with contextlib.suppress(ProviderUnavailableError, TransientStateError):
+            # Whatever stops this power-on, polling the returned operation sends it again.
+            with contextlib.suppress(ProviderError):
                 await self._action(server.id, "poweron")
             server = dataclasses.replace(server, status="provisioning", provider_status="starting")
         return base.PendingServer(server=server, operations=(_operation(server.id, KIND_RUNNING),))
@@ -296,6 +338,8 @@ class ScalewayAdapter:
 
     async def delete_server(self, server_id: str) -> base.Operation | None:
         server = await self.get_server(server_id)
+        if server.status == "deleting":
+            return _operation(server_id, KIND_DELETED)  # an earlier terminate is already under way
         if server.provider_status == "running":
             await self._action(server_id, "terminate")
             return _operation(server_id, KIND_DELETED)
@@ -350,7 +394,7 @@ class ScalewayAdapter:
                 return base.OperationState(op, "success", 100)
             if state in ("stopped", "stopped in place") and op.resource_id:
                 # Level-based: if this fails too, the next poll finds it stopped and tries again.
-                with contextlib.suppress(ProviderUnavailableError, TransientStateError):
+                with contextlib.suppress(*_SETTLE_LATER):
                     await self._action(op.resource_id, "poweron")
             return base.OperationState(op, "running", 50)
         if op.kind == KIND_OFF:
@@ -395,9 +439,7 @@ class ScalewayAdapter:
 
     async def list_firewalls(self, labels: Mapping[str, str] | None = None) -> list[base.Firewall]:
         require_capability(PROVIDER, CAPABILITIES, Capability.FIREWALL)
-        params: dict[str, Any] = {"project": self._project}
-        if labels:
-            params["tags"] = ",".join(convert.tags_for(labels))
+        params = self._owned_params(labels)
         found: list[base.Firewall] = []
         for zone in self._zones:
             for group in await self._instance_list(zone, "security_groups", "security_groups", params):
@@ -506,9 +548,7 @@ class ScalewayAdapter:
 
     async def list_floating_ips(self, labels: Mapping[str, str] | None = None) -> list[base.FloatingIp]:
         require_capability(PROVIDER, CAPABILITIES, Capability.FLOATING_IP)
-        params: dict[str, Any] = {"project": self._project}
-        if labels:
-            params["tags"] = ",".join(convert.tags_for(labels))
+        params = self._owned_params(labels)
         found: list[base.FloatingIp] = []
         for zone in self._zones:
             for item in await self._instance_list(zone, "ips", "ips", params):
