@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -139,7 +139,7 @@ class EventHub:
 
     # -- subscribing -----------------------------------------------------------------------
 
-    async def subscribe(self, topics: Iterable[str] = TOPICS) -> AsyncIterator[Event]:
+    async def subscribe(self, topics: Iterable[str] = TOPICS) -> AsyncGenerator[Event, None]:
         """Events of ``topics`` until the hub closes; a new subscriber first gets the latest snapshot."""
         wanted = frozenset(_topic(t) for t in topics)
         if not wanted:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -421,7 +421,7 @@ class Engine:
 
     # -- events ----------------------------------------------------------------------------
 
-    def subscribe(self, topics: Iterable[str] = TOPICS) -> AsyncIterator[Event]:
+    def subscribe(self, topics: Iterable[str] = TOPICS) -> AsyncGenerator[Event, None]:
         """Coalesced "snapshot"/"activity" events; a new subscriber first gets the latest snapshot."""
         return self.events.subscribe(topics)
 

@@ -6,12 +6,16 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+Legion = Callable[..., Any]  # the ``legion`` fixture of conftest.py
 
-def test_init_refuses_to_overwrite(legion, state: str) -> None:
+
+def test_init_refuses_to_overwrite(legion: Legion, state: str) -> None:
     before = Path(state).read_bytes()
     result = legion("--state", state, "init")
     assert result.code == 3
@@ -20,7 +24,7 @@ def test_init_refuses_to_overwrite(legion, state: str) -> None:
     assert Path(state).read_bytes() == before
 
 
-def test_init_refuses_a_short_password(legion, tmp_path: Path) -> None:
+def test_init_refuses_a_short_password(legion: Legion, tmp_path: Path) -> None:
     path = tmp_path / "s.legion"
     result = legion("--state", str(path), "init", password="short")
     assert result.code == 2
@@ -28,7 +32,7 @@ def test_init_refuses_a_short_password(legion, tmp_path: Path) -> None:
     assert not path.exists()
 
 
-def test_status_locked_unlocked_and_missing(legion, state: str, tmp_path: Path) -> None:
+def test_status_locked_unlocked_and_missing(legion: Legion, state: str, tmp_path: Path) -> None:
     missing = legion("--state", str(tmp_path / "none.legion"), "--json", "status", password=None)
     assert missing.code == 0
     assert json.loads(missing.out)["exists"] is False
@@ -41,20 +45,20 @@ def test_status_locked_unlocked_and_missing(legion, state: str, tmp_path: Path) 
     assert report["counts"]["servers"] == 0
 
 
-def test_wrong_password_is_one_line_exit_3(legion, state: str) -> None:
+def test_wrong_password_is_one_line_exit_3(legion: Legion, state: str) -> None:
     result = legion("--state", state, "plan", "show", password="not the password")
     assert result.code == 3
     assert result.err.startswith("legion: wrong password") and result.err.count("\n") == 1
     assert "Traceback" not in result.err
 
 
-def test_missing_state_is_one_line_exit_3(legion, tmp_path: Path) -> None:
+def test_missing_state_is_one_line_exit_3(legion: Legion, tmp_path: Path) -> None:
     result = legion("--state", str(tmp_path / "none.legion"), "plan", "show")
     assert result.code == 3
     assert "legion init" in result.err and result.err.count("\n") == 1
 
 
-def test_passwd_reads_current_then_new_from_stdin(legion, state: str, password: str) -> None:
+def test_passwd_reads_current_then_new_from_stdin(legion: Legion, state: str, password: str) -> None:
     result = legion(
         "--state", state, "--password-stdin", "passwd", stdin=f"{password}\nbrand new pass\n", password=None
     )

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
+Legion = Callable[..., Any]  # the ``legion`` fixture of conftest.py
 
-def test_plan_commands_build_a_plan(legion, state: str) -> None:
+
+def test_plan_commands_build_a_plan(legion: Legion, state: str) -> None:
     s = ("--state", state)
     assert (
         legion(*s, "plan", "server", "add", "web-1", "--provider", "hetzner", "--location", "fsn1").code == 0
@@ -101,7 +105,7 @@ def test_plan_commands_build_a_plan(legion, state: str) -> None:
     ],
 )
 def test_operator_mistakes_are_one_line(
-    legion, state: str, args: tuple[str, ...], code: int, needle: str
+    legion: Legion, state: str, args: tuple[str, ...], code: int, needle: str
 ) -> None:
     result = legion("--state", state, *args)
     assert result.code == code
@@ -109,7 +113,7 @@ def test_operator_mistakes_are_one_line(
     assert result.err.count("\n") == 1 and "Traceback" not in result.err
 
 
-def test_credentials_set_and_show_never_print_secrets(legion, state: str, password: str) -> None:
+def test_credentials_set_and_show_never_print_secrets(legion: Legion, state: str, password: str) -> None:
     secret = "tok-CLI-SECRET-9f2"
     stored = legion(
         "--state",
@@ -142,7 +146,7 @@ def test_credentials_set_and_show_never_print_secrets(legion, state: str, passwo
         ('{"application_key": "a"}', "ovh credentials lack application_secret, consumer_key"),
     ],
 )
-def test_bad_credentials_input(legion, state: str, stdin: str, needle: str) -> None:
+def test_bad_credentials_input(legion: Legion, state: str, stdin: str, needle: str) -> None:
     result = legion("--state", state, "credentials", "set", "ovh", stdin=stdin)
     assert result.code == 2
     assert needle in result.err and result.err.count("\n") == 1

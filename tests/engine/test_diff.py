@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import replace
 
 from legion_nb.engine import planning
-from legion_nb.engine.diff import POLICY, diff
+from legion_nb.engine.diff import POLICY, FieldDiff, diff
 from legion_nb.engine.state.model import (
     CreatePending,
     LegionState,
@@ -24,7 +24,7 @@ NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 MANAGED = {"legion/managed": "true"}
 
 
-def rows(state: LegionState) -> dict[tuple[str, str], tuple[str, dict]]:
+def rows(state: LegionState) -> dict[tuple[str, str], tuple[str, dict[str, FieldDiff]]]:
     return {(r.kind, r.name): (r.action, {f.field: f for f in r.fields}) for r in diff(state).resources}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 
 import pytest
 
@@ -10,11 +11,13 @@ from legion_nb.engine.events import ACTIVITY_BACKLOG, Event, EventHub
 from legion_nb.errors import UsageError
 
 
-async def next_event(stream) -> Event:
+async def next_event(stream: AsyncIterator[Event]) -> Event:
     return await asyncio.wait_for(stream.__anext__(), 5)
 
 
-async def started(hub: EventHub, topics=("snapshot", "activity")):
+async def started(
+    hub: EventHub, topics: Sequence[str] = ("snapshot", "activity")
+) -> tuple[AsyncGenerator[Event, None], asyncio.Future[Event]]:
     stream = hub.subscribe(topics)
     task = asyncio.ensure_future(stream.__anext__())
     await asyncio.sleep(0)  # let the subscription register
@@ -24,10 +27,14 @@ async def started(hub: EventHub, topics=("snapshot", "activity")):
 async def test_a_burst_in_one_tick_is_one_publication_latest_wins() -> None:
     hub = EventHub()
     stream, first = await started(hub)
-    built = []
+    built: list[int] = []
 
-    def producer(n: int):
-        return lambda: built.append(n) or {"n": n}
+    def producer(n: int) -> Callable[[], dict[str, int]]:
+        def build() -> dict[str, int]:
+            built.append(n)
+            return {"n": n}
+
+        return build
 
     for n in range(100):
         hub.publish_snapshot(producer(n))

@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import json
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -85,7 +86,8 @@ def test_structural_sharing_rebuilds_only_the_changed_path() -> None:
     for name, cluster in moved.scheme.clusters.items():
         if name != changed:
             assert cluster is after.scheme.clusters[name]
-    assert state.scheme.find_server("node-00000")[1].server_type == "cx22"  # the old state is untouched
+    old = state.scheme.find_server("node-00000")
+    assert old is not None and old[1].server_type == "cx22"  # the old state is untouched
 
 
 def test_credentials_repr_never_shows_secrets() -> None:
@@ -160,11 +162,11 @@ def test_missing_fields_take_their_defaults() -> None:
 
 
 def test_migrations_run_in_order_and_bump_the_version() -> None:
-    def v1_to_v2(data: dict) -> dict:
+    def v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
         data["scheme"] = {"domains": {d: {"name": d, "provider": "ovh"} for d in data.pop("legacy_domains")}}
         return data
 
-    def v2_to_v3(data: dict) -> dict:
+    def v2_to_v3(data: dict[str, Any]) -> dict[str, Any]:
         data.setdefault("operations", [])
         return data
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
@@ -25,12 +26,17 @@ def planned() -> LegionState:
     )
 
 
+def server(state: LegionState, name: str) -> tuple[str, PlannedServer]:
+    found = state.scheme.find_server(name)
+    assert found is not None, name
+    return found
+
+
 def test_a_plan_builds_up_and_validates() -> None:
     state = planned()
     validate_scheme(state.scheme)
-    assert state.scheme.find_server("web-1") is not None
-    assert state.scheme.find_server("web-1")[0] == "default"
-    assert state.scheme.find_server("web-2")[0] == "prod"
+    assert server(state, "web-1")[0] == "default"
+    assert server(state, "web-2")[0] == "prod"
     assert state.scheme.dns_zones["example.org"].provider == "hetzner"  # normalized
     assert state.scheme.dns_hosts["www.example.org"].servers == ("web-1", "web-2")
     rule = state.scheme.firewalls["edge"].rules[0]
@@ -44,8 +50,8 @@ def test_a_plan_builds_up_and_validates() -> None:
 
 
 def test_omitted_choices_stay_empty_for_the_policy() -> None:
-    server = planned().scheme.find_server("web-1")[1]
-    assert (server.server_type, server.location, server.image) == ("", "", "")
+    planned_server = server(planned(), "web-1")[1]
+    assert (planned_server.server_type, planned_server.location, planned_server.image) == ("", "", "")
 
 
 def test_add_is_an_upsert_and_can_move_clusters() -> None:
@@ -53,7 +59,7 @@ def test_add_is_an_upsert_and_can_move_clusters() -> None:
         planned(), name="web-1", provider="hetzner", image="debian-12", cluster="prod"
     )
     assert set(state.scheme.clusters) == {"prod"}  # the emptied default cluster went away
-    assert state.scheme.find_server("web-1")[1].image == "debian-12"
+    assert server(state, "web-1")[1].image == "debian-12"
     again = planning.upsert_dns_host(state, host="www.example.org", zone="example.org", servers=["web-2"])
     assert again.scheme.dns_hosts["www.example.org"].servers == ("web-2",)
     assert len(again.scheme.dns_hosts) == 1
@@ -151,7 +157,9 @@ def test_removing_something_unplanned_says_so() -> None:
         (lambda s: planning.upsert_server(s, name="web-1", provider="ovh"), "take it out of them"),
     ],
 )
-def test_bad_input_is_one_clear_line_and_nothing_changes(call, needle: str) -> None:
+def test_bad_input_is_one_clear_line_and_nothing_changes(
+    call: Callable[[LegionState], LegionState], needle: str
+) -> None:
     state = planned()
     before = state
     with pytest.raises(ValidationError) as info:
