@@ -13,8 +13,11 @@ to different providers should not wait for each other.
 * **Rate limits.** A 429 holds the lane (the budget is provider-wide) for ``Retry-After`` /
   ``RateLimit-Reset`` and then retries; nothing was processed, so that is safe for mutations too.
   When the last response said the budget is spent, the lane waits for one token before the next call.
-* **Retries.** Temporary errors (5xx, unreachable) are retried with jittered exponential backoff for
-  READS only. Mutations are sent once: an unknown outcome is for :mod:`resilience` to settle.
+* **Retries.** A read's failed requests (5xx, unreachable, 429) are retried one request at a time
+  with jittered exponential backoff: the broker sets ``http.READ_RETRY`` around each call, and the
+  adapter's ``ApiClient`` applies it, so a paged or N+1 read never restarts from scratch. Mutations are
+  sent once; they are resent only when provably not processed (429, connection refused). An unknown
+  outcome is for :mod:`resilience` to settle.
 * **Status.** :meth:`ProviderBroker.status` is a plain record per provider for snapshots and widgets.
 
 Policies are values (:class:`BrokerPolicy`), with the clock, the sleep and the jitter source
@@ -96,14 +99,6 @@ class BrokerPolicy:
     sleep: Sleep = asyncio.sleep
     clock: Callable[[], float] = time.time
     rng: random.Random = field(default_factory=random.Random)
-
-    @classmethod
-    def immediate(cls, *, attempts: int = 8, timeout: float | None = 60.0) -> BrokerPolicy:
-        """No waiting anywhere except a zero-second yield: for tests and fast sandboxes."""
-        return cls(
-            poll=PollPolicy(interval=0.0, backoff=1.0, max_interval=0.0, timeout=timeout),
-            retry=RetryPolicy(attempts=attempts, base_delay=0.0, max_delay=0.0, max_rate_limit_wait=0.0),
-        )
 
 
 @dataclass(frozen=True)
