@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -42,8 +43,9 @@ async def unlocked_api(ctx: CliContext, password: str) -> AsyncIterator[EngineAp
         yield api
 
 
-def _password_given(ctx: CliContext) -> bool:
-    return ctx.password_stdin or os.environ.get(PASSWORD_ENV) is not None
+def _asks_twice(ctx: CliContext) -> bool:
+    """A new password is typed twice only at an interactive prompt; piped or env passwords once."""
+    return not ctx.password_stdin and os.environ.get(PASSWORD_ENV) is None and sys.stdin.isatty()
 
 
 async def _init(ctx: CliContext, _: argparse.Namespace) -> int:
@@ -55,7 +57,7 @@ async def _init(ctx: CliContext, _: argparse.Namespace) -> int:
             f"a state already exists at {ctx.state_path}: refusing to overwrite it "
             "(use --state for another path, or 'legion passwd' to change its password)"
         )
-    password = ctx.password("New password: ") if _password_given(ctx) else ctx.new_password()
+    password = ctx.new_password() if _asks_twice(ctx) else ctx.password("New password: ")
     async with ctx.api(unlock=False) as api:
         result = await api.call("bootstrap", password=password)
     ctx.emit(result, lambda r: f"created {r['state']}: the plan is empty (next: legion plan ...)")

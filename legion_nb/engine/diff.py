@@ -142,6 +142,8 @@ def _row(
             action, note = "create", note or f"tracked {kind} is gone at {provider}: it will be created again"
         elif any(f.changed for f in fields):
             action = "update"
+            if any(f.changed and f.field == "provider" for f in fields):
+                note = note or f"the plan moves this {kind} to another provider: that replaces it"
         else:
             action = "unchanged"
     elif planned is not None:

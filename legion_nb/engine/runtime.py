@@ -136,7 +136,7 @@ class Engine:
     # -- services and the lock -------------------------------------------------------------
 
     def add_service(self, service: EngineService) -> None:
-        """Register a service; it starts at the next unlock (or now, if already unlocked, on ``await``)."""
+        """Register a service; it starts at the next unlock (services are wired before unlocking)."""
         self._services.append(service)
 
     def state_exists(self) -> bool:

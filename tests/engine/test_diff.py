@@ -141,3 +141,10 @@ def test_json_form_carries_changed_flags() -> None:
     assert data["counts"]["create"] >= 2
     changed = next(r for r in data["resources"] if r["name"] == "changed")
     assert any(f["field"] == "server_type" and f["changed"] for f in changed["fields"])
+
+
+def test_a_provider_move_is_an_update_that_says_it_replaces() -> None:
+    state = planning.upsert_server(base(), name="same", provider="scaleway", server_type="cx22")
+    resource = next(r for r in diff(state).resources if r.name == "same")
+    assert resource.action == "update"
+    assert "replaces it" in resource.note
