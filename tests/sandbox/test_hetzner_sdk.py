@@ -332,9 +332,16 @@ def test_dns_zone_and_rrsets(client: Client) -> None:
     with pytest.raises(APIException) as dup:
         client.zones.create_rrset(zone, name="www", type="A", records=[ZoneRecord(value="127.20.0.8")])
     assert dup.value.code == "uniqueness_error"
-    with pytest.raises(APIException) as bad_value:
-        client.zones.create_rrset(zone, name="api", type="A", records=[ZoneRecord(value="not-an-ip")])
-    assert bad_value.value.code == "invalid_input"
+    for name, rtype, value in (
+        ("api", "A", "not-an-ip"),
+        ("api", "AAAA", "127.0.0.1"),
+        ("api", "TXT", "unquoted"),
+        ("api.example.com", "A", "127.20.0.8"),
+        ("WWW", "A", "127.20.0.8"),
+    ):
+        with pytest.raises(APIException) as bad_value:
+            client.zones.create_rrset(zone, name=name, type=rtype, records=[ZoneRecord(value=value)])
+        assert bad_value.value.code == "invalid_input", (name, rtype, value)
 
     rrset = client.zones.get_rrset(zone, "www", "A")
     client.zones.add_rrset_records(rrset, [ZoneRecord(value="127.20.0.8")]).wait_until_finished()

@@ -77,6 +77,10 @@ def _records(value: object, rtype: str, *, allow_empty: bool = False) -> list[Js
                 raise invalid_input(f"records[{index}].value", f"{raw!r} is not an IP address") from None
             if (rtype == "A") != (parsed.version == 4):
                 raise invalid_input(f"records[{index}].value", f"{raw} is not a valid {rtype} value")
+        if rtype == "TXT" and not (len(raw) >= 2 and raw.startswith('"') and raw.endswith('"')):
+            raise invalid_input(
+                f"records[{index}].value", "TXT values must be quoted strings, e.g. '\"v=spf1 -all\"'"
+            )
         records.append({"value": raw, "comment": comment or ""})
     if rtype == "CNAME" and len(records) > 1:
         raise invalid_input("records", "a CNAME RRset holds exactly one record")
@@ -261,6 +265,10 @@ class ZonesApi:
         rtype = body.get("type")
         if not isinstance(name, str) or not _RR_NAME.match(name):
             raise invalid_input("name", "must be a relative lowercase name such as 'www' or '@' for the apex")
+        if name == zone.name or name.endswith(f".{zone.name}"):
+            raise invalid_input(
+                "name", f"must be relative to {zone.name}: drop the zone name (use '@' for the apex)"
+            )
         if rtype not in RRSET_TYPES or rtype == "SOA":
             raise invalid_input("type", f"must be one of {', '.join(t for t in RRSET_TYPES if t != 'SOA')}")
         ttl = None if body.get("ttl") is None else _ttl(body.get("ttl"))
