@@ -155,6 +155,22 @@ def _row(
     return ResourceDiff(kind=kind, name=name, provider=provider, action=action, fields=fields, note=note)
 
 
+_Indexes = dict[str, dict[str, Any]]
+
+
+def _index(
+    cache: _Indexes,
+    observed: ObservedProvider,
+    items: Callable[[ObservedProvider], Mapping[str, Any]],
+    key: Callable[[Any], str],
+) -> dict[str, Any]:
+    """Observed records of one provider by ``key``, built once per diff (lookups stay O(1))."""
+    index = cache.get(observed.provider)
+    if index is None:
+        index = cache[observed.provider] = {key(o): o for o in items(observed).values()}
+    return index
+
+
 def _refreshed(state: LegionState, provider: str) -> ObservedProvider | None:
     observed = state.observed.get(provider)
     return observed if observed is not None and observed.refreshed is not None else None
@@ -173,6 +189,7 @@ def _servers(state: LegionState) -> list[ResourceDiff]:
     pending = {p.name for p in state.tracked.pending.values() if p.kind == "server"}
     rows: list[ResourceDiff] = []
     claimed: set[tuple[str, str]] = set()
+    by_name: _Indexes = {}
     for name in sorted(planned.keys() | tracked.keys()):
         plan = planned.get(name)
         track = tracked.get(name)
@@ -209,7 +226,7 @@ def _servers(state: LegionState) -> list[ResourceDiff]:
                 seen = observed_provider.servers.get(track.provider_id)
                 gone = seen is None
             else:
-                seen = next((s for s in observed_provider.servers.values() if s.name == name), None)
+                seen = _index(by_name, observed_provider, lambda o: o.servers, lambda o: o.name).get(name)
         seen_view: dict[str, str | None] | None = None
         if seen is not None:
             claimed.add((provider, seen.provider_id))
@@ -278,6 +295,8 @@ def _simple(
     """Zones, firewalls and domains: identity by name, observed matched by provider id or name."""
     rows: list[ResourceDiff] = []
     claimed: set[tuple[str, str]] = set()
+    by_name: _Indexes = {}
+    by_id: _Indexes = {}
     for name in sorted(planned.keys() | tracked.keys()):
         plan = planned.get(name)
         track = tracked.get(name)
@@ -287,12 +306,13 @@ def _simple(
         seen = None
         gone = False
         if observed_provider is not None and observed_of is not None:
-            candidates = observed_of(observed_provider)
             if track is not None:
-                seen = next((o for o in candidates.values() if o.provider_id == track.provider_id), None)
+                seen = _index(by_id, observed_provider, observed_of, lambda o: o.provider_id).get(
+                    track.provider_id
+                )
                 gone = seen is None
             else:
-                seen = next((o for o in candidates.values() if observed_name(o) == name), None)
+                seen = _index(by_name, observed_provider, observed_of, observed_name).get(name)
         if seen is not None:
             claimed.add((provider, seen.provider_id))
         rows.append(
