@@ -13,6 +13,8 @@ Middleware order, outermost first:
 
 from __future__ import annotations
 
+import secrets
+
 from aiohttp import web
 
 from legion_nb.sandbox.faults import Handler, fault_middleware
@@ -36,6 +38,7 @@ READONLY_TOKEN = web.AppKey("hetzner_readonly_token", str)
 _FAULT_CODES = {429: "rate_limit_exceeded", 500: "server_error", 502: "bad_gateway", 503: "unavailable"}
 _ACTION_KINDS = {"servers": "server", "firewalls": "firewall", "floating_ips": "floating_ip", "zones": "zone"}
 _READS = ("GET", "HEAD", "OPTIONS")
+_ROUTER_CODES = {404: "not_found", 405: "method_not_allowed"}
 
 
 def _fault_body(status: int, kind: str) -> web.Response:
@@ -62,13 +65,7 @@ def create_app(world: SandboxWorld, *, rate_limit: RateLimit | None = None) -> E
         except ApiError as exc:
             response = _render(exc)
         except web.HTTPException as exc:
-            code = (
-                "not_found"
-                if exc.status == 404
-                else "method_not_allowed"
-                if exc.status == 405
-                else "invalid_input"
-            )
+            code = _ROUTER_CODES.get(exc.status, "invalid_input")
             response = error_response(exc.status, code, exc.reason)
         response.headers["X-Correlation-Id"] = world.random_token(8)
         for name, value in bucket.headers().items():
@@ -78,9 +75,12 @@ def create_app(world: SandboxWorld, *, rate_limit: RateLimit | None = None) -> E
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or presented not in (token, readonly):
+        is_readonly = secrets.compare_digest(presented.encode(), readonly.encode())
+        if scheme.lower() != "bearer" or not (
+            secrets.compare_digest(presented.encode(), token.encode()) or is_readonly
+        ):
             raise ApiError(401, "unauthorized", "unable to authenticate")
-        if presented == readonly and request.method not in _READS:
+        if is_readonly and request.method not in _READS:
             raise ApiError(401, "token_readonly", "the token is read-only; use a read & write token")
         if not bucket.take():
             raise ApiError(429, "rate_limit_exceeded", "rate limit exceeded; wait for RateLimit-Reset")
