@@ -30,9 +30,10 @@ from scaleway.instance.v1.types import SetSecurityGroupRulesRequestRule
 from scaleway.marketplace.v2 import MarketplaceV2API
 from scaleway_core.api import ScalewayException
 
+from legion_nb.sandbox.faults import FaultPlan
 from legion_nb.sandbox.httpkit import ThreadedEmulator, serve_in_thread
 from legion_nb.sandbox.scaleway import create_app
-from legion_nb.sandbox.world import SandboxWorld
+from legion_nb.sandbox.world import SandboxWorld, Timing
 
 ZONE = "fr-par-1"
 
@@ -334,3 +335,30 @@ def test_user_data_round_trip(client: scaleway.Client) -> None:
     assert api.get_server_user_data(server_id=server.id, key="cloud-init").content == b"#cloud-config\n"
     api.delete_server_user_data(server_id=server.id, key="cloud-init")
     assert api.list_server_user_data(server_id=server.id).user_data == []
+
+
+def test_quota_and_foreign_project_are_refused_with_scaleway_bodies() -> None:
+    world = SandboxWorld(seed=3, timing=Timing(action_seconds=0.05, boot_seconds=0.05))
+    with serve_in_thread(lambda w: create_app(w, servers_per_zone=1), world) as served:
+        api = InstanceUtilsV1API(sdk_client(served))
+        api.create_server(commercial_type="DEV1-S", image="debian_bookworm")
+        with pytest.raises(ScalewayException) as quota:
+            api.create_server(commercial_type="DEV1-S", image="debian_bookworm")
+        body = json.loads(str(quota.value))
+        assert quota.value.status_code == 403 and body["type"] == "quotas_exceeded"
+        assert body["details"] == [{"resource": "instances", "quota": 1, "current": 1}]
+        with pytest.raises(ScalewayException) as foreign:
+            api.list_servers(project="00000000-0000-4000-8000-00000000beef")
+        assert json.loads(str(foreign.value))["type"] == "permissions_denied"
+
+
+def test_injected_faults_answer_in_scaleway_shape() -> None:
+    faults = FaultPlan(rate=1.0, seed=5, weights={"rate_limited": 1.0})
+    world = SandboxWorld(seed=5, timing=Timing(action_seconds=0.05, boot_seconds=0.05), faults=faults)
+    with serve_in_thread(create_app, world) as served:
+        with pytest.raises(ScalewayException) as err:
+            InstanceV1API(sdk_client(served)).list_servers()
+        response = err.value.response
+        assert response.status_code == 429 and response.json()["type"] == "too_many_requests"
+        assert response.headers["x-request-id"] and response.headers["Retry-After"]
+        assert world.counters.snapshot()["scaleway"] == {"GET /instance/v1/zones/{zone}/servers": 1}

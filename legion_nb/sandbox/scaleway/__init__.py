@@ -23,7 +23,7 @@ from legion_nb.sandbox.scaleway.errors import Handler, ScwApiError, error_middle
 from legion_nb.sandbox.scaleway.iam import IamApi
 from legion_nb.sandbox.scaleway.instance import InstanceApi
 from legion_nb.sandbox.scaleway.marketplace import MarketplaceApi
-from legion_nb.sandbox.scaleway.store import ScalewayAccount
+from legion_nb.sandbox.scaleway.store import DEFAULT_SERVERS_PER_ZONE, ScalewayAccount
 from legion_nb.sandbox.world import Emulator, SandboxWorld
 
 __all__ = ["DEFAULT_ZONE", "create_app"]
@@ -38,8 +38,11 @@ def _auth_middleware(account: ScalewayAccount) -> Middleware:
         token = request.headers.get("X-Auth-Token", "")
         if not token:
             raise ScwApiError(
-                401, "denied_authentication", "authentication is denied",
-                method="unknown_method", reason="invalid_argument",
+                401,
+                "denied_authentication",
+                "authentication is denied",
+                method="unknown_method",
+                reason="invalid_argument",
             )
         if not hmac.compare_digest(token.encode(), account.secret_key.encode()):
             raise ScwApiError(
@@ -50,9 +53,10 @@ def _auth_middleware(account: ScalewayAccount) -> Middleware:
     return middleware
 
 
-def create_app(world: SandboxWorld) -> Emulator:
-    """Build the Scaleway emulator over ``world`` (see the module docstring)."""
-    account = ScalewayAccount(world)
+def create_app(world: SandboxWorld, *, servers_per_zone: int = DEFAULT_SERVERS_PER_ZONE) -> Emulator:
+    """Build the Scaleway emulator over ``world`` (see the module docstring); ``servers_per_zone`` is
+    the Instance quota after which creates answer ``quotas_exceeded``."""
+    account = ScalewayAccount(world, servers_per_zone=servers_per_zone)
     app = web.Application(
         middlewares=[
             fault_middleware("scaleway", world, fault_body),

@@ -25,7 +25,19 @@ __all__ = ["DomainApi"]
 
 NAMESERVERS = ("ns0.dom.scw.cloud", "ns1.dom.scw.cloud")
 RECORD_TYPES = (
-    "A", "AAAA", "CNAME", "TXT", "SRV", "TLSA", "MX", "NS", "PTR", "CAA", "ALIAS", "HTTPS", "SVCB",
+    "A",
+    "AAAA",
+    "CNAME",
+    "TXT",
+    "SRV",
+    "TLSA",
+    "MX",
+    "NS",
+    "PTR",
+    "CAA",
+    "ALIAS",
+    "HTTPS",
+    "SVCB",
 )
 _LABEL = re.compile(r"^(\*|[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9])?)$")
 _MIN_TTL, _MAX_TTL = 60, 2_592_000
@@ -175,8 +187,11 @@ class DomainApi:
         if id_fields is not None:
             if not isinstance(id_fields, dict) or not id_fields.get("type"):
                 raise invalid_argument(f"{verb}.id_fields", "id_fields needs name and type")
-            id_fields = {**id_fields, "name": str(id_fields.get("name") or "").lower(),
-                         "type": str(id_fields["type"]).upper()}
+            id_fields = {
+                **id_fields,
+                "name": str(id_fields.get("name") or "").lower(),
+                "type": str(id_fields["type"]).upper(),
+            }
         return (str(record_id) if record_id is not None else None), id_fields
 
     @staticmethod

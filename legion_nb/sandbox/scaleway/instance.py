@@ -30,7 +30,6 @@ from legion_nb.sandbox.scaleway.errors import (
     transient_state,
 )
 from legion_nb.sandbox.scaleway.store import (
-    SERVERS_PER_ZONE_QUOTA,
     FlexibleIp,
     InstanceServer,
     ScalewayAccount,
@@ -347,12 +346,14 @@ class InstanceApi:
             if ip.server_id is not None:
                 raise invalid_argument("public_ips", f"flexible IP {ip_id} is attached to another server")
         in_zone = sum(1 for s in self.account.servers.values() if s.zone == zone)
-        if in_zone >= SERVERS_PER_ZONE_QUOTA:
+        if in_zone >= self.account.servers_per_zone:
             raise ScwApiError(
                 403,
                 "quotas_exceeded",
                 "quota(s) exceeded for this resource",
-                details=[{"resource": "instances", "quota": SERVERS_PER_ZONE_QUOTA, "current": in_zone}],
+                details=[
+                    {"resource": "instances", "quota": self.account.servers_per_zone, "current": in_zone}
+                ],
             )
         if catalog.availability(zone, spec.name) == "shortage":
             raise ScwApiError(

@@ -16,6 +16,7 @@ from legion_nb.sandbox.scaleway.errors import ScwApiError
 from legion_nb.sandbox.world import SandboxWorld
 
 __all__ = [
+    "DEFAULT_SERVERS_PER_ZONE",
     "DnsRecordEntry",
     "DnsZoneEntry",
     "FlexibleIp",
@@ -25,8 +26,8 @@ __all__ = [
     "SshKeyEntry",
 ]
 
-SERVERS_PER_ZONE_QUOTA = 200
-"""Instances a Project may hold per zone before ``quotas_exceeded``."""
+DEFAULT_SERVERS_PER_ZONE = 200
+"""Instances a Project may hold per zone before ``quotas_exceeded`` (unless told otherwise)."""
 
 
 @dataclass
@@ -127,8 +128,9 @@ class DnsZoneEntry:
 class ScalewayAccount:
     """Everything the emulated account holds, plus the identity the credentials block hands out."""
 
-    def __init__(self, world: SandboxWorld) -> None:
+    def __init__(self, world: SandboxWorld, *, servers_per_zone: int = DEFAULT_SERVERS_PER_ZONE) -> None:
         self.world = world
+        self.servers_per_zone = servers_per_zone
         self._ids = random.Random(f"{world.seed}:scaleway:ids")  # noqa: S311 - reproducible ids, not secrets
         self.access_key = "SCW" + "".join(
             world.rng.choice("ABCDEFGHJKMNPQRSTVWXYZ0123456789") for _ in range(17)
