@@ -14,7 +14,6 @@ from __future__ import annotations
 import hmac
 import json
 import re
-import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,6 +89,8 @@ class Request:
 
 def new_token() -> str:
     """A fresh token: 32 random bytes as hex."""
+    import secrets  # noqa: PLC0415 - only daemon starts need it; clients import this module too
+
     return secrets.token_hex(32)
 
 

@@ -1,0 +1,125 @@
+"""How much the daemon saves: a warm ``legion status`` through it against a cold one that unlocks.
+
+Both are timed as whole processes (interpreter start, imports, the call, output), the way an
+operator or a script pays for them. The cold runs use a copy of the same state file so that they
+never contend with the daemon for it. Then the RPC round trip itself is timed from one client
+connection: p50 and p99 of an engine ``status`` call and of the daemon's own ``status``.
+
+    .venv/bin/python benchmarks/daemon.py [--runs 10] [--calls 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from legion_nb.engine.daemon.client import connect_if_alive
+
+PASSWORD = "benchmark password 1234"
+
+
+def legion(env: dict[str, str], state: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "legion_nb", "--state", str(state), *args],
+        input=stdin, capture_output=True, text=True, env=env, timeout=300, check=False,
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"legion {' '.join(args)} failed: {result.stderr.strip()}")
+    return result
+
+
+def timed(env: dict[str, str], state: Path, *args: str, stdin: str = "") -> tuple[float, float]:
+    """Wall-clock and CPU seconds (user + system) of one whole ``legion`` process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    legion(env, state, *args, stdin=stdin)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def round_trips(state: Path, token: str, calls: int) -> dict[str, list[float]]:
+    remote = await connect_if_alive(state, token)
+    assert remote is not None
+    samples: dict[str, list[float]] = {"engine status": [], "daemon status": []}
+    async with remote:
+        for _ in range(50):  # warm up both ends
+            await remote.status()
+        for _ in range(calls):
+            started = time.perf_counter()
+            await remote.status()
+            samples["engine status"].append(time.perf_counter() - started)
+        for _ in range(calls):
+            started = time.perf_counter()
+            await remote.daemon_status()
+            samples["daemon status"].append(time.perf_counter() - started)
+    return samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=10, help="whole-process runs per side (>= 10)")
+    parser.add_argument("--calls", type=int, default=2000, help="RPC round trips to time")
+    options = parser.parse_args()
+    runs = max(10, options.runs)
+
+    work = Path(tempfile.mkdtemp(prefix="lnb-bench-"))
+    runtime = Path(tempfile.mkdtemp(prefix="lnb-rt-", dir="/tmp"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEGION_")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # an operator's Python caches bytecode; so do these runs
+    env["XDG_RUNTIME_DIR"] = str(runtime)
+    os.environ["XDG_RUNTIME_DIR"] = str(runtime)
+    state = work / "state.legion"
+    cold_state = work / "cold.legion"
+    password = PASSWORD + "\n"
+    try:
+        legion(env, state, "--password-stdin", "init", stdin=password)
+        legion(env, state, "--password-stdin", "plan", "dns-zone", "add", "example.org",
+               "--provider", "hetzner", stdin=password)
+        shutil.copyfile(state, cold_state)
+        started = legion(env, state, "--password-stdin", "daemon", "start", stdin=password)
+        token = json.loads(started.stdout)["token"]
+        warm_env = {**env, "LEGION_DAEMON_TOKEN": token}
+        try:
+            timed(warm_env, state, "status")  # the first runs pay for caches (disk, bytecode)
+            timed(env, cold_state, "--password-stdin", "status", stdin=password)
+            warm = [timed(warm_env, state, "status") for _ in range(runs)]
+            cold = [timed(env, cold_state, "--password-stdin", "status", stdin=password) for _ in range(runs)]
+            trips = asyncio.run(round_trips(state, token, options.calls))
+        finally:
+            legion(warm_env, state, "daemon", "stop")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(runtime, ignore_errors=True)
+
+    print(f"machine: {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.2f}")
+    for label, index in (("wall", 0), ("cpu", 1)):
+        cold_median = statistics.median(sample[index] for sample in cold)
+        warm_median = statistics.median(sample[index] for sample in warm)
+        print(f"cold `legion status` (new process, unlocks), {label}: median {cold_median * 1000:7.1f} ms")
+        print(f"warm `legion status` (new process, daemon),  {label}: median {warm_median * 1000:7.1f} ms")
+        print(f"warm vs cold, {label}: {cold_median / warm_median:.1f}x faster over {runs} runs each (goal >= 10x)")
+    for name, samples in trips.items():
+        print(
+            f"RPC round trip, {name}: p50 {percentile(samples, 0.50) * 1e6:.0f} us, "
+            f"p99 {percentile(samples, 0.99) * 1e6:.0f} us over {len(samples)} calls"
+        )
+
+
+if __name__ == "__main__":
+    main()
