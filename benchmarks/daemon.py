@@ -113,7 +113,8 @@ def main() -> None:
         warm_median = statistics.median(sample[index] for sample in warm)
         print(f"cold `legion status` (new process, unlocks), {label}: median {cold_median * 1000:7.1f} ms")
         print(f"warm `legion status` (new process, daemon),  {label}: median {warm_median * 1000:7.1f} ms")
-        print(f"warm vs cold, {label}: {cold_median / warm_median:.1f}x faster over {runs} runs each (goal >= 10x)")
+        ratio = cold_median / warm_median
+        print(f"warm vs cold, {label}: {ratio:.1f}x faster over {runs} runs each (goal >= 10x)")
     for name, samples in trips.items():
         print(
             f"RPC round trip, {name}: p50 {percentile(samples, 0.50) * 1e6:.0f} us, "
