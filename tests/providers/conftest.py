@@ -98,3 +98,17 @@ def recorder() -> MemoryRecorder:
 @pytest.fixture
 def credentials(cloud: SandboxCloud) -> Callable[[str], ProviderCredentials]:
     return lambda provider: credentials_for(cloud, provider)
+
+
+@pytest.fixture
+def sandbox_kit() -> SandboxKit:
+    """The plain helpers, for tests that build their own clouds (test modules cannot import a
+    ``conftest``: with several test directories the name is ambiguous)."""
+    return SandboxKit()
+
+
+class SandboxKit:
+    make_world = staticmethod(make_world)
+    fast_policy = staticmethod(fast_policy)
+    credentials_for = staticmethod(credentials_for)
+    MemoryRecorder = MemoryRecorder

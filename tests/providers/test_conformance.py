@@ -210,7 +210,10 @@ async def test_unknown_type_or_location_is_refused_and_nothing_is_created(
     adapter: ProviderAdapter, provider: str, field: str
 ) -> None:
     spec = server_spec(await choice_for(adapter), f"bad-{field}")
-    bad = replace(spec, **{field: "no-such-" + field.replace("_", "-")})
+    if field == "server_type":
+        bad = replace(spec, server_type="no-such-type")
+    else:
+        bad = replace(spec, location="no-such-location")
     with pytest.raises((ProviderInvalidInputError, ProviderNotFoundError)) as caught:
         await adapter.create_server(bad)
     one_line_naming(caught.value, provider)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
-from conftest import MemoryRecorder, credentials_for, fast_policy, make_world
 
 from legion_nb.providers.base import OwnershipLabels, Server, ServerSpec
 from legion_nb.providers.broker import ProviderBroker
@@ -20,6 +20,9 @@ from legion_nb.providers.catalog import resolve_server_choice
 from legion_nb.providers.registry import create_adapter
 from legion_nb.providers.resilience import Resilience, SettlePolicy
 from legion_nb.sandbox.cloud import SandboxCloud
+
+if TYPE_CHECKING:
+    from conftest import SandboxKit
 
 SERVERS = 30
 FAULT_RATE = 0.2
@@ -30,14 +33,16 @@ CASES = [("hetzner", seed) for seed in range(10)] + [
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("provider", "seed"), CASES, ids=[f"{p}-seed{s}" for p, s in CASES])
-async def test_thirty_servers_no_duplicates_no_orphans(provider: str, seed: int) -> None:
-    recorder = MemoryRecorder()
+async def test_thirty_servers_no_duplicates_no_orphans(
+    provider: str, seed: int, sandbox_kit: SandboxKit
+) -> None:
+    recorder = sandbox_kit.MemoryRecorder()
     async with (
-        SandboxCloud(make_world(seed, FAULT_RATE)) as cloud,
+        SandboxCloud(sandbox_kit.make_world(seed, FAULT_RATE)) as cloud,
         httpx.AsyncClient(timeout=httpx.Timeout(10.0)) as client,
-        ProviderBroker(fast_policy(attempts=12)) as broker,
+        ProviderBroker(sandbox_kit.fast_policy(attempts=12)) as broker,
     ):
-        broker.register(create_adapter(client, credentials_for(cloud, provider)))
+        broker.register(create_adapter(client, sandbox_kit.credentials_for(cloud, provider)))
         resilience = Resilience(broker, recorder, SettlePolicy(reads=3, create_attempts=6))
         catalog = await broker.read(provider, "catalog", lambda a: a.fetch_catalog())
         choice = resolve_server_choice(catalog, "satellite")
