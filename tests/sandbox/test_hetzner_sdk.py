@@ -156,6 +156,8 @@ def test_create_server_waits_to_running_with_a_loopback_address(client: Client, 
     assert ipaddress.ip_address(ip) in LOOPBACK and ip != "127.0.0.1"
     assert ip in hz.world.addresses.in_use()
     assert [a.command for a in server.get_actions()] == ["create_server", "start_server"]
+    primary = client.primary_ips.get_by_id(server.public_net.primary_ipv4.id)
+    assert (primary.ip, primary.assignee_id, primary.assignee_type) == (ip, server.id, "server")
 
     without_key = client.servers.create(
         name="node-2", server_type=ServerType(name="cpx11"), image=Image(name="ubuntu-24.04")

@@ -22,6 +22,7 @@ from legion_nb.sandbox.hetzner.catalog import IMAGES, LOCATIONS, SERVER_TYPES, p
 from legion_nb.sandbox.hetzner.firewalls import FirewallsApi
 from legion_nb.sandbox.hetzner.floating_ips import FloatingIpsApi
 from legion_nb.sandbox.hetzner.labels import filter_by_selector
+from legion_nb.sandbox.hetzner.primary_ips import PrimaryIpsApi
 from legion_nb.sandbox.hetzner.project import HetznerProject
 from legion_nb.sandbox.hetzner.ratelimit import RateLimit, TokenBucket
 from legion_nb.sandbox.hetzner.servers import ServersApi
@@ -106,6 +107,7 @@ def create_app(world: SandboxWorld, *, rate_limit: RateLimit | None = None) -> E
         SshKeysApi(project),
         FirewallsApi(project),
         FloatingIpsApi(project),
+        PrimaryIpsApi(project),
         zones,
     ):
         app.router.add_routes(api.routes(PREFIX))
