@@ -120,3 +120,30 @@ def test_serve_refuses_bad_options_in_one_line(args: list[str], message: str) ->
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0]
+
+
+def test_serve_fault_rate_reaches_the_emulators() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "legion_nb", "sandbox", "serve", "--json", "--seed", "3", "--fault-rate", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        hetzner = json.loads(process.stdout.readline())["hetzner"]
+        outcomes: list[int | str] = []
+        with httpx.Client(headers={"Authorization": f"Bearer {hetzner['token']}"}) as client:
+            for _ in range(12):
+                try:
+                    outcomes.append(client.get(f"{hetzner['url']}/locations").status_code)
+                except httpx.TransportError:
+                    outcomes.append("dropped")
+        assert set(outcomes) <= {429, 500, 502, 503, "dropped"}, outcomes
+        assert len(set(outcomes)) > 1, "a mix of fault kinds"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=TIMEOUT) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=TIMEOUT)
