@@ -409,3 +409,33 @@ async def test_batched_polling_against_the_emulator(
     assert sorted(s.status for s in servers) == ["running"] * 10
     # Every poll tick served all waiters: far fewer polls than the 20 operations.
     assert counts["GET /v1/actions"] < 20
+
+
+async def test_a_paged_read_retries_only_the_failed_page() -> None:
+    failed = False
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal failed
+        page = int(request.url.params["page"])
+        if page == 2 and not failed:
+            failed = True
+            return error(502, "bad_gateway", "upstream hiccup")
+        servers = [server_json(page * 100 + i, f"s{page}-{i}") for i in range(50 if page < 3 else 3)]
+        return httpx.Response(200, json={"servers": servers, "meta": pagination(page, 3, 103)})
+
+    provider = Provider(handler)
+    async with ProviderBroker(policy(SleepLog())) as broker:
+        broker.register(provider.adapter)
+        servers = await broker.read("hetzner", "list", lambda a: a.list_servers())
+    assert len(servers) == 103
+    assert [r.url.params["page"] for r in provider.requests] == ["1", "2", "2", "3"]
+
+
+async def test_outside_a_broker_a_read_is_tried_once() -> None:
+    async def handler(request: httpx.Request) -> httpx.Response:
+        return error(503, "unavailable", "down")
+
+    provider = Provider(handler)
+    with pytest.raises(ProviderUnavailableError):
+        await provider.adapter.list_servers()
+    assert len(provider.requests) == 1

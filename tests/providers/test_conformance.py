@@ -25,6 +25,7 @@ from legion_nb.errors import (
     ProviderInvalidInputError,
     ProviderNotFoundError,
     ProviderUnavailableError,
+    ValidationError,
 )
 from legion_nb.providers.base import (
     Capability,
@@ -37,9 +38,9 @@ from legion_nb.providers.base import (
     deterministic_name,
 )
 from legion_nb.providers.broker import ProviderBroker
-from legion_nb.providers.catalog import ServerChoice, resolve_server_choice
+from legion_nb.providers.catalog import ServerChoice, UnknownProviderError, resolve_server_choice
 from legion_nb.providers.http import OutcomeUnknownError
-from legion_nb.providers.registry import PROVIDERS, create_adapter
+from legion_nb.providers.registry import PROVIDERS, create_adapter, descriptor, validate_credentials
 from legion_nb.providers.resilience import Resilience
 
 if TYPE_CHECKING:
@@ -263,3 +264,21 @@ async def test_an_unreachable_endpoint_is_one_line_and_creates_nothing(
         )  # nothing was sent, nothing can have landed
     assert spec.ownership is not None
     assert await adapter.list_servers(spec.ownership.as_labels()) == []
+
+
+def test_the_registry_describes_every_provider() -> None:
+    assert PROVIDERS == ("hetzner", "ovh", "scaleway")
+    for name in PROVIDERS:
+        info = descriptor(name)
+        assert info.name == name and info.secret_keys
+        assert {Capability.COMPUTE, Capability.SSH_KEYS, Capability.DNS} <= info.capabilities
+    assert Capability.FIREWALL not in descriptor("ovh").capabilities
+    assert Capability.FIREWALL in descriptor("hetzner").capabilities
+    with pytest.raises(
+        UnknownProviderError, match="unknown provider 'aws'; choose one of hetzner, ovh, scaleway"
+    ):
+        descriptor("aws")
+    with pytest.raises(
+        ValidationError, match="ovh credentials lack application_secret, consumer_key, service_name"
+    ):
+        validate_credentials(ProviderCredentials("ovh", "", {"application_key": "k"}))
