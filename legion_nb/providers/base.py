@@ -10,8 +10,9 @@ Contract for adapter authors (``legion_nb.providers.<name>``):
 * The package exports ``DESCRIPTOR: ProviderDescriptor``; the registry finds adapters through it.
   ``DESCRIPTOR.factory(client, credentials)`` builds the adapter; it performs no I/O.
 * Every call is ``async`` and either returns a record from this module or raises a
-  :class:`legion_nb.errors.ProviderError` subclass. Foreign exceptions never escape (``http.py``
-  maps them, once per adapter).
+  :class:`legion_nb.errors.ProviderError` subclass. Foreign exceptions never escape: every request
+  goes through ``http.ApiClient``, which maps them (with the adapter's error-body parser) and
+  applies the broker's per-request read retries (``http.READ_RETRY``).
 * A call the provider cannot do at all raises :class:`CapabilityMissingError` via
   :func:`require_capability` before any I/O, so the engine can plan around it (OVH has no provider
   firewall: the cluster firewall is then enforced on the node).
