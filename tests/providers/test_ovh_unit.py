@@ -320,30 +320,40 @@ async def test_set_records_changes_only_the_difference_then_refreshes_once(make_
     assert [m for m, _ in fake.seen] == ["GET", "GET"]  # nothing to change: no write, no refresh
 
 
-async def test_bills_are_read_one_by_one_and_filtered_to_the_period(make_adapter: Any) -> None:
-    def listing(request: httpx.Request) -> httpx.Response:
-        assert request.url.params["date.from"] == "2026-10-01"
-        assert request.url.params["date.to"] == "2026-11-01"
-        return reply(["FR1", "FR2"])
+def _usage(usage_id: str, start: str, end: str, instance: str, price: float) -> dict[str, Any]:
+    detail = {"instanceId": instance, "quantity": {"unit": "Hour", "value": 3}, "totalPrice": price}
+    hourly = [{"reference": "b2-7", "region": "GRA11", "totalPrice": price, "details": [detail]}]
+    return {
+        "id": usage_id,
+        "period": {"from": f"{start}T00:00:00+00:00", "to": f"{end}T00:00:00+00:00"},
+        "hourlyUsage": {"instance": hourly},
+        "monthlyUsage": {"instance": []},
+    }
 
-    price = {"currencyCode": "EUR", "value": 12.5, "text": "12.50 €"}
+
+async def test_costs_per_instance_come_from_the_usage_periods_that_overlap(make_adapter: Any) -> None:
+    usage = f"/cloud/project/{SERVICE}/usage"
+    history = [
+        {"id": "u-aug", "period": {"from": "2026-08-01T00:00:00+00:00", "to": "2026-09-01T00:00:00+00:00"}},
+        {"id": "u-sep", "period": {"from": "2026-09-01T00:00:00+00:00", "to": "2026-10-01T00:00:00+00:00"}},
+        {"id": "u-oct", "period": {"from": "2026-10-01T00:00:00+00:00", "to": "2026-11-01T00:00:00+00:00"}},
+    ]
     fake = FakeOvh(
         {
-            ("GET", "/me/bill"): listing,
-            ("GET", "/me/bill/FR1"): {
-                "billId": "FR1",
-                "date": "2026-10-31T23:00:00+00:00",
-                "priceWithoutTax": price,
-            },
-            ("GET", "/me/bill/FR2"): {
-                "billId": "FR2",
-                "date": "2026-11-01T00:00:00+00:00",
-                "priceWithoutTax": price,
-            },
+            ("GET", "/me"): {"currency": {"code": "EUR", "symbol": "EURO"}},
+            ("GET", f"{usage}/history"): history,
+            ("GET", f"{usage}/history/u-sep"): _usage("u-sep", "2026-09-01", "2026-10-01", "vm-1", 0.2),
+            ("GET", f"{usage}/history/u-oct"): _usage("u-oct", "2026-10-01", "2026-11-01", "vm-2", 0.3),
+            ("GET", f"{usage}/current"): _usage("u-nov", "2026-11-01", "2026-11-27", "vm-2", 0.1),
         }
     )
-    entries = await make_adapter(fake).list_billing(base.BillingPeriod(date(2026, 10, 1), date(2026, 10, 31)))
-    assert [(e.id, e.amount, e.currency) for e in entries] == [("FR1", Decimal("12.5"), "EUR")]
+    entries = await make_adapter(fake).list_billing(base.BillingPeriod(date(2026, 9, 15), date(2026, 10, 20)))
+    assert [(e.id, e.resource_id, e.amount, e.currency, e.date) for e in entries] == [
+        ("u-sep/vm-1/hourly", "vm-1", Decimal("0.2"), "EUR", date(2026, 10, 1)),
+        ("u-oct/vm-2/hourly", "vm-2", Decimal("0.3"), "EUR", date(2026, 11, 1)),
+    ]
+    assert entries[0].description == "b2-7 hourly 3 h in GRA11"
+    assert ("GET", f"{usage}/history/u-aug") not in fake.seen  # outside the period: never read
 
 
 # ---------------------------------------------------------------------------------- names and ops
@@ -517,7 +527,7 @@ async def test_adapter_against_the_emulator(sandbox_adapter: Any) -> None:
         await adapter.create_zone("new.example", 300, {})
 
     entries = await adapter.list_billing(base.BillingPeriod(date(2026, 1, 1), date.today()))
-    assert entries and entries[-1].amount == Decimal("0.01")
+    assert [(e.resource_id, e.amount) for e in entries] == [(found.id, Decimal("0.01"))]
 
     await _settle(adapter, [await adapter.delete_server(found.id)])
     assert await adapter.list_servers() == []

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import ovh  # type: ignore[import-untyped]
@@ -234,6 +235,48 @@ def test_bills_follow_instance_lifetimes(client: ovh.Client, served: Served) -> 
     (detail_id,) = client.get(f"/me/bill/{bill_id}/details")
     assert "billed" in client.get(f"/me/bill/{bill_id}/details/{detail_id}")["description"]
     assert client.get("/me/bill", **{"date.from": "2000-01-01", "date.to": "2000-01-02"}) == []
+
+
+class ShiftedWorld(SandboxWorld):
+    """A world whose clock can jump forward; the emulator's ``/auth/time`` and billing follow it."""
+
+    offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return super().now() + self.offset
+
+
+def test_usage_names_each_instance_per_month(monkeypatch: pytest.MonkeyPatch) -> None:
+    world = ShiftedWorld(seed=2, timing=Timing(action_seconds=0.05, boot_seconds=0.05))
+    with running(world) as server:
+        before = sdk(server, monkeypatch)
+        base = project(server)
+        flavor = next(f for f in before.get(f"{base}/flavor", region="WAW1") if f["name"] == "b2-7")
+        image = before.get(f"{base}/image", region="WAW1")[0]
+        created = before.post(
+            f"{base}/instance", name="long", flavorId=flavor["id"], imageId=image["id"], region="WAW1"
+        )
+        current = before.get(f"{base}/usage/current")
+        (group,) = current["hourlyUsage"]["instance"]
+        assert (group["reference"], group["region"]) == ("b2-7", "WAW1")
+        assert group["details"] == [
+            {"instanceId": created["id"], "quantity": {"unit": "Hour", "value": 1.0}, "totalPrice": 0.07}
+        ]
+        assert before.get(f"{base}/usage/history") == []
+
+        world.offset = timedelta(days=40)  # forty days later, the instance still running
+        with pytest.raises(ovh.exceptions.BadParametersError, match="Query out of time"):
+            before.get(f"{base}/usage/history")  # the old client's clock delta is stale
+        after = sdk(server, monkeypatch)  # a new client measures the clock again
+        history = after.get(f"{base}/usage/history")
+        assert history
+        for period in history:
+            detail = after.get(f"{base}/usage/history/{period['id']}")
+            (line,) = detail["hourlyUsage"]["instance"][0]["details"]
+            assert line["instanceId"] == created["id"] and line["quantity"]["value"] >= 1
+        now_line = after.get(f"{base}/usage/current")["hourlyUsage"]["instance"][0]["details"][0]
+        assert now_line["instanceId"] == created["id"]
+        assert len(after.get("/me/bill")) == len(history) + 1
 
 
 def test_wrong_application_secret_is_refused_as_ovh_does(

@@ -5,8 +5,8 @@ What it relies on from OVHcloud (see ``/work/shared/reference/providers.md``):
 * every call but ``/auth/time`` is signed (``signing.py``) with the server's clock, measured once per
   adapter; a refused timestamp makes the next call measure it again;
 * Public Cloud lives under ``/cloud/project/{serviceName}``; instance, flavor, image and SSH key lists
-  return objects, but DNS records, zones and bills return **ids only**, so those reads are N+1, run
-  with at most :data:`READ_CONCURRENCY` requests in flight;
+  return objects, but DNS records and zones return **ids only** and usage history only period stubs,
+  so those reads are N+1, run with at most :data:`READ_CONCURRENCY` requests in flight;
 * flavors and images exist once per region with their own ids: the engine names them (``b2-7``,
   ``Debian 12``) and the adapter resolves the id in the server's region;
 * instance names are not unique and there are no labels: ownership is encoded in the name (see
@@ -14,6 +14,8 @@ What it relies on from OVHcloud (see ``/work/shared/reference/providers.md``):
 * there is no action model: operations are awaited resource states (``server_running``,
   ``server_off``, ``server_deleted``), polled with one instance list per tick;
 * DNS changes are drafts until ``POST /domain/zone/{zone}/refresh``: every change is followed by one;
+* costs per instance come from Public Cloud usage (``usage/history`` + ``usage/current``), not from
+  bills, which carry only totals;
 * there are no provider firewalls or floating IPs in this adapter: those calls raise
   ``CapabilityMissingError`` before any I/O (the cluster firewall is enforced on the node).
 
@@ -25,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from datetime import timedelta
+from datetime import date
 from decimal import Decimal
 from typing import Any, Literal, TypeVar, cast
 from urllib.parse import quote
@@ -476,18 +478,26 @@ class OvhAdapter:
     # -------------------------------------------------------------------------------------- billing
 
     async def list_billing(self, period: base.BillingPeriod) -> list[base.BillingEntry]:
-        """Bills dated within the period (inclusive), read one by one after the id list."""
+        """What each instance cost, per month, for the months overlapping the period.
+
+        Bills (``/me/bill``) carry totals only; Public Cloud *usage* names the instance, so entries
+        come from ``usage/history`` (one read per closed month, N+1) and ``usage/current`` (the
+        running month, provisional until it closes). The amounts are the provider's, without tax.
+        """
         require_capability(PROVIDER, CAPABILITIES, Capability.BILLING)
-        params = {
-            "date.from": period.start.isoformat(),
-            "date.to": (period.end + timedelta(days=1)).isoformat(),
-        }
-        ids: list[str] = await self._get_list("/me/bill", params)
-        bills: list[wire.BillWire] = await self._read_each(
-            ids, lambda bill_id: self._call("GET", f"/me/bill/{quote(bill_id, safe='')}")
+        me = await self._call("GET", "/me")
+        currency = str(((me or {}).get("currency") or {}).get("code") or "EUR")
+        usage = f"{self._project}/usage"
+        history: list[wire.UsageWire] = await self._get_list(f"{usage}/history")
+        wanted = [h for h in history if _overlaps(convert.usage_period(h), period)]
+        months: list[wire.UsageWire] = await self._read_each(
+            [h.get("id", "") for h in wanted],
+            lambda uid: self._call("GET", f"{usage}/history/{quote(uid, safe='')}"),
         )
-        entries = (convert.bill_entry(bill) for bill in bills)
-        return [e for e in entries if e is not None and period.start <= e.date <= period.end]
+        current: wire.UsageWire = await self._call("GET", f"{usage}/current")
+        if _overlaps(convert.usage_period(current), period):
+            months.append(current)
+        return [entry for month in months for entry in convert.usage_entries(month, currency)]
 
 
 # ---------------------------------------------------------------------------------------- helpers
@@ -513,6 +523,10 @@ def _operation_state(op: base.Operation, status: str | None) -> base.OperationSt
         if status in target
         else base.OperationState(op, "running")
     )
+
+
+def _overlaps(covered: tuple[date, date] | None, period: base.BillingPeriod) -> bool:
+    return covered is not None and covered[0] <= period.end and covered[1] >= period.start
 
 
 def _country(codes: Sequence[str]) -> str:

@@ -24,7 +24,6 @@ from legion_nb.providers.ovh import wire
 
 __all__ = [
     "PROVIDER",
-    "bill_entry",
     "decode_name",
     "encode_name",
     "record_sets",
@@ -32,6 +31,8 @@ __all__ = [
     "server_status",
     "ssh_key",
     "sub_domain",
+    "usage_entries",
+    "usage_period",
 ]
 
 PROVIDER = "ovh"
@@ -161,18 +162,46 @@ def record_sets(records: Iterable[wire.RecordWire]) -> list[base.DnsRecord]:
     return sets
 
 
-def bill_entry(item: wire.BillWire) -> base.BillingEntry | None:
-    """One bill; None when it carries no usable date or price."""
-    moment = _parse_time(item.get("date"))
-    price = item.get("priceWithoutTax")
-    if moment is None or price is None:
+def usage_period(item: wire.UsageWire) -> tuple[date, date] | None:
+    """The first and last day a usage period covers (None when it carries no readable period)."""
+    period = item.get("period") or {}
+    start, end = _parse_time(period.get("from")), _parse_time(period.get("to"))
+    if start is None or end is None:
         return None
-    bill_date: date = moment.date()
-    return base.BillingEntry(
-        provider=PROVIDER,
-        id=item.get("billId", ""),
-        date=bill_date,
-        amount=Decimal(str(price["value"])),
-        currency=price.get("currencyCode", "EUR"),
-        description=f"OVHcloud bill {item.get('billId', '')}",
-    )
+    return start.date(), end.date()
+
+
+def usage_entries(item: wire.UsageWire, currency: str) -> list[base.BillingEntry]:
+    """One entry per instance and billing mode of a usage period, dated on the period's last day.
+
+    The entry id is ``<usage id or period start>/<instance id>/<hourly|monthly>``: stable across
+    reads, so a ledger can upsert it while the running month's amount grows.
+    """
+    covered = usage_period(item)
+    if covered is None:
+        return []
+    start, end = covered
+    key = item.get("id") or start.isoformat()
+    entries: list[base.BillingEntry] = []
+    for mode, usage in (
+        ("hourly", item.get("hourlyUsage") or {}),
+        ("monthly", item.get("monthlyUsage") or {}),
+    ):
+        for group in usage.get("instance", []):
+            for detail in group.get("details", []):
+                instance_id = detail.get("instanceId", "")
+                quantity = detail.get("quantity", {})
+                hours = f" {quantity.get('value', 0):g} h" if mode == "hourly" else ""
+                where = f"in {group.get('region', '?')}"
+                entries.append(
+                    base.BillingEntry(
+                        provider=PROVIDER,
+                        id=f"{key}/{instance_id}/{mode}",
+                        date=end,
+                        amount=Decimal(str(detail.get("totalPrice", 0))),
+                        currency=currency,
+                        description=f"{group.get('reference', '?')} {mode}{hours} {where}",
+                        resource_id=instance_id or None,
+                    )
+                )
+    return entries

@@ -13,7 +13,6 @@ __all__ = [
     "DELETING_STATUSES",
     "ERROR_STATUSES",
     "OFF_STATUSES",
-    "BillWire",
     "FlavorWire",
     "ImageWire",
     "InstanceCreateWire",
@@ -22,11 +21,13 @@ __all__ = [
     "IpAddressWire",
     "OrderAddonWire",
     "OrderCatalogWire",
-    "PriceWire",
     "RecordCreateWire",
     "RecordWire",
     "RegionWire",
     "SshKeyWire",
+    "UsageInstanceDetailWire",
+    "UsageInstanceWire",
+    "UsageWire",
 ]
 
 InstanceStatus = Literal[
@@ -158,17 +159,35 @@ class RecordCreateWire(TypedDict):
     ttl: int
 
 
-class PriceWire(TypedDict):
-    currencyCode: str
+class UsageQuantityWire(TypedDict, total=False):
+    unit: str
     value: float
-    text: str
 
 
-class BillWire(TypedDict, total=False):
-    billId: str
-    date: str
-    priceWithoutTax: PriceWire
-    priceWithTax: PriceWire
+class UsageInstanceDetailWire(TypedDict, total=False):
+    instanceId: str
+    quantity: UsageQuantityWire
+    activation: str
+    totalPrice: float
+
+
+class UsageInstanceWire(TypedDict, total=False):
+    reference: str
+    """The flavor name."""
+    region: str
+    totalPrice: float
+    details: list[UsageInstanceDetailWire]
+
+
+class UsageWire(TypedDict, total=False):
+    """``usage/current`` and ``usage/history/{id}``; ``period`` is ``{"from", "to"}`` on the wire
+    (``from`` is a Python keyword, so it is read with ``.get("from")``)."""
+
+    id: str
+    period: dict[str, str]
+    lastUpdate: str
+    hourlyUsage: dict[str, list[UsageInstanceWire]]
+    monthlyUsage: dict[str, list[UsageInstanceWire]]
 
 
 class OrderPricingWire(TypedDict, total=False):

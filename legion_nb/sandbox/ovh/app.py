@@ -32,6 +32,7 @@ from legion_nb.sandbox.ovh.errors import (
     json_response,
 )
 from legion_nb.sandbox.ovh.operations import Operations
+from legion_nb.sandbox.ovh.usage import Usage
 from legion_nb.sandbox.world import Emulator, SandboxWorld
 
 __all__ = ["PREFIX", "PROVIDER", "OvhState", "create_app", "state_of"]
@@ -87,7 +88,7 @@ def create_app(world: SandboxWorld, *, zones: tuple[str, ...] = DEFAULT_ZONES) -
         middlewares=[
             fault_middleware(PROVIDER, world, render_fault, exempt=lambda r: r.path == f"{PREFIX}/auth/time"),
             error_middleware(query_ids),
-            signature_middleware(credentials, _UNSIGNED),
+            signature_middleware(credentials, _UNSIGNED, lambda: world.now().timestamp()),
         ]
     )
     app[STATE_KEY] = state
@@ -96,6 +97,7 @@ def create_app(world: SandboxWorld, *, zones: tuple[str, ...] = DEFAULT_ZONES) -
     app.add_routes(Operations(compute).routes(PREFIX))
     app.add_routes(state.dns.routes(PREFIX))
     app.add_routes(state.billing.routes(PREFIX))
+    app.add_routes(Usage(state.billing).routes(PREFIX))
     return Emulator(
         name=PROVIDER,
         app=app,

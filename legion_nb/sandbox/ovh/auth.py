@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -50,20 +49,25 @@ def expected_signature(secret: str, consumer: str, method: str, url: str, body: 
     return "$1$" + digest.hexdigest()
 
 
-def signature_middleware(credentials: Credentials, unsigned_paths: frozenset[str]) -> Middleware:
-    """Refuse every call that is not signed exactly as OVHcloud requires (see the module docstring)."""
+def signature_middleware(
+    credentials: Credentials, unsigned_paths: frozenset[str], now: Callable[[], float]
+) -> Middleware:
+    """Refuse every call that is not signed exactly as OVHcloud requires (see the module docstring).
+
+    ``now`` is the server clock in unix seconds, the same one ``/auth/time`` reports.
+    """
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path in unsigned_paths:
             return await handler(request)
-        await _verify(request, credentials)
+        await _verify(request, credentials, now())
         return await handler(request)
 
     return middleware
 
 
-async def _verify(request: web.Request, credentials: Credentials) -> None:
+async def _verify(request: web.Request, credentials: Credentials, now: float) -> None:
     headers = request.headers
     if headers.get("X-Ovh-Application") != credentials.application_key:
         raise OvhFault(403, "Client::Forbidden", "Invalid application key", error_code="INVALID_KEY")
@@ -78,7 +82,7 @@ async def _verify(request: web.Request, credentials: Credentials) -> None:
     timestamp = headers.get("X-Ovh-Timestamp", "")
     if not timestamp.isdigit():
         raise OvhFault(400, "Client::BadRequest", "Invalid signature", error_code="INVALID_SIGNATURE")
-    if abs(int(timestamp) - int(time.time())) > MAX_CLOCK_SKEW_SECONDS:
+    if abs(int(timestamp) - int(now)) > MAX_CLOCK_SKEW_SECONDS:
         raise OvhFault(400, "Client::BadRequest", "Query out of time", error_code="QUERY_TIME_OUT")
     body = (await request.read()).decode("utf-8", errors="surrogateescape")
     url = f"{request.scheme}://{request.host}{request.raw_path}"
