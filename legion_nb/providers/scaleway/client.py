@@ -289,13 +289,18 @@ class ScalewayAdapter:
             found.extend(s for s in matches if s.name == name)
         return found
 
-    async def _find_owned(self, zone: str, labels: Mapping[str, str]) -> base.Server | None:
+    async def _find_tagged(self, zone: str, resource: str, labels: Mapping[str, str]) -> Any | None:
+        """The one ``resource`` item of ``zone`` tagged with the Legion id of ``labels``, else None."""
         ownership = base.OwnershipLabels.from_labels(labels)
         if ownership is None:
             return None
         tag = f"{base.LEGION_ID_LABEL}={ownership.legion_id}"
-        matches = await self._servers_in(zone, {"project": self._project, "tags": tag})
+        matches = await self._instance_list(zone, resource, resource, {"project": self._project, "tags": tag})
         return matches[0] if len(matches) == 1 else None
+
+    async def _find_owned(self, zone: str, labels: Mapping[str, str]) -> base.Server | None:
+        raw = await self._find_tagged(zone, "servers", labels)
+        return convert.server(raw, zone, self._image_labels) if raw is not None else None
 
     async def create_server(self, spec: base.ServerSpec) -> base.PendingServer:
         zone = spec.location
@@ -474,11 +479,9 @@ class ScalewayAdapter:
             return cast(wire.SecurityGroupJson, _member(created, "security_group"))
 
         async def find() -> wire.SecurityGroupJson | None:
-            if base.OwnershipLabels.from_labels(labels) is None:
-                return None
-            tag = next(t for t in convert.tags_for(labels) if t.startswith(base.LEGION_ID_LABEL + "="))
-            groups = await self._instance_list(zone, "security_groups", "security_groups", {"tags": tag})
-            return groups[0] if len(groups) == 1 else None
+            return cast(
+                wire.SecurityGroupJson | None, await self._find_tagged(zone, "security_groups", labels)
+            )
 
         group = await self._settle_create(create, find)
         await self._send(
@@ -572,11 +575,8 @@ class ScalewayAdapter:
             return convert.floating_ip(_member(created, "ip"), location)
 
         async def find() -> base.FloatingIp | None:
-            if base.OwnershipLabels.from_labels(labels) is None:
-                return None
-            tag = next(t for t in convert.tags_for(labels) if t.startswith(base.LEGION_ID_LABEL + "="))
-            items = await self._instance_list(location, "ips", "ips", {"tags": tag})
-            return convert.floating_ip(items[0], location) if len(items) == 1 else None
+            raw = await self._find_tagged(location, "ips", labels)
+            return convert.floating_ip(raw, location) if raw is not None else None
 
         return await self._settle_create(create, find)
 
