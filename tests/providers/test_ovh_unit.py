@@ -428,6 +428,8 @@ async def test_create_resolves_names_per_region_and_polls_by_listing(make_adapte
 
     with pytest.raises(ProviderInvalidInputError, match="no flavor 'z9-99' in region GRA11"):
         await adapter.create_server(base.ServerSpec("n2", "z9-99", "GRA11", "Debian 12"))
+    with pytest.raises(ProviderInvalidInputError, match="unknown region 'XX9'; choose one of GRA11, SBG5"):
+        await adapter.create_server(base.ServerSpec("n3", "b2-7", "XX9", "Debian 12"))
 
 
 async def test_an_unknown_flavor_rereads_the_catalog_once_not_every_poll(make_adapter: Any) -> None:

@@ -226,9 +226,13 @@ class OvhAdapter:
             if item.get("region") == region and wanted in (item_id, item.get("name")):
                 return item_id
         names = sorted({str(i.get("name")) for i in table.values() if i.get("region") == region})
+        if not names:
+            regions = sorted({str(i.get("region")) for i in table.values()})
+            raise ProviderInvalidInputError(
+                PROVIDER, f"unknown region {region!r}; choose one of {', '.join(regions) or 'none'}"
+            )
         raise ProviderInvalidInputError(
-            PROVIDER,
-            f"no {kind} {wanted!r} in region {region}; choose one of {', '.join(names) or 'none'}",
+            PROVIDER, f"no {kind} {wanted!r} in region {region}; choose one of {', '.join(names)}"
         )
 
     async def fetch_catalog(self) -> base.Catalog:

@@ -1,4 +1,5 @@
-"""The OVHcloud API emulator: signed requests, Public Cloud instances, DNS zones, bills.
+"""The OVHcloud API emulator: signed requests, Public Cloud instances (classic and regional/operation
+creates), SSH keys, catalog and prices, DNS zones with publication on refresh, bills and usage.
 
 ``create_app(world)`` returns the :class:`legion_nb.sandbox.world.Emulator` that
 :class:`legion_nb.sandbox.cloud.SandboxCloud` serves under ``/1.0``; the official ``ovh`` SDK drives
