@@ -304,3 +304,14 @@ async def test_the_notebook_bridge_is_legion_nb_connect(daemon: Running, state_p
     async with await legion_nb.connect(state_path, token=TOKEN) as remote:
         assert await remote.echo(value="from a notebook") == "from a notebook"
         assert "echo" in dir(remote)
+
+
+async def test_a_client_that_stops_sending_still_gets_its_replies(daemon: Running) -> None:
+    raw = await Raw.open(daemon.endpoint)
+    await raw.send(call("blocked", id="late"))
+    await raw.send(call("status", id="early"))
+    raw.writer.write_eof()  # what `printf ... | socat - UNIX-CONNECT:...` does after its input
+    assert await raw.receive() == {"id": "early", "result": {"servers": 0}}
+    daemon.engine.release.set()
+    assert await raw.receive() == {"id": "late", "result": "released"}
+    assert await raw.closed_by_peer()

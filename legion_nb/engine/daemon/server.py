@@ -82,6 +82,7 @@ class DaemonServer:
         self._info = dict(info or {})
         self._connections: dict[asyncio.Task[Any] | None, _Connection] = {}
         self.stop_requested = asyncio.Event()
+        self._closing = False
 
     def __repr__(self) -> str:
         return f"DaemonServer(engine={type(self._engine).__name__}, connections={len(self._connections)})"
@@ -96,18 +97,22 @@ class DaemonServer:
         task = asyncio.current_task()
         connection = _Connection(writer)
         self._connections[task] = connection
+        finished_sending = False
         try:
             if len(self._connections) > _MAX_CONNECTIONS:
                 await connection.send(error_reply(None, DaemonProtocolError(
                     f"more than {_MAX_CONNECTIONS} connections: close idle clients and retry"
                 )))
                 return
-            await self._serve(reader, connection)
+            finished_sending = await self._serve(reader, connection)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass  # the peer went away mid-line; nothing to answer
         finally:
-            for pending in connection.tasks:
-                pending.cancel()
+            # A peer that merely finished sending (``printf ... | socat``) still gets its replies;
+            # a refused peer, a broken connection or a stopping daemon does not.
+            if not finished_sending or self._closing:
+                for pending in connection.tasks:
+                    pending.cancel()
             await asyncio.gather(*connection.tasks, return_exceptions=True)
             writer.close()
             self._connections.pop(task, None)
@@ -119,9 +124,12 @@ class DaemonServer:
         return on their own (cancelling a transport's handler task from outside makes asyncio
         log spurious errors); only handlers that do not finish promptly are cancelled.
         """
+        self._closing = True
         current = asyncio.current_task()
         handlers = [t for t in self._connections if t is not None and t is not current]
         for connection in list(self._connections.values()):
+            for pending in connection.tasks:
+                pending.cancel()
             connection.writer.close()
         if handlers:
             _done, stuck = await asyncio.wait(handlers, timeout=5)
@@ -131,7 +139,8 @@ class DaemonServer:
 
     # -- one connection ----------------------------------------------------------------------
 
-    async def _serve(self, reader: asyncio.StreamReader, connection: _Connection) -> None:
+    async def _serve(self, reader: asyncio.StreamReader, connection: _Connection) -> bool:
+        """Read and dispatch lines; True when the peer simply finished sending (end of file)."""
         while True:
             try:
                 line = await reader.readline()
@@ -139,9 +148,9 @@ class DaemonServer:
                 await connection.send(error_reply(None, DaemonProtocolError(
                     f"request line longer than {MAX_LINE_BYTES} bytes: send smaller requests"
                 )))
-                return
+                return False
             if not line:
-                return
+                return True
             if not line.strip():
                 continue  # blank lines are harmless keep-alives
             message: dict[str, Any] | None = None
@@ -150,7 +159,7 @@ class DaemonServer:
                 check_token(message, self._token)
             except LegionError as exc:
                 await connection.send(error_reply(message.get("id") if message else None, exc))
-                return
+                return False
             try:
                 request = parse_request(message, self._token)
                 topics = parse_topics(request.params) if request.method == "subscribe" else ()
@@ -159,7 +168,7 @@ class DaemonServer:
                 continue
             if topics:
                 await self._stream(request, topics, reader, connection)
-                return
+                return False
             await connection.slots.acquire()
             task = asyncio.create_task(self._answer(request, connection))
             connection.tasks.add(task)
