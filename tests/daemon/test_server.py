@@ -315,3 +315,14 @@ async def test_a_client_that_stops_sending_still_gets_its_replies(daemon: Runnin
     daemon.engine.release.set()
     assert await raw.receive() == {"id": "late", "result": "released"}
     assert await raw.closed_by_peer()
+
+
+async def test_arguments_json_cannot_carry_are_refused_by_the_client(
+    daemon: Running, state_path: Path
+) -> None:
+    remote = await connect_if_alive(state_path, TOKEN)
+    assert remote is not None
+    async with remote:
+        with pytest.raises(UsageError, match="cannot be sent as JSON"):
+            await remote.echo(value=float("nan"))
+        assert await remote.echo(value=1.5) == 1.5

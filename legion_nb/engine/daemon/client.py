@@ -152,12 +152,14 @@ class RemoteEngine:
             raise DaemonNotRunningError("the daemon connection is closed: connect again")
         self._next_id += 1
         request_id = self._next_id
+        try:
+            line = encode_line({"id": request_id, "token": self._token, "method": method, "params": params})
+        except (TypeError, ValueError) as exc:  # NaN, infinities, objects JSON cannot carry
+            raise UsageError("arguments cannot be sent as JSON: no NaN, infinities or other objects") from exc
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         try:
-            self._writer.write(encode_line({
-                "id": request_id, "token": self._token, "method": method, "params": params,
-            }))
+            self._writer.write(line)
             await self._writer.drain()
         except (ConnectionError, OSError) as exc:
             self._pending.pop(request_id, None)

@@ -137,7 +137,8 @@ if sys.platform == "win32":
         previous = read_metadata(endpoint.metadata_path)
         if previous is not None and previous.pid != os.getpid() and pid_alive(previous.pid):
             raise DaemonAlreadyRunningError(
-                f"a daemon (pid {previous.pid}) already serves this state: stop it with 'legion daemon stop'"
+                f"a daemon (pid {previous.pid}) already serves this state: stop it with 'legion daemon "
+                f"stop' (if that pid is not a daemon, delete {endpoint.metadata_path})"
             )
         remove_quietly(endpoint.metadata_path)
         yield
