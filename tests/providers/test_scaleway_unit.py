@@ -33,9 +33,13 @@ from legion_nb.providers.base import (
     ServerSpec,
     UniquenessConflictError,
 )
+from legion_nb.providers.catalog import embedded_catalog
 from legion_nb.providers.http import OutcomeUnknownError
 from legion_nb.providers.scaleway import DESCRIPTOR, ScalewayAdapter
 from legion_nb.providers.scaleway.errors import TransientStateError
+from legion_nb.sandbox.httpkit import serve_app
+from legion_nb.sandbox.scaleway import create_app
+from legion_nb.sandbox.world import SandboxWorld
 
 SECRET = "11111111-2222-4333-8444-555555555555"
 PROJECT = "0f0e0d0c-0b0a-4909-8807-060504030201"
@@ -538,3 +542,81 @@ async def test_apply_firewall_refuses_a_server_of_another_zone() -> None:
     with pytest.raises(ProviderInvalidInputError) as err:
         await scw.apply_firewall(f"{ZONE}/g1", [f"nl-ams-1/{SERVER_UUID}"])
     assert "zonal" in str(err.value)
+
+
+def product(
+    ncpus: int, ram_gib: int, hourly: float, monthly: float, local_gb: int, arch: str = "x86_64"
+) -> Any:
+    local = local_gb * 1000**3
+    return {
+        "hourly_price": hourly,
+        "monthly_price": monthly,
+        "ncpus": ncpus,
+        "ram": ram_gib * 1024**3,
+        "arch": arch,
+        "volumes_constraint": {"min_size": local, "max_size": local},
+        "end_of_service": False,
+    }
+
+
+async def test_catalog_merges_zones_skips_shortage_and_maps_marketplace_labels() -> None:
+    def route(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        zone = path.split("/")[4] if path.startswith("/instance/") else request.url.params.get("zone")
+        if path.endswith("/products/servers"):
+            return reply(
+                200,
+                {
+                    "servers": {
+                        "DEV1-S": product(2, 2, 0.0099, 7.23, 20),
+                        "PRO2-XS": product(4, 16, 0.11, 80.3, 0),
+                    }
+                },
+            )
+        if path.endswith("/availability"):
+            pro = "shortage" if zone == "pl-waw-1" else "available"
+            return reply(
+                200, {"servers": {"DEV1-S": {"availability": "available"}, "PRO2-XS": {"availability": pro}}}
+            )
+        local = [{"id": f"img-{zone}", "label": "debian_bookworm", "arch": "x86_64", "zone": zone}]
+        if zone == "fr-par-2":
+            local.append({"id": "img-arm", "label": "debian_trixie", "arch": "arm64", "zone": zone})
+        return reply(200, {"total_count": len(local), "local_images": local})
+
+    scw, _ = adapter(route)
+    catalog = await scw.fetch_catalog()
+    dev1s, pro2 = catalog.server_type("DEV1-S"), catalog.server_type("PRO2-XS")
+    assert dev1s is not None and pro2 is not None
+    assert (dev1s.cores, dev1s.memory_gb, dev1s.disk_gb, dev1s.block_storage) == (2, 2.0, 20, False)
+    assert (pro2.disk_gb, pro2.block_storage) == (0, True)
+    assert not pro2.available_in("pl-waw-1") and pro2.price_in("pl-waw-1") is None
+    price = dev1s.price_in("fr-par-1")
+    assert price is not None and str(price.monthly) == "7.23"
+    bookworm = next(i for i in catalog.images if i.name == "debian_bookworm")
+    assert (bookworm.os_flavor, bookworm.os_version, bookworm.locations) == ("debian", "12", ())
+    trixie = next(i for i in catalog.images if i.name == "debian_trixie")
+    assert (trixie.arch, trixie.locations) == ("arm", ("fr-par-2",))
+    assert catalog.currency == "EUR" and catalog.locations[0].name == ZONE
+
+
+async def test_sandbox_catalog_matches_the_embedded_snapshot() -> None:
+    world = SandboxWorld(seed=2)
+    emulator = create_app(world)
+    served = await serve_app(emulator.app)
+    try:
+        creds = emulator.credentials
+        credentials = ProviderCredentials(
+            "scaleway",
+            served.base_url(),
+            {"secret_key": creds["secret_key"]},
+            {"project_id": creds["project_id"], "zone": creds["zone"]},
+        )
+        async with httpx.AsyncClient() as client:
+            live = await ScalewayAdapter(client, credentials).fetch_catalog()
+    finally:
+        await world.aclose()
+        await served.aclose()
+    embedded = embedded_catalog("scaleway")
+    assert {t.name: t for t in live.server_types} == {t.name: t for t in embedded.server_types}
+    assert live.locations == embedded.locations
+    assert set(live.images) == set(embedded.images)

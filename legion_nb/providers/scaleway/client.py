@@ -249,7 +249,8 @@ class ScalewayAdapter:
             ),
             locations=locations,
             images=tuple(
-                convert.catalog_image(label, arch, zones) for (label, arch), zones in sorted(images.items())
+                convert.catalog_image(label, arch, zones, self._zones)
+                for (label, arch), zones in sorted(images.items())
             ),
             source="live",
             fetched_at=datetime.now(UTC),

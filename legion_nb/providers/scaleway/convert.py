@@ -7,7 +7,7 @@ the form Scaleway's own tooling uses: a bare Scaleway uuid does not say which zo
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -294,6 +294,7 @@ def server_type(
                 monthly=Decimal(str(entry.get("monthly_price") or 0)),
             )
             for zone, entry in sorted(offers.items())
+            if zone in zones  # priced where it can be bought; a zone in shortage sells none
         ),
         locations=tuple(sorted(zones)),
         deprecated=bool(first.get("end_of_service")),
@@ -302,7 +303,10 @@ def server_type(
     )
 
 
-def catalog_image(label: str, arch: str, zones: list[str]) -> base.CatalogImage:
+def catalog_image(
+    label: str, arch: str, zones: Sequence[str], every_zone: Sequence[str]
+) -> base.CatalogImage:
+    """``locations`` stays empty (meaning "everywhere") when the image is in ``every_zone``."""
     flavor, version = _IMAGE_VERSIONS.get(label, (label.partition("_")[0], label.partition("_")[2]))
     return base.CatalogImage(
         id=label,
@@ -310,5 +314,5 @@ def catalog_image(label: str, arch: str, zones: list[str]) -> base.CatalogImage:
         os_flavor=flavor,
         os_version=version,
         arch="arm" if "arm" in enum(arch) else "x86",
-        locations=tuple(sorted(zones)),
+        locations=() if set(every_zone) <= set(zones) else tuple(sorted(zones)),
     )
