@@ -10,11 +10,13 @@ Only argparse-level imports at the top: see :mod:`legion_nb.cli.main`.
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
 from legion_nb.cli.context import CliContext
 from legion_nb.cli.lifecycle import unlocked_api
 from legion_nb.cli.tables import table
+from legion_nb.errors import UsageError
 
 __all__ = ["register"]
 
@@ -36,10 +38,6 @@ def register(sub: Any) -> None:
 
 
 def _secrets(text: str) -> dict[str, Any]:
-    import json  # noqa: PLC0415
-
-    from legion_nb.errors import UsageError  # noqa: PLC0415
-
     if not text.strip():
         raise UsageError('no credentials on stdin: pipe one JSON object, e.g. {"token": "..."}')
     if len(text) > _MAX_INPUT:

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from legion_nb.cli.context import PASSWORD_ENV, CliContext, EngineApi
+from legion_nb.errors import StateExistsError, UsageError
 
 __all__ = ["register", "unlocked_api"]
 
@@ -49,8 +50,6 @@ def _asks_twice(ctx: CliContext) -> bool:
 
 
 async def _init(ctx: CliContext, _: argparse.Namespace) -> int:
-    from legion_nb.errors import StateExistsError  # noqa: PLC0415
-
     if ctx.state_path.exists():
         # Checked before asking for a password; the store checks again under its lock.
         raise StateExistsError(
@@ -74,8 +73,6 @@ async def _passwd(ctx: CliContext, _: argparse.Namespace) -> int:
 
 
 async def _status(ctx: CliContext, _: argparse.Namespace) -> int:
-    from legion_nb.errors import UsageError  # noqa: PLC0415
-
     async with ctx.api(unlock=False) as api:
         daemon = "not running" if hasattr(api, "engine") else "running"
         report = await api.call("status")

@@ -14,6 +14,7 @@ from typing import Any
 
 from legion_nb.cli.context import CliContext
 from legion_nb.cli.tables import table
+from legion_nb.errors import UsageError
 
 __all__ = ["register"]
 
@@ -76,8 +77,6 @@ def _kind(kinds: Any, name: str, metavar: str, help_text: str, *, provider: bool
 
 
 def _provider(args: argparse.Namespace) -> str:
-    from legion_nb.errors import UsageError  # noqa: PLC0415
-
     if not args.provider:
         raise UsageError(f"'plan {args.plan_kind} add' needs --provider (hetzner, ovh or scaleway)")
     return str(args.provider)

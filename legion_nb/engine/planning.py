@@ -34,6 +34,8 @@ from legion_nb.engine.state.validation import (
     normalize_hostname,
     normalize_label,
     normalize_zone,
+    rule_direction,
+    rule_protocol,
     validate_firewall_rule,
     validate_provider,
 )
@@ -235,14 +237,14 @@ def parse_firewall_rule(spec: str | Mapping[str, Any]) -> FirewallRule:
                 f"firewall rule {spec!r} should read 'DIRECTION PROTOCOL [PORT] ADDRESS...', "
                 "e.g. 'in tcp 22 0.0.0.0/0'"
             )
-        direction, protocol, rest = words[0].lower(), words[1].lower(), words[2:]
+        direction, protocol, rest = rule_direction(words[0]), rule_protocol(words[1]), words[2:]
         port = rest.pop(0) if protocol in ("tcp", "udp") and rest else ""
-        rule = FirewallRule(direction=direction, protocol=protocol, port=port, sources=tuple(rest))  # type: ignore[arg-type]
+        rule = FirewallRule(direction=direction, protocol=protocol, port=port, sources=tuple(rest))
     else:
         try:
             rule = FirewallRule(
-                direction=str(spec["direction"]).lower(),  # type: ignore[arg-type]
-                protocol=str(spec["protocol"]).lower(),  # type: ignore[arg-type]
+                direction=rule_direction(str(spec["direction"])),
+                protocol=rule_protocol(str(spec["protocol"])),
                 port=str(spec.get("port") or ""),
                 sources=tuple(str(s) for s in spec.get("sources") or ()),
             )

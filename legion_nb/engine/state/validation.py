@@ -13,7 +13,7 @@ import ipaddress
 import re
 from collections.abc import Iterable
 
-from legion_nb.engine.state.model import PROVIDERS, FirewallRule, Provider, Scheme
+from legion_nb.engine.state.model import PROVIDERS, Direction, FirewallRule, Protocol, Provider, Scheme
 from legion_nb.errors import ValidationError
 
 __all__ = [
@@ -21,6 +21,8 @@ __all__ = [
     "normalize_hostname",
     "normalize_label",
     "normalize_zone",
+    "rule_direction",
+    "rule_protocol",
     "validate_firewall_rule",
     "validate_provider",
     "validate_scheme",
@@ -98,12 +100,28 @@ def validate_provider(value: str) -> Provider:
     raise ValidationError(f"unknown provider {value!r}: use one of {', '.join(PROVIDERS)}")
 
 
+_DIRECTIONS: tuple[Direction, ...] = ("in", "out")
+_PROTOCOLS: tuple[Protocol, ...] = ("tcp", "udp", "icmp", "esp", "gre")
+
+
+def rule_direction(value: str) -> Direction:
+    for direction in _DIRECTIONS:
+        if value.strip().lower() == direction:
+            return direction
+    raise ValidationError(f"firewall rule direction {value!r} must be 'in' or 'out'")
+
+
+def rule_protocol(value: str) -> Protocol:
+    for protocol in _PROTOCOLS:
+        if value.strip().lower() == protocol:
+            return protocol
+    raise ValidationError(f"firewall rule protocol {value!r} must be tcp, udp, icmp, esp or gre")
+
+
 def validate_firewall_rule(rule: FirewallRule) -> FirewallRule:
     """Check direction, protocol, port (tcp/udp only, 1-65535, low <= high) and source CIDRs."""
-    if rule.direction not in ("in", "out"):
-        raise ValidationError(f"firewall rule direction {rule.direction!r} must be 'in' or 'out'")
-    if rule.protocol not in ("tcp", "udp", "icmp", "esp", "gre"):
-        raise ValidationError(f"firewall rule protocol {rule.protocol!r} must be tcp, udp, icmp, esp or gre")
+    rule_direction(rule.direction)
+    rule_protocol(rule.protocol)
     if rule.protocol in _PORTED:
         match = _PORT_RANGE.fullmatch(rule.port)
         if match is None:
