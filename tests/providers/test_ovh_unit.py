@@ -24,6 +24,7 @@ from legion_nb.errors import (
 )
 from legion_nb.providers import base
 from legion_nb.providers.broker import ProviderBroker
+from legion_nb.providers.catalog import embedded_catalog
 from legion_nb.providers.http import OutcomeUnknownError
 from legion_nb.providers.ovh import DESCRIPTOR, OvhAdapter, convert
 from legion_nb.providers.ovh.client import READ_CONCURRENCY
@@ -537,6 +538,21 @@ async def test_adapter_against_the_emulator(sandbox_adapter: Any) -> None:
         await adapter.get_server(found.id)
     await adapter.delete_ssh_key(key.id)
     assert world.counters.snapshot()["ovh"]["GET /1.0/auth/time"] == 1
+
+
+async def test_the_emulator_sells_what_the_embedded_snapshot_says(sandbox_adapter: Any) -> None:
+    adapter = sandbox_adapter[0]
+    live, embedded = await adapter.fetch_catalog(), embedded_catalog("ovh")
+    assert {t.name: t for t in live.server_types} == {t.name: t for t in embedded.server_types}
+    assert live.locations == embedded.locations
+    assert live.currency == embedded.currency
+
+    def plain(images: tuple[base.CatalogImage, ...]) -> set[tuple[str, str, str, str]]:
+        return {(i.id, i.name, i.os_flavor, i.os_version) for i in images}
+
+    # The live images name their regions; the snapshot's empty tuple means "every region".
+    assert plain(live.images) == plain(embedded.images)
+    assert all(i.locations == tuple(loc.name for loc in live.locations) for i in live.images)
 
 
 async def test_wrong_secret_against_the_emulator_is_an_auth_error(sandbox_adapter: Any) -> None:

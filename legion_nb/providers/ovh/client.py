@@ -257,9 +257,9 @@ class OvhAdapter:
         return base.Catalog(
             provider=PROVIDER,
             currency=str(order.get("locale", {}).get("currencyCode", "EUR")),
-            server_types=_server_types(self._flavors.values(), prices),
+            server_types=_server_types(self._flavors.values(), prices, region_names),
             locations=locations,
-            images=_images(self._images.values()),
+            images=_images(self._images.values(), region_names),
             source="live",
         )
 
@@ -551,19 +551,20 @@ def _plan_prices(order: wire.OrderCatalogWire) -> dict[str, Decimal]:
 
 
 def _server_types(
-    flavors: Iterable[wire.FlavorWire], prices: Mapping[str, Decimal]
+    flavors: Iterable[wire.FlavorWire], prices: Mapping[str, Decimal], region_order: Sequence[str]
 ) -> tuple[base.CatalogServerType, ...]:
+    """One server type per flavor *name*, sold in every region that lists it (in the API's order)."""
     by_name: dict[str, list[wire.FlavorWire]] = {}
     for flavor in flavors:
         if flavor.get("available", True) and flavor.get("osType", "linux") == "linux":
             by_name.setdefault(flavor["name"], []).append(flavor)
     types: list[base.CatalogServerType] = []
-    for name, items in sorted(by_name.items()):
+    for name, items in by_name.items():
         first = items[0]
         plans = first.get("planCodes", {})
         hourly = prices.get(str(plans.get("hourly")), Decimal(0))
         monthly = prices.get(str(plans.get("monthly")), Decimal(0))
-        regions = tuple(sorted({f["region"] for f in items}))
+        regions = _in_order({f["region"] for f in items}, region_order)
         types.append(
             base.CatalogServerType(
                 name=name,
@@ -579,14 +580,14 @@ def _server_types(
     return tuple(types)
 
 
-def _images(images: Iterable[wire.ImageWire]) -> tuple[base.CatalogImage, ...]:
+def _images(images: Iterable[wire.ImageWire], region_order: Sequence[str]) -> tuple[base.CatalogImage, ...]:
     """One catalog image per *name* (OVHcloud ids are per region; ``create_server`` resolves them)."""
     regions: dict[str, set[str]] = {}
     for image in images:
         if image.get("type", "linux") == "linux" and image.get("status", "active") == "active":
             regions.setdefault(image["name"], set()).add(image["region"])
     out: list[base.CatalogImage] = []
-    for name, where in sorted(regions.items()):
+    for name, where in regions.items():
         os_flavor, _, version = name.partition(" ")
         out.append(
             base.CatalogImage(
@@ -594,7 +595,13 @@ def _images(images: Iterable[wire.ImageWire]) -> tuple[base.CatalogImage, ...]:
                 name=name,
                 os_flavor=os_flavor.lower(),
                 os_version=version,
-                locations=tuple(sorted(where)),
+                locations=_in_order(where, region_order),
             )
         )
     return tuple(out)
+
+
+def _in_order(names: set[str], order: Sequence[str]) -> tuple[str, ...]:
+    """``names`` in the provider's region order (regions it did not list last, alphabetically)."""
+    known = [n for n in order if n in names]
+    return tuple(known + sorted(names - set(known)))

@@ -181,7 +181,7 @@ class Compute:
 
     async def list_regions(self, request: web.Request) -> web.Response:
         self.check_project(request)
-        return json_response(sorted(self.catalog.regions))
+        return json_response(list(self.catalog.regions))
 
     async def get_region(self, request: web.Request) -> web.Response:
         self.check_project(request)
