@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -532,8 +533,6 @@ async def test_missing_capabilities_and_bad_ids_fail_before_any_request() -> Non
     with pytest.raises(ProviderNotFoundError) as bad:
         await scw.get_server("12345")
     assert "fr-par-1/<uuid>" in str(bad.value)
-    with pytest.raises(CapabilityMissingError):
-        await scw.list_billing(BillingPeriod(date(2026, 10, 1), date(2026, 10, 31)))
     assert recorder.requests == []
 
 
@@ -620,3 +619,29 @@ async def test_sandbox_catalog_matches_the_embedded_snapshot() -> None:
     assert {t.name: t for t in live.server_types} == {t.name: t for t in embedded.server_types}
     assert live.locations == embedded.locations
     assert set(live.images) == set(embedded.images)
+
+
+async def test_billing_reads_every_month_the_period_touches() -> None:
+    def route(request: httpx.Request) -> httpx.Response:
+        assert request.url.params["project_id"] == PROJECT
+        month = request.url.params["billing_period"]
+        line = {
+            "value": {"currency_code": "EUR", "units": 7, "nanos": 230_000_000},
+            "product_name": "Instances - DEV1-S - fr-par-1",
+            "resource_name": "node-1",
+            "sku": "/compute/dev1_s/run_fr-par-1",
+            "unit": "hour",
+            "billed_quantity": "730",
+            "consumer_id": SERVER_UUID,
+        }
+        lines = [line] if month == "2026-11" else []
+        return reply(
+            200, {"total_count": len(lines), "consumptions": lines, "total_discount_untaxed_value": 0}
+        )
+
+    scw, recorder = adapter(route)
+    entries = await scw.list_billing(BillingPeriod(date(2026, 10, 15), date(2026, 11, 10)))
+    assert [r.url.params["billing_period"] for r in recorder.requests] == ["2026-10", "2026-11"]
+    [entry] = entries
+    assert (entry.amount, entry.currency, entry.date) == (Decimal("7.23"), "EUR", date(2026, 11, 1))
+    assert entry.resource_id == f"{ZONE}/{SERVER_UUID}" and "node-1" in (entry.description or "")

@@ -13,6 +13,7 @@ import requests
 import scaleway
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from scaleway.billing.v2beta1 import BillingV2Beta1API
 from scaleway.domain.v2beta1 import DomainV2Beta1API
 from scaleway.domain.v2beta1.types import (
     Record,
@@ -362,3 +363,18 @@ def test_injected_faults_answer_in_scaleway_shape() -> None:
         assert response.status_code == 429 and response.json()["type"] == "too_many_requests"
         assert response.headers["x-request-id"] and response.headers["Retry-After"]
         assert world.counters.snapshot()["scaleway"] == {"GET /instance/v1/zones/{zone}/servers": 1}
+
+
+def test_billing_consumptions_cover_deleted_servers(client: scaleway.Client) -> None:
+    api = InstanceUtilsV1API(client)
+    server = api.create_server(commercial_type="DEV1-M", name="billed", image="debian_bookworm").server
+    api.delete_server(server_id=server.id)
+    billing = BillingV2Beta1API(client)
+    period = time.strftime("%Y-%m", time.gmtime())
+    [line] = billing.list_consumptions_all(billing_period=period)
+    assert (line.resource_name, line.billed_quantity, line.consumer_id) == ("billed", "1", server.id)
+    assert line.value.currency_code == "EUR" and (line.value.units, line.value.nanos) == (0, 19_800_000)
+    assert billing.list_consumptions(billing_period="1999-01").total_count == 0
+    with pytest.raises(ScalewayException) as err:
+        billing.list_consumptions(billing_period="November")
+    assert json.loads(str(err.value))["details"][0]["argument_name"] == "billing_period"

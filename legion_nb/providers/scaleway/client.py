@@ -18,7 +18,8 @@ What it relies on from Scaleway (see ``/work/shared/reference/providers.md``):
   credentials' zone and :meth:`apply_firewall` refuses servers of another zone. SSH keys are
   Project-wide (Scaleway injects every key of the Project), so ``ServerSpec.ssh_key_ids`` needs no
   per-server wiring. ``user_data`` is stored as the ``cloud-init`` key before the first boot.
-* There is no rebuild, rescue or billing in this adapter (capabilities say so).
+* Billing reads the Project's monthly consumption lines (``/billing/v2beta1/consumptions``).
+* There is no rebuild or rescue in this adapter (capabilities say so).
 
 Mutations are sent once; the only re-sends are the idempotent power-on settles described above.
 """
@@ -65,7 +66,14 @@ PER_PAGE = 100
 FIND_ATTEMPTS = 5
 """Reads spent looking for a create whose answer was lost, before leaving it to resilience."""
 CAPABILITIES = frozenset(
-    {Capability.COMPUTE, Capability.SSH_KEYS, Capability.FIREWALL, Capability.FLOATING_IP, Capability.DNS}
+    {
+        Capability.COMPUTE,
+        Capability.SSH_KEYS,
+        Capability.FIREWALL,
+        Capability.FLOATING_IP,
+        Capability.DNS,
+        Capability.BILLING,
+    }
 )
 
 T = TypeVar("T")
@@ -664,8 +672,18 @@ class ScalewayAdapter:
     # ---------------------------------------------------------------------------------------- billing
 
     async def list_billing(self, period: base.BillingPeriod) -> list[base.BillingEntry]:
+        """Consumption lines of every billing month (``YYYY-MM``) the period touches.
+
+        Scaleway reports whole months, so a period starting or ending mid-month gets that month's
+        lines in full, dated at the later of the month's first day and the period's start.
+        """
         require_capability(PROVIDER, CAPABILITIES, Capability.BILLING)
-        return []  # unreachable: billing is not among this adapter's capabilities
+        entries: list[base.BillingEntry] = []
+        for month in convert.months(period.start, period.end):
+            params = {"billing_period": month.strftime("%Y-%m"), "project_id": self._project}
+            lines = await self._paged("/billing/v2beta1/consumptions", "consumptions", params)
+            entries.extend(convert.billing_entry(line, max(month, period.start)) for line in lines)
+        return entries
 
 
 def _member(body: Mapping[str, Any], key: str) -> Any:

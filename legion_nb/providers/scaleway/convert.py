@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -20,15 +20,20 @@ from legion_nb.providers.scaleway import wire
 __all__ = [
     "LOCATIONS",
     "PROVIDER",
+    "billing_entry",
+    "catalog_image",
     "decode_name",
     "encode_name",
     "enum",
     "firewall_rules",
     "floating_ip",
+    "months",
     "qualified",
     "record_sets",
+    "rules_to_wire",
     "server",
     "server_status",
+    "server_type",
     "split_id",
     "ssh_key",
     "tags_for",
@@ -315,4 +320,43 @@ def catalog_image(
         os_version=version,
         arch="arm" if "arm" in enum(arch) else "x86",
         locations=() if set(every_zone) <= set(zones) else tuple(sorted(zones)),
+    )
+
+
+def months(start: date, end: date) -> list[date]:
+    """The first day of every month from ``start``'s to ``end``'s, in order."""
+    out: list[date] = []
+    current = start.replace(day=1)
+    while current <= end:
+        out.append(current)
+        current = current.replace(year=current.year + (current.month == 12), month=current.month % 12 + 1)
+    return out
+
+
+def _money(value: Mapping[str, Any] | None) -> tuple[Decimal, str]:
+    value = value or {}
+    units = Decimal(str(value.get("units") or 0))
+    nanos = Decimal(int(value.get("nanos") or 0)) / Decimal(1_000_000_000)
+    return units + nanos, str(value.get("currency_code") or "EUR")
+
+
+def billing_entry(line: wire.ConsumptionJson, day: date) -> base.BillingEntry:
+    """One consumption line. Instance lines (``sku`` ending ``run_<zone>``) name their server as
+    ``consumer_id``; that becomes the ``<zone>/<uuid>`` resource id servers carry."""
+    amount, currency = _money(line.get("value"))
+    sku = str(line.get("sku") or "")
+    consumer = str(line.get("consumer_id") or "")
+    zone = sku.rpartition("/run_")[2] if "/run_" in sku else ""
+    resource_id = qualified(zone, consumer) if zone in LOCATIONS and consumer else None
+    product, resource = str(line.get("product_name") or ""), str(line.get("resource_name") or "")
+    return base.BillingEntry(
+        provider=PROVIDER,
+        id=f"{day:%Y-%m}/{sku}/{consumer or resource}",
+        date=day,
+        amount=amount,
+        currency=currency,
+        description=" ".join(
+            p for p in (product, resource, f"({line.get('billed_quantity')} {line.get('unit')})") if p
+        ),
+        resource_id=resource_id,
     )

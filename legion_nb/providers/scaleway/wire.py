@@ -12,6 +12,7 @@ from typing import Literal, TypedDict
 
 __all__ = [
     "SERVER_STATES",
+    "ConsumptionJson",
     "DnsRecordJson",
     "DnsZoneJson",
     "FlexibleIpJson",
@@ -152,3 +153,21 @@ class DnsRecordJson(TypedDict, total=False):
     data: str
     ttl: int
     priority: int
+
+
+class MoneyJson(TypedDict, total=False):
+    currency_code: str
+    units: int
+    nanos: int
+
+
+class ConsumptionJson(TypedDict, total=False):
+    value: MoneyJson
+    product_name: str
+    resource_name: str
+    sku: str
+    project_id: str
+    category_name: str
+    unit: str
+    billed_quantity: str
+    consumer_id: str

@@ -1,4 +1,5 @@
-"""The Scaleway emulator: Instance, IAM SSH keys, Domains/DNS and Marketplace, on the real wire format.
+"""The Scaleway emulator: Instance, IAM SSH keys, Domains/DNS, Marketplace and Billing, on the
+real wire format.
 
 ``create_app(world)`` returns the :class:`~legion_nb.sandbox.world.Emulator` that
 :class:`legion_nb.sandbox.cloud.SandboxCloud` serves. The official ``scaleway`` SDK works against it
@@ -7,7 +8,7 @@ host). Every request needs ``X-Auth-Token: <secret key>``; every answer carries 
 
 Modules: ``errors`` (error bodies), ``wire`` (bodies and paging), ``store`` (the account and its
 resources), ``catalog`` (zones, types, images) and one module per API (``instance``, ``iam``,
-``domain``, ``marketplace``).
+``domain``, ``marketplace``, ``billing``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from legion_nb.sandbox.faults import fault_middleware
+from legion_nb.sandbox.scaleway.billing import BillingApi
 from legion_nb.sandbox.scaleway.domain import DomainApi
 from legion_nb.sandbox.scaleway.errors import Handler, ScwApiError, error_middleware, fault_body
 from legion_nb.sandbox.scaleway.iam import IamApi
@@ -69,6 +71,7 @@ def create_app(world: SandboxWorld, *, servers_per_zone: int = DEFAULT_SERVERS_P
     app.add_routes(IamApi(account).routes())
     app.add_routes(DomainApi(account).routes())
     app.add_routes(MarketplaceApi().routes())
+    app.add_routes(BillingApi(account).routes())
     credentials = {
         "access_key": account.access_key,
         "secret_key": account.secret_key,

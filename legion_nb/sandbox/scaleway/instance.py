@@ -34,6 +34,7 @@ from legion_nb.sandbox.scaleway.store import (
     InstanceServer,
     ScalewayAccount,
     SecurityGroup,
+    ServerUsage,
 )
 from legion_nb.sandbox.scaleway.wire import (
     flag,
@@ -385,6 +386,7 @@ class InstanceApi:
             server.dynamic_ip = self.world.addresses.allocate()
             server.dynamic_ip_id = self.account.new_id()
         self.account.servers[server_id] = server
+        self.account.usage.append(ServerUsage(server_id, name, spec.name, zone, now))
         headers = {"Location": f"{request.url.origin()}{request.path}/{server_id}"}
         return json_response({"server": self.server_json(server)}, status=201, headers=headers)
 
@@ -448,6 +450,9 @@ class InstanceApi:
 
     def _remove_server(self, server: InstanceServer) -> None:
         self.account.servers.pop(server.id, None)
+        for usage in self.account.usage:
+            if usage.server_id == server.id and usage.ended is None:
+                usage.ended = self.world.now()
         if server.dynamic_ip:
             self.world.addresses.release(server.dynamic_ip)
         for ip_id in server.flexible_ip_ids:

@@ -23,6 +23,7 @@ __all__ = [
     "InstanceServer",
     "ScalewayAccount",
     "SecurityGroup",
+    "ServerUsage",
     "SshKeyEntry",
 ]
 
@@ -53,6 +54,18 @@ class InstanceServer:
     """Cloud-init and other user data by key; may hold bootstrap secrets, hence no repr."""
     generation: int = 0
     """Bumped on every state change, so a finishing background transition can tell it is stale."""
+
+
+@dataclass
+class ServerUsage:
+    """One Instance's billable lifetime, kept after the server is deleted."""
+
+    server_id: str
+    name: str
+    commercial_type: str
+    zone: str
+    started: datetime
+    ended: datetime | None = None
 
 
 @dataclass
@@ -143,6 +156,8 @@ class ScalewayAccount:
         self.ips: dict[str, FlexibleIp] = {}
         self.ssh_keys: dict[str, SshKeyEntry] = {}
         self.dns_zones: dict[str, DnsZoneEntry] = {}
+        self.usage: list[ServerUsage] = []
+        """Every Instance's billable lifetime, deleted ones included (for the Billing API)."""
 
     @staticmethod
     def _uuid(rng: random.Random) -> str:

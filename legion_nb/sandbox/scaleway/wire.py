@@ -95,7 +95,8 @@ def instance_list(request: web.Request, key: str, items: Sequence[Any]) -> web.R
     return json_response({key: page}, headers={"X-Total-Count": str(len(items))})
 
 
-def paged_list(request: web.Request, key: str, items: Sequence[Any]) -> web.Response:
-    """A newer-API list answer: one page of ``items`` under ``key`` and ``total_count`` in the body."""
+def paged_list(request: web.Request, key: str, items: Sequence[Any], **extra: Any) -> web.Response:
+    """A newer-API list answer: one page of ``items`` under ``key``, ``total_count`` and ``extra``
+    keys in the body."""
     page = page_of(request, "page_size", 20, items)
-    return json_response({"total_count": len(items), key: page})
+    return json_response({"total_count": len(items), key: page, **extra})
