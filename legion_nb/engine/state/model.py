@@ -26,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import gc
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -561,8 +561,3 @@ def synthetic_state(servers: int, *, providers: tuple[Provider, ...] = PROVIDERS
             OperationLogEntry(id="op-1", kind="materialize", started=now, finished=now, status="succeeded"),
         ),
     )
-
-
-def with_scheme(state: LegionState, scheme: Scheme) -> LegionState:
-    """The state with a new scheme, everything else shared."""
-    return replace(state, scheme=scheme)
