@@ -64,7 +64,7 @@ _TYPE_CLASSES: dict[str, type[ProviderError]] = {
 
 _ADVICE: dict[str, str] = {
     "denied_authentication": "check the secret key",
-    "permissions_denied": "grant the API key's IAM policy this permission",
+    "permissions_denied": "check the project_id and grant the API key's IAM policy this permission",
     "quotas_exceeded": "raise the quota or delete unused resources",
     "out_of_stock": "choose another server type or zone",
     "transient_state": "retry once the resource settled",
