@@ -31,10 +31,11 @@ argon2) are translated into this tree at the module that calls the foreign libra
     │   └── CapabilityMissingError  the provider cannot do this at all (plan around it)
     ├── OperationError              engine operations (exit 5)
     │   └── ApplyRunningError       a materialize is already running
-    └── DaemonError                 the local daemon (exit 6)
-        ├── DaemonNotRunningError   no live daemon for this state
-        ├── DaemonAuthError         missing or wrong daemon token
-        └── DaemonProtocolError     a malformed or refused daemon message
+    ├── DaemonError                 the local daemon (exit 6)
+    │   ├── DaemonNotRunningError   no live daemon for this state
+    │   ├── DaemonAuthError         missing or wrong daemon token
+    │   └── DaemonProtocolError     a malformed or refused daemon message
+    └── NodeError                   a managed node: SSH, host keys, certificates, admin API (exit 7)
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ __all__ = [
     "DaemonProtocolError",
     "LegionError",
     "LockedError",
+    "NodeError",
     "OperationError",
     "ProviderAmbiguousError",
     "ProviderAuthError",
@@ -256,3 +258,16 @@ class DaemonAuthError(DaemonError):
 
 class DaemonProtocolError(DaemonError):
     code = "daemon_protocol"
+
+
+class NodeError(LegionError):
+    """A managed node could not be reached, proved itself wrong, or refused a step.
+
+    Specific kinds (host key mismatch, unreachable, certificate refused) live beside the module that
+    talks to the node: :mod:`legion_nb.engine.ssh` and :mod:`legion_nb.engine.deployment`.
+    ``temporary`` says whether retrying later (e.g. after a reboot) can help.
+    """
+
+    exit_code = 7
+    code = "node"
+    temporary: bool = False
