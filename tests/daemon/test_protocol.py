@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from legion_nb.engine.daemon import protocol
 from legion_nb.engine.daemon.protocol import (
@@ -162,3 +164,27 @@ def test_new_tokens_are_32_random_bytes_in_hex() -> None:
     assert len(first) == 64
     assert int(first, 16) >= 0
     assert first != second
+
+
+def depth_of(value: object) -> int:
+    if isinstance(value, list):
+        return 1 + max((depth_of(v) for v in value), default=0)
+    if isinstance(value, dict):
+        return 1 + max((depth_of(v) for v in value.values()), default=0)
+    return 0
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(alphabet='[]{}"\\\\ab\n\u2028é'),
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(st.text(alphabet='[]{}"\\\\k', max_size=4), children, max_size=3),
+    max_leaves=60,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values, st.integers(min_value=1, max_value=8))
+def test_the_depth_scan_agrees_with_the_decoded_depth(value: object, limit: int) -> None:
+    for ascii_only in (True, False):
+        encoded = json.dumps({"v": value}, ensure_ascii=ascii_only).encode()
+        assert protocol._nesting_exceeds(encoded, limit) == (depth_of({"v": value}) > limit)
