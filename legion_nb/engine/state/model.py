@@ -40,10 +40,14 @@ __all__ = [
     "PROVIDERS",
     "SCHEMA_VERSION",
     "BillingEntry",
+    "ClusterMaterial",
     "CreatePending",
+    "DeploymentMaterial",
     "FirewallRule",
     "LegionState",
     "NodeExecution",
+    "NodeMaterial",
+    "NodeNbde",
     "ObservedDnsZone",
     "ObservedFirewall",
     "ObservedProvider",
@@ -79,6 +83,7 @@ Role = Literal["cluster", "satellite"]
 ExecutionStatus = Literal["running", "succeeded", "failed", "interrupted"]
 Direction = Literal["in", "out"]
 Protocol = Literal["tcp", "udp", "icmp", "esp", "gre"]
+NbdeMode = Literal["local", "tang", "quorum"]
 
 SCHEMA_VERSION = 1
 DEFAULT_CLUSTER = "default"
@@ -391,6 +396,72 @@ class OperationLogEntry:
     summary: str = ""
 
 
+# -- deployment material (issue 5) ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class NodeNbde:
+    """What Legion last configured for a node's disk unlock (NBDE), compared with the cluster-derived
+    policy by the repair selection. The recovery passphrase (the human fallback) lives only here."""
+
+    mode: NbdeMode = "local"
+    local_boot_key: bool = True
+    tang_peers: tuple[str, ...] = ()
+    threshold: int = 1
+    reconciled: dt.datetime | None = None
+    recovery_passphrase: str = ""
+
+    def __repr__(self) -> str:
+        return f"NodeNbde(mode={self.mode!r}, peers={list(self.tang_peers)}, threshold={self.threshold})"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "local_boot_key": self.local_boot_key,
+            "tang_peers": list(self.tang_peers),
+            "threshold": self.threshold,
+            "reconciled": self.reconciled.isoformat() if self.reconciled else None,
+        }
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class NodeMaterial:
+    """A node's secrets as the deployment keeps them: ``security`` is ``NodeSecurity.to_dict()``."""
+
+    node: str
+    security: Mapping[str, Any] = field(default_factory=dict)
+    nbde: NodeNbde | None = None
+
+    def __repr__(self) -> str:
+        return f"NodeMaterial(node={self.node!r}, security=[{', '.join(sorted(self.security))}])"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"node": self.node, "nbde": self.nbde.to_json() if self.nbde else None}
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class ClusterMaterial:
+    """A cluster's CA and operator certificate: ``security`` is ``ClusterSecurity.to_dict()``."""
+
+    cluster: str
+    security: Mapping[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"ClusterMaterial(cluster={self.cluster!r})"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"cluster": self.cluster}
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentMaterial:
+    """Per-cluster and per-node deployment secrets, apart from the tracked records so that nothing
+    that renders a tracked server can leak a key."""
+
+    clusters: Mapping[str, ClusterMaterial] = field(default_factory=dict)
+    nodes: Mapping[str, NodeMaterial] = field(default_factory=dict)
+
+
 # -- the root --------------------------------------------------------------------------------
 
 
@@ -404,6 +475,7 @@ class LegionState:
     catalogs: Mapping[str, ProviderCatalog] = field(default_factory=dict)
     billing: tuple[BillingEntry, ...] = ()
     operations: tuple[OperationLogEntry, ...] = ()
+    deployment: DeploymentMaterial = field(default_factory=DeploymentMaterial)
 
 
 def empty_state() -> LegionState:
