@@ -53,7 +53,8 @@ async def _run(ctx: CliContext, args: argparse.Namespace) -> int:
     from legion_nb.engine.daemon.protocol import new_token, validate_token  # noqa: PLC0415
     from legion_nb.engine.runtime import create_engine  # noqa: PLC0415
 
-    password = ctx.password()
+    # Held only until the unlock: the daemon serves for days, the password need not live that long.
+    password_holder = [ctx.password()]
     supplied = _first_line(ctx.stdin_rest()) if args.token_stdin else ctx.token()
     token = validate_token(supplied) if supplied else new_token()
     endpoint = endpoint_for(ctx.state_path)
@@ -64,7 +65,7 @@ async def _run(ctx: CliContext, args: argparse.Namespace) -> int:
     async def open_engine() -> Any:
         engine = create_engine(ctx.state_path)
         try:
-            await engine.unlock(password)
+            await engine.unlock(password_holder.pop())
         except BaseException:
             await engine.aclose()
             raise
