@@ -1,0 +1,177 @@
+"""The firewall sets a state calls for: derived cluster sets plus the operator's planned ones.
+
+Why derived: the rule that Tribes peer sync (TCP 4413) is open only to the cluster's own nodes is a
+function of which nodes exist and which addresses the providers gave them. Nobody should type those
+addresses into a plan; they follow from tracked server endpoints. So the desired set is recomputed
+from the state every time it changes, and the firewall actor converges on the latest one.
+
+One derived set per (cluster, provider) with at least one planned cluster node there:
+
+* TCP 22 (SSH) and TCP :data:`ADMIN_API_PORT` (the node admin API) from the operator's addresses.
+  Without operator CIDRs they are open to anywhere, and the set carries a visible warning.
+* TCP 4413 (Tribes sync) only from the ``/32`` (IPv4) and ``/128`` (IPv6) addresses of the cluster's
+  tracked nodes, on every provider of the cluster. No peer address known yet: no 4413 rule at all.
+* Nothing else inbound.
+
+On a provider without the firewall capability (OVH) the same set is kept as a *node-level* plan for
+deployment to enforce on the node (``node_level``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from legion_nb.engine.state.model import FirewallRule as PlannedRule
+from legion_nb.engine.state.model import LegionState
+from legion_nb.errors import ValidationError
+from legion_nb.providers.base import Capability, FirewallRule, PortRange
+from legion_nb.providers.registry import capabilities
+
+__all__ = [
+    "ADMIN_API_PORT",
+    "ANYWHERE",
+    "SSH_PORT",
+    "SYNC_PORT",
+    "FirewallSetPlan",
+    "build_cluster_firewall_plan",
+    "cluster_firewall_name",
+    "normalize_sources",
+    "planned_rule",
+    "rule_from_planned",
+]
+
+SSH_PORT = 22
+ADMIN_API_PORT = 8443
+"""The node admin API (HTTPS). Chosen here and used by deployment (issue 5) when it installs it."""
+SYNC_PORT = 4413
+ANYWHERE: tuple[str, ...] = ("0.0.0.0/0", "::/0")
+OPEN_WARNING = "SSH and the admin API are open to anywhere: plan operator addresses to restrict them"
+
+
+@dataclass(frozen=True, slots=True)
+class FirewallSetPlan:
+    """One desired firewall set. ``servers`` are planned server names it must be applied to;
+    ``cluster`` is None for a set the operator planned by hand."""
+
+    name: str
+    provider: str
+    cluster: str | None
+    rules: tuple[FirewallRule, ...]
+    servers: tuple[str, ...]
+    node_level: bool = False
+    warnings: tuple[str, ...] = ()
+
+
+def cluster_firewall_name(cluster: str, provider: str) -> str:
+    return f"legion-{cluster}-{provider}"
+
+
+def normalize_sources(sources: Iterable[str]) -> tuple[str, ...]:
+    """CIDRs in canonical form, deduplicated and sorted; ``ValidationError`` for a bad one."""
+    found: set[str] = set()
+    for text in sources:
+        try:
+            found.add(str(ipaddress.ip_network(text.strip(), strict=False)))
+        except ValueError as exc:
+            raise ValidationError(f"{text!r} is not an address or CIDR like 203.0.113.7/32") from exc
+    return tuple(sorted(found, key=lambda n: (":" in n, n)))
+
+
+def _host_cidr(address: str) -> str:
+    ip = ipaddress.ip_address(address)
+    return f"{ip}/{ip.max_prefixlen}"
+
+
+def rule_from_planned(rule: PlannedRule) -> FirewallRule:
+    """The provider-neutral rule for a rule as the state stores it."""
+    port = PortRange.parse(rule.port) if rule.port else None
+    if rule.direction == "in":
+        return FirewallRule("in", rule.protocol, port, sources=rule.sources)
+    return FirewallRule("out", rule.protocol, port, destinations=rule.sources)
+
+
+def planned_rule(rule: FirewallRule) -> PlannedRule:
+    """The state's form of a provider-neutral rule (what a tracked firewall records)."""
+    addresses = rule.sources if rule.direction == "in" else rule.destinations
+    return PlannedRule(
+        direction=rule.direction,
+        protocol=rule.protocol,
+        port="" if rule.port is None else str(rule.port),
+        sources=tuple(addresses),
+    )
+
+
+def _has_firewall(provider: str) -> bool:
+    return Capability.FIREWALL in capabilities(provider)
+
+
+def _cluster_sets(
+    state: LegionState, admin: tuple[str, ...], warnings: tuple[str, ...]
+) -> dict[str, FirewallSetPlan]:
+    tracked = state.tracked.servers
+    sets: dict[str, FirewallSetPlan] = {}
+    for cluster in sorted(state.scheme.clusters.values(), key=lambda c: c.name):
+        nodes = sorted((s for s in cluster.servers.values() if s.role == "cluster"), key=lambda s: s.name)
+        peers: set[str] = set()
+        for node in nodes:
+            record = tracked.get(node.name)
+            if record is not None:
+                peers.update(_host_cidr(a) for a in (record.ipv4, record.ipv6) if a)
+        rules = [
+            FirewallRule("in", "tcp", PortRange.single(SSH_PORT), sources=admin, description="ssh"),
+            FirewallRule(
+                "in", "tcp", PortRange.single(ADMIN_API_PORT), sources=admin, description="admin api"
+            ),
+        ]
+        if peers:
+            rules.append(
+                FirewallRule(
+                    "in",
+                    "tcp",
+                    PortRange.single(SYNC_PORT),
+                    sources=normalize_sources(peers),
+                    description="tribes sync from cluster peers",
+                )
+            )
+        for provider in sorted({n.provider for n in nodes}):
+            name = cluster_firewall_name(cluster.name, provider)
+            sets[name] = FirewallSetPlan(
+                name=name,
+                provider=provider,
+                cluster=cluster.name,
+                rules=tuple(rules),
+                servers=tuple(n.name for n in nodes if n.provider == provider),
+                node_level=not _has_firewall(provider),
+                warnings=warnings,
+            )
+    return sets
+
+
+def build_cluster_firewall_plan(
+    state: LegionState, *, admin_sources: Sequence[str] | None = None
+) -> Mapping[str, FirewallSetPlan]:
+    """Every desired firewall set, keyed by its name (the firewall actor's identity).
+
+    ``admin_sources`` are the operator's CIDRs for SSH and the admin API; None or empty opens them
+    to anywhere with a warning. A planned firewall whose name equals a derived set's wins (the
+    derived one is dropped and the planned one carries a warning saying so).
+    """
+    admin = normalize_sources(admin_sources or ())
+    warnings: tuple[str, ...] = ()
+    if not admin:
+        admin, warnings = ANYWHERE, (OPEN_WARNING,)
+    sets = _cluster_sets(state, admin, warnings)
+    for planned in state.scheme.firewalls.values():
+        shadowed = planned.name in sets
+        sets[planned.name] = FirewallSetPlan(
+            name=planned.name,
+            provider=planned.provider,
+            cluster=None,
+            rules=tuple(rule_from_planned(r) for r in planned.rules),
+            servers=tuple(sorted(planned.servers)),
+            node_level=not _has_firewall(planned.provider),
+            warnings=("replaces the derived cluster firewall of the same name",) if shadowed else (),
+        )
+    return dict(sorted(sets.items()))

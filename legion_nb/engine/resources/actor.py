@@ -1,0 +1,255 @@
+"""What every resource actor shares: a statechart, its collaborators, and snapshot derivation.
+
+One actor type per real entity (node, DNS zone, firewall set, domain); this module is the shared
+library they use, not a base machine. An actor is a small object that *owns* one python-statemachine
+``StateChart`` and serves as its listener: the chart holds the structure (states, events, guards by
+name, invoke states), the actor supplies guards, invoke handlers and facts. Long provider I/O runs in
+the chart's async invoke handlers, so leaving a state (a teardown, a stop at logout) cancels it.
+
+Every chart nests its working states in a compound ``alive`` state beside a final ``stopped`` state,
+so ``stop`` exits everything and cancels every invoke whatever the chart's shape.
+
+The snapshot is *derived* from the chart configuration each time it changes (after each transition
+and on explicit :meth:`ResourceActor.touch`); an actor only reports a new revision when something in
+it differs. Errors are kept as one-line messages; a temporary provider error (rate limit,
+unavailable) is remembered as such so the supervisor's repair pass can retry exactly those actors.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from statemachine import StateChart
+
+from legion_nb.engine.resources.ports import ProviderAccess, StatePort
+from legion_nb.engine.resources.snapshot import ActorSnapshot, Health, ResourceKey
+from legion_nb.engine.resources.tracing import ActorTracer
+from legion_nb.errors import (
+    LegionError,
+    ProviderAmbiguousError,
+    ProviderRateLimitedError,
+    ProviderUnavailableError,
+)
+
+__all__ = ["ActorContext", "ResourceActor", "ResourceSettings", "describe_error"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceSettings:
+    """Engine-wide choices the actors apply: the operator's CIDRs for SSH/admin rules (None: open
+    with a warning) and the TTL of synthesized records."""
+
+    admin_sources: tuple[str, ...] | None = None
+    dns_ttl: int = 300
+
+
+@dataclass(slots=True)
+class ActorContext:
+    """The collaborators an actor may use. ``changed`` reports a new snapshot to the supervisor;
+    ``busy_servers`` names the servers (of those asked) whose actors have work in flight;
+    ``tracer`` (when tracing is on) gets every transition."""
+
+    providers: ProviderAccess
+    state: StatePort
+    changed: Callable[[ActorSnapshot], None]
+    busy_servers: Callable[[Iterable[str]], list[str]]
+    settings: ResourceSettings = field(default_factory=ResourceSettings)
+    tracer: ActorTracer | None = None
+
+
+def describe_error(exc: BaseException) -> tuple[str, bool]:
+    """One operator line for ``exc`` and whether it is temporary (worth retrying as is).
+
+    Legion errors carry their own one-line message; anything else is a bug, logged with its
+    traceback and shown by type only (a foreign message could carry anything, secrets included).
+    """
+    if isinstance(exc, LegionError):
+        temporary = isinstance(exc, ProviderRateLimitedError | ProviderUnavailableError) and not isinstance(
+            exc, ProviderAmbiguousError
+        )
+        return exc.message, temporary
+    log.error("resource actor failed unexpectedly", exc_info=exc)
+    return f"internal error ({type(exc).__name__}); see the engine log", False
+
+
+class ResourceActor:
+    """Base of the four actor types; subclasses set ``chart_class`` and describe themselves."""
+
+    chart_class: ClassVar[type[StateChart[Any]]]
+
+    def __init__(self, key: ResourceKey, provider: str, context: ActorContext) -> None:
+        self.key = key
+        self.provider = provider
+        self.context = context
+        self.error: str | None = None
+        self.error_temporary = False
+        self.run_id: str | None = None
+        self._revision = 0
+        self._snapshot: ActorSnapshot | None = None
+        listeners: list[object] = [self]
+        if context.tracer is not None:
+            listeners.append(context.tracer.listener(key))
+        self.chart: StateChart[Any] = self.chart_class(listeners=listeners)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.key}, {sorted(self.active)})"
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Enter the initial configuration, then let the actor place itself from the state."""
+        await self.chart.activate_initial_state()
+        await self.restore()
+        self.touch()
+
+    async def restore(self) -> None:
+        """Move from the initial state to what the durable state says (subclasses override)."""
+
+    async def send(self, event: str, **data: Any) -> None:
+        await self.chart.send(event, **data)
+
+    async def sync(self, run_id: str | None = None) -> None:
+        """One wave: reconcile desired facts from the state against what the actor believes."""
+        self.run_id = run_id
+        await self.send("sync")
+
+    async def stop(self) -> None:
+        """Leave every state (cancelling invokes in flight) and enter ``stopped``."""
+        if "stopped" not in self.active:
+            await self.send("stop")
+
+    async def repair(self) -> bool:
+        """Retry after a temporary provider error; True when a retry started."""
+        if "failed" not in self.active or not self.error_temporary:
+            return False
+        await self.send("repair")
+        return "failed" not in self.active
+
+    def waits_for_prerequisites(self) -> bool:
+        """True while the actor waits for facts other actors produce (a state change rechecks it)."""
+        return False
+
+    @property
+    def stopped(self) -> bool:
+        return "stopped" in self.active
+
+    # -- chart callbacks (the actor is the chart's listener) ------------------------------------
+
+    async def after_transition(self, event: str, machine: StateChart[Any]) -> None:
+        self.touch()
+        if event != "stop" and not self.stopped:
+            await self.follow_up(event, machine)
+
+    async def follow_up(self, event: str, machine: StateChart[Any]) -> None:
+        """Queue internal follow-up events after a transition (``await machine.raise_(...)``)."""
+
+    def on_enter_failed(self, error: BaseException | None = None) -> None:
+        if error is not None:
+            self.error, self.error_temporary = describe_error(error)
+        elif self.error is None:
+            self.error = "failed for an unknown reason"
+
+    def clear_error(self) -> None:
+        self.error, self.error_temporary = None, False
+
+    # -- snapshots ------------------------------------------------------------------------------
+
+    @property
+    def active(self) -> frozenset[str]:
+        return frozenset(str(v) for v in self.chart.configuration_values)
+
+    def snapshot(self) -> ActorSnapshot:
+        if self._snapshot is None:
+            self._snapshot = self._derive()
+        return self._snapshot
+
+    def touch(self) -> None:
+        """Re-derive the snapshot; report it when anything but the revision changed."""
+        fresh = self._derive()
+        previous = self._snapshot
+        if previous is not None and _same(previous, fresh):
+            return
+        self._revision += 1
+        self._snapshot = fresh = _with_revision(fresh, self._revision)
+        self.context.changed(fresh)
+
+    def _derive(self) -> ActorSnapshot:
+        return ActorSnapshot(
+            key=self.key,
+            provider=self.provider,
+            lifecycle="stopped" if self.stopped else self.lifecycle(),
+            system=self.system(),
+            health=self.health(),
+            operation=None if self.stopped else self.operation(),
+            substage=self.substage(),
+            waiting=None if self.stopped else self.waiting(),
+            error=self.error,
+            settled=self.stopped or self.settled(),
+            facts=self.facts(),
+            revision=self._revision,
+        )
+
+    # -- what subclasses describe ---------------------------------------------------------------
+
+    def lifecycle(self) -> str:
+        raise NotImplementedError
+
+    def settled(self) -> bool:
+        raise NotImplementedError
+
+    def operation(self) -> str | None:
+        return None
+
+    def system(self) -> str | None:
+        return None
+
+    def health(self) -> Health:
+        if self.error:
+            return "unreachable" if self.error_temporary else "degraded"
+        return "unknown"
+
+    def substage(self) -> str | None:
+        return None
+
+    def waiting(self) -> str | None:
+        return None
+
+    def facts(self) -> Mapping[str, str]:
+        return {}
+
+
+def _same(a: ActorSnapshot, b: ActorSnapshot) -> bool:
+    return (
+        a.lifecycle == b.lifecycle
+        and a.system == b.system
+        and a.health == b.health
+        and a.operation == b.operation
+        and a.substage == b.substage
+        and a.waiting == b.waiting
+        and a.error == b.error
+        and a.settled == b.settled
+        and a.provider == b.provider
+        and dict(a.facts) == dict(b.facts)
+    )
+
+
+def _with_revision(snapshot: ActorSnapshot, revision: int) -> ActorSnapshot:
+    return ActorSnapshot(
+        key=snapshot.key,
+        provider=snapshot.provider,
+        lifecycle=snapshot.lifecycle,
+        system=snapshot.system,
+        health=snapshot.health,
+        operation=snapshot.operation,
+        substage=snapshot.substage,
+        waiting=snapshot.waiting,
+        error=snapshot.error,
+        settled=snapshot.settled,
+        facts=snapshot.facts,
+        revision=revision,
+    )

@@ -1,0 +1,287 @@
+"""The firewall actor: one per firewall set (a derived cluster set or one the operator planned).
+
+The desired set comes from :func:`legion_nb.engine.cluster.firewall_plan.build_cluster_firewall_plan`
+each time the actor looks, so it always converges on the latest full set: rules (4413 only from the
+cluster peers' addresses) and the servers it is applied to. What was last applied is the tracked
+firewall; a wave whose desired set equals it makes no provider call. While a server of the cluster
+is still being created or deleted the set waits (its peers' addresses are about to change).
+
+A provider without the firewall capability (OVH) gets no provider call at all: the set is tracked
+with an empty provider id as a *node-level* plan, for deployment (issue 5) to enforce on the nodes,
+and the snapshot says so (``enforcement=node``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+
+from legion_nb.engine.cluster.firewall_plan import FirewallSetPlan, build_cluster_firewall_plan, planned_rule
+from legion_nb.engine.resources.converging import ConvergingActor
+from legion_nb.engine.resources.pending import pending_for, without_pending
+from legion_nb.engine.state.model import FirewallRule as PlannedRule
+from legion_nb.engine.state.model import LegionState, Provider, TrackedFirewall
+from legion_nb.errors import ProviderAmbiguousError
+from legion_nb.providers.base import Firewall, Operation, OwnershipLabels, ProviderAdapter
+
+__all__ = ["NODE_LEVEL_ID", "FirewallActor"]
+
+NODE_LEVEL_ID = ""
+"""The provider id a node-level firewall plan is tracked under (no provider resource exists)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Desired:
+    rules: tuple[PlannedRule, ...]
+    servers: tuple[str, ...]
+    server_ids: tuple[str, ...]
+
+
+class FirewallActor(ConvergingActor):
+    """``key.identity`` is the firewall set's name (``legion-<cluster>-<provider>`` when derived)."""
+
+    @property
+    def name(self) -> str:
+        return self.key.identity
+
+    @property
+    def _state(self) -> LegionState:
+        return self.context.state.state
+
+    def plan(self) -> FirewallSetPlan | None:
+        plans = build_cluster_firewall_plan(self._state, admin_sources=self.context.settings.admin_sources)
+        return plans.get(self.name)
+
+    def tracked(self) -> TrackedFirewall | None:
+        return self._state.tracked.firewalls.get(self.name)
+
+    def desired(self) -> _Desired | None:
+        plan = self.plan()
+        if plan is None:
+            return None
+        servers = self._state.tracked.servers
+        applied = tuple(
+            name for name in plan.servers if name in servers and servers[name].provider == plan.provider
+        )
+        return _Desired(
+            rules=tuple(planned_rule(r) for r in plan.rules),
+            servers=applied,
+            server_ids=tuple(servers[name].provider_id for name in applied),
+        )
+
+    def _related_servers(self) -> set[str]:
+        """Servers whose changes move this set: planned members, cluster peers, current bindings."""
+        names: set[str] = set()
+        plan = self.plan()
+        tracked = self.tracked()
+        if plan is not None:
+            names.update(plan.servers)
+            if plan.cluster is not None:
+                cluster = self._state.scheme.clusters.get(plan.cluster)
+                if cluster is not None:
+                    names.update(cluster.servers)
+                names.update(n for n, s in self._state.tracked.servers.items() if s.cluster == plan.cluster)
+        if tracked is not None:
+            names.update(tracked.servers)
+        return names
+
+    # -- guards --------------------------------------------------------------------------------------
+
+    def is_tracked(self) -> bool:
+        return self.tracked() is not None
+
+    def wanted(self) -> bool:
+        return self.plan() is not None
+
+    def must_wait(self) -> bool:
+        return bool(self.context.busy_servers(self._related_servers()))
+
+    def must_apply(self) -> bool:
+        tracked = self.tracked()
+        desired = self.desired()
+        if tracked is None or desired is None:
+            return False
+        return (tracked.rules, tuple(sorted(tracked.servers))) != (
+            desired.rules,
+            tuple(sorted(desired.servers)),
+        )
+
+    def node_level(self) -> bool:
+        plan = self.plan()
+        if plan is not None:
+            return plan.node_level
+        tracked = self.tracked()
+        return tracked is not None and tracked.provider_id == NODE_LEVEL_ID
+
+    # -- provider work -------------------------------------------------------------------------------
+
+    async def on_invoke_creating(self) -> None:
+        plan = self.plan()
+        if plan is None:
+            return
+        if plan.node_level:
+            await self._track(NODE_LEVEL_ID, None, rules=(), servers=())
+            return
+        resilience = self.context.providers.resilience
+        intent = pending_for(self._state, "firewall", self.provider, self.name)
+        if intent is not None:
+            found = await resilience.settle_pending(intent)
+            if isinstance(found, Firewall):
+                await self._track(found.id, intent.legion_id, rules=(), servers=found.applied_to)
+                return
+            await self.context.state.mutate(
+                lambda s: (without_pending(s, intent.legion_id), None),
+                reason=f"firewall {self.name}: earlier create did not land",
+            )
+        legion_id = OwnershipLabels.new().legion_id
+        try:
+            firewall = await resilience.create_firewall(self.provider, self.name, plan.rules, legion_id)
+        except BaseException as exc:  # the intent goes unless the outcome is unknown
+            if not isinstance(exc, ProviderAmbiguousError):
+                await self.context.state.mutate(
+                    lambda s: (without_pending(s, legion_id), None), reason=f"firewall {self.name}: refused"
+                )
+            raise
+        rules = tuple(planned_rule(r) for r in plan.rules)
+        await self._track(firewall.id, legion_id, rules=rules, servers=())
+
+    async def on_invoke_applying(self) -> None:
+        tracked = self.tracked()
+        desired = self.desired()
+        plan = self.plan()
+        if tracked is None or desired is None or plan is None:
+            return
+        if tracked.provider_id != NODE_LEVEL_ID:
+            firewall_id = tracked.provider_id
+            resilience = self.context.providers.resilience
+            operations: list[Operation] = []
+            if tracked.rules != desired.rules:
+                rules = plan.rules
+                operations += await resilience.converge(
+                    self.provider,
+                    f"set rules of firewall {self.name}",
+                    lambda a: a.set_firewall_rules(firewall_id, rules),
+                )
+            if tuple(sorted(tracked.servers)) != tuple(sorted(desired.servers)):
+                ids = desired.server_ids
+                operations += await resilience.converge(
+                    self.provider, f"apply firewall {self.name}", lambda a: a.apply_firewall(firewall_id, ids)
+                )
+            await self.context.providers.broker.wait(operations)
+        await self._record(desired.rules, desired.servers)
+
+    async def on_invoke_deleting(self) -> None:
+        tracked = self.tracked()
+        if tracked is None:
+            return
+        if tracked.provider_id != NODE_LEVEL_ID:
+            firewall_id = tracked.provider_id
+            resilience = self.context.providers.resilience
+            released = await resilience.delete(
+                self.provider, f"release firewall {self.name}", lambda a: _release(a, firewall_id)
+            )
+            await self.context.providers.broker.wait(released or [])
+            await resilience.delete(
+                self.provider, f"delete firewall {self.name}", lambda a: a.delete_firewall(firewall_id)
+            )
+        name = self.name
+
+        def drop(state: LegionState) -> tuple[LegionState, None]:
+            firewalls = {k: v for k, v in state.tracked.firewalls.items() if k != name}
+            return dataclasses.replace(
+                state, tracked=dataclasses.replace(state.tracked, firewalls=firewalls)
+            ), None
+
+        await self.context.state.mutate(drop, reason=f"deleted firewall {name}")
+
+    # -- state writes --------------------------------------------------------------------------------
+
+    async def _track(
+        self,
+        provider_id: str,
+        legion_id: str | None,
+        *,
+        rules: tuple[PlannedRule, ...],
+        servers: Sequence[str],
+    ) -> None:
+        name = self.name
+        provider: Provider = self._provider_literal()
+        ids_to_names = {s.provider_id: n for n, s in self._state.tracked.servers.items()}
+        names = tuple(sorted(ids_to_names.get(i, i) for i in servers))
+
+        def track(state: LegionState) -> tuple[LegionState, None]:
+            record = TrackedFirewall(
+                name=name, provider=provider, provider_id=provider_id, rules=rules, servers=names
+            )
+            if legion_id is not None:
+                state = without_pending(state, legion_id)
+            firewalls = {**state.tracked.firewalls, name: record}
+            return dataclasses.replace(
+                state, tracked=dataclasses.replace(state.tracked, firewalls=firewalls)
+            ), None
+
+        await self.context.state.mutate(track, reason=f"track firewall {name}")
+
+    async def _record(self, rules: tuple[PlannedRule, ...], servers: tuple[str, ...]) -> None:
+        name = self.name
+
+        def write(state: LegionState) -> tuple[LegionState, None]:
+            current = state.tracked.firewalls.get(name)
+            if current is None:
+                return state, None
+            fresh = dataclasses.replace(current, rules=rules, servers=servers)
+            firewalls = {**state.tracked.firewalls, name: fresh}
+            return dataclasses.replace(
+                state, tracked=dataclasses.replace(state.tracked, firewalls=firewalls)
+            ), None
+
+        await self.context.state.mutate(write, reason=f"applied firewall {name} to {len(servers)} servers")
+
+    def _provider_literal(self) -> Provider:
+        for record in (self._state.tracked.firewalls.get(self.name),):
+            if record is not None:
+                return record.provider
+        for server in self._state.tracked.servers.values():
+            if server.provider == self.provider:
+                return server.provider
+        for _cluster, planned in self._state.scheme.servers().values():
+            if planned.provider == self.provider:
+                return planned.provider
+        planned_fw = self._state.scheme.firewalls.get(self.name)
+        if planned_fw is not None:
+            return planned_fw.provider
+        raise ValueError(f"firewall {self.name}: provider {self.provider} is not in the state")
+
+    # -- snapshot ------------------------------------------------------------------------------------
+
+    def waiting(self) -> str | None:
+        if not self.wanted() or self.settled():
+            return None
+        busy = self.context.busy_servers(self._related_servers())
+        if busy:
+            return f"waiting for endpoints of {', '.join(busy)}"
+        return None
+
+    def facts(self) -> Mapping[str, str]:
+        facts: dict[str, str] = {}
+        tracked = self.tracked()
+        plan = self.plan()
+        if tracked is not None:
+            if tracked.provider_id:
+                facts["provider_id"] = tracked.provider_id
+            facts["servers"] = ",".join(tracked.servers)
+            facts["rules"] = str(len(tracked.rules))
+        if plan is not None:
+            if plan.cluster is not None:
+                facts["cluster"] = plan.cluster
+            peers = [r for r in plan.rules if r.port is not None and r.port.first == 4413]
+            facts["sync_peers"] = ",".join(peers[0].sources) if peers else ""
+            if plan.warnings:
+                facts["warning"] = "; ".join(plan.warnings)
+        if self.node_level():
+            facts["enforcement"] = "node"
+        return facts
+
+
+async def _release(adapter: ProviderAdapter, firewall_id: str) -> list[Operation]:
+    return await adapter.apply_firewall(firewall_id, [])

@@ -1,0 +1,491 @@
+"""The server node actor: one per planned or tracked server, cluster node or satellite.
+
+The chart has two parallel regions, as the seed's node actor does:
+
+* ``machine``: the provider lifecycle. ``absent`` -> ``creating`` -> ``provisioning`` -> ``running``;
+  ``running`` -> ``verifying`` (a wave re-reads the provider) -> ``running``; planned absence ->
+  ``deleting`` -> ``deleted``; ``settling`` looks up a create that a crash or a lost answer left
+  unresolved; any failure -> ``failed`` (the next wave starts over from what the state holds).
+* ``system``: what the node is as a system. For now derived from the provider's status
+  (``unknown``, ``down``, ``reachable``); SSH bootstrap and deployment phases (issue 5) add their
+  states here.
+
+Creation is safe against lost answers: the create intent (with the server's Legion id) is written to
+the state before the provider call, the tracked server is written the moment the provider returns
+its id (in the same write that drops the intent), and an ambiguous outcome keeps the intent so the
+next wave settles it by lookup and never creates a second server.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from statemachine import State, StateChart
+from statemachine.transition_list import TransitionList
+
+from legion_nb.engine.resources.actor import ActorContext, ResourceActor
+from legion_nb.engine.resources.pending import pending_for, without_pending
+from legion_nb.engine.resources.snapshot import Health, ResourceKey
+from legion_nb.engine.state.model import (
+    DEFAULT_CLUSTER,
+    LegionState,
+    PlannedServer,
+    Provider,
+    TrackedServer,
+    utcnow,
+)
+from legion_nb.errors import ProviderAmbiguousError, ProviderNotFoundError
+from legion_nb.providers.base import (
+    Operation,
+    OwnershipLabels,
+    Server,
+    ServerSpec,
+)
+from legion_nb.providers.catalog import resolve_server_choice
+
+__all__ = ["ServerNodeActor", "ServerNodeChart"]
+
+_PROFILE = {"cluster": "cluster-node", "satellite": "satellite"}
+_OPERATIONS = {
+    "settling": "settle create",
+    "creating": "create",
+    "provisioning": "provision",
+    "verifying": "verify",
+    "deleting": "delete",
+}
+_WORKING = frozenset(_OPERATIONS)
+
+
+def _retry_from(failed: State, *, to: tuple[State, State, State, State]) -> TransitionList:
+    """Start over after a failure from what the state holds: settle a pending create, tear down a
+    server no longer planned, verify a tracked one, or create a planned one."""
+    settling, deleting, verifying, creating = to
+    retry: TransitionList = (
+        failed.to(settling, cond="has_pending")
+        | failed.to(deleting, cond=["is_tracked", "unwanted"])
+        | failed.to(verifying, cond="is_tracked")
+        | failed.to(creating, cond="wanted")
+    )
+    return retry
+
+
+class ServerNodeChart(StateChart[Any]):
+    """Structure only; guards and invoke handlers live on :class:`ServerNodeActor`."""
+
+    class alive(State.Parallel):  # state ids are the chart's vocabulary
+        class machine(State.Compound):
+            absent = State(initial=True)
+            settling = State()
+            creating = State()
+            provisioning = State()
+            verifying = State()
+            running = State()
+            deleting = State()
+            deleted = State()
+            failed = State()
+
+            restore = (
+                absent.to(settling, cond="has_pending")
+                | absent.to(provisioning, cond="tracked_not_running")
+                | absent.to(running, cond="is_tracked")
+            )
+            sync = (
+                absent.to(settling, cond="has_pending")
+                | absent.to(creating, cond="wanted")
+                | deleted.to(creating, cond="wanted")
+                | running.to(deleting, cond="unwanted")
+                | running.to(verifying)
+                | _retry_from(failed, to=(settling, deleting, verifying, creating))
+                | failed.to(absent)
+            )
+            repair = _retry_from(failed, to=(settling, deleting, verifying, creating))
+            done_invoke_settling = (
+                settling.to(provisioning, cond="is_tracked")
+                | settling.to(creating, cond="wanted")
+                | settling.to(absent)
+            )
+            done_invoke_creating = creating.to(provisioning)
+            done_invoke_provisioning = provisioning.to(running)
+            done_invoke_verifying = (
+                verifying.to(deleting, cond=["is_tracked", "unwanted"])
+                | verifying.to(running, cond="provider_running")
+                | verifying.to(provisioning, cond="is_tracked")
+                | verifying.to(creating, cond="wanted")
+                | verifying.to(absent)
+            )
+            done_invoke_deleting = deleting.to(deleted)
+            error_execution = (
+                settling.to(failed)
+                | creating.to(failed)
+                | provisioning.to(failed)
+                | verifying.to(failed)
+                | deleting.to(failed)
+            )
+
+        class system(State.Compound):
+            unknown = State(initial=True)
+            down = State()
+            reachable = State()
+
+            observe = (
+                unknown.to(reachable, cond="sys_reachable")
+                | unknown.to(down, cond="sys_down")
+                | down.to(reachable, cond="sys_reachable")
+                | down.to(unknown, cond="sys_unknown")
+                | reachable.to(down, cond="sys_down")
+                | reachable.to(unknown, cond="sys_unknown")
+            )
+
+    stopped = State(final=True)
+    stop = alive.to(stopped)
+
+
+def _system_for(status: str | None) -> str:
+    if status == "running":
+        return "reachable"
+    if status == "off":
+        return "down"
+    return "unknown"
+
+
+class ServerNodeActor(ResourceActor):
+    """Owns one server's provider lifecycle; ``key.identity`` is the server name."""
+
+    chart_class = ServerNodeChart
+
+    def __init__(self, key: ResourceKey, provider: str, context: ActorContext) -> None:
+        super().__init__(key, provider, context)
+        self.provider_status: str | None = None
+        self._operations: tuple[Operation, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.key.identity
+
+    # -- reading the state ------------------------------------------------------------------
+
+    @property
+    def _state(self) -> LegionState:
+        return self.context.state.state
+
+    def planned(self) -> tuple[str, PlannedServer] | None:
+        return self._state.scheme.find_server(self.name)
+
+    def tracked(self) -> TrackedServer | None:
+        return self._state.tracked.servers.get(self.name)
+
+    # -- guards ------------------------------------------------------------------------------
+
+    def wanted(self) -> bool:
+        return self.planned() is not None
+
+    def unwanted(self) -> bool:
+        return self.planned() is None
+
+    def is_tracked(self) -> bool:
+        return self.tracked() is not None
+
+    def tracked_not_running(self) -> bool:
+        record = self.tracked()
+        return record is not None and record.status == "provisioning"
+
+    def has_pending(self) -> bool:
+        return pending_for(self._state, "server", self.provider, self.name) is not None
+
+    def provider_running(self) -> bool:
+        return self.provider_status == "running"
+
+    def sys_reachable(self) -> bool:
+        return _system_for(self.provider_status) == "reachable"
+
+    def sys_down(self) -> bool:
+        return _system_for(self.provider_status) == "down"
+
+    def sys_unknown(self) -> bool:
+        return _system_for(self.provider_status) == "unknown"
+
+    # -- chart callbacks -----------------------------------------------------------------------
+
+    async def restore(self) -> None:
+        record = self.tracked()
+        self.provider_status = None if record is None else record.status
+        await self.send("restore")
+
+    async def follow_up(self, event: str, machine: StateChart[Any]) -> None:
+        """Keep the system region in step with the provider status the machine region learned."""
+        if event != "observe" and self.system() != _system_for(self.provider_status):
+            await machine.raise_("observe")
+
+    def on_exit_failed(self) -> None:
+        self.clear_error()
+
+    def on_enter_deleted(self) -> None:
+        self.provider_status = None
+
+    def on_enter_absent(self) -> None:
+        self.provider_status = None
+
+    # -- invoke handlers: the provider work ------------------------------------------------------
+
+    async def on_invoke_settling(self) -> None:
+        """A create intent was left behind: find what it made; never create here."""
+        intent = pending_for(self._state, "server", self.provider, self.name)
+        if intent is None:
+            return
+        found = await self.context.providers.resilience.settle_pending(intent)
+        if isinstance(found, Server):
+            await self._track(found, intent.legion_id)
+        else:
+            await self.context.state.mutate(
+                lambda s: (without_pending(s, intent.legion_id), None),
+                reason=f"server {self.name}: earlier create did not land",
+            )
+
+    async def on_invoke_creating(self) -> None:
+        planned = self.planned()
+        if planned is None:
+            return
+        cluster, server = planned
+        spec = self._spec(server)
+        ownership = spec.ownership
+        assert ownership is not None  # _spec always labels
+        try:
+            pending = await self.context.providers.resilience.create_server(spec, self.provider)
+        except ProviderAmbiguousError:
+            raise  # the intent stays: the next wave settles it by lookup
+        except BaseException:
+            await self.context.state.mutate(
+                lambda s: (without_pending(s, ownership.legion_id), None),
+                reason=f"server {self.name}: create refused",
+            )
+            raise
+        self._operations = pending.operations
+        await self._track(pending.server, ownership.legion_id, cluster=cluster, planned=server)
+
+    async def on_invoke_provisioning(self) -> None:
+        record = self.tracked()
+        if record is None:
+            raise ProviderNotFoundError(self.provider, f"server {self.name} is no longer tracked")
+        broker = self.context.providers.broker
+        operations, self._operations = self._operations, ()
+        server_id = record.provider_id
+        if operations:
+            await broker.wait(operations)
+            server = await broker.wait_for_server(self.provider, server_id)
+        else:
+            server = await broker.wait_for_server(self.provider, server_id, ("running", "off"))
+            if server.status == "off":
+                started = await self.context.providers.resilience.converge(
+                    self.provider, f"power on {self.name}", lambda a: a.power_on(server_id)
+                )
+                await broker.wait([started] if started else [])
+                server = await broker.wait_for_server(self.provider, server_id)
+        await self._observed(server)
+
+    async def on_invoke_verifying(self) -> None:
+        record = self.tracked()
+        if record is None:
+            return
+        server_id = record.provider_id
+        try:
+            server = await self.context.providers.broker.read(
+                self.provider, f"get server {self.name}", lambda a: a.get_server(server_id)
+            )
+        except ProviderNotFoundError:
+            await self._untrack(f"server {self.name} is gone at {self.provider}")
+            return
+        await self._observed(server)
+
+    async def on_invoke_deleting(self) -> None:
+        record = self.tracked()
+        if record is not None:
+            await self.context.providers.resilience.delete_server(self.provider, record.provider_id)
+            await self._untrack(f"deleted server {self.name}")
+
+    # -- state writes ------------------------------------------------------------------------------
+
+    def _spec(self, server: PlannedServer) -> ServerSpec:
+        catalog = self.context.providers.catalog(self.provider)
+        choice = resolve_server_choice(
+            catalog,
+            _PROFILE[server.role],
+            server_type=server.server_type or None,
+            location=server.location or None,
+            image=server.image or None,
+        )
+        return ServerSpec(
+            name=self.name,
+            server_type=choice.server_type.name,
+            location=choice.location.name,
+            image=choice.image.id,
+            labels=OwnershipLabels.new().as_labels(),
+        )
+
+    async def _track(
+        self,
+        server: Server,
+        legion_id: str,
+        *,
+        cluster: str | None = None,
+        planned: PlannedServer | None = None,
+    ) -> None:
+        self.provider_status = server.status
+        name = self.name
+        provider: Provider = self._provider_name(server.provider)
+
+        def track(state: LegionState) -> tuple[LegionState, None]:
+            found = state.scheme.find_server(name)
+            where = cluster or (found[0] if found else DEFAULT_CLUSTER)
+            plan = planned or (found[1] if found else None)
+            record = TrackedServer(
+                name=name,
+                provider=provider,
+                provider_id=server.id,
+                created=server.created or utcnow(),
+                cluster=where,
+                role=plan.role if plan else "cluster",
+                server_type=server.server_type or "",
+                location=server.location or "",
+                image=server.image or "",
+                ipv4=server.ipv4,
+                ipv6=server.ipv6,
+                status=server.status,
+                labels=dict(server.labels),
+            )
+            state = without_pending(state, legion_id)
+            servers = {**state.tracked.servers, name: record}
+            return dataclasses.replace(
+                state, tracked=dataclasses.replace(state.tracked, servers=servers)
+            ), None
+
+        await self.context.state.mutate(track, reason=f"track server {name} ({server.id})")
+
+    async def _observed(self, server: Server) -> None:
+        """Record what the provider says now (addresses, status) when it differs from the state."""
+        self.provider_status = server.status
+        name = self.name
+
+        def update(state: LegionState) -> tuple[LegionState, bool]:
+            record = state.tracked.servers.get(name)
+            if record is None:
+                return state, False
+            fresh = dataclasses.replace(
+                record,
+                ipv4=server.ipv4,
+                ipv6=server.ipv6,
+                status=server.status,
+                server_type=server.server_type or record.server_type,
+                location=server.location or record.location,
+                image=server.image or record.image,
+            )
+            if fresh == record:
+                return state, False
+            servers = {**state.tracked.servers, name: fresh}
+            return dataclasses.replace(
+                state, tracked=dataclasses.replace(state.tracked, servers=servers)
+            ), True
+
+        record = self.tracked()
+        if record is not None and (record.ipv4, record.ipv6, record.status) == (
+            server.ipv4,
+            server.ipv6,
+            server.status,
+        ):
+            return  # nothing new: no state write
+        await self.context.state.mutate(update, reason=f"server {name} is {server.status}")
+
+    async def _untrack(self, reason: str) -> None:
+        name = self.name
+        self.provider_status = None
+
+        def drop(state: LegionState) -> tuple[LegionState, None]:
+            servers = {k: v for k, v in state.tracked.servers.items() if k != name}
+            return dataclasses.replace(
+                state, tracked=dataclasses.replace(state.tracked, servers=servers)
+            ), None
+
+        await self.context.state.mutate(drop, reason=reason)
+
+    def _provider_name(self, name: str) -> Provider:
+        record = self.tracked()
+        if record is not None:
+            return record.provider
+        planned = self.planned()
+        if planned is not None:
+            return planned[1].provider
+        raise ValueError(f"server {self.name} is neither planned nor tracked")
+
+    # -- the snapshot ---------------------------------------------------------------------------------
+
+    def _machine(self) -> str:
+        active = self.active
+        for name in (
+            "settling",
+            "creating",
+            "provisioning",
+            "verifying",
+            "running",
+            "deleting",
+            "deleted",
+            "failed",
+            "absent",
+        ):
+            if name in active:
+                return name
+        return "absent"
+
+    def lifecycle(self) -> str:
+        machine = self._machine()
+        return "error" if machine == "failed" else machine
+
+    def system(self) -> str | None:
+        active = self.active
+        for name in ("reachable", "down", "unknown"):
+            if name in active:
+                return name
+        return None
+
+    def settled(self) -> bool:
+        return self._machine() not in _WORKING
+
+    def operation(self) -> str | None:
+        return _OPERATIONS.get(self._machine())
+
+    def health(self) -> Health:
+        machine = self._machine()
+        if machine == "failed":
+            return super().health()
+        if machine == "running":
+            return "healthy" if self.system() == "reachable" else "degraded"
+        return "unknown"
+
+    def substage(self) -> str | None:
+        record = self.tracked()
+        if record is None or record.execution is None:
+            return None
+        return record.execution.phase
+
+    def facts(self) -> Mapping[str, str]:
+        facts: dict[str, str] = {}
+        planned = self.planned()
+        record = self.tracked()
+        if planned is not None:
+            facts["cluster"], facts["role"] = planned[0], planned[1].role
+        if record is not None:
+            facts.setdefault("cluster", record.cluster)
+            facts.setdefault("role", record.role)
+            facts["provider_id"] = record.provider_id
+            for key, value in (
+                ("ipv4", record.ipv4),
+                ("ipv6", record.ipv6),
+                ("server_type", record.server_type),
+                ("location", record.location),
+                ("image", record.image),
+            ):
+                if value:
+                    facts[key] = value
+        if self.provider_status:
+            facts["status"] = self.provider_status
+        return facts
