@@ -331,44 +331,44 @@ if sys.platform == "win32":
 
         def _accept_loop(self) -> None:
             handle = self._first
-            waits = (wintypes.HANDLE * 2)(self._connected, self._stop)
             while True:
-                overlapped = _Overlapped(hEvent=self._connected)
-                _ResetEvent(self._connected)
-                connected = bool(_ConnectNamedPipe(handle, ctypes.byref(overlapped)))
-                error = 0 if connected else ctypes.get_last_error()
-                if error == _ERROR_IO_PENDING:
-                    which = _WaitForMultipleObjects(2, waits, False, _INFINITE)
-                    if which != _WAIT_OBJECT_0:  # stop requested (or the wait failed): shut down
-                        _CancelIoEx(handle, ctypes.byref(overlapped))
-                        _GetOverlappedResult(
-                            handle, ctypes.byref(overlapped), ctypes.byref(wintypes.DWORD()), True
-                        )
-                        _CloseHandle(handle)
-                        return
-                    ok = _GetOverlappedResult(
-                        handle, ctypes.byref(overlapped), ctypes.byref(wintypes.DWORD()), False
-                    )
-                    error = 0 if ok else ctypes.get_last_error()
-                if error not in (0, _ERROR_PIPE_CONNECTED):
-                    log.warning("a pipe client failed to connect (Windows error %d)", error)
+                outcome = self._wait_for_client(handle)
+                if outcome == "stop":
                     _CloseHandle(handle)
-                else:
-                    # The next instance exists before this one is handed over: the name never lapses.
-                    try:
-                        next_handle = _create_instance(self.address, self._security, first=False)
-                    except OSError:
-                        log.error("could not create the next pipe instance; no new connections accepted")  # noqa: TRY400
-                        self._hand_over(handle)
-                        return
-                    self._hand_over(handle)
-                    handle = next_handle
-                    continue
+                    return
+                # The next instance exists before this one is handed over or closed: the name never
+                # lapses, so no other process can create a pipe of that name in between.
                 try:
-                    handle = _create_instance(self.address, self._security, first=False)
+                    next_handle = _create_instance(self.address, self._security, first=False)
                 except OSError:
                     log.error("could not create the next pipe instance; no new connections accepted")  # noqa: TRY400
+                    next_handle = None
+                if outcome == "connected":
+                    self._hand_over(handle)
+                else:
+                    _CloseHandle(handle)
+                if next_handle is None:
                     return
+                handle = next_handle
+
+        def _wait_for_client(self, handle: Any) -> str:
+            """Wait on one instance: "connected", "failed" (try the next) or "stop"."""
+            overlapped = _Overlapped(hEvent=self._connected)
+            _ResetEvent(self._connected)
+            error = 0 if _ConnectNamedPipe(handle, ctypes.byref(overlapped)) else ctypes.get_last_error()
+            if error == _ERROR_IO_PENDING:
+                waits = (wintypes.HANDLE * 2)(self._connected, self._stop)
+                transferred = wintypes.DWORD()
+                if _WaitForMultipleObjects(2, waits, False, _INFINITE) != _WAIT_OBJECT_0:
+                    _CancelIoEx(handle, ctypes.byref(overlapped))  # then wait for the cancel to land
+                    _GetOverlappedResult(handle, ctypes.byref(overlapped), ctypes.byref(transferred), True)
+                    return "stop"
+                ok = _GetOverlappedResult(handle, ctypes.byref(overlapped), ctypes.byref(transferred), False)
+                error = 0 if ok else ctypes.get_last_error()
+            if error in (0, _ERROR_PIPE_CONNECTED):
+                return "connected"
+            log.warning("a pipe client failed to connect (Windows error %d)", error)
+            return "failed"
 
         def _hand_over(self, handle: Any) -> None:
             try:
