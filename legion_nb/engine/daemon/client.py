@@ -21,7 +21,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from legion_nb.engine.daemon.endpoint import Endpoint, check_private_dir, endpoint_for
+from legion_nb.engine.daemon.endpoint import (
+    Endpoint,
+    UnsafeRuntimeDirError,
+    check_private_dir,
+    endpoint_for,
+)
 from legion_nb.engine.daemon.metadata import pid_alive, read_metadata
 from legion_nb.engine.daemon.protocol import TOPICS, encode_line, error_from_wire
 from legion_nb.engine.daemon.streams import LineWriter
@@ -117,7 +122,10 @@ class RemoteEngine:
         self, topics: Sequence[str] = tuple(sorted(TOPICS))
     ) -> AsyncGenerator[RemoteEvent, None]:
         """Events on ``topics`` until the daemon stops or the iteration is closed."""
-        reader, writer = await self._opener()
+        try:
+            reader, writer = await self._opener()
+        except OSError as exc:
+            raise DaemonNotRunningError("the daemon no longer answers: is it still running?") from exc
         try:
             writer.write(encode_line({
                 "id": 0, "token": self._token, "method": "subscribe", "params": {"topics": list(topics)},
@@ -225,8 +233,8 @@ async def connect_if_alive(state_path: Path, token: str) -> RemoteEngine | None:
 
     try:
         reader, writer = await opener()
-    except PermissionError:
-        raise
+    except PermissionError as exc:  # someone else's listener: never hand it the token
+        raise UnsafeRuntimeDirError(f"{exc}: not sending the daemon token there") from exc
     except OSError:  # nobody answers: a stale endpoint the next daemon start will clean
         return None
     remote = RemoteEngine(reader, writer, token=token, opener=opener)
