@@ -210,6 +210,8 @@ class NodeExecution:
     updated: dt.datetime
     retryable: bool = False
     error: str | None = None
+    phase_done: bool = False
+    """``phase`` has finished (its end was persisted); a resume starts at the phase after it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -431,12 +433,16 @@ class NodeMaterial:
     node: str
     security: Mapping[str, Any] = field(default_factory=dict)
     nbde: NodeNbde | None = None
+    execution: NodeExecution | None = None
+    """Only while an ``add`` provisions a server that is not tracked yet; the write that tracks the
+    server moves it onto ``TrackedServer.execution``."""
 
     def __repr__(self) -> str:
         return f"NodeMaterial(node={self.node!r}, security=[{', '.join(sorted(self.security))}])"
 
     def to_json(self) -> dict[str, Any]:
-        return {"node": self.node, "nbde": self.nbde.to_json() if self.nbde else None}
+        nbde = self.nbde.to_json() if self.nbde else None
+        return {"node": self.node, "nbde": nbde, "execution": self.execution}
 
 
 @dataclass(frozen=True, slots=True, repr=False)
