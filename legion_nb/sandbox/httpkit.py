@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import ssl
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import Future
@@ -56,12 +57,17 @@ class ServedApp:
         await self.runner.cleanup()
 
 
-async def serve_app(app: web.Application, host: str = "127.0.0.1", port: int = 0) -> ServedApp:
-    """Start ``app`` on ``host:port`` (port 0: ephemeral) and return once it accepts connections."""
+async def serve_app(
+    app: web.Application, host: str = "127.0.0.1", port: int = 0, *, ssl_context: ssl.SSLContext | None = None
+) -> ServedApp:
+    """Start ``app`` on ``host:port`` (port 0: ephemeral) and return once it accepts connections.
+
+    With ``ssl_context`` it serves HTTPS (the simulated nodes' mTLS admin API).
+    """
     ensure_loopback(host)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
     try:
         await site.start()
     except OSError:

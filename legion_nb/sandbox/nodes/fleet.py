@@ -1,0 +1,97 @@
+"""A set of simulated nodes, one per server address, started and stopped as servers come and go.
+
+The provider emulators decide *that* a server exists and which 127.x address it has; the fleet makes
+that address answer like a machine (SSH, and later the admin API). :meth:`NodeFleet.sync` takes the
+wanted ``{address: hostname}`` map and starts or stops nodes to match it, so whoever watches the
+emulators can call it after every change without tracking differences itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+
+from legion_nb.sandbox.nodes.node import SimulatedNode
+from legion_nb.sandbox.nodes.system import NodeTiming
+
+__all__ = ["NodeFleet"]
+
+
+class NodeFleet:
+    """Simulated nodes keyed by address; an async context manager that stops them all on exit."""
+
+    def __init__(
+        self,
+        *,
+        authorized_keys: Iterable[str] = (),
+        timing: NodeTiming | None = None,
+        ssh_port: int = 0,
+        admin_port: int = 0,
+    ) -> None:
+        self.authorized_keys = tuple(authorized_keys)
+        """Keys root accepts on every new node (the provider SSH keys a cloud image would install)."""
+        self.timing = timing or NodeTiming()
+        self._ssh_port = ssh_port
+        self._admin_port = admin_port
+        self._nodes: dict[str, SimulatedNode] = {}
+        self._lock = asyncio.Lock()
+
+    def __contains__(self, address: object) -> bool:
+        return address in self._nodes
+
+    def node(self, address: str) -> SimulatedNode:
+        """The node at ``address``; ``KeyError`` names the address when there is none."""
+        try:
+            return self._nodes[address]
+        except KeyError:
+            raise KeyError(f"no simulated node at {address}") from None
+
+    def addresses(self) -> list[str]:
+        return sorted(self._nodes)
+
+    async def start_node(
+        self, address: str, hostname: str, *, authorized_keys: Iterable[str] | None = None
+    ) -> SimulatedNode:
+        """Boot a node at ``address`` (idempotent: an existing node there is returned as is)."""
+        async with self._lock:
+            existing = self._nodes.get(address)
+            if existing is not None:
+                return existing
+            node = SimulatedNode(
+                address,
+                hostname=hostname,
+                authorized_keys=self.authorized_keys if authorized_keys is None else authorized_keys,
+                ssh_port=self._ssh_port,
+                admin_port=self._admin_port,
+                timing=self.timing,
+            )
+            await node.start()
+            self._nodes[address] = node
+            return node
+
+    async def stop_node(self, address: str) -> None:
+        """Power the node at ``address`` off for good (idempotent)."""
+        async with self._lock:
+            node = self._nodes.pop(address, None)
+        if node is not None:
+            await node.aclose()
+
+    async def sync(self, wanted: Mapping[str, str]) -> None:
+        """Make the running nodes exactly ``wanted`` (``{address: hostname}``)."""
+        for address in [a for a in self._nodes if a not in wanted]:
+            await self.stop_node(address)
+        for address, hostname in wanted.items():
+            await self.start_node(address, hostname)
+
+    async def aclose(self) -> None:
+        for address in list(self._nodes):
+            await self.stop_node(address)
+
+    async def __aenter__(self) -> NodeFleet:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
