@@ -11,7 +11,7 @@ import traitlets
 from legion_nb.errors import LockedError
 from legion_nb.widgets.feed import Batch, StreamEvent
 from legion_nb.widgets.panel import LivePanel, esm_of
-from legion_nb.widgets.rows import parse_diff, parse_snapshot, tally
+from legion_nb.widgets.rows import DiffRow, Snapshot, parse_diff, parse_snapshot, tally
 
 __all__ = ["DiffSource", "PlanDiffPanel"]
 
@@ -28,8 +28,9 @@ class PlanDiffPanel(LivePanel):
     """Every resource with its action (create, update, delete, unchanged, adopt, orphan) and, under
     it, each field in the planned, tracked and observed views; changed fields are highlighted.
 
-    Each snapshot tells the panel that the state moved; it then reads the engine's ``diff()`` (a
-    query, never a command) and shows that, so the field values are always the engine's own diff.
+    The field diffs come with the snapshot rows (the app snapshot joins them in), so this panel shows
+    exactly the resources the resources panel shows. An engine whose snapshot rows carry no fields
+    is asked for its ``diff()`` (a query, never a command) after each snapshot instead.
     """
 
     _esm = esm_of("plan_diff")
@@ -45,14 +46,11 @@ class PlanDiffPanel(LivePanel):
         super().__init__(engine, **options)
 
     async def prepare(self, batch: Batch) -> Mapping[str, Any]:
-        if not batch.has_snapshot or self._diff_source is None:
+        if not batch.has_snapshot:
             return {}
         snapshot = parse_snapshot(batch.snapshot)
-        if snapshot.locked:
-            return {"locked": True, "revision": None, "resources": [], "counts": {}}
-        try:
-            rows = parse_diff(await self._diff_source.diff())
-        except LockedError:  # locked between the snapshot and the query: the next snapshot says so
+        rows = None if snapshot.locked else await self._changes(snapshot)
+        if rows is None:
             return {"locked": True, "revision": None, "resources": [], "counts": {}}
         return {
             "locked": False,
@@ -60,3 +58,14 @@ class PlanDiffPanel(LivePanel):
             "resources": rows,
             "counts": tally(row["action"] for row in rows),
         }
+
+    async def _changes(self, snapshot: Snapshot) -> list[DiffRow] | None:
+        """The snapshot's field diffs, or the engine's ``diff()``; None when the state is locked."""
+        if snapshot.changes is not None:
+            return list(snapshot.changes)
+        if self._diff_source is None:
+            return []
+        try:
+            return parse_diff(await self._diff_source.diff())
+        except LockedError:  # locked between the snapshot and the query: the next snapshot says so
+            return None

@@ -18,6 +18,10 @@ Snapshot row keys (all strings; a missing key reads as empty, a missing ``state`
     waiting    why the actor is waiting (e.g. a DNS zone waiting for server endpoints)
     error      the last error the actor recorded
     note       the diff's remark (e.g. a pending create settled by lookup first)
+    fields     the field diffs: [{field, planned, tracked, observed, changed}] (the plan diff panel)
+
+Other keys a row may carry (``system``, ``health``, ``facts``...) are detail for ``--json`` and are
+not shown here.
 """
 
 from __future__ import annotations
@@ -107,6 +111,9 @@ class Snapshot:
     locked: bool
     revision: int | None
     rows: tuple[ResourceRow, ...]
+    # The same resources with their field diffs, when the snapshot carries them ("fields" on every
+    # row, as the app snapshot assembler publishes); None from an engine whose rows have none.
+    changes: tuple[DiffRow, ...] | None = None
 
 
 def _mapping(value: Any, what: str) -> Mapping[str, Any]:
@@ -155,10 +162,12 @@ def parse_snapshot(data: Any) -> Snapshot:
     if not isinstance(rows, list):
         raise PanelDataError("the snapshot's rows are not a list: upgrade engine and widgets together")
     revision = snapshot.get("revision")
+    with_fields = all(isinstance(row, Mapping) and "fields" in row for row in rows)
     return Snapshot(
         locked=bool(snapshot.get("locked", False)),
         revision=revision if isinstance(revision, int) and not isinstance(revision, bool) else None,
         rows=tuple(_resource_row(row) for row in rows),
+        changes=tuple(_diff_row(row) for row in rows) if with_fields else None,
     )
 
 
@@ -173,27 +182,28 @@ def _field_row(raw: Any) -> FieldRow:
     )
 
 
+def _diff_row(raw: Any) -> DiffRow:
+    resource = _mapping(raw, "a diff resource")
+    fields = resource.get("fields", [])
+    if not isinstance(fields, list):
+        raise PanelDataError("a resource's fields are not a list: upgrade engine and widgets together")
+    return DiffRow(
+        kind=_text(resource.get("kind")),
+        name=_text(resource.get("name")),
+        provider=_text(resource.get("provider")),
+        action=_text(resource.get("action")),
+        note=_text(resource.get("note")),
+        fields=[_field_row(f) for f in fields],
+    )
+
+
 def parse_diff(data: Any) -> list[DiffRow]:
     """Typed rows from the engine's ``diff()`` result (a ``Diff`` object or its JSON)."""
     result = _mapping(to_jsonable(data), "the diff")
     resources = result.get("resources", [])
     if not isinstance(resources, list):
         raise PanelDataError("the diff's resources are not a list: upgrade engine and widgets together")
-    rows: list[DiffRow] = []
-    for raw in resources:
-        resource = _mapping(raw, "a diff resource")
-        fields = resource.get("fields", [])
-        rows.append(
-            DiffRow(
-                kind=_text(resource.get("kind")),
-                name=_text(resource.get("name")),
-                provider=_text(resource.get("provider")),
-                action=_text(resource.get("action")),
-                note=_text(resource.get("note")),
-                fields=[_field_row(f) for f in fields] if isinstance(fields, list) else [],
-            )
-        )
-    return rows
+    return [_diff_row(raw) for raw in resources]
 
 
 def tally(values: Iterable[str]) -> dict[str, int]:

@@ -35,3 +35,28 @@ async def until(predicate: Callable[[], bool], *, rounds: int = 2000) -> None:
             return
         await asyncio.sleep(0.005)
     raise AssertionError("the condition never held")
+
+
+async def latest_snapshot(engine: Any) -> Any:
+    """The engine's newest snapshot, as a new subscriber gets it first (what a panel must show)."""
+    stream = engine.subscribe(["snapshot"])
+    try:
+        async for event in stream:
+            return event.data
+    finally:
+        await stream.aclose()
+    raise AssertionError("the engine published no snapshot")
+
+
+async def until_matches_engine(engine: Any, shown: Callable[[], Any], expected: Callable[[Any], Any]) -> Any:
+    """Wait until a panel shows what the engine's newest snapshot says; returns that snapshot.
+
+    Actors may still publish (same state revision, newer beliefs) while the test looks, so the newest
+    snapshot is read again on every round instead of once.
+    """
+    for _ in range(400):
+        data = await latest_snapshot(engine)
+        if shown() == expected(data):
+            return data
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the panel never showed the engine's snapshot: {shown()!r}")

@@ -1,0 +1,170 @@
+"""A real JupyterLab for the browser tests: loopback only, a random token, isolated Jupyter dirs.
+
+The server runs ``python -m jupyter lab`` from this virtualenv on 127.0.0.1 with an OS-chosen port,
+a temporary root directory and temporary Jupyter config/data/runtime/settings directories, so that
+nothing from the machine's or the user's Jupyter setup leaks in and nothing it writes leaks out. Its
+``python3`` kernel is the venv's interpreter (:func:`nbkit.isolated_jupyter_env`). Readiness is the
+server's own runtime file plus a 200 from ``/api/status``, never a sleep.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nbkit import isolated_jupyter_env
+
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "LabServer", "chromium_or_skip", "start_lab"]
+
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's build; a browser is never downloaded
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+START_TIMEOUT = 180.0  # seconds; the machine is small and shared, JupyterLab starts in ~5-20 s
+
+# JupyterLab's own settings: no news or update checks (no traffic off the machine), and every cell
+# attached to the page so that the test sees all panels, not only those in the viewport.
+LAB_SETTINGS = {
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
+        "fetchNews": "false",
+        "checkForUpdates": False,
+    },
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+}
+LAB_CONFIG = {
+    "LabApp": {
+        "news_url": None,
+        "check_for_updates_class": "jupyterlab.NeverCheckForUpdate",
+        "extension_manager": "readonly",
+    }
+}
+
+
+@dataclass
+class LabServer:
+    process: subprocess.Popen[bytes]
+    base_url: str
+    token: str
+    root: Path
+    log_path: Path
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}/{path.lstrip('/')}?token={self.token}"
+
+    def api(self, path: str, method: str = "GET") -> Any:
+        request = urllib.request.Request(
+            f"{self.base_url}/api/{path}", method=method, headers={"Authorization": f"token {self.token}"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body = response.read()
+        return json.loads(body) if body else None
+
+    def log_tail(self, lines: int = 40) -> str:
+        text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self) -> None:
+        """Shut the kernels down through the API, then stop the server (SIGTERM, then SIGKILL)."""
+        if self.process.poll() is None:
+            # The server is going anyway if the API fails here; SIGTERM below shuts kernels down too.
+            with contextlib.suppress(OSError, urllib.error.URLError):
+                for kernel in self.api("kernels"):
+                    self.api(f"kernels/{kernel['id']}", method="DELETE")
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=30)
+
+
+def chromium_or_skip(path: Path) -> Path:
+    """``path`` if Chromium is there; else a skip on a developer machine and a failure under CI=true,
+    where ``scripts/setup`` installs it: a CI run must never pass by not looking at a browser."""
+    if path.exists():
+        return path
+    message = f"{path} is missing: install Debian's chromium (apt-get install chromium, or scripts/setup)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _write_settings(settings_dir: Path, config_dir: Path) -> None:
+    for relative, values in LAB_SETTINGS.items():
+        path = settings_dir / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values), encoding="utf-8")
+    (config_dir / "jupyter_lab_config.json").write_text(json.dumps(LAB_CONFIG), encoding="utf-8")
+
+
+def start_lab(root: Path, home: Path) -> LabServer:
+    """Start JupyterLab serving ``root``; ``home`` holds its private Jupyter directories."""
+    env = dict(os.environ)
+    env.update(isolated_jupyter_env(home / "jupyter"))
+    settings_dir = home / "lab-settings"
+    env["JUPYTERLAB_SETTINGS_DIR"] = str(settings_dir)
+    env["JUPYTERLAB_WORKSPACES_DIR"] = str(home / "lab-workspaces")
+    _write_settings(settings_dir, Path(env["JUPYTER_CONFIG_DIR"]))
+    token = secrets.token_hex(24)
+    runtime = Path(env["JUPYTER_RUNTIME_DIR"])
+    log_path = home / "jupyterlab.log"
+    argv = [
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        "--no-browser",
+        "--ServerApp.ip=127.0.0.1",
+        "--ServerApp.port=0",
+        "--ServerApp.port_retries=0",
+        "--ServerApp.open_browser=False",
+        "--ServerApp.terminals_enabled=False",
+        f"--ServerApp.root_dir={root}",
+        f"--IdentityProvider.token={token}",
+    ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        argv.append("--allow-root")  # CI containers run as root; the server still binds loopback only
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(argv, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = LabServer(process, "", token, root, log_path)
+    deadline = time.monotonic() + START_TIMEOUT
+    info_file = runtime / f"jpserver-{process.pid}.json"
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"JupyterLab exited with {process.returncode}:\n{server.log_tail()}")
+        if info_file.exists():
+            try:
+                info = json.loads(info_file.read_text(encoding="utf-8"))
+            except json.JSONDecodeError:
+                info = None  # caught mid-write; read it again on the next round
+            if info is not None:
+                server.base_url = f"http://127.0.0.1:{info['port']}"
+                try:
+                    server.api("status")
+                except (OSError, urllib.error.URLError):
+                    pass  # not answering yet
+                else:
+                    return server
+        time.sleep(0.2)
+    server.stop()
+    raise RuntimeError(f"JupyterLab did not become ready in {START_TIMEOUT:.0f} s:\n{server.log_tail()}")

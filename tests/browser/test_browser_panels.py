@@ -1,0 +1,151 @@
+"""The panels in a real JupyterLab, driven through Debian's Chromium with Playwright.
+
+What a headless kernel run cannot show: that the panels' JavaScript renders their tables in the
+page, that no widget is left "Loading widget..." or shows "Error displaying widget", that a panel
+displayed in one cell redraws when a later cell changes the plan, and that a change made by a
+background task AFTER the last cell finished (the kernel idle) still reaches the page. ipykernel 7
+has open reports of background updates stalling while the kernel is idle; this test is the proof
+that, on the versions we pin, they do not.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+from labkit import CHROMIUM_ARGS, LabServer
+from playwright.async_api import Locator, Page, async_playwright, expect
+
+NOTEBOOK = "00-plan-tour.ipynb"
+PLANNED = ["node-1", "node-2", "node-3", "node-4", "example.org"]  # what the tour plans
+TRIGGER = "go-late-change"
+LOAD = 180_000  # ms: JupyterLab's first load on a small shared machine
+RUN = 240_000  # ms: every cell, including the kernel start and one Argon2 unlock
+UPDATE = 60_000  # ms: a plan change reaching the page
+KERNEL_IDLE = re.compile(r"^Python 3 \(legion-nb venv\) \| Idle$")
+
+# Appended to the served copy of the tour: a background task that changes the plan once the test
+# drops the trigger file, i.e. after every cell has finished and the kernel is idle.
+LATE_CELL = f"""\
+import asyncio
+from pathlib import Path
+
+async def late_change():
+    while not Path({TRIGGER!r}).exists():
+        await asyncio.sleep(0.1)
+    await engine.plan_upsert_server(name="late-1", provider="hetzner")
+
+late = asyncio.get_running_loop().create_task(late_change())"""
+
+# True once each of the n code cells shows an execution count ("[3]:"), i.e. has run to its end.
+ALL_CELLS_RAN = """(n) => {
+    const prompts = [...document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputArea-prompt')];
+    return prompts.length === n && prompts.every((p) => /^\\[\\d+\\]:$/.test(p.textContent.trim()));
+}"""
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+
+def serve_tour_with_late_change(root: Path) -> int:
+    """Write the tour plus the late-change cell into the served root; returns its code cell count."""
+    nb = nbformat.read(root / NOTEBOOK, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(LATE_CELL))
+    nbformat.write(nb, root / NOTEBOOK)
+    return sum(cell.cell_type == "code" for cell in nb.cells)
+
+
+async def run_all_cells(page: Page) -> None:
+    await page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+    await page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+
+
+def resource_row(panel: Locator, name: str) -> Locator:
+    return panel.locator(f'tbody tr[data-name="{name}"]')
+
+
+def diff_row(page: Page, name: str) -> Locator:
+    return page.locator(f'.lnb-plan-diff tr.lnb-resource[data-name="{name}"]')
+
+
+async def row_names(rows: Locator) -> list[str | None]:
+    return [await row.get_attribute("data-name") for row in await rows.all()]
+
+
+async def agreed_rows(page: Page) -> list[str | None]:
+    """The resource names once the resources, diff and activity panels agree on them (each panel
+    redraws on its own feed, so one may be a redraw behind the others for a moment)."""
+    resources = page.locator(".lnb-resources tbody tr")
+    diff_rows = page.locator(".lnb-plan-diff tr.lnb-resource")
+    total = page.locator(".lnb-activity .lnb-total")
+    for _ in range(UPDATE // 100):
+        names = await row_names(resources)
+        if await row_names(diff_rows) == names and await total.inner_text() == f"{len(names)} resources":
+            return names
+        await page.wait_for_timeout(100)
+    raise AssertionError("the resources, plan diff and activity panels never agreed on the resources")
+
+
+async def prompts(page: Page) -> list[str]:
+    texts = await page.locator(".jp-NotebookPanel .jp-CodeCell .jp-InputArea-prompt").all_inner_texts()
+    return [t.strip() for t in texts]
+
+
+async def test_panels_render_and_keep_updating_between_cells_and_while_idle(
+    lab: LabServer, chromium: Path, artifacts: Path
+) -> None:
+    code_cells = serve_tour_with_late_change(lab.root)
+    page_errors: list[str] = []
+    console_errors: list[str] = []
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        page = await browser.new_page(viewport={"width": 1400, "height": 3600})
+        try:
+            page.on("pageerror", lambda error: page_errors.append(str(error)))
+            page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+            await page.goto(lab.url(f"lab/tree/{NOTEBOOK}"))
+            # The status bar names the kernel once it is connected ("No Kernel | Initializing" before):
+            # running cells any earlier would send them nowhere.
+            idle = page.locator(".jp-StatusBar-Widget").get_by_text(KERNEL_IDLE)
+            await expect(idle).to_have_count(1, timeout=LOAD)
+
+            await run_all_cells(page)
+            await page.wait_for_function(ALL_CELLS_RAN, arg=code_cells, timeout=RUN)
+            await expect(idle).to_have_count(1, timeout=RUN)
+
+            # Every panel rendered its table; no widget is still loading or failed to display.
+            resources = page.locator(".lnb-panel.lnb-resources")
+            await expect(resources).to_have_count(1, timeout=UPDATE)
+            await expect(page.locator(".lnb-panel.lnb-plan-diff")).to_have_count(1)
+            await expect(page.locator(".lnb-panel.lnb-activity")).to_have_count(1)
+            await expect(page.get_by_text("Loading widget")).to_have_count(0, timeout=UPDATE)
+            await expect(page.get_by_text("Error displaying widget")).to_have_count(0)
+
+            # The resources and diff panels were displayed before node-4 was planned: they redrew.
+            for name in PLANNED:
+                await expect(resource_row(resources, name)).to_have_count(1, timeout=UPDATE)
+                await expect(diff_row(page, name)).to_have_count(1, timeout=UPDATE)
+            shown = await agreed_rows(page)  # all three panels show the same resources
+            for badge in await resources.locator("tbody .lnb-badge.lnb-state").all():
+                assert (await badge.inner_text()).strip() not in ("", "-")  # every row has a lifecycle state
+            await expect(resources).to_have_attribute("data-feed", "live")
+
+            # Now a change from a background task while the kernel is idle, with no cell running.
+            before = await prompts(page)
+            await expect(idle).to_have_count(1)
+            (lab.root / TRIGGER).write_text("go", encoding="utf-8")
+            await expect(resource_row(resources, "late-1")).to_have_count(1, timeout=UPDATE)
+            await expect(diff_row(page, "late-1")).to_have_count(1, timeout=UPDATE)
+            assert set(await agreed_rows(page)) == {*shown, "late-1"}
+            assert await prompts(page) == before  # no cell ran: the update came from the background
+            await expect(idle).to_have_count(1)
+
+            await page.screenshot(path=str(artifacts / "browser-panels.png"), full_page=True)
+        except BaseException:
+            await page.screenshot(path=str(artifacts / "browser-panels-failure.png"), full_page=True)
+            raise
+        finally:
+            await browser.close()
+    assert page_errors == []
+    assert [e for e in console_errors if re.search(r"widget|lnb|anywidget", e, re.IGNORECASE)] == []
