@@ -127,6 +127,7 @@ class ResourceSupervisor:
 
     async def stop(self) -> None:
         """Stop every actor (cancelling work in flight) and forget the state."""
+        self._state = None  # first: nothing may start actors or reconcile from here on
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
@@ -135,12 +136,13 @@ class ResourceSupervisor:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        actors, self._actors = self._actors, {}
-        for actor in actors.values():
-            try:
-                await actor.stop()
-            except Exception:  # one actor failing to stop must not keep the others running
-                log.exception("stopping actor %s failed", actor.key)
+        async with self._lock:
+            actors, self._actors = self._actors, {}
+            for actor in actors.values():
+                try:
+                    await actor.stop()
+                except Exception:  # one actor failing to stop must not keep the others running
+                    log.exception("stopping actor %s failed", actor.key)
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
@@ -148,7 +150,6 @@ class ResourceSupervisor:
         if self._tracer is not None:
             self._tracer.close()
             self._tracer = None
-        self._state = None
         self._changed.set()
 
     @property
@@ -164,8 +165,8 @@ class ResourceSupervisor:
 
     async def sync_from_state(self) -> None:
         """Start actors for new keys and stop settled ones whose key the state no longer has."""
-        state = self._require_state()
         async with self._lock:
+            state = self._require_state()
             keys = desired_keys(state.state, self.settings)
             for key, provider in keys.items():
                 if key not in self._actors:
@@ -241,7 +242,9 @@ class ResourceSupervisor:
                 listener(changed)
             except Exception:  # a broken listener must not stop the others
                 log.exception("snapshot listener %s failed", getattr(listener, "__qualname__", "?"))
-        if any(s.key.kind == "server" for s in changed):
+        if any(s.settled for s in changed):
+            # A settled server may release waiting zones and firewalls; a settled teardown may
+            # leave an actor whose key is gone.
             self._schedule_reconcile()
 
     # -- reacting to the state ------------------------------------------------------------------------

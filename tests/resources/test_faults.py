@@ -1,0 +1,73 @@
+"""Injected provider faults (429, 5xx, committed-then-dropped): waves converge on the same provider
+state as a clean run, with no duplicate resources."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from conftest import SandboxProviders, State, make_world, plan_cluster
+
+from legion_nb.engine.resources.actor import ResourceSettings
+from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey
+from legion_nb.engine.resources.supervisor import ResourceSupervisor
+from legion_nb.providers.base import PortRange, ProviderAdapter
+from legion_nb.sandbox.faults import FaultPlan
+from legion_nb.sandbox.world import SandboxWorld
+
+NAMES = ("web-1", "web-2", "web-3")
+
+
+@pytest.fixture(params=[11, 23])
+def world(request: pytest.FixtureRequest) -> SandboxWorld:
+    return make_world(seed=int(request.param), fault_rate=0.2)
+
+
+@pytest.fixture
+async def faulty_supervisor(
+    providers: SandboxProviders, persistence: State
+) -> AsyncIterator[ResourceSupervisor]:
+    running = ResourceSupervisor(providers, settings=ResourceSettings(admin_sources=("127.0.0.1/32",)))
+    await running.attach(persistence)
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+async def _converge(supervisor: ResourceSupervisor, waves: int = 8) -> list[ActorSnapshot]:
+    """What an operator does after a partial failure: materialize again (repairs first)."""
+    rows: list[ActorSnapshot] = []
+    for _ in range(waves):
+        await supervisor.run_repairs()
+        await supervisor.sync_wave()
+        rows = await supervisor.wait_settled(timeout=60)
+        if all(r.error is None for r in rows):
+            return rows
+    return rows
+
+
+async def test_materialize_under_faults_converges_without_duplicates(
+    faulty_supervisor: ResourceSupervisor,
+    persistence: State,
+    world: SandboxWorld,
+    observer: dict[str, ProviderAdapter],
+) -> None:
+    await plan_cluster(persistence, NAMES, zone="example.org")
+
+    rows = await _converge(faulty_supervisor)
+
+    assert [r for r in rows if r.error is not None] == []
+    world.faults = FaultPlan(rate=0.0, seed=0)  # read the result without faults
+    servers = await observer["hetzner"].list_servers()
+    assert sorted(s.name for s in servers) == list(NAMES)  # exactly one of each
+    tracked = persistence.state.tracked
+    assert {s.id for s in servers} == {tracked.servers[n].provider_id for n in NAMES}
+    assert tracked.pending == {}
+    addresses = {tracked.servers[n].ipv4 for n in NAMES}
+    records = await observer["hetzner"].list_records("example.org")
+    assert {v for r in records if (r.name, r.type) == ("www", "A") for v in r.values} == addresses
+    [firewall] = await observer["hetzner"].list_firewalls()
+    sync = {s for r in firewall.rules if r.port == PortRange.single(4413) for s in r.sources}
+    assert sync == {f"{a}/32" for a in addresses}
+    assert {r.key for r in rows} >= {ResourceKey("server", n) for n in NAMES}

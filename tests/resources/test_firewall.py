@@ -1,0 +1,116 @@
+"""The firewall actor: the derived cluster set at the provider, peers only on 4413, node-level plans."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+from conftest import State, change, materialize, plan_cluster
+
+from legion_nb.engine import planning
+from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey
+from legion_nb.engine.resources.supervisor import ResourceSupervisor
+from legion_nb.engine.state.model import LegionState
+from legion_nb.providers.base import Firewall, PortRange, ProviderAdapter
+from legion_nb.sandbox.world import SandboxWorld
+
+FIREWALL = ResourceKey("firewall", "legion-default-hetzner")
+
+
+def _sources(firewall: Firewall, port: int) -> set[str]:
+    return {s for r in firewall.rules if r.port == PortRange.single(port) for s in r.sources}
+
+
+async def _only_firewall(observer: dict[str, ProviderAdapter]) -> Firewall:
+    [firewall] = await observer["hetzner"].list_firewalls()
+    return firewall
+
+
+async def test_the_cluster_firewall_admits_only_the_peers_on_4413(
+    supervisor: ResourceSupervisor, persistence: State, observer: dict[str, ProviderAdapter]
+) -> None:
+    await plan_cluster(persistence, ("web-1", "web-2", "web-3"))
+    rows = await materialize(supervisor)
+
+    firewall = await _only_firewall(observer)
+    servers = persistence.state.tracked.servers
+    assert firewall.name == "legion-default-hetzner"
+    assert _sources(firewall, 4413) == {f"{servers[n].ipv4}/32" for n in ("web-1", "web-2", "web-3")}
+    assert _sources(firewall, 22) == _sources(firewall, 8443) == {"127.0.0.1/32"}
+    assert {r.port for r in firewall.rules} == {PortRange.single(p) for p in (22, 8443, 4413)}
+    assert all(r.direction == "in" and r.protocol == "tcp" for r in firewall.rules)
+    assert set(firewall.applied_to) == {servers[n].provider_id for n in ("web-1", "web-2", "web-3")}
+    row = rows[FIREWALL]
+    assert (row.lifecycle, row.health) == ("applied", "healthy")
+    assert row.facts["servers"] == "web-1,web-2,web-3"
+
+
+async def test_removing_a_server_takes_it_out_of_the_firewall(
+    supervisor: ResourceSupervisor,
+    persistence: State,
+    observer: dict[str, ProviderAdapter],
+    world: SandboxWorld,
+) -> None:
+    await plan_cluster(persistence, ("web-1", "web-2", "web-3"))
+    await materialize(supervisor)
+    await change(persistence, lambda s: planning.remove_server(s, name="web-3"))
+
+    await materialize(supervisor)
+
+    firewall = await _only_firewall(observer)
+    servers = persistence.state.tracked.servers
+    assert _sources(firewall, 4413) == {f"{servers[n].ipv4}/32" for n in ("web-1", "web-2")}
+    assert set(firewall.applied_to) == {servers[n].provider_id for n in ("web-1", "web-2")}
+    before = world.counters.mutations()
+    await materialize(supervisor)
+    assert world.counters.mutations() == before
+
+
+async def test_a_provider_without_firewalls_gets_a_node_level_plan_and_no_calls(
+    supervisor: ResourceSupervisor, persistence: State, world: SandboxWorld
+) -> None:
+    await plan_cluster(persistence, ("node-1", "node-2"), provider="ovh")
+    rows = await materialize(supervisor)
+
+    row = rows[ResourceKey("firewall", "legion-default-ovh")]
+    assert (row.lifecycle, row.facts["enforcement"]) == ("applied", "node")
+    tracked = persistence.state.tracked.firewalls["legion-default-ovh"]
+    servers = persistence.state.tracked.servers
+    assert tracked.provider_id == "" and tracked.servers == ("node-1", "node-2")
+    [sync] = [r for r in tracked.rules if r.port == "4413"]
+    assert set(sync.sources) == {f"{servers[n].ipv4}/32" for n in ("node-1", "node-2")}
+    assert not any("firewall" in route for route in world.counters.snapshot().get("ovh", {}))
+
+
+async def test_endpoints_changing_while_the_firewall_applies_end_in_the_latest_set(
+    supervisor: ResourceSupervisor, persistence: State, observer: dict[str, ProviderAdapter]
+) -> None:
+    """A peer's address changes while the apply's provider calls are in flight: the actor applies
+    the latest full set before it reports convergence."""
+    await plan_cluster(persistence, ("web-1", "web-2"))
+    moved = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+
+    async def move_web2() -> None:
+        def apply(s: LegionState) -> LegionState:
+            servers = dict(s.tracked.servers)
+            servers["web-2"] = replace(servers["web-2"], ipv4="127.20.9.9")
+            return replace(s, tracked=replace(s.tracked, servers=servers))
+
+        await change(persistence, apply)
+        moved.set()
+
+    def watch(batch: list[ActorSnapshot]) -> None:
+        for snap in batch:
+            if snap.key == FIREWALL and snap.operation == "apply" and not tasks:
+                tasks.append(asyncio.get_running_loop().create_task(move_web2()))
+
+    supervisor.subscribe(watch)
+    await supervisor.sync_wave()
+    await moved.wait()
+    rows = {s.key: s for s in await supervisor.wait_settled(timeout=60)}
+
+    firewall = await _only_firewall(observer)
+    web1 = persistence.state.tracked.servers["web-1"].ipv4
+    assert _sources(firewall, 4413) == {f"{web1}/32", "127.20.9.9/32"}
+    assert rows[FIREWALL].lifecycle == "applied"

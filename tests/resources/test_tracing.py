@@ -1,0 +1,48 @@
+"""LEGION_TRACE_ACTORS: one JSON line per transition, in the log directory, with no secrets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import SandboxProviders, State, materialize, plan_cluster
+
+from legion_nb.engine.resources.actor import ResourceSettings
+from legion_nb.engine.resources.supervisor import ResourceSupervisor
+from legion_nb.engine.resources.tracing import TRACE_ENV, tracing_enabled
+from legion_nb.sandbox.cloud import SandboxCloud
+
+
+async def test_transitions_are_traced_as_json_lines_without_secrets(
+    providers: SandboxProviders, persistence: State, cloud: SandboxCloud, tmp_path: Path
+) -> None:
+    supervisor = ResourceSupervisor(providers, settings=ResourceSettings(), trace=True)
+    await supervisor.attach(persistence, log_dir=tmp_path / "logs")
+    try:
+        await plan_cluster(persistence, ("web-1",), zone="example.org")
+        await materialize(supervisor)
+    finally:
+        await supervisor.stop()
+
+    text = (tmp_path / "logs" / "actors.jsonl").read_text()
+    lines = [json.loads(line) for line in text.splitlines()]
+    web = [(r["event"], r["source"], r["target"]) for r in lines if r["actor"] == "server:web-1"]
+    assert ("sync", "absent", "creating") in web
+    assert ("done.invoke.creating", "creating", "provisioning") in web
+    assert ("done.invoke.provisioning", "provisioning", "running") in web
+    assert ("observe", "unknown", "reachable") in web
+    assert web[-1] == ("stop", "alive", "stopped")
+    zone = [(r["event"], r["target"]) for r in lines if r["actor"] == "dns_zone:example.org"]
+    assert ("done.invoke.creating", "waiting") in zone or ("done.invoke.creating", "applying") in zone
+    assert all(set(r) == {"ts", "actor", "event", "source", "target", "config"} for r in lines)
+    for block in cloud.endpoints().values():
+        for key, value in block.items():
+            if key not in ("url", "zone", "project_id", "organization_id", "service_name"):
+                assert value not in text
+
+
+def test_tracing_is_off_unless_asked_for() -> None:
+    assert not tracing_enabled({})
+    assert not tracing_enabled({TRACE_ENV: "0"})
+    assert tracing_enabled({TRACE_ENV: "1"})
+    assert tracing_enabled({TRACE_ENV: "yes"})
