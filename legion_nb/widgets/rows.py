@@ -17,6 +17,7 @@ Snapshot row keys (all strings; a missing key reads as empty, a missing ``state`
     substage   the persisted deployment phase of that operation (servers)
     waiting    why the actor is waiting (e.g. a DNS zone waiting for server endpoints)
     error      the last error the actor recorded
+    settled    (a boolean) the actor has nothing left to do for now; false until an actor reports
     note       the diff's remark (e.g. a pending create settled by lookup first)
     fields     the field diffs: [{field, planned, tracked, observed, changed}] (the plan diff panel)
 
@@ -37,6 +38,7 @@ from legion_nb.errors import LegionError
 __all__ = [
     "UNKNOWN_STATE",
     "DiffRow",
+    "EngineOperation",
     "FieldRow",
     "OperationRow",
     "PanelDataError",
@@ -45,6 +47,7 @@ __all__ = [
     "action_counts",
     "activity_lines",
     "current_operations",
+    "follow_operation",
     "parse_diff",
     "parse_snapshot",
     "state_counts",
@@ -72,6 +75,7 @@ class ResourceRow(TypedDict):
     substage: str
     waiting: str
     error: str
+    settled: bool
     note: str
 
 
@@ -151,6 +155,7 @@ def _resource_row(raw: Any) -> ResourceRow:
         substage=_text(row.get("substage")),
         waiting=_text(row.get("waiting")),
         error=_text(row.get("error")),
+        settled=row.get("settled") is True,
         note=_text(row.get("note")),
     )
 
@@ -240,13 +245,39 @@ def current_operations(rows: Sequence[ResourceRow]) -> list[OperationRow]:
 
 
 def activity_lines(batch: Sequence[Any]) -> list[str]:
-    """One readable line per "activity" item: its ``summary``/``message`` if it has one, else JSON."""
+    """One readable line per "activity" item: its time of day and ``summary`` (``message``) if it
+    has them, else the item as JSON."""
     lines: list[str] = []
     for item in batch:
         data = to_jsonable(item)
         if isinstance(data, Mapping):
             text = data.get("summary") or data.get("message")
-            lines.append(_text(text) if text else _text(data))
+            when = _text(data.get("time"))
+            clock = when[11:19] + " " if len(when) >= 19 and when[10] == "T" else ""
+            lines.append(clock + _text(text) if text else _text(data))
         else:
             lines.append(_text(data))
     return lines
+
+
+@dataclass(frozen=True, slots=True)
+class EngineOperation:
+    """The engine's own operation (materialize, refresh, a server command) as activity tells it."""
+
+    running: str = ""  # the running operation's summary, empty when none runs
+    last: str = ""  # the last finished one: its summary and final status
+
+
+def follow_operation(batch: Sequence[Any], seen: EngineOperation) -> EngineOperation:
+    """``seen`` moved on by the "begin"/"end" items of an activity batch (other items leave it)."""
+    running, last = seen.running, seen.last
+    for item in batch:
+        data = to_jsonable(item)
+        if not isinstance(data, Mapping):
+            continue
+        if data.get("event") == "begin":
+            running = _text(data.get("summary"))
+        elif data.get("event") == "end":
+            status = _text(data.get("status"))
+            running, last = "", _text(data.get("summary")) + (f" ({status})" if status else "")
+    return EngineOperation(running=running, last=last)

@@ -41,7 +41,8 @@ async def test_resources_panel_shows_the_engines_rows(engine: Engine) -> None:
     assert planned["dns_zone", "example.org"]["action"] == "create"
     assert all(r["state"] for r in panel.rows)  # a lifecycle state, or "unknown" until an actor reports
     assert set(panel.rows[0]) == {
-        "kind", "name", "provider", "action", "state", "operation", "substage", "waiting", "error", "note",
+        "kind", "name", "provider", "action", "state", "operation", "substage", "waiting", "error", "settled",
+        "note",
     }
     assert panel.feed_status == "live" and not panel.locked
     panel.close()
@@ -93,11 +94,20 @@ async def test_activity_panel_counts_states_and_actions_and_keeps_recent_items(e
     snapshot = parse_snapshot(data)
     assert panel.total == len(snapshot.rows) >= 4
     assert panel.actions == tally(r["action"] for r in snapshot.rows)
+    assert panel.settled == sum(r["settled"] for r in snapshot.rows)
     assert panel.operations == []  # nothing runs: no operation shown, no invented progress
-    engine.events.publish("activity", {"summary": "materialize started"})
+    assert panel.running == ""
+    engine.events.publish(
+        "activity", {"event": "begin", "summary": "materialize started", "time": "2026-11-27T16:30:05+00:00"}
+    )
     engine.events.publish("activity", {"kind": "refresh", "provider": "hetzner"})
     await until(lambda: '{"kind":"refresh","provider":"hetzner"}' in panel.recent)
-    assert panel.recent[-2:] == ["materialize started", '{"kind":"refresh","provider":"hetzner"}']
+    assert panel.recent[-2:] == ["16:30:05 materialize started", '{"kind":"refresh","provider":"hetzner"}']
+    assert panel.running == "materialize started"
+    end = {"event": "end", "summary": "materialize: 4 settled", "status": "succeeded"}
+    engine.events.publish("activity", end)
+    await until(lambda: panel.running == "")
+    assert panel.last_operation == "materialize: 4 settled (succeeded)"
     panel.close()
 
 

@@ -1,6 +1,7 @@
 // The activity panel: counts per lifecycle state and per pending action, the operations running
 // now, and the latest activity lines. Mirrors legion_nb/widgets/activity.py: title, locked,
-// revision, feed_status, total, states, actions, operations, recent.
+// revision, feed_status, total, settled, running, last_operation, states, actions, operations,
+// recent.
 
 const OPERATION_COLUMNS = [
   ["Kind", (o) => o.kind],
@@ -17,14 +18,21 @@ function activityCounts(label, family, counts) {
 
 export default {
   render({ model, el }) {
-    const traits = ["total", "states", "actions", "operations", "recent"];
+    const traits = ["total", "settled", "running", "last_operation", "states", "actions", "operations", "recent"];
     return lnbMount(model, el, "lnb-activity", traits, () => {
       const operations = model.get("operations");
       const recent = model.get("recent");
       const total = lnbEl("div", "lnb-total", `${model.get("total")} resources`);
+      const settled = lnbEl("span", "lnb-settled", `${model.get("settled")} settled`);
+      const running = model.get("running");
+      const last = model.get("last_operation");
+      const engineLine = running
+        ? lnbEl("div", "lnb-engine lnb-engine-running", "Running: ", running)
+        : lnbEl("div", "lnb-engine", last ? `Idle; last: ${last}` : "Idle");
       const parts = [
         lnbHeader(model),
-        total,
+        lnbEl("div", "lnb-counts", total, settled),
+        engineLine,
         activityCounts("By state", "state", model.get("states")),
         activityCounts("Pending", "action", model.get("actions")),
         lnbEl("h4", "lnb-subtitle", "Current operations"),
