@@ -25,7 +25,8 @@ Contract for adapter authors (``legion_nb.providers.<name>``):
   Providers without an action model (Scaleway, OVH) return operations whose ``kind`` names the
   awaited resource state (e.g. ``"server_running"``) and answer polls by reading the resource.
 * Everything Legion creates carries :class:`OwnershipLabels` (labels, or ``key=value`` tags where the
-  provider has only tags), so that a resource can be found again by labels after a crash.
+  provider has only tags, or :func:`encode_owned_name` where it has neither), so that a resource can
+  be found again by labels after a crash.
 """
 
 from __future__ import annotations
@@ -84,7 +85,9 @@ __all__ = [
     "SshKey",
     "UniquenessConflictError",
     "capability_missing",
+    "decode_owned_name",
     "deterministic_name",
+    "encode_owned_name",
     "labels_from_tags",
     "labels_match",
     "require_capability",
@@ -204,6 +207,36 @@ class OwnershipLabels:
     def as_tags(self) -> tuple[str, ...]:
         """The labels as ``key=value`` strings, for providers with tags instead of labels."""
         return tuple(f"{key}={value}" for key, value in self.as_labels().items())
+
+
+_OWNED_NAME_SEPARATOR = "--"
+
+
+def encode_owned_name(name: str, labels: Mapping[str, str]) -> str:
+    """The provider-side name of a resource that can hold neither labels nor tags (OVHcloud instances
+    and SSH keys, Scaleway IAM SSH keys): ``name--<legion uuid>`` when ``labels`` carry ownership,
+    else ``name`` unchanged.
+
+    Writing the Legion id into the name is what lets resilience find such a resource again after an
+    ambiguous create: exactly the resources whose name carries the id belong to the intent, however
+    many others share the plain name. :func:`decode_owned_name` reads it back.
+    """
+    ownership = OwnershipLabels.from_labels(labels)
+    return f"{name}{_OWNED_NAME_SEPARATOR}{ownership.legion_id}" if ownership else name
+
+
+def decode_owned_name(provider_name: str) -> tuple[str, dict[str, str]]:
+    """The plain name and the ownership labels that :func:`encode_owned_name` put into a provider-side
+    name; a name without a UUID after its last ``--`` is someone else's and comes back as it is."""
+    head, sep, tail = provider_name.rpartition(_OWNED_NAME_SEPARATOR)
+    if sep and head:
+        try:
+            legion_id = str(uuid.UUID(tail))
+        except ValueError:
+            return provider_name, {}
+        if legion_id == tail.lower():
+            return head, OwnershipLabels(legion_id).as_labels()
+    return provider_name, {}
 
 
 def labels_from_tags(tags: Iterable[str]) -> dict[str, str]:

@@ -26,7 +26,7 @@ from legion_nb.providers import base
 from legion_nb.providers.broker import ProviderBroker
 from legion_nb.providers.catalog import embedded_catalog
 from legion_nb.providers.http import OutcomeUnknownError
-from legion_nb.providers.ovh import DESCRIPTOR, OvhAdapter, convert
+from legion_nb.providers.ovh import DESCRIPTOR, OvhAdapter
 from legion_nb.providers.ovh.client import READ_CONCURRENCY
 from legion_nb.providers.ovh.signing import Signer, signature
 from legion_nb.providers.resilience import Resilience, SettlePolicy
@@ -362,12 +362,12 @@ async def test_costs_per_instance_come_from_the_usage_periods_that_overlap(make_
 
 def test_ownership_round_trips_through_the_instance_name() -> None:
     owner = base.OwnershipLabels.new()
-    encoded = convert.encode_name("node-1", owner.as_labels())
+    encoded = base.encode_owned_name("node-1", owner.as_labels())
     assert encoded == f"node-1--{owner.legion_id}"
-    assert convert.decode_name(encoded) == ("node-1", owner.as_labels())
-    assert convert.decode_name("web--blue") == ("web--blue", {})
-    assert convert.decode_name("plain") == ("plain", {})
-    assert convert.encode_name("plain", {"team": "x"}) == "plain"
+    assert base.decode_owned_name(encoded) == ("node-1", owner.as_labels())
+    assert base.decode_owned_name("web--blue") == ("web--blue", {})
+    assert base.decode_owned_name("plain") == ("plain", {})
+    assert base.encode_owned_name("plain", {"team": "x"}) == "plain"
 
 
 async def test_create_resolves_names_per_region_and_polls_by_listing(make_adapter: Any) -> None:

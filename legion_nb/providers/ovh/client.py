@@ -10,7 +10,7 @@ What it relies on from OVHcloud (see ``/work/shared/reference/providers.md``):
 * flavors and images exist once per region with their own ids: the engine names them (``b2-7``,
   ``Debian 12``) and the adapter resolves the id in the server's region;
 * instance names are not unique and there are no labels: ownership is encoded in the name (see
-  ``convert.py``), which is also how an ambiguous create is settled;
+  ``base.encode_owned_name``), which is also how an ambiguous create is settled;
 * there is no action model: operations are awaited resource states (``server_running``,
   ``server_off``, ``server_deleted``), polled with one instance list per tick;
 * DNS changes are drafts until ``POST /domain/zone/{zone}/refresh``: every change is followed by one;
@@ -290,7 +290,7 @@ class OvhAdapter:
                 PROVIDER, f"an OVHcloud instance takes one SSH key; got {len(spec.ssh_key_ids)}, pass one"
             )
         body: wire.InstanceCreateWire = {
-            "name": convert.encode_name(spec.name, spec.labels),
+            "name": base.encode_owned_name(spec.name, spec.labels),
             "flavorId": await self._resolve("flavor", spec.location, spec.server_type),
             "imageId": await self._resolve("image", spec.location, spec.image),
             "region": spec.location,
@@ -344,7 +344,7 @@ class OvhAdapter:
 
     async def create_ssh_key(self, name: str, public_key: str, labels: Mapping[str, str]) -> base.SshKey:
         require_capability(PROVIDER, CAPABILITIES, Capability.SSH_KEYS)
-        body = {"name": convert.encode_name(name, labels), "publicKey": public_key.strip()}
+        body = {"name": base.encode_owned_name(name, labels), "publicKey": public_key.strip()}
         item: wire.SshKeyWire = await self._call("POST", f"{self._project}/sshkey", body=body)
         return convert.ssh_key(item)
 

@@ -1,18 +1,15 @@
 """OVHcloud wire shapes -> the provider-neutral records of ``providers.base``.
 
 **Ownership lives in the name.** OVHcloud instances and SSH keys have no labels or tags in API v1, and
-instance names are not unique. Legion therefore writes its resource id into the provider-side name,
-``<name>--<legion uuid>`` (:func:`encode_name`), and reads it back into ownership labels
-(:func:`decode_name`). The engine keeps seeing the plain name and the usual ``legion/managed`` and
-``legion/id`` labels. This is what settles an ambiguous create: exactly the instances whose name
-carries the resource's uuid belong to it, so resilience can re-list by labels and find the first
-attempt (or prove there was none) without guessing from a non-unique name. Labels other than the
-ownership pair cannot be stored at OVHcloud and are not returned.
+instance names are not unique, so Legion writes its resource id into the provider-side name
+(:func:`legion_nb.providers.base.encode_owned_name`) and reads it back into ownership labels here. The
+engine keeps seeing the plain name and the usual ``legion/managed`` and ``legion/id`` labels, and an
+ambiguous create is settled by re-listing by labels. Labels other than the ownership pair cannot be
+stored at OVHcloud and are not returned.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
@@ -24,8 +21,6 @@ from legion_nb.providers.ovh import wire
 
 __all__ = [
     "PROVIDER",
-    "decode_name",
-    "encode_name",
     "record_sets",
     "server",
     "server_status",
@@ -36,27 +31,7 @@ __all__ = [
 ]
 
 PROVIDER = "ovh"
-_SEPARATOR = "--"
 _RECORD_TYPES: frozenset[str] = frozenset(get_args(base.DnsRecordType))
-
-
-def encode_name(name: str, labels: Mapping[str, str]) -> str:
-    """The provider-side name: ``name--<legion uuid>`` when ``labels`` carry ownership, else ``name``."""
-    ownership = base.OwnershipLabels.from_labels(labels)
-    return f"{name}{_SEPARATOR}{ownership.legion_id}" if ownership else name
-
-
-def decode_name(provider_name: str) -> tuple[str, dict[str, str]]:
-    """The plain name and the ownership labels encoded in a provider-side name."""
-    head, sep, tail = provider_name.rpartition(_SEPARATOR)
-    if sep and head:
-        try:
-            legion_id = str(uuid.UUID(tail))
-        except ValueError:
-            return provider_name, {}
-        if legion_id == tail.lower():
-            return head, base.OwnershipLabels(legion_id).as_labels()
-    return provider_name, {}
 
 
 def server_status(status: str) -> base.ServerStatus:
@@ -86,7 +61,7 @@ def server(
     item: wire.InstanceWire, flavor_names: Mapping[str, str], image_names: Mapping[str, str]
 ) -> base.Server:
     """A server from a list item (flavor/image ids, resolved by the maps) or a detail (objects)."""
-    name, labels = decode_name(item.get("name", ""))
+    name, labels = base.decode_owned_name(item.get("name", ""))
     ipv4 = next(
         (
             a.get("ip")
@@ -123,7 +98,7 @@ def server(
 
 
 def ssh_key(item: wire.SshKeyWire) -> base.SshKey:
-    name, labels = decode_name(item.get("name", ""))
+    name, labels = base.decode_owned_name(item.get("name", ""))
     return base.SshKey(
         provider=PROVIDER,
         id=item["id"],

@@ -13,7 +13,8 @@ What it relies on from Scaleway (see ``/work/shared/reference/providers.md``):
   which is safe because a power-on cannot happen twice.
 * Names are not unique. Ownership labels travel as ``key=value`` tags, and after a create whose
   outcome is unknown the adapter re-lists by the ``legion/id`` tag: found means it landed.
-  IAM SSH keys have no tags, so their ownership is encoded in the name (``name--<legion id>``).
+  IAM SSH keys have no tags, so their ownership is encoded in the name (``name--<legion id>``,
+  ``base.encode_owned_name``).
 * Firewalls are security groups, which are zonal too: :meth:`create_firewall` creates them in the
   credentials' zone and :meth:`apply_firewall` refuses servers of another zone. SSH keys are
   Project-wide (Scaleway injects every key of the Project), so ``ServerSpec.ssh_key_ids`` needs no
@@ -427,7 +428,7 @@ class ScalewayAdapter:
     async def create_ssh_key(self, name: str, public_key: str, labels: Mapping[str, str]) -> base.SshKey:
         require_capability(PROVIDER, CAPABILITIES, Capability.SSH_KEYS)
         body = {
-            "name": convert.encode_name(name, labels),
+            "name": base.encode_owned_name(name, labels),
             "public_key": public_key.strip(),
             "project_id": self._project,
         }

@@ -6,7 +6,6 @@ the form Scaleway's own tooling uses: a bare Scaleway uuid does not say which zo
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -22,8 +21,6 @@ __all__ = [
     "PROVIDER",
     "billing_entry",
     "catalog_image",
-    "decode_name",
-    "encode_name",
     "enum",
     "firewall_rules",
     "floating_ip",
@@ -63,8 +60,6 @@ _IMAGE_VERSIONS: dict[str, tuple[str, str]] = {
     "ubuntu_noble": ("ubuntu", "24.04"),
 }
 
-_NAME_SEPARATOR = "--"
-
 
 def enum(value: object) -> str:
     """A Scaleway enumeration value, normalized: Scaleway mixes ``TCP`` and ``tcp``."""
@@ -89,24 +84,6 @@ def tags_for(labels: Mapping[str, str], extra: Mapping[str, str] | None = None) 
     """Labels as ``key=value`` tags (Scaleway has tags, not labels), in a stable order."""
     merged = {**labels, **(extra or {})}
     return [f"{key}={value}" if value != "" else key for key, value in sorted(merged.items())]
-
-
-def encode_name(name: str, labels: Mapping[str, str]) -> str:
-    """For resources without tags (IAM SSH keys): ``name--<legion uuid>`` when owned by Legion."""
-    ownership = base.OwnershipLabels.from_labels(labels)
-    return f"{name}{_NAME_SEPARATOR}{ownership.legion_id}" if ownership else name
-
-
-def decode_name(provider_name: str) -> tuple[str, dict[str, str]]:
-    head, sep, tail = provider_name.rpartition(_NAME_SEPARATOR)
-    if sep and head:
-        try:
-            legion_id = str(uuid.UUID(tail))
-        except ValueError:
-            return provider_name, {}
-        if legion_id == tail.lower():
-            return head, base.OwnershipLabels(legion_id).as_labels()
-    return provider_name, {}
 
 
 def _created(value: object) -> datetime | None:
@@ -175,7 +152,7 @@ def _image_ref(image: object, labels: Mapping[str, str]) -> str | None:
 
 
 def ssh_key(body: wire.SshKeyJson) -> base.SshKey:
-    name, labels = decode_name(str(body.get("name") or ""))
+    name, labels = base.decode_owned_name(str(body.get("name") or ""))
     return base.SshKey(
         provider=PROVIDER,
         id=str(_require(body, "id", "an SSH key")),
