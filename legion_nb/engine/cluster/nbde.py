@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from legion_nb.engine.state.model import NbdeMode, NodeNbde
+from legion_nb.engine.state.model import LegionState, NbdeMode, NodeNbde
 from legion_nb.errors import ValidationError
 
 __all__ = [
@@ -39,7 +39,9 @@ __all__ = [
     "NbdeRepair",
     "NodeFacts",
     "NodeUnlock",
+    "cluster_facts",
     "derive_nbde_policy",
+    "nbde_repairs",
     "quorum_threshold",
     "select_nbde_repairs",
 ]
@@ -200,3 +202,38 @@ def _differences(target: NodeUnlock, record: NodeNbde | None) -> tuple[str, ...]
     elif target.mode != "local" and record.threshold != target.threshold:
         reasons.append(f"threshold {record.threshold} -> {target.threshold}")
     return tuple(reasons)
+
+
+# -- facts from the state ------------------------------------------------------------------------
+
+
+def cluster_facts(state: LegionState, cluster: str, *, deploying: str | None = None) -> ClusterFacts:
+    """The NBDE facts the state holds for ``cluster``'s nodes (satellites take no part).
+
+    A node is healthy when its last deployment execution succeeded (``deploying`` names a node in
+    the middle of its own operation, which counts as healthy: it is past its readiness phase when NBDE
+    is reconciled). A node serves Tang once it has been NBDE-reconciled at least once: that reconcile
+    is what enrols its Tang server.
+    """
+    nodes: list[NodeFacts] = []
+    for name, server in state.tracked.servers.items():
+        if server.cluster != cluster or server.role != "cluster":
+            continue
+        execution = server.execution
+        healthy = name == deploying or (execution is not None and execution.status == "succeeded")
+        material = state.deployment.nodes.get(name)
+        tang = healthy and material is not None and material.nbde is not None
+        nodes.append(NodeFacts(name, healthy=healthy, tang=tang))
+    return ClusterFacts.of(cluster, nodes)
+
+
+def nbde_repairs(state: LegionState) -> tuple[NbdeRepair, ...]:
+    """Every node, across clusters, whose NBDE needs a reconcile (for the repair tick)."""
+    repairs: list[NbdeRepair] = []
+    for cluster in sorted({server.cluster for server in state.tracked.servers.values()}):
+        policy = derive_nbde_policy(cluster_facts(state, cluster))
+        recorded = {
+            name: material.nbde for name, material in state.deployment.nodes.items() if name in policy.nodes
+        }
+        repairs.extend(select_nbde_repairs(policy, recorded))
+    return tuple(repairs)

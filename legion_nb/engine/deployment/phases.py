@@ -1,0 +1,188 @@
+"""The deployment phase machine, declared: which phases each node operation walks, and in what order.
+
+A node operation (add, reinstall, Tribes reconfigure, NBDE promotion, NBDE reconcile) is a fixed
+sequence of phases, and :data:`PLANS` says which. The machine is this table plus one rule: after a
+phase ends, the next phase of the same plan starts; after the last one, the execution succeeded.
+There is no branching to hand-roll: what differs between runs (a server already provisioned, a node
+already installed) is decided inside each phase, which checks reality first and does nothing when
+its work is already done. That is what makes a resume after a crash safe: the phase that was
+running is simply run again.
+
+Where the durable record lives (the crash-recovery unit): on the tracked server
+(``TrackedServer.execution``). Before an ``add`` has a tracked server (its provision phase), the
+record sits in the node's deployment material (``NodeMaterial.execution``) and moves onto the
+tracked server in the same state write that tracks it (:func:`track_server`).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import replace
+from types import MappingProxyType
+
+from legion_nb.engine.state.model import (
+    LegionState,
+    NodeExecution,
+    NodeMaterial,
+    TrackedServer,
+)
+from legion_nb.errors import UsageError
+
+__all__ = [
+    "INSTALL_PHASES",
+    "PLANS",
+    "NodeOperation",
+    "Phase",
+    "UnknownOperationError",
+    "execution_of",
+    "first_phase",
+    "material_of",
+    "next_phase",
+    "operation_of",
+    "resume_phase",
+    "track_server",
+    "with_execution",
+    "with_material",
+]
+
+
+class Phase(enum.StrEnum):
+    """One durable step of a node operation; the value is what ``NodeExecution.phase`` holds."""
+
+    PROVISION = "provision"
+    """Create the cloud server (once: a pending intent and the tracked provider id guard it)."""
+    IMAGE_RESET = "image_reset"
+    """Reinstall: rebuild the server from a current provider image (kept if still in the catalog)."""
+    KEXEC = "kexec"
+    """Boot the cloud image into the installer."""
+    OS_INSTALL = "os_install"
+    """Stage Legion's host key and admin keys, write the OS."""
+    REBOOT = "reboot"
+    """Boot the installed system; from here on the node answers with Legion's host key."""
+    CERTIFICATES = "certificates"
+    """Stage the cluster CA and node certificate, start the mTLS admin API."""
+    TRIBES_CONFIG = "tribes_config"
+    """Hand the node its peer-sync configuration and start Tribes."""
+    READINESS = "readiness"
+    """Wait until the node reports itself ready."""
+    CLUSTER_RECONCILE = "cluster_reconcile"
+    """Bring the other nodes' peer lists up to date with this node."""
+    BARRIER_CLEAR = "barrier_clear"
+    """Let the node be published (DNS, endpoints): it is ready and its peers know it."""
+    NBDE_RECONCILE = "nbde_reconcile"
+    """Bind the disk unlock to the derived NBDE policy (a no-op when already there)."""
+
+
+class NodeOperation(enum.StrEnum):
+    ADD = "add"
+    REINSTALL = "reinstall"
+    RECONFIGURE = "reconfigure"
+    NBDE_PROMOTE = "nbde_promote"
+    NBDE_RECONCILE = "nbde_reconcile"
+
+
+INSTALL_PHASES: tuple[Phase, ...] = (
+    Phase.KEXEC,
+    Phase.OS_INSTALL,
+    Phase.REBOOT,
+    Phase.CERTIFICATES,
+    Phase.TRIBES_CONFIG,
+    Phase.READINESS,
+    Phase.CLUSTER_RECONCILE,
+    Phase.BARRIER_CLEAR,
+    Phase.NBDE_RECONCILE,
+)
+
+PLANS: Mapping[NodeOperation, tuple[Phase, ...]] = MappingProxyType(
+    {
+        NodeOperation.ADD: (Phase.PROVISION, *INSTALL_PHASES),
+        NodeOperation.REINSTALL: (Phase.IMAGE_RESET, *INSTALL_PHASES),
+        NodeOperation.RECONFIGURE: (
+            Phase.TRIBES_CONFIG,
+            Phase.READINESS,
+            Phase.CLUSTER_RECONCILE,
+            Phase.BARRIER_CLEAR,
+        ),
+        NodeOperation.NBDE_PROMOTE: (Phase.READINESS, Phase.NBDE_RECONCILE, Phase.CLUSTER_RECONCILE),
+        NodeOperation.NBDE_RECONCILE: (Phase.NBDE_RECONCILE,),
+    }
+)
+
+
+class UnknownOperationError(UsageError):
+    code = "unknown_node_operation"
+
+
+def operation_of(name: str) -> NodeOperation:
+    try:
+        return NodeOperation(name)
+    except ValueError:
+        known = ", ".join(op.value for op in NodeOperation)
+        raise UnknownOperationError(f"unknown node operation {name!r}; use one of {known}") from None
+
+
+def first_phase(operation: NodeOperation) -> Phase:
+    return PLANS[operation][0]
+
+
+def next_phase(operation: NodeOperation, phase: Phase) -> Phase | None:
+    """The phase after ``phase`` in ``operation``'s plan; ``None`` after the last one."""
+    plan = PLANS[operation]
+    index = plan.index(phase)
+    return plan[index + 1] if index + 1 < len(plan) else None
+
+
+def resume_phase(execution: NodeExecution) -> Phase | None:
+    """Where a retry of ``execution`` starts: the recorded phase again if it had not ended (it is
+    idempotent), else the one after it; ``None`` when nothing is left to do."""
+    operation = operation_of(execution.operation)
+    try:
+        phase = Phase(execution.phase)
+    except ValueError:
+        return first_phase(operation)  # written by another version: start over, phases are idempotent
+    if phase not in PLANS[operation]:
+        return first_phase(operation)
+    return next_phase(operation, phase) if execution.phase_done else phase
+
+
+# -- where the record lives -----------------------------------------------------------------------
+
+
+def material_of(state: LegionState, node: str) -> NodeMaterial | None:
+    return state.deployment.nodes.get(node)
+
+
+def with_material(state: LegionState, material: NodeMaterial) -> LegionState:
+    nodes = {**state.deployment.nodes, material.node: material}
+    return replace(state, deployment=replace(state.deployment, nodes=nodes))
+
+
+def execution_of(state: LegionState, node: str) -> NodeExecution | None:
+    """The node's current execution record: the tracked server's, else the pre-tracking one."""
+    server = state.tracked.servers.get(node)
+    if server is not None:
+        return server.execution
+    material = material_of(state, node)
+    return material.execution if material is not None else None
+
+
+def with_execution(state: LegionState, node: str, execution: NodeExecution | None) -> LegionState:
+    """``state`` with ``node``'s execution record replaced, wherever it lives (module notes)."""
+    server = state.tracked.servers.get(node)
+    if server is not None:
+        servers = {**state.tracked.servers, node: replace(server, execution=execution)}
+        return replace(state, tracked=replace(state.tracked, servers=servers))
+    material = material_of(state, node) or NodeMaterial(node=node)
+    return with_material(state, replace(material, execution=execution))
+
+
+def track_server(state: LegionState, record: TrackedServer) -> LegionState:
+    """Track ``record``, carrying over the pre-tracking execution record in the same write."""
+    material = material_of(state, record.name)
+    execution = record.execution
+    if material is not None and material.execution is not None:
+        execution = material.execution
+        state = with_material(state, replace(material, execution=None))
+    servers = {**state.tracked.servers, record.name: replace(record, execution=execution)}
+    return replace(state, tracked=replace(state.tracked, servers=servers))

@@ -1,0 +1,295 @@
+"""NodeDeploymentRuntime: drives a node operation through its declared phases, durably.
+
+Turning a cloud server into a Tribes node takes minutes and a dozen steps over SSH, HTTPS and the
+provider API; the engine process may die in the middle of any of them. So every phase is bracketed
+by two durable state writes (through the persistence supervisor, into the node's ``NodeExecution``):
+
+* at its start: ``phase=P, phase_done=False, status=running``;
+* at its end: ``phase=P, phase_done=True`` (and after the last phase ``status=succeeded``).
+
+:meth:`NodeDeploymentRuntime.initialize`, called once when the engine unlocks, turns every execution
+still marked ``running`` into ``interrupted, retryable``: nothing is running after a restart, and
+pretending otherwise (or pretending it succeeded) would lie to the operator. :meth:`resume` continues
+an interrupted or failed execution from its recorded phase (:func:`phases.resume_phase`): the phase
+that was running is run again, which is safe because every phase checks reality before acting.
+
+A phase that fails records ``status=failed`` with the one-line error; it is retryable unless the
+error is the operator's (a :class:`~legion_nb.errors.UsageError`). Cancellation (engine shutdown)
+records ``interrupted, retryable`` and is re-raised.
+
+Tests may pass a ``delay`` hook. It never replaces persistence: it is awaited at named points
+(``start`` of every phase, plus points a phase service announces through ``ctx.checkpoint``) so a
+crash test can SIGKILL the process while it sits *inside* a given phase.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from legion_nb.engine.deployment.phases import (
+    PLANS,
+    NodeOperation,
+    Phase,
+    execution_of,
+    first_phase,
+    next_phase,
+    operation_of,
+    resume_phase,
+    with_execution,
+)
+from legion_nb.engine.resources.ports import StatePort
+from legion_nb.engine.state.model import LegionState, NodeExecution, utcnow
+from legion_nb.errors import OperationError, UsageError
+
+__all__ = [
+    "DelayHook",
+    "DeploymentBusyError",
+    "NodeDeploymentRuntime",
+    "NothingToResumeError",
+    "PhaseContext",
+    "PhaseHandler",
+    "PhaseMetrics",
+    "PhaseServices",
+    "mark_interrupted",
+]
+
+DelayHook = Callable[[str, Phase, str], Awaitable[None]]
+"""``(node, phase, point)``: awaited at ``start`` of each phase and at a service's checkpoints."""
+
+
+class DeploymentBusyError(OperationError):
+    code = "deployment_busy"
+
+
+class NothingToResumeError(UsageError):
+    code = "nothing_to_resume"
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseContext:
+    """What a phase service gets: which node, which operation and phase, and the checkpoint hook."""
+
+    node: str
+    operation: NodeOperation
+    phase: Phase
+    checkpoint: Callable[[str], Awaitable[None]] = field(repr=False)
+
+
+PhaseHandler = Callable[[PhaseContext], Awaitable[None]]
+
+
+class PhaseServices(Protocol):
+    """The work behind the phases (:mod:`legion_nb.engine.deployment.services`)."""
+
+    async def prepare(self, node: str, operation: NodeOperation) -> None:
+        """Make sure what every phase relies on exists (the node's identity and cluster CA)."""
+        ...
+
+    def handler(self, phase: Phase) -> PhaseHandler:
+        """The async function that performs ``phase``; it must be idempotent."""
+        ...
+
+
+@dataclass(slots=True)
+class PhaseMetrics:
+    """Per-phase run counts and wall time in this process (for snapshots and benchmarks)."""
+
+    runs: dict[Phase, int] = field(default_factory=dict)
+    seconds: dict[Phase, float] = field(default_factory=dict)
+    failures: dict[Phase, int] = field(default_factory=dict)
+
+    def add(self, phase: Phase, seconds: float, *, failed: bool) -> None:
+        self.runs[phase] = self.runs.get(phase, 0) + 1
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + seconds
+        if failed:
+            self.failures[phase] = self.failures.get(phase, 0) + 1
+
+
+def mark_interrupted(state: LegionState) -> tuple[LegionState, tuple[str, ...]]:
+    """Every ``running`` execution (tracked or pre-tracking) becomes ``interrupted, retryable``."""
+    stamp = utcnow()
+    names: list[str] = []
+    candidates = {
+        **{name: material.execution for name, material in state.deployment.nodes.items()},
+        **{name: server.execution for name, server in state.tracked.servers.items()},
+    }
+    for name, execution in sorted(candidates.items()):
+        if execution is None or execution.status != "running":
+            continue
+        stopped = replace(
+            execution,
+            status="interrupted",
+            retryable=True,
+            updated=stamp,
+            error=f"interrupted during {execution.phase}: Legion stopped; resume to continue from there",
+        )
+        state = with_execution(state, name, stopped)
+        names.append(name)
+    return state, tuple(names)
+
+
+class NodeDeploymentRuntime:
+    """Runs and resumes node operations; at most one per node at a time in this process."""
+
+    def __init__(
+        self,
+        state: StatePort,
+        services: PhaseServices,
+        *,
+        delay: DelayHook | None = None,
+    ) -> None:
+        self._state = state
+        self._services = services
+        self._delay = delay
+        self._active: dict[str, NodeOperation] = {}
+        self.metrics = PhaseMetrics()
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def execution(self, node: str) -> NodeExecution | None:
+        """The node's durable execution record (``None`` when it never ran an operation)."""
+        return execution_of(self._state.state, node)
+
+    def active(self) -> Mapping[str, NodeOperation]:
+        """Operations running in this process, by node."""
+        return dict(self._active)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def initialize(self) -> tuple[str, ...]:
+        """Mark executions a previous process left ``running`` as interrupted; their node names."""
+        return await self._state.mutate(mark_interrupted, reason="deployment: mark interrupted executions")
+
+    # -- operations ------------------------------------------------------------------------------
+
+    async def run(self, node: str, operation: str | NodeOperation) -> NodeExecution:
+        """Run ``operation`` on ``node`` from its first phase; returns the succeeded execution.
+
+        Raises :class:`DeploymentBusyError` while another operation runs on the node, and whatever
+        the failing phase raised (after recording it).
+        """
+        op = operation if isinstance(operation, NodeOperation) else operation_of(operation)
+        return await self._drive(node, op, first_phase(op), started=None)
+
+    async def resume(self, node: str) -> NodeExecution:
+        """Continue the node's interrupted or failed execution from its recorded phase."""
+        execution = self.execution(node)
+        if execution is None:
+            raise NothingToResumeError(f"node {node} has no deployment execution to resume")
+        if execution.status == "succeeded":
+            return execution
+        if node in self._active:
+            raise DeploymentBusyError(f"node {node} is already running {self._active[node]}; wait for it")
+        if not execution.retryable:
+            raise NothingToResumeError(
+                f"node {node}'s {execution.operation} failed in {execution.phase} and cannot be retried "
+                f"({execution.error or 'no reason recorded'}); start the operation again"
+            )
+        op = operation_of(execution.operation)
+        phase = resume_phase(execution)
+        return await self._drive(node, op, phase, started=execution)
+
+    # -- the machine -----------------------------------------------------------------------------
+
+    async def _drive(
+        self, node: str, op: NodeOperation, start: Phase | None, *, started: NodeExecution | None
+    ) -> NodeExecution:
+        if node in self._active:
+            raise DeploymentBusyError(f"node {node} is already running {self._active[node]}; wait for it")
+        self._active[node] = op
+        try:
+            await self._services.prepare(node, op)
+            began = started.started if started is not None else utcnow()
+            phase = start
+            last = started.phase if started is not None else first_phase(op).value
+            while phase is not None:
+                await self._record(node, op, phase, began, done=False)
+                await self._run_phase(node, op, phase, began)
+                await self._record(node, op, phase, began, done=True)
+                last, phase = phase.value, next_phase(op, phase)
+            return await self._finish(node, op, last, began)
+        finally:
+            self._active.pop(node, None)
+
+    async def _run_phase(self, node: str, op: NodeOperation, phase: Phase, began: dt.datetime) -> None:
+        async def checkpoint(point: str) -> None:
+            if self._delay is not None:
+                await self._delay(node, phase, point)
+
+        ctx = PhaseContext(node=node, operation=op, phase=phase, checkpoint=checkpoint)
+        handler = self._services.handler(phase)
+        clock = time.perf_counter()
+        try:
+            await checkpoint("start")
+            await handler(ctx)
+        except asyncio.CancelledError:
+            self.metrics.add(phase, time.perf_counter() - clock, failed=True)
+            await asyncio.shield(
+                self._stopped(node, op, phase, interrupted=True, retryable=True, error="cancelled")
+            )
+            raise
+        except Exception as exc:
+            self.metrics.add(phase, time.perf_counter() - clock, failed=True)
+            retryable = not isinstance(exc, UsageError)
+            message = str(exc) or type(exc).__name__
+            await self._stopped(node, op, phase, interrupted=False, retryable=retryable, error=message)
+            raise
+        self.metrics.add(phase, time.perf_counter() - clock, failed=False)
+
+    async def _record(
+        self, node: str, op: NodeOperation, phase: Phase, began: dt.datetime, *, done: bool
+    ) -> None:
+        assert phase in PLANS[op]
+        now = utcnow()
+        record = NodeExecution(
+            operation=op.value,
+            phase=phase.value,
+            status="running",
+            started=began,
+            updated=now,
+            phase_done=done,
+        )
+        word = "ended" if done else "started"
+        await self._state.mutate(
+            lambda s: (with_execution(s, node, record), None), reason=f"node {node}: {op} {phase} {word}"
+        )
+
+    async def _stopped(
+        self, node: str, op: NodeOperation, phase: Phase, *, interrupted: bool, retryable: bool, error: str
+    ) -> None:
+        def stop(state: LegionState) -> tuple[LegionState, None]:
+            current = execution_of(state, node)
+            now = utcnow()
+            record = NodeExecution(
+                operation=op.value,
+                phase=phase.value,
+                status="interrupted" if interrupted else "failed",
+                started=current.started if current is not None else now,
+                updated=now,
+                retryable=retryable,
+                error=" ".join(error.split()),
+            )
+            return with_execution(state, node, record), None
+
+        word = "interrupted" if interrupted else "failed"
+        await self._state.mutate(stop, reason=f"node {node}: {op} {word} in {phase}")
+
+    async def _finish(self, node: str, op: NodeOperation, last: str, began: dt.datetime) -> NodeExecution:
+        now = utcnow()
+        record = NodeExecution(
+            operation=op.value,
+            phase=last,
+            status="succeeded",
+            started=began,
+            updated=now,
+            phase_done=True,
+        )
+        await self._state.mutate(
+            lambda s: (with_execution(s, node, record), None), reason=f"node {node}: {op} succeeded"
+        )
+        return record

@@ -1,0 +1,209 @@
+"""Shared parts of the deployment runtime tests: the sandbox cloud with real simulated nodes, and the
+engine-side pieces (encrypted state, broker, resilience, phase services, runtime) wired as the engine
+wires them.
+
+``NodeWatcher`` stands in for the sandbox hook that boots a simulated node whenever the Hetzner
+emulator runs a server: it polls the emulated project and keeps a :class:`NodeFleet` in step, with
+root accepting the SSH keys the server was created with (as a cloud image would).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+from legion_nb.engine import planning
+from legion_nb.engine.deployment.runtime import DelayHook, NodeDeploymentRuntime
+from legion_nb.engine.deployment.services import (
+    DeploymentServices,
+    NodeAccess,
+    ReadinessPolicy,
+    SshNodeConnector,
+)
+from legion_nb.engine.resources.pending import StatePendingRecorder
+from legion_nb.engine.ssh import ReconnectPolicy, SshOptions
+from legion_nb.engine.state.model import LegionState, decode_state, empty_state, encode_state
+from legion_nb.engine.state.persistence import PersistenceSupervisor
+from legion_nb.engine.state.store import SecureStateStore
+from legion_nb.providers.base import Catalog, ProviderCredentials
+from legion_nb.providers.broker import BrokerPolicy, PollPolicy, ProviderBroker, RetryPolicy
+from legion_nb.providers.catalog import embedded_catalog
+from legion_nb.providers.registry import create_adapter
+from legion_nb.providers.resilience import Resilience, SettlePolicy
+from legion_nb.sandbox.cloud import SandboxCloud
+from legion_nb.sandbox.hetzner import state_of
+from legion_nb.sandbox.nodes import NodeFleet, NodeTiming
+from legion_nb.sandbox.world import SandboxWorld, Timing
+
+PASSWORD = "deployment-runtime-test"
+FAST = Timing(action_seconds=0.02, boot_seconds=0.02, latency_ms=0.0)
+NODE_TIMING = NodeTiming(kexec=0.02, install=0.02, reboot=0.02, configure_tribes=0.0, tribes_start=0.0)
+
+State = PersistenceSupervisor[LegionState]
+
+
+def free_port() -> int:
+    """A TCP port free on loopback now; every simulated node listens for SSH on it (own address)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class NodeWatcher:
+    """Boots a simulated node for every running Hetzner server and stops it when the server goes."""
+
+    def __init__(self, cloud: SandboxCloud, fleet: NodeFleet) -> None:
+        self._project = state_of(cloud.emulator("hetzner"))
+        self._fleet = fleet
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> NodeWatcher:
+        self._task = asyncio.create_task(self._watch(), name="node-watcher")
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _watch(self) -> None:
+        while True:
+            await self.sync()
+            await asyncio.sleep(0.01)
+
+    async def sync(self) -> None:
+        wanted: dict[str, tuple[str, list[str]]] = {}
+        for server in self._project.servers.values():
+            if server.status == "running" and server.ipv4:
+                keys = [
+                    self._project.ssh_keys[k].public_key
+                    for k in server.ssh_keys
+                    if k in self._project.ssh_keys
+                ]
+                wanted[server.ipv4] = (server.name, keys)
+        for address in self._fleet.addresses():
+            if address not in wanted:
+                await self._fleet.stop_node(address)
+        for address, (name, keys) in wanted.items():
+            if address not in self._fleet:
+                await self._fleet.start_node(address, name, authorized_keys=keys)
+
+
+@dataclass
+class Sandbox:
+    cloud: SandboxCloud
+    fleet: NodeFleet
+    ssh_port: int
+
+    def hetzner_servers(self) -> list[str]:
+        return sorted(s.name for s in state_of(self.cloud.emulator("hetzner")).servers.values())
+
+    def credentials(self) -> ProviderCredentials:
+        block = dict(self.cloud.endpoints()["hetzner"])
+        return ProviderCredentials("hetzner", block["url"], {"token": block["token"]}, {})
+
+
+@asynccontextmanager
+async def sandbox(seed: int = 0) -> AsyncIterator[Sandbox]:
+    port = free_port()
+    async with AsyncExitStack() as stack:
+        cloud = await stack.enter_async_context(SandboxCloud(SandboxWorld(seed=seed, timing=FAST)))
+        fleet = await stack.enter_async_context(NodeFleet(timing=NODE_TIMING, ssh_port=port))
+        await stack.enter_async_context(NodeWatcher(cloud, fleet))
+        yield Sandbox(cloud, fleet, port)
+
+
+class HetznerOnly:
+    """``ProviderAccess`` with the sandbox's Hetzner adapter (what the engine's provider service wires)."""
+
+    def __init__(self, broker: ProviderBroker, resilience: Resilience) -> None:
+        self._broker = broker
+        self._resilience = resilience
+
+    @property
+    def broker(self) -> ProviderBroker:
+        return self._broker
+
+    @property
+    def resilience(self) -> Resilience:
+        return self._resilience
+
+    def catalog(self, provider: str) -> Catalog:
+        return embedded_catalog(provider)
+
+    def has_credentials(self, provider: str) -> bool:
+        return provider == "hetzner"
+
+
+def fast_broker() -> BrokerPolicy:
+    return BrokerPolicy(
+        poll=PollPolicy(interval=0.01, backoff=1.5, max_interval=0.05, timeout=30.0),
+        retry=RetryPolicy(attempts=8, base_delay=0.0, max_delay=0.0, max_rate_limit_wait=0.01),
+    )
+
+
+def node_access(ssh_port: int) -> NodeAccess:
+    async def no_wait(_: float) -> None:
+        await asyncio.sleep(0.01)
+
+    return NodeAccess(ssh_port=ssh_port, readiness=ReadinessPolicy(attempts=200, delay=0.01), sleep=no_wait)
+
+
+def connector() -> SshNodeConnector:
+    return SshNodeConnector(
+        reconnect=ReconnectPolicy(attempts=500, initial_delay=0.02, max_delay=0.02, factor=1.0),
+        options=SshOptions(connect_timeout=5.0, command_timeout=30.0),
+    )
+
+
+async def create_state(path: Path, *, servers: tuple[str, ...] = ()) -> None:
+    """A new encrypted state at ``path`` with ``servers`` planned at Hetzner in one cluster."""
+    state = empty_state()
+    for name in servers:
+        state = planning.upsert_server(state, name=name, provider="hetzner", cluster="alpha")
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    (await SecureStateStore.create(path, PASSWORD, encode_state(state))).close()
+
+
+@dataclass
+class Engine:
+    persistence: State
+    runtime: NodeDeploymentRuntime
+    broker: ProviderBroker
+
+
+@asynccontextmanager
+async def engine(
+    path: Path, credentials: ProviderCredentials, ssh_port: int, *, delay: DelayHook | None = None
+) -> AsyncIterator[Engine]:
+    """The deployment parts of an unlocked engine over the state at ``path``."""
+    store, payload = await SecureStateStore.unlock(path, PASSWORD)
+    persistence = PersistenceSupervisor(store, decode_state(payload), encode_state)
+    try:
+        async with (
+            httpx.AsyncClient(timeout=httpx.Timeout(10.0)) as client,
+            ProviderBroker(fast_broker()) as broker,
+        ):
+            broker.register(create_adapter(client, credentials))
+            resilience = Resilience(broker, StatePendingRecorder(persistence), SettlePolicy(reads=3))
+            services = DeploymentServices(
+                persistence,
+                HetznerOnly(broker, resilience),
+                access=node_access(ssh_port),
+                connector=connector(),
+            )
+            runtime = NodeDeploymentRuntime(persistence, services, delay=delay)
+            yield Engine(persistence, runtime, broker)
+    finally:
+        await persistence.aclose()

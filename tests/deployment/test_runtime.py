@@ -1,0 +1,211 @@
+"""The deployment runtime against the sandbox: a Hetzner emulator and real simulated nodes over SSH.
+
+Covers the phase persistence order, the interrupted marking on start, resuming a failed execution
+from its recorded phase (earlier phases are not run again), bad input, and NBDE promotion as a
+cluster grows to three healthy nodes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from runtimekit import Engine, Sandbox, create_state, engine, sandbox
+
+from legion_nb.engine.cluster.nbde import nbde_repairs
+from legion_nb.engine.deployment.phases import (
+    INSTALL_PHASES,
+    PLANS,
+    NodeOperation,
+    Phase,
+    UnknownOperationError,
+    execution_of,
+    resume_phase,
+    with_execution,
+)
+from legion_nb.engine.deployment.runtime import NothingToResumeError, mark_interrupted
+from legion_nb.engine.deployment.services import NodeStepError, reinstall_image
+from legion_nb.engine.state.model import LegionState, NodeExecution, TrackedServer, empty_state
+from legion_nb.engine.state.persistence import StateChange
+from legion_nb.providers.catalog import embedded_catalog
+
+NOW = dt.datetime(2026, 11, 27, 12, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+async def world() -> AsyncIterator[Sandbox]:
+    async with sandbox() as running:
+        yield running
+
+
+@pytest.fixture
+async def parts(world: Sandbox, tmp_path: Path) -> AsyncIterator[Engine]:
+    path = tmp_path / "state" / "state.legion"
+    await create_state(path, servers=("n1", "n2", "n3"))
+    async with engine(path, world.credentials(), world.ssh_port) as running:
+        yield running
+
+
+def watch_executions(parts: Engine, node: str) -> list[tuple[str, bool, str]]:
+    """Every durable change of ``node``'s execution record, as (phase, phase_done, status)."""
+    seen: list[tuple[str, bool, str]] = []
+
+    def listener(change: StateChange[LegionState]) -> None:
+        before, after = execution_of(change.before, node), execution_of(change.after, node)
+        if after is not None and after != before:
+            seen.append((after.phase, after.phase_done, after.status))
+
+    parts.persistence.subscribe(listener)
+    return seen
+
+
+async def test_add_persists_each_phase_start_and_end_in_plan_order(world: Sandbox, parts: Engine) -> None:
+    seen = watch_executions(parts, "n1")
+    result = await parts.runtime.run("n1", "add")
+
+    expected: list[tuple[str, bool, str]] = []
+    for phase in PLANS[NodeOperation.ADD]:
+        expected += [(phase.value, False, "running"), (phase.value, True, "running")]
+    expected.append((Phase.NBDE_RECONCILE.value, True, "succeeded"))
+    assert seen == expected
+    assert result.status == "succeeded"
+
+    state = parts.persistence.state
+    record = state.tracked.servers["n1"]
+    assert record.execution == result
+    assert state.deployment.nodes["n1"].execution is None  # moved onto the tracked server
+    assert state.tracked.pending == {}
+    node = world.fleet.node(record.ipv4 or "")
+    assert node.system.readiness()["ready"] is True
+    assert world.hetzner_servers() == ["n1"]
+    nbde = state.deployment.nodes["n1"].nbde
+    assert nbde is not None and nbde.mode == "local" and nbde.recovery_passphrase
+    assert nbde.recovery_passphrase not in repr(state.deployment)
+
+
+async def test_a_failed_phase_is_recorded_and_resume_starts_there(world: Sandbox, tmp_path: Path) -> None:
+    path = tmp_path / "state" / "state.legion"
+    await create_state(path, servers=("n1",))
+
+    async def break_certificates(node: str, phase: Phase, point: str) -> None:
+        if (phase, point) == (Phase.CERTIFICATES, "start") and not failed_once:
+            failed_once.append(node)
+            address = parts.persistence.state.tracked.servers[node].ipv4 or ""
+            world.fleet.node(address).faults.fail("activate-certs", "tls port already in use")
+
+    failed_once: list[str] = []
+    async with engine(path, world.credentials(), world.ssh_port, delay=break_certificates) as parts:
+        with pytest.raises(NodeStepError, match=r"activate-certs' failed .*tls port already in use") as info:
+            await parts.runtime.run("n1", "add")
+        assert "\n" not in str(info.value)
+        failed = parts.runtime.execution("n1")
+        assert failed is not None
+        assert (failed.operation, failed.phase, failed.status, failed.retryable) == (
+            "add",
+            "certificates",
+            "failed",
+            True,
+        )
+        assert "tls port already in use" in (failed.error or "")
+
+        runs_before = dict(parts.runtime.metrics.runs)
+        done = await parts.runtime.resume("n1")
+        assert done.status == "succeeded" and done.operation == "add" and done.started == failed.started
+        reran = {p for p, n in parts.runtime.metrics.runs.items() if n > runs_before.get(p, 0)}
+        assert reran == set(PLANS[NodeOperation.ADD][PLANS[NodeOperation.ADD].index(Phase.CERTIFICATES) :])
+        assert await parts.runtime.resume("n1") == done  # nothing left: the record is returned as is
+        assert world.hetzner_servers() == ["n1"]
+
+
+async def test_reconfigure_is_a_no_op_on_a_node_that_holds_its_configuration(
+    world: Sandbox, parts: Engine
+) -> None:
+    await parts.runtime.run("n1", "add")
+    node = world.fleet.node(parts.persistence.state.tracked.servers["n1"].ipv4 or "")
+    node.faults.fail("configure-tribes", "must not be called")
+    result = await parts.runtime.run("n1", "reconfigure")
+    assert result.status == "succeeded" and result.operation == "reconfigure"
+    assert node.faults.take("configure-tribes") == "must not be called"
+
+
+async def test_initialize_marks_running_executions_interrupted_and_retryable(parts: Engine) -> None:
+    running = NodeExecution("add", Phase.OS_INSTALL.value, "running", NOW, NOW)
+    finished = NodeExecution("add", Phase.NBDE_RECONCILE.value, "succeeded", NOW, NOW, phase_done=True)
+
+    def seed(state: LegionState) -> tuple[LegionState, None]:
+        tracked = {
+            "n1": TrackedServer("n1", "hetzner", "1", NOW, cluster="alpha", execution=running),
+            "n2": TrackedServer("n2", "hetzner", "2", NOW, cluster="alpha", execution=finished),
+        }
+        state = replace(state, tracked=replace(state.tracked, servers=tracked))
+        return with_execution(state, "n3", replace(running, phase=Phase.PROVISION.value)), None
+
+    await parts.persistence.mutate(seed, reason="test: a crashed process")
+    assert await parts.runtime.initialize() == ("n1", "n3")
+    first = parts.runtime.execution("n1")
+    assert first is not None and first.status == "interrupted" and first.retryable
+    assert first.error == "interrupted during os_install: Legion stopped; resume to continue from there"
+    assert resume_phase(first) == Phase.OS_INSTALL
+    pre = parts.runtime.execution("n3")
+    assert pre is not None and (pre.status, pre.phase) == ("interrupted", "provision")
+    assert parts.runtime.execution("n2") == finished
+    assert await parts.runtime.initialize() == ()
+
+
+def test_resume_phase_follows_the_recorded_phase() -> None:
+    started = NodeExecution("add", "kexec", "interrupted", NOW, NOW, retryable=True)
+    assert resume_phase(started) == Phase.KEXEC
+    assert resume_phase(replace(started, phase_done=True)) == Phase.OS_INSTALL
+    assert resume_phase(replace(started, phase="nbde_reconcile", phase_done=True)) is None
+    assert resume_phase(replace(started, phase="from-a-newer-version")) == Phase.PROVISION
+    assert PLANS[NodeOperation.REINSTALL][1:] == INSTALL_PHASES
+
+
+def test_mark_interrupted_touches_nothing_that_is_not_running() -> None:
+    state = empty_state()
+    assert mark_interrupted(state) == (state, ())
+
+
+async def test_bad_requests_are_one_line_errors_that_change_nothing(parts: Engine) -> None:
+    before = parts.persistence.state
+    with pytest.raises(UnknownOperationError, match="unknown node operation 'explode'; use one of add"):
+        await parts.runtime.run("n1", "explode")
+    with pytest.raises(NothingToResumeError, match="node n1 has no deployment execution to resume"):
+        await parts.runtime.resume("n1")
+    assert parts.persistence.state is before
+
+
+def test_reinstall_keeps_a_catalog_image_and_otherwise_asks_the_policy() -> None:
+    catalog = embedded_catalog("hetzner")
+    current = next(image for image in catalog.images if image.name.startswith("debian"))
+    record = TrackedServer("n1", "hetzner", "1", NOW, server_type="cx22", location="fsn1", image=current.id)
+    assert reinstall_image(catalog, record, None) == current.id
+    retired = replace(record, image="debian-9-retired")
+    chosen = reinstall_image(catalog, retired, None)
+    assert chosen != "debian-9-retired" and catalog.image(chosen) is not None
+
+
+async def test_nbde_moves_from_local_to_tang_to_quorum_as_the_cluster_grows(parts: Engine) -> None:
+    modes = []
+    for name in ("n1", "n2", "n3"):
+        await parts.runtime.run(name, NodeOperation.ADD)
+        nbde = parts.persistence.state.deployment.nodes[name].nbde
+        assert nbde is not None
+        modes.append(nbde.mode)
+    assert modes == ["local", "local", "tang"]
+
+    repairs = nbde_repairs(parts.persistence.state)
+    assert {r.node for r in repairs} == {"n1", "n2", "n3"}
+    for repair in repairs:
+        await parts.runtime.run(repair.node, NodeOperation.NBDE_PROMOTE)
+    nodes = parts.persistence.state.deployment.nodes
+    assert {name: nodes[name].nbde.mode for name in ("n1", "n2", "n3")} == dict.fromkeys(  # type: ignore[union-attr]
+        ("n1", "n2", "n3"), "quorum"
+    )
+    n1 = nodes["n1"].nbde
+    assert n1 is not None and n1.tang_peers == ("n2", "n3") and n1.threshold == 2
+    assert not n1.local_boot_key
+    assert nbde_repairs(parts.persistence.state) == ()
