@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from legion_nb.engine.runtime import Engine
     from legion_nb.widgets import Dashboard, DiffSource
 
-__all__ = ["__version__", "connect", "open", "show"]
+__all__ = ["__version__", "connect", "open", "sandbox", "show"]
 
 __version__ = "0.1.0"
 
@@ -61,6 +61,20 @@ async def connect(state: str | os.PathLike[str] | None = None, *, token: str | N
     from legion_nb.engine.daemon.client import connect as connect_daemon  # noqa: PLC0415
 
     return await connect_daemon(state, token=token)
+
+
+async def sandbox(**options: Any) -> Engine:
+    """An unlocked engine on a throwaway state, wired to an in-process sandbox cloud.
+
+    The three provider emulators run on 127.0.0.1 and their credentials are stored in the state, so
+    plan, materialize and the panels work with no provider account and no traffic leaving the
+    machine. ``await engine.aclose()`` stops the sandbox too. ``options`` (``seed``, ``latency_ms``,
+    ``fault_rate``, ``action_seconds``, ``boot_seconds``, ...) are those of
+    :func:`legion_nb.session.sandbox`.
+    """
+    from legion_nb.session import sandbox as start_sandbox  # noqa: PLC0415
+
+    return await start_sandbox(**options)
 
 
 def show(engine: DiffSource, **options: Any) -> Dashboard:

@@ -13,7 +13,7 @@ import pytest
 import legion_nb
 from legion_nb.errors import WrongPasswordError
 
-PUBLIC = ["__version__", "connect", "open", "show"]
+PUBLIC = ["__version__", "connect", "open", "sandbox", "show"]
 
 
 def test_all_is_pinned_and_sorted() -> None:

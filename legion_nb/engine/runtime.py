@@ -1,10 +1,12 @@
 """The engine: one object that the CLI, the daemon and the notebooks all drive.
 
-:func:`create_engine` wires the long-lived services (the seed's ``createLegionEngine``). Today they
-are the encrypted store behind the persistence supervisor (created at unlock, dropped at logout), the
-event hub, and the snapshot publisher; later work adds providers, resource actors, deployment and
-observation as more :class:`EngineService` objects, without touching the ``Engine`` methods, which
-stay thin: check the lock, call a pure function or a service, return a JSON-able result.
+:func:`create_engine` wires the long-lived services (the seed's ``createLegionEngine``): the
+encrypted store behind the persistence supervisor (created at unlock, dropped at logout), the event
+hub, and the :class:`EngineCore` services - provider adapters and broker, the resource actors'
+supervisor, EngineOps (materialize, refresh, server commands, activity) and the app snapshot
+publisher. Later work (deployment, observation) adds more :class:`EngineService` objects without
+touching the ``Engine`` methods, which stay thin: check the lock, call a pure function or a
+service, return a JSON-able result.
 
 Lifecycle: ``bootstrap`` creates a new state, ``unlock`` opens an existing one, ``logout`` drops the
 decrypted state and closes the store (which zeroes its key), ``aclose`` ends everything. The engine
@@ -20,16 +22,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from legion_nb.engine import planning
+from legion_nb.engine.activity import ActivityEmitter
 from legion_nb.engine.api import engine_api
 from legion_nb.engine.credentials import credentials_facts, set_credentials
 from legion_nb.engine.diff import Diff, diff
 from legion_nb.engine.events import TOPICS, Event, EventHub
+from legion_nb.engine.ops import EngineOps, MaterializeReport, RefreshResult, ServerCommandResult
+from legion_nb.engine.providers_service import ProviderService, catalog_json
+from legion_nb.engine.resources.actor import ResourceSettings
+from legion_nb.engine.resources.supervisor import ResourceSupervisor
+from legion_nb.engine.snapshot import SnapshotPublisher, assemble
 from legion_nb.engine.state.model import (
     LegionState,
     PlannedDnsHost,
@@ -51,11 +59,14 @@ from legion_nb.engine.state.validation import (
     validate_provider,
 )
 from legion_nb.errors import LockedError, UsageError, ValidationError
+from legion_nb.providers.broker import BrokerPolicy
+from legion_nb.providers.catalog import embedded_catalog
+from legion_nb.providers.resilience import SettlePolicy
 
 if TYPE_CHECKING:
-    from legion_nb.engine.state.persistence import PersistenceSupervisor, StateChange
+    from legion_nb.engine.state.persistence import PersistenceSupervisor
 
-__all__ = ["MIN_PASSWORD_LENGTH", "Engine", "EngineService", "StatusReport", "create_engine"]
+__all__ = ["MIN_PASSWORD_LENGTH", "Engine", "EngineCore", "EngineService", "StatusReport", "create_engine"]
 
 log = logging.getLogger(__name__)
 
@@ -85,59 +96,69 @@ class StatusReport:
     actions: Mapping[str, int] = field(default_factory=dict)
 
 
-class SnapshotPublisher:
-    """Publishes a "snapshot" after every committed state change (coalesced per tick by the hub).
-
-    Its content is the plan/tracked rows of the diff; the resource-actor work replaces it with actor
-    snapshots joined to these rows.
-    """
-
-    def __init__(self, hub: EventHub) -> None:
-        self._hub = hub
-        self._unsubscribe: Callable[[], None] | None = None
-
-    async def start(self, engine: Engine) -> None:
-        persistence = engine.assert_unlocked()
-
-        def changed(_: StateChange[LegionState]) -> None:
-            self._hub.publish_snapshot(lambda: snapshot_of(persistence.state, persistence.revision))
-
-        self._unsubscribe = persistence.subscribe(changed)
-        self._hub.publish_snapshot(lambda: snapshot_of(persistence.state, persistence.revision))
-
-    async def stop(self) -> None:
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
-        self._hub.forget_snapshot()
-        self._hub.publish("snapshot", {"locked": True, "revision": None, "rows": []})
-
-
 def snapshot_of(state: LegionState, revision: int) -> dict[str, Any]:
-    """The app snapshot as of now: one row per resource with its action (no secrets, no raw records)."""
-    rows = [
-        {"kind": r.kind, "name": r.name, "provider": r.provider, "action": r.action, "note": r.note}
-        for r in diff(state).resources
-    ]
-    return {"locked": False, "revision": revision, "rows": rows}
+    """The app snapshot of ``state`` with no actor beliefs yet (every row reads ``unknown``)."""
+    return assemble(state, revision, ())
+
+
+@dataclass(frozen=True, slots=True)
+class EngineCore:
+    """The long-lived services every engine has, in start order: providers (adapters and broker),
+    resource actors, operations, and the snapshot publisher (stopped in reverse order)."""
+
+    providers: ProviderService
+    resources: ResourceSupervisor
+    ops: EngineOps
+    publisher: SnapshotPublisher
+
+    @classmethod
+    def build(
+        cls,
+        hub: EventHub,
+        *,
+        broker_policy: BrokerPolicy | None = None,
+        settle_policy: SettlePolicy | None = None,
+        resource_settings: ResourceSettings | None = None,
+        transport: Any = None,
+    ) -> EngineCore:
+        providers = ProviderService(policy=broker_policy, settle=settle_policy, transport=transport)
+        resources = ResourceSupervisor(providers, settings=resource_settings)
+        ops = EngineOps(providers, resources, ActivityEmitter(hub))
+        return cls(providers, resources, ops, SnapshotPublisher(hub, resources, providers))
+
+    def services(self) -> list[EngineService]:
+        return [self.providers, self.resources, self.ops, self.publisher]
 
 
 class Engine:
     """The Legion engine for one state file."""
 
-    def __init__(self, state_path: Path, *, hub: EventHub, services: Sequence[EngineService] = ()) -> None:
+    def __init__(
+        self,
+        state_path: Path,
+        *,
+        hub: EventHub,
+        services: Sequence[EngineService] = (),
+        core: EngineCore | None = None,
+    ) -> None:
         self.state_path = state_path
         self.events = hub
-        self._services: list[EngineService] = list(services)
+        self.core = core or EngineCore.build(hub)
+        self._services: list[EngineService] = [*self.core.services(), *services]
         self._persistence: PersistenceSupervisor[LegionState] | None = None
         self._lifecycle = asyncio.Lock()
         self._closed = False
+        self._closers: list[Callable[[], Awaitable[None]]] = []
 
     # -- services and the lock -------------------------------------------------------------
 
     def add_service(self, service: EngineService) -> None:
         """Register a service; it starts at the next unlock (services are wired before unlocking)."""
         self._services.append(service)
+
+    def at_close(self, closer: Callable[[], Awaitable[None]]) -> None:
+        """Run ``closer`` once the engine has closed (e.g. stop the sandbox cloud it talks to)."""
+        self._closers.append(closer)
 
     def state_exists(self) -> bool:
         return self.state_path.exists()
@@ -214,6 +235,12 @@ class Engine:
             await self._close_session()
             self._closed = True
         self.events.close()
+        closers, self._closers = self._closers, []
+        for closer in reversed(closers):
+            try:
+                await closer()
+            except Exception:  # logged: every closer must get its turn
+                log.exception("closing %s failed", getattr(closer, "__qualname__", "a resource"))
 
     async def __aenter__(self) -> Engine:
         return self
@@ -419,6 +446,67 @@ class Engine:
         record = state.credentials[validate_provider(provider)]
         return record.to_json()
 
+    # -- operations (EngineOps) ------------------------------------------------------------
+
+    @engine_api
+    async def materialize(self, yes: bool = False, settle_seconds: float | None = None) -> MaterializeReport:
+        """Apply the plan and wait until every resource settles; ``ok`` says whether all did.
+
+        Changes cloud resources, so it needs ``yes=True`` (the CLI's ``--yes`` or its prompt);
+        one at a time (``ApplyRunningError``). Progress arrives on the "activity" and "snapshot"
+        streams while it runs.
+        """
+        self.assert_unlocked()
+        if yes is not True:
+            raise UsageError("materialize changes cloud resources: review `legion diff`, then pass yes=True")
+        return await self.core.ops.materialize(settle_seconds=settle_seconds)
+
+    @engine_api
+    async def refresh(self) -> RefreshResult:
+        """Re-read every provider with credentials; adopt Legion-labelled resources, delete nothing."""
+        self.assert_unlocked()
+        return await self.core.ops.refresh()
+
+    @engine_api
+    async def snapshot(self) -> dict[str, Any]:
+        """The app snapshot: actor beliefs joined with planned, tracked and observed records."""
+        self.assert_unlocked()
+        return self.core.publisher.current()
+
+    @engine_api
+    async def activity(self) -> dict[str, Any]:
+        """The current operation, counts per lifecycle state, resources at work and failures."""
+        self.assert_unlocked()
+        resources = self.core.resources
+        return self.core.ops.activity.view(resources.snapshots() if resources.running else ())
+
+    @engine_api
+    async def server_reboot(self, name: str) -> ServerCommandResult:
+        self.assert_unlocked()
+        return await self.core.ops.server_reboot(name)
+
+    @engine_api
+    async def server_reinstall(self, name: str) -> ServerCommandResult:
+        """Reset a tracked server to its image (or the catalog's current one if it is gone)."""
+        self.assert_unlocked()
+        return await self.core.ops.server_reinstall(name)
+
+    @engine_api
+    async def server_delete(self, name: str) -> ServerCommandResult:
+        """Take a server out of the plan and delete it at its provider now."""
+        self.assert_unlocked()
+        return await self.core.ops.server_delete(name)
+
+    @engine_api
+    async def catalog(self, provider: str, live: bool = True) -> dict[str, Any]:
+        """Server types with prices, locations and images: read live when the state is unlocked and
+        holds the provider's credentials (and ``live``), else the embedded snapshot."""
+        name = validate_provider(provider)
+        providers = self.core.providers
+        if live and self.is_unlocked and providers.has_credentials(name):
+            return catalog_json(await providers.fetch_catalog(name))
+        return catalog_json(embedded_catalog(name))
+
     # -- events ----------------------------------------------------------------------------
 
     def subscribe(self, topics: Iterable[str] = TOPICS) -> AsyncGenerator[Event, None]:
@@ -439,7 +527,26 @@ async def _stop_quietly(service: EngineService) -> None:
         log.exception("stopping %s failed", type(service).__name__)
 
 
-def create_engine(state_path: Path, *, services: Sequence[EngineService] = ()) -> Engine:
-    """An engine for ``state_path`` with the standard services (plus ``services``), still locked."""
+def create_engine(
+    state_path: Path,
+    *,
+    services: Sequence[EngineService] = (),
+    broker_policy: BrokerPolicy | None = None,
+    settle_policy: SettlePolicy | None = None,
+    resource_settings: ResourceSettings | None = None,
+    transport: Any = None,
+) -> Engine:
+    """An engine for ``state_path`` with the standard services (plus ``services``), still locked.
+
+    ``broker_policy`` paces provider polling (the sandbox session passes short intervals);
+    ``transport`` (an ``httpx.AsyncBaseTransport``) reaches every provider adapter, for tests.
+    """
     hub = EventHub()
-    return Engine(Path(state_path), hub=hub, services=[SnapshotPublisher(hub), *services])
+    core = EngineCore.build(
+        hub,
+        broker_policy=broker_policy,
+        settle_policy=settle_policy,
+        resource_settings=resource_settings,
+        transport=transport,
+    )
+    return Engine(Path(state_path), hub=hub, services=services, core=core)

@@ -1,0 +1,360 @@
+"""EngineOps: the thin apply, refresh and server-command layer of the engine API.
+
+Why thin: the resource actors are the reconcilers. Materialize does not walk a dependency graph or
+call providers itself; it writes an operation log entry, asks the resource supervisor to make sure
+an actor exists for everything planned or tracked, sends them one SYNC wave and watches their
+snapshots until they settle. Progress is what the actors report (see :mod:`engine.activity`).
+
+* **One apply at a time.** A second materialize while one runs is refused with
+  :class:`~legion_nb.errors.ApplyRunningError`; refresh and server commands do not take that lock
+  (the broker serializes provider calls, each actor serializes its own work).
+* **Refresh** re-reads every provider with credentials, stores the observed facts and adopts
+  resources that carry Legion's ownership labels (:class:`ProviderPersistence`); it never deletes.
+* **Server commands** reboot and reinstall a tracked server through the broker; delete takes the
+  server out of the plan and lets its actor tear it down, so the teardown path is the usual one.
+
+Every operation leaves an :class:`~legion_nb.engine.state.model.OperationLogEntry` in the state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal
+
+from legion_nb.engine import planning
+from legion_nb.engine.activity import ActivityEmitter, CurrentOperation
+from legion_nb.engine.providers_service import ProviderPersistence, ProviderService, RefreshReport
+from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey
+from legion_nb.engine.state.model import LegionState, OperationLogEntry, TrackedServer, utcnow
+from legion_nb.engine.state.validation import normalize_hostname
+from legion_nb.errors import ApplyRunningError, LegionError, LockedError, UsageError
+from legion_nb.providers.base import Operation, ProviderAdapter
+from legion_nb.providers.catalog import choose_image
+
+if TYPE_CHECKING:
+    from legion_nb.engine.resources.supervisor import ResourceSupervisor
+    from legion_nb.engine.runtime import Engine
+    from legion_nb.engine.state.persistence import PersistenceSupervisor
+
+__all__ = ["OPERATION_LOG_KEEP", "EngineOps", "MaterializeReport", "RefreshResult", "ServerCommandResult"]
+
+log = logging.getLogger(__name__)
+
+OPERATION_LOG_KEEP = 200
+"""Operation log entries kept in the state (oldest dropped first)."""
+
+Status = Literal["succeeded", "failed", "interrupted", "cancelled"]
+
+
+@dataclass(frozen=True, slots=True)
+class MaterializeReport:
+    """The outcome of one materialize: ``ok`` only when every resource settled without an error."""
+
+    id: str
+    ok: bool
+    status: Status
+    summary: str
+    counts: dict[str, int]
+    errors: list[dict[str, str]]
+    unsettled: list[str]
+    resources: list[dict[str, object]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshResult:
+    ok: bool
+    summary: str
+    providers: list[RefreshReport]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerCommandResult:
+    server: str
+    command: str
+    status: str
+    summary: str
+
+
+def _log_entry(state: LegionState, entry: OperationLogEntry) -> LegionState:
+    """``state`` with ``entry`` added or replaced (by id), keeping the newest entries only."""
+    kept = [e for e in state.operations if e.id != entry.id]
+    kept.append(entry)
+    return replace(state, operations=tuple(kept[-OPERATION_LOG_KEEP:]))
+
+
+def summarize(snapshots: Iterable[ActorSnapshot]) -> tuple[dict[str, int], list[dict[str, str]], list[str]]:
+    """Counts per lifecycle, the errors, and the keys that did not settle."""
+    counts: dict[str, int] = {}
+    errors: list[dict[str, str]] = []
+    unsettled: list[str] = []
+    for snapshot in snapshots:
+        counts[snapshot.lifecycle] = counts.get(snapshot.lifecycle, 0) + 1
+        if snapshot.error:
+            errors.append({"kind": snapshot.key.kind, "name": snapshot.key.identity, "error": snapshot.error})
+        if not snapshot.settled:
+            unsettled.append(str(snapshot.key))
+    return dict(sorted(counts.items())), errors, unsettled
+
+
+def _outcome(total: int, errors: list[dict[str, str]], unsettled: list[str]) -> tuple[bool, Status, str]:
+    if not errors and not unsettled:
+        return True, "succeeded", f"materialize done: {total} resources settled"
+    parts = []
+    if errors:
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        what = f"{first['kind'].replace('_', ' ')} {first['name']}"
+        parts.append(f"{len(errors)} failed - {what}: {first['error']}{more}")
+    if unsettled:
+        parts.append(f"{len(unsettled)} not settled")
+    summary = f"materialize incomplete: {'; '.join(parts)}; fix the cause and run materialize again"
+    return False, "failed", summary
+
+
+class EngineOps:
+    """An ``EngineService`` owning the apply lock, the activity emitter and provider persistence."""
+
+    def __init__(
+        self, providers: ProviderService, resources: ResourceSupervisor, activity: ActivityEmitter
+    ) -> None:
+        self._providers = providers
+        self._resources = resources
+        self.activity = activity
+        self._refresh = ProviderPersistence(providers)
+        self._persistence: PersistenceSupervisor[LegionState] | None = None
+        self._apply: CurrentOperation | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+
+    async def start(self, engine: Engine) -> None:
+        self._persistence = engine.assert_unlocked()
+        self._unsubscribe = self._resources.subscribe(self.activity.actors_changed)
+
+    async def stop(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        self._persistence = None
+        self._apply = None
+        self.activity.reset()
+
+    def _state(self) -> PersistenceSupervisor[LegionState]:
+        if self._persistence is None:
+            raise LockedError("state is locked: unlock it first")
+        return self._persistence
+
+    # -- the operation log -------------------------------------------------------------------------
+
+    async def _begin(self, kind: str, target: str = "") -> CurrentOperation:
+        operation = CurrentOperation(
+            id=f"op-{uuid.uuid4().hex[:12]}", kind=kind, started=utcnow(), target=target
+        )
+        entry = OperationLogEntry(
+            id=operation.id, kind=kind, started=operation.started, status="running", summary=target
+        )
+        await self._state().mutate(
+            lambda s: (_log_entry(s, entry), None), reason=f"begin {kind} {operation.id}"
+        )
+        self.activity.begin(operation)
+        return operation
+
+    async def _end(self, operation: CurrentOperation, status: Status, summary: str) -> None:
+        entry = OperationLogEntry(
+            id=operation.id,
+            kind=operation.kind,
+            started=operation.started,
+            status=status,
+            finished=utcnow(),
+            summary=summary,
+        )
+        self.activity.finish(status, summary)
+        persistence = self._persistence
+        if persistence is None:
+            return  # locked meanwhile: the entry stays "running" and reads as interrupted later
+        try:
+            await persistence.mutate(lambda s: (_log_entry(s, entry), None), reason=f"end {operation.id}")
+        except LockedError:
+            log.info("operation %s ended while the state was locking", operation.id)
+
+    # -- materialize -------------------------------------------------------------------------------
+
+    async def materialize(self, *, settle_seconds: float | None = None) -> MaterializeReport:
+        """Apply the plan: one SYNC wave to every actor, then wait until all settle (module notes).
+        After ``settle_seconds`` (None: no limit) the report lists what has not settled yet."""
+        if self._apply is not None:
+            raise ApplyRunningError(
+                f"a materialize is already running ({self._apply.id}, started "
+                f"{self._apply.started:%H:%M:%S} UTC); wait for it or watch `legion snapshot`"
+            )
+        self._state()
+        placeholder = CurrentOperation(id="starting", kind="materialize", started=utcnow())
+        self._apply = placeholder
+        try:
+            operation = await self._begin("materialize")
+            self._apply = operation
+            status: Status = "interrupted"
+            summary = "materialize interrupted"
+            try:
+                await self._prefetch_catalogs()
+                await self._resources.sync_wave(None, run_id=operation.id)
+                snapshots = await self._resources.wait_settled(None, timeout=settle_seconds)
+                counts, errors, unsettled = summarize(snapshots)
+                ok, status, summary = _outcome(len(snapshots), errors, unsettled)
+                return MaterializeReport(
+                    id=operation.id,
+                    ok=ok,
+                    status=status,
+                    summary=summary,
+                    counts=counts,
+                    errors=errors,
+                    unsettled=unsettled,
+                    resources=[s.to_json() for s in snapshots],
+                )
+            except asyncio.CancelledError:
+                status, summary = "cancelled", "materialize cancelled; run it again to converge"
+                raise
+            finally:
+                await asyncio.shield(self._end(operation, status, summary))
+        finally:
+            self._apply = None
+
+    async def _prefetch_catalogs(self) -> None:
+        """Read the live catalog of each provider that must pick a policy choice for a new server.
+
+        The embedded snapshot stays the fallback: a provider that cannot be read now fails its own
+        servers' creates with its own error, which is where the operator should see it.
+        """
+        state = self._state().state
+        wanted: set[str] = set()
+        for name, (_cluster, server) in state.scheme.servers().items():
+            if name in state.tracked.servers:
+                continue
+            if not (server.server_type and server.location and server.image):
+                wanted.add(server.provider)
+        for provider in sorted(wanted):
+            if not self._providers.has_credentials(provider) or self._providers.has_live_catalog(provider):
+                continue
+            try:
+                await self._providers.fetch_catalog(provider)
+            except LegionError as exc:
+                log.info("%s catalog not read (%s); using the embedded snapshot", provider, exc.message)
+
+    @property
+    def applying(self) -> CurrentOperation | None:
+        return self._apply
+
+    # -- refresh -----------------------------------------------------------------------------------
+
+    async def refresh(self) -> RefreshResult:
+        """Re-read every provider with credentials; adopt labelled resources, report the others."""
+        persistence = self._state()
+        providers = sorted(p for p in persistence.state.credentials if self._providers.has_credentials(p))
+        if not providers:
+            raise UsageError("no provider credentials stored: run `legion credentials set PROVIDER` first")
+        operation = await self._begin("refresh", ", ".join(providers))
+        reports: list[RefreshReport] = []
+        try:
+            for provider in providers:
+                reports.append(await self._refresh.refresh(persistence, provider))
+        except BaseException:
+            await asyncio.shield(self._end(operation, "interrupted", "refresh interrupted"))
+            raise
+        failed = [r for r in reports if r.error]
+        adopted = sum(len(r.adopted) for r in reports)
+        if failed:
+            summary = "; ".join(f"{r.provider}: {r.error}" for r in failed)
+            summary = f"refresh failed for {len(failed)} provider(s) - {summary}"
+        else:
+            summary = f"refreshed {', '.join(providers)}: {adopted} adopted"
+        await self._end(operation, "failed" if failed else "succeeded", summary)
+        return RefreshResult(ok=not failed, summary=summary, providers=reports)
+
+    # -- server commands ---------------------------------------------------------------------------
+
+    def _tracked(self, name: str) -> TrackedServer:
+        server_name = normalize_hostname(name, what="server name")
+        tracked = self._state().state.tracked.servers.get(server_name)
+        if tracked is None:
+            raise UsageError(
+                f"server {server_name!r} is not tracked: materialize it first (see `legion snapshot`)"
+            )
+        return tracked
+
+    async def _server_command(
+        self, name: str, command: str, run: Callable[[TrackedServer], Any]
+    ) -> ServerCommandResult:
+        tracked = self._tracked(name)
+        operation = await self._begin(f"server {command}", tracked.name)
+        try:
+            await run(tracked)
+        except LegionError as exc:
+            await self._end(operation, "failed", f"{command} {tracked.name}: {exc.message}")
+            raise
+        except BaseException:
+            await asyncio.shield(self._end(operation, "interrupted", f"{command} {tracked.name} interrupted"))
+            raise
+        summary = f"{command} {tracked.name}: done"
+        await self._end(operation, "succeeded", summary)
+        return ServerCommandResult(server=tracked.name, command=command, status="succeeded", summary=summary)
+
+    async def _run_and_wait(
+        self, server: TrackedServer, label: str, fn: Callable[[ProviderAdapter], Any]
+    ) -> None:
+        self._providers.adapter(server.provider)  # no credentials -> one clear error, no I/O
+        op: Operation | None = await self._providers.resilience.converge(server.provider, label, fn)
+        if op is not None:
+            await self._providers.broker.wait([op])
+        await self._providers.broker.wait_for_server(server.provider, server.provider_id)
+
+    async def server_reboot(self, name: str) -> ServerCommandResult:
+        async def run(server: TrackedServer) -> None:
+            sid = server.provider_id
+            await self._run_and_wait(server, f"reboot {server.name}", lambda a: a.reboot_server(sid))
+
+        return await self._server_command(name, "reboot", run)
+
+    async def server_reinstall(self, name: str) -> ServerCommandResult:
+        """Reset the server to its tracked image if the catalog still offers it, else the policy's."""
+
+        async def run(server: TrackedServer) -> None:
+            catalog = self._providers.catalog(server.provider)
+            image = catalog.image(server.image) if server.image else None
+            if image is None or not image.available_in(server.location):
+                image = choose_image(catalog, server.location)
+            sid, image_id = server.provider_id, image.id
+            await self._run_and_wait(
+                server, f"rebuild {server.name}", lambda a: a.rebuild_server(sid, image_id)
+            )
+
+        return await self._server_command(name, "reinstall", run)
+
+    async def server_delete(self, name: str) -> ServerCommandResult:
+        """Take the server out of the plan and let its actor delete it at the provider."""
+        tracked = self._tracked(name)
+        key = ResourceKey("server", tracked.name)
+        operation = await self._begin("server delete", tracked.name)
+        try:
+            if self._state().state.scheme.find_server(tracked.name) is not None:
+                await self._state().mutate(
+                    lambda s: (planning.remove_server(s, name=tracked.name), None),
+                    reason=f"server delete {tracked.name}",
+                )
+            await self._resources.sync_wave([key], run_id=operation.id)
+            snapshots = await self._resources.wait_settled([key])
+        except BaseException:
+            await asyncio.shield(self._end(operation, "interrupted", f"delete {tracked.name} interrupted"))
+            raise
+        error = next((s.error for s in snapshots if s.error), None)
+        still = tracked.name in self._state().state.tracked.servers
+        if error or still:
+            summary = f"delete {tracked.name}: {error or 'the server is still tracked'}; run it again"
+            await self._end(operation, "failed", summary)
+            return ServerCommandResult(
+                server=tracked.name, command="delete", status="failed", summary=summary
+            )
+        summary = f"delete {tracked.name}: done"
+        await self._end(operation, "succeeded", summary)
+        return ServerCommandResult(server=tracked.name, command="delete", status="succeeded", summary=summary)

@@ -1,0 +1,467 @@
+"""The engine's provider service: adapters from stored credentials, one broker, durable resilience.
+
+Why one service: every provider call of the engine (actors, refresh, server commands) must share one
+:class:`~legion_nb.providers.broker.ProviderBroker`, because a provider's request budget is per
+project, not per caller. This service owns that broker while the state is unlocked:
+
+* at unlock it builds an adapter for every provider with stored credentials (through
+  :func:`legion_nb.providers.registry.connect`, so httpx stays inside the provider layer) and
+  registers it on the broker; a later ``credentials set`` replaces that provider's adapter;
+* it offers a :class:`~legion_nb.providers.resilience.Resilience` whose ``PendingRecorder`` writes
+  ``CreatePending`` intents into the encrypted state before any create is sent;
+* ``catalog(provider)`` answers from the live catalog fetched in this session, else the embedded one;
+* :class:`ProviderPersistence` (refresh and adoption) writes what the providers report.
+
+At logout everything is closed: the broker's pollers stop, every HTTP client closes, and the
+adapters (which hold the decrypted credentials) are dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from legion_nb.engine.resources.pending import StatePendingRecorder
+from legion_nb.engine.state.model import (
+    DEFAULT_CLUSTER,
+    LegionState,
+    ObservedDnsZone,
+    ObservedFirewall,
+    ObservedProvider,
+    ObservedServer,
+    Provider,
+    Role,
+    TrackedDnsZone,
+    TrackedServer,
+    utcnow,
+)
+from legion_nb.engine.state.model import ProviderCredentials as StoredCredentials
+from legion_nb.engine.state.validation import validate_provider
+from legion_nb.errors import LegionError, LockedError, ProviderAuthError
+from legion_nb.providers import registry
+from legion_nb.providers.base import (
+    Capability,
+    Catalog,
+    DnsZone,
+    Firewall,
+    OwnershipLabels,
+    ProviderAdapter,
+    ProviderCredentials,
+    Server,
+)
+from legion_nb.providers.broker import BrokerPolicy, ProviderBroker, ProviderStatus
+from legion_nb.providers.catalog import embedded_catalog
+from legion_nb.providers.resilience import Resilience, SettlePolicy
+
+if TYPE_CHECKING:
+    from legion_nb.engine.runtime import Engine
+    from legion_nb.engine.state.persistence import PersistenceSupervisor, StateChange
+
+__all__ = [
+    "ProviderPersistence",
+    "ProviderService",
+    "RefreshReport",
+    "adapter_credentials",
+    "catalog_json",
+    "record_inventory",
+]
+
+log = logging.getLogger(__name__)
+
+
+def adapter_credentials(stored: StoredCredentials) -> ProviderCredentials:
+    """The adapter's view of stored credentials: fields the provider's descriptor names as secrets
+    stay secret, every other field (Scaleway project and zone, OVH service name) is an option."""
+    info = registry.descriptor(stored.provider)
+    secrets = {k: v for k, v in stored.secrets.items() if k in info.secret_keys}
+    options = {k: v for k, v in stored.secrets.items() if k not in info.secret_keys}
+    return ProviderCredentials(stored.provider, stored.endpoint or info.default_endpoint, secrets, options)
+
+
+class ProviderService:
+    """The engine service implementing ``ProviderAccess`` (see the module notes)."""
+
+    def __init__(
+        self,
+        *,
+        policy: BrokerPolicy | None = None,
+        settle: SettlePolicy | None = None,
+        transport: Any = None,
+    ) -> None:
+        """``policy`` paces the broker (tests and the sandbox pass short poll intervals);
+        ``transport`` is an optional ``httpx.AsyncBaseTransport`` handed to every adapter's client."""
+        self._policy = policy
+        self._settle = settle
+        self._transport = transport
+        self._broker: ProviderBroker | None = None
+        self._resilience: Resilience | None = None
+        self._stack: AsyncExitStack | None = None
+        self._loaded: dict[str, StoredCredentials] = {}
+        self._failed: dict[str, str] = {}
+        self._live: dict[str, Catalog] = {}
+        self._unsubscribe: Any = None
+        self._persistence: PersistenceSupervisor[LegionState] | None = None
+        self._pending_loads: set[asyncio.Task[None]] = set()  # strong references to in-flight reloads
+
+    # -- EngineService ---------------------------------------------------------------------------
+
+    async def start(self, engine: Engine) -> None:
+        persistence = engine.assert_unlocked()
+        self._persistence = persistence
+        self._stack = AsyncExitStack()
+        self._broker = ProviderBroker(self._policy)
+        self._resilience = Resilience(self._broker, StatePendingRecorder(persistence), self._settle)
+        await self._load(persistence.state.credentials)
+        self._unsubscribe = persistence.subscribe(self._changed)
+
+    async def stop(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        broker, self._broker = self._broker, None
+        stack, self._stack = self._stack, None
+        self._resilience = None
+        self._persistence = None
+        self._loaded.clear()
+        self._failed.clear()
+        self._live.clear()
+        if broker is not None:
+            await broker.aclose()
+        if stack is not None:
+            await stack.aclose()
+
+    def _changed(self, change: StateChange[LegionState]) -> None:
+        if change.after.credentials is change.before.credentials:
+            return
+        stack = self._stack
+        if stack is None:
+            return
+        # Listeners must not block the state writer: connecting does no I/O, but it is async.
+        task = asyncio.get_running_loop().create_task(self._load(change.after.credentials))
+        self._pending_loads.add(task)
+        task.add_done_callback(self._pending_loads.discard)
+
+    async def _load(self, credentials: Mapping[str, StoredCredentials]) -> None:
+        """Register an adapter for every stored provider whose credentials are new or changed."""
+        broker, stack = self._broker, self._stack
+        if broker is None or stack is None:
+            return
+        for provider, stored in credentials.items():
+            if self._loaded.get(provider) is stored:
+                continue
+            try:
+                adapter = await stack.enter_async_context(
+                    registry.connect(adapter_credentials(stored), transport=self._transport)
+                )
+            except LegionError as exc:  # unusable credentials: remembered and shown, never fatal
+                self._failed[provider] = exc.message
+                log.warning("%s credentials unusable: %s", provider, exc.message)
+                continue
+            self._failed.pop(provider, None)
+            self._loaded[provider] = stored
+            self._live.pop(provider, None)
+            broker.register(adapter)
+
+    async def reload(self) -> None:
+        """Make sure every stored credential has its adapter (after a ``credentials set``)."""
+        if self._persistence is not None:
+            await self._load(self._persistence.state.credentials)
+
+    # -- ProviderAccess --------------------------------------------------------------------------
+
+    @property
+    def broker(self) -> ProviderBroker:
+        if self._broker is None:
+            raise LockedError("the provider service is stopped: unlock the state first")
+        return self._broker
+
+    @property
+    def resilience(self) -> Resilience:
+        if self._resilience is None:
+            raise LockedError("the provider service is stopped: unlock the state first")
+        return self._resilience
+
+    def has_credentials(self, provider: str) -> bool:
+        return provider in self._loaded
+
+    def adapter(self, provider: str) -> ProviderAdapter:
+        """The registered adapter; ``ProviderAuthError`` naming the command that fixes it otherwise."""
+        if provider not in self._loaded:
+            reason = self._failed.get(provider)
+            detail = f" ({reason})" if reason else ""
+            raise ProviderAuthError(
+                provider, f"no usable credentials{detail}; run `legion credentials set {provider}`"
+            )
+        return self.broker.adapter(provider)
+
+    def catalog(self, provider: str) -> Catalog:
+        """The live catalog read in this session, else the embedded snapshot."""
+        live = self._live.get(provider)
+        return live if live is not None else embedded_catalog(provider)
+
+    async def fetch_catalog(self, provider: str) -> Catalog:
+        """Read the provider's live catalog (through the broker) and use it from now on."""
+        self.adapter(provider)
+        catalog = await self.broker.read(provider, "read catalog", lambda a: a.fetch_catalog())
+        self._live[provider] = catalog
+        return catalog
+
+    def has_live_catalog(self, provider: str) -> bool:
+        return provider in self._live
+
+    def status(self) -> list[dict[str, Any]]:
+        """Per loaded provider: the broker's lane status; per unusable one: why (no secrets)."""
+        out: list[dict[str, Any]] = []
+        if self._broker is not None:
+            for provider in sorted(self._loaded):
+                out.append(_status_json(self._broker.status(provider)))
+        for provider, reason in sorted(self._failed.items()):
+            out.append({"provider": provider, "last_error": reason, "usable": False})
+        return out
+
+
+def _status_json(status: ProviderStatus) -> dict[str, Any]:
+    return {
+        "provider": status.provider,
+        "usable": True,
+        "queue_depth": status.queue_depth,
+        "in_flight": status.in_flight,
+        "last_error": status.last_error,
+        "remaining_budget": status.remaining_budget,
+        "calls_total": status.calls_total,
+        "waiting_operations": status.waiting_operations,
+    }
+
+
+# -- refresh and adoption (the seed's ProviderPersistence) ---------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshReport:
+    """What one provider refresh saw and did. ``unmanaged`` are resources without Legion's labels
+    that nobody tracks (reported, never touched); ``orphans`` carry Legion's labels but are neither
+    planned nor tracked (reported, never deleted)."""
+
+    provider: str
+    servers: int = 0
+    dns_zones: int = 0
+    firewalls: int = 0
+    adopted: tuple[str, ...] = ()
+    unmanaged: tuple[str, ...] = ()
+    orphans: tuple[str, ...] = ()
+    error: str | None = None
+    skipped: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class _Inventory:
+    servers: list[Server]
+    zones: list[DnsZone]
+    firewalls: list[Firewall]
+    skipped: tuple[str, ...]
+
+
+class ProviderPersistence:
+    """Refresh: read a provider's inventory, store it as observed facts, adopt Legion's own resources.
+
+    Adoption takes a resource into ``tracked`` only when it carries both ownership labels
+    (``legion/managed=true`` and ``legion/id``) AND either a pending create of that Legion id or a
+    planned resource of that name: a labelled resource nobody plans is reported as an orphan instead,
+    because tracking it would make the next materialize delete it.
+    """
+
+    def __init__(self, providers: ProviderService) -> None:
+        self._providers = providers
+
+    async def refresh(self, persistence: PersistenceSupervisor[LegionState], provider: str) -> RefreshReport:
+        self._providers.adapter(provider)  # no credentials -> ProviderAuthError before any I/O
+        try:
+            inventory = await self._read(provider)
+        except LegionError as exc:
+            return RefreshReport(provider=provider, error=exc.message)
+
+        def apply(state: LegionState) -> tuple[LegionState, RefreshReport]:
+            return record_inventory(state, provider, inventory.servers, inventory.zones, inventory.firewalls)
+
+        report = await persistence.mutate(apply, reason=f"refresh {provider}")
+        return replace(report, skipped=inventory.skipped)
+
+    async def _read(self, provider: str) -> _Inventory:
+        broker = self._providers.broker
+        capabilities = broker.adapter(provider).capabilities
+        skipped: list[str] = []
+        servers = await broker.read(provider, "list servers", lambda a: a.list_servers())
+        zones: list[DnsZone] = []
+        if Capability.DNS in capabilities:
+            zones = await broker.read(provider, "list DNS zones", lambda a: a.list_zones())
+        else:
+            skipped.append("dns")
+        firewalls: list[Firewall] = []
+        if Capability.FIREWALL in capabilities:
+            firewalls = await broker.read(provider, "list firewalls", lambda a: a.list_firewalls())
+        else:
+            skipped.append("firewall")
+        return _Inventory(servers, zones, firewalls, tuple(skipped))
+
+
+def record_inventory(
+    state: LegionState,
+    provider: str,
+    servers: list[Server],
+    zones: list[DnsZone],
+    firewalls: list[Firewall],
+) -> tuple[LegionState, RefreshReport]:
+    """Pure: ``state`` with ``provider``'s observed facts replaced and Legion's resources adopted."""
+    observed = ObservedProvider(
+        provider=_provider_name(provider),
+        refreshed=utcnow(),
+        servers={s.id: _observed_server(s) for s in servers},
+        dns_zones={z.name: ObservedDnsZone(z.name, z.id, dict(z.labels)) for z in zones},
+        firewalls={f.id: ObservedFirewall(f.name, f.id, dict(f.labels)) for f in firewalls},
+    )
+    tracked = state.tracked
+    tracked_ids = {t.provider_id for t in tracked.servers.values() if t.provider == provider}
+    planned = state.scheme.servers()
+    pending = dict(tracked.pending)
+    new_servers = dict(tracked.servers)
+    adopted: list[str] = []
+    unmanaged: list[str] = []
+    orphans: list[str] = []
+    for server in servers:
+        if server.id in tracked_ids:
+            continue
+        ownership = server.ownership
+        if ownership is None:
+            unmanaged.append(f"server {server.name}")
+            continue
+        intent = pending.get(ownership.legion_id)
+        plan = planned.get(server.name)
+        wanted = (intent is not None and intent.kind == "server") or (
+            plan is not None and plan[1].provider == provider
+        )
+        if not wanted or server.name in new_servers:
+            orphans.append(f"server {server.name}")
+            continue
+        cluster, role = (plan[0], plan[1].role) if plan is not None else (DEFAULT_CLUSTER, "cluster")
+        new_servers[server.name] = _tracked_server(server, provider, cluster, role)
+        pending.pop(ownership.legion_id, None)
+        adopted.append(f"server {server.name}")
+    new_zones = dict(tracked.dns_zones)
+    for zone in zones:
+        if zone.name in new_zones:
+            continue
+        ownership = OwnershipLabels.from_labels(zone.labels)
+        planned_zone = state.scheme.dns_zones.get(zone.name)
+        if ownership is None:
+            if planned_zone is None:
+                unmanaged.append(f"dns zone {zone.name}")
+            continue  # a planned zone without our labels is the diff's "adopt" case, not ours
+        if planned_zone is None or planned_zone.provider != provider:
+            orphans.append(f"dns zone {zone.name}")
+            continue
+        new_zones[zone.name] = TrackedDnsZone(zone.name, _provider_name(provider), zone.id)
+        pending.pop(ownership.legion_id, None)
+        adopted.append(f"dns zone {zone.name}")
+    tracked_fw = {f.provider_id for f in tracked.firewalls.values()}
+    for firewall in firewalls:
+        if firewall.id not in tracked_fw and OwnershipLabels.from_labels(firewall.labels) is None:
+            unmanaged.append(f"firewall {firewall.name}")
+    new_state = replace(
+        state,
+        observed={**state.observed, provider: observed},
+        tracked=replace(tracked, servers=new_servers, dns_zones=new_zones, pending=pending),
+    )
+    report = RefreshReport(
+        provider=provider,
+        servers=len(servers),
+        dns_zones=len(zones),
+        firewalls=len(firewalls),
+        adopted=tuple(adopted),
+        unmanaged=tuple(unmanaged),
+        orphans=tuple(orphans),
+    )
+    return new_state, report
+
+
+def _provider_name(provider: str) -> Provider:
+    """The provider as the state's literal type (the registry has validated it already)."""
+    return validate_provider(provider)
+
+
+def _observed_server(server: Server) -> ObservedServer:
+    return ObservedServer(
+        provider_id=server.id,
+        name=server.name,
+        status=server.status,
+        server_type=server.server_type or "",
+        location=server.location or "",
+        image=server.image or "",
+        ipv4=server.ipv4,
+        ipv6=server.ipv6,
+        labels=dict(server.labels),
+    )
+
+
+def _tracked_server(server: Server, provider: str, cluster: str, role: Role) -> TrackedServer:
+    return TrackedServer(
+        name=server.name,
+        provider=_provider_name(provider),
+        provider_id=server.id,
+        created=server.created or utcnow(),
+        cluster=cluster,
+        role=role,
+        server_type=server.server_type or "",
+        location=server.location or "",
+        image=server.image or "",
+        ipv4=server.ipv4,
+        ipv6=server.ipv6,
+        status=server.status,
+        labels=dict(server.labels),
+    )
+
+
+def catalog_json(catalog: Catalog) -> dict[str, Any]:
+    """A catalog as JSON types (prices as decimal strings, so no rounding on the way)."""
+    return {
+        "provider": catalog.provider,
+        "currency": catalog.currency,
+        "source": catalog.source,
+        "fetched_at": catalog.fetched_at.isoformat() if catalog.fetched_at else None,
+        "server_types": [
+            {
+                "name": t.name,
+                "cores": t.cores,
+                "memory_gb": t.memory_gb,
+                "disk_gb": t.disk_gb,
+                "arch": t.arch,
+                "deprecated": t.deprecated,
+                "description": t.description,
+                "locations": list(t.locations),
+                "prices": [
+                    {"location": p.location, "hourly": str(p.hourly), "monthly": str(p.monthly)}
+                    for p in t.prices
+                ],
+            }
+            for t in catalog.server_types
+        ],
+        "locations": [
+            {"name": loc.name, "city": loc.city, "country": loc.country, "description": loc.description}
+            for loc in catalog.locations
+        ],
+        "images": [
+            {
+                "id": i.id,
+                "name": i.name,
+                "os_flavor": i.os_flavor,
+                "os_version": i.os_version,
+                "arch": i.arch,
+                "locations": list(i.locations),
+                "deprecated": i.deprecated,
+            }
+            for i in catalog.images
+        ],
+    }

@@ -1,0 +1,177 @@
+"""The app snapshot assembler: actor beliefs joined with desired, tracked and observed records.
+
+Why a join and not a second read model: the resource actors say what Legion *believes* about each
+resource (lifecycle, current operation, why it waits, the last error); the state says what was
+*planned*, what is *tracked* and what the providers last *reported*. The panels, the CLI and the
+daemon need both on one row, so this module joins them, purely, from one state value and one set
+of actor snapshots. It never creates an actor: a record whose actor has not reported yet gets an
+``unknown`` row until it does.
+
+Row keys (the widgets' schema, :mod:`legion_nb.widgets.rows`, plus detail for ``--json``)::
+
+    kind name provider action state operation substage waiting error note
+    system health settled facts fields revision
+
+``action`` is the pure diff's verdict; ``state`` is the actor's lifecycle. Firewall sets derived
+from the cluster plan (:mod:`engine.cluster.firewall_plan`) are planned by derivation, not by the
+operator: the diff does not know them, so their action is ``create`` until tracked and
+``unchanged`` afterwards (the actor converges their rules), never the diff's ``delete``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from legion_nb.engine.cluster.firewall_plan import build_cluster_firewall_plan
+from legion_nb.engine.diff import ResourceDiff, diff
+from legion_nb.engine.events import EventHub
+from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey
+from legion_nb.engine.state.model import LegionState
+
+if TYPE_CHECKING:
+    from legion_nb.engine.providers_service import ProviderService
+    from legion_nb.engine.resources.supervisor import ResourceSupervisor
+    from legion_nb.engine.runtime import Engine
+    from legion_nb.engine.state.persistence import PersistenceSupervisor
+
+__all__ = ["UNKNOWN", "SnapshotPublisher", "assemble", "locked_snapshot", "row_of"]
+
+UNKNOWN = "unknown"
+
+
+def row_of(
+    resource: ResourceDiff | None, actor: ActorSnapshot | None, key: ResourceKey | None = None
+) -> dict[str, Any]:
+    """One row from a diff row and/or an actor snapshot; ``key`` alone gives an ``unknown`` row."""
+    if resource is not None:
+        kind, name, provider = resource.kind, resource.name, resource.provider
+    elif actor is not None:
+        kind, name, provider = actor.key.kind, actor.key.identity, actor.provider
+    elif key is not None:
+        kind, name, provider = key.kind, key.identity, ""
+    else:
+        raise ValueError("a snapshot row needs a diff row, an actor snapshot or a key")
+    if not provider and actor is not None:
+        provider = actor.provider
+    row: dict[str, Any] = {
+        "kind": kind,
+        "name": name,
+        "provider": provider,
+        "action": resource.action if resource is not None else "",
+        "note": resource.note if resource is not None else "",
+        "fields": resource.to_json()["fields"] if resource is not None else [],
+    }
+    if actor is None:
+        row.update(
+            state=UNKNOWN,
+            system=None,
+            health=UNKNOWN,
+            operation="",
+            substage="",
+            waiting="",
+            error="",
+            settled=False,
+            facts={},
+            revision=0,
+        )
+    else:
+        row.update(
+            state=actor.lifecycle,
+            system=actor.system,
+            health=actor.health,
+            operation=actor.operation or "",
+            substage=actor.substage or "",
+            waiting=actor.waiting or "",
+            error=actor.error or "",
+            settled=actor.settled,
+            facts=dict(actor.facts),
+            revision=actor.revision,
+        )
+    return row
+
+
+def assemble(
+    state: LegionState,
+    revision: int,
+    actors: Iterable[ActorSnapshot],
+    *,
+    providers: Iterable[Mapping[str, Any]] = (),
+    admin_sources: tuple[str, ...] | None = None,
+) -> dict[str, Any]:
+    """The app snapshot: one row per resource the diff or an actor knows, sorted by kind and name."""
+    by_key = {snapshot.key: snapshot for snapshot in actors}
+    rows: dict[ResourceKey, dict[str, Any]] = {}
+    for resource in diff(state).resources:
+        key = ResourceKey(resource.kind, resource.name)
+        if key in rows:  # an orphan seen under a planned name at another provider: keep the first
+            continue
+        rows[key] = row_of(resource, by_key.get(key))
+    for name, plan in build_cluster_firewall_plan(state, admin_sources=admin_sources).items():
+        if plan.cluster is None:
+            continue  # planned by the operator: the diff row stands
+        key = ResourceKey("firewall", name)
+        row = rows[key] = rows[key] if key in rows else row_of(None, by_key.get(key), key)
+        row["provider"] = row["provider"] or plan.provider
+        row["action"] = "unchanged" if name in state.tracked.firewalls else "create"
+        row["note"] = f"derived from cluster {plan.cluster}" + (
+            "; enforced on the nodes" if plan.node_level else ""
+        )
+    for key, actor in by_key.items():
+        # An actor the state no longer calls for is about to be stopped: shown only while it works.
+        if key not in rows and not actor.settled:
+            rows[key] = row_of(None, actor)
+    return {
+        "locked": False,
+        "revision": revision,
+        "rows": [rows[key] for key in sorted(rows)],
+        "providers": [dict(p) for p in providers],
+    }
+
+
+def locked_snapshot() -> dict[str, Any]:
+    """What a locked engine publishes: no rows, nothing from the state."""
+    return {"locked": True, "revision": None, "rows": []}
+
+
+class SnapshotPublisher:
+    """Publishes the assembled snapshot on "snapshot" after every state commit and every actor
+    change. Both sources only mark the snapshot dirty: the hub builds it once per loop tick, so a
+    burst of thousands of changes costs one assembly and one publication."""
+
+    def __init__(self, hub: EventHub, resources: ResourceSupervisor, providers: ProviderService) -> None:
+        self._hub = hub
+        self._resources = resources
+        self._providers = providers
+        self._unsubscribe: list[Callable[[], None]] = []
+        self._persistence: PersistenceSupervisor[LegionState] | None = None
+
+    def current(self) -> dict[str, Any]:
+        """The snapshot as of now (locked: the empty locked snapshot)."""
+        persistence = self._persistence
+        if persistence is None:
+            return locked_snapshot()
+        return assemble(
+            persistence.state,
+            persistence.revision,
+            self._resources.snapshots() if self._resources.running else (),
+            providers=self._providers.status(),
+            admin_sources=self._resources.settings.admin_sources,
+        )
+
+    def mark(self, *_: object) -> None:
+        if self._persistence is not None:
+            self._hub.publish_snapshot(self.current)
+
+    async def start(self, engine: Engine) -> None:
+        self._persistence = engine.assert_unlocked()
+        self._unsubscribe = [self._persistence.subscribe(self.mark), self._resources.subscribe(self.mark)]
+        self.mark()
+
+    async def stop(self) -> None:
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe = []
+        self._persistence = None
+        self._hub.forget_snapshot()
+        self._hub.publish("snapshot", locked_snapshot())

@@ -1,0 +1,110 @@
+"""``await legion_nb.sandbox()``: an unlocked engine wired to an in-process sandbox cloud.
+
+Why: a notebook (or a test, or a benchmark) should be able to try the whole engine - plan, diff,
+materialize, watch the panels - without an account at any provider and without any traffic leaving
+the machine. This starts the three provider emulators on loopback (GUIDE §3), creates a throwaway
+encrypted state in a temporary directory, stores the emulators' credentials in it, and returns the
+unlocked engine. ``await engine.aclose()`` also stops the sandbox and removes the directory.
+
+The sandbox is "the outside world": the engine talks to it over real HTTP exactly as it would talk
+to a provider, so nothing here reaches into the engine but its public methods.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import tempfile
+import weakref
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from legion_nb.engine.runtime import Engine
+    from legion_nb.providers.broker import BrokerPolicy
+    from legion_nb.sandbox.cloud import SandboxCloud
+
+__all__ = ["SANDBOX_PROVIDERS", "sandbox", "sandbox_cloud", "sandbox_policy"]
+
+SANDBOX_PROVIDERS: tuple[str, ...] = ("hetzner", "scaleway", "ovh")
+
+_CLOUDS: weakref.WeakKeyDictionary[Engine, SandboxCloud] = weakref.WeakKeyDictionary()
+
+
+def sandbox_policy(*, poll_seconds: float = 0.05) -> BrokerPolicy:
+    """Broker pacing for emulated providers: their actions take fractions of a second, so polling
+    every second (the real-cloud default) would only add idle time."""
+    from legion_nb.providers.broker import BrokerPolicy, PollPolicy, RetryPolicy  # noqa: PLC0415
+
+    return BrokerPolicy(
+        poll=PollPolicy(interval=poll_seconds, backoff=1.5, max_interval=max(poll_seconds, 0.5), timeout=120),
+        retry=RetryPolicy(attempts=5, base_delay=0.02, max_delay=0.5, max_rate_limit_wait=2.0),
+    )
+
+
+async def sandbox(
+    *,
+    seed: int | None = None,
+    latency_ms: float = 0.0,
+    fault_rate: float = 0.0,
+    action_seconds: float | None = None,
+    boot_seconds: float | None = None,
+    providers: tuple[str, ...] = SANDBOX_PROVIDERS,
+    policy: BrokerPolicy | None = None,
+    state_dir: str | Path | None = None,
+) -> Engine:
+    """Start a sandbox cloud and return an unlocked engine with its credentials stored.
+
+    ``latency_ms`` is added to every emulated request; ``fault_rate`` is the fraction of API calls
+    that fail (429, 5xx, or committed and then dropped); ``action_seconds``/``boot_seconds`` set how
+    long emulated provider work takes; ``providers`` are the emulators whose credentials are stored.
+    ``state_dir`` keeps the state there instead of a temporary directory (it is then not removed).
+    Reach the cloud itself (suspend a provider, inspect an emulator) with :func:`sandbox_cloud`.
+    """
+    from legion_nb.engine.runtime import create_engine  # noqa: PLC0415
+    from legion_nb.sandbox.cloud import SandboxCloud  # noqa: PLC0415
+    from legion_nb.sandbox.faults import FaultPlan  # noqa: PLC0415
+    from legion_nb.sandbox.world import SandboxWorld, Timing  # noqa: PLC0415
+
+    unknown = sorted(set(providers) - set(SANDBOX_PROVIDERS))
+    if unknown:
+        from legion_nb.errors import UsageError  # noqa: PLC0415
+
+        raise UsageError(f"no sandbox for {', '.join(unknown)}: choose from {', '.join(SANDBOX_PROVIDERS)}")
+    chosen_seed = secrets.randbits(32) if seed is None else seed
+    timing = Timing(latency_ms=latency_ms)
+    if action_seconds is not None:
+        timing.action_seconds = action_seconds
+    if boot_seconds is not None:
+        timing.boot_seconds = boot_seconds
+    world = SandboxWorld(chosen_seed, timing=timing, faults=FaultPlan(rate=fault_rate, seed=chosen_seed))
+    cloud = SandboxCloud(world)
+    await cloud.start()
+    owned_dir = state_dir is None
+    directory = Path(tempfile.mkdtemp(prefix="legion-sandbox-")) if state_dir is None else Path(state_dir)
+    engine = create_engine(directory / "sandbox.legion", broker_policy=policy or sandbox_policy())
+
+    async def close_cloud() -> None:
+        await cloud.aclose()
+        if owned_dir:
+            shutil.rmtree(directory, ignore_errors=True)
+
+    engine.at_close(close_cloud)
+    try:
+        # A throwaway password: the state lives only as long as this engine and is never reopened.
+        await engine.bootstrap(secrets.token_urlsafe(24))
+        for name, block in cloud.endpoints().items():
+            if name not in providers:
+                continue
+            fields = {key: value for key, value in block.items() if key != "url"}
+            await engine.credentials_set(name, fields, endpoint=block["url"])
+    except BaseException:
+        await engine.aclose()
+        raise
+    _CLOUDS[engine] = cloud
+    return engine
+
+
+def sandbox_cloud(engine: Engine) -> SandboxCloud:
+    """The sandbox cloud behind an engine made by :func:`sandbox` (``KeyError`` for other engines)."""
+    return _CLOUDS[engine]

@@ -1,0 +1,48 @@
+"""End-to-end fixtures: a sandbox cloud on loopback and engines that talk to it over real HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from e2ekit import PASSWORD, EngineFactory
+
+from legion_nb.engine.runtime import Engine, create_engine
+from legion_nb.sandbox.cloud import SandboxCloud
+from legion_nb.sandbox.faults import FaultPlan
+from legion_nb.sandbox.world import SandboxWorld
+from legion_nb.session import sandbox_policy
+
+
+@pytest.fixture
+async def cloud() -> AsyncIterator[SandboxCloud]:
+    async with SandboxCloud(SandboxWorld(7, faults=FaultPlan(rate=0.0, seed=7))) as running:
+        yield running
+
+
+@pytest.fixture
+def state_path(tmp_path: Path) -> Path:
+    return tmp_path / "e2e.legion"
+
+
+@pytest.fixture
+async def open_engine(cloud: SandboxCloud, state_path: Path) -> AsyncIterator[EngineFactory]:
+    """Open an engine on the one state (created and given the sandbox credentials the first time)."""
+    opened: list[Engine] = []
+
+    async def factory() -> Engine:
+        engine = create_engine(state_path, broker_policy=sandbox_policy())
+        opened.append(engine)
+        if engine.state_exists():
+            await engine.unlock(PASSWORD)
+        else:
+            await engine.bootstrap(PASSWORD)
+            for name, block in cloud.endpoints().items():
+                fields = {k: v for k, v in block.items() if k != "url"}
+                await engine.credentials_set(name, fields, endpoint=block["url"])
+        return engine
+
+    yield factory
+    for engine in opened:
+        await engine.aclose()

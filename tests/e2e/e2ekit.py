@@ -1,0 +1,46 @@
+"""Helpers for the end-to-end tests: plan a cluster, read the emulator's truth in comparable form."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from legion_nb.engine.runtime import Engine
+from legion_nb.sandbox.cloud import SandboxCloud
+from legion_nb.sandbox.hetzner import state_of
+from legion_nb.sandbox.hetzner.project import HetznerProject
+
+PASSWORD = "e2e password 1"
+EngineFactory = Callable[[], Awaitable[Engine]]
+
+
+def hetzner(cloud: SandboxCloud) -> HetznerProject:
+    return state_of(cloud.emulator("hetzner"))
+
+
+async def plan_cluster(engine: Engine, names: tuple[str, ...] = ("web-1", "web-2", "web-3")) -> None:
+    """A 3-server cluster at Hetzner with type/location/image left to the catalog policy, a zone,
+    and a DNS host pointing at every server."""
+    for name in names:
+        await engine.plan_upsert_server(name=name, provider="hetzner")
+    await engine.plan_upsert_dns_zone(zone="example.org", provider="hetzner")
+    await engine.plan_upsert_dns_host(host="www", zone="example.org", servers=list(names))
+
+
+def provider_view(project: HetznerProject) -> dict[str, object]:
+    """What the emulator holds, in comparable form: servers, the 4413 rule, firewall targets, A."""
+    servers = {s.name: s.ipv4 for s in project.servers.values()}
+    by_id = {s.id: s.name for s in project.servers.values()}
+    firewalls = {}
+    for firewall in project.firewalls.values():
+        sync = [r for r in firewall.rules if r.get("port") == "4413"]
+        firewalls[firewall.name] = {
+            "sync_sources": sorted(s for r in sync for s in r["source_ips"]),
+            "ports": sorted(str(r.get("port")) for r in firewall.rules),
+            "applied": sorted(by_id.get(i, str(i)) for i in firewall.servers),
+        }
+    records = {}
+    for zone in project.zones.values():
+        for (name, rtype), rrset in zone.rrsets.items():
+            if rtype in ("A", "AAAA"):
+                records[f"{name}.{zone.name} {rtype}"] = sorted(r["value"] for r in rrset.records)
+    return {"servers": servers, "firewalls": firewalls, "records": records}
