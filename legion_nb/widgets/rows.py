@@ -121,11 +121,20 @@ class Snapshot:
 
 
 def _mapping(value: Any, what: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
+    """``value`` as a mapping: JSON objects as they are, engine objects (dataclasses, objects with
+    ``to_json``) converted; anything else is a :class:`PanelDataError`. Only what a panel reads is
+    converted further, so a 1,000-row snapshot is not copied once more before it is read."""
+    plain = value
+    if not isinstance(plain, Mapping):
+        try:
+            plain = to_jsonable(value)
+        except TypeError:  # not an engine object either: reported just below
+            plain = None
+    if not isinstance(plain, Mapping):
         raise PanelDataError(
             f"{what} is a {type(value).__name__}, not an object: upgrade engine and widgets together"
         )
-    return value
+    return plain
 
 
 def _text(value: Any) -> str:
@@ -136,7 +145,11 @@ def _text(value: Any) -> str:
         return value
     if isinstance(value, bool | int | float):
         return str(value)
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    try:
+        plain = to_jsonable(value)
+    except TypeError:  # an object the wire rules do not know: its own text is the best we have
+        return str(value)
+    return plain if isinstance(plain, str) else json.dumps(plain, sort_keys=True, separators=(",", ":"))
 
 
 def _optional_text(value: Any) -> str | None:
@@ -162,7 +175,7 @@ def _resource_row(raw: Any) -> ResourceRow:
 
 def parse_snapshot(data: Any) -> Snapshot:
     """Typed rows from one "snapshot" publication (engine objects or decoded JSON alike)."""
-    snapshot = _mapping(to_jsonable(data), "the snapshot")
+    snapshot = _mapping(data, "the snapshot")
     rows = snapshot.get("rows", [])
     if not isinstance(rows, list):
         raise PanelDataError("the snapshot's rows are not a list: upgrade engine and widgets together")
@@ -204,7 +217,7 @@ def _diff_row(raw: Any) -> DiffRow:
 
 def parse_diff(data: Any) -> list[DiffRow]:
     """Typed rows from the engine's ``diff()`` result (a ``Diff`` object or its JSON)."""
-    result = _mapping(to_jsonable(data), "the diff")
+    result = _mapping(data, "the diff")
     resources = result.get("resources", [])
     if not isinstance(resources, list):
         raise PanelDataError("the diff's resources are not a list: upgrade engine and widgets together")
