@@ -279,11 +279,13 @@ class ApiClient:
         *,
         params: Params = None,
         json: Any = None,
+        text: str | None = None,
         mutation: bool | None = None,
     ) -> httpx.Response:
         """Send one request and return the 2xx response; every failure is a ``ProviderError``.
 
-        ``mutation`` defaults to "not GET/HEAD"; pass it explicitly for a POST that only reads.
+        The body is ``json`` or, for the few calls that take plain text (Scaleway user data),
+        ``text``. ``mutation`` defaults to "not GET/HEAD"; pass it explicitly for a POST that only reads.
         """
         method = method.upper()
         is_mutation = method not in READ_METHODS if mutation is None else mutation
@@ -291,7 +293,9 @@ class ApiClient:
         attempt = 0
         while True:
             try:
-                return await self._send_once(method, path, params, json, is_mutation)
+                return await self._send_once(
+                    method, path, params=params, json=json, text=text, is_mutation=is_mutation
+                )
             except (ProviderUnavailableError, ProviderRateLimitedError) as exc:
                 # A read is safe to repeat; retrying one request here (inside the caller's lane)
                 # keeps a many-request read (pages, N+1 lists) from failing as a whole.
@@ -302,7 +306,7 @@ class ApiClient:
                 attempt += 1
 
     async def _send_once(
-        self, method: str, path: str, params: Params, json: Any, is_mutation: bool
+        self, method: str, path: str, *, params: Params, json: Any, text: str | None, is_mutation: bool
     ) -> httpx.Response:
         headers = dict(self._headers)
         content: bytes | None = None
@@ -310,6 +314,9 @@ class ApiClient:
             # Compact and byte-stable: a signing hook hashes exactly these bytes.
             content = jsonlib.dumps(json, separators=(",", ":")).encode()
             headers["Content-Type"] = "application/json"
+        elif text is not None:
+            content = text.encode()
+            headers["Content-Type"] = "text/plain"
         request = self._client.build_request(
             method, self.url(path), params=params, content=content, headers=headers
         )
@@ -351,6 +358,15 @@ class ApiClient:
         """Like :meth:`request`, returning the decoded body (None for an empty body)."""
         response = await self.request(method, path, params=params, json=json, mutation=mutation)
         return self.decode(response)
+
+    async def get_object(self, path: str, params: Params = None) -> dict[str, Any]:
+        """A read whose answer must be a JSON object (``ProviderResponseError`` otherwise)."""
+        return json_object(self.provider, await self.request_json("GET", path, params=params), path)
+
+    async def send_object(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        """A mutation whose answer is a JSON object, or nothing at all (then ``{}``)."""
+        payload = await self.request_json(method, path, json=body)
+        return json_object(self.provider, payload, path) if payload is not None else {}
 
     def decode(self, response: httpx.Response) -> Any:
         if not response.content:

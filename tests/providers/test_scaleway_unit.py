@@ -300,6 +300,27 @@ async def test_create_powers_the_server_on_and_returns_a_running_operation() -> 
     assert [op.kind for op in pending.operations] == ["server_running"]
 
 
+async def test_user_data_refused_after_the_create_is_an_unknown_outcome_naming_the_server() -> None:
+    def route(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path.endswith("/servers"):
+            return reply(201, {"server": server_json("stopped", tags=body_of(request)["tags"])})
+        if request.url.path.endswith("/user_data/cloud-init"):
+            return reply(400, {"message": "user data is too large", "type": "invalid_arguments"})
+        raise AssertionError(f"unexpected {request.method} {request.url}")
+
+    scw, recorder = adapter(route)
+    spec = ServerSpec(
+        "node-1", "DEV1-S", ZONE, "debian_bookworm", labels=OWNER.as_labels(), user_data="#cloud-config"
+    )
+    with pytest.raises(OutcomeUnknownError) as raised:
+        await scw.create_server(spec)
+    message = raised.value.message
+    assert f"server {ZONE}/{SERVER_UUID} was created but its user data was not stored" in message
+    assert "user data is too large" in message and "18906f1c-b6d6-4b81-bb8f-1713bfd4b430" in message
+    assert recorder.requests[1].headers["Content-Type"] == "text/plain"
+    assert [c.split()[0] for c in recorder.calls()] == ["POST", "PATCH"]  # no power-on, no second create
+
+
 async def test_ambiguous_create_is_settled_by_listing_the_legion_id_tag() -> None:
     def route(request: httpx.Request) -> httpx.Response:
         if request.method == "POST" and request.url.path.endswith("/servers"):

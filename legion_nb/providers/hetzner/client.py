@@ -30,7 +30,7 @@ from legion_nb.providers import base
 from legion_nb.providers.base import Capability, require_capability
 from legion_nb.providers.hetzner import convert
 from legion_nb.providers.hetzner.errors import REQUEST_ID_HEADER, parse_error
-from legion_nb.providers.http import ApiClient, Params, ProviderResponseError, json_object
+from legion_nb.providers.http import ApiClient, ProviderResponseError
 
 __all__ = ["CAPABILITIES", "DEFAULT_ENDPOINT", "HetznerAdapter"]
 
@@ -95,19 +95,12 @@ class HetznerAdapter:
 
     # ------------------------------------------------------------------------------------------ plumbing
 
-    async def _get(self, path: str, params: Params = None) -> dict[str, Any]:
-        return json_object(PROVIDER, await self._api.request_json("GET", path, params=params), path)
-
-    async def _send(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
-        payload = await self._api.request_json(method, path, json=body)
-        return json_object(PROVIDER, payload, path) if payload is not None else {}
-
     async def _paginate(self, path: str, key: str, params: Mapping[str, Any] | None = None) -> list[Any]:
         """Every item of a paged list, following ``meta.pagination.next_page`` until it is null."""
         items: list[Any] = []
         page: int | None = 1
         while page is not None:
-            body = await self._get(path, {**(params or {}), "page": page, "per_page": PER_PAGE})
+            body = await self._api.get_object(path, {**(params or {}), "page": page, "per_page": PER_PAGE})
             chunk = body.get(key)
             if not isinstance(chunk, list):
                 raise ProviderResponseError(PROVIDER, f"GET {path} lacks the {key!r} list")
@@ -133,13 +126,13 @@ class HetznerAdapter:
     # --------------------------------------------------------------------------------------- identity
 
     async def verify_credentials(self) -> None:
-        await self._get("/servers", {"per_page": 1})
+        await self._api.get_object("/servers", {"per_page": 1})
 
     async def fetch_catalog(self) -> base.Catalog:
         server_types = await self._paginate("/server_types", "server_types")
         locations = await self._paginate("/locations", "locations")
         images = await self._paginate("/images", "images", {"type": "system", "status": "available"})
-        pricing = (await self._get("/pricing")).get("pricing") or {}
+        pricing = (await self._api.get_object("/pricing")).get("pricing") or {}
         currency = str(pricing.get("currency") or "EUR")
         now = datetime.now(UTC)
         return convert.convert(
@@ -156,7 +149,7 @@ class HetznerAdapter:
         return self._servers(await self._paginate("/servers", "servers", params))
 
     async def get_server(self, server_id: str) -> base.Server:
-        body = await self._get(f"/servers/{_int_id(server_id, 'server')}")
+        body = await self._api.get_object(f"/servers/{_int_id(server_id, 'server')}")
         return convert.convert(convert.server, body.get("server"), "server")
 
     async def find_servers_by_name(self, name: str) -> list[base.Server]:
@@ -176,19 +169,21 @@ class HetznerAdapter:
         }
         if spec.user_data is not None:
             body["user_data"] = spec.user_data
-        reply = await self._send("POST", "/servers", body)
+        reply = await self._api.send_object("POST", "/servers", body)
         created = convert.convert(convert.server, reply.get("server"), "server")
         return base.PendingServer(
             server=created, operations=tuple(self._operations(reply, "action", "next_actions"))
         )
 
     async def delete_server(self, server_id: str) -> base.Operation | None:
-        reply = await self._send("DELETE", f"/servers/{_int_id(server_id, 'server')}")
+        reply = await self._api.send_object("DELETE", f"/servers/{_int_id(server_id, 'server')}")
         ops = self._operations(reply, "action")
         return ops[0] if ops else None
 
     async def _server_action(self, server_id: str, action: str, body: Any = None) -> base.Operation | None:
-        reply = await self._send("POST", f"/servers/{_int_id(server_id, 'server')}/actions/{action}", body)
+        reply = await self._api.send_object(
+            "POST", f"/servers/{_int_id(server_id, 'server')}/actions/{action}", body
+        )
         ops = self._operations(reply, "action")
         return ops[0] if ops else None
 
@@ -234,13 +229,13 @@ class HetznerAdapter:
 
     async def create_ssh_key(self, name: str, public_key: str, labels: Mapping[str, str]) -> base.SshKey:
         require_capability(PROVIDER, CAPABILITIES, Capability.SSH_KEYS)
-        reply = await self._send(
+        reply = await self._api.send_object(
             "POST", "/ssh_keys", {"name": name, "public_key": public_key, "labels": dict(labels)}
         )
         return convert.convert(convert.ssh_key, reply.get("ssh_key"), "ssh key")
 
     async def delete_ssh_key(self, key_id: str) -> None:
-        await self._send("DELETE", f"/ssh_keys/{_int_id(key_id, 'ssh key')}")
+        await self._api.send_object("DELETE", f"/ssh_keys/{_int_id(key_id, 'ssh key')}")
 
     # -------------------------------------------------------------------------------------- firewalls
 
@@ -251,7 +246,7 @@ class HetznerAdapter:
         return [convert.convert(convert.firewall, item, "firewall") for item in items]
 
     async def _get_firewall(self, firewall_id: str) -> base.Firewall:
-        body = await self._get(f"/firewalls/{_int_id(firewall_id, 'firewall')}")
+        body = await self._api.get_object(f"/firewalls/{_int_id(firewall_id, 'firewall')}")
         return convert.convert(convert.firewall, body.get("firewall"), "firewall")
 
     async def create_firewall(
@@ -259,7 +254,7 @@ class HetznerAdapter:
     ) -> base.Firewall:
         require_capability(PROVIDER, CAPABILITIES, Capability.FIREWALL)
         body = {"name": name, "labels": dict(labels), "rules": [convert.rule_to_wire(r) for r in rules]}
-        reply = await self._send("POST", "/firewalls", body)
+        reply = await self._api.send_object("POST", "/firewalls", body)
         return convert.convert(convert.firewall, reply.get("firewall"), "firewall")
 
     async def set_firewall_rules(
@@ -267,7 +262,7 @@ class HetznerAdapter:
     ) -> list[base.Operation]:
         require_capability(PROVIDER, CAPABILITIES, Capability.FIREWALL)
         path = f"/firewalls/{_int_id(firewall_id, 'firewall')}/actions/set_rules"
-        reply = await self._send("POST", path, {"rules": [convert.rule_to_wire(r) for r in rules]})
+        reply = await self._api.send_object("POST", path, {"rules": [convert.rule_to_wire(r) for r in rules]})
         return self._operations(reply, "actions")
 
     async def apply_firewall(self, firewall_id: str, server_ids: Sequence[str]) -> list[base.Operation]:
@@ -281,12 +276,12 @@ class HetznerAdapter:
             return [{"type": "server", "server": {"id": int(i)}} for i in sorted(ids, key=int)]
 
         if wanted - current:
-            reply = await self._send(
+            reply = await self._api.send_object(
                 "POST", f"/firewalls/{fid}/actions/apply_to_resources", {"apply_to": refs(wanted - current)}
             )
             ops.extend(self._operations(reply, "actions"))
         if current - wanted:
-            reply = await self._send(
+            reply = await self._api.send_object(
                 "POST",
                 f"/firewalls/{fid}/actions/remove_from_resources",
                 {"remove_from": refs(current - wanted)},
@@ -296,7 +291,7 @@ class HetznerAdapter:
 
     async def delete_firewall(self, firewall_id: str) -> None:
         require_capability(PROVIDER, CAPABILITIES, Capability.FIREWALL)
-        await self._send("DELETE", f"/firewalls/{_int_id(firewall_id, 'firewall')}")
+        await self._api.send_object("DELETE", f"/firewalls/{_int_id(firewall_id, 'firewall')}")
 
     # ----------------------------------------------------------------------------------- floating ips
 
@@ -311,23 +306,23 @@ class HetznerAdapter:
     ) -> base.FloatingIp:
         require_capability(PROVIDER, CAPABILITIES, Capability.FLOATING_IP)
         body = {"type": ip_type, "home_location": location, "name": name, "labels": dict(labels)}
-        reply = await self._send("POST", "/floating_ips", body)
+        reply = await self._api.send_object("POST", "/floating_ips", body)
         return convert.convert(convert.floating_ip, reply.get("floating_ip"), "floating ip")
 
     async def assign_floating_ip(self, floating_ip_id: str, server_id: str | None) -> base.Operation | None:
         require_capability(PROVIDER, CAPABILITIES, Capability.FLOATING_IP)
         fid = _int_id(floating_ip_id, "floating ip")
         if server_id is None:
-            reply = await self._send("POST", f"/floating_ips/{fid}/actions/unassign")
+            reply = await self._api.send_object("POST", f"/floating_ips/{fid}/actions/unassign")
         else:
             body = {"server": _int_id(server_id, "server")}
-            reply = await self._send("POST", f"/floating_ips/{fid}/actions/assign", body)
+            reply = await self._api.send_object("POST", f"/floating_ips/{fid}/actions/assign", body)
         ops = self._operations(reply, "action")
         return ops[0] if ops else None
 
     async def delete_floating_ip(self, floating_ip_id: str) -> None:
         require_capability(PROVIDER, CAPABILITIES, Capability.FLOATING_IP)
-        await self._send("DELETE", f"/floating_ips/{_int_id(floating_ip_id, 'floating ip')}")
+        await self._api.send_object("DELETE", f"/floating_ips/{_int_id(floating_ip_id, 'floating ip')}")
 
     # -------------------------------------------------------------------------------------------- dns
 
@@ -343,12 +338,12 @@ class HetznerAdapter:
     async def create_zone(self, name: str, ttl: int, labels: Mapping[str, str]) -> base.DnsZone:
         require_capability(PROVIDER, CAPABILITIES, Capability.DNS)
         body = {"name": name, "mode": "primary", "ttl": ttl, "labels": dict(labels)}
-        reply = await self._send("POST", "/zones", body)
+        reply = await self._api.send_object("POST", "/zones", body)
         return convert.convert(convert.zone, reply.get("zone"), "zone")
 
     async def delete_zone(self, zone: str) -> None:
         require_capability(PROVIDER, CAPABILITIES, Capability.DNS)
-        await self._send("DELETE", f"/zones/{quote(zone, safe='')}")
+        await self._api.send_object("DELETE", f"/zones/{quote(zone, safe='')}")
 
     async def list_records(self, zone: str) -> list[base.DnsRecord]:
         require_capability(PROVIDER, CAPABILITIES, Capability.DNS)
@@ -357,7 +352,7 @@ class HetznerAdapter:
 
     async def _get_rrset(self, zone: str, name: str, type: str) -> base.DnsRecord | None:
         try:
-            body = await self._get(self._rrset_path(zone, name, type))
+            body = await self._api.get_object(self._rrset_path(zone, name, type))
         except ProviderNotFoundError:
             return None
         return convert.convert(convert.rrset, body.get("rrset"), "rrset")
@@ -375,18 +370,18 @@ class HetznerAdapter:
             body: dict[str, Any] = {"name": name, "type": type, "records": records}
             if ttl is not None:
                 body["ttl"] = ttl
-            await self._send("POST", f"/zones/{quote(zone, safe='')}/rrsets", body)
+            await self._api.send_object("POST", f"/zones/{quote(zone, safe='')}/rrsets", body)
             return
         path = self._rrset_path(zone, name, type)
         if current.values != wanted.values:
-            await self._send("POST", f"{path}/actions/set_records", {"records": records})
+            await self._api.send_object("POST", f"{path}/actions/set_records", {"records": records})
         if current.ttl != ttl:
-            await self._send("POST", f"{path}/actions/change_ttl", {"ttl": ttl})
+            await self._api.send_object("POST", f"{path}/actions/change_ttl", {"ttl": ttl})
 
     async def delete_records(self, zone: str, name: str, type: base.DnsRecordType) -> None:
         require_capability(PROVIDER, CAPABILITIES, Capability.DNS)
         try:
-            await self._send("DELETE", self._rrset_path(zone, name, type))
+            await self._api.send_object("DELETE", self._rrset_path(zone, name, type))
         except ProviderNotFoundError:
             return  # already absent: the desired state holds
 

@@ -45,16 +45,7 @@ from legion_nb.errors import (
 )
 from legion_nb.providers import base
 from legion_nb.providers.base import Capability, require_capability
-from legion_nb.providers.http import (
-    ApiClient,
-    ErrorDetail,
-    OutcomeUnknownError,
-    Params,
-    ProviderResponseError,
-    error_for_status,
-    error_for_transport,
-    json_object,
-)
+from legion_nb.providers.http import ApiClient, OutcomeUnknownError, ProviderResponseError, json_object
 from legion_nb.providers.scaleway import convert, wire
 from legion_nb.providers.scaleway.convert import PROVIDER, qualified, split_id
 from legion_nb.providers.scaleway.errors import REQUEST_ID_HEADER, TransientStateError, parse_error
@@ -101,17 +92,15 @@ class ScalewayAdapter:
         self._zone = credentials.options.get("zone") or DEFAULT_ZONES[0]
         configured = [z.strip() for z in (credentials.options.get("zones") or "").split(",") if z.strip()]
         self._zones = tuple(dict.fromkeys([self._zone, *(configured or DEFAULT_ZONES)]))
-        self._client = client
         self._image_labels: dict[str, str] = {}
         """Instance image id -> Marketplace label, learnt by :meth:`fetch_catalog`."""
-        self._headers = {"X-Auth-Token": secret, "Accept": "application/json"}
         self._api = ApiClient(
             PROVIDER,
             client,
             credentials.endpoint or DEFAULT_ENDPOINT,
             parse_error=parse_error,
             request_id_header=REQUEST_ID_HEADER,
-            headers=self._headers,
+            headers={"X-Auth-Token": secret, "Accept": "application/json"},
         )
 
     def __repr__(self) -> str:
@@ -130,13 +119,6 @@ class ScalewayAdapter:
         return self._api.rate_limit
 
     # ------------------------------------------------------------------------------------------ plumbing
-
-    async def _get(self, path: str, params: Params = None) -> dict[str, Any]:
-        return json_object(PROVIDER, await self._api.request_json("GET", path, params=params), path)
-
-    async def _send(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
-        payload = await self._api.request_json(method, path, json=body)
-        return json_object(PROVIDER, payload, path) if payload is not None else {}
 
     async def _instance_list(
         self, zone: str, resource: str, key: str, params: Mapping[str, Any] | None = None
@@ -159,30 +141,12 @@ class ScalewayAdapter:
                 return items
             page += 1
 
-    async def _send_text(self, method: str, path: str, text: str) -> None:
-        """A mutation whose body is plain text (user data), which the JSON request path cannot send."""
-        headers = {**self._headers, "Content-Type": "text/plain"}
-        try:
-            response = await self._client.request(
-                method, self._api.url(path), content=text.encode(), headers=headers
-            )
-        except httpx.HTTPError as exc:
-            raise error_for_transport(PROVIDER, exc, mutation=True) from exc
-        if response.is_success:
-            return
-        try:
-            detail = parse_error(response)
-        except (ValueError, KeyError, TypeError, AttributeError):  # not Scaleway's documented error body
-            detail = ErrorDetail(f"HTTP {response.status_code} {response.reason_phrase}")
-        request_id = response.headers.get(REQUEST_ID_HEADER)
-        raise error_for_status(PROVIDER, response, detail, request_id=request_id, mutation=True)
-
     async def _paged(self, path: str, key: str, params: Mapping[str, Any] | None = None) -> list[Any]:
         """Every item of a newer-API list, page by page until ``total_count`` is reached."""
         items: list[Any] = []
         page = 1
         while True:
-            body = await self._get(path, {**(params or {}), "page": page, "page_size": PER_PAGE})
+            body = await self._api.get_object(path, {**(params or {}), "page": page, "page_size": PER_PAGE})
             chunk = body.get(key)
             if not isinstance(chunk, list):
                 raise ProviderResponseError(PROVIDER, f"GET {path} lacks the {key!r} list")
@@ -226,15 +190,19 @@ class ScalewayAdapter:
     # --------------------------------------------------------------------------------------- identity
 
     async def verify_credentials(self) -> None:
-        await self._get(f"/instance/v1/zones/{self._zone}/servers", {"per_page": 1, "project": self._project})
+        await self._api.get_object(
+            f"/instance/v1/zones/{self._zone}/servers", {"per_page": 1, "project": self._project}
+        )
 
     async def fetch_catalog(self) -> base.Catalog:
         offers: dict[str, dict[str, wire.ServerTypeJson]] = {}
         available: dict[str, list[str]] = {}
         images: dict[tuple[str, str], list[str]] = {}
         for zone in self._zones:
-            products = await self._get(f"/instance/v1/zones/{zone}/products/servers", {"per_page": PER_PAGE})
-            stock = await self._get(
+            products = await self._api.get_object(
+                f"/instance/v1/zones/{zone}/products/servers", {"per_page": PER_PAGE}
+            )
+            stock = await self._api.get_object(
                 f"/instance/v1/zones/{zone}/products/servers/availability", {"per_page": PER_PAGE}
             )
             stock_by_type = stock.get("servers") or {}
@@ -289,7 +257,7 @@ class ScalewayAdapter:
 
     async def get_server(self, server_id: str) -> base.Server:
         zone, raw = split_id(server_id, "server")
-        body = await self._get(f"/instance/v1/zones/{zone}/servers/{raw}")
+        body = await self._api.get_object(f"/instance/v1/zones/{zone}/servers/{raw}")
         return convert.server(_member(body, "server"), zone, self._image_labels)
 
     async def find_servers_by_name(self, name: str) -> list[base.Server]:
@@ -324,7 +292,7 @@ class ScalewayAdapter:
         }
 
         async def create() -> base.Server:
-            created = await self._send("POST", f"/instance/v1/zones/{zone}/servers", body)
+            created = await self._api.send_object("POST", f"/instance/v1/zones/{zone}/servers", body)
             return convert.server(_member(created, "server"), zone, self._image_labels)
 
         server = await self._settle_create(create, lambda: self._find_owned(zone, spec.labels))
@@ -332,8 +300,10 @@ class ScalewayAdapter:
         if spec.user_data is not None and server.provider_status == "stopped":
             _, raw = split_id(server.id, "server")
             try:
-                await self._send_text(
-                    "PATCH", f"/instance/v1/zones/{zone}/servers/{raw}/user_data/cloud-init", spec.user_data
+                await self._api.request(
+                    "PATCH",
+                    f"/instance/v1/zones/{zone}/servers/{raw}/user_data/cloud-init",
+                    text=spec.user_data,
                 )
             except ProviderError as exc:
                 raise OutcomeUnknownError(
@@ -349,7 +319,9 @@ class ScalewayAdapter:
 
     async def _action(self, server_id: str, action: wire.ServerAction) -> None:
         zone, raw = split_id(server_id, "server")
-        await self._send("POST", f"/instance/v1/zones/{zone}/servers/{raw}/action", {"action": action})
+        await self._api.send_object(
+            "POST", f"/instance/v1/zones/{zone}/servers/{raw}/action", {"action": action}
+        )
 
     async def delete_server(self, server_id: str) -> base.Operation | None:
         server = await self.get_server(server_id)
@@ -433,7 +405,7 @@ class ScalewayAdapter:
             "project_id": self._project,
         }
         return convert.ssh_key(
-            cast(wire.SshKeyJson, await self._send("POST", "/iam/v1alpha1/ssh-keys", body))
+            cast(wire.SshKeyJson, await self._api.send_object("POST", "/iam/v1alpha1/ssh-keys", body))
         )
 
     async def delete_ssh_key(self, key_id: str) -> None:
@@ -464,7 +436,7 @@ class ScalewayAdapter:
 
     async def _get_group(self, firewall_id: str) -> tuple[str, wire.SecurityGroupJson]:
         zone, raw = split_id(firewall_id, "firewall")
-        body = await self._get(f"/instance/v1/zones/{zone}/security_groups/{raw}")
+        body = await self._api.get_object(f"/instance/v1/zones/{zone}/security_groups/{raw}")
         return zone, _member(body, "security_group")
 
     async def create_firewall(
@@ -485,7 +457,7 @@ class ScalewayAdapter:
         }
 
         async def create() -> wire.SecurityGroupJson:
-            created = await self._send("POST", f"/instance/v1/zones/{zone}/security_groups", body)
+            created = await self._api.send_object("POST", f"/instance/v1/zones/{zone}/security_groups", body)
             return cast(wire.SecurityGroupJson, _member(created, "security_group"))
 
         async def find() -> wire.SecurityGroupJson | None:
@@ -494,7 +466,7 @@ class ScalewayAdapter:
             )
 
         group = await self._settle_create(create, find)
-        await self._send(
+        await self._api.send_object(
             "PUT", f"/instance/v1/zones/{zone}/security_groups/{group.get('id')}/rules", {"rules": wire_rules}
         )
         return await self._firewall(zone, group)
@@ -508,8 +480,8 @@ class ScalewayAdapter:
         path = f"/instance/v1/zones/{zone}/security_groups/{group.get('id')}"
         policy = _outbound_policy(rules)
         if convert.enum(group.get("outbound_default_policy")) != policy:
-            await self._send("PATCH", path, {"outbound_default_policy": policy})
-        await self._send("PUT", f"{path}/rules", {"rules": wire_rules})
+            await self._api.send_object("PATCH", path, {"outbound_default_policy": policy})
+        await self._api.send_object("PUT", f"{path}/rules", {"rules": wire_rules})
         return []
 
     async def apply_firewall(self, firewall_id: str, server_ids: Sequence[str]) -> list[base.Operation]:
@@ -528,7 +500,7 @@ class ScalewayAdapter:
         current = {str(s.get("id")) for s in group.get("servers") or []}
         for raw in wanted:
             if raw not in current:
-                await self._send(
+                await self._api.send_object(
                     "PATCH",
                     f"/instance/v1/zones/{zone}/servers/{raw}",
                     {"security_group": {"id": group.get("id")}},
@@ -537,7 +509,7 @@ class ScalewayAdapter:
         if stale:
             default = await self._default_group(zone)
             for raw in sorted(stale):
-                await self._send(
+                await self._api.send_object(
                     "PATCH", f"/instance/v1/zones/{zone}/servers/{raw}", {"security_group": {"id": default}}
                 )
         return []
@@ -581,7 +553,7 @@ class ScalewayAdapter:
         }
 
         async def create() -> base.FloatingIp:
-            created = await self._send("POST", f"/instance/v1/zones/{location}/ips", body)
+            created = await self._api.send_object("POST", f"/instance/v1/zones/{location}/ips", body)
             return convert.floating_ip(_member(created, "ip"), location)
 
         async def find() -> base.FloatingIp | None:
@@ -601,7 +573,7 @@ class ScalewayAdapter:
                     PROVIDER,
                     f"flexible IP {floating_ip_id} is in {zone} but server {server_id} is in {server_zone}",
                 )
-        await self._send("PATCH", f"/instance/v1/zones/{zone}/ips/{raw}", {"server": target})
+        await self._api.send_object("PATCH", f"/instance/v1/zones/{zone}/ips/{raw}", {"server": target})
         return None
 
     async def delete_floating_ip(self, floating_ip_id: str) -> None:
@@ -628,7 +600,9 @@ class ScalewayAdapter:
             "subdomain": ".".join(labels_[:-2]),
             "project_id": self._project,
         }
-        return _zone(cast(wire.DnsZoneJson, await self._send("POST", "/domain/v2beta1/dns-zones", body)))
+        return _zone(
+            cast(wire.DnsZoneJson, await self._api.send_object("POST", "/domain/v2beta1/dns-zones", body))
+        )
 
     async def delete_zone(self, zone: str) -> None:
         require_capability(PROVIDER, CAPABILITIES, Capability.DNS)
@@ -648,7 +622,7 @@ class ScalewayAdapter:
 
     async def _patch_records(self, zone: str, change: dict[str, Any]) -> None:
         body = {"changes": [change], "return_all_records": False, "disallow_new_zone_creation": True}
-        await self._send("PATCH", f"/domain/v2beta1/dns-zones/{zone}/records", body)
+        await self._api.send_object("PATCH", f"/domain/v2beta1/dns-zones/{zone}/records", body)
 
     async def set_records(
         self, zone: str, name: str, type: base.DnsRecordType, ttl: int | None, values: Sequence[str]
