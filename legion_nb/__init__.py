@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from legion_nb.engine.daemon.client import RemoteEngine
     from legion_nb.engine.runtime import Engine
-    from legion_nb.widgets import Dashboard, DiffSource
+    from legion_nb.widgets import Dashboard, EventSource
 
 __all__ = ["__version__", "connect", "open", "sandbox", "show"]
 
@@ -77,7 +77,7 @@ async def sandbox(**options: Any) -> Engine:
     return await start_sandbox(**options)
 
 
-def show(engine: DiffSource, **options: Any) -> Dashboard:
+def show(engine: EventSource, **options: Any) -> Dashboard:
     """The live panels (resources, plan diff, activity) for ``engine``; the last line of a cell shows them.
 
     ``engine`` is an in-process engine or a daemon client; the panels follow its snapshot and activity

@@ -18,13 +18,12 @@ import ipywidgets
 from legion_nb.widgets.activity import ActivityPanel
 from legion_nb.widgets.feed import EventSource, Feed
 from legion_nb.widgets.panel import LivePanel
-from legion_nb.widgets.plan_diff import DiffSource, PlanDiffPanel
+from legion_nb.widgets.plan_diff import PlanDiffPanel
 from legion_nb.widgets.resources import ResourcesPanel
 
 __all__ = [
     "ActivityPanel",
     "Dashboard",
-    "DiffSource",
     "EventSource",
     "Feed",
     "LivePanel",
@@ -37,7 +36,7 @@ __all__ = [
 class Dashboard(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets ships no type information
     """The three panels stacked: resources, plan diff, activity. ``close()`` stops all three."""
 
-    def __init__(self, engine: DiffSource, **options: Any) -> None:
+    def __init__(self, engine: EventSource, **options: Any) -> None:
         self.resources = ResourcesPanel(engine, **options)
         self.plan_diff = PlanDiffPanel(engine, **options)
         self.activity = ActivityPanel(engine, **options)
@@ -53,7 +52,7 @@ class Dashboard(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets ships no t
         super().close()
 
 
-def show(engine: DiffSource, **options: Any) -> Dashboard:
+def show(engine: EventSource, **options: Any) -> Dashboard:
     """Every panel for ``engine`` (in-process or a daemon client); the last line of a cell displays it.
 
     ``options`` go to each panel (e.g. ``min_interval=0.25`` for at most four redraws a second).

@@ -48,7 +48,6 @@ __all__ = [
     "activity_lines",
     "current_operations",
     "follow_operation",
-    "parse_diff",
     "parse_snapshot",
     "state_counts",
     "tally",
@@ -115,9 +114,8 @@ class Snapshot:
     locked: bool
     revision: int | None
     rows: tuple[ResourceRow, ...]
-    # The same resources with their field diffs, when the snapshot carries them ("fields" on every
-    # row, as the app snapshot assembler publishes); None from an engine whose rows have none.
-    changes: tuple[DiffRow, ...] | None = None
+    # The same resources with their field diffs (each row's "fields"), for the plan diff panel.
+    changes: tuple[DiffRow, ...] = ()
 
 
 def _mapping(value: Any, what: str) -> Mapping[str, Any]:
@@ -180,12 +178,11 @@ def parse_snapshot(data: Any) -> Snapshot:
     if not isinstance(rows, list):
         raise PanelDataError("the snapshot's rows are not a list: upgrade engine and widgets together")
     revision = snapshot.get("revision")
-    with_fields = all(isinstance(row, Mapping) and "fields" in row for row in rows)
     return Snapshot(
         locked=bool(snapshot.get("locked", False)),
         revision=revision if isinstance(revision, int) and not isinstance(revision, bool) else None,
         rows=tuple(_resource_row(row) for row in rows),
-        changes=tuple(_diff_row(row) for row in rows) if with_fields else None,
+        changes=tuple(_diff_row(row) for row in rows),
     )
 
 
@@ -201,7 +198,7 @@ def _field_row(raw: Any) -> FieldRow:
 
 
 def _diff_row(raw: Any) -> DiffRow:
-    resource = _mapping(raw, "a diff resource")
+    resource = _mapping(raw, "a snapshot row")
     fields = resource.get("fields", [])
     if not isinstance(fields, list):
         raise PanelDataError("a resource's fields are not a list: upgrade engine and widgets together")
@@ -213,15 +210,6 @@ def _diff_row(raw: Any) -> DiffRow:
         note=_text(resource.get("note")),
         fields=[_field_row(f) for f in fields],
     )
-
-
-def parse_diff(data: Any) -> list[DiffRow]:
-    """Typed rows from the engine's ``diff()`` result (a ``Diff`` object or its JSON)."""
-    result = _mapping(data, "the diff")
-    resources = result.get("resources", [])
-    if not isinstance(resources, list):
-        raise PanelDataError("the diff's resources are not a list: upgrade engine and widgets together")
-    return [_diff_row(raw) for raw in resources]
 
 
 def tally(values: Iterable[str]) -> dict[str, int]:

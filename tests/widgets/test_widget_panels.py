@@ -11,7 +11,7 @@ from widgetkit import RecordingComm, until, until_matches_engine
 from legion_nb.engine.runtime import Engine
 from legion_nb.widgets import ActivityPanel, Dashboard, PlanDiffPanel, ResourcesPanel, show
 from legion_nb.widgets.panel import STATIC
-from legion_nb.widgets.rows import PanelDataError, Snapshot, parse_diff, parse_snapshot, state_counts, tally
+from legion_nb.widgets.rows import PanelDataError, Snapshot, parse_snapshot, state_counts, tally
 
 SERVERS = ("node-1", "node-2", "node-3")
 
@@ -111,16 +111,15 @@ async def test_activity_panel_counts_states_and_actions_and_keeps_recent_items(e
     panel.close()
 
 
-async def test_plan_diff_panel_asks_for_the_diff_when_snapshot_rows_carry_no_fields(engine: Engine) -> None:
+async def test_plan_diff_fields_are_the_engines_own_diff(engine: Engine) -> None:
     panel = PlanDiffPanel(engine, min_interval=0)
     await plan_cluster(engine)
-    feed = panel.feed
-    assert feed is not None
-    await until(lambda: panel.revision == engine.assert_unlocked().revision)
-    drawn = feed.redraws
-    engine.events.publish("snapshot", {"locked": False, "revision": 99, "rows": [{"kind": "server"}]})
-    await until(lambda: panel.revision == 99 and feed.redraws > drawn)
-    assert panel.resources == parse_diff(await engine.diff())
+    await until(lambda: {"node-1", "node-2", "node-3", "example.org"} <= {r["name"] for r in panel.resources})
+    shown = {(r["kind"], r["name"]): r for r in panel.resources}
+    for resource in (await engine.diff()).to_json()["resources"]:
+        row = shown[resource["kind"], resource["name"]]
+        assert row["action"] == resource["action"]
+        assert row["fields"] == resource["fields"]
     panel.close()
 
 
@@ -178,8 +177,10 @@ def test_bad_shapes_are_one_line_panel_data_errors() -> None:
         with pytest.raises(PanelDataError) as info:
             parse_snapshot(bad)
         assert "\n" not in str(info.value) and "upgrade engine and widgets together" in str(info.value)
-    with pytest.raises(PanelDataError):
-        parse_diff({"resources": [None]})
+    with pytest.raises(PanelDataError, match="fields are not a list"):
+        parse_snapshot({"rows": [{"kind": "server", "fields": "provider"}]})
+    with pytest.raises(PanelDataError, match="a diff field is a NoneType"):
+        parse_snapshot({"rows": [{"kind": "server", "fields": [None]}]})
 
 
 def test_rows_fill_missing_keys_and_keep_structured_values_readable() -> None:
