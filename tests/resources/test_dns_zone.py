@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import replace
+
 from conftest import State, change, materialize, plan_cluster
 
 from legion_nb.engine import planning
 from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey
 from legion_nb.engine.resources.supervisor import ResourceSupervisor
+from legion_nb.engine.state.model import LegionState
 from legion_nb.providers.base import DnsRecord, ProviderAdapter
 from legion_nb.sandbox.world import SandboxWorld
 
@@ -97,3 +101,42 @@ async def test_a_zone_removed_from_the_plan_is_deleted(
     assert await observer["hetzner"].list_zones() == []
     assert persistence.state.tracked.dns_zones == {}
     assert supervisor.actor(ZONE) is None
+
+
+async def test_an_endpoint_learned_after_a_wave_reaches_the_records_without_a_new_wave(
+    supervisor: ResourceSupervisor,
+    persistence: State,
+    observer: dict[str, ProviderAdapter],
+    world: SandboxWorld,
+) -> None:
+    """Tracked endpoints are the blackboard: when a server's address changes in the state, the
+    applied zone converges on its own, and a plan edit alone changes nothing at the provider."""
+    await plan_cluster(persistence, ("web-1",), zone="example.org")
+    await materialize(supervisor)
+
+    def move(s: LegionState) -> LegionState:
+        servers = dict(s.tracked.servers)
+        servers["web-1"] = replace(servers["web-1"], ipv4="127.20.7.7")
+        return replace(s, tracked=replace(s.tracked, servers=servers))
+
+    start = supervisor.snapshot(ZONE)
+    assert start is not None
+    reapplied = asyncio.Event()
+
+    def watch(batch: list[ActorSnapshot]) -> None:
+        if any(z.key == ZONE and z.revision > start.revision and z.lifecycle == "applied" for z in batch):
+            reapplied.set()
+
+    supervisor.subscribe(watch)
+    await change(persistence, move)
+    await asyncio.wait_for(reapplied.wait(), timeout=30)
+
+    assert "127.20.7.7" in _addresses(await observer["hetzner"].list_records("example.org"), "www")
+
+    before = world.counters.mutations()
+    await change(
+        persistence, lambda s: planning.upsert_dns_host(s, host="api", zone="example.org", servers=["web-1"])
+    )
+    await asyncio.sleep(0.05)
+    assert world.counters.mutations() == before
+    assert (await supervisor.wait_settled([ZONE]))[0].lifecycle == "applied"

@@ -199,3 +199,39 @@ async def test_an_unreachable_provider_shows_on_the_row_and_a_repair_converges(
     assert snaps[firewall].lifecycle == "applied"
     assert [s.name for s in await observer["hetzner"].list_servers()] == ["web-1"]
     assert await supervisor.run_repairs() == []
+
+
+async def test_a_provider_without_credentials_fails_before_any_call_naming_the_fix(
+    providers: SandboxProviders, persistence: State, world: SandboxWorld
+) -> None:
+    only_hetzner = SandboxProviders(providers.broker, providers.resilience, ("hetzner",))
+    supervisor = ResourceSupervisor(only_hetzner)
+    await supervisor.attach(persistence)
+    try:
+        await plan_cluster(persistence, ("sat-1",), provider="scaleway")
+        await supervisor.sync_wave()
+        rows = {s.key: s for s in await supervisor.wait_settled(timeout=30)}
+    finally:
+        await supervisor.stop()
+    row = rows[server_key("sat-1")]
+    assert row.lifecycle == "error" and row.health == "degraded"
+    assert row.error == "scaleway: no usable credentials; run `legion credentials set scaleway`"
+    assert world.counters.total("scaleway") == 0
+    assert persistence.state.tracked.pending == {}
+
+
+async def test_a_server_planned_at_another_provider_is_not_moved_silently(
+    supervisor: ResourceSupervisor, persistence: State, observer: dict[str, ProviderAdapter]
+) -> None:
+    await plan_cluster(persistence, ("web-1",))
+    await materialize(supervisor)
+    await change(persistence, lambda s: planning.upsert_server(s, name="web-1", provider="scaleway"))
+
+    await supervisor.sync_wave()
+    rows = {s.key: s for s in await supervisor.wait_settled(timeout=30)}
+
+    row = rows[server_key("web-1")]
+    assert row.lifecycle == "error"
+    assert row.error is not None and "planned at scaleway but Legion runs it at hetzner" in row.error
+    assert [s.name for s in await observer["hetzner"].list_servers()] == ["web-1"]
+    assert await observer["scaleway"].list_servers() == []

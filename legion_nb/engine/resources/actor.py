@@ -18,25 +18,36 @@ unavailable) is remembered as such so the supervisor's repair pass can retry exa
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar, TypeVar
 
 from statemachine import StateChart
 
+from legion_nb.engine.resources.pending import pending_for, without_pending
 from legion_nb.engine.resources.ports import ProviderAccess, StatePort
 from legion_nb.engine.resources.snapshot import ActorSnapshot, Health, ResourceKey
 from legion_nb.engine.resources.tracing import ActorTracer
+from legion_nb.engine.state.model import LegionState
 from legion_nb.errors import (
     LegionError,
     ProviderAmbiguousError,
+    ProviderAuthError,
     ProviderRateLimitedError,
     ProviderUnavailableError,
 )
+from legion_nb.providers.base import OwnershipLabels
+from legion_nb.providers.resilience import PendingKind
 
-__all__ = ["ActorContext", "ResourceActor", "ResourceSettings", "describe_error"]
+__all__ = ["ActorContext", "ResourceActor", "ResourceSettings", "describe_error", "with_tracked"]
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
+
+
+def with_tracked(state: LegionState, **changes: Any) -> LegionState:
+    """``state`` with some of its tracked mappings replaced (``servers=...``, ``dns_zones=...``)."""
+    return replace(state, tracked=replace(state.tracked, **changes))
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +145,10 @@ class ResourceActor:
         """True while the actor waits for facts other actors produce (a state change rechecks it)."""
         return False
 
+    def follows_endpoints(self) -> bool:
+        """True when tracked server endpoints feed this actor's desired set (zones, firewalls)."""
+        return False
+
     @property
     def stopped(self) -> bool:
         return "stopped" in self.active
@@ -156,6 +171,43 @@ class ResourceActor:
 
     def clear_error(self) -> None:
         self.error, self.error_temporary = None, False
+
+    # -- shared provider work ------------------------------------------------------------------
+
+    def require_provider(self) -> None:
+        """Fail before any I/O when the provider has no usable credentials."""
+        if not self.context.providers.has_credentials(self.provider):
+            raise ProviderAuthError(
+                self.provider, f"no usable credentials; run `legion credentials set {self.provider}`"
+            )
+
+    async def drop_intent(self, legion_id: str, reason: str) -> None:
+        await self.context.state.mutate(lambda s: (without_pending(s, legion_id), None), reason=reason)
+
+    async def settle_intent(self, kind: PendingKind, name: str) -> tuple[object, str] | None:
+        """A create of ``kind`` named ``name`` left pending (crash, lost answer): what it made and its
+        Legion id, or None when nothing was pending or it never landed (then the intent is gone)."""
+        intent = pending_for(self.context.state.state, kind, self.provider, name)
+        if intent is None:
+            return None
+        found = await self.context.providers.resilience.settle_pending(intent)
+        if found is None:
+            await self.drop_intent(intent.legion_id, f"{intent.describe()}: earlier create did not land")
+            return None
+        return found, intent.legion_id
+
+    async def create_once(self, what: str, create: Callable[[str], Awaitable[R]]) -> tuple[R, str]:
+        """Run ``create(legion_id)`` with a fresh Legion id. The intent resilience records stays when
+        the outcome is unknown (or the work was cancelled mid-call: it may have landed) and goes
+        when the provider refused; on success the caller drops it when it tracks the result."""
+        legion_id = OwnershipLabels.new().legion_id
+        try:
+            return await create(legion_id), legion_id
+        except ProviderAmbiguousError:
+            raise
+        except Exception:
+            await self.drop_intent(legion_id, f"{what}: create refused")
+            raise
 
     # -- snapshots ------------------------------------------------------------------------------
 

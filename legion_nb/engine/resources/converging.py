@@ -8,7 +8,9 @@ this module is that library: the chart's structure, with every guard and invoke 
 actor that listens to it (:class:`ConvergingActor`).
 
 After each apply the chart asks again: if the desired set changed while provider calls were in
-flight, it applies the latest full set before it reports ``applied``.
+flight, it applies the latest full set before it reports ``applied``. A ``recheck`` (sent by the
+supervisor when tracked endpoints change) moves an applied resource back to applying when its
+desired set moved; it never creates or deletes anything: that is for waves.
 """
 
 from __future__ import annotations
@@ -60,7 +62,13 @@ class ConvergingChart(StateChart[Any]):
         _targets = (deleting, deleted, creating, waiting, applying, applied)
         restore = idle.to(applied, cond="is_tracked")
         sync = _converge_from((idle, applied, failed, deleted, waiting), to=_targets)
-        recheck = _converge_from((waiting,), to=_targets)
+        recheck = (
+            waiting.to(waiting, cond="must_wait")
+            | waiting.to(applying, cond="must_apply")
+            | waiting.to(applied)
+            | applied.to(waiting, cond=["must_apply", "must_wait"])
+            | applied.to(applying, cond="must_apply")
+        )
         repair = _converge_from((failed,), to=_targets)
         done_invoke_creating = _converge_from((creating,), to=_targets)
         done_invoke_applying = _converge_from((applying,), to=_targets)
@@ -104,6 +112,9 @@ class ConvergingActor(ResourceActor):
 
     def waits_for_prerequisites(self) -> bool:
         return "waiting" in self.active
+
+    def follows_endpoints(self) -> bool:
+        return "applied" in self.active
 
     # snapshot vocabulary
     def _resting(self) -> str:

@@ -15,11 +15,11 @@ import functools
 from collections.abc import Mapping
 
 from legion_nb.engine.cluster.dns_records import ZoneRecordPlan, records_signature, synthesize_zone_records
+from legion_nb.engine.resources.actor import with_tracked
 from legion_nb.engine.resources.converging import ConvergingActor
-from legion_nb.engine.resources.pending import pending_for, without_pending
+from legion_nb.engine.resources.pending import without_pending
 from legion_nb.engine.state.model import LegionState, Provider, TrackedDnsRecord, TrackedDnsZone
-from legion_nb.errors import ProviderAmbiguousError
-from legion_nb.providers.base import DnsRecordType, DnsZone, OwnershipLabels, ProviderAdapter
+from legion_nb.providers.base import DnsRecordType, DnsZone, ProviderAdapter
 
 __all__ = ["DnsZoneActor"]
 
@@ -63,29 +63,20 @@ class DnsZoneActor(ConvergingActor):
     # -- provider work ------------------------------------------------------------------------------
 
     async def on_invoke_creating(self) -> None:
-        providers = self.context.providers
-        intent = pending_for(self._state, "dns_zone", self.provider, self.zone)
-        if intent is not None:
-            found = await providers.resilience.settle_pending(intent)
-            if isinstance(found, DnsZone):
-                await self._track(found, intent.legion_id)
-                return
-            await self.context.state.mutate(
-                lambda s: (without_pending(s, intent.legion_id), None),
-                reason=f"DNS zone {self.zone}: earlier create did not land",
-            )
-        legion_id = OwnershipLabels.new().legion_id
-        try:
-            zone = await providers.resilience.create_zone(self.provider, self.zone, ZONE_TTL, legion_id)
-        except BaseException as exc:  # the intent goes unless the outcome is unknown
-            if not isinstance(exc, ProviderAmbiguousError):
-                await self.context.state.mutate(
-                    lambda s: (without_pending(s, legion_id), None), reason=f"DNS zone {self.zone}: refused"
-                )
-            raise
+        self.require_provider()
+        settled = await self.settle_intent("dns_zone", self.zone)
+        if settled is not None and isinstance(settled[0], DnsZone):
+            await self._track(settled[0], settled[1])
+            return
+        resilience = self.context.providers.resilience
+        zone, legion_id = await self.create_once(
+            f"DNS zone {self.zone}",
+            lambda legion_id: resilience.create_zone(self.provider, self.zone, ZONE_TTL, legion_id),
+        )
         await self._track(zone, legion_id)
 
     async def on_invoke_applying(self) -> None:
+        self.require_provider()
         tracked = self.tracked()
         if tracked is None:
             return
@@ -112,6 +103,7 @@ class DnsZoneActor(ConvergingActor):
         await self._record(desired)
 
     async def on_invoke_deleting(self) -> None:
+        self.require_provider()
         tracked = self.tracked()
         if tracked is None:
             return
@@ -122,9 +114,7 @@ class DnsZoneActor(ConvergingActor):
 
         def drop(state: LegionState) -> tuple[LegionState, None]:
             zones = {k: v for k, v in state.tracked.dns_zones.items() if k != zone}
-            return dataclasses.replace(
-                state, tracked=dataclasses.replace(state.tracked, dns_zones=zones)
-            ), None
+            return with_tracked(state, dns_zones=zones), None
 
         await self.context.state.mutate(drop, reason=f"deleted DNS zone {zone}")
 
@@ -138,9 +128,7 @@ class DnsZoneActor(ConvergingActor):
             record = TrackedDnsZone(zone=zone, provider=provider, provider_id=found.id)
             state = without_pending(state, legion_id)
             zones = {**state.tracked.dns_zones, zone: record}
-            return dataclasses.replace(
-                state, tracked=dataclasses.replace(state.tracked, dns_zones=zones)
-            ), None
+            return with_tracked(state, dns_zones=zones), None
 
         await self.context.state.mutate(track, reason=f"track DNS zone {zone} ({found.id})")
 
@@ -152,9 +140,7 @@ class DnsZoneActor(ConvergingActor):
             if current is None:
                 return state, None
             zones = {**state.tracked.dns_zones, zone: dataclasses.replace(current, records=records)}
-            return dataclasses.replace(
-                state, tracked=dataclasses.replace(state.tracked, dns_zones=zones)
-            ), None
+            return with_tracked(state, dns_zones=zones), None
 
         await self.context.state.mutate(write, reason=f"applied {len(records)} records to DNS zone {zone}")
 

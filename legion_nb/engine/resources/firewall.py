@@ -17,12 +17,12 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 
 from legion_nb.engine.cluster.firewall_plan import FirewallSetPlan, build_cluster_firewall_plan, planned_rule
+from legion_nb.engine.resources.actor import with_tracked
 from legion_nb.engine.resources.converging import ConvergingActor
-from legion_nb.engine.resources.pending import pending_for, without_pending
+from legion_nb.engine.resources.pending import without_pending
 from legion_nb.engine.state.model import FirewallRule as PlannedRule
 from legion_nb.engine.state.model import LegionState, Provider, TrackedFirewall
-from legion_nb.errors import ProviderAmbiguousError
-from legion_nb.providers.base import Firewall, Operation, OwnershipLabels, ProviderAdapter
+from legion_nb.providers.base import Firewall, Operation, ProviderAdapter
 
 __all__ = ["NODE_LEVEL_ID", "FirewallActor"]
 
@@ -122,28 +122,18 @@ class FirewallActor(ConvergingActor):
         if plan.node_level:
             await self._track(NODE_LEVEL_ID, None, rules=(), servers=())
             return
+        self.require_provider()
+        settled = await self.settle_intent("firewall", self.name)
+        if settled is not None and isinstance(settled[0], Firewall):
+            await self._track(settled[0].id, settled[1], rules=(), servers=settled[0].applied_to)
+            return
         resilience = self.context.providers.resilience
-        intent = pending_for(self._state, "firewall", self.provider, self.name)
-        if intent is not None:
-            found = await resilience.settle_pending(intent)
-            if isinstance(found, Firewall):
-                await self._track(found.id, intent.legion_id, rules=(), servers=found.applied_to)
-                return
-            await self.context.state.mutate(
-                lambda s: (without_pending(s, intent.legion_id), None),
-                reason=f"firewall {self.name}: earlier create did not land",
-            )
-        legion_id = OwnershipLabels.new().legion_id
-        try:
-            firewall = await resilience.create_firewall(self.provider, self.name, plan.rules, legion_id)
-        except BaseException as exc:  # the intent goes unless the outcome is unknown
-            if not isinstance(exc, ProviderAmbiguousError):
-                await self.context.state.mutate(
-                    lambda s: (without_pending(s, legion_id), None), reason=f"firewall {self.name}: refused"
-                )
-            raise
-        rules = tuple(planned_rule(r) for r in plan.rules)
-        await self._track(firewall.id, legion_id, rules=rules, servers=())
+        rules = plan.rules
+        firewall, legion_id = await self.create_once(
+            f"firewall {self.name}",
+            lambda legion_id: resilience.create_firewall(self.provider, self.name, rules, legion_id),
+        )
+        await self._track(firewall.id, legion_id, rules=tuple(planned_rule(r) for r in rules), servers=())
 
     async def on_invoke_applying(self) -> None:
         tracked = self.tracked()
@@ -152,6 +142,7 @@ class FirewallActor(ConvergingActor):
         if tracked is None or desired is None or plan is None:
             return
         if tracked.provider_id != NODE_LEVEL_ID:
+            self.require_provider()
             firewall_id = tracked.provider_id
             resilience = self.context.providers.resilience
             operations: list[Operation] = []
@@ -175,6 +166,7 @@ class FirewallActor(ConvergingActor):
         if tracked is None:
             return
         if tracked.provider_id != NODE_LEVEL_ID:
+            self.require_provider()
             firewall_id = tracked.provider_id
             resilience = self.context.providers.resilience
             released = await resilience.delete(
@@ -188,9 +180,7 @@ class FirewallActor(ConvergingActor):
 
         def drop(state: LegionState) -> tuple[LegionState, None]:
             firewalls = {k: v for k, v in state.tracked.firewalls.items() if k != name}
-            return dataclasses.replace(
-                state, tracked=dataclasses.replace(state.tracked, firewalls=firewalls)
-            ), None
+            return with_tracked(state, firewalls=firewalls), None
 
         await self.context.state.mutate(drop, reason=f"deleted firewall {name}")
 
@@ -216,9 +206,7 @@ class FirewallActor(ConvergingActor):
             if legion_id is not None:
                 state = without_pending(state, legion_id)
             firewalls = {**state.tracked.firewalls, name: record}
-            return dataclasses.replace(
-                state, tracked=dataclasses.replace(state.tracked, firewalls=firewalls)
-            ), None
+            return with_tracked(state, firewalls=firewalls), None
 
         await self.context.state.mutate(track, reason=f"track firewall {name}")
 
@@ -231,9 +219,7 @@ class FirewallActor(ConvergingActor):
                 return state, None
             fresh = dataclasses.replace(current, rules=rules, servers=servers)
             firewalls = {**state.tracked.firewalls, name: fresh}
-            return dataclasses.replace(
-                state, tracked=dataclasses.replace(state.tracked, firewalls=firewalls)
-            ), None
+            return with_tracked(state, firewalls=firewalls), None
 
         await self.context.state.mutate(write, reason=f"applied firewall {name} to {len(servers)} servers")
 

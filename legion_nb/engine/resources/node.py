@@ -25,7 +25,7 @@ from typing import Any
 from statemachine import State, StateChart
 from statemachine.transition_list import TransitionList
 
-from legion_nb.engine.resources.actor import ActorContext, ResourceActor
+from legion_nb.engine.resources.actor import ActorContext, ResourceActor, with_tracked
 from legion_nb.engine.resources.pending import pending_for, without_pending
 from legion_nb.engine.resources.snapshot import Health, ResourceKey
 from legion_nb.engine.state.model import (
@@ -36,7 +36,7 @@ from legion_nb.engine.state.model import (
     TrackedServer,
     utcnow,
 )
-from legion_nb.errors import ProviderAmbiguousError, ProviderNotFoundError
+from legion_nb.errors import ProviderNotFoundError, UsageError
 from legion_nb.providers.base import (
     Operation,
     OwnershipLabels,
@@ -231,40 +231,28 @@ class ServerNodeActor(ResourceActor):
 
     async def on_invoke_settling(self) -> None:
         """A create intent was left behind: find what it made; never create here."""
-        intent = pending_for(self._state, "server", self.provider, self.name)
-        if intent is None:
-            return
-        found = await self.context.providers.resilience.settle_pending(intent)
-        if isinstance(found, Server):
-            await self._track(found, intent.legion_id)
-        else:
-            await self.context.state.mutate(
-                lambda s: (without_pending(s, intent.legion_id), None),
-                reason=f"server {self.name}: earlier create did not land",
-            )
+        self.require_provider()
+        settled = await self.settle_intent("server", self.name)
+        if settled is not None and isinstance(settled[0], Server):
+            await self._track(settled[0], settled[1])
 
     async def on_invoke_creating(self) -> None:
+        self.require_provider()
         planned = self.planned()
         if planned is None:
             return
         cluster, server = planned
-        spec = self._spec(server)
-        ownership = spec.ownership
-        assert ownership is not None  # _spec always labels
-        try:
-            pending = await self.context.providers.resilience.create_server(spec, self.provider)
-        except ProviderAmbiguousError:
-            raise  # the intent stays: the next wave settles it by lookup
-        except BaseException:
-            await self.context.state.mutate(
-                lambda s: (without_pending(s, ownership.legion_id), None),
-                reason=f"server {self.name}: create refused",
-            )
-            raise
+        self._check_not_moved(server)
+        resilience = self.context.providers.resilience
+        pending, legion_id = await self.create_once(
+            f"server {self.name}",
+            lambda legion_id: resilience.create_server(self._spec(server, legion_id), self.provider),
+        )
         self._operations = pending.operations
-        await self._track(pending.server, ownership.legion_id, cluster=cluster, planned=server)
+        await self._track(pending.server, legion_id, cluster=cluster, planned=server)
 
     async def on_invoke_provisioning(self) -> None:
+        self.require_provider()
         record = self.tracked()
         if record is None:
             raise ProviderNotFoundError(self.provider, f"server {self.name} is no longer tracked")
@@ -285,7 +273,11 @@ class ServerNodeActor(ResourceActor):
         await self._observed(server)
 
     async def on_invoke_verifying(self) -> None:
+        self.require_provider()
         record = self.tracked()
+        planned = self.planned()
+        if planned is not None:
+            self._check_not_moved(planned[1])
         if record is None:
             return
         server_id = record.provider_id
@@ -299,6 +291,7 @@ class ServerNodeActor(ResourceActor):
         await self._observed(server)
 
     async def on_invoke_deleting(self) -> None:
+        self.require_provider()
         record = self.tracked()
         if record is not None:
             await self.context.providers.resilience.delete_server(self.provider, record.provider_id)
@@ -306,7 +299,15 @@ class ServerNodeActor(ResourceActor):
 
     # -- state writes ------------------------------------------------------------------------------
 
-    def _spec(self, server: PlannedServer) -> ServerSpec:
+    def _check_not_moved(self, server: PlannedServer) -> None:
+        if server.provider != self.provider:
+            raise UsageError(
+                f"server {self.name} is planned at {server.provider} but Legion runs it at {self.provider}; "
+                "moving servers between providers is not automatic: remove it from the plan, materialize, "
+                "then plan it again"
+            )
+
+    def _spec(self, server: PlannedServer, legion_id: str) -> ServerSpec:
         catalog = self.context.providers.catalog(self.provider)
         choice = resolve_server_choice(
             catalog,
@@ -320,7 +321,7 @@ class ServerNodeActor(ResourceActor):
             server_type=choice.server_type.name,
             location=choice.location.name,
             image=choice.image.id,
-            labels=OwnershipLabels.new().as_labels(),
+            labels=OwnershipLabels(legion_id).as_labels(),
         )
 
     async def _track(
@@ -356,9 +357,7 @@ class ServerNodeActor(ResourceActor):
             )
             state = without_pending(state, legion_id)
             servers = {**state.tracked.servers, name: record}
-            return dataclasses.replace(
-                state, tracked=dataclasses.replace(state.tracked, servers=servers)
-            ), None
+            return with_tracked(state, servers=servers), None
 
         await self.context.state.mutate(track, reason=f"track server {name} ({server.id})")
 
@@ -383,9 +382,7 @@ class ServerNodeActor(ResourceActor):
             if fresh == record:
                 return state, False
             servers = {**state.tracked.servers, name: fresh}
-            return dataclasses.replace(
-                state, tracked=dataclasses.replace(state.tracked, servers=servers)
-            ), True
+            return with_tracked(state, servers=servers), True
 
         record = self.tracked()
         if record is not None and (record.ipv4, record.ipv6, record.status) == (
@@ -402,9 +399,7 @@ class ServerNodeActor(ResourceActor):
 
         def drop(state: LegionState) -> tuple[LegionState, None]:
             servers = {k: v for k, v in state.tracked.servers.items() if k != name}
-            return dataclasses.replace(
-                state, tracked=dataclasses.replace(state.tracked, servers=servers)
-            ), None
+            return with_tracked(state, servers=servers), None
 
         await self.context.state.mutate(drop, reason=reason)
 

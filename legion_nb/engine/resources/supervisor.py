@@ -11,7 +11,9 @@ publications.
 * **Waves.** :meth:`ResourceSupervisor.sync_wave` sends SYNC to servers first and then to the
   zones, firewalls and domains, so that the derived actors see servers already at work and wait
   for their endpoints instead of applying a half-known set. A state change feeds waiting actors a
-  ``recheck``: they go on once their prerequisites are in the state.
+  ``recheck``: they go on once their prerequisites are in the state. When tracked servers change
+  (an address learned or moved), zones and firewalls already applied are rechecked too and apply
+  the new full set; plan edits alone wait for the next wave.
 * **Coalesced publication.** Actors report each new snapshot synchronously; the supervisor keeps
   the latest per key and schedules ONE flush per loop tick (``loop.call_soon``), which hands every
   listener the changed snapshots together. A burst of 10,000 changes in one tick is one call.
@@ -107,6 +109,7 @@ class ResourceSupervisor:
         self._unsubscribe: Callable[[], None] | None = None
         self._reconcile_task: asyncio.Task[None] | None = None
         self._reconcile_again = False
+        self._endpoints_moved = False
         self._lock = asyncio.Lock()
         self.publications = 0
 
@@ -249,13 +252,15 @@ class ResourceSupervisor:
 
     # -- reacting to the state ------------------------------------------------------------------------
 
-    def _state_changed(self, _change: StateChange[LegionState]) -> None:
-        self._schedule_reconcile()
+    def _state_changed(self, change: StateChange[LegionState]) -> None:
+        before, after = change.before.tracked.servers, change.after.tracked.servers
+        self._schedule_reconcile(endpoints_moved=before is not after and before != after)
 
-    def _schedule_reconcile(self) -> None:
+    def _schedule_reconcile(self, *, endpoints_moved: bool = False) -> None:
         """Coalesce state changes and server settlements into one reconcile pass at a time."""
         if self._state is None:
             return
+        self._endpoints_moved |= endpoints_moved
         if self._reconcile_task is not None and not self._reconcile_task.done():
             self._reconcile_again = True
             return
@@ -264,12 +269,16 @@ class ResourceSupervisor:
         )
 
     async def _reconcile(self) -> None:
+        """Start/stop actors for the state, then ``recheck`` the derived ones: those waiting for
+        prerequisites, and (when tracked servers changed) those that converge on endpoints. A plan
+        edit alone never reaches a provider: creating and deleting wait for a wave."""
         while True:
             self._reconcile_again = False
+            endpoints_moved, self._endpoints_moved = self._endpoints_moved, False
             try:
                 await self.sync_from_state()
                 for actor in list(self._actors.values()):
-                    if actor.key.kind != "server" and actor.waits_for_prerequisites():
+                    if actor.waits_for_prerequisites() or (endpoints_moved and actor.follows_endpoints()):
                         await actor.send("recheck")
             except LockedError:
                 return
