@@ -22,8 +22,9 @@ Contract for adapter authors (``legion_nb.providers.<name>``):
 * Long-running provider work is returned as :class:`Operation` data, never awaited inside the
   adapter. :meth:`ProviderAdapter.poll_operations` reads the state of many operations at once, so the
   broker can poll every waiter with one request per tick (Hetzner ``GET /actions?id=..&id=..``).
-  Providers without an action model (Scaleway, OVH) return operations whose ``kind`` names the
-  awaited resource state (e.g. ``"server_running"``) and answer polls by reading the resource.
+  Providers without an action model (Scaleway, OVH) return :func:`server_state_operation` data whose
+  ``kind`` names the awaited resource state (e.g. ``"server_running"``) and answer polls by reading
+  the resource.
 * Everything Legion creates carries :class:`OwnershipLabels` (labels, or ``key=value`` tags where the
   provider has only tags, or :func:`encode_owned_name` where it has neither), so that a resource can
   be found again by labels after a crash.
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LEGION_ID_LABEL",
     "LEGION_MANAGED_LABEL",
+    "AwaitedServerState",
     "BillingEntry",
     "BillingPeriod",
     "Capability",
@@ -91,6 +93,7 @@ __all__ = [
     "labels_from_tags",
     "labels_match",
     "require_capability",
+    "server_state_operation",
 ]
 
 
@@ -387,6 +390,17 @@ class Operation:
     kind: str
     resource_id: str | None = None
     resource_type: str = "server"
+
+
+AwaitedServerState = Literal["server_running", "server_off", "server_deleted"]
+"""The server states a provider without action objects lets the broker wait for."""
+
+
+def server_state_operation(provider: str, server_id: str, kind: AwaitedServerState) -> Operation:
+    """An operation that is done once ``server_id`` reaches the state ``kind``, for providers with no
+    action ids to poll. Its id is derived from server and state, so waiting twice for the same state of
+    the same server is one operation."""
+    return Operation(provider, f"server:{server_id}:{kind}", kind, resource_id=server_id)
 
 
 @dataclass(frozen=True)

@@ -370,6 +370,14 @@ def test_ownership_round_trips_through_the_instance_name() -> None:
     assert base.encode_owned_name("plain", {"team": "x"}) == "plain"
 
 
+def test_awaited_state_operations_are_one_per_server_and_state() -> None:
+    running = base.server_state_operation("ovh", "i-1", "server_running")
+    assert running == base.server_state_operation("ovh", "i-1", "server_running")
+    assert (running.kind, running.resource_id, running.resource_type) == ("server_running", "i-1", "server")
+    assert running.id != base.server_state_operation("ovh", "i-1", "server_off").id
+    assert running.id != base.server_state_operation("ovh", "i-2", "server_running").id
+
+
 async def test_create_resolves_names_per_region_and_polls_by_listing(make_adapter: Any) -> None:
     project = f"/cloud/project/{SERVICE}"
     flavors = [

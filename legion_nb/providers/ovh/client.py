@@ -303,29 +303,31 @@ class OvhAdapter:
         item: wire.InstanceWire = await self._call("POST", f"{self._project}/instance", body=body)
         flavors, images = await self._names([item])
         created = convert.server(item, flavors, images)
-        return base.PendingServer(created, (_operation(created.id, "server_running"),))
+        return base.PendingServer(
+            created, (base.server_state_operation(PROVIDER, created.id, "server_running"),)
+        )
 
     async def delete_server(self, server_id: str) -> base.Operation | None:
         await self._call("DELETE", self._instance_path(server_id))
-        return _operation(server_id, "server_deleted")
+        return base.server_state_operation(PROVIDER, server_id, "server_deleted")
 
     async def reboot_server(self, server_id: str) -> base.Operation | None:
         await self._call("POST", f"{self._instance_path(server_id)}/reboot", body={"type": "soft"})
-        return _operation(server_id, "server_running")
+        return base.server_state_operation(PROVIDER, server_id, "server_running")
 
     async def rebuild_server(self, server_id: str, image: str) -> base.Operation | None:
         current = await self.get_server(server_id)
         image_id = await self._resolve("image", current.location or "", image)
         await self._call("POST", f"{self._instance_path(server_id)}/reinstall", body={"imageId": image_id})
-        return _operation(server_id, "server_running")
+        return base.server_state_operation(PROVIDER, server_id, "server_running")
 
     async def power_on(self, server_id: str) -> base.Operation | None:
         await self._call("POST", f"{self._instance_path(server_id)}/start")
-        return _operation(server_id, "server_running")
+        return base.server_state_operation(PROVIDER, server_id, "server_running")
 
     async def power_off(self, server_id: str) -> base.Operation | None:
         await self._call("POST", f"{self._instance_path(server_id)}/stop")
-        return _operation(server_id, "server_off")
+        return base.server_state_operation(PROVIDER, server_id, "server_off")
 
     async def poll_operations(self, operations: Sequence[base.Operation]) -> list[base.OperationState]:
         """One instance list answers every operation (OVHcloud has no action ids)."""
@@ -505,10 +507,6 @@ class OvhAdapter:
 
 
 # ---------------------------------------------------------------------------------------- helpers
-
-
-def _operation(server_id: str, kind: str) -> base.Operation:
-    return base.Operation(PROVIDER, f"server:{server_id}:{kind}", kind, resource_id=server_id)
 
 
 def _operation_state(op: base.Operation, status: str | None) -> base.OperationState:

@@ -73,9 +73,9 @@ T = TypeVar("T")
 _SETTLE_LATER = (ProviderUnavailableError, ProviderRateLimitedError, TransientStateError)
 """Errors after which a power-on is simply tried again by the next poll of its operation."""
 
-KIND_RUNNING = "server_running"
-KIND_OFF = "server_off"
-KIND_DELETED = "server_deleted"
+KIND_RUNNING: base.AwaitedServerState = "server_running"
+KIND_OFF: base.AwaitedServerState = "server_off"
+KIND_DELETED: base.AwaitedServerState = "server_deleted"
 
 
 class ScalewayAdapter:
@@ -315,7 +315,9 @@ class ScalewayAdapter:
             with contextlib.suppress(ProviderError):
                 await self._action(server.id, "poweron")
             server = dataclasses.replace(server, status="provisioning", provider_status="starting")
-        return base.PendingServer(server=server, operations=(_operation(server.id, KIND_RUNNING),))
+        return base.PendingServer(
+            server=server, operations=(base.server_state_operation(PROVIDER, server.id, KIND_RUNNING),)
+        )
 
     async def _action(self, server_id: str, action: wire.ServerAction) -> None:
         zone, raw = split_id(server_id, "server")
@@ -326,17 +328,18 @@ class ScalewayAdapter:
     async def delete_server(self, server_id: str) -> base.Operation | None:
         server = await self.get_server(server_id)
         if server.status == "deleting":
-            return _operation(server_id, KIND_DELETED)  # an earlier terminate is already under way
+            # An earlier terminate is already under way.
+            return base.server_state_operation(PROVIDER, server_id, KIND_DELETED)
         if server.provider_status == "running":
             await self._action(server_id, "terminate")
-            return _operation(server_id, KIND_DELETED)
+            return base.server_state_operation(PROVIDER, server_id, KIND_DELETED)
         zone, raw = split_id(server_id, "server")
         await self._api.request("DELETE", f"/instance/v1/zones/{zone}/servers/{raw}")
         return None
 
     async def reboot_server(self, server_id: str) -> base.Operation | None:
         await self._action(server_id, "reboot")
-        return _operation(server_id, KIND_RUNNING)
+        return base.server_state_operation(PROVIDER, server_id, KIND_RUNNING)
 
     async def rebuild_server(self, server_id: str, image: str) -> base.Operation | None:
         require_capability(PROVIDER, CAPABILITIES, Capability.REBUILD)
@@ -344,11 +347,11 @@ class ScalewayAdapter:
 
     async def power_on(self, server_id: str) -> base.Operation | None:
         await self._action(server_id, "poweron")
-        return _operation(server_id, KIND_RUNNING)
+        return base.server_state_operation(PROVIDER, server_id, KIND_RUNNING)
 
     async def power_off(self, server_id: str) -> base.Operation | None:
         await self._action(server_id, "poweroff")
-        return _operation(server_id, KIND_OFF)
+        return base.server_state_operation(PROVIDER, server_id, KIND_OFF)
 
     async def poll_operations(self, operations: Sequence[base.Operation]) -> list[base.OperationState]:
         by_zone: dict[str, list[str]] = {}
@@ -664,10 +667,6 @@ class ScalewayAdapter:
 def _member(body: Mapping[str, Any], key: str) -> Any:
     """The object under ``key`` of a Scaleway answer (``{"server": {...}}``), or ``{}``."""
     return body.get(key) or {}
-
-
-def _operation(server_id: str, kind: str) -> base.Operation:
-    return base.Operation(PROVIDER, f"server:{server_id}:{kind}", kind, resource_id=server_id)
 
 
 def _zone(body: wire.DnsZoneJson) -> base.DnsZone:
