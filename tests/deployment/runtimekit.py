@@ -115,10 +115,12 @@ class Sandbox:
 
 
 @asynccontextmanager
-async def sandbox(seed: int = 0) -> AsyncIterator[Sandbox]:
+async def sandbox(seed: int = 0, timing: Timing = FAST) -> AsyncIterator[Sandbox]:
+    """The sandbox cloud plus simulated nodes. A rebuild shows as a node stopping and a fresh one (new
+    cloud-image host key) booting, provided the rebuild lasts longer than one watcher poll."""
     port = free_port()
     async with AsyncExitStack() as stack:
-        cloud = await stack.enter_async_context(SandboxCloud(SandboxWorld(seed=seed, timing=FAST)))
+        cloud = await stack.enter_async_context(SandboxCloud(SandboxWorld(seed=seed, timing=timing)))
         fleet = await stack.enter_async_context(NodeFleet(timing=NODE_TIMING, ssh_port=port))
         await stack.enter_async_context(NodeWatcher(cloud, fleet))
         yield Sandbox(cloud, fleet, port)

@@ -31,6 +31,7 @@ from legion_nb.engine.deployment.services import NodeStepError, reinstall_image
 from legion_nb.engine.state.model import LegionState, NodeExecution, TrackedServer, empty_state
 from legion_nb.engine.state.persistence import StateChange
 from legion_nb.providers.catalog import embedded_catalog
+from legion_nb.sandbox.world import Timing
 
 NOW = dt.datetime(2026, 11, 27, 12, tzinfo=dt.UTC)
 
@@ -209,3 +210,28 @@ async def test_nbde_moves_from_local_to_tang_to_quorum_as_the_cluster_grows(part
     assert n1 is not None and n1.tang_peers == ("n2", "n3") and n1.threshold == 2
     assert not n1.local_boot_key
     assert nbde_repairs(parts.persistence.state) == ()
+
+
+async def test_reinstall_rebuilds_from_the_tracked_image_and_installs_again(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "state.legion"
+    await create_state(path, servers=("n1",))
+    slow_rebuild = Timing(action_seconds=0.2, boot_seconds=0.02, latency_ms=0.0)
+    async with (
+        sandbox(timing=slow_rebuild) as world,
+        engine(path, world.credentials(), world.ssh_port) as parts,
+    ):
+        await parts.runtime.run("n1", "add")
+        record = parts.persistence.state.tracked.servers["n1"]
+        first = world.fleet.node(record.ipv4 or "")
+        pinned = parts.persistence.state.deployment.nodes["n1"].security["identity"]
+
+        result = await parts.runtime.run("n1", "reinstall")
+
+        assert result.status == "succeeded" and result.operation == "reinstall"
+        again = world.fleet.node(record.ipv4 or "")
+        assert again is not first  # the rebuilt machine booted from the provider image
+        assert again.system.readiness()["ready"] is True
+        assert again.host_public_key.split()[:2] == pinned["host_key"]["public"].split()[:2]
+        after = parts.persistence.state.tracked.servers["n1"]
+        assert after.image == record.image and after.provider_id == record.provider_id
+        assert world.hetzner_servers() == ["n1"]

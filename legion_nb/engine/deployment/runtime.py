@@ -185,6 +185,11 @@ class NodeDeploymentRuntime:
             return execution
         if node in self._active:
             raise DeploymentBusyError(f"node {node} is already running {self._active[node]}; wait for it")
+        if execution.status == "running":
+            raise DeploymentBusyError(
+                f"node {node}'s {execution.operation} is recorded as running in {execution.phase}; "
+                "if no other Legion process runs it, restart the engine to mark it interrupted"
+            )
         if not execution.retryable:
             raise NothingToResumeError(
                 f"node {node}'s {execution.operation} failed in {execution.phase} and cannot be retried "

@@ -74,7 +74,7 @@ from legion_nb.engine.state.model import (
     TrackedSshKey,
     utcnow,
 )
-from legion_nb.errors import NodeError, ProviderError, UsageError
+from legion_nb.errors import NodeError, ProviderAmbiguousError, ProviderError, UsageError
 from legion_nb.providers.base import (
     Catalog,
     OwnershipLabels,
@@ -252,29 +252,43 @@ class DeploymentServices:
     # -- material --------------------------------------------------------------------------------
 
     async def prepare(self, node: str, operation: NodeOperation) -> None:
-        """The cluster CA and the node's identity exist before any phase (generated once, kept)."""
+        """The cluster CA and the node's identity exist before any phase (generated once, kept: the
+        host key Legion pins must be the one it installs, whichever process installs it)."""
         state = self._state.state
         cluster = self._cluster_of(state, node)
         material = material_of(state, node)
-        if cluster in state.deployment.clusters and material is not None and material.security:
+        has_cluster = cluster in state.deployment.clusters
+        if has_cluster and material is not None and material.security:
             return
-        fresh_cluster = ClusterSecurity.create(cluster)
+        authority = (
+            ClusterSecurity.from_dict(state.deployment.clusters[cluster].security)
+            if has_cluster
+            else ClusterSecurity.create(cluster)
+        )
+        fresh_node = authority.provision_node(node)
 
         def ensure(state: LegionState) -> tuple[LegionState, None]:
-            clusters = dict(state.deployment.clusters)
-            if cluster not in clusters:
-                clusters[cluster] = ClusterMaterial(cluster=cluster, security=fresh_cluster.to_dict())
+            # Re-checked inside the mutation: whatever another writer stored first is kept.
+            if cluster not in state.deployment.clusters:
+                clusters = {
+                    **state.deployment.clusters,
+                    cluster: ClusterMaterial(cluster=cluster, security=authority.to_dict()),
+                }
                 state = dataclasses.replace(
                     state, deployment=dataclasses.replace(state.deployment, clusters=clusters)
                 )
             current = material_of(state, node) or NodeMaterial(node=node)
-            if not current.security:
-                authority = ClusterSecurity.from_dict(clusters[cluster].security)
-                security = authority.provision_node(node)
-                state = with_material(state, dataclasses.replace(current, security=security.to_dict()))
+            stored = ClusterSecurity.from_dict(state.deployment.clusters[cluster].security)
+            if (
+                not current.security
+                and stored.authority.certificate_pem == authority.authority.certificate_pem
+            ):
+                state = with_material(state, dataclasses.replace(current, security=fresh_node.to_dict()))
             return state, None
 
         await self._state.mutate(ensure, reason=f"node {node}: deployment material")
+        if not self._state.state.deployment.nodes[node].security:
+            await self.prepare(node, operation)  # the cluster CA changed under us: issue from the stored one
 
     def _cluster_of(self, state: LegionState, node: str) -> str:
         record = state.tracked.servers.get(node)
@@ -333,7 +347,7 @@ class DeploymentServices:
         if intent is not None:
             settled = await resilience.settle_pending(intent)
             found = settled if isinstance(settled, Server) else None
-        key = await self._provider_ssh_key(node, provider)
+        key = await self.provider_ssh_key(node, provider)
         if found is None:
             ownership = OwnershipLabels.new()
             legion_id = ownership.legion_id
@@ -341,7 +355,7 @@ class DeploymentServices:
             try:
                 found = (await resilience.create_server(spec, provider)).server
             except ProviderError as exc:
-                if exc.code != "provider_ambiguous":  # refused outright: nothing landed
+                if not isinstance(exc, ProviderAmbiguousError):  # refused outright: nothing landed
                     await self._state.mutate(
                         lambda s: (without_pending(s, ownership.legion_id), None),
                         reason=f"server {node}: create refused",
@@ -388,9 +402,14 @@ class DeploymentServices:
             labels=ownership.as_labels(),
         )
 
-    async def _provider_ssh_key(self, node: str, provider: str) -> TrackedSshKey:
+    async def provider_ssh_key(self, node: str, provider: str) -> TrackedSshKey:
         """The provider SSH key root accepts on the fresh image: the node's admin key, registered
-        once (found by its public key when a crash hid an earlier registration)."""
+        once (found by its public key when a crash hid an earlier registration).
+
+        Public for whoever creates the server outside the provision phase (a node actor): a server
+        created without this key in ``ssh_key_ids`` cannot be reached for the install phases.
+        Call :meth:`prepare` first.
+        """
         public = self._node_security(node).admin.authorized_keys_line()
         wanted = public.split()[:2]
         keys = await self._providers.broker.read(provider, "list ssh keys", lambda a: a.list_ssh_keys())
