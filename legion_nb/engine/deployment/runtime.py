@@ -111,26 +111,39 @@ class PhaseMetrics:
 
 
 def mark_interrupted(state: LegionState) -> tuple[LegionState, tuple[str, ...]]:
-    """Every ``running`` execution (tracked or pre-tracking) becomes ``interrupted, retryable``."""
+    """Every ``running`` execution (tracked or pre-tracking) becomes ``interrupted, retryable``.
+
+    One pass and one rebuilt mapping per place a record can live, so a large state costs linear
+    time (this runs inside the unlock's first state write).
+    """
     stamp = utcnow()
-    names: list[str] = []
-    candidates = {
-        **{name: material.execution for name, material in state.deployment.nodes.items()},
-        **{name: server.execution for name, server in state.tracked.servers.items()},
-    }
-    for name, execution in sorted(candidates.items()):
-        if execution is None or execution.status != "running":
-            continue
-        stopped = replace(
+
+    def stopped(execution: NodeExecution) -> NodeExecution:
+        return replace(
             execution,
             status="interrupted",
             retryable=True,
             updated=stamp,
             error=f"interrupted during {execution.phase}: Legion stopped; resume to continue from there",
         )
-        state = with_execution(state, name, stopped)
-        names.append(name)
-    return state, tuple(names)
+
+    servers = {
+        name: replace(server, execution=stopped(server.execution))
+        for name, server in state.tracked.servers.items()
+        if server.execution is not None and server.execution.status == "running"
+    }
+    nodes = {
+        name: replace(material, execution=stopped(material.execution))
+        for name, material in state.deployment.nodes.items()
+        if material.execution is not None and material.execution.status == "running"
+    }
+    if servers:
+        state = replace(state, tracked=replace(state.tracked, servers={**state.tracked.servers, **servers}))
+    if nodes:
+        state = replace(
+            state, deployment=replace(state.deployment, nodes={**state.deployment.nodes, **nodes})
+        )
+    return state, tuple(sorted({*servers, *nodes}))
 
 
 class NodeDeploymentRuntime:
