@@ -1,0 +1,78 @@
+"""``legion catalog PROVIDER``: what a provider sells - server types with prices, locations, images.
+
+With a state that holds the provider's credentials the catalog is read live (the state is unlocked
+for that, so a password is needed); ``--embedded``, or no state at all, shows the snapshot shipped
+in the package without unlocking anything. The catalog policy picks from the same data when a
+planned server leaves its type, location or image empty.
+
+Only argparse-level imports at the top: see :mod:`legion_nb.cli.main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from legion_nb.cli.context import CliContext
+from legion_nb.cli.tables import table
+
+__all__ = ["register"]
+
+
+def register(sub: Any) -> None:
+    catalog = sub.add_parser("catalog", help="server types (with prices), locations and images")
+    catalog.add_argument("provider", metavar="PROVIDER", help="hetzner, ovh or scaleway")
+    catalog.add_argument(
+        "--embedded", action="store_true", help="the shipped snapshot, without unlocking the state"
+    )
+    catalog.set_defaults(handler=_catalog)
+
+
+async def _catalog(ctx: CliContext, args: argparse.Namespace) -> int:
+    live = not args.embedded and ctx.state_path.exists()
+    async with ctx.api(unlock=live) as api:
+        result = await api.call("catalog", provider=args.provider, live=live)
+    ctx.emit(result, _text)
+    return 0
+
+
+def _cheapest(server_type: dict[str, Any]) -> tuple[str, str]:
+    prices = sorted(server_type["prices"], key=lambda p: float(p["monthly"]))
+    if not prices:
+        return "", ""
+    return prices[0]["monthly"], prices[0]["location"]
+
+
+def _text(catalog: dict[str, Any]) -> str:
+    currency = catalog["currency"]
+    source = catalog["source"] + (f", fetched {catalog['fetched_at']}" if catalog.get("fetched_at") else "")
+    types = table(
+        ("type", "cores", "memory GB", "disk GB", "arch", f"from {currency}/month", "in", "locations"),
+        (
+            (
+                t["name"],
+                t["cores"],
+                t["memory_gb"],
+                t["disk_gb"],
+                t["arch"],
+                *_cheapest(t),
+                len(t["locations"]),
+            )
+            for t in catalog["server_types"]
+            if not t["deprecated"]
+        ),
+        title=f"{catalog['provider']} catalog ({source})",
+    )
+    locations = table(
+        ("location", "city", "country"),
+        ((loc["name"], loc["city"], loc["country"]) for loc in catalog["locations"]),
+    )
+    images = table(
+        ("image", "os", "version", "arch"),
+        (
+            (i["name"], i["os_flavor"], i["os_version"], i["arch"])
+            for i in catalog["images"]
+            if not i["deprecated"]
+        ),
+    )
+    return f"{types}\n\n{locations}\n\n{images}"

@@ -1,0 +1,230 @@
+"""``legion materialize``, ``refresh``, ``snapshot`` and ``server reboot|reinstall|delete``.
+
+``materialize`` is the one long command: it starts the engine's materialize and, while it runs,
+follows the engine's "snapshot" and "activity" streams (in process or through the daemon alike).
+On a terminal it draws a live table of every resource (state, operation, why it waits, its error);
+otherwise it prints one line per activity item; with ``--json`` it prints the activity items as
+JSON lines and the final report as the last line. It exits 0 only when every resource settled
+without an error; otherwise it ends with one summary line on stderr and exit 5.
+
+Only argparse-level imports at the top: see :mod:`legion_nb.cli.main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from legion_nb.cli.context import CliContext, EngineApi
+from legion_nb.cli.tables import table
+from legion_nb.errors import OperationError, UsageError
+
+__all__ = ["MaterializeIncompleteError", "register"]
+
+_LIVE_COLUMNS = ("kind", "name", "provider", "state", "operation", "waiting", "error")
+
+
+class MaterializeIncompleteError(OperationError):
+    """Materialize ended with resources failed or not settled (the message summarizes them)."""
+
+    code = "materialize_incomplete"
+
+
+class RefreshIncompleteError(OperationError):
+    code = "refresh_incomplete"
+
+
+def register(sub: Any) -> None:
+    materialize = sub.add_parser(
+        "materialize", help="apply the plan; live progress; exit 0 only when settled"
+    )
+    materialize.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    materialize.add_argument(
+        "--timeout", type=float, default=None, metavar="S", help="stop waiting after S seconds (report)"
+    )
+    materialize.set_defaults(handler=_materialize)
+
+    refresh = sub.add_parser("refresh", help="re-read providers; adopt Legion-labelled resources")
+    refresh.set_defaults(handler=_refresh)
+
+    snapshot = sub.add_parser("snapshot", help="the app snapshot: one row per resource")
+    snapshot.set_defaults(handler=_snapshot)
+
+    server = sub.add_parser("server", help="commands for one tracked server")
+    commands = server.add_subparsers(dest="server_command", metavar="COMMAND")
+    for name, text in (
+        ("reboot", "reboot the server"),
+        ("reinstall", "reset the server to its image (the catalog's current one if it is gone)"),
+        ("delete", "take the server out of the plan and delete it now"),
+    ):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("name", metavar="NAME")
+        if name == "delete":
+            command.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+        command.set_defaults(handler=_server, command=name)
+
+
+def _confirm(question: str) -> bool:
+    if not sys.stdin.isatty():
+        return False
+    sys.stderr.write(f"{question} [y/N] ")
+    sys.stderr.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
+# -- materialize ---------------------------------------------------------------------------------
+
+
+async def _materialize(ctx: CliContext, args: argparse.Namespace) -> int:
+    if args.timeout is not None and args.timeout <= 0:
+        raise UsageError("--timeout must be a positive number of seconds")
+    async with ctx.api() as api:
+        if not args.yes:
+            diff = await api.call("diff")
+            pending = [r for r in diff["resources"] if r["action"] != "unchanged"]
+            if not _confirm(f"materialize {len(pending)} change(s) (see `legion diff`)?"):
+                raise UsageError("materialize changes cloud resources: confirm, or pass --yes")
+        show = _LiveTable() if not ctx.json and sys.stdout.isatty() else None
+        run = asyncio.ensure_future(api.call("materialize", yes=True, settle_seconds=args.timeout))
+        follower = asyncio.ensure_future(_follow(api, ctx, show, run))
+        try:
+            report = await run
+        finally:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
+            if show is not None:
+                show.close()
+    if ctx.json:
+        ctx.emit_line({"event": "report", **report})
+    else:
+        sys.stdout.write(f"{report['summary']}\n")
+        sys.stdout.flush()
+    if not report["ok"]:
+        raise MaterializeIncompleteError(report["summary"])
+    return 0
+
+
+async def _follow(api: EngineApi, ctx: CliContext, show: _LiveTable | None, run: asyncio.Future[Any]) -> None:
+    """Print what the engine publishes until the materialize ends (this task is then cancelled)."""
+    async with _events(api) as events:
+        async for topic, data in events:
+            if topic == "snapshot" and show is not None:
+                show.update(data)
+            elif topic == "activity":
+                for item in data:
+                    if ctx.json:
+                        ctx.emit_line(item)
+                    elif show is None and not run.done():
+                        sys.stdout.write(f"{item.get('summary', '')}\n")
+                        sys.stdout.flush()
+
+
+@contextlib.asynccontextmanager
+async def _events(api: EngineApi) -> AsyncIterator[AsyncIterator[tuple[str, Any]]]:
+    """The engine's event stream as (topic, JSON data), in process or from the daemon."""
+    from legion_nb.engine.wire import to_jsonable  # noqa: PLC0415
+
+    source: Any = getattr(api, "engine", api)  # the in-process engine, or the daemon client
+    stream = source.subscribe(["snapshot", "activity"])
+
+    async def pairs() -> AsyncIterator[tuple[str, Any]]:
+        async for event in stream:
+            yield event.topic, to_jsonable(event.data)
+
+    try:
+        yield pairs()
+    finally:
+        await stream.aclose()
+
+
+class _LiveTable:
+    """A rich live table of the snapshot rows, redrawn at most a few times a second."""
+
+    def __init__(self) -> None:
+        from rich.console import Console  # noqa: PLC0415 - rich only for a live terminal
+        from rich.live import Live  # noqa: PLC0415
+
+        self._live = Live(console=Console(), refresh_per_second=4, transient=False)
+        self._live.start()
+
+    def update(self, snapshot: Any) -> None:
+        from rich.table import Table  # noqa: PLC0415
+
+        rows = snapshot.get("rows", []) if isinstance(snapshot, dict) else []
+        view = Table(*_LIVE_COLUMNS, title="materialize", expand=False)
+        for row in rows:
+            view.add_row(*(str(row.get(column) or "") for column in _LIVE_COLUMNS))
+        self._live.update(view)
+
+    def close(self) -> None:
+        self._live.stop()
+
+
+# -- refresh and snapshot ------------------------------------------------------------------------
+
+
+async def _refresh(ctx: CliContext, args: argparse.Namespace) -> int:
+    del args
+    async with ctx.api() as api:
+        result = await api.call("refresh")
+    ctx.emit(result, _refresh_text)
+    if not result["ok"]:
+        raise RefreshIncompleteError(result["summary"])
+    return 0
+
+
+def _refresh_text(result: dict[str, Any]) -> str:
+    lines = [result["summary"]]
+    for report in result["providers"]:
+        if report["error"]:
+            lines.append(f"  {report['provider']}: {report['error']}")
+            continue
+        lines.append(
+            f"  {report['provider']}: {report['servers']} servers, {report['dns_zones']} zones, "
+            f"{report['firewalls']} firewalls"
+        )
+        for label, names in (
+            ("adopted", report["adopted"]),
+            ("not Legion's (left alone)", report["unmanaged"]),
+            ("Legion-labelled but not planned (left alone)", report["orphans"]),
+        ):
+            if names:
+                lines.append(f"    {label}: {', '.join(names)}")
+    return "\n".join(lines)
+
+
+async def _snapshot(ctx: CliContext, args: argparse.Namespace) -> int:
+    del args
+    async with ctx.api() as api:
+        result = await api.call("snapshot")
+    ctx.emit(result, _snapshot_text)
+    return 0
+
+
+def _snapshot_text(snapshot: dict[str, Any]) -> str:
+    rows = snapshot.get("rows", [])
+    if not rows:
+        return "nothing planned or tracked (legion plan ... to start)"
+    columns = ("kind", "name", "provider", "action", "state", "operation", "waiting", "error")
+    return table(columns, ([row.get(c) for c in columns] for row in rows))
+
+
+# -- server commands -----------------------------------------------------------------------------
+
+
+async def _server(ctx: CliContext, args: argparse.Namespace) -> int:
+    command: str = args.command
+    if command == "delete" and not args.yes and not _confirm(f"delete server {args.name} now?"):
+        raise UsageError("server delete removes a server at its provider: confirm, or pass --yes")
+    async with ctx.api() as api:
+        result = await api.call(f"server_{command}", name=args.name)
+    render: Callable[[dict[str, Any]], str] = lambda r: str(r["summary"])  # noqa: E731
+    ctx.emit(result, render)
+    if result["status"] != "succeeded":
+        raise OperationError(result["summary"])
+    return 0

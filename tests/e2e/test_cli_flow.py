@@ -1,0 +1,137 @@
+"""The operator's path through the CLI against a sandbox served by another process.
+
+``legion credentials set hetzner --endpoint ...``, ``legion plan ...`` with type/location omitted
+(the catalog policy picks them), ``legion materialize --yes``; then the provider goes away and
+materialize exits non-zero with one summary line, keeping everything tracked.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from legion_nb.cli.main import run
+
+PASSWORD = "cli e2e password"
+TIMEOUT = 60
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+Legion = Callable[..., Result]
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[subprocess.Popen[str], dict[str, dict[str, str]]]]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "legion_nb", "sandbox", "serve", "--json", "--seed", "11"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line, "the sandbox printed no endpoints line"
+        yield process, json.loads(line)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=TIMEOUT)
+
+
+@pytest.fixture
+def legion(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Legion:
+    state = str(tmp_path / "cli.legion")
+    monkeypatch.setenv("LEGION_PASSWORD", PASSWORD)
+    monkeypatch.delenv("LEGION_DAEMON_TOKEN", raising=False)
+
+    def invoke(*args: str, stdin: str = "") -> Result:
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        capsys.readouterr()
+        try:
+            code = run(["--state", state, *args])
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return invoke
+
+
+def _ok(result: Result) -> Result:
+    assert result.code == 0, result.err
+    return result
+
+
+@pytest.mark.slow  # the unreachable provider is retried with the real-cloud backoff (~30 s)
+def test_cli_materializes_a_cluster_and_fails_cleanly_when_the_provider_is_gone(
+    served: tuple[subprocess.Popen[str], dict[str, dict[str, str]]], legion: Legion
+) -> None:
+    process, endpoints = served
+    block = endpoints["hetzner"]
+    _ok(legion("init"))
+    secrets = json.dumps({"token": block["token"]})
+    _ok(legion("credentials", "set", "hetzner", "--endpoint", block["url"], stdin=secrets))
+    for name in ("web-1", "web-2", "web-3"):
+        _ok(legion("plan", "server", "add", name, "--provider", "hetzner"))
+    _ok(legion("plan", "dns-zone", "add", "example.org", "--provider", "hetzner"))
+    _ok(legion("plan", "dns-host", "add", "www", "--zone", "example.org", "--servers", "web-1,web-2,web-3"))
+
+    done = _ok(legion("materialize", "--yes"))
+    assert "materialize done" in done.out
+    assert "server web-1" in done.out  # live progress lines (not a terminal: plain lines)
+
+    headers = {"Authorization": f"Bearer {block['token']}"}
+    servers = httpx.get(f"{block['url']}/servers", headers=headers, timeout=TIMEOUT).json()["servers"]
+    assert sorted(s["name"] for s in servers) == ["web-1", "web-2", "web-3"]
+    assert {s["labels"]["legion/managed"] for s in servers} == {"true"}
+
+    snapshot = json.loads(_ok(legion("--json", "snapshot")).out)
+    states = {(r["kind"], r["name"]): r["state"] for r in snapshot["rows"]}
+    assert {states[("server", n)] for n in ("web-1", "web-2", "web-3")} == {"running"}
+
+    again = _ok(legion("--json", "materialize", "--yes")).out.strip().splitlines()
+    report = json.loads(again[-1])
+    assert report["event"] == "report" and report["ok"] is True
+
+    # The provider becomes unreachable: materialize says so in one line, exits 5, loses nothing.
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=TIMEOUT)
+    _ok(legion("plan", "server", "add", "web-4", "--provider", "hetzner"))
+    failed = legion("materialize", "--yes")
+    assert failed.code == 5
+    lines = failed.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("legion: materialize incomplete:")
+    assert "cannot reach" in lines[0]
+    progress = [line for line in failed.out.splitlines() if line.startswith("server web-4")]
+    assert any("cannot reach" in line for line in progress)  # the affected row showed its error
+    tracked = json.loads(_ok(legion("--json", "snapshot")).out)
+    rows = {(r["kind"], r["name"]): r for r in tracked["rows"]}
+    assert rows[("server", "web-4")]["action"] == "create"
+    assert all(rows[("server", n)]["action"] == "unchanged" for n in ("web-1", "web-2", "web-3"))
+
+
+def test_catalog_without_a_state_shows_the_embedded_snapshot(legion: Legion) -> None:
+    shown = _ok(legion("catalog", "hetzner"))
+    assert "hetzner catalog (embedded" in shown.out
+    data = json.loads(_ok(legion("--json", "catalog", "scaleway")).out)
+    assert data["source"] == "embedded" and data["server_types"] and data["locations"]
+    unknown = legion("catalog", "nowhere")
+    assert unknown.code == 2 and len(unknown.err.strip().splitlines()) == 1
