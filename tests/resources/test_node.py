@@ -235,3 +235,31 @@ async def test_a_server_planned_at_another_provider_is_not_moved_silently(
     assert row.error is not None and "planned at scaleway but Legion runs it at hetzner" in row.error
     assert [s.name for s in await observer["hetzner"].list_servers()] == ["web-1"]
     assert await observer["scaleway"].list_servers() == []
+
+
+async def test_a_stale_intent_beside_a_tracked_server_is_settled_and_a_duplicate_is_reported(
+    supervisor: ResourceSupervisor, persistence: State, observer: dict[str, ProviderAdapter]
+) -> None:
+    await plan_cluster(persistence, ("sat-1",), provider="scaleway")
+    await materialize(supervisor)
+    recorder = StatePendingRecorder(persistence)
+    await recorder.record(CreateIntent("scaleway", "server", "sat-1", OwnershipLabels.new().legion_id))
+
+    await materialize(supervisor)  # nothing carries that id: the intent is forgotten
+    assert persistence.state.tracked.pending == {}
+
+    twin = OwnershipLabels.new()
+    await recorder.record(CreateIntent("scaleway", "server", "sat-1", twin.legion_id))
+    choice = resolve_server_choice(embedded_catalog("scaleway"), "cluster-node")
+    await observer["scaleway"].create_server(
+        ServerSpec(
+            "sat-1", choice.server_type.name, choice.location.name, choice.image.id, labels=twin.as_labels()
+        )
+    )
+    await supervisor.sync_wave()
+    rows = {s.key: s for s in await supervisor.wait_settled(timeout=60)}
+
+    row = rows[server_key("sat-1")]
+    assert row.error is not None and "a second server sat-1" in row.error and "provider console" in row.error
+    assert len(await observer["scaleway"].list_servers()) == 2  # reported, never deleted by guesswork
+    assert twin.legion_id in persistence.state.tracked.pending

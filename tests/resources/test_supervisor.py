@@ -136,6 +136,7 @@ async def test_stopping_mid_create_keeps_the_intent_and_a_new_supervisor_settles
     while not persistence.state.tracked.pending and not persistence.state.tracked.servers:
         await _next_tick()
     await supervisor.stop()
+    await change(persistence, lambda s: s, reason="barrier: writes taken before the stop land first")
 
     fresh = ResourceSupervisor(providers, settings=supervisor.settings)
     await fresh.attach(persistence)

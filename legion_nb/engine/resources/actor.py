@@ -35,6 +35,7 @@ from legion_nb.errors import (
     ProviderAuthError,
     ProviderRateLimitedError,
     ProviderUnavailableError,
+    UsageError,
 )
 from legion_nb.providers.base import OwnershipLabels
 from legion_nb.providers.resilience import PendingKind
@@ -195,6 +196,26 @@ class ResourceActor:
             await self.drop_intent(intent.legion_id, f"{intent.describe()}: earlier create did not land")
             return None
         return found, intent.legion_id
+
+    def has_intent(self, kind: PendingKind, name: str) -> bool:
+        return pending_for(self.context.state.state, kind, self.provider, name) is not None
+
+    async def settle_stale_intent(self, kind: PendingKind, name: str, tracked_id: str) -> None:
+        """An intent still pending although the resource is tracked (a create cancelled at logout
+        whose intent write landed late): look it up. Nothing there: forget it. A second resource
+        carrying that intent's Legion id: keep the intent and fail with what to do, never delete."""
+        settled = await self.settle_intent(kind, name)
+        if settled is None:
+            return
+        found, legion_id = settled
+        found_id = str(getattr(found, "id", ""))
+        if found_id == tracked_id:
+            await self.drop_intent(legion_id, f"{kind} {name}: intent already tracked")
+            return
+        raise UsageError(
+            f"a second {kind.replace('_', ' ')} {name} ({found_id}) from an interrupted create exists at "
+            f"{self.provider}; delete it in the provider console, then run `legion refresh`"
+        )
 
     async def create_once(self, what: str, create: Callable[[str], Awaitable[R]]) -> tuple[R, str]:
         """Run ``create(legion_id)`` with a fresh Legion id. The intent resilience records stays when

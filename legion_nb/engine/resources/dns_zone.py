@@ -56,8 +56,10 @@ class DnsZoneActor(ConvergingActor):
 
     def must_apply(self) -> bool:
         tracked = self.tracked()
-        if tracked is None or tracked.provider_id == "":
+        if tracked is None:
             return False
+        if self.has_intent("dns_zone", self.zone):
+            return True  # a stale create intent: settle it while applying
         return records_signature(self.plan().records) != records_signature(tracked.records)
 
     # -- provider work ------------------------------------------------------------------------------
@@ -80,6 +82,8 @@ class DnsZoneActor(ConvergingActor):
         tracked = self.tracked()
         if tracked is None:
             return
+        if self.has_intent("dns_zone", self.zone):
+            await self.settle_stale_intent("dns_zone", self.zone, tracked.provider_id)
         desired = self.plan().records
         current = {(r.name, r.type): r for r in tracked.records}
         wanted = {(r.name, r.type): r for r in desired}

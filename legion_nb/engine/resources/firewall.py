@@ -101,6 +101,8 @@ class FirewallActor(ConvergingActor):
         desired = self.desired()
         if tracked is None or desired is None:
             return False
+        if self.has_intent("firewall", self.name):
+            return True  # a stale create intent: settle it while applying
         return (tracked.rules, tuple(sorted(tracked.servers))) != (
             desired.rules,
             tuple(sorted(desired.servers)),
@@ -144,6 +146,8 @@ class FirewallActor(ConvergingActor):
         if tracked.provider_id != NODE_LEVEL_ID:
             self.require_provider()
             firewall_id = tracked.provider_id
+            if self.has_intent("firewall", self.name):
+                await self.settle_stale_intent("firewall", self.name, firewall_id)
             resilience = self.context.providers.resilience
             operations: list[Operation] = []
             if tracked.rules != desired.rules:

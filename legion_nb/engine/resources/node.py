@@ -281,6 +281,8 @@ class ServerNodeActor(ResourceActor):
         if record is None:
             return
         server_id = record.provider_id
+        if self.has_intent("server", self.name):
+            await self.settle_stale_intent("server", self.name, server_id)
         try:
             server = await self.context.providers.broker.read(
                 self.provider, f"get server {self.name}", lambda a: a.get_server(server_id)

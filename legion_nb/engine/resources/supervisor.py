@@ -285,6 +285,8 @@ class ResourceSupervisor:
             except Exception:  # the next change tries again; never let the task die silently
                 log.exception("reconciling resource actors with the state failed")
             if not self._reconcile_again:
+                self._reconcile_task = None
+                self._changed.set()  # waiters re-check now that every recheck was delivered
                 return
 
     # -- waves --------------------------------------------------------------------------------------
@@ -315,11 +317,15 @@ class ResourceSupervisor:
                 while True:
                     self._changed.clear()
                     current = self._select(keys)
-                    if self._state is None or all(s.settled for s in current):
+                    if self._state is None or (all(s.settled for s in current) and not self._reconciling()):
                         return current
                     await self._changed.wait()
         except TimeoutError:
             return self._select(keys)
+
+    def _reconciling(self) -> bool:
+        """A state change is still being turned into rechecks: settled-looking actors may move."""
+        return self._reconcile_task is not None and not self._reconcile_task.done()
 
     def _select(self, keys: Sequence[ResourceKey] | None) -> list[ActorSnapshot]:
         chosen = sorted(self._actors) if keys is None else sorted(set(keys))
