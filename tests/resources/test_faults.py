@@ -3,12 +3,9 @@ state as a clean run, with no duplicate resources."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
-from conftest import SandboxProviders, State, make_world, plan_cluster
+from conftest import State, make_world, plan_cluster
 
-from legion_nb.engine.resources.actor import ResourceSettings
 from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey
 from legion_nb.engine.resources.supervisor import ResourceSupervisor
 from legion_nb.providers.base import PortRange, ProviderAdapter
@@ -21,18 +18,6 @@ NAMES = ("web-1", "web-2", "web-3")
 @pytest.fixture(params=[11, 23])
 def world(request: pytest.FixtureRequest) -> SandboxWorld:
     return make_world(seed=int(request.param), fault_rate=0.2)
-
-
-@pytest.fixture
-async def faulty_supervisor(
-    providers: SandboxProviders, persistence: State
-) -> AsyncIterator[ResourceSupervisor]:
-    running = ResourceSupervisor(providers, settings=ResourceSettings(admin_sources=("127.0.0.1/32",)))
-    await running.attach(persistence)
-    try:
-        yield running
-    finally:
-        await running.stop()
 
 
 async def _converge(supervisor: ResourceSupervisor, waves: int = 8) -> list[ActorSnapshot]:
@@ -48,14 +33,14 @@ async def _converge(supervisor: ResourceSupervisor, waves: int = 8) -> list[Acto
 
 
 async def test_materialize_under_faults_converges_without_duplicates(
-    faulty_supervisor: ResourceSupervisor,
+    supervisor: ResourceSupervisor,
     persistence: State,
     world: SandboxWorld,
     observer: dict[str, ProviderAdapter],
 ) -> None:
     await plan_cluster(persistence, NAMES, zone="example.org")
 
-    rows = await _converge(faulty_supervisor)
+    rows = await _converge(supervisor)
 
     assert [r for r in rows if r.error is not None] == []
     world.faults = FaultPlan(rate=0.0, seed=0)  # read the result without faults

@@ -111,6 +111,15 @@ class ResourceActor:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.key}, {sorted(self.active)})"
 
+    @property
+    def name(self) -> str:
+        """The resource's identity: server name, zone, firewall set or domain name."""
+        return self.key.identity
+
+    @property
+    def _state(self) -> LegionState:
+        return self.context.state.state
+
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:

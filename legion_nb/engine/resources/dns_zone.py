@@ -33,10 +33,6 @@ class DnsZoneActor(ConvergingActor):
     def zone(self) -> str:
         return self.key.identity
 
-    @property
-    def _state(self) -> LegionState:
-        return self.context.state.state
-
     def tracked(self) -> TrackedDnsZone | None:
         return self._state.tracked.dns_zones.get(self.zone)
 

@@ -40,14 +40,6 @@ class _Desired:
 class FirewallActor(ConvergingActor):
     """``key.identity`` is the firewall set's name (``legion-<cluster>-<provider>`` when derived)."""
 
-    @property
-    def name(self) -> str:
-        return self.key.identity
-
-    @property
-    def _state(self) -> LegionState:
-        return self.context.state.state
-
     def plan(self) -> FirewallSetPlan | None:
         plans = build_cluster_firewall_plan(self._state, admin_sources=self.context.settings.admin_sources)
         return plans.get(self.name)

@@ -33,6 +33,7 @@ from legion_nb.engine.state.model import (
     LegionState,
     PlannedServer,
     Provider,
+    Role,
     TrackedServer,
     utcnow,
 )
@@ -45,7 +46,7 @@ from legion_nb.providers.base import (
 )
 from legion_nb.providers.catalog import resolve_server_choice
 
-__all__ = ["ServerNodeActor", "ServerNodeChart"]
+__all__ = ["ServerNodeActor", "ServerNodeChart", "tracked_server_from"]
 
 _PROFILE = {"cluster": "cluster-node", "satellite": "satellite"}
 _OPERATIONS = {
@@ -142,6 +143,28 @@ class ServerNodeChart(StateChart[Any]):
     stop = alive.to(stopped)
 
 
+def tracked_server_from(
+    server: Server, provider: Provider, *, cluster: str, role: Role, name: str | None = None
+) -> TrackedServer:
+    """The tracked record for a server the provider reports (after a create, a settle or an
+    adoption): every fact Legion keeps about it, under ``name`` (default: the provider's name)."""
+    return TrackedServer(
+        name=name or server.name,
+        provider=provider,
+        provider_id=server.id,
+        created=server.created or utcnow(),
+        cluster=cluster,
+        role=role,
+        server_type=server.server_type or "",
+        location=server.location or "",
+        image=server.image or "",
+        ipv4=server.ipv4,
+        ipv6=server.ipv6,
+        status=server.status,
+        labels=dict(server.labels),
+    )
+
+
 def _system_for(status: str | None) -> str:
     if status == "running":
         return "reachable"
@@ -160,15 +183,7 @@ class ServerNodeActor(ResourceActor):
         self.provider_status: str | None = None
         self._operations: tuple[Operation, ...] = ()
 
-    @property
-    def name(self) -> str:
-        return self.key.identity
-
     # -- reading the state ------------------------------------------------------------------
-
-    @property
-    def _state(self) -> LegionState:
-        return self.context.state.state
 
     def planned(self) -> tuple[str, PlannedServer] | None:
         return self._state.scheme.find_server(self.name)
@@ -342,21 +357,8 @@ class ServerNodeActor(ResourceActor):
             found = state.scheme.find_server(name)
             where = cluster or (found[0] if found else DEFAULT_CLUSTER)
             plan = planned or (found[1] if found else None)
-            record = TrackedServer(
-                name=name,
-                provider=provider,
-                provider_id=server.id,
-                created=server.created or utcnow(),
-                cluster=where,
-                role=plan.role if plan else "cluster",
-                server_type=server.server_type or "",
-                location=server.location or "",
-                image=server.image or "",
-                ipv4=server.ipv4,
-                ipv6=server.ipv6,
-                status=server.status,
-                labels=dict(server.labels),
-            )
+            role = plan.role if plan else "cluster"
+            record = tracked_server_from(server, provider, cluster=where, role=role, name=name)
             state = without_pending(state, legion_id)
             servers = {**state.tracked.servers, name: record}
             return with_tracked(state, servers=servers), None
