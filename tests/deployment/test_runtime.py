@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from runtimekit import Engine, Sandbox, create_state, engine, sandbox
+from runtimekit import PASSWORD, Engine, Sandbox, create_state, engine, sandbox
 
 from legion_nb.engine.cluster.nbde import nbde_repairs
 from legion_nb.engine.deployment.phases import (
@@ -26,10 +26,20 @@ from legion_nb.engine.deployment.phases import (
     resume_phase,
     with_execution,
 )
-from legion_nb.engine.deployment.runtime import NothingToResumeError, mark_interrupted
+from legion_nb.engine.deployment.runtime import DeploymentService, NothingToResumeError, mark_interrupted
 from legion_nb.engine.deployment.services import NodeStepError, reinstall_image
-from legion_nb.engine.state.model import LegionState, NodeExecution, TrackedServer, empty_state
+from legion_nb.engine.runtime import create_engine
+from legion_nb.engine.state.model import (
+    LegionState,
+    NodeExecution,
+    TrackedServer,
+    decode_state,
+    empty_state,
+    encode_state,
+)
 from legion_nb.engine.state.persistence import StateChange
+from legion_nb.engine.state.store import SecureStateStore
+from legion_nb.errors import LockedError
 from legion_nb.providers.catalog import embedded_catalog
 from legion_nb.sandbox.world import Timing
 
@@ -235,3 +245,29 @@ async def test_reinstall_rebuilds_from_the_tracked_image_and_installs_again(tmp_
         after = parts.persistence.state.tracked.servers["n1"]
         assert after.image == record.image and after.provider_id == record.provider_id
         assert world.hetzner_servers() == ["n1"]
+
+
+async def test_the_engine_service_marks_interrupted_executions_at_unlock(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "state.legion"
+    await create_state(path, servers=("n1",))
+    store, payload = await SecureStateStore.unlock(path, PASSWORD)
+    running = NodeExecution("add", Phase.REBOOT.value, "running", NOW, NOW)
+    state = decode_state(payload)
+    server = TrackedServer("n1", "hetzner", "1", NOW, cluster="alpha", status="running", execution=running)
+    await store.save(encode_state(replace(state, tracked=replace(state.tracked, servers={"n1": server}))))
+    store.close()
+
+    service = DeploymentService()
+    with pytest.raises(LockedError, match="unlock it first"):
+        _ = service.runtime
+    legion = create_engine(path, services=[service])
+    try:
+        await legion.unlock(PASSWORD)
+        assert service.interrupted == ("n1",)
+        execution = service.runtime.execution("n1")
+        assert execution is not None
+        assert (execution.status, execution.retryable, execution.phase) == ("interrupted", True, "reboot")
+    finally:
+        await legion.aclose()
+    with pytest.raises(LockedError):
+        _ = service.runtime

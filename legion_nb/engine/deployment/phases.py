@@ -17,9 +17,10 @@ tracked server in the same state write that tracks it (:func:`track_server`).
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
+from typing import Protocol
 
 from legion_nb.engine.state.model import (
     LegionState,
@@ -34,6 +35,9 @@ __all__ = [
     "PLANS",
     "NodeOperation",
     "Phase",
+    "PhaseContext",
+    "PhaseHandler",
+    "PhaseServices",
     "UnknownOperationError",
     "execution_of",
     "first_phase",
@@ -108,6 +112,34 @@ PLANS: Mapping[NodeOperation, tuple[Phase, ...]] = MappingProxyType(
         NodeOperation.NBDE_RECONCILE: (Phase.NBDE_RECONCILE,),
     }
 )
+
+
+# -- what a phase is given, and who performs it ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseContext:
+    """What a phase service gets: which node, which operation and phase, and the checkpoint hook."""
+
+    node: str
+    operation: NodeOperation
+    phase: Phase
+    checkpoint: Callable[[str], Awaitable[None]] = field(repr=False)
+
+
+PhaseHandler = Callable[[PhaseContext], Awaitable[None]]
+
+
+class PhaseServices(Protocol):
+    """The work behind the phases (:mod:`legion_nb.engine.deployment.services`)."""
+
+    async def prepare(self, node: str, operation: NodeOperation) -> None:
+        """Make sure what every phase relies on exists (the node's identity and cluster CA)."""
+        ...
+
+    def handler(self, phase: Phase) -> PhaseHandler:
+        """The async function that performs ``phase``; it must be idempotent."""
+        ...
 
 
 class UnknownOperationError(UsageError):

@@ -29,12 +29,15 @@ import datetime as dt
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from legion_nb.engine.deployment.phases import (
     PLANS,
     NodeOperation,
     Phase,
+    PhaseContext,
+    PhaseHandler,
+    PhaseServices,
     execution_of,
     first_phase,
     next_phase,
@@ -42,13 +45,18 @@ from legion_nb.engine.deployment.phases import (
     resume_phase,
     with_execution,
 )
+from legion_nb.engine.deployment.services import DeploymentServices, NodeAccess, NodeConnector
 from legion_nb.engine.resources.ports import StatePort
 from legion_nb.engine.state.model import LegionState, NodeExecution, utcnow
-from legion_nb.errors import OperationError, UsageError
+from legion_nb.errors import LockedError, OperationError, UsageError
+
+if TYPE_CHECKING:
+    from legion_nb.engine.runtime import Engine
 
 __all__ = [
     "DelayHook",
     "DeploymentBusyError",
+    "DeploymentService",
     "NodeDeploymentRuntime",
     "NothingToResumeError",
     "PhaseContext",
@@ -68,31 +76,6 @@ class DeploymentBusyError(OperationError):
 
 class NothingToResumeError(UsageError):
     code = "nothing_to_resume"
-
-
-@dataclass(frozen=True, slots=True)
-class PhaseContext:
-    """What a phase service gets: which node, which operation and phase, and the checkpoint hook."""
-
-    node: str
-    operation: NodeOperation
-    phase: Phase
-    checkpoint: Callable[[str], Awaitable[None]] = field(repr=False)
-
-
-PhaseHandler = Callable[[PhaseContext], Awaitable[None]]
-
-
-class PhaseServices(Protocol):
-    """The work behind the phases (:mod:`legion_nb.engine.deployment.services`)."""
-
-    async def prepare(self, node: str, operation: NodeOperation) -> None:
-        """Make sure what every phase relies on exists (the node's identity and cluster CA)."""
-        ...
-
-    def handler(self, phase: Phase) -> PhaseHandler:
-        """The async function that performs ``phase``; it must be idempotent."""
-        ...
 
 
 @dataclass(slots=True)
@@ -311,3 +294,45 @@ class NodeDeploymentRuntime:
             lambda s: (with_execution(s, node, record), None), reason=f"node {node}: {op} succeeded"
         )
         return record
+
+
+class DeploymentService:
+    """The engine service owning the runtime while the state is unlocked (the seed's wiring).
+
+    ``start`` builds :class:`NodeDeploymentRuntime` over the engine's persistence and provider
+    service and runs :meth:`NodeDeploymentRuntime.initialize`, so every execution a previous process
+    left running reads ``interrupted, retryable`` from the first snapshot on. Register it with
+    ``create_engine(path, services=[DeploymentService()])``.
+    """
+
+    def __init__(
+        self,
+        *,
+        access: NodeAccess | None = None,
+        connector: NodeConnector | None = None,
+        delay: DelayHook | None = None,
+    ) -> None:
+        self._access = access
+        self._connector = connector
+        self._delay = delay
+        self._runtime: NodeDeploymentRuntime | None = None
+        self.interrupted: tuple[str, ...] = ()
+        """The nodes the last ``start`` found running and marked interrupted."""
+
+    @property
+    def runtime(self) -> NodeDeploymentRuntime:
+        if self._runtime is None:
+            raise LockedError("the deployment runtime runs only while the state is unlocked; unlock it first")
+        return self._runtime
+
+    async def start(self, engine: Engine) -> None:
+        persistence = engine.assert_unlocked()
+        services = DeploymentServices(
+            persistence, engine.core.providers, access=self._access, connector=self._connector
+        )
+        runtime = NodeDeploymentRuntime(persistence, services, delay=self._delay)
+        self.interrupted = await runtime.initialize()
+        self._runtime = runtime
+
+    async def stop(self) -> None:
+        self._runtime = None

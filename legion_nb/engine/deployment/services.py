@@ -40,11 +40,12 @@ from legion_nb.engine.cluster.nbde import (
 from legion_nb.engine.deployment.phases import (
     NodeOperation,
     Phase,
+    PhaseContext,
+    PhaseHandler,
     material_of,
     track_server,
     with_material,
 )
-from legion_nb.engine.deployment.runtime import PhaseContext, PhaseHandler
 from legion_nb.engine.deployment.security import (
     ClusterSecurity,
     NodeSecurity,
