@@ -61,6 +61,7 @@ __all__ = [
 T = TypeVar("T")
 PendingKind = Literal["server", "ssh_key", "firewall", "floating_ip", "dns_zone"]
 Settled = Server | SshKey | Firewall | FloatingIp | DnsZone
+R = TypeVar("R", bound=Settled)
 
 
 @dataclass(frozen=True)
@@ -163,35 +164,47 @@ class Resilience:
         return server
 
     async def create_ssh_key(self, provider: str, name: str, public_key: str, legion_id: str) -> SshKey:
-        intent = CreateIntent(provider, "ssh_key", name, legion_id)
-        labels = intent.ownership.as_labels()
-        result = await self._create(intent, lambda a: a.create_ssh_key(name, public_key, labels))
-        assert isinstance(result, SshKey)
-        return result
+        return await self._create_owned(
+            CreateIntent(provider, "ssh_key", name, legion_id),
+            SshKey,
+            lambda adapter, labels: adapter.create_ssh_key(name, public_key, labels),
+        )
 
     async def create_firewall(
         self, provider: str, name: str, rules: Sequence[FirewallRule], legion_id: str
     ) -> Firewall:
-        intent = CreateIntent(provider, "firewall", name, legion_id)
-        labels = intent.ownership.as_labels()
-        result = await self._create(intent, lambda a: a.create_firewall(name, rules, labels))
-        assert isinstance(result, Firewall)
-        return result
+        return await self._create_owned(
+            CreateIntent(provider, "firewall", name, legion_id),
+            Firewall,
+            lambda adapter, labels: adapter.create_firewall(name, rules, labels),
+        )
 
     async def create_floating_ip(
         self, provider: str, name: str, ip_type: Literal["ipv4", "ipv6"], location: str, legion_id: str
     ) -> FloatingIp:
-        intent = CreateIntent(provider, "floating_ip", name, legion_id)
-        labels = intent.ownership.as_labels()
-        result = await self._create(intent, lambda a: a.create_floating_ip(name, ip_type, location, labels))
-        assert isinstance(result, FloatingIp)
-        return result
+        return await self._create_owned(
+            CreateIntent(provider, "floating_ip", name, legion_id),
+            FloatingIp,
+            lambda adapter, labels: adapter.create_floating_ip(name, ip_type, location, labels),
+        )
 
     async def create_zone(self, provider: str, name: str, ttl: int, legion_id: str) -> DnsZone:
-        intent = CreateIntent(provider, "dns_zone", name, legion_id)
+        return await self._create_owned(
+            CreateIntent(provider, "dns_zone", name, legion_id),
+            DnsZone,
+            lambda adapter, labels: adapter.create_zone(name, ttl, labels),
+        )
+
+    async def _create_owned(
+        self,
+        intent: CreateIntent,
+        record: type[R],
+        send: Callable[[ProviderAdapter, dict[str, str]], Awaitable[R]],
+    ) -> R:
+        """:meth:`_create` for a resource whose only labels are the intent's ownership labels."""
         labels = intent.ownership.as_labels()
-        result = await self._create(intent, lambda a: a.create_zone(name, ttl, labels))
-        assert isinstance(result, DnsZone)
+        result = await self._create(intent, lambda adapter: send(adapter, labels))
+        assert isinstance(result, record)  # what _find settles on is always of the intent's kind
         return result
 
     async def _create(
@@ -298,18 +311,10 @@ class Resilience:
         self, provider: str, label: str, fn: Callable[[ProviderAdapter], Awaitable[T]]
     ) -> T | None:
         """An idempotent delete: a resource already gone (also after an unknown outcome) is success."""
-        for attempt in range(self.policy.idempotent_attempts):
-            try:
-                return await self._broker.mutate(provider, label, fn)
-            except ProviderNotFoundError:
-                return None
-            except OutcomeUnknownError:
-                if attempt + 1 >= self.policy.idempotent_attempts:
-                    break
-        raise ProviderAmbiguousError(
-            provider,
-            f"{label}: no answer after {self.policy.idempotent_attempts} attempts; run `legion refresh`",
-        )
+        try:
+            return await self.converge(provider, label, fn)
+        except ProviderNotFoundError:
+            return None
 
     async def delete_server(self, provider: str, server_id: str) -> None:
         """Delete a server and wait until it is gone; safe to repeat."""
