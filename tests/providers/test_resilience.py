@@ -1,8 +1,10 @@
 """Resilience: creates whose answers are lost are settled by re-reading, never duplicated.
 
-The provider is the sandbox's Hetzner emulator. Lost answers are produced by a real transport
-wrapper: it forwards a request to the emulator (which commits it) and then raises the transport error
-a dropped connection would, or answers 503 without forwarding (nothing committed).
+The provider is the sandbox's Hetzner emulator (Scaleway's where its stopped-at-create servers
+matter). Lost answers are produced by a real transport wrapper: it forwards a request to the emulator
+(which commits it) and then raises the transport error a dropped connection would, answers 503
+without forwarding (nothing committed), or answers a list read with the empty list a lagging index
+would give.
 """
 
 from __future__ import annotations
@@ -27,11 +29,12 @@ from legion_nb.providers.base import (
 from legion_nb.providers.broker import ProviderBroker
 from legion_nb.providers.hetzner import HetznerAdapter
 from legion_nb.providers.resilience import CreateIntent, Resilience, SettlePolicy
+from legion_nb.providers.scaleway import ScalewayAdapter
 
 if TYPE_CHECKING:
     from conftest import MemoryRecorder
 
-Fate = Literal["drop_answer", "refuse_503"]
+Fate = Literal["drop_answer", "refuse_503", "stale_empty_list"]
 SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl ops@example.org"
 
 
@@ -55,6 +58,9 @@ class LossyTransport(httpx.AsyncBaseTransport):
                 if fate == "refuse_503":
                     body = {"error": {"code": "unavailable", "message": "service unavailable", "details": {}}}
                     return httpx.Response(503, json=body)
+                if fate == "stale_empty_list":
+                    key = request.url.path.rpartition("/")[2]
+                    return httpx.Response(200, json={key: []}, headers={"X-Total-Count": "0"})
                 response = await self._inner.handle_async_request(request)
                 await response.aread()
                 await response.aclose()
@@ -111,6 +117,34 @@ async def test_a_create_whose_answer_was_lost_is_found_not_repeated(
     assert [s.name for s in await servers(broker)] == ["web-1"]
     assert [event for event, _ in recorder.log] == ["record", "clear"]
     assert recorder.pending == {}
+
+
+async def test_a_server_found_off_by_settling_is_powered_on(
+    credentials: Callable[[str], ProviderCredentials],
+    lossy: LossyTransport,
+    broker: ProviderBroker,
+    recorder: MemoryRecorder,
+) -> None:
+    """Scaleway creates servers stopped and starts them with a second call. When the create's answer
+    is lost and the adapter's own look-up still sees nothing, that start never happens: resilience
+    finds the server off by re-reading, and must start it, since a running server was asked for."""
+    async with httpx.AsyncClient(transport=lossy) as client:
+        broker.register(ScalewayAdapter(client, credentials("scaleway")))
+        resilient = Resilience(broker, recorder, SettlePolicy(reads=2, create_attempts=3))
+        lossy.lose("POST", "/servers", "drop_answer")
+        lossy.lose("GET", "/servers", "stale_empty_list")
+        labels = OwnershipLabels.new().as_labels()
+        wanted = ServerSpec("web-off", "DEV1-S", "fr-par-1", "debian_bookworm", labels=labels)
+        server = await resilient.create_and_wait_server(wanted, "scaleway")
+        listed = await broker.read("scaleway", "list", lambda a: a.list_servers())
+    assert server.name == "web-off" and server.status == "running" and server.ipv4
+    assert server.ownership == wanted.ownership
+    assert lossy.plan == []  # both losses happened
+    assert lossy.sent.count("POST /instance/v1/zones/fr-par-1/servers") == 1
+    zone, raw_id = server.id.split("/")
+    assert f"POST /instance/v1/zones/{zone}/servers/{raw_id}/action" in lossy.sent  # resilience's power-on
+    assert [(s.id, s.status) for s in listed] == [(server.id, "running")]
+    assert [event for event, _ in recorder.log] == ["record", "clear"] and recorder.pending == {}
 
 
 async def test_a_create_that_did_not_land_is_sent_again(
