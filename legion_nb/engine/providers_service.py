@@ -25,6 +25,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from legion_nb.engine.cluster.firewall_plan import build_cluster_firewall_plan, planned_rule
 from legion_nb.engine.resources.pending import StatePendingRecorder
 from legion_nb.engine.state.model import (
     DEFAULT_CLUSTER,
@@ -36,6 +37,7 @@ from legion_nb.engine.state.model import (
     Provider,
     Role,
     TrackedDnsZone,
+    TrackedFirewall,
     TrackedServer,
     utcnow,
 )
@@ -315,7 +317,8 @@ def record_inventory(
     zones: list[DnsZone],
     firewalls: list[Firewall],
 ) -> tuple[LegionState, RefreshReport]:
-    """Pure: ``state`` with ``provider``'s observed facts replaced and Legion's resources adopted."""
+    """Pure: ``state`` with ``provider``'s observed facts replaced and Legion's resources adopted
+    (servers and zones planned under that name, firewalls whose name is a desired firewall set)."""
     observed = ObservedProvider(
         provider=_provider_name(provider),
         refreshed=utcnow(),
@@ -323,68 +326,108 @@ def record_inventory(
         dns_zones={z.name: ObservedDnsZone(z.name, z.id, dict(z.labels)) for z in zones},
         firewalls={f.id: ObservedFirewall(f.name, f.id, dict(f.labels)) for f in firewalls},
     )
-    tracked = state.tracked
-    tracked_ids = {t.provider_id for t in tracked.servers.values() if t.provider == provider}
-    planned = state.scheme.servers()
-    pending = dict(tracked.pending)
-    new_servers = dict(tracked.servers)
-    adopted: list[str] = []
-    unmanaged: list[str] = []
-    orphans: list[str] = []
+    adoption = _Adoption(state, provider)
     for server in servers:
-        if server.id in tracked_ids:
-            continue
-        ownership = server.ownership
-        if ownership is None:
-            unmanaged.append(f"server {server.name}")
-            continue
-        intent = pending.get(ownership.legion_id)
-        plan = planned.get(server.name)
-        wanted = (intent is not None and intent.kind == "server") or (
-            plan is not None and plan[1].provider == provider
-        )
-        if not wanted or server.name in new_servers:
-            orphans.append(f"server {server.name}")
-            continue
-        cluster, role = (plan[0], plan[1].role) if plan is not None else (DEFAULT_CLUSTER, "cluster")
-        new_servers[server.name] = _tracked_server(server, provider, cluster, role)
-        pending.pop(ownership.legion_id, None)
-        adopted.append(f"server {server.name}")
-    new_zones = dict(tracked.dns_zones)
+        adoption.server(server)
     for zone in zones:
-        if zone.name in new_zones:
-            continue
-        ownership = OwnershipLabels.from_labels(zone.labels)
-        planned_zone = state.scheme.dns_zones.get(zone.name)
-        if ownership is None:
-            if planned_zone is None:
-                unmanaged.append(f"dns zone {zone.name}")
-            continue  # a planned zone without our labels is the diff's "adopt" case, not ours
-        if planned_zone is None or planned_zone.provider != provider:
-            orphans.append(f"dns zone {zone.name}")
-            continue
-        new_zones[zone.name] = TrackedDnsZone(zone.name, _provider_name(provider), zone.id)
-        pending.pop(ownership.legion_id, None)
-        adopted.append(f"dns zone {zone.name}")
-    tracked_fw = {f.provider_id for f in tracked.firewalls.values()}
+        adoption.zone(zone)
     for firewall in firewalls:
-        if firewall.id not in tracked_fw and OwnershipLabels.from_labels(firewall.labels) is None:
-            unmanaged.append(f"firewall {firewall.name}")
-    new_state = replace(
-        state,
-        observed={**state.observed, provider: observed},
-        tracked=replace(tracked, servers=new_servers, dns_zones=new_zones, pending=pending),
+        adoption.firewall(firewall)
+    tracked = replace(
+        state.tracked,
+        servers=adoption.servers,
+        dns_zones=adoption.zones,
+        firewalls=adoption.firewalls,
+        pending=adoption.pending,
     )
     report = RefreshReport(
         provider=provider,
         servers=len(servers),
         dns_zones=len(zones),
         firewalls=len(firewalls),
-        adopted=tuple(adopted),
-        unmanaged=tuple(unmanaged),
-        orphans=tuple(orphans),
+        adopted=tuple(adoption.adopted),
+        unmanaged=tuple(adoption.unmanaged),
+        orphans=tuple(adoption.orphans),
     )
-    return new_state, report
+    return replace(state, observed={**state.observed, provider: observed}, tracked=tracked), report
+
+
+class _Adoption:
+    """The tracked records of one refresh as they grow, and what was adopted, unmanaged or orphaned."""
+
+    def __init__(self, state: LegionState, provider: str) -> None:
+        self.state = state
+        self.provider = provider
+        tracked = state.tracked
+        self.servers = dict(tracked.servers)
+        self.zones = dict(tracked.dns_zones)
+        self.firewalls = dict(tracked.firewalls)
+        self.pending = dict(tracked.pending)
+        self.adopted: list[str] = []
+        self.unmanaged: list[str] = []
+        self.orphans: list[str] = []
+        self._server_ids = {t.provider_id for t in tracked.servers.values() if t.provider == provider}
+        self._firewall_ids = {f.provider_id for f in tracked.firewalls.values()}
+        self._planned = state.scheme.servers()
+
+    def _take(self, what: str, ownership: OwnershipLabels) -> None:
+        self.pending.pop(ownership.legion_id, None)
+        self.adopted.append(what)
+
+    def server(self, server: Server) -> None:
+        if server.id in self._server_ids:
+            return
+        ownership = server.ownership
+        if ownership is None:
+            self.unmanaged.append(f"server {server.name}")
+            return
+        intent = self.pending.get(ownership.legion_id)
+        plan = self._planned.get(server.name)
+        wanted = (intent is not None and intent.kind == "server") or (
+            plan is not None and plan[1].provider == self.provider
+        )
+        if not wanted or server.name in self.servers:
+            self.orphans.append(f"server {server.name}")
+            return
+        cluster, role = (plan[0], plan[1].role) if plan is not None else (DEFAULT_CLUSTER, "cluster")
+        self.servers[server.name] = _tracked_server(server, self.provider, cluster, role)
+        self._take(f"server {server.name}", ownership)
+
+    def zone(self, zone: DnsZone) -> None:
+        if zone.name in self.zones:
+            return
+        ownership = OwnershipLabels.from_labels(zone.labels)
+        planned = self.state.scheme.dns_zones.get(zone.name)
+        if ownership is None:
+            if planned is None:
+                self.unmanaged.append(f"dns zone {zone.name}")
+            return  # a planned zone without our labels is the diff's "adopt" case, not ours
+        if planned is None or planned.provider != self.provider:
+            self.orphans.append(f"dns zone {zone.name}")
+            return
+        self.zones[zone.name] = TrackedDnsZone(zone.name, _provider_name(self.provider), zone.id)
+        self._take(f"dns zone {zone.name}", ownership)
+
+    def firewall(self, firewall: Firewall) -> None:
+        if firewall.id in self._firewall_ids:
+            return
+        ownership = OwnershipLabels.from_labels(firewall.labels)
+        if ownership is None:
+            self.unmanaged.append(f"firewall {firewall.name}")
+            return
+        wanted = build_cluster_firewall_plan(self.state).get(firewall.name)
+        if wanted is None or wanted.provider != self.provider or firewall.name in self.firewalls:
+            self.orphans.append(f"firewall {firewall.name}")
+            return
+        names = {s.provider_id: n for n, s in self.servers.items() if s.provider == self.provider}
+        self.firewalls[firewall.name] = TrackedFirewall(
+            name=firewall.name,
+            provider=_provider_name(self.provider),
+            provider_id=firewall.id,
+            rules=tuple(planned_rule(r) for r in firewall.rules),
+            servers=tuple(sorted(names.get(i, i) for i in firewall.applied_to)),
+        )
+        self._take(f"firewall {firewall.name}", ownership)
 
 
 def _provider_name(provider: str) -> Provider:
