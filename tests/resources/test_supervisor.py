@@ -8,9 +8,10 @@ import pytest
 from conftest import SandboxProviders, State, change, plan_cluster, server_key
 
 from legion_nb.engine import planning
+from legion_nb.engine.resources.actor import OPERATOR_CIDRS_ENV, ResourceSettings
 from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey
 from legion_nb.engine.resources.supervisor import ResourceSupervisor
-from legion_nb.errors import LockedError
+from legion_nb.errors import LockedError, ValidationError
 from legion_nb.sandbox.world import SandboxWorld
 
 
@@ -148,3 +149,11 @@ async def test_stopping_mid_create_keeps_the_intent_and_a_new_supervisor_settles
     assert rows[server_key("web-1")].lifecycle == "running"
     assert world.counters.snapshot()["hetzner"]["POST /v1/servers"] <= 1
     assert persistence.state.tracked.pending == {}
+
+
+def test_operator_cidrs_come_from_the_environment_and_bad_ones_are_refused() -> None:
+    assert ResourceSettings.from_env({}).admin_sources is None
+    settings = ResourceSettings.from_env({OPERATOR_CIDRS_ENV: " 198.51.100.7 , 2001:db8::/32,"})
+    assert settings.admin_sources == ("198.51.100.7/32", "2001:db8::/32")
+    with pytest.raises(ValidationError, match=f"^{OPERATOR_CIDRS_ENV}: .*not an address or CIDR"):
+        ResourceSettings.from_env({OPERATOR_CIDRS_ENV: "10.0.0.1,localhost"})

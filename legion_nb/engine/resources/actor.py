@@ -18,12 +18,14 @@ unavailable) is remembered as such so the supervisor's repair pass can retry exa
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, TypeVar
 
 from statemachine import StateChart
 
+from legion_nb.engine.cluster.firewall_plan import normalize_sources
 from legion_nb.engine.resources.pending import pending_for, without_pending
 from legion_nb.engine.resources.ports import ProviderAccess, StatePort
 from legion_nb.engine.resources.snapshot import ActorSnapshot, Health, ResourceKey
@@ -36,11 +38,19 @@ from legion_nb.errors import (
     ProviderRateLimitedError,
     ProviderUnavailableError,
     UsageError,
+    ValidationError,
 )
 from legion_nb.providers.base import OwnershipLabels
 from legion_nb.providers.resilience import PendingKind
 
-__all__ = ["ActorContext", "ResourceActor", "ResourceSettings", "describe_error", "with_tracked"]
+__all__ = [
+    "OPERATOR_CIDRS_ENV",
+    "ActorContext",
+    "ResourceActor",
+    "ResourceSettings",
+    "describe_error",
+    "with_tracked",
+]
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -51,6 +61,9 @@ def with_tracked(state: LegionState, **changes: Any) -> LegionState:
     return replace(state, tracked=replace(state.tracked, **changes))
 
 
+OPERATOR_CIDRS_ENV = "LEGION_OPERATOR_CIDRS"
+
+
 @dataclass(frozen=True, slots=True)
 class ResourceSettings:
     """Engine-wide choices the actors apply: the operator's CIDRs for SSH/admin rules (None: open
@@ -58,6 +71,22 @@ class ResourceSettings:
 
     admin_sources: tuple[str, ...] | None = None
     dns_ttl: int = 300
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ResourceSettings:
+        """Settings with the operator's CIDRs from ``LEGION_OPERATOR_CIDRS`` (comma separated).
+
+        The state has no field for them yet; until the plan carries them, this is where an operator
+        narrows SSH and the admin API. A bad entry is refused here, in one line naming the variable.
+        """
+        raw = (os.environ if environ is None else environ).get(OPERATOR_CIDRS_ENV, "")
+        entries = [part.strip() for part in raw.split(",") if part.strip()]
+        if not entries:
+            return cls()
+        try:
+            return cls(admin_sources=normalize_sources(entries))
+        except ValidationError as exc:
+            raise ValidationError(f"{OPERATOR_CIDRS_ENV}: {exc.message}") from exc
 
 
 @dataclass(slots=True)

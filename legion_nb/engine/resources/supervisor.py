@@ -87,7 +87,11 @@ def desired_keys(state: LegionState, settings: ResourceSettings) -> dict[Resourc
 
 
 class ResourceSupervisor:
-    """An ``EngineService``: started after unlock, stopped at lock/logout (module notes)."""
+    """An ``EngineService``: started after unlock, stopped at lock/logout (module notes).
+
+    ``settings`` default to :meth:`ResourceSettings.from_env` (operator CIDRs from the environment);
+    ``trace`` defaults to ``LEGION_TRACE_ACTORS``.
+    """
 
     def __init__(
         self,
@@ -97,7 +101,7 @@ class ResourceSupervisor:
         trace: bool | None = None,
     ) -> None:
         self._providers = providers
-        self.settings = settings or ResourceSettings()
+        self.settings = settings or ResourceSettings.from_env()
         self._trace = tracing_enabled() if trace is None else trace
         self._state: StatePort | None = None
         self._tracer: ActorTracer | None = None
