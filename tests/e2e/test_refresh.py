@@ -82,8 +82,8 @@ async def test_refresh_adopts_labelled_resources_and_leaves_the_rest(
         await third.unlock(PASSWORD)
         creates = cloud.world.counters.snapshot()["hetzner"].get("POST /v1/servers", 0)
         assert creates == 5  # three by the first engine, two by hand
-        report = await third.materialize(yes=True)
-        assert report.ok, report.summary
+        applied = await third.materialize(yes=True)
+        assert applied.ok, applied.summary
         assert cloud.world.counters.snapshot()["hetzner"].get("POST /v1/servers", 0) == creates
         assert sorted(s.name for s in hetzner(cloud).servers.values()) == sorted(
             [*NAMES, "hand-made", "stray"]

@@ -1,0 +1,126 @@
+"""The provider service: credentials to adapters, catalogs, and the pure refresh/adoption write."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from legion_nb.engine.providers_service import adapter_credentials, record_inventory
+from legion_nb.engine.runtime import create_engine
+from legion_nb.engine.state.model import (
+    CreatePending,
+    LegionState,
+    PlannedCluster,
+    PlannedDnsZone,
+    PlannedServer,
+    ProviderCredentials,
+    Scheme,
+    Tracked,
+)
+from legion_nb.errors import ProviderAuthError
+from legion_nb.providers.base import DnsZone, Firewall, FirewallRule, PortRange, Server
+
+PASSWORD = "ops password 1"
+OURS = {"legion/managed": "true", "legion/id": "6f1c1a52-8d1e-4b7e-9a59-3a2f0c1d2e3f"}
+STRAY = {"legion/managed": "true", "legion/id": "00000000-0000-4000-8000-000000000009"}
+
+
+def _server(sid: str, name: str, labels: dict[str, str]) -> Server:
+    return Server("hetzner", sid, name, "running", "running", ipv4=f"127.20.0.{sid}", labels=labels)
+
+
+def _state() -> LegionState:
+    servers = {"web-1": PlannedServer("web-1", "hetzner"), "web-2": PlannedServer("web-2", "hetzner")}
+    return LegionState(
+        scheme=Scheme(
+            clusters={"default": PlannedCluster("default", servers)},
+            dns_zones={"example.org": PlannedDnsZone("example.org", "hetzner")},
+        ),
+        tracked=Tracked(
+            pending={
+                OURS["legion/id"]: CreatePending(
+                    key=OURS["legion/id"],
+                    provider="hetzner",
+                    kind="server",
+                    name="web-2",
+                    started=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+                    labels=OURS,
+                )
+            }
+        ),
+    )
+
+
+def test_stored_fields_split_into_secrets_and_options_by_the_descriptor() -> None:
+    stored = ProviderCredentials(
+        "scaleway",
+        "http://127.0.0.1:9/",
+        {"access_key": "AK", "secret_key": "very-secret", "project_id": "p1", "zone": "fr-par-1"},
+    )
+    creds = adapter_credentials(stored)
+    assert dict(creds.secrets) == {"secret_key": "very-secret"}
+    assert dict(creds.options) == {"access_key": "AK", "project_id": "p1", "zone": "fr-par-1"}
+    assert "very-secret" not in repr(creds)
+    default = adapter_credentials(ProviderCredentials("hetzner", None, {"token": "t"}))
+    assert default.endpoint.startswith("https://")
+
+
+def test_refresh_adopts_only_what_legion_owns_and_plans() -> None:
+    state = _state()
+    web1 = {**OURS, "legion/id": "11111111-1111-4111-8111-111111111111"}
+    servers = [
+        _server("1", "web-1", web1),  # labelled and planned: adopted
+        _server("2", "web-2", OURS),  # labelled, matches the pending create: adopted, intent cleared
+        _server("3", "stray", STRAY),  # labelled, nobody plans it: an orphan, never tracked
+        _server("4", "hand-made", {}),  # not Legion's: reported, never touched
+    ]
+    zones = [DnsZone("hetzner", "z1", "example.org", labels=OURS), DnsZone("hetzner", "z2", "other.net")]
+    rule = FirewallRule("in", "tcp", PortRange.single(22), sources=("0.0.0.0/0",))
+    firewalls = [
+        Firewall("hetzner", "f1", "legion-default-hetzner", (rule,), ("1", "2"), labels=STRAY),
+        Firewall("hetzner", "f2", "office", (rule,)),
+    ]
+    new, report = record_inventory(state, "hetzner", servers, zones, firewalls)
+    assert sorted(new.tracked.servers) == ["web-1", "web-2"]
+    assert new.tracked.servers["web-2"].provider_id == "2" and not new.tracked.pending
+    assert new.tracked.dns_zones["example.org"].provider_id == "z1"
+    adopted_fw = new.tracked.firewalls["legion-default-hetzner"]
+    assert adopted_fw.servers == ("web-1", "web-2") and adopted_fw.rules[0].port == "22"
+    assert set(report.adopted) == {
+        "server web-1",
+        "server web-2",
+        "dns zone example.org",
+        "firewall legion-default-hetzner",
+    }
+    assert report.orphans == ("server stray",)
+    assert set(report.unmanaged) == {"server hand-made", "dns zone other.net", "firewall office"}
+    observed = new.observed["hetzner"]
+    assert observed.refreshed is not None and len(observed.servers) == 4
+    again, second = record_inventory(new, "hetzner", servers, zones, firewalls)
+    assert second.adopted == () and again.tracked == new.tracked
+
+
+async def test_credentials_set_after_unlock_registers_the_adapter(tmp_path: Path) -> None:
+    engine = create_engine(tmp_path / "s.legion")
+    await engine.bootstrap(PASSWORD)
+    try:
+        providers = engine.core.providers
+        assert not providers.has_credentials("hetzner")
+        with pytest.raises(ProviderAuthError, match="legion credentials set hetzner"):
+            providers.adapter("hetzner")
+        assert providers.catalog("hetzner").source == "embedded"
+        await engine.credentials_set("hetzner", {"token": "t0ken"}, endpoint="http://127.0.0.1:9/v1")
+        for _ in range(100):
+            if providers.has_credentials("hetzner"):
+                break
+            await asyncio.sleep(0.01)
+        assert providers.adapter("hetzner").name == "hetzner"
+        assert providers.status()[0]["provider"] == "hetzner"
+        catalog = await engine.catalog("hetzner", live=False)
+        assert catalog["source"] == "embedded" and catalog["server_types"][0]["prices"]
+    finally:
+        await engine.aclose()
+    assert not engine.core.providers.has_credentials("hetzner")  # dropped at logout
