@@ -17,6 +17,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -38,14 +39,13 @@ from legion_nb.providers.broker import BrokerPolicy, PollPolicy, ProviderBroker,
 from legion_nb.providers.catalog import embedded_catalog
 from legion_nb.providers.registry import create_adapter
 from legion_nb.providers.resilience import Resilience, SettlePolicy
-from legion_nb.sandbox.cloud import SandboxCloud
-from legion_nb.sandbox.hetzner import state_of
-from legion_nb.sandbox.nodes import NodeFleet, NodeTiming
-from legion_nb.sandbox.world import SandboxWorld, Timing
+
+if TYPE_CHECKING:  # the engine processes of the crash test never load the sandbox (start-up time)
+    from legion_nb.sandbox.cloud import SandboxCloud
+    from legion_nb.sandbox.nodes import NodeFleet
+    from legion_nb.sandbox.world import Timing
 
 PASSWORD = "deployment-runtime-test"
-FAST = Timing(action_seconds=0.02, boot_seconds=0.02, latency_ms=0.0)
-NODE_TIMING = NodeTiming(kexec=0.02, install=0.02, reboot=0.02, configure_tribes=0.0, tribes_start=0.0)
 
 State = PersistenceSupervisor[LegionState]
 
@@ -61,6 +61,8 @@ class NodeWatcher:
     """Boots a simulated node for every running Hetzner server and stops it when the server goes."""
 
     def __init__(self, cloud: SandboxCloud, fleet: NodeFleet) -> None:
+        from legion_nb.sandbox.hetzner import state_of  # noqa: PLC0415 - see the TYPE_CHECKING note
+
         self._project = state_of(cloud.emulator("hetzner"))
         self._fleet = fleet
         self._task: asyncio.Task[None] | None = None
@@ -107,6 +109,8 @@ class Sandbox:
     ssh_port: int
 
     def hetzner_servers(self) -> list[str]:
+        from legion_nb.sandbox.hetzner import state_of  # noqa: PLC0415 - see the TYPE_CHECKING note
+
         return sorted(s.name for s in state_of(self.cloud.emulator("hetzner")).servers.values())
 
     def credentials(self) -> ProviderCredentials:
@@ -115,13 +119,19 @@ class Sandbox:
 
 
 @asynccontextmanager
-async def sandbox(seed: int = 0, timing: Timing = FAST) -> AsyncIterator[Sandbox]:
+async def sandbox(seed: int = 0, timing: Timing | None = None) -> AsyncIterator[Sandbox]:
     """The sandbox cloud plus simulated nodes. A rebuild shows as a node stopping and a fresh one (new
     cloud-image host key) booting, provided the rebuild lasts longer than one watcher poll."""
+    from legion_nb.sandbox.cloud import SandboxCloud  # noqa: PLC0415 - see the TYPE_CHECKING note
+    from legion_nb.sandbox.nodes import NodeFleet, NodeTiming  # noqa: PLC0415
+    from legion_nb.sandbox.world import SandboxWorld, Timing  # noqa: PLC0415
+
+    timing = timing or Timing(action_seconds=0.02, boot_seconds=0.02, latency_ms=0.0)
+    node_timing = NodeTiming(kexec=0.02, install=0.02, reboot=0.02, configure_tribes=0.0, tribes_start=0.0)
     port = free_port()
     async with AsyncExitStack() as stack:
         cloud = await stack.enter_async_context(SandboxCloud(SandboxWorld(seed=seed, timing=timing)))
-        fleet = await stack.enter_async_context(NodeFleet(timing=NODE_TIMING, ssh_port=port))
+        fleet = await stack.enter_async_context(NodeFleet(timing=node_timing, ssh_port=port))
         await stack.enter_async_context(NodeWatcher(cloud, fleet))
         yield Sandbox(cloud, fleet, port)
 
