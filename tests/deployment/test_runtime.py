@@ -8,6 +8,7 @@ cluster grows to three healthy nodes.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -27,7 +28,7 @@ from legion_nb.engine.deployment.phases import (
     with_execution,
 )
 from legion_nb.engine.deployment.runtime import DeploymentService, NothingToResumeError, mark_interrupted
-from legion_nb.engine.deployment.services import NodeStepError, reinstall_image
+from legion_nb.engine.deployment.services import TRIBES_CONFIG_PATH, NodeStepError, reinstall_image
 from legion_nb.engine.runtime import create_engine
 from legion_nb.engine.state.model import (
     LegionState,
@@ -95,6 +96,26 @@ async def test_add_persists_each_phase_start_and_end_in_plan_order(world: Sandbo
     nbde = state.deployment.nodes["n1"].nbde
     assert nbde is not None and nbde.mode == "local" and nbde.recovery_passphrase
     assert nbde.recovery_passphrase not in repr(state.deployment)
+
+
+async def test_running_add_again_finds_everything_done_and_changes_nothing(
+    world: Sandbox, parts: Engine
+) -> None:
+    await parts.runtime.run("n1", "add")
+    record = parts.persistence.state.tracked.servers["n1"]
+    node = world.fleet.node(record.ipv4 or "")
+    steps = ("kexec", "install", "reboot", "write-file", "activate-certs", "configure-tribes")
+    for step in steps:
+        node.faults.fail(step, "an idempotent phase must not repeat this step")
+    boots = node.boots
+
+    again = await parts.runtime.run("n1", "add")
+
+    assert again.status == "succeeded"
+    assert [node.faults.take(step) for step in steps] == ["an idempotent phase must not repeat this step"] * 6
+    assert node.boots == boots
+    assert parts.persistence.state.tracked.servers["n1"].provider_id == record.provider_id
+    assert world.hetzner_servers() == ["n1"]
 
 
 async def test_a_failed_phase_is_recorded_and_resume_starts_there(world: Sandbox, tmp_path: Path) -> None:
@@ -199,7 +220,9 @@ def test_reinstall_keeps_a_catalog_image_and_otherwise_asks_the_policy() -> None
     assert chosen != "debian-9-retired" and catalog.image(chosen) is not None
 
 
-async def test_nbde_moves_from_local_to_tang_to_quorum_as_the_cluster_grows(parts: Engine) -> None:
+async def test_nbde_moves_from_local_to_tang_to_quorum_as_the_cluster_grows(
+    world: Sandbox, parts: Engine
+) -> None:
     modes = []
     for name in ("n1", "n2", "n3"):
         await parts.runtime.run(name, NodeOperation.ADD)
@@ -220,6 +243,9 @@ async def test_nbde_moves_from_local_to_tang_to_quorum_as_the_cluster_grows(part
     assert n1 is not None and n1.tang_peers == ("n2", "n3") and n1.threshold == 2
     assert not n1.local_boot_key
     assert nbde_repairs(parts.persistence.state) == ()
+    servers = parts.persistence.state.tracked.servers
+    held = world.fleet.node(servers["n1"].ipv4 or "").system.files[TRIBES_CONFIG_PATH]
+    assert [peer["name"] for peer in json.loads(held)["peers"]] == ["n2", "n3"]
 
 
 async def test_reinstall_rebuilds_from_the_tracked_image_and_installs_again(tmp_path: Path) -> None:
