@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, cast, get_args, runtime_checkable
 
 from legion_nb.errors import (
     CapabilityMissingError,
@@ -93,6 +93,7 @@ __all__ = [
     "labels_from_tags",
     "labels_match",
     "require_capability",
+    "rrsets_from_values",
     "server_state_operation",
 ]
 
@@ -548,6 +549,31 @@ class DnsRecord:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "values", tuple(sorted(self.values)))
+
+
+_DNS_RECORD_TYPES: frozenset[str] = frozenset(get_args(DnsRecordType))
+
+
+def rrsets_from_values(rows: Iterable[tuple[str, str, int, str]]) -> list[DnsRecord]:
+    """RRsets from a provider that stores one value per record (OVHcloud, Scaleway).
+
+    ``rows`` are ``(name, type, ttl, value)``; they are grouped by name and type, in that order. The
+    apex ``""`` becomes ``@``, the RRset's ttl is the smallest of its rows (0, the zone's default, is
+    None), and types Legion does not model are left out.
+    """
+    grouped: dict[tuple[str, str], list[tuple[int, str]]] = {}
+    for name, type_, ttl, value in rows:
+        if type_ in _DNS_RECORD_TYPES:
+            grouped.setdefault((name or "@", type_), []).append((ttl, value))
+    return [
+        DnsRecord(
+            name=name,
+            type=cast(DnsRecordType, type_),
+            ttl=min(ttl for ttl, _ in members) or None,
+            values=tuple(value for _, value in members),
+        )
+        for (name, type_), members in sorted(grouped.items())
+    ]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -297,6 +297,21 @@ async def test_record_list_reads_each_id_with_bounded_concurrency(make_adapter: 
     assert sum(len(r.values) for r in records) == count - 1  # record 7 vanished between list and read
 
 
+async def test_records_are_grouped_into_rrsets_with_the_smallest_ttl(make_adapter: Any) -> None:
+    rows = [
+        _record(1, "www", "127.0.0.3", ttl=300),
+        _record(2, "www", "127.0.0.2", ttl=60),
+        _record(3, "", "v=spf1 -all", kind="TXT", ttl=0),
+        _record(4, "", "ns1.example.net", kind="DNAME"),
+    ]
+    routes: dict[tuple[str, str], Any] = {("GET", "/domain/zone/example.org/record"): [1, 2, 3, 4]}
+    routes.update({("GET", f"/domain/zone/example.org/record/{r['id']}"): r for r in rows})
+    assert await make_adapter(FakeOvh(routes)).list_records("example.org") == [
+        base.DnsRecord(name="@", type="TXT", ttl=None, values=("v=spf1 -all",)),
+        base.DnsRecord(name="www", type="A", ttl=60, values=("127.0.0.2", "127.0.0.3")),
+    ]
+
+
 async def test_set_records_changes_only_the_difference_then_refreshes_once(make_adapter: Any) -> None:
     path = "/domain/zone/example.org/record"
     created: list[dict[str, Any]] = []

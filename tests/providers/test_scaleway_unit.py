@@ -25,6 +25,7 @@ from legion_nb.errors import (
 from legion_nb.providers.base import (
     BillingPeriod,
     Capability,
+    DnsRecord,
     FirewallRule,
     Operation,
     OwnershipLabels,
@@ -545,6 +546,20 @@ async def test_dns_set_and_delete_use_patch_changes() -> None:
     before = len(recorder.requests)
     await scw.delete_records("example.com", "api", "A")  # absent RRset: read, nothing to change
     assert [r.method for r in recorder.requests[before:]] == ["GET"]
+
+
+async def test_dns_records_are_grouped_into_rrsets_with_the_smallest_ttl() -> None:
+    records = [
+        {"id": "r1", "name": "www", "type": "a", "data": "127.20.0.3", "ttl": 300},
+        {"id": "r2", "name": "www", "type": "A", "data": "127.20.0.2", "ttl": 60},
+        {"id": "r3", "name": "", "type": "TXT", "data": "v=spf1 -all", "ttl": 0},
+        {"id": "r4", "name": "", "type": "ALIAS", "data": "elsewhere.example.net", "ttl": 60},
+    ]
+    scw, _ = adapter(lambda r: reply(200, {"total_count": len(records), "records": records}))
+    assert await scw.list_records("example.com") == [
+        DnsRecord(name="@", type="TXT", ttl=None, values=("v=spf1 -all",)),
+        DnsRecord(name="www", type="A", ttl=60, values=("127.20.0.2", "127.20.0.3")),
+    ]
 
 
 async def test_missing_capabilities_and_bad_ids_fail_before_any_request() -> None:

@@ -10,11 +10,9 @@ stored at OVHcloud and are not returned.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
-from typing import get_args
 
 from legion_nb.providers import base
 from legion_nb.providers.ovh import wire
@@ -31,7 +29,6 @@ __all__ = [
 ]
 
 PROVIDER = "ovh"
-_RECORD_TYPES: frozenset[str] = frozenset(get_args(base.DnsRecordType))
 
 
 def server_status(status: str) -> base.ServerStatus:
@@ -115,26 +112,8 @@ def sub_domain(name: str) -> str:
 
 
 def record_sets(records: Iterable[wire.RecordWire]) -> list[base.DnsRecord]:
-    """Group OVHcloud's one-value records into RRsets; types Legion does not model are skipped.
-
-    OVHcloud keeps a ttl per record; an RRset reports the smallest (0, "zone default", is None).
-    """
-    grouped: dict[tuple[str, str], list[wire.RecordWire]] = defaultdict(list)
-    for record in records:
-        if record["fieldType"] in _RECORD_TYPES:
-            grouped[(record["subDomain"] or "@", record["fieldType"])].append(record)
-    sets: list[base.DnsRecord] = []
-    for (name, kind), items in sorted(grouped.items()):
-        ttl = min(r["ttl"] for r in items)
-        sets.append(
-            base.DnsRecord(
-                name=name,
-                type=kind,  # type: ignore[arg-type]  # checked against DnsRecordType above
-                ttl=ttl or None,
-                values=tuple(r["target"] for r in items),
-            )
-        )
-    return sets
+    """OVHcloud's one-value records as RRsets (OVHcloud keeps a ttl per record)."""
+    return base.rrsets_from_values((r["subDomain"], r["fieldType"], r["ttl"], r["target"]) for r in records)
 
 
 def usage_period(item: wire.UsageWire) -> tuple[date, date] | None:

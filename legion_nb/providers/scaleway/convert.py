@@ -239,22 +239,16 @@ def rules_to_wire(rules: Iterable[base.FirewallRule]) -> list[dict[str, Any]]:
 
 
 def record_sets(records: Iterable[wire.DnsRecordJson]) -> list[base.DnsRecord]:
-    """Scaleway records (one per value) grouped into RRsets; the apex ``""`` becomes ``@``."""
-    groups: dict[tuple[str, str], list[wire.DnsRecordJson]] = {}
-    for record in records:
-        rtype = str(record.get("type") or "").upper()
-        if rtype not in base.DnsRecordType.__args__:  # type: ignore[attr-defined]
-            continue
-        groups.setdefault((str(record.get("name") or "") or "@", rtype), []).append(record)
-    return [
-        base.DnsRecord(
-            name=name,
-            type=rtype,  # type: ignore[arg-type]
-            ttl=min(int(r.get("ttl") or 0) for r in members) or None,
-            values=tuple(str(r.get("data") or "") for r in members),
+    """Scaleway's one-value records as RRsets."""
+    return base.rrsets_from_values(
+        (
+            str(r.get("name") or ""),
+            str(r.get("type") or "").upper(),
+            int(r.get("ttl") or 0),
+            str(r.get("data") or ""),
         )
-        for (name, rtype), members in sorted(groups.items())
-    ]
+        for r in records
+    )
 
 
 def server_type(
