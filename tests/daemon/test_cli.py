@@ -119,6 +119,9 @@ def test_start_use_refuse_a_second_and_stop(env: dict[str, str], state: Path, ru
     assert not pid_alive(ready["pid"])
     assert not os.path.lexists(endpoint.address)
     assert not endpoint.metadata_path.exists()
+    assert not endpoint.lock_path.exists()
+    assert [p.name for p in endpoint.directory.iterdir()] == ["daemon.log"]  # kept for a post-mortem
+    assert token not in endpoint.log_path.read_text()
     assert json.loads(legion(env, state, "--json", "daemon", "status").stdout)["running"] is False
     again = legion(env, state, "daemon", "stop")
     assert again.returncode == 6

@@ -247,6 +247,8 @@ async def test_shutdown_removes_socket_and_metadata_and_closes_the_engine(daemon
     await asyncio.wait_for(daemon.task, 30)
     assert not os.path.lexists(daemon.endpoint.address)
     assert not daemon.endpoint.metadata_path.exists()
+    assert not daemon.endpoint.lock_path.exists()
+    assert not daemon.endpoint.directory.exists()  # nothing else was in it: no litter left behind
     assert daemon.engine.closed
     with pytest.raises(OSError):
         await Raw.open(daemon.endpoint)
@@ -326,3 +328,12 @@ async def test_arguments_json_cannot_carry_are_refused_by_the_client(
         with pytest.raises(UsageError, match="cannot be sent as JSON"):
             await remote.echo(value=float("nan"))
         assert await remote.echo(value=1.5) == 1.5
+
+
+async def test_a_daemon_can_start_again_at_once_after_a_stop(runtime_dir: Path, state_path: Path) -> None:
+    for _ in range(3):
+        running = await start_daemon(state_path, DoubleEngine())
+        raw = await Raw.open(running.endpoint)
+        assert await raw.ask(call("status")) == {"id": 1, "result": {"servers": 0}}
+        await raw.close()
+        await running.finish()

@@ -3,7 +3,8 @@
 Exactly one daemon may serve a state file. On Unix that is an exclusive ``flock`` on
 ``daemon.lock`` in the private endpoint directory, held for the daemon's whole life and released
 by the kernel when the process dies however it dies; whoever holds it therefore knows that any
-socket or metadata it finds is stale (left by a crash) and removes them. On Windows the named
+socket or metadata it finds is stale (left by a crash) and removes them. A clean stop removes the
+lock file and the directory as well (unless a log remains in it). On Windows the named
 pipe's ``FILE_FLAG_FIRST_PIPE_INSTANCE`` plays the same part.
 
 The engine is unlocked before the endpoint appears, and the metadata file is written only once
@@ -148,7 +149,12 @@ else:
 
     @contextlib.asynccontextmanager
     async def _claim(endpoint: Endpoint) -> AsyncIterator[None]:
-        """Hold the one-daemon-per-state lock; clean what a dead predecessor left behind."""
+        """Hold the one-daemon-per-state lock; clean what a dead predecessor left behind.
+
+        On the way out the lock file is removed while still locked (a claimant that opened it in
+        the meantime notices, see :func:`_lock_file`), and the directory too if nothing else (a
+        log) remains in it.
+        """
         lock = _lock_file(endpoint)
         try:
             # We hold the lock, so whoever wrote these is dead (or never finished starting).
@@ -156,22 +162,39 @@ else:
                 log.info("removed a stale daemon endpoint left by a process that died")
             yield
         finally:
-            lock.close()  # releases the flock; the file stays: removing it would race the next claimant
+            remove_quietly(endpoint.lock_path)
+            lock.close()
+            with contextlib.suppress(OSError):  # not empty (a log stays for the post-mortem): keep it
+                endpoint.directory.rmdir()
 
     def _lock_file(endpoint: Endpoint) -> IO[bytes]:
-        """Take the exclusive start lock, or say which daemon holds it."""
-        fd = os.open(endpoint.lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
-        handle = os.fdopen(fd, "r+b")
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
+        """Take the exclusive start lock, or say which daemon holds it.
+
+        The lock counts only if the locked file is still the one at the path: a daemon that was
+        stopping may have removed it between our open and our flock, and a newcomer may already
+        hold a fresh file there. Then we try again on the new file.
+        """
+        while True:
+            prepare_dirs(endpoint)  # again: a daemon that just stopped may have removed the directory
+            fd = os.open(endpoint.lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+            handle = os.fdopen(fd, "r+b")
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                handle.close()
+                running = read_metadata(endpoint.metadata_path)
+                who = f"pid {running.pid}" if running is not None else "another process"
+                raise DaemonAlreadyRunningError(
+                    f"a daemon ({who}) already serves this state: stop it with 'legion daemon stop'"
+                ) from exc
+            locked = os.fstat(handle.fileno())
+            try:
+                current = os.stat(endpoint.lock_path)
+            except FileNotFoundError:
+                current = None
+            if current is not None and (current.st_dev, current.st_ino) == (locked.st_dev, locked.st_ino):
+                return handle
             handle.close()
-            running = read_metadata(endpoint.metadata_path)
-            who = f"pid {running.pid}" if running is not None else "another process"
-            raise DaemonAlreadyRunningError(
-                f"a daemon ({who}) already serves this state: stop it with 'legion daemon stop'"
-            ) from exc
-        return handle
 
 
 def _package_version() -> str:
