@@ -88,13 +88,15 @@ async def test_endpoints_changing_while_the_firewall_applies_end_in_the_latest_s
     """A peer's address changes while the apply's provider calls are in flight: the actor applies
     the latest full set before it reports convergence."""
     await plan_cluster(persistence, ("web-1", "web-2"))
+    await materialize(supervisor)
+    await change(persistence, lambda s: planning.upsert_server(s, name="web-3", provider="hetzner"))
     moved = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
 
-    async def move_web2() -> None:
+    async def move_web1() -> None:
         def apply(s: LegionState) -> LegionState:
             servers = dict(s.tracked.servers)
-            servers["web-2"] = replace(servers["web-2"], ipv4="127.20.9.9")
+            servers["web-1"] = replace(servers["web-1"], ipv4="127.20.9.9")
             return replace(s, tracked=replace(s.tracked, servers=servers))
 
         await change(persistence, apply)
@@ -103,7 +105,7 @@ async def test_endpoints_changing_while_the_firewall_applies_end_in_the_latest_s
     def watch(batch: list[ActorSnapshot]) -> None:
         for snap in batch:
             if snap.key == FIREWALL and snap.operation == "apply" and not tasks:
-                tasks.append(asyncio.get_running_loop().create_task(move_web2()))
+                tasks.append(asyncio.get_running_loop().create_task(move_web1()))
 
     supervisor.subscribe(watch)
     await supervisor.sync_wave()
@@ -111,6 +113,7 @@ async def test_endpoints_changing_while_the_firewall_applies_end_in_the_latest_s
     rows = {s.key: s for s in await supervisor.wait_settled(timeout=60)}
 
     firewall = await _only_firewall(observer)
-    web1 = persistence.state.tracked.servers["web-1"].ipv4
-    assert _sources(firewall, 4413) == {f"{web1}/32", "127.20.9.9/32"}
+    servers = persistence.state.tracked.servers
+    expected = {"127.20.9.9/32", f"{servers['web-2'].ipv4}/32", f"{servers['web-3'].ipv4}/32"}
+    assert _sources(firewall, 4413) == expected
     assert rows[FIREWALL].lifecycle == "applied"

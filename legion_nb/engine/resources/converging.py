@@ -63,9 +63,8 @@ class ConvergingChart(StateChart[Any]):
         restore = idle.to(applied, cond="is_tracked")
         sync = _converge_from((idle, applied, failed, deleted, waiting), to=_targets)
         recheck = (
-            waiting.to(waiting, cond="must_wait")
-            | waiting.to(applying, cond="must_apply")
-            | waiting.to(applied)
+            waiting.to(applying, cond="must_apply", unless="must_wait")
+            | waiting.to(applied, unless="must_wait")
             | applied.to(waiting, cond=["must_apply", "must_wait"])
             | applied.to(applying, cond="must_apply")
         )

@@ -4,7 +4,9 @@ The desired set comes from :func:`legion_nb.engine.cluster.firewall_plan.build_c
 each time the actor looks, so it always converges on the latest full set: rules (4413 only from the
 cluster peers' addresses) and the servers it is applied to. What was last applied is the tracked
 firewall; a wave whose desired set equals it makes no provider call. While a server of the cluster
-is still being created or deleted the set waits (its peers' addresses are about to change).
+is being created without a known address yet, or is being deleted, the set waits with a visible
+reason; a server whose address is already tracked does not hold it up (the set is applied while
+that server still provisions, and reapplied if its address changes later).
 
 A provider without the firewall capability (OVH) gets no provider call at all: the set is tracked
 with an empty provider id as a *node-level* plan, for deployment (issue 5) to enforce on the nodes,
@@ -85,8 +87,23 @@ class FirewallActor(ConvergingActor):
     def wanted(self) -> bool:
         return self.plan() is not None
 
+    def _blocking(self) -> list[str]:
+        """Busy related servers whose change would move the set: a planned one without a tracked
+        address yet, or one on its way out (its binding must not race its deletion). A planned
+        server already tracked with its address does not hold the set up: the firewall is applied
+        while it is still provisioning, which overlaps the two provider waits."""
+        planned = self._state.scheme.servers()
+        tracked = self._state.tracked.servers
+        blocking = []
+        for name in self.context.busy_servers(self._related_servers()):
+            record = tracked.get(name)
+            known = record is not None and bool(record.ipv4 or record.ipv6)
+            if name not in planned or not known:
+                blocking.append(name)
+        return blocking
+
     def must_wait(self) -> bool:
-        return bool(self.context.busy_servers(self._related_servers()))
+        return bool(self._blocking())
 
     def must_apply(self) -> bool:
         tracked = self.tracked()
@@ -239,9 +256,9 @@ class FirewallActor(ConvergingActor):
     def waiting(self) -> str | None:
         if not self.wanted() or self.settled():
             return None
-        busy = self.context.busy_servers(self._related_servers())
-        if busy:
-            return f"waiting for endpoints of {', '.join(busy)}"
+        blocking = self._blocking()
+        if blocking:
+            return f"waiting for endpoints of {', '.join(blocking)}"
         return None
 
     def facts(self) -> Mapping[str, str]:
