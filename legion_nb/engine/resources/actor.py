@@ -17,6 +17,7 @@ unavailable) is remembered as such so the supervisor's repair pass can retry exa
 
 from __future__ import annotations
 
+import abc
 import logging
 import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -118,7 +119,7 @@ def describe_error(exc: BaseException) -> tuple[str, bool]:
     return f"internal error ({type(exc).__name__}); see the engine log", False
 
 
-class ResourceActor:
+class ResourceActor(abc.ABC):
     """Base of the four actor types; subclasses set ``chart_class`` and describe themselves."""
 
     chart_class: ClassVar[type[StateChart[Any]]]
@@ -158,7 +159,8 @@ class ResourceActor:
         self.touch()
 
     async def restore(self) -> None:
-        """Move from the initial state to what the durable state says (subclasses override)."""
+        """Move from the initial state to what the durable state says (the ``restore`` event)."""
+        await self.send("restore")
 
     async def send(self, event: str, **data: Any) -> None:
         await self.chart.send(event, **data)
@@ -195,12 +197,10 @@ class ResourceActor:
     # -- chart callbacks (the actor is the chart's listener) ------------------------------------
 
     async def after_transition(self, event: str, machine: StateChart[Any]) -> None:
+        """Every transition re-derives the snapshot (actors that queue follow-up events extend this
+        with ``await machine.raise_(...)``: the internal queue, never ``send``)."""
+        del event, machine  # the base only re-derives
         self.touch()
-        if event != "stop" and not self.stopped:
-            await self.follow_up(event, machine)
-
-    async def follow_up(self, event: str, machine: StateChart[Any]) -> None:
-        """Queue internal follow-up events after a transition (``await machine.raise_(...)``)."""
 
     def on_enter_failed(self, error: BaseException | None = None) -> None:
         if error is not None:
@@ -307,11 +307,13 @@ class ResourceActor:
 
     # -- what subclasses describe ---------------------------------------------------------------
 
+    @abc.abstractmethod
     def lifecycle(self) -> str:
-        raise NotImplementedError
+        """The lifecycle word derived from the chart configuration."""
 
+    @abc.abstractmethod
     def settled(self) -> bool:
-        raise NotImplementedError
+        """Nothing in flight for this wave (converged, or failed terminally for it)."""
 
     def operation(self) -> str | None:
         return None

@@ -15,6 +15,7 @@ desired set moved; it never creates or deletes anything: that is for waves.
 
 from __future__ import annotations
 
+import abc
 import functools
 import operator
 from typing import Any
@@ -72,7 +73,16 @@ class ConvergingChart(StateChart[Any]):
         done_invoke_creating = _converge_from((creating,), to=_targets)
         done_invoke_applying = _converge_from((applying,), to=_targets)
         done_invoke_deleting = deleting.to(deleted)
-        error_execution = creating.to(failed) | applying.to(failed) | deleting.to(failed)
+        # Any callback failing (an invoke's provider error, or a guard's bug) lands in ``failed``.
+        error_execution = (
+            creating.to(failed)
+            | applying.to(failed)
+            | deleting.to(failed)
+            | idle.to(failed)
+            | waiting.to(failed)
+            | applied.to(failed)
+            | deleted.to(failed)
+        )
 
     stopped = State(final=True)
     stop = alive.to(stopped)
@@ -85,26 +95,27 @@ class ConvergingActor(ResourceActor):
     chart_class = ConvergingChart
 
     # guards the chart names
+    @abc.abstractmethod
     def is_tracked(self) -> bool:
-        raise NotImplementedError
+        """The provider resource is recorded in the state."""
 
+    @abc.abstractmethod
     def wanted(self) -> bool:
-        raise NotImplementedError
+        """The state still calls for the resource."""
 
+    @abc.abstractmethod
     def must_wait(self) -> bool:
-        raise NotImplementedError
+        """Prerequisites (server endpoints) are still being produced."""
 
+    @abc.abstractmethod
     def must_apply(self) -> bool:
-        raise NotImplementedError
+        """The desired set differs from what was last applied."""
 
     def unwanted(self) -> bool:
         return not self.wanted()
 
     def needs_create(self) -> bool:
         return self.wanted() and not self.is_tracked()
-
-    async def restore(self) -> None:
-        await self.send("restore")
 
     def on_exit_failed(self) -> None:
         self.clear_error()

@@ -117,12 +117,16 @@ class ServerNodeChart(StateChart[Any]):
                 | verifying.to(absent)
             )
             done_invoke_deleting = deleting.to(deleted)
+            # Any callback failing (an invoke's provider error, or a guard's bug) lands in ``failed``.
             error_execution = (
                 settling.to(failed)
                 | creating.to(failed)
                 | provisioning.to(failed)
                 | verifying.to(failed)
                 | deleting.to(failed)
+                | absent.to(failed)
+                | running.to(failed)
+                | deleted.to(failed)
             )
 
         class system(State.Compound):
@@ -228,9 +232,11 @@ class ServerNodeActor(ResourceActor):
         self.provider_status = None if record is None else record.status
         await self.send("restore")
 
-    async def follow_up(self, event: str, machine: StateChart[Any]) -> None:
+    async def after_transition(self, event: str, machine: StateChart[Any]) -> None:
         """Keep the system region in step with the provider status the machine region learned."""
-        if event != "observe" and self.system() != _system_for(self.provider_status):
+        self.touch()
+        settled_system = _system_for(self.provider_status)
+        if event not in ("observe", "stop") and not self.stopped and self.system() != settled_system:
             await machine.raise_("observe")
 
     def on_exit_failed(self) -> None:
