@@ -20,10 +20,12 @@ operator: the diff does not know them, so their action is ``create`` until track
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from legion_nb.engine.cluster.firewall_plan import build_cluster_firewall_plan
+from legion_nb.engine.cluster.firewall_plan import FirewallSetPlan, build_cluster_firewall_plan
 from legion_nb.engine.diff import ResourceDiff, diff
 from legion_nb.engine.events import EventHub
 from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey
@@ -35,7 +37,7 @@ if TYPE_CHECKING:
     from legion_nb.engine.runtime import Engine
     from legion_nb.engine.state.persistence import PersistenceSupervisor
 
-__all__ = ["UNKNOWN", "SnapshotPublisher", "assemble", "locked_snapshot", "row_of"]
+__all__ = ["UNKNOWN", "SnapshotPublisher", "StateView", "assemble", "locked_snapshot", "row_of"]
 
 UNKNOWN = "unknown"
 
@@ -91,6 +93,22 @@ def row_of(
     return row
 
 
+@dataclass(frozen=True, slots=True)
+class StateView:
+    """The state's side of the join, computed once per state value: diff rows and the derived
+    firewall sets. Actor changes far outnumber state commits, so the publisher reuses it until the
+    state changes (states are immutable: identity says whether it did)."""
+
+    state: LegionState
+    resources: tuple[ResourceDiff, ...]
+    derived: tuple[FirewallSetPlan, ...]
+
+    @classmethod
+    def of(cls, state: LegionState, admin_sources: tuple[str, ...] | None = None) -> StateView:
+        plans = build_cluster_firewall_plan(state, admin_sources=admin_sources).values()
+        return cls(state, diff(state).resources, tuple(p for p in plans if p.cluster is not None))
+
+
 def assemble(
     state: LegionState,
     revision: int,
@@ -98,22 +116,24 @@ def assemble(
     *,
     providers: Iterable[Mapping[str, Any]] = (),
     admin_sources: tuple[str, ...] | None = None,
+    view: StateView | None = None,
 ) -> dict[str, Any]:
-    """The app snapshot: one row per resource the diff or an actor knows, sorted by kind and name."""
+    """The app snapshot: one row per resource the diff or an actor knows, sorted by kind and name.
+    ``view`` is :meth:`StateView.of` ``state``, when the caller has it already."""
+    if view is None or view.state is not state:
+        view = StateView.of(state, admin_sources)
     by_key = {snapshot.key: snapshot for snapshot in actors}
     rows: dict[ResourceKey, dict[str, Any]] = {}
-    for resource in diff(state).resources:
+    for resource in view.resources:
         key = ResourceKey(resource.kind, resource.name)
         if key in rows:  # an orphan seen under a planned name at another provider: keep the first
             continue
         rows[key] = row_of(resource, by_key.get(key))
-    for name, plan in build_cluster_firewall_plan(state, admin_sources=admin_sources).items():
-        if plan.cluster is None:
-            continue  # planned by the operator: the diff row stands
-        key = ResourceKey("firewall", name)
+    for plan in view.derived:  # planned by derivation (module notes); the operator's own keep the diff's
+        key = ResourceKey("firewall", plan.name)
         row = rows[key] = rows[key] if key in rows else row_of(None, by_key.get(key), key)
         row["provider"] = row["provider"] or plan.provider
-        row["action"] = "unchanged" if name in state.tracked.firewalls else "create"
+        row["action"] = "unchanged" if plan.name in state.tracked.firewalls else "create"
         row["note"] = f"derived from cluster {plan.cluster}" + (
             "; enforced on the nodes" if plan.node_level else ""
         )
@@ -135,32 +155,66 @@ def locked_snapshot() -> dict[str, Any]:
 
 
 class SnapshotPublisher:
-    """Publishes the assembled snapshot on "snapshot" after every state commit and every actor
-    change. Both sources only mark the snapshot dirty: the hub builds it once per loop tick, so a
-    burst of thousands of changes costs one assembly and one publication."""
+    """Publishes the assembled snapshot on "snapshot" after state commits and actor changes.
 
-    def __init__(self, hub: EventHub, resources: ResourceSupervisor, providers: ProviderService) -> None:
+    Both sources only mark the snapshot dirty. The hub builds it at most once per loop tick, and
+    this publisher paces it further: at most one publication per ``min_interval`` seconds (the first
+    change goes out at once, later ones in that window are folded into one trailing publication),
+    since nobody reads faster than the panels' ~10 redraws a second. A burst of thousands of
+    changes costs one assembly; an apply of hundreds of resources a few per second.
+    """
+
+    def __init__(
+        self,
+        hub: EventHub,
+        resources: ResourceSupervisor,
+        providers: ProviderService,
+        *,
+        min_interval: float = 0.1,
+    ) -> None:
         self._hub = hub
         self._resources = resources
         self._providers = providers
+        self._min_interval = min_interval
         self._unsubscribe: list[Callable[[], None]] = []
         self._persistence: PersistenceSupervisor[LegionState] | None = None
+        self._view: StateView | None = None
+        self._last = float("-inf")
+        self._trailing: asyncio.TimerHandle | None = None
 
     def current(self) -> dict[str, Any]:
         """The snapshot as of now (locked: the empty locked snapshot)."""
         persistence = self._persistence
         if persistence is None:
             return locked_snapshot()
+        state = persistence.state
+        admin = self._resources.settings.admin_sources
+        if self._view is None or self._view.state is not state:
+            self._view = StateView.of(state, admin)
         return assemble(
-            persistence.state,
+            state,
             persistence.revision,
             self._resources.snapshots() if self._resources.running else (),
             providers=self._providers.status(),
-            admin_sources=self._resources.settings.admin_sources,
+            admin_sources=admin,
+            view=self._view,
         )
 
     def mark(self, *_: object) -> None:
+        """Something changed: publish now, or once at the end of the current pacing window."""
+        if self._persistence is None or self._trailing is not None:
+            return
+        loop = asyncio.get_running_loop()
+        wait = self._last + self._min_interval - loop.time()
+        if wait <= 0:
+            self._publish()
+        else:
+            self._trailing = loop.call_later(wait, self._publish)
+
+    def _publish(self) -> None:
+        self._trailing = None
         if self._persistence is not None:
+            self._last = asyncio.get_running_loop().time()
             self._hub.publish_snapshot(self.current)
 
     async def start(self, engine: Engine) -> None:
@@ -172,6 +226,10 @@ class SnapshotPublisher:
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe = []
+        if self._trailing is not None:
+            self._trailing.cancel()
+            self._trailing = None
         self._persistence = None
+        self._view = None
         self._hub.forget_snapshot()
         self._hub.publish("snapshot", locked_snapshot())
