@@ -453,7 +453,8 @@ class ServerNodeActor(ResourceActor):
         return None
 
     def settled(self) -> bool:
-        return self._machine() not in _WORKING
+        # The system region follows the machine region by an internal event: not settled between.
+        return self._machine() not in _WORKING and self.system() == _system_for(self.provider_status)
 
     def operation(self) -> str | None:
         return _OPERATIONS.get(self._machine())
