@@ -60,7 +60,6 @@ class LivePanel(anywidget.AnyWidget):
     ) -> None:
         super().__init__(**traits)
         self._feed: Feed | None = None
-        self._source: EventSource | None = None
         if engine is not None:
             self.attach(engine, min_interval=min_interval, sleep=sleep)
 
@@ -72,7 +71,6 @@ class LivePanel(anywidget.AnyWidget):
         """Follow ``engine``'s streams from now on (an in-process engine or a daemon client)."""
         if self._feed is not None and self._feed.running:
             raise UsageError("this panel already follows an engine: close it and create a new one")
-        self._source = engine
         self._feed = Feed(
             engine,
             self.topics,

@@ -1,8 +1,7 @@
-"""Fixtures for executing the notebooks: the isolated Jupyter environment, set for the session."""
+"""Fixtures for executing the notebooks: the isolated Jupyter environment and a working directory."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,20 +9,15 @@ import pytest
 from nbkit import isolated_jupyter_env
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def jupyter_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """Point this process's Jupyter lookups (nbclient's kernel manager) at an isolated tree."""
+    """Point this process's Jupyter lookups (nbclient's kernel manager) at an isolated tree, for the
+    notebook tests only: the variables are restored when the module is done."""
     env = isolated_jupyter_env(tmp_path_factory.mktemp("jupyter"))
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
         yield env
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @pytest.fixture
