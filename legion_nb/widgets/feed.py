@@ -133,7 +133,10 @@ class Feed:
     def close(self) -> None:
         """Cancel the feed (and with it the subscription); safe to call more than once."""
         if self._task is not None and not self._task.done():
-            self._task.cancel()
+            # A widget may be collected after its loop closed (kernel shutdown): the task can never
+            # run again then, and cancelling it would only raise about the closed loop.
+            with contextlib.suppress(RuntimeError):
+                self._task.cancel()
 
     async def wait_closed(self) -> None:
         """Wait until the feed's task has finished (after :meth:`close` or the stream's end)."""
