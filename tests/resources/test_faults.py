@@ -8,7 +8,7 @@ from conftest import State, make_world, plan_cluster
 
 from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey
 from legion_nb.engine.resources.supervisor import ResourceSupervisor
-from legion_nb.providers.base import PortRange, ProviderAdapter
+from legion_nb.providers.base import LEGION_MANAGED_LABEL, PortRange, ProviderAdapter
 from legion_nb.sandbox.faults import FaultPlan
 from legion_nb.sandbox.world import SandboxWorld
 
@@ -56,3 +56,28 @@ async def test_materialize_under_faults_converges_without_duplicates(
     sync = {s for r in firewall.rules if r.port == PortRange.single(4413) for s in r.sources}
     assert sync == {f"{a}/32" for a in addresses}
     assert {r.key for r in rows} >= {ResourceKey("server", n) for n in NAMES}
+
+
+async def test_scaleway_servers_and_security_group_converge_under_faults(
+    supervisor: ResourceSupervisor,
+    persistence: State,
+    world: SandboxWorld,
+    observer: dict[str, ProviderAdapter],
+) -> None:
+    """Scaleway creates servers stopped and starts them with a second call, and its names are not
+    unique: a lost answer there is where duplicates would come from."""
+    await plan_cluster(persistence, NAMES, provider="scaleway")
+
+    rows = await _converge(supervisor)
+
+    assert [r for r in rows if r.error is not None] == []
+    world.faults = FaultPlan(rate=0.0, seed=0)
+    servers = await observer["scaleway"].list_servers()
+    assert sorted(s.name for s in servers) == list(NAMES)
+    assert {s.status for s in servers} == {"running"}
+    tracked = persistence.state.tracked
+    [group] = [g for g in await observer["scaleway"].list_firewalls() if g.labels.get(LEGION_MANAGED_LABEL)]
+    sync = {s for r in group.rules if r.port == PortRange.single(4413) for s in r.sources}
+    assert sync == {f"{tracked.servers[n].ipv4}/32" for n in NAMES}
+    assert set(group.applied_to) == {tracked.servers[n].provider_id for n in NAMES}
+    assert tracked.pending == {}
