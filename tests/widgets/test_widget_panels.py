@@ -9,11 +9,18 @@ import pytest
 from widgetkit import RecordingComm, until, until_matches_engine
 
 from legion_nb.engine.runtime import Engine
-from legion_nb.widgets import ActivityPanel, Dashboard, PlanDiffPanel, ResourcesPanel, show
+from legion_nb.widgets import ActivityPanel, Dashboard, LivePanel, PlanDiffPanel, ResourcesPanel, show
 from legion_nb.widgets.panel import STATIC
 from legion_nb.widgets.rows import PanelDataError, Snapshot, parse_snapshot, state_counts, tally
 
 SERVERS = ("node-1", "node-2", "node-3")
+
+
+async def plan_cluster_and_draw(engine: Engine, panel: LivePanel) -> None:
+    """Plan the cluster and wait until ``panel`` has drawn the state revision that holds it."""
+    await plan_cluster(engine)
+    revision = engine.assert_unlocked().revision
+    await until(lambda: panel.revision == revision)
 
 
 def keys(snapshot: Snapshot) -> list[tuple[str, str]]:
@@ -29,9 +36,7 @@ async def plan_cluster(engine: Engine) -> None:
 
 async def test_resources_panel_shows_the_engines_rows(engine: Engine) -> None:
     panel = ResourcesPanel(engine, min_interval=0)
-    await plan_cluster(engine)
-    revision = engine.assert_unlocked().revision
-    await until(lambda: panel.revision == revision)
+    await plan_cluster_and_draw(engine, panel)
     # Exactly what the engine published, nothing invented.
     await until_matches_engine(engine, lambda: panel.rows, lambda data: list(parse_snapshot(data).rows))
     planned = {(r["kind"], r["name"]): r for r in panel.rows}
@@ -65,9 +70,7 @@ async def test_each_redraw_is_one_comm_message(engine: Engine, recorded_comms: l
 
 async def test_plan_diff_panel_shows_fields_and_actions_and_follows_the_lock(engine: Engine) -> None:
     panel = PlanDiffPanel(engine, min_interval=0)
-    await plan_cluster(engine)
-    revision = engine.assert_unlocked().revision
-    await until(lambda: panel.revision == revision)
+    await plan_cluster_and_draw(engine, panel)
     shown = lambda: [(r["kind"], r["name"]) for r in panel.resources]  # noqa: E731
     data = await until_matches_engine(engine, shown, lambda d: keys(parse_snapshot(d)))
     assert panel.counts == tally(r["action"] for r in parse_snapshot(data).rows)
@@ -85,9 +88,7 @@ async def test_plan_diff_panel_shows_fields_and_actions_and_follows_the_lock(eng
 
 async def test_activity_panel_counts_states_and_actions_and_keeps_recent_items(engine: Engine) -> None:
     panel = ActivityPanel(engine, min_interval=0)
-    await plan_cluster(engine)
-    revision = engine.assert_unlocked().revision
-    await until(lambda: panel.revision == revision)
+    await plan_cluster_and_draw(engine, panel)
     data = await until_matches_engine(
         engine, lambda: panel.states, lambda d: state_counts(parse_snapshot(d).rows)
     )
