@@ -11,6 +11,7 @@ import pytest
 import legion_nb
 from legion_nb.engine.paths import log_dir_for
 from legion_nb.engine.resources.tracing import TRACE_ENV
+from legion_nb.errors import LockedError
 
 
 async def test_the_engine_starts_traces_and_stops_the_actors(
@@ -23,9 +24,11 @@ async def test_the_engine_starts_traces_and_stops_the_actors(
         report = await engine.materialize(yes=True)
         assert report.ok, report.summary
         resources = engine.core.resources
-        assert resources.running and {s.key.identity for s in resources.snapshots()} >= {"web-1"}
+        assert {s.key.identity for s in resources.snapshots()} >= {"web-1"}
         await engine.logout()
-        assert not resources.running and resources.snapshots() == []
+        assert resources.snapshots() == []
+        with pytest.raises(LockedError):
+            await resources.sync_wave()
     finally:
         await engine.aclose()
 
