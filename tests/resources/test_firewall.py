@@ -117,3 +117,18 @@ async def test_endpoints_changing_while_the_firewall_applies_end_in_the_latest_s
     expected = {"127.20.9.9/32", f"{servers['web-2'].ipv4}/32", f"{servers['web-3'].ipv4}/32"}
     assert _sources(firewall, 4413) == expected
     assert rows[FIREWALL].lifecycle == "applied"
+
+
+async def test_a_set_waits_with_a_visible_reason_while_peer_addresses_are_unknown(
+    supervisor: ResourceSupervisor, persistence: State
+) -> None:
+    key = ResourceKey("firewall", "legion-default-scaleway")
+    seen: list[ActorSnapshot] = []
+    supervisor.subscribe(lambda batch: seen.extend(s for s in batch if s.key == key))
+    await plan_cluster(persistence, ("sat-1", "sat-2"), provider="scaleway")
+
+    rows = await materialize(supervisor)
+
+    reasons = {s.waiting for s in seen if s.waiting}
+    assert reasons == {"waiting for endpoints of sat-1, sat-2"}  # Scaleway addresses come with the start
+    assert rows[key].lifecycle == "applied" and rows[key].waiting is None
