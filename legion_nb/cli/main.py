@@ -33,6 +33,7 @@ COMMAND_GROUPS: tuple[str, ...] = (
     "legion_nb.cli.credentials",
     "legion_nb.cli.daemon",
     "legion_nb.cli.sandbox",
+    "legion_nb.cli.terminal",
     "legion_nb.cli.operations",
     "legion_nb.cli.catalog",
 )
