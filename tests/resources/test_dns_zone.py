@@ -140,3 +140,18 @@ async def test_an_endpoint_learned_after_a_wave_reaches_the_records_without_a_ne
     await asyncio.sleep(0.05)
     assert world.counters.mutations() == before
     assert (await supervisor.wait_settled([ZONE]))[0].lifecycle == "applied"
+
+
+async def test_an_ovh_zone_outside_the_account_fails_alone_with_the_reason(
+    supervisor: ResourceSupervisor, persistence: State
+) -> None:
+    """OVH zones come with a domain: the zone row says so in one line; the servers still converge."""
+    await plan_cluster(persistence, ("node-1", "node-2"), provider="ovh", zone="example.net")
+    await supervisor.sync_wave()
+    rows = {s.key: s for s in await supervisor.wait_settled(timeout=60)}
+
+    zone = rows[ResourceKey("dns_zone", "example.net")]
+    assert (zone.lifecycle, zone.settled, zone.waiting) == ("error", True, None)
+    assert zone.error is not None and "order or transfer the domain first" in zone.error
+    assert {rows[ResourceKey("server", n)].lifecycle for n in ("node-1", "node-2")} == {"running"}
+    assert persistence.state.tracked.dns_zones == {} and persistence.state.tracked.pending == {}

@@ -147,7 +147,7 @@ class DnsZoneActor(ConvergingActor):
     # -- snapshot ---------------------------------------------------------------------------------------
 
     def waiting(self) -> str | None:
-        if not self.wanted():
+        if not self.wanted() or self.settled():
             return None
         busy = self.context.busy_servers(self.plan().missing)
         if busy:

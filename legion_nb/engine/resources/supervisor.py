@@ -284,6 +284,8 @@ class ResourceSupervisor:
                 for actor in list(self._actors.values()):
                     if actor.waits_for_prerequisites() or (endpoints_moved and actor.follows_endpoints()):
                         await actor.send("recheck")
+                    elif actor.key.kind != "server":
+                        actor.touch()  # their waiting reasons name other actors: keep them fresh
             except LockedError:
                 return
             except Exception:  # the next change tries again; never let the task die silently
