@@ -10,6 +10,11 @@ returns from ``__aenter__``/``start()`` only once all three accept connections. 
 servers and then the world's background tasks. Emulators are built in a fixed order, so a seed
 reproduces the same credentials.
 
+With ``nodes=NodeFleet(...)`` every server that becomes running gets a simulated node on its address
+(real SSH; see :mod:`legion_nb.sandbox.nodes`), stopped again when the server is deleted; the fleet
+is closed with the cloud. (The Hetzner emulator reports its servers today; see
+:meth:`SandboxWorld.machine_running` for how an emulator reports them.)
+
 ``suspend(name)`` closes one emulator's listening socket (clients get "connection refused", the way an
 unreachable provider looks) and ``resume(name)`` reopens it on the same port with its state intact.
 """
@@ -19,10 +24,14 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable, Mapping
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from legion_nb.sandbox import hetzner, ovh, scaleway
 from legion_nb.sandbox.httpkit import ServedApp, ensure_loopback, serve_app
 from legion_nb.sandbox.world import Emulator, SandboxWorld
+
+if TYPE_CHECKING:  # the fleet (asyncssh, cryptography) loads only when a caller passes one
+    from legion_nb.sandbox.nodes import NodeFleet
 
 __all__ = ["PROVIDERS", "SandboxCloud"]
 
@@ -42,8 +51,12 @@ class SandboxCloud:
         *,
         host: str = "127.0.0.1",
         ports: Mapping[str, int] | None = None,
+        nodes: NodeFleet | None = None,
     ) -> None:
         self.world = world or SandboxWorld()
+        self.nodes = nodes
+        if nodes is not None:
+            self.world.machine_listeners.append(_FleetHook(self.world, nodes))
         self.host = ensure_loopback(host)
         if ipaddress.ip_address(host) in ipaddress.ip_network(self.world.addresses.network):
             self.world.addresses.reserve(host)  # no simulated machine may share the emulators' address
@@ -102,6 +115,8 @@ class SandboxCloud:
         for app in served.values():
             await app.aclose()
         await self.world.aclose()
+        if self.nodes is not None:
+            await self.nodes.aclose()
 
     async def __aenter__(self) -> SandboxCloud:
         await self.start()
@@ -114,3 +129,17 @@ class SandboxCloud:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+class _FleetHook:
+    """Starts and stops fleet nodes as the emulators report servers (tasks owned by the world)."""
+
+    def __init__(self, world: SandboxWorld, fleet: NodeFleet) -> None:
+        self._world = world
+        self._fleet = fleet
+
+    def machine_running(self, address: str, name: str, authorized_keys: tuple[str, ...]) -> None:
+        self._world.spawn(self._fleet.start_node(address, name, authorized_keys=authorized_keys))
+
+    def machine_gone(self, address: str) -> None:
+        self._world.spawn(self._fleet.stop_node(address))

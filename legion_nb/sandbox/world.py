@@ -21,6 +21,12 @@ Background work (an action finishing after ``timing.action_seconds``, a server b
 :meth:`SandboxWorld.spawn`; the world owns those tasks and cancels them in :meth:`SandboxWorld.aclose`,
 so no task outlives the sandbox.
 
+Machines: when an emulator's server becomes ``running`` it calls :meth:`SandboxWorld.machine_running`
+(address, name, the public SSH keys root should accept); when the server is gone,
+:meth:`SandboxWorld.machine_gone`. Listeners (e.g. the simulated-node fleet that
+:class:`legion_nb.sandbox.cloud.SandboxCloud` attaches with ``nodes=``) make those addresses answer
+SSH. Without listeners the calls do nothing.
+
 The sandbox imports no other legion_nb module, on purpose: it must behave like a foreign cloud.
 """
 
@@ -35,13 +41,13 @@ from collections import Counter
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from legion_nb.sandbox.faults import FaultPlan
 
-__all__ = ["AddressPool", "Emulator", "RequestCounters", "SandboxWorld", "Timing"]
+__all__ = ["AddressPool", "Emulator", "MachineListener", "RequestCounters", "SandboxWorld", "Timing"]
 
 LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
 _MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -155,6 +161,14 @@ class RequestCounters:
         return out
 
 
+class MachineListener(Protocol):
+    """Told when a simulated server starts running at an address, and when it is gone for good."""
+
+    def machine_running(self, address: str, name: str, authorized_keys: tuple[str, ...]) -> None: ...
+
+    def machine_gone(self, address: str) -> None: ...
+
+
 @dataclass
 class Emulator:
     """One provider emulator, ready to be served (see the module docstring for the contract)."""
@@ -184,6 +198,17 @@ class SandboxWorld:
         self.counters = RequestCounters()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
+        self.machine_listeners: list[MachineListener] = []
+
+    def machine_running(self, address: str, name: str, authorized_keys: tuple[str, ...] = ()) -> None:
+        """An emulator's server at ``address`` is running (see the module docstring)."""
+        for listener in self.machine_listeners:
+            listener.machine_running(address, name, authorized_keys)
+
+    def machine_gone(self, address: str) -> None:
+        """The server at ``address`` was deleted; its address is about to return to the pool."""
+        for listener in self.machine_listeners:
+            listener.machine_gone(address)
 
     def now(self) -> datetime:
         """Current time, aware UTC (emulators render it in their provider's format)."""

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncssh
+import httpx
 import pytest
 
+from legion_nb.sandbox.cloud import SandboxCloud
 from legion_nb.sandbox.nodes import NodeFleet, NodeTiming, SimulatedNode
+from legion_nb.sandbox.world import SandboxWorld, Timing
 
 
 @pytest.fixture(scope="module")
@@ -111,3 +116,36 @@ async def test_unknown_keys_and_users_are_refused(client_key: asyncssh.SSHKey) -
 def test_nodes_live_on_loopback_only() -> None:
     with pytest.raises(ValueError, match=r"outside 127\.0\.0\.0/8"):
         SimulatedNode("10.0.0.5")
+
+
+async def test_sandbox_cloud_boots_a_node_for_each_running_hetzner_server(
+    client_key: asyncssh.SSHKey,
+) -> None:
+    world = SandboxWorld(seed=3, timing=Timing(action_seconds=0.02, boot_seconds=0.02))
+    async with SandboxCloud(world, nodes=NodeFleet()) as cloud:
+        hz = cloud.endpoints()["hetzner"]
+        fleet = cloud.nodes
+        assert fleet is not None
+        headers = {"Authorization": f"Bearer {hz['token']}"}
+        async with httpx.AsyncClient(base_url=hz["url"], headers=headers) as api:
+            key = await api.post("/ssh_keys", json={"name": "legion", "public_key": _public(client_key)})
+            assert key.status_code == 201
+            body = {
+                "name": "web-1",
+                "server_type": "cx22",
+                "image": "debian-12",
+                "location": "fsn1",
+                "ssh_keys": ["legion"],
+            }
+            created = (await api.post("/servers", json=body)).json()["server"]
+            address = created["public_net"]["ipv4"]["ip"]
+            node = await fleet.wait_node(address)
+            async with await _ssh(node, client_key) as conn:
+                assert (await conn.run("hostname")).stdout == "web-1\n"
+            action = (await api.delete(f"/servers/{created['id']}")).json()["action"]
+            while (await api.get(f"/actions/{action['id']}")).json()["action"]["status"] == "running":
+                await asyncio.sleep(0.02)
+            while address in fleet:  # the delete's stop task runs in the world
+                await asyncio.sleep(0.01)
+            assert not node.is_up
+    assert fleet.addresses() == []

@@ -256,6 +256,10 @@ class ServersApi:
         def apply() -> None:
             if self.p.servers.get(server.id) is server and server.status == expected:
                 server.status = new
+                if new == "running":
+                    known = self.p.ssh_keys
+                    keys = tuple(known[k].public_key for k in server.ssh_keys if k in known)
+                    self.p.world.machine_running(server.ipv4, server.name, keys)
 
         return apply
 
@@ -263,6 +267,7 @@ class ServersApi:
         def apply() -> None:
             if self.p.servers.pop(server.id, None) is None:
                 return
+            self.p.world.machine_gone(server.ipv4)
             self.p.world.addresses.release(server.ipv4)
             for fw in self.p.firewalls.values():
                 if server.id in fw.servers:

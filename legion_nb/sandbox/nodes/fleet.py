@@ -36,6 +36,7 @@ class NodeFleet:
         self._admin_port = admin_port
         self._nodes: dict[str, SimulatedNode] = {}
         self._lock = asyncio.Lock()
+        self._changed = asyncio.Condition()
 
     def __contains__(self, address: object) -> bool:
         return address in self._nodes
@@ -68,7 +69,15 @@ class NodeFleet:
             )
             await node.start()
             self._nodes[address] = node
-            return node
+        async with self._changed:
+            self._changed.notify_all()
+        return node
+
+    async def wait_node(self, address: str) -> SimulatedNode:
+        """The node at ``address`` once it is up (e.g. after its server turned running)."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: address in self._nodes)
+            return self._nodes[address]
 
     async def stop_node(self, address: str) -> None:
         """Power the node at ``address`` off for good (idempotent)."""
