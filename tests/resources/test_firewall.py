@@ -132,3 +132,20 @@ async def test_a_set_waits_with_a_visible_reason_while_peer_addresses_are_unknow
     reasons = {s.waiting for s in seen if s.waiting}
     assert reasons and all(r.startswith("waiting for endpoints of sat-") for r in reasons)
     assert rows[key].lifecycle == "applied" and rows[key].waiting is None
+
+
+async def test_the_last_server_leaving_takes_its_cluster_firewall_with_it(
+    supervisor: ResourceSupervisor,
+    persistence: State,
+    observer: dict[str, ProviderAdapter],
+) -> None:
+    await plan_cluster(persistence, ("web-1",))
+    await materialize(supervisor)
+    await change(persistence, lambda s: planning.remove_server(s, name="web-1"))
+
+    rows = await materialize(supervisor)
+
+    assert await observer["hetzner"].list_servers() == []
+    assert await observer["hetzner"].list_firewalls() == []
+    assert persistence.state.tracked.firewalls == {} and persistence.state.tracked.servers == {}
+    assert [r for r in rows.values() if r.error] == []
