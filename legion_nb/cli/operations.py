@@ -90,7 +90,7 @@ async def _materialize(ctx: CliContext, args: argparse.Namespace) -> int:
                 raise UsageError("materialize changes cloud resources: confirm, or pass --yes")
         show = _LiveTable() if not ctx.json and sys.stdout.isatty() else None
         run = asyncio.ensure_future(api.call("materialize", yes=True, settle_seconds=args.timeout))
-        follower = asyncio.ensure_future(_follow(api, ctx, show, run))
+        follower = asyncio.ensure_future(_follow(api, ctx, show))
         try:
             report = await run
         finally:
@@ -109,7 +109,7 @@ async def _materialize(ctx: CliContext, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _follow(api: EngineApi, ctx: CliContext, show: _LiveTable | None, run: asyncio.Future[Any]) -> None:
+async def _follow(api: EngineApi, ctx: CliContext, show: _LiveTable | None) -> None:
     """Print what the engine publishes until the materialize ends (this task is then cancelled)."""
     async with _events(api) as events:
         async for topic, data in events:
@@ -119,7 +119,7 @@ async def _follow(api: EngineApi, ctx: CliContext, show: _LiveTable | None, run:
                 for item in data:
                     if ctx.json:
                         ctx.emit_line(item)
-                    elif show is None and not run.done():
+                    elif show is None and item.get("event") != "end":  # the report line follows
                         sys.stdout.write(f"{item.get('summary', '')}\n")
                         sys.stdout.flush()
 

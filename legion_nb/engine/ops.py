@@ -199,10 +199,15 @@ class EngineOps:
             summary = "materialize interrupted"
             try:
                 await self._prefetch_catalogs()
-                await self._resources.sync_wave(None, run_id=operation.id)
-                snapshots = await self._resources.wait_settled(None, timeout=settle_seconds)
+                await self._resources.sync_from_state()
+                wave = self._resources.keys()
+                await self._resources.sync_wave(wave, run_id=operation.id)
+                snapshots = await self._resources.wait_settled(wave, timeout=settle_seconds)
                 counts, errors, unsettled = summarize(snapshots)
-                ok, status, summary = _outcome(len(snapshots), errors, unsettled)
+                gone = len(wave) - len(snapshots)  # torn down in this wave: their actors have ended
+                if gone:
+                    counts = dict(sorted({**counts, "removed": counts.get("removed", 0) + gone}.items()))
+                ok, status, summary = _outcome(len(wave), errors, unsettled)
                 return MaterializeReport(
                     id=operation.id,
                     ok=ok,

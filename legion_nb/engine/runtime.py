@@ -37,7 +37,7 @@ from legion_nb.engine.ops import EngineOps, MaterializeReport, RefreshResult, Se
 from legion_nb.engine.providers_service import ProviderService, catalog_json
 from legion_nb.engine.resources.actor import ResourceSettings
 from legion_nb.engine.resources.supervisor import ResourceSupervisor
-from legion_nb.engine.snapshot import SnapshotPublisher, assemble
+from legion_nb.engine.snapshot import SnapshotPublisher, assemble, with_derived_firewalls
 from legion_nb.engine.state.model import (
     LegionState,
     PlannedDnsHost,
@@ -325,8 +325,10 @@ class Engine:
 
     @engine_api
     async def diff(self) -> Diff:
-        """Planned vs tracked vs observed, field by field, with the action per resource."""
-        return diff(self.state)
+        """Planned vs tracked vs observed, field by field, with the action per resource (the
+        cluster's derived firewall sets included)."""
+        admin = self.core.resources.settings.admin_sources
+        return with_derived_firewalls(diff(self.state), self.state, admin)
 
     @engine_api
     async def credentials_show(self) -> list[dict[str, Any]]:

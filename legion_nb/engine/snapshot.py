@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from legion_nb.engine.cluster.firewall_plan import FirewallSetPlan, build_cluster_firewall_plan
-from legion_nb.engine.diff import ResourceDiff, diff
+from legion_nb.engine.diff import Action, Diff, ResourceDiff, diff
 from legion_nb.engine.events import EventHub
 from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey
 from legion_nb.engine.state.model import LegionState
@@ -37,23 +37,27 @@ if TYPE_CHECKING:
     from legion_nb.engine.runtime import Engine
     from legion_nb.engine.state.persistence import PersistenceSupervisor
 
-__all__ = ["UNKNOWN", "SnapshotPublisher", "StateView", "assemble", "locked_snapshot", "row_of"]
+__all__ = [
+    "UNKNOWN",
+    "SnapshotPublisher",
+    "StateView",
+    "assemble",
+    "locked_snapshot",
+    "row_of",
+    "with_derived_firewalls",
+]
 
 UNKNOWN = "unknown"
 
 
-def row_of(
-    resource: ResourceDiff | None, actor: ActorSnapshot | None, key: ResourceKey | None = None
-) -> dict[str, Any]:
-    """One row from a diff row and/or an actor snapshot; ``key`` alone gives an ``unknown`` row."""
+def row_of(resource: ResourceDiff | None, actor: ActorSnapshot | None) -> dict[str, Any]:
+    """One row from a diff row and/or an actor snapshot (an ``unknown`` row without the actor)."""
     if resource is not None:
         kind, name, provider = resource.kind, resource.name, resource.provider
     elif actor is not None:
         kind, name, provider = actor.key.kind, actor.key.identity, actor.provider
-    elif key is not None:
-        kind, name, provider = key.kind, key.identity, ""
     else:
-        raise ValueError("a snapshot row needs a diff row, an actor snapshot or a key")
+        raise ValueError("a snapshot row needs a diff row or an actor snapshot")
     if not provider and actor is not None:
         provider = actor.provider
     row: dict[str, Any] = {
@@ -93,20 +97,50 @@ def row_of(
     return row
 
 
+def with_derived_firewalls(
+    result: Diff, state: LegionState, admin_sources: tuple[str, ...] | None = None
+) -> Diff:
+    """``result`` with the cluster's derived firewall sets as planned resources (module notes):
+    ``create`` until tracked, then ``unchanged``; the actor converges their rules either way."""
+    derived = {
+        plan.name: plan
+        for plan in build_cluster_firewall_plan(state, admin_sources=admin_sources).values()
+        if plan.cluster is not None
+    }
+    if not derived:
+        return result
+
+    def action(name: str) -> Action:
+        return "unchanged" if name in state.tracked.firewalls else "create"
+
+    def note(plan: FirewallSetPlan) -> str:
+        return f"derived from cluster {plan.cluster}" + ("; enforced on the nodes" if plan.node_level else "")
+
+    resources: list[ResourceDiff] = []
+    for resource in result.resources:
+        plan = derived.pop(resource.name, None) if resource.kind == "firewall" else None
+        resources.append(
+            resource if plan is None else replace(resource, action=action(plan.name), note=note(plan))
+        )
+    for plan in derived.values():
+        resources.append(
+            ResourceDiff("firewall", plan.name, plan.provider, action(plan.name), (), note(plan))
+        )
+    return Diff(tuple(resources))
+
+
 @dataclass(frozen=True, slots=True)
 class StateView:
-    """The state's side of the join, computed once per state value: diff rows and the derived
-    firewall sets. Actor changes far outnumber state commits, so the publisher reuses it until the
+    """The state's side of the join, computed once per state value: the diff rows, derived firewall
+    sets included. Actor changes far outnumber state commits, so the publisher reuses it until the
     state changes (states are immutable: identity says whether it did)."""
 
     state: LegionState
     resources: tuple[ResourceDiff, ...]
-    derived: tuple[FirewallSetPlan, ...]
 
     @classmethod
     def of(cls, state: LegionState, admin_sources: tuple[str, ...] | None = None) -> StateView:
-        plans = build_cluster_firewall_plan(state, admin_sources=admin_sources).values()
-        return cls(state, diff(state).resources, tuple(p for p in plans if p.cluster is not None))
+        return cls(state, with_derived_firewalls(diff(state), state, admin_sources).resources)
 
 
 def assemble(
@@ -129,14 +163,6 @@ def assemble(
         if key in rows:  # an orphan seen under a planned name at another provider: keep the first
             continue
         rows[key] = row_of(resource, by_key.get(key))
-    for plan in view.derived:  # planned by derivation (module notes); the operator's own keep the diff's
-        key = ResourceKey("firewall", plan.name)
-        row = rows[key] = rows[key] if key in rows else row_of(None, by_key.get(key), key)
-        row["provider"] = row["provider"] or plan.provider
-        row["action"] = "unchanged" if plan.name in state.tracked.firewalls else "create"
-        row["note"] = f"derived from cluster {plan.cluster}" + (
-            "; enforced on the nodes" if plan.node_level else ""
-        )
     for key, actor in by_key.items():
         # An actor the state no longer calls for is about to be stopped: shown only while it works.
         if key not in rows and not actor.settled:

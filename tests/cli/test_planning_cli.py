@@ -70,11 +70,12 @@ def test_plan_commands_build_a_plan(legion: Legion, state: str) -> None:
     diff = legion(*s, "diff")
     assert diff.code == 0
     assert "create  server    web-1" in diff.out and "server_type=(policy)" in diff.out
-    assert diff.out.rstrip().endswith("5 create")
+    assert diff.out.rstrip().endswith("6 create")  # 5 planned + the cluster's derived firewall set
+    assert "legion-default-hetzner  hetzner   derived from cluster default" in diff.out
     fields = legion(*s, "diff", "--fields").out
     assert "FIELD" in fields and "PLANNED" in fields
     data = json.loads(legion(*s, "--json", "diff").out)
-    assert data["counts"] == {"create": 5}
+    assert data["counts"] == {"create": 6}
 
     # removal refuses while in use, then works
     refused = legion(*s, "plan", "dns-zone", "remove", "example.org")
