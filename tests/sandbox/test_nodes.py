@@ -10,6 +10,7 @@ import pytest
 
 from legion_nb.sandbox.cloud import SandboxCloud
 from legion_nb.sandbox.nodes import NodeFleet, NodeTiming, SimulatedNode
+from legion_nb.sandbox.ovh.app import state_of as ovh_state_of
 from legion_nb.sandbox.world import SandboxWorld, Timing
 
 
@@ -149,3 +150,24 @@ async def test_sandbox_cloud_boots_a_node_for_each_running_hetzner_server(
                 await asyncio.sleep(0.01)
             assert not node.is_up
     assert fleet.addresses() == []
+
+
+async def test_ovh_instances_get_nodes_too(client_key: asyncssh.SSHKey) -> None:
+    world = SandboxWorld(seed=4, timing=Timing(action_seconds=0.02, boot_seconds=0.02))
+    async with SandboxCloud(world, nodes=NodeFleet()) as cloud:
+        compute = ovh_state_of(cloud.emulator("ovh")).compute
+        fleet = cloud.nodes
+        assert fleet is not None
+        key = compute.add_ssh_key("legion", _public(client_key), "GRA11")
+        instance = compute.launch(
+            name="db-1",
+            region="GRA11",
+            flavor_id=compute.catalog.flavor_ids("GRA11")[0],
+            image_id=compute.catalog.image_ids("GRA11")[0],
+            ssh_key_id=key.id,
+            user_data=None,
+            monthly=False,
+        )
+        node = await fleet.wait_node(instance.ip)
+        async with await _ssh(node, client_key) as conn:
+            assert (await conn.run("hostname")).stdout == "db-1\n"

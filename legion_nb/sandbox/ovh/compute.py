@@ -396,6 +396,8 @@ class Compute:
 
         def ready() -> None:
             instance.ready_at = self.world.now()
+            key = self.ssh_keys.get(instance.ssh_key_id or "")
+            self.world.machine_running(instance.ip, instance.name, (key.public_key,) if key else ())
 
         self._transition(instance, "BUILD", "ACTIVE", self.world.timing.boot_seconds, after=ready)
         return instance
@@ -422,6 +424,7 @@ class Compute:
         def gone() -> None:
             instance.deleted = self.world.now()
             self.instances.pop(instance.id, None)
+            self.world.machine_gone(instance.ip)
             self.world.addresses.release(instance.ip)
 
         self._transition(instance, "DELETING", None, self.world.timing.action_seconds, after=gone)
