@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
+import pty
+import struct
 import sys
+import termios
 from pathlib import Path
 
 import pytest
@@ -82,3 +86,51 @@ async def test_changed_host_key_exits_7_with_one_line(
 async def test_unreadable_identity_is_a_usage_error(node: SimulatedNode, tmp_path: Path) -> None:
     code, _, err = await _legion(*_args(node, tmp_path / "missing", node.host_public_key), stdin="")
     assert code == 2 and err.startswith("legion: --identity") and err.count("\n") == 1
+
+
+async def test_interactive_on_a_tty(node: SimulatedNode, key_files: tuple[Path, Path]) -> None:
+    """On a TTY the local terminal goes raw and keystrokes reach a PTY shell on the node."""
+    identity, host_key = key_files
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("LEGION_PASSWORD", "LEGION_DAEMON_TOKEN")}
+    env.pop("COLUMNS", None)
+    env.pop("LINES", None)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "legion_nb",
+        *_args(node, identity, host_key),
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        start_new_session=True,
+    )
+    os.close(slave)
+    loop = asyncio.get_running_loop()
+    seen = bytearray()
+    ready = asyncio.Event()
+
+    def on_output() -> None:
+        try:
+            seen.extend(os.read(master, 4096))
+        except OSError:  # the child closed the terminal
+            loop.remove_reader(master)
+        ready.set()
+
+    async def until(marker: bytes) -> None:
+        while marker not in seen:
+            ready.clear()
+            await ready.wait()
+
+    loop.add_reader(master, on_output)
+    try:
+        await until(b"legion-admin@t1:~# ")
+        os.write(master, b"stty size\r")
+        await until(b"30 100")
+        os.write(master, b"exit\r")
+        assert await proc.wait() == 0
+    finally:
+        loop.remove_reader(master)
+        os.close(master)
