@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
-from conftest import State, change, materialize, plan_cluster
+from resourcekit import State, change, materialize, plan_cluster
 
 from legion_nb.engine import planning
 from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey

@@ -4,7 +4,7 @@ state as a clean run, with no duplicate resources."""
 from __future__ import annotations
 
 import pytest
-from conftest import State, make_world, plan_cluster
+from resourcekit import State, make_world, plan_cluster
 
 from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey
 from legion_nb.engine.resources.supervisor import ResourceSupervisor

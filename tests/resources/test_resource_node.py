@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import SandboxProviders, State, change, materialize, plan_cluster, server_key
+from resourcekit import SandboxProviders, State, change, materialize, plan_cluster, server_key
 
 from legion_nb.engine import planning
 from legion_nb.engine.resources.pending import StatePendingRecorder

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import SandboxProviders, State, change, plan_cluster, server_key
+from resourcekit import SandboxProviders, State, change, plan_cluster, server_key
 
 from legion_nb.engine import planning
 from legion_nb.engine.resources.actor import OPERATOR_CIDRS_ENV, ResourceSettings

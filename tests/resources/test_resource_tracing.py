@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import SandboxProviders, State, materialize, plan_cluster
+from resourcekit import SandboxProviders, State, materialize, plan_cluster
 
 from legion_nb.engine.resources.actor import ResourceSettings
 from legion_nb.engine.resources.supervisor import ResourceSupervisor
