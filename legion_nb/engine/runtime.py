@@ -451,16 +451,16 @@ class Engine:
     # -- operations (EngineOps) ------------------------------------------------------------
 
     @engine_api
-    async def materialize(self, yes: bool = False, settle_seconds: float | None = None) -> MaterializeReport:
+    async def materialize(self, yes: bool = True, settle_seconds: float | None = None) -> MaterializeReport:
         """Apply the plan and wait until every resource settles; ``ok`` says whether all did.
 
-        Changes cloud resources, so it needs ``yes=True`` (the CLI's ``--yes`` or its prompt);
-        one at a time (``ApplyRunningError``). Progress arrives on the "activity" and "snapshot"
-        streams while it runs.
+        Running it is the confirmation (a notebook cell, ``legion materialize --yes`` or its prompt);
+        ``yes=False`` refuses, for callers that pass an unconfirmed choice through. One at a time
+        (``ApplyRunningError``). Progress arrives on the "activity" and "snapshot" streams.
         """
         self.assert_unlocked()
         if yes is not True:
-            raise UsageError("materialize changes cloud resources: review `legion diff`, then pass yes=True")
+            raise UsageError("materialize changes cloud resources: review `legion diff`, then confirm")
         return await self.core.ops.materialize(settle_seconds=settle_seconds)
 
     @engine_api

@@ -108,8 +108,8 @@ async def test_a_new_engine_on_the_same_state_shows_the_same_snapshot_and_create
 async def test_materialize_needs_yes_and_runs_one_at_a_time(open_engine: EngineFactory) -> None:
     engine = await open_engine()
     await plan_cluster(engine, ("solo-1",))
-    with pytest.raises(UsageError, match="yes=True"):
-        await engine.materialize()
+    with pytest.raises(UsageError, match="review `legion diff`"):
+        await engine.materialize(yes=False)
     running = asyncio.create_task(engine.materialize(yes=True))
     activity = await engine.activity()
     while activity["operation"] is None:
