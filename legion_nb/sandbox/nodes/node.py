@@ -245,6 +245,8 @@ class SimulatedNode:
         status = 0
         async for line in process.stdin:
             command = line.strip()
+            if not command:
+                continue  # like sh: a blank line runs nothing and leaves $? alone
             if command in ("exit", "logout"):
                 break
             outcome = await self.shell.run(command, user=user)
