@@ -29,7 +29,7 @@ from legion_nb.engine import planning
 from legion_nb.engine.activity import ActivityEmitter, CurrentOperation
 from legion_nb.engine.providers_service import ProviderPersistence, ProviderService, RefreshReport
 from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey
-from legion_nb.engine.state.model import LegionState, OperationLogEntry, TrackedServer, utcnow
+from legion_nb.engine.state.model import LegionState, OperationLogEntry, Tracked, TrackedServer, utcnow
 from legion_nb.engine.state.validation import normalize_hostname
 from legion_nb.errors import ApplyRunningError, LegionError, LockedError, UsageError
 from legion_nb.providers.base import Operation, ProviderAdapter
@@ -261,9 +261,11 @@ class EngineOps:
             raise UsageError("no provider credentials stored: run `legion credentials set PROVIDER` first")
         operation = await self._begin("refresh", ", ".join(providers))
         reports: list[RefreshReport] = []
+        before = persistence.state.tracked
         try:
             for provider in providers:
                 reports.append(await self._refresh.refresh(persistence, provider))
+            await self._restore_adopted(before, persistence.state.tracked)
         except BaseException:
             await asyncio.shield(self._end(operation, "interrupted", "refresh interrupted"))
             raise
@@ -276,6 +278,20 @@ class EngineOps:
             summary = f"refreshed {', '.join(providers)}: {adopted} adopted"
         await self._end(operation, "failed" if failed else "succeeded", summary)
         return RefreshResult(ok=not failed, summary=summary, providers=reports)
+
+    async def _restore_adopted(self, before: Tracked, after: Tracked) -> None:
+        """Actors already running for what was just adopted learn it from the state: a planned
+        resource's actor started before it was tracked still believes it absent."""
+        await self._resources.sync_from_state()
+        adopted = [
+            *(ResourceKey("server", n) for n in after.servers.keys() - before.servers.keys()),
+            *(ResourceKey("dns_zone", n) for n in after.dns_zones.keys() - before.dns_zones.keys()),
+            *(ResourceKey("firewall", n) for n in after.firewalls.keys() - before.firewalls.keys()),
+        ]
+        for key in sorted(adopted):
+            actor = self._resources.actor(key)
+            if actor is not None:
+                await actor.restore()
 
     # -- server commands ---------------------------------------------------------------------------
 

@@ -68,6 +68,11 @@ async def test_refresh_adopts_labelled_resources_and_leaves_the_rest(
         await second.credentials_set("hetzner", {"token": block["token"]}, endpoint=block["url"])
         await plan_cluster(second)
         result = await second.refresh()
+        creates = cloud.world.counters.snapshot()["hetzner"].get("POST /v1/servers", 0)
+        assert creates == 5  # three by the first engine, two by hand
+        applied = await second.materialize(yes=True)  # the same engine: its actors learned it
+        assert applied.ok, applied.summary
+        assert cloud.world.counters.snapshot()["hetzner"].get("POST /v1/servers", 0) == creates
     finally:
         await second.aclose()
     assert set(result.providers[0].adopted) == {
