@@ -86,6 +86,17 @@ def _log_entry(state: LegionState, entry: OperationLogEntry) -> LegionState:
     return replace(state, operations=tuple(kept[-OPERATION_LOG_KEEP:]))
 
 
+def _interrupted(state: LegionState) -> tuple[LegionState, None]:
+    """Operations still "running" in a state just opened were cut short by an earlier process."""
+    entries = tuple(
+        replace(e, status="interrupted", summary=e.summary or "the engine stopped while it ran")
+        if e.status == "running"
+        else e
+        for e in state.operations
+    )
+    return replace(state, operations=entries), None
+
+
 def summarize(snapshots: Iterable[ActorSnapshot]) -> tuple[dict[str, int], list[dict[str, str]], list[str]]:
     """Counts per lifecycle, the errors, and the keys that did not settle."""
     counts: dict[str, int] = {}
@@ -132,6 +143,10 @@ class EngineOps:
     async def start(self, engine: Engine) -> None:
         self._persistence = engine.assert_unlocked()
         self._unsubscribe = self._resources.subscribe(self.activity.actors_changed)
+        if any(entry.status == "running" for entry in self._persistence.state.operations):
+            await self._persistence.mutate(
+                _interrupted, reason="mark operations of an earlier run interrupted"
+            )
 
     async def stop(self) -> None:
         if self._unsubscribe is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from legion_nb.engine.runtime import create_engine
 from legion_nb.engine.state.model import (
     CreatePending,
     LegionState,
+    OperationLogEntry,
     PlannedCluster,
     PlannedDnsZone,
     PlannedServer,
@@ -124,3 +126,21 @@ async def test_credentials_set_after_unlock_registers_the_adapter(tmp_path: Path
     finally:
         await engine.aclose()
     assert not engine.core.providers.has_credentials("hetzner")  # dropped at logout
+
+
+async def test_operations_left_running_by_an_earlier_process_read_interrupted(tmp_path: Path) -> None:
+    path = tmp_path / "s.legion"
+    engine = create_engine(path)
+    await engine.bootstrap(PASSWORD)
+    started = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    entry = OperationLogEntry(id="op-old", kind="materialize", started=started, status="running")
+    persistence = engine.assert_unlocked()
+    await persistence.mutate(lambda s: (dataclasses.replace(s, operations=(entry,)), None), reason="test")
+    await engine.aclose()
+    again = create_engine(path)
+    await again.unlock(PASSWORD)
+    try:
+        (found,) = again.state.operations
+        assert found.status == "interrupted" and found.id == "op-old"
+    finally:
+        await again.aclose()
