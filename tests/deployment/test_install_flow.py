@@ -65,14 +65,7 @@ async def _install(
             await conn.check(f"legion-node write-file {path} 0600", input=content)
         assert "installed" in await conn.check("legion-node install")
         await _step_with_reboot(conn, "legion-node reboot")
-    return SshTarget(
-        node="n1",
-        host=node.address,
-        port=node.ssh_port,
-        username=security.admin.username,
-        pinned_host_key=security.pinned_host_key,
-        client_key=security.admin.ssh_key.private_openssh,
-    )
+    return security.admin_ssh_target(node.address, node.ssh_port)
 
 
 @pytest.fixture

@@ -40,6 +40,7 @@ from legion_nb.engine.deployment.identity import (
     SshKeyPair,
     fingerprint,
 )
+from legion_nb.engine.ssh import SshTarget
 
 __all__ = [
     "ADMIN_USERNAME",
@@ -134,6 +135,17 @@ class NodeSecurity:
     @property
     def pinned_host_key(self) -> str:
         return self.identity.host_public_key
+
+    def admin_ssh_target(self, host: str, port: int = 22) -> SshTarget:
+        """Where Legion's own SSH sessions go once the node is installed: the admin user, pinned key."""
+        return SshTarget(
+            node=self.node,
+            host=host,
+            port=port,
+            username=self.admin.username,
+            pinned_host_key=self.pinned_host_key,
+            client_key=self.admin.ssh_key.private_openssh,
+        )
 
     def server_ssl_context(self, authority: ClusterAuthority) -> ssl.SSLContext:
         """``ssl.SSLContext`` for this node serving mTLS (admin API, sync) to members of ``authority``."""
