@@ -371,9 +371,12 @@ class EngineOps:
         """Take the server out of the plan and let its actor delete it at the provider."""
         tracked = self._tracked(name)
         key = ResourceKey("server", tracked.name)
+        planned = self._state().state.scheme.find_server(tracked.name) is not None
+        if planned:
+            planning.remove_server(self._state().state, name=tracked.name)  # refusals before anything
         operation = await self._begin("server delete", tracked.name)
         try:
-            if self._state().state.scheme.find_server(tracked.name) is not None:
+            if planned:
                 await self._state().mutate(
                     lambda s: (planning.remove_server(s, name=tracked.name), None),
                     reason=f"server delete {tracked.name}",

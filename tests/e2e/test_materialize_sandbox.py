@@ -146,3 +146,15 @@ async def test_server_commands_reboot_reinstall_delete(
     assert "cmd-2" not in engine.state.tracked.servers
     with pytest.raises(UsageError, match="not tracked"):
         await engine.server_reboot("cmd-2")
+
+
+async def test_deleting_a_server_a_dns_host_still_names_is_refused_before_anything(
+    cloud: SandboxCloud, open_engine: EngineFactory
+) -> None:
+    engine = await open_engine()
+    await plan_cluster(engine, ("keep-1",))
+    assert (await engine.materialize(yes=True)).ok
+    log = len(engine.state.operations)
+    with pytest.raises(UsageError, match=r"still used by DNS host www\.example\.org"):
+        await engine.server_delete("keep-1")
+    assert len(engine.state.operations) == log and len(hetzner(cloud).servers) == 1
