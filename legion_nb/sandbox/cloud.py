@@ -139,7 +139,16 @@ class _FleetHook:
         self._fleet = fleet
 
     def machine_running(self, address: str, name: str, authorized_keys: tuple[str, ...]) -> None:
-        self._world.spawn(self._fleet.start_node(address, name, authorized_keys=authorized_keys))
+        self._world.spawn(self._fleet.power_on(address, name, authorized_keys=authorized_keys))
+
+    def machine_rebooted(self, address: str) -> None:
+        self._world.spawn(self._fleet.reboot(address))
+
+    def machine_rebuilt(self, address: str, name: str, authorized_keys: tuple[str, ...]) -> None:
+        self._world.spawn(self._fleet.rebuild(address, name, authorized_keys=authorized_keys))
+
+    def machine_stopped(self, address: str) -> None:
+        self._world.spawn(self._fleet.power_off(address))
 
     def machine_gone(self, address: str) -> None:
         self._world.spawn(self._fleet.stop_node(address))

@@ -22,7 +22,9 @@ Background work (an action finishing after ``timing.action_seconds``, a server b
 so no task outlives the sandbox.
 
 Machines: when an emulator's server becomes ``running`` it calls :meth:`SandboxWorld.machine_running`
-(address, name, the public SSH keys root should accept); when the server is gone,
+(address, name, the public SSH keys root should accept); after a reboot or reset action
+:meth:`~SandboxWorld.machine_rebooted`, after a rebuild/reinstall :meth:`~SandboxWorld.machine_rebuilt`,
+when powered off :meth:`~SandboxWorld.machine_stopped`, and when the server is gone,
 :meth:`SandboxWorld.machine_gone`. Listeners (e.g. the simulated-node fleet that
 :class:`legion_nb.sandbox.cloud.SandboxCloud` attaches with ``nodes=``) make those addresses answer
 SSH. Without listeners the calls do nothing.
@@ -166,6 +168,12 @@ class MachineListener(Protocol):
 
     def machine_running(self, address: str, name: str, authorized_keys: tuple[str, ...]) -> None: ...
 
+    def machine_rebooted(self, address: str) -> None: ...
+
+    def machine_rebuilt(self, address: str, name: str, authorized_keys: tuple[str, ...]) -> None: ...
+
+    def machine_stopped(self, address: str) -> None: ...
+
     def machine_gone(self, address: str) -> None: ...
 
 
@@ -204,6 +212,21 @@ class SandboxWorld:
         """An emulator's server at ``address`` is running (see the module docstring)."""
         for listener in self.machine_listeners:
             listener.machine_running(address, name, authorized_keys)
+
+    def machine_rebooted(self, address: str) -> None:
+        """A reboot/reset action on the server at ``address`` completed."""
+        for listener in self.machine_listeners:
+            listener.machine_rebooted(address)
+
+    def machine_rebuilt(self, address: str, name: str, authorized_keys: tuple[str, ...] = ()) -> None:
+        """The server at ``address`` was rebuilt from an image: a fresh disk, running again."""
+        for listener in self.machine_listeners:
+            listener.machine_rebuilt(address, name, authorized_keys)
+
+    def machine_stopped(self, address: str) -> None:
+        """The server at ``address`` was powered off (its disk is kept)."""
+        for listener in self.machine_listeners:
+            listener.machine_stopped(address)
 
     def machine_gone(self, address: str) -> None:
         """The server at ``address`` was deleted; its address is about to return to the pool."""

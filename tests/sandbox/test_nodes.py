@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import asyncssh
 import httpx
@@ -171,3 +172,53 @@ async def test_ovh_instances_get_nodes_too(client_key: asyncssh.SSHKey) -> None:
         node = await fleet.wait_node(instance.ip)
         async with await _ssh(node, client_key) as conn:
             assert (await conn.run("hostname")).stdout == "db-1\n"
+
+
+async def _eventually(predicate: Callable[[], bool]) -> None:
+    """Wait for a world task to take effect (the test's timeout bounds it)."""
+    while not predicate():
+        await asyncio.sleep(0.01)
+
+
+async def test_hetzner_power_reboot_and_rebuild_reach_the_node(client_key: asyncssh.SSHKey) -> None:
+    world = SandboxWorld(seed=5, timing=Timing(action_seconds=0.02, boot_seconds=0.02))
+    async with SandboxCloud(world, nodes=NodeFleet(timing=NodeTiming(reboot=0.01))) as cloud:
+        hz = cloud.endpoints()["hetzner"]
+        fleet = cloud.nodes
+        assert fleet is not None
+        headers = {"Authorization": f"Bearer {hz['token']}"}
+        async with httpx.AsyncClient(base_url=hz["url"], headers=headers) as api:
+
+            async def act(server_id: int, action: str, **body: str) -> None:
+                started = (await api.post(f"/servers/{server_id}/actions/{action}", json=body)).json()
+                path = f"/actions/{started['action']['id']}"
+                while (await api.get(path)).json()["action"]["status"] == "running":
+                    await asyncio.sleep(0.01)
+
+            await api.post("/ssh_keys", json={"name": "legion", "public_key": _public(client_key)})
+            body = {
+                "name": "app-1",
+                "server_type": "cx22",
+                "image": "debian-12",
+                "location": "fsn1",
+                "ssh_keys": ["legion"],
+            }
+            created = (await api.post("/servers", json=body)).json()["server"]
+            node = await fleet.wait_node(created["public_net"]["ipv4"]["ip"])
+            node.system.files["/srv/mark"] = "kept on disk"
+            first_key = node.host_public_key
+
+            await act(created["id"], "reboot")
+            await _eventually(lambda: node.boots == 1 and node.is_up)
+            await act(created["id"], "poweroff")
+            await _eventually(lambda: not node.is_up)
+            await act(created["id"], "poweron")
+            await _eventually(lambda: node.is_up)
+            assert node.system.files["/srv/mark"] == "kept on disk" and node.host_public_key == first_key
+
+            await act(created["id"], "rebuild", image="debian-12")
+            await _eventually(lambda: not node.is_up)  # the old disk is gone (popped, then closed)
+            fresh = await fleet.wait_node(node.address)
+            assert "/srv/mark" not in fresh.system.files and fresh.host_public_key != first_key
+            async with await _ssh(fresh, client_key) as conn:
+                assert (await conn.run("legion-node phase")).stdout == "cloud-image\n"

@@ -256,12 +256,22 @@ class ServersApi:
         def apply() -> None:
             if self.p.servers.get(server.id) is server and server.status == expected:
                 server.status = new
-                if new == "running":
-                    known = self.p.ssh_keys
-                    keys = tuple(known[k].public_key for k in server.ssh_keys if k in known)
-                    self.p.world.machine_running(server.ipv4, server.name, keys)
+                self._tell_world(server, expected, new)
 
         return apply
+
+    def _tell_world(self, server: ServerRecord, before: str, after: str) -> None:
+        """Report the machine's life to the world's listeners (the simulated nodes)."""
+        world = self.p.world
+        keys = tuple(self.p.ssh_keys[k].public_key for k in server.ssh_keys if k in self.p.ssh_keys)
+        if after == "off":
+            world.machine_stopped(server.ipv4)
+        elif after == "running" and before == "rebuilding":
+            world.machine_rebuilt(server.ipv4, server.name, keys)
+        elif after == "running" and before == "running":
+            world.machine_rebooted(server.ipv4)
+        elif after == "running":
+            world.machine_running(server.ipv4, server.name, keys)
 
     def _forget(self, server: ServerRecord) -> Callable[[], None]:
         def apply() -> None:

@@ -86,6 +86,33 @@ class NodeFleet:
         if node is not None:
             await node.aclose()
 
+    async def power_on(
+        self, address: str, hostname: str, *, authorized_keys: Iterable[str] | None = None
+    ) -> None:
+        """Boot the node at ``address`` from its disk, or a fresh one if there is none yet."""
+        node = self._nodes.get(address)
+        if node is None:
+            await self.start_node(address, hostname, authorized_keys=authorized_keys)
+        else:
+            await node.power_on()
+
+    async def power_off(self, address: str) -> None:
+        node = self._nodes.get(address)
+        if node is not None:
+            await node.power_off()
+
+    async def reboot(self, address: str) -> None:
+        node = self._nodes.get(address)
+        if node is not None:
+            await node.reboot()
+
+    async def rebuild(
+        self, address: str, hostname: str, *, authorized_keys: Iterable[str] | None = None
+    ) -> None:
+        """A fresh disk from the provider image: new cloud host key, nothing of the old install."""
+        await self.stop_node(address)
+        await self.start_node(address, hostname, authorized_keys=authorized_keys)
+
     async def sync(self, wanted: Mapping[str, str]) -> None:
         """Make the running nodes exactly ``wanted`` (``{address: hostname}``)."""
         for address in [a for a in self._nodes if a not in wanted]:

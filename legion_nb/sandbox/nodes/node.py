@@ -119,19 +119,28 @@ class SimulatedNode:
             self._root.cleanup()
             self._root = None
 
-    async def reboot(self, *, into_installer: bool = False) -> None:
-        """Reboot now (as the provider's power button would) and return once SSH is back."""
-        was_serving = self.system.admin_api_active  # certificates stay active across boots
+    async def power_off(self) -> None:
+        """Cut the power: connections drop and ports close; the disk (phase, files, keys) stays."""
         await self._go_down()
-        await asyncio.sleep(self.timing.kexec if into_installer else self.timing.reboot)
+
+    async def power_on(self, *, into_installer: bool = False) -> None:
+        """Boot from whatever is on disk and return once SSH (and an activated admin API) listen."""
+        if self._acceptor is not None:
+            return
         if into_installer:
             self.system.phase = "installer"
         self.system.boot()
         self.boots += 1
         await self._listen()
-        if was_serving:
+        if self.system.certs_activated:
             await self.start_admin_api()
         self._up.set()
+
+    async def reboot(self, *, into_installer: bool = False) -> None:
+        """Reboot now (as the provider's reset button would) and return once SSH is back."""
+        await self.power_off()
+        await asyncio.sleep(self.timing.kexec if into_installer else self.timing.reboot)
+        await self.power_on(into_installer=into_installer)
 
     async def __aenter__(self) -> SimulatedNode:
         await self.start()
@@ -159,6 +168,7 @@ class SimulatedNode:
         )
         self.admin_port = self._admin.port
         self.system.admin_api_active = True
+        self.system.certs_activated = True
         self.system.log("admin-api", f"listening on {self.address}:{self.admin_port} (mTLS)")
 
     # -- internals ---------------------------------------------------------------------------

@@ -113,6 +113,9 @@ class NodeSystem:
     tribes_config: dict[str, object] | None = field(default=None, repr=False)
     tribes_active_since: float | None = None
     admin_api_active: bool = False
+    """The admin API is listening right now."""
+    certs_activated: bool = False
+    """Certificates were activated: the admin API comes back on every boot."""
     boot_time: float = field(default_factory=time.monotonic)
     journal: deque[JournalEntry] = field(default_factory=lambda: deque(maxlen=_JOURNAL_LIMIT))
     _seq: int = 0
