@@ -51,6 +51,11 @@ class NodeFleet:
     def addresses(self) -> list[str]:
         return sorted(self._nodes)
 
+    def endpoints(self) -> dict[str, dict[str, int]]:
+        """``{address: {"ssh": port, "admin": port}}``: how to reach each node (ports are ephemeral
+        unless the fleet was given fixed ones; ``admin`` is 0 until certificates are activated)."""
+        return {a: {"ssh": n.ssh_port, "admin": n.admin_port} for a, n in sorted(self._nodes.items())}
+
     async def start_node(
         self, address: str, hostname: str, *, authorized_keys: Iterable[str] | None = None
     ) -> SimulatedNode:
