@@ -8,7 +8,9 @@ failures surface as one-line step errors.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import dataclasses
 import json
 import ssl
@@ -226,3 +228,49 @@ async def test_install_refuses_steps_out_of_order(root_target: SshTarget) -> Non
             await conn.check("legion-node activate-certs")
         with pytest.raises(NodeCommandError, match="unknown step 'dance'"):
             await conn.check("legion-node dance")
+
+
+async def _greet(node: SimulatedNode, context: ssl.SSLContext, source: str) -> bytes:
+    """Dial the node's peer sync from ``source`` and say hello; what the node answers (b"" = nothing)."""
+    reader, writer = await asyncio.open_connection(
+        node.address, node.sync_port, ssl=context, local_addr=(source, 0)
+    )
+    try:
+        writer.write(b"HELLO n2\n")
+        await writer.drain()
+        return await reader.readline()
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError, ssl.SSLError):
+            await writer.wait_closed()
+
+
+async def test_peer_sync_requires_cluster_certificate_and_allowed_address(
+    node: SimulatedNode,
+    cluster: ClusterSecurity,
+    security: NodeSecurity,
+    installed: SshConnection,
+    quick_retry: ReconnectPolicy,
+) -> None:
+    await _activate(installed, cluster, security)
+    handoff = sync_handoff(cluster, security, {"n1": node.address, "n2": "127.77.0.3"})
+    await installed.check("legion-node configure-tribes", input=json.dumps(handoff))
+    peer = cluster.provision_node("n2", ip_addresses=["127.77.0.3"])
+    peer_context = client_ssl_context(cluster.authority.certificate_pem, peer.certificate)
+
+    assert await _greet(node, peer_context, "127.77.0.3") == b"WELCOME n1 alpha\n"
+    assert await _greet(node, peer_context, "127.77.0.9") == b""  # valid cert, address not allowed
+    foreign = ClusterSecurity.create("beta").provision_node("n2", ip_addresses=["127.77.0.3"])
+    foreign_context = client_ssl_context(cluster.authority.certificate_pem, foreign.certificate)
+    try:
+        answer = await _greet(node, foreign_context, "127.77.0.3")
+    except (ssl.SSLError, ConnectionError):
+        answer = b""  # the handshake failed (TLS 1.3 may report it only as a dropped stream)
+    assert answer == b""
+    messages = [e.message for e in node.system.journal if e.unit == "tribes-sync"]
+    assert any("peer n2 from 127.77.0.3 synced" in m for m in messages)
+    assert any("refused 127.77.0.9" in m for m in messages)
+
+    await _step_with_reboot(installed, "reboot")  # sync comes back with the node
+    await node.wait_up()
+    assert await _greet(node, peer_context, "127.77.0.3") == b"WELCOME n1 alpha\n"

@@ -36,7 +36,7 @@ async def test_fleet_starts_stops_and_syncs(client_key: asyncssh.SSHKey) -> None
         await fleet.sync({"127.79.0.2": "a", "127.79.0.3": "b"})
         assert fleet.addresses() == ["127.79.0.2", "127.79.0.3"]
         first = fleet.node("127.79.0.2")
-        assert fleet.endpoints()["127.79.0.2"] == {"ssh": first.ssh_port, "admin": 0}
+        assert fleet.endpoints()["127.79.0.2"] == {"ssh": first.ssh_port, "admin": 0, "sync": 0}
         assert await fleet.start_node("127.79.0.2", "renamed") is first  # idempotent
         async with await _ssh(first, client_key) as conn:
             assert (await conn.run("hostname")).stdout == "a\n"

@@ -28,12 +28,14 @@ class NodeFleet:
         timing: NodeTiming | None = None,
         ssh_port: int = 0,
         admin_port: int = 0,
+        sync_port: int = 0,
     ) -> None:
         self.authorized_keys = tuple(authorized_keys)
         """Keys root accepts on every new node (the provider SSH keys a cloud image would install)."""
         self.timing = timing or NodeTiming()
         self._ssh_port = ssh_port
         self._admin_port = admin_port
+        self._sync_port = sync_port
         self._nodes: dict[str, SimulatedNode] = {}
         self._lock = asyncio.Lock()
         self._changed = asyncio.Condition()
@@ -52,9 +54,15 @@ class NodeFleet:
         return sorted(self._nodes)
 
     def endpoints(self) -> dict[str, dict[str, int]]:
-        """``{address: {"ssh": port, "admin": port}}``: how to reach each node (ports are ephemeral
-        unless the fleet was given fixed ones; ``admin`` is 0 until certificates are activated)."""
-        return {a: {"ssh": n.ssh_port, "admin": n.admin_port} for a, n in sorted(self._nodes.items())}
+        """``{address: {"ssh": port, "admin": port, "sync": port}}``: how to reach each node.
+
+        Ports are ephemeral unless the fleet was given fixed ones; ``admin`` and ``sync`` stay 0 until
+        certificates are activated and Tribes is configured.
+        """
+        return {
+            a: {"ssh": n.ssh_port, "admin": n.admin_port, "sync": n.sync_port}
+            for a, n in sorted(self._nodes.items())
+        }
 
     async def start_node(
         self, address: str, hostname: str, *, authorized_keys: Iterable[str] | None = None
@@ -70,6 +78,7 @@ class NodeFleet:
                 authorized_keys=self.authorized_keys if authorized_keys is None else authorized_keys,
                 ssh_port=self._ssh_port,
                 admin_port=self._admin_port,
+                sync_port=self._sync_port,
                 timing=self.timing,
             )
             await node.start()

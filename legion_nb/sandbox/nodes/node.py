@@ -29,6 +29,7 @@ import asyncssh
 from legion_nb.sandbox.httpkit import ServedApp, serve_app
 from legion_nb.sandbox.nodes.admin_api import TangKeys, create_admin_app
 from legion_nb.sandbox.nodes.shell import CommandOutcome, NodeShell
+from legion_nb.sandbox.nodes.sync import SyncListener
 from legion_nb.sandbox.nodes.system import (
     TLS_CA_PATH,
     TLS_CERT_PATH,
@@ -52,6 +53,7 @@ class SimulatedNode:
         authorized_keys: Iterable[str] = (),
         ssh_port: int = 0,
         admin_port: int = 0,
+        sync_port: int = 0,
         timing: NodeTiming | None = None,
     ) -> None:
         if not ipaddress.ip_address(address).is_loopback:
@@ -69,6 +71,8 @@ class SimulatedNode:
         self.tang = TangKeys()
         self.ssh_port = ssh_port
         self.admin_port = admin_port
+        self.sync_port = sync_port
+        self._sync: SyncListener | None = None
         self._acceptor: asyncssh.SSHAcceptor | None = None
         self._admin: ServedApp | None = None
         self._connections: set[asyncssh.SSHServerConnection] = set()
@@ -134,6 +138,8 @@ class SimulatedNode:
         await self._listen()
         if self.system.certs_activated:
             await self.start_admin_api()
+        if self.system.tribes_config is not None:
+            await self.start_sync()
         self._up.set()
 
     async def reboot(self, *, into_installer: bool = False) -> None:
@@ -171,6 +177,18 @@ class SimulatedNode:
         self.system.certs_activated = True
         self.system.log("admin-api", f"listening on {self.address}:{self.admin_port} (mTLS)")
 
+    async def start_sync(self) -> None:
+        """(Re)start Tribes peer sync with the configured allow-list (mTLS with the node certificate)."""
+        if self._sync is not None:
+            await self._sync.aclose()
+        listener = SyncListener(self.system, self.address, self.sync_port, self._tls_context())
+        allow = (self.system.tribes_config or {}).get("allow", [])
+        listener.allow([str(c) for c in allow] if isinstance(allow, list) else [])
+        await listener.start()
+        self._sync = listener
+        self.sync_port = listener.port
+        self.system.log("tribes-sync", f"listening on {self.address}:{self.sync_port} (mTLS)")
+
     # -- internals ---------------------------------------------------------------------------
 
     def _tls_context(self) -> ssl.SSLContext:
@@ -207,6 +225,9 @@ class SimulatedNode:
 
     async def _go_down(self) -> None:
         self._up.clear()
+        if self._sync is not None:
+            await self._sync.aclose()
+            self._sync = None
         if self._admin is not None:
             await self._admin.aclose()
             self._admin = None

@@ -15,7 +15,7 @@ can make any of them fail on purpose::
     legion-node install                    write the OS; needs the host key staged at HOST_KEY_PATH
     legion-node reboot                     reboot; a pending install takes effect (host-key swap)
     legion-node activate-certs             check the staged CA/cert/key and start the mTLS admin API
-    legion-node configure-tribes           stdin: the sync handoff JSON; starts the Tribes service
+    legion-node configure-tribes           stdin: the sync handoff JSON; starts Tribes and peer sync
     legion-node readiness                  JSON readiness report; exit 0 only when ready
 
 Commands that take a while (``install``, ``configure-tribes``) really take that long
@@ -72,6 +72,8 @@ class NodeControl(Protocol):
     def schedule_reboot(self, *, into_installer: bool) -> None: ...
 
     async def start_admin_api(self) -> None: ...
+
+    async def start_sync(self) -> None: ...
 
 
 def _ok(text: str = "") -> CommandOutcome:
@@ -271,6 +273,7 @@ class NodeShell:
         self.system.files[TRIBES_CONFIG_PATH] = stdin
         self.system.tribes_config = config
         self.system.tribes_active_since = time.monotonic() + self.timing.tribes_start
+        await self.control.start_sync()
         return _ok(f"tribes configured with {len(config['peers'])} peer(s)")
 
     async def _readiness(self, args: list[str], stdin: str) -> CommandOutcome:
