@@ -17,6 +17,7 @@ or a plain shell for piped input (``legion terminal NAME < script``), whose stde
 from __future__ import annotations
 
 import asyncio
+import codecs
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -25,7 +26,14 @@ from types import TracebackType
 from legion_nb.engine.ssh import SshConnection, SshOptions, SshTarget, TerminalChannel, connect
 from legion_nb.errors import NodeError, UsageError
 
-__all__ = ["ServerTerminalManager", "TerminalInfo", "TerminalSession", "UnknownTerminalError"]
+__all__ = [
+    "ServerTerminalManager",
+    "TerminalInfo",
+    "TerminalOutput",
+    "TerminalService",
+    "TerminalSession",
+    "UnknownTerminalError",
+]
 
 _QUEUE_CHUNKS = 256
 
@@ -117,6 +125,21 @@ class TerminalSession:
                 raise self._error
             return b""
         return chunk
+
+    def drain(self) -> tuple[bytes, bool]:
+        """All output queued so far, without waiting, and whether the shell has ended."""
+        parts: list[bytes] = []
+        while True:
+            try:
+                chunk = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return b"".join(parts), False
+            if chunk is None:
+                self._queue.put_nowait(None)
+                if self._error is not None and not parts:
+                    raise self._error
+                return b"".join(parts), True
+            parts.append(chunk)
 
     async def stream(self) -> AsyncIterator[bytes]:
         """Output chunks until the shell ends."""
@@ -225,3 +248,69 @@ class ServerTerminalManager:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalOutput:
+    """One poll of a terminal through the engine API: text so far, and whether the shell ended."""
+
+    id: str
+    data: str
+    closed: bool
+    exit_status: int | None = None
+
+
+class TerminalService:
+    """Terminals by node name with JSON-shaped calls: what the engine API, daemon and widgets use.
+
+    ``resolve`` turns a node name into its :class:`SshTarget` (address, admin key, pinned host key
+    from the encrypted state); the service never sees the state itself. Output is decoded as UTF-8
+    incrementally per session, so a character split across two SSH packets is never mangled.
+    """
+
+    def __init__(
+        self, manager: ServerTerminalManager, resolve: Callable[[str], Awaitable[SshTarget]]
+    ) -> None:
+        self._manager = manager
+        self._resolve = resolve
+        self._decoders: dict[str, codecs.IncrementalDecoder] = {}
+
+    async def open(self, name: str, *, cols: int = 80, rows: int = 24) -> TerminalInfo:
+        session = await self._manager.open(await self._resolve(name), cols=cols, rows=rows)
+        self._decoders[session.id] = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        return session.info()
+
+    def write(self, session_id: str, data: str) -> None:
+        self._manager.get(session_id).write(data)
+
+    def resize(self, session_id: str, cols: int, rows: int) -> TerminalInfo:
+        session = self._manager.get(session_id)
+        session.resize(cols, rows)
+        return session.info()
+
+    async def read(self, session_id: str, *, wait: float = 0.0) -> TerminalOutput:
+        """Output since the last read; with ``wait``, up to that many seconds for the first byte."""
+        session = self._manager.get(session_id)
+        data, ended = session.drain()
+        if not data and not ended and wait > 0:
+            first: bytes | None
+            try:
+                async with asyncio.timeout(wait):
+                    first = await session.read()
+            except TimeoutError:
+                first = None  # nothing within the wait: an empty poll, not an error
+            if first == b"":
+                ended = True
+            elif first:
+                more, ended = session.drain()
+                data = first + more
+        text = self._decoders[session_id].decode(data, final=ended)
+        status = await session.wait() if ended else None
+        return TerminalOutput(session_id, text, ended, status)
+
+    async def close(self, session_id: str) -> None:
+        self._decoders.pop(session_id, None)
+        await self._manager.close(session_id)
+
+    def list(self) -> list[TerminalInfo]:
+        return self._manager.list()

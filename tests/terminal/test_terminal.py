@@ -8,7 +8,12 @@ import pytest
 
 from legion_nb.engine.deployment.security import SshKeyPair
 from legion_nb.engine.ssh import HostKeyMismatchError, SshTarget
-from legion_nb.engine.terminal import ServerTerminalManager, TerminalSession, UnknownTerminalError
+from legion_nb.engine.terminal import (
+    ServerTerminalManager,
+    TerminalService,
+    TerminalSession,
+    UnknownTerminalError,
+)
 from legion_nb.errors import UsageError
 
 
@@ -104,3 +109,35 @@ async def test_session_ends_when_the_node_reboots(target: SshTarget) -> None:
         session.write("reboot\n")
         out = b"".join([chunk async for chunk in session.stream()])
         assert out == b""
+
+
+async def test_service_by_node_name_with_text_polls(target: SshTarget) -> None:
+    async def resolve(name: str) -> SshTarget:
+        if name != "t1":
+            raise UsageError(f"no node {name!r}")
+        return target
+
+    async with ServerTerminalManager() as manager:
+        service = TerminalService(manager, resolve)
+        with pytest.raises(UsageError, match="no node 'x'"):
+            await service.open("x")
+        info = await service.open("t1", cols=90, rows=20)
+        assert (info.node, info.cols, info.rows, info.pty) == ("t1", 90, 20, True)
+        text = ""
+        while "# " not in text:
+            text += (await service.read(info.id, wait=5.0)).data
+        assert (await service.read(info.id)).data == ""  # nothing new, no waiting
+        service.write(info.id, "echo héllo\r")
+        assert service.resize(info.id, 100, 30).cols == 100
+        while "héllo\r\n" not in text:
+            text += (await service.read(info.id, wait=5.0)).data
+        service.write(info.id, "false\rexit\r")
+        polled = await service.read(info.id, wait=5.0)
+        while not polled.closed:
+            polled = await service.read(info.id, wait=5.0)
+        assert polled.exit_status == 1
+        assert [t.id for t in service.list()] == [info.id]
+        await service.close(info.id)
+        assert service.list() == []
+        with pytest.raises(UnknownTerminalError):
+            await service.read(info.id)
