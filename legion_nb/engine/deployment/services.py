@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 from cryptography import x509
 
+from legion_nb.engine.cluster.firewall_plan import ADMIN_API_PORT
 from legion_nb.engine.cluster.nbde import (
     NodeUnlock,
     cluster_facts,
@@ -150,7 +151,8 @@ class NodeChannel(Protocol):
 
 
 class NodeConnector(Protocol):
-    """Opens sessions to nodes; ``pinned=None`` means "read the host key from the node" (TOFU)."""
+    """Opens sessions to nodes. ``open`` accepts only ``target.pinned_host_key``; ``scan`` reads the key
+    a node presents, unverified, for the pre-install window only (module notes)."""
 
     async def open(self, target: SshTarget, *, retry: bool) -> NodeChannel: ...
 
@@ -195,7 +197,7 @@ class NodeAccess:
     """Ports and waiting policies for node sessions (the sandbox passes its nodes' SSH port)."""
 
     ssh_port: int = 22
-    admin_port: int = 8443
+    admin_port: int = ADMIN_API_PORT
     readiness: ReadinessPolicy = field(default_factory=ReadinessPolicy)
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
