@@ -192,6 +192,7 @@ async def create_state(path: Path, *, servers: tuple[str, ...] = ()) -> None:
 class Engine:
     persistence: State
     runtime: NodeDeploymentRuntime
+    services: DeploymentServices
     broker: ProviderBroker
 
 
@@ -216,6 +217,6 @@ async def engine(
                 connector=connector(),
             )
             runtime = NodeDeploymentRuntime(persistence, services, delay=delay)
-            yield Engine(persistence, runtime, broker)
+            yield Engine(persistence, runtime, services, broker)
     finally:
         await persistence.aclose()

@@ -31,6 +31,7 @@ from legion_nb.engine.deployment.runtime import DeploymentService, NothingToResu
 from legion_nb.engine.deployment.services import TRIBES_CONFIG_PATH, NodeStepError, reinstall_image
 from legion_nb.engine.runtime import create_engine
 from legion_nb.engine.state.model import (
+    CreatePending,
     LegionState,
     NodeExecution,
     TrackedServer,
@@ -41,6 +42,7 @@ from legion_nb.engine.state.model import (
 from legion_nb.engine.state.persistence import StateChange
 from legion_nb.engine.state.store import SecureStateStore
 from legion_nb.errors import LockedError
+from legion_nb.providers.base import LEGION_ID_LABEL
 from legion_nb.providers.catalog import embedded_catalog
 from legion_nb.sandbox.world import Timing
 
@@ -297,3 +299,20 @@ async def test_the_engine_service_marks_interrupted_executions_at_unlock(tmp_pat
         await legion.aclose()
     with pytest.raises(LockedError):
         _ = service.runtime
+
+
+async def test_an_ssh_key_intent_left_by_a_crash_is_settled_by_the_key_itself(
+    world: Sandbox, parts: Engine
+) -> None:
+    await parts.runtime.run("n1", "add")
+    key = parts.persistence.state.tracked.servers["n1"].ssh_keys[0]
+    listed = await parts.broker.read("hetzner", "test: keys", lambda a: a.list_ssh_keys())
+    legion_id = next(k for k in listed if k.id == key.provider_id).labels[LEGION_ID_LABEL]
+    stale = CreatePending(legion_id, "hetzner", "ssh_key", key.name, NOW, {LEGION_ID_LABEL: legion_id})
+
+    def crash_left(state: LegionState) -> tuple[LegionState, None]:
+        return replace(state, tracked=replace(state.tracked, pending={legion_id: stale})), None
+
+    await parts.persistence.mutate(crash_left, reason="test: a crash after the key was created")
+    assert await parts.services.provider_ssh_key("n1", "hetzner") == key  # found, not created again
+    assert parts.persistence.state.tracked.pending == {}

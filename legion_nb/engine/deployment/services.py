@@ -78,6 +78,7 @@ from legion_nb.engine.state.model import (
 )
 from legion_nb.errors import NodeError, ProviderAmbiguousError, ProviderError, UsageError
 from legion_nb.providers.base import (
+    LEGION_ID_LABEL,
     Catalog,
     OwnershipLabels,
     Server,
@@ -416,9 +417,15 @@ class DeploymentServices:
         public = self._node_security(node).admin.authorized_keys_line()
         wanted = public.split()[:2]
         keys = await self._providers.broker.read(provider, "list ssh keys", lambda a: a.list_ssh_keys())
-        for key in keys:
-            if key.public_key.split()[:2] == wanted:
-                return TrackedSshKey(provider_id=key.id, name=key.name, fingerprint=key.fingerprint or "")
+        found = next((key for key in keys if key.public_key.split()[:2] == wanted), None)
+        if found is not None:
+            earlier = found.labels.get(LEGION_ID_LABEL)
+            if earlier is not None and earlier in self._state.state.tracked.pending:
+                # A crash between the key's create and forgetting its intent: forget it now.
+                await self._state.mutate(
+                    lambda s: (without_pending(s, earlier), None), reason=f"server {node}: ssh key settled"
+                )
+            return TrackedSshKey(provider_id=found.id, name=found.name, fingerprint=found.fingerprint or "")
         legion_id = str(uuid.uuid4())
         name = deterministic_name("key", node, legion_id)
         created = await self._providers.resilience.create_ssh_key(provider, name, public, legion_id)
