@@ -10,9 +10,11 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,3 +137,57 @@ def test_catalog_without_a_state_shows_the_embedded_snapshot(legion: Legion) -> 
     assert data["source"] == "embedded" and data["server_types"] and data["locations"]
     unknown = legion("catalog", "nowhere")
     assert unknown.code == 2 and len(unknown.err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow  # two extra processes and their Argon2id unlocks
+def test_materialize_through_the_daemon_streams_progress(
+    served: tuple[subprocess.Popen[str], dict[str, dict[str, str]]], tmp_path: Path
+) -> None:
+    _, endpoints = served
+    block = endpoints["hetzner"]
+    runtime = Path(tempfile.mkdtemp(prefix="lgd-", dir="/tmp"))  # socket paths must stay short
+    runtime.chmod(0o700)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEGION_")}
+    env.update(
+        XDG_RUNTIME_DIR=str(runtime), LEGION_PASSWORD=PASSWORD, LEGION_STATE=str(tmp_path / "d.legion")
+    )
+
+    def legion(*args: str, stdin: str = "", token: str = "") -> subprocess.CompletedProcess[str]:
+        extra = {"LEGION_DAEMON_TOKEN": token} if token else {}
+        return subprocess.run(
+            [sys.executable, "-m", "legion_nb", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env={**env, **extra},
+            timeout=180,
+            check=False,
+        )
+
+    token = ""
+    try:
+        assert legion("init").returncode == 0
+        secrets = json.dumps({"token": block["token"]})
+        assert (
+            legion("credentials", "set", "hetzner", "--endpoint", block["url"], stdin=secrets).returncode == 0
+        )
+        assert legion("plan", "server", "add", "d-1", "--provider", "hetzner").returncode == 0
+        started = legion("--json", "daemon", "start")
+        assert started.returncode == 0, started.stderr
+        token = json.loads(started.stdout)["token"]
+        applied = legion("--json", "materialize", "--yes", token=token)
+        assert applied.returncode == 0, applied.stderr
+        lines = [json.loads(line) for line in applied.stdout.splitlines()]
+        assert any(item.get("summary", "").startswith("server d-1: provisioning") for item in lines)
+        assert lines[-1]["event"] == "report" and lines[-1]["ok"] is True
+        snapshot = json.loads(legion("--json", "snapshot", token=token).stdout)
+        assert {(r["name"], r["state"]) for r in snapshot["rows"] if r["kind"] == "server"} == {
+            ("d-1", "running")
+        }
+        stopped = legion("daemon", "stop", token=token)
+        assert stopped.returncode == 0, stopped.stderr
+        token = ""
+    finally:
+        if token:  # a failed test must not leave a daemon behind
+            legion("daemon", "stop", token=token)
+        shutil.rmtree(runtime, ignore_errors=True)
