@@ -191,3 +191,24 @@ def test_materialize_through_the_daemon_streams_progress(
         if token:  # a failed test must not leave a daemon behind
             legion("daemon", "stop", token=token)
         shutil.rmtree(runtime, ignore_errors=True)
+
+
+def test_operator_mistakes_are_one_line_errors(legion: Legion) -> None:
+    _ok(legion("init"))
+    _ok(legion("plan", "server", "add", "web-1", "--provider", "hetzner"))
+    unconfirmed = legion("materialize")  # no terminal to ask on, no --yes
+    assert unconfirmed.code == 2 and "pass --yes" in unconfirmed.err
+    no_credentials = legion("refresh")
+    assert no_credentials.code == 2 and "legion credentials set" in no_credentials.err
+    untracked = legion("server", "reboot", "web-1")
+    assert untracked.code == 2 and "not tracked" in untracked.err
+    refused = legion("server", "delete", "web-1")
+    assert refused.code == 2 and "pass --yes" in refused.err
+    bad_timeout = legion("materialize", "--yes", "--timeout", "0")
+    assert bad_timeout.code == 2
+    for result in (unconfirmed, no_credentials, untracked, refused, bad_timeout):
+        assert len(result.err.strip().splitlines()) == 1
+    embedded = json.loads(_ok(legion("--json", "catalog", "ovh", "--embedded")).out)
+    assert embedded["provider"] == "ovh" and embedded["source"] == "embedded"
+    rows = json.loads(_ok(legion("--json", "snapshot")).out)["rows"]
+    assert {(r["kind"], r["name"], r["action"]) for r in rows} >= {("server", "web-1", "create")}
