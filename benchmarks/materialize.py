@@ -9,13 +9,15 @@ pointing at every server, so the firewall set and the A records depend on all N 
 
 For each N it prints the wall time of one ``materialize`` and compares it with:
 
-* the **lower bound** ``T + calls x L``: every server must provision once (overlapping perfectly)
-  and the provider's request lane is serial, so the calls this run made cost at least ``calls x L``;
-* the **calibrated bound** ``T + calls x (L + c0)``, where ``c0`` is the measured cost of one request
-  round trip with no added latency on this machine (client, emulator and their HTTP stacks share
-  this process and its CPU, so a request costs more than ``L``);
-* a **parallelism-10 schedule**: servers in batches of ten, ``ceil(N/10) x T + calls x L``, which
-  is what a worker pool of ten would need with the same calls.
+* the **lower bound** ``T + serialized x L``: every server must provision once (overlapping
+  perfectly), and the provider's request lane is serial, so the state-changing calls (one create per
+  server, the firewall and record writes) cost at least ``L`` each one after another. Reads and
+  polls are left out: they can overlap provisioning, so counting them would overstate the bound;
+* the **calibrated bound** ``T + serialized x (L + c0)``, where ``c0`` is the measured cost of one
+  request round trip with no added latency on this machine (client, emulator and their HTTP stacks
+  share this process and its CPU, so a request costs more than ``L``);
+* a **parallelism-10 schedule**: servers in batches of ten, ``ceil(N/10) x T + serialized x L``,
+  which is what a worker pool of ten would need with the same calls.
 
 The goal (GUIDE §5) is wall time within 1.3x of the lower bound.
 """
@@ -64,13 +66,13 @@ async def run_one(servers: int, provision_s: float, latency_ms: float) -> dict[s
         noop = time.perf_counter() - noop_start
     finally:
         await engine.aclose()
-    serial = calls * latency_ms / 1000
+    serial = mutations * latency_ms / 1000
     bound = provision_s + serial
     pool10 = math.ceil(servers / 10) * provision_s + serial
     return {
         "servers": servers,
         "c0": c0,
-        "calibrated": bound + calls * c0,
+        "calibrated": bound + mutations * c0,
         "wall": wall,
         "calls": calls,
         "mutations": mutations,
@@ -99,7 +101,7 @@ async def request_cost(engine: Engine, world: SandboxWorld, requests: int = 40) 
 async def main(args: argparse.Namespace) -> None:
     print(f"T = {args.provision_s:g} s provisioning, L = {args.latency_ms:g} ms per request")
     header = (
-        f"{'N':>4} {'wall s':>8} {'calls':>6} {'mut.':>5} {'calls/srv':>9} {'bound s':>8} "
+        f"{'N':>4} {'wall s':>8} {'calls':>6} {'serial':>6} {'calls/srv':>9} {'bound s':>8} "
         f"{'wall/bound':>10} {'c0 ms':>6} {'cal. s':>7} {'wall/cal.':>9} {'pool10 s':>9} "
         f"{'wall/pool10':>11} {'no-op s':>8}"
     )
@@ -107,7 +109,7 @@ async def main(args: argparse.Namespace) -> None:
     for n in args.servers:
         r = await run_one(n, args.provision_s, args.latency_ms)
         print(
-            f"{n:>4} {r['wall']:>8.2f} {r['calls']:>6.0f} {r['mutations']:>5.0f} "
+            f"{n:>4} {r['wall']:>8.2f} {r['calls']:>6.0f} {r['mutations']:>6.0f} "
             f"{r['calls'] / n:>9.2f} {r['bound']:>8.2f} {r['wall'] / r['bound']:>10.2f} "
             f"{r['c0'] * 1000:>6.1f} {r['calibrated']:>7.2f} {r['wall'] / r['calibrated']:>9.2f} "
             f"{r['pool10']:>9.2f} {r['wall'] / r['pool10']:>11.2f} {r['noop']:>8.2f}"
