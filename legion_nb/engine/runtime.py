@@ -33,6 +33,7 @@ from legion_nb.engine.api import engine_api
 from legion_nb.engine.credentials import credentials_facts, set_credentials
 from legion_nb.engine.diff import Diff, diff
 from legion_nb.engine.events import TOPICS, Event, EventHub
+from legion_nb.engine.node_terminals import NodeTerminals
 from legion_nb.engine.ops import EngineOps, MaterializeReport, RefreshResult, ServerCommandResult
 from legion_nb.engine.providers_service import ProviderService, catalog_json
 from legion_nb.engine.resources.actor import ResourceSettings
@@ -58,6 +59,7 @@ from legion_nb.engine.state.validation import (
     normalize_zone,
     validate_provider,
 )
+from legion_nb.engine.wire import to_jsonable
 from legion_nb.errors import LockedError, UsageError, ValidationError
 from legion_nb.providers.broker import BrokerPolicy
 from legion_nb.providers.catalog import embedded_catalog
@@ -145,6 +147,11 @@ class Engine:
         self.events = hub
         self.core = core or EngineCore.build(hub)
         self._services: list[EngineService] = [*self.core.services(), *services]
+        # Terminal sessions (a NodeTerminals among ``services`` sets the SSH port); registered last,
+        # so logout closes every shell before anything else stops.
+        self.terminals = next((s for s in services if isinstance(s, NodeTerminals)), None) or NodeTerminals()
+        if self.terminals not in self._services:
+            self._services.append(self.terminals)
         self._persistence: PersistenceSupervisor[LegionState] | None = None
         self._lifecycle = asyncio.Lock()
         self._closed = False
@@ -508,6 +515,48 @@ class Engine:
         if live and self.is_unlocked and providers.has_credentials(name):
             return catalog_json(await providers.fetch_catalog(name))
         return catalog_json(embedded_catalog(name))
+
+    # -- terminals (NodeTerminals; every session closes at logout) --------------------------
+
+    @engine_api
+    async def terminal_open(self, name: str, cols: int = 80, rows: int = 24) -> dict[str, Any]:
+        """A PTY shell on node ``name``, reached with the address and keys deployment stored;
+        returns ``{"id", "node", "host", "cols", "rows", ...}``."""
+        self.assert_unlocked()
+        return dict(to_jsonable(await self.terminals.service.open(name, cols=cols, rows=rows)))
+
+    @engine_api
+    async def terminal_write(self, id: str, data: str) -> dict[str, Any]:
+        """Keystrokes (or text) for terminal ``id``."""
+        self.assert_unlocked()
+        self.terminals.service.write(id, data)
+        return {"id": id, "written": len(data)}
+
+    @engine_api
+    async def terminal_read(self, id: str, wait: float = 0.0) -> dict[str, Any]:
+        """Output since the last read (``{"data", "closed", "exit_status"}``); with ``wait``, up to
+        that many seconds (at most 30) for the first byte."""
+        self.assert_unlocked()
+        if not 0 <= wait <= 30:
+            raise UsageError(f"terminal read wait {wait} is not valid; use 0 to 30 seconds")
+        return dict(to_jsonable(await self.terminals.service.read(id, wait=wait)))
+
+    @engine_api
+    async def terminal_resize(self, id: str, cols: int, rows: int) -> dict[str, Any]:
+        self.assert_unlocked()
+        return dict(to_jsonable(self.terminals.service.resize(id, cols, rows)))
+
+    @engine_api
+    async def terminal_close(self, id: str) -> dict[str, Any]:
+        self.assert_unlocked()
+        await self.terminals.service.close(id)
+        return {"id": id, "closed": True}
+
+    @engine_api
+    async def terminal_list(self) -> list[dict[str, Any]]:
+        """The open terminals (node, address, size; never a key)."""
+        self.assert_unlocked()
+        return [dict(to_jsonable(info)) for info in self.terminals.service.list()]
 
     # -- events ----------------------------------------------------------------------------
 
