@@ -9,16 +9,32 @@ installed node would. Also copied next to the browser test's notebook, so it imp
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from legion_nb.engine.deployment.security import ClusterSecurity, NodeIdentity, NodeSecurity, SshKeyPair
-from legion_nb.engine.runtime import Engine
+from legion_nb.engine.node_terminals import NodeTerminals
+from legion_nb.engine.runtime import Engine, create_engine
 from legion_nb.engine.state.model import LegionState, NodeMaterial, TrackedServer
 from legion_nb.sandbox.nodes import SimulatedNode
 
-__all__ = ["record_node"]
+__all__ = ["node_engine", "record_node"]
+
+
+@contextlib.asynccontextmanager
+async def node_engine(state_path: Path, node: SimulatedNode, password: str) -> AsyncIterator[Engine]:
+    """A new unlocked engine whose terminals dial the node's SSH port (simulated nodes use a
+    loopback port of their own instead of 22)."""
+    engine = create_engine(state_path, services=[NodeTerminals(ssh_port=node.ssh_port)])
+    try:
+        await engine.bootstrap(password)
+        yield engine
+    finally:
+        await engine.aclose()
 
 
 async def record_node(engine: Engine, node: SimulatedNode, name: str) -> NodeSecurity:

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from nodekit import record_node
+from nodekit import node_engine, record_node
 
-from legion_nb.engine.node_terminals import NodeTargetError, NodeTerminals
-from legion_nb.engine.runtime import Engine, create_engine
+from legion_nb.engine.node_terminals import NodeTargetError
+from legion_nb.engine.runtime import Engine
 from legion_nb.engine.state.model import LegionState
 from legion_nb.engine.terminal import UnknownTerminalError
 from legion_nb.errors import LockedError, UsageError
@@ -22,12 +22,8 @@ PASSWORD = "terminal test password"
 
 @pytest.fixture
 async def engine(tmp_path: Path, node: SimulatedNode) -> AsyncIterator[Engine]:
-    eng = create_engine(tmp_path / "state.legion", services=[NodeTerminals(ssh_port=node.ssh_port)])
-    await eng.bootstrap(PASSWORD)
-    try:
+    async with node_engine(tmp_path / "state.legion", node, PASSWORD) as eng:
         yield eng
-    finally:
-        await eng.aclose()
 
 
 async def read_until(engine: Engine, terminal: str, marker: str, seen: list[str]) -> str:
