@@ -12,12 +12,15 @@ No I/O: the diff reads one immutable state. Actions:
 
 Planned choices left empty ("policy default": the catalog policy picks them at materialization)
 show as ``(policy)`` and never count as a difference. DNS hosts are synthesis inputs, not resources,
-so they feed zone records and have no row of their own.
+so they feed zone records and have no row of their own. The planned operator access
+(``scheme.access``) is not a resource either: it shows as the :data:`ACCESS_FIELD` of every cluster
+firewall row (:func:`access_field`), whose action becomes ``update`` when it differs from the
+sources the tracked firewall lets in.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -25,9 +28,10 @@ from legion_nb.engine.state.model import (
     FirewallRule,
     LegionState,
     ObservedProvider,
+    TrackedFirewall,
 )
 
-__all__ = ["POLICY", "Action", "Diff", "FieldDiff", "ResourceDiff", "diff"]
+__all__ = ["ACCESS_FIELD", "POLICY", "Action", "Diff", "FieldDiff", "ResourceDiff", "access_field", "diff"]
 
 Action = Literal["create", "update", "delete", "unchanged", "adopt", "orphan"]
 Kind = Literal["server", "dns_zone", "firewall", "domain"]
@@ -342,6 +346,28 @@ def _simple(
 
 def _rules(rules: tuple[FirewallRule, ...]) -> str:
     return "; ".join(" ".join(filter(None, (r.direction, r.protocol, r.port, *r.sources))) for r in rules)
+
+
+ACCESS_FIELD = "operator_cidrs"
+
+
+def _cidr_list(sources: Iterable[str]) -> str:
+    return ",".join(sorted(set(sources))) or "(none)"
+
+
+def access_field(planned: Iterable[str], tracked: TrackedFirewall | None, *, port: str) -> FieldDiff:
+    """The operator access of one cluster firewall: the sources it should let reach TCP ``port``
+    (SSH) against those the tracked firewall lets in. A tracked firewall that has recorded no rules
+    yet has no tracked view (nothing to compare, not "closed")."""
+    tracked_view = None
+    if tracked is not None and tracked.rules:
+        tracked_view = _cidr_list(
+            source
+            for rule in tracked.rules
+            if (rule.direction, rule.protocol, rule.port) == ("in", "tcp", port)
+            for source in rule.sources
+        )
+    return FieldDiff(field=ACCESS_FIELD, planned=_cidr_list(planned), tracked=tracked_view, observed=None)
 
 
 def diff(state: LegionState) -> Diff:

@@ -21,6 +21,7 @@ from legion_nb.engine.state.model import (
     DEFAULT_CLUSTER,
     FirewallRule,
     LegionState,
+    PlannedAccess,
     PlannedCluster,
     PlannedDnsHost,
     PlannedDnsZone,
@@ -33,6 +34,7 @@ from legion_nb.engine.state.validation import (
     normalize_host,
     normalize_hostname,
     normalize_label,
+    normalize_operator_cidrs,
     normalize_zone,
     rule_direction,
     rule_protocol,
@@ -42,12 +44,14 @@ from legion_nb.engine.state.validation import (
 from legion_nb.errors import ValidationError
 
 __all__ = [
+    "clear_operator_cidrs",
     "parse_firewall_rule",
     "remove_dns_host",
     "remove_dns_zone",
     "remove_domain",
     "remove_firewall",
     "remove_server",
+    "set_operator_cidrs",
     "upsert_dns_host",
     "upsert_dns_zone",
     "upsert_domain",
@@ -285,3 +289,19 @@ def remove_firewall(state: LegionState, *, name: str) -> LegionState:
     if firewall_name not in state.scheme.firewalls:
         raise ValidationError(f"firewall {firewall_name} is not planned: nothing to remove")
     return _scheme(state, firewalls=_without(state.scheme.firewalls, firewall_name))
+
+
+# -- operator access -------------------------------------------------------------------------
+
+
+def set_operator_cidrs(state: LegionState, *, cidrs: Iterable[str]) -> LegionState:
+    """Plan the addresses SSH (22) and the node admin API are open to on every cluster firewall."""
+    return _scheme(state, access=PlannedAccess(operator_cidrs=normalize_operator_cidrs(cidrs)))
+
+
+def clear_operator_cidrs(state: LegionState) -> LegionState:
+    """Forget the planned operator CIDRs: the cluster firewalls fall back to ``LEGION_OPERATOR_CIDRS``
+    or open SSH and the admin API to anywhere (with a warning)."""
+    if not state.scheme.access.operator_cidrs:
+        return state
+    return _scheme(state, access=PlannedAccess())

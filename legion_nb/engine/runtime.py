@@ -41,6 +41,7 @@ from legion_nb.engine.resources.supervisor import ResourceSupervisor
 from legion_nb.engine.snapshot import SnapshotPublisher, assemble, with_derived_firewalls
 from legion_nb.engine.state.model import (
     LegionState,
+    PlannedAccess,
     PlannedDnsHost,
     PlannedDnsZone,
     PlannedDomain,
@@ -442,6 +443,21 @@ class Engine:
     async def plan_remove_firewall(self, name: str) -> dict[str, str]:
         await self._change(f"unplan firewall {name}", lambda s: planning.remove_firewall(s, name=name))
         return {"removed": "firewall", "name": name}
+
+    @engine_api
+    async def plan_set_operator_cidrs(self, cidrs: list[str]) -> PlannedAccess:
+        """Open SSH and the node admin API only to ``cidrs`` on every cluster firewall (replaces the
+        planned list; the plan wins over ``LEGION_OPERATOR_CIDRS``)."""
+        state = await self._change(
+            "plan operator CIDRs", lambda s: planning.set_operator_cidrs(s, cidrs=cidrs)
+        )
+        return state.scheme.access
+
+    @engine_api
+    async def plan_clear_operator_cidrs(self) -> PlannedAccess:
+        """Forget the planned operator CIDRs (``LEGION_OPERATOR_CIDRS``, else anywhere with a warning)."""
+        state = await self._change("unplan operator CIDRs", planning.clear_operator_cidrs)
+        return state.scheme.access
 
     @engine_api
     async def credentials_set(

@@ -15,7 +15,8 @@ Row keys (the widgets' schema, :mod:`legion_nb.widgets.rows`, plus detail for ``
 ``action`` is the pure diff's verdict; ``state`` is the actor's lifecycle. Firewall sets derived
 from the cluster plan (:mod:`engine.cluster.firewall_plan`) are planned by derivation, not by the
 operator: the diff does not know them, so their action is ``create`` until tracked and
-``unchanged`` afterwards (the actor converges their rules), never the diff's ``delete``.
+``unchanged`` afterwards (the actor converges their rules), never the diff's ``delete``; except that a
+change of the planned operator access reads ``update`` until the tracked rules let in the new CIDRs.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from legion_nb.engine.cluster.firewall_plan import FirewallSetPlan, build_cluster_firewall_plan
-from legion_nb.engine.diff import Action, Diff, ResourceDiff, diff
+from legion_nb.engine.cluster.firewall_plan import SSH_PORT, FirewallSetPlan, build_cluster_firewall_plan
+from legion_nb.engine.diff import Action, Diff, FieldDiff, ResourceDiff, access_field, diff
 from legion_nb.engine.events import EventHub
 from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey
 from legion_nb.engine.state.model import LegionState
@@ -101,7 +102,8 @@ def with_derived_firewalls(
     result: Diff, state: LegionState, admin_sources: tuple[str, ...] | None = None
 ) -> Diff:
     """``result`` with the cluster's derived firewall sets as planned resources (module notes):
-    ``create`` until tracked, then ``unchanged``; the actor converges their rules either way."""
+    ``create`` until tracked, ``update`` while the tracked rules let in other operator CIDRs than
+    planned, else ``unchanged``; the actor converges their rules either way."""
     derived = {
         plan.name: plan
         for plan in build_cluster_firewall_plan(state, admin_sources=admin_sources).values()
@@ -110,8 +112,14 @@ def with_derived_firewalls(
     if not derived:
         return result
 
-    def action(name: str) -> Action:
-        return "unchanged" if name in state.tracked.firewalls else "create"
+    def access(plan: FirewallSetPlan) -> FieldDiff:
+        ssh = next(r for r in plan.rules if r.port is not None and r.port.first == SSH_PORT)
+        return access_field(ssh.sources, state.tracked.firewalls.get(plan.name), port=str(SSH_PORT))
+
+    def action(name: str, field: FieldDiff) -> Action:
+        if name not in state.tracked.firewalls:
+            return "create"
+        return "update" if field.changed else "unchanged"
 
     def note(plan: FirewallSetPlan) -> str:
         return f"derived from cluster {plan.cluster}" + ("; enforced on the nodes" if plan.node_level else "")
@@ -119,12 +127,22 @@ def with_derived_firewalls(
     resources: list[ResourceDiff] = []
     for resource in result.resources:
         plan = derived.pop(resource.name, None) if resource.kind == "firewall" else None
+        if plan is None:
+            resources.append(resource)
+            continue
+        field = access(plan)
         resources.append(
-            resource if plan is None else replace(resource, action=action(plan.name), note=note(plan))
+            replace(
+                resource,
+                action=action(plan.name, field),
+                fields=(*resource.fields, field),
+                note=note(plan),
+            )
         )
     for plan in derived.values():
+        field = access(plan)
         resources.append(
-            ResourceDiff("firewall", plan.name, plan.provider, action(plan.name), (), note(plan))
+            ResourceDiff("firewall", plan.name, plan.provider, action(plan.name, field), (field,), note(plan))
         )
     return Diff(tuple(resources))
 

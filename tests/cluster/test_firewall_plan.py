@@ -1,4 +1,5 @@
-"""The derived cluster firewall plan: who may reach what, computed from the state alone."""
+"""The derived cluster firewall plan: who may reach what, computed from the state alone (the
+operator's planned access for SSH and the admin API, the cluster's peers for Tribes sync)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,26 @@ from legion_nb.engine import planning
 from legion_nb.engine.cluster.firewall_plan import (
     ADMIN_API_PORT,
     ANYWHERE,
+    ENV_IGNORED_WARNING,
+    OPEN_WARNING,
+    SSH_PORT,
     SYNC_PORT,
     build_cluster_firewall_plan,
     normalize_sources,
     planned_rule,
     rule_from_planned,
 )
-from legion_nb.engine.state.model import LegionState, Provider, Tracked, TrackedServer, empty_state, utcnow
+from legion_nb.engine.diff import ACCESS_FIELD, FieldDiff, diff
+from legion_nb.engine.snapshot import with_derived_firewalls
+from legion_nb.engine.state.model import (
+    LegionState,
+    Provider,
+    Tracked,
+    TrackedFirewall,
+    TrackedServer,
+    empty_state,
+    utcnow,
+)
 from legion_nb.errors import ValidationError
 from legion_nb.providers.base import FirewallRule, PortRange
 
@@ -111,3 +125,107 @@ def test_rules_survive_the_round_trip_through_the_state_form() -> None:
         FirewallRule("out", "udp", PortRange.single(53), destinations=("9.9.9.9/32",)),
     )
     assert tuple(rule_from_planned(planned_rule(r)) for r in rules) == rules
+
+
+# -- the planned operator access -----------------------------------------------------------
+
+PLANNED = ("198.51.100.0/24", "2001:db8::/48")
+PEERS = ("127.20.0.1/32", "127.20.0.3/32", "::2/128")
+
+
+def _planned_access() -> LegionState:
+    return planning.set_operator_cidrs(_cluster(), cidrs=["2001:db8::/48", "198.51.100.0/24"])
+
+
+def _by_port(rules: tuple[FirewallRule, ...]) -> dict[int, tuple[str, ...]]:
+    return {r.port.first: r.sources for r in rules if r.port is not None}
+
+
+def test_operator_ports_open_only_to_the_planned_cidrs_and_sync_only_to_peers() -> None:
+    plan = build_cluster_firewall_plan(_planned_access())
+    assert set(plan) == {"legion-default-hetzner", "legion-default-ovh", "legion-default-scaleway"}
+    for firewall in plan.values():
+        assert _by_port(firewall.rules) == {SSH_PORT: PLANNED, ADMIN_API_PORT: PLANNED, SYNC_PORT: PEERS}
+        assert all(r.direction == "in" and r.protocol == "tcp" for r in firewall.rules)
+        assert firewall.warnings == ()
+
+
+def test_the_plan_wins_over_the_setting_and_says_so_when_they_differ() -> None:
+    state = _planned_access()
+    overridden = build_cluster_firewall_plan(state, admin_sources=["203.0.113.7"])["legion-default-hetzner"]
+    assert _by_port(overridden.rules)[SSH_PORT] == PLANNED
+    assert overridden.warnings == (ENV_IGNORED_WARNING,)
+    same = build_cluster_firewall_plan(state, admin_sources=list(PLANNED))["legion-default-hetzner"]
+    assert same.warnings == ()
+
+
+def test_without_planned_access_the_setting_then_anywhere_apply() -> None:
+    state = planning.clear_operator_cidrs(_planned_access())
+    fallback = build_cluster_firewall_plan(state, admin_sources=["203.0.113.7"])["legion-default-ovh"]
+    assert _by_port(fallback.rules)[ADMIN_API_PORT] == ("203.0.113.7/32",) and fallback.warnings == ()
+    open_plan = build_cluster_firewall_plan(state)["legion-default-ovh"]
+    assert _by_port(open_plan.rules) == {SSH_PORT: ANYWHERE, ADMIN_API_PORT: ANYWHERE, SYNC_PORT: PEERS}
+    assert open_plan.warnings == (OPEN_WARNING,)
+
+
+def test_a_planned_slash_zero_still_warns() -> None:
+    state = planning.set_operator_cidrs(_planned_access(), cidrs=["0.0.0.0/0"])
+    firewall = build_cluster_firewall_plan(state)["legion-default-hetzner"]
+    assert _by_port(firewall.rules)[SSH_PORT] == ("0.0.0.0/0",) and firewall.warnings == (OPEN_WARNING,)
+
+
+def _rows(
+    state: LegionState, admin: tuple[str, ...] | None = None
+) -> dict[str, tuple[str, dict[str, FieldDiff]]]:
+    result = with_derived_firewalls(diff(state), state, admin)
+    return {
+        r.name: (r.action, {f.field: f for f in r.fields}) for r in result.resources if r.kind == "firewall"
+    }
+
+
+def test_the_diff_shows_planned_access_and_an_access_change_is_an_update() -> None:
+    state = _planned_access()
+    action, fields = _rows(state)["legion-default-hetzner"]
+    access = fields[ACCESS_FIELD]
+    assert action == "create" and access.planned == "198.51.100.0/24,2001:db8::/48"
+
+    desired = build_cluster_firewall_plan(state)["legion-default-hetzner"]
+    converged = TrackedFirewall(
+        "legion-default-hetzner", "hetzner", "9", rules=tuple(planned_rule(r) for r in desired.rules)
+    )
+    state = replace(state, tracked=replace(state.tracked, firewalls={converged.name: converged}))
+    assert _rows(state)["legion-default-hetzner"][0] == "unchanged"
+
+    moved = planning.set_operator_cidrs(state, cidrs=["203.0.113.7"])
+    action, fields = _rows(moved)["legion-default-hetzner"]
+    access = fields[ACCESS_FIELD]
+    assert action == "update"
+    assert (access.tracked, access.planned, access.changed) == (
+        "198.51.100.0/24,2001:db8::/48",
+        "203.0.113.7/32",
+        True,
+    )
+    cleared = planning.clear_operator_cidrs(state)
+    action, fields = _rows(cleared)["legion-default-hetzner"]
+    assert action == "update" and fields[ACCESS_FIELD].planned == "0.0.0.0/0,::/0"
+    # the pure diff row count is untouched: access is a field, not a resource of its own
+    assert {r.kind for r in diff(moved).resources} == {"server", "firewall"}
+
+
+def test_a_tracked_firewall_without_recorded_rules_is_not_an_update() -> None:
+    state = _planned_access()
+    bare = TrackedFirewall("legion-default-scaleway", "scaleway", "7")
+    state = replace(state, tracked=replace(state.tracked, firewalls={bare.name: bare}))
+    action, fields = _rows(state)["legion-default-scaleway"]
+    assert action == "unchanged" and fields[ACCESS_FIELD].tracked is None
+
+
+def test_the_access_field_unions_every_ssh_rule_of_the_tracked_firewall() -> None:
+    state = _planned_access()
+    split = tuple(
+        planned_rule(FirewallRule("in", "tcp", PortRange.single(SSH_PORT), sources=(cidr,)))
+        for cidr in PLANNED
+    )
+    tracked = TrackedFirewall("legion-default-hetzner", "hetzner", "9", rules=split)
+    state = replace(state, tracked=replace(state.tracked, firewalls={tracked.name: tracked}))
+    assert _rows(state)["legion-default-hetzner"][0] == "unchanged"

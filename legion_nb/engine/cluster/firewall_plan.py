@@ -7,8 +7,13 @@ from the state every time it changes, and the firewall actor converges on the la
 
 One derived set per (cluster, provider) with at least one planned cluster node there:
 
-* TCP 22 (SSH) and TCP :data:`ADMIN_API_PORT` (the node admin API) from the operator's addresses.
-  Without operator CIDRs they are open to anywhere, and the set carries a visible warning.
+* TCP 22 (SSH) and TCP :data:`ADMIN_API_PORT` (the node admin API) from the operator's addresses:
+  the plan's ``scheme.access.operator_cidrs`` (``legion plan access set``). A plan without them falls
+  back to the engine setting ``admin_sources`` (``LEGION_OPERATOR_CIDRS``, kept for automation that
+  predates planned access); once the plan has them the setting is ignored, with a warning if it
+  differs, so that what ``legion diff`` shows never depends on the environment of the machine that
+  runs it. With neither, they are open to anywhere, and the set carries a visible warning (also when
+  the operator planned a ``/0`` on purpose).
 * TCP 4413 (Tribes sync) only from the ``/32`` (IPv4) and ``/128`` (IPv6) addresses of the cluster's
   tracked nodes, on every provider of the cluster. No peer address known yet: no 4413 rule at all.
 * Nothing else inbound.
@@ -38,6 +43,7 @@ __all__ = [
     "build_cluster_firewall_plan",
     "cluster_firewall_name",
     "normalize_sources",
+    "operator_sources",
     "planned_rule",
     "rule_from_planned",
 ]
@@ -48,6 +54,7 @@ ADMIN_API_PORT = 8443
 SYNC_PORT = 4413
 ANYWHERE: tuple[str, ...] = ("0.0.0.0/0", "::/0")
 OPEN_WARNING = "SSH and the admin API are open to anywhere: plan operator addresses to restrict them"
+ENV_IGNORED_WARNING = "LEGION_OPERATOR_CIDRS is ignored: the plan's operator CIDRs (legion plan access) win"
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,19 +156,34 @@ def _cluster_sets(
     return sets
 
 
+def operator_sources(
+    state: LegionState, admin_sources: Sequence[str] | None = None
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The sources of SSH and the admin API, and the warnings they carry (module notes: the plan
+    first, then ``admin_sources``, then anywhere)."""
+    planned = normalize_sources(state.scheme.access.operator_cidrs)
+    fallback = normalize_sources(admin_sources or ())
+    warnings: list[str] = []
+    admin = planned or fallback
+    if planned and fallback and fallback != planned:
+        warnings.append(ENV_IGNORED_WARNING)
+    if not admin:
+        admin = ANYWHERE
+    if any(source.endswith("/0") for source in admin):
+        warnings.append(OPEN_WARNING)
+    return admin, tuple(warnings)
+
+
 def build_cluster_firewall_plan(
     state: LegionState, *, admin_sources: Sequence[str] | None = None
 ) -> Mapping[str, FirewallSetPlan]:
     """Every desired firewall set, keyed by its name (the firewall actor's identity).
 
-    ``admin_sources`` are the operator's CIDRs for SSH and the admin API; None or empty opens them
-    to anywhere with a warning. A planned firewall whose name equals a derived set's wins (the
-    derived one is dropped and the planned one carries a warning saying so).
+    SSH and the admin API are open to the plan's operator CIDRs, else to ``admin_sources``, else to
+    anywhere with a warning (:func:`operator_sources`). A planned firewall whose name equals a
+    derived set's wins (the derived one is dropped and the planned one carries a warning saying so).
     """
-    admin = normalize_sources(admin_sources or ())
-    warnings: tuple[str, ...] = ()
-    if not admin:
-        admin, warnings = ANYWHERE, (OPEN_WARNING,)
+    admin, warnings = operator_sources(state, admin_sources)
     sets = _cluster_sets(state, admin, warnings)
     for planned in state.scheme.firewalls.values():
         shadowed = planned.name in sets

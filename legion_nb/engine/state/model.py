@@ -53,6 +53,7 @@ __all__ = [
     "ObservedProvider",
     "ObservedServer",
     "OperationLogEntry",
+    "PlannedAccess",
     "PlannedCluster",
     "PlannedDnsHost",
     "PlannedDnsZone",
@@ -85,7 +86,7 @@ Direction = Literal["in", "out"]
 Protocol = Literal["tcp", "udp", "icmp", "esp", "gre"]
 NbdeMode = Literal["local", "tang", "quorum"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_CLUSTER = "default"
 
 
@@ -170,6 +171,15 @@ class PlannedFirewall:
 
 
 @dataclass(frozen=True, slots=True)
+class PlannedAccess:
+    """Who may reach the nodes' operator doors (SSH and the admin API): the operator's CIDRs, in
+    canonical form, IPv4 first. Empty means "not planned": the cluster firewall then falls back to
+    ``LEGION_OPERATOR_CIDRS`` or, without it, opens those doors to anywhere with a warning."""
+
+    operator_cidrs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Scheme:
     """The planned scheme: the operator's intent, changed only by :mod:`legion_nb.engine.planning`."""
 
@@ -178,6 +188,7 @@ class Scheme:
     dns_zones: Mapping[str, PlannedDnsZone] = field(default_factory=dict)
     dns_hosts: Mapping[str, PlannedDnsHost] = field(default_factory=dict)
     firewalls: Mapping[str, PlannedFirewall] = field(default_factory=dict)
+    access: PlannedAccess = field(default_factory=PlannedAccess)
 
     def servers(self) -> dict[str, tuple[str, PlannedServer]]:
         """Every planned server by name, with its cluster name."""
@@ -492,10 +503,22 @@ def empty_state() -> LegionState:
 
 Migration = Callable[[dict[str, Any]], dict[str, Any]]
 
+
+def _v1_add_access(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 added ``scheme.access`` (planned operator CIDRs). Nothing to convert: a version 1
+    state planned none. The version bump exists so that a legion-nb that predates the field refuses a
+    newer file with "upgrade legion-nb" instead of an unknown-field error."""
+    scheme = data.get("scheme")
+    if type(scheme) is dict:
+        scheme.setdefault("access", {"operator_cidrs": []})
+    return data
+
+
 #: ``from_version -> function(payload dict) -> payload dict of from_version + 1``; applied in order on
 #: decode. Add an entry (and bump :data:`SCHEMA_VERSION`) whenever a change is not just a new field with
-#: a default.
-MIGRATIONS: dict[int, Migration] = {}
+#: a default, or when a new field must make older legion-nb refuse the file with "upgrade legion-nb"
+#: rather than misread it.
+MIGRATIONS: dict[int, Migration] = {1: _v1_add_access}
 
 _STATE_CODEC = codec_for(LegionState)
 

@@ -20,6 +20,7 @@ __all__ = [
     "normalize_host",
     "normalize_hostname",
     "normalize_label",
+    "normalize_operator_cidrs",
     "normalize_zone",
     "rule_direction",
     "rule_protocol",
@@ -182,6 +183,9 @@ def validate_scheme(scheme: Scheme) -> None:
         for rule in firewall.rules:
             validate_firewall_rule(rule)
         _check_servers(f"firewall {name}", firewall.servers, seen)
+    cidrs = scheme.access.operator_cidrs
+    if cidrs and normalize_operator_cidrs(cidrs) != cidrs:
+        raise ValidationError("the planned operator CIDRs are not in canonical order: plan them again")
 
 
 def _check_servers(owner: str, servers: Iterable[str], known: dict[str, str]) -> None:
@@ -191,3 +195,54 @@ def _check_servers(owner: str, servers: Iterable[str], known: dict[str, str]) ->
         raise ValidationError(f"{owner} refers to unplanned server(s) {', '.join(unknown)}: plan them first")
     if len(set(names)) != len(names):
         raise ValidationError(f"{owner} lists a server twice")
+
+
+# -- operator access -------------------------------------------------------------------------
+
+_CIDR_EXAMPLE = "a CIDR like 203.0.113.7/32 or 2001:db8::/48"
+
+
+def _operator_cidr(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """One operator CIDR, strictly: a bare address is its own host network (``/32``, ``/128``), but
+    host bits set under a shorter prefix are refused rather than silently widened or narrowed."""
+    entry = text.strip() if isinstance(text, str) else ""
+    if not entry or any(c.isspace() for c in entry):
+        raise ValidationError(f"operator CIDR {text!r} is not {_CIDR_EXAMPLE}")
+    try:
+        network = ipaddress.ip_network(entry, strict=False)
+    except ValueError:
+        raise ValidationError(f"operator CIDR {text!r} is not {_CIDR_EXAMPLE}") from None
+    if network.network_address != ipaddress.ip_network(entry.split("/")[0]).network_address:
+        raise ValidationError(
+            f"operator CIDR {entry} has host bits set: write {network} for the whole network, "
+            f"or {entry.split('/')[0]}/{network.max_prefixlen} for the one address"
+        )
+    if network.is_multicast or (network.num_addresses == 1 and network.network_address.is_unspecified):
+        raise ValidationError(f"operator CIDR {network} is no address an operator connects from")
+    return network
+
+
+def normalize_operator_cidrs(cidrs: Iterable[str]) -> tuple[str, ...]:
+    """The operator's CIDRs in canonical form, IPv4 first: each a valid IPv4/IPv6 network, none
+    listed twice (also not in another spelling), at least one, and not loopback only (a cloud node
+    never sees a connection from its own operator's loopback)."""
+    if isinstance(cidrs, str):
+        raise ValidationError("operator CIDRs are a list of CIDRs, not one string")
+    networks = [_operator_cidr(text) for text in cidrs]
+    if not networks:
+        raise ValidationError(
+            "operator access needs at least one CIDR (to open SSH and the admin API to anywhere, "
+            "clear it instead: legion plan access clear)"
+        )
+    seen: set[str] = set()
+    for network in networks:
+        if str(network) in seen:
+            raise ValidationError(f"operator CIDR {network} is listed twice")
+        seen.add(str(network))
+    if all(network.is_loopback for network in networks):
+        raise ValidationError(
+            "operator CIDRs are all loopback: no operator could reach SSH or the admin API; "
+            "give the public address(es) you connect from"
+        )
+    ordered = sorted(networks, key=lambda n: (n.version, n.network_address, n.prefixlen))
+    return tuple(str(n) for n in ordered)
