@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from legion_nb.cli.context import CliContext
+from legion_nb.cli.context import CliContext, one_shot
 from legion_nb.cli.tables import table
 from legion_nb.errors import UsageError
 
@@ -59,6 +59,24 @@ def register(sub: Any) -> None:
     firewall.add_argument("--servers", metavar="A,B", default="", help="comma-separated planned server names")
     firewall.set_defaults(handler=_firewall)
 
+    access = kinds.add_parser("access", help="who may reach SSH and the node admin API (operator CIDRs)")
+    access_actions = access.add_subparsers(dest="access_action", metavar="ACTION", required=True)
+    access_set = access_actions.add_parser(
+        "set", help="open SSH (22) and the admin API (8443) only to these CIDRs on every cluster firewall"
+    )
+    access_set.add_argument(
+        "--operator-cidr",
+        metavar="CIDR",
+        action="append",
+        required=True,
+        help="repeatable, e.g. --operator-cidr 203.0.113.7/32 --operator-cidr 2001:db8::/48",
+    )
+    access_set.set_defaults(handler=_access_set)
+    access_clear = access_actions.add_parser(
+        "clear", help="forget them (LEGION_OPERATOR_CIDRS, else anywhere with a warning)"
+    )
+    access_clear.set_defaults(handler=_access_clear)
+
     show = kinds.add_parser("show", help="the planned scheme")
     show.set_defaults(handler=_show)
 
@@ -95,6 +113,7 @@ def _removed(result: dict[str, str]) -> str:
     return f"removed {result['removed'].replace('_', ' ')} {result['name']} from the plan"
 
 
+@one_shot
 async def _server(ctx: CliContext, args: argparse.Namespace) -> int:
     if args.action == "remove":
         ctx.emit(await _call(ctx, "plan_remove_server", name=args.name), _removed)
@@ -124,6 +143,7 @@ def _policy(value: str | None) -> str:
     return value or "(policy)"
 
 
+@one_shot
 async def _dns_host(ctx: CliContext, args: argparse.Namespace) -> int:
     if args.action == "remove":
         result = await _call(ctx, "plan_remove_dns_host", host=args.name, zone=args.zone)
@@ -139,6 +159,7 @@ async def _dns_host(ctx: CliContext, args: argparse.Namespace) -> int:
 def _provider_resource(kind: str, key: str, label: str) -> Any:
     """The handler of a resource identified by one name at one provider (DNS zone, domain)."""
 
+    @one_shot
     async def handle(ctx: CliContext, args: argparse.Namespace) -> int:
         if args.action == "remove":
             ctx.emit(await _call(ctx, f"plan_remove_{kind}", **{key: args.name}), _removed)
@@ -150,6 +171,7 @@ def _provider_resource(kind: str, key: str, label: str) -> Any:
     return handle
 
 
+@one_shot
 async def _firewall(ctx: CliContext, args: argparse.Namespace) -> int:
     if args.action == "remove":
         ctx.emit(await _call(ctx, "plan_remove_firewall", name=args.name), _removed)
@@ -172,6 +194,24 @@ async def _firewall(ctx: CliContext, args: argparse.Namespace) -> int:
     return 0
 
 
+def _access(result: dict[str, Any]) -> str:
+    cidrs = result["operator_cidrs"]
+    if not cidrs:
+        return "no operator CIDRs planned: SSH and the admin API follow LEGION_OPERATOR_CIDRS, else anywhere"
+    return f"SSH and the admin API open only to {', '.join(cidrs)} (see 'legion diff')"
+
+
+async def _access_set(ctx: CliContext, args: argparse.Namespace) -> int:
+    ctx.emit(await _call(ctx, "plan_set_operator_cidrs", cidrs=list(args.operator_cidr)), _access)
+    return 0
+
+
+async def _access_clear(ctx: CliContext, _: argparse.Namespace) -> int:
+    ctx.emit(await _call(ctx, "plan_clear_operator_cidrs"), _access)
+    return 0
+
+
+@one_shot
 async def _show(ctx: CliContext, _: argparse.Namespace) -> int:
     ctx.emit(await _call(ctx, "plan_show"), render_scheme)
     return 0
@@ -212,6 +252,11 @@ def render_scheme(scheme: dict[str, Any]) -> str:
                 for f in scheme["firewalls"].values()
             ],
         ),
+        (
+            "OPERATOR ACCESS (SSH, ADMIN API)",
+            ("CIDR",),
+            [(cidr,) for cidr in scheme.get("access", {}).get("operator_cidrs", ())],
+        ),
     ]
     text = [table(headers, sorted(rows), title=title) for title, headers, rows in sections if rows]
     if not text:
@@ -223,6 +268,7 @@ def _rule(rule: dict[str, Any]) -> str:
     return " ".join(filter(None, (rule["direction"], rule["protocol"], rule["port"], *rule["sources"])))
 
 
+@one_shot
 async def _diff(ctx: CliContext, args: argparse.Namespace) -> int:
     result = await _call(ctx, "diff")
     ctx.emit(result, lambda d: render_diff(d, fields=args.fields))
@@ -271,4 +317,4 @@ def _summary(resource: dict[str, Any]) -> str:
     else:
         text = ""
     note = resource.get("note") or ""
-    return "; ".join(filter(None, (text, note)))
+    return "; ".join(filter(None, (note, text)))
