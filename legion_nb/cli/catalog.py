@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from legion_nb.cli.context import CliContext
+from legion_nb.cli.context import CliContext, one_shot
 from legion_nb.cli.tables import table
 
 __all__ = ["register"]
@@ -28,6 +28,7 @@ def register(sub: Any) -> None:
     catalog.set_defaults(handler=_catalog)
 
 
+@one_shot
 async def _catalog(ctx: CliContext, args: argparse.Namespace) -> int:
     live = not args.embedded and ctx.state_path.exists()
     async with ctx.api(unlock=live) as api:

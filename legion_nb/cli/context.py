@@ -4,6 +4,10 @@ Commands never talk to an engine object directly. They ask :meth:`CliContext.api
 :class:`EngineApi` and ``call`` engine methods by name with JSON arguments; the result is JSON. In
 process that is the engine itself; with a daemon token it is the daemon, so every command behaves
 the same whichever path serves it.
+
+A handler marked :func:`one_shot` awaits nothing but those calls and the context's own I/O, so a
+live daemon can serve it on a blocking socket with no event loop: the CLI then never imports
+asyncio, which costs a warm command more than its round trip (see :mod:`legion_nb.cli.main`).
 """
 
 from __future__ import annotations
@@ -16,20 +20,42 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from legion_nb.errors import UsageError
+from legion_nb.errors import LegionError, UsageError
 
-__all__ = ["CliContext", "EngineApi"]
+if TYPE_CHECKING:
+    from legion_nb.engine.daemon.syncclient import BlockingRemote
 
-PASSWORD_ENV = "LEGION_PASSWORD"
-DAEMON_TOKEN_ENV = "LEGION_DAEMON_TOKEN"
+__all__ = ["CliContext", "EngineApi", "is_one_shot", "one_shot"]
+
+PASSWORD_ENV = "LEGION_PASSWORD"  # noqa: S105 - the variable's name, not a password
+DAEMON_TOKEN_ENV = "LEGION_DAEMON_TOKEN"  # noqa: S105 - the variable's name, not a token
+
+
+_Handler = TypeVar("_Handler", bound=Callable[..., Any])
+_ONE_SHOT = "_legion_one_shot"
 
 
 class EngineApi(Protocol):
     """The engine as the CLI sees it: named calls with JSON in and out."""
 
     async def call(self, name: str, /, **args: Any) -> Any: ...
+
+
+def one_shot(handler: _Handler) -> _Handler:
+    """Mark a handler that awaits only ``ctx.api()`` calls (and the context's own I/O).
+
+    Such a handler never needs an event loop when a daemon serves it, so the CLI runs it on the
+    blocking daemon client without importing asyncio. A handler that awaits anything else
+    (tasks, sleeps, subscriptions, the terminal) must stay unmarked.
+    """
+    setattr(handler, _ONE_SHOT, True)
+    return handler
+
+
+def is_one_shot(handler: object) -> bool:
+    return getattr(handler, _ONE_SHOT, False) is True
 
 
 @dataclass
@@ -39,6 +65,8 @@ class CliContext:
     password_stdin: bool = False
     daemon_token: str | None = None
     _stdin_lines: list[str] | None = field(default=None, repr=False)
+    _blocking: BlockingRemote | None = field(default=None, repr=False)
+    _blocking_error: LegionError | None = field(default=None, repr=False)
 
     # -- input -------------------------------------------------------------------------------
 
@@ -52,7 +80,9 @@ class CliContext:
         if self.password_stdin:
             lines = self._stdin()
             if not lines:
-                raise UsageError("--password-stdin given but stdin is empty: pipe the password as the first line")
+                raise UsageError(
+                    "--password-stdin given but stdin is empty: pipe the password as the first line"
+                )
             return lines.pop(0).rstrip("\r\n")
         env = os.environ.get(PASSWORD_ENV)
         if env is not None:
@@ -110,9 +140,39 @@ class CliContext:
     def token(self) -> str | None:
         return self.daemon_token or os.environ.get(DAEMON_TOKEN_ENV) or None
 
+    def attach_blocking_daemon(self) -> bool:
+        """Connect to this state's daemon on a blocking socket, if a token is given and one answers.
+
+        True means every :meth:`api` of this command is that daemon and no event loop is needed;
+        False means nothing changed (no token, no daemon, Windows) and :meth:`api` decides as
+        usual. A refusal (wrong token, a directory that is not ours) is kept and raised by the
+        first :meth:`api`, where the asyncio path would raise it, so errors keep their order.
+        """
+        token = self.token()
+        if not token:
+            return False
+        from legion_nb.engine.daemon.syncclient import connect_blocking  # noqa: PLC0415
+
+        try:
+            self._blocking = connect_blocking(self.state_path, token)
+        except LegionError as exc:
+            self._blocking_error = exc
+            return True
+        return self._blocking is not None
+
+    def detach_blocking_daemon(self) -> None:
+        blocking, self._blocking = self._blocking, None
+        if blocking is not None:
+            blocking.close()
+
     @asynccontextmanager
     async def api(self, *, unlock: bool = True) -> AsyncIterator[EngineApi]:
         """The engine API: through a live daemon when a token is given, else in this process."""
+        if self._blocking_error is not None:
+            raise self._blocking_error
+        if self._blocking is not None:
+            yield self._blocking
+            return
         token = self.token()
         if token:
             from legion_nb.engine.daemon.client import connect_if_alive  # noqa: PLC0415

@@ -13,7 +13,7 @@ import argparse
 import json
 from typing import Any
 
-from legion_nb.cli.context import CliContext
+from legion_nb.cli.context import CliContext, one_shot
 from legion_nb.cli.lifecycle import unlocked_api
 from legion_nb.cli.tables import table
 from legion_nb.errors import UsageError
@@ -54,6 +54,7 @@ def _secrets(text: str) -> dict[str, Any]:
     return data
 
 
+@one_shot
 async def _set(ctx: CliContext, args: argparse.Namespace) -> int:
     password = ctx.password()
     secrets = _secrets(ctx.stdin_rest())
@@ -71,6 +72,7 @@ async def _set(ctx: CliContext, args: argparse.Namespace) -> int:
     return 0
 
 
+@one_shot
 async def _show(ctx: CliContext, _: argparse.Namespace) -> int:
     async with ctx.api() as api:
         result = await api.call("credentials_show")

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from legion_nb.cli.context import PASSWORD_ENV, CliContext, EngineApi
+from legion_nb.cli.context import PASSWORD_ENV, CliContext, EngineApi, one_shot
 from legion_nb.errors import StateExistsError, UsageError
 
 __all__ = ["register", "unlocked_api"]
@@ -49,6 +49,7 @@ def _asks_twice(ctx: CliContext) -> bool:
     return not ctx.password_stdin and os.environ.get(PASSWORD_ENV) is None and sys.stdin.isatty()
 
 
+@one_shot
 async def _init(ctx: CliContext, _: argparse.Namespace) -> int:
     if ctx.state_path.exists():
         # Checked before asking for a password; the store checks again under its lock.
@@ -63,6 +64,7 @@ async def _init(ctx: CliContext, _: argparse.Namespace) -> int:
     return 0
 
 
+@one_shot
 async def _passwd(ctx: CliContext, _: argparse.Namespace) -> int:
     old = ctx.password("Current password: ")
     new = ctx.new_password()
@@ -72,6 +74,7 @@ async def _passwd(ctx: CliContext, _: argparse.Namespace) -> int:
     return 0
 
 
+@one_shot
 async def _status(ctx: CliContext, _: argparse.Namespace) -> int:
     async with ctx.api(unlock=False) as api:
         daemon = "not running" if hasattr(api, "engine") else "running"

@@ -2,8 +2,14 @@
 
 Each command group lives in its own module under ``legion_nb.cli`` and exposes
 ``register(subparsers)``; it sets ``handler`` (an ``async def (ctx, args) -> int | None``) on its
-parsers. Group modules import only argparse-level things at the top so that ``legion --help`` and
-daemon-served commands start fast; engine imports happen inside handlers.
+parsers. Group modules import only argparse-level things at the top (not even asyncio) so that
+``legion --help`` and daemon-served commands start fast; engine imports happen inside handlers.
+
+A handler marked :func:`~legion_nb.cli.context.one_shot`, given a daemon token while a daemon
+serves the state, runs on the blocking daemon client and is stepped to its end without an event
+loop: a warm ``legion status`` then never imports asyncio, which would cost several times the
+round trip. Every other command runs under :func:`asyncio.run`, as does a one-shot command with
+no daemon to serve it.
 
 Operator mistakes end with one line on stderr and the error's exit code (see
 :mod:`legion_nb.errors`): 2 usage, 3 state, 4 provider, 5 operation, 6 daemon, 130 interrupted.
@@ -13,15 +19,13 @@ A bug ends with exit 70 and one line; ``LEGION_DEBUG=1`` adds the traceback.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib
 import os
 import sys
-import traceback
-from collections.abc import Sequence
-from typing import NoReturn
+from collections.abc import Coroutine, Sequence
+from typing import Any, NoReturn
 
-from legion_nb.cli.context import CliContext
+from legion_nb.cli.context import CliContext, is_one_shot
 from legion_nb.errors import LegionError
 
 __all__ = ["build_parser", "main"]
@@ -51,12 +55,16 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="legion", description="Operate Tribes clusters on Hetzner, OVH and Scaleway.")
-    parser.add_argument("--state", metavar="PATH", help="state file (env LEGION_STATE; default: user data dir)")
+    parser.add_argument(
+        "--state", metavar="PATH", help="state file (env LEGION_STATE; default: user data dir)"
+    )
     parser.add_argument("--json", action="store_true", help="machine output: one JSON document or JSON lines")
     parser.add_argument(
         "--password-stdin", action="store_true", help="read the password from the first line of stdin"
     )
-    parser.add_argument("--daemon-token", metavar="HEX", help="use the running daemon (env LEGION_DAEMON_TOKEN)")
+    parser.add_argument(
+        "--daemon-token", metavar="HEX", help="use the running daemon (env LEGION_DAEMON_TOKEN)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for module_name in COMMAND_GROUPS:
@@ -83,7 +91,15 @@ def run(argv: Sequence[str] | None = None) -> int:
             password_stdin=args.password_stdin,
             daemon_token=args.daemon_token,
         )
-        code = asyncio.run(handler(ctx, args))
+        if is_one_shot(handler) and ctx.attach_blocking_daemon():
+            try:
+                code = _run_without_loop(handler(ctx, args))
+            finally:
+                ctx.detach_blocking_daemon()
+        else:
+            import asyncio  # noqa: PLC0415 - a daemon-served one-shot command never needs it
+
+            code = asyncio.run(handler(ctx, args))
     except LegionError as exc:
         _fail(exc.message)
         return exc.exit_code
@@ -91,10 +107,26 @@ def run(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except Exception as exc:  # a bug: say so in one line, keep the traceback for those who ask
         if os.environ.get("LEGION_DEBUG"):
+            import traceback  # noqa: PLC0415
+
             traceback.print_exc()
         _fail(f"internal error: {type(exc).__name__}: {exc} (set LEGION_DEBUG=1 for a traceback)")
         return EXIT_INTERNAL
     return int(code or 0)
+
+
+def _run_without_loop(step: Coroutine[Any, Any, int | None]) -> int | None:
+    """Run a one-shot handler to its end; it awaits only calls that never suspend.
+
+    A handler that suspends anyway awaited something that needs an event loop: it was marked
+    one-shot by mistake, and that is a bug, not something to paper over by retrying.
+    """
+    try:
+        step.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    step.close()
+    raise RuntimeError("a handler marked one-shot waited for an event loop")
 
 
 def _fail(message: str) -> None:

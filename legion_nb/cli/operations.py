@@ -13,13 +13,12 @@ Only argparse-level imports at the top: see :mod:`legion_nb.cli.main`.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from legion_nb.cli.context import CliContext, EngineApi
+from legion_nb.cli.context import CliContext, EngineApi, one_shot
 from legion_nb.cli.tables import table
 from legion_nb.errors import OperationError, UsageError
 
@@ -80,6 +79,8 @@ def _confirm(question: str) -> bool:
 
 
 async def _materialize(ctx: CliContext, args: argparse.Namespace) -> int:
+    import asyncio  # noqa: PLC0415 - one-shot commands start without it
+
     if args.timeout is not None and args.timeout <= 0:
         raise UsageError("--timeout must be a positive number of seconds")
     async with ctx.api() as api:
@@ -168,6 +169,7 @@ class _LiveTable:
 # -- refresh and snapshot ------------------------------------------------------------------------
 
 
+@one_shot
 async def _refresh(ctx: CliContext, args: argparse.Namespace) -> int:
     del args
     async with ctx.api() as api:
@@ -198,6 +200,7 @@ def _refresh_text(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+@one_shot
 async def _snapshot(ctx: CliContext, args: argparse.Namespace) -> int:
     del args
     async with ctx.api() as api:
@@ -217,6 +220,7 @@ def _snapshot_text(snapshot: dict[str, Any]) -> str:
 # -- server commands -----------------------------------------------------------------------------
 
 
+@one_shot
 async def _server(ctx: CliContext, args: argparse.Namespace) -> int:
     command: str = args.command
     if command == "delete" and not args.yes and not _confirm(f"delete server {args.name} now?"):

@@ -11,16 +11,17 @@ user; pass ``--seed`` for a reproducible run.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import math
-import secrets
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from legion_nb.cli.context import CliContext
 from legion_nb.errors import UsageError
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["register"]
 
@@ -47,6 +48,8 @@ def register(sub: Any) -> None:
 
 async def serve_command(ctx: CliContext, args: argparse.Namespace) -> int:
     # Imported here so that 'legion --help' stays fast and the sandbox loads only when used.
+    import secrets  # noqa: PLC0415
+
     from legion_nb.sandbox.cloud import SandboxCloud  # noqa: PLC0415
     from legion_nb.sandbox.faults import FaultPlan  # noqa: PLC0415
     from legion_nb.sandbox.httpkit import ensure_loopback  # noqa: PLC0415
@@ -94,6 +97,8 @@ async def serve_command(ctx: CliContext, args: argparse.Namespace) -> int:
 
 def _stop_on_signals() -> asyncio.Event:
     """An event set by SIGINT or SIGTERM (signal handlers on Unix, ``signal.signal`` elsewhere)."""
+    import asyncio  # noqa: PLC0415 - kept off the start-up path of every other command
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -17,9 +17,7 @@ With ``--password-stdin`` the first stdin line is the password and the rest is t
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
-import shutil
 import signal
 import sys
 from pathlib import Path
@@ -78,6 +76,8 @@ def _target(args: argparse.Namespace) -> SshTarget:
 
 
 async def terminal_command(ctx: CliContext, args: argparse.Namespace) -> int:
+    import shutil  # noqa: PLC0415 - kept off the start-up path of every other command
+
     from legion_nb.engine.terminal import ServerTerminalManager  # noqa: PLC0415
 
     target = _target(args)
@@ -111,6 +111,8 @@ async def _piped(session: TerminalSession, script: str) -> int:
 
 async def _interactive(session: TerminalSession) -> int:
     """Raw local TTY <-> remote PTY until the remote shell exits."""
+    import asyncio  # noqa: PLC0415 - kept off the start-up path of every other command
+    import shutil  # noqa: PLC0415
     import termios  # noqa: PLC0415 - POSIX only, needed only here
     import tty  # noqa: PLC0415
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from legion_nb.engine.daemon.endpoint import (
 from legion_nb.engine.daemon.metadata import pid_alive, read_metadata
 from legion_nb.engine.daemon.protocol import TOPICS, encode_line, error_from_wire
 from legion_nb.engine.daemon.streams import LineWriter
+from legion_nb.engine.daemon.syncclient import decode_reply, request_line, result_of
 from legion_nb.engine.wire import to_jsonable
 from legion_nb.errors import DaemonNotRunningError, DaemonProtocolError, LegionError, UsageError
 
@@ -131,7 +131,7 @@ class RemoteEngine:
                 "id": 0, "token": self._token, "method": "subscribe", "params": {"topics": list(topics)},
             }))
             await writer.drain()
-            _result_of(await _read_message(reader))
+            result_of(await _read_message(reader))
             while True:
                 message = await _read_message(reader)
                 topic = message.get("event")
@@ -160,10 +160,7 @@ class RemoteEngine:
             raise DaemonNotRunningError("the daemon connection is closed: connect again")
         self._next_id += 1
         request_id = self._next_id
-        try:
-            line = encode_line({"id": request_id, "token": self._token, "method": method, "params": params})
-        except (TypeError, ValueError) as exc:  # NaN, infinities, objects JSON cannot carry
-            raise UsageError("arguments cannot be sent as JSON: no NaN, infinities or other objects") from exc
+        line = request_line(request_id, self._token, method, params)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         try:
@@ -282,16 +279,4 @@ async def _read_message(reader: asyncio.StreamReader) -> dict[str, Any]:
         raise DaemonProtocolError("the daemon sent a line longer than the client accepts") from exc
     if not line:
         raise DaemonNotRunningError("the daemon closed the connection: is it still running?")
-    try:
-        message = json.loads(line)
-    except ValueError as exc:
-        raise DaemonProtocolError("the daemon sent a line that is not JSON") from exc
-    if not isinstance(message, dict):
-        raise DaemonProtocolError("the daemon sent a line that is not a JSON object")
-    return message
-
-
-def _result_of(message: dict[str, Any]) -> Any:
-    if "error" in message:
-        raise error_from_wire(message["error"])
-    return message.get("result")
+    return decode_reply(line)

@@ -67,8 +67,8 @@ OPERATOR_CIDRS_ENV = "LEGION_OPERATOR_CIDRS"
 
 @dataclass(frozen=True, slots=True)
 class ResourceSettings:
-    """Engine-wide choices the actors apply: the operator's CIDRs for SSH/admin rules (None: open
-    with a warning) and the TTL of synthesized records."""
+    """Engine-wide choices the actors apply: the fallback operator CIDRs for SSH/admin rules (used
+    only while the plan has none; None: open with a warning) and the TTL of synthesized records."""
 
     admin_sources: tuple[str, ...] | None = None
     dns_ttl: int = 300
@@ -77,8 +77,11 @@ class ResourceSettings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ResourceSettings:
         """Settings with the operator's CIDRs from ``LEGION_OPERATOR_CIDRS`` (comma separated).
 
-        The state has no field for them yet; until the plan carries them, this is where an operator
-        narrows SSH and the admin API. A bad entry is refused here, in one line naming the variable.
+        The plan is where an operator narrows SSH and the admin API (``legion plan access set``,
+        stored encrypted in the state and shown by ``legion diff``). The variable stays for automation
+        that provisions without planning access: the cluster firewall uses it only while the plan has
+        no operator CIDRs, and ignores it (with a warning on the firewall) once the plan has some. A
+        bad entry is refused here, in one line naming the variable.
         """
         raw = (os.environ if environ is None else environ).get(OPERATOR_CIDRS_ENV, "")
         entries = [part.strip() for part in raw.split(",") if part.strip()]

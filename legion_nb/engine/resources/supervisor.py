@@ -89,7 +89,8 @@ def desired_keys(state: LegionState, settings: ResourceSettings) -> dict[Resourc
 class ResourceSupervisor:
     """An ``EngineService``: started after unlock, stopped at lock/logout (module notes).
 
-    ``settings`` default to :meth:`ResourceSettings.from_env` (operator CIDRs from the environment);
+    ``settings`` default to :meth:`ResourceSettings.from_env` (fallback operator CIDRs from the
+    environment, used only while the plan has none);
     ``trace`` defaults to ``LEGION_TRACE_ACTORS``.
     """
 
