@@ -3,7 +3,8 @@
 Both are timed as whole processes (interpreter start, imports, the call, output), the way an
 operator or a script pays for them. The cold runs use a copy of the same state file so that they
 never contend with the daemon for it. Then the RPC round trip itself is timed from one client
-connection: p50 and p99 of an engine ``status`` call and of the daemon's own ``status``.
+connection: p50 and p99 of an engine ``status`` call and of the daemon's own ``status``, on the
+asyncio client (notebooks, streams) and on the blocking client that serves one-shot CLI commands.
 
     .venv/bin/python benchmarks/daemon.py [--runs 10] [--calls 2000]
 """
@@ -24,6 +25,7 @@ import time
 from pathlib import Path
 
 from legion_nb.engine.daemon.client import connect_if_alive
+from legion_nb.engine.daemon.syncclient import connect_blocking
 from legion_nb.engine.runtime import create_engine
 
 PASSWORD = "benchmark password 1234"
@@ -69,6 +71,23 @@ async def round_trips(state: Path, token: str, calls: int) -> dict[str, list[flo
             started = time.perf_counter()
             await remote.daemon_status()
             samples["daemon status"].append(time.perf_counter() - started)
+    return samples
+
+
+def blocking_round_trips(state: Path, token: str, calls: int) -> list[float]:
+    """Engine ``status`` calls on the blocking client, as a daemon-served ``legion status`` makes them."""
+    remote = connect_blocking(state, token)
+    assert remote is not None
+    samples: list[float] = []
+    try:
+        for _ in range(50):
+            remote.request("call", {"name": "status", "args": {}})
+        for _ in range(calls):
+            started = time.perf_counter()
+            remote.request("call", {"name": "status", "args": {}})
+            samples.append(time.perf_counter() - started)
+    finally:
+        remote.close()
     return samples
 
 
@@ -127,6 +146,7 @@ def main() -> None:
             warm = [timed(warm_env, state, "status") for _ in range(runs)]
             cold = [timed(env, cold_state, "--password-stdin", "status", stdin=password) for _ in range(runs)]
             trips = asyncio.run(round_trips(state, token, options.calls))
+            trips["engine status, blocking client"] = blocking_round_trips(state, token, options.calls)
             first = asyncio.run(first_status(state, cold_state, token, runs))
         finally:
             legion(warm_env, state, "daemon", "stop")
