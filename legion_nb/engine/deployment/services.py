@@ -490,15 +490,7 @@ class DeploymentServices:
 
     def _admin_target(self, node: str) -> SshTarget:
         record = self._tracked(node)
-        security = self._node_security(node)
-        return SshTarget(
-            node=node,
-            host=self._host(record),
-            port=self._access.ssh_port,
-            pinned_host_key=security.pinned_host_key,
-            client_key=security.admin.ssh_key.private_openssh,
-            username=security.admin.username,
-        )
+        return self._node_security(node).admin_ssh_target(self._host(record), self._access.ssh_port)
 
     async def _image_target(self, node: str) -> SshTarget:
         """root on the provider image or installer, pinned to the key the node presents now."""
