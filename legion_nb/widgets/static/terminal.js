@@ -61,10 +61,19 @@ async function render({ model, el }) {
   showStatus();
 
   term.onData((data) => model.send({ type: "input", data }));
-  term.onResize(({ cols, rows }) => model.send({ type: "resize", cols, rows }));
+  // The size xterm.js shows, on the element for tests and styling (the node's PTY follows it).
+  const showSize = () => {
+    el.dataset.cols = String(term.cols);
+    el.dataset.rows = String(term.rows);
+  };
+  term.onResize(({ cols, rows }) => {
+    showSize();
+    model.send({ type: "resize", cols, rows });
+  });
   const refit = () => {
     if (screen.clientWidth > 0 && screen.clientHeight > 0) fit.fit();
   };
+  showSize();
   const observer = new ResizeObserver(refit);
   observer.observe(screen);
   refit();

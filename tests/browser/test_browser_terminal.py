@@ -1,0 +1,126 @@
+"""The notebook terminal in a real JupyterLab: typed keys reach a shell on a node, output is drawn.
+
+A small notebook starts a simulated node (real SSH on loopback), records it in a new engine's state
+the way deployment does (``tests/terminal/nodekit.py``, copied next to the notebook) and displays a
+``TerminalPanel``. Chromium then types ``hostname`` + Enter into xterm.js with the keyboard, and the
+node's hostname must appear on the terminal's screen - the whole path page -> kernel -> engine ->
+SSH -> node -> engine -> kernel -> page. xterm.js comes from the package, so the page needs no CDN.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+from labkit import CHROMIUM_ARGS, LabServer
+from playwright.async_api import Page, async_playwright, expect
+
+NOTEBOOK = "terminal-check.ipynb"
+NODEKIT = Path(__file__).resolve().parents[1] / "terminal" / "nodekit.py"
+HOSTNAME = "web-1"
+PROMPT = f"legion-admin@{HOSTNAME}:~#"
+LOAD = 180_000  # ms: JupyterLab's first load on a small shared machine
+RUN = 240_000  # ms: every cell, including the kernel start and one Argon2 derivation
+SHOWN = 60_000  # ms: output reaching the page
+KERNEL_IDLE = re.compile(r"^Python 3 \(legion-nb venv\) \| Idle$")
+ALL_CELLS_RAN = """(n) => {
+    const prompts = [...document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputArea-prompt')];
+    return prompts.length === n && prompts.every((p) => /^\\[\\d+\\]:$/.test(p.textContent.trim()));
+}"""
+
+CELLS = [
+    f"""\
+from pathlib import Path
+from nodekit import node_engine, record_node
+from legion_nb.sandbox.nodes import SimulatedNode
+from legion_nb.widgets.terminal import TerminalPanel
+
+node = SimulatedNode("127.78.0.3", hostname={HOSTNAME!r})
+await node.start()
+engine_context = node_engine(Path("terminal-check.legion"), node, "browser terminal password")
+engine = await engine_context.__aenter__()
+security = await record_node(engine, node, {HOSTNAME!r})""",
+    f"panel = TerminalPanel(engine, {HOSTNAME!r})\npanel",
+]
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+
+def serve_terminal_notebook(root: Path) -> int:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in CELLS]
+    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    nbformat.write(nb, root / NOTEBOOK)
+    shutil.copy(NODEKIT, root / NODEKIT.name)
+    return len(CELLS)
+
+
+async def screen_lines(page: Page) -> list[str]:
+    """The rows xterm.js has drawn (its DOM renderer: one element per row), spaces normalized."""
+    rows = await page.locator(".lnb-terminal .xterm-rows > div").all_inner_texts()
+    return [row.replace("\xa0", " ").rstrip() for row in rows]
+
+
+async def until_line(page: Page, wanted: str) -> list[str]:
+    for _ in range(SHOWN // 100):
+        lines = await screen_lines(page)
+        if wanted in lines:
+            return lines
+        await page.wait_for_timeout(100)
+    raise AssertionError(f"the terminal never showed the line {wanted!r}: {await screen_lines(page)}")
+
+
+async def test_typed_command_runs_on_the_node_and_its_output_is_drawn(
+    lab: LabServer, chromium: Path, artifacts: Path
+) -> None:
+    code_cells = serve_terminal_notebook(lab.root)
+    page_errors: list[str] = []
+    requests: list[str] = []
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        page = await browser.new_page(viewport={"width": 1200, "height": 1000})
+        try:
+            page.on("pageerror", lambda error: page_errors.append(str(error)))
+            page.on("request", lambda request: requests.append(request.url))
+            await page.goto(lab.url(f"lab/tree/{NOTEBOOK}"))
+            idle = page.locator(".jp-StatusBar-Widget").get_by_text(KERNEL_IDLE)
+            await expect(idle).to_have_count(1, timeout=LOAD)
+            await page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+            await page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+            await page.wait_for_function(ALL_CELLS_RAN, arg=code_cells, timeout=RUN)
+
+            status = page.locator(".lnb-terminal .lnb-terminal-status")
+            await expect(status).to_have_text(f"{HOSTNAME}: open", timeout=SHOWN)
+            await expect(page.get_by_text("Error displaying widget")).to_have_count(0)
+            for _ in range(SHOWN // 100):
+                if any(line.startswith(PROMPT) for line in await screen_lines(page)):
+                    break
+                await page.wait_for_timeout(100)
+            else:
+                raise AssertionError(f"no shell prompt on the terminal: {await screen_lines(page)}")
+
+            await page.locator(".lnb-terminal .xterm-screen").click()
+            await page.keyboard.type("hostname")
+            await page.keyboard.press("Enter")
+            lines = await until_line(page, HOSTNAME)
+            assert f"{PROMPT} hostname" in lines
+            assert lines.index(HOSTNAME) == lines.index(f"{PROMPT} hostname") + 1
+
+            # The panel fitted xterm.js to its box and the node's PTY followed (terminal_resize).
+            await page.keyboard.type("stty size")
+            await page.keyboard.press("Enter")
+            terminal = page.locator(".lnb-terminal")
+            size = f"{await terminal.get_attribute('data-rows')} {await terminal.get_attribute('data-cols')}"
+            assert size != "24 80"  # fitted to the panel's box, not the default size
+            await until_line(page, size)
+            await page.screenshot(path=str(artifacts / "browser-terminal.png"), full_page=True)
+        except BaseException:
+            await page.screenshot(path=str(artifacts / "browser-terminal-failure.png"), full_page=True)
+            raise
+        finally:
+            await browser.close()
+    assert page_errors == []
+    assert [url for url in requests if not url.startswith(("http://127.0.0.1", "blob:", "data:"))] == []
