@@ -3,11 +3,17 @@
 Prints numbers, asserts nothing. Run: ``.venv/bin/python benchmarks/providers.py [--scale 0.02]``.
 
 * calls per server (Hetzner emulator, request counters): N servers created at once through
-  resilience + broker, every wait included (batched ``GET /actions?id=..`` polling with backoff and
-  one final read per server), against the naive way: each server polls its own actions once a
-  "second" until done. Provider time is scaled: create + start take ``60 s * scale``, a poll interval
-  is ``1 s * scale``, so the figures match a real create of about a minute. (On a small shared
-  machine the naive figure drops as N grows only because each of its polls gets slower.)
+  resilience + broker, every wait included (batched ``GET /actions?id=..`` polling and one final
+  read per server), for the default schedule that expects typical durations (priors, then learned:
+  :mod:`legion_nb.providers.polling`), the plain backoff (1 s x1.5 up to 10 s, the earlier default)
+  and the naive way: each server polls its own actions once a "second" until done. Provider time is
+  scaled: create + start take ``60 s * scale`` and so do the policies' durations, so the figures
+  match a real create of about a minute. (On a small shared machine the naive figure drops as N
+  grows only because each of its polls gets slower.)
+* latency: from the emulator finishing a server's last action (watched in-process) to its wait
+  returning, in provider seconds: the completion time a schedule trades for fewer polls.
+* wrong priors: one create at a time through one broker, with provider time half, equal to and
+  twice the prior: what the first create costs, and the fourth once the broker has learned.
 * broker throughput with 50 ms of emulated latency per request: reads through one provider's lane
   (serialized by design), the same spread over the three providers (lanes run in parallel), and raw
   concurrent requests without the broker for reference.
@@ -17,16 +23,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import statistics
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 import httpx
 
 from legion_nb.providers.base import OwnershipLabels, ProviderAdapter, ProviderCredentials, ServerSpec
 from legion_nb.providers.broker import BrokerPolicy, PollPolicy, ProviderBroker, RetryPolicy
+from legion_nb.providers.polling import cloud_poll_policy, scaled
 from legion_nb.providers.registry import create_adapter, descriptor
 from legion_nb.providers.resilience import CreateIntent, Resilience
 from legion_nb.sandbox.cloud import SandboxCloud
+from legion_nb.sandbox.hetzner import state_of
 from legion_nb.sandbox.world import SandboxWorld, Timing
 
 
@@ -60,30 +71,105 @@ def api_calls(cloud: SandboxCloud) -> int:
     return cloud.world.counters.total("hetzner")
 
 
-async def batched(n: int, scale: float) -> tuple[float, float]:
-    timing = Timing(action_seconds=60 * scale / 2, boot_seconds=60 * scale / 2)
-    policy = BrokerPolicy(
-        poll=PollPolicy(interval=1.0 * scale, backoff=1.5, max_interval=10.0 * scale, timeout=None)
-    )
+class FinishWatch:
+    """Notes when the emulator finishes each server's last action, to time how late we notice.
+
+    It reads the emulated project in-process every millisecond: the emulator's own timestamps have
+    whole-second resolution, too coarse for a time-scaled run."""
+
+    def __init__(self, cloud: SandboxCloud) -> None:
+        self._project = state_of(cloud.emulator("hetzner"))
+        self.finished: dict[str, float] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> FinishWatch:
+        self._task = asyncio.create_task(self._watch())
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _watch(self) -> None:
+        while True:
+            now = time.perf_counter()
+            for action in self._project.actions.all():
+                if action.status == "running":
+                    continue
+                for resource in action.resources:
+                    if resource["type"] == "server":
+                        self.finished.setdefault(f"{resource['id']}:{action.id}", now)
+            await asyncio.sleep(0.001)
+
+    def server_done(self, server_id: str) -> float:
+        """When the last action on ``server_id`` finished."""
+        return max(t for key, t in self.finished.items() if key.split(":")[0] == server_id)
+
+
+@dataclass
+class Run:
+    calls_per_server: float
+    wall: float
+    latencies: list[float] = field(default_factory=list)
+
+    @property
+    def mean_latency(self) -> float:
+        return statistics.fmean(self.latencies) if self.latencies else 0.0
+
+
+def poll_policy(scale: float, *, expecting: bool) -> PollPolicy:
+    """The real-cloud default on emulator time; ``expecting=False`` is the plain 1 s x1.5 backoff."""
+    base = cloud_poll_policy() if expecting else PollPolicy()
+    return replace(scaled(base, scale), timeout=None)
+
+
+async def batched(
+    n: int, scale: float, *, expecting: bool = True, rounds: int = 1, slowdown: float = 1.0
+) -> Run:
+    """``rounds`` of ``n`` servers created at once through one broker (later rounds use what the
+    earlier ones taught it); the figures are the last round's. ``slowdown`` stretches provider time
+    against the priors, to show what a wrong prior costs."""
+    timing = Timing(action_seconds=60 * scale * slowdown / 2, boot_seconds=60 * scale * slowdown / 2)
     async with (
         SandboxCloud(SandboxWorld(seed=1, timing=timing)) as cloud,
         httpx.AsyncClient() as client,
-        ProviderBroker(policy) as broker,
+        ProviderBroker(BrokerPolicy(poll=poll_policy(scale, expecting=expecting))) as broker,
+        FinishWatch(cloud) as watch,
     ):
         broker.register(create_adapter(client, credentials(cloud, "hetzner")))
         resilience = Resilience(broker, NoRecorder())
-        before = api_calls(cloud)
-        started = time.perf_counter()
-        await asyncio.gather(*(resilience.create_and_wait_server(spec(i), "hetzner") for i in range(n)))
-        elapsed = time.perf_counter() - started
-        return (api_calls(cloud) - before) / n, elapsed
+        run = Run(0.0, 0.0)
+        for r in range(rounds):
+            noticed: dict[str, float] = {}
+
+            async def one(i: int, noticed: dict[str, float] = noticed) -> None:
+                # resilience.create_and_wait_server's steps, timed where the wait returns
+                pending = await resilience.create_server(spec(i), "hetzner")
+                await broker.wait(pending.operations)
+                noticed[pending.server.id] = time.perf_counter()
+                await broker.wait_for_server("hetzner", pending.server.id)
+
+            before = api_calls(cloud)
+            started = time.perf_counter()
+            await asyncio.gather(*(one(r * n + i) for i in range(n)))
+            run = Run((api_calls(cloud) - before) / n, time.perf_counter() - started)
+            await asyncio.sleep(0.005)  # let the watch see the last finish
+            run.latencies = [at - watch.server_done(sid) for sid, at in noticed.items()]
+        return run
 
 
-async def naive(n: int, scale: float) -> tuple[float, float]:
+async def naive(n: int, scale: float) -> Run:
     """Each server on its own: create, poll each action once per interval, read the server."""
     timing = Timing(action_seconds=60 * scale / 2, boot_seconds=60 * scale / 2)
-    async with SandboxCloud(SandboxWorld(seed=1, timing=timing)) as cloud, httpx.AsyncClient() as client:
+    async with (
+        SandboxCloud(SandboxWorld(seed=1, timing=timing)) as cloud,
+        httpx.AsyncClient() as client,
+        FinishWatch(cloud) as watch,
+    ):
         adapter = create_adapter(client, credentials(cloud, "hetzner"))
+        noticed: dict[str, float] = {}
 
         async def one(i: int) -> None:
             pending = await adapter.create_server(spec(i))
@@ -93,13 +179,16 @@ async def naive(n: int, scale: float) -> tuple[float, float]:
                     if state.done:
                         break
                     await asyncio.sleep(1.0 * scale)
+            noticed[pending.server.id] = time.perf_counter()
             await adapter.get_server(pending.server.id)
 
         before = api_calls(cloud)
         started = time.perf_counter()
         await asyncio.gather(*(one(i) for i in range(n)))
-        elapsed = time.perf_counter() - started
-        return (api_calls(cloud) - before) / n, elapsed
+        run = Run((api_calls(cloud) - before) / n, time.perf_counter() - started)
+        await asyncio.sleep(0.005)
+        run.latencies = [at - watch.server_done(sid) for sid, at in noticed.items()]
+        return run
 
 
 async def throughput(calls: int) -> None:
@@ -138,18 +227,48 @@ async def throughput(calls: int) -> None:
     print(f"  hetzner lane: calls_total={status.calls_total} remaining_budget={status.remaining_budget}")
 
 
+def provider_seconds(latency: float, scale: float) -> str:
+    """A real-time latency as provider seconds (what it would be on a real cloud)."""
+    return f"{latency / scale:5.1f}s"
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", type=float, default=0.05, help="provider seconds per real second")
+    parser.add_argument("--scale", type=float, default=0.05, help="real seconds per provider second")
     parser.add_argument("--calls", type=int, default=120)
     args = parser.parse_args()
-    print(f"Hetzner API calls per created server (action 60 s x {args.scale}, poll 1 s x {args.scale}):")
-    print(f"  {'servers':>7}  {'batched':>8}  {'naive':>8}  {'wall batched':>12}  {'wall naive':>10}")
+    scale = args.scale
+    print(f"Hetzner API calls per created server (create 60 s, time x {scale}); goal: at most 5.")
+    print("  latency = mean time from the provider finishing a server's actions to its wait returning,")
+    print("  in provider seconds (what the poll schedule costs; the final server read comes after)")
+    print(
+        f"  {'servers':>7}  {'expecting':>9}  {'backoff':>8}  {'naive':>8}"
+        f"  {'lat exp':>7}  {'lat bo':>7}  {'lat naive':>9}  {'wall exp':>8}  {'wall naive':>10}"
+    )
     for n in (1, 10, 30):
-        per_batched, wall_batched = await batched(n, args.scale)
-        per_naive, wall_naive = await naive(n, args.scale)
+        expecting = await batched(n, scale)
+        backoff = await batched(n, scale, expecting=False)
+        plain = await naive(n, scale)
         print(
-            f"  {n:>7}  {per_batched:>8.2f}  {per_naive:>8.2f}  {wall_batched:>11.2f}s  {wall_naive:>9.2f}s"
+            f"  {n:>7}  {expecting.calls_per_server:>9.2f}  {backoff.calls_per_server:>8.2f}"
+            f"  {plain.calls_per_server:>8.2f}  {provider_seconds(expecting.mean_latency, scale):>7}"
+            f"  {provider_seconds(backoff.mean_latency, scale):>7}"
+            f"  {provider_seconds(plain.mean_latency, scale):>9}"
+            f"  {expecting.wall:>7.2f}s  {plain.wall:>9.2f}s"
+        )
+    print("  expecting = priors + learned durations (default); backoff = 1 s x1.5 up to 10 s (before);")
+    print("  naive = each server polls its actions once a second")
+    print("When the priors are wrong (one server at a time, last of 4 rounds through one broker):")
+    print(
+        f"  {'provider time':>13}  {'round 1 calls':>13}  {'round 4 calls':>13}  {'lat 1':>6}  {'lat 4':>6}"
+    )
+    for slowdown in (0.5, 1.0, 2.0):
+        first = await batched(1, scale, slowdown=slowdown)
+        learned = await batched(1, scale, slowdown=slowdown, rounds=4)
+        print(
+            f"  {f'{60 * slowdown:.0f} s create':>13}  {first.calls_per_server:>13.2f}"
+            f"  {learned.calls_per_server:>13.2f}  {provider_seconds(first.mean_latency, scale):>6}"
+            f"  {provider_seconds(learned.mean_latency, scale):>6}"
         )
     await throughput(args.calls)
 

@@ -10,6 +10,11 @@ to different providers should not wait for each other.
   the operation and sleeps. One poller per provider reads *every* pending operation with one
   ``poll_operations`` call per tick (Hetzner: one ``GET /actions?id=..&id=..``), so N servers
   provisioning at once cost one poll per tick, not N.
+* **Polls when the work should be done.** A tick comes when the earliest pending wait wants one, by
+  the schedule of :mod:`polling`: sleep through most of the duration expected for the wait's
+  ``(provider, kinds)`` (priors, then learned from what the polls saw), poll just after it, then
+  spread out; kinds with no expectation yet use the plain backoff. A new wait that wants a poll
+  sooner than the poller sleeps wakes it.
 * **Rate limits.** A 429 holds the lane (the budget is provider-wide) for ``Retry-After`` /
   ``RateLimit-Reset`` and then retries; nothing was processed, so that is safe for mutations too.
   When the last response said the budget is spent, the lane waits for one token before the next call.
@@ -46,6 +51,7 @@ from legion_nb.providers.base import (
 )
 from legion_nb.providers.catalog import UnknownProviderError
 from legion_nb.providers.http import READ_RETRY, OutcomeUnknownError, ReadRetry
+from legion_nb.providers.polling import Durations, PollPolicy, cloud_poll_policy
 
 __all__ = [
     "BrokerPolicy",
@@ -61,20 +67,6 @@ Sleep = Callable[[float], Awaitable[None]]
 
 async def _poll(operations: Sequence[Operation], adapter: ProviderAdapter) -> list[OperationState]:
     return await adapter.poll_operations(operations)
-
-
-@dataclass(frozen=True)
-class PollPolicy:
-    """How often to poll pending operations: ``interval`` growing by ``backoff`` per tick without
-    progress, capped at ``max_interval``; give up after ``timeout`` seconds (None: never)."""
-
-    interval: float = 1.0
-    backoff: float = 1.5
-    max_interval: float = 10.0
-    timeout: float | None = 900.0
-
-    def delay(self, idle_ticks: int) -> float:
-        return min(self.max_interval, self.interval * float(self.backoff**idle_ticks))
 
 
 @dataclass(frozen=True)
@@ -94,7 +86,7 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class BrokerPolicy:
-    poll: PollPolicy = field(default_factory=PollPolicy)
+    poll: PollPolicy = field(default_factory=cloud_poll_policy)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     sleep: Sleep = asyncio.sleep
     clock: Callable[[], float] = time.time
@@ -113,9 +105,24 @@ class ProviderStatus:
 
 
 @dataclass(eq=False)
+class _Wait:
+    """One :meth:`ProviderBroker.wait` call's operations on one provider: they are scheduled
+    together (the caller resumes only when the last is done) and timed together for learning."""
+
+    provider: str
+    kinds: tuple[str, ...]
+    started: float
+    expected: float | None
+    last_poll: float | None = None
+    last_running: float | None = None
+    failed: bool = False
+
+
+@dataclass(eq=False)
 class _Waiter:
     operation: Operation
     future: asyncio.Future[OperationState]
+    group: _Wait
 
 
 @dataclass(eq=False)
@@ -128,6 +135,9 @@ class _Lane:
     calls_total: int = 0
     waiters: list[_Waiter] = field(default_factory=list)
     poller: asyncio.Task[None] | None = None
+    idle_ticks: int = 0
+    wake_at: float | None = None
+    replan: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class ProviderBroker:
@@ -139,6 +149,7 @@ class ProviderBroker:
             attempts=self.policy.retry.attempts, delay=self._request_delay, sleep=self.policy.sleep
         )
         self._lanes: dict[str, _Lane] = {}
+        self._durations = Durations(self.policy.poll)
         self._closed = False
 
     async def __aenter__(self) -> ProviderBroker:
@@ -302,10 +313,18 @@ class ProviderBroker:
         if not operations:
             return []
         loop = asyncio.get_running_loop()
+        now = self.policy.clock()
+        groups: dict[str, _Wait] = {}
         waiters: list[tuple[_Lane, _Waiter]] = []
         for op in operations:
             lane = self._lane(op.provider)
-            waiter = _Waiter(op, loop.create_future())
+            group = groups.get(op.provider)
+            if group is None:
+                kinds = tuple(o.kind for o in operations if o.provider == op.provider)
+                expected = self._durations.expect(op.provider, kinds)
+                group = groups[op.provider] = _Wait(op.provider, kinds, now, expected)
+                self._replan_if_sooner(lane, group, now)
+            waiter = _Waiter(op, loop.create_future(), group)
             lane.waiters.append(waiter)
             waiters.append((lane, waiter))
             self._ensure_poller(lane)
@@ -335,14 +354,53 @@ class ProviderBroker:
 
     def _ensure_poller(self, lane: _Lane) -> None:
         if lane.poller is None or lane.poller.done():
+            lane.idle_ticks = 0
             lane.poller = asyncio.get_running_loop().create_task(self._poll_loop(lane))
+
+    def _replan_if_sooner(self, lane: _Lane, group: _Wait, now: float) -> None:
+        """Wake a poller that sleeps past the new wait's first poll (it slept for other waits)."""
+        poll = self.policy.poll
+        first = now + (
+            poll.delay(lane.idle_ticks) if group.expected is None else poll.due(group.expected, None)
+        )
+        if lane.wake_at is not None and first < lane.wake_at:
+            lane.replan.set()
+
+    def _next_delay(self, lane: _Lane, now: float) -> float:
+        """Seconds until the earliest pending wait wants a poll: its expecting schedule, or the plain
+        backoff for a wait of unknown duration. One poll then serves every pending wait."""
+        poll = self.policy.poll
+        delays = []
+        for group in dict.fromkeys(w.group for w in lane.waiters if not w.future.done()):
+            if group.expected is None:
+                delays.append(poll.delay(lane.idle_ticks))
+            else:
+                delays.append(group.started + poll.due(group.expected, group.last_poll) - now)
+        return max(0.0, min(delays, default=0.0))
+
+    async def _sleep_until_due(self, lane: _Lane) -> bool:
+        """Sleep until the next poll is due; False when a new wait asked for an earlier one."""
+        now = self.policy.clock()
+        delay = self._next_delay(lane, now)
+        lane.replan.clear()
+        lane.wake_at = now + delay
+        sleeper = asyncio.ensure_future(self.policy.sleep(delay))
+        replanned = asyncio.ensure_future(lane.replan.wait())
+        try:
+            await asyncio.wait((sleeper, replanned), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lane.wake_at = None
+            for task in (sleeper, replanned):
+                task.cancel()
+            await asyncio.gather(sleeper, replanned, return_exceptions=True)
+        return not lane.replan.is_set()
 
     async def _poll_loop(self, lane: _Lane) -> None:
         """Poll every pending operation of one provider per tick until none is pending."""
         provider = lane.adapter.name
-        idle = 0
         while lane.waiters:
-            await self.policy.sleep(self.policy.poll.delay(idle))
+            if not await self._sleep_until_due(lane):
+                continue
             pending = [w for w in lane.waiters if not w.future.done()]
             if not pending:
                 break
@@ -359,12 +417,31 @@ class ProviderBroker:
             progressed = False
             for waiter in pending:
                 state = by_op[waiter.operation]
+                waiter.group.failed |= state.status == "error"
                 if state.done and not waiter.future.done():
                     waiter.future.set_result(state)
                     progressed = True
+            self._learn(pending, self.policy.clock())
             lane.waiters = [w for w in lane.waiters if not w.future.done()]
-            idle = 0 if progressed else idle + 1
+            lane.idle_ticks = 0 if progressed else lane.idle_ticks + 1
         lane.poller = None
+
+    def _learn(self, polled: Sequence[_Waiter], now: float) -> None:
+        """Note the poll on every wait it served; a wait it finished (without errors) teaches its
+        duration: after the last poll that saw it running (or its start), by now."""
+        running = {w.group for w in polled if not w.future.done()}
+        for group in dict.fromkeys(w.group for w in polled):
+            elapsed = now - group.started
+            group.last_poll = elapsed
+            if group in running:
+                group.last_running = elapsed
+            elif not group.failed:
+                after = group.last_running if group.last_running is not None else 0.0
+                self._durations.observe(group.provider, group.kinds, after, elapsed)
+
+    def expected_durations(self) -> dict[tuple[str, str], float]:
+        """What the poll schedule currently expects per ``(provider, kinds)``, in seconds."""
+        return self._durations.snapshot()
 
     async def wait_for_server(
         self, provider: str, server_id: str, statuses: Sequence[ServerStatus] = ("running",)
