@@ -42,6 +42,26 @@ COMMAND_GROUPS: tuple[str, ...] = (
     "legion_nb.cli.catalog",
 )
 
+# The group that registers each top-level command. A command builds only its own group's parsers
+# (building them all costs more than a warm command's round trip); a command missing here still
+# works, through the whole parser. tests/cli checks the table against what the groups register.
+COMMAND_OWNERS: dict[str, str] = {
+    "init": "legion_nb.cli.lifecycle",
+    "passwd": "legion_nb.cli.lifecycle",
+    "status": "legion_nb.cli.lifecycle",
+    "plan": "legion_nb.cli.planning",
+    "diff": "legion_nb.cli.planning",
+    "credentials": "legion_nb.cli.credentials",
+    "daemon": "legion_nb.cli.daemon",
+    "sandbox": "legion_nb.cli.sandbox",
+    "terminal": "legion_nb.cli.terminal",
+    "materialize": "legion_nb.cli.operations",
+    "refresh": "legion_nb.cli.operations",
+    "snapshot": "legion_nb.cli.operations",
+    "server": "legion_nb.cli.operations",
+    "catalog": "legion_nb.cli.catalog",
+}
+
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 
@@ -53,8 +73,40 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see '{self.prog} --help')\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _NotACommandLine(Exception):
+    """The global-options scan gave up; the whole parser will report the mistake."""
+
+
+class _GlobalsScan(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _NotACommandLine(message)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``legion`` parser: every group, or only the one that owns ``command`` when it is known."""
     parser = _Parser(prog="legion", description="Operate Tribes clusters on Hetzner, OVH and Scaleway.")
+    _add_global_options(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    owner = COMMAND_OWNERS.get(command) if command is not None else None
+    for module_name in (owner,) if owner is not None else COMMAND_GROUPS:
+        importlib.import_module(module_name).register(sub)
+    return parser
+
+
+def _command_word(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` names, found by parsing the global options exactly as the parser does."""
+    scan = _GlobalsScan(prog="legion", add_help=False)
+    _add_global_options(scan)
+    scan.add_argument("rest", nargs=argparse.REMAINDER)
+    try:
+        known, _ = scan.parse_known_args(argv)
+    except _NotACommandLine:
+        return None
+    return str(known.rest[0]) if known.rest else None
+
+
+def _add_global_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--state", metavar="PATH", help="state file (env LEGION_STATE; default: user data dir)"
     )
@@ -65,11 +117,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--daemon-token", metavar="HEX", help="use the running daemon (env LEGION_DAEMON_TOKEN)"
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    sub.required = True
-    for module_name in COMMAND_GROUPS:
-        importlib.import_module(module_name).register(sub)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
@@ -79,7 +126,8 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
 def run(argv: Sequence[str] | None = None) -> int:
     from legion_nb.engine.paths import resolve_state_path  # noqa: PLC0415
 
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command_word(argv))
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
     if handler is None:

@@ -85,7 +85,7 @@ def test_a_one_shot_handler_that_waits_for_a_loop_is_a_bug_not_a_hang(
 
     assert is_one_shot(sleeper)
     parser = build_parser()
-    monkeypatch.setattr("legion_nb.cli.main.build_parser", lambda: parser)
+    monkeypatch.setattr("legion_nb.cli.main.build_parser", lambda command=None: parser)
     monkeypatch.setattr("legion_nb.cli.context.CliContext.attach_blocking_daemon", lambda self: True)
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     commands.choices["status"].set_defaults(handler=sleeper)
