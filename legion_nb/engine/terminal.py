@@ -291,6 +291,7 @@ class TerminalService:
     async def read(self, session_id: str, *, wait: float = 0.0) -> TerminalOutput:
         """Output since the last read; with ``wait``, up to that many seconds for the first byte."""
         session = self._manager.get(session_id)
+        decoder = self._decoders[session_id]
         data, ended = session.drain()
         if not data and not ended and wait > 0:
             first: bytes | None
@@ -304,7 +305,9 @@ class TerminalService:
             elif first:
                 more, ended = session.drain()
                 data = first + more
-        text = self._decoders[session_id].decode(data, final=ended)
+            if session.closed:  # closed (terminal_close, logout) while this read waited
+                raise UnknownTerminalError(f"terminal {session_id} was closed while it was being read")
+        text = decoder.decode(data, final=ended)
         status = await session.wait() if ended else None
         return TerminalOutput(session_id, text, ended, status)
 

@@ -44,7 +44,8 @@ _VENDOR = STATIC / "vendor" / "xterm"
 
 
 class TerminalEngine(Protocol):
-    """The engine calls a terminal needs (``Engine`` and ``RemoteEngine`` both have them)."""
+    """The engine calls a terminal needs (``Engine`` and ``RemoteEngine`` both have them; the
+    daemon's client takes keyword arguments only, so the panel always names them)."""
 
     def terminal_open(self, name: str, cols: int = ..., rows: int = ...) -> Awaitable[Any]: ...
 
@@ -172,7 +173,7 @@ class TerminalPanel(anywidget.AnyWidget):
 
     async def _read_output(self) -> None:
         try:
-            opened = await self._engine.terminal_open(self.node, cols=self.cols, rows=self.rows)
+            opened = await self._engine.terminal_open(name=self.node, cols=self.cols, rows=self.rows)
         except Exception as exc:  # shown on the panel: the notebook reads why it did not open
             log.warning("terminal to %s did not open: %s", self.node, _one_line(exc))
             self.status = f"failed: {_one_line(exc)}"
@@ -184,7 +185,7 @@ class TerminalPanel(anywidget.AnyWidget):
         self._settled.set()
         while True:
             try:
-                out = await self._engine.terminal_read(self.terminal_id, wait=POLL_WAIT)
+                out = await self._engine.terminal_read(id=self.terminal_id, wait=POLL_WAIT)
             except Exception as exc:
                 log.warning("terminal %s to %s: reading failed: %s", self.terminal_id, self.node, exc)
                 self.status = f"failed: {_one_line(exc)}"
@@ -205,17 +206,17 @@ class TerminalPanel(anywidget.AnyWidget):
             kind, payload = await self._inputs.get()
             try:
                 if kind == "input":
-                    await self._engine.terminal_write(self.terminal_id, payload)
+                    await self._engine.terminal_write(id=self.terminal_id, data=payload)
                 else:
                     cols, rows = payload
-                    await self._engine.terminal_resize(self.terminal_id, cols, rows)
+                    await self._engine.terminal_resize(id=self.terminal_id, cols=cols, rows=rows)
                     self.cols, self.rows = cols, rows
             except Exception as exc:  # a shell that ended refuses input: note it, keep the panel
                 log.info("terminal %s to %s: %s refused: %s", self.terminal_id, self.node, kind, exc)
 
     async def _close_terminal(self, terminal: str) -> None:
         try:
-            await self._engine.terminal_close(terminal)
+            await self._engine.terminal_close(id=terminal)
         except Exception as exc:  # closed already (the engine logged out): nothing left to end
             log.info("terminal %s to %s: closing: %s", terminal, self.node, _one_line(exc))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -112,3 +113,19 @@ async def test_logout_closes_every_terminal(engine: Engine, node: SimulatedNode)
     assert await engine.terminal_list() == []
     with pytest.raises(UnknownTerminalError):
         await engine.terminal_read(opened["id"])
+
+
+async def test_closing_while_a_read_waits_ends_that_read_with_one_line(
+    engine: Engine, node: SimulatedNode
+) -> None:
+    """A panel closing its terminal while its own poll is still waiting (over the daemon the poll
+    cannot be cancelled from the client) gets a clear error, not a crash inside the engine."""
+    await record_node(engine, node, "t1")
+    opened = await engine.terminal_open("t1")
+    seen: list[str] = []
+    await read_until(engine, opened["id"], "# ", seen)
+    waiting = asyncio.create_task(engine.terminal_read(opened["id"], wait=30))
+    await asyncio.sleep(0)  # one step: the read parks on the session's output queue
+    await engine.terminal_close(opened["id"])
+    with pytest.raises(UnknownTerminalError, match=r"^terminal t\d+ was closed while it was being read$"):
+        await waiting

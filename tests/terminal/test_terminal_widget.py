@@ -7,6 +7,7 @@ sends), output leaves through the synced ``scrollback``/``produced`` traits the 
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,9 @@ from typing import Any
 import pytest
 from nodekit import node_engine, record_node
 
+from legion_nb.engine.daemon.client import connect
+from legion_nb.engine.daemon.endpoint import endpoint_for
+from legion_nb.engine.daemon.host import serve
 from legion_nb.engine.runtime import Engine
 from legion_nb.errors import UsageError
 from legion_nb.sandbox.nodes import SimulatedNode
@@ -102,3 +106,32 @@ def test_xterm_is_bundled_not_fetched() -> None:
     assert "const XTERM_SOURCE =" in esm and "export default { render }" in esm
     assert "https://" not in esm.split("const FIT_SOURCE")[0].split("XTERM_SOURCE =")[0]
     assert "cdn" not in esm.lower().split("xterm_source =")[0]
+
+
+async def test_the_panel_works_over_the_daemon(engine: Engine) -> None:
+    """Through RemoteEngine: every terminal call is a named call on the daemon's socket."""
+    token = secrets.token_hex(32)
+    stop = asyncio.Event()
+    ready = asyncio.Event()
+
+    async def open_engine() -> Engine:
+        return engine
+
+    task = asyncio.create_task(
+        serve(endpoint_for(engine.state_path), open_engine, token, on_ready=lambda _: ready.set(), stop=stop)
+    )
+    await until(lambda: ready.is_set() or task.done())
+    remote = await connect(engine.state_path, token=token)
+    try:
+        panel = TerminalPanel(remote, "t1", min_interval=0)
+        await panel.wait_open()
+        from_page(panel, {"type": "resize", "cols": 90, "rows": 20})
+        from_page(panel, {"type": "input", "data": "hostname\r"})
+        from_page(panel, {"type": "input", "data": "stty size\r"})
+        await until(lambda: "hostname\r\nt1\r\n" in panel.output and "stty size\r\n20 90\r\n" in panel.output)
+        await panel.aclose()
+        assert await remote.terminal_list() == []
+    finally:
+        await remote.aclose()
+        stop.set()
+        await task
