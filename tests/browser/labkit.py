@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -19,14 +20,26 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 from nbkit import isolated_jupyter_env
+from playwright.async_api import Locator, Page, async_playwright, expect
 
-__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "LabServer", "chromium_or_skip", "start_lab"]
+__all__ = [
+    "CHROMIUM",
+    "CHROMIUM_ARGS",
+    "KERNEL_IDLE",
+    "LabServer",
+    "NotebookPage",
+    "chromium_or_skip",
+    "notebook_page",
+    "run_all_cells",
+    "start_lab",
+]
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's build; a browser is never downloaded
 CHROMIUM_ARGS = [
@@ -41,6 +54,8 @@ CHROMIUM_ARGS = [
 ]
 
 START_TIMEOUT = 180.0  # seconds; the machine is small and shared, JupyterLab starts in ~5-20 s
+# The status bar once the notebook's kernel is connected and idle ("No Kernel | Initializing" before).
+KERNEL_IDLE = re.compile(r"^Python 3 \(legion-nb venv\) \| Idle$")
 
 # JupyterLab's own settings: no news or update checks (no traffic off the machine), and every cell
 # attached to the page so that the test sees all panels, not only those in the viewport.
@@ -168,3 +183,48 @@ def start_lab(root: Path, home: Path) -> LabServer:
         time.sleep(0.2)
     server.stop()
     raise RuntimeError(f"JupyterLab did not become ready in {START_TIMEOUT:.0f} s:\n{server.log_tail()}")
+
+
+@dataclass
+class NotebookPage:
+    """A notebook open in JupyterLab: the page, its kernel's idle indicator and what the page reported."""
+
+    page: Page
+    idle: Locator
+    page_errors: list[str] = field(default_factory=list)
+    console_errors: list[str] = field(default_factory=list)
+
+
+@contextlib.asynccontextmanager
+async def notebook_page(
+    lab: LabServer,
+    chromium: Path,
+    notebook: str,
+    *,
+    viewport: dict[str, int],
+    load_timeout: float,
+    failure_shot: Path,
+) -> AsyncIterator[NotebookPage]:
+    """Chromium with ``notebook`` open in ``lab``, its kernel connected and idle (cells sent any
+    earlier would go nowhere); a failing body leaves a full-page screenshot at ``failure_shot``."""
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        page = await browser.new_page(viewport=viewport)  # type: ignore[arg-type]  # a ViewportSize
+        opened = NotebookPage(page, page.locator(".jp-StatusBar-Widget").get_by_text(KERNEL_IDLE))
+        try:
+            page.on("pageerror", lambda error: opened.page_errors.append(str(error)))
+            page.on("console", lambda m: opened.console_errors.append(m.text) if m.type == "error" else None)
+            await page.goto(lab.url(f"lab/tree/{notebook}"))
+            await expect(opened.idle).to_have_count(1, timeout=load_timeout)
+            yield opened
+        except BaseException:
+            await page.screenshot(path=str(failure_shot), full_page=True)
+            raise
+        finally:
+            await browser.close()
+
+
+async def run_all_cells(page: Page) -> None:
+    """Run > Run All Cells, through the menus as an operator would."""
+    await page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+    await page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()

@@ -22,8 +22,8 @@ from typing import Any
 
 import nbformat
 import pytest
-from labkit import CHROMIUM_ARGS, LabServer
-from playwright.async_api import Page, async_playwright, expect
+from labkit import LabServer, notebook_page, run_all_cells
+from playwright.async_api import Page, expect
 
 NOTEBOOK = "01-quickstart.ipynb"
 SERVERS = ["web-1", "web-2", "web-3"]
@@ -32,7 +32,6 @@ TRIGGER = "go-teardown"
 LOAD = 180_000  # ms: JupyterLab's first load on a small shared machine
 RUN = 240_000  # ms: the cells up to a point, including the kernel start and one Argon2 unlock
 UPDATE = 60_000  # ms: a change reaching the page
-KERNEL_IDLE = re.compile(r"^Python 3 \(legion-nb venv\) \| Idle$")
 
 # Added to the served copy before "Shrink the cluster": holds the run until the test has looked.
 GATE_CELL = f"""\
@@ -86,11 +85,6 @@ def serve_with_gate(root: Path) -> tuple[int, list[int]]:
     return gate, materialize
 
 
-async def run_all_cells(page: Page) -> None:
-    await page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
-    await page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
-
-
 def states_while_running(samples: list[dict[str, Any]], cell: int) -> list[dict[str, str]]:
     """The resources panel's rows ({name: state}) in each sample taken while code cell ``cell`` ran.
 
@@ -123,56 +117,48 @@ async def test_quickstart_panels_follow_materialize_while_it_runs(
     lab: LabServer, chromium: Path, artifacts: Path
 ) -> None:
     gate, (create_cell, shrink_cell, teardown_cell) = serve_with_gate(lab.root)
-    page_errors: list[str] = []
-    console_errors: list[str] = []
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
-        page = await browser.new_page(viewport={"width": 1400, "height": 2400})
-        try:
-            page.on("pageerror", lambda error: page_errors.append(str(error)))
-            page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
-            await page.goto(lab.url(f"lab/tree/{NOTEBOOK}"))
-            idle = page.locator(".jp-StatusBar-Widget").get_by_text(KERNEL_IDLE)
-            await expect(idle).to_have_count(1, timeout=LOAD)
-            await page.evaluate(SAMPLER)
+    async with notebook_page(
+        lab,
+        chromium,
+        NOTEBOOK,
+        viewport={"width": 1400, "height": 2400},
+        load_timeout=LOAD,
+        failure_shot=artifacts / "quickstart-failure.png",
+    ) as opened:
+        page = opened.page
+        await page.evaluate(SAMPLER)
+        await run_all_cells(page)
+        await page.wait_for_function(CELLS_RAN, arg=gate, timeout=RUN)  # held at the gate now
 
-            await run_all_cells(page)
-            await page.wait_for_function(CELLS_RAN, arg=gate, timeout=RUN)  # held at the gate now
+        # Every panel rendered its table; nothing is loading, failed to display or wrote stderr.
+        resources = page.locator(".lnb-panel.lnb-resources")
+        for panel in ("lnb-resources", "lnb-plan-diff", "lnb-activity"):
+            await expect(page.locator(f".lnb-panel.{panel}")).to_have_count(1, timeout=UPDATE)
+        await expect(resources.locator("table.lnb-table")).to_have_count(1)
+        await expect(page.locator(".lnb-plan-diff table.lnb-table")).to_have_count(1)
+        await no_widget_failures(page)
+        for name in SERVERS:
+            row = resources.locator(f'tbody tr[data-name="{name}"] .lnb-badge.lnb-state')
+            await expect(row).to_have_attribute("data-state", "running", timeout=UPDATE)
+        await expect(resources.locator("tbody tr")).to_have_count(5)  # 3 servers, the zone, the firewall
+        await expect(resources).to_have_attribute("data-feed", "live")
+        # JupyterLab scrolls the notebook inside its own panel: bring the panels to the top first.
+        await resources.evaluate("(el) => el.scrollIntoView({block: 'start'})")
+        await page.screenshot(path=str(artifacts / "quickstart.png"), full_page=True)
 
-            # Every panel rendered its table; nothing is loading, failed to display or wrote stderr.
-            resources = page.locator(".lnb-panel.lnb-resources")
-            for panel in ("lnb-resources", "lnb-plan-diff", "lnb-activity"):
-                await expect(page.locator(f".lnb-panel.{panel}")).to_have_count(1, timeout=UPDATE)
-            await expect(resources.locator("table.lnb-table")).to_have_count(1)
-            await expect(page.locator(".lnb-plan-diff table.lnb-table")).to_have_count(1)
-            await no_widget_failures(page)
-            for name in SERVERS:
-                row = resources.locator(f'tbody tr[data-name="{name}"] .lnb-badge.lnb-state')
-                await expect(row).to_have_attribute("data-state", "running", timeout=UPDATE)
-            await expect(resources.locator("tbody tr")).to_have_count(5)  # 3 servers, the zone, the firewall
-            await expect(resources).to_have_attribute("data-feed", "live")
-            # JupyterLab scrolls the notebook inside its own panel: bring the panels to the top first.
-            await resources.evaluate("(el) => el.scrollIntoView({block: 'start'})")
-            await page.screenshot(path=str(artifacts / "quickstart.png"), full_page=True)
+        (lab.root / TRIGGER).write_text("go", encoding="utf-8")
+        code_cells = await page.locator(".jp-NotebookPanel .jp-CodeCell").count()
+        await page.wait_for_function(CELLS_RAN, arg=code_cells, timeout=RUN)
+        await expect(opened.idle).to_have_count(1, timeout=RUN)
 
-            (lab.root / TRIGGER).write_text("go", encoding="utf-8")
-            code_cells = await page.locator(".jp-NotebookPanel .jp-CodeCell").count()
-            await page.wait_for_function(CELLS_RAN, arg=code_cells, timeout=RUN)
-            await expect(idle).to_have_count(1, timeout=RUN)
-
-            # The teardown left nothing to show; the engine closed, so the panels' feeds say so.
-            await expect(resources.locator("tbody tr")).to_have_count(0, timeout=UPDATE)
-            await expect(resources.locator(".lnb-empty")).to_have_count(1)
-            await expect(resources).to_have_attribute("data-feed", "closed", timeout=UPDATE)
-            await no_widget_failures(page)
-            samples: list[dict[str, Any]] = await page.evaluate("window.lnbSamples")
-            await resources.evaluate("(el) => el.scrollIntoView({block: 'start'})")
-            await page.screenshot(path=str(artifacts / "quickstart-teardown.png"), full_page=True)
-        except BaseException:
-            await page.screenshot(path=str(artifacts / "quickstart-failure.png"), full_page=True)
-            raise
-        finally:
-            await browser.close()
+        # The teardown left nothing to show; the engine closed, so the panels' feeds say so.
+        await expect(resources.locator("tbody tr")).to_have_count(0, timeout=UPDATE)
+        await expect(resources.locator(".lnb-empty")).to_have_count(1)
+        await expect(resources).to_have_attribute("data-feed", "closed", timeout=UPDATE)
+        await no_widget_failures(page)
+        samples: list[dict[str, Any]] = await page.evaluate("window.lnbSamples")
+        await resources.evaluate("(el) => el.scrollIntoView({block: 'start'})")
+        await page.screenshot(path=str(artifacts / "quickstart-teardown.png"), full_page=True)
 
     # While the first materialize ran, the panel redrew as the servers went through working states
     # (absent -> creating -> provisioning ..., each row at its own pace); at the gate all were running.
@@ -188,5 +174,5 @@ async def test_quickstart_panels_follow_materialize_while_it_runs(
     # The teardown deleted the last two while its cell ran.
     during = states_while_running(samples, teardown_cell)
     assert any(rows.get("web-1") == "deleting" for rows in during), during
-    assert page_errors == []
-    assert [e for e in console_errors if re.search(r"widget|lnb|anywidget", e, re.IGNORECASE)] == []
+    assert opened.page_errors == []
+    assert [e for e in opened.console_errors if re.search(r"widget|lnb|anywidget", e, re.IGNORECASE)] == []
