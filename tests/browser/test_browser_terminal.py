@@ -115,8 +115,18 @@ async def test_typed_command_runs_on_the_node_and_its_output_is_drawn(
             terminal = page.locator(".lnb-terminal")
             size = f"{await terminal.get_attribute('data-rows')} {await terminal.get_attribute('data-cols')}"
             assert size != "24 80"  # fitted to the panel's box, not the default size
-            await until_line(page, size)
+            shown = await until_line(page, size)
             await page.screenshot(path=str(artifacts / "browser-terminal.png"), full_page=True)
+
+            # A new view (the page reloaded, the kernel still running) draws the kept scrollback.
+            # (saved through the menu: keys typed now would go to the shell, Ctrl+S included)
+            await page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^File$")).click()
+            await page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Save Notebook$")).click()
+            await expect(page.locator(".jp-mod-dirty")).to_have_count(0, timeout=SHOWN)
+            await page.reload()
+            await expect(status).to_have_text(f"{HOSTNAME}: open", timeout=LOAD)
+            redrawn = await until_line(page, size)
+            assert redrawn[: shown.index(size) + 1] == shown[: shown.index(size) + 1]
         except BaseException:
             await page.screenshot(path=str(artifacts / "browser-terminal-failure.png"), full_page=True)
             raise
