@@ -115,9 +115,7 @@ class CliContext:
 
     def emit(self, result: Any, human: Callable[[Any], str] | None = None) -> None:
         """Print a result: one JSON document with ``--json``, else the human rendering."""
-        from legion_nb.engine.wire import to_jsonable  # noqa: PLC0415
-
-        data = to_jsonable(result)
+        data = result if _plain_json(result) else _to_jsonable(result)
         if self.json:
             sys.stdout.write(json.dumps(data, sort_keys=True) + "\n")
         elif human is not None:
@@ -193,6 +191,23 @@ class CliContext:
             yield _LocalApi(engine)
         finally:
             await engine.aclose()
+
+
+def _plain_json(value: Any) -> bool:
+    """Whether ``value`` is JSON as it stands, as every daemon reply is: no conversion to import."""
+    if value is None or isinstance(value, str | int | float):
+        return True
+    if type(value) is list:
+        return all(_plain_json(v) for v in value)
+    if type(value) is dict:
+        return all(isinstance(k, str) and _plain_json(v) for k, v in value.items())
+    return False
+
+
+def _to_jsonable(value: Any) -> Any:
+    from legion_nb.engine.wire import to_jsonable  # noqa: PLC0415 - dates, enums, dataclasses, paths
+
+    return to_jsonable(value)
 
 
 class _LocalApi:

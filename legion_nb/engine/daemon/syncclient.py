@@ -2,9 +2,10 @@
 
 A warm ``legion status`` is one request and one reply, yet the asyncio client makes the process
 import asyncio (and with it ssl, concurrent.futures, inspect...), which costs several times the
-round trip itself. This client speaks the same line protocol on a plain blocking socket and
-imports only the standard library's ``socket`` and the light daemon modules, so a daemon-served
-command pays for little more than the interpreter's start.
+round trip itself. This client speaks the same line protocol on a plain blocking socket from the
+C ``_socket`` module (the ``socket`` module's enum tables and selectors cost more than the call)
+and imports only the light daemon modules, so a daemon-served command pays for little more than
+the interpreter's start.
 
 It makes the same checks as :func:`legion_nb.engine.daemon.client.connect_if_alive`: metadata
 and a live pid before anything else, a private endpoint directory, a listener of our own uid (the
@@ -15,22 +16,23 @@ asyncio client; so does Windows, whose named pipes need overlapped I/O for the s
 
 from __future__ import annotations
 
+import _socket
 import json
 import os
-import socket
+import struct
+import sys
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from legion_nb.engine.daemon.endpoint import UnsafeRuntimeDirError, check_private_dir, endpoint_for
 from legion_nb.engine.daemon.metadata import pid_alive, read_metadata
-from legion_nb.engine.daemon.peercred import peer_uid
 from legion_nb.engine.daemon.protocol import MAX_REPLY_BYTES, encode_line, error_from_wire
-from legion_nb.engine.wire import to_jsonable
 from legion_nb.errors import DaemonNotRunningError, DaemonProtocolError, LegionError, UsageError
 
 __all__ = ["BlockingRemote", "connect_blocking", "decode_reply", "request_line", "result_of"]
 
 _CLOSED = "the daemon closed the connection: is it still running?"
+_RECV_BYTES = 1 << 16
 
 
 class BlockingRemote:
@@ -41,9 +43,9 @@ class BlockingRemote:
     its first step without an event loop.
     """
 
-    def __init__(self, sock: socket.socket, *, token: str) -> None:
+    def __init__(self, sock: _socket.socket, *, token: str) -> None:
         self._sock = sock
-        self._reader: BinaryIO = sock.makefile("rb")
+        self._buffer = bytearray()
         self._token = token
         self._next_id = 0
         self._closed = False
@@ -53,7 +55,7 @@ class BlockingRemote:
 
     async def call(self, name: str, /, **args: Any) -> Any:
         """Call the engine method ``name``; errors arrive as the same ``LegionError`` types."""
-        return self.request("call", {"name": name, "args": to_jsonable(args)})
+        return self.request("call", {"name": name, "args": args})
 
     def daemon_status(self) -> dict[str, Any]:
         """The daemon's own facts (pid, version, unlocked, allowed methods)."""
@@ -89,16 +91,24 @@ class BlockingRemote:
         if self._closed:
             return
         self._closed = True
-        self._reader.close()
         self._sock.close()
 
     def _read_message(self) -> dict[str, Any] | None:
-        try:
-            line = self._reader.readline(MAX_REPLY_BYTES + 1)
-        except OSError as exc:
-            raise DaemonNotRunningError("the daemon connection broke: is it still running?") from exc
-        if not line:
-            return None
+        """The next line as a JSON object; None once the daemon closed the connection."""
+        searched = 0
+        while (end := self._buffer.find(b"\n", searched)) < 0:
+            if len(self._buffer) > MAX_REPLY_BYTES:
+                raise DaemonProtocolError("the daemon sent a line longer than the client accepts")
+            searched = len(self._buffer)
+            try:
+                chunk = self._sock.recv(_RECV_BYTES)
+            except OSError as exc:
+                raise DaemonNotRunningError("the daemon connection broke: is it still running?") from exc
+            if not chunk:
+                return None
+            self._buffer += chunk
+        line = bytes(self._buffer[: end + 1])
+        del self._buffer[: end + 1]
         if len(line) > MAX_REPLY_BYTES:
             raise DaemonProtocolError("the daemon sent a line longer than the client accepts")
         return decode_reply(line)
@@ -119,7 +129,7 @@ def connect_blocking(state_path: Path, token: str) -> BlockingRemote | None:
     if metadata is None or not pid_alive(metadata.pid):
         return None
     check_private_dir(endpoint.directory)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         sock.connect(endpoint.address)
     except PermissionError as exc:  # someone else's listener: never hand it the token
@@ -128,7 +138,7 @@ def connect_blocking(state_path: Path, token: str) -> BlockingRemote | None:
     except OSError:  # nobody answers: a stale endpoint the next daemon start will clean
         sock.close()
         return None
-    uid = peer_uid(sock)
+    uid = _peer_uid(sock)
     if uid is not None and uid != os.geteuid():
         sock.close()
         raise UnsafeRuntimeDirError(
@@ -148,11 +158,41 @@ def connect_blocking(state_path: Path, token: str) -> BlockingRemote | None:
 
 
 def request_line(request_id: int, token: str, method: str, params: dict[str, Any]) -> bytes:
-    """One request as a wire line; arguments JSON cannot carry are the caller's mistake."""
+    """One request as a wire line; arguments JSON cannot carry are the caller's mistake.
+
+    Call arguments that are plain JSON (all a CLI command sends) go as they are; others
+    (dataclasses, enums, dates, paths) are converted by :func:`~legion_nb.engine.wire.to_jsonable`
+    first, imported only then.
+    """
+    request = {"id": request_id, "token": token, "method": method, "params": params}
     try:
-        return encode_line({"id": request_id, "token": token, "method": method, "params": params})
+        try:
+            return encode_line(request)
+        except TypeError:
+            from legion_nb.engine.wire import to_jsonable  # noqa: PLC0415 - rarely needed
+
+            return encode_line({**request, "params": to_jsonable(params)})
     except (TypeError, ValueError) as exc:  # NaN, infinities, objects JSON cannot carry
         raise UsageError("arguments cannot be sent as JSON: no NaN, infinities or other objects") from exc
+
+
+if sys.platform == "linux":
+    _UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
+
+    def _peer_uid(sock: _socket.socket) -> int | None:
+        """The listener's uid from ``SO_PEERCRED``, read without importing the ``socket`` module."""
+        try:
+            raw = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, _UCRED.size)
+        except OSError:
+            return None
+        return int(_UCRED.unpack(raw)[1])
+
+else:
+
+    def _peer_uid(sock: _socket.socket) -> int | None:
+        from legion_nb.engine.daemon.peercred import peer_uid  # noqa: PLC0415 - getpeereid via ctypes
+
+        return peer_uid(sock)  # type: ignore[arg-type]  # it needs only getsockopt and fileno
 
 
 def decode_reply(line: bytes) -> dict[str, Any]:
