@@ -92,15 +92,20 @@ class FakeTime:
     now: float = START
     block_over: float = float("inf")
     sleeps: list[float] = field(default_factory=list)
+    gate: asyncio.Event | None = None
+    """When set, sleeps wait for it to open and then end at their deadline (or now, if later)."""
 
     def clock(self) -> float:
         return self.now
 
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
+        deadline = self.now + seconds
         if seconds > self.block_over:
             await asyncio.Event().wait()
-        self.now += seconds
+        if self.gate is not None:
+            await self.gate.wait()
+        self.now = max(self.now, deadline)
         await asyncio.sleep(0)
 
 
@@ -150,6 +155,28 @@ async def test_a_one_minute_create_costs_two_polls_with_the_cloud_priors() -> No
         assert provider.polls == [pytest.approx(51.0), pytest.approx(63.0)]
         # the polls bracketed the expected minute: nothing to correct
         assert broker.expected_durations()[("hetzner", "create_server+start_server")] == 60.0
+
+
+async def test_waits_started_apart_share_their_polls() -> None:
+    """Ten creates registered 0.3 s apart (the lane sends their POSTs one by one): each poll serves
+    all of them, and a poll close to a wait's own first one counts for it."""
+    time = FakeTime(gate=asyncio.Event())
+    provider = Actions(time)
+    async with broker_for(time, cloud_poll_policy()) as broker:
+        broker.register(provider.adapter)
+        waits = []
+        for k in range(10):
+            time.now = START + 0.3 * k
+            create = provider.start(2 * k, "create_server", 30.0)
+            start = provider.start(2 * k + 1, "start_server", 60.0)
+            waits.append(asyncio.create_task(broker.wait([create, start])))
+            for _ in range(3):  # the wait registers; the poller (and its sleep task) start planning
+                await asyncio.sleep(0)
+        assert time.gate is not None
+        time.gate.set()
+        results = await asyncio.gather(*waits)
+    assert all(state.status == "success" for states in results for state in states)
+    assert provider.polls == [pytest.approx(51.0), pytest.approx(63.0)]
 
 
 async def test_a_faster_provider_is_learned_and_later_waits_poll_sooner() -> None:
