@@ -12,7 +12,6 @@ asyncio, which costs a warm command more than its round trip (see :mod:`legion_n
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 import sys
@@ -91,14 +90,14 @@ class CliContext:
             raise UsageError(
                 f"no password: pass it with --password-stdin or the {PASSWORD_ENV} environment variable"
             )
-        return getpass.getpass(prompt)
+        return _ask(prompt)
 
     def new_password(self) -> str:
         """A new password: the next stdin line with ``--password-stdin``, else asked twice."""
         if self.password_stdin:
             return self.password()
-        first = getpass.getpass("New password: ")
-        if getpass.getpass("Repeat new password: ") != first:
+        first = _ask("New password: ")
+        if _ask("Repeat new password: ") != first:
             raise UsageError("the two new passwords differ: nothing was changed")
         return first
 
@@ -191,6 +190,12 @@ class CliContext:
             yield _LocalApi(engine)
         finally:
             await engine.aclose()
+
+
+def _ask(prompt: str) -> str:
+    import getpass  # noqa: PLC0415 - only an interactive prompt needs it (termios and friends)
+
+    return getpass.getpass(prompt)
 
 
 def _plain_json(value: Any) -> bool:
