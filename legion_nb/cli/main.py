@@ -72,12 +72,33 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: {message} (see '{self.prog} --help')\n")
 
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        # argparse makes a formatter for every argument it adds and sizes each with
+        # shutil.get_terminal_size(); importing shutil (bz2, lzma, fnmatch) costs a warm command
+        # more than its round trip. The width is the one shutil would give.
+        formatter_class: Any = self.formatter_class  # typeshed's protocol omits ``width``
+        return formatter_class(prog=self.prog, width=terminal_columns() - 2)  # type: ignore[no-any-return]
+
+
+def terminal_columns() -> int:
+    """``shutil.get_terminal_size().columns``: ``$COLUMNS``, else the terminal's width, else 80."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0 and sys.__stdout__ is not None:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
 
 class _NotACommandLine(Exception):
     """The global-options scan gave up; the whole parser will report the mistake."""
 
 
-class _GlobalsScan(argparse.ArgumentParser):
+class _GlobalsScan(_Parser):
     def error(self, message: str) -> NoReturn:
         raise _NotACommandLine(message)
 

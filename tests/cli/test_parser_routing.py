@@ -70,3 +70,15 @@ def _outcome(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[object, 
             return exit_.code, out.getvalue(), err.getvalue()
     handler = args.pop("handler", None)
     return (sorted(args.items()), getattr(handler, "__qualname__", None)), out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize("columns", [None, "57", "0", "wide"])
+def test_help_is_as_wide_as_argparse_would_make_it(
+    monkeypatch: pytest.MonkeyPatch, columns: str | None
+) -> None:
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    stock = argparse.HelpFormatter(prog="legion")  # sizes itself with shutil.get_terminal_size()
+    assert build_parser("status")._get_formatter()._width == stock._width
