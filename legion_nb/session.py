@@ -8,21 +8,30 @@ unlocked engine. ``await engine.aclose()`` also stops the sandbox and removes th
 
 The sandbox is "the outside world": the engine talks to it over real HTTP exactly as it would talk
 to a provider, so nothing here reaches into the engine but its public methods.
+
+With ``nodes=True`` every running Hetzner or OVH server also gets a simulated node on its loopback
+address (real SSH and an mTLS admin API, :mod:`legion_nb.sandbox.nodes`), and the engine is wired
+with node deployment: materialize then installs each cluster node through every deployment phase
+and reconciles NBDE, exactly as against real machines (only the ports differ: the sandbox's nodes
+share one SSH and one admin port on their own addresses, handed to the engine here).
 """
 
 from __future__ import annotations
 
 import secrets
 import shutil
+import socket
 import tempfile
 import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from legion_nb.engine.runtime import Engine
+    from legion_nb.engine.deployment.runtime import DeploymentService
+    from legion_nb.engine.runtime import Engine, EngineService
     from legion_nb.providers.broker import BrokerPolicy
     from legion_nb.sandbox.cloud import SandboxCloud
+    from legion_nb.sandbox.nodes import NodeFleet
 
 __all__ = ["SANDBOX_PROVIDERS", "sandbox", "sandbox_cloud", "sandbox_policy"]
 
@@ -52,6 +61,8 @@ async def sandbox(
     providers: tuple[str, ...] = SANDBOX_PROVIDERS,
     policy: BrokerPolicy | None = None,
     state_dir: str | Path | None = None,
+    nodes: bool = False,
+    node_seconds: float = 0.02,
 ) -> Engine:
     """Start a sandbox cloud and return an unlocked engine with its credentials stored.
 
@@ -60,6 +71,8 @@ async def sandbox(
     long emulated provider work takes; ``providers`` are the emulators whose credentials are stored.
     ``state_dir`` keeps the state there instead of a temporary directory (it is then not removed).
     Reach the cloud itself (suspend a provider, inspect an emulator) with :func:`sandbox_cloud`.
+    ``nodes`` boots simulated nodes and wires node deployment (module notes); ``node_seconds`` is how
+    long each simulated install step (kexec, OS install, reboot) takes.
     """
     from legion_nb.engine.runtime import create_engine  # noqa: PLC0415
     from legion_nb.sandbox.cloud import SandboxCloud  # noqa: PLC0415
@@ -78,11 +91,17 @@ async def sandbox(
     if boot_seconds is not None:
         timing.boot_seconds = boot_seconds
     world = SandboxWorld(chosen_seed, timing=timing, faults=FaultPlan(rate=fault_rate, seed=chosen_seed))
-    cloud = SandboxCloud(world)
+    fleet, deployment, services = _node_fleet(node_seconds) if nodes else (None, None, [])
+    cloud = SandboxCloud(world, nodes=fleet)
     await cloud.start()
     owned_dir = state_dir is None
     directory = Path(tempfile.mkdtemp(prefix="legion-sandbox-")) if state_dir is None else Path(state_dir)
-    engine = create_engine(directory / "sandbox.legion", broker_policy=policy or sandbox_policy())
+    engine = create_engine(
+        directory / "sandbox.legion",
+        broker_policy=policy or sandbox_policy(),
+        services=services,
+        deployment=deployment,
+    )
 
     async def close_cloud() -> None:
         await cloud.aclose()
@@ -103,6 +122,36 @@ async def sandbox(
         raise
     _CLOUDS[engine] = cloud
     return engine
+
+
+def _node_fleet(step_seconds: float) -> tuple[NodeFleet, DeploymentService, list[EngineService]]:
+    """Simulated nodes on two free loopback ports, and the engine services that reach them there:
+    node deployment with sandbox-short waits, and terminals on the nodes' SSH port."""
+    from legion_nb.engine.deployment.runtime import DeploymentService  # noqa: PLC0415
+    from legion_nb.engine.deployment.services import NodeAccess, ReadinessPolicy, SshNodeConnector  # noqa: PLC0415
+    from legion_nb.engine.node_terminals import NodeTerminals  # noqa: PLC0415
+    from legion_nb.engine.ssh import ReconnectPolicy, SshOptions  # noqa: PLC0415
+    from legion_nb.sandbox.nodes import NodeFleet, NodeTiming  # noqa: PLC0415
+
+    ssh_port, admin_port = _free_port(), _free_port()
+    timing = NodeTiming(kexec=step_seconds, install=step_seconds, reboot=step_seconds)
+    fleet = NodeFleet(timing=timing, ssh_port=ssh_port, admin_port=admin_port)
+    pause = max(step_seconds, 0.02)
+    access = NodeAccess(
+        ssh_port=ssh_port, admin_port=admin_port, readiness=ReadinessPolicy(attempts=500, delay=pause)
+    )
+    connector = SshNodeConnector(
+        reconnect=ReconnectPolicy(attempts=500, initial_delay=pause, max_delay=pause, factor=1.0),
+        options=SshOptions(connect_timeout=5.0, command_timeout=30.0),
+    )
+    return fleet, DeploymentService(access=access, connector=connector), [NodeTerminals(ssh_port=ssh_port)]
+
+
+def _free_port() -> int:
+    """A TCP port free on loopback now (the simulated nodes bind it on their own addresses)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def sandbox_cloud(engine: Engine) -> SandboxCloud:

@@ -27,15 +27,24 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from legion_nb.engine import planning
 from legion_nb.engine.activity import ActivityEmitter, CurrentOperation
+from legion_nb.engine.cluster.nbde import NodeUnlock, cluster_facts, derive_nbde_policy
 from legion_nb.engine.providers_service import ProviderPersistence, ProviderService, RefreshReport
 from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey
-from legion_nb.engine.state.model import LegionState, OperationLogEntry, Tracked, TrackedServer, utcnow
+from legion_nb.engine.state.model import (
+    LegionState,
+    NodeNbde,
+    OperationLogEntry,
+    Tracked,
+    TrackedServer,
+    utcnow,
+)
 from legion_nb.engine.state.validation import normalize_hostname
 from legion_nb.errors import ApplyRunningError, LegionError, LockedError, UsageError
 from legion_nb.providers.base import Operation, ProviderAdapter
 from legion_nb.providers.catalog import choose_image
 
 if TYPE_CHECKING:
+    from legion_nb.engine.deployment.runtime import DeploymentService
     from legion_nb.engine.resources.supervisor import ResourceSupervisor
     from legion_nb.engine.runtime import Engine
     from legion_nb.engine.state.persistence import PersistenceSupervisor
@@ -126,13 +135,26 @@ def _outcome(total: int, errors: list[dict[str, str]], unsettled: list[str]) -> 
     return False, "failed", summary
 
 
+def _bound_as(bound: NodeNbde | None, target: NodeUnlock | None) -> bool:
+    """Whether a node's recorded NBDE binding is the one its cluster's policy calls for."""
+    if bound is None or target is None:
+        return False
+    return bound.mode == target.mode and set(bound.tang_peers) == set(target.peers)
+
+
 class EngineOps:
     """An ``EngineService`` owning the apply lock, the activity emitter and provider persistence."""
 
     def __init__(
-        self, providers: ProviderService, resources: ResourceSupervisor, activity: ActivityEmitter
+        self,
+        providers: ProviderService,
+        resources: ResourceSupervisor,
+        activity: ActivityEmitter,
+        *,
+        deployment: DeploymentService | None = None,
     ) -> None:
         self._providers = providers
+        self._deployment = deployment
         self._resources = resources
         self.activity = activity
         self._refresh = ProviderPersistence(providers)
@@ -218,6 +240,10 @@ class EngineOps:
                 wave = self._resources.keys()
                 await self._resources.sync_wave(wave, run_id=operation.id)
                 snapshots = await self._resources.wait_settled(wave, timeout=settle_seconds)
+                # Deployed nodes change what NBDE the cluster calls for: bind it now.
+                settled = all(s.settled for s in snapshots)
+                if self._deployment is not None and settled and await self._resources.run_nbde_repairs():
+                    snapshots = await self._resources.wait_settled(wave, timeout=settle_seconds)
                 counts, errors, unsettled = summarize(snapshots)
                 gone = len(wave) - len(snapshots)  # torn down in this wave: their actors have ended
                 if gone:
@@ -353,7 +379,11 @@ class EngineOps:
         return await self._server_command(name, "reboot", run)
 
     async def server_reinstall(self, name: str) -> ServerCommandResult:
-        """Reset the server to its tracked image if the catalog still offers it, else the policy's."""
+        """Reset the server to its tracked image if the catalog still offers it, else the policy's.
+        With deployment wired, a cluster node is reinstalled by the runtime (:meth:`node_reinstall`)."""
+        tracked = self._tracked(name)
+        if self._deployment is not None and self._deployment.enabled() and tracked.role == "cluster":
+            return await self.node_reinstall(name)
 
         async def run(server: TrackedServer) -> None:
             catalog = self._providers.catalog(server.provider)
@@ -366,6 +396,69 @@ class EngineOps:
             )
 
         return await self._server_command(name, "reinstall", run)
+
+    # -- node operations (deployment runtime) ------------------------------------------------------
+
+    def _deployer(self) -> DeploymentService:
+        if self._deployment is None:
+            raise UsageError(
+                "node operations need node deployment, which this engine was started without; "
+                "use an engine created with deployment (the sandbox: legion_nb.sandbox(nodes=True))"
+            )
+        return self._deployment
+
+    async def node_reinstall(self, name: str) -> ServerCommandResult:
+        """Reinstall a cluster node: rebuild from a current image, then every install phase again
+        (the node keeps the host key Legion pinned for it); NBDE is reconciled after."""
+        deployment = self._deployer()
+
+        async def run(server: TrackedServer) -> None:
+            await deployment.runtime.run(server.name, "reinstall")
+
+        result = await self._server_command(name, "reinstall", run)
+        await self._resources.run_nbde_repairs()
+        return result
+
+    async def node_resume(self, name: str) -> ServerCommandResult:
+        """Continue a node's interrupted or failed operation from the phase it stopped in."""
+        deployment = self._deployer()
+
+        async def run(server: TrackedServer) -> None:
+            await deployment.runtime.resume(server.name)
+
+        result = await self._server_command(name, "resume", run)
+        await self._resources.run_nbde_repairs()
+        return result
+
+    def nbde_status(self) -> list[dict[str, Any]]:
+        """Per cluster: the NBDE mode its healthy nodes call for, and what each node is bound to."""
+        state = self._state().state
+        clusters: list[dict[str, Any]] = []
+        for cluster in sorted({s.cluster for s in state.tracked.servers.values() if s.role == "cluster"}):
+            policy = derive_nbde_policy(cluster_facts(state, cluster))
+            nodes: list[dict[str, Any]] = []
+            servers = state.tracked.servers.items()
+            members = (n for n, s in servers if s.cluster == cluster and s.role == "cluster")
+            for node in sorted(members):
+                material = state.deployment.nodes.get(node)
+                bound = material.nbde if material is not None else None
+                target = policy.for_node(node)
+                nodes.append(
+                    {
+                        "node": node,
+                        "healthy": target is not None,
+                        "mode": bound.mode if bound is not None else None,
+                        "peers": list(bound.tang_peers) if bound is not None else [],
+                        "threshold": bound.threshold if bound is not None else None,
+                        "local_boot_key": bound.local_boot_key if bound is not None else None,
+                        "target_mode": target.mode if target is not None else None,
+                        "in_policy": _bound_as(bound, target),
+                    }
+                )
+            clusters.append(
+                {"cluster": cluster, "mode": policy.mode, "reason": policy.reason, "nodes": nodes}
+            )
+        return clusters
 
     async def server_delete(self, name: str) -> ServerCommandResult:
         """Take the server out of the plan and let its actor delete it at the provider."""

@@ -66,7 +66,8 @@ from legion_nb.providers.broker import BrokerPolicy
 from legion_nb.providers.catalog import embedded_catalog
 from legion_nb.providers.resilience import SettlePolicy
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the deployment stack (SSH, certificates) loads only when a caller wires it
+    from legion_nb.engine.deployment.runtime import DeploymentService
     from legion_nb.engine.state.persistence import PersistenceSupervisor
 
 __all__ = ["MIN_PASSWORD_LENGTH", "Engine", "EngineCore", "EngineService", "StatusReport", "create_engine"]
@@ -113,6 +114,8 @@ class EngineCore:
     resources: ResourceSupervisor
     ops: EngineOps
     publisher: SnapshotPublisher
+    deployment: DeploymentService | None = None
+    """Node deployment (issue 5): when given, cluster node actors install their nodes over SSH."""
 
     @classmethod
     def build(
@@ -123,14 +126,17 @@ class EngineCore:
         settle_policy: SettlePolicy | None = None,
         resource_settings: ResourceSettings | None = None,
         transport: Any = None,
+        deployment: DeploymentService | None = None,
     ) -> EngineCore:
         providers = ProviderService(policy=broker_policy, settle=settle_policy, transport=transport)
-        resources = ResourceSupervisor(providers, settings=resource_settings)
-        ops = EngineOps(providers, resources, ActivityEmitter(hub))
-        return cls(providers, resources, ops, SnapshotPublisher(hub, resources, providers))
+        resources = ResourceSupervisor(providers, settings=resource_settings, deployment=deployment)
+        ops = EngineOps(providers, resources, ActivityEmitter(hub), deployment=deployment)
+        return cls(providers, resources, ops, SnapshotPublisher(hub, resources, providers), deployment)
 
     def services(self) -> list[EngineService]:
-        return [self.providers, self.resources, self.ops, self.publisher]
+        # Deployment starts before the actors (they ask it whether a node needs installing).
+        deployment: list[EngineService] = [self.deployment] if self.deployment is not None else []
+        return [self.providers, *deployment, self.resources, self.ops, self.publisher]
 
 
 class Engine:
@@ -517,6 +523,24 @@ class Engine:
         return await self.core.ops.server_reinstall(name)
 
     @engine_api
+    async def node_reinstall(self, name: str) -> ServerCommandResult:
+        """Reinstall a deployed cluster node through every deployment phase (same pinned host key)."""
+        self.assert_unlocked()
+        return await self.core.ops.node_reinstall(name)
+
+    @engine_api
+    async def node_resume(self, name: str) -> ServerCommandResult:
+        """Continue a node operation that was interrupted or failed, from its recorded phase."""
+        self.assert_unlocked()
+        return await self.core.ops.node_resume(name)
+
+    @engine_api
+    async def nbde_status(self) -> list[dict[str, Any]]:
+        """Per cluster: the NBDE mode its healthy nodes call for and each node's recorded binding."""
+        self.assert_unlocked()
+        return self.core.ops.nbde_status()
+
+    @engine_api
     async def server_delete(self, name: str) -> ServerCommandResult:
         """Take a server out of the plan and delete it at its provider now."""
         self.assert_unlocked()
@@ -602,11 +626,14 @@ def create_engine(
     settle_policy: SettlePolicy | None = None,
     resource_settings: ResourceSettings | None = None,
     transport: Any = None,
+    deployment: DeploymentService | None = None,
 ) -> Engine:
     """An engine for ``state_path`` with the standard services (plus ``services``), still locked.
 
     ``broker_policy`` paces provider polling (the sandbox session passes short intervals);
     ``transport`` (an ``httpx.AsyncBaseTransport``) reaches every provider adapter, for tests.
+    ``deployment`` (a ``DeploymentService``) makes materialize install cluster nodes over SSH and
+    reconcile their NBDE afterwards; without it servers are only provisioned.
     """
     hub = EventHub()
     core = EngineCore.build(
@@ -615,5 +642,6 @@ def create_engine(
         settle_policy=settle_policy,
         resource_settings=resource_settings,
         transport=transport,
+        deployment=deployment,
     )
     return Engine(Path(state_path), hub=hub, services=services, core=core)

@@ -51,10 +51,25 @@ State = PersistenceSupervisor[LegionState]
 
 
 def free_port() -> int:
-    """A TCP port free on loopback now; every simulated node listens for SSH on it (own address)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A TCP port free on loopback now, with the one after it free too: every simulated node listens
+    for SSH on it and for its admin API (HTTPS, mTLS) on the next (:func:`admin_port_of`)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        if port >= 65535:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+
+
+def admin_port_of(ssh_port: int) -> int:
+    """The sandbox nodes' admin API port (one engine process only knows the SSH port it was given)."""
+    return ssh_port + 1
 
 
 class NodeWatcher:
@@ -131,7 +146,9 @@ async def sandbox(seed: int = 0, timing: Timing | None = None) -> AsyncIterator[
     port = free_port()
     async with AsyncExitStack() as stack:
         cloud = await stack.enter_async_context(SandboxCloud(SandboxWorld(seed=seed, timing=timing)))
-        fleet = await stack.enter_async_context(NodeFleet(timing=node_timing, ssh_port=port))
+        fleet = await stack.enter_async_context(
+            NodeFleet(timing=node_timing, ssh_port=port, admin_port=admin_port_of(port))
+        )
         await stack.enter_async_context(NodeWatcher(cloud, fleet))
         yield Sandbox(cloud, fleet, port)
 
@@ -169,7 +186,12 @@ def node_access(ssh_port: int) -> NodeAccess:
     async def no_wait(_: float) -> None:
         await asyncio.sleep(0.01)
 
-    return NodeAccess(ssh_port=ssh_port, readiness=ReadinessPolicy(attempts=200, delay=0.01), sleep=no_wait)
+    return NodeAccess(
+        ssh_port=ssh_port,
+        admin_port=admin_port_of(ssh_port),
+        readiness=ReadinessPolicy(attempts=200, delay=0.01),
+        sleep=no_wait,
+    )
 
 
 def connector() -> SshNodeConnector:

@@ -47,7 +47,7 @@ from legion_nb.engine.deployment.phases import (
 )
 from legion_nb.engine.deployment.services import DeploymentServices, NodeAccess, NodeConnector
 from legion_nb.engine.resources.ports import StatePort
-from legion_nb.engine.state.model import LegionState, NodeExecution, utcnow
+from legion_nb.engine.state.model import LegionState, NodeExecution, TrackedSshKey, utcnow
 from legion_nb.errors import LockedError, OperationError, UsageError
 
 if TYPE_CHECKING:
@@ -316,8 +316,14 @@ class DeploymentService:
         self._connector = connector
         self._delay = delay
         self._runtime: NodeDeploymentRuntime | None = None
+        self._services: DeploymentServices | None = None
         self.interrupted: tuple[str, ...] = ()
         """The nodes the last ``start`` found running and marked interrupted."""
+
+    @property
+    def access(self) -> NodeAccess:
+        """The ports and waits node sessions use (the sandbox's nodes share non-standard ports)."""
+        return self._access or NodeAccess()
 
     @property
     def runtime(self) -> NodeDeploymentRuntime:
@@ -332,7 +338,47 @@ class DeploymentService:
         )
         runtime = NodeDeploymentRuntime(persistence, services, delay=self._delay)
         self.interrupted = await runtime.initialize()
+        self._services = services
         self._runtime = runtime
 
     async def stop(self) -> None:
         self._runtime = None
+        self._services = None
+
+    # -- the node actors' port (``NodeDeployer``) ---------------------------------------------------
+
+    def enabled(self) -> bool:
+        return self._runtime is not None
+
+    def busy(self, node: str) -> bool:
+        return self._runtime is not None and node in self._runtime.active()
+
+    def execution(self, node: str) -> NodeExecution | None:
+        return self.runtime.execution(node)
+
+    async def provider_ssh_key(self, node: str, provider: str) -> TrackedSshKey:
+        """The node's admin key registered at ``provider`` (its identity is generated first)."""
+        services = self._require_services()
+        await services.prepare(node, NodeOperation.ADD)
+        return await services.provider_ssh_key(node, provider)
+
+    async def deploy(self, node: str) -> NodeExecution:
+        """Install a tracked node: ``add`` when it never ran an operation (its provision phase finds
+        the tracked server), else resume the unfinished one, else start that operation over."""
+        runtime = self.runtime
+        execution = runtime.execution(node)
+        if execution is None:
+            return await runtime.run(node, NodeOperation.ADD)
+        if execution.status == "succeeded":
+            return execution
+        if execution.status in ("interrupted", "failed") and execution.retryable:
+            return await runtime.resume(node)
+        return await runtime.run(node, execution.operation)
+
+    async def repair(self, node: str, operation: str) -> NodeExecution:
+        return await self.runtime.run(node, operation)
+
+    def _require_services(self) -> DeploymentServices:
+        if self._services is None:
+            raise LockedError("the deployment runtime runs only while the state is unlocked; unlock it first")
+        return self._services

@@ -33,6 +33,8 @@ from cryptography import x509
 
 from legion_nb.engine.cluster.firewall_plan import ADMIN_API_PORT
 from legion_nb.engine.cluster.nbde import (
+    ClusterFacts,
+    NodeFacts,
     NodeUnlock,
     cluster_facts,
     derive_nbde_policy,
@@ -86,6 +88,7 @@ from legion_nb.providers.base import (
     deterministic_name,
 )
 from legion_nb.providers.catalog import resolve_server_choice
+from legion_nb.providers.node_admin import NodeAdminClient, NodeAdminUnreachableError, Readiness, admin_url
 
 __all__ = [
     "ADMIN_KEYS_PATH",
@@ -291,7 +294,8 @@ class DeploymentServices:
             return state, None
 
         await self._state.mutate(ensure, reason=f"node {node}: deployment material")
-        if not self._state.state.deployment.nodes[node].security:
+        stored = material_of(self._state.state, node)
+        if stored is None or not stored.security:
             await self.prepare(node, operation)  # the cluster CA changed under us: issue from the stored one
 
     def _cluster_of(self, state: LegionState, node: str) -> str:
@@ -652,24 +656,49 @@ class DeploymentServices:
         finally:
             await channel.aclose()
 
+    def _admin_client(self, node: str) -> NodeAdminClient:
+        """The node's admin API over HTTPS, Legion's operator certificate against the pinned CA."""
+        record = self._tracked(node)
+        context = self._cluster_security(record.cluster).operator_ssl_context()
+        url = admin_url(self._host(record), self._access.admin_port)
+        return NodeAdminClient(node, url, context)
+
     async def readiness(self, ctx: PhaseContext) -> None:
+        """Wait until the node reports ready on its admin API (HTTPS, mutual TLS): the report is
+        trusted only from a node holding the certificate this cluster's CA issued it."""
         policy = self._access.readiness
-        channel = await self._open_installed(ctx.node)
-        try:
-            report: dict[str, Any] = {}
+        report = Readiness(ready=False)
+        async with self._admin_client(ctx.node) as client:
             for attempt in range(policy.attempts):
-                report = await _readiness(channel)
-                if report.get("ready"):
+                try:
+                    report = await client.readiness()
+                except NodeAdminUnreachableError:
+                    report = Readiness(ready=False, checks={"admin_api": False})
+                if report.ready:
                     return
                 if attempt + 1 < policy.attempts:
                     await self._access.sleep(policy.delay)
-        finally:
-            await channel.aclose()
-        failing = sorted(k for k, ok in (report.get("checks") or {}).items() if not ok)
         raise NodeNotReadyError(
             f"node {ctx.node} is not ready after {policy.attempts} checks (failing: "
-            f"{', '.join(failing) or 'unknown'}); resume the operation once it settles"
+            f"{', '.join(report.failing()) or 'unknown'}); resume the operation once it settles"
         )
+
+    async def tang_facts(
+        self, state: LegionState, cluster: str, *, deploying: str | None = None
+    ) -> ClusterFacts:
+        """The cluster's NBDE facts with each Tang server probed: a node the state counts as serving
+        Tang must also answer ``/tang/adv`` over mTLS now, or it is nobody's peer this time."""
+        facts = cluster_facts(state, cluster, deploying=deploying)
+        probed: list[NodeFacts] = []
+        for node in facts.nodes:
+            serving = node.tang
+            if serving and node.name != deploying:
+                async with self._admin_client(node.name) as client:
+                    serving = await client.tang_serving()
+                if not serving:
+                    logger.warning("NBDE: node %s does not serve Tang now; left out as a peer", node.name)
+            probed.append(dataclasses.replace(node, tang=serving))
+        return ClusterFacts.of(cluster, probed)
 
     async def cluster_reconcile(self, ctx: PhaseContext) -> None:
         """Bring the deployed peers' sync configuration up to date with this node. A peer that is
@@ -710,7 +739,7 @@ class DeploymentServices:
         node = ctx.node
         record = self._tracked(node)
         state = self._state.state
-        policy = derive_nbde_policy(cluster_facts(state, record.cluster, deploying=node))
+        policy = derive_nbde_policy(await self.tang_facts(state, record.cluster, deploying=node))
         target = policy.for_node(node)
         if target is None:
             return  # not a healthy cluster node: nothing to bind now

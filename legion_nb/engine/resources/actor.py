@@ -22,7 +22,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from statemachine import StateChart
 
@@ -31,7 +31,7 @@ from legion_nb.engine.resources.pending import pending_for, without_pending
 from legion_nb.engine.resources.ports import ProviderAccess, StatePort
 from legion_nb.engine.resources.snapshot import ActorSnapshot, Health, ResourceKey
 from legion_nb.engine.resources.tracing import ActorTracer
-from legion_nb.engine.state.model import LegionState
+from legion_nb.engine.state.model import LegionState, NodeExecution, TrackedSshKey
 from legion_nb.errors import (
     LegionError,
     ProviderAmbiguousError,
@@ -47,6 +47,7 @@ from legion_nb.providers.resilience import PendingKind
 __all__ = [
     "OPERATOR_CIDRS_ENV",
     "ActorContext",
+    "NodeDeployer",
     "ResourceActor",
     "ResourceSettings",
     "describe_error",
@@ -93,6 +94,36 @@ class ResourceSettings:
             raise ValidationError(f"{OPERATOR_CIDRS_ENV}: {exc.message}") from exc
 
 
+class NodeDeployer(Protocol):
+    """What a cluster node actor asks of the deployment runtime (the engine's ``DeploymentService``).
+
+    A port, so the actors do not depend on how phases run: the actor decides *when* a node needs
+    its install (tracked, running, never deployed or left unfinished), the runtime does the work.
+    """
+
+    def enabled(self) -> bool:
+        """True while a runtime runs (the state is unlocked and deployment is wired)."""
+        ...
+
+    def busy(self, node: str) -> bool:
+        """True while an operation runs on ``node`` in this process."""
+        ...
+
+    def execution(self, node: str) -> NodeExecution | None: ...
+
+    async def provider_ssh_key(self, node: str, provider: str) -> TrackedSshKey:
+        """The provider key a new server must be created with so the install phases can reach it."""
+        ...
+
+    async def deploy(self, node: str) -> NodeExecution:
+        """Install ``node`` (run ``add`` after its provisioning, or resume what was left unfinished)."""
+        ...
+
+    async def repair(self, node: str, operation: str) -> NodeExecution:
+        """Run a repair operation (``nbde_promote``, ``nbde_reconcile``) on a deployed node."""
+        ...
+
+
 @dataclass(slots=True)
 class ActorContext:
     """The collaborators an actor may use. ``changed`` reports a new snapshot to the supervisor;
@@ -105,6 +136,7 @@ class ActorContext:
     busy_servers: Callable[[Iterable[str]], list[str]]
     settings: ResourceSettings = field(default_factory=ResourceSettings)
     tracer: ActorTracer | None = None
+    deployment: NodeDeployer | None = None
 
 
 def describe_error(exc: BaseException) -> tuple[str, bool]:
@@ -170,8 +202,14 @@ class ResourceActor(abc.ABC):
 
     async def sync(self, run_id: str | None = None) -> None:
         """One wave: reconcile desired facts from the state against what the actor believes."""
-        self.run_id = run_id
+        self.wave_started(run_id)
         await self.send("sync")
+
+    def wave_started(self, run_id: str | None) -> None:
+        """A wave reached the actor, before its SYNC. Actors extend this, never :meth:`sync`: the
+        chart binds listener methods named after its events, so an override of ``sync`` runs as a
+        callback of the SYNC event too."""
+        self.run_id = run_id
 
     async def stop(self) -> None:
         """Leave every state (cancelling invokes in flight) and enter ``stopped``."""

@@ -6,9 +6,14 @@ The chart has two parallel regions, as the seed's node actor does:
   ``running`` -> ``verifying`` (a wave re-reads the provider) -> ``running``; planned absence ->
   ``deleting`` -> ``deleted``; ``settling`` looks up a create that a crash or a lost answer left
   unresolved; any failure -> ``failed`` (the next wave starts over from what the state holds).
-* ``system``: what the node is as a system. For now derived from the provider's status
-  (``unknown``, ``down``, ``reachable``); SSH bootstrap and deployment phases (issue 5) add their
-  states here.
+* ``system``: what the node is as a system: ``unknown``, ``down`` or ``reachable`` from the
+  provider's status and, for cluster nodes while deployment is wired (``ActorContext.deployment``),
+  ``deploying`` (the deployment runtime installs the node: the ``add`` operation's phases, or a
+  resume of what an earlier run left unfinished), ``deployed`` (its last operation succeeded) or
+  ``deploy_failed`` (the next wave retries). The runtime's provisioning phase finds the server this
+  actor tracked and never creates a second one; the server is created with the node's provider SSH
+  key so the install phases can reach it. The live phase shows as the snapshot's ``substage``.
+  Satellites keep the short path (reachable when running).
 
 Creation is safe against lost answers: the create intent (with the server's Legion id) is written to
 the state before the provider call, the tracked server is written the moment the provider returns
@@ -25,7 +30,13 @@ from typing import Any
 from statemachine import State, StateChart
 from statemachine.transition_list import TransitionList
 
-from legion_nb.engine.resources.actor import ActorContext, ResourceActor, with_tracked
+from legion_nb.engine.resources.actor import (
+    ActorContext,
+    NodeDeployer,
+    ResourceActor,
+    describe_error,
+    with_tracked,
+)
 from legion_nb.engine.resources.pending import pending_for, without_pending
 from legion_nb.engine.resources.snapshot import Health, ResourceKey
 from legion_nb.engine.state.model import (
@@ -35,9 +46,10 @@ from legion_nb.engine.state.model import (
     Provider,
     Role,
     TrackedServer,
+    TrackedSshKey,
     utcnow,
 )
-from legion_nb.errors import ProviderNotFoundError, UsageError
+from legion_nb.errors import LegionError, ProviderNotFoundError, UsageError
 from legion_nb.providers.base import (
     Operation,
     OwnershipLabels,
@@ -70,6 +82,22 @@ def _retry_from(failed: State, *, to: tuple[State, State, State, State]) -> Tran
         | failed.to(creating, cond="wanted")
     )
     return retry
+
+
+def _observe_among(**states: State) -> TransitionList:
+    """Every system state moves to whichever other one the actor's target names (guard
+    ``sys_<id>``; ids are passed by name, states get theirs only after the class body). An install
+    in progress (``deploying``) is left only when the provider takes the server away (down or
+    unknown), which cancels its invoke; otherwise it ends by its own ``done.invoke``."""
+    moves: TransitionList | None = None
+    for source_id, source in states.items():
+        for target_id, target in states.items():
+            if target_id == source_id or (source_id == "deploying" and target_id not in ("down", "unknown")):
+                continue
+            move = source.to(target, cond=f"sys_{target_id}")
+            moves = move if moves is None else moves | move
+    assert moves is not None
+    return moves
 
 
 class ServerNodeChart(StateChart[Any]):
@@ -133,15 +161,19 @@ class ServerNodeChart(StateChart[Any]):
             unknown = State(initial=True)
             down = State()
             reachable = State()
+            deploying = State()
+            deployed = State()
+            deploy_failed = State()
 
-            observe = (
-                unknown.to(reachable, cond="sys_reachable")
-                | unknown.to(down, cond="sys_down")
-                | down.to(reachable, cond="sys_reachable")
-                | down.to(unknown, cond="sys_unknown")
-                | reachable.to(down, cond="sys_down")
-                | reachable.to(unknown, cond="sys_unknown")
+            observe = _observe_among(
+                unknown=unknown,
+                down=down,
+                reachable=reachable,
+                deploying=deploying,
+                deployed=deployed,
+                deploy_failed=deploy_failed,
             )
+            done_invoke_deploying = deploying.to(deployed, cond="deploy_ok") | deploying.to(deploy_failed)
 
     stopped = State(final=True)
     stop = alive.to(stopped)
@@ -185,6 +217,7 @@ class ServerNodeActor(ResourceActor):
     def __init__(self, key: ResourceKey, provider: str, context: ActorContext) -> None:
         super().__init__(key, provider, context)
         self.provider_status: str | None = None
+        self._deploy_error: str | None = None
         self._operations: tuple[Operation, ...] = ()
 
     # -- reading the state ------------------------------------------------------------------
@@ -217,13 +250,90 @@ class ServerNodeActor(ResourceActor):
         return self.provider_status == "running"
 
     def sys_reachable(self) -> bool:
-        return _system_for(self.provider_status) == "reachable"
+        return self._system_target() == "reachable"
 
     def sys_down(self) -> bool:
-        return _system_for(self.provider_status) == "down"
+        return self._system_target() == "down"
 
     def sys_unknown(self) -> bool:
-        return _system_for(self.provider_status) == "unknown"
+        return self._system_target() == "unknown"
+
+    def sys_deploying(self) -> bool:
+        return self._system_target() == "deploying"
+
+    def sys_deployed(self) -> bool:
+        return self._system_target() == "deployed"
+
+    def sys_deploy_failed(self) -> bool:
+        return self._system_target() == "deploy_failed"
+
+    def deploy_ok(self) -> bool:
+        return self._deploy_error is None
+
+    # -- deployment (cluster nodes, when the engine wires a runtime) ----------------------------
+
+    def _deployer(self) -> NodeDeployer | None:
+        deployer = self.context.deployment
+        if deployer is None or not deployer.enabled():
+            return None
+        planned = self.planned()
+        record = self.tracked()
+        role = planned[1].role if planned is not None else record.role if record is not None else None
+        return deployer if role == "cluster" else None
+
+    def _system_target(self) -> str:
+        """Where the system region belongs now (module notes); ``deploying`` only from ``running``."""
+        base = _system_for(self.provider_status)
+        deployer = self._deployer()
+        if base != "reachable" or deployer is None or self.tracked() is None:
+            return base
+        if "deploying" in self.active:
+            return "deploying"
+        if self._deploy_error is not None:
+            return "deploy_failed"
+        execution = deployer.execution(self.name)
+        if execution is not None and execution.status == "succeeded":
+            return "deployed"
+        if deployer.busy(self.name):
+            return self.system() or "reachable"  # another operation (reinstall, repair) owns the node
+        return "deploying" if "running" in self.active else "reachable"
+
+    def wave_started(self, run_id: str | None) -> None:
+        super().wave_started(run_id)
+        self._deploy_error = None  # a wave is the operator asking again: retry a failed install
+
+    async def run_repair(self, operation: str) -> bool:
+        """Run a repair operation on this deployed node (the supervisor's NBDE pass); True when it
+        succeeded. Refused quietly (False) while the node is not deployed or another operation runs."""
+        deployer = self._deployer()
+        if deployer is None or self.system() != "deployed" or deployer.busy(self.name):
+            return False
+        try:
+            await deployer.repair(self.name, operation)
+        except LegionError as exc:
+            self.error, self.error_temporary = exc.message, False
+            self.touch()
+            return False
+        self.clear_error()
+        self.touch()
+        return True
+
+    async def on_invoke_deploying(self) -> None:
+        """Run the node's install through the runtime; a failure is kept for the snapshot (the runtime
+        recorded it durably) and the next wave resumes from the recorded phase."""
+        deployer = self._deployer()
+        if deployer is None:
+            return
+        self._deploy_error = None
+        self.clear_error()
+        try:
+            await deployer.deploy(self.name)
+        except LegionError as exc:
+            self._deploy_error = exc.message
+        except Exception as exc:  # translated like any actor failure: one line, traceback logged
+            self._deploy_error = describe_error(exc)[0]
+        if self._deploy_error is not None:
+            self.error, self.error_temporary = self._deploy_error, False
 
     # -- chart callbacks -----------------------------------------------------------------------
 
@@ -235,8 +345,7 @@ class ServerNodeActor(ResourceActor):
     async def after_transition(self, event: str, machine: StateChart[Any]) -> None:
         """Keep the system region in step with the provider status the machine region learned."""
         self.touch()
-        settled_system = _system_for(self.provider_status)
-        if event not in ("observe", "stop") and not self.stopped and self.system() != settled_system:
+        if event not in ("observe", "stop") and not self.stopped and self.system() != self._system_target():
             await machine.raise_("observe")
 
     def on_exit_failed(self) -> None:
@@ -265,12 +374,15 @@ class ServerNodeActor(ResourceActor):
         cluster, server = planned
         self._check_not_moved(server)
         resilience = self.context.providers.resilience
+        deployer = self._deployer()
+        keys = (await deployer.provider_ssh_key(self.name, self.provider),) if deployer is not None else ()
+        key_ids = tuple(key.provider_id for key in keys)
         pending, legion_id = await self.create_once(
             f"server {self.name}",
-            lambda legion_id: resilience.create_server(self._spec(server, legion_id), self.provider),
+            lambda legion_id: resilience.create_server(self._spec(server, legion_id, key_ids), self.provider),
         )
         self._operations = pending.operations
-        await self._track(pending.server, legion_id, cluster=cluster, planned=server)
+        await self._track(pending.server, legion_id, cluster=cluster, planned=server, ssh_keys=keys)
 
     async def on_invoke_provisioning(self) -> None:
         self.require_provider()
@@ -330,7 +442,7 @@ class ServerNodeActor(ResourceActor):
                 "then plan it again"
             )
 
-    def _spec(self, server: PlannedServer, legion_id: str) -> ServerSpec:
+    def _spec(self, server: PlannedServer, legion_id: str, key_ids: tuple[str, ...] = ()) -> ServerSpec:
         catalog = self.context.providers.catalog(self.provider)
         choice = resolve_server_choice(
             catalog,
@@ -344,6 +456,7 @@ class ServerNodeActor(ResourceActor):
             server_type=choice.server_type.name,
             location=choice.location.name,
             image=choice.image.id,
+            ssh_key_ids=key_ids,
             labels=OwnershipLabels(legion_id).as_labels(),
         )
 
@@ -354,6 +467,7 @@ class ServerNodeActor(ResourceActor):
         *,
         cluster: str | None = None,
         planned: PlannedServer | None = None,
+        ssh_keys: tuple[TrackedSshKey, ...] = (),
     ) -> None:
         self.provider_status = server.status
         name = self.name
@@ -365,6 +479,8 @@ class ServerNodeActor(ResourceActor):
             plan = planned or (found[1] if found else None)
             role = plan.role if plan else "cluster"
             record = tracked_server_from(server, provider, cluster=where, role=role, name=name)
+            if ssh_keys:
+                record = dataclasses.replace(record, ssh_keys=ssh_keys)
             state = without_pending(state, legion_id)
             servers = {**state.tracked.servers, name: record}
             return with_tracked(state, servers=servers), None
@@ -447,16 +563,22 @@ class ServerNodeActor(ResourceActor):
 
     def system(self) -> str | None:
         active = self.active
-        for name in ("reachable", "down", "unknown"):
+        for name in ("deploying", "deployed", "deploy_failed", "reachable", "down", "unknown"):
             if name in active:
                 return name
         return None
 
     def settled(self) -> bool:
         # The system region follows the machine region by an internal event: not settled between.
-        return self._machine() not in _WORKING and self.system() == _system_for(self.provider_status)
+        return (
+            self._machine() not in _WORKING
+            and "deploying" not in self.active
+            and self.system() == self._system_target()
+        )
 
     def operation(self) -> str | None:
+        if "deploying" in self.active:
+            return "deploy"
         return _OPERATIONS.get(self._machine())
 
     def health(self) -> Health:
@@ -464,12 +586,16 @@ class ServerNodeActor(ResourceActor):
         if machine == "failed":
             return super().health()
         if machine == "running":
-            return "healthy" if self.system() == "reachable" else "degraded"
+            system = self.system()
+            if system == "deploying":
+                return "unknown"
+            return "healthy" if system in ("reachable", "deployed") else "degraded"
         return "unknown"
 
     def substage(self) -> str | None:
+        """The deployment phase the node is in (or stopped in); none once its operation succeeded."""
         record = self.tracked()
-        if record is None or record.execution is None:
+        if record is None or record.execution is None or record.execution.status == "succeeded":
             return None
         return record.execution.phase
 

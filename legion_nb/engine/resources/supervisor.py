@@ -18,7 +18,10 @@ publications.
   the latest per key and schedules ONE flush per loop tick (``loop.call_soon``), which hands every
   listener the changed snapshots together. A burst of 10,000 changes in one tick is one call.
 * **Repairs.** :meth:`ResourceSupervisor.run_repairs` re-sends work to the actors whose last wave
-  ended in a temporary provider error: the one repair that is always safe.
+  ended in a temporary provider error: the one repair that is always safe. With deployment wired it
+  then runs the NBDE repairs (:meth:`ResourceSupervisor.run_nbde_repairs`): each deployed node whose
+  disk binding differs from its cluster's policy runs ``nbde_promote`` or ``nbde_reconcile`` through
+  its actor, so NBDE moves local -> tang -> quorum as a cluster grows to three healthy nodes.
 """
 
 from __future__ import annotations
@@ -31,8 +34,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from legion_nb.engine.cluster.firewall_plan import build_cluster_firewall_plan
+from legion_nb.engine.cluster.nbde import NbdeRepair, nbde_repairs
 from legion_nb.engine.paths import log_dir_for
-from legion_nb.engine.resources.actor import ActorContext, ResourceActor, ResourceSettings
+from legion_nb.engine.resources.actor import ActorContext, NodeDeployer, ResourceActor, ResourceSettings
 from legion_nb.engine.resources.dns_zone import DnsZoneActor
 from legion_nb.engine.resources.domain import DomainActor
 from legion_nb.engine.resources.firewall import FirewallActor
@@ -47,7 +51,7 @@ if TYPE_CHECKING:
     from legion_nb.engine.runtime import Engine
     from legion_nb.engine.state.persistence import StateChange
 
-__all__ = ["ResourceSupervisor", "SnapshotListener", "desired_keys"]
+__all__ = ["NBDE_REPAIR_ROUNDS", "ResourceSupervisor", "SnapshotListener", "desired_keys", "nbde_operation"]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +63,18 @@ _ACTORS: dict[ResourceKind, type[ResourceActor]] = {
     "domain": DomainActor,
 }
 _WAVE_ORDER: tuple[ResourceKind, ...] = ("server", "dns_zone", "firewall", "domain")
+
+NBDE_REPAIR_ROUNDS = 3
+"""NBDE repair rounds per pass: enough for local -> tang -> quorum, and a bound if a node flaps."""
+
+
+def nbde_operation(repair: NbdeRepair) -> str:
+    """``nbde_promote`` when the node moves off its local boot key (its readiness is checked first
+    and its peers learn its Tang server after), else a plain ``nbde_reconcile``."""
+    promoting = repair.target.mode != "local" and any(
+        reason.startswith(("mode local", "local boot key still present")) for reason in repair.reasons
+    )
+    return "nbde_promote" if promoting else "nbde_reconcile"
 
 
 def desired_keys(state: LegionState, settings: ResourceSettings) -> dict[ResourceKey, str]:
@@ -100,8 +116,10 @@ class ResourceSupervisor:
         *,
         settings: ResourceSettings | None = None,
         trace: bool | None = None,
+        deployment: NodeDeployer | None = None,
     ) -> None:
         self._providers = providers
+        self._deployment = deployment
         self.settings = settings or ResourceSettings.from_env()
         self._trace = tracing_enabled() if trace is None else trace
         self._state: StatePort | None = None
@@ -195,6 +213,7 @@ class ResourceSupervisor:
             busy_servers=self.busy_servers,
             settings=self.settings,
             tracer=self._tracer,
+            deployment=self._deployment,
         )
 
     def actor(self, key: ResourceKey) -> ResourceActor | None:
@@ -259,6 +278,11 @@ class ResourceSupervisor:
 
     def _state_changed(self, change: StateChange[LegionState]) -> None:
         before, after = change.before.tracked.servers, change.after.tracked.servers
+        if before is not after:
+            for name, record in after.items():
+                actor = self._actors.get(ResourceKey("server", name))
+                if actor is not None and before.get(name) is not record:
+                    actor.touch()  # a deployment phase moved: the node's substage follows it
         self._schedule_reconcile(endpoints_moved=before is not after and before != after)
 
     def _schedule_reconcile(self, *, endpoints_moved: bool = False) -> None:
@@ -339,11 +363,38 @@ class ResourceSupervisor:
         return [self._actors[k].snapshot() for k in chosen if k in self._actors]
 
     async def run_repairs(self) -> list[ResourceKey]:
-        """Retry the actors whose last wave failed with a temporary provider error."""
+        """Retry the actors whose last wave failed with a temporary provider error, then bring the
+        deployed nodes' NBDE in line with the policy (:meth:`run_nbde_repairs`)."""
         self._require_state()
         repaired: list[ResourceKey] = []
         for key in sorted(self._actors, key=lambda k: (_WAVE_ORDER.index(k.kind), k.identity)):
             actor = self._actors.get(key)
             if actor is not None and await actor.repair():
                 repaired.append(key)
+        nbde = [key for key in await self.run_nbde_repairs() if key not in repaired]
+        return [*repaired, *nbde]
+
+    async def run_nbde_repairs(self, *, rounds: int = NBDE_REPAIR_ROUNDS) -> list[ResourceKey]:
+        """Reconcile every deployed node whose NBDE binding differs from the policy its cluster now
+        calls for (:func:`~legion_nb.engine.cluster.nbde.nbde_repairs`), round after round: a node
+        enrolled in one round serves Tang in the next, which can promote the cluster again (local ->
+        tang -> quorum). A node whose repair was refused or failed is not retried in the same call."""
+        state = self._require_state()
+        repaired: list[ResourceKey] = []
+        refused: set[str] = set()
+        for _ in range(rounds):
+            progressed = False
+            for repair in nbde_repairs(state.state):
+                key = ResourceKey("server", repair.node)
+                actor = self._actors.get(key)
+                if repair.node in refused or not isinstance(actor, ServerNodeActor):
+                    continue
+                if await actor.run_repair(nbde_operation(repair)):
+                    progressed = True
+                    if key not in repaired:
+                        repaired.append(key)
+                else:
+                    refused.add(repair.node)
+            if not progressed:
+                break
         return repaired
