@@ -50,10 +50,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
 def serve_terminal_notebook(root: Path) -> int:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(source) for source in CELLS]
+    # nbformat ships no type information
+    nb = nbformat.v4.new_notebook()  # type: ignore[no-untyped-call]
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in CELLS]  # type: ignore[no-untyped-call]
     nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
-    nbformat.write(nb, root / NOTEBOOK)
+    nbformat.write(nb, root / NOTEBOOK)  # type: ignore[no-untyped-call]
     shutil.copy(NODEKIT, root / NODEKIT.name)
     return len(CELLS)
 
