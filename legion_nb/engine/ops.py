@@ -416,7 +416,7 @@ class EngineOps:
             await deployment.runtime.run(server.name, "reinstall")
 
         result = await self._server_command(name, "reinstall", run)
-        await self._resources.run_nbde_repairs()
+        await self._after_node_operation(result.server)
         return result
 
     async def node_resume(self, name: str) -> ServerCommandResult:
@@ -427,8 +427,16 @@ class EngineOps:
             await deployment.runtime.resume(server.name)
 
         result = await self._server_command(name, "resume", run)
-        await self._resources.run_nbde_repairs()
+        await self._after_node_operation(result.server)
         return result
+
+    async def _after_node_operation(self, name: str) -> None:
+        """Let the node's actor see the outcome (a wave clears an install failure it remembers),
+        then reconcile NBDE: the node is healthy again, which can change its cluster's policy."""
+        key = ResourceKey("server", name)
+        await self._resources.sync_wave([key])
+        await self._resources.wait_settled([key])
+        await self._resources.run_nbde_repairs()
 
     def nbde_status(self) -> list[dict[str, Any]]:
         """Per cluster: the NBDE mode its healthy nodes call for, and what each node is bound to."""

@@ -8,6 +8,7 @@ nodes' own admin APIs show what happened.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -19,6 +20,7 @@ from legion_nb.engine.runtime import Engine
 from legion_nb.engine.state.model import LegionState
 from legion_nb.engine.state.persistence import StateChange
 from legion_nb.providers.node_admin import NodeAdminClient, NodeAdminTrustError, admin_url
+from legion_nb.session import sandbox_cloud
 
 pytestmark = pytest.mark.slow
 
@@ -143,3 +145,33 @@ async def test_node_operations_refuse_untracked_nodes_in_one_line(engine: Engine
         with pytest.raises(legion_nb.errors.UsageError) as caught:
             await call("ghost")
         assert "not tracked" in caught.value.message and "\n" not in caught.value.message
+
+
+async def test_an_install_step_failure_is_reported_and_node_resume_finishes_it(engine: Engine) -> None:
+    fleet = sandbox_cloud(engine).nodes
+    assert fleet is not None
+
+    async def break_the_first_install() -> None:
+        while not fleet.addresses():
+            await asyncio.sleep(0.002)
+        fleet.node(fleet.addresses()[0]).faults.fail("install", "disk /dev/sda not found")
+
+    breaker = asyncio.create_task(break_the_first_install())
+    await plan(engine, "flaky")
+    report = await engine.materialize(settle_seconds=120)
+    await breaker
+
+    assert not report.ok
+    assert [(e["name"], "disk /dev/sda not found" in e["error"]) for e in report.errors] == [("flaky", True)]
+    execution = engine.state.tracked.servers["flaky"].execution
+    assert execution is not None and (execution.status, execution.phase) == ("failed", "os_install")
+    assert execution.retryable
+
+    result = await engine.node_resume("flaky")
+
+    assert result.status == "succeeded"
+    execution = engine.state.tracked.servers["flaky"].execution
+    assert execution is not None and (execution.operation, execution.status) == ("add", "succeeded")
+    row = next(r for r in (await engine.snapshot())["rows"] if r["name"] == "flaky")
+    assert (row["system"], row["error"], row["substage"]) == ("deployed", "", ""), row
+    assert [n["mode"] for n in (await engine.nbde_status())[0]["nodes"]] == ["local"]

@@ -351,6 +351,12 @@ class ServerNodeActor(ResourceActor):
     def on_exit_failed(self) -> None:
         self.clear_error()
 
+    def on_enter_deployed(self) -> None:
+        """Deployed (by this actor, a node command or a resume): an earlier install failure is over."""
+        self._deploy_error = None
+        if "failed" not in self.active:  # a provider failure of the machine region stays shown
+            self.clear_error()
+
     def on_enter_deleted(self) -> None:
         self.provider_status = None
 
