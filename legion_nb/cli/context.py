@@ -17,13 +17,13 @@ import os
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from legion_nb.errors import LegionError, UsageError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from legion_nb.engine.daemon.syncclient import BlockingRemote
 
 __all__ = ["CliContext", "EngineApi", "is_one_shot", "one_shot"]
@@ -57,15 +57,44 @@ def is_one_shot(handler: object) -> bool:
     return getattr(handler, _ONE_SHOT, False) is True
 
 
-@dataclass
 class CliContext:
-    state_path: Path
-    json: bool = False
-    password_stdin: bool = False
-    daemon_token: str | None = None
-    _stdin_lines: list[str] | None = field(default=None, repr=False)
-    _blocking: BlockingRemote | None = field(default=None, repr=False)
-    _blocking_error: LegionError | None = field(default=None, repr=False)
+    """The global options of one command, and what it has read or connected so far.
+
+    A plain class rather than a dataclass: ``dataclasses`` imports ``inspect`` (with ``ast``,
+    ``dis`` and ``tokenize``), which a daemon-served command would pay for on every run.
+    """
+
+    __slots__ = (
+        "_blocking",
+        "_blocking_error",
+        "_stdin_lines",
+        "daemon_token",
+        "json",
+        "password_stdin",
+        "state_path",
+    )
+
+    def __init__(
+        self,
+        state_path: Path,
+        json: bool = False,
+        password_stdin: bool = False,
+        daemon_token: str | None = None,
+    ) -> None:
+        self.state_path = state_path
+        self.json = json
+        self.password_stdin = password_stdin
+        self.daemon_token = daemon_token
+        self._stdin_lines: list[str] | None = None
+        self._blocking: BlockingRemote | None = None
+        self._blocking_error: LegionError | None = None
+
+    def __repr__(self) -> str:
+        token = None if self.daemon_token is None else "<hidden>"  # a secret never shows in a repr
+        return (
+            f"CliContext(state_path={self.state_path!r}, json={self.json!r}, "
+            f"password_stdin={self.password_stdin!r}, daemon_token={token!r})"
+        )
 
     # -- input -------------------------------------------------------------------------------
 

@@ -95,6 +95,32 @@ def test_a_one_shot_handler_that_waits_for_a_loop_is_a_bug_not_a_hang(
     assert "marked one-shot waited for an event loop" in capsys.readouterr().err
 
 
+WARM_PATH_NEVER = frozenset({
+    "asyncio", "socket", "ssl", "selectors", "concurrent.futures",
+    "dataclasses", "inspect", "ast", "dis", "tokenize",  # dataclasses and what it pulls in
+    "hashlib", "_hashlib", "hmac",  # _hashlib loads OpenSSL; the endpoint hash uses the built-in sha256
+    "shutil", "getpass", "secrets", "legion_nb.engine.wire", "legion_nb.engine.daemon.client",
+})
+"""Modules a daemon-served one-shot command must not import: each costs more than its round trip."""
+
+
+def test_the_warm_path_modules_import_nothing_heavy() -> None:
+    code = (
+        "import sys\n"
+        "from legion_nb.cli.main import build_parser\n"
+        "from legion_nb.cli.context import CliContext\n"
+        "from legion_nb.engine.paths import resolve_state_path\n"
+        "from legion_nb.engine.daemon.syncclient import connect_blocking\n"
+        "build_parser('status')\n"
+        "CliContext(state_path=resolve_state_path('x.legion')).token()\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=99)
+    loaded = set(out.stdout.split())
+    assert "legion_nb.engine.daemon.syncclient" in loaded
+    assert not WARM_PATH_NEVER & loaded, sorted(WARM_PATH_NEVER & loaded)
+
+
 def test_building_the_parser_imports_no_asyncio() -> None:
     code = (
         "import sys\nfrom legion_nb.cli.main import build_parser\n"
@@ -140,6 +166,7 @@ def test_daemon_served_one_shot_commands_never_import_asyncio(
     assert report["daemon"] == "running" and report["unlocked"] is True
     assert not {"asyncio", "socket", "ssl"} & imported(status.stderr)
     assert "legion_nb.engine.daemon.syncclient" in imported(status.stderr)
+    assert not WARM_PATH_NEVER & imported(status.stderr)
 
     added = legion(
         warm, state, "plan", "dns-zone", "add", "example.org", "--provider", "hetzner", importtime=True

@@ -18,14 +18,24 @@ the user's local application data, holds the metadata and the log.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import stat
 import sys
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from legion_nb.errors import DaemonError
+
+# The endpoint is a SHA-256 of the state path, taken from CPython's built-in module when there is
+# one: ``hashlib`` would load OpenSSL (``_hashlib``), which costs a warm CLI command more than its
+# round trip to the daemon. Same digest either way; ``hashlib`` remains for builds without it.
+try:
+    from _sha2 import sha256 as _sha256  # type: ignore[import-not-found,unused-ignore]  # 3.12+
+except ImportError:
+    try:
+        from _sha256 import sha256 as _sha256  # type: ignore[import-not-found,no-redef,unused-ignore]  # 3.11
+    except ImportError:
+        from hashlib import sha256 as _sha256  # type: ignore[assignment,unused-ignore]
 
 __all__ = ["Endpoint", "UnsafeRuntimeDirError", "check_private_dir", "endpoint_for", "prepare_dirs"]
 
@@ -40,14 +50,51 @@ class UnsafeRuntimeDirError(DaemonError):
     code = "daemon_unsafe_dir"
 
 
-@dataclass(frozen=True, slots=True)
 class Endpoint:
-    """The daemon endpoint for one state file."""
+    """The daemon endpoint for one state file: an immutable value.
+
+    A plain class rather than a frozen dataclass: ``dataclasses`` imports ``inspect`` (and with it
+    ``ast``, ``dis``, ``tokenize``), which every warm CLI command would pay for.
+    """
+
+    __slots__ = ("address", "base", "directory", "kind")
 
     kind: str  # "unix" or "pipe"
     address: str  # the socket path or the pipe name
     directory: Path  # private directory for metadata (and the socket on Unix)
     base: Path  # the per-user parent of ``directory``
+
+    def __init__(self, kind: str, address: str, directory: Path, base: Path) -> None:
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "address", address)
+        object.__setattr__(self, "directory", directory)
+        object.__setattr__(self, "base", base)
+
+    def __setattr__(self, name: str, value: object) -> NoReturn:
+        raise AttributeError(f"cannot assign to field {name!r}: an Endpoint is immutable")
+
+    def __delattr__(self, name: str) -> NoReturn:
+        raise AttributeError(f"cannot delete field {name!r}: an Endpoint is immutable")
+
+    def __repr__(self) -> str:
+        return (
+            f"Endpoint(kind={self.kind!r}, address={self.address!r}, "
+            f"directory={self.directory!r}, base={self.base!r})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Endpoint) and other.__class__ is self.__class__:
+            return self._fields() == other._fields()
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __reduce__(self) -> tuple[type[Endpoint], tuple[str, str, Path, Path]]:
+        return (Endpoint, self._fields())  # copy and pickle rebuild it through __init__
+
+    def _fields(self) -> tuple[str, str, Path, Path]:
+        return (self.kind, self.address, self.directory, self.base)
 
     @property
     def metadata_path(self) -> Path:
@@ -65,7 +112,8 @@ class Endpoint:
 def state_key(state_path: Path) -> str:
     """The stable short name of a state file: a hash of its resolved absolute path."""
     resolved = str(Path(state_path).expanduser().resolve())
-    return hashlib.sha256(resolved.encode("utf-8", "surrogateescape")).hexdigest()[:_HASH_CHARS]
+    digest: str = _sha256(resolved.encode("utf-8", "surrogateescape")).hexdigest()
+    return digest[:_HASH_CHARS]
 
 
 def endpoint_for(state_path: Path) -> Endpoint:

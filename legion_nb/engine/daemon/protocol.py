@@ -11,11 +11,9 @@ This module is on the client's import path too, so it imports nothing heavier th
 
 from __future__ import annotations
 
-import hmac
 import json
 import re
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from legion_nb.errors import (
     DaemonAuthError,
@@ -77,14 +75,47 @@ class MethodNotAllowedError(DaemonProtocolError):
     code = "method_not_allowed"
 
 
-@dataclass(frozen=True, slots=True)
 class Request:
-    """A request whose token has been checked and whose fields have the right types."""
+    """A request whose token has been checked and whose fields have the right types.
+
+    An immutable value whose repr leaves the token out. A plain class rather than a frozen
+    dataclass: clients import this module, and ``dataclasses`` imports ``inspect``.
+    """
+
+    __slots__ = ("id", "method", "params", "token")
 
     id: int | str | None
     method: str
     params: dict[str, Any]
-    token: str = field(repr=False)
+    token: str
+
+    def __init__(self, id: int | str | None, method: str, params: dict[str, Any], token: str) -> None:
+        object.__setattr__(self, "id", id)
+        object.__setattr__(self, "method", method)
+        object.__setattr__(self, "params", params)
+        object.__setattr__(self, "token", token)
+
+    def __setattr__(self, name: str, value: object) -> NoReturn:
+        raise AttributeError(f"cannot assign to field {name!r}: a Request is immutable")
+
+    def __delattr__(self, name: str) -> NoReturn:
+        raise AttributeError(f"cannot delete field {name!r}: a Request is immutable")
+
+    def __repr__(self) -> str:
+        return f"Request(id={self.id!r}, method={self.method!r}, params={self.params!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Request) and other.__class__ is self.__class__:
+            return (self.id, self.method, self.params, self.token) == (
+                other.id, other.method, other.params, other.token
+            )
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((self.id, self.method, self.params, self.token))  # TypeError: params is a dict
+
+    def __reduce__(self) -> tuple[type[Request], tuple[int | str | None, str, dict[str, Any], str]]:
+        return (Request, (self.id, self.method, self.params, self.token))  # copy and pickle
 
 
 def new_token() -> str:
@@ -136,6 +167,8 @@ def check_token(message: dict[str, Any], expected: str) -> None:
     token = message.get("token")
     if not isinstance(token, str) or not token:
         raise DaemonAuthError("request has no daemon token: pass the token printed by 'legion daemon start'")
+    import hmac  # noqa: PLC0415 - only the daemon compares tokens; clients import this module too
+
     if not hmac.compare_digest(token.encode("utf-8", "surrogatepass"), expected.encode()):
         raise DaemonAuthError("wrong daemon token: use the token printed by 'legion daemon start'")
 
