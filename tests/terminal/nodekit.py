@@ -1,10 +1,11 @@
 """A simulated node recorded in an engine's state the way deployment records it.
 
 Deployment (issue 5) stores each node's tracked address and its security material (pinned host key,
-admin user and key); the engine's terminals read exactly those records. Until a sandbox materialize
-deploys nodes end to end, these helpers seed the same records through the engine's persistence
-supervisor, and make the simulated node present the recorded host key and accept the admin key, as an
-installed node would. Also copied next to the browser test's notebook, so it imports only legion_nb.
+admin user and key); the engine's terminals read exactly those records. For focused tests (a node in
+a second, no provider emulator) these helpers seed the same records through the engine's persistence
+supervisor, and make the simulated node present the recorded host key and accept the admin key, as
+an installed node would; ``test_terminal_sandbox.py`` covers the records materialize itself writes.
+Also copied next to the browser test's notebook, so it imports only legion_nb.
 """
 
 from __future__ import annotations
