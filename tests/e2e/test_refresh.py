@@ -109,3 +109,25 @@ async def test_refresh_without_credentials_is_one_clear_error(tmp_path: Path) ->
             raise AssertionError("refresh without credentials must fail")
     finally:
         await engine.aclose()
+
+
+async def test_a_resource_deleted_after_a_refresh_is_not_left_behind_as_an_orphan(
+    cloud: SandboxCloud, open_engine: EngineFactory
+) -> None:
+    """Deleting is news about the provider: the last refresh's record of what Legion just deleted
+    must not linger as an "orphan" in the diff or an unsettled row in the snapshot."""
+    engine = await open_engine()
+    await plan_cluster(engine)
+    assert (await engine.materialize(yes=True)).ok
+    assert (await engine.refresh()).ok  # observed now holds web-3
+    await engine.plan_upsert_dns_host(host="www", zone="example.org", servers=["web-1", "web-2"])
+    await engine.plan_remove_server(name="web-3")
+    assert (await engine.materialize(yes=True)).ok
+    assert "web-3" not in {s.name for s in hetzner(cloud).servers.values()}
+    diff = await engine.diff()
+    assert [(r.kind, r.name) for r in diff.resources if r.action == "orphan"] == []
+    rows = (await engine.snapshot())["rows"]
+    assert [r for r in rows if r["name"] == "web-3"] == []
+    observed = engine.state.observed["hetzner"]
+    assert "web-3" not in {s.name for s in observed.servers.values()}
+    await engine.aclose()

@@ -15,7 +15,7 @@ import functools
 from collections.abc import Mapping
 
 from legion_nb.engine.cluster.dns_records import ZoneRecordPlan, records_signature, synthesize_zone_records
-from legion_nb.engine.resources.actor import with_tracked
+from legion_nb.engine.resources.actor import with_tracked, without_observed
 from legion_nb.engine.resources.converging import ConvergingActor
 from legion_nb.engine.resources.pending import without_pending
 from legion_nb.engine.state.model import LegionState, Provider, TrackedDnsRecord, TrackedDnsZone
@@ -114,7 +114,8 @@ class DnsZoneActor(ConvergingActor):
 
         def drop(state: LegionState) -> tuple[LegionState, None]:
             zones = {k: v for k, v in state.tracked.dns_zones.items() if k != zone}
-            return with_tracked(state, dns_zones=zones), None
+            state = with_tracked(state, dns_zones=zones)
+            return without_observed(state, tracked.provider, "dns_zones", zone), None
 
         await self.context.state.mutate(drop, reason=f"deleted DNS zone {zone}")
 

@@ -19,7 +19,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 
 from legion_nb.engine.cluster.firewall_plan import FirewallSetPlan, build_cluster_firewall_plan, planned_rule
-from legion_nb.engine.resources.actor import with_tracked
+from legion_nb.engine.resources.actor import with_tracked, without_observed
 from legion_nb.engine.resources.converging import ConvergingActor
 from legion_nb.engine.resources.pending import without_pending
 from legion_nb.engine.state.model import FirewallRule as PlannedRule
@@ -192,8 +192,12 @@ class FirewallActor(ConvergingActor):
         name = self.name
 
         def drop(state: LegionState) -> tuple[LegionState, None]:
+            record = state.tracked.firewalls.get(name)
             firewalls = {k: v for k, v in state.tracked.firewalls.items() if k != name}
-            return with_tracked(state, firewalls=firewalls), None
+            state = with_tracked(state, firewalls=firewalls)
+            if record is not None and record.provider_id:
+                state = without_observed(state, record.provider, "firewalls", record.provider_id)
+            return state, None
 
         await self.context.state.mutate(drop, reason=f"deleted firewall {name}")
 

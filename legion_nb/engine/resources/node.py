@@ -36,6 +36,7 @@ from legion_nb.engine.resources.actor import (
     ResourceActor,
     describe_error,
     with_tracked,
+    without_observed,
 )
 from legion_nb.engine.resources.pending import pending_for, without_pending
 from legion_nb.engine.resources.snapshot import Health, ResourceKey
@@ -530,8 +531,12 @@ class ServerNodeActor(ResourceActor):
         self.provider_status = None
 
         def drop(state: LegionState) -> tuple[LegionState, None]:
+            record = state.tracked.servers.get(name)
             servers = {k: v for k, v in state.tracked.servers.items() if k != name}
-            return with_tracked(state, servers=servers), None
+            state = with_tracked(state, servers=servers)
+            if record is not None:
+                state = without_observed(state, record.provider, "servers", record.provider_id)
+            return state, None
 
         await self.context.state.mutate(drop, reason=reason)
 
