@@ -92,13 +92,20 @@ def states_while_running(samples: list[dict[str, Any]], cell: int) -> list[dict[
     code cell before it shows its execution count.
     """
     done = re.compile(r"^\[\d+\]:$")
-    return [
-        dict(s["rows"])
-        for s in samples
+    inside = [
+        i
+        for i, s in enumerate(samples)
         if len(s["prompts"]) > cell
         and s["prompts"][cell] == "[*]:"
         and all(done.match(p) for p in s["prompts"][:cell])
     ]
+    if not inside:
+        return []
+    # Prompts are drawn from kernel replies that race the panel's comm updates: the cell may already
+    # run before the previous prompt shows its count, and its last redraw may land just after its own
+    # prompt does. The one sample on each side of the window belongs to the same run.
+    first, last = max(inside[0] - 1, 0), min(inside[-1] + 1, len(samples) - 1)
+    return [dict(samples[i]["rows"]) for i in range(first, last + 1)]
 
 
 def changes(states: list[str | None]) -> list[str | None]:
