@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from legion_nb.engine.cluster.firewall_plan import build_cluster_firewall_plan, planned_rule
+from legion_nb.engine.resources.node import tracked_server_from
 from legion_nb.engine.resources.pending import StatePendingRecorder
 from legion_nb.engine.state.model import (
     DEFAULT_CLUSTER,
@@ -35,10 +36,8 @@ from legion_nb.engine.state.model import (
     ObservedProvider,
     ObservedServer,
     Provider,
-    Role,
     TrackedDnsZone,
     TrackedFirewall,
-    TrackedServer,
     utcnow,
 )
 from legion_nb.engine.state.model import ProviderCredentials as StoredCredentials
@@ -390,7 +389,9 @@ class _Adoption:
             self.orphans.append(f"server {server.name}")
             return
         cluster, role = (plan[0], plan[1].role) if plan is not None else (DEFAULT_CLUSTER, "cluster")
-        self.servers[server.name] = _tracked_server(server, self.provider, cluster, role)
+        self.servers[server.name] = tracked_server_from(
+            server, _provider_name(self.provider), cluster=cluster, role=role
+        )
         self._take(f"server {server.name}", ownership)
 
     def zone(self, zone: DnsZone) -> None:
@@ -445,24 +446,6 @@ def _observed_server(server: Server) -> ObservedServer:
         image=server.image or "",
         ipv4=server.ipv4,
         ipv6=server.ipv6,
-        labels=dict(server.labels),
-    )
-
-
-def _tracked_server(server: Server, provider: str, cluster: str, role: Role) -> TrackedServer:
-    return TrackedServer(
-        name=server.name,
-        provider=_provider_name(provider),
-        provider_id=server.id,
-        created=server.created or utcnow(),
-        cluster=cluster,
-        role=role,
-        server_type=server.server_type or "",
-        location=server.location or "",
-        image=server.image or "",
-        ipv4=server.ipv4,
-        ipv6=server.ipv6,
-        status=server.status,
         labels=dict(server.labels),
     )
 
