@@ -2,7 +2,7 @@
 
 Run: ``.venv/bin/python benchmarks/materialize.py [--servers 10 50] [--provision-s 2] [--latency-ms 20]``.
 
-Setup: an in-process sandbox (``legion_nb.sandbox``) whose Hetzner emulator takes ``T`` seconds to
+Setup: an in-process sandbox (``legion_nb.emulators``) whose Hetzner emulator takes ``T`` seconds to
 provision a server (create action + boot) and adds ``L`` ms to every request. The plan is one
 cluster of N servers (type/location/image from the catalog policy), a DNS zone and one DNS host
 pointing at every server, so the firewall set and the A records depend on all N endpoints.
@@ -29,9 +29,9 @@ import asyncio
 import math
 import time
 
+from legion_nb.emulators.world import SandboxWorld
 from legion_nb.engine.runtime import Engine
-from legion_nb.sandbox.world import SandboxWorld
-from legion_nb.session import sandbox, sandbox_cloud
+from legion_nb.sandbox_engine import sandbox, sandbox_cloud
 
 CLUSTER_ZONE = "bench.example.org"
 

@@ -24,9 +24,9 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 
+from legion_nb.emulators.nodes import NodeTiming, SimulatedNode
 from legion_nb.engine.deployment.security import ClusterSecurity, SshKeyPair, sync_handoff
 from legion_nb.engine.ssh import ReconnectPolicy, SshConnection, SshTarget, connect, connect_with_retry
-from legion_nb.sandbox.nodes import NodeTiming, SimulatedNode
 
 RETRY = ReconnectPolicy(attempts=1000, initial_delay=0.005, max_delay=0.005, factor=1.0)
 

@@ -31,14 +31,14 @@ from dataclasses import dataclass, field, replace
 
 import httpx
 
+from legion_nb.emulators.cloud import SandboxCloud
+from legion_nb.emulators.hetzner import state_of
+from legion_nb.emulators.world import SandboxWorld, Timing
 from legion_nb.providers.base import OwnershipLabels, ProviderAdapter, ProviderCredentials, ServerSpec
 from legion_nb.providers.broker import BrokerPolicy, PollPolicy, ProviderBroker, RetryPolicy
 from legion_nb.providers.polling import cloud_poll_policy, scaled
 from legion_nb.providers.registry import create_adapter, descriptor
 from legion_nb.providers.resilience import CreateIntent, Resilience
-from legion_nb.sandbox.cloud import SandboxCloud
-from legion_nb.sandbox.hetzner import state_of
-from legion_nb.sandbox.world import SandboxWorld, Timing
 
 
 class NoRecorder:

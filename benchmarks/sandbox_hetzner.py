@@ -14,9 +14,9 @@ import time
 
 import httpx
 
-from legion_nb.sandbox.hetzner import RateLimit, create_app
-from legion_nb.sandbox.httpkit import serve_app
-from legion_nb.sandbox.world import SandboxWorld, Timing
+from legion_nb.emulators.hetzner import RateLimit, create_app
+from legion_nb.emulators.httpkit import serve_app
+from legion_nb.emulators.world import SandboxWorld, Timing
 
 SERVERS = 25
 REQUESTS = 2000

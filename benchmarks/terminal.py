@@ -29,11 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "terminal
 
 from nodekit import node_engine, record_node
 
+from legion_nb.emulators.nodes import SimulatedNode
 from legion_nb.engine.daemon.client import connect
 from legion_nb.engine.daemon.endpoint import endpoint_for
 from legion_nb.engine.daemon.host import serve
 from legion_nb.engine.runtime import Engine
-from legion_nb.sandbox.nodes import SimulatedNode
 from legion_nb.widgets.terminal import TerminalPanel
 
 

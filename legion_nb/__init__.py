@@ -10,9 +10,6 @@ and notebooks start fast.
 from __future__ import annotations
 
 import os
-import sys
-import types
-from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -73,38 +70,11 @@ async def sandbox(**options: Any) -> Engine:
     plan, materialize and the panels work with no provider account and no traffic leaving the
     machine. ``await engine.aclose()`` stops the sandbox too. ``options`` (``seed``, ``latency_ms``,
     ``fault_rate``, ``action_seconds``, ``boot_seconds``, ...) are those of
-    :func:`legion_nb.session.sandbox`.
+    :func:`legion_nb.sandbox_engine.sandbox`.
     """
-    from legion_nb.session import sandbox as start_sandbox  # noqa: PLC0415
+    from legion_nb.sandbox_engine import sandbox as start_sandbox  # noqa: PLC0415
 
     return await start_sandbox(**options)
-
-
-class _SandboxPackage(types.ModuleType):
-    """The ``legion_nb.sandbox`` subpackage, callable as the public ``legion_nb.sandbox()``.
-
-    The public function and the emulators' subpackage share one name (GUIDE §1). Importing any
-    ``legion_nb.sandbox.*`` module makes Python set the package attribute ``sandbox`` to the
-    subpackage, which would hide the function; instead the subpackage module becomes callable, so
-    ``await legion_nb.sandbox()`` keeps working and ``legion_nb.sandbox.cloud`` stays importable.
-    """
-
-    def __call__(self, **options: Any) -> Coroutine[Any, Any, Engine]:
-        return _start_sandbox(**options)
-
-
-class _Package(types.ModuleType):
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == "sandbox" and type(value) is types.ModuleType:
-            value.__class__ = _SandboxPackage
-        super().__setattr__(name, value)
-
-
-_start_sandbox = sandbox
-sys.modules[__name__].__class__ = _Package
-_loaded = sys.modules.get(f"{__name__}.sandbox")
-if _loaded is not None:  # imported before this package finished initializing
-    setattr(sys.modules[__name__], "sandbox", _loaded)  # noqa: B010 - routes through _Package
 
 
 def show(engine: EventSource, **options: Any) -> Dashboard:

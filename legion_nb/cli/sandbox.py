@@ -50,10 +50,10 @@ async def serve_command(ctx: CliContext, args: argparse.Namespace) -> int:
     # Imported here so that 'legion --help' stays fast and the sandbox loads only when used.
     import secrets  # noqa: PLC0415
 
-    from legion_nb.sandbox.cloud import SandboxCloud  # noqa: PLC0415
-    from legion_nb.sandbox.faults import FaultPlan  # noqa: PLC0415
-    from legion_nb.sandbox.httpkit import ensure_loopback  # noqa: PLC0415
-    from legion_nb.sandbox.world import SandboxWorld, Timing  # noqa: PLC0415
+    from legion_nb.emulators.cloud import SandboxCloud  # noqa: PLC0415
+    from legion_nb.emulators.faults import FaultPlan  # noqa: PLC0415
+    from legion_nb.emulators.httpkit import ensure_loopback  # noqa: PLC0415
+    from legion_nb.emulators.world import SandboxWorld, Timing  # noqa: PLC0415
 
     as_json = ctx.json or bool(getattr(args, "json", False))
     try:

@@ -35,7 +35,7 @@ CELLS = [
     f"""\
 from pathlib import Path
 from nodekit import node_engine, record_node
-from legion_nb.sandbox.nodes import SimulatedNode
+from legion_nb.emulators.nodes import SimulatedNode
 from legion_nb.widgets.terminal import TerminalPanel
 
 node = SimulatedNode("127.78.0.3", hostname={HOSTNAME!r})

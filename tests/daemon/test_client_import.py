@@ -8,7 +8,7 @@ import sys
 
 HEAVY = [
     "pandas", "httpx", "aiohttp", "asyncssh", "ipywidgets", "anywidget", "cryptography", "argon2",
-    "legion_nb.engine.runtime", "legion_nb.engine.state.store", "legion_nb.providers", "legion_nb.sandbox",
+    "legion_nb.engine.runtime", "legion_nb.engine.state.store", "legion_nb.providers", "legion_nb.emulators",
 ]
 
 

@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from legion_nb.emulators.nodes import NodeTiming, SimulatedNode
 from legion_nb.engine.deployment.security import ClusterSecurity, SshKeyPair
 from legion_nb.engine.ssh import ReconnectPolicy, SshTarget
-from legion_nb.sandbox.nodes import NodeTiming, SimulatedNode
 
 NODE_ADDRESS = "127.77.0.2"
 

@@ -41,9 +41,9 @@ from legion_nb.providers.registry import create_adapter
 from legion_nb.providers.resilience import Resilience, SettlePolicy
 
 if TYPE_CHECKING:  # the engine processes of the crash test never load the sandbox (start-up time)
-    from legion_nb.sandbox.cloud import SandboxCloud
-    from legion_nb.sandbox.nodes import NodeFleet
-    from legion_nb.sandbox.world import Timing
+    from legion_nb.emulators.cloud import SandboxCloud
+    from legion_nb.emulators.nodes import NodeFleet
+    from legion_nb.emulators.world import Timing
 
 PASSWORD = "deployment-runtime-test"
 
@@ -76,7 +76,7 @@ class NodeWatcher:
     """Boots a simulated node for every running Hetzner server and stops it when the server goes."""
 
     def __init__(self, cloud: SandboxCloud, fleet: NodeFleet) -> None:
-        from legion_nb.sandbox.hetzner import state_of  # noqa: PLC0415 - see the TYPE_CHECKING note
+        from legion_nb.emulators.hetzner import state_of  # noqa: PLC0415 - see the TYPE_CHECKING note
 
         self._project = state_of(cloud.emulator("hetzner"))
         self._fleet = fleet
@@ -124,7 +124,7 @@ class Sandbox:
     ssh_port: int
 
     def hetzner_servers(self) -> list[str]:
-        from legion_nb.sandbox.hetzner import state_of  # noqa: PLC0415 - see the TYPE_CHECKING note
+        from legion_nb.emulators.hetzner import state_of  # noqa: PLC0415 - see the TYPE_CHECKING note
 
         return sorted(s.name for s in state_of(self.cloud.emulator("hetzner")).servers.values())
 
@@ -137,9 +137,9 @@ class Sandbox:
 async def sandbox(seed: int = 0, timing: Timing | None = None) -> AsyncIterator[Sandbox]:
     """The sandbox cloud plus simulated nodes. A rebuild shows as a node stopping and a fresh one (new
     cloud-image host key) booting, provided the rebuild lasts longer than one watcher poll."""
-    from legion_nb.sandbox.cloud import SandboxCloud  # noqa: PLC0415 - see the TYPE_CHECKING note
-    from legion_nb.sandbox.nodes import NodeFleet, NodeTiming  # noqa: PLC0415
-    from legion_nb.sandbox.world import SandboxWorld, Timing  # noqa: PLC0415
+    from legion_nb.emulators.cloud import SandboxCloud  # noqa: PLC0415 - see the TYPE_CHECKING note
+    from legion_nb.emulators.nodes import NodeFleet, NodeTiming  # noqa: PLC0415
+    from legion_nb.emulators.world import SandboxWorld, Timing  # noqa: PLC0415
 
     timing = timing or Timing(action_seconds=0.02, boot_seconds=0.02, latency_ms=0.0)
     node_timing = NodeTiming(kexec=0.02, install=0.02, reboot=0.02, configure_tribes=0.0, tribes_start=0.0)

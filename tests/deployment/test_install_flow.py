@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from legion_nb.emulators.nodes import SimulatedNode
 from legion_nb.engine.deployment.security import (
     ClusterSecurity,
     NodeSecurity,
@@ -38,7 +39,6 @@ from legion_nb.engine.ssh import (
     connect_with_retry,
     scan_host_key,
 )
-from legion_nb.sandbox.nodes import SimulatedNode
 
 
 async def _step_with_reboot(conn: SshConnection, command: str) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from runtimekit import PASSWORD, Engine, Sandbox, create_state, engine, sandbox
 
+from legion_nb.emulators.world import Timing
 from legion_nb.engine.cluster.nbde import nbde_repairs
 from legion_nb.engine.deployment.phases import (
     INSTALL_PHASES,
@@ -44,7 +45,6 @@ from legion_nb.engine.state.store import SecureStateStore
 from legion_nb.errors import LockedError
 from legion_nb.providers.base import LEGION_ID_LABEL
 from legion_nb.providers.catalog import embedded_catalog
-from legion_nb.sandbox.world import Timing
 
 NOW = dt.datetime(2026, 11, 27, 12, tzinfo=dt.UTC)
 

@@ -8,6 +8,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from legion_nb.emulators.nodes import SimulatedNode
 from legion_nb.engine.deployment.security import SshKeyPair
 from legion_nb.engine.ssh import (
     HostKeyMismatchError,
@@ -23,7 +24,6 @@ from legion_nb.engine.ssh import (
     scan_host_key,
 )
 from legion_nb.errors import NodeError
-from legion_nb.sandbox.nodes import SimulatedNode
 
 
 async def test_runs_commands_over_the_pinned_connection(root_target: SshTarget) -> None:

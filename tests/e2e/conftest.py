@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from e2ekit import PASSWORD, EngineFactory
 
+from legion_nb.emulators.cloud import SandboxCloud
+from legion_nb.emulators.faults import FaultPlan
+from legion_nb.emulators.world import SandboxWorld
 from legion_nb.engine.runtime import Engine, create_engine
-from legion_nb.sandbox.cloud import SandboxCloud
-from legion_nb.sandbox.faults import FaultPlan
-from legion_nb.sandbox.world import SandboxWorld
-from legion_nb.session import sandbox_policy
+from legion_nb.sandbox_engine import sandbox_policy
 
 
 @pytest.fixture

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from legion_nb.emulators.cloud import SandboxCloud
+from legion_nb.emulators.hetzner import state_of
+from legion_nb.emulators.hetzner.project import HetznerProject
 from legion_nb.engine.runtime import Engine
-from legion_nb.sandbox.cloud import SandboxCloud
-from legion_nb.sandbox.hetzner import state_of
-from legion_nb.sandbox.hetzner.project import HetznerProject
 
 PASSWORD = "e2e password 1"
 EngineFactory = Callable[[], Awaitable[Engine]]

@@ -20,7 +20,7 @@ from legion_nb.engine.runtime import Engine
 from legion_nb.engine.state.model import LegionState
 from legion_nb.engine.state.persistence import StateChange
 from legion_nb.providers.node_admin import NodeAdminClient, NodeAdminTrustError, admin_url
-from legion_nb.session import sandbox_cloud
+from legion_nb.sandbox_engine import sandbox_cloud
 
 pytestmark = pytest.mark.slow
 

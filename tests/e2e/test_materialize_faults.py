@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 from e2ekit import EngineFactory, hetzner, plan_cluster, provider_view
 
-from legion_nb.sandbox.cloud import SandboxCloud
+from legion_nb.emulators.cloud import SandboxCloud
 
 NAMES = ("web-1", "web-2", "web-3")
 RUNS = 6

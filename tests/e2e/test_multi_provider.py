@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import legion_nb
-from legion_nb.session import sandbox_cloud
+from legion_nb.sandbox_engine import sandbox_cloud
 
 
 async def test_a_cluster_across_scaleway_and_ovh_materializes_and_refreshes_clean() -> None:

@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 from e2ekit import PASSWORD, EngineFactory, hetzner, plan_cluster
 
+from legion_nb.emulators.cloud import SandboxCloud
 from legion_nb.engine.runtime import create_engine
-from legion_nb.sandbox.cloud import SandboxCloud
-from legion_nb.session import sandbox_policy
+from legion_nb.sandbox_engine import sandbox_policy
 
 NAMES = ("web-1", "web-2", "web-3")
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import legion_nb
-import legion_nb.sandbox.cloud  # the subpackage shares the name: the function must survive this
+import legion_nb.emulators.cloud  # the subpackage shares the name: the function must survive this
 from legion_nb.errors import UsageError
-from legion_nb.session import sandbox_cloud
+from legion_nb.sandbox_engine import sandbox_cloud
 
 
 async def test_sandbox_engine_is_unlocked_with_credentials_and_closes_everything() -> None:
@@ -40,4 +40,4 @@ async def test_sandbox_takes_a_subset_of_providers_and_refuses_unknown_ones() ->
         raise AssertionError("an unknown sandbox provider must be refused")
     except UsageError as exc:
         assert "aws" in exc.message
-    assert callable(legion_nb.sandbox)
+    assert callable(legion_nb.sandbox)  # still the function after the emulators were imported

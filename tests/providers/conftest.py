@@ -12,13 +12,13 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 import httpx
 import pytest
 
+from legion_nb.emulators.cloud import SandboxCloud
+from legion_nb.emulators.faults import FaultPlan
+from legion_nb.emulators.world import SandboxWorld, Timing
 from legion_nb.providers.base import ProviderAdapter, ProviderCredentials
 from legion_nb.providers.broker import BrokerPolicy, PollPolicy, ProviderBroker, RetryPolicy
 from legion_nb.providers.registry import create_adapter, descriptor
 from legion_nb.providers.resilience import CreateIntent
-from legion_nb.sandbox.cloud import SandboxCloud
-from legion_nb.sandbox.faults import FaultPlan
-from legion_nb.sandbox.world import SandboxWorld, Timing
 
 FAST = Timing(action_seconds=0.02, boot_seconds=0.02, latency_ms=0.0)
 SSH_KEY = (

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from test_hetzner_unit import action_json, error, pagination, server_json
 
+from legion_nb.emulators.cloud import SandboxCloud
 from legion_nb.errors import ProviderAuthError, ProviderRateLimitedError, ProviderUnavailableError
 from legion_nb.providers.base import (
     Operation,
@@ -27,7 +28,6 @@ from legion_nb.providers.broker import BrokerPolicy, PollPolicy, ProviderBroker,
 from legion_nb.providers.catalog import UnknownProviderError
 from legion_nb.providers.hetzner import HetznerAdapter
 from legion_nb.providers.http import OutcomeUnknownError
-from legion_nb.sandbox.cloud import SandboxCloud
 
 if TYPE_CHECKING:
     from conftest import AdapterFactory

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
+from legion_nb.emulators.cloud import SandboxCloud
 from legion_nb.providers.base import OwnershipLabels, Server, ServerSpec
 from legion_nb.providers.broker import ProviderBroker
 from legion_nb.providers.catalog import resolve_server_choice
 from legion_nb.providers.registry import create_adapter
 from legion_nb.providers.resilience import Resilience, SettlePolicy
-from legion_nb.sandbox.cloud import SandboxCloud
 
 if TYPE_CHECKING:
     from conftest import SandboxKit

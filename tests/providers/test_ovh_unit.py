@@ -14,6 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
+from legion_nb.emulators.httpkit import serve_app
+from legion_nb.emulators.ovh import create_app, state_of
+from legion_nb.emulators.world import SandboxWorld, Timing
 from legion_nb.errors import (
     CapabilityMissingError,
     ProviderAuthError,
@@ -30,9 +33,6 @@ from legion_nb.providers.ovh import DESCRIPTOR, OvhAdapter
 from legion_nb.providers.ovh.client import READ_CONCURRENCY
 from legion_nb.providers.ovh.signing import Signer, signature
 from legion_nb.providers.resilience import Resilience, SettlePolicy
-from legion_nb.sandbox.httpkit import serve_app
-from legion_nb.sandbox.ovh import create_app, state_of
-from legion_nb.sandbox.world import SandboxWorld, Timing
 
 ENDPOINT = "https://eu.api.ovh.com/1.0"
 AS = "9ufkBmLaTQ9nz5yMUlg79taH0GNnzDjk"

@@ -15,6 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
+from legion_nb.emulators.httpkit import serve_app
+from legion_nb.emulators.scaleway import create_app
+from legion_nb.emulators.world import SandboxWorld
 from legion_nb.errors import (
     CapabilityMissingError,
     ProviderAuthError,
@@ -39,9 +42,6 @@ from legion_nb.providers.catalog import embedded_catalog
 from legion_nb.providers.http import OutcomeUnknownError
 from legion_nb.providers.scaleway import DESCRIPTOR, ScalewayAdapter
 from legion_nb.providers.scaleway.errors import TransientStateError
-from legion_nb.sandbox.httpkit import serve_app
-from legion_nb.sandbox.scaleway import create_app
-from legion_nb.sandbox.world import SandboxWorld
 
 SECRET = "11111111-2222-4333-8444-555555555555"
 PROJECT = "0f0e0d0c-0b0a-4909-8807-060504030201"

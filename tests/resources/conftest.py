@@ -23,6 +23,8 @@ from resourcekit import (
     open_state,
 )
 
+from legion_nb.emulators.cloud import SandboxCloud
+from legion_nb.emulators.world import SandboxWorld
 from legion_nb.engine.resources.actor import ResourceSettings
 from legion_nb.engine.resources.pending import StatePendingRecorder
 from legion_nb.engine.resources.supervisor import ResourceSupervisor
@@ -32,8 +34,6 @@ from legion_nb.providers.base import ProviderAdapter
 from legion_nb.providers.broker import ProviderBroker
 from legion_nb.providers.registry import create_adapter
 from legion_nb.providers.resilience import Resilience, SettlePolicy
-from legion_nb.sandbox.cloud import SandboxCloud
-from legion_nb.sandbox.world import SandboxWorld
 
 
 @pytest.fixture(scope="session")

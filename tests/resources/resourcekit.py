@@ -14,6 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from legion_nb.emulators.cloud import SandboxCloud
+from legion_nb.emulators.faults import FaultPlan
+from legion_nb.emulators.world import SandboxWorld, Timing
 from legion_nb.engine import planning
 from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey
 from legion_nb.engine.resources.supervisor import ResourceSupervisor
@@ -26,9 +29,6 @@ from legion_nb.providers.broker import BrokerPolicy, PollPolicy, ProviderBroker,
 from legion_nb.providers.catalog import embedded_catalog
 from legion_nb.providers.registry import descriptor
 from legion_nb.providers.resilience import Resilience
-from legion_nb.sandbox.cloud import SandboxCloud
-from legion_nb.sandbox.faults import FaultPlan
-from legion_nb.sandbox.world import SandboxWorld, Timing
 
 PASSWORD = "resource-actors-test"
 PROVIDERS = ("hetzner", "scaleway", "ovh")

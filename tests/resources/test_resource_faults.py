@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 from resourcekit import State, make_world, plan_cluster
 
+from legion_nb.emulators.faults import FaultPlan
+from legion_nb.emulators.world import SandboxWorld
 from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey
 from legion_nb.engine.resources.supervisor import ResourceSupervisor
 from legion_nb.providers.base import LEGION_MANAGED_LABEL, PortRange, ProviderAdapter
-from legion_nb.sandbox.faults import FaultPlan
-from legion_nb.sandbox.world import SandboxWorld
 
 NAMES = ("web-1", "web-2", "web-3")
 

@@ -7,12 +7,12 @@ from dataclasses import replace
 
 from resourcekit import State, change, materialize, plan_cluster
 
+from legion_nb.emulators.world import SandboxWorld
 from legion_nb.engine import planning
 from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey
 from legion_nb.engine.resources.supervisor import ResourceSupervisor
 from legion_nb.engine.state.model import LegionState
 from legion_nb.providers.base import Firewall, PortRange, ProviderAdapter
-from legion_nb.sandbox.world import SandboxWorld
 
 FIREWALL = ResourceKey("firewall", "legion-default-hetzner")
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from resourcekit import SandboxProviders, State, change, materialize, plan_cluster, server_key
 
+from legion_nb.emulators.cloud import SandboxCloud
+from legion_nb.emulators.world import SandboxWorld
 from legion_nb.engine import planning
 from legion_nb.engine.resources.pending import StatePendingRecorder
 from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey
@@ -17,8 +19,6 @@ from legion_nb.providers.base import (
 )
 from legion_nb.providers.catalog import embedded_catalog, resolve_server_choice
 from legion_nb.providers.resilience import CreateIntent
-from legion_nb.sandbox.cloud import SandboxCloud
-from legion_nb.sandbox.world import SandboxWorld
 
 
 async def test_planned_servers_are_created_tracked_and_running(

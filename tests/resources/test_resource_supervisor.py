@@ -7,12 +7,12 @@ import asyncio
 import pytest
 from resourcekit import SandboxProviders, State, change, plan_cluster, server_key
 
+from legion_nb.emulators.world import SandboxWorld
 from legion_nb.engine import planning
 from legion_nb.engine.resources.actor import OPERATOR_CIDRS_ENV, ResourceSettings
 from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey
 from legion_nb.engine.resources.supervisor import ResourceSupervisor
 from legion_nb.errors import LockedError, ValidationError
-from legion_nb.sandbox.world import SandboxWorld
 
 
 async def test_ten_thousand_snapshot_changes_in_one_tick_are_one_publication(

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from resourcekit import SandboxProviders, State, materialize, plan_cluster
 
+from legion_nb.emulators.cloud import SandboxCloud
 from legion_nb.engine.resources.actor import ResourceSettings
 from legion_nb.engine.resources.supervisor import ResourceSupervisor
 from legion_nb.engine.resources.tracing import TRACE_ENV, tracing_enabled
-from legion_nb.sandbox.cloud import SandboxCloud
 
 
 async def test_transitions_are_traced_as_json_lines_without_secrets(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from legion_nb.sandbox.world import SandboxWorld, Timing
+from legion_nb.emulators.world import SandboxWorld, Timing
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from aiohttp import web
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from legion_nb.sandbox.faults import FAULT_KINDS, FaultPlan, fault_middleware
-from legion_nb.sandbox.httpkit import ServedApp, ensure_loopback, serve_app
-from legion_nb.sandbox.world import AddressPool, SandboxWorld, Timing
+from legion_nb.emulators.faults import FAULT_KINDS, FaultPlan, fault_middleware
+from legion_nb.emulators.httpkit import ServedApp, ensure_loopback, serve_app
+from legion_nb.emulators.world import AddressPool, SandboxWorld, Timing
 
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 
@@ -212,7 +212,7 @@ def test_mutation_counter_counts_only_state_changing_methods() -> None:
 
 
 async def test_sandbox_cloud_serves_three_providers_and_can_suspend_one() -> None:
-    from legion_nb.sandbox.cloud import SandboxCloud  # noqa: PLC0415 - the three emulators are heavy
+    from legion_nb.emulators.cloud import SandboxCloud  # noqa: PLC0415 - the three emulators are heavy
 
     async with SandboxCloud(SandboxWorld(5)) as cloud, httpx.AsyncClient() as client:
         endpoints = cloud.endpoints()
@@ -232,7 +232,7 @@ async def test_sandbox_cloud_serves_three_providers_and_can_suspend_one() -> Non
 
 
 def test_sandbox_cloud_refuses_non_loopback_hosts_and_unknown_providers() -> None:
-    from legion_nb.sandbox.cloud import SandboxCloud  # noqa: PLC0415
+    from legion_nb.emulators.cloud import SandboxCloud  # noqa: PLC0415
 
     with pytest.raises(ValueError, match="outside 127"):
         SandboxCloud(host="192.0.2.1")
@@ -241,7 +241,7 @@ def test_sandbox_cloud_refuses_non_loopback_hosts_and_unknown_providers() -> Non
 
 
 def test_sandbox_cloud_reserves_its_host_in_the_pool() -> None:
-    from legion_nb.sandbox.cloud import SandboxCloud  # noqa: PLC0415
+    from legion_nb.emulators.cloud import SandboxCloud  # noqa: PLC0415
 
     cloud = SandboxCloud(SandboxWorld(0), host="127.20.0.2")
     assert cloud.world.addresses.allocate() != "127.20.0.2"

@@ -24,10 +24,10 @@ from hcloud.servers import BoundServer
 from hcloud.ssh_keys import BoundSSHKey
 from hcloud.zones import ZoneRecord
 
-from legion_nb.sandbox.hetzner import RateLimit, create_app
-from legion_nb.sandbox.hetzner.app import READONLY_TOKEN
-from legion_nb.sandbox.httpkit import ThreadedEmulator, serve_in_thread
-from legion_nb.sandbox.world import SandboxWorld, Timing
+from legion_nb.emulators.hetzner import RateLimit, create_app
+from legion_nb.emulators.hetzner.app import READONLY_TOKEN
+from legion_nb.emulators.httpkit import ThreadedEmulator, serve_in_thread
+from legion_nb.emulators.world import SandboxWorld, Timing
 
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 

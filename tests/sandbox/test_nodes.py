@@ -9,10 +9,10 @@ import asyncssh
 import httpx
 import pytest
 
-from legion_nb.sandbox.cloud import SandboxCloud
-from legion_nb.sandbox.nodes import NodeFleet, NodeTiming, SimulatedNode
-from legion_nb.sandbox.ovh.app import state_of as ovh_state_of
-from legion_nb.sandbox.world import SandboxWorld, Timing
+from legion_nb.emulators.cloud import SandboxCloud
+from legion_nb.emulators.nodes import NodeFleet, NodeTiming, SimulatedNode
+from legion_nb.emulators.ovh.app import state_of as ovh_state_of
+from legion_nb.emulators.world import SandboxWorld, Timing
 
 
 @pytest.fixture(scope="module")

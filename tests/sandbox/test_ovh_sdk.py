@@ -21,11 +21,11 @@ import ovh.client  # type: ignore[import-untyped]
 import pytest
 import requests
 
-from legion_nb.sandbox.faults import FaultPlan
-from legion_nb.sandbox.httpkit import serve_in_thread
-from legion_nb.sandbox.ovh import OvhState, create_app, state_of
-from legion_nb.sandbox.ovh.auth import expected_signature
-from legion_nb.sandbox.world import SandboxWorld, Timing
+from legion_nb.emulators.faults import FaultPlan
+from legion_nb.emulators.httpkit import serve_in_thread
+from legion_nb.emulators.ovh import OvhState, create_app, state_of
+from legion_nb.emulators.ovh.auth import expected_signature
+from legion_nb.emulators.world import SandboxWorld, Timing
 
 PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGQvQ0h1aW5kZXJlZEJ5TGVnaW9uU2FuZGJveFRlc3RLZXk= op@legion"
 

@@ -31,10 +31,10 @@ from scaleway.instance.v1.types import SetSecurityGroupRulesRequestRule
 from scaleway.marketplace.v2 import MarketplaceV2API
 from scaleway_core.api import ScalewayException
 
-from legion_nb.sandbox.faults import FaultPlan
-from legion_nb.sandbox.httpkit import ThreadedEmulator, serve_in_thread
-from legion_nb.sandbox.scaleway import create_app
-from legion_nb.sandbox.world import SandboxWorld, Timing
+from legion_nb.emulators.faults import FaultPlan
+from legion_nb.emulators.httpkit import ThreadedEmulator, serve_in_thread
+from legion_nb.emulators.scaleway import create_app
+from legion_nb.emulators.world import SandboxWorld, Timing
 
 ZONE = "fr-par-1"
 

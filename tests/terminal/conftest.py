@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from legion_nb.emulators.nodes import SimulatedNode
 from legion_nb.engine.deployment.security import SshKeyPair
 from legion_nb.engine.ssh import SshTarget
-from legion_nb.sandbox.nodes import SimulatedNode
 
 
 @pytest.fixture(scope="session")

@@ -17,11 +17,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from legion_nb.emulators.nodes import SimulatedNode
 from legion_nb.engine.deployment.security import ClusterSecurity, NodeIdentity, NodeSecurity, SshKeyPair
 from legion_nb.engine.node_terminals import NodeTerminals
 from legion_nb.engine.runtime import Engine, create_engine
 from legion_nb.engine.state.model import LegionState, NodeMaterial, TrackedServer
-from legion_nb.sandbox.nodes import SimulatedNode
 
 __all__ = ["node_engine", "record_node"]
 

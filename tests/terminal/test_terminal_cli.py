@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from legion_nb.emulators.nodes import SimulatedNode
 from legion_nb.engine.deployment.security import SshKeyPair
-from legion_nb.sandbox.nodes import SimulatedNode
 
 
 @pytest.fixture

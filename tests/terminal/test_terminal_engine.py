@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from nodekit import node_engine, record_node
 
+from legion_nb.emulators.nodes import SimulatedNode
 from legion_nb.engine.node_terminals import NodeTargetError
 from legion_nb.engine.runtime import Engine
 from legion_nb.engine.state.model import LegionState
 from legion_nb.engine.terminal import UnknownTerminalError
 from legion_nb.errors import LockedError, UsageError
-from legion_nb.sandbox.nodes import SimulatedNode
 
 PASSWORD = "terminal test password"
 

@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 from nodekit import node_engine, record_node
 
+from legion_nb.emulators.nodes import SimulatedNode
 from legion_nb.engine.daemon.client import connect
 from legion_nb.engine.daemon.endpoint import endpoint_for
 from legion_nb.engine.daemon.host import serve
 from legion_nb.engine.runtime import Engine
 from legion_nb.errors import UsageError
-from legion_nb.sandbox.nodes import SimulatedNode
 from legion_nb.widgets.terminal import SCROLLBACK_CHARS, TerminalPanel, _trimmed, terminal_esm
 
 PASSWORD = "terminal widget password"

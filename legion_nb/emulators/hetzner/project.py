@@ -1,0 +1,231 @@
+"""One Hetzner project: every resource the emulator holds, and the lookups that cross resources.
+
+Records are plain dataclasses; ``*_wire`` functions render them in the API's JSON shape. Cross-resource
+facts (which firewalls protect a server, which floating IPs point at it) are computed on read, so there
+is one source of truth per relation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from legion_nb.emulators.hetzner.actions import ActionStore
+from legion_nb.emulators.hetzner.catalog import IMAGES, LOCATIONS, SERVER_TYPES, Image, Location, ServerType
+from legion_nb.emulators.hetzner.labels import parse_selector
+from legion_nb.emulators.hetzner.wire import ApiError, Json, by_id, invalid_input
+from legion_nb.emulators.world import SandboxWorld
+
+__all__ = [
+    "FirewallRecord",
+    "FloatingIpRecord",
+    "HetznerProject",
+    "RRset",
+    "ServerRecord",
+    "SshKeyRecord",
+    "Zone",
+]
+
+
+@dataclass
+class ServerRecord:
+    id: int
+    name: str
+    status: str
+    created: str
+    server_type: ServerType
+    location: Location
+    image: Image | None
+    ipv4: str
+    ipv4_id: int
+    labels: dict[str, str]
+    ssh_keys: list[int]
+    user_data: str | None = field(default=None, repr=False)
+    protection: dict[str, bool] = field(default_factory=lambda: {"delete": False, "rebuild": False})
+    rescue_enabled: bool = False
+
+
+@dataclass
+class SshKeyRecord:
+    id: int
+    name: str
+    fingerprint: str
+    public_key: str
+    labels: dict[str, str]
+    created: str
+
+
+@dataclass
+class FirewallRecord:
+    id: int
+    name: str
+    labels: dict[str, str]
+    rules: list[Json]
+    created: str
+    servers: list[int] = field(default_factory=list)
+    selectors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FloatingIpRecord:
+    id: int
+    name: str
+    description: str | None
+    ip: str
+    type: str
+    home_location: Location
+    server: int | None
+    labels: dict[str, str]
+    created: str
+
+
+@dataclass
+class RRset:
+    name: str
+    type: str
+    ttl: int | None
+    labels: dict[str, str]
+    records: list[Json]
+    protection: dict[str, bool] = field(default_factory=lambda: {"change": False})
+
+
+@dataclass
+class Zone:
+    id: int
+    name: str
+    mode: str
+    ttl: int
+    labels: dict[str, str]
+    created: str
+    rrsets: dict[tuple[str, str], RRset] = field(default_factory=dict)
+    protection: dict[str, bool] = field(default_factory=lambda: {"delete": False})
+    deleting: bool = False
+
+
+class HetznerProject:
+    """The state of one emulated project plus id allocation."""
+
+    def __init__(self, world: SandboxWorld) -> None:
+        self.world = world
+        self.actions = ActionStore(world)
+        self.servers: dict[int, ServerRecord] = {}
+        self.ssh_keys: dict[int, SshKeyRecord] = {}
+        self.firewalls: dict[int, FirewallRecord] = {}
+        self.floating_ips: dict[int, FloatingIpRecord] = {}
+        self.zones: dict[int, Zone] = {}
+        self._ids: dict[str, int] = {}
+
+    def new_id(self, kind: str) -> int:
+        """Ids look like the real platform's (large, increasing) and differ per resource kind."""
+        start = {
+            "server": 55_000_001,
+            "ssh_key": 21_000_001,
+            "firewall": 1_400_001,
+            "floating_ip": 8_400_001,
+            "primary_ip": 77_000_001,
+            "zone": 310_001,
+        }.get(kind, 1)
+        value = self._ids.get(kind, start)
+        self._ids[kind] = value + 1
+        return value
+
+    # -- catalog lookups (by id or name, as the API accepts both) -------------------------------
+
+    @staticmethod
+    def server_type(value: object, field_name: str = "server_type") -> ServerType:
+        for st in SERVER_TYPES:
+            if value in (st.id, st.name, str(st.id)):
+                return st
+        raise invalid_input(field_name, f"server type {value!r} not found")
+
+    @staticmethod
+    def location(value: object, field_name: str = "location") -> Location:
+        for loc in LOCATIONS:
+            if value in (loc.id, loc.name, str(loc.id)):
+                return loc
+        raise invalid_input(field_name, f"location {value!r} not found")
+
+    @staticmethod
+    def image(value: object, architecture: str, field_name: str = "image") -> Image:
+        for image in IMAGES:
+            if value in (image.id, str(image.id)):
+                if image.architecture != architecture:
+                    raise invalid_input(
+                        field_name, f"image {value} is for {image.architecture}, not {architecture}"
+                    )
+                return image
+        for image in IMAGES:
+            if value == image.name and image.architecture == architecture:
+                return image
+        raise invalid_input(field_name, f"image {value!r} not found for architecture {architecture}")
+
+    # -- resource lookups ------------------------------------------------------------------
+
+    def get_server(self, raw_id: str) -> ServerRecord:
+        return by_id(self.servers, raw_id, "server")
+
+    def server_by_ref(self, value: object, field_name: str) -> ServerRecord:
+        server = self.servers.get(value) if isinstance(value, int) else None
+        if server is None:
+            raise invalid_input(field_name, f"server {value!r} not found")
+        return server
+
+    def ssh_key_by_ref(self, value: object, field_name: str = "ssh_keys") -> SshKeyRecord:
+        for key in self.ssh_keys.values():
+            if value in (key.id, key.name, str(key.id)):
+                return key
+        raise invalid_input(field_name, f"SSH key {value!r} not found")
+
+    def ensure_unlocked(self, kind: str, resource_id: int) -> None:
+        """423 locked while another action runs on the resource, as the real API does."""
+        if self.actions.running_for(kind, resource_id):
+            raise ApiError(423, "locked", f"{kind} {resource_id} is locked: an action is still running")
+
+    # -- cross-resource views --------------------------------------------------------------
+
+    def firewalls_of(self, server: ServerRecord) -> list[int]:
+        ids: list[int] = []
+        for fw in self.firewalls.values():
+            by_selector = any(parse_selector(s)(server.labels) for s in fw.selectors)
+            if server.id in fw.servers or by_selector:
+                ids.append(fw.id)
+        return ids
+
+    def servers_matching(self, selector: str) -> list[int]:
+        match = parse_selector(selector)
+        return [s.id for s in self.servers.values() if match(s.labels)]
+
+    def server_wire(self, server: ServerRecord) -> Json:
+        return {
+            "id": server.id,
+            "name": server.name,
+            "status": server.status,
+            "created": server.created,
+            "public_net": {
+                "ipv4": {
+                    "id": server.ipv4_id,
+                    "ip": server.ipv4,
+                    "blocked": False,
+                    "dns_ptr": f"static.{server.ipv4}.clients.your-server.de",
+                },
+                "ipv6": None,
+                "floating_ips": [f.id for f in self.floating_ips.values() if f.server == server.id],
+                "firewalls": [{"id": fid, "status": "applied"} for fid in self.firewalls_of(server)],
+            },
+            "private_net": [],
+            "server_type": server.server_type.wire(),
+            "location": server.location.wire(),
+            "image": server.image.wire() if server.image else None,
+            "iso": None,
+            "rescue_enabled": server.rescue_enabled,
+            "locked": bool(self.actions.running_for("server", server.id)),
+            "backup_window": None,
+            "outgoing_traffic": 0,
+            "ingoing_traffic": 0,
+            "included_traffic": server.server_type.included_tb * 1024**4,
+            "protection": dict(server.protection),
+            "labels": dict(server.labels),
+            "volumes": [],
+            "load_balancers": [],
+            "primary_disk_size": server.server_type.disk,
+            "placement_group": None,
+        }

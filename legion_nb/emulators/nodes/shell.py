@@ -1,0 +1,308 @@
+"""The commands a simulated node answers, over SSH ``exec`` or in its small interactive shell.
+
+Ordinary commands (enough for health checks and an operator poking around)::
+
+    echo ARGS...   hostname   uptime   whoami   id -un   true   false   stty size
+    cat /etc/os-release | cat PATH   systemctl status|is-active tribes   systemctl reboot   reboot
+
+The install vocabulary Legion's deployment runtime drives, one verb per phase. Each verb exits 0 on
+success and 1 with one line on stderr otherwise; :class:`~legion_nb.emulators.nodes.system.FaultPlan`
+can make any of them fail on purpose::
+
+    legion-node phase                      print the phase (cloud-image, installer, ...)
+    legion-node write-file PATH [MODE]     stdin -> PATH (stage keys, certificates, config)
+    legion-node kexec                      boot into the installer (the connection drops)
+    legion-node install                    write the OS; needs the host key staged at HOST_KEY_PATH
+    legion-node reboot                     reboot; a pending install takes effect (host-key swap)
+    legion-node activate-certs             check the staged CA/cert/key and start the mTLS admin API
+    legion-node configure-tribes           stdin: the sync handoff JSON; starts Tribes and peer sync
+    legion-node readiness                  JSON readiness report; exit 0 only when ready
+
+Commands that take a while (``install``, ``configure-tribes``) really take that long
+(:class:`~legion_nb.emulators.nodes.system.NodeTiming`), so timeouts and progress are exercised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shlex
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+
+from legion_nb.emulators.nodes.system import (
+    HOST_KEY_PATH,
+    TLS_CA_PATH,
+    TLS_CERT_PATH,
+    TLS_KEY_PATH,
+    TRIBES_CONFIG_PATH,
+    NodeSystem,
+    NodeTiming,
+)
+from legion_nb.emulators.nodes.system import FaultPlan as NodeFaults
+
+__all__ = ["CommandOutcome", "NodeControl", "NodeShell"]
+
+_OS_RELEASE = {
+    "cloud-image": (
+        'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\nID=debian\n'
+    ),
+    "installer": 'PRETTY_NAME="Legion installer"\nNAME="Legion installer"\nID=legion-installer\n',
+    "installed": 'PRETTY_NAME="Tribes OS 1"\nNAME="Tribes OS"\nVERSION_ID="1"\nID=tribes\nID_LIKE=debian\n',
+}
+_REQUIRED_SYNC_KEYS = ("cluster", "node", "peers", "allow", "ca_certificate", "certificate", "private_key")
+
+
+@dataclass(frozen=True, slots=True)
+class CommandOutcome:
+    status: int
+    stdout: str = ""
+    stderr: str = ""
+
+
+class NodeControl(Protocol):
+    """What the shell needs from the running node: reboots, the admin API, the session's terminal."""
+
+    def schedule_reboot(self, *, into_installer: bool) -> None: ...
+
+    async def start_admin_api(self) -> None: ...
+
+    async def start_sync(self) -> None: ...
+
+
+def _ok(text: str = "") -> CommandOutcome:
+    return CommandOutcome(0, text if not text or text.endswith("\n") else text + "\n")
+
+
+def _fail(message: str, status: int = 1) -> CommandOutcome:
+    return CommandOutcome(status, "", message.rstrip("\n") + "\n")
+
+
+class NodeShell:
+    """Runs one command line against a node's :class:`NodeSystem`."""
+
+    def __init__(
+        self, system: NodeSystem, control: NodeControl, timing: NodeTiming, faults: NodeFaults
+    ) -> None:
+        self.system = system
+        self.control = control
+        self.timing = timing
+        self.faults = faults
+
+    @staticmethod
+    def reads_stdin(command: str) -> bool:
+        """Whether ``command`` consumes stdin (the SSH server then reads it to EOF first)."""
+        words = _split(command) or []
+        return words[:2] in (["legion-node", "write-file"], ["legion-node", "configure-tribes"])
+
+    async def run(
+        self,
+        command: str,
+        *,
+        user: str,
+        stdin: str = "",
+        term_size: tuple[int, int] | None = None,
+    ) -> CommandOutcome:
+        words = _split(command)
+        if words is None:
+            return _fail(f"sh: syntax error in {command!r}", 2)
+        if not words:
+            return _ok()
+        name, args = words[0], words[1:]
+        self.system.log("sshd", f"{user}: {name}")
+        if name == "legion-node":
+            return await self._legion_node(args, stdin)
+        simple: dict[str, Callable[[], CommandOutcome]] = {
+            "echo": lambda: _ok(" ".join(args)),
+            "hostname": lambda: _ok(self.system.hostname),
+            "uptime": self._uptime,
+            "whoami": lambda: _ok(user),
+            "true": lambda: CommandOutcome(0),
+            "false": lambda: CommandOutcome(1),
+        }
+        if name in simple:
+            return simple[name]()
+        if words == ["id", "-un"]:
+            return _ok(user)
+        if words == ["stty", "size"]:
+            if term_size is None:
+                return _fail("stty: 'standard input': Inappropriate ioctl for device")
+            cols, rows = term_size
+            return _ok(f"{rows} {cols}")
+        if name == "cat":
+            return self._cat(args)
+        if name == "systemctl":
+            return self._systemctl(args)
+        if name == "reboot":
+            return self._reboot(into_installer=False)
+        return _fail(f"sh: {name}: command not found", 127)
+
+    # -- ordinary commands -------------------------------------------------------------------
+
+    def _uptime(self) -> CommandOutcome:
+        minutes = int(self.system.uptime() // 60)
+        return _ok(f" {time.strftime('%H:%M:%S')} up {minutes} min,  1 user,  load average: 0.00, 0.01, 0.05")
+
+    def _cat(self, args: list[str]) -> CommandOutcome:
+        out = []
+        for path in args:
+            if path == "/etc/os-release":
+                phase = "installed" if self.system.phase == "installed" else self.system.phase
+                out.append(_OS_RELEASE.get(phase, _OS_RELEASE["installer"]))
+            elif path == "/etc/hostname":
+                out.append(self.system.hostname + "\n")
+            elif path in self.system.files:
+                out.append(self.system.files[path])
+            else:
+                return _fail(f"cat: {path}: No such file or directory")
+        return CommandOutcome(0, "".join(out))
+
+    def _systemctl(self, args: list[str]) -> CommandOutcome:
+        if args == ["reboot"]:
+            return self._reboot(into_installer=False)
+        if len(args) == 2 and args[0] in ("status", "is-active") and args[1] in ("tribes", "tribes.service"):
+            state = self.system.tribes_state()
+            if args[0] == "is-active":
+                return CommandOutcome(0 if state == "active" else 3, state + "\n")
+            sub = {"active": "running", "activating": "start", "inactive": "dead"}[state]
+            text = (
+                "● tribes.service - Tribes node\n"
+                "     Loaded: loaded (/lib/systemd/system/tribes.service; enabled)\n"
+                f"     Active: {state} ({sub})\n"
+            )
+            return CommandOutcome(0 if state == "active" else 3, text)
+        if len(args) == 2 and args[0] in ("status", "is-active"):
+            return _fail(f"Unit {args[1]} could not be found.", 4)
+        return _fail(f"systemctl: unsupported here: {' '.join(args)}")
+
+    def _reboot(self, *, into_installer: bool) -> CommandOutcome:
+        self.control.schedule_reboot(into_installer=into_installer)
+        return _ok()
+
+    # -- the install vocabulary ---------------------------------------------------------------
+
+    async def _legion_node(self, args: list[str], stdin: str) -> CommandOutcome:
+        if not args:
+            return _fail(
+                "legion-node: name a step (phase, write-file, kexec, install, reboot, "
+                "activate-certs, configure-tribes, readiness)",
+                2,
+            )
+        verb, rest = args[0], args[1:]
+        steps: dict[str, Callable[[list[str], str], Awaitable[CommandOutcome]]] = {
+            "phase": self._phase,
+            "write-file": self._write_file,
+            "kexec": self._kexec,
+            "install": self._install,
+            "reboot": self._reboot_step,
+            "activate-certs": self._activate_certs,
+            "configure-tribes": self._configure_tribes,
+            "readiness": self._readiness,
+        }
+        step = steps.get(verb)
+        if step is None:
+            return _fail(f"legion-node: unknown step {verb!r}", 2)
+        injected = self.faults.take(verb)
+        if injected is not None:
+            self.system.log("legion-node", f"{verb} failed: {injected}")
+            return _fail(f"legion-node {verb}: {injected}")
+        outcome = await step(rest, stdin)
+        self.system.log("legion-node", f"{verb} exit {outcome.status}")
+        return outcome
+
+    async def _phase(self, args: list[str], stdin: str) -> CommandOutcome:
+        return _ok(self.system.phase)
+
+    async def _write_file(self, args: list[str], stdin: str) -> CommandOutcome:
+        if len(args) not in (1, 2) or not args[0].startswith("/"):
+            return _fail("legion-node write-file: usage: write-file /ABSOLUTE/PATH [MODE] < content", 2)
+        self.system.files[args[0]] = stdin
+        return _ok()
+
+    async def _kexec(self, args: list[str], stdin: str) -> CommandOutcome:
+        if self.system.phase != "cloud-image":
+            return _fail(f"legion-node kexec: only from the cloud image (node is {self.system.phase})")
+        return self._reboot(into_installer=True)
+
+    async def _install(self, args: list[str], stdin: str) -> CommandOutcome:
+        if self.system.phase != "installer":
+            return _fail(f"legion-node install: run kexec first (node is {self.system.phase})")
+        staged = self.system.files.get(HOST_KEY_PATH, "")
+        if "PRIVATE KEY" not in staged:
+            return _fail(f"legion-node install: no host key staged at {HOST_KEY_PATH}")
+        try:
+            serialization.load_ssh_private_key(staged.encode("ascii"), password=None)
+        except (ValueError, TypeError, UnicodeEncodeError):
+            return _fail(f"legion-node install: the host key at {HOST_KEY_PATH} cannot be read")
+        await asyncio.sleep(self.timing.install)
+        self.system.finish_install()
+        return _ok("installed; reboot to activate")
+
+    async def _reboot_step(self, args: list[str], stdin: str) -> CommandOutcome:
+        return self._reboot(into_installer=False)
+
+    async def _activate_certs(self, args: list[str], stdin: str) -> CommandOutcome:
+        if self.system.phase != "installed":
+            return _fail(
+                f"legion-node activate-certs: install and reboot first (node is {self.system.phase})"
+            )
+        problem = _check_tls(self.system.files)
+        if problem:
+            return _fail(f"legion-node activate-certs: {problem}")
+        await asyncio.sleep(self.timing.activate_certs)
+        await self.control.start_admin_api()
+        return _ok("admin api active")
+
+    async def _configure_tribes(self, args: list[str], stdin: str) -> CommandOutcome:
+        if not self.system.admin_api_active:
+            return _fail("legion-node configure-tribes: activate-certs first")
+        try:
+            config = json.loads(stdin)
+        except ValueError:
+            return _fail("legion-node configure-tribes: stdin is not JSON")
+        missing = [k for k in _REQUIRED_SYNC_KEYS if not isinstance(config, dict) or k not in config]
+        if missing:
+            return _fail(f"legion-node configure-tribes: missing {', '.join(missing)}")
+        await asyncio.sleep(self.timing.configure_tribes)
+        self.system.files[TRIBES_CONFIG_PATH] = stdin
+        self.system.tribes_config = config
+        self.system.tribes_active_since = time.monotonic() + self.timing.tribes_start
+        await self.control.start_sync()
+        return _ok(f"tribes configured with {len(config['peers'])} peer(s)")
+
+    async def _readiness(self, args: list[str], stdin: str) -> CommandOutcome:
+        report = self.system.readiness()
+        return CommandOutcome(0 if report["ready"] else 1, json.dumps(report, sort_keys=True) + "\n")
+
+
+def _check_tls(files: dict[str, str]) -> str | None:
+    """Why the staged TLS material cannot serve mTLS, or ``None`` when it can."""
+    for path in (TLS_CA_PATH, TLS_CERT_PATH, TLS_KEY_PATH):
+        if path not in files:
+            return f"nothing staged at {path}"
+    try:
+        ca = x509.load_pem_x509_certificate(files[TLS_CA_PATH].encode("ascii"))
+        cert = x509.load_pem_x509_certificate(files[TLS_CERT_PATH].encode("ascii"))
+        key = serialization.load_pem_private_key(files[TLS_KEY_PATH].encode("ascii"), password=None)
+    except (ValueError, TypeError, UnicodeEncodeError):
+        return "staged certificate material cannot be read"
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return "the node certificate was not issued by the staged CA"
+    if cert.public_key() != key.public_key():
+        return "the node key does not match the node certificate"
+    return None
+
+
+def _split(command: str) -> list[str] | None:
+    try:
+        return shlex.split(command)
+    except ValueError:
+        return None

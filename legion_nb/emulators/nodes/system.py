@@ -1,0 +1,180 @@
+"""What a simulated machine *is*: its phase, host keys, users' keys, files, services and journal.
+
+A sandbox node goes through the same life a real cloud server does when Legion turns it into a
+Tribes node, in phases::
+
+    cloud-image --kexec--> installer --install--> installed-pending-reboot --reboot--> installed
+
+* ``cloud-image``: what the provider booted. Its SSH host key was made by the image itself
+  (Legion cannot know it in advance) and root accepts the keys given at server creation.
+* ``installer``: the kexec'd install environment (same host key; files may be staged).
+* ``install`` writes the OS: it needs the Legion-made host key staged at :data:`HOST_KEY_PATH`;
+  admin keys staged at :data:`ADMIN_KEYS_PATH` become the admin user's ``authorized_keys``.
+* after the ``reboot`` the node answers with Legion's host key: the *host-key swap*.
+* ``installed``: certificates can be activated (the admin API starts) and Tribes configured.
+
+This module holds state only; :mod:`legion_nb.emulators.nodes.shell` maps commands onto it and
+:mod:`legion_nb.emulators.nodes.node` does the I/O. Nothing here imports another legion_nb layer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = [
+    "ADMIN_KEYS_PATH",
+    "ADMIN_USER_PATH",
+    "HOST_KEY_PATH",
+    "PHASES",
+    "TLS_CA_PATH",
+    "TLS_CERT_PATH",
+    "TLS_KEY_PATH",
+    "TRIBES_CONFIG_PATH",
+    "FaultPlan",
+    "JournalEntry",
+    "NodeSystem",
+    "NodeTiming",
+    "Phase",
+]
+
+Phase = Literal["cloud-image", "installer", "installed-pending-reboot", "installed"]
+PHASES: tuple[Phase, ...] = ("cloud-image", "installer", "installed-pending-reboot", "installed")
+
+HOST_KEY_PATH = "/etc/ssh/ssh_host_ed25519_key"
+ADMIN_KEYS_PATH = "/etc/legion/admin_authorized_keys"
+ADMIN_USER_PATH = "/etc/legion/admin_user"
+TLS_CA_PATH = "/etc/tribes/tls/ca.pem"
+TLS_CERT_PATH = "/etc/tribes/tls/node.pem"
+TLS_KEY_PATH = "/etc/tribes/tls/node.key"
+TRIBES_CONFIG_PATH = "/etc/tribes/sync.json"
+
+_JOURNAL_LIMIT = 2000
+
+
+@dataclass
+class NodeTiming:
+    """How long simulated steps take, in seconds (small by default so tests stay quick)."""
+
+    kexec: float = 0.05
+    install: float = 0.1
+    reboot: float = 0.1
+    activate_certs: float = 0.0
+    configure_tribes: float = 0.02
+    tribes_start: float = 0.02
+    """After configure, how long until the Tribes service reports ready."""
+
+
+class FaultPlan:
+    """Per-step failure injection: ``fail("install", "disk not found", times=2)``.
+
+    Steps are the ``legion-node`` verbs (``kexec``, ``install``, ``reboot``, ``write-file``,
+    ``activate-certs``, ``configure-tribes``, ``readiness``). A planned failure makes the next
+    ``times`` runs of that step exit 1 with the message on stderr, without changing the node.
+    """
+
+    def __init__(self) -> None:
+        self._planned: dict[str, list[str]] = {}
+
+    def fail(self, step: str, message: str = "simulated failure", *, times: int = 1) -> None:
+        self._planned.setdefault(step, []).extend([message] * times)
+
+    def take(self, step: str) -> str | None:
+        queue = self._planned.get(step)
+        return queue.pop(0) if queue else None
+
+    def clear(self) -> None:
+        self._planned.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    seq: int
+    time: float
+    unit: str
+    message: str
+
+
+@dataclass
+class NodeSystem:
+    """The mutable machine state of one simulated node."""
+
+    hostname: str
+    cloud_host_key: str = field(repr=False)
+    """OpenSSH private key the cloud image generated for itself."""
+    authorized: dict[str, set[str]] = field(default_factory=dict, repr=False)
+    """user -> public key lines (``type base64``, comments dropped)."""
+    phase: Phase = "cloud-image"
+    files: dict[str, str] = field(default_factory=dict, repr=False)
+    installed_host_key: str | None = field(default=None, repr=False)
+    admin_user: str | None = None
+    tribes_config: dict[str, object] | None = field(default=None, repr=False)
+    tribes_active_since: float | None = None
+    admin_api_active: bool = False
+    """The admin API is listening right now."""
+    certs_activated: bool = False
+    """Certificates were activated: the admin API comes back on every boot."""
+    boot_time: float = field(default_factory=time.monotonic)
+    journal: deque[JournalEntry] = field(default_factory=lambda: deque(maxlen=_JOURNAL_LIMIT))
+    _seq: int = 0
+
+    @property
+    def host_key(self) -> str:
+        """The private host key sshd presents right now (Legion's once installed)."""
+        return (
+            self.installed_host_key
+            if self.phase == "installed" and self.installed_host_key
+            else (self.cloud_host_key)
+        )
+
+    def authorize(self, user: str, public_line: str) -> None:
+        self.authorized.setdefault(user, set()).add(_key_id(public_line))
+
+    def is_authorized(self, user: str, public_line: str) -> bool:
+        return _key_id(public_line) in self.authorized.get(user, set())
+
+    def log(self, unit: str, message: str) -> None:
+        self._seq += 1
+        self.journal.append(JournalEntry(self._seq, time.time(), unit, message))
+
+    def uptime(self) -> float:
+        return time.monotonic() - self.boot_time
+
+    def tribes_state(self) -> str:
+        """``active``, ``activating`` or ``inactive`` (systemd words)."""
+        if self.tribes_active_since is None:
+            return "inactive"
+        return "active" if time.monotonic() >= self.tribes_active_since else "activating"
+
+    def readiness(self) -> dict[str, object]:
+        checks = {
+            "installed": self.phase == "installed",
+            "host_key_swapped": self.phase == "installed" and self.installed_host_key is not None,
+            "admin_api": self.admin_api_active,
+            "tribes": self.tribes_state() == "active",
+        }
+        return {"node": self.hostname, "phase": self.phase, "ready": all(checks.values()), "checks": checks}
+
+    def finish_install(self) -> None:
+        """``install`` succeeded: the OS is on disk, effective at the next boot."""
+        self.installed_host_key = self.files[HOST_KEY_PATH]
+        self.admin_user = self.files.get(ADMIN_USER_PATH, "legion-admin").strip() or "legion-admin"
+        self.phase = "installed-pending-reboot"
+
+    def boot(self) -> None:
+        """A (re)boot: the pending install takes effect, running services come back."""
+        self.boot_time = time.monotonic()
+        if self.phase == "installed-pending-reboot":
+            self.phase = "installed"
+            for line in self.files.get(ADMIN_KEYS_PATH, "").splitlines():
+                if line.strip() and self.admin_user:
+                    self.authorize(self.admin_user, line)
+        if self.tribes_config is not None:
+            self.tribes_active_since = time.monotonic()
+        self.log("kernel", f"booted into {self.phase}")
+
+
+def _key_id(public_line: str) -> str:
+    return " ".join(public_line.split()[:2])

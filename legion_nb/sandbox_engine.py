@@ -1,0 +1,159 @@
+"""``await legion_nb.sandbox()``: an unlocked engine wired to an in-process sandbox cloud.
+
+Why: a notebook (or a test, or a benchmark) should be able to try the whole engine - plan, diff,
+materialize, watch the panels - without an account at any provider and without any traffic leaving
+the machine. This starts the three provider emulators on loopback (GUIDE §3), creates a throwaway
+encrypted state in a temporary directory, stores the emulators' credentials in it, and returns the
+unlocked engine. ``await engine.aclose()`` also stops the sandbox and removes the directory.
+
+The sandbox is "the outside world": the engine talks to it over real HTTP exactly as it would talk
+to a provider, so nothing here reaches into the engine but its public methods.
+
+With ``nodes=True`` every running Hetzner or OVH server also gets a simulated node on its loopback
+address (real SSH and an mTLS admin API, :mod:`legion_nb.emulators.nodes`), and the engine is wired
+with node deployment: materialize then installs each cluster node through every deployment phase
+and reconciles NBDE, exactly as against real machines (only the ports differ: the sandbox's nodes
+share one SSH and one admin port on their own addresses, handed to the engine here).
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import socket
+import tempfile
+import weakref
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from legion_nb.emulators.cloud import SandboxCloud
+    from legion_nb.emulators.nodes import NodeFleet
+    from legion_nb.engine.deployment.runtime import DeploymentService
+    from legion_nb.engine.runtime import Engine, EngineService
+    from legion_nb.providers.broker import BrokerPolicy
+
+__all__ = ["SANDBOX_PROVIDERS", "sandbox", "sandbox_cloud", "sandbox_policy"]
+
+SANDBOX_PROVIDERS: tuple[str, ...] = ("hetzner", "scaleway", "ovh")
+
+_CLOUDS: weakref.WeakKeyDictionary[Engine, SandboxCloud] = weakref.WeakKeyDictionary()
+
+
+def sandbox_policy(*, poll_seconds: float = 0.05) -> BrokerPolicy:
+    """Broker pacing for emulated providers: their actions take fractions of a second, so polling
+    every second (the real-cloud default) would only add idle time."""
+    from legion_nb.providers.broker import BrokerPolicy, PollPolicy, RetryPolicy  # noqa: PLC0415
+
+    return BrokerPolicy(
+        poll=PollPolicy(interval=poll_seconds, backoff=1.5, max_interval=max(poll_seconds, 0.5), timeout=120),
+        retry=RetryPolicy(attempts=5, base_delay=0.02, max_delay=0.5, max_rate_limit_wait=2.0),
+    )
+
+
+async def sandbox(
+    *,
+    seed: int | None = None,
+    latency_ms: float = 0.0,
+    fault_rate: float = 0.0,
+    action_seconds: float | None = None,
+    boot_seconds: float | None = None,
+    providers: tuple[str, ...] = SANDBOX_PROVIDERS,
+    policy: BrokerPolicy | None = None,
+    state_dir: str | Path | None = None,
+    nodes: bool = False,
+    node_seconds: float = 0.02,
+) -> Engine:
+    """Start a sandbox cloud and return an unlocked engine with its credentials stored.
+
+    ``latency_ms`` is added to every emulated request; ``fault_rate`` is the fraction of API calls
+    that fail (429, 5xx, or committed and then dropped); ``action_seconds``/``boot_seconds`` set how
+    long emulated provider work takes; ``providers`` are the emulators whose credentials are stored.
+    ``state_dir`` keeps the state there instead of a temporary directory (it is then not removed).
+    Reach the cloud itself (suspend a provider, inspect an emulator) with :func:`sandbox_cloud`.
+    ``nodes`` boots simulated nodes and wires node deployment (module notes); ``node_seconds`` is how
+    long each simulated install step (kexec, OS install, reboot) takes.
+    """
+    from legion_nb.emulators.cloud import SandboxCloud  # noqa: PLC0415
+    from legion_nb.emulators.faults import FaultPlan  # noqa: PLC0415
+    from legion_nb.emulators.world import SandboxWorld, Timing  # noqa: PLC0415
+    from legion_nb.engine.runtime import create_engine  # noqa: PLC0415
+
+    unknown = sorted(set(providers) - set(SANDBOX_PROVIDERS))
+    if unknown:
+        from legion_nb.errors import UsageError  # noqa: PLC0415
+
+        raise UsageError(f"no sandbox for {', '.join(unknown)}: choose from {', '.join(SANDBOX_PROVIDERS)}")
+    chosen_seed = secrets.randbits(32) if seed is None else seed
+    timing = Timing(latency_ms=latency_ms)
+    if action_seconds is not None:
+        timing.action_seconds = action_seconds
+    if boot_seconds is not None:
+        timing.boot_seconds = boot_seconds
+    world = SandboxWorld(chosen_seed, timing=timing, faults=FaultPlan(rate=fault_rate, seed=chosen_seed))
+    fleet, deployment, services = _node_fleet(node_seconds) if nodes else (None, None, [])
+    cloud = SandboxCloud(world, nodes=fleet)
+    await cloud.start()
+    owned_dir = state_dir is None
+    directory = Path(tempfile.mkdtemp(prefix="legion-sandbox-")) if state_dir is None else Path(state_dir)
+    engine = create_engine(
+        directory / "sandbox.legion",
+        broker_policy=policy or sandbox_policy(),
+        services=services,
+        deployment=deployment,
+    )
+
+    async def close_cloud() -> None:
+        await cloud.aclose()
+        if owned_dir:
+            shutil.rmtree(directory, ignore_errors=True)
+
+    engine.at_close(close_cloud)
+    try:
+        # A throwaway password: the state lives only as long as this engine and is never reopened.
+        await engine.bootstrap(secrets.token_urlsafe(24))
+        for name, block in cloud.endpoints().items():
+            if name not in providers:
+                continue
+            fields = {key: value for key, value in block.items() if key != "url"}
+            await engine.credentials_set(name, fields, endpoint=block["url"])
+    except BaseException:
+        await engine.aclose()
+        raise
+    _CLOUDS[engine] = cloud
+    return engine
+
+
+def _node_fleet(step_seconds: float) -> tuple[NodeFleet, DeploymentService, list[EngineService]]:
+    """Simulated nodes on two free loopback ports, and the engine services that reach them there:
+    node deployment with sandbox-short waits, and terminals on the nodes' SSH port."""
+    from legion_nb.emulators.nodes import NodeFleet, NodeTiming  # noqa: PLC0415
+    from legion_nb.engine.deployment.runtime import DeploymentService  # noqa: PLC0415
+    from legion_nb.engine.deployment.services import NodeAccess, ReadinessPolicy, SshNodeConnector  # noqa: PLC0415
+    from legion_nb.engine.node_terminals import NodeTerminals  # noqa: PLC0415
+    from legion_nb.engine.ssh import ReconnectPolicy, SshOptions  # noqa: PLC0415
+
+    ssh_port, admin_port = _free_port(), _free_port()
+    timing = NodeTiming(kexec=step_seconds, install=step_seconds, reboot=step_seconds)
+    fleet = NodeFleet(timing=timing, ssh_port=ssh_port, admin_port=admin_port)
+    pause = max(step_seconds, 0.02)
+    access = NodeAccess(
+        ssh_port=ssh_port, admin_port=admin_port, readiness=ReadinessPolicy(attempts=500, delay=pause)
+    )
+    connector = SshNodeConnector(
+        reconnect=ReconnectPolicy(attempts=500, initial_delay=pause, max_delay=pause, factor=1.0),
+        options=SshOptions(connect_timeout=5.0, command_timeout=30.0),
+    )
+    return fleet, DeploymentService(access=access, connector=connector), [NodeTerminals(ssh_port=ssh_port)]
+
+
+def _free_port() -> int:
+    """A TCP port free on loopback now (the simulated nodes bind it on their own addresses)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def sandbox_cloud(engine: Engine) -> SandboxCloud:
+    """The sandbox cloud behind an engine made by :func:`sandbox` (``KeyError`` for other engines)."""
+    return _CLOUDS[engine]
