@@ -17,6 +17,7 @@ from typing import Any
 from legion_nb.engine.api import engine_api
 from legion_nb.engine.daemon.endpoint import Endpoint, endpoint_for
 from legion_nb.engine.daemon.host import DaemonReady, serve
+from legion_nb.engine.daemon.server import ConnectionLimits
 from legion_nb.errors import ValidationError
 
 TOKEN = "a" * 24 + "0123456789abcdef0123456789abcdef"
@@ -100,7 +101,9 @@ class Running:
         await asyncio.wait_for(self.task, 30)
 
 
-async def start_daemon(state_path: Path, engine: Any, token: str = TOKEN) -> Running:
+async def start_daemon(
+    state_path: Path, engine: Any, token: str = TOKEN, *, limits: ConnectionLimits | None = None
+) -> Running:
     """Serve ``engine`` for ``state_path`` in this loop; returns once the endpoint accepts connections."""
     endpoint = endpoint_for(state_path)
     ready = asyncio.Event()
@@ -112,7 +115,9 @@ async def start_daemon(state_path: Path, engine: Any, token: str = TOKEN) -> Run
     def on_ready(_: DaemonReady) -> None:
         ready.set()
 
-    task = asyncio.create_task(serve(endpoint, open_engine, token, on_ready=on_ready, stop=stop))
+    task = asyncio.create_task(
+        serve(endpoint, open_engine, token, on_ready=on_ready, stop=stop, limits=limits)
+    )
     waiter = asyncio.create_task(ready.wait())
     await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
     if task.done():

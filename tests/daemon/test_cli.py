@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -176,3 +178,33 @@ def test_a_weak_supplied_token_is_refused(env: dict[str, str], tmp_path: Path) -
                     "daemon", "start", stdin=PASSWORD + "\n")
     assert failed.returncode == 6
     assert "daemon token must be" in one_line_error(failed)
+
+
+def test_two_thousand_silent_connections_do_not_starve_an_authenticated_status(
+    env: dict[str, str], state: Path
+) -> None:
+    """A leaking client holds 2,000 connections open and never speaks; the operator still gets in."""
+    wanted = 2_000 + 256
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, hard), hard))
+    started = legion(env, state, "--password-stdin", "daemon", "start", stdin=PASSWORD + "\n")
+    assert started.returncode == 0, started.stderr
+    token = json.loads(started.stdout)["token"]
+    address = endpoint_for(state).address
+    silent: list[socket.socket] = []
+    try:
+        for _ in range(2_000):
+            connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            silent.append(connection)
+            connection.connect(address)
+        warm = legion(env, state, "--daemon-token", token, "--json", "status")
+        assert warm.returncode == 0, warm.stderr
+        assert json.loads(warm.stdout)["unlocked"] is True
+        report = json.loads(legion(env, state, "--daemon-token", token, "--json", "daemon", "status").stdout)
+        assert report["connections"] <= 64 + 1  # the pending cap, and the asking client
+    finally:
+        for connection in silent:
+            connection.close()
+    stopped = legion(env, state, "--daemon-token", token, "daemon", "stop")
+    assert stopped.returncode == 0, stopped.stderr

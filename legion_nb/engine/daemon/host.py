@@ -32,7 +32,7 @@ from legion_nb.engine.daemon.metadata import (
     remove_quietly,
     write_metadata,
 )
-from legion_nb.engine.daemon.server import DaemonServer
+from legion_nb.engine.daemon.server import ConnectionLimits, DaemonServer
 from legion_nb.engine.daemon.streams import Listener
 from legion_nb.errors import DaemonError
 
@@ -66,8 +66,12 @@ async def serve(
     *,
     on_ready: Callable[[DaemonReady], None] | None = None,
     stop: asyncio.Event | None = None,
+    limits: ConnectionLimits | None = None,
 ) -> None:
     """Serve the engine ``open_engine`` returns (unlocked) until shutdown or ``stop`` is set.
+
+    ``limits`` bounds pending and authenticated connections (the defaults are documented in
+    ``docs/daemon-protocol.md``).
 
     Raises :class:`DaemonAlreadyRunningError` when another daemon holds the endpoint. The engine's
     ``aclose()`` is awaited on the way out, and the socket and metadata are removed.
@@ -76,7 +80,7 @@ async def serve(
     async with _claim(endpoint):
         engine = await open_engine()
         try:
-            await _serve_engine(endpoint, engine, token, on_ready=on_ready, stop=stop)
+            await _serve_engine(endpoint, engine, token, on_ready=on_ready, stop=stop, limits=limits)
         finally:
             closer = getattr(engine, "aclose", None)
             if closer is not None:
@@ -90,11 +94,15 @@ async def _serve_engine(
     *,
     on_ready: Callable[[DaemonReady], None] | None,
     stop: asyncio.Event | None,
+    limits: ConnectionLimits | None,
 ) -> None:
     created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     version = _package_version()
     server = DaemonServer(
-        engine, token, info={"version": version, "endpoint": endpoint.address, "created": created}
+        engine,
+        token,
+        info={"version": version, "endpoint": endpoint.address, "created": created},
+        limits=limits,
     )
     listener = await _listen(endpoint, server)
     try:

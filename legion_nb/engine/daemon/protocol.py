@@ -29,6 +29,7 @@ __all__ = [
     "MAX_REPLY_BYTES",
     "METHODS",
     "TOPICS",
+    "DaemonBusyError",
     "DaemonInternalError",
     "MethodNotAllowedError",
     "Request",
@@ -67,6 +68,12 @@ class DaemonInternalError(DaemonError):
     """The daemon hit a bug; the reply carries no detail, the daemon's log carries the type."""
 
     code = "internal"
+
+
+class DaemonBusyError(DaemonError):
+    """The daemon holds as many connections of that state as it serves; this one is closed."""
+
+    code = "daemon_busy"
 
 
 class MethodNotAllowedError(DaemonProtocolError):

@@ -15,6 +15,12 @@ line is judged the same way:
 Requests on one connection run concurrently (a long ``materialize`` does not block a ``status``
 sent after it); replies carry the request id. ``subscribe`` turns its connection into an event
 stream until the client hangs up.
+
+A connection is *pending* until its first line with the right token arrives, *authenticated*
+after. The two states have separate caps (:class:`ConnectionLimits`), so connections that never
+speak cannot crowd out the ones that do: a pending connection has a deadline for its first good
+line, and when too many are pending the oldest is dropped to make room for the newcomer (a real
+client sends its request as soon as it connects, so it authenticates long before it is the oldest).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from typing import Any
 from legion_nb.engine.api import public_methods
 from legion_nb.engine.daemon.protocol import (
     MAX_LINE_BYTES,
+    DaemonBusyError,
     DaemonInternalError,
     MethodNotAllowedError,
     Request,
@@ -43,16 +50,41 @@ from legion_nb.engine.daemon.protocol import (
 )
 from legion_nb.engine.daemon.streams import LineWriter
 from legion_nb.engine.wire import to_jsonable
-from legion_nb.errors import DaemonProtocolError, LegionError, UsageError
+from legion_nb.errors import DaemonAuthError, DaemonProtocolError, LegionError, UsageError
 
-__all__ = ["DaemonServer"]
+__all__ = ["ConnectionLimits", "DaemonServer"]
 
 log = logging.getLogger("legion_nb.daemon")
 
 # Streams have their own method; offering them through ``call`` would hand back a generator.
 _NOT_CALLABLE = frozenset({"subscribe"})
 _IN_FLIGHT_PER_CONNECTION = 16
-_MAX_CONNECTIONS = 256
+
+
+class ConnectionLimits:
+    """How long a connection may stay pending, and how many connections each state may hold.
+
+    ``auth_deadline`` seconds after it connects, a connection that has not sent a line with the
+    right token gets one ``daemon_auth`` error line and is closed (a half-sent line counts as
+    nothing sent). At most ``pending`` connections wait for their first good line: one more
+    closes the oldest pending one. At most ``authenticated`` connections are served at once: the
+    next to authenticate gets one ``daemon_busy`` error line and is closed.
+    """
+
+    __slots__ = ("auth_deadline", "authenticated", "pending")
+
+    def __init__(self, *, auth_deadline: float = 5.0, pending: int = 64, authenticated: int = 256) -> None:
+        if auth_deadline <= 0 or pending < 1 or authenticated < 1:
+            raise ValueError("connection limits must be positive")
+        self.auth_deadline = auth_deadline
+        self.pending = pending
+        self.authenticated = authenticated
+
+    def __repr__(self) -> str:
+        return (
+            f"ConnectionLimits(auth_deadline={self.auth_deadline}, pending={self.pending}, "
+            f"authenticated={self.authenticated})"
+        )
 
 
 class _Connection:
@@ -60,6 +92,8 @@ class _Connection:
 
     def __init__(self, writer: LineWriter) -> None:
         self.writer = writer
+        self.authenticated = False
+        self.deadline = 0.0  # loop time by which a pending connection must have authenticated
         self.lock = asyncio.Lock()
         self.slots = asyncio.Semaphore(_IN_FLIGHT_PER_CONNECTION)
         self.tasks: set[asyncio.Task[None]] = set()
@@ -75,12 +109,23 @@ class _Connection:
 class DaemonServer:
     """Serves ``engine``'s public methods to connections that present ``token``."""
 
-    def __init__(self, engine: object, token: str, *, info: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        engine: object,
+        token: str,
+        *,
+        info: Mapping[str, Any] | None = None,
+        limits: ConnectionLimits | None = None,
+    ) -> None:
         self._engine = engine
         self._token = token
         self._allowed = public_methods(type(engine)) - _NOT_CALLABLE
         self._info = dict(info or {})
+        self._limits = limits or ConnectionLimits()
         self._connections: dict[asyncio.Task[Any] | None, _Connection] = {}
+        # Pending connections oldest first (dicts keep insertion order), and the count of the others.
+        self._pending: dict[_Connection, None] = {}
+        self._authenticated = 0
         self.stop_requested = asyncio.Event()
         self._closing = False
 
@@ -97,17 +142,16 @@ class DaemonServer:
         task = asyncio.current_task()
         connection = _Connection(writer)
         self._connections[task] = connection
+        self._admit(connection)
         finished_sending = False
         try:
-            if len(self._connections) > _MAX_CONNECTIONS:
-                await connection.send(error_reply(None, DaemonProtocolError(
-                    f"more than {_MAX_CONNECTIONS} connections: close idle clients and retry"
-                )))
-                return
             finished_sending = await self._serve(reader, connection)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass  # the peer went away mid-line; nothing to answer
         finally:
+            if connection.authenticated:
+                self._authenticated -= 1
+            self._pending.pop(connection, None)
             # A peer that merely finished sending (``printf ... | socat``) still gets its replies;
             # a refused peer, a broken connection or a stopping daemon does not.
             if not finished_sending or self._closing:
@@ -137,16 +181,57 @@ class DaemonServer:
                 handler.cancel()
             await asyncio.gather(*stuck, return_exceptions=True)
 
+    # -- connection states -------------------------------------------------------------------
+
+    def _admit(self, connection: _Connection) -> None:
+        """Count a new connection as pending, dropping the oldest pending one beyond the cap."""
+        self._pending[connection] = None
+        while len(self._pending) > self._limits.pending:
+            oldest = next(iter(self._pending))
+            del self._pending[oldest]
+            _drop(oldest, DaemonBusyError(
+                f"more than {self._limits.pending} connections waiting to authenticate: "
+                "this one was the oldest and is closed"
+            ))
+
+    def _authenticate(self, connection: _Connection) -> bool:
+        """Move a connection to the authenticated state; False when that state is full."""
+        self._pending.pop(connection, None)
+        if self._authenticated >= self._limits.authenticated:
+            return False
+        connection.authenticated = True
+        self._authenticated += 1
+        return True
+
+    async def _first_line(self, reader: asyncio.StreamReader, connection: _Connection) -> bytes | None:
+        """The next line; for a pending connection, None once its authentication deadline passed."""
+        if connection.authenticated:
+            return await reader.readline()
+        loop = asyncio.get_running_loop()
+        remaining = connection.deadline - loop.time()
+        try:
+            async with asyncio.timeout(max(remaining, 0)):
+                return await reader.readline()
+        except TimeoutError:
+            return None
+
     # -- one connection ----------------------------------------------------------------------
 
     async def _serve(self, reader: asyncio.StreamReader, connection: _Connection) -> bool:
         """Read and dispatch lines; True when the peer simply finished sending (end of file)."""
+        connection.deadline = asyncio.get_running_loop().time() + self._limits.auth_deadline
         while True:
             try:
-                line = await reader.readline()
+                line = await self._first_line(reader, connection)
             except ValueError:  # asyncio's "separator not found, limit exceeded"
                 await connection.send(error_reply(None, DaemonProtocolError(
                     f"request line longer than {MAX_LINE_BYTES} bytes: send smaller requests"
+                )))
+                return False
+            if line is None:
+                await connection.send(error_reply(None, DaemonAuthError(
+                    f"no request with a token within {self._limits.auth_deadline:g} s of connecting: "
+                    "connection closed"
                 )))
                 return False
             if not line:
@@ -159,6 +244,11 @@ class DaemonServer:
                 check_token(message, self._token)
             except LegionError as exc:
                 await connection.send(error_reply(message.get("id") if message else None, exc))
+                return False
+            if not connection.authenticated and not self._authenticate(connection):
+                await connection.send(error_reply(message.get("id"), DaemonBusyError(
+                    f"{self._limits.authenticated} clients are connected already: close idle ones and retry"
+                )))
                 return False
             try:
                 request = parse_request(message, self._token)
@@ -266,6 +356,14 @@ class DaemonServer:
     async def _pump(self, events: AsyncIterator[Any], connection: _Connection) -> None:
         async for event in events:
             await connection.send({"event": event.topic, "data": to_jsonable(event.data)})
+
+
+def _drop(connection: _Connection, reason: LegionError) -> None:
+    """Tell a connection why in one line, without waiting for it to read, and close it."""
+    with contextlib.suppress(ConnectionError, OSError):
+        if not connection.writer.is_closing():
+            connection.writer.write(encode_line(error_reply(None, reason)))
+    connection.writer.close()
 
 
 async def _until_hangup(reader: asyncio.StreamReader) -> None:
