@@ -27,9 +27,9 @@ from legion_nb.engine.deployment.phases import (
     PhaseContext,
     PhaseHandler,
     execution_of,
-    track_server,
 )
 from legion_nb.engine.deployment.runtime import DeploymentBusyError, NodeDeploymentRuntime
+from legion_nb.engine.state.edits import track_server
 from legion_nb.engine.state.model import LegionState, TrackedServer, empty_state, encode_state, utcnow
 from legion_nb.engine.state.persistence import PersistenceSupervisor, StateChange
 from legion_nb.engine.state.store import SecureStateStore

@@ -26,11 +26,11 @@ from legion_nb.engine.deployment.phases import (
     UnknownOperationError,
     execution_of,
     resume_phase,
-    with_execution,
 )
 from legion_nb.engine.deployment.runtime import DeploymentService, NothingToResumeError, mark_interrupted
 from legion_nb.engine.deployment.services import TRIBES_CONFIG_PATH, NodeStepError, reinstall_image
 from legion_nb.engine.runtime import create_engine
+from legion_nb.engine.state.edits import with_execution
 from legion_nb.engine.state.model import (
     CreatePending,
     LegionState,

@@ -11,23 +11,19 @@ running is simply run again.
 Where the durable record lives (the crash-recovery unit): on the tracked server
 (``TrackedServer.execution``). Before an ``add`` has a tracked server (its provision phase), the
 record sits in the node's deployment material (``NodeMaterial.execution``) and moves onto the
-tracked server in the same state write that tracks it (:func:`track_server`).
+tracked server in the same state write that tracks it
+(:func:`~legion_nb.engine.state.edits.track_server`).
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Protocol
 
-from legion_nb.engine.state.model import (
-    LegionState,
-    NodeExecution,
-    NodeMaterial,
-    TrackedServer,
-)
+from legion_nb.engine.state.model import LegionState, NodeExecution, NodeMaterial
 from legion_nb.errors import UsageError
 
 __all__ = [
@@ -45,9 +41,6 @@ __all__ = [
     "next_phase",
     "operation_of",
     "resume_phase",
-    "track_server",
-    "with_execution",
-    "with_material",
 ]
 
 
@@ -185,11 +178,6 @@ def material_of(state: LegionState, node: str) -> NodeMaterial | None:
     return state.deployment.nodes.get(node)
 
 
-def with_material(state: LegionState, material: NodeMaterial) -> LegionState:
-    nodes = {**state.deployment.nodes, material.node: material}
-    return replace(state, deployment=replace(state.deployment, nodes=nodes))
-
-
 def execution_of(state: LegionState, node: str) -> NodeExecution | None:
     """The node's current execution record: the tracked server's, else the pre-tracking one."""
     server = state.tracked.servers.get(node)
@@ -198,23 +186,3 @@ def execution_of(state: LegionState, node: str) -> NodeExecution | None:
     material = material_of(state, node)
     return material.execution if material is not None else None
 
-
-def with_execution(state: LegionState, node: str, execution: NodeExecution | None) -> LegionState:
-    """``state`` with ``node``'s execution record replaced, wherever it lives (module notes)."""
-    server = state.tracked.servers.get(node)
-    if server is not None:
-        servers = {**state.tracked.servers, node: replace(server, execution=execution)}
-        return replace(state, tracked=replace(state.tracked, servers=servers))
-    material = material_of(state, node) or NodeMaterial(node=node)
-    return with_material(state, replace(material, execution=execution))
-
-
-def track_server(state: LegionState, record: TrackedServer) -> LegionState:
-    """Track ``record``, carrying over the pre-tracking execution record in the same write."""
-    material = material_of(state, record.name)
-    execution = record.execution
-    if material is not None and material.execution is not None:
-        execution = material.execution
-        state = with_material(state, replace(material, execution=None))
-    servers = {**state.tracked.servers, record.name: replace(record, execution=execution)}
-    return replace(state, tracked=replace(state.tracked, servers=servers))

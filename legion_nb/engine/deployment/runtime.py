@@ -43,10 +43,10 @@ from legion_nb.engine.deployment.phases import (
     next_phase,
     operation_of,
     resume_phase,
-    with_execution,
 )
 from legion_nb.engine.deployment.services import DeploymentServices, NodeAccess, NodeConnector
 from legion_nb.engine.resources.ports import StatePort
+from legion_nb.engine.state.edits import with_execution
 from legion_nb.engine.state.model import LegionState, NodeExecution, TrackedSshKey, utcnow
 from legion_nb.errors import LockedError, OperationError, UsageError
 

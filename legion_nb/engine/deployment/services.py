@@ -46,15 +46,13 @@ from legion_nb.engine.deployment.phases import (
     PhaseContext,
     PhaseHandler,
     material_of,
-    track_server,
-    with_material,
 )
 from legion_nb.engine.deployment.security import (
     ClusterSecurity,
     NodeSecurity,
     sync_handoff,
 )
-from legion_nb.engine.resources.pending import pending_for, without_pending
+from legion_nb.engine.resources.pending import pending_for
 from legion_nb.engine.resources.ports import ProviderAccess, StatePort
 from legion_nb.engine.ssh import (
     CommandResult,
@@ -67,6 +65,7 @@ from legion_nb.engine.ssh import (
     connect_with_retry,
     scan_host_key,
 )
+from legion_nb.engine.state.edits import track_server, with_cluster_material, with_material, without_pending
 from legion_nb.engine.state.model import (
     DEFAULT_CLUSTER,
     ClusterMaterial,
@@ -277,13 +276,8 @@ class DeploymentServices:
         def ensure(state: LegionState) -> tuple[LegionState, None]:
             # Re-checked inside the mutation: whatever another writer stored first is kept.
             if cluster not in state.deployment.clusters:
-                clusters = {
-                    **state.deployment.clusters,
-                    cluster: ClusterMaterial(cluster=cluster, security=authority.to_dict()),
-                }
-                state = dataclasses.replace(
-                    state, deployment=dataclasses.replace(state.deployment, clusters=clusters)
-                )
+                material = ClusterMaterial(cluster=cluster, security=authority.to_dict())
+                state = with_cluster_material(state, material)
             current = material_of(state, node) or NodeMaterial(node=node)
             stored = ClusterSecurity.from_dict(state.deployment.clusters[cluster].security)
             if (

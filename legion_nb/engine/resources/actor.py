@@ -21,16 +21,17 @@ import abc
 import logging
 import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, Literal, Protocol, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from statemachine import StateChart
 
 from legion_nb.engine.cluster.firewall_plan import normalize_sources
-from legion_nb.engine.resources.pending import pending_for, without_pending
+from legion_nb.engine.resources.pending import pending_for
 from legion_nb.engine.resources.ports import ProviderAccess, StatePort
 from legion_nb.engine.resources.snapshot import ActorSnapshot, Health, ResourceKey
 from legion_nb.engine.resources.tracing import ActorTracer
+from legion_nb.engine.state.edits import without_pending
 from legion_nb.engine.state.model import LegionState, NodeExecution, TrackedSshKey
 from legion_nb.errors import (
     LegionError,
@@ -51,40 +52,10 @@ __all__ = [
     "ResourceActor",
     "ResourceSettings",
     "describe_error",
-    "with_tracked",
 ]
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
-
-
-def with_tracked(state: LegionState, **changes: Any) -> LegionState:
-    """``state`` with some of its tracked mappings replaced (``servers=...``, ``dns_zones=...``)."""
-    return replace(state, tracked=replace(state.tracked, **changes))
-
-
-def without_observed(
-    state: LegionState, provider: str, kind: Literal["servers", "dns_zones", "firewalls"], key: str
-) -> LegionState:
-    """``state`` without the observation of one resource Legion has just deleted at ``provider``.
-
-    Why: the deletion is itself news about the provider. Keeping the last refresh's record would
-    make the diff and the snapshot show a resource that no longer exists as an orphan until the next
-    refresh. ``key`` is the observed mapping's key (provider id for servers and firewalls, the zone
-    name for DNS zones).
-    """
-    observed = state.observed.get(provider)
-    if observed is None:
-        return state
-    if kind == "servers" and key in observed.servers:
-        observed = replace(observed, servers={k: v for k, v in observed.servers.items() if k != key})
-    elif kind == "dns_zones" and key in observed.dns_zones:
-        observed = replace(observed, dns_zones={k: v for k, v in observed.dns_zones.items() if k != key})
-    elif kind == "firewalls" and key in observed.firewalls:
-        observed = replace(observed, firewalls={k: v for k, v in observed.firewalls.items() if k != key})
-    else:
-        return state
-    return replace(state, observed={**state.observed, provider: observed})
 
 
 OPERATOR_CIDRS_ENV = "LEGION_OPERATOR_CIDRS"

@@ -15,9 +15,8 @@ import functools
 from collections.abc import Mapping
 
 from legion_nb.engine.cluster.dns_records import ZoneRecordPlan, records_signature, synthesize_zone_records
-from legion_nb.engine.resources.actor import with_tracked, without_observed
 from legion_nb.engine.resources.converging import ConvergingActor
-from legion_nb.engine.resources.pending import without_pending
+from legion_nb.engine.state.edits import with_tracked, without_observed, without_pending
 from legion_nb.engine.state.model import LegionState, Provider, TrackedDnsRecord, TrackedDnsZone
 from legion_nb.providers.base import DnsRecordType, DnsZone, ProviderAdapter
 

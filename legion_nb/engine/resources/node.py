@@ -35,11 +35,10 @@ from legion_nb.engine.resources.actor import (
     NodeDeployer,
     ResourceActor,
     describe_error,
-    with_tracked,
-    without_observed,
 )
-from legion_nb.engine.resources.pending import pending_for, without_pending
+from legion_nb.engine.resources.pending import pending_for
 from legion_nb.engine.resources.snapshot import Health, ResourceKey
+from legion_nb.engine.state.edits import with_tracked_server, without_pending, without_tracked_server
 from legion_nb.engine.state.model import (
     DEFAULT_CLUSTER,
     LegionState,
@@ -488,9 +487,7 @@ class ServerNodeActor(ResourceActor):
             record = tracked_server_from(server, provider, cluster=where, role=role, name=name)
             if ssh_keys:
                 record = dataclasses.replace(record, ssh_keys=ssh_keys)
-            state = without_pending(state, legion_id)
-            servers = {**state.tracked.servers, name: record}
-            return with_tracked(state, servers=servers), None
+            return with_tracked_server(without_pending(state, legion_id), record), None
 
         await self.context.state.mutate(track, reason=f"track server {name} ({server.id})")
 
@@ -514,8 +511,7 @@ class ServerNodeActor(ResourceActor):
             )
             if fresh == record:
                 return state, False
-            servers = {**state.tracked.servers, name: fresh}
-            return with_tracked(state, servers=servers), True
+            return with_tracked_server(state, fresh), True
 
         record = self.tracked()
         if record is not None and (record.ipv4, record.ipv6, record.status) == (
@@ -529,16 +525,7 @@ class ServerNodeActor(ResourceActor):
     async def _untrack(self, reason: str) -> None:
         name = self.name
         self.provider_status = None
-
-        def drop(state: LegionState) -> tuple[LegionState, None]:
-            record = state.tracked.servers.get(name)
-            servers = {k: v for k, v in state.tracked.servers.items() if k != name}
-            state = with_tracked(state, servers=servers)
-            if record is not None:
-                state = without_observed(state, record.provider, "servers", record.provider_id)
-            return state, None
-
-        await self.context.state.mutate(drop, reason=reason)
+        await self.context.state.mutate(lambda s: (without_tracked_server(s, name), None), reason=reason)
 
     def _provider_name(self, name: str) -> Provider:
         record = self.tracked()

@@ -9,21 +9,21 @@ recorder protocol here, on the persistence supervisor.
 ``clear`` deliberately leaves the record in place. Resilience calls it the moment a create returns,
 before the actor has written the tracked record; removing the intent there would open a window in
 which a crash leaves a running server that Legion neither tracks nor remembers creating. Instead the
-actor drops the intent in the same state write that records the outcome (:func:`without_pending`):
+actor drops the intent in the same state write that records the outcome
+(:func:`~legion_nb.engine.state.edits.without_pending`):
 the tracked resource on success, nothing on a refusal. An intent left behind costs one lookup on the
 next wave, never a duplicate.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from legion_nb.engine.resources.ports import StatePort
+from legion_nb.engine.state.edits import with_pending
 from legion_nb.engine.state.model import PROVIDERS, CreatePending, LegionState, Provider, utcnow
 from legion_nb.providers.base import LEGION_ID_LABEL
 from legion_nb.providers.resilience import CreateIntent
 
-__all__ = ["StatePendingRecorder", "intent_of", "pending_for", "without_pending"]
+__all__ = ["StatePendingRecorder", "intent_of", "pending_for"]
 
 
 def _provider(name: str) -> Provider:
@@ -64,21 +64,11 @@ class StatePendingRecorder:
             started=utcnow(),
             labels=intent.ownership.as_labels(),
         )
-
-        def add(state: LegionState) -> tuple[LegionState, None]:
-            pending = {**state.tracked.pending, entry.key: entry}
-            return replace(state, tracked=replace(state.tracked, pending=pending)), None
-
-        await self._state.mutate(add, reason=f"pending create {intent.describe()}")
+        await self._state.mutate(
+            lambda state: (with_pending(state, entry), None), reason=f"pending create {intent.describe()}"
+        )
 
     async def clear(self, intent: CreateIntent) -> None:
-        """Kept until the actor writes the outcome with :func:`without_pending` (module notes)."""
+        """Kept until the actor writes the outcome with ``without_pending`` (module notes)."""
         del intent
 
-
-def without_pending(state: LegionState, legion_id: str) -> LegionState:
-    """``state`` without the create intent ``legion_id`` (unchanged when there is none)."""
-    if legion_id not in state.tracked.pending:
-        return state
-    pending = {k: v for k, v in state.tracked.pending.items() if k != legion_id}
-    return replace(state, tracked=replace(state.tracked, pending=pending))
