@@ -34,9 +34,11 @@ import httpx
 from legion_nb.emulators.cloud import SandboxCloud
 from legion_nb.emulators.hetzner import state_of
 from legion_nb.emulators.world import SandboxWorld, Timing
-from legion_nb.providers.base import OwnershipLabels, ProviderAdapter, ProviderCredentials, ServerSpec
 from legion_nb.providers.broker import BrokerPolicy, PollPolicy, ProviderBroker, RetryPolicy
+from legion_nb.providers.contract import ProviderAdapter, ProviderCredentials
+from legion_nb.providers.ownership import OwnershipLabels
 from legion_nb.providers.polling import cloud_poll_policy, scaled
+from legion_nb.providers.records import ServerSpec
 from legion_nb.providers.registry import create_adapter, descriptor
 from legion_nb.providers.resilience import CreateIntent, Resilience
 

@@ -40,8 +40,9 @@ from legion_nb.engine.state.model import (
 )
 from legion_nb.engine.state.validation import normalize_hostname
 from legion_nb.errors import ApplyRunningError, LegionError, LockedError, UsageError
-from legion_nb.providers.base import Operation, ProviderAdapter
 from legion_nb.providers.catalog import choose_image
+from legion_nb.providers.contract import ProviderAdapter
+from legion_nb.providers.records import Operation
 
 if TYPE_CHECKING:
     from legion_nb.engine.deployment.runtime import DeploymentService

@@ -44,18 +44,11 @@ from legion_nb.engine.state.model import ProviderCredentials as StoredCredential
 from legion_nb.engine.state.validation import validate_provider
 from legion_nb.errors import LegionError, LockedError, ProviderAuthError
 from legion_nb.providers import registry
-from legion_nb.providers.base import (
-    Capability,
-    Catalog,
-    DnsZone,
-    Firewall,
-    OwnershipLabels,
-    ProviderAdapter,
-    ProviderCredentials,
-    Server,
-)
 from legion_nb.providers.broker import BrokerPolicy, ProviderBroker, ProviderStatus
 from legion_nb.providers.catalog import embedded_catalog
+from legion_nb.providers.contract import Capability, ProviderAdapter, ProviderCredentials
+from legion_nb.providers.ownership import OwnershipLabels
+from legion_nb.providers.records import Catalog, DnsZone, Firewall, Server
 from legion_nb.providers.resilience import Resilience, SettlePolicy
 
 if TYPE_CHECKING:

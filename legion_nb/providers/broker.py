@@ -41,17 +41,11 @@ from functools import partial
 from typing import TypeVar
 
 from legion_nb.errors import ProviderError, ProviderRateLimitedError, ProviderUnavailableError
-from legion_nb.providers.base import (
-    Operation,
-    OperationFailedError,
-    OperationState,
-    ProviderAdapter,
-    Server,
-    ServerStatus,
-)
 from legion_nb.providers.catalog import UnknownProviderError
+from legion_nb.providers.contract import OperationFailedError, ProviderAdapter
 from legion_nb.providers.http import READ_RETRY, OutcomeUnknownError, ReadRetry
 from legion_nb.providers.polling import Durations, PollPolicy, cloud_poll_policy
+from legion_nb.providers.records import Operation, OperationState, Server, ServerStatus
 
 __all__ = [
     "BrokerPolicy",

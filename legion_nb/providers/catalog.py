@@ -3,7 +3,7 @@
 Legion must be able to plan before it has talked to a provider (no credentials yet, offline notebook),
 so each provider's catalog ships in the package as ``catalogs/<provider>.json``: server types with
 net prices per location, locations, and system images, as of the snapshot date in the file. A live
-``fetch_catalog()`` result has the same :class:`~legion_nb.providers.base.Catalog` shape and replaces
+``fetch_catalog()`` result has the same :class:`~legion_nb.providers.records.Catalog` shape and replaces
 the snapshot once the engine has one.
 
 The policy is pure functions of a catalog, so it gives the same answer for the same catalog whether
@@ -29,7 +29,7 @@ from importlib import resources
 from typing import Any, Literal
 
 from legion_nb.errors import ValidationError
-from legion_nb.providers.base import (
+from legion_nb.providers.records import (
     Catalog,
     CatalogImage,
     CatalogLocation,

@@ -40,7 +40,7 @@ from legion_nb.errors import (
     ProviderRateLimitedError,
     ProviderUnavailableError,
 )
-from legion_nb.providers.base import RateLimitInfo
+from legion_nb.providers.records import RateLimitInfo
 
 __all__ = [
     "READ_RETRY",

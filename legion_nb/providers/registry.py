@@ -16,8 +16,8 @@ from functools import cache
 import httpx
 
 from legion_nb.errors import ValidationError
-from legion_nb.providers.base import Capability, ProviderAdapter, ProviderCredentials, ProviderDescriptor
 from legion_nb.providers.catalog import UnknownProviderError
+from legion_nb.providers.contract import Capability, ProviderAdapter, ProviderCredentials, ProviderDescriptor
 
 __all__ = [
     "DEFAULT_TIMEOUT",

@@ -32,23 +32,21 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
 
 from legion_nb.errors import ProviderAmbiguousError, ProviderError, ProviderNotFoundError
-from legion_nb.providers.base import (
-    LEGION_ID_LABEL,
+from legion_nb.providers.broker import ProviderBroker
+from legion_nb.providers.contract import ProviderAdapter, UniquenessConflictError
+from legion_nb.providers.http import OutcomeUnknownError
+from legion_nb.providers.ownership import LEGION_ID_LABEL, OwnershipLabels
+from legion_nb.providers.records import (
     DnsZone,
     Firewall,
     FirewallRule,
     FloatingIp,
     Operation,
-    OwnershipLabels,
     PendingServer,
-    ProviderAdapter,
     Server,
     ServerSpec,
     SshKey,
-    UniquenessConflictError,
 )
-from legion_nb.providers.broker import ProviderBroker
-from legion_nb.providers.http import OutcomeUnknownError
 
 __all__ = [
     "CreateIntent",

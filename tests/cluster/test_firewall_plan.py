@@ -32,7 +32,7 @@ from legion_nb.engine.state.model import (
     utcnow,
 )
 from legion_nb.errors import ValidationError
-from legion_nb.providers.base import FirewallRule, PortRange
+from legion_nb.providers.records import FirewallRule, PortRange
 
 
 def _tracked(

@@ -24,7 +24,7 @@ from runtimekit import engine
 from legion_nb.engine.deployment.phases import NodeOperation, Phase
 from legion_nb.engine.state.model import NodeExecution
 from legion_nb.engine.wire import to_jsonable
-from legion_nb.providers.base import ProviderCredentials
+from legion_nb.providers.contract import ProviderCredentials
 
 
 def emit(event: str, **data: Any) -> None:

@@ -34,9 +34,10 @@ from legion_nb.engine.ssh import ReconnectPolicy, SshOptions
 from legion_nb.engine.state.model import LegionState, decode_state, empty_state, encode_state
 from legion_nb.engine.state.persistence import PersistenceSupervisor
 from legion_nb.engine.state.store import SecureStateStore
-from legion_nb.providers.base import Catalog, ProviderCredentials
 from legion_nb.providers.broker import BrokerPolicy, PollPolicy, ProviderBroker, RetryPolicy
 from legion_nb.providers.catalog import embedded_catalog
+from legion_nb.providers.contract import ProviderCredentials
+from legion_nb.providers.records import Catalog
 from legion_nb.providers.registry import create_adapter
 from legion_nb.providers.resilience import Resilience, SettlePolicy
 

@@ -43,8 +43,8 @@ from legion_nb.engine.state.model import (
 from legion_nb.engine.state.persistence import StateChange
 from legion_nb.engine.state.store import SecureStateStore
 from legion_nb.errors import LockedError
-from legion_nb.providers.base import LEGION_ID_LABEL
 from legion_nb.providers.catalog import embedded_catalog
+from legion_nb.providers.ownership import LEGION_ID_LABEL
 
 NOW = dt.datetime(2026, 11, 27, 12, tzinfo=dt.UTC)
 

@@ -16,7 +16,7 @@ from e2ekit import EngineFactory, hetzner, plan_cluster, provider_view
 
 from legion_nb.emulators.cloud import SandboxCloud
 from legion_nb.errors import ApplyRunningError, UsageError
-from legion_nb.providers.base import LEGION_ID_LABEL, LEGION_MANAGED_LABEL
+from legion_nb.providers.ownership import LEGION_ID_LABEL, LEGION_MANAGED_LABEL
 
 NAMES = ("web-1", "web-2", "web-3")
 

@@ -23,7 +23,7 @@ from legion_nb.engine.state.model import (
     Tracked,
 )
 from legion_nb.errors import ProviderAuthError
-from legion_nb.providers.base import DnsZone, Firewall, FirewallRule, PortRange, Server
+from legion_nb.providers.records import DnsZone, Firewall, FirewallRule, PortRange, Server
 
 PASSWORD = "ops password 1"
 OURS = {"legion/managed": "true", "legion/id": "6f1c1a52-8d1e-4b7e-9a59-3a2f0c1d2e3f"}

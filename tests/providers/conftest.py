@@ -15,8 +15,8 @@ import pytest
 from legion_nb.emulators.cloud import SandboxCloud
 from legion_nb.emulators.faults import FaultPlan
 from legion_nb.emulators.world import SandboxWorld, Timing
-from legion_nb.providers.base import ProviderAdapter, ProviderCredentials
 from legion_nb.providers.broker import BrokerPolicy, PollPolicy, ProviderBroker, RetryPolicy
+from legion_nb.providers.contract import ProviderAdapter, ProviderCredentials
 from legion_nb.providers.registry import create_adapter, descriptor
 from legion_nb.providers.resilience import CreateIntent
 

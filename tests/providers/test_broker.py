@@ -17,17 +17,13 @@ from test_hetzner_unit import action_json, error, pagination, server_json
 
 from legion_nb.emulators.cloud import SandboxCloud
 from legion_nb.errors import ProviderAuthError, ProviderRateLimitedError, ProviderUnavailableError
-from legion_nb.providers.base import (
-    Operation,
-    OperationFailedError,
-    OwnershipLabels,
-    ProviderCredentials,
-    ServerSpec,
-)
 from legion_nb.providers.broker import BrokerPolicy, PollPolicy, ProviderBroker, RetryPolicy
 from legion_nb.providers.catalog import UnknownProviderError
+from legion_nb.providers.contract import OperationFailedError, ProviderCredentials
 from legion_nb.providers.hetzner import HetznerAdapter
 from legion_nb.providers.http import OutcomeUnknownError
+from legion_nb.providers.ownership import OwnershipLabels
+from legion_nb.providers.records import Operation, ServerSpec
 
 if TYPE_CHECKING:
     from conftest import AdapterFactory

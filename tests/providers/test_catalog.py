@@ -10,7 +10,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from legion_nb.errors import ValidationError
-from legion_nb.providers.base import Catalog, CatalogLocation
 from legion_nb.providers.catalog import (
     PROFILES,
     DeploymentProfile,
@@ -26,6 +25,7 @@ from legion_nb.providers.catalog import (
     embedded_providers,
     resolve_server_choice,
 )
+from legion_nb.providers.records import Catalog, CatalogLocation
 
 
 def test_every_provider_ships_a_realistic_snapshot() -> None:

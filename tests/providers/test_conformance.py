@@ -27,19 +27,12 @@ from legion_nb.errors import (
     ProviderUnavailableError,
     ValidationError,
 )
-from legion_nb.providers.base import (
-    Capability,
-    FirewallRule,
-    OwnershipLabels,
-    PortRange,
-    ProviderAdapter,
-    ProviderCredentials,
-    ServerSpec,
-    deterministic_name,
-)
 from legion_nb.providers.broker import ProviderBroker
 from legion_nb.providers.catalog import ServerChoice, UnknownProviderError, resolve_server_choice
+from legion_nb.providers.contract import Capability, ProviderAdapter, ProviderCredentials
 from legion_nb.providers.http import OutcomeUnknownError
+from legion_nb.providers.ownership import OwnershipLabels, deterministic_name
+from legion_nb.providers.records import FirewallRule, PortRange, ServerSpec
 from legion_nb.providers.registry import PROVIDERS, create_adapter, descriptor, validate_credentials
 from legion_nb.providers.resilience import Resilience
 

@@ -15,9 +15,10 @@ import httpx
 import pytest
 
 from legion_nb.emulators.cloud import SandboxCloud
-from legion_nb.providers.base import OwnershipLabels, Server, ServerSpec
 from legion_nb.providers.broker import ProviderBroker
 from legion_nb.providers.catalog import resolve_server_choice
+from legion_nb.providers.ownership import OwnershipLabels
+from legion_nb.providers.records import Server, ServerSpec
 from legion_nb.providers.registry import create_adapter
 from legion_nb.providers.resilience import Resilience, SettlePolicy
 

@@ -18,18 +18,11 @@ from legion_nb.errors import (
     ProviderRateLimitedError,
     ProviderUnavailableError,
 )
-from legion_nb.providers.base import (
-    BillingPeriod,
-    FirewallRule,
-    Operation,
-    OwnershipLabels,
-    PortRange,
-    ProviderCredentials,
-    ServerSpec,
-    UniquenessConflictError,
-)
+from legion_nb.providers.contract import ProviderCredentials, UniquenessConflictError
 from legion_nb.providers.hetzner import HetznerAdapter
 from legion_nb.providers.http import OutcomeUnknownError, ProviderResponseError
+from legion_nb.providers.ownership import OwnershipLabels
+from legion_nb.providers.records import BillingPeriod, FirewallRule, Operation, PortRange, ServerSpec
 
 BASE = "http://127.0.0.1:9/v1"
 TOKEN = "s3cr3t-token-value"

@@ -25,13 +25,31 @@ from legion_nb.errors import (
     ProviderRateLimitedError,
     ProviderUnavailableError,
 )
-from legion_nb.providers import base
 from legion_nb.providers.broker import ProviderBroker
 from legion_nb.providers.catalog import embedded_catalog
+from legion_nb.providers.contract import (
+    Capability,
+    ProviderCredentials,
+    UniquenessConflictError,
+)
 from legion_nb.providers.http import OutcomeUnknownError
 from legion_nb.providers.ovh import DESCRIPTOR, OvhAdapter
 from legion_nb.providers.ovh.client import READ_CONCURRENCY
 from legion_nb.providers.ovh.signing import Signer, signature
+from legion_nb.providers.ownership import (
+    OwnershipLabels,
+    decode_owned_name,
+    encode_owned_name,
+)
+from legion_nb.providers.records import (
+    BillingPeriod,
+    CatalogImage,
+    DnsRecord,
+    Operation,
+    OperationState,
+    ServerSpec,
+    server_state_operation,
+)
 from legion_nb.providers.resilience import Resilience, SettlePolicy
 
 ENDPOINT = "https://eu.api.ovh.com/1.0"
@@ -44,9 +62,9 @@ SERVER_TIME = 1_800_000_000
 Handler = Callable[[httpx.Request], Awaitable[httpx.Response]]
 
 
-def credentials(endpoint: str = ENDPOINT, **overrides: str) -> base.ProviderCredentials:
+def credentials(endpoint: str = ENDPOINT, **overrides: str) -> ProviderCredentials:
     secrets = {"application_key": AK, "application_secret": AS, "consumer_key": CK} | overrides
-    return base.ProviderCredentials("ovh", endpoint, secrets=secrets, options={"service_name": SERVICE})
+    return ProviderCredentials("ovh", endpoint, secrets=secrets, options={"service_name": SERVICE})
 
 
 def reply(body: Any, status: int = 200, query_id: str = "EU.ext-1.abc.1.q") -> httpx.Response:
@@ -187,7 +205,7 @@ async def test_refused_timestamp_makes_the_next_call_measure_the_clock_again(mak
         (
             409,
             {"class": "Client::Conflict::SshKeyAlreadyExists", "message": "exists"},
-            base.UniquenessConflictError,
+            UniquenessConflictError,
             "Client::Conflict::SshKeyAlreadyExists",
         ),
         (
@@ -249,7 +267,7 @@ async def test_firewall_and_floating_ip_calls_are_missing_capabilities_without_i
         with pytest.raises(CapabilityMissingError, match=r"on the node|own address"):
             await call
     assert fake.seen == []
-    assert base.Capability.FIREWALL not in DESCRIPTOR.capabilities
+    assert Capability.FIREWALL not in DESCRIPTOR.capabilities
 
 
 # ----------------------------------------------------------------------------------- N+1 and DNS
@@ -307,8 +325,8 @@ async def test_records_are_grouped_into_rrsets_with_the_smallest_ttl(make_adapte
     routes: dict[tuple[str, str], Any] = {("GET", "/domain/zone/example.org/record"): [1, 2, 3, 4]}
     routes.update({("GET", f"/domain/zone/example.org/record/{r['id']}"): r for r in rows})
     assert await make_adapter(FakeOvh(routes)).list_records("example.org") == [
-        base.DnsRecord(name="@", type="TXT", ttl=None, values=("v=spf1 -all",)),
-        base.DnsRecord(name="www", type="A", ttl=60, values=("127.0.0.2", "127.0.0.3")),
+        DnsRecord(name="@", type="TXT", ttl=None, values=("v=spf1 -all",)),
+        DnsRecord(name="www", type="A", ttl=60, values=("127.0.0.2", "127.0.0.3")),
     ]
 
 
@@ -363,7 +381,7 @@ async def test_costs_per_instance_come_from_the_usage_periods_that_overlap(make_
             ("GET", f"{usage}/current"): _usage("u-nov", "2026-11-01", "2026-11-27", "vm-2", 0.1),
         }
     )
-    entries = await make_adapter(fake).list_billing(base.BillingPeriod(date(2026, 9, 15), date(2026, 10, 20)))
+    entries = await make_adapter(fake).list_billing(BillingPeriod(date(2026, 9, 15), date(2026, 10, 20)))
     assert [(e.id, e.resource_id, e.amount, e.currency, e.date) for e in entries] == [
         ("u-sep/vm-1/hourly", "vm-1", Decimal("0.2"), "EUR", date(2026, 10, 1)),
         ("u-oct/vm-2/hourly", "vm-2", Decimal("0.3"), "EUR", date(2026, 11, 1)),
@@ -376,21 +394,21 @@ async def test_costs_per_instance_come_from_the_usage_periods_that_overlap(make_
 
 
 def test_ownership_round_trips_through_the_instance_name() -> None:
-    owner = base.OwnershipLabels.new()
-    encoded = base.encode_owned_name("node-1", owner.as_labels())
+    owner = OwnershipLabels.new()
+    encoded = encode_owned_name("node-1", owner.as_labels())
     assert encoded == f"node-1--{owner.legion_id}"
-    assert base.decode_owned_name(encoded) == ("node-1", owner.as_labels())
-    assert base.decode_owned_name("web--blue") == ("web--blue", {})
-    assert base.decode_owned_name("plain") == ("plain", {})
-    assert base.encode_owned_name("plain", {"team": "x"}) == "plain"
+    assert decode_owned_name(encoded) == ("node-1", owner.as_labels())
+    assert decode_owned_name("web--blue") == ("web--blue", {})
+    assert decode_owned_name("plain") == ("plain", {})
+    assert encode_owned_name("plain", {"team": "x"}) == "plain"
 
 
 def test_awaited_state_operations_are_one_per_server_and_state() -> None:
-    running = base.server_state_operation("ovh", "i-1", "server_running")
-    assert running == base.server_state_operation("ovh", "i-1", "server_running")
+    running = server_state_operation("ovh", "i-1", "server_running")
+    assert running == server_state_operation("ovh", "i-1", "server_running")
     assert (running.kind, running.resource_id, running.resource_type) == ("server_running", "i-1", "server")
-    assert running.id != base.server_state_operation("ovh", "i-1", "server_off").id
-    assert running.id != base.server_state_operation("ovh", "i-2", "server_running").id
+    assert running.id != server_state_operation("ovh", "i-1", "server_off").id
+    assert running.id != server_state_operation("ovh", "i-2", "server_running").id
 
 
 async def test_create_resolves_names_per_region_and_polls_by_listing(make_adapter: Any) -> None:
@@ -404,7 +422,7 @@ async def test_create_resolves_names_per_region_and_polls_by_listing(make_adapte
         {"id": "i-sbg", "name": "Debian 12", "region": "SBG5"},
     ]
     sent: list[dict[str, Any]] = []
-    owner = base.OwnershipLabels.new()
+    owner = OwnershipLabels.new()
     instance = {
         "id": "vm-1",
         "name": f"n1--{owner.legion_id}",
@@ -425,7 +443,7 @@ async def test_create_resolves_names_per_region_and_polls_by_listing(make_adapte
     )
     adapter = make_adapter(fake)
     pending = await adapter.create_server(
-        base.ServerSpec(
+        ServerSpec(
             "n1", "b2-7", "SBG5", "Debian 12", ("key-1",), owner.as_labels(), user_data="#!/bin/sh"
         )
     )
@@ -451,9 +469,9 @@ async def test_create_resolves_names_per_region_and_polls_by_listing(make_adapte
     assert [s.status for s in await adapter.poll_operations([op])] == ["success"]
 
     with pytest.raises(ProviderInvalidInputError, match="no flavor 'z9-99' in region GRA11"):
-        await adapter.create_server(base.ServerSpec("n2", "z9-99", "GRA11", "Debian 12"))
+        await adapter.create_server(ServerSpec("n2", "z9-99", "GRA11", "Debian 12"))
     with pytest.raises(ProviderInvalidInputError, match="unknown region 'XX9'; choose one of GRA11, SBG5"):
-        await adapter.create_server(base.ServerSpec("n3", "b2-7", "XX9", "Debian 12"))
+        await adapter.create_server(ServerSpec("n3", "b2-7", "XX9", "Debian 12"))
 
 
 async def test_an_unknown_flavor_rereads_the_catalog_once_not_every_poll(make_adapter: Any) -> None:
@@ -492,12 +510,12 @@ async def test_an_unknown_flavor_rereads_the_catalog_once_not_every_poll(make_ad
 
 
 @pytest.fixture
-async def sandbox_adapter() -> AsyncIterator[tuple[OvhAdapter, Any, SandboxWorld, base.ProviderCredentials]]:
+async def sandbox_adapter() -> AsyncIterator[tuple[OvhAdapter, Any, SandboxWorld, ProviderCredentials]]:
     world = SandboxWorld(seed=3, timing=Timing(action_seconds=0.02, boot_seconds=0.05))
     emulator = create_app(world)
     served = await serve_app(emulator.app)
     creds = emulator.credentials
-    provider_credentials = base.ProviderCredentials(
+    provider_credentials = ProviderCredentials(
         "ovh",
         served.base_url(emulator.prefix),
         secrets={k: creds[k] for k in ("application_key", "application_secret", "consumer_key")},
@@ -510,8 +528,8 @@ async def sandbox_adapter() -> AsyncIterator[tuple[OvhAdapter, Any, SandboxWorld
 
 
 async def _settle(
-    adapter: OvhAdapter, ops: tuple[base.Operation, ...] | list[base.Operation]
-) -> list[base.OperationState]:
+    adapter: OvhAdapter, ops: tuple[Operation, ...] | list[Operation]
+) -> list[OperationState]:
     for _ in range(500):
         states = await adapter.poll_operations(list(ops))
         if all(s.done for s in states):
@@ -529,9 +547,9 @@ async def test_adapter_against_the_emulator(sandbox_adapter: Any) -> None:
     assert catalog.location("UK1").country == "GB"
 
     key = await adapter.create_ssh_key("op", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA== op", {})
-    owner = base.OwnershipLabels.new()
+    owner = OwnershipLabels.new()
     pending = await adapter.create_server(
-        base.ServerSpec("node", "d2-2", "GRA11", "Debian 12", (key.id,), owner.as_labels())
+        ServerSpec("node", "d2-2", "GRA11", "Debian 12", (key.id,), owner.as_labels())
     )
     assert [s.status for s in await _settle(adapter, pending.operations)] == ["success"]
     (found,) = await adapter.list_servers(owner.as_labels())
@@ -546,13 +564,13 @@ async def test_adapter_against_the_emulator(sandbox_adapter: Any) -> None:
 
     await adapter.set_records("legion.test", "@", "A", None, [found.ipv4])
     assert [r.target for r in state.dns.published("legion.test") if r.field_type == "A"] == [found.ipv4]
-    assert base.DnsRecord("@", "A", None, (found.ipv4,)) in await adapter.list_records("legion.test")
+    assert DnsRecord("@", "A", None, (found.ipv4,)) in await adapter.list_records("legion.test")
     await adapter.delete_records("legion.test", "@", "A")
     assert not [r for r in state.dns.published("legion.test") if r.field_type == "A"]
     with pytest.raises(ProviderInvalidInputError, match="zones come with a domain"):
         await adapter.create_zone("new.example", 300, {})
 
-    entries = await adapter.list_billing(base.BillingPeriod(date(2026, 1, 1), date.today()))
+    entries = await adapter.list_billing(BillingPeriod(date(2026, 1, 1), date.today()))
     assert [(e.resource_id, e.amount) for e in entries] == [(found.id, Decimal("0.01"))]
 
     await _settle(adapter, [await adapter.delete_server(found.id)])
@@ -570,7 +588,7 @@ async def test_the_emulator_sells_what_the_embedded_snapshot_says(sandbox_adapte
     assert live.locations == embedded.locations
     assert live.currency == embedded.currency
 
-    def plain(images: tuple[base.CatalogImage, ...]) -> set[tuple[str, str, str, str]]:
+    def plain(images: tuple[CatalogImage, ...]) -> set[tuple[str, str, str, str]]:
         return {(i.id, i.name, i.os_flavor, i.os_version) for i in images}
 
     # The live images name their regions; the snapshot's empty tuple means "every region".
@@ -581,7 +599,7 @@ async def test_the_emulator_sells_what_the_embedded_snapshot_says(sandbox_adapte
 async def test_wrong_secret_against_the_emulator_is_an_auth_error(sandbox_adapter: Any) -> None:
     _, _, _, good = sandbox_adapter
     # The operator pasted the wrong application secret.
-    wrong = base.ProviderCredentials(
+    wrong = ProviderCredentials(
         "ovh", good.endpoint, secrets={**good.secrets, "application_secret": "x" * 32}, options=good.options
     )
     async with httpx.AsyncClient() as client:
@@ -621,14 +639,14 @@ class DropFirstCreate(httpx.AsyncBaseTransport):
 
 
 async def test_a_lost_create_answer_is_settled_by_the_legion_id_in_the_name(
-    credentials: Callable[[str], base.ProviderCredentials], broker: ProviderBroker, recorder: Any
+    credentials: Callable[[str], ProviderCredentials], broker: ProviderBroker, recorder: Any
 ) -> None:
     transport = DropFirstCreate()
     async with httpx.AsyncClient(transport=transport) as client:
         broker.register(OvhAdapter(client, credentials("ovh")))
         resilient = Resilience(broker, recorder, SettlePolicy(reads=2, create_attempts=3))
-        owner = base.OwnershipLabels.new()
-        wanted = base.ServerSpec("web-1", "d2-2", "GRA11", "Debian 12", labels=owner.as_labels())
+        owner = OwnershipLabels.new()
+        wanted = ServerSpec("web-1", "d2-2", "GRA11", "Debian 12", labels=owner.as_labels())
         server = await resilient.create_and_wait_server(wanted, "ovh")
         assert (server.name, server.status, server.ownership) == ("web-1", "running", owner)
         assert transport.creates == 1

@@ -14,10 +14,11 @@ import httpx
 import pytest
 from test_hetzner_unit import action_json, pagination
 
-from legion_nb.providers.base import Operation, ProviderCredentials
 from legion_nb.providers.broker import BrokerPolicy, ProviderBroker, RetryPolicy
+from legion_nb.providers.contract import ProviderCredentials
 from legion_nb.providers.hetzner import HetznerAdapter
 from legion_nb.providers.polling import CLOUD_DURATIONS, Durations, PollPolicy, cloud_poll_policy, scaled
+from legion_nb.providers.records import Operation
 
 START = 1000.0
 

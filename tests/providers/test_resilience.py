@@ -17,17 +17,11 @@ import httpx
 import pytest
 
 from legion_nb.errors import ProviderAmbiguousError, ProviderInvalidInputError
-from legion_nb.providers.base import (
-    FirewallRule,
-    OwnershipLabels,
-    PortRange,
-    ProviderCredentials,
-    Server,
-    ServerSpec,
-    UniquenessConflictError,
-)
 from legion_nb.providers.broker import ProviderBroker
+from legion_nb.providers.contract import ProviderCredentials, UniquenessConflictError
 from legion_nb.providers.hetzner import HetznerAdapter
+from legion_nb.providers.ownership import OwnershipLabels
+from legion_nb.providers.records import FirewallRule, PortRange, Server, ServerSpec
 from legion_nb.providers.resilience import CreateIntent, Resilience, SettlePolicy
 from legion_nb.providers.scaleway import ScalewayAdapter
 

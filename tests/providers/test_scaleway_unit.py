@@ -25,21 +25,23 @@ from legion_nb.errors import (
     ProviderNotFoundError,
     ProviderRateLimitedError,
 )
-from legion_nb.providers.base import (
-    BillingPeriod,
+from legion_nb.providers.catalog import embedded_catalog
+from legion_nb.providers.contract import (
     Capability,
+    ProviderAdapter,
+    ProviderCredentials,
+    UniquenessConflictError,
+)
+from legion_nb.providers.http import OutcomeUnknownError
+from legion_nb.providers.ownership import OwnershipLabels
+from legion_nb.providers.records import (
+    BillingPeriod,
     DnsRecord,
     FirewallRule,
     Operation,
-    OwnershipLabels,
     PortRange,
-    ProviderAdapter,
-    ProviderCredentials,
     ServerSpec,
-    UniquenessConflictError,
 )
-from legion_nb.providers.catalog import embedded_catalog
-from legion_nb.providers.http import OutcomeUnknownError
 from legion_nb.providers.scaleway import DESCRIPTOR, ScalewayAdapter
 from legion_nb.providers.scaleway.errors import TransientStateError
 

@@ -30,8 +30,8 @@ from legion_nb.engine.resources.pending import StatePendingRecorder
 from legion_nb.engine.resources.supervisor import ResourceSupervisor
 from legion_nb.engine.state.model import empty_state, encode_state
 from legion_nb.engine.state.store import SecureStateStore
-from legion_nb.providers.base import ProviderAdapter
 from legion_nb.providers.broker import ProviderBroker
+from legion_nb.providers.contract import ProviderAdapter
 from legion_nb.providers.registry import create_adapter
 from legion_nb.providers.resilience import Resilience, SettlePolicy
 

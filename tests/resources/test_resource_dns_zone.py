@@ -12,7 +12,8 @@ from legion_nb.engine import planning
 from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey
 from legion_nb.engine.resources.supervisor import ResourceSupervisor
 from legion_nb.engine.state.model import LegionState
-from legion_nb.providers.base import DnsRecord, ProviderAdapter
+from legion_nb.providers.contract import ProviderAdapter
+from legion_nb.providers.records import DnsRecord
 
 ZONE = ResourceKey("dns_zone", "example.org")
 

@@ -10,7 +10,9 @@ from legion_nb.emulators.faults import FaultPlan
 from legion_nb.emulators.world import SandboxWorld
 from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey
 from legion_nb.engine.resources.supervisor import ResourceSupervisor
-from legion_nb.providers.base import LEGION_MANAGED_LABEL, PortRange, ProviderAdapter
+from legion_nb.providers.contract import ProviderAdapter
+from legion_nb.providers.ownership import LEGION_MANAGED_LABEL
+from legion_nb.providers.records import PortRange
 
 NAMES = ("web-1", "web-2", "web-3")
 

@@ -10,14 +10,10 @@ from legion_nb.engine import planning
 from legion_nb.engine.resources.pending import StatePendingRecorder
 from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey
 from legion_nb.engine.resources.supervisor import ResourceSupervisor
-from legion_nb.providers.base import (
-    LEGION_ID_LABEL,
-    LEGION_MANAGED_LABEL,
-    OwnershipLabels,
-    ProviderAdapter,
-    ServerSpec,
-)
 from legion_nb.providers.catalog import embedded_catalog, resolve_server_choice
+from legion_nb.providers.contract import ProviderAdapter
+from legion_nb.providers.ownership import LEGION_ID_LABEL, LEGION_MANAGED_LABEL, OwnershipLabels
+from legion_nb.providers.records import ServerSpec
 from legion_nb.providers.resilience import CreateIntent
 
 

@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from legion_nb.engine.state.model import FirewallRule as PlannedRule
 from legion_nb.engine.state.model import LegionState
 from legion_nb.errors import ValidationError
-from legion_nb.providers.base import Capability, FirewallRule, PortRange
+from legion_nb.providers.contract import Capability
+from legion_nb.providers.records import FirewallRule, PortRange
 from legion_nb.providers.registry import capabilities
 
 __all__ = [

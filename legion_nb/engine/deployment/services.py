@@ -78,16 +78,10 @@ from legion_nb.engine.state.model import (
     utcnow,
 )
 from legion_nb.errors import NodeError, ProviderAmbiguousError, ProviderError, UsageError
-from legion_nb.providers.base import (
-    LEGION_ID_LABEL,
-    Catalog,
-    OwnershipLabels,
-    Server,
-    ServerSpec,
-    deterministic_name,
-)
 from legion_nb.providers.catalog import resolve_server_choice
 from legion_nb.providers.node_admin import NodeAdminClient, NodeAdminUnreachableError, Readiness, admin_url
+from legion_nb.providers.ownership import LEGION_ID_LABEL, OwnershipLabels, deterministic_name
+from legion_nb.providers.records import Catalog, Server, ServerSpec
 
 __all__ = [
     "ADMIN_KEYS_PATH",

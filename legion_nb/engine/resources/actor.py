@@ -42,7 +42,7 @@ from legion_nb.errors import (
     UsageError,
     ValidationError,
 )
-from legion_nb.providers.base import OwnershipLabels
+from legion_nb.providers.ownership import OwnershipLabels
 from legion_nb.providers.resilience import PendingKind
 
 __all__ = [

@@ -18,7 +18,8 @@ from legion_nb.engine.cluster.dns_records import ZoneRecordPlan, records_signatu
 from legion_nb.engine.resources.converging import ConvergingActor
 from legion_nb.engine.state.edits import with_tracked, without_observed, without_pending
 from legion_nb.engine.state.model import LegionState, Provider, TrackedDnsRecord, TrackedDnsZone
-from legion_nb.providers.base import DnsRecordType, DnsZone, ProviderAdapter
+from legion_nb.providers.contract import ProviderAdapter
+from legion_nb.providers.records import DnsRecordType, DnsZone
 
 __all__ = ["DnsZoneActor"]
 

@@ -23,7 +23,8 @@ from legion_nb.engine.resources.converging import ConvergingActor
 from legion_nb.engine.state.edits import with_tracked, without_observed, without_pending
 from legion_nb.engine.state.model import FirewallRule as PlannedRule
 from legion_nb.engine.state.model import LegionState, Provider, TrackedFirewall
-from legion_nb.providers.base import Firewall, Operation, ProviderAdapter
+from legion_nb.providers.contract import ProviderAdapter
+from legion_nb.providers.records import Firewall, Operation
 
 __all__ = ["NODE_LEVEL_ID", "FirewallActor"]
 

@@ -50,13 +50,9 @@ from legion_nb.engine.state.model import (
     utcnow,
 )
 from legion_nb.errors import LegionError, ProviderNotFoundError, UsageError
-from legion_nb.providers.base import (
-    Operation,
-    OwnershipLabels,
-    Server,
-    ServerSpec,
-)
 from legion_nb.providers.catalog import resolve_server_choice
+from legion_nb.providers.ownership import OwnershipLabels
+from legion_nb.providers.records import Operation, Server, ServerSpec
 
 __all__ = ["ServerNodeActor", "ServerNodeChart", "tracked_server_from"]
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from legion_nb.engine.resources.ports import StatePort
 from legion_nb.engine.state.edits import with_pending
 from legion_nb.engine.state.model import PROVIDERS, CreatePending, LegionState, Provider, utcnow
-from legion_nb.providers.base import LEGION_ID_LABEL
+from legion_nb.providers.ownership import LEGION_ID_LABEL
 from legion_nb.providers.resilience import CreateIntent
 
 __all__ = ["StatePendingRecorder", "intent_of", "pending_for"]

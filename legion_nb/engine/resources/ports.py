@@ -13,8 +13,8 @@ from typing import Protocol, TypeVar
 
 from legion_nb.engine.state.model import LegionState
 from legion_nb.engine.state.persistence import StateChange
-from legion_nb.providers.base import Catalog
 from legion_nb.providers.broker import ProviderBroker
+from legion_nb.providers.records import Catalog
 from legion_nb.providers.resilience import Resilience
 
 __all__ = ["ProviderAccess", "StatePort"]

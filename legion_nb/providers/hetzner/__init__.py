@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from legion_nb.providers.base import ProviderDescriptor
+from legion_nb.providers.contract import ProviderDescriptor
 from legion_nb.providers.hetzner.client import CAPABILITIES, DEFAULT_ENDPOINT, HetznerAdapter
 
 __all__ = ["DESCRIPTOR", "HetznerAdapter"]

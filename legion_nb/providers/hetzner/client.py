@@ -1,4 +1,4 @@
-"""The Hetzner Cloud adapter: :class:`legion_nb.providers.base.ProviderAdapter` over API v1.
+"""The Hetzner Cloud adapter: :class:`legion_nb.providers.contract.ProviderAdapter` over API v1.
 
 What it relies on from Hetzner (see ``/work/shared/reference/providers.md``):
 
@@ -26,11 +26,33 @@ from urllib.parse import quote
 import httpx
 
 from legion_nb.errors import ProviderNotFoundError
-from legion_nb.providers import base
-from legion_nb.providers.base import Capability, require_capability
+from legion_nb.providers.contract import (
+    Capability,
+    ProviderCredentials,
+    capability_missing,
+    require_capability,
+)
 from legion_nb.providers.hetzner import convert
 from legion_nb.providers.hetzner.errors import REQUEST_ID_HEADER, parse_error
 from legion_nb.providers.http import ApiClient, ProviderResponseError
+from legion_nb.providers.records import (
+    BillingEntry,
+    BillingPeriod,
+    Catalog,
+    DnsRecord,
+    DnsRecordType,
+    DnsZone,
+    Firewall,
+    FirewallRule,
+    FloatingIp,
+    Operation,
+    OperationState,
+    PendingServer,
+    RateLimitInfo,
+    Server,
+    ServerSpec,
+    SshKey,
+)
 
 __all__ = ["CAPABILITIES", "DEFAULT_ENDPOINT", "HetznerAdapter"]
 
@@ -67,7 +89,7 @@ def _key_ref(value: str) -> int | str:
 class HetznerAdapter:
     """Hetzner Cloud through an injected ``httpx.AsyncClient`` (which the caller owns and closes)."""
 
-    def __init__(self, client: httpx.AsyncClient, credentials: base.ProviderCredentials) -> None:
+    def __init__(self, client: httpx.AsyncClient, credentials: ProviderCredentials) -> None:
         token = credentials.secret("token")
         self._api = ApiClient(
             PROVIDER,
@@ -90,7 +112,7 @@ class HetznerAdapter:
         return CAPABILITIES
 
     @property
-    def rate_limit(self) -> base.RateLimitInfo | None:
+    def rate_limit(self) -> RateLimitInfo | None:
         return self._api.rate_limit
 
     # ------------------------------------------------------------------------------------------ plumbing
@@ -110,11 +132,11 @@ class HetznerAdapter:
             page = int(next_page) if next_page is not None and chunk else None
         return items
 
-    def _operation(self, action: Any) -> base.Operation:
+    def _operation(self, action: Any) -> Operation:
         return convert.convert(convert.operation, action, "action")
 
-    def _operations(self, body: Mapping[str, Any], *keys: str) -> list[base.Operation]:
-        ops: list[base.Operation] = []
+    def _operations(self, body: Mapping[str, Any], *keys: str) -> list[Operation]:
+        ops: list[Operation] = []
         for key in keys:
             value = body.get(key)
             if isinstance(value, list):
@@ -128,7 +150,7 @@ class HetznerAdapter:
     async def verify_credentials(self) -> None:
         await self._api.get_object("/servers", {"per_page": 1})
 
-    async def fetch_catalog(self) -> base.Catalog:
+    async def fetch_catalog(self) -> Catalog:
         server_types = await self._paginate("/server_types", "server_types")
         locations = await self._paginate("/locations", "locations")
         images = await self._paginate("/images", "images", {"type": "system", "status": "available"})
@@ -141,21 +163,21 @@ class HetznerAdapter:
 
     # ---------------------------------------------------------------------------------------- servers
 
-    def _servers(self, items: Sequence[Any]) -> list[base.Server]:
+    def _servers(self, items: Sequence[Any]) -> list[Server]:
         return [convert.convert(convert.server, item, "server") for item in items]
 
-    async def list_servers(self, labels: Mapping[str, str] | None = None) -> list[base.Server]:
+    async def list_servers(self, labels: Mapping[str, str] | None = None) -> list[Server]:
         params = {"label_selector": convert.label_selector(labels)} if labels else None
         return self._servers(await self._paginate("/servers", "servers", params))
 
-    async def get_server(self, server_id: str) -> base.Server:
+    async def get_server(self, server_id: str) -> Server:
         body = await self._api.get_object(f"/servers/{_int_id(server_id, 'server')}")
         return convert.convert(convert.server, body.get("server"), "server")
 
-    async def find_servers_by_name(self, name: str) -> list[base.Server]:
+    async def find_servers_by_name(self, name: str) -> list[Server]:
         return self._servers(await self._paginate("/servers", "servers", {"name": name}))
 
-    async def create_server(self, spec: base.ServerSpec) -> base.PendingServer:
+    async def create_server(self, spec: ServerSpec) -> PendingServer:
         require_capability(PROVIDER, CAPABILITIES, Capability.COMPUTE)
         body: dict[str, Any] = {
             "name": spec.name,
@@ -171,37 +193,37 @@ class HetznerAdapter:
             body["user_data"] = spec.user_data
         reply = await self._api.send_object("POST", "/servers", body)
         created = convert.convert(convert.server, reply.get("server"), "server")
-        return base.PendingServer(
+        return PendingServer(
             server=created, operations=tuple(self._operations(reply, "action", "next_actions"))
         )
 
-    async def delete_server(self, server_id: str) -> base.Operation | None:
+    async def delete_server(self, server_id: str) -> Operation | None:
         reply = await self._api.send_object("DELETE", f"/servers/{_int_id(server_id, 'server')}")
         ops = self._operations(reply, "action")
         return ops[0] if ops else None
 
-    async def _server_action(self, server_id: str, action: str, body: Any = None) -> base.Operation | None:
+    async def _server_action(self, server_id: str, action: str, body: Any = None) -> Operation | None:
         reply = await self._api.send_object(
             "POST", f"/servers/{_int_id(server_id, 'server')}/actions/{action}", body
         )
         ops = self._operations(reply, "action")
         return ops[0] if ops else None
 
-    async def reboot_server(self, server_id: str) -> base.Operation | None:
+    async def reboot_server(self, server_id: str) -> Operation | None:
         return await self._server_action(server_id, "reboot")
 
-    async def rebuild_server(self, server_id: str, image: str) -> base.Operation | None:
+    async def rebuild_server(self, server_id: str, image: str) -> Operation | None:
         require_capability(PROVIDER, CAPABILITIES, Capability.REBUILD)
         # The reply may carry a root password (no SSH key on the server): it is deliberately dropped.
         return await self._server_action(server_id, "rebuild", {"image": image})
 
-    async def power_on(self, server_id: str) -> base.Operation | None:
+    async def power_on(self, server_id: str) -> Operation | None:
         return await self._server_action(server_id, "poweron")
 
-    async def power_off(self, server_id: str) -> base.Operation | None:
+    async def power_off(self, server_id: str) -> Operation | None:
         return await self._server_action(server_id, "poweroff")
 
-    async def poll_operations(self, operations: Sequence[base.Operation]) -> list[base.OperationState]:
+    async def poll_operations(self, operations: Sequence[Operation]) -> list[OperationState]:
         """One ``GET /actions?id=..`` per 50 operations, whatever their kind."""
         found: dict[str, Any] = {}
         ids = list(dict.fromkeys(op.id for op in operations))
@@ -210,12 +232,12 @@ class HetznerAdapter:
             params = {"id": [_int_id(i, "action") for i in chunk]}
             for action in await self._paginate("/actions", "actions", params):
                 found[str(action.get("id"))] = action
-        states: list[base.OperationState] = []
+        states: list[OperationState] = []
         for op in operations:
             action = found.get(op.id)
             if action is None:
                 states.append(
-                    base.OperationState(op, "error", error_code="not_found", error_message="action vanished")
+                    OperationState(op, "error", error_code="not_found", error_message="action vanished")
                 )
             else:
                 states.append(convert.convert(partial(convert.operation_state, op), action, "action"))
@@ -223,11 +245,11 @@ class HetznerAdapter:
 
     # --------------------------------------------------------------------------------------- ssh keys
 
-    async def list_ssh_keys(self) -> list[base.SshKey]:
+    async def list_ssh_keys(self) -> list[SshKey]:
         items = await self._paginate("/ssh_keys", "ssh_keys")
         return [convert.convert(convert.ssh_key, item, "ssh key") for item in items]
 
-    async def create_ssh_key(self, name: str, public_key: str, labels: Mapping[str, str]) -> base.SshKey:
+    async def create_ssh_key(self, name: str, public_key: str, labels: Mapping[str, str]) -> SshKey:
         require_capability(PROVIDER, CAPABILITIES, Capability.SSH_KEYS)
         reply = await self._api.send_object(
             "POST", "/ssh_keys", {"name": name, "public_key": public_key, "labels": dict(labels)}
@@ -239,38 +261,38 @@ class HetznerAdapter:
 
     # -------------------------------------------------------------------------------------- firewalls
 
-    async def list_firewalls(self, labels: Mapping[str, str] | None = None) -> list[base.Firewall]:
+    async def list_firewalls(self, labels: Mapping[str, str] | None = None) -> list[Firewall]:
         require_capability(PROVIDER, CAPABILITIES, Capability.FIREWALL)
         params = {"label_selector": convert.label_selector(labels)} if labels else None
         items = await self._paginate("/firewalls", "firewalls", params)
         return [convert.convert(convert.firewall, item, "firewall") for item in items]
 
-    async def _get_firewall(self, firewall_id: str) -> base.Firewall:
+    async def _get_firewall(self, firewall_id: str) -> Firewall:
         body = await self._api.get_object(f"/firewalls/{_int_id(firewall_id, 'firewall')}")
         return convert.convert(convert.firewall, body.get("firewall"), "firewall")
 
     async def create_firewall(
-        self, name: str, rules: Sequence[base.FirewallRule], labels: Mapping[str, str]
-    ) -> base.Firewall:
+        self, name: str, rules: Sequence[FirewallRule], labels: Mapping[str, str]
+    ) -> Firewall:
         require_capability(PROVIDER, CAPABILITIES, Capability.FIREWALL)
         body = {"name": name, "labels": dict(labels), "rules": [convert.rule_to_wire(r) for r in rules]}
         reply = await self._api.send_object("POST", "/firewalls", body)
         return convert.convert(convert.firewall, reply.get("firewall"), "firewall")
 
     async def set_firewall_rules(
-        self, firewall_id: str, rules: Sequence[base.FirewallRule]
-    ) -> list[base.Operation]:
+        self, firewall_id: str, rules: Sequence[FirewallRule]
+    ) -> list[Operation]:
         require_capability(PROVIDER, CAPABILITIES, Capability.FIREWALL)
         path = f"/firewalls/{_int_id(firewall_id, 'firewall')}/actions/set_rules"
         reply = await self._api.send_object("POST", path, {"rules": [convert.rule_to_wire(r) for r in rules]})
         return self._operations(reply, "actions")
 
-    async def apply_firewall(self, firewall_id: str, server_ids: Sequence[str]) -> list[base.Operation]:
+    async def apply_firewall(self, firewall_id: str, server_ids: Sequence[str]) -> list[Operation]:
         require_capability(PROVIDER, CAPABILITIES, Capability.FIREWALL)
         current = set((await self._get_firewall(firewall_id)).applied_to)
         wanted = {str(_int_id(s, "server")) for s in server_ids}
         fid = _int_id(firewall_id, "firewall")
-        ops: list[base.Operation] = []
+        ops: list[Operation] = []
 
         def refs(ids: set[str]) -> list[dict[str, Any]]:
             return [{"type": "server", "server": {"id": int(i)}} for i in sorted(ids, key=int)]
@@ -295,7 +317,7 @@ class HetznerAdapter:
 
     # ----------------------------------------------------------------------------------- floating ips
 
-    async def list_floating_ips(self, labels: Mapping[str, str] | None = None) -> list[base.FloatingIp]:
+    async def list_floating_ips(self, labels: Mapping[str, str] | None = None) -> list[FloatingIp]:
         require_capability(PROVIDER, CAPABILITIES, Capability.FLOATING_IP)
         params = {"label_selector": convert.label_selector(labels)} if labels else None
         items = await self._paginate("/floating_ips", "floating_ips", params)
@@ -303,13 +325,13 @@ class HetznerAdapter:
 
     async def create_floating_ip(
         self, name: str, ip_type: Literal["ipv4", "ipv6"], location: str, labels: Mapping[str, str]
-    ) -> base.FloatingIp:
+    ) -> FloatingIp:
         require_capability(PROVIDER, CAPABILITIES, Capability.FLOATING_IP)
         body = {"type": ip_type, "home_location": location, "name": name, "labels": dict(labels)}
         reply = await self._api.send_object("POST", "/floating_ips", body)
         return convert.convert(convert.floating_ip, reply.get("floating_ip"), "floating ip")
 
-    async def assign_floating_ip(self, floating_ip_id: str, server_id: str | None) -> base.Operation | None:
+    async def assign_floating_ip(self, floating_ip_id: str, server_id: str | None) -> Operation | None:
         require_capability(PROVIDER, CAPABILITIES, Capability.FLOATING_IP)
         fid = _int_id(floating_ip_id, "floating ip")
         if server_id is None:
@@ -330,12 +352,12 @@ class HetznerAdapter:
     def _rrset_path(zone: str, name: str, type: str) -> str:
         return f"/zones/{quote(zone, safe='')}/rrsets/{quote(name, safe='@')}/{quote(type, safe='')}"
 
-    async def list_zones(self) -> list[base.DnsZone]:
+    async def list_zones(self) -> list[DnsZone]:
         require_capability(PROVIDER, CAPABILITIES, Capability.DNS)
         items = await self._paginate("/zones", "zones")
         return [convert.convert(convert.zone, item, "zone") for item in items]
 
-    async def create_zone(self, name: str, ttl: int, labels: Mapping[str, str]) -> base.DnsZone:
+    async def create_zone(self, name: str, ttl: int, labels: Mapping[str, str]) -> DnsZone:
         require_capability(PROVIDER, CAPABILITIES, Capability.DNS)
         body = {"name": name, "mode": "primary", "ttl": ttl, "labels": dict(labels)}
         reply = await self._api.send_object("POST", "/zones", body)
@@ -345,12 +367,12 @@ class HetznerAdapter:
         require_capability(PROVIDER, CAPABILITIES, Capability.DNS)
         await self._api.send_object("DELETE", f"/zones/{quote(zone, safe='')}")
 
-    async def list_records(self, zone: str) -> list[base.DnsRecord]:
+    async def list_records(self, zone: str) -> list[DnsRecord]:
         require_capability(PROVIDER, CAPABILITIES, Capability.DNS)
         items = await self._paginate(f"/zones/{quote(zone, safe='')}/rrsets", "rrsets")
         return [convert.convert(convert.rrset, item, "rrset") for item in items]
 
-    async def _get_rrset(self, zone: str, name: str, type: str) -> base.DnsRecord | None:
+    async def _get_rrset(self, zone: str, name: str, type: str) -> DnsRecord | None:
         try:
             body = await self._api.get_object(self._rrset_path(zone, name, type))
         except ProviderNotFoundError:
@@ -358,12 +380,12 @@ class HetznerAdapter:
         return convert.convert(convert.rrset, body.get("rrset"), "rrset")
 
     async def set_records(
-        self, zone: str, name: str, type: base.DnsRecordType, ttl: int | None, values: Sequence[str]
+        self, zone: str, name: str, type: DnsRecordType, ttl: int | None, values: Sequence[str]
     ) -> None:
         """Create the RRset, or replace its records (and TTL) when it exists; no call when it already
         matches, so a level-based reconciler can call this on every pass."""
         require_capability(PROVIDER, CAPABILITIES, Capability.DNS)
-        wanted = base.DnsRecord(name=name, type=type, ttl=ttl, values=tuple(values))
+        wanted = DnsRecord(name=name, type=type, ttl=ttl, values=tuple(values))
         records = [{"value": v} for v in wanted.values]
         current = await self._get_rrset(zone, name, type)
         if current is None:
@@ -378,7 +400,7 @@ class HetznerAdapter:
         if current.ttl != ttl:
             await self._api.send_object("POST", f"{path}/actions/change_ttl", {"ttl": ttl})
 
-    async def delete_records(self, zone: str, name: str, type: base.DnsRecordType) -> None:
+    async def delete_records(self, zone: str, name: str, type: DnsRecordType) -> None:
         require_capability(PROVIDER, CAPABILITIES, Capability.DNS)
         try:
             await self._api.send_object("DELETE", self._rrset_path(zone, name, type))
@@ -387,6 +409,6 @@ class HetznerAdapter:
 
     # ---------------------------------------------------------------------------------------- billing
 
-    async def list_billing(self, period: base.BillingPeriod) -> list[base.BillingEntry]:
+    async def list_billing(self, period: BillingPeriod) -> list[BillingEntry]:
         """Hetzner publishes no billing API (invoices live in the console only)."""
-        raise base.capability_missing(PROVIDER, Capability.BILLING)
+        raise capability_missing(PROVIDER, Capability.BILLING)

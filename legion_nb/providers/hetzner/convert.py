@@ -13,9 +13,27 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar, cast
 
 from legion_nb.errors import ValidationError
-from legion_nb.providers import base
 from legion_nb.providers.hetzner import wire
 from legion_nb.providers.http import ProviderResponseError
+from legion_nb.providers.records import (
+    Catalog,
+    CatalogImage,
+    CatalogLocation,
+    CatalogPrice,
+    CatalogServerType,
+    DnsRecord,
+    DnsRecordType,
+    DnsZone,
+    Firewall,
+    FirewallRule,
+    FloatingIp,
+    Operation,
+    OperationState,
+    PortRange,
+    Server,
+    ServerStatus,
+    SshKey,
+)
 
 __all__ = [
     "PROVIDER",
@@ -41,7 +59,7 @@ PROVIDER = "hetzner"
 
 T = TypeVar("T")
 
-_STATUS: dict[str, base.ServerStatus] = {
+_STATUS: dict[str, ServerStatus] = {
     "initializing": "provisioning",
     "starting": "provisioning",
     "rebuilding": "provisioning",
@@ -66,7 +84,7 @@ def label_selector(labels: Mapping[str, str]) -> str:
     return ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
 
 
-def server_status(raw: str) -> base.ServerStatus:
+def server_status(raw: str) -> ServerStatus:
     return _STATUS.get(raw, "unknown")
 
 
@@ -76,13 +94,13 @@ def _created(raw: str | None) -> datetime | None:
     return datetime.fromisoformat(raw.replace("Z", "+00:00"))
 
 
-def server(data: wire.Server) -> base.Server:
+def server(data: wire.Server) -> Server:
     public = data["public_net"]
     ipv4 = public.get("ipv4")
     ipv6 = public.get("ipv6")
     image = data.get("image")
     location = data.get("location")
-    return base.Server(
+    return Server(
         provider=PROVIDER,
         id=str(data["id"]),
         name=data["name"],
@@ -98,8 +116,8 @@ def server(data: wire.Server) -> base.Server:
     )
 
 
-def ssh_key(data: wire.SshKey) -> base.SshKey:
-    return base.SshKey(
+def ssh_key(data: wire.SshKey) -> SshKey:
+    return SshKey(
         provider=PROVIDER,
         id=str(data["id"]),
         name=data["name"],
@@ -109,10 +127,10 @@ def ssh_key(data: wire.SshKey) -> base.SshKey:
     )
 
 
-def operation(data: wire.Action) -> base.Operation:
+def operation(data: wire.Action) -> Operation:
     resources = data.get("resources") or []
     first = resources[0] if resources else None
-    return base.Operation(
+    return Operation(
         provider=PROVIDER,
         id=str(data["id"]),
         kind=data["command"],
@@ -121,9 +139,9 @@ def operation(data: wire.Action) -> base.Operation:
     )
 
 
-def operation_state(op: base.Operation, data: wire.Action) -> base.OperationState:
+def operation_state(op: Operation, data: wire.Action) -> OperationState:
     error = data.get("error")
-    return base.OperationState(
+    return OperationState(
         operation=op,
         status=data["status"],
         progress=int(data.get("progress") or 0),
@@ -132,19 +150,19 @@ def operation_state(op: base.Operation, data: wire.Action) -> base.OperationStat
     )
 
 
-def firewall_rule(data: wire.FirewallRule) -> base.FirewallRule:
+def firewall_rule(data: wire.FirewallRule) -> FirewallRule:
     port = data.get("port")
-    return base.FirewallRule(
+    return FirewallRule(
         direction=data["direction"],
         protocol=data["protocol"],
-        port=base.PortRange.parse(port) if port else None,
+        port=PortRange.parse(port) if port else None,
         sources=tuple(data.get("source_ips") or ()),
         destinations=tuple(data.get("destination_ips") or ()),
         description=data.get("description") or None,
     )
 
 
-def rule_to_wire(rule: base.FirewallRule) -> wire.FirewallRule:
+def rule_to_wire(rule: FirewallRule) -> wire.FirewallRule:
     body: wire.FirewallRule = {
         "direction": rule.direction,
         "protocol": rule.protocol,
@@ -160,7 +178,7 @@ def rule_to_wire(rule: base.FirewallRule) -> wire.FirewallRule:
     return body
 
 
-def firewall(data: wire.Firewall) -> base.Firewall:
+def firewall(data: wire.Firewall) -> Firewall:
     applied = tuple(
         str(item["server"]["id"])
         for item in data.get("applied_to") or []
@@ -172,7 +190,7 @@ def firewall(data: wire.Firewall) -> base.Firewall:
         raise ProviderResponseError(
             PROVIDER, f"firewall {data['id']} holds a rule we cannot read: {exc}"
         ) from exc
-    return base.Firewall(
+    return Firewall(
         provider=PROVIDER,
         id=str(data["id"]),
         name=data["name"],
@@ -182,10 +200,10 @@ def firewall(data: wire.Firewall) -> base.Firewall:
     )
 
 
-def floating_ip(data: wire.FloatingIp) -> base.FloatingIp:
+def floating_ip(data: wire.FloatingIp) -> FloatingIp:
     server_id = data.get("server")
     home = data.get("home_location")
-    return base.FloatingIp(
+    return FloatingIp(
         provider=PROVIDER,
         id=str(data["id"]),
         name=data.get("name") or str(data["id"]),
@@ -197,8 +215,8 @@ def floating_ip(data: wire.FloatingIp) -> base.FloatingIp:
     )
 
 
-def zone(data: wire.Zone) -> base.DnsZone:
-    return base.DnsZone(
+def zone(data: wire.Zone) -> DnsZone:
+    return DnsZone(
         provider=PROVIDER,
         id=str(data["id"]),
         name=data["name"],
@@ -207,10 +225,10 @@ def zone(data: wire.Zone) -> base.DnsZone:
     )
 
 
-def rrset(data: wire.RRSet) -> base.DnsRecord:
-    return base.DnsRecord(
+def rrset(data: wire.RRSet) -> DnsRecord:
+    return DnsRecord(
         name=data["name"],
-        type=cast(base.DnsRecordType, data["type"]),
+        type=cast(DnsRecordType, data["type"]),
         ttl=data.get("ttl"),
         values=tuple(record["value"] for record in data.get("records") or []),
     )
@@ -220,11 +238,11 @@ def _money(raw: str) -> Decimal:
     return Decimal(str(raw))
 
 
-def catalog_server_type(data: wire.ServerType) -> base.CatalogServerType:
+def catalog_server_type(data: wire.ServerType) -> CatalogServerType:
     """Prices are net (without VAT), as Hetzner lists them; locations are the available, undeprecated
     ones (from ``locations`` where present, else the priced ones)."""
     prices = tuple(
-        base.CatalogPrice(
+        CatalogPrice(
             location=p["location"],
             hourly=_money(p["price_hourly"]["net"]),
             monthly=_money(p["price_monthly"]["net"]),
@@ -238,7 +256,7 @@ def catalog_server_type(data: wire.ServerType) -> base.CatalogServerType:
         )
     else:
         locations = tuple(p.location for p in prices)
-    return base.CatalogServerType(
+    return CatalogServerType(
         name=data["name"],
         cores=int(data["cores"]),
         memory_gb=float(data["memory"]),
@@ -251,17 +269,17 @@ def catalog_server_type(data: wire.ServerType) -> base.CatalogServerType:
     )
 
 
-def catalog_location(data: wire.Location) -> base.CatalogLocation:
-    return base.CatalogLocation(
+def catalog_location(data: wire.Location) -> CatalogLocation:
+    return CatalogLocation(
         name=data["name"], city=data["city"], country=data["country"], description=data.get("description")
     )
 
 
-def catalog_image(data: wire.Image) -> base.CatalogImage:
+def catalog_image(data: wire.Image) -> CatalogImage:
     """Hetzner's create call takes an image's name, which (unlike the numeric id) is the same in every
     project, so the name doubles as the id."""
     name = data.get("name") or str(data["id"])
-    return base.CatalogImage(
+    return CatalogImage(
         id=name,
         name=name,
         os_flavor=data.get("os_flavor") or "unknown",
@@ -277,8 +295,8 @@ def catalog(
     images: Sequence[wire.Image],
     currency: str,
     fetched_at: datetime,
-) -> base.Catalog:
-    return base.Catalog(
+) -> Catalog:
+    return Catalog(
         provider=PROVIDER,
         currency=currency,
         server_types=tuple(catalog_server_type(t) for t in server_types),

@@ -18,7 +18,7 @@ from legion_nb.errors import (
     ProviderInvalidInputError,
     ProviderUnavailableError,
 )
-from legion_nb.providers.base import UniquenessConflictError
+from legion_nb.providers.contract import UniquenessConflictError
 from legion_nb.providers.http import ErrorDetail
 
 __all__ = ["REQUEST_ID_HEADER", "parse_error"]

@@ -3,7 +3,7 @@ wire-to-record conversion (``convert``) and the error body (``errors``)."""
 
 from __future__ import annotations
 
-from legion_nb.providers.base import ProviderDescriptor
+from legion_nb.providers.contract import ProviderDescriptor
 from legion_nb.providers.ovh.client import CAPABILITIES, DEFAULT_ENDPOINT, OvhAdapter
 
 __all__ = ["DESCRIPTOR", "OvhAdapter"]

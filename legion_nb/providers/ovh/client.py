@@ -1,4 +1,4 @@
-"""The OVHcloud adapter: :class:`legion_nb.providers.base.ProviderAdapter` over API v1 (``/1.0``).
+"""The OVHcloud adapter: :class:`legion_nb.providers.contract.ProviderAdapter` over API v1 (``/1.0``).
 
 What it relies on from OVHcloud (see ``/work/shared/reference/providers.md``):
 
@@ -10,7 +10,7 @@ What it relies on from OVHcloud (see ``/work/shared/reference/providers.md``):
 * flavors and images exist once per region with their own ids: the engine names them (``b2-7``,
   ``Debian 12``) and the adapter resolves the id in the server's region;
 * instance names are not unique and there are no labels: ownership is encoded in the name (see
-  ``base.encode_owned_name``), which is also how an ambiguous create is settled;
+  ``encode_owned_name``), which is also how an ambiguous create is settled;
 * there is no action model: operations are awaited resource states (``server_running``,
   ``server_off``, ``server_deleted``), polled with one instance list per tick;
 * DNS changes are drafts until ``POST /domain/zone/{zone}/refresh``: every change is followed by one;
@@ -40,12 +40,43 @@ from legion_nb.errors import (
     ProviderInvalidInputError,
     ProviderNotFoundError,
 )
-from legion_nb.providers import base
-from legion_nb.providers.base import Capability, require_capability
+from legion_nb.providers.contract import (
+    Capability,
+    ProviderCredentials,
+    capability_missing,
+    require_capability,
+)
 from legion_nb.providers.http import ApiClient, Params, ProviderResponseError
 from legion_nb.providers.ovh import convert, wire
 from legion_nb.providers.ovh.errors import CLOCK_REFUSED, REQUEST_ID_HEADER, parse_error
 from legion_nb.providers.ovh.signing import AUTH_TIME_PATH, Signer
+from legion_nb.providers.ownership import (
+    encode_owned_name,
+    labels_match,
+)
+from legion_nb.providers.records import (
+    BillingEntry,
+    BillingPeriod,
+    Catalog,
+    CatalogImage,
+    CatalogLocation,
+    CatalogPrice,
+    CatalogServerType,
+    DnsRecord,
+    DnsRecordType,
+    DnsZone,
+    Firewall,
+    FirewallRule,
+    FloatingIp,
+    Operation,
+    OperationState,
+    PendingServer,
+    RateLimitInfo,
+    Server,
+    ServerSpec,
+    SshKey,
+    server_state_operation,
+)
 
 __all__ = ["CAPABILITIES", "DEFAULT_ENDPOINT", "READ_CONCURRENCY", "OvhAdapter"]
 
@@ -75,7 +106,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def _credential(credentials: base.ProviderCredentials, key: str) -> str:
+def _credential(credentials: ProviderCredentials, key: str) -> str:
     """A credential field, wherever ``legion credentials set`` put it (secrets first, then options)."""
     if credentials.secrets.get(key):
         return credentials.secret(key)
@@ -88,7 +119,7 @@ class OvhAdapter:
     def __init__(
         self,
         client: httpx.AsyncClient,
-        credentials: base.ProviderCredentials,
+        credentials: ProviderCredentials,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -128,7 +159,7 @@ class OvhAdapter:
         return CAPABILITIES
 
     @property
-    def rate_limit(self) -> base.RateLimitInfo | None:
+    def rate_limit(self) -> RateLimitInfo | None:
         """OVHcloud publishes no rate-limit headers."""
         return None
 
@@ -235,7 +266,7 @@ class OvhAdapter:
             PROVIDER, f"no {kind} {wanted!r} in region {region}; choose one of {', '.join(names)}"
         )
 
-    async def fetch_catalog(self) -> base.Catalog:
+    async def fetch_catalog(self) -> Catalog:
         region_names: list[str] = await self._get_list(f"{self._project}/region")
         regions: list[wire.RegionWire] = await self._read_each(
             region_names, lambda name: self._call("GET", f"{self._project}/region/{quote(name, safe='')}")
@@ -246,7 +277,7 @@ class OvhAdapter:
         )
         prices = _plan_prices(order)
         locations = tuple(
-            base.CatalogLocation(
+            CatalogLocation(
                 name=r["name"],
                 city=_CITIES.get(r.get("datacenterLocation", ""), r.get("datacenterLocation", "")),
                 country=_country(r.get("ipCountries", [])),
@@ -254,7 +285,7 @@ class OvhAdapter:
             )
             for r in regions
         )
-        return base.Catalog(
+        return Catalog(
             provider=PROVIDER,
             currency=str(order.get("locale", {}).get("currencyCode", "EUR")),
             server_types=_server_types(self._flavors.values(), prices, region_names),
@@ -268,29 +299,29 @@ class OvhAdapter:
     def _instance_path(self, server_id: str) -> str:
         return f"{self._project}/instance/{quote(server_id, safe='')}"
 
-    async def _servers(self) -> list[base.Server]:
+    async def _servers(self) -> list[Server]:
         items: list[wire.InstanceWire] = await self._get_list(f"{self._project}/instance")
         flavors, images = await self._names(items)
         return [convert.server(item, flavors, images) for item in items]
 
-    async def list_servers(self, labels: Mapping[str, str] | None = None) -> list[base.Server]:
-        return [s for s in await self._servers() if base.labels_match(s.labels, labels)]
+    async def list_servers(self, labels: Mapping[str, str] | None = None) -> list[Server]:
+        return [s for s in await self._servers() if labels_match(s.labels, labels)]
 
-    async def get_server(self, server_id: str) -> base.Server:
+    async def get_server(self, server_id: str) -> Server:
         item: wire.InstanceWire = await self._call("GET", self._instance_path(server_id))
         flavors, images = await self._names([item])
         return convert.server(item, flavors, images)
 
-    async def find_servers_by_name(self, name: str) -> list[base.Server]:
+    async def find_servers_by_name(self, name: str) -> list[Server]:
         return [s for s in await self._servers() if s.name == name]
 
-    async def create_server(self, spec: base.ServerSpec) -> base.PendingServer:
+    async def create_server(self, spec: ServerSpec) -> PendingServer:
         if len(spec.ssh_key_ids) > 1:
             raise ProviderInvalidInputError(
                 PROVIDER, f"an OVHcloud instance takes one SSH key; got {len(spec.ssh_key_ids)}, pass one"
             )
         body: wire.InstanceCreateWire = {
-            "name": base.encode_owned_name(spec.name, spec.labels),
+            "name": encode_owned_name(spec.name, spec.labels),
             "flavorId": await self._resolve("flavor", spec.location, spec.server_type),
             "imageId": await self._resolve("image", spec.location, spec.image),
             "region": spec.location,
@@ -303,33 +334,33 @@ class OvhAdapter:
         item: wire.InstanceWire = await self._call("POST", f"{self._project}/instance", body=body)
         flavors, images = await self._names([item])
         created = convert.server(item, flavors, images)
-        return base.PendingServer(
-            created, (base.server_state_operation(PROVIDER, created.id, "server_running"),)
+        return PendingServer(
+            created, (server_state_operation(PROVIDER, created.id, "server_running"),)
         )
 
-    async def delete_server(self, server_id: str) -> base.Operation | None:
+    async def delete_server(self, server_id: str) -> Operation | None:
         await self._call("DELETE", self._instance_path(server_id))
-        return base.server_state_operation(PROVIDER, server_id, "server_deleted")
+        return server_state_operation(PROVIDER, server_id, "server_deleted")
 
-    async def reboot_server(self, server_id: str) -> base.Operation | None:
+    async def reboot_server(self, server_id: str) -> Operation | None:
         await self._call("POST", f"{self._instance_path(server_id)}/reboot", body={"type": "soft"})
-        return base.server_state_operation(PROVIDER, server_id, "server_running")
+        return server_state_operation(PROVIDER, server_id, "server_running")
 
-    async def rebuild_server(self, server_id: str, image: str) -> base.Operation | None:
+    async def rebuild_server(self, server_id: str, image: str) -> Operation | None:
         current = await self.get_server(server_id)
         image_id = await self._resolve("image", current.location or "", image)
         await self._call("POST", f"{self._instance_path(server_id)}/reinstall", body={"imageId": image_id})
-        return base.server_state_operation(PROVIDER, server_id, "server_running")
+        return server_state_operation(PROVIDER, server_id, "server_running")
 
-    async def power_on(self, server_id: str) -> base.Operation | None:
+    async def power_on(self, server_id: str) -> Operation | None:
         await self._call("POST", f"{self._instance_path(server_id)}/start")
-        return base.server_state_operation(PROVIDER, server_id, "server_running")
+        return server_state_operation(PROVIDER, server_id, "server_running")
 
-    async def power_off(self, server_id: str) -> base.Operation | None:
+    async def power_off(self, server_id: str) -> Operation | None:
         await self._call("POST", f"{self._instance_path(server_id)}/stop")
-        return base.server_state_operation(PROVIDER, server_id, "server_off")
+        return server_state_operation(PROVIDER, server_id, "server_off")
 
-    async def poll_operations(self, operations: Sequence[base.Operation]) -> list[base.OperationState]:
+    async def poll_operations(self, operations: Sequence[Operation]) -> list[OperationState]:
         """One instance list answers every operation (OVHcloud has no action ids)."""
         if not operations:
             return []
@@ -339,14 +370,14 @@ class OvhAdapter:
 
     # ------------------------------------------------------------------------------------- ssh keys
 
-    async def list_ssh_keys(self) -> list[base.SshKey]:
+    async def list_ssh_keys(self) -> list[SshKey]:
         require_capability(PROVIDER, CAPABILITIES, Capability.SSH_KEYS)
         items: list[wire.SshKeyWire] = await self._get_list(f"{self._project}/sshkey")
         return [convert.ssh_key(item) for item in items]
 
-    async def create_ssh_key(self, name: str, public_key: str, labels: Mapping[str, str]) -> base.SshKey:
+    async def create_ssh_key(self, name: str, public_key: str, labels: Mapping[str, str]) -> SshKey:
         require_capability(PROVIDER, CAPABILITIES, Capability.SSH_KEYS)
-        body = {"name": base.encode_owned_name(name, labels), "publicKey": public_key.strip()}
+        body = {"name": encode_owned_name(name, labels), "publicKey": public_key.strip()}
         item: wire.SshKeyWire = await self._call("POST", f"{self._project}/sshkey", body=body)
         return convert.ssh_key(item)
 
@@ -356,51 +387,51 @@ class OvhAdapter:
 
     # ------------------------------------------------------------------- firewalls and floating ips
 
-    async def list_firewalls(self, labels: Mapping[str, str] | None = None) -> list[base.Firewall]:
-        raise base.capability_missing(PROVIDER, Capability.FIREWALL)
+    async def list_firewalls(self, labels: Mapping[str, str] | None = None) -> list[Firewall]:
+        raise capability_missing(PROVIDER, Capability.FIREWALL)
 
     async def create_firewall(
-        self, name: str, rules: Sequence[base.FirewallRule], labels: Mapping[str, str]
-    ) -> base.Firewall:
-        raise base.capability_missing(PROVIDER, Capability.FIREWALL)
+        self, name: str, rules: Sequence[FirewallRule], labels: Mapping[str, str]
+    ) -> Firewall:
+        raise capability_missing(PROVIDER, Capability.FIREWALL)
 
     async def set_firewall_rules(
-        self, firewall_id: str, rules: Sequence[base.FirewallRule]
-    ) -> list[base.Operation]:
-        raise base.capability_missing(PROVIDER, Capability.FIREWALL)
+        self, firewall_id: str, rules: Sequence[FirewallRule]
+    ) -> list[Operation]:
+        raise capability_missing(PROVIDER, Capability.FIREWALL)
 
-    async def apply_firewall(self, firewall_id: str, server_ids: Sequence[str]) -> list[base.Operation]:
-        raise base.capability_missing(PROVIDER, Capability.FIREWALL)
+    async def apply_firewall(self, firewall_id: str, server_ids: Sequence[str]) -> list[Operation]:
+        raise capability_missing(PROVIDER, Capability.FIREWALL)
 
     async def delete_firewall(self, firewall_id: str) -> None:
-        raise base.capability_missing(PROVIDER, Capability.FIREWALL)
+        raise capability_missing(PROVIDER, Capability.FIREWALL)
 
-    async def list_floating_ips(self, labels: Mapping[str, str] | None = None) -> list[base.FloatingIp]:
-        raise base.capability_missing(PROVIDER, Capability.FLOATING_IP)
+    async def list_floating_ips(self, labels: Mapping[str, str] | None = None) -> list[FloatingIp]:
+        raise capability_missing(PROVIDER, Capability.FLOATING_IP)
 
     async def create_floating_ip(
         self, name: str, ip_type: Literal["ipv4", "ipv6"], location: str, labels: Mapping[str, str]
-    ) -> base.FloatingIp:
-        raise base.capability_missing(PROVIDER, Capability.FLOATING_IP)
+    ) -> FloatingIp:
+        raise capability_missing(PROVIDER, Capability.FLOATING_IP)
 
-    async def assign_floating_ip(self, floating_ip_id: str, server_id: str | None) -> base.Operation | None:
-        raise base.capability_missing(PROVIDER, Capability.FLOATING_IP)
+    async def assign_floating_ip(self, floating_ip_id: str, server_id: str | None) -> Operation | None:
+        raise capability_missing(PROVIDER, Capability.FLOATING_IP)
 
     async def delete_floating_ip(self, floating_ip_id: str) -> None:
-        raise base.capability_missing(PROVIDER, Capability.FLOATING_IP)
+        raise capability_missing(PROVIDER, Capability.FLOATING_IP)
 
     # ------------------------------------------------------------------------------------------ dns
 
     def _zone_path(self, zone: str) -> str:
         return f"/domain/zone/{quote(zone, safe='')}"
 
-    async def list_zones(self) -> list[base.DnsZone]:
+    async def list_zones(self) -> list[DnsZone]:
         """Zone ids are the zone names, so the list alone is enough (no per-zone read)."""
         require_capability(PROVIDER, CAPABILITIES, Capability.DNS)
         names: list[str] = await self._get_list("/domain/zone")
-        return [base.DnsZone(provider=PROVIDER, id=name, name=name) for name in names]
+        return [DnsZone(provider=PROVIDER, id=name, name=name) for name in names]
 
-    async def create_zone(self, name: str, ttl: int, labels: Mapping[str, str]) -> base.DnsZone:
+    async def create_zone(self, name: str, ttl: int, labels: Mapping[str, str]) -> DnsZone:
         """OVHcloud zones come with a domain, not from an API call: adopt the zone if the account has it."""
         require_capability(PROVIDER, CAPABILITIES, Capability.DNS)
         for zone in await self.list_zones():
@@ -425,7 +456,7 @@ class OvhAdapter:
         ids: list[int] = await self._get_list(path, params)
         return await self._read_each(ids, lambda rid: self._call("GET", f"{path}/{rid}"))
 
-    async def list_records(self, zone: str) -> list[base.DnsRecord]:
+    async def list_records(self, zone: str) -> list[DnsRecord]:
         require_capability(PROVIDER, CAPABILITIES, Capability.DNS)
         return convert.record_sets(await self._records(zone))
 
@@ -433,7 +464,7 @@ class OvhAdapter:
         await self._call("POST", f"{self._zone_path(zone)}/refresh")
 
     async def set_records(
-        self, zone: str, name: str, type: base.DnsRecordType, ttl: int | None, values: Sequence[str]
+        self, zone: str, name: str, type: DnsRecordType, ttl: int | None, values: Sequence[str]
     ) -> None:
         """Make (name, type) hold exactly ``values``: delete extra records, add missing ones, fix
         ttls, then publish with one refresh (only when something changed)."""
@@ -467,7 +498,7 @@ class OvhAdapter:
         if changed:
             await self._refresh(zone)
 
-    async def delete_records(self, zone: str, name: str, type: base.DnsRecordType) -> None:
+    async def delete_records(self, zone: str, name: str, type: DnsRecordType) -> None:
         require_capability(PROVIDER, CAPABILITIES, Capability.DNS)
         path = f"{self._zone_path(zone)}/record"
         ids: list[int] = await self._get_list(
@@ -483,7 +514,7 @@ class OvhAdapter:
 
     # -------------------------------------------------------------------------------------- billing
 
-    async def list_billing(self, period: base.BillingPeriod) -> list[base.BillingEntry]:
+    async def list_billing(self, period: BillingPeriod) -> list[BillingEntry]:
         """What each instance cost, per month, for the months overlapping the period.
 
         Bills (``/me/bill``) carry totals only; Public Cloud *usage* names the instance, so entries
@@ -509,25 +540,25 @@ class OvhAdapter:
 # ---------------------------------------------------------------------------------------- helpers
 
 
-def _operation_state(op: base.Operation, status: str | None) -> base.OperationState:
+def _operation_state(op: Operation, status: str | None) -> OperationState:
     """Whether the awaited state of ``op`` holds, given the instance's current status (None: gone)."""
     if op.kind == "server_deleted":
-        return base.OperationState(op, "success" if status is None else "running")
+        return OperationState(op, "success" if status is None else "running")
     if status is None:
-        return base.OperationState(
+        return OperationState(
             op, "error", error_code="not_found", error_message=f"instance {op.resource_id} no longer exists"
         )
     if status in wire.ERROR_STATUSES:
-        return base.OperationState(op, "error", error_code=status, error_message=f"instance is {status}")
+        return OperationState(op, "error", error_code=status, error_message=f"instance is {status}")
     target = wire.ACTIVE_STATUSES if op.kind == "server_running" else wire.OFF_STATUSES
     return (
-        base.OperationState(op, "success", progress=100)
+        OperationState(op, "success", progress=100)
         if status in target
-        else base.OperationState(op, "running")
+        else OperationState(op, "running")
     )
 
 
-def _overlaps(covered: tuple[date, date] | None, period: base.BillingPeriod) -> bool:
+def _overlaps(covered: tuple[date, date] | None, period: BillingPeriod) -> bool:
     return covered is not None and covered[0] <= period.end and covered[1] >= period.start
 
 
@@ -550,13 +581,13 @@ def _plan_prices(order: wire.OrderCatalogWire) -> dict[str, Decimal]:
 
 def _server_types(
     flavors: Iterable[wire.FlavorWire], prices: Mapping[str, Decimal], region_order: Sequence[str]
-) -> tuple[base.CatalogServerType, ...]:
+) -> tuple[CatalogServerType, ...]:
     """One server type per flavor *name*, sold in every region that lists it (in the API's order)."""
     by_name: dict[str, list[wire.FlavorWire]] = {}
     for flavor in flavors:
         if flavor.get("available", True) and flavor.get("osType", "linux") == "linux":
             by_name.setdefault(flavor["name"], []).append(flavor)
-    types: list[base.CatalogServerType] = []
+    types: list[CatalogServerType] = []
     for name, items in by_name.items():
         first = items[0]
         plans = first.get("planCodes", {})
@@ -564,13 +595,13 @@ def _server_types(
         monthly = prices.get(str(plans.get("monthly")), Decimal(0))
         regions = _in_order({f["region"] for f in items}, region_order)
         types.append(
-            base.CatalogServerType(
+            CatalogServerType(
                 name=name,
                 cores=first.get("vcpus", 0),
                 memory_gb=first.get("ram", 0) / 1000,
                 disk_gb=first.get("disk", 0),
                 arch="x86",
-                prices=tuple(base.CatalogPrice(r, hourly, monthly) for r in regions),
+                prices=tuple(CatalogPrice(r, hourly, monthly) for r in regions),
                 locations=regions,
                 description=name,
             )
@@ -578,17 +609,17 @@ def _server_types(
     return tuple(types)
 
 
-def _images(images: Iterable[wire.ImageWire], region_order: Sequence[str]) -> tuple[base.CatalogImage, ...]:
+def _images(images: Iterable[wire.ImageWire], region_order: Sequence[str]) -> tuple[CatalogImage, ...]:
     """One catalog image per *name* (OVHcloud ids are per region; ``create_server`` resolves them)."""
     regions: dict[str, set[str]] = {}
     for image in images:
         if image.get("type", "linux") == "linux" and image.get("status", "active") == "active":
             regions.setdefault(image["name"], set()).add(image["region"])
-    out: list[base.CatalogImage] = []
+    out: list[CatalogImage] = []
     for name, where in regions.items():
         os_flavor, _, version = name.partition(" ")
         out.append(
-            base.CatalogImage(
+            CatalogImage(
                 id=name,
                 name=name,
                 os_flavor=os_flavor.lower(),

@@ -1,8 +1,8 @@
-"""OVHcloud wire shapes -> the provider-neutral records of ``providers.base``.
+"""OVHcloud wire shapes -> the provider-neutral records of ``providers.records``.
 
 **Ownership lives in the name.** OVHcloud instances and SSH keys have no labels or tags in API v1, and
 instance names are not unique, so Legion writes its resource id into the provider-side name
-(:func:`legion_nb.providers.base.encode_owned_name`) and reads it back into ownership labels here. The
+(:func:`legion_nb.providers.ownership.encode_owned_name`) and reads it back into ownership labels here. The
 engine keeps seeing the plain name and the usual ``legion/managed`` and ``legion/id`` labels, and an
 ambiguous create is settled by re-listing by labels. Labels other than the ownership pair cannot be
 stored at OVHcloud and are not returned.
@@ -14,8 +14,18 @@ from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 
-from legion_nb.providers import base
 from legion_nb.providers.ovh import wire
+from legion_nb.providers.ownership import (
+    decode_owned_name,
+)
+from legion_nb.providers.records import (
+    BillingEntry,
+    DnsRecord,
+    Server,
+    ServerStatus,
+    SshKey,
+    rrsets_from_values,
+)
 
 __all__ = [
     "PROVIDER",
@@ -31,7 +41,7 @@ __all__ = [
 PROVIDER = "ovh"
 
 
-def server_status(status: str) -> base.ServerStatus:
+def server_status(status: str) -> ServerStatus:
     if status in wire.ACTIVE_STATUSES:
         return "running"
     if status in wire.OFF_STATUSES:
@@ -56,9 +66,9 @@ def _parse_time(raw: str | None) -> datetime | None:
 
 def server(
     item: wire.InstanceWire, flavor_names: Mapping[str, str], image_names: Mapping[str, str]
-) -> base.Server:
+) -> Server:
     """A server from a list item (flavor/image ids, resolved by the maps) or a detail (objects)."""
-    name, labels = base.decode_owned_name(item.get("name", ""))
+    name, labels = decode_owned_name(item.get("name", ""))
     ipv4 = next(
         (
             a.get("ip")
@@ -78,7 +88,7 @@ def server(
     flavor = item.get("flavor", {}).get("name") or flavor_names.get(item.get("flavorId", ""))
     image = item.get("image", {}).get("name") or image_names.get(item.get("imageId", ""))
     status = item.get("status", "UNKNOWN")
-    return base.Server(
+    return Server(
         provider=PROVIDER,
         id=item["id"],
         name=name,
@@ -94,9 +104,9 @@ def server(
     )
 
 
-def ssh_key(item: wire.SshKeyWire) -> base.SshKey:
-    name, labels = base.decode_owned_name(item.get("name", ""))
-    return base.SshKey(
+def ssh_key(item: wire.SshKeyWire) -> SshKey:
+    name, labels = decode_owned_name(item.get("name", ""))
+    return SshKey(
         provider=PROVIDER,
         id=item["id"],
         name=name,
@@ -111,9 +121,9 @@ def sub_domain(name: str) -> str:
     return "" if name in ("@", "") else name
 
 
-def record_sets(records: Iterable[wire.RecordWire]) -> list[base.DnsRecord]:
+def record_sets(records: Iterable[wire.RecordWire]) -> list[DnsRecord]:
     """OVHcloud's one-value records as RRsets (OVHcloud keeps a ttl per record)."""
-    return base.rrsets_from_values((r["subDomain"], r["fieldType"], r["ttl"], r["target"]) for r in records)
+    return rrsets_from_values((r["subDomain"], r["fieldType"], r["ttl"], r["target"]) for r in records)
 
 
 def usage_period(item: wire.UsageWire) -> tuple[date, date] | None:
@@ -125,7 +135,7 @@ def usage_period(item: wire.UsageWire) -> tuple[date, date] | None:
     return start.date(), end.date()
 
 
-def usage_entries(item: wire.UsageWire, currency: str) -> list[base.BillingEntry]:
+def usage_entries(item: wire.UsageWire, currency: str) -> list[BillingEntry]:
     """One entry per instance and billing mode of a usage period, dated on the period's last day.
 
     The entry id is ``<usage id or period start>/<instance id>/<hourly|monthly>``: stable across
@@ -136,7 +146,7 @@ def usage_entries(item: wire.UsageWire, currency: str) -> list[base.BillingEntry
         return []
     start, end = covered
     key = item.get("id") or start.isoformat()
-    entries: list[base.BillingEntry] = []
+    entries: list[BillingEntry] = []
     for mode, usage in (
         ("hourly", item.get("hourlyUsage") or {}),
         ("monthly", item.get("monthlyUsage") or {}),
@@ -148,7 +158,7 @@ def usage_entries(item: wire.UsageWire, currency: str) -> list[base.BillingEntry
                 hours = f" {quantity.get('value', 0):g} h" if mode == "hourly" else ""
                 where = f"in {group.get('region', '?')}"
                 entries.append(
-                    base.BillingEntry(
+                    BillingEntry(
                         provider=PROVIDER,
                         id=f"{key}/{instance_id}/{mode}",
                         date=end,

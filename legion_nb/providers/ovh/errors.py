@@ -18,7 +18,7 @@ from __future__ import annotations
 import httpx
 
 from legion_nb.errors import ProviderAuthError, ProviderError, ProviderRateLimitedError
-from legion_nb.providers.base import UniquenessConflictError
+from legion_nb.providers.contract import UniquenessConflictError
 from legion_nb.providers.http import ErrorDetail
 
 __all__ = ["CLOCK_REFUSED", "REQUEST_ID_HEADER", "parse_error"]

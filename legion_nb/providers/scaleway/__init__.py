@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from legion_nb.providers.base import ProviderDescriptor
+from legion_nb.providers.contract import ProviderDescriptor
 from legion_nb.providers.scaleway.client import CAPABILITIES, DEFAULT_ENDPOINT, ScalewayAdapter
 
 __all__ = ["DESCRIPTOR", "ScalewayAdapter"]

@@ -1,4 +1,4 @@
-"""The Scaleway adapter: :class:`legion_nb.providers.base.ProviderAdapter` over Scaleway's HTTP APIs.
+"""The Scaleway adapter: :class:`legion_nb.providers.contract.ProviderAdapter` over Scaleway's HTTP APIs.
 
 What it relies on from Scaleway (see ``/work/shared/reference/providers.md``):
 
@@ -14,7 +14,7 @@ What it relies on from Scaleway (see ``/work/shared/reference/providers.md``):
 * Names are not unique. Ownership labels travel as ``key=value`` tags, and after a create whose
   outcome is unknown the adapter re-lists by the ``legion/id`` tag: found means it landed.
   IAM SSH keys have no tags, so their ownership is encoded in the name (``name--<legion id>``,
-  ``base.encode_owned_name``).
+  ``encode_owned_name``).
 * Firewalls are security groups, which are zonal too: :meth:`create_firewall` creates them in the
   credentials' zone and :meth:`apply_firewall` refuses servers of another zone. SSH keys are
   Project-wide (Scaleway injects every key of the Project), so ``ServerSpec.ssh_key_ids`` needs no
@@ -43,9 +43,40 @@ from legion_nb.errors import (
     ProviderRateLimitedError,
     ProviderUnavailableError,
 )
-from legion_nb.providers import base
-from legion_nb.providers.base import Capability, require_capability
+from legion_nb.providers.contract import (
+    Capability,
+    ProviderCredentials,
+    require_capability,
+)
 from legion_nb.providers.http import ApiClient, OutcomeUnknownError, ProviderResponseError, json_object
+from legion_nb.providers.ownership import (
+    LEGION_ID_LABEL,
+    OwnershipLabels,
+    encode_owned_name,
+    labels_from_tags,
+    labels_match,
+)
+from legion_nb.providers.records import (
+    AwaitedServerState,
+    BillingEntry,
+    BillingPeriod,
+    Catalog,
+    CatalogLocation,
+    DnsRecord,
+    DnsRecordType,
+    DnsZone,
+    Firewall,
+    FirewallRule,
+    FloatingIp,
+    Operation,
+    OperationState,
+    PendingServer,
+    RateLimitInfo,
+    Server,
+    ServerSpec,
+    SshKey,
+    server_state_operation,
+)
 from legion_nb.providers.scaleway import convert, wire
 from legion_nb.providers.scaleway.convert import PROVIDER, qualified, split_id
 from legion_nb.providers.scaleway.errors import REQUEST_ID_HEADER, TransientStateError, parse_error
@@ -73,9 +104,9 @@ T = TypeVar("T")
 _SETTLE_LATER = (ProviderUnavailableError, ProviderRateLimitedError, TransientStateError)
 """Errors after which a power-on is simply tried again by the next poll of its operation."""
 
-KIND_RUNNING: base.AwaitedServerState = "server_running"
-KIND_OFF: base.AwaitedServerState = "server_off"
-KIND_DELETED: base.AwaitedServerState = "server_deleted"
+KIND_RUNNING: AwaitedServerState = "server_running"
+KIND_OFF: AwaitedServerState = "server_off"
+KIND_DELETED: AwaitedServerState = "server_deleted"
 
 
 class ScalewayAdapter:
@@ -86,7 +117,7 @@ class ScalewayAdapter:
     ``zone``) and ``organization_id`` (informational).
     """
 
-    def __init__(self, client: httpx.AsyncClient, credentials: base.ProviderCredentials) -> None:
+    def __init__(self, client: httpx.AsyncClient, credentials: ProviderCredentials) -> None:
         secret = credentials.secret("secret_key")
         self._project = credentials.option("project_id")
         self._zone = credentials.options.get("zone") or DEFAULT_ZONES[0]
@@ -115,7 +146,7 @@ class ScalewayAdapter:
         return CAPABILITIES
 
     @property
-    def rate_limit(self) -> base.RateLimitInfo | None:
+    def rate_limit(self) -> RateLimitInfo | None:
         return self._api.rate_limit
 
     # ------------------------------------------------------------------------------------------ plumbing
@@ -194,7 +225,7 @@ class ScalewayAdapter:
             f"/instance/v1/zones/{self._zone}/servers", {"per_page": 1, "project": self._project}
         )
 
-    async def fetch_catalog(self) -> base.Catalog:
+    async def fetch_catalog(self) -> Catalog:
         offers: dict[str, dict[str, wire.ServerTypeJson]] = {}
         available: dict[str, list[str]] = {}
         images: dict[tuple[str, str], list[str]] = {}
@@ -216,8 +247,8 @@ class ScalewayAdapter:
                 if label:
                     self._image_labels[str(local.get("id"))] = label
                     images.setdefault((label, str(local.get("arch") or "x86_64")), []).append(zone)
-        locations = tuple(convert.LOCATIONS.get(z) or base.CatalogLocation(z, z, "") for z in self._zones)
-        return base.Catalog(
+        locations = tuple(convert.LOCATIONS.get(z) or CatalogLocation(z, z, "") for z in self._zones)
+        return Catalog(
             provider=PROVIDER,
             currency="EUR",
             server_types=tuple(
@@ -242,26 +273,26 @@ class ScalewayAdapter:
             params["tags"] = ",".join(convert.tags_for(labels))
         return params
 
-    async def _servers_in(self, zone: str, params: Mapping[str, Any]) -> list[base.Server]:
+    async def _servers_in(self, zone: str, params: Mapping[str, Any]) -> list[Server]:
         raw = await self._instance_list(zone, "servers", "servers", params)
         return [convert.server(item, zone, self._image_labels) for item in raw]
 
-    async def list_servers(self, labels: Mapping[str, str] | None = None) -> list[base.Server]:
+    async def list_servers(self, labels: Mapping[str, str] | None = None) -> list[Server]:
         params = self._owned_params(labels)
-        found: list[base.Server] = []
+        found: list[Server] = []
         for zone in self._zones:
             found.extend(
-                s for s in await self._servers_in(zone, params) if base.labels_match(s.labels, labels)
+                s for s in await self._servers_in(zone, params) if labels_match(s.labels, labels)
             )
         return found
 
-    async def get_server(self, server_id: str) -> base.Server:
+    async def get_server(self, server_id: str) -> Server:
         zone, raw = split_id(server_id, "server")
         body = await self._api.get_object(f"/instance/v1/zones/{zone}/servers/{raw}")
         return convert.server(_member(body, "server"), zone, self._image_labels)
 
-    async def find_servers_by_name(self, name: str) -> list[base.Server]:
-        found: list[base.Server] = []
+    async def find_servers_by_name(self, name: str) -> list[Server]:
+        found: list[Server] = []
         for zone in self._zones:
             matches = await self._servers_in(zone, {"project": self._project, "name": name})
             found.extend(s for s in matches if s.name == name)
@@ -269,18 +300,18 @@ class ScalewayAdapter:
 
     async def _find_tagged(self, zone: str, resource: str, labels: Mapping[str, str]) -> Any | None:
         """The one ``resource`` item of ``zone`` tagged with the Legion id of ``labels``, else None."""
-        ownership = base.OwnershipLabels.from_labels(labels)
+        ownership = OwnershipLabels.from_labels(labels)
         if ownership is None:
             return None
-        tag = f"{base.LEGION_ID_LABEL}={ownership.legion_id}"
+        tag = f"{LEGION_ID_LABEL}={ownership.legion_id}"
         matches = await self._instance_list(zone, resource, resource, {"project": self._project, "tags": tag})
         return matches[0] if len(matches) == 1 else None
 
-    async def _find_owned(self, zone: str, labels: Mapping[str, str]) -> base.Server | None:
+    async def _find_owned(self, zone: str, labels: Mapping[str, str]) -> Server | None:
         raw = await self._find_tagged(zone, "servers", labels)
         return convert.server(raw, zone, self._image_labels) if raw is not None else None
 
-    async def create_server(self, spec: base.ServerSpec) -> base.PendingServer:
+    async def create_server(self, spec: ServerSpec) -> PendingServer:
         zone = spec.location
         body: dict[str, Any] = {
             "name": spec.name,
@@ -291,7 +322,7 @@ class ScalewayAdapter:
             "dynamic_ip_required": True,
         }
 
-        async def create() -> base.Server:
+        async def create() -> Server:
             created = await self._api.send_object("POST", f"/instance/v1/zones/{zone}/servers", body)
             return convert.server(_member(created, "server"), zone, self._image_labels)
 
@@ -315,8 +346,8 @@ class ScalewayAdapter:
             with contextlib.suppress(ProviderError):
                 await self._action(server.id, "poweron")
             server = dataclasses.replace(server, status="provisioning", provider_status="starting")
-        return base.PendingServer(
-            server=server, operations=(base.server_state_operation(PROVIDER, server.id, KIND_RUNNING),)
+        return PendingServer(
+            server=server, operations=(server_state_operation(PROVIDER, server.id, KIND_RUNNING),)
         )
 
     async def _action(self, server_id: str, action: wire.ServerAction) -> None:
@@ -325,35 +356,35 @@ class ScalewayAdapter:
             "POST", f"/instance/v1/zones/{zone}/servers/{raw}/action", {"action": action}
         )
 
-    async def delete_server(self, server_id: str) -> base.Operation | None:
+    async def delete_server(self, server_id: str) -> Operation | None:
         server = await self.get_server(server_id)
         if server.status == "deleting":
             # An earlier terminate is already under way.
-            return base.server_state_operation(PROVIDER, server_id, KIND_DELETED)
+            return server_state_operation(PROVIDER, server_id, KIND_DELETED)
         if server.provider_status == "running":
             await self._action(server_id, "terminate")
-            return base.server_state_operation(PROVIDER, server_id, KIND_DELETED)
+            return server_state_operation(PROVIDER, server_id, KIND_DELETED)
         zone, raw = split_id(server_id, "server")
         await self._api.request("DELETE", f"/instance/v1/zones/{zone}/servers/{raw}")
         return None
 
-    async def reboot_server(self, server_id: str) -> base.Operation | None:
+    async def reboot_server(self, server_id: str) -> Operation | None:
         await self._action(server_id, "reboot")
-        return base.server_state_operation(PROVIDER, server_id, KIND_RUNNING)
+        return server_state_operation(PROVIDER, server_id, KIND_RUNNING)
 
-    async def rebuild_server(self, server_id: str, image: str) -> base.Operation | None:
+    async def rebuild_server(self, server_id: str, image: str) -> Operation | None:
         require_capability(PROVIDER, CAPABILITIES, Capability.REBUILD)
         return None  # unreachable: Scaleway Instances have no rebuild
 
-    async def power_on(self, server_id: str) -> base.Operation | None:
+    async def power_on(self, server_id: str) -> Operation | None:
         await self._action(server_id, "poweron")
-        return base.server_state_operation(PROVIDER, server_id, KIND_RUNNING)
+        return server_state_operation(PROVIDER, server_id, KIND_RUNNING)
 
-    async def power_off(self, server_id: str) -> base.Operation | None:
+    async def power_off(self, server_id: str) -> Operation | None:
         await self._action(server_id, "poweroff")
-        return base.server_state_operation(PROVIDER, server_id, KIND_OFF)
+        return server_state_operation(PROVIDER, server_id, KIND_OFF)
 
-    async def poll_operations(self, operations: Sequence[base.Operation]) -> list[base.OperationState]:
+    async def poll_operations(self, operations: Sequence[Operation]) -> list[OperationState]:
         by_zone: dict[str, list[str]] = {}
         for op in operations:
             if op.resource_id:
@@ -367,43 +398,43 @@ class ScalewayAdapter:
                 seen[qualified(zone, str(item.get("id")))] = item
         return [await self._operation_state(op, seen.get(op.resource_id or "")) for op in operations]
 
-    async def _operation_state(self, op: base.Operation, body: wire.ServerJson | None) -> base.OperationState:
+    async def _operation_state(self, op: Operation, body: wire.ServerJson | None) -> OperationState:
         state = convert.enum(body.get("state")).replace("_", " ") if body is not None else None
         if op.kind == KIND_DELETED:
-            return base.OperationState(
+            return OperationState(
                 op, "success" if body is None else "running", 100 if body is None else 50
             )
         if body is None:
-            return base.OperationState(
+            return OperationState(
                 op, "error", error_code="not_found", error_message="the server disappeared"
             )
         if state == "locked":
-            return base.OperationState(op, "error", error_code="locked", error_message="the server is locked")
+            return OperationState(op, "error", error_code="locked", error_message="the server is locked")
         if op.kind == KIND_RUNNING:
             if state == "running":
-                return base.OperationState(op, "success", 100)
+                return OperationState(op, "success", 100)
             if state in ("stopped", "stopped in place") and op.resource_id:
                 # Level-based: if this fails too, the next poll finds it stopped and tries again.
                 with contextlib.suppress(*_SETTLE_LATER):
                     await self._action(op.resource_id, "poweron")
-            return base.OperationState(op, "running", 50)
+            return OperationState(op, "running", 50)
         if op.kind == KIND_OFF:
             done = state in ("stopped", "stopped in place")
-            return base.OperationState(op, "success" if done else "running", 100 if done else 50)
-        return base.OperationState(
+            return OperationState(op, "success" if done else "running", 100 if done else 50)
+        return OperationState(
             op, "error", error_code="unknown_operation", error_message=f"unknown {op.kind}"
         )
 
     # --------------------------------------------------------------------------------------- ssh keys
 
-    async def list_ssh_keys(self) -> list[base.SshKey]:
+    async def list_ssh_keys(self) -> list[SshKey]:
         raw = await self._paged("/iam/v1alpha1/ssh-keys", "ssh_keys", {"project_id": self._project})
         return [convert.ssh_key(item) for item in raw]
 
-    async def create_ssh_key(self, name: str, public_key: str, labels: Mapping[str, str]) -> base.SshKey:
+    async def create_ssh_key(self, name: str, public_key: str, labels: Mapping[str, str]) -> SshKey:
         require_capability(PROVIDER, CAPABILITIES, Capability.SSH_KEYS)
         body = {
-            "name": base.encode_owned_name(name, labels),
+            "name": encode_owned_name(name, labels),
             "public_key": public_key.strip(),
             "project_id": self._project,
         }
@@ -416,24 +447,24 @@ class ScalewayAdapter:
 
     # -------------------------------------------------------------------------------------- firewalls
 
-    async def _firewall(self, zone: str, group: wire.SecurityGroupJson) -> base.Firewall:
+    async def _firewall(self, zone: str, group: wire.SecurityGroupJson) -> Firewall:
         rules = await self._instance_list(zone, f"security_groups/{group.get('id')}/rules", "rules")
-        return base.Firewall(
+        return Firewall(
             provider=PROVIDER,
             id=qualified(zone, str(group.get("id"))),
             name=str(group.get("name") or ""),
             rules=convert.firewall_rules(rules),
             applied_to=tuple(qualified(zone, str(s.get("id"))) for s in group.get("servers") or []),
-            labels=base.labels_from_tags(group.get("tags") or []),
+            labels=labels_from_tags(group.get("tags") or []),
         )
 
-    async def list_firewalls(self, labels: Mapping[str, str] | None = None) -> list[base.Firewall]:
+    async def list_firewalls(self, labels: Mapping[str, str] | None = None) -> list[Firewall]:
         require_capability(PROVIDER, CAPABILITIES, Capability.FIREWALL)
         params = self._owned_params(labels)
-        found: list[base.Firewall] = []
+        found: list[Firewall] = []
         for zone in self._zones:
             for group in await self._instance_list(zone, "security_groups", "security_groups", params):
-                if base.labels_match(base.labels_from_tags(group.get("tags") or []), labels):
+                if labels_match(labels_from_tags(group.get("tags") or []), labels):
                     found.append(await self._firewall(zone, group))
         return found
 
@@ -443,8 +474,8 @@ class ScalewayAdapter:
         return zone, _member(body, "security_group")
 
     async def create_firewall(
-        self, name: str, rules: Sequence[base.FirewallRule], labels: Mapping[str, str]
-    ) -> base.Firewall:
+        self, name: str, rules: Sequence[FirewallRule], labels: Mapping[str, str]
+    ) -> Firewall:
         require_capability(PROVIDER, CAPABILITIES, Capability.FIREWALL)
         wire_rules = _checked_rules(rules)
         zone = self._zone
@@ -475,8 +506,8 @@ class ScalewayAdapter:
         return await self._firewall(zone, group)
 
     async def set_firewall_rules(
-        self, firewall_id: str, rules: Sequence[base.FirewallRule]
-    ) -> list[base.Operation]:
+        self, firewall_id: str, rules: Sequence[FirewallRule]
+    ) -> list[Operation]:
         require_capability(PROVIDER, CAPABILITIES, Capability.FIREWALL)
         wire_rules = _checked_rules(rules)
         zone, group = await self._get_group(firewall_id)
@@ -487,7 +518,7 @@ class ScalewayAdapter:
         await self._api.send_object("PUT", f"{path}/rules", {"rules": wire_rules})
         return []
 
-    async def apply_firewall(self, firewall_id: str, server_ids: Sequence[str]) -> list[base.Operation]:
+    async def apply_firewall(self, firewall_id: str, server_ids: Sequence[str]) -> list[Operation]:
         require_capability(PROVIDER, CAPABILITIES, Capability.FIREWALL)
         zone, group = await self._get_group(firewall_id)
         wanted: list[str] = []
@@ -534,20 +565,20 @@ class ScalewayAdapter:
 
     # ----------------------------------------------------------------------------------- floating ips
 
-    async def list_floating_ips(self, labels: Mapping[str, str] | None = None) -> list[base.FloatingIp]:
+    async def list_floating_ips(self, labels: Mapping[str, str] | None = None) -> list[FloatingIp]:
         require_capability(PROVIDER, CAPABILITIES, Capability.FLOATING_IP)
         params = self._owned_params(labels)
-        found: list[base.FloatingIp] = []
+        found: list[FloatingIp] = []
         for zone in self._zones:
             for item in await self._instance_list(zone, "ips", "ips", params):
                 ip = convert.floating_ip(item, zone)
-                if base.labels_match(ip.labels, labels):
+                if labels_match(ip.labels, labels):
                     found.append(ip)
         return found
 
     async def create_floating_ip(
         self, name: str, ip_type: Literal["ipv4", "ipv6"], location: str, labels: Mapping[str, str]
-    ) -> base.FloatingIp:
+    ) -> FloatingIp:
         require_capability(PROVIDER, CAPABILITIES, Capability.FLOATING_IP)
         body = {
             "project": self._project,
@@ -555,17 +586,17 @@ class ScalewayAdapter:
             "tags": convert.tags_for(labels, {convert.NAME_LABEL: name}),
         }
 
-        async def create() -> base.FloatingIp:
+        async def create() -> FloatingIp:
             created = await self._api.send_object("POST", f"/instance/v1/zones/{location}/ips", body)
             return convert.floating_ip(_member(created, "ip"), location)
 
-        async def find() -> base.FloatingIp | None:
+        async def find() -> FloatingIp | None:
             raw = await self._find_tagged(location, "ips", labels)
             return convert.floating_ip(raw, location) if raw is not None else None
 
         return await self._settle_create(create, find)
 
-    async def assign_floating_ip(self, floating_ip_id: str, server_id: str | None) -> base.Operation | None:
+    async def assign_floating_ip(self, floating_ip_id: str, server_id: str | None) -> Operation | None:
         require_capability(PROVIDER, CAPABILITIES, Capability.FLOATING_IP)
         zone, raw = split_id(floating_ip_id, "floating IP")
         target: str | None = None
@@ -586,12 +617,12 @@ class ScalewayAdapter:
 
     # -------------------------------------------------------------------------------------------- dns
 
-    async def list_zones(self) -> list[base.DnsZone]:
+    async def list_zones(self) -> list[DnsZone]:
         require_capability(PROVIDER, CAPABILITIES, Capability.DNS)
         raw = await self._paged("/domain/v2beta1/dns-zones", "dns_zones", {"project_id": self._project})
         return [_zone(item) for item in raw]
 
-    async def create_zone(self, name: str, ttl: int, labels: Mapping[str, str]) -> base.DnsZone:
+    async def create_zone(self, name: str, ttl: int, labels: Mapping[str, str]) -> DnsZone:
         require_capability(PROVIDER, CAPABILITIES, Capability.DNS)
         labels_ = name.lower().rstrip(".").split(".")
         if len(labels_) < 2:
@@ -619,7 +650,7 @@ class ScalewayAdapter:
             params["type"] = rtype
         return await self._paged(f"/domain/v2beta1/dns-zones/{zone}/records", "records", params)
 
-    async def list_records(self, zone: str) -> list[base.DnsRecord]:
+    async def list_records(self, zone: str) -> list[DnsRecord]:
         require_capability(PROVIDER, CAPABILITIES, Capability.DNS)
         return convert.record_sets(await self._records(zone))
 
@@ -628,7 +659,7 @@ class ScalewayAdapter:
         await self._api.send_object("PATCH", f"/domain/v2beta1/dns-zones/{zone}/records", body)
 
     async def set_records(
-        self, zone: str, name: str, type: base.DnsRecordType, ttl: int | None, values: Sequence[str]
+        self, zone: str, name: str, type: DnsRecordType, ttl: int | None, values: Sequence[str]
     ) -> None:
         require_capability(PROVIDER, CAPABILITIES, Capability.DNS)
         if not values:
@@ -640,7 +671,7 @@ class ScalewayAdapter:
             zone, {"set": {"id_fields": {"name": relative, "type": type}, "records": records}}
         )
 
-    async def delete_records(self, zone: str, name: str, type: base.DnsRecordType) -> None:
+    async def delete_records(self, zone: str, name: str, type: DnsRecordType) -> None:
         require_capability(PROVIDER, CAPABILITIES, Capability.DNS)
         relative = "" if name == "@" else name
         if not [r for r in await self._records(zone, relative, type) if (r.get("name") or "") == relative]:
@@ -649,14 +680,14 @@ class ScalewayAdapter:
 
     # ---------------------------------------------------------------------------------------- billing
 
-    async def list_billing(self, period: base.BillingPeriod) -> list[base.BillingEntry]:
+    async def list_billing(self, period: BillingPeriod) -> list[BillingEntry]:
         """Consumption lines of every billing month (``YYYY-MM``) the period touches.
 
         Scaleway reports whole months, so a period starting or ending mid-month gets that month's
         lines in full, dated at the later of the month's first day and the period's start.
         """
         require_capability(PROVIDER, CAPABILITIES, Capability.BILLING)
-        entries: list[base.BillingEntry] = []
+        entries: list[BillingEntry] = []
         for month in convert.months(period.start, period.end):
             params = {"billing_period": month.strftime("%Y-%m"), "project_id": self._project}
             lines = await self._paged("/billing/v2beta1/consumptions", "consumptions", params)
@@ -669,13 +700,13 @@ def _member(body: Mapping[str, Any], key: str) -> Any:
     return body.get(key) or {}
 
 
-def _zone(body: wire.DnsZoneJson) -> base.DnsZone:
+def _zone(body: wire.DnsZoneJson) -> DnsZone:
     domain, sub = str(body.get("domain") or ""), str(body.get("subdomain") or "")
     name = f"{sub}.{domain}" if sub else domain
-    return base.DnsZone(provider=PROVIDER, id=name, name=name)
+    return DnsZone(provider=PROVIDER, id=name, name=name)
 
 
-def _checked_rules(rules: Sequence[base.FirewallRule]) -> list[dict[str, Any]]:
+def _checked_rules(rules: Sequence[FirewallRule]) -> list[dict[str, Any]]:
     unsupported = sorted({r.protocol for r in rules if r.protocol not in ("tcp", "udp", "icmp")})
     if unsupported:
         raise ProviderInvalidInputError(
@@ -684,7 +715,7 @@ def _checked_rules(rules: Sequence[base.FirewallRule]) -> list[dict[str, Any]]:
     return convert.rules_to_wire(rules)
 
 
-def _outbound_policy(rules: Sequence[base.FirewallRule]) -> str:
+def _outbound_policy(rules: Sequence[FirewallRule]) -> str:
     """Like Hetzner: outbound is open unless the firewall lists outbound rules."""
     return "drop" if any(r.direction == "out" for r in rules) else "accept"
 

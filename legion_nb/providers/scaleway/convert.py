@@ -12,8 +12,26 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from legion_nb.errors import ProviderNotFoundError
-from legion_nb.providers import base
 from legion_nb.providers.http import ProviderResponseError
+from legion_nb.providers.ownership import (
+    decode_owned_name,
+    labels_from_tags,
+)
+from legion_nb.providers.records import (
+    BillingEntry,
+    CatalogImage,
+    CatalogLocation,
+    CatalogPrice,
+    CatalogServerType,
+    DnsRecord,
+    FirewallRule,
+    FloatingIp,
+    PortRange,
+    Server,
+    ServerStatus,
+    SshKey,
+    rrsets_from_values,
+)
 from legion_nb.providers.scaleway import wire
 
 __all__ = [
@@ -40,16 +58,16 @@ PROVIDER = "scaleway"
 NAME_LABEL = "legion/name"
 """Tag key holding the name of resources Scaleway gives no name (flexible IPs)."""
 
-LOCATIONS: dict[str, base.CatalogLocation] = {
-    "fr-par-1": base.CatalogLocation("fr-par-1", "Paris", "FR", "Paris 1"),
-    "fr-par-2": base.CatalogLocation("fr-par-2", "Paris", "FR", "Paris 2"),
-    "fr-par-3": base.CatalogLocation("fr-par-3", "Paris", "FR", "Paris 3"),
-    "nl-ams-1": base.CatalogLocation("nl-ams-1", "Amsterdam", "NL", "Amsterdam 1"),
-    "nl-ams-2": base.CatalogLocation("nl-ams-2", "Amsterdam", "NL", "Amsterdam 2"),
-    "nl-ams-3": base.CatalogLocation("nl-ams-3", "Amsterdam", "NL", "Amsterdam 3"),
-    "pl-waw-1": base.CatalogLocation("pl-waw-1", "Warsaw", "PL", "Warsaw 1"),
-    "pl-waw-2": base.CatalogLocation("pl-waw-2", "Warsaw", "PL", "Warsaw 2"),
-    "pl-waw-3": base.CatalogLocation("pl-waw-3", "Warsaw", "PL", "Warsaw 3"),
+LOCATIONS: dict[str, CatalogLocation] = {
+    "fr-par-1": CatalogLocation("fr-par-1", "Paris", "FR", "Paris 1"),
+    "fr-par-2": CatalogLocation("fr-par-2", "Paris", "FR", "Paris 2"),
+    "fr-par-3": CatalogLocation("fr-par-3", "Paris", "FR", "Paris 3"),
+    "nl-ams-1": CatalogLocation("nl-ams-1", "Amsterdam", "NL", "Amsterdam 1"),
+    "nl-ams-2": CatalogLocation("nl-ams-2", "Amsterdam", "NL", "Amsterdam 2"),
+    "nl-ams-3": CatalogLocation("nl-ams-3", "Amsterdam", "NL", "Amsterdam 3"),
+    "pl-waw-1": CatalogLocation("pl-waw-1", "Warsaw", "PL", "Warsaw 1"),
+    "pl-waw-2": CatalogLocation("pl-waw-2", "Warsaw", "PL", "Warsaw 2"),
+    "pl-waw-3": CatalogLocation("pl-waw-3", "Warsaw", "PL", "Warsaw 3"),
 }
 
 _IMAGE_VERSIONS: dict[str, tuple[str, str]] = {
@@ -95,7 +113,7 @@ def _created(value: object) -> datetime | None:
         return None
 
 
-def server_status(state: str, detail: str = "") -> base.ServerStatus:
+def server_status(state: str, detail: str = "") -> ServerStatus:
     state = enum(state).replace("_", " ")
     if state == "running":
         return "running"
@@ -117,7 +135,7 @@ def _require(body: Mapping[str, Any], key: str, what: str) -> Any:
     return value
 
 
-def server(body: wire.ServerJson, zone: str, image_labels: Mapping[str, str] | None = None) -> base.Server:
+def server(body: wire.ServerJson, zone: str, image_labels: Mapping[str, str] | None = None) -> Server:
     """``image_labels`` maps image ids to Marketplace labels (the catalog's image ids), when known."""
     zone = body.get("zone") or zone
     raw_id = str(_require(body, "id", "a server"))
@@ -128,7 +146,7 @@ def server(body: wire.ServerJson, zone: str, image_labels: Mapping[str, str] | N
     ipv6 = next((ip["address"] for ip in addresses if enum(ip.get("family")) == "inet6"), None)
     image = body.get("image") or {}
     state = str(body.get("state") or "")
-    return base.Server(
+    return Server(
         provider=PROVIDER,
         id=qualified(zone, raw_id),
         name=str(body.get("name") or ""),
@@ -139,7 +157,7 @@ def server(body: wire.ServerJson, zone: str, image_labels: Mapping[str, str] | N
         server_type=body.get("commercial_type"),
         location=zone,
         image=_image_ref(image, image_labels or {}),
-        labels=base.labels_from_tags(body.get("tags") or []),
+        labels=labels_from_tags(body.get("tags") or []),
         created=_created(body.get("creation_date")),
     )
 
@@ -151,9 +169,9 @@ def _image_ref(image: object, labels: Mapping[str, str]) -> str | None:
     return label or (str(image["name"]) if image.get("name") else None)
 
 
-def ssh_key(body: wire.SshKeyJson) -> base.SshKey:
-    name, labels = base.decode_owned_name(str(body.get("name") or ""))
-    return base.SshKey(
+def ssh_key(body: wire.SshKeyJson) -> SshKey:
+    name, labels = decode_owned_name(str(body.get("name") or ""))
+    return SshKey(
         provider=PROVIDER,
         id=str(_require(body, "id", "an SSH key")),
         name=name,
@@ -163,13 +181,13 @@ def ssh_key(body: wire.SshKeyJson) -> base.SshKey:
     )
 
 
-def floating_ip(body: wire.FlexibleIpJson, zone: str) -> base.FloatingIp:
+def floating_ip(body: wire.FlexibleIpJson, zone: str) -> FloatingIp:
     zone = body.get("zone") or zone
-    labels = base.labels_from_tags(body.get("tags") or [])
+    labels = labels_from_tags(body.get("tags") or [])
     name = labels.pop(NAME_LABEL, "") or str(body.get("address") or "")
     attached = body.get("server") or None
     ip_type: Literal["ipv4", "ipv6"] = "ipv6" if "ipv6" in enum(body.get("type")) else "ipv4"
-    return base.FloatingIp(
+    return FloatingIp(
         provider=PROVIDER,
         id=qualified(zone, str(_require(body, "id", "a flexible IP"))),
         name=name,
@@ -181,13 +199,13 @@ def floating_ip(body: wire.FlexibleIpJson, zone: str) -> base.FloatingIp:
     )
 
 
-def firewall_rules(rules: Iterable[wire.RuleJson]) -> tuple[base.FirewallRule, ...]:
+def firewall_rules(rules: Iterable[wire.RuleJson]) -> tuple[FirewallRule, ...]:
     """Editable accept rules, merged back into one rule per (direction, protocol, ports).
 
     Scaleway holds one CIDR per rule; Legion's rules hold many. Non-editable rules (Scaleway's own
     anti-spam defaults), drop rules and ``ANY`` rules are not Legion's and are left out.
     """
-    merged: dict[tuple[str, str, base.PortRange | None], list[str]] = {}
+    merged: dict[tuple[str, str, PortRange | None], list[str]] = {}
     for rule in sorted(rules, key=lambda r: r.get("position") or 0):
         protocol = enum(rule.get("protocol"))
         if not rule.get("editable", True) or enum(rule.get("action")) != "accept":
@@ -198,13 +216,13 @@ def firewall_rules(rules: Iterable[wire.RuleJson]) -> tuple[base.FirewallRule, .
         first, last = rule.get("dest_port_from"), rule.get("dest_port_to")
         port = None
         if protocol != "icmp" and first:
-            port = base.PortRange(int(first), int(last or first))
+            port = PortRange(int(first), int(last or first))
         merged.setdefault((direction, protocol, port), []).append(str(rule.get("ip_range") or "0.0.0.0/0"))
     out = []
     for (direction, protocol, port), ranges in merged.items():
         cidrs = tuple(dict.fromkeys(ranges))
         out.append(
-            base.FirewallRule(
+            FirewallRule(
                 direction=direction,  # type: ignore[arg-type]
                 protocol=protocol,  # type: ignore[arg-type]
                 port=port,
@@ -215,7 +233,7 @@ def firewall_rules(rules: Iterable[wire.RuleJson]) -> tuple[base.FirewallRule, .
     return tuple(out)
 
 
-def rules_to_wire(rules: Iterable[base.FirewallRule]) -> list[dict[str, Any]]:
+def rules_to_wire(rules: Iterable[FirewallRule]) -> list[dict[str, Any]]:
     """Legion's allow rules as Scaleway rules: one per CIDR, all editable, in order."""
     out: list[dict[str, Any]] = []
     for rule in rules:
@@ -238,9 +256,9 @@ def rules_to_wire(rules: Iterable[base.FirewallRule]) -> list[dict[str, Any]]:
     return out
 
 
-def record_sets(records: Iterable[wire.DnsRecordJson]) -> list[base.DnsRecord]:
+def record_sets(records: Iterable[wire.DnsRecordJson]) -> list[DnsRecord]:
     """Scaleway's one-value records as RRsets."""
-    return base.rrsets_from_values(
+    return rrsets_from_values(
         (
             str(r.get("name") or ""),
             str(r.get("type") or "").upper(),
@@ -253,18 +271,18 @@ def record_sets(records: Iterable[wire.DnsRecordJson]) -> list[base.DnsRecord]:
 
 def server_type(
     name: str, offers: Mapping[str, wire.ServerTypeJson], zones: list[str]
-) -> base.CatalogServerType:
+) -> CatalogServerType:
     """One Instance type from its per-zone product entries (``offers``: zone -> entry)."""
     first = next(iter(offers.values()))
     local = int((first.get("volumes_constraint") or {}).get("max_size") or 0)
-    return base.CatalogServerType(
+    return CatalogServerType(
         name=name,
         cores=int(first.get("ncpus") or 0),
         memory_gb=round(int(first.get("ram") or 0) / 1024**3, 2),
         disk_gb=local // 1000**3,
         arch="arm" if "arm" in enum(first.get("arch")) else "x86",
         prices=tuple(
-            base.CatalogPrice(
+            CatalogPrice(
                 location=zone,
                 hourly=Decimal(str(entry.get("hourly_price") or 0)),
                 monthly=Decimal(str(entry.get("monthly_price") or 0)),
@@ -281,10 +299,10 @@ def server_type(
 
 def catalog_image(
     label: str, arch: str, zones: Sequence[str], every_zone: Sequence[str]
-) -> base.CatalogImage:
+) -> CatalogImage:
     """``locations`` stays empty (meaning "everywhere") when the image is in ``every_zone``."""
     flavor, version = _IMAGE_VERSIONS.get(label, (label.partition("_")[0], label.partition("_")[2]))
-    return base.CatalogImage(
+    return CatalogImage(
         id=label,
         name=label,
         os_flavor=flavor,
@@ -311,7 +329,7 @@ def _money(value: Mapping[str, Any] | None) -> tuple[Decimal, str]:
     return units + nanos, str(value.get("currency_code") or "EUR")
 
 
-def billing_entry(line: wire.ConsumptionJson, day: date) -> base.BillingEntry:
+def billing_entry(line: wire.ConsumptionJson, day: date) -> BillingEntry:
     """One consumption line. Instance lines (``sku`` ending ``run_<zone>``) name their server as
     ``consumer_id``; that becomes the ``<zone>/<uuid>`` resource id servers carry."""
     amount, currency = _money(line.get("value"))
@@ -320,7 +338,7 @@ def billing_entry(line: wire.ConsumptionJson, day: date) -> base.BillingEntry:
     zone = sku.rpartition("/run_")[2] if "/run_" in sku else ""
     resource_id = qualified(zone, consumer) if zone in LOCATIONS and consumer else None
     product, resource = str(line.get("product_name") or ""), str(line.get("resource_name") or "")
-    return base.BillingEntry(
+    return BillingEntry(
         provider=PROVIDER,
         id=f"{day:%Y-%m}/{sku}/{consumer or resource}",
         date=day,

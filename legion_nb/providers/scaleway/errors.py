@@ -35,7 +35,7 @@ from legion_nb.errors import (
     ProviderNotFoundError,
     ProviderRateLimitedError,
 )
-from legion_nb.providers.base import UniquenessConflictError
+from legion_nb.providers.contract import UniquenessConflictError
 from legion_nb.providers.http import ErrorDetail
 
 __all__ = ["REQUEST_ID_HEADER", "TransientStateError", "parse_error"]
