@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
+import ssl
 import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -140,3 +145,46 @@ def test_sync_handoff_lists_only_peers(cluster: ClusterSecurity, node: NodeSecur
     assert doc["allow"] == ["127.20.0.3/32", "::1/128"]
     assert doc["ca_certificate"] == cluster.authority.certificate_pem
     json.dumps(doc)
+
+
+_WRITES = ("w", "a", "x", "+")
+
+
+def test_tls_contexts_never_write_a_private_key_to_the_filesystem(
+    cluster: ClusterSecurity, node: NodeSecurity, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both mTLS sides load their key from memory: no file is created, no temporary directory made."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+    seen: list[tuple[str, object]] = []
+    recording = True
+
+    def writes(event: str, args: tuple[object, ...]) -> bool:
+        if event in {"os.mkdir", "tempfile.mkdtemp", "tempfile.mkstemp"}:
+            return True
+        if event != "open":
+            return False
+        mode, flags = args[1], args[2]
+        if isinstance(mode, str) and any(flag in mode for flag in _WRITES):
+            return True
+        return isinstance(flags, int) and bool(flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT))
+
+    def hook(event: str, args: tuple[object, ...]) -> None:
+        if recording and writes(event, args):
+            seen.append((event, args[0]))
+
+    sys.addaudithook(hook)
+    try:
+        contexts = [cluster.operator_ssl_context(), node.server_ssl_context(cluster.authority)]
+    finally:
+        recording = False
+    assert all(isinstance(context, ssl.SSLContext) for context in contexts)
+    assert seen == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_without_memfd_the_key_travels_through_a_pipe(
+    cluster: ClusterSecurity, node: NodeSecurity, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delattr(os, "memfd_create")
+    assert isinstance(node.server_ssl_context(cluster.authority), ssl.SSLContext)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 from pathlib import Path
 
 from resourcekit import SandboxProviders, State, materialize, plan_cluster
@@ -10,7 +11,7 @@ from resourcekit import SandboxProviders, State, materialize, plan_cluster
 from legion_nb.emulators.cloud import SandboxCloud
 from legion_nb.engine.resources.actor import ResourceSettings
 from legion_nb.engine.resources.supervisor import ResourceSupervisor
-from legion_nb.engine.resources.tracing import TRACE_ENV, tracing_enabled
+from legion_nb.engine.resources.tracing import TRACE_ENV, ActorTracer, tracing_enabled
 
 
 async def test_transitions_are_traced_as_json_lines_without_secrets(
@@ -46,3 +47,17 @@ def test_tracing_is_off_unless_asked_for() -> None:
     assert not tracing_enabled({TRACE_ENV: "0"})
     assert tracing_enabled({TRACE_ENV: "1"})
     assert tracing_enabled({TRACE_ENV: "yes"})
+
+
+def test_the_trace_file_is_the_operators_alone(tmp_path: Path) -> None:
+    """0600 when created, and an older world-readable trace is narrowed when reopened."""
+    first = ActorTracer(tmp_path / "logs")
+    first.write({"actor": "server:web-1"})
+    first.close()
+    assert stat.S_IMODE(first.path.stat().st_mode) == 0o600
+    first.path.chmod(0o644)
+    again = ActorTracer(tmp_path / "logs")
+    again.write({"actor": "server:web-2"})
+    again.close()
+    assert stat.S_IMODE(again.path.stat().st_mode) == 0o600
+    assert len(again.path.read_text().splitlines()) == 2

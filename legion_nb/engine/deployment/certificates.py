@@ -22,15 +22,14 @@ Raises :class:`CertificateRejectedError` when a certificate does not verify agai
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import ipaddress
 import os
 import secrets
 import ssl
-import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from cryptography import x509
@@ -368,14 +367,52 @@ def _serial() -> int:
 
 
 def _load_chain(context: ssl.SSLContext, issued: IssuedCertificate) -> None:
-    """Load a cert + key into ``context``; ``ssl`` reads only files, so they live a moment in a 0700 dir."""
-    with tempfile.TemporaryDirectory(prefix="legion-tls-") as tmp:
-        cert_path, key_path = Path(tmp, "cert.pem"), Path(tmp, "key.pem")
-        cert_path.write_text(issued.certificate_pem)
-        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(issued.private_key_pem)
+    """Load a certificate and its private key into ``context`` without the key touching a filesystem.
+
+    ``ssl`` loads certificate chains from paths only, so each PEM is handed over as a file
+    descriptor path (``/proc/self/fd/N`` or ``/dev/fd/N``) of an anonymous in-memory file: a
+    ``memfd`` on Linux, a pipe elsewhere. Neither has a name in any directory, nothing is left
+    behind if the process is killed, and both vanish when closed. Platforms with neither (Windows)
+    are refused with :class:`SecurityMaterialError` rather than given a key file.
+    """
+    with _memory_file(issued.certificate_pem) as cert_path, _memory_file(issued.private_key_pem) as key_path:
         context.load_cert_chain(cert_path, key_path)
+
+
+@contextlib.contextmanager
+def _memory_file(text: str) -> Iterator[str]:
+    """A path that reads back ``text`` from memory, valid inside the ``with`` block."""
+    data = text.encode("ascii")
+    memfd_create = getattr(os, "memfd_create", None)
+    if memfd_create is not None:
+        fd = memfd_create("legion-tls", getattr(os, "MFD_CLOEXEC", 1))
+        try:
+            _write_all(fd, data)
+            yield f"/proc/self/fd/{fd}"  # opening it opens the memfd afresh, from offset 0
+        finally:
+            os.close(fd)
+        return
+    if not os.path.isdir("/dev/fd"):
+        raise SecurityMaterialError(
+            "this platform offers no in-memory file (memfd or /dev/fd) to load TLS keys from, "
+            "and Legion never writes a private key to disk: deploy from Linux or macOS"
+        )
+    read_end, write_end = os.pipe()
+    try:
+        _write_all(write_end, data)  # a PEM key is far smaller than a pipe's buffer
+        os.close(write_end)
+        write_end = -1
+        yield f"/dev/fd/{read_end}"
+    finally:
+        os.close(read_end)
+        if write_end >= 0:
+            os.close(write_end)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def client_ssl_context(ca_pem: str, client: IssuedCertificate) -> ssl.SSLContext:

@@ -4,7 +4,8 @@ Why: when a wave does something surprising, the order of transitions across acto
 Each transition becomes one JSON line ``{"ts", "actor", "event", "source", "target", "config"}`` in
 ``<log dir>/actors.jsonl`` (the log directory beside the state). Lines carry state ids and event
 names only: never event data, which can hold provider records. Writes are appended synchronously
-(a line is small) so a crash loses nothing written before it.
+(a line is small) so a crash loses nothing written before it. The file is the operator's alone
+(mode 0600, like the state beside it), also when an older, wider one is reopened.
 """
 
 from __future__ import annotations
@@ -37,7 +38,10 @@ class ActorTracer:
     def __init__(self, log_dir: Path) -> None:
         log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path = log_dir / TRACE_FILE
-        self._file: IO[str] | None = self.path.open("a", encoding="utf-8")
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, 0o600)  # O_CREAT's mode applies to new files only
+        self._file: IO[str] | None = os.fdopen(fd, "a", encoding="utf-8")
 
     def listener(self, key: ResourceKey) -> _TransitionListener:
         return _TransitionListener(self, str(key))
