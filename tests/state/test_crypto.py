@@ -200,6 +200,11 @@ async def test_a_downgraded_kdf_header_is_refused_even_when_valid(
         (KdfParams(memory_kib=65536, iterations=65, parallelism=4), "iterations 65 is above"),
         (KdfParams(memory_kib=65536, iterations=3, parallelism=255), "parallelism 255 is above"),
         (KdfParams(memory_kib=2**32 - 1, iterations=2**32 - 1, parallelism=2**32 - 1), "above the maximum"),
+        # The review's crafted header at the old ceiling (derived for minutes before it was lowered).
+        (KdfParams(memory_kib=4 * 1024 * 1024, iterations=64, parallelism=64), "memory 4194304 is above"),
+        (KdfParams(memory_kib=512 * 1024, iterations=3, parallelism=4), "memory 524288 is above"),
+        (KdfParams(memory_kib=65536, iterations=9, parallelism=4), "iterations 9 is above"),
+        (KdfParams(memory_kib=65536, iterations=3, parallelism=9), "parallelism 9 is above"),
     ],
 )
 def test_absurd_kdf_parameters_are_refused_before_any_derivation(
@@ -215,7 +220,11 @@ def test_the_bounds_are_the_rfc_9106_defaults_and_sane_maxima() -> None:
     assert KdfParams(memory_kib=65536, iterations=3, parallelism=4) == DEFAULT_KDF
     assert DEFAULT_KDF.problem() is None
     assert MAX_KDF.problem() is None
-    assert MAX_KDF.memory_kib == 4 * 1024 * 1024
+    # The ceiling is what an operator's machine derives in seconds (docs/security.md): ~10x the
+    # default's work (memory x passes), never gigabytes or minutes.
+    assert KdfParams(memory_kib=256 * 1024, iterations=8, parallelism=8) == MAX_KDF
+    work = MAX_KDF.memory_kib * MAX_KDF.iterations / (DEFAULT_KDF.memory_kib * DEFAULT_KDF.iterations)
+    assert work <= 11
 
 
 def test_an_unknown_major_version_is_a_format_error(

@@ -37,8 +37,9 @@ classes read: :class:`StateFormatError` - not ours, a newer format, or refused K
 
 **KDF bounds.** Parameters read from a file must be at least the defaults (m=64 MiB, t=3, p=4, RFC
 9106's second recommendation): a file cannot talk a reader down to a cheaper derivation. They must
-also be at most m=4 GiB, t=64, p=64, so that a crafted file cannot make a reader allocate or grind
-without limit. Both are checked before any derivation runs.
+also be at most m=256 MiB, t=8, p=8 (:data:`MAX_KDF`): about ten times the default's work, a few
+seconds on an operator's laptop, so that a crafted file cannot make a reader allocate gigabytes or
+grind for minutes. Both are checked before any derivation runs (docs/security.md).
 
 **Per-save payload keys.** The data key lives as long as the password (it is replaced on password
 change), possibly for millions of saves. Instead of sealing them all under one AES-GCM key with
@@ -148,7 +149,8 @@ class KdfParams:
 
 
 DEFAULT_KDF = KdfParams()
-MAX_KDF = KdfParams(memory_kib=4 * 1024 * 1024, iterations=64, parallelism=64)
+MAX_KDF = KdfParams(memory_kib=256 * 1024, iterations=8, parallelism=8)
+"""The costliest derivation a reader runs: ~10x the default's work (memory x passes), seconds, not minutes."""
 
 
 class KeyDerivationError(StateError):

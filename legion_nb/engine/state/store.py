@@ -4,8 +4,16 @@ Files, all in the state's directory (``state.legion`` as the example name)::
 
     state.legion          the live envelope (see crypto.py), mode 0600
     state.legion.bak      the previous generation, a hard link to the inode that was live before
-    state.legion.lock     the advisory lock file (empty; never deleted)
+    state.legion.lock     the advisory lock file (never deleted)
     .state.legion.*.tmp   a save in progress; leftovers of a killed writer are swept on the next save
+                          (one that cannot be removed is skipped with a warning, never fatal)
+
+**What counts as a state file.** The path is resolved first: a symlinked state is followed and its
+*target* is read and written, with the backup, lock and temp files beside the target (a save
+replaces the target, never the link). The live file must then be a regular file of at most
+:data:`MAX_STATE_BYTES`; a directory, FIFO, device (a link to ``/dev/zero``) or a bigger file is
+refused before a byte of it is read, and a save that would outgrow the bound is refused before
+anything is written, so a state this store writes can always be read back.
 
 **A save** seals the payload under a fresh nonce with the next generation number, then, holding the
 lock: checks that the live file is still the one this store last read or wrote (else
@@ -24,8 +32,9 @@ the other's save. The comparison is on the 170-byte header, which holds a random
 **Recovery.** If the live file is missing but ``.bak`` exists, unlock opens the backup with the
 password and reinstates it as the live file (logged as a warning). Under this store's own protocol
 that only happens after a crash inside the no-hard-link rename window, where the backup is the last
-acknowledged save, so nothing acknowledged is lost. A *damaged* live file is never replaced
-automatically: the error names the backup and lets the operator decide.
+acknowledged save, so nothing acknowledged is lost. The restore is tried once: if the live file
+vanishes again, unlock ends with one error line rather than restoring in a loop. A *damaged* live
+file is never replaced automatically: the error names the backup and lets the operator decide.
 
 **Password change** re-encrypts under a fresh data key and a fresh salt (not just a re-wrap of the
 same data key): with a re-wrap, any old copy of the file plus the old password would still yield the
@@ -46,6 +55,7 @@ import hmac
 import logging
 import os
 import secrets
+import stat
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -76,12 +86,22 @@ from legion_nb.errors import (
     UsageError,
 )
 
-__all__ = ["DEFAULT_LOCK_TIMEOUT", "SecureStateStore", "StateIOError"]
+__all__ = [
+    "DEFAULT_LOCK_TIMEOUT",
+    "MAX_STATE_BYTES",
+    "SecureStateStore",
+    "StateIOError",
+    "StateSizeError",
+]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_LOCK_TIMEOUT = 2.0
 """Seconds a save waits for another process's write to finish before :class:`StateBusyError`."""
+
+MAX_STATE_BYTES = 256 * 1024 * 1024
+"""The largest state file read or written: far above any fleet's plan and records, far below what
+would exhaust an operator machine's memory (the payload is held encrypted and decrypted at once)."""
 
 _NO_HARD_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK})
 
@@ -90,6 +110,12 @@ class StateIOError(StateError):
     """The operating system refused a read or write of the state files (permissions, full disk)."""
 
     code = "state_io"
+
+
+class StateSizeError(StateError):
+    """A state file (read) or payload (written) beyond :data:`MAX_STATE_BYTES`."""
+
+    code = "state_size"
 
 
 def _io_error(action: str, path: Path, exc: OSError) -> StateIOError:
@@ -156,21 +182,51 @@ class _StateFiles:
                 "or choose another --state path"
             )
 
+    @classmethod
+    def at(cls, path: Path) -> _StateFiles:
+        """The files of the state at ``path``, with every symlink on the way resolved (see the notes)."""
+        return cls(Path(os.path.realpath(Path(path).absolute())))
+
     @staticmethod
-    def read(path: Path) -> bytes:
-        """The whole file; ``FileNotFoundError`` passes through, other OS errors become StateIOError."""
+    def read(path: Path, *, header_only: bool = False) -> bytes:
+        """The whole regular file (or its header); ``FileNotFoundError`` passes through, other OS
+        errors become StateIOError, a file beyond :data:`MAX_STATE_BYTES` StateSizeError.
+
+        Type and size are checked on the open descriptor before reading: a FIFO is opened without
+        blocking, and a device or directory is refused rather than read without end.
+        """
+        flags = (
+            os.O_RDONLY
+            | getattr(os, "O_NONBLOCK", 0)
+            | getattr(os, "O_CLOEXEC", 0)
+            | getattr(os, "O_BINARY", 0)
+        )
         try:
-            with path.open("rb") as file:
-                return file.read()
+            fd = os.open(path, flags)
         except FileNotFoundError:
             raise
         except OSError as exc:
             raise _io_error("read", path, exc) from exc
+        try:
+            _check_regular(path, os.fstat(fd), header_only=header_only)
+            file = os.fdopen(fd, "rb")
+        except BaseException as exc:
+            os.close(fd)
+            if isinstance(exc, OSError):
+                raise _io_error("read", path, exc) from exc
+            raise
+        with file:
+            try:
+                blob = file.read(HEADER_SIZE if header_only else MAX_STATE_BYTES + 1)
+            except OSError as exc:
+                raise _io_error("read", path, exc) from exc
+        if len(blob) > MAX_STATE_BYTES:  # it grew while we read it
+            raise _too_large(path, len(blob))
+        return blob
 
     def read_header(self) -> bytes | None:
         try:
-            with self.live.open("rb") as file:
-                return file.read(HEADER_SIZE)
+            return self.read(self.live, header_only=True)
         except FileNotFoundError:
             return None
 
@@ -251,16 +307,79 @@ class _StateFiles:
         return True
 
     def sweep_temps(self) -> None:
-        """Remove temp files left by killed writers; only safe while holding the lock."""
+        """Remove temp files left by killed writers; only safe while holding the lock.
+
+        An entry that cannot be removed (another owner, a directory of that name) is skipped with a
+        warning: it never blocks a save, whose own temp name is random.
+        """
         prefix = self._temp_prefix()
-        with os.scandir(self.directory) as entries:
-            for entry in entries:
-                if entry.name.startswith(prefix) and entry.name.endswith(".tmp"):
-                    with contextlib.suppress(FileNotFoundError):  # another sweep got there first
-                        os.unlink(entry.path)
+        try:
+            with os.scandir(self.directory) as entries:
+                names = [e.name for e in entries if e.name.startswith(prefix) and e.name.endswith(".tmp")]
+        except OSError as exc:  # an unlistable directory: there is nothing we could sweep anyway
+            logger.warning(
+                "cannot list %s to remove stale temp files: %s", self.directory, exc.strerror or exc
+            )
+            return
+        for name in names:
+            try:
+                os.unlink(self.directory / name)
+            except FileNotFoundError:  # another sweep got there first
+                continue
+            except OSError as exc:  # not ours to remove: leave it, the save does not need its name
+                logger.warning(
+                    "cannot remove stale temp file %s: %s", self.directory / name, exc.strerror or exc
+                )
 
     def ensure_directory(self) -> None:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def _check_regular(path: Path, info: os.stat_result, *, header_only: bool) -> None:
+    if not stat.S_ISREG(info.st_mode):
+        raise StateIOError(
+            f"cannot read {path}: it is {_file_kind(info.st_mode)}, not a regular file; "
+            "point --state at the state file"
+        )
+    if not header_only and info.st_size > MAX_STATE_BYTES:
+        raise _too_large(path, info.st_size)
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return kind
+    return "a special file"
+
+
+def _named(given: Path, live: Path) -> str:
+    """The state path as the operator gave it, and where its symlinks lead when that differs."""
+    if os.path.islink(given):
+        return f"{given} (a symlink to {live}, which does not exist)"
+    return str(live)
+
+
+def _sealed_within_bound(live: Path, blob: bytes) -> bytes:
+    """``blob`` if a reader will accept it; a bigger state is refused before anything is written."""
+    if len(blob) > MAX_STATE_BYTES:
+        raise StateSizeError(
+            f"refusing to write {live}: the state would take {len(blob)} bytes, more than a state file "
+            f"may ({MAX_STATE_BYTES}); remove records you no longer need"
+        )
+    return blob
+
+
+def _too_large(path: Path, size: int) -> StateSizeError:
+    return StateSizeError(
+        f"{path} holds {size} bytes, more than a state file may ({MAX_STATE_BYTES}); "
+        "point --state at the state file"
+    )
 
 
 @contextlib.contextmanager
@@ -350,7 +469,7 @@ class SecureStateStore:
 
     @classmethod
     def _create_sync(cls, path: Path, password: str, payload: bytes, lock_timeout: float) -> SecureStateStore:
-        files = _StateFiles(path.absolute())
+        files = _StateFiles.at(path)
         files.refuse_existing()  # before the slow derivation; checked again under the lock
         salt = secrets.token_bytes(SALT_SIZE)
         wrapping_key = derive_wrapping_key(password, DEFAULT_KDF, salt)
@@ -359,7 +478,7 @@ class SecureStateStore:
             key_slot = seal_key_slot(data_key, wrapping_key, DEFAULT_KDF, salt)
         finally:
             wrapping_key.wipe()
-        blob = seal_payload(key_slot, data_key, 1, payload)
+        blob = _sealed_within_bound(files.live, seal_payload(key_slot, data_key, 1, payload))
         with _wiped_on_failure(data_key, "create", files.live):
             files.ensure_directory()
             files.install(blob, lock_timeout=lock_timeout, over_backup=False)
@@ -395,25 +514,32 @@ class SecureStateStore:
         one salt (the crash test) pass a derivation they ran once: everything else - parsing,
         bounds, key slot, payload, recovery - is this same code.
         """
-        files = _StateFiles(Path(path).absolute())
+        files = _StateFiles.at(path)
         try:
             blob = files.read(files.live)
         except FileNotFoundError:
-            return cls._restore_backup(files, wrapping_key_for, lock_timeout)
+            return cls._restore_backup(files, Path(path), wrapping_key_for, lock_timeout)
+        return cls._open_blob(files, blob, wrapping_key_for, lock_timeout)
+
+    @classmethod
+    def _open_blob(
+        cls, files: _StateFiles, blob: bytes, wrapping_key_for: WrappingKeyFor, lock_timeout: float
+    ) -> tuple[SecureStateStore, bytes]:
         envelope = parse_envelope(blob, files.label)
         data_key, payload = _open(envelope, wrapping_key_for)
         return cls._opened(files, envelope, data_key, lock_timeout), payload
 
     @classmethod
     def _restore_backup(
-        cls, files: _StateFiles, wrapping_key_for: WrappingKeyFor, lock_timeout: float
+        cls, files: _StateFiles, given: Path, wrapping_key_for: WrappingKeyFor, lock_timeout: float
     ) -> tuple[SecureStateStore, bytes]:
+        """Reinstate ``.bak`` as the live file, once; a live file that appears meanwhile wins."""
         try:
             blob = files.read(files.backup)
         except FileNotFoundError:
             raise StateNotFoundError(
-                f"no state at {files.live}; create one with `legion init`, or point --state (or "
-                "LEGION_STATE) at an existing state file"
+                f"no state at {_named(given, files.live)}; create one with `legion init`, "
+                "or point --state (or LEGION_STATE) at an existing state file"
             ) from None
         envelope = parse_envelope(blob, files.backup_label)
         data_key, payload = _open(envelope, wrapping_key_for)
@@ -421,7 +547,14 @@ class SecureStateStore:
             restored = files.install(blob, lock_timeout=lock_timeout, over_backup=True)
         if not restored:  # a writer put a live file back while we were deriving: read that one instead
             data_key.wipe()
-            return cls._unlock_with(files.live, wrapping_key_for, lock_timeout=lock_timeout)
+            try:
+                live = files.read(files.live)
+            except FileNotFoundError:
+                raise StateIOError(
+                    f"state file {files.live} appeared and vanished again while its backup was being "
+                    "restored: stop whatever else moves it, then unlock again"
+                ) from None
+            return cls._open_blob(files, live, wrapping_key_for, lock_timeout)
         logger.warning(
             "state file %s was missing; restored it from its backup %s (generation %d)",
             files.live,
@@ -555,6 +688,7 @@ class SecureStateStore:
     def _replace(self, blob: bytes, generation: int, *, backup_is_new: bool) -> None:
         """Install ``blob`` as the live file, durably; ``.bak`` becomes the previous file or ``blob``."""
         files = self._files
+        _sealed_within_bound(files.live, blob)
         try:
             with self._write_lock():
                 temp = files.write_temp(blob)
