@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
-from legion_nb.engine.state.model import LegionState, ProviderCredentials
+from legion_nb.engine.state.model import LegionState, StoredCredentials
 from legion_nb.engine.state.validation import validate_provider
 from legion_nb.errors import ValidationError
 
@@ -59,7 +59,7 @@ def set_credentials(
     missing = sorted(REQUIRED_FIELDS[name] - clean.keys())
     if missing:
         raise ValidationError(f"{name} credentials lack {', '.join(missing)}: give them in the JSON object")
-    record = ProviderCredentials(provider=name, endpoint=_endpoint(endpoint), secrets=clean)
+    record = StoredCredentials(provider=name, endpoint=_endpoint(endpoint), secrets=clean)
     return replace(state, credentials={**state.credentials, name: record})
 
 

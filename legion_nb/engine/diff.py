@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from legion_nb.engine.state.model import (
-    FirewallRule,
     LegionState,
     ObservedProvider,
+    PlannedRule,
     TrackedFirewall,
 )
 
@@ -344,7 +344,7 @@ def _simple(
     return rows
 
 
-def _rules(rules: tuple[FirewallRule, ...]) -> str:
+def _rules(rules: tuple[PlannedRule, ...]) -> str:
     return "; ".join(" ".join(filter(None, (r.direction, r.protocol, r.port, *r.sources))) for r in rules)
 
 

@@ -19,7 +19,6 @@ from typing import Any, TypeVar
 
 from legion_nb.engine.state.model import (
     DEFAULT_CLUSTER,
-    FirewallRule,
     LegionState,
     PlannedAccess,
     PlannedCluster,
@@ -27,6 +26,7 @@ from legion_nb.engine.state.model import (
     PlannedDnsZone,
     PlannedDomain,
     PlannedFirewall,
+    PlannedRule,
     PlannedServer,
     host_fqdn,
 )
@@ -231,7 +231,7 @@ def remove_dns_host(state: LegionState, *, host: str, zone: str) -> LegionState:
 # -- firewalls -------------------------------------------------------------------------------
 
 
-def parse_firewall_rule(spec: str | Mapping[str, Any]) -> FirewallRule:
+def parse_firewall_rule(spec: str | Mapping[str, Any]) -> PlannedRule:
     """A rule from ``"in tcp 22 0.0.0.0/0 ::/0"`` (direction, protocol, port for tcp/udp, addresses)
     or from a mapping with ``direction``, ``protocol``, ``port`` and ``sources``."""
     if isinstance(spec, str):
@@ -243,10 +243,10 @@ def parse_firewall_rule(spec: str | Mapping[str, Any]) -> FirewallRule:
             )
         direction, protocol, rest = rule_direction(words[0]), rule_protocol(words[1]), words[2:]
         port = rest.pop(0) if protocol in ("tcp", "udp") and rest else ""
-        rule = FirewallRule(direction=direction, protocol=protocol, port=port, sources=tuple(rest))
+        rule = PlannedRule(direction=direction, protocol=protocol, port=port, sources=tuple(rest))
     else:
         try:
-            rule = FirewallRule(
+            rule = PlannedRule(
                 direction=rule_direction(str(spec["direction"])),
                 protocol=rule_protocol(str(spec["protocol"])),
                 port=str(spec.get("port") or ""),

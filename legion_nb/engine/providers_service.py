@@ -36,11 +36,11 @@ from legion_nb.engine.state.model import (
     ObservedProvider,
     ObservedServer,
     Provider,
+    StoredCredentials,
     TrackedDnsZone,
     TrackedFirewall,
     utcnow,
 )
-from legion_nb.engine.state.model import ProviderCredentials as StoredCredentials
 from legion_nb.engine.state.validation import validate_provider
 from legion_nb.errors import LegionError, LockedError, ProviderAuthError
 from legion_nb.providers import registry

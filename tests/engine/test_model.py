@@ -14,7 +14,7 @@ from legion_nb.engine import planning
 from legion_nb.engine.state import model
 from legion_nb.engine.state.model import (
     LegionState,
-    ProviderCredentials,
+    StoredCredentials,
     decode_state,
     empty_state,
     encode_state,
@@ -34,7 +34,7 @@ def test_round_trip_of_a_rich_state_is_exact() -> None:
     state = dataclasses.replace(
         state,
         credentials={
-            "hetzner": ProviderCredentials(
+            "hetzner": StoredCredentials(
                 provider="hetzner", endpoint="http://127.0.0.1:1/v1", secrets={"token": "t0k"}
             )
         },
@@ -91,7 +91,7 @@ def test_structural_sharing_rebuilds_only_the_changed_path() -> None:
 
 
 def test_credentials_repr_never_shows_secrets() -> None:
-    creds = ProviderCredentials(provider="ovh", endpoint=None, secrets={"application_secret": "s3cr3t-value"})
+    creds = StoredCredentials(provider="ovh", endpoint=None, secrets={"application_secret": "s3cr3t-value"})
     state = LegionState(credentials={"ovh": creds})
     assert "s3cr3t-value" not in repr(creds)
     assert "s3cr3t-value" not in repr(state)

@@ -18,8 +18,8 @@ from legion_nb.engine.state.model import (
     PlannedCluster,
     PlannedDnsZone,
     PlannedServer,
-    ProviderCredentials,
     Scheme,
+    StoredCredentials,
     Tracked,
 )
 from legion_nb.errors import ProviderAuthError
@@ -57,7 +57,7 @@ def _state() -> LegionState:
 
 
 def test_stored_fields_split_into_secrets_and_options_by_the_descriptor() -> None:
-    stored = ProviderCredentials(
+    stored = StoredCredentials(
         "scaleway",
         "http://127.0.0.1:9/",
         {"access_key": "AK", "secret_key": "very-secret", "project_id": "p1", "zone": "fr-par-1"},
@@ -66,7 +66,7 @@ def test_stored_fields_split_into_secrets_and_options_by_the_descriptor() -> Non
     assert dict(creds.secrets) == {"secret_key": "very-secret"}
     assert dict(creds.options) == {"access_key": "AK", "project_id": "p1", "zone": "fr-par-1"}
     assert "very-secret" not in repr(creds)
-    default = adapter_credentials(ProviderCredentials("hetzner", None, {"token": "t"}))
+    default = adapter_credentials(StoredCredentials("hetzner", None, {"token": "t"}))
     assert default.endpoint.startswith("https://")
 
 

@@ -28,8 +28,7 @@ import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from legion_nb.engine.state.model import FirewallRule as PlannedRule
-from legion_nb.engine.state.model import LegionState
+from legion_nb.engine.state.model import LegionState, PlannedRule
 from legion_nb.errors import ValidationError
 from legion_nb.providers.contract import Capability
 from legion_nb.providers.records import FirewallRule, PortRange

@@ -21,8 +21,7 @@ from collections.abc import Mapping, Sequence
 from legion_nb.engine.cluster.firewall_plan import FirewallSetPlan, build_cluster_firewall_plan, planned_rule
 from legion_nb.engine.resources.converging import ConvergingActor
 from legion_nb.engine.state.edits import with_tracked, without_observed, without_pending
-from legion_nb.engine.state.model import FirewallRule as PlannedRule
-from legion_nb.engine.state.model import LegionState, Provider, TrackedFirewall
+from legion_nb.engine.state.model import LegionState, PlannedRule, Provider, TrackedFirewall
 from legion_nb.providers.contract import ProviderAdapter
 from legion_nb.providers.records import Firewall, Operation
 

@@ -43,7 +43,6 @@ __all__ = [
     "ClusterMaterial",
     "CreatePending",
     "DeploymentMaterial",
-    "FirewallRule",
     "LegionState",
     "NodeExecution",
     "NodeMaterial",
@@ -59,10 +58,11 @@ __all__ = [
     "PlannedDnsZone",
     "PlannedDomain",
     "PlannedFirewall",
+    "PlannedRule",
     "PlannedServer",
     "ProviderCatalog",
-    "ProviderCredentials",
     "Scheme",
+    "StoredCredentials",
     "Tracked",
     "TrackedDnsRecord",
     "TrackedDnsZone",
@@ -152,7 +152,7 @@ def host_fqdn(host: str, zone: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class FirewallRule:
+class PlannedRule:
     """One rule. ``port`` is ``"22"`` or ``"1024-2048"`` for tcp/udp, empty otherwise; ``sources`` are
     CIDRs (for "in") or destinations (for "out")."""
 
@@ -166,7 +166,7 @@ class FirewallRule:
 class PlannedFirewall:
     name: str
     provider: Provider
-    rules: tuple[FirewallRule, ...] = ()
+    rules: tuple[PlannedRule, ...] = ()
     servers: tuple[str, ...] = ()
 
 
@@ -282,7 +282,7 @@ class TrackedFirewall:
     name: str
     provider: Provider
     provider_id: str
-    rules: tuple[FirewallRule, ...] = ()
+    rules: tuple[PlannedRule, ...] = ()
     servers: tuple[str, ...] = ()
 
 
@@ -362,7 +362,7 @@ class ObservedProvider:
 
 
 @dataclass(frozen=True, slots=True, repr=False)
-class ProviderCredentials:
+class StoredCredentials:
     """API credentials of one provider. ``secrets`` never appears in a repr (or anywhere but the
     encrypted state and the adapter that signs requests)."""
 
@@ -373,7 +373,7 @@ class ProviderCredentials:
     def __repr__(self) -> str:
         fields = ", ".join(sorted(self.secrets))
         return (
-            f"ProviderCredentials(provider={self.provider!r}, endpoint={self.endpoint!r}, secrets=[{fields}])"
+            f"StoredCredentials(provider={self.provider!r}, endpoint={self.endpoint!r}, secrets=[{fields}])"
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -488,7 +488,7 @@ class LegionState:
     scheme: Scheme = field(default_factory=Scheme)
     tracked: Tracked = field(default_factory=Tracked)
     observed: Mapping[str, ObservedProvider] = field(default_factory=dict)
-    credentials: Mapping[str, ProviderCredentials] = field(default_factory=dict)
+    credentials: Mapping[str, StoredCredentials] = field(default_factory=dict)
     catalogs: Mapping[str, ProviderCatalog] = field(default_factory=dict)
     billing: tuple[BillingEntry, ...] = ()
     operations: tuple[OperationLogEntry, ...] = ()
@@ -638,7 +638,7 @@ def synthetic_state(servers: int, *, providers: tuple[Provider, ...] = PROVIDERS
         f"fw-{p}": PlannedFirewall(
             name=f"fw-{p}",
             provider=p,
-            rules=(FirewallRule(direction="in", protocol="tcp", port="22", sources=("0.0.0.0/0", "::/0")),),
+            rules=(PlannedRule(direction="in", protocol="tcp", port="22", sources=("0.0.0.0/0", "::/0")),),
             servers=tuple(n for n in names if tracked[n].provider == p)[:20],
         )
         for p in providers

@@ -13,7 +13,7 @@ import ipaddress
 import re
 from collections.abc import Iterable
 
-from legion_nb.engine.state.model import PROVIDERS, Direction, FirewallRule, Protocol, Provider, Scheme
+from legion_nb.engine.state.model import PROVIDERS, Direction, PlannedRule, Protocol, Provider, Scheme
 from legion_nb.errors import ValidationError
 
 __all__ = [
@@ -119,7 +119,7 @@ def rule_protocol(value: str) -> Protocol:
     raise ValidationError(f"firewall rule protocol {value!r} must be tcp, udp, icmp, esp or gre")
 
 
-def validate_firewall_rule(rule: FirewallRule) -> FirewallRule:
+def validate_firewall_rule(rule: PlannedRule) -> PlannedRule:
     """Check direction, protocol, port (tcp/udp only, 1-65535, low <= high) and source CIDRs."""
     rule_direction(rule.direction)
     rule_protocol(rule.protocol)
