@@ -133,4 +133,3 @@ def deterministic_name(kind: str, name: str, legion_id: str | None = None) -> st
     parts = ["legion", kind, name] + ([legion_id.split("-")[0]] if legion_id else [])
     raw = "-".join(parts).lower()
     return _NAME_UNSAFE.sub("-", raw).strip("-")[:63].rstrip("-")
-

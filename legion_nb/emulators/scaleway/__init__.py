@@ -7,8 +7,8 @@ unchanged, with only ``api_url`` pointed at it (``prefix`` is empty: Scaleway's 
 host). Every request needs ``X-Auth-Token: <secret key>``; every answer carries ``x-request-id``.
 
 Modules: ``errors`` (error bodies), ``wire`` (bodies and paging), ``store`` (the account and its
-resources), ``catalog`` (zones, types, images) and one module per API (``instance``, ``iam``,
-``domain``, ``marketplace``, ``billing``).
+resources), ``catalog`` (zones, types, images) and one module per API (``iam``, ``domain``,
+``marketplace``, ``billing``), except ``instance``, a package with one module per resource.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from legion_nb.emulators.faults import fault_middleware
+from legion_nb.emulators.scaleway import instance
 from legion_nb.emulators.scaleway.billing import BillingApi
 from legion_nb.emulators.scaleway.domain import DomainApi
 from legion_nb.emulators.scaleway.errors import Handler, ScwApiError, error_middleware, fault_body
 from legion_nb.emulators.scaleway.iam import IamApi
-from legion_nb.emulators.scaleway.instance import InstanceApi
 from legion_nb.emulators.scaleway.marketplace import MarketplaceApi
 from legion_nb.emulators.scaleway.store import DEFAULT_SERVERS_PER_ZONE, ScalewayAccount
 from legion_nb.emulators.world import Emulator, SandboxWorld
@@ -67,7 +67,7 @@ def create_app(world: SandboxWorld, *, servers_per_zone: int = DEFAULT_SERVERS_P
         ]
     )
     app[ACCOUNT_KEY] = account
-    app.add_routes(InstanceApi(account).routes())
+    app.add_routes(instance.routes(account))
     app.add_routes(IamApi(account).routes())
     app.add_routes(DomainApi(account).routes())
     app.add_routes(MarketplaceApi().routes())
