@@ -31,10 +31,12 @@ from legion_nb.engine.state.model import (
     host_fqdn,
 )
 from legion_nb.engine.state.validation import (
+    normalize_cluster_name,
     normalize_host,
     normalize_hostname,
     normalize_label,
     normalize_operator_cidrs,
+    normalize_server_name,
     normalize_zone,
     rule_direction,
     rule_protocol,
@@ -100,14 +102,14 @@ def upsert_server(
 ) -> LegionState:
     """Plan a server (or change its choices). ``cluster`` defaults to the server's current cluster,
     else ``default``; moving a server to another cluster drops it from the old one."""
-    server_name = normalize_hostname(name, what="server name")
+    server_name = normalize_server_name(name)
     if role not in _ROLES:
         raise ValidationError(f"server role {role!r} must be 'cluster' or 'satellite'")
     current = state.scheme.find_server(server_name)
     if cluster is None:
         cluster_name = current[0] if current else DEFAULT_CLUSTER
     else:
-        cluster_name = normalize_label(cluster, what="cluster name")
+        cluster_name = normalize_cluster_name(cluster)
     server = PlannedServer(
         name=server_name,
         provider=validate_provider(provider),

@@ -211,19 +211,29 @@ class Engine:
 
     @engine_api
     async def unlock(self, password: str) -> dict[str, Any]:
-        """Open the state with ``password`` (unlocking again re-checks the password)."""
+        """Open the state with ``password``.
+
+        On an unlocked engine the password is checked against the file before anything else: a
+        wrong one raises and leaves the session as it was (a mistyped password never logs the
+        operator out); a right one reloads the state only if the file moved on since this session
+        last read or wrote it (another process saved), else the session simply continues.
+        """
         from legion_nb.engine.state.store import SecureStateStore  # noqa: PLC0415 - heavy crypto import
 
         async with self._lifecycle:
             self._check_open()
-            await self._close_session()
             store, payload = await SecureStateStore.unlock(self.state_path, password)
+            current = self._persistence
+            if current is not None and store.generation <= current.store.generation:
+                store.close()  # the password is right and this session already holds the latest state
+                return self._auth_result()
             try:
                 state = decode_state(payload)
             except BaseException:
                 store.close()
                 raise
             del payload
+            await self._close_session()
             await self._open(store, state)
         return self._auth_result()
 

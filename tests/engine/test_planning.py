@@ -188,3 +188,28 @@ def test_validate_scheme_catches_hand_made_inconsistencies() -> None:
         validate_scheme(replace(state.scheme, clusters={**state.scheme.clusters, "other": dup}))
     with pytest.raises(ValidationError, match="unplanned zone"):
         validate_scheme(replace(state.scheme, dns_zones={}))
+
+
+def test_names_fit_every_place_they_go_and_say_which_limit() -> None:
+    # Before: a 65-253 character server name was planned, then materialize failed late with
+    # "internal error (ValueError)" when the node certificate's common name (at most 64) was built.
+    state = planned()
+    longest = "n" * 60 + ".abc"  # 64 characters
+    assert server(planning.upsert_server(state, name=longest, provider="hetzner"), longest)[1].name == longest
+    too_long = "n" * 61 + ".abc"
+    with pytest.raises(ValidationError, match="65 characters: a node certificate's common name") as info:
+        planning.upsert_server(state, name=too_long, provider="hetzner")
+    assert "\n" not in str(info.value) and "at most 64" in str(info.value)
+    with pytest.raises(ValidationError, match="at most 64"):
+        planning.upsert_server(state, name=".".join(["a" * 63] * 3), provider="scaleway")
+    fits = "c" * 47
+    assert fits in planning.upsert_server(state, name="x1", provider="ovh", cluster=fits).scheme.clusters
+    with pytest.raises(ValidationError, match=r"'legion-c{48}-scaleway' must stay a DNS label") as info:
+        planning.upsert_server(state, name="x1", provider="ovh", cluster="c" * 48)
+    assert "at most 47" in str(info.value)
+    cluster = PlannedCluster(
+        name="solo", servers={too_long: PlannedServer(name=too_long, provider="hetzner")}
+    )
+    hand_made = replace(empty_state().scheme, clusters={"solo": cluster})
+    with pytest.raises(ValidationError, match="at most 64"):
+        validate_scheme(hand_made)

@@ -298,3 +298,30 @@ def _all_reachable(root: object) -> list[object]:
         if hasattr(obj, "__slots__"):
             stack.extend(getattr(obj, s) for s in _slots(type(obj)) if hasattr(obj, s))
     return out
+
+
+# -- unlocking an unlocked engine ---------------------------------------------------------
+
+
+async def test_a_wrong_password_on_an_unlocked_engine_keeps_the_session(engine: Engine) -> None:
+    # Before: unlock logged out first, so a wrong password through the daemon locked everyone out.
+    await engine.plan_upsert_server(name="alpha", provider="hetzner")
+    revision = (await engine.status()).revision
+    with pytest.raises(WrongPasswordError):
+        await engine.unlock("not the password")
+    assert engine.is_unlocked
+    assert (await engine.status()).revision == revision
+    assert "alpha" in engine.state.scheme.clusters["default"].servers
+    result = await engine.unlock(PASSWORD)  # the right one: checked, the session simply goes on
+    assert result["unlocked"] is True and result["revision"] == revision
+
+
+async def test_unlocking_again_loads_what_another_process_saved(engine: Engine, state_path: Path) -> None:
+    other = create_engine(state_path)
+    await other.unlock(PASSWORD)
+    await other.plan_upsert_server(name="beta", provider="scaleway")
+    await other.aclose()
+    assert "default" not in engine.state.scheme.clusters
+    await engine.unlock(PASSWORD)
+    assert "beta" in engine.state.scheme.clusters["default"].servers
+    await engine.plan_upsert_server(name="gamma", provider="hetzner")  # and it writes on top of it

@@ -17,10 +17,14 @@ from legion_nb.engine.state.model import PROVIDERS, Direction, PlannedRule, Prot
 from legion_nb.errors import ValidationError
 
 __all__ = [
+    "MAX_CLUSTER_NAME",
+    "MAX_SERVER_NAME",
+    "normalize_cluster_name",
     "normalize_host",
     "normalize_hostname",
     "normalize_label",
     "normalize_operator_cidrs",
+    "normalize_server_name",
     "normalize_zone",
     "rule_direction",
     "rule_protocol",
@@ -31,6 +35,13 @@ __all__ = [
 
 _LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 _MAX_NAME = 253
+MAX_SERVER_NAME = 64
+"""A server's name is its node certificate's common name (RFC 5280 caps a CN at 64 characters) and
+its Linux host name (``HOST_NAME_MAX`` is 64); a DNS host name alone would allow 253."""
+MAX_CLUSTER_NAME = 47
+"""A cluster's name goes into its derived firewall set ``legion-<cluster>-<provider>``, which must
+stay one 63-character DNS label for the longest provider name (``scaleway``), and into its CA's
+common name ``<cluster> cluster CA`` (64); the firewall name is the tighter of the two."""
 _PORT_RANGE = re.compile(r"(\d{1,5})(?:-(\d{1,5}))?")
 _PORTED = frozenset({"tcp", "udp"})
 
@@ -66,6 +77,28 @@ def normalize_hostname(value: str, *, what: str = "host name", min_labels: int =
             )
     if len(labels) < min_labels:
         raise ValidationError(f"{what} {value!r} needs at least {min_labels} labels, e.g. example.org")
+    return name
+
+
+def normalize_server_name(value: str) -> str:
+    """A planned server's name: a host name that also fits every place it goes (:data:`MAX_SERVER_NAME`)."""
+    name = normalize_hostname(value, what="server name")
+    if len(name) > MAX_SERVER_NAME:
+        raise ValidationError(
+            f"server name {value!r} has {len(name)} characters: a node certificate's common name "
+            f"and a Linux host name hold at most {MAX_SERVER_NAME}"
+        )
+    return name
+
+
+def normalize_cluster_name(value: str) -> str:
+    """A cluster's name: one label that also fits its derived names (:data:`MAX_CLUSTER_NAME`)."""
+    name = normalize_label(value, what="cluster name")
+    if len(name) > MAX_CLUSTER_NAME:
+        raise ValidationError(
+            f"cluster name {value!r} has {len(name)} characters: its firewall set "
+            f"'legion-{name}-scaleway' must stay a DNS label of at most 63, so at most {MAX_CLUSTER_NAME}"
+        )
     return name
 
 
@@ -154,11 +187,11 @@ def validate_scheme(scheme: Scheme) -> None:
     """Check a whole scheme: names, duplicates across clusters, and every reference."""
     seen: dict[str, str] = {}
     for cluster_name, cluster in scheme.clusters.items():
-        normalize_label(cluster_name, what="cluster name")
+        normalize_cluster_name(cluster_name)
         for name, server in cluster.servers.items():
             if name != server.name:
                 raise ValidationError(f"server {server.name!r} is filed under the name {name!r}")
-            normalize_hostname(name, what="server name")
+            normalize_server_name(name)
             validate_provider(server.provider)
             if name in seen:
                 raise ValidationError(
