@@ -351,8 +351,11 @@ class Engine:
     async def diff(self) -> Diff:
         """Planned vs tracked vs observed, field by field, with the action per resource (the
         cluster's derived firewall sets included)."""
-        admin = self.core.resources.settings.admin_sources
-        return with_derived_firewalls(diff(self.state), self.state, admin)
+        resources = self.core.resources
+        plans = resources.firewall_plans.plans(self.state) if resources.running else None
+        return with_derived_firewalls(
+            diff(self.state), self.state, resources.settings.admin_sources, plans=plans
+        )
 
     @engine_api
     async def credentials_show(self) -> list[dict[str, Any]]:

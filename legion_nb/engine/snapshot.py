@@ -99,16 +99,19 @@ def row_of(resource: ResourceDiff | None, actor: ActorSnapshot | None) -> dict[s
 
 
 def with_derived_firewalls(
-    result: Diff, state: LegionState, admin_sources: tuple[str, ...] | None = None
+    result: Diff,
+    state: LegionState,
+    admin_sources: tuple[str, ...] | None = None,
+    *,
+    plans: Mapping[str, FirewallSetPlan] | None = None,
 ) -> Diff:
     """``result`` with the cluster's derived firewall sets as planned resources (module notes):
     ``create`` until tracked, ``update`` while the tracked rules let in other operator CIDRs than
-    planned, else ``unchanged``; the actor converges their rules either way."""
-    derived = {
-        plan.name: plan
-        for plan in build_cluster_firewall_plan(state, admin_sources=admin_sources).values()
-        if plan.cluster is not None
-    }
+    planned, else ``unchanged``; the actor converges their rules either way. ``plans`` is the
+    derived plan of ``state`` when the caller has it (built from ``admin_sources`` otherwise)."""
+    if plans is None:
+        plans = build_cluster_firewall_plan(state, admin_sources=admin_sources)
+    derived = {plan.name: plan for plan in plans.values() if plan.cluster is not None}
     if not derived:
         return result
 
@@ -157,8 +160,14 @@ class StateView:
     resources: tuple[ResourceDiff, ...]
 
     @classmethod
-    def of(cls, state: LegionState, admin_sources: tuple[str, ...] | None = None) -> StateView:
-        return cls(state, with_derived_firewalls(diff(state), state, admin_sources).resources)
+    def of(
+        cls,
+        state: LegionState,
+        admin_sources: tuple[str, ...] | None = None,
+        *,
+        plans: Mapping[str, FirewallSetPlan] | None = None,
+    ) -> StateView:
+        return cls(state, with_derived_firewalls(diff(state), state, admin_sources, plans=plans).resources)
 
 
 def assemble(
@@ -234,7 +243,8 @@ class SnapshotPublisher:
         state = persistence.state
         admin = self._resources.settings.admin_sources
         if self._view is None or self._view.state is not state:
-            self._view = StateView.of(state, admin)
+            plans = self._resources.firewall_plans.plans(state) if self._resources.running else None
+            self._view = StateView.of(state, admin, plans=plans)
         return assemble(
             state,
             persistence.revision,

@@ -24,9 +24,11 @@ deployment to enforce on the node (``node_level``).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from legion_nb.engine.state.model import LegionState, PlannedRule
 from legion_nb.errors import ValidationError
@@ -39,6 +41,7 @@ __all__ = [
     "ANYWHERE",
     "SSH_PORT",
     "SYNC_PORT",
+    "FirewallPlanCache",
     "FirewallSetPlan",
     "build_cluster_firewall_plan",
     "cluster_firewall_name",
@@ -75,6 +78,10 @@ def cluster_firewall_name(cluster: str, provider: str) -> str:
     return f"legion-{cluster}-{provider}"
 
 
+def _source_order(network: str) -> tuple[bool, str]:
+    return (":" in network, network)
+
+
 def normalize_sources(sources: Iterable[str]) -> tuple[str, ...]:
     """CIDRs in canonical form, deduplicated and sorted; ``ValidationError`` for a bad one."""
     found: set[str] = set()
@@ -83,10 +90,13 @@ def normalize_sources(sources: Iterable[str]) -> tuple[str, ...]:
             found.add(str(ipaddress.ip_network(text.strip(), strict=False)))
         except ValueError as exc:
             raise ValidationError(f"{text!r} is not an address or CIDR like 203.0.113.7/32") from exc
-    return tuple(sorted(found, key=lambda n: (":" in n, n)))
+    return tuple(sorted(found, key=_source_order))
 
 
+@functools.lru_cache(maxsize=65536)
 def _host_cidr(address: str) -> str:
+    """The canonical host network of one tracked address. Cached: a cluster's addresses change
+    rarely, and parsing them with ``ipaddress`` dominates the plan of a large fleet."""
     ip = ipaddress.ip_address(address)
     return f"{ip}/{ip.max_prefixlen}"
 
@@ -138,7 +148,7 @@ def _cluster_sets(
                     "in",
                     "tcp",
                     PortRange.single(SYNC_PORT),
-                    sources=normalize_sources(peers),
+                    sources=tuple(sorted(peers, key=_source_order)),  # canonical already
                     description="tribes sync from cluster peers",
                 )
             )
@@ -197,3 +207,49 @@ def build_cluster_firewall_plan(
             warnings=("replaces the derived cluster firewall of the same name",) if shadowed else (),
         )
     return dict(sorted(sets.items()))
+
+
+class FirewallPlanCache:
+    """The derived firewall plan of the current state, built once per state value and shared.
+
+    Why: the supervisor's key set, every firewall actor's guards and snapshot facts, the app
+    snapshot and ``diff`` all read the plan of the same state, many times per commit. States are
+    immutable, so the state's identity says whether the last plan still holds. The owner (the
+    resource supervisor) calls :meth:`clear` when the state is locked: the cache must not keep a
+    decrypted state reachable after logout.
+    """
+
+    def __init__(self, admin_sources: Sequence[str] | None = None) -> None:
+        self.admin_sources = None if admin_sources is None else tuple(admin_sources)
+        self._state: LegionState | None = None
+        self._plans: Mapping[str, FirewallSetPlan] = MappingProxyType({})
+        self._members: Mapping[str, frozenset[str]] = MappingProxyType({})
+
+    def plans(self, state: LegionState) -> Mapping[str, FirewallSetPlan]:
+        """:func:`build_cluster_firewall_plan` of ``state`` (read-only; shared by every caller)."""
+        if state is not self._state:
+            self._plans = MappingProxyType(
+                dict(build_cluster_firewall_plan(state, admin_sources=self.admin_sources))
+            )
+            self._members = MappingProxyType(_cluster_members(state))
+            self._state = state
+        return self._plans
+
+    def cluster_members(self, state: LegionState, cluster: str) -> frozenset[str]:
+        """Every server of ``cluster``, planned or tracked there (an index over ``state``)."""
+        self.plans(state)
+        return self._members.get(cluster, frozenset())
+
+    def clear(self) -> None:
+        self._state = None
+        self._plans = MappingProxyType({})
+        self._members = MappingProxyType({})
+
+
+def _cluster_members(state: LegionState) -> dict[str, frozenset[str]]:
+    members: dict[str, set[str]] = {}
+    for cluster in state.scheme.clusters.values():
+        members.setdefault(cluster.name, set()).update(cluster.servers)
+    for name, record in state.tracked.servers.items():
+        members.setdefault(record.cluster, set()).add(name)
+    return {cluster: frozenset(names) for cluster, names in members.items()}

@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 from statemachine import StateChart
 
-from legion_nb.engine.cluster.firewall_plan import normalize_sources
+from legion_nb.engine.cluster.firewall_plan import FirewallPlanCache, normalize_sources
 from legion_nb.engine.resources.pending import pending_for
 from legion_nb.engine.resources.ports import ProviderAccess, StatePort
 from legion_nb.engine.resources.snapshot import ActorSnapshot, Health, ResourceKey
@@ -123,7 +123,9 @@ class NodeDeployer(Protocol):
 class ActorContext:
     """The collaborators an actor may use. ``changed`` reports a new snapshot to the supervisor;
     ``busy_servers`` names the servers (of those asked) whose actors have work in flight;
-    ``tracer`` (when tracing is on) gets every transition."""
+    ``tracer`` (when tracing is on) gets every transition; ``firewall_plans`` is the derived plan
+    of the current state, built once per state and shared by every actor (built from
+    ``settings.admin_sources``)."""
 
     providers: ProviderAccess
     state: StatePort
@@ -132,6 +134,7 @@ class ActorContext:
     settings: ResourceSettings = field(default_factory=ResourceSettings)
     tracer: ActorTracer | None = None
     deployment: NodeDeployer | None = None
+    firewall_plans: FirewallPlanCache = field(default_factory=FirewallPlanCache)
 
 
 def describe_error(exc: BaseException) -> tuple[str, bool]:

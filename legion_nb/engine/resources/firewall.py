@@ -1,7 +1,8 @@
 """The firewall actor: one per firewall set (a derived cluster set or one the operator planned).
 
 The desired set comes from :func:`legion_nb.engine.cluster.firewall_plan.build_cluster_firewall_plan`
-each time the actor looks, so it always converges on the latest full set: rules (4413 only from the
+of the current state (built once per state and shared through ``ActorContext.firewall_plans``), so
+the actor always converges on the latest full set: rules (4413 only from the
 cluster peers' addresses) and the servers it is applied to. What was last applied is the tracked
 firewall; a wave whose desired set equals it makes no provider call. While a server of the cluster
 is being created without a known address yet, or is being deleted, the set waits with a visible
@@ -18,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 
-from legion_nb.engine.cluster.firewall_plan import FirewallSetPlan, build_cluster_firewall_plan, planned_rule
+from legion_nb.engine.cluster.firewall_plan import FirewallSetPlan, planned_rule
 from legion_nb.engine.resources.converging import ConvergingActor
 from legion_nb.engine.state.edits import with_tracked, without_observed, without_pending
 from legion_nb.engine.state.model import LegionState, PlannedRule, Provider, TrackedFirewall
@@ -42,8 +43,7 @@ class FirewallActor(ConvergingActor):
     """``key.identity`` is the firewall set's name (``legion-<cluster>-<provider>`` when derived)."""
 
     def plan(self) -> FirewallSetPlan | None:
-        plans = build_cluster_firewall_plan(self._state, admin_sources=self.context.settings.admin_sources)
-        return plans.get(self.name)
+        return self.context.firewall_plans.plans(self._state).get(self.name)
 
     def tracked(self) -> TrackedFirewall | None:
         return self._state.tracked.firewalls.get(self.name)
@@ -70,10 +70,7 @@ class FirewallActor(ConvergingActor):
         if plan is not None:
             names.update(plan.servers)
             if plan.cluster is not None:
-                cluster = self._state.scheme.clusters.get(plan.cluster)
-                if cluster is not None:
-                    names.update(cluster.servers)
-                names.update(n for n, s in self._state.tracked.servers.items() if s.cluster == plan.cluster)
+                names.update(self.context.firewall_plans.cluster_members(self._state, plan.cluster))
         if tracked is not None:
             names.update(tracked.servers)
         return names
@@ -91,13 +88,13 @@ class FirewallActor(ConvergingActor):
         address yet, or one on its way out (its binding must not race its deletion). A planned
         server already tracked with its address does not hold the set up: the firewall is applied
         while it is still provisioning, which overlaps the two provider waits."""
-        planned = self._state.scheme.servers()
+        scheme = self._state.scheme
         tracked = self._state.tracked.servers
         blocking = []
         for name in self.context.busy_servers(self._related_servers()):
             record = tracked.get(name)
             known = record is not None and bool(record.ipv4 or record.ipv6)
-            if name not in planned or not known:
+            if scheme.find_server(name) is None or not known:
                 blocking.append(name)
         return blocking
 

@@ -29,11 +29,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from legion_nb.engine.cluster.firewall_plan import build_cluster_firewall_plan
+from legion_nb.engine.cluster.firewall_plan import FirewallPlanCache, FirewallSetPlan
 from legion_nb.engine.cluster.nbde import NbdeRepair, nbde_repairs
 from legion_nb.engine.paths import log_dir_for
 from legion_nb.engine.resources.actor import ActorContext, NodeDeployer, ResourceActor, ResourceSettings
@@ -77,8 +77,9 @@ def nbde_operation(repair: NbdeRepair) -> str:
     return "nbde_promote" if promoting else "nbde_reconcile"
 
 
-def desired_keys(state: LegionState, settings: ResourceSettings) -> dict[ResourceKey, str]:
-    """Every resource key the state calls for, with the provider its actor talks to."""
+def desired_keys(state: LegionState, firewall_plans: Mapping[str, FirewallSetPlan]) -> dict[ResourceKey, str]:
+    """Every resource key the state calls for, with the provider its actor talks to
+    (``firewall_plans``: the derived plan of ``state``)."""
     keys: dict[ResourceKey, str] = {}
     for name, server in state.tracked.servers.items():
         keys[ResourceKey("server", name)] = server.provider
@@ -93,7 +94,7 @@ def desired_keys(state: LegionState, settings: ResourceSettings) -> dict[Resourc
         keys.setdefault(ResourceKey("dns_zone", zone), planned_zone.provider)
     for name, firewall in state.tracked.firewalls.items():
         keys[ResourceKey("firewall", name)] = firewall.provider
-    for name, plan in build_cluster_firewall_plan(state, admin_sources=settings.admin_sources).items():
+    for name, plan in firewall_plans.items():
         keys.setdefault(ResourceKey("firewall", name), plan.provider)
     for name, domain in state.tracked.domains.items():
         keys[ResourceKey("domain", name)] = domain.provider
@@ -121,6 +122,8 @@ class ResourceSupervisor:
         self._providers = providers
         self._deployment = deployment
         self.settings = settings or ResourceSettings.from_env()
+        self.firewall_plans = FirewallPlanCache(self.settings.admin_sources)
+        """The derived firewall plan of the current state, shared by the actors and the snapshot."""
         self._trace = tracing_enabled() if trace is None else trace
         self._state: StatePort | None = None
         self._tracer: ActorTracer | None = None
@@ -173,6 +176,7 @@ class ResourceSupervisor:
             self._flush_handle.cancel()
             self._flush_handle = None
         self._dirty.clear()
+        self.firewall_plans.clear()
         if self._tracer is not None:
             self._tracer.close()
             self._tracer = None
@@ -193,7 +197,7 @@ class ResourceSupervisor:
         """Start actors for new keys and stop settled ones whose key the state no longer has."""
         async with self._lock:
             state = self._require_state()
-            keys = desired_keys(state.state, self.settings)
+            keys = desired_keys(state.state, self.firewall_plans.plans(state.state))
             for key, provider in keys.items():
                 if key not in self._actors:
                     actor = _ACTORS[key.kind](key, provider, self._context(state))
@@ -214,6 +218,7 @@ class ResourceSupervisor:
             settings=self.settings,
             tracer=self._tracer,
             deployment=self._deployment,
+            firewall_plans=self.firewall_plans,
         )
 
     def actor(self, key: ResourceKey) -> ResourceActor | None:
