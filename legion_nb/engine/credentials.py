@@ -3,10 +3,16 @@
 Credentials are stored in the encrypted state and nowhere else. What leaves the engine is the
 provider name, the endpoint and the *names* of the fields that are set, so an operator can see what is
 configured without any secret reaching a terminal, a log or a notebook output.
+
+Every value must be able to travel in an HTTP header as given: printable ASCII, no leading or
+trailing space. A value that is not would be refused by the HTTP stack on every later call (and,
+before this check existed, quoted in full by its error), so it is refused here, once, with a
+message that names the field and the kind of character, never the value.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -26,6 +32,19 @@ REQUIRED_FIELDS: Mapping[str, frozenset[str]] = {
     "ovh": frozenset({"application_key", "application_secret", "consumer_key"}),
 }
 _MAX_FIELD = 4096
+_FIELD_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_HEADER_SAFE = re.compile(r"[ -~]*")  # printable ASCII, space included (inside a value only)
+
+
+def _value_problem(value: str) -> str | None:
+    """What keeps ``value`` out of an HTTP header, in words that do not quote it; None if nothing."""
+    if not value.isascii():
+        return "a non-ASCII character"
+    if not _HEADER_SAFE.fullmatch(value):
+        return "a control character (tab, carriage return, line feed or similar)"
+    if value != value.strip():
+        return "leading or trailing spaces"
+    return None
 
 
 def _endpoint(value: str | None) -> str | None:
@@ -48,14 +67,23 @@ def set_credentials(
     if not isinstance(secrets, Mapping):
         raise ValidationError("credentials must be one JSON object of field names to strings")
     clean: dict[str, str] = {}
-    for key, value in secrets.items():
-        if not isinstance(key, str) or not key.strip():
-            raise ValidationError("credential field names must be non-empty strings")
+    for given, value in secrets.items():
+        if not isinstance(given, str) or not _FIELD_NAME.fullmatch(given.strip()):
+            raise ValidationError(
+                "credential field names must be 1 to 64 letters, digits, '_', '.' or '-'"
+            )
+        key = given.strip()
         if not isinstance(value, str) or not value or len(value) > _MAX_FIELD:
             raise ValidationError(
                 f"credential field {key!r} must be a non-empty string (at most {_MAX_FIELD})"
             )
-        clean[key.strip()] = value
+        problem = _value_problem(value)
+        if problem is not None:
+            raise ValidationError(
+                f"credential field {key!r} holds {problem}, which HTTP headers cannot carry: "
+                "paste the value exactly as the provider shows it"
+            )
+        clean[key] = value
     missing = sorted(REQUIRED_FIELDS[name] - clean.keys())
     if missing:
         raise ValidationError(f"{name} credentials lack {', '.join(missing)}: give them in the JSON object")

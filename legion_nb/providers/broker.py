@@ -161,6 +161,7 @@ class ProviderBroker:
             self._lanes[adapter.name] = _Lane(adapter)
         else:
             lane.adapter = adapter
+            lane.last_error = None  # it described the replaced adapter's credentials, not these
 
     def adapter(self, provider: str) -> ProviderAdapter:
         return self._lane(provider).adapter

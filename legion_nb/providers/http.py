@@ -22,6 +22,7 @@ the provider. A failure before the request left (connection refused, connect tim
 from __future__ import annotations
 
 import json as jsonlib
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
@@ -56,12 +57,16 @@ __all__ = [
     "json_object",
     "parse_retry_after",
     "rate_limit_from_headers",
+    "unsendable_request",
 ]
 
 Params = Mapping[str, str | int | Sequence[str | int]] | None
 """Query parameters; a sequence value repeats the key (``id=1&id=2``)."""
 
 READ_METHODS = frozenset({"GET", "HEAD"})
+
+# RFC 9110 field values as h11 enforces them: visible ASCII, inner spaces and tabs, none at the ends.
+_HEADER_VALUE = re.compile(rb"(?:[!-~](?:[ \t!-~]*[!-~])?)?")
 
 
 @dataclass(frozen=True)
@@ -219,6 +224,19 @@ def error_for_transport(provider: str, exc: httpx.HTTPError, *, mutation: bool) 
     return ProviderError(provider, f"request to {where} failed: {_reason(exc)}")
 
 
+def unsendable_request(provider: str) -> ProviderAuthError:
+    """The error for a request the HTTP stack refused to build or send: a header value it cannot carry.
+
+    Headers hold credentials, so the foreign message (which quotes the offending header value in
+    full) is never repeated; the request never left this machine, so retrying cannot help.
+    """
+    return ProviderAuthError(
+        provider,
+        "a credential holds a character that HTTP headers cannot carry, so nothing was sent: "
+        f"run `legion credentials set {provider}` with the values exactly as the provider shows them",
+    )
+
+
 def _where(exc: httpx.HTTPError) -> str:
     try:
         url = exc.request.url
@@ -317,13 +335,17 @@ class ApiClient:
         elif text is not None:
             content = text.encode()
             headers["Content-Type"] = "text/plain"
-        request = self._client.build_request(
-            method, self.url(path), params=params, content=content, headers=headers
-        )
-        if self._prepare is not None:
-            await self._prepare(request)
         try:
+            request = self._client.build_request(
+                method, self.url(path), params=params, content=content, headers=headers
+            )
+            if self._prepare is not None:
+                await self._prepare(request)
+            if not all(_HEADER_VALUE.fullmatch(value) for _, value in request.headers.raw):
+                raise unsendable_request(self.provider)  # whatever the transport, nothing goes out
             response = await self._client.send(request)
+        except (httpx.LocalProtocolError, UnicodeEncodeError) as exc:
+            raise unsendable_request(self.provider) from exc
         except httpx.HTTPError as exc:
             raise error_for_transport(self.provider, exc, mutation=is_mutation) from exc
         try:

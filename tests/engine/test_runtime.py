@@ -145,6 +145,27 @@ async def test_credentials_are_stored_but_never_returned(engine: Engine) -> None
     assert "12345" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("CANARY-tok-1 ", "leading or trailing spaces"),
+        (" CANARY-tok-1", "leading or trailing spaces"),
+        ("CANARY\ttok-1", "a control character"),
+        ("CANARY-tok-1\r\n", "a control character"),
+        ("CANARY-tök-1", "a non-ASCII character"),
+    ],
+)
+async def test_credentials_that_no_http_header_can_carry_are_refused_without_the_value(
+    engine: Engine, value: str, problem: str
+) -> None:
+    with pytest.raises(ValidationError, match=f"field 'token' holds {problem}") as info:
+        await engine.credentials_set(provider="hetzner", secrets={"token": value})
+    message = str(info.value)
+    assert "CANARY" not in message and "tok-1" not in message
+    assert "\n" not in message
+    assert "hetzner" not in engine.state.credentials
+
+
 async def test_change_password(engine: Engine, state_path: Path) -> None:
     with pytest.raises(WrongPasswordError):
         await engine.change_password(old="wrong password", new="another password")

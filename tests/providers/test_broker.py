@@ -435,3 +435,21 @@ async def test_outside_a_broker_a_read_is_tried_once() -> None:
     with pytest.raises(ProviderUnavailableError):
         await provider.adapter.list_servers()
     assert len(provider.requests) == 1
+
+
+async def test_new_credentials_clear_the_last_error_of_the_old_ones() -> None:
+    """A lane's last error describes the adapter that failed; after ``credentials set`` it is gone."""
+    async def refuse(_: httpx.Request) -> httpx.Response:
+        return error(401, "unauthorized", "unable to authenticate")
+
+    async def answer(_: httpx.Request) -> httpx.Response:
+        return servers_page()
+
+    failing = Provider(refuse)
+    async with ProviderBroker(policy(SleepLog())) as broker:
+        broker.register(failing.adapter)
+        with pytest.raises(ProviderAuthError):
+            await broker.read("hetzner", "list", lambda a: a.list_servers())
+        assert broker.status("hetzner").last_error
+        broker.register(Provider(answer).adapter)
+        assert broker.status("hetzner").last_error is None

@@ -414,3 +414,18 @@ def test_credentials_never_show_the_token() -> None:
     assert TOKEN not in repr(adapter)
     with pytest.raises(ProviderAuthError, match="credentials lack 'token'"):
         HetznerAdapter(httpx.AsyncClient(), ProviderCredentials("hetzner", BASE, {}))
+
+
+@pytest.mark.parametrize(
+    "token", ["CANARY-token-9 ", "CANARY-token-9\t", "CANARY\r\ntoken-9", "CANARY-tøken-9"]
+)
+async def test_a_token_no_header_can_carry_is_an_auth_error_that_never_quotes_it(token: str) -> None:
+    """Credentials stored before they were validated: nothing is sent, and the error names no value."""
+    recorder = Recorder(lambda request: httpx.Response(200, json={"servers": [], "meta": {}}))
+    client = httpx.AsyncClient(transport=httpx.MockTransport(recorder))
+    adapter = HetznerAdapter(client, ProviderCredentials("hetzner", BASE, {"token": token}))
+    with pytest.raises(ProviderAuthError, match="credentials set hetzner") as info:
+        await adapter.list_servers()
+    assert recorder.requests == []
+    assert "CANARY" not in str(info.value) and "token-9" not in str(info.value)
+    assert not getattr(info.value, "temporary", False)
