@@ -115,7 +115,7 @@ class EngineCore:
     ops: EngineOps
     publisher: SnapshotPublisher
     deployment: DeploymentService | None = None
-    """Node deployment (issue 5): when given, cluster node actors install their nodes over SSH."""
+    """Node deployment: when given, cluster node actors install their nodes over SSH."""
 
     @classmethod
     def build(

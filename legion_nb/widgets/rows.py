@@ -3,8 +3,8 @@
 The engine publishes its app snapshot as JSON-able data (an in-process :class:`~legion_nb.engine.
 runtime.Engine` hands over Python objects, the daemon's ``RemoteEngine`` hands over decoded JSON);
 :func:`parse_snapshot` turns either into typed rows, so the JavaScript side only ever sees the shapes
-declared here. Keeping the schema in one module means the resource-actor work (issue 4) only has to
-fill these keys in the snapshot rows; the panels, their JavaScript and the tests already speak them.
+declared here. Keeping the schema in one module means the engine's resource actors only fill these
+keys in the snapshot rows; the panels, their JavaScript and the tests all speak them.
 
 Snapshot row keys (all strings; a missing key reads as empty, a missing ``state`` as ``unknown``)::
 

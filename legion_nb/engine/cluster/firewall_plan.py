@@ -53,7 +53,7 @@ __all__ = [
 
 SSH_PORT = 22
 ADMIN_API_PORT = 8443
-"""The node admin API (HTTPS). Chosen here and used by deployment (issue 5) when it installs it."""
+"""The node admin API (HTTPS). Chosen here; deployment installs the API on this port."""
 SYNC_PORT = 4413
 ANYWHERE: tuple[str, ...] = ("0.0.0.0/0", "::/0")
 OPEN_WARNING = "SSH and the admin API are open to anywhere: plan operator addresses to restrict them"

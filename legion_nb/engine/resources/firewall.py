@@ -10,7 +10,7 @@ reason; a server whose address is already tracked does not hold it up (the set i
 that server still provisions, and reapplied if its address changes later).
 
 A provider without the firewall capability (OVH) gets no provider call at all: the set is tracked
-with an empty provider id as a *node-level* plan, for deployment (issue 5) to enforce on the nodes,
+with an empty provider id as a *node-level* plan, for deployment to enforce on the nodes,
 and the snapshot says so (``enforcement=node``).
 """
 

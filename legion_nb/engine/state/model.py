@@ -9,8 +9,8 @@ The state separates three views of every resource, as the seed does:
 * **observed** (:class:`ObservedProvider`): what the providers said when last read.
 
 Beside them: provider credentials (secret fields never shown in a repr), refreshed provider catalogs,
-the billing ledger and the operation log. Cluster security material (CA, node identities, NBDE keys)
-is not modelled yet: it belongs to the deployment work (issue 5) and gets its records there.
+the billing ledger, the operation log and the deployment material: each cluster's CA and operator
+certificate, each node's secrets and disk-unlock (NBDE) record.
 
 Every record is a frozen, slotted dataclass. Collections are tuples, or dicts keyed by the record's
 identity (typed ``Mapping`` so nobody mutates them in place): a change rebuilds only the path from the
@@ -409,7 +409,7 @@ class OperationLogEntry:
     summary: str = ""
 
 
-# -- deployment material (issue 5) ----------------------------------------------------------
+# -- deployment material -------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True, repr=False)
