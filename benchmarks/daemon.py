@@ -5,6 +5,9 @@ operator or a script pays for them. The cold runs use a copy of the same state f
 never contend with the daemon for it. Then the RPC round trip itself is timed from one client
 connection: p50 and p99 of an engine ``status`` call and of the daemon's own ``status``, on the
 asyncio client (notebooks, streams) and on the blocking client that serves one-shot CLI commands.
+Last, what the warm path's two private CPython imports buy: the same warm ``legion status`` with
+``hashlib`` (what the endpoint hash would use instead of the built-in ``_sha256``/``_sha2``) and with
+``socket`` (what the blocking client would use instead of ``_socket``) loaded as well.
 
     .venv/bin/python benchmarks/daemon.py [--runs 10] [--calls 2000]
 """
@@ -22,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from legion_nb.engine.daemon.client import connect_if_alive
@@ -43,12 +47,61 @@ def legion(env: dict[str, str], state: Path, *args: str, stdin: str = "") -> sub
 
 def timed(env: dict[str, str], state: Path, *args: str, stdin: str = "") -> tuple[float, float]:
     """Wall-clock and CPU seconds (user + system) of one whole ``legion`` process."""
+    return measured(lambda: legion(env, state, *args, stdin=stdin))
+
+
+def measured(run: Callable[[], object]) -> tuple[float, float]:
+    """Wall-clock and CPU seconds (user + system) of the child processes ``run`` starts."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    legion(env, state, *args, stdin=stdin)
+    run()
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+PRIVATE_IMPORTS = {
+    "as shipped (_sha256/_sha2 and _socket)": "",
+    "with hashlib (OpenSSL) as well": "import hashlib",
+    "with socket as well": "import socket",
+    "with both": "import hashlib, socket",
+}
+"""What the warm process also loads in each variant, after the CLI's own imports."""
+
+
+def warm_status_with(env: dict[str, str], state: Path, extra: str, importtime: bool = False) -> str:
+    """A warm ``legion status`` process that first imports the CLI, then ``extra``; returns stderr."""
+    code = (
+        "import runpy, sys\nimport legion_nb.cli.main\n"
+        f"{extra}\n"
+        f"sys.argv = ['legion', '--state', {str(state)!r}, 'status']\n"
+        "runpy.run_module('legion_nb', run_name='__main__')\n"
+    )
+    flags = ["-X", "importtime"] if importtime else []
+    result = subprocess.run(
+        [sys.executable, *flags, "-c", code],
+        capture_output=True, text=True, env=env, timeout=300, check=False,
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"warm status with {extra!r} failed: {result.stderr.strip()}")
+    return result.stderr
+
+
+def import_microseconds(importtime_log: str, module: str) -> int:
+    """The cumulative ``-X importtime`` figure of ``module`` (0 when it was already loaded)."""
+    for line in importtime_log.splitlines():
+        if line.startswith("import time:") and line.rsplit("|", 1)[1].strip() == module:
+            return int(line.split("|")[1])
+    return 0
+
+
+def private_imports(env: dict[str, str], state: Path, runs: int) -> dict[str, list[tuple[float, float]]]:
+    """Whole warm processes per variant, interleaved so that the machine's load hits each alike."""
+    samples: dict[str, list[tuple[float, float]]] = {label: [] for label in PRIVATE_IMPORTS}
+    for _ in range(runs):
+        for label, extra in PRIVATE_IMPORTS.items():
+            samples[label].append(measured(lambda extra=extra: warm_status_with(env, state, extra)))
+    return samples
 
 
 def percentile(samples: list[float], fraction: float) -> float:
@@ -148,6 +201,8 @@ def main() -> None:
             trips = asyncio.run(round_trips(state, token, options.calls))
             trips["engine status, blocking client"] = blocking_round_trips(state, token, options.calls)
             first = asyncio.run(first_status(state, cold_state, token, runs))
+            private = private_imports(warm_env, state, 2 * runs)
+            import_log = warm_status_with(warm_env, state, "import hashlib, socket", importtime=True)
         finally:
             legion(warm_env, state, "daemon", "stop")
     finally:
@@ -174,6 +229,20 @@ def main() -> None:
             f"RPC round trip, {name}: p50 {percentile(samples, 0.50) * 1e6:.0f} us, "
             f"p99 {percentile(samples, 0.99) * 1e6:.0f} us over {len(samples)} calls"
         )
+    medians = {
+        label: (statistics.median(s[0] for s in samples), statistics.median(s[1] for s in samples))
+        for label, samples in private.items()
+    }
+    shipped_wall, shipped_cpu = next(iter(medians.values()))
+    for label, (wall, cpu) in medians.items():
+        print(
+            f"warm `legion status` {label}: median wall {wall * 1000:.1f} ms "
+            f"({(wall - shipped_wall) * 1000:+.1f}), cpu {cpu * 1000:.1f} ms "
+            f"({(cpu - shipped_cpu) * 1000:+.1f}) over {len(private[label])} runs"
+        )
+    for module in ("hashlib", "socket"):
+        spent = import_microseconds(import_log, module) / 1000
+        print(f"  importing {module} after the CLI's own imports (-X importtime): {spent:.1f} ms")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
-"""The warm path's value classes behave as the frozen dataclasses they replaced, minus the imports.
+"""The warm path's value classes behave as frozen dataclasses would, without importing them.
 
-``Endpoint``, ``DaemonMetadata`` and ``Request`` are plain ``__slots__`` classes so that a
-daemon-served command never imports ``dataclasses``; the endpoint hash comes from CPython's
-built-in SHA-256 rather than ``hashlib`` (OpenSSL). These tests pin that nothing else changed:
-equality, hashing, immutability, reprs without secrets, and the very same endpoint names.
+``Endpoint``, ``DaemonMetadata`` and ``Request`` are ``NamedTuple`` classes so that a daemon-served
+command never imports ``dataclasses``; the endpoint hash comes from CPython's built-in SHA-256 rather
+than ``hashlib`` (OpenSSL). These tests pin what a frozen dataclass would give: equality, hashing,
+immutability, reprs without secrets, and the very same endpoint names.
 """
 
 from __future__ import annotations

@@ -22,13 +22,14 @@ import os
 import stat
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import NamedTuple
 
 from legion_nb.errors import DaemonError
 
 # The endpoint is a SHA-256 of the state path, taken from CPython's built-in module when there is
 # one: ``hashlib`` would load OpenSSL (``_hashlib``), which costs a warm CLI command more than its
-# round trip to the daemon. Same digest either way; ``hashlib`` remains for builds without it.
+# round trip to the daemon (``benchmarks/daemon.py`` prints the warm command with and without it).
+# Same digest either way; ``hashlib`` remains for builds without the built-in module.
 try:
     from _sha2 import sha256 as _sha256  # type: ignore[import-not-found,unused-ignore]  # 3.12+
 except ImportError:
@@ -50,51 +51,18 @@ class UnsafeRuntimeDirError(DaemonError):
     code = "daemon_unsafe_dir"
 
 
-class Endpoint:
+class Endpoint(NamedTuple):
     """The daemon endpoint for one state file: an immutable value.
 
-    A plain class rather than a frozen dataclass: ``dataclasses`` imports ``inspect`` (and with it
-    ``ast``, ``dis``, ``tokenize``), which every warm CLI command would pay for.
+    A ``NamedTuple`` rather than a frozen dataclass: ``dataclasses`` imports ``inspect`` (and with it
+    ``ast``, ``dis``, ``tokenize``), which every warm CLI command would pay for; ``typing`` is loaded
+    on that path anyway.
     """
-
-    __slots__ = ("address", "base", "directory", "kind")
 
     kind: str  # "unix" or "pipe"
     address: str  # the socket path or the pipe name
     directory: Path  # private directory for metadata (and the socket on Unix)
     base: Path  # the per-user parent of ``directory``
-
-    def __init__(self, kind: str, address: str, directory: Path, base: Path) -> None:
-        object.__setattr__(self, "kind", kind)
-        object.__setattr__(self, "address", address)
-        object.__setattr__(self, "directory", directory)
-        object.__setattr__(self, "base", base)
-
-    def __setattr__(self, name: str, value: object) -> NoReturn:
-        raise AttributeError(f"cannot assign to field {name!r}: an Endpoint is immutable")
-
-    def __delattr__(self, name: str) -> NoReturn:
-        raise AttributeError(f"cannot delete field {name!r}: an Endpoint is immutable")
-
-    def __repr__(self) -> str:
-        return (
-            f"Endpoint(kind={self.kind!r}, address={self.address!r}, "
-            f"directory={self.directory!r}, base={self.base!r})"
-        )
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Endpoint) and other.__class__ is self.__class__:
-            return self._fields() == other._fields()
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(self._fields())
-
-    def __reduce__(self) -> tuple[type[Endpoint], tuple[str, str, Path, Path]]:
-        return (Endpoint, self._fields())  # copy and pickle rebuild it through __init__
-
-    def _fields(self) -> tuple[str, str, Path, Path]:
-        return (self.kind, self.address, self.directory, self.base)
 
     @property
     def metadata_path(self) -> Path:

@@ -12,53 +12,22 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import NamedTuple
 
 __all__ = ["DaemonMetadata", "pid_alive", "read_metadata", "remove_quietly", "write_metadata"]
 
 
-class DaemonMetadata:
+class DaemonMetadata(NamedTuple):
     """What ``daemon.json`` holds: an immutable value.
 
-    A plain class rather than a frozen dataclass, because every warm CLI command reads it and
+    A ``NamedTuple`` rather than a frozen dataclass, because every warm CLI command reads it and
     ``dataclasses`` imports ``inspect`` (with ``ast``, ``dis`` and ``tokenize``).
     """
-
-    __slots__ = ("created", "endpoint", "pid", "version")
 
     version: str
     endpoint: str
     pid: int
     created: str  # ISO 8601, UTC
-
-    def __init__(self, version: str, endpoint: str, pid: int, created: str) -> None:
-        object.__setattr__(self, "version", version)
-        object.__setattr__(self, "endpoint", endpoint)
-        object.__setattr__(self, "pid", pid)
-        object.__setattr__(self, "created", created)
-
-    def __setattr__(self, name: str, value: object) -> NoReturn:
-        raise AttributeError(f"cannot assign to field {name!r}: DaemonMetadata is immutable")
-
-    def __delattr__(self, name: str) -> NoReturn:
-        raise AttributeError(f"cannot delete field {name!r}: DaemonMetadata is immutable")
-
-    def __repr__(self) -> str:
-        return (
-            f"DaemonMetadata(version={self.version!r}, endpoint={self.endpoint!r}, "
-            f"pid={self.pid!r}, created={self.created!r})"
-        )
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, DaemonMetadata) and other.__class__ is self.__class__:
-            return self.as_dict() == other.as_dict()
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash((self.version, self.endpoint, self.pid, self.created))
-
-    def __reduce__(self) -> tuple[type[DaemonMetadata], tuple[str, str, int, str]]:
-        return (DaemonMetadata, (self.version, self.endpoint, self.pid, self.created))  # copy, pickle
 
     def as_dict(self) -> dict[str, str | int]:
         """The fields by name, as ``daemon.json`` stores them."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, NoReturn
+from typing import Any, NamedTuple
 
 from legion_nb.errors import (
     DaemonAuthError,
@@ -82,47 +82,20 @@ class MethodNotAllowedError(DaemonProtocolError):
     code = "method_not_allowed"
 
 
-class Request:
+class Request(NamedTuple):
     """A request whose token has been checked and whose fields have the right types.
 
-    An immutable value whose repr leaves the token out. A plain class rather than a frozen
+    An immutable value whose repr leaves the token out. A ``NamedTuple`` rather than a frozen
     dataclass: clients import this module, and ``dataclasses`` imports ``inspect``.
     """
-
-    __slots__ = ("id", "method", "params", "token")
 
     id: int | str | None
     method: str
     params: dict[str, Any]
     token: str
 
-    def __init__(self, id: int | str | None, method: str, params: dict[str, Any], token: str) -> None:
-        object.__setattr__(self, "id", id)
-        object.__setattr__(self, "method", method)
-        object.__setattr__(self, "params", params)
-        object.__setattr__(self, "token", token)
-
-    def __setattr__(self, name: str, value: object) -> NoReturn:
-        raise AttributeError(f"cannot assign to field {name!r}: a Request is immutable")
-
-    def __delattr__(self, name: str) -> NoReturn:
-        raise AttributeError(f"cannot delete field {name!r}: a Request is immutable")
-
     def __repr__(self) -> str:
         return f"Request(id={self.id!r}, method={self.method!r}, params={self.params!r})"
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Request) and other.__class__ is self.__class__:
-            return (self.id, self.method, self.params, self.token) == (
-                other.id, other.method, other.params, other.token
-            )
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash((self.id, self.method, self.params, self.token))  # TypeError: params is a dict
-
-    def __reduce__(self) -> tuple[type[Request], tuple[int | str | None, str, dict[str, Any], str]]:
-        return (Request, (self.id, self.method, self.params, self.token))  # copy and pickle
 
 
 def new_token() -> str:

@@ -3,9 +3,9 @@
 A warm ``legion status`` is one request and one reply, yet the asyncio client makes the process
 import asyncio (and with it ssl, concurrent.futures, inspect...), which costs several times the
 round trip itself. This client speaks the same line protocol on a plain blocking socket from the
-C ``_socket`` module (the ``socket`` module's enum tables and selectors cost more than the call)
-and imports only the light daemon modules, so a daemon-served command pays for little more than
-the interpreter's start.
+C ``_socket`` module (the ``socket`` module's enum tables and selectors cost more than the call;
+``benchmarks/daemon.py`` prints the warm command with and without it) and imports only the light
+daemon modules, so a daemon-served command pays for little more than the interpreter's start.
 
 It makes the same checks as :func:`legion_nb.engine.daemon.client.connect_if_alive`: metadata
 and a live pid before anything else, a private endpoint directory, a listener of our own uid (the
