@@ -4,7 +4,11 @@ Why not ``dataclasses.asdict`` + ``json``: decoding must rebuild typed records (
 tuples, nested records) and reject malformed input with one clear line, and it must be fast: an
 unlock decodes the whole state, and a 1,000-server state has to decode in a few milliseconds. So each
 record type is compiled once into a pair of closures (encode, decode) driven by its type hints; the
-hot path is then plain dict and isinstance work with no reflection.
+hot path is then plain dict and isinstance work with no reflection. Both are generated code (see
+:func:`_generate`): ``benchmarks/state.py`` prints unlock and encode figures for this codec beside a
+plain one (``benchmarks/plain_codec.py``: the same checks, each record built by its own ``__init__``),
+and only the generated decoder keeps the decode of a 1,000-server state under 10% of the key
+derivation time, the unlock goal.
 
 Supported field types: ``str``, ``int``, ``float``, ``bool``, ``datetime`` (ISO 8601, UTC),
 ``Decimal`` (as a string, never a float), ``Literal[...]`` of strings, ``X | None``,
