@@ -148,17 +148,26 @@ class Resilience:
     async def create_and_wait_server(self, spec: ServerSpec, provider: str) -> Server:
         """Create, then wait until the server runs; the final read carries its addresses."""
         pending = await self.create_server(spec, provider)
-        if pending.operations:
-            await self._broker.wait(pending.operations)
-            return await self._broker.wait_for_server(provider, pending.server.id)
-        # Found by re-reading: the create landed, but a start that belonged to it may not have
-        # (Scaleway creates stopped and starts with a second call). We asked for a running server.
-        server = await self._broker.wait_for_server(provider, pending.server.id, ("running", "off"))
+        return await self.until_running(provider, pending.server.id, spec.name, pending.operations)
+
+    async def until_running(
+        self, provider: str, server_id: str, name: str, operations: Sequence[Operation] = ()
+    ) -> Server:
+        """Wait until the server runs, starting it when it is off; the final read carries its addresses.
+
+        ``operations`` are the create's (or a rebuild's) own actions: they end with the server
+        running. Without them (a server found by re-reading, adopted or rebuilt) the create may have
+        landed while a start that belonged to it did not (Scaleway creates stopped and starts with
+        a second call), so an ``off`` server is powered on here (idempotent, :meth:`converge`).
+        """
+        if operations:
+            await self._broker.wait(operations)
+            return await self._broker.wait_for_server(provider, server_id)
+        server = await self._broker.wait_for_server(provider, server_id, ("running", "off"))
         if server.status == "off":
-            sid = server.id
-            started = await self.converge(provider, f"power on {spec.name}", lambda a: a.power_on(sid))
+            started = await self.converge(provider, f"power on {name}", lambda a: a.power_on(server_id))
             await self._broker.wait([started] if started else [])
-            server = await self._broker.wait_for_server(provider, sid)
+            server = await self._broker.wait_for_server(provider, server_id)
         return server
 
     async def create_ssh_key(self, provider: str, name: str, public_key: str, legion_id: str) -> SshKey:

@@ -2,6 +2,10 @@
 engine-side pieces (encrypted state, broker, resilience, phase services, runtime) wired as the engine
 wires them.
 
+Servers are made as the engine makes them: by the node's :class:`ServerNodeActor`. The tests drive
+the node operations themselves, so the actor for a node starts when a provision phase begins
+(:class:`ActorProvisioned`) and leaves every operation to the test (:class:`DrivenByTheTest`).
+
 ``NodeWatcher`` stands in for the sandbox hook that boots a simulated node whenever the Hetzner
 emulator runs a server: it polls the emulated project and keeps a :class:`NodeFleet` in step, with
 root accepting the SSH keys the server was created with (as a cloud image would).
@@ -22,6 +26,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from legion_nb.engine import planning
+from legion_nb.engine.deployment.phases import NodeOperation, Phase, PhaseContext, PhaseHandler
 from legion_nb.engine.deployment.runtime import DelayHook, NodeDeploymentRuntime
 from legion_nb.engine.deployment.services import (
     DeploymentServices,
@@ -29,9 +34,19 @@ from legion_nb.engine.deployment.services import (
     ReadinessPolicy,
     SshNodeConnector,
 )
+from legion_nb.engine.resources.actor import ActorContext
+from legion_nb.engine.resources.node import ServerNodeActor
 from legion_nb.engine.resources.pending import StatePendingRecorder
+from legion_nb.engine.resources.snapshot import ResourceKey
 from legion_nb.engine.ssh import ReconnectPolicy, SshOptions
-from legion_nb.engine.state.model import LegionState, decode_state, empty_state, encode_state
+from legion_nb.engine.state.model import (
+    LegionState,
+    NodeExecution,
+    TrackedSshKey,
+    decode_state,
+    empty_state,
+    encode_state,
+)
 from legion_nb.engine.state.persistence import PersistenceSupervisor
 from legion_nb.engine.state.store import SecureStateStore
 from legion_nb.providers.broker import BrokerPolicy, PollPolicy, ProviderBroker, RetryPolicy
@@ -176,6 +191,66 @@ class HetznerOnly:
         return provider == "hetzner"
 
 
+class DrivenByTheTest:
+    """The node actors' ``NodeDeployer`` port while the test runs every node operation itself: a
+    node always reads as busy, so its actor provisions the server and never starts an install."""
+
+    def __init__(self, services: DeploymentServices) -> None:
+        self._services = services
+        self.runtime: NodeDeploymentRuntime | None = None
+
+    def enabled(self) -> bool:
+        return True
+
+    def busy(self, node: str) -> bool:
+        del node
+        return True
+
+    def execution(self, node: str) -> NodeExecution | None:
+        return self.runtime.execution(node) if self.runtime is not None else None
+
+    async def provider_ssh_key(self, node: str, provider: str) -> TrackedSshKey:
+        await self._services.prepare(node, NodeOperation.ADD)
+        return await self._services.provider_ssh_key(node, provider)
+
+    async def deploy(self, node: str) -> NodeExecution:
+        raise AssertionError(f"the test runs node {node}'s operations itself")
+
+    async def repair(self, node: str, operation: str) -> NodeExecution:
+        raise AssertionError(f"the test runs node {node}'s {operation} itself")
+
+
+class ActorProvisioned:
+    """The phase work with each node's server actor started when its provision phase begins."""
+
+    def __init__(self, services: DeploymentServices, context: ActorContext) -> None:
+        self._services = services
+        self._context = context
+        self.actors: dict[str, ServerNodeActor] = {}
+
+    async def prepare(self, node: str, operation: NodeOperation) -> None:
+        await self._services.prepare(node, operation)
+
+    def handler(self, phase: Phase) -> PhaseHandler:
+        handler = self._services.handler(phase)
+        if phase != Phase.PROVISION:
+            return handler
+
+        async def provision(ctx: PhaseContext) -> None:
+            if ctx.node not in self.actors:
+                actor = ServerNodeActor(ResourceKey("server", ctx.node), "hetzner", self._context)
+                self.actors[ctx.node] = actor
+                await actor.start()
+                await actor.sync()
+            await handler(ctx)
+
+        return provision
+
+    async def aclose(self) -> None:
+        for actor in self.actors.values():
+            await actor.stop()
+
+
 def fast_broker() -> BrokerPolicy:
     return BrokerPolicy(
         poll=PollPolicy(interval=0.01, backoff=1.5, max_interval=0.05, timeout=30.0),
@@ -191,6 +266,7 @@ def node_access(ssh_port: int) -> NodeAccess:
         ssh_port=ssh_port,
         admin_port=admin_port_of(ssh_port),
         readiness=ReadinessPolicy(attempts=200, delay=0.01),
+        provisioning=60.0,
         sleep=no_wait,
     )
 
@@ -217,6 +293,7 @@ class Engine:
     runtime: NodeDeploymentRuntime
     services: DeploymentServices
     broker: ProviderBroker
+    providers: HetznerOnly
 
 
 @asynccontextmanager
@@ -233,13 +310,24 @@ async def engine(
         ):
             broker.register(create_adapter(client, credentials))
             resilience = Resilience(broker, StatePendingRecorder(persistence), SettlePolicy(reads=3))
+            providers = HetznerOnly(broker, resilience)
             services = DeploymentServices(
-                persistence,
-                HetznerOnly(broker, resilience),
-                access=node_access(ssh_port),
-                connector=connector(),
+                persistence, providers, access=node_access(ssh_port), connector=connector()
             )
-            runtime = NodeDeploymentRuntime(persistence, services, delay=delay)
-            yield Engine(persistence, runtime, services, broker)
+            nodes = DrivenByTheTest(services)
+            context = ActorContext(
+                providers=providers,
+                state=persistence,
+                changed=lambda _: None,
+                busy_servers=lambda _: [],
+                deployment=nodes,
+            )
+            provisioned = ActorProvisioned(services, context)
+            runtime = NodeDeploymentRuntime(persistence, provisioned, delay=delay)
+            nodes.runtime = runtime
+            try:
+                yield Engine(persistence, runtime, services, broker, providers)
+            finally:
+                await provisioned.aclose()
     finally:
         await persistence.aclose()

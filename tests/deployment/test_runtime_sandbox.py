@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from runtimekit import PASSWORD, Engine, Sandbox, create_state, engine, sandbox
+from runtimekit import PASSWORD, Engine, Sandbox, connector, create_state, engine, node_access, sandbox
 
 from legion_nb.emulators.world import Timing
 from legion_nb.engine.cluster.nbde import nbde_repairs
@@ -23,12 +23,19 @@ from legion_nb.engine.deployment.phases import (
     PLANS,
     NodeOperation,
     Phase,
+    PhaseContext,
     UnknownOperationError,
     execution_of,
     resume_phase,
 )
 from legion_nb.engine.deployment.runtime import DeploymentService, NothingToResumeError, mark_interrupted
-from legion_nb.engine.deployment.services import TRIBES_CONFIG_PATH, NodeStepError, reinstall_image
+from legion_nb.engine.deployment.services import (
+    TRIBES_CONFIG_PATH,
+    DeploymentServices,
+    NodeNotReadyError,
+    NodeStepError,
+    reinstall_image,
+)
 from legion_nb.engine.runtime import create_engine
 from legion_nb.engine.state.edits import with_execution
 from legion_nb.engine.state.model import (
@@ -42,7 +49,7 @@ from legion_nb.engine.state.model import (
 )
 from legion_nb.engine.state.persistence import StateChange
 from legion_nb.engine.state.store import SecureStateStore
-from legion_nb.errors import LockedError
+from legion_nb.errors import LockedError, UsageError
 from legion_nb.providers.catalog import embedded_catalog
 from legion_nb.providers.ownership import LEGION_ID_LABEL
 
@@ -316,3 +323,24 @@ async def test_an_ssh_key_intent_left_by_a_crash_is_settled_by_the_key_itself(
     await parts.persistence.mutate(crash_left, reason="test: a crash after the key was created")
     assert await parts.services.provider_ssh_key("n1", "hetzner") == key  # found, not created again
     assert parts.persistence.state.tracked.pending == {}
+
+
+async def test_provision_waits_for_the_node_actor_and_never_creates_a_server(
+    world: Sandbox, parts: Engine
+) -> None:
+    """Without a node actor to make the server, the provision phase gives up (retryable) having
+    created nothing; a server that is neither planned nor tracked is the operator's error."""
+    access = replace(node_access(world.ssh_port), provisioning=0.2)
+    work = DeploymentServices(parts.persistence, parts.providers, access=access, connector=connector())
+
+    async def nowhere(point: str) -> None:
+        del point
+
+    provision = work.handler(Phase.PROVISION)
+    ctx = PhaseContext("n1", NodeOperation.ADD, Phase.PROVISION, checkpoint=nowhere)
+    with pytest.raises(NodeNotReadyError, match=r"server n1 is not tracked after 0.2 s; its node actor"):
+        await provision(ctx)
+    with pytest.raises(UsageError, match=r"server n9 is not planned; plan it with `legion plan server add`"):
+        await provision(replace(ctx, node="n9"))
+    assert world.hetzner_servers() == []
+    assert parts.persistence.state.tracked.servers == {}

@@ -48,7 +48,7 @@ class Phase(enum.StrEnum):
     """One durable step of a node operation; the value is what ``NodeExecution.phase`` holds."""
 
     PROVISION = "provision"
-    """Create the cloud server (once: a pending intent and the tracked provider id guard it)."""
+    """Wait for the cloud server its node actor creates (once), tracks and starts."""
     IMAGE_RESET = "image_reset"
     """Reinstall: rebuild the server from a current provider image (kept if still in the catalog)."""
     KEXEC = "kexec"

@@ -1,7 +1,8 @@
 """The work behind each deployment phase: provider calls, SSH sessions to the node, state writes.
 
-Every phase here is idempotent because it **looks before it acts**: provisioning finds a tracked
-provider id or settles a pending create before it would ever create; ``kexec`` and ``os_install``
+Every phase here is idempotent because it **looks before it acts**: provisioning only waits for the
+server the node actor creates, tracks and starts (:mod:`legion_nb.engine.resources.node`, the one
+place a server is made to exist and run); ``kexec`` and ``os_install``
 ask the node which stage it is at (``legion-node phase``) and skip what is behind it; certificate
 activation, Tribes configuration and the NBDE binding compare what the node holds with what it
 should hold. So a phase that was running when the engine died can simply be run again.
@@ -52,7 +53,7 @@ from legion_nb.engine.deployment.security import (
     NodeSecurity,
     sync_handoff,
 )
-from legion_nb.engine.resources.pending import pending_for
+from legion_nb.engine.resources.node import record_observed, server_choice
 from legion_nb.engine.resources.ports import ProviderAccess, StatePort
 from legion_nb.engine.ssh import (
     CommandResult,
@@ -65,7 +66,7 @@ from legion_nb.engine.ssh import (
     connect_with_retry,
     scan_host_key,
 )
-from legion_nb.engine.state.edits import track_server, with_cluster_material, with_material, without_pending
+from legion_nb.engine.state.edits import with_cluster_material, with_material, without_pending
 from legion_nb.engine.state.model import (
     DEFAULT_CLUSTER,
     ClusterMaterial,
@@ -77,11 +78,10 @@ from legion_nb.engine.state.model import (
     TrackedSshKey,
     utcnow,
 )
-from legion_nb.errors import NodeError, ProviderAmbiguousError, ProviderError, UsageError
-from legion_nb.providers.catalog import resolve_server_choice
+from legion_nb.errors import NodeError, UsageError
 from legion_nb.providers.node_admin import NodeAdminClient, NodeAdminUnreachableError, Readiness, admin_url
-from legion_nb.providers.ownership import LEGION_ID_LABEL, OwnershipLabels, deterministic_name
-from legion_nb.providers.records import Catalog, Server, ServerSpec
+from legion_nb.providers.ownership import LEGION_ID_LABEL, deterministic_name
+from legion_nb.providers.records import Catalog
 
 __all__ = [
     "ADMIN_KEYS_PATH",
@@ -115,7 +115,6 @@ TLS_KEY_PATH = "/etc/tribes/tls/node.key"
 TRIBES_CONFIG_PATH = "/etc/tribes/sync.json"
 NBDE_BINDING_PATH = "/etc/legion/nbde.json"
 
-_PROFILE = {"cluster": "cluster-node", "satellite": "satellite"}
 _SYNC_FIELDS = ("cluster", "node", "peers", "allow", "ca_certificate", "certificate")
 
 
@@ -196,6 +195,8 @@ class NodeAccess:
     ssh_port: int = 22
     admin_port: int = ADMIN_API_PORT
     readiness: ReadinessPolicy = field(default_factory=ReadinessPolicy)
+    provisioning: float = 600.0
+    """Seconds the provision phase waits for the node actor to track and start the server."""
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
 
@@ -204,9 +205,9 @@ def reinstall_image(catalog: Catalog, record: TrackedServer, planned: PlannedSer
     it (the node keeps its OS line), otherwise the catalog policy's choice for the server."""
     if record.image and catalog.image(record.image) is not None:
         return record.image
-    choice = resolve_server_choice(
+    choice = server_choice(
         catalog,
-        _PROFILE[record.role],
+        record.role,
         server_type=(planned.server_type if planned else "") or record.server_type or None,
         location=(planned.location if planned else "") or record.location or None,
         image=(planned.image if planned else "") or None,
@@ -320,83 +321,34 @@ class DeploymentServices:
     # -- provider phases ---------------------------------------------------------------------------
 
     async def provision(self, ctx: PhaseContext) -> None:
-        """Create the server once: a tracked provider id means provisioned; a pending create left by
-        a crash is settled by lookup, never sent again blind."""
+        """Wait for the node's server: its node actor creates it (once, with the node's provider SSH
+        key), tracks it and starts it; this phase never creates one. ``created`` is announced once
+        the server is tracked."""
         node = ctx.node
         state = self._state.state
-        record = state.tracked.servers.get(node)
-        if record is None:
-            planned = state.scheme.find_server(node)
-            if planned is None:
-                raise UsageError(f"server {node} is not planned; plan it with `legion plan server add`")
-            cluster, server = planned
-            await self._create(ctx, cluster, server)
-            record = self._state.state.tracked.servers[node]
-        await self._until_running(record)
-
-    async def _create(self, ctx: PhaseContext, cluster: str, server: PlannedServer) -> None:
-        node, provider = ctx.node, server.provider
-        resilience = self._providers.resilience
-        intent = pending_for(self._state.state, "server", provider, node)
-        found: Server | None = None
-        legion_id = intent.legion_id if intent is not None else None
-        if intent is not None:
-            settled = await resilience.settle_pending(intent)
-            found = settled if isinstance(settled, Server) else None
-        key = await self.provider_ssh_key(node, provider)
-        if found is None:
-            ownership = OwnershipLabels.new()
-            legion_id = ownership.legion_id
-            spec = self._spec(node, server, key.provider_id, ownership)
-            try:
-                found = (await resilience.create_server(spec, provider)).server
-            except ProviderError as exc:
-                if not isinstance(exc, ProviderAmbiguousError):  # refused outright: nothing landed
-                    await self._state.mutate(
-                        lambda s: (without_pending(s, ownership.legion_id), None),
-                        reason=f"server {node}: create refused",
-                    )
-                raise
+        if node not in state.tracked.servers and state.scheme.find_server(node) is None:
+            raise UsageError(f"server {node} is not planned; plan it with `legion plan server add`")
+        await self._until_state(node, lambda s: node in s.tracked.servers, "tracked")
         await ctx.checkpoint("created")
-        assert legion_id is not None
-        record = TrackedServer(
-            name=node,
-            provider=provider,
-            provider_id=found.id,
-            created=found.created or utcnow(),
-            cluster=cluster,
-            role=server.role,
-            server_type=found.server_type or "",
-            location=found.location or "",
-            image=found.image or "",
-            ipv4=found.ipv4,
-            ipv6=found.ipv6,
-            status=found.status,
-            labels=dict(found.labels),
-            ssh_keys=(key,),
-        )
-        settled_id = legion_id
-        await self._state.mutate(
-            lambda s: (track_server(without_pending(s, settled_id), record), None),
-            reason=f"track server {node} ({found.id})",
-        )
+        await self._until_state(node, lambda s: _status(s, node) == "running", "running")
 
-    def _spec(self, node: str, server: PlannedServer, key_id: str, ownership: OwnershipLabels) -> ServerSpec:
-        choice = resolve_server_choice(
-            self._providers.catalog(server.provider),
-            _PROFILE[server.role],
-            server_type=server.server_type or None,
-            location=server.location or None,
-            image=server.image or None,
-        )
-        return ServerSpec(
-            name=node,
-            server_type=choice.server_type.name,
-            location=choice.location.name,
-            image=choice.image.id,
-            ssh_key_ids=(key_id,),
-            labels=ownership.as_labels(),
-        )
+    async def _until_state(self, node: str, ready: Callable[[LegionState], bool], what: str) -> None:
+        """Until ``ready(state)`` holds, rechecked after every state write (the node actor's), for at
+        most ``NodeAccess.provisioning`` seconds."""
+        changed = asyncio.Event()
+        unsubscribe = self._state.subscribe(lambda _: changed.set())
+        try:
+            async with asyncio.timeout(self._access.provisioning):
+                while not ready(self._state.state):
+                    changed.clear()
+                    await changed.wait()
+        except TimeoutError:
+            raise NodeNotReadyError(
+                f"server {node} is not {what} after {self._access.provisioning:g} s; its node actor "
+                "creates and starts it (`legion materialize`), then resume the operation"
+            ) from None
+        finally:
+            unsubscribe()
 
     async def provider_ssh_key(self, node: str, provider: str) -> TrackedSshKey:
         """The provider SSH key root accepts on the fresh image: the node's admin key, registered
@@ -426,37 +378,6 @@ class DeploymentServices:
         )
         return TrackedSshKey(provider_id=created.id, name=created.name, fingerprint=created.fingerprint or "")
 
-    async def _until_running(self, record: TrackedServer) -> None:
-        provider, server_id = record.provider, record.provider_id
-        broker = self._providers.broker
-        server = await broker.wait_for_server(provider, server_id, ("running", "off"))
-        if server.status == "off":
-            started = await self._providers.resilience.converge(
-                provider, f"power on {record.name}", lambda a: a.power_on(server_id)
-            )
-            await broker.wait([started] if started else [])
-            server = await broker.wait_for_server(provider, server_id)
-        await self._observed(record.name, server)
-
-    async def _observed(self, node: str, server: Server) -> None:
-        def update(state: LegionState) -> tuple[LegionState, None]:
-            current = state.tracked.servers.get(node)
-            if current is None:
-                return state, None
-            fresh = dataclasses.replace(
-                current,
-                ipv4=server.ipv4,
-                ipv6=server.ipv6,
-                status=server.status,
-                image=server.image or current.image,
-            )
-            servers = {**state.tracked.servers, node: fresh}
-            return dataclasses.replace(
-                state, tracked=dataclasses.replace(state.tracked, servers=servers)
-            ), None
-
-        await self._state.mutate(update, reason=f"server {node} is {server.status}")
-
     async def image_reset(self, ctx: PhaseContext) -> None:
         """Rebuild the tracked server from a current image (:func:`reinstall_image`)."""
         record = self._state.state.tracked.servers.get(ctx.node)
@@ -473,7 +394,9 @@ class DeploymentServices:
         if operation is not None:
             await self._providers.broker.wait([operation])
         await ctx.checkpoint("rebuilt")
-        await self._until_running(dataclasses.replace(record, image=image))
+        resilience = self._providers.resilience
+        server = await resilience.until_running(record.provider, server_id, ctx.node)
+        await record_observed(self._state, ctx.node, server)
 
     # -- node sessions -----------------------------------------------------------------------------
 
@@ -819,6 +742,11 @@ def _names_addresses(security: NodeSecurity, addresses: list[str]) -> bool:
         return not addresses
     named = {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)}
     return set(addresses) <= named
+
+
+def _status(state: LegionState, node: str) -> str | None:
+    record = state.tracked.servers.get(node)
+    return record.status if record is not None else None
 
 
 def _url_host(address: str) -> str:

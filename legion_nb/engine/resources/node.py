@@ -10,15 +10,23 @@ The chart has two parallel regions, as the seed's node actor does:
   provider's status and, for cluster nodes while deployment is wired (``ActorContext.deployment``),
   ``deploying`` (the deployment runtime installs the node: the ``add`` operation's phases, or a
   resume of what an earlier run left unfinished), ``deployed`` (its last operation succeeded) or
-  ``deploy_failed`` (the next wave retries). The runtime's provisioning phase finds the server this
-  actor tracked and never creates a second one; the server is created with the node's provider SSH
+  ``deploy_failed`` (the next wave retries). The runtime's provisioning phase waits for the server this
+  actor tracks and runs, and never creates one; the server is created with the node's provider SSH
   key so the install phases can reach it. The live phase shows as the snapshot's ``substage``.
   Satellites keep the short path (reachable when running).
 
 Creation is safe against lost answers: the create intent (with the server's Legion id) is written to
 the state before the provider call, the tracked server is written the moment the provider returns
 its id (in the same write that drops the intent), and an ambiguous outcome keeps the intent so the
-next wave settles it by lookup and never creates a second server.
+next wave settles it by lookup and never creates a second server. The tracking write also moves a
+node operation's pre-tracking execution record onto the tracked server
+(:func:`~legion_nb.engine.state.edits.track_server`).
+
+This module is the one place a server is made to exist and run: the create spec
+(:func:`server_choice`, :meth:`ServerNodeActor._spec`), the tracked record (:func:`tracked_server_from`),
+what the provider reports (:func:`record_observed`), with :meth:`Resilience.until_running
+<legion_nb.providers.resilience.Resilience.until_running>` for the start. The deployment runtime reads
+and writes servers only through these.
 """
 
 from __future__ import annotations
@@ -37,8 +45,14 @@ from legion_nb.engine.resources.actor import (
     describe_error,
 )
 from legion_nb.engine.resources.pending import pending_for
+from legion_nb.engine.resources.ports import StatePort
 from legion_nb.engine.resources.snapshot import Health, ResourceKey
-from legion_nb.engine.state.edits import with_tracked_server, without_pending, without_tracked_server
+from legion_nb.engine.state.edits import (
+    track_server,
+    with_tracked_server,
+    without_pending,
+    without_tracked_server,
+)
 from legion_nb.engine.state.model import (
     DEFAULT_CLUSTER,
     LegionState,
@@ -50,11 +64,18 @@ from legion_nb.engine.state.model import (
     utcnow,
 )
 from legion_nb.errors import LegionError, ProviderNotFoundError, UsageError
-from legion_nb.providers.catalog import resolve_server_choice
+from legion_nb.providers.catalog import ServerChoice, resolve_server_choice
 from legion_nb.providers.ownership import OwnershipLabels
-from legion_nb.providers.records import Operation, Server, ServerSpec
+from legion_nb.providers.records import Catalog, Operation, Server, ServerSpec
 
-__all__ = ["ServerNodeActor", "ServerNodeChart", "tracked_server_from"]
+__all__ = [
+    "ServerNodeActor",
+    "ServerNodeChart",
+    "observed_server",
+    "record_observed",
+    "server_choice",
+    "tracked_server_from",
+]
 
 _PROFILE = {"cluster": "cluster-node", "satellite": "satellite"}
 _OPERATIONS = {
@@ -195,6 +216,51 @@ def tracked_server_from(
         status=server.status,
         labels=dict(server.labels),
     )
+
+
+def server_choice(
+    catalog: Catalog,
+    role: Role,
+    *,
+    server_type: str | None = None,
+    location: str | None = None,
+    image: str | None = None,
+) -> ServerChoice:
+    """The catalog's choice for a server of ``role``: what the operator gave, validated, and the
+    role's profile (cluster node or satellite) for what they left out."""
+    return resolve_server_choice(
+        catalog, _PROFILE[role], server_type=server_type, location=location, image=image
+    )
+
+
+def observed_server(record: TrackedServer, server: Server) -> TrackedServer:
+    """``record`` with what the provider reports now (addresses, status, and the type, location and
+    image when the provider names them)."""
+    return dataclasses.replace(
+        record,
+        ipv4=server.ipv4,
+        ipv6=server.ipv6,
+        status=server.status,
+        server_type=server.server_type or record.server_type,
+        location=server.location or record.location,
+        image=server.image or record.image,
+    )
+
+
+async def record_observed(state: StatePort, name: str, server: Server) -> None:
+    """Write what the provider reports about the tracked server ``name``; no write when the state
+    holds it already (or the server is no longer tracked)."""
+
+    def update(current: LegionState) -> tuple[LegionState, None]:
+        record = current.tracked.servers.get(name)
+        if record is None:
+            return current, None
+        return with_tracked_server(current, observed_server(record, server)), None
+
+    record = state.state.tracked.servers.get(name)
+    if record is None or observed_server(record, server) == record:
+        return
+    await state.mutate(update, reason=f"server {name} is {server.status}")
 
 
 def _system_for(status: str | None) -> str:
@@ -391,20 +457,9 @@ class ServerNodeActor(ResourceActor):
         record = self.tracked()
         if record is None:
             raise ProviderNotFoundError(self.provider, f"server {self.name} is no longer tracked")
-        broker = self.context.providers.broker
         operations, self._operations = self._operations, ()
-        server_id = record.provider_id
-        if operations:
-            await broker.wait(operations)
-            server = await broker.wait_for_server(self.provider, server_id)
-        else:
-            server = await broker.wait_for_server(self.provider, server_id, ("running", "off"))
-            if server.status == "off":
-                started = await self.context.providers.resilience.converge(
-                    self.provider, f"power on {self.name}", lambda a: a.power_on(server_id)
-                )
-                await broker.wait([started] if started else [])
-                server = await broker.wait_for_server(self.provider, server_id)
+        resilience = self.context.providers.resilience
+        server = await resilience.until_running(self.provider, record.provider_id, self.name, operations)
         await self._observed(server)
 
     async def on_invoke_verifying(self) -> None:
@@ -445,10 +500,9 @@ class ServerNodeActor(ResourceActor):
             )
 
     def _spec(self, server: PlannedServer, legion_id: str, key_ids: tuple[str, ...] = ()) -> ServerSpec:
-        catalog = self.context.providers.catalog(self.provider)
-        choice = resolve_server_choice(
-            catalog,
-            _PROFILE[server.role],
+        choice = server_choice(
+            self.context.providers.catalog(self.provider),
+            server.role,
             server_type=server.server_type or None,
             location=server.location or None,
             image=server.image or None,
@@ -483,40 +537,14 @@ class ServerNodeActor(ResourceActor):
             record = tracked_server_from(server, provider, cluster=where, role=role, name=name)
             if ssh_keys:
                 record = dataclasses.replace(record, ssh_keys=ssh_keys)
-            return with_tracked_server(without_pending(state, legion_id), record), None
+            return track_server(without_pending(state, legion_id), record), None
 
         await self.context.state.mutate(track, reason=f"track server {name} ({server.id})")
 
     async def _observed(self, server: Server) -> None:
-        """Record what the provider says now (addresses, status) when it differs from the state."""
+        """Record what the provider says now when it differs from the state (:func:`record_observed`)."""
         self.provider_status = server.status
-        name = self.name
-
-        def update(state: LegionState) -> tuple[LegionState, bool]:
-            record = state.tracked.servers.get(name)
-            if record is None:
-                return state, False
-            fresh = dataclasses.replace(
-                record,
-                ipv4=server.ipv4,
-                ipv6=server.ipv6,
-                status=server.status,
-                server_type=server.server_type or record.server_type,
-                location=server.location or record.location,
-                image=server.image or record.image,
-            )
-            if fresh == record:
-                return state, False
-            return with_tracked_server(state, fresh), True
-
-        record = self.tracked()
-        if record is not None and (record.ipv4, record.ipv6, record.status) == (
-            server.ipv4,
-            server.ipv6,
-            server.status,
-        ):
-            return  # nothing new: no state write
-        await self.context.state.mutate(update, reason=f"server {name} is {server.status}")
+        await record_observed(self.context.state, self.name, server)
 
     async def _untrack(self, reason: str) -> None:
         name = self.name
