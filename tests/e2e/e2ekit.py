@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Awaitable, Callable
 
 from legion_nb.emulators.cloud import SandboxCloud
@@ -27,8 +28,14 @@ async def plan_cluster(engine: Engine, names: tuple[str, ...] = ("web-1", "web-2
 
 
 def provider_view(project: HetznerProject) -> dict[str, object]:
-    """What the emulator holds, in comparable form: servers, the 4413 rule, firewall targets, A."""
+    """What the emulator holds, in comparable form: servers (IPv4, and IPv6 as the adapter reports
+    it: the ``::1`` of the server's /64), the 4413 rule, firewall targets, A and AAAA records."""
     servers = {s.name: s.ipv4 for s in project.servers.values()}
+    ipv6 = {
+        s.name: str(ipaddress.IPv6Network(project.primary_ips[s.ipv6_id].ip).network_address + 1)
+        for s in project.servers.values()
+        if s.ipv6_id is not None
+    }
     by_id = {s.id: s.name for s in project.servers.values()}
     firewalls = {}
     for firewall in project.firewalls.values():
@@ -43,4 +50,23 @@ def provider_view(project: HetznerProject) -> dict[str, object]:
         for (name, rtype), rrset in zone.rrsets.items():
             if rtype in ("A", "AAAA"):
                 records[f"{name}.{zone.name} {rtype}"] = sorted(r["value"] for r in rrset.records)
-    return {"servers": servers, "firewalls": firewalls, "records": records}
+    return {"servers": servers, "ipv6": ipv6, "firewalls": firewalls, "records": records}
+
+
+def _addresses(view: dict[str, object], key: str) -> dict[str, str]:
+    found = view[key]
+    assert isinstance(found, dict)
+    return found
+
+
+def peer_sources(view: dict[str, object]) -> list[str]:
+    """The 4413 sources a firewall over every server in ``view`` holds: each IPv4 /32 and IPv6 /128."""
+    v4 = [f"{ip}/32" for ip in _addresses(view, "servers").values()]
+    return sorted(v4 + [f"{ip}/128" for ip in _addresses(view, "ipv6").values()])
+
+
+def host_records(view: dict[str, object], host: str = "www.example.org") -> dict[str, list[str]]:
+    """The A and AAAA RRsets of ``host`` when it points at every server in ``view``."""
+    servers, ipv6 = _addresses(view, "servers"), _addresses(view, "ipv6")
+    assert sorted(ipv6) == sorted(servers), "every Hetzner server has an IPv6 /64"
+    return {f"{host} A": sorted(servers.values()), f"{host} AAAA": sorted(ipv6.values())}

@@ -10,7 +10,7 @@ and a rerun once it is back converges.
 from __future__ import annotations
 
 import pytest
-from e2ekit import EngineFactory, hetzner, plan_cluster, provider_view
+from e2ekit import EngineFactory, hetzner, host_records, peer_sources, plan_cluster, provider_view
 
 from legion_nb.emulators.cloud import SandboxCloud
 
@@ -39,12 +39,12 @@ async def test_twenty_percent_faults_converge_to_the_clean_state(
     assert len(project.servers) == 3  # no duplicate from a create whose answer was dropped
     assert view["firewalls"] == {
         "legion-default-hetzner": {
-            "sync_sources": sorted(f"{ip}/32" for ip in addresses.values()),
+            "sync_sources": peer_sources(view),
             "ports": ["22", "4413", "8443"],
             "applied": list(NAMES),
         }
     }
-    assert view["records"] == {"www.example.org A": sorted(addresses.values())}
+    assert view["records"] == host_records(view)
     assert sorted(engine.state.tracked.servers) == list(NAMES)
     assert not engine.state.tracked.pending
     # Once converged, a clean rerun changes nothing.
@@ -78,6 +78,6 @@ async def test_an_unreachable_provider_fails_visibly_and_a_rerun_converges(
     view = provider_view(hetzner(cloud))
     addresses = view["servers"]
     assert isinstance(addresses, dict) and sorted(addresses) == list(NAMES)
-    assert view["records"] == {"www.example.org A": sorted(addresses.values())}
+    assert view["records"] == host_records(view)
     rows = {(r["kind"], r["name"]): r for r in (await engine.snapshot())["rows"]}
     assert all(not row["error"] for row in rows.values())

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from e2ekit import EngineFactory, hetzner, plan_cluster, provider_view
+from e2ekit import EngineFactory, hetzner, host_records, peer_sources, plan_cluster, provider_view
 
 from legion_nb.emulators.cloud import SandboxCloud
 from legion_nb.errors import ApplyRunningError, UsageError
@@ -42,7 +42,7 @@ async def test_a_cluster_materializes_converges_and_shrinks(
     for server in project.servers.values():
         assert server.labels[LEGION_MANAGED_LABEL] == "true" and server.labels[LEGION_ID_LABEL]
         assert server.server_type.name and server.location.name  # chosen by the catalog policy
-    peers = sorted(f"{ip}/32" for ip in addresses.values())
+    peers = peer_sources(view)
     assert view["firewalls"] == {
         "legion-default-hetzner": {
             "sync_sources": peers,
@@ -50,7 +50,7 @@ async def test_a_cluster_materializes_converges_and_shrinks(
             "applied": list(NAMES),
         }
     }
-    assert view["records"] == {"www.example.org A": sorted(addresses.values())}
+    assert view["records"] == host_records(view)
     tracked = engine.state.tracked
     assert sorted(tracked.servers) == list(NAMES) and not tracked.pending
     rows = _rows(await engine.snapshot())
@@ -72,12 +72,12 @@ async def test_a_cluster_materializes_converges_and_shrinks(
     assert isinstance(remaining, dict) and sorted(remaining) == ["web-1", "web-2"]
     assert view["firewalls"] == {
         "legion-default-hetzner": {
-            "sync_sources": sorted(f"{ip}/32" for ip in remaining.values()),
+            "sync_sources": peer_sources(view),
             "ports": ["22", "4413", "8443"],
             "applied": ["web-1", "web-2"],
         }
     }
-    assert view["records"] == {"www.example.org A": sorted(remaining.values())}
+    assert view["records"] == host_records(view)
     assert sorted(engine.state.tracked.servers) == ["web-1", "web-2"]
     log = [(op.kind, op.status) for op in engine.state.operations]
     assert log.count(("materialize", "succeeded")) == 3

@@ -10,7 +10,7 @@ its key derived once, so every write still goes through the real envelope, store
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from legion_nb.engine import planning
 from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey
 from legion_nb.engine.resources.supervisor import ResourceSupervisor
 from legion_nb.engine.state.crypto import Envelope, KdfParams, SecretKey, derive_wrapping_key
-from legion_nb.engine.state.model import LegionState, decode_state, encode_state
+from legion_nb.engine.state.model import LegionState, TrackedServer, decode_state, encode_state
 from legion_nb.engine.state.persistence import PersistenceSupervisor
 from legion_nb.engine.state.store import SecureStateStore
 from legion_nb.providers.broker import BrokerPolicy, PollPolicy, ProviderBroker, RetryPolicy
@@ -139,3 +139,19 @@ async def materialize(
 
 def server_key(name: str) -> ResourceKey:
     return ResourceKey("server", name)
+
+
+def peer_cidrs(servers: Mapping[str, TrackedServer], names: Iterable[str]) -> set[str]:
+    """The host CIDRs a cluster firewall admits for ``names``: every IPv4 and IPv6 address they hold.
+
+    Hetzner gives each server an IPv6 /64 (the adapter reports its ``::1``), so a Hetzner peer shows
+    up twice; a server without IPv6 only once.
+    """
+    cidrs: set[str] = set()
+    for name in names:
+        server = servers[name]
+        assert server.ipv4, f"{name} has no IPv4 address"
+        cidrs.add(f"{server.ipv4}/32")
+        if server.ipv6:
+            cidrs.add(f"{server.ipv6}/128")
+    return cidrs

@@ -33,10 +33,15 @@ async def test_a_zone_gets_one_a_record_per_host_with_every_server_address(
 
     tracked = persistence.state.tracked
     addresses = {tracked.servers[n].ipv4 for n in ("web-1", "web-2", "web-3")}
+    ipv6 = {tracked.servers[n].ipv6 for n in ("web-1", "web-2", "web-3")}
+    assert None not in ipv6, "Hetzner servers get an IPv6 /64; the AAAA RRset holds each one's ::1"
     assert [z.name for z in await observer["hetzner"].list_zones()] == ["example.org"]
-    assert _addresses(await observer["hetzner"].list_records("example.org"), "www") == addresses
+    published_records = await observer["hetzner"].list_records("example.org")
+    assert _addresses(published_records, "www") == addresses
+    assert _addresses(published_records, "www", "AAAA") == ipv6
     assert [(r.name, r.type, set(r.values)) for r in tracked.dns_zones["example.org"].records] == [
-        ("www", "A", addresses)
+        ("www", "A", addresses),
+        ("www", "AAAA", ipv6),
     ]
     zone = rows[ZONE]
     assert (zone.lifecycle, zone.health, zone.waiting) == ("applied", "healthy", None)

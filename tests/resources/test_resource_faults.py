@@ -4,7 +4,7 @@ state as a clean run, with no duplicate resources."""
 from __future__ import annotations
 
 import pytest
-from resourcekit import State, make_world, plan_cluster
+from resourcekit import State, make_world, peer_cidrs, plan_cluster
 
 from legion_nb.emulators.faults import FaultPlan
 from legion_nb.emulators.world import SandboxWorld
@@ -56,7 +56,7 @@ async def test_materialize_under_faults_converges_without_duplicates(
     assert {v for r in records if (r.name, r.type) == ("www", "A") for v in r.values} == addresses
     [firewall] = await observer["hetzner"].list_firewalls()
     sync = {s for r in firewall.rules if r.port == PortRange.single(4413) for s in r.sources}
-    assert sync == {f"{a}/32" for a in addresses}
+    assert sync == peer_cidrs(tracked.servers, NAMES)
     assert {r.key for r in rows} >= {ResourceKey("server", n) for n in NAMES}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
-from resourcekit import State, change, materialize, plan_cluster
+from resourcekit import State, change, materialize, peer_cidrs, plan_cluster
 
 from legion_nb.emulators.world import SandboxWorld
 from legion_nb.engine import planning
@@ -36,7 +36,8 @@ async def test_the_cluster_firewall_admits_only_the_peers_on_4413(
     firewall = await _only_firewall(observer)
     servers = persistence.state.tracked.servers
     assert firewall.name == "legion-default-hetzner"
-    assert _sources(firewall, 4413) == {f"{servers[n].ipv4}/32" for n in ("web-1", "web-2", "web-3")}
+    assert all(servers[n].ipv6 for n in ("web-1", "web-2", "web-3")), "Hetzner servers get IPv6"
+    assert _sources(firewall, 4413) == peer_cidrs(servers, ("web-1", "web-2", "web-3"))
     assert _sources(firewall, 22) == _sources(firewall, 8443) == {"127.0.0.1/32"}
     assert {r.port for r in firewall.rules} == {PortRange.single(p) for p in (22, 8443, 4413)}
     assert all(r.direction == "in" and r.protocol == "tcp" for r in firewall.rules)
@@ -60,7 +61,7 @@ async def test_removing_a_server_takes_it_out_of_the_firewall(
 
     firewall = await _only_firewall(observer)
     servers = persistence.state.tracked.servers
-    assert _sources(firewall, 4413) == {f"{servers[n].ipv4}/32" for n in ("web-1", "web-2")}
+    assert _sources(firewall, 4413) == peer_cidrs(servers, ("web-1", "web-2"))
     assert set(firewall.applied_to) == {servers[n].provider_id for n in ("web-1", "web-2")}
     before = world.counters.mutations()
     await materialize(supervisor)
@@ -115,7 +116,7 @@ async def test_endpoints_changing_while_the_firewall_applies_end_in_the_latest_s
 
     firewall = await _only_firewall(observer)
     servers = persistence.state.tracked.servers
-    expected = {"127.20.9.9/32", f"{servers['web-2'].ipv4}/32", f"{servers['web-3'].ipv4}/32"}
+    expected = {"127.20.9.9/32", f"{servers['web-1'].ipv6}/128"} | peer_cidrs(servers, ("web-2", "web-3"))
     assert _sources(firewall, 4413) == expected
     assert rows[FIREWALL].lifecycle == "applied"
 

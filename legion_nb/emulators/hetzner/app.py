@@ -37,7 +37,13 @@ PREFIX = "/v1"
 PROJECT = web.AppKey("hetzner_project", HetznerProject)
 READONLY_TOKEN = web.AppKey("hetzner_readonly_token", str)
 _FAULT_CODES = {429: "rate_limit_exceeded", 500: "server_error", 502: "bad_gateway", 503: "unavailable"}
-_ACTION_KINDS = {"servers": "server", "firewalls": "firewall", "floating_ips": "floating_ip", "zones": "zone"}
+_ACTION_KINDS = {
+    "servers": "server",
+    "firewalls": "firewall",
+    "floating_ips": "floating_ip",
+    "primary_ips": "primary_ip",
+    "zones": "zone",
+}
 _READS = ("GET", "HEAD", "OPTIONS")
 _ROUTER_CODES = {404: "not_found", 405: "method_not_allowed"}
 

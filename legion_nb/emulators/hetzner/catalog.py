@@ -13,7 +13,17 @@ from functools import cached_property
 
 from legion_nb.emulators.hetzner.wire import Json
 
-__all__ = ["IMAGES", "LOCATIONS", "SERVER_TYPES", "VAT_RATE", "Image", "Location", "ServerType", "pricing"]
+__all__ = [
+    "IMAGES",
+    "LOAD_BALANCER_TYPES",
+    "LOCATIONS",
+    "SERVER_TYPES",
+    "VAT_RATE",
+    "Image",
+    "Location",
+    "ServerType",
+    "pricing",
+]
 
 VAT_RATE = Decimal("0.19")
 _GIB = 1024**4  # included traffic is rendered in bytes (per TB)
@@ -84,22 +94,11 @@ class ServerType:
     included_tb: int = 20
 
     def prices(self) -> list[Json]:
-        out: list[Json] = []
-        for location in LOCATIONS:
-            if location.name not in self.locations:
-                continue
-            hourly = self.hourly * location.price_factor
-            monthly = self.monthly * location.price_factor
-            out.append(
-                {
-                    "location": location.name,
-                    "price_hourly": _price(hourly),
-                    "price_monthly": _price(monthly),
-                    "included_traffic": self.included_tb * _GIB,
-                    "price_per_tb_traffic": _price(Decimal("1.00") * location.price_factor),
-                }
-            )
-        return out
+        return [
+            _location_price(loc, self.hourly, self.monthly, self.included_tb)
+            for loc in LOCATIONS
+            if loc.name in self.locations
+        ]
 
     def wire(self) -> Json:
         """Rendered once: catalog entries never change (callers must not mutate the result)."""
@@ -127,6 +126,17 @@ class ServerType:
                 if loc.name in self.locations
             ],
         }
+
+
+def _location_price(location: Location, hourly: Decimal, monthly: Decimal, included_tb: int) -> Json:
+    """One per-location price entry, scaled by the location's price factor."""
+    return {
+        "location": location.name,
+        "price_hourly": _price(hourly * location.price_factor),
+        "price_monthly": _price(monthly * location.price_factor),
+        "included_traffic": included_tb * _GIB,
+        "price_per_tb_traffic": _price(Decimal("1.00") * location.price_factor),
+    }
 
 
 def _price(net: Decimal) -> Json:
@@ -266,6 +276,27 @@ SERVER_TYPES: tuple[ServerType, ...] = (
 
 
 @dataclass(frozen=True)
+class LoadBalancerType:
+    """A load balancer size, listed for ``/pricing`` only: the sandbox serves no load balancers."""
+
+    id: int
+    name: str
+    hourly: Decimal
+    monthly: Decimal
+    included_tb: int
+
+    def prices(self) -> list[Json]:
+        return [_location_price(loc, self.hourly, self.monthly, self.included_tb) for loc in LOCATIONS]
+
+
+LOAD_BALANCER_TYPES: tuple[LoadBalancerType, ...] = (
+    LoadBalancerType(1, "lb11", Decimal("0.0088"), Decimal("5.39"), 1),
+    LoadBalancerType(2, "lb21", Decimal("0.0264"), Decimal("16.40"), 2),
+    LoadBalancerType(3, "lb31", Decimal("0.0528"), Decimal("32.90"), 3),
+)
+
+
+@dataclass(frozen=True)
 class Image:
     id: int
     name: str
@@ -297,6 +328,7 @@ class Image:
             "protection": {"delete": False},
             "deprecated": None,
             "deprecation": None,
+            "deleted": None,
             "labels": {},
             "architecture": self.architecture,
         }
@@ -334,17 +366,25 @@ def pricing() -> Json:
         ],
         "primary_ips": [
             {
-                "type": "ipv4",
+                "type": kind,
                 "prices": [
                     {
                         "location": loc.name,
-                        "price_hourly": _price(Decimal("0.0008")),
-                        "price_monthly": _price(Decimal("0.50")),
+                        "price_hourly": _price(hourly),
+                        "price_monthly": _price(monthly),
                     }
                     for loc in LOCATIONS
                 ],
             }
+            for kind, hourly, monthly in (
+                ("ipv4", Decimal("0.0008"), Decimal("0.50")),
+                ("ipv6", Decimal(0), Decimal(0)),
+            )
         ],
         "server_backup": {"percentage": "20.00"},
+        "volume": {"price_per_gb_month": _price(Decimal("0.0440"))},
         "server_types": [{"id": st.id, "name": st.name, "prices": st.prices()} for st in SERVER_TYPES],
+        "load_balancer_types": [
+            {"id": lb.id, "name": lb.name, "prices": lb.prices()} for lb in LOAD_BALANCER_TYPES
+        ],
     }

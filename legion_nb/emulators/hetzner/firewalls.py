@@ -3,6 +3,8 @@
 ``set_rules`` replaces the whole rule list; ``apply_to_resources`` / ``remove_from_resources`` attach and
 detach; deleting a firewall that is still applied is ``422 resource_in_use``. Applying twice is
 ``422 firewall_already_applied``, removing what is not applied ``422 firewall_already_removed``.
+Naming a server that does not exist is ``firewall_resource_not_found``: 404 from the
+``apply_to_resources`` / ``remove_from_resources`` actions, 422 from create (the spec's codes).
 """
 
 from __future__ import annotations
@@ -143,7 +145,7 @@ class FirewallsApi:
             raise invalid_input("name", "is required")
         labels = validate_labels(body.get("labels"))
         rules = validate_rules(body.get("rules"))
-        servers, selectors = self._targets(body.get("apply_to"), "apply_to")
+        servers, selectors = self._targets(body.get("apply_to"), "apply_to", missing_status=422)
         if any(f.name == name for f in self.p.firewalls.values()):
             raise ApiError(
                 409, "uniqueness_error", "firewall name is already used", {"fields": [{"name": "name"}]}
@@ -233,7 +235,9 @@ class FirewallsApi:
             resources += [("server", sid) for sid in self.p.servers_matching(selector)]
         return self.p.actions.start("apply_firewall", resources)
 
-    def _targets(self, value: object, field: str) -> tuple[list[int], list[str]]:
+    def _targets(
+        self, value: object, field: str, *, missing_status: int = 404
+    ) -> tuple[list[int], list[str]]:
         if value is None:
             return [], []
         if not isinstance(value, list):
@@ -245,7 +249,13 @@ class FirewallsApi:
             if kind == "server":
                 ref = item.get("server") if isinstance(item, dict) else None
                 sid = ref.get("id") if isinstance(ref, dict) else None
-                servers.append(self.p.server_by_ref(sid, f"{field}[{index}].server.id").id)
+                if not isinstance(sid, int) or sid not in self.p.servers:
+                    raise ApiError(
+                        missing_status,
+                        "firewall_resource_not_found",
+                        f"server {sid!r} in {field}[{index}] was not found",
+                    )
+                servers.append(sid)
             elif kind == "label_selector":
                 ref = item.get("label_selector") if isinstance(item, dict) else None
                 selector = ref.get("selector") if isinstance(ref, dict) else None

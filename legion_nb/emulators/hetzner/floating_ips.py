@@ -2,7 +2,8 @@
 
 A floating IP comes from the world's loopback pool, so it is as reachable as a server address. The
 sandbox does not hand out IPv6 floating IPs (there is only one IPv6 loopback address); asking for one
-is a 422 that says so.
+is a 422 that says so. Deleting one that is still assigned is ``422 must_be_unassigned``, the rule the
+real API enforces since May 2026.
 """
 
 from __future__ import annotations
@@ -118,6 +119,12 @@ class FloatingIpsApi:
 
     async def delete(self, request: web.Request) -> web.Response:
         fip = self._get(request.match_info["id"])
+        if fip.server is not None:
+            raise ApiError(
+                422,
+                "must_be_unassigned",
+                f"floating IP {fip.id} is assigned to server {fip.server}; unassign it first",
+            )
         del self.p.floating_ips[fip.id]
         self.p.world.addresses.release(fip.ip)
         return web.Response(status=204)

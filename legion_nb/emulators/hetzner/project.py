@@ -3,22 +3,34 @@
 Records are plain dataclasses; ``*_wire`` functions render them in the API's JSON shape. Cross-resource
 facts (which firewalls protect a server, which floating IPs point at it) are computed on read, so there
 is one source of truth per relation.
+
+Addresses: a server's IPv4 address is its simulated machine's identity in the world, always in
+``127.0.0.0/8``. Its public addresses are primary IPs (records of their own, as on the real platform).
+IPv6 is a ``/64`` block per server, as Hetzner gives by default, but a loopback ``/64`` does not exist
+(``::1`` is a single address), so blocks come from the documentation prefix ``2001:db8::/32``
+(RFC 3849, never routed): a server's block embeds its loopback IPv4 address
+(``127.20.0.7`` -> ``2001:db8:7f14:7::/64``), a standalone IPv6 primary IP gets ``2001:db8:0:N::/64``.
+Nothing in the sandbox listens on these addresses and clients dial the IPv4 address; the IPv6 block
+exists so that the server record has the real shape and DNS/firewall code sees an IPv6 address.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 
 from legion_nb.emulators.hetzner.actions import ActionStore
 from legion_nb.emulators.hetzner.catalog import IMAGES, LOCATIONS, SERVER_TYPES, Image, Location, ServerType
 from legion_nb.emulators.hetzner.labels import parse_selector
 from legion_nb.emulators.hetzner.wire import ApiError, Json, by_id, invalid_input
+from legion_nb.emulators.httpkit import isoformat
 from legion_nb.emulators.world import SandboxWorld
 
 __all__ = [
     "FirewallRecord",
     "FloatingIpRecord",
     "HetznerProject",
+    "PrimaryIpRecord",
     "RRset",
     "ServerRecord",
     "SshKeyRecord",
@@ -39,6 +51,7 @@ class ServerRecord:
     ipv4_id: int
     labels: dict[str, str]
     ssh_keys: list[int]
+    ipv6_id: int | None = None
     user_data: str | None = field(default=None, repr=False)
     protection: dict[str, bool] = field(default_factory=lambda: {"delete": False, "rebuild": False})
     rescue_enabled: bool = False
@@ -79,6 +92,49 @@ class FloatingIpRecord:
 
 
 @dataclass
+class PrimaryIpRecord:
+    """A primary IP: an IPv4 address or an IPv6 ``/64`` block (``ip`` is then ``"prefix::/64"``)."""
+
+    id: int
+    name: str
+    type: str
+    ip: str
+    location: Location
+    labels: dict[str, str]
+    created: str
+    assignee_id: int | None = None
+    auto_delete: bool = False
+
+    def dns_ptr(self) -> list[Json]:
+        if self.type == "ipv6":
+            return []
+        return [{"ip": self.ip, "dns_ptr": f"static.{self.ip}.clients.your-server.de"}]
+
+    def wire(self) -> Json:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "ip": self.ip,
+            "type": self.type,
+            "dns_ptr": self.dns_ptr(),
+            "location": self.location.wire(),
+            "blocked": False,
+            "protection": {"delete": False},
+            "labels": dict(self.labels),
+            "created": self.created,
+            "assignee_id": self.assignee_id,
+            "assignee_type": "server",
+            "auto_delete": self.auto_delete,
+        }
+
+
+def ipv6_block_for(ipv4: str) -> str:
+    """The ``/64`` a server with loopback address ``ipv4`` gets: its address embedded in ``2001:db8::/32``."""
+    embedded = int(ipaddress.IPv4Address(ipv4))
+    return str(ipaddress.IPv6Network(((0x20010DB8 << 96) | (embedded << 64), 64)))
+
+
+@dataclass
 class RRset:
     name: str
     type: str
@@ -111,8 +167,10 @@ class HetznerProject:
         self.ssh_keys: dict[int, SshKeyRecord] = {}
         self.firewalls: dict[int, FirewallRecord] = {}
         self.floating_ips: dict[int, FloatingIpRecord] = {}
+        self.primary_ips: dict[int, PrimaryIpRecord] = {}
         self.zones: dict[int, Zone] = {}
         self._ids: dict[str, int] = {}
+        self._standalone_blocks = 0
 
     def new_id(self, kind: str) -> int:
         """Ids look like the real platform's (large, increasing) and differ per resource kind."""
@@ -180,6 +238,59 @@ class HetznerProject:
         if self.actions.running_for(kind, resource_id):
             raise ApiError(423, "locked", f"{kind} {resource_id} is locked: an action is still running")
 
+    # -- primary IPs -------------------------------------------------------------------------
+
+    def add_primary_ip(
+        self,
+        kind: str,
+        location: Location,
+        *,
+        name: str | None = None,
+        ip: str | None = None,
+        assignee_id: int | None = None,
+        auto_delete: bool = False,
+        labels: dict[str, str] | None = None,
+    ) -> PrimaryIpRecord:
+        """A new primary IP; without ``ip`` it gets a fresh loopback address or a standalone ``/64``."""
+        pid = self.new_id("primary_ip")
+        if ip is None and kind == "ipv4":
+            ip = self.world.addresses.allocate()
+        elif ip is None:
+            self._standalone_blocks += 1
+            ip = str(ipaddress.IPv6Network(((0x20010DB8 << 96) | (self._standalone_blocks << 64), 64)))
+        record = PrimaryIpRecord(
+            id=pid,
+            name=name or f"primary_ip-{pid}",
+            type=kind,
+            ip=ip,
+            location=location,
+            labels=dict(labels or {}),
+            created=self._now(),
+            assignee_id=assignee_id,
+            auto_delete=auto_delete,
+        )
+        self.primary_ips[pid] = record
+        return record
+
+    def drop_primary_ip(self, record: PrimaryIpRecord) -> None:
+        """Forget ``record``; an IPv4 address goes back to the world's pool."""
+        if self.primary_ips.pop(record.id, None) is not None and record.type == "ipv4":
+            self.world.addresses.release(record.ip)
+
+    def release_primary_ips(self, server: ServerRecord) -> None:
+        """A deleted server's primary IPs: deleted when ``auto_delete`` is set, otherwise unassigned."""
+        for pid in (server.ipv4_id, server.ipv6_id):
+            record = self.primary_ips.get(pid) if pid is not None else None
+            if record is None:
+                continue
+            if record.auto_delete:
+                self.drop_primary_ip(record)
+            else:
+                record.assignee_id = None
+
+    def _now(self) -> str:
+        return isoformat(self.world.now())
+
     # -- cross-resource views --------------------------------------------------------------
 
     def firewalls_of(self, server: ServerRecord) -> list[int]:
@@ -194,6 +305,12 @@ class HetznerProject:
         match = parse_selector(selector)
         return [s.id for s in self.servers.values() if match(s.labels)]
 
+    def _ipv6_wire(self, server: ServerRecord) -> Json | None:
+        record = self.primary_ips.get(server.ipv6_id) if server.ipv6_id is not None else None
+        if record is None:
+            return None
+        return {"id": record.id, "ip": record.ip, "blocked": False, "dns_ptr": []}
+
     def server_wire(self, server: ServerRecord) -> Json:
         return {
             "id": server.id,
@@ -207,7 +324,7 @@ class HetznerProject:
                     "blocked": False,
                     "dns_ptr": f"static.{server.ipv4}.clients.your-server.de",
                 },
-                "ipv6": None,
+                "ipv6": self._ipv6_wire(server),
                 "floating_ips": [f.id for f in self.floating_ips.values() if f.server == server.id],
                 "firewalls": [{"id": fid, "status": "applied"} for fid in self.firewalls_of(server)],
             },

@@ -3,8 +3,18 @@
 Lifecycle: create answers 201 with the server ``initializing``, a ``create_server`` action and a
 ``start_server`` next action. When ``create_server`` succeeds the server is ``starting`` (or ``off``
 without ``start_after_create``); ``start_server`` ends ``timing.boot_seconds`` later with the server
-``running``. Delete is an action too; the address returns to the pool when it succeeds. A second action
-while one is running answers ``423 locked``; clients are expected to wait and retry.
+``running``. Delete is an action too; the server's primary IPs go with it (``auto_delete``) or stay
+unassigned. A second action while one is running answers ``423 locked``; clients are expected to wait
+and retry.
+
+Addresses: ``public_net.enable_ipv6`` (default true) gives the server an IPv6 ``/64`` primary IP (see
+:mod:`legion_nb.emulators.hetzner.project` for why its block lies in ``2001:db8::/32``); every server
+has an IPv4 primary IP, because its loopback IPv4 address is how the simulated machine is reached.
+``public_net.ipv4`` / ``ipv6`` name an existing unassigned primary IP to use instead of a new one.
+
+Rescue: ``enable_rescue`` sets ``rescue_enabled`` and answers a root password; the next boot
+(``poweron``, ``reboot``, ``reset``) consumes it, as on the real platform. The simulated machine itself
+keeps running its own system: the sandbox has no rescue image.
 """
 
 from __future__ import annotations
@@ -17,7 +27,7 @@ from aiohttp import web
 from legion_nb.emulators.hetzner.actions import Action
 from legion_nb.emulators.hetzner.catalog import Location
 from legion_nb.emulators.hetzner.labels import filter_by_selector, validate_labels
-from legion_nb.emulators.hetzner.project import HetznerProject, ServerRecord
+from legion_nb.emulators.hetzner.project import HetznerProject, PrimaryIpRecord, ServerRecord, ipv6_block_for
 from legion_nb.emulators.hetzner.wire import (
     ApiError,
     Json,
@@ -102,19 +112,38 @@ class ServersApi:
             raise ApiError(
                 409, "uniqueness_error", "server name is already used", {"fields": [{"name": "name"}]}
             )
+        public_net = body.get("public_net") or {}
+        if not isinstance(public_net, dict):
+            raise invalid_input("public_net", "must be an object")
+        given_v4 = self._given_primary(public_net, "ipv4", location)
+        given_v6 = self._given_primary(public_net, "ipv6", location)
+        if given_v4 is None and public_net.get("enable_ipv4", True) is False:
+            raise invalid_input(
+                "public_net.enable_ipv4",
+                "the sandbox needs an IPv4 address per server (simulated machines live on 127.0.0.0/8)",
+            )
 
+        sid = self.p.new_id("server")
+        v4 = given_v4 or self.p.add_primary_ip("ipv4", location, auto_delete=True)
+        v4.assignee_id = sid
+        v6 = given_v6
+        if v6 is None and public_net.get("enable_ipv6", True) is not False:
+            v6 = self.p.add_primary_ip("ipv6", location, ip=ipv6_block_for(v4.ip), auto_delete=True)
+        if v6 is not None:
+            v6.assignee_id = sid
         server = ServerRecord(
-            id=self.p.new_id("server"),
+            id=sid,
             name=name,
             status="initializing",
             created=isoformat(self.p.world.now()),
             server_type=server_type,
             location=location,
             image=image,
-            ipv4=self.p.world.addresses.allocate(),
-            ipv4_id=self.p.new_id("primary_ip"),
+            ipv4=v4.ip,
+            ipv4_id=v4.id,
             labels=labels,
             ssh_keys=key_ids,
+            ipv6_id=v6.id if v6 is not None else None,
             user_data=user_data,
         )
         self.p.servers[server.id] = server
@@ -185,6 +214,8 @@ class ServersApi:
             "rebuild": self._rebuild,
             "change_type": self._change_type,
             "change_protection": self._change_protection,
+            "enable_rescue": self._enable_rescue,
+            "disable_rescue": self._disable_rescue,
         }.get(name)
         if handler is None:
             raise not_found("server action", name)
@@ -199,6 +230,7 @@ class ServersApi:
     def _poweron(self, server: ServerRecord, name: str, body: Json) -> Json:
         if server.status == "off":
             server.status = "starting"
+        server.rescue_enabled = False
         return {"action": self._act("start_server", server, "starting", "running").wire()}
 
     def _poweroff(self, server: ServerRecord, name: str, body: Json) -> Json:
@@ -209,6 +241,7 @@ class ServersApi:
 
     def _reboot(self, server: ServerRecord, name: str, body: Json) -> Json:
         command = "reboot_server" if name == "reboot" else "reset_server"
+        server.rescue_enabled = False
         return {"action": self._act(command, server, "running", "running").wire()}
 
     def _rebuild(self, server: ServerRecord, name: str, body: Json) -> Json:
@@ -222,7 +255,7 @@ class ServersApi:
 
     def _change_type(self, server: ServerRecord, name: str, body: Json) -> Json:
         if server.status != "off":
-            raise ApiError(409, "server_not_stopped", f"server {server.id} must be off to change its type")
+            raise ApiError(422, "server_not_stopped", f"server {server.id} must be off to change its type")
         new_type = self.p.server_type(body.get("server_type"))
         if server.location.name not in new_type.locations:
             raise invalid_input("server_type", f"{new_type.name} is not available in {server.location.name}")
@@ -233,6 +266,29 @@ class ServersApi:
             server.server_type = new_type
 
         action = self.p.actions.start("change_server_type", [("server", server.id)], on_success=apply)
+        return {"action": action.wire()}
+
+    def _enable_rescue(self, server: ServerRecord, name: str, body: Json) -> Json:
+        if body.get("type") not in (None, "linux64"):
+            raise invalid_input("type", "must be 'linux64'")
+        keys = body.get("ssh_keys")
+        if keys is not None and not (isinstance(keys, list) and all(isinstance(k, int) for k in keys)):
+            raise invalid_input("ssh_keys", "must be a list of SSH key IDs")
+        for key in keys or []:
+            if key not in self.p.ssh_keys:
+                raise invalid_input("ssh_keys", f"SSH key {key} not found")
+
+        def enable() -> None:
+            server.rescue_enabled = True
+
+        action = self.p.actions.start("enable_rescue", [("server", server.id)], on_success=enable)
+        return {"action": action.wire(), "root_password": self.p.world.new_secret(12)}
+
+    def _disable_rescue(self, server: ServerRecord, name: str, body: Json) -> Json:
+        def disable() -> None:
+            server.rescue_enabled = False
+
+        action = self.p.actions.start("disable_rescue", [("server", server.id)], on_success=disable)
         return {"action": action.wire()}
 
     def _change_protection(self, server: ServerRecord, name: str, body: Json) -> Json:
@@ -278,7 +334,7 @@ class ServersApi:
             if self.p.servers.pop(server.id, None) is None:
                 return
             self.p.world.machine_gone(server.ipv4)
-            self.p.world.addresses.release(server.ipv4)
+            self.p.release_primary_ips(server)
             for fw in self.p.firewalls.values():
                 if server.id in fw.servers:
                     fw.servers.remove(server.id)
@@ -298,6 +354,30 @@ class ServersApi:
         if location.name not in available:
             raise invalid_input("location", f"server type is not available in {location.name}")
         return location
+
+    def _given_primary(self, public_net: Json, kind: str, location: Location) -> PrimaryIpRecord | None:
+        """The unassigned primary IP ``public_net.<kind>`` names for the new server, if any."""
+        ref = public_net.get(kind)
+        if ref is None:
+            return None
+        record = self.p.primary_ips.get(ref) if isinstance(ref, int) else None
+        if record is None:
+            raise invalid_input(f"public_net.{kind}", f"primary IP {ref!r} not found")
+        if record.type != kind:
+            raise ApiError(
+                412, "primary_ip_version_mismatch", f"primary IP {ref} is {record.type}, not {kind}"
+            )
+        if record.assignee_id is not None:
+            raise ApiError(
+                422, "primary_ip_assigned", f"primary IP {ref} is assigned to {record.assignee_id}"
+            )
+        if record.location.name != location.name:
+            raise ApiError(
+                422,
+                "primary_ip_datacenter_mismatch",
+                f"primary IP {ref} is in {record.location.name}, not {location.name}",
+            )
+        return record
 
     def _firewall_refs(self, value: object) -> list[int]:
         if value is None:

@@ -3,7 +3,9 @@
 * Errors: ``{"error": {"code", "message", "details"}}`` with the status codes the real API uses;
   handlers raise :class:`ApiError` and the error middleware renders it.
 * Paging: ``page`` (from 1) and ``per_page`` (default 25, capped at 50), answered with
-  ``meta.pagination`` {page, per_page, previous_page, next_page, last_page, total_entries}.
+  ``meta.pagination`` {page, per_page, previous_page, next_page, last_page, total_entries} and a
+  ``Link`` header (``rel="prev"``, ``"next"``, ``"last"``, each only when it exists) whose URLs keep
+  the request's other query parameters, so header-driven clients page the same way.
 * Sorting: ``sort=field`` or ``field:asc|desc`` (repeatable).
 * Bodies: JSON objects only; anything else is ``400 json_error``.
 """
@@ -120,7 +122,16 @@ def page_of(request: web.Request, items: Sequence[Json], key: str) -> web.Respon
         "last_page": last_page,
         "total_entries": total,
     }
-    return web.json_response({key: list(items[start : start + per_page]), "meta": {"pagination": pagination}})
+    response = web.json_response(
+        {key: list(items[start : start + per_page]), "meta": {"pagination": pagination}}
+    )
+    links = [("prev", pagination["previous_page"]), ("next", pagination["next_page"]), ("last", last_page)]
+    response.headers["Link"] = ", ".join(
+        f'<{request.url.update_query(page=str(number), per_page=str(per_page))}>; rel="{rel}"'
+        for rel, number in links
+        if number is not None
+    )
+    return response
 
 
 def sort_items(request: web.Request, items: Iterable[Json], allowed: Iterable[str]) -> list[Json]:

@@ -1,8 +1,13 @@
 """DNS in the Cloud API: ``/zones`` and their RRsets (``/zones/{id_or_name}/rrsets/{name}/{type}``).
 
 An RRset is keyed by relative name (``@`` is the apex) and type; its id on the wire is ``name/type``.
-Creating one that exists is ``409 uniqueness_error``. ``remove_records`` that empties an RRset deletes
-it, as on the real platform. A new zone starts with the apex SOA and NS RRsets.
+Creating one that exists is ``409 uniqueness_error``. ``add_records`` on an RRset that does not exist
+creates it (ACME clients publish their TXT challenge that way); ``remove_records`` that empties an RRset
+deletes it, as on the real platform. A new zone starts with the apex SOA and NS RRsets.
+
+Status codes and action commands are the spec's: deleting a zone or an RRset answers 201 with an
+action, ``update_records`` answers 200; RRset actions report ``<verb>_rrset_<noun>`` commands
+(``add_rrset_records``, ``change_rrset_ttl``...), zone actions their own name (``change_ttl``).
 """
 
 from __future__ import annotations
@@ -47,6 +52,14 @@ RRSET_TYPES = (
     "TLSA",
     "TXT",
 )
+_RRSET_COMMANDS = {
+    "add_records": "add_rrset_records",
+    "set_records": "set_rrset_records",
+    "remove_records": "remove_rrset_records",
+    "update_records": "update_rrset_records",
+    "change_ttl": "change_rrset_ttl",
+    "change_protection": "change_rrset_protection",
+}
 _ZONE_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$")
 _RR_NAME = re.compile(
     r"^(@|(\*|[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*)$"
@@ -232,7 +245,7 @@ class ZonesApi:
             self.zones.pop(zone.id, None)
 
         action = self.p.actions.start("delete_zone", [("zone", zone.id)], on_success=forget)
-        return web.json_response({"action": action.wire()})
+        return web.json_response({"action": action.wire()}, status=201)
 
     async def zone_action(self, request: web.Request) -> web.Response:
         zone = self._zone(request)
@@ -240,7 +253,7 @@ class ZonesApi:
         name = request.match_info["action"]
         if name == "change_ttl":
             zone.ttl = _ttl(body.get("ttl"))
-            action = self.p.actions.start("change_zone_ttl", [("zone", zone.id)])
+            action = self.p.actions.start("change_ttl", [("zone", zone.id)])
         elif name == "change_protection":
             if not isinstance(body.get("delete"), bool):
                 raise invalid_input("delete", "must be a boolean")
@@ -320,12 +333,26 @@ class ZonesApi:
         self._protected(rrset)
         del zone.rrsets[(rrset.name, rrset.type)]
         action = self.p.actions.start("delete_rrset", [("zone", zone.id)])
-        return web.json_response({"action": action.wire()})
+        return web.json_response({"action": action.wire()}, status=201)
 
     async def rrset_action(self, request: web.Request) -> web.Response:
-        zone, rrset = self._rrset(request)
-        body = await read_body(request)
         name = request.match_info["action"]
+        command = _RRSET_COMMANDS.get(name)
+        if command is None:
+            raise not_found("rrset action", name)
+        body = await read_body(request)
+        if name == "add_records":
+            zone = self._zone(request)
+            key = (request.match_info["name"], request.match_info["type"])
+            if key not in zone.rrsets:
+                created = self._new_rrset(
+                    zone,
+                    {"name": key[0], "type": key[1], "ttl": body.get("ttl"), "records": body.get("records")},
+                )
+                zone.rrsets[key] = created
+                action = self.p.actions.start(command, [("zone", zone.id)])
+                return web.json_response({"action": action.wire()}, status=201)
+        zone, rrset = self._rrset(request)
         if name != "change_protection":
             self._protected(rrset)
         if name == "set_records":
@@ -353,10 +380,8 @@ class ZonesApi:
             if not isinstance(body.get("change"), bool):
                 raise invalid_input("change", "must be a boolean")
             rrset.protection["change"] = body["change"]
-        else:
-            raise not_found("rrset action", name)
-        action = self.p.actions.start(name, [("zone", zone.id)])
-        return web.json_response({"action": action.wire()}, status=201)
+        action = self.p.actions.start(command, [("zone", zone.id)])
+        return web.json_response({"action": action.wire()}, status=200 if name == "update_records" else 201)
 
     @staticmethod
     def _protected(rrset: RRset) -> None:

@@ -7,6 +7,7 @@ the engine.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -94,6 +95,18 @@ def _created(raw: str | None) -> datetime | None:
     return datetime.fromisoformat(raw.replace("Z", "+00:00"))
 
 
+def _ipv6_address(block: str) -> str:
+    """A server's IPv6 address from its ``/64`` block: Hetzner's images configure ``<prefix>::1``.
+
+    The API reports the block (``2001:db8:1:2::/64``), while DNS AAAA records, certificate names and
+    firewall peers need one address.
+    """
+    network = ipaddress.IPv6Network(block, strict=False)
+    if network.num_addresses == 1:
+        return str(network.network_address)
+    return str(network.network_address + 1)
+
+
 def server(data: wire.Server) -> Server:
     public = data["public_net"]
     ipv4 = public.get("ipv4")
@@ -107,7 +120,7 @@ def server(data: wire.Server) -> Server:
         status=server_status(data["status"]),
         provider_status=data["status"],
         ipv4=ipv4["ip"] if ipv4 else None,
-        ipv6=ipv6["ip"] if ipv6 else None,
+        ipv6=_ipv6_address(ipv6["ip"]) if ipv6 else None,
         server_type=data["server_type"]["name"] if data.get("server_type") else None,
         location=location["name"] if location else None,
         image=(image.get("name") or str(image["id"])) if image else None,
