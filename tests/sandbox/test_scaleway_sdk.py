@@ -7,13 +7,15 @@ import ipaddress
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 import requests
 import scaleway
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from scaleway.billing.v2beta1 import BillingV2Beta1API
+from scaleway.billing.v2beta1 import BillingV2Beta1API, InvoiceType, ListInvoicesRequestOrderBy
 from scaleway.domain.v2beta1 import DomainV2Beta1API
 from scaleway.domain.v2beta1.types import (
     Record,
@@ -33,7 +35,8 @@ from scaleway_core.api import ScalewayException
 
 from legion_nb.emulators.faults import FaultPlan
 from legion_nb.emulators.httpkit import ThreadedEmulator, serve_in_thread
-from legion_nb.emulators.scaleway import create_app
+from legion_nb.emulators.scaleway import ACCOUNT_KEY, create_app
+from legion_nb.emulators.scaleway.store import ServerUsage
 from legion_nb.emulators.world import SandboxWorld, Timing
 
 ZONE = "fr-par-1"
@@ -378,3 +381,40 @@ def test_billing_consumptions_cover_deleted_servers(client: scaleway.Client) -> 
     with pytest.raises(ScalewayException) as err:
         billing.list_consumptions(billing_period="November")
     assert json.loads(str(err.value))["details"][0]["argument_name"] == "billing_period"
+
+
+def test_billing_invoices_one_per_period_issued_when_closed_and_draft_for_the_current(
+    emulator: ThreadedEmulator, client: scaleway.Client
+) -> None:
+    """``GET /billing/v2beta1/invoices``: the SDK lists, filters, orders and fetches them."""
+    billing = BillingV2Beta1API(client)
+    assert billing.list_invoices().total_count == 0, "no consumption, no invoice"
+    now = datetime.now(UTC)
+    this_month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    last_month = (this_month - timedelta(days=1)).replace(day=1)
+    account = emulator.emulator.app[ACCOUNT_KEY]
+    account.usage.append(
+        ServerUsage("srv-old", "old", "DEV1-M", ZONE, last_month + timedelta(days=3), this_month)
+    )
+    account.usage.append(ServerUsage("srv-new", "new", "DEV1-M", ZONE, this_month, None))
+
+    listed = billing.list_invoices_all()
+    assert [i.billing_period for i in listed] == [last_month, this_month], "by number, the draft has none (0)"
+    issued, draft = listed
+    assert (draft.state, draft.number, draft.issued_date) == ("draft", 0, None)
+    assert (issued.state, issued.number, issued.type_) == ("issued", 1, "periodic")
+    assert issued.issued_date == this_month + timedelta(days=1)
+    assert issued.due_date == issued.issued_date + timedelta(days=14)
+    untaxed = issued.total_untaxed.units + Decimal(issued.total_untaxed.nanos) / 10**9
+    taxed = issued.total_taxed.units + Decimal(issued.total_taxed.nanos) / 10**9
+    assert untaxed > 0 and taxed == untaxed + (untaxed * Decimal("0.20")).quantize(Decimal("0.01"))
+    assert billing.get_invoice(invoice_id=issued.id).total_untaxed == issued.total_untaxed
+
+    since = billing.list_invoices(billing_period_start_after=this_month)
+    assert [i.id for i in since.invoices] == [draft.id]
+    oldest_first = billing.list_invoices(order_by=ListInvoicesRequestOrderBy.START_DATE_ASC)
+    assert [i.id for i in oldest_first.invoices] == [issued.id, draft.id]
+    assert billing.list_invoices(invoice_type=InvoiceType.PURCHASE).total_count == 0
+    with pytest.raises(ScalewayException) as missing:
+        billing.get_invoice(invoice_id="00000000-0000-4000-8000-000000000000")
+    assert missing.value.status_code == 404
