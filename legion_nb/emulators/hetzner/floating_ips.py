@@ -19,6 +19,7 @@ from legion_nb.emulators.hetzner.wire import (
     by_id,
     filter_equal,
     invalid_input,
+    must_be_unassigned,
     not_found,
     optional_str,
     page_of,
@@ -120,11 +121,7 @@ class FloatingIpsApi:
     async def delete(self, request: web.Request) -> web.Response:
         fip = self._get(request.match_info["id"])
         if fip.server is not None:
-            raise ApiError(
-                422,
-                "must_be_unassigned",
-                f"floating IP {fip.id} is assigned to server {fip.server}; unassign it first",
-            )
+            raise must_be_unassigned("floating IP", fip.id, fip.server)
         del self.p.floating_ips[fip.id]
         self.p.world.addresses.release(fip.ip)
         return web.Response(status=204)

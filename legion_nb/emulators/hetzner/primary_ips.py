@@ -24,6 +24,7 @@ from legion_nb.emulators.hetzner.wire import (
     by_id,
     filter_equal,
     invalid_input,
+    must_be_unassigned,
     optional_str,
     page_of,
     read_body,
@@ -102,11 +103,7 @@ class PrimaryIpsApi:
     async def delete(self, request: web.Request) -> web.Response:
         record = self._get(request.match_info["id"])
         if record.assignee_id is not None:
-            raise ApiError(
-                422,
-                "must_be_unassigned",
-                f"primary IP {record.id} is assigned to server {record.assignee_id}; unassign it first",
-            )
+            raise must_be_unassigned("primary IP", record.id, record.assignee_id)
         self.p.drop_primary_ip(record)
         return web.Response(status=204)
 

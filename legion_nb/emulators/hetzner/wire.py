@@ -26,6 +26,7 @@ __all__ = [
     "error_response",
     "filter_equal",
     "invalid_input",
+    "must_be_unassigned",
     "not_found",
     "optional_str",
     "page_of",
@@ -59,6 +60,15 @@ def error_response(status: int, code: str, message: str, details: Json | None = 
 
 def not_found(kind: str, key: object) -> ApiError:
     return ApiError(404, "not_found", f"{kind} with ID {key} not found")
+
+
+def must_be_unassigned(kind: str, resource_id: int, server_id: int) -> ApiError:
+    """422 for deleting an address still assigned to a server (the real rule since May 2026)."""
+    return ApiError(
+        422,
+        "must_be_unassigned",
+        f"{kind} {resource_id} is assigned to server {server_id}; unassign it first",
+    )
 
 
 def invalid_input(field: str, message: str) -> ApiError:
