@@ -120,6 +120,10 @@ class ConvergingActor(ResourceActor):
     def on_exit_failed(self) -> None:
         self.clear_error()
 
+    def resting_configuration(self) -> tuple[str, ...]:
+        """``restore``: applied when tracked, else idle (neither starts an invoke)."""
+        return ("alive", "applied") if self.is_tracked() else ("alive", "idle")
+
     def waits_for_prerequisites(self) -> bool:
         return "waiting" in self.active
 

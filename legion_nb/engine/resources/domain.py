@@ -44,6 +44,10 @@ class DomainActor(ResourceActor):
     def wanted(self) -> bool:
         return self.key.identity in self.context.state.state.scheme.domains
 
+    def resting_configuration(self) -> tuple[str, ...]:
+        """The chart has no ``restore`` transition: a domain rests where it starts."""
+        return ("alive", "planned")
+
     async def sync(self, run_id: str | None = None) -> None:
         self.run_id = run_id
         await self.send("replan")

@@ -404,6 +404,23 @@ class ServerNodeActor(ResourceActor):
         self.provider_status = None if record is None else record.status
         await self.send("restore")
 
+    def resting_configuration(self) -> tuple[str, ...] | None:
+        """``restore`` then ``observe`` without the chart: running in the system state its provider
+        status calls for, or absent; None where work would start (a pending create to settle, a
+        server still provisioning, an install to run)."""
+        if self.has_pending() or self.tracked_not_running():
+            return None
+        record = self.tracked()
+        if record is None:
+            return ("alive", "machine", "absent", "system", "unknown")
+        self.provider_status = record.status
+        self._rest_values = ("alive", "machine", "system", "running", "unknown")
+        target = self._system_target()
+        self._rest_values = ()
+        if target == "deploying":
+            return None
+        return ("alive", "machine", "system", "running", target)
+
     async def after_transition(self, event: str, machine: StateChart[Any]) -> None:
         """Keep the system region in step with the provider status the machine region learned."""
         self.touch()
