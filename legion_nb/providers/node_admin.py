@@ -104,7 +104,16 @@ class NodeAdminClient:
         return await self._json("/v1/metrics")
 
     async def logs(self, *, since: int = 0, limit: int = 200) -> dict[str, Any]:
+        """Journal entries after the cursor ``since`` (a sequence number), oldest first."""
         return await self._json("/v1/logs", params={"since": since, "limit": limit})
+
+    async def telemetry(self, *, after: int | None = None, limit: int = 20_000) -> dict[str, Any]:
+        """Metric samples taken after the time cursor ``after`` (ms since the epoch; from the start
+        of the node's history when None), columnar, at most ``limit``."""
+        params: dict[str, int] = {"limit": limit}
+        if after is not None:
+            params["after"] = after
+        return await self._json("/v1/telemetry", params=params)
 
     async def tang_advertisement(self) -> dict[str, Any]:
         """The node's Tang advertisement (a JWS); it must at least carry a payload and signatures."""

@@ -9,7 +9,10 @@ Endpoints (JSON)::
     GET /v1/health      {"status": "ok", "node", "phase", "uptime_seconds"}
     GET /v1/readiness   the same report as ``legion-node readiness`` (HTTP 503 while not ready)
     GET /v1/metrics     cpu, memory, disk, uptime, sync peer count
-    GET /v1/logs        ?since=SEQ&limit=N -> {"entries": [{"seq", "time", "unit", "message"}], "next"}
+    GET /v1/logs        ?since=SEQ&limit=N -> {"entries": [{"seq", "time", "unit", "priority",
+                        "message"}], "next"}: the journal by cursor, back-dated history first
+    GET /v1/telemetry   ?after=MS&limit=N -> {"series": [{"metric", "device"}], "samples": {"index",
+                        "time_ms", "value"}, "next", "more"}: samples after a time cursor, columnar
     GET /tang/adv       a Tang advertisement: a JWS (ES512) over the node's signing + exchange JWKs
 
 Why Tang sits behind mTLS here: in a Legion cluster the Tang clients are the cluster's own peers,
@@ -92,6 +95,7 @@ def create_admin_app(system: NodeSystem, tang: TangKeys) -> web.Application:
     app.router.add_get("/v1/readiness", _readiness)
     app.router.add_get("/v1/metrics", _metrics)
     app.router.add_get("/v1/logs", _logs)
+    app.router.add_get("/v1/telemetry", _telemetry)
     app.router.add_get("/tang/adv", _tang_adv)
     return app
 
@@ -152,9 +156,22 @@ async def _logs(request: web.Request) -> web.Response:
         limit = min(1000, max(1, int(request.query.get("limit", "200"))))
     except ValueError:
         return web.json_response({"error": "since and limit must be integers"}, status=400)
-    entries = [e for e in system.journal if e.seq > since][:limit]
-    body = [{"seq": e.seq, "time": e.time, "unit": e.unit, "message": e.message} for e in entries]
+    entries = system.journal_after(since, limit)
+    body = [
+        {"seq": e.seq, "time": e.time, "unit": e.unit, "priority": e.priority, "message": e.message}
+        for e in entries
+    ]
     return web.json_response({"entries": body, "next": entries[-1].seq if entries else since})
+
+
+async def _telemetry(request: web.Request) -> web.Response:
+    system = request.app[_SYSTEM_KEY]
+    try:
+        after = int(request.query["after"]) if "after" in request.query else None
+        limit = min(100_000, max(1, int(request.query.get("limit", "20000"))))
+    except ValueError:
+        return web.json_response({"error": "after and limit must be integers"}, status=400)
+    return web.json_response(system.telemetry.page(after_ms=after, limit=limit).to_wire())
 
 
 async def _tang_adv(request: web.Request) -> web.Response:

@@ -29,7 +29,12 @@ class NodeFleet:
         ssh_port: int = 0,
         admin_port: int = 0,
         sync_port: int = 0,
+        seed: int = 0,
+        history_hours: float = 0.0,
     ) -> None:
+        self.seed = seed
+        self.history_hours = history_hours
+        """Back-dated metrics and journal each new node starts with."""
         self.authorized_keys = tuple(authorized_keys)
         """Keys root accepts on every new node (the provider SSH keys a cloud image would install)."""
         self.timing = timing or NodeTiming()
@@ -80,6 +85,8 @@ class NodeFleet:
                 admin_port=self._admin_port,
                 sync_port=self._sync_port,
                 timing=self.timing,
+                seed=self.seed,
+                history_hours=self.history_hours,
             )
             await node.start()
             self._nodes[address] = node

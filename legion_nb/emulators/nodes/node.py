@@ -55,6 +55,8 @@ class SimulatedNode:
         admin_port: int = 0,
         sync_port: int = 0,
         timing: NodeTiming | None = None,
+        seed: int = 0,
+        history_hours: float = 0.0,
     ) -> None:
         if not ipaddress.ip_address(address).is_loopback:
             raise ValueError(
@@ -64,7 +66,9 @@ class SimulatedNode:
         self.timing = timing or NodeTiming()
         self.faults = FaultPlan()
         cloud_key = asyncssh.generate_private_key("ssh-ed25519").export_private_key("openssh").decode("ascii")
-        self.system = NodeSystem(hostname=hostname, cloud_host_key=cloud_key)
+        self.system = NodeSystem(
+            hostname=hostname, cloud_host_key=cloud_key, seed=seed, history_hours=history_hours
+        )
         for line in authorized_keys:
             self.system.authorize("root", line)
         self.shell = NodeShell(self.system, self, self.timing, self.faults)

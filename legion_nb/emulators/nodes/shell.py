@@ -272,6 +272,7 @@ class NodeShell:
         await asyncio.sleep(self.timing.configure_tribes)
         self.system.files[TRIBES_CONFIG_PATH] = stdin
         self.system.tribes_config = config
+        self.system.telemetry.peers = len(config.get("peers", []))
         self.system.tribes_active_since = time.monotonic() + self.timing.tribes_start
         await self.control.start_sync()
         return _ok(f"tribes configured with {len(config['peers'])} peer(s)")

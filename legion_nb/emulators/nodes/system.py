@@ -24,6 +24,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Literal
 
+from legion_nb.emulators.nodes.journal_history import JournalHistory
+from legion_nb.emulators.nodes.telemetry import NodeTelemetry
+
 __all__ = [
     "ADMIN_KEYS_PATH",
     "ADMIN_USER_PATH",
@@ -95,6 +98,8 @@ class JournalEntry:
     time: float
     unit: str
     message: str
+    priority: int = 6
+    """Syslog priority: 3 err, 4 warning, 6 info."""
 
 
 @dataclass
@@ -118,7 +123,22 @@ class NodeSystem:
     """Certificates were activated: the admin API comes back on every boot."""
     boot_time: float = field(default_factory=time.monotonic)
     journal: deque[JournalEntry] = field(default_factory=lambda: deque(maxlen=_JOURNAL_LIMIT))
+    seed: int = 0
+    """Makes the node's metrics and back-dated journal reproducible."""
+    history_hours: float = 0.0
+    """How far back the node's metrics and journal reach before it started (the sandbox's fleet
+    gives its nodes a day and more, so an analyst has something to explore)."""
+    telemetry: NodeTelemetry = field(init=False, repr=False)
+    history: JournalHistory = field(init=False, repr=False)
     _seq: int = 0
+
+    def __post_init__(self) -> None:
+        now = time.time()
+        self.telemetry = NodeTelemetry(
+            self.hostname, seed=self.seed, history_hours=self.history_hours, started_ms=int(now * 1000)
+        )
+        self.history = JournalHistory(self.hostname, seed=self.seed, end=now, hours=self.history_hours)
+        self._seq = self.history.count
 
     @property
     def host_key(self) -> str:
@@ -135,9 +155,20 @@ class NodeSystem:
     def is_authorized(self, user: str, public_line: str) -> bool:
         return _key_id(public_line) in self.authorized.get(user, set())
 
-    def log(self, unit: str, message: str) -> None:
+    def log(self, unit: str, message: str, *, priority: int = 6) -> None:
         self._seq += 1
-        self.journal.append(JournalEntry(self._seq, time.time(), unit, message))
+        self.journal.append(JournalEntry(self._seq, time.time(), unit, message, priority))
+
+    def journal_after(self, seq: int, limit: int) -> list[JournalEntry]:
+        """Journal entries with a sequence number above ``seq``, oldest first: the back-dated
+        history, then what the node logged since it started (the newest ``_JOURNAL_LIMIT``)."""
+        entries = [
+            JournalEntry(line.seq, line.time, line.unit, line.message, line.priority)
+            for line in self.history.lines(after=seq, limit=limit)
+        ]
+        if len(entries) < limit:
+            entries.extend(e for e in self.journal if e.seq > seq)
+        return entries[:limit]
 
     def uptime(self) -> float:
         return time.monotonic() - self.boot_time

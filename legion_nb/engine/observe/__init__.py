@@ -1,0 +1,1 @@
+"""What Legion learns by watching: telemetry and log stores, collectors, and the analysts' frames."""
