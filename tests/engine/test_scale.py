@@ -3,7 +3,11 @@ they affect, and long work on the loop yields. Speed itself is measured in ``ben
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
 import sys
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -13,8 +17,12 @@ import pytest
 
 from legion_nb.engine.cluster import firewall_plan
 from legion_nb.engine.cluster.firewall_plan import FirewallSetPlan
+from legion_nb.engine.resources.actor import ResourceActor, ResourceSettings
+from legion_nb.engine.resources.affected import affected_keys
+from legion_nb.engine.resources.snapshot import ResourceKey
 from legion_nb.engine.runtime import Engine, create_engine
-from legion_nb.engine.state.model import LegionState, encode_state, synthetic_state
+from legion_nb.engine.state.edits import with_tracked
+from legion_nb.engine.state.model import LegionState, PlannedAccess, encode_state, synthetic_state
 from legion_nb.engine.state.store import SecureStateStore
 
 PASSWORD = "correct horse battery staple"
@@ -76,3 +84,99 @@ async def test_each_state_has_its_firewall_plan_built_at_most_once(
     assert plan_builds, "the engine never derived a firewall plan"
     assert max(plan_builds.values()) == 1
     assert len(plan_builds) <= 1 + len(commits)  # the unlocked state and one per commit
+
+
+class LoopLagProbe:
+    """A task that ticks on the loop as often as it may: how many times it got the loop while
+    something ran, and the longest it waited (printed by the benchmark, never asserted on)."""
+
+    def __init__(self) -> None:
+        self.ticks = 0
+        self.longest = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> LoopLagProbe:
+        self._task = asyncio.create_task(self._tick())
+        await asyncio.sleep(0)
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def _tick(self) -> None:
+        last = time.perf_counter()
+        while True:
+            await asyncio.sleep(0)
+            now = time.perf_counter()
+            self.ticks += 1
+            self.longest = max(self.longest, now - last)
+            last = now
+
+
+async def test_unlock_commit_and_logout_give_the_loop_back_between_actors(tmp_path: Path) -> None:
+    path = tmp_path / "fleet" / "state.legion"
+    path.parent.mkdir(mode=0o700)
+    (await SecureStateStore.create(path, PASSWORD, encode_state(synthetic_state(SERVERS)))).close()
+    engine = create_engine(path, resource_settings=ResourceSettings(loop_slice=0))
+    async with engine:
+        async with LoopLagProbe() as unlocking:
+            await engine.unlock(PASSWORD)
+        actors = len(engine.core.resources.keys())
+        assert actors > SERVERS
+        assert unlocking.ticks >= actors  # one slice per actor started
+
+        async with LoopLagProbe() as committing:
+            await engine.plan_set_operator_cidrs(["203.0.113.7/32"])  # moves every firewall set
+            await engine.core.resources.wait_settled()
+        keys = engine.core.resources.keys()
+        firewalls = [k for k in keys if k.kind == "firewall"]
+        assert committing.ticks >= len(firewalls)
+
+        async with LoopLagProbe() as locking:
+            await engine.logout()
+        assert locking.ticks >= actors
+        waits = (unlocking.longest, committing.longest, locking.longest)
+        print("longest waits (unlock, commit, logout):", ", ".join(f"{w * 1000:.1f} ms" for w in waits))
+
+
+async def test_a_commit_touches_only_the_derived_actors_it_can_move(
+    fleet: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await fleet.unlock(PASSWORD)
+    await fleet.core.resources.wait_settled()
+    touched: Counter[ResourceKey] = Counter()
+    real_touch = ResourceActor.touch
+
+    def counting(actor: ResourceActor) -> None:
+        touched[actor.key] += 1
+        real_touch(actor)
+
+    monkeypatch.setattr(ResourceActor, "touch", counting)
+    await fleet.plan_upsert_server(name="extra-1", provider="hetzner", cluster="c001")
+    await fleet.core.resources.wait_settled()
+
+    derived = {k for k in touched if k.kind != "server"}
+    assert derived == {ResourceKey("firewall", f"legion-c001-{p}") for p in ("hetzner", "ovh", "scaleway")}
+    assert ResourceKey("server", "extra-1") in touched
+    assert not any(k.kind == "server" and k.identity.startswith("node-") for k in touched)
+
+
+def test_affected_keys_follow_the_records_a_commit_replaced() -> None:
+    state = synthetic_state(SERVERS)
+    moved = dataclasses.replace(state.tracked.servers["node-00060"], ipv4="127.0.9.9")
+    after = with_tracked(state, servers={**state.tracked.servers, "node-00060": moved})
+
+    assert affected_keys(state, state) == set()
+    assert affected_keys(state, after) == {
+        *(ResourceKey("firewall", f"legion-c001-{p}") for p in ("hetzner", "ovh", "scaleway")),
+    }
+    pointed = with_tracked(state, servers={**state.tracked.servers, "node-00004": moved})
+    assert ResourceKey("dns_zone", "zone0.example.org") in (affected_keys(state, pointed) or set())
+    assert ResourceKey("firewall", "fw-ovh") in (affected_keys(state, pointed) or set())
+    opened = dataclasses.replace(
+        state, scheme=dataclasses.replace(state.scheme, access=PlannedAccess(("10.0.0.0/8",)))
+    )
+    assert affected_keys(state, opened) is None

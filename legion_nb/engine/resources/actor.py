@@ -39,6 +39,7 @@ from legion_nb.engine.cluster.firewall_plan import FirewallPlanCache, normalize_
 from legion_nb.engine.resources.pending import pending_for
 from legion_nb.engine.resources.ports import ProviderAccess, StatePort
 from legion_nb.engine.resources.snapshot import ActorSnapshot, Health, ResourceKey
+from legion_nb.engine.resources.timeslice import DEFAULT_SLICE
 from legion_nb.engine.resources.tracing import ActorTracer
 from legion_nb.engine.state.edits import without_pending
 from legion_nb.engine.state.model import LegionState, NodeExecution, TrackedSshKey
@@ -77,6 +78,8 @@ class ResourceSettings:
 
     admin_sources: tuple[str, ...] | None = None
     dns_ttl: int = 300
+    loop_slice: float = DEFAULT_SLICE
+    """Seconds the supervisor works through its actors on the loop before it yields (0: after each)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ResourceSettings:

@@ -71,4 +71,3 @@ class StatePendingRecorder:
     async def clear(self, intent: CreateIntent) -> None:
         """Kept until the actor writes the outcome with ``without_pending`` (module notes)."""
         del intent
-

@@ -13,7 +13,12 @@ publications.
   for their endpoints instead of applying a half-known set. A state change feeds waiting actors a
   ``recheck``: they go on once their prerequisites are in the state. When tracked servers change
   (an address learned or moved), zones and firewalls already applied are rechecked too and apply
-  the new full set; plan edits alone wait for the next wave.
+  the new full set; plan edits alone wait for the next wave. A pass touches only the derived
+  actors the commit can move (:func:`~legion_nb.engine.resources.affected.affected_keys`, plus
+  those reading a server whose actor started or finished work), never every one.
+* **Time slices.** Starting, rechecking, waving and stopping actors are loops of small steps:
+  each yields to the loop once a slice (``ResourceSettings.loop_slice``) is used up, so a fleet of
+  thousands never holds the kernel's loop for long (:class:`TimeSlice`).
 * **Coalesced publication.** Actors report each new snapshot synchronously; the supervisor keeps
   the latest per key and schedules ONE flush per loop tick (``loop.call_soon``), which hands every
   listener the changed snapshots together. A burst of 10,000 changes in one tick is one call.
@@ -37,12 +42,14 @@ from legion_nb.engine.cluster.firewall_plan import FirewallPlanCache, FirewallSe
 from legion_nb.engine.cluster.nbde import NbdeRepair, nbde_repairs
 from legion_nb.engine.paths import log_dir_for
 from legion_nb.engine.resources.actor import ActorContext, NodeDeployer, ResourceActor, ResourceSettings
+from legion_nb.engine.resources.affected import affected_keys, changed_names, keys_reading_servers
 from legion_nb.engine.resources.dns_zone import DnsZoneActor
 from legion_nb.engine.resources.domain import DomainActor
 from legion_nb.engine.resources.firewall import FirewallActor
 from legion_nb.engine.resources.node import ServerNodeActor
 from legion_nb.engine.resources.ports import ProviderAccess, StatePort
 from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey, ResourceKind
+from legion_nb.engine.resources.timeslice import TimeSlice
 from legion_nb.engine.resources.tracing import ActorTracer, tracing_enabled
 from legion_nb.engine.state.model import LegionState
 from legion_nb.errors import LockedError
@@ -136,6 +143,11 @@ class ResourceSupervisor:
         self._reconcile_task: asyncio.Task[None] | None = None
         self._reconcile_again = False
         self._endpoints_moved = False
+        self._affected: set[ResourceKey] | None = set()
+        """Derived actors the commits since the last pass can move (None: all of them)."""
+        self._busy_moved: set[str] = set()
+        """Servers whose actors started or finished work since the last pass."""
+        self._server_settled: dict[str, bool] = {}
         self._lock = asyncio.Lock()
         self.publications = 0
 
@@ -167,15 +179,18 @@ class ResourceSupervisor:
                 await task
         async with self._lock:
             actors, self._actors = self._actors, {}
+            budget = self._slice()
             for actor in actors.values():
                 try:
                     await actor.stop()
                 except Exception:  # one actor failing to stop must not keep the others running
                     log.exception("stopping actor %s failed", actor.key)
+                await budget.checkpoint()
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
         self._dirty.clear()
+        self._affected, self._busy_moved, self._server_settled = set(), set(), {}
         self.firewall_plans.clear()
         if self._tracer is not None:
             self._tracer.close()
@@ -198,16 +213,22 @@ class ResourceSupervisor:
         async with self._lock:
             state = self._require_state()
             keys = desired_keys(state.state, self.firewall_plans.plans(state.state))
+            budget = self._slice()
             for key, provider in keys.items():
                 if key not in self._actors:
                     actor = _ACTORS[key.kind](key, provider, self._context(state))
                     self._actors[key] = actor
                     await actor.start()
+                    await budget.checkpoint()
             for key in [k for k in self._actors if k not in keys]:
                 actor = self._actors[key]
                 if actor.snapshot().settled:
                     del self._actors[key]
                     await actor.stop()
+                    await budget.checkpoint()
+
+    def _slice(self) -> TimeSlice:
+        return TimeSlice(self.settings.loop_slice)
 
     def _context(self, state: StatePort) -> ActorContext:
         return ActorContext(
@@ -258,6 +279,11 @@ class ResourceSupervisor:
     def _actor_changed(self, snapshot: ActorSnapshot) -> None:
         """Every actor reports here, synchronously; publication waits for the end of the tick."""
         self._dirty[snapshot.key] = snapshot
+        if snapshot.key.kind == "server":
+            name = snapshot.key.identity
+            if self._server_settled.get(name, True) != snapshot.settled:
+                self._busy_moved.add(name)  # zones and firewalls reading it may wait or go on
+            self._server_settled[name] = snapshot.settled
         self._changed.set()
         if self._flush_handle is None:
             self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
@@ -283,12 +309,18 @@ class ResourceSupervisor:
 
     def _state_changed(self, change: StateChange[LegionState]) -> None:
         before, after = change.before.tracked.servers, change.after.tracked.servers
-        if before is not after:
-            for name, record in after.items():
-                actor = self._actors.get(ResourceKey("server", name))
-                if actor is not None and before.get(name) is not record:
-                    actor.touch()  # a deployment phase moved: the node's substage follows it
-        self._schedule_reconcile(endpoints_moved=before is not after and before != after)
+        replaced = changed_names(before, after)
+        for name in replaced:
+            actor = self._actors.get(ResourceKey("server", name))
+            if actor is not None and name in after:
+                actor.touch()  # a deployment phase moved: the node's substage follows it
+        affected = affected_keys(change.before, change.after)
+        if affected is None or self._affected is None:
+            self._affected = None
+        else:
+            self._affected |= affected
+        moved = any(before.get(name) != after.get(name) for name in replaced)
+        self._schedule_reconcile(endpoints_moved=moved)
 
     def _schedule_reconcile(self, *, endpoints_moved: bool = False) -> None:
         """Coalesce state changes and server settlements into one reconcile pass at a time."""
@@ -309,13 +341,22 @@ class ResourceSupervisor:
         while True:
             self._reconcile_again = False
             endpoints_moved, self._endpoints_moved = self._endpoints_moved, False
+            affected, self._affected = self._affected, set()
+            busy, self._busy_moved = self._busy_moved, set()
             try:
                 await self.sync_from_state()
+                if affected is not None and busy:
+                    affected |= keys_reading_servers((self._require_state().state,), busy)
+                budget = self._slice()
                 for actor in list(self._actors.values()):
-                    if actor.waits_for_prerequisites() or (endpoints_moved and actor.follows_endpoints()):
+                    moved = actor.key.kind != "server" and (affected is None or actor.key in affected)
+                    if actor.waits_for_prerequisites() or (
+                        moved and endpoints_moved and actor.follows_endpoints()
+                    ):
                         await actor.send("recheck")
-                    elif actor.key.kind != "server":
+                    elif moved:
                         actor.touch()  # their waiting reasons name other actors: keep them fresh
+                    await budget.checkpoint()
             except LockedError:
                 return
             except Exception:  # the next change tries again; never let the task die silently
@@ -334,11 +375,13 @@ class ResourceSupervisor:
         self._require_state()
         await self.sync_from_state()
         wanted = set(self._actors) if keys is None else set(keys)
+        budget = self._slice()
         for kind in _WAVE_ORDER:
             for key in sorted(k for k in wanted if k.kind == kind):
                 actor = self._actors.get(key)
                 if actor is not None:
                     await actor.sync(run_id)
+                    await budget.checkpoint()
 
     async def wait_settled(
         self,
