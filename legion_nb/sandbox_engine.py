@@ -128,8 +128,8 @@ def _node_fleet(step_seconds: float) -> tuple[NodeFleet, DeploymentService, list
     """Simulated nodes on two free loopback ports, and the engine services that reach them there:
     node deployment with sandbox-short waits, and terminals on the nodes' SSH port."""
     from legion_nb.emulators.nodes import NodeFleet, NodeTiming  # noqa: PLC0415
+    from legion_nb.engine.deployment.node_channel import NodeAccess, ReadinessPolicy, SshNodeConnector  # noqa: PLC0415
     from legion_nb.engine.deployment.runtime import DeploymentService  # noqa: PLC0415
-    from legion_nb.engine.deployment.services import NodeAccess, ReadinessPolicy, SshNodeConnector  # noqa: PLC0415
     from legion_nb.engine.node_terminals import NodeTerminals  # noqa: PLC0415
     from legion_nb.engine.ssh import ReconnectPolicy, SshOptions  # noqa: PLC0415
 

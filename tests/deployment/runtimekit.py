@@ -26,14 +26,10 @@ from typing import TYPE_CHECKING
 import httpx
 
 from legion_nb.engine import planning
+from legion_nb.engine.deployment.node_channel import NodeAccess, ReadinessPolicy, SshNodeConnector
+from legion_nb.engine.deployment.phase_work import NodePhaseWork
 from legion_nb.engine.deployment.phases import NodeOperation, Phase, PhaseContext, PhaseHandler
 from legion_nb.engine.deployment.runtime import DelayHook, NodeDeploymentRuntime
-from legion_nb.engine.deployment.services import (
-    DeploymentServices,
-    NodeAccess,
-    ReadinessPolicy,
-    SshNodeConnector,
-)
 from legion_nb.engine.resources.actor import ActorContext
 from legion_nb.engine.resources.node import ServerNodeActor
 from legion_nb.engine.resources.pending import StatePendingRecorder
@@ -195,7 +191,7 @@ class DrivenByTheTest:
     """The node actors' ``NodeDeployer`` port while the test runs every node operation itself: a
     node always reads as busy, so its actor provisions the server and never starts an install."""
 
-    def __init__(self, services: DeploymentServices) -> None:
+    def __init__(self, services: NodePhaseWork) -> None:
         self._services = services
         self.runtime: NodeDeploymentRuntime | None = None
 
@@ -223,7 +219,7 @@ class DrivenByTheTest:
 class ActorProvisioned:
     """The phase work with each node's server actor started when its provision phase begins."""
 
-    def __init__(self, services: DeploymentServices, context: ActorContext) -> None:
+    def __init__(self, services: NodePhaseWork, context: ActorContext) -> None:
         self._services = services
         self._context = context
         self.actors: dict[str, ServerNodeActor] = {}
@@ -291,7 +287,7 @@ async def create_state(path: Path, *, servers: tuple[str, ...] = ()) -> None:
 class Engine:
     persistence: State
     runtime: NodeDeploymentRuntime
-    services: DeploymentServices
+    services: NodePhaseWork
     broker: ProviderBroker
     providers: HetznerOnly
 
@@ -311,7 +307,7 @@ async def engine(
             broker.register(create_adapter(client, credentials))
             resilience = Resilience(broker, StatePendingRecorder(persistence), SettlePolicy(reads=3))
             providers = HetznerOnly(broker, resilience)
-            services = DeploymentServices(
+            services = NodePhaseWork(
                 persistence, providers, access=node_access(ssh_port), connector=connector()
             )
             nodes = DrivenByTheTest(services)

@@ -18,6 +18,8 @@ from runtimekit import PASSWORD, Engine, Sandbox, connector, create_state, engin
 
 from legion_nb.emulators.world import Timing
 from legion_nb.engine.cluster.nbde import nbde_repairs
+from legion_nb.engine.deployment.node_channel import TRIBES_CONFIG_PATH, NodeNotReadyError, NodeStepError
+from legion_nb.engine.deployment.phase_work import NodePhaseWork
 from legion_nb.engine.deployment.phases import (
     INSTALL_PHASES,
     PLANS,
@@ -28,14 +30,8 @@ from legion_nb.engine.deployment.phases import (
     execution_of,
     resume_phase,
 )
+from legion_nb.engine.deployment.reinstall import reinstall_image
 from legion_nb.engine.deployment.runtime import DeploymentService, NothingToResumeError, mark_interrupted
-from legion_nb.engine.deployment.services import (
-    TRIBES_CONFIG_PATH,
-    DeploymentServices,
-    NodeNotReadyError,
-    NodeStepError,
-    reinstall_image,
-)
 from legion_nb.engine.runtime import create_engine
 from legion_nb.engine.state.edits import with_execution
 from legion_nb.engine.state.model import (
@@ -331,7 +327,7 @@ async def test_provision_waits_for_the_node_actor_and_never_creates_a_server(
     """Without a node actor to make the server, the provision phase gives up (retryable) having
     created nothing; a server that is neither planned nor tracked is the operator's error."""
     access = replace(node_access(world.ssh_port), provisioning=0.2)
-    work = DeploymentServices(parts.persistence, parts.providers, access=access, connector=connector())
+    work = NodePhaseWork(parts.persistence, parts.providers, access=access, connector=connector())
 
     async def nowhere(point: str) -> None:
         del point

@@ -33,7 +33,7 @@ __all__ = [
     "Phase",
     "PhaseContext",
     "PhaseHandler",
-    "PhaseServices",
+    "PhaseWork",
     "UnknownOperationError",
     "execution_of",
     "first_phase",
@@ -112,7 +112,7 @@ PLANS: Mapping[NodeOperation, tuple[Phase, ...]] = MappingProxyType(
 
 @dataclass(frozen=True, slots=True)
 class PhaseContext:
-    """What a phase service gets: which node, which operation and phase, and the checkpoint hook."""
+    """What a phase handler gets: which node, which operation and phase, and the checkpoint hook."""
 
     node: str
     operation: NodeOperation
@@ -123,8 +123,8 @@ class PhaseContext:
 PhaseHandler = Callable[[PhaseContext], Awaitable[None]]
 
 
-class PhaseServices(Protocol):
-    """The work behind the phases (:mod:`legion_nb.engine.deployment.services`)."""
+class PhaseWork(Protocol):
+    """The work behind the phases (on real nodes: :mod:`legion_nb.engine.deployment.phase_work`)."""
 
     async def prepare(self, node: str, operation: NodeOperation) -> None:
         """Make sure what every phase relies on exists (the node's identity and cluster CA)."""

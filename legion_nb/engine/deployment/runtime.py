@@ -18,7 +18,7 @@ error is the operator's (a :class:`~legion_nb.errors.UsageError`). Cancellation 
 records ``interrupted, retryable`` and is re-raised.
 
 Tests may pass a ``delay`` hook. It never replaces persistence: it is awaited at named points
-(``start`` of every phase, plus points a phase service announces through ``ctx.checkpoint``) so a
+(``start`` of every phase, plus points a phase handler announces through ``ctx.checkpoint``) so a
 crash test can SIGKILL the process while it sits *inside* a given phase.
 """
 
@@ -31,20 +31,21 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from legion_nb.engine.deployment.node_channel import NodeAccess, NodeConnector
+from legion_nb.engine.deployment.phase_work import NodePhaseWork
 from legion_nb.engine.deployment.phases import (
     PLANS,
     NodeOperation,
     Phase,
     PhaseContext,
     PhaseHandler,
-    PhaseServices,
+    PhaseWork,
     execution_of,
     first_phase,
     next_phase,
     operation_of,
     resume_phase,
 )
-from legion_nb.engine.deployment.services import DeploymentServices, NodeAccess, NodeConnector
 from legion_nb.engine.resources.ports import StatePort
 from legion_nb.engine.state.edits import with_execution
 from legion_nb.engine.state.model import LegionState, NodeExecution, TrackedSshKey, utcnow
@@ -62,7 +63,7 @@ __all__ = [
     "PhaseContext",
     "PhaseHandler",
     "PhaseMetrics",
-    "PhaseServices",
+    "PhaseWork",
     "mark_interrupted",
 ]
 
@@ -135,12 +136,12 @@ class NodeDeploymentRuntime:
     def __init__(
         self,
         state: StatePort,
-        services: PhaseServices,
+        work: PhaseWork,
         *,
         delay: DelayHook | None = None,
     ) -> None:
         self._state = state
-        self._services = services
+        self._work = work
         self._delay = delay
         self._active: dict[str, NodeOperation] = {}
         self.metrics = PhaseMetrics()
@@ -204,7 +205,7 @@ class NodeDeploymentRuntime:
             raise DeploymentBusyError(f"node {node} is already running {self._active[node]}; wait for it")
         self._active[node] = op
         try:
-            await self._services.prepare(node, op)
+            await self._work.prepare(node, op)
             began = started.started if started is not None else utcnow()
             phase = start
             last = started.phase if started is not None else first_phase(op).value
@@ -223,7 +224,7 @@ class NodeDeploymentRuntime:
                 await self._delay(node, phase, point)
 
         ctx = PhaseContext(node=node, operation=op, phase=phase, checkpoint=checkpoint)
-        handler = self._services.handler(phase)
+        handler = self._work.handler(phase)
         clock = time.perf_counter()
         try:
             await checkpoint("start")
@@ -316,7 +317,7 @@ class DeploymentService:
         self._connector = connector
         self._delay = delay
         self._runtime: NodeDeploymentRuntime | None = None
-        self._services: DeploymentServices | None = None
+        self._services: NodePhaseWork | None = None
         self.interrupted: tuple[str, ...] = ()
         """The nodes the last ``start`` found running and marked interrupted."""
 
@@ -333,7 +334,7 @@ class DeploymentService:
 
     async def start(self, engine: Engine) -> None:
         persistence = engine.assert_unlocked()
-        services = DeploymentServices(
+        services = NodePhaseWork(
             persistence, engine.core.providers, access=self._access, connector=self._connector
         )
         runtime = NodeDeploymentRuntime(persistence, services, delay=self._delay)
@@ -378,7 +379,7 @@ class DeploymentService:
     async def repair(self, node: str, operation: str) -> NodeExecution:
         return await self.runtime.run(node, operation)
 
-    def _require_services(self) -> DeploymentServices:
+    def _require_services(self) -> NodePhaseWork:
         if self._services is None:
             raise LockedError("the deployment runtime runs only while the state is unlocked; unlock it first")
         return self._services

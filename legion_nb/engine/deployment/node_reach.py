@@ -1,0 +1,110 @@
+"""Reaching one node from what the state holds: its tracked address, its keys, its sessions.
+
+Every phase that talks to a node goes through :class:`NodeReach`, so the rules for trusting a
+node live in one place.
+
+Host keys: before the OS install a node runs its provider image, whose host key Legion cannot know;
+only the phases up to the installed-system reboot may read that key from the node (trust on first
+use, made explicit and confined to that window: :meth:`NodeReach.open_before_install`). From the
+reboot on, every session is pinned to the host key Legion generated and installed
+(:meth:`NodeReach.open_installed`), and a node presenting another key is refused.
+"""
+
+from __future__ import annotations
+
+from legion_nb.engine.deployment.node_channel import (
+    NodeAccess,
+    NodeChannel,
+    NodeConnector,
+    NodeNotReadyError,
+    run_step,
+)
+from legion_nb.engine.deployment.phases import material_of
+from legion_nb.engine.deployment.security import ClusterSecurity, NodeSecurity
+from legion_nb.engine.resources.ports import StatePort
+from legion_nb.engine.ssh import HostKeyMismatchError, SshTarget
+from legion_nb.engine.state.model import TrackedServer
+from legion_nb.errors import NodeError
+from legion_nb.providers.node_admin import NodeAdminClient, admin_url
+
+__all__ = ["NodeReach", "host_of"]
+
+
+def host_of(record: TrackedServer) -> str:
+    """The address Legion reaches the server at: IPv4 when it has one, else IPv6, else ``""``."""
+    return record.ipv4 or record.ipv6 or ""
+
+
+class NodeReach:
+    """Sessions and admin API clients for nodes, built from the state's records and keys."""
+
+    def __init__(self, state: StatePort, access: NodeAccess, connector: NodeConnector) -> None:
+        self.state = state
+        self.access = access
+        self.connector = connector
+
+    # -- what the state holds ------------------------------------------------------------------
+
+    def tracked(self, node: str) -> TrackedServer:
+        """The node's tracked server, once it has an address."""
+        record = self.state.state.tracked.servers.get(node)
+        if record is None:
+            raise NodeError(f"server {node} is not tracked; provision it first (`legion materialize`)")
+        if not record.ipv4 and not record.ipv6:
+            raise NodeNotReadyError(f"server {node} has no address yet; wait for the provider and retry")
+        return record
+
+    def node_security(self, node: str) -> NodeSecurity:
+        material = material_of(self.state.state, node)
+        if material is None or not material.security:
+            raise NodeError(f"node {node} has no deployment material; run the operation again")
+        return NodeSecurity.from_dict(material.security)
+
+    def cluster_security(self, cluster: str) -> ClusterSecurity:
+        material = self.state.state.deployment.clusters.get(cluster)
+        if material is None:
+            raise NodeError(f"cluster {cluster} has no CA yet; run the node operation again")
+        return ClusterSecurity.from_dict(material.security)
+
+    # -- sessions ----------------------------------------------------------------------------------
+
+    def admin_target(self, node: str) -> SshTarget:
+        """Legion's admin user, pinned to the host key Legion generated for the node."""
+        record = self.tracked(node)
+        return self.node_security(node).admin_ssh_target(host_of(record), self.access.ssh_port)
+
+    async def image_target(self, node: str) -> SshTarget:
+        """root on the provider image or installer, pinned to the key the node presents now."""
+        record = self.tracked(node)
+        security = self.node_security(node)
+        host = host_of(record)
+        presented = await self.connector.scan(node, host, self.access.ssh_port)
+        return SshTarget(
+            node=node,
+            host=host,
+            port=self.access.ssh_port,
+            pinned_host_key=presented,
+            client_key=security.admin.ssh_key.private_openssh,
+            username="root",
+        )
+
+    async def open_before_install(self, node: str) -> tuple[NodeChannel, str]:
+        """A session before the installed system is up: Legion's key if it already answers with it
+        (a crash after the reboot), else the image's key. Returns the channel and the node's stage."""
+        try:
+            channel = await self.connector.open(self.admin_target(node), retry=True)
+        except HostKeyMismatchError:
+            channel = await self.connector.open(await self.image_target(node), retry=True)
+        stage = (await run_step(channel, node, "legion-node phase")).strip()
+        return channel, stage
+
+    async def open_installed(self, node: str) -> NodeChannel:
+        """A session with the installed system, pinned to Legion's host key."""
+        return await self.connector.open(self.admin_target(node), retry=True)
+
+    def admin_client(self, node: str) -> NodeAdminClient:
+        """The node's admin API over HTTPS, Legion's operator certificate against the pinned CA."""
+        record = self.tracked(node)
+        context = self.cluster_security(record.cluster).operator_ssl_context()
+        url = admin_url(host_of(record), self.access.admin_port)
+        return NodeAdminClient(node, url, context)
