@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -33,6 +36,33 @@ def test_a_symlinked_path_to_the_same_state_finds_the_same_daemon(runtime_dir: P
     (tmp_path / "real").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "real")
     assert endpoint_for(tmp_path / "link" / "s.legion") == endpoint_for(tmp_path / "real" / "s.legion")
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or os.geteuid() != 0 or shutil.which("unshare") is None,
+    reason="a bind mount needs root and unshare (a private mount namespace)",
+)
+def test_a_bind_mounted_state_directory_finds_the_same_daemon(tmp_path: Path) -> None:
+    # Before: the endpoint hashed the path string, so a second path to the same directory (a bind
+    # mount, which resolve() cannot see through) got a second daemon on the same state file.
+    (tmp_path / "real").mkdir()
+    (tmp_path / "mount").mkdir()
+    keys = (
+        "from legion_nb.engine.daemon.endpoint import state_key; import sys; "
+        "print(state_key(sys.argv[1]), state_key(sys.argv[2]), state_key(sys.argv[3]))"
+    )
+    script = 'mount --bind "$1" "$2" && exec "$3" -c "$4" "$1/s.legion" "$2/s.legion" "$1/t.legion"'
+    done = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script, "sh", tmp_path / "real", tmp_path / "mount", sys.executable,
+         keys],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    if done.returncode != 0 and "mount" in done.stderr:
+        pytest.skip(f"no bind mounts here: {done.stderr.strip()}")
+    assert done.returncode == 0, done.stderr
+    real, mounted, other = done.stdout.split()
+    assert real == mounted
+    assert other != real
 
 
 def test_a_deep_state_path_keeps_the_socket_path_short(runtime_dir: Path, tmp_path: Path) -> None:

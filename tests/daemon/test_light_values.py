@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from legion_nb.cli.context import CliContext
-from legion_nb.engine.daemon.endpoint import Endpoint, endpoint_for, state_key
+from legion_nb.engine.daemon.endpoint import Endpoint, endpoint_for, state_identity, state_key
 from legion_nb.engine.daemon.metadata import DaemonMetadata, read_metadata, write_metadata
 from legion_nb.engine.daemon.protocol import Request
 
@@ -25,8 +25,8 @@ SECRET = "s3cr3t-" * 8
 
 def test_the_state_key_is_the_sha256_hashlib_gives(tmp_path: Path) -> None:
     for name in ("a.legion", "b c.legion", "é\udcff.legion"):  # a lone surrogate: an undecodable name
-        resolved = str((tmp_path / name).resolve()).encode("utf-8", "surrogateescape")
-        assert state_key(tmp_path / name) == hashlib.sha256(resolved).hexdigest()[:16]
+        identity = state_identity(tmp_path / name).encode("utf-8", "surrogateescape")
+        assert state_key(tmp_path / name) == hashlib.sha256(identity).hexdigest()[:16]
 
 
 def test_an_endpoint_is_an_immutable_value(runtime_dir: Path, tmp_path: Path) -> None:

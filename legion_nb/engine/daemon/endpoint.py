@@ -1,7 +1,9 @@
 """Where the daemon for a given state file listens, and the private directory that holds it.
 
-One state file has one endpoint, derived from a hash of its resolved path, so every client that
-names the same state finds the same daemon without being told an address.
+One state file has one endpoint, derived from a hash of what its path resolves to - the device
+and inode of its directory plus its file name - so every client that names the same state finds
+the same daemon without being told an address, however it spells the path (a symlink, a bind
+mount of the directory). The file's own inode would not do: every atomic save replaces it.
 
 On Unix the socket, the metadata file ``daemon.json``, the start lock and the daemon's log share
 one directory of mode 0700 owned by the user: nothing in it is reachable by another account even
@@ -38,7 +40,15 @@ except ImportError:
     except ImportError:
         from hashlib import sha256 as _sha256  # type: ignore[assignment,unused-ignore]
 
-__all__ = ["Endpoint", "UnsafeRuntimeDirError", "check_private_dir", "endpoint_for", "prepare_dirs"]
+__all__ = [
+    "Endpoint",
+    "UnsafeRuntimeDirError",
+    "check_private_dir",
+    "endpoint_for",
+    "prepare_dirs",
+    "state_identity",
+    "state_key",
+]
 
 _HASH_CHARS = 16
 _SOCKET_PATH_MAX = 100  # sun_path is 104 bytes on macOS/BSD, 108 on Linux; keep a margin
@@ -77,15 +87,30 @@ class Endpoint(NamedTuple):
         return self.directory / "daemon.log"
 
 
+def state_identity(state_path: Path) -> str:
+    """What a state path resolves to: ``<device>:<inode>/<name>`` of its directory and file name.
+
+    A directory that does not exist (yet) has no inode: then the resolved path itself, which no
+    daemon can be serving.
+    """
+    resolved = Path(state_path).expanduser().resolve()
+    try:
+        directory = os.stat(resolved.parent)
+    except OSError:  # no such directory: no state, no daemon, nothing to share
+        return str(resolved)
+    return f"{directory.st_dev}:{directory.st_ino}/{resolved.name}"
+
+
 def state_key(state_path: Path) -> str:
-    """The stable short name of a state file: a hash of its resolved absolute path."""
-    resolved = str(Path(state_path).expanduser().resolve())
-    digest: str = _sha256(resolved.encode("utf-8", "surrogateescape")).hexdigest()
+    """The stable short name of a state file: a hash of :func:`state_identity`."""
+    identity = state_identity(state_path)
+    digest: str = _sha256(identity.encode("utf-8", "surrogateescape")).hexdigest()
     return digest[:_HASH_CHARS]
 
 
 def endpoint_for(state_path: Path) -> Endpoint:
-    """The endpoint of ``state_path``'s daemon. Pure: reads the environment, touches no file."""
+    """The endpoint of ``state_path``'s daemon. Reads the environment and stats the state's
+    directory; creates nothing."""
     return _endpoint(state_key(state_path))
 
 
