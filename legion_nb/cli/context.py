@@ -26,10 +26,12 @@ if TYPE_CHECKING:
 
     from legion_nb.engine.daemon.syncclient import BlockingRemote
 
-__all__ = ["CliContext", "EngineApi", "is_one_shot", "one_shot"]
+__all__ = ["DEFAULT_LOCK_TIMEOUT", "CliContext", "EngineApi", "is_one_shot", "one_shot"]
 
 PASSWORD_ENV = "LEGION_PASSWORD"  # noqa: S105 - the variable's name, not a password
 DAEMON_TOKEN_ENV = "LEGION_DAEMON_TOKEN"  # noqa: S105 - the variable's name, not a token
+DEFAULT_LOCK_TIMEOUT = 30.0
+"""Seconds a CLI write waits for another process's write (``--lock-timeout``), as operators' loops expect."""
 
 
 _Handler = TypeVar("_Handler", bound=Callable[..., Any])
@@ -70,6 +72,7 @@ class CliContext:
         "_stdin_lines",
         "daemon_token",
         "json",
+        "lock_timeout",
         "password_stdin",
         "state_path",
     )
@@ -80,8 +83,10 @@ class CliContext:
         json: bool = False,
         password_stdin: bool = False,
         daemon_token: str | None = None,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     ) -> None:
         self.state_path = state_path
+        self.lock_timeout = lock_timeout
         self.json = json
         self.password_stdin = password_stdin
         self.daemon_token = daemon_token
@@ -93,7 +98,8 @@ class CliContext:
         token = None if self.daemon_token is None else "<hidden>"  # a secret never shows in a repr
         return (
             f"CliContext(state_path={self.state_path!r}, json={self.json!r}, "
-            f"password_stdin={self.password_stdin!r}, daemon_token={token!r})"
+            f"password_stdin={self.password_stdin!r}, daemon_token={token!r}, "
+            f"lock_timeout={self.lock_timeout!r})"
         )
 
     # -- input -------------------------------------------------------------------------------
@@ -212,7 +218,7 @@ class CliContext:
                 return
         from legion_nb.engine.runtime import create_engine  # noqa: PLC0415
 
-        engine = create_engine(self.state_path)
+        engine = create_engine(self.state_path, lock_timeout=self.lock_timeout)
         try:
             if unlock:
                 await engine.unlock(self.password())

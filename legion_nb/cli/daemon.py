@@ -6,6 +6,10 @@ never argv or the environment, where other processes could read them, waits unti
 accepts connections, and prints ``{"endpoint", "pid", "token"}`` once as JSON. Other commands then
 use the daemon when given the token (``--daemon-token`` or ``LEGION_DAEMON_TOKEN``).
 
+While it serves, the daemon holds the state's writer lock (:mod:`legion_nb.engine.state.filelock`):
+a write without the token is refused at once with a line naming ``LEGION_DAEMON_TOKEN`` instead of
+landing behind the daemon's back, so the daemon's state never goes stale.
+
 Only argparse-level imports at the top: see :mod:`legion_nb.cli.main`.
 """
 
@@ -52,6 +56,7 @@ async def _run(ctx: CliContext, args: argparse.Namespace) -> int:
     from legion_nb.engine.daemon.host import DaemonReady, serve  # noqa: PLC0415
     from legion_nb.engine.daemon.protocol import new_token, validate_token  # noqa: PLC0415
     from legion_nb.engine.runtime import create_engine  # noqa: PLC0415
+    from legion_nb.engine.state.store import claim_writer  # noqa: PLC0415
 
     # Held only until the unlock: the daemon serves for days, the password need not live that long.
     password_holder = [ctx.password()]
@@ -63,7 +68,16 @@ async def _run(ctx: CliContext, args: argparse.Namespace) -> int:
     )
 
     async def open_engine() -> Any:
-        engine = create_engine(ctx.state_path)
+        # The daemon is the state's only writer while it serves, claimed before it reads the state:
+        # a write that bypasses it is refused at once (naming LEGION_DAEMON_TOKEN), so its own
+        # state can never go stale behind its back.
+        claim = await asyncio.to_thread(claim_writer, ctx.state_path, timeout=ctx.lock_timeout)
+
+        async def release() -> None:
+            claim.release()
+
+        engine = create_engine(ctx.state_path, lock_timeout=ctx.lock_timeout)
+        engine.at_close(release)
         try:
             await engine.unlock(password_holder.pop())
         except BaseException:
@@ -138,7 +152,7 @@ async def _start(ctx: CliContext, args: argparse.Namespace) -> int:
     env = {k: v for k, v in os.environ.items() if k not in (PASSWORD_ENV, DAEMON_TOKEN_ENV)}
     command = [
         sys.executable, "-m", "legion_nb", "--state", str(ctx.state_path), "--password-stdin",
-        "daemon", "run", "--token-stdin", "--detach-handoff",
+        "--lock-timeout", repr(ctx.lock_timeout), "daemon", "run", "--token-stdin", "--detach-handoff",
     ]
     detach: dict[str, Any] = {"start_new_session": True}
     if sys.platform == "win32":

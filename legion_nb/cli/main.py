@@ -25,7 +25,7 @@ import sys
 from collections.abc import Coroutine, Sequence
 from typing import Any, NoReturn
 
-from legion_nb.cli.context import CliContext, is_one_shot
+from legion_nb.cli.context import DEFAULT_LOCK_TIMEOUT, CliContext, is_one_shot
 from legion_nb.errors import LegionError
 
 __all__ = ["build_parser", "main"]
@@ -138,6 +138,23 @@ def _add_global_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--daemon-token", metavar="HEX", help="use the running daemon (env LEGION_DAEMON_TOKEN)"
     )
+    parser.add_argument(
+        "--lock-timeout",
+        metavar="SECONDS",
+        type=_seconds,
+        default=DEFAULT_LOCK_TIMEOUT,
+        help=f"how long a write waits for another process's write (default {DEFAULT_LOCK_TIMEOUT:g})",
+    )
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 86400:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds from 0 to 86400")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
@@ -159,6 +176,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             json=args.json,
             password_stdin=args.password_stdin,
             daemon_token=args.daemon_token,
+            lock_timeout=args.lock_timeout,
         )
         if is_one_shot(handler) and ctx.attach_blocking_daemon():
             try:

@@ -149,8 +149,10 @@ class Engine:
         hub: EventHub,
         services: Sequence[EngineService] = (),
         core: EngineCore | None = None,
+        lock_timeout: float | None = None,
     ) -> None:
         self.state_path = state_path
+        self.lock_timeout = lock_timeout  # seconds a save waits for another's (None: the store's default)
         self.events = hub
         self.core = core or EngineCore.build(hub)
         self._services: list[EngineService] = [*self.core.services(), *services]
@@ -205,7 +207,9 @@ class Engine:
             if self._persistence is not None:
                 raise UsageError("this engine is already unlocked: log out before creating a new state")
             state = empty_state()
-            store = await SecureStateStore.create(self.state_path, password, encode_state(state))
+            store = await SecureStateStore.create(
+                self.state_path, password, encode_state(state), **self._store_options()
+            )
             await self._open(store, state)
         return self._auth_result()
 
@@ -222,7 +226,7 @@ class Engine:
 
         async with self._lifecycle:
             self._check_open()
-            store, payload = await SecureStateStore.unlock(self.state_path, password)
+            store, payload = await SecureStateStore.unlock(self.state_path, password, **self._store_options())
             current = self._persistence
             if current is not None and store.generation <= current.store.generation:
                 store.close()  # the password is right and this session already holds the latest state
@@ -279,7 +283,8 @@ class Engine:
     async def _open(self, store: Any, state: LegionState) -> None:
         from legion_nb.engine.state.persistence import PersistenceSupervisor  # noqa: PLC0415
 
-        self._persistence = PersistenceSupervisor(store, state, encode_state)
+        # With decode, a save after another process's save applies its batch on top of that one.
+        self._persistence = PersistenceSupervisor(store, state, encode_state, decode_state)
         started: list[EngineService] = []
         try:
             for service in self._services:
@@ -300,6 +305,9 @@ class Engine:
             await _stop_quietly(service)
         self._persistence = None
         await persistence.aclose()
+
+    def _store_options(self) -> dict[str, float]:
+        return {} if self.lock_timeout is None else {"lock_timeout": self.lock_timeout}
 
     def _auth_result(self) -> dict[str, Any]:
         persistence = self._persistence
@@ -640,8 +648,12 @@ def create_engine(
     resource_settings: ResourceSettings | None = None,
     transport: Any = None,
     deployment: DeploymentService | None = None,
+    lock_timeout: float | None = None,
 ) -> Engine:
     """An engine for ``state_path`` with the standard services (plus ``services``), still locked.
+
+    ``lock_timeout`` is how long a save waits for another process's save (the CLI's
+    ``--lock-timeout``); by default the store's.
 
     ``broker_policy`` paces provider polling (the sandbox session passes short intervals);
     ``transport`` (an ``httpx.AsyncBaseTransport``) reaches every provider adapter, for tests.
@@ -657,4 +669,4 @@ def create_engine(
         transport=transport,
         deployment=deployment,
     )
-    return Engine(Path(state_path), hub=hub, services=services, core=core)
+    return Engine(Path(state_path), hub=hub, services=services, core=core, lock_timeout=lock_timeout)

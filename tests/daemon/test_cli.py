@@ -208,3 +208,35 @@ def test_two_thousand_silent_connections_do_not_starve_an_authenticated_status(
             connection.close()
     stopped = legion(env, state, "--daemon-token", token, "daemon", "stop")
     assert stopped.returncode == 0, stopped.stderr
+
+
+def test_a_write_without_the_token_never_leaves_the_daemon_stale(env: dict[str, str], state: Path) -> None:
+    # Before: the token-less write landed behind the daemon's back, and every later daemon write
+    # failed with "StateConflictError ... unlock it again" while its reads stayed stale.
+    started = legion(env, state, "--password-stdin", "daemon", "start", stdin=PASSWORD + "\n")
+    assert started.returncode == 0, started.stderr
+    token = json.loads(started.stdout)["token"]
+    try:
+        bypass = legion({**env, "LEGION_PASSWORD": PASSWORD}, state, "--lock-timeout", "600",
+                        "plan", "dns-zone", "add", "bypass.example", "--provider", "hetzner")
+        assert bypass.returncode == 3
+        line = one_line_error(bypass)
+        assert "daemon" in line and f"pid {json.loads(started.stdout)['pid']}" in line
+        assert "LEGION_DAEMON_TOKEN" in line
+        through = legion(env, state, "--daemon-token", token, "plan", "dns-zone", "add", "through.example",
+                         "--provider", "hetzner")
+        assert through.returncode == 0, through.stderr
+        again = legion(env, state, "--daemon-token", token, "plan", "dns-zone", "add", "again.example",
+                       "--provider", "hetzner")
+        assert again.returncode == 0, again.stderr
+        served = json.loads(legion(env, state, "--daemon-token", token, "--json", "plan", "show").stdout)
+        assert sorted(served["dns_zones"]) == ["again.example", "through.example"]
+        on_disk = legion({**env, "LEGION_PASSWORD": PASSWORD}, state, "--json", "plan", "show")
+        assert on_disk.returncode == 0, on_disk.stderr  # reading without the token still works
+        assert json.loads(on_disk.stdout)["dns_zones"] == served["dns_zones"]
+    finally:
+        stopped = legion(env, state, "--daemon-token", token, "daemon", "stop")
+    assert stopped.returncode == 0, stopped.stderr
+    after = legion({**env, "LEGION_PASSWORD": PASSWORD}, state, "plan", "dns-zone", "add", "later.example",
+                   "--provider", "hetzner")
+    assert after.returncode == 0, after.stderr  # the daemon's claim ended with it

@@ -10,6 +10,19 @@ that outlives the child's death for as long as the parent keeps the descriptor.
 
 The lock file itself is never deleted: deleting a lock file races with a process that has just
 opened it and would let two writers hold "the" lock on two different inodes.
+
+**Who holds it.** The holder writes its pid and role (``"writer"`` for one save, ``"daemon"`` for a
+daemon that is the state's only writer) into the lock file once it has the lock, so a process that
+waits in vain can say whom it waited for. A lock held by a daemon is not waited for at all: the
+daemon keeps it for its whole life, so the waiter is told at once to go through the daemon.
+
+**Held for a lifetime.** :func:`claim_lock` takes the lock until :meth:`LockClaim.release`: the
+daemon claims its state's writer lock before it reads the state and keeps it while it serves, so no
+process can write behind its back. Saves inside the claiming process still go through
+:func:`hold_lock`, which recognises the claimed file by device and inode (a second open of it would
+otherwise conflict with the claim, ``flock`` being per open file description) and serializes them
+with a thread lock instead. The claim's descriptor is close-on-exec; nothing in a daemon forks
+without exec.
 """
 
 from __future__ import annotations
@@ -17,19 +30,60 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from legion_nb.errors import StateBusyError
 
-__all__ = ["fsync_directory", "fsync_file", "hold_lock"]
+__all__ = [
+    "DAEMON_TOKEN_ENV",
+    "LockClaim",
+    "StateServedError",
+    "claim_lock",
+    "fsync_directory",
+    "fsync_file",
+    "hold_lock",
+]
 
 _POLL_SECONDS = 0.01
+_HOLDER_BYTES = 64
+DAEMON_TOKEN_ENV = "LEGION_DAEMON_TOKEN"  # noqa: S105 - the variable's name, not a token
 
 
-class LockTimeout(Exception):
-    """The lock stayed held by another process for the whole wait."""
+class StateServedError(StateBusyError):
+    """A daemon serves this state and is its only writer: changes go through the daemon."""
+
+    code = "state_served"
+
+
+class LockClaim:
+    """A lock this process holds until :meth:`release` (see "Held for a lifetime" above)."""
+
+    def __init__(self, fd: int, key: tuple[int, int], path: Path) -> None:
+        self._fd: int | None = fd
+        self._key = key
+        self.path = path
+        self.turn = threading.Lock()  # this process's writers take turns on the claimed lock
+
+    def __repr__(self) -> str:
+        return f"LockClaim({str(self.path)!r}, {'released' if self._fd is None else 'held'})"
+
+    def release(self) -> None:
+        """Give the lock up (idempotent); this process's writers wait for it like anyone else's."""
+        with _CLAIMS_GUARD:
+            if _CLAIMS.get(self._key) is self:
+                del _CLAIMS[self._key]
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):  # closing drops the lock whatever unlock says
+                _unlock(fd)
+            os.close(fd)
+
+
+_CLAIMS: dict[tuple[int, int], LockClaim] = {}
+_CLAIMS_GUARD = threading.Lock()
 
 
 def _open_lock_file(path: Path) -> int:
@@ -70,29 +124,107 @@ else:
     _FULL_FSYNC = getattr(fcntl, "F_FULLFSYNC", None)  # macOS only
 
 
+def _identity(fd: int) -> tuple[int, int]:
+    info = os.fstat(fd)
+    return (info.st_dev, info.st_ino)
+
+
+def _write_holder(fd: int, role: str) -> None:
+    """Record who holds the lock (best effort: it only improves the waiters' error messages)."""
+    record = f"{os.getpid()} {role}\n".encode()
+    with contextlib.suppress(OSError):
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, record)
+
+
+def _read_holder(fd: int) -> tuple[int, str] | None:
+    """The pid and role the holder recorded, or None if unreadable (Windows locks the byte)."""
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        raw = os.read(fd, _HOLDER_BYTES)
+        pid_text, _, role = raw.decode("ascii").strip().partition(" ")
+        return int(pid_text), role or "writer"
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+
+
+def _served(path: Path, pid: int) -> StateServedError:
+    return StateServedError(
+        f"a legion daemon (pid {pid}) serves this state and is its only writer: send the change "
+        f"through it with --daemon-token or {DAEMON_TOKEN_ENV}, or stop it with 'legion daemon stop'"
+    )
+
+
+def _acquire(fd: int, path: Path, timeout: float) -> None:
+    """Wait for the flock on ``fd``; a daemon's lock is reported at once, others after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not _try_lock(fd):
+        holder = _read_holder(fd)
+        if holder is not None and holder[1] == "daemon":
+            raise _served(path, holder[0])
+        if time.monotonic() >= deadline:
+            who = f"pid {holder[0]}; " if holder is not None else ""
+            raise StateBusyError(
+                f"another process is writing this state ({who}lock {path} held for more than "
+                f"{timeout:g} s); wait for it to finish, raise --lock-timeout, or stop that process"
+            )
+        time.sleep(_POLL_SECONDS)
+
+
 @contextlib.contextmanager
 def hold_lock(path: Path, *, timeout: float) -> Iterator[None]:
     """Hold the exclusive lock on ``path`` for the ``with`` block, waiting at most ``timeout`` s.
 
-    Raises :class:`StateBusyError` if another process (or another open of the same file in this
-    process) keeps it for the whole wait. Blocking: call it from a worker thread.
+    Raises :class:`StateServedError` at once if a daemon holds it for life, :class:`StateBusyError`
+    if another process (or another open of the same file in this process) keeps it for the whole
+    wait, naming the holder's pid. Blocking: call it from a worker thread.
     """
     fd = _open_lock_file(path)
     try:
-        deadline = time.monotonic() + timeout
-        while not _try_lock(fd):
-            if time.monotonic() >= deadline:
+        with _CLAIMS_GUARD:
+            claim = _CLAIMS.get(_identity(fd))
+        if claim is not None:  # this process claimed it: take turns with its other writers
+            os.close(fd)
+            fd = -1
+            if not claim.turn.acquire(timeout=timeout):
                 raise StateBusyError(
-                    f"another process is writing this state (lock {path} held for more than {timeout:g} s); "
-                    "wait for it to finish or stop the other legion process"
+                    f"another writer in this process kept the lock {path} for more than {timeout:g} s"
                 )
-            time.sleep(_POLL_SECONDS)
+            try:
+                yield
+            finally:
+                claim.turn.release()
+            return
+        _acquire(fd, path, timeout)
+        _write_holder(fd, "writer")
         try:
             yield
         finally:
             _unlock(fd)
     finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def claim_lock(path: Path, *, timeout: float, role: str = "daemon") -> LockClaim:
+    """Take the lock on ``path`` until the returned claim is released (a daemon's lifetime).
+
+    Waits like :func:`hold_lock` for a save in flight; raises :class:`StateServedError` if another
+    daemon holds it. Blocking: call it from a worker thread.
+    """
+    fd = _open_lock_file(path)
+    try:
+        _acquire(fd, path, timeout)
+        _write_holder(fd, role)
+        key = _identity(fd)
+    except BaseException:
         os.close(fd)
+        raise
+    claim = LockClaim(fd, key, path)
+    with _CLAIMS_GUARD:
+        _CLAIMS[key] = claim
+    return claim
 
 
 def fsync_file(fd: int) -> None:

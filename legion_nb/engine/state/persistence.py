@@ -15,6 +15,13 @@ batch and the durable state stays what it was.
 
 Cancelling a caller of :meth:`PersistenceSupervisor.mutate` withdraws its mutation if the drain task
 has not taken it yet; once taken, the change is written with its batch regardless.
+
+**Another process saved in between.** Given ``decode``, the supervisor never fails a batch because
+the file moved on (a CLI command or a notebook wrote the same state): the store hands it the latest
+payload under the write lock, the batch is applied again on top of it (mutations are pure, so that
+is always possible) and the result is written. The commit's ``before`` is what this process last
+held, its ``after`` includes the other process's changes: listeners re-sync from it like from any
+commit. Without ``decode``, such a save fails with :class:`StateConflictError`.
 """
 
 from __future__ import annotations
@@ -53,6 +60,34 @@ class _Mutation(Generic[S]):
     done: asyncio.Future[Any]
 
 
+_Outcome = tuple[_Mutation[S], bool, Any]
+"""A mutation, whether it succeeded, and its result or its exception."""
+
+
+def _apply(batch: list[_Mutation[S]], state: S) -> tuple[S, list[_Outcome[S]]]:
+    """Apply ``batch`` in order to ``state``; pure, so it may run again on a newer state (and in a
+    worker thread: it touches no future, :func:`_settle` does that on the loop)."""
+    outcomes: list[_Outcome[S]] = []
+    for mutation in batch:
+        try:
+            state, result = mutation.fn(state)
+        except Exception as exc:  # the mutation's own failure goes to its own caller only
+            outcomes.append((mutation, False, exc))
+            continue
+        outcomes.append((mutation, True, result))
+    return state, outcomes
+
+
+def _settle(outcomes: list[_Outcome[S]]) -> None:
+    for mutation, ok, value in outcomes:
+        if mutation.done.done():  # its caller was cancelled meanwhile
+            continue
+        if ok:
+            mutation.done.set_result(value)
+        else:
+            mutation.done.set_exception(value)
+
+
 def _listener_name(listener: object) -> str:
     # Never repr() a listener: a bound method's repr includes its object's, which may hold secrets.
     return str(getattr(listener, "__qualname__", type(listener).__qualname__))
@@ -61,10 +96,17 @@ def _listener_name(listener: object) -> str:
 class PersistenceSupervisor(Generic[S]):
     """Owns the state value and its store; see the module notes for the batching contract."""
 
-    def __init__(self, store: SecureStateStore, state: S, encode: Callable[[S], bytes]) -> None:
+    def __init__(
+        self,
+        store: SecureStateStore,
+        state: S,
+        encode: Callable[[S], bytes],
+        decode: Callable[[bytes], S] | None = None,
+    ) -> None:
         self._store = store
         self._durable = state
         self._encode = encode
+        self._decode = decode
         self._revision = 0
         self._queue: list[_Mutation[S]] = []
         self._listeners: list[Callable[[StateChange[S]], None]] = []
@@ -149,42 +191,45 @@ class PersistenceSupervisor(Generic[S]):
             raise
 
     async def _commit(self, batch: list[_Mutation[S]]) -> None:
-        state = self._durable
-        applied: list[tuple[_Mutation[S], Any]] = []
-        for mutation in batch:
-            if mutation.done.done():  # its caller was cancelled before we got to it: withdrawn
-                continue
-            try:
-                state, result = mutation.fn(state)
-            except Exception as exc:  # the mutation's own failure goes to its own caller only
-                mutation.done.set_exception(exc)
-                continue
-            applied.append((mutation, result))
-        if not applied:
+        live = [mutation for mutation in batch if not mutation.done.done()]  # others were withdrawn
+        state, outcomes = _apply(live, self._durable)
+        if not any(ok for _mutation, ok, _value in outcomes):
+            _settle(outcomes)
             return
+        rebased: list[tuple[S, list[_Outcome[S]]]] = []
+
+        def on_top_of(latest: bytes) -> bytes:  # a worker thread, holding the write lock
+            assert self._decode is not None
+            result = _apply(live, self._decode(latest))
+            rebased.append(result)
+            return self._encode(result[0])
+
         try:
             payload = await asyncio.to_thread(self._encode, state)
-            await self._store.save(payload)
+            await self._store.save(payload, rebase=on_top_of if self._decode is not None else None)
         except Exception as exc:  # a failed write fails its whole batch; the durable state stays
-            for mutation, _result in applied:
-                if not mutation.done.done():
-                    mutation.done.set_exception(exc)
+            _settle([(mutation, False, exc if ok else value) for mutation, ok, value in outcomes])
             return
         except BaseException:  # cancelled mid-write: nobody may believe their change is durable
-            for mutation, _result in applied:
-                mutation.done.cancel()
+            for mutation, ok, _value in outcomes:
+                if ok:
+                    mutation.done.cancel()
+            _settle([outcome for outcome in outcomes if not outcome[1]])
             raise
+        if rebased:
+            state, outcomes = rebased[-1]
+            logger.info(
+                "state %s was saved by another process; this batch was applied on top of it", self._store.path
+            )
         change = StateChange(
             before=self._durable,
             after=state,
             revision=self._revision + 1,
-            reasons=tuple(mutation.reason for mutation, _result in applied),
+            reasons=tuple(mutation.reason for mutation, ok, _value in outcomes if ok),
         )
         self._durable = state
         self._revision = change.revision
-        for mutation, result in applied:
-            if not mutation.done.done():
-                mutation.done.set_result(result)
+        _settle(outcomes)
         self._notify(change)
 
     def _notify(self, change: StateChange[S]) -> None:

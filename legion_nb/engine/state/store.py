@@ -28,6 +28,15 @@ and a save that returned is on disk. On filesystems without hard links the live 
 serialized by the lock and never interleave. The second one to write after both loaded the same
 generation is refused with :class:`StateConflictError`: its in-memory state was never merged with
 the other's save. The comparison is on the 170-byte header, which holds a random nonce per save.
+A writer that can merge passes ``rebase`` to :meth:`SecureStateStore.save`: still holding the lock,
+it gets the latest payload and writes its change on top of it (the persistence supervisor re-applies
+its pure mutations), so parallel CLI commands all land. A save waits for the lock up to the lock
+timeout (the CLI's ``--lock-timeout``), then fails naming the holder's pid.
+
+**One writer for a daemon.** A daemon claims the lock for its whole life (:func:`claim_writer`)
+before it reads the state: its own saves go on as usual, any other process's save is refused at
+once with :class:`~legion_nb.engine.state.filelock.StateServedError`, naming the daemon's pid and
+``LEGION_DAEMON_TOKEN``. Nothing is written behind the daemon's back, so it is never stale.
 
 **Recovery.** If the live file is missing but ``.bak`` exists, unlock opens the backup with the
 password and reinstates it as the live file (logged as a warning). Under this store's own protocol
@@ -57,7 +66,7 @@ import os
 import secrets
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,7 +85,7 @@ from legion_nb.engine.state.crypto import (
     seal_key_slot,
     seal_payload,
 )
-from legion_nb.engine.state.filelock import fsync_directory, fsync_file, hold_lock
+from legion_nb.engine.state.filelock import LockClaim, claim_lock, fsync_directory, fsync_file, hold_lock
 from legion_nb.errors import (
     LockedError,
     StateConflictError,
@@ -89,15 +98,20 @@ from legion_nb.errors import (
 __all__ = [
     "DEFAULT_LOCK_TIMEOUT",
     "MAX_STATE_BYTES",
+    "Rebase",
     "SecureStateStore",
     "StateIOError",
     "StateSizeError",
+    "claim_writer",
 ]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_LOCK_TIMEOUT = 2.0
 """Seconds a save waits for another process's write to finish before :class:`StateBusyError`."""
+
+Rebase = Callable[[bytes], bytes]
+"""Given the latest payload on disk, the payload to write on top of it (see :meth:`SecureStateStore.save`)."""
 
 MAX_STATE_BYTES = 256 * 1024 * 1024
 """The largest state file read or written: far above any fleet's plan and records, far below what
@@ -343,6 +357,19 @@ def _check_regular(path: Path, info: os.stat_result, *, header_only: bool) -> No
         )
     if not header_only and info.st_size > MAX_STATE_BYTES:
         raise _too_large(path, info.st_size)
+
+
+def claim_writer(path: Path, *, timeout: float = DEFAULT_LOCK_TIMEOUT) -> LockClaim:
+    """Become the only writer of the state at ``path`` until the claim is released (a daemon's life).
+
+    Other processes' saves are then refused at once with :class:`StateServedError`; this
+    process's stores write as usual. Waits up to ``timeout`` for a save in flight. Blocking.
+    """
+    files = _StateFiles.at(path)
+    try:
+        return claim_lock(files.lock, timeout=timeout, role="daemon")
+    except OSError as exc:
+        raise _io_error("lock", files.lock, exc) from exc
 
 
 def _file_kind(mode: int) -> str:
@@ -591,21 +618,27 @@ class SecureStateStore:
     def closed(self) -> bool:
         return self._data_key is None
 
-    async def save(self, payload: bytes) -> None:
+    async def save(self, payload: bytes, *, rebase: Rebase | None = None) -> None:
         """Write ``payload`` as the next generation; durable on disk when this returns.
 
-        Raises :class:`StateConflictError` if the file changed since this store last read or wrote
-        it, :class:`StateBusyError` if another process holds the write lock for longer than the
-        lock timeout, :class:`StateIOError` if the disk refuses, :class:`LockedError` after close.
+        If the file changed since this store last read or wrote it (another process saved), the
+        save is refused with :class:`StateConflictError` - unless ``rebase`` is given: then, still
+        holding the lock, the latest payload on disk is decrypted and ``rebase(latest)`` (run in a
+        worker thread) returns what to write on top of it instead of ``payload``. A file that was
+        removed, or re-encrypted under another password, is a conflict either way.
+
+        Also raises :class:`StateBusyError` if another process holds the write lock for longer
+        than the lock timeout (:class:`StateServedError` at once if a daemon holds it),
+        :class:`StateIOError` if the disk refuses, :class:`LockedError` after close.
         """
         self._require_key()
-        await asyncio.to_thread(self._save_sync, payload)
+        await asyncio.to_thread(self._save_sync, payload, rebase)
 
-    def _save_sync(self, payload: bytes) -> None:
+    def _save_sync(self, payload: bytes, rebase: Rebase | None = None) -> None:
         with self._io:
             generation = self._generation + 1
             blob = seal_payload(self._key_slot, self._require_key(), generation, payload)
-            self._replace(blob, generation, backup_is_new=False)
+            self._replace(blob, generation, backup_is_new=False, rebase=rebase)
 
     async def change_password(self, old: str, new: str) -> None:
         """Re-encrypt the state under ``new`` (fresh salt and data key); ``old`` stops working.
@@ -671,26 +704,52 @@ class SecureStateStore:
         )
 
     @contextlib.contextmanager
-    def _write_lock(self) -> Iterator[None]:
-        """The process-exclusive lock plus the conflict check: the file is still what we last saw."""
+    def _write_lock(self, rebase: Rebase | None = None) -> Iterator[tuple[bytes, int] | None]:
+        """The process-exclusive lock plus the conflict check: the file is still what we last saw.
+
+        With ``rebase``, a changed file yields the blob (and generation) to write on top of it.
+        """
         files = self._files
         with hold_lock(files.lock, timeout=self._lock_timeout):
             header = files.read_header()
             if header is None:
                 raise self._conflict("was removed")
+            rebased = None
             if not hmac.compare_digest(header, self._disk_header):
-                raise self._conflict("was changed by another process")
+                if rebase is None:
+                    raise self._conflict("was changed by another process")
+                rebased = self._rebased(rebase)
             if not self._swept:
                 files.sweep_temps()
                 self._swept = True
-            yield
+            yield rebased
 
-    def _replace(self, blob: bytes, generation: int, *, backup_is_new: bool) -> None:
+    def _rebased(self, rebase: Rebase) -> tuple[bytes, int]:
+        """The next generation on top of the live file: its payload through ``rebase``, resealed."""
+        files = self._files
+        try:
+            envelope = parse_envelope(files.read(files.live), files.label)
+        except FileNotFoundError:
+            raise self._conflict("was removed") from None
+        if not hmac.compare_digest(envelope.key_slot, self._key_slot):
+            raise self._conflict("was re-encrypted under another password")
+        data_key = self._require_key()
+        payload = rebase(open_payload(envelope, data_key))
+        generation = envelope.generation + 1
+        return _sealed_within_bound(
+            files.live, seal_payload(self._key_slot, data_key, generation, payload)
+        ), generation
+
+    def _replace(
+        self, blob: bytes, generation: int, *, backup_is_new: bool, rebase: Rebase | None = None
+    ) -> None:
         """Install ``blob`` as the live file, durably; ``.bak`` becomes the previous file or ``blob``."""
         files = self._files
         _sealed_within_bound(files.live, blob)
         try:
-            with self._write_lock():
+            with self._write_lock(rebase) as rebased:
+                if rebased is not None:
+                    blob, generation = rebased
                 temp = files.write_temp(blob)
                 try:
                     if not backup_is_new and not files.link_atomically(files.live, files.backup):
