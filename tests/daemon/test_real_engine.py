@@ -110,6 +110,17 @@ async def test_logout_through_the_daemon_locks_it_for_every_client(
     assert isinstance(await remote.plan_show(), dict)
 
 
+async def test_a_wrong_password_through_the_daemon_locks_nobody_out(
+    served: tuple[Running, RemoteEngine],
+) -> None:
+    # Before: unlock logged the engine out first, so one mistyped password locked every client out.
+    _, remote = served
+    with pytest.raises(WrongPasswordError):
+        await remote.unlock(password="not the password")
+    assert (await remote.daemon_status())["unlocked"] is True
+    assert isinstance(await remote.plan_show(), dict)
+
+
 async def test_secrets_sent_through_the_daemon_stay_out_of_replies_and_logs(
     served: tuple[Running, RemoteEngine], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -83,22 +83,21 @@ def normalize_hostname(value: str, *, what: str = "host name", min_labels: int =
 def normalize_server_name(value: str) -> str:
     """A planned server's name: a host name that also fits every place it goes (:data:`MAX_SERVER_NAME`)."""
     name = normalize_hostname(value, what="server name")
-    if len(name) > MAX_SERVER_NAME:
-        raise ValidationError(
-            f"server name {value!r} has {len(name)} characters: a node certificate's common name "
-            f"and a Linux host name hold at most {MAX_SERVER_NAME}"
-        )
-    return name
+    because = "a node certificate's common name and a Linux host name hold"
+    return _within(name, MAX_SERVER_NAME, f"server name {value!r}", because)
 
 
 def normalize_cluster_name(value: str) -> str:
     """A cluster's name: one label that also fits its derived names (:data:`MAX_CLUSTER_NAME`)."""
     name = normalize_label(value, what="cluster name")
-    if len(name) > MAX_CLUSTER_NAME:
-        raise ValidationError(
-            f"cluster name {value!r} has {len(name)} characters: its firewall set "
-            f"'legion-{name}-scaleway' must stay a DNS label of at most 63, so at most {MAX_CLUSTER_NAME}"
-        )
+    because = f"its firewall set 'legion-{name}-scaleway' must stay a DNS label of 63, so it may have"
+    return _within(name, MAX_CLUSTER_NAME, f"cluster name {value!r}", because)
+
+
+def _within(name: str, limit: int, what: str, because: str) -> str:
+    """``name`` if it has at most ``limit`` characters; else one line saying which limit it breaks."""
+    if len(name) > limit:
+        raise ValidationError(f"{what} has {len(name)} characters: {because} at most {limit}")
     return name
 
 
