@@ -232,7 +232,7 @@ class Engine:
                 store.close()  # the password is right and this session already holds the latest state
                 return self._auth_result()
             try:
-                state = decode_state(payload)
+                state = await asyncio.to_thread(decode_state, payload)  # pure; ~10 ms per 1,000 servers
             except BaseException:
                 store.close()
                 raise
@@ -358,12 +358,12 @@ class Engine:
     @engine_api
     async def diff(self) -> Diff:
         """Planned vs tracked vs observed, field by field, with the action per resource (the
-        cluster's derived firewall sets included)."""
-        resources = self.core.resources
-        plans = resources.firewall_plans.plans(self.state) if resources.running else None
-        return with_derived_firewalls(
-            diff(self.state), self.state, resources.settings.admin_sources, plans=plans
-        )
+        cluster's derived firewall sets included). Built in a worker thread: it is pure on the
+        immutable state and takes tens of milliseconds for thousands of servers."""
+        state, resources = self.state, self.core.resources
+        plans = resources.firewall_plans.plans(state) if resources.running else None
+        admin = resources.settings.admin_sources
+        return await asyncio.to_thread(lambda: with_derived_firewalls(diff(state), state, admin, plans=plans))
 
     @engine_api
     async def credentials_show(self) -> list[dict[str, Any]]:
@@ -523,7 +523,7 @@ class Engine:
     async def snapshot(self) -> dict[str, Any]:
         """The app snapshot: actor beliefs joined with planned, tracked and observed records."""
         self.assert_unlocked()
-        return self.core.publisher.current()
+        return await self.core.publisher.fresh()
 
     @engine_api
     async def activity(self) -> dict[str, Any]:

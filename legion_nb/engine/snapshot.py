@@ -22,6 +22,7 @@ change of the planned operator access reads ``update`` until the tracked rules l
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -215,6 +216,10 @@ class SnapshotPublisher:
     change goes out at once, later ones in that window are folded into one trailing publication),
     since nobody reads faster than the panels' ~10 redraws a second. A burst of thousands of
     changes costs one assembly; an apply of hundreds of resources a few per second.
+
+    After a commit the state's side of the join (:class:`StateView`: the diff of every resource)
+    is built in a worker thread, since it is a pure function of the immutable state and takes tens
+    of milliseconds for a fleet of thousands; the publication waits for it, the loop does not.
     """
 
     def __init__(
@@ -234,6 +239,7 @@ class SnapshotPublisher:
         self._view: StateView | None = None
         self._last = float("-inf")
         self._trailing: asyncio.TimerHandle | None = None
+        self._viewing: asyncio.Task[None] | None = None
 
     def current(self) -> dict[str, Any]:
         """The snapshot as of now (locked: the empty locked snapshot)."""
@@ -242,9 +248,8 @@ class SnapshotPublisher:
             return locked_snapshot()
         state = persistence.state
         admin = self._resources.settings.admin_sources
-        if self._view is None or self._view.state is not state:
-            plans = self._resources.firewall_plans.plans(state) if self._resources.running else None
-            self._view = StateView.of(state, admin, plans=plans)
+        if self._stale(state):
+            self._view = StateView.of(state, admin, plans=self._plans(state))
         return assemble(
             state,
             persistence.revision,
@@ -253,6 +258,36 @@ class SnapshotPublisher:
             admin_sources=admin,
             view=self._view,
         )
+
+    async def fresh(self) -> dict[str, Any]:
+        """:meth:`current`, with the state's side built off the loop when the state moved."""
+        persistence = self._persistence
+        if persistence is not None and self._stale(persistence.state):
+            if self._viewing is None:
+                self._viewing = asyncio.create_task(self._prepare_view(), name="legion-snapshot-view")
+            await asyncio.shield(self._viewing)
+        return self.current()
+
+    def _stale(self, state: LegionState) -> bool:
+        return self._view is None or self._view.state is not state
+
+    def _plans(self, state: LegionState) -> Mapping[str, FirewallSetPlan] | None:
+        return self._resources.firewall_plans.plans(state) if self._resources.running else None
+
+    async def _prepare_view(self) -> None:
+        """Build the view of the current state in a worker thread (again if the state moved
+        meanwhile), then publish what waited for it."""
+        try:
+            while self._persistence is not None and self._stale(self._persistence.state):
+                state = self._persistence.state
+                admin = self._resources.settings.admin_sources
+                view = await asyncio.to_thread(StateView.of, state, admin, plans=self._plans(state))
+                if self._persistence is not None:
+                    self._view = view
+        finally:
+            self._viewing = None
+        if self._persistence is not None:
+            self._publish()
 
     def mark(self, *_: object) -> None:
         """Something changed: publish now, or once at the end of the current pacing window."""
@@ -267,9 +302,16 @@ class SnapshotPublisher:
 
     def _publish(self) -> None:
         self._trailing = None
-        if self._persistence is not None:
-            self._last = asyncio.get_running_loop().time()
-            self._hub.publish_snapshot(self.current)
+        persistence = self._persistence
+        if persistence is None or self._viewing is not None:
+            return  # locked, or a view in the making publishes when it is ready
+        if self._stale(persistence.state):
+            self._viewing = asyncio.get_running_loop().create_task(
+                self._prepare_view(), name="legion-snapshot-view"
+            )
+            return
+        self._last = asyncio.get_running_loop().time()
+        self._hub.publish_snapshot(self.current)
 
     async def start(self, engine: Engine) -> None:
         self._persistence = engine.assert_unlocked()
@@ -284,6 +326,11 @@ class SnapshotPublisher:
             self._trailing.cancel()
             self._trailing = None
         self._persistence = None
+        viewing, self._viewing = self._viewing, None
+        if viewing is not None:
+            viewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await viewing
         self._view = None
         self._hub.forget_snapshot()
         self._hub.publish("snapshot", locked_snapshot())

@@ -1,0 +1,217 @@
+"""Fleet scale: unlock, commit, snapshot, diff and logout of N servers (prints numbers, asserts nothing).
+
+Run: ``.venv/bin/python benchmarks/scale.py [--servers 100 300 1000 3000]``.
+
+For each N a state file holding ``synthetic_state(N)`` (N planned and tracked servers in clusters of
+50 on three providers, zones, hosts, planned firewalls) is unlocked by a real engine, and it prints:
+
+* **unlock**: ``engine.unlock`` until the first snapshot is published, minus the Argon2id derivation
+  (measured alone with the file's parameters): read, decrypt, decode, every actor started, the
+  first snapshot assembled. Goal at N=1,000: <= 1 s;
+* **commit**: one plan change (a DNS zone) until the snapshot after it is published and every actor
+  settled. Goal <= 100 ms;
+* **stall**: the longest the event loop went without running a probe task that ticks as often as it
+  may, during unlock, during the commit and during logout. Goal <= 50 ms;
+* **snapshot** and **diff**: ``engine.snapshot()`` and ``engine.diff()`` on the unlocked engine
+  (median of 5). Goal <= 50 ms;
+* **logout**: ``engine.logout()`` (every actor stopped, the store closed). Goal < 1 s;
+* **RSS/actor**: resident memory the unlock added, per actor.
+
+A least-squares fit ``a*N + b*N^2`` of unlock and commit times closes the report: the goal is linear
+growth (``b*N^2`` a small part of the total at the largest N).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import resource
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from argon2.low_level import Type, hash_secret_raw
+
+from legion_nb.engine.runtime import Engine, create_engine
+from legion_nb.engine.state.crypto import DEFAULT_KDF
+from legion_nb.engine.state.model import encode_state, synthetic_state
+from legion_nb.engine.state.store import SecureStateStore
+
+PASSWORD = "benchmark password"
+
+
+class StallProbe:
+    """Ticks on the loop as often as it may. ``longest`` is the longest wall time between two
+    ticks; ``longest_cpu`` the most CPU time the loop's thread spent between two ticks, which is
+    what the engine held the loop for (on a shared machine the wall figure also counts the time
+    the OS gave the core to other processes, and worker threads' time is not the loop's)."""
+
+    def __init__(self) -> None:
+        self.longest = 0.0
+        self.longest_cpu = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> StallProbe:
+        self._task = asyncio.create_task(self._tick())
+        await asyncio.sleep(0)
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def _tick(self) -> None:
+        last, last_cpu = time.perf_counter(), time.thread_time()
+        while True:
+            await asyncio.sleep(0)
+            now, now_cpu = time.perf_counter(), time.thread_time()
+            self.longest = max(self.longest, now - last)
+            self.longest_cpu = max(self.longest_cpu, now_cpu - last_cpu)
+            last, last_cpu = now, now_cpu
+
+
+def kdf_seconds() -> float:
+    """One derivation with the parameters new state files get (median of 3)."""
+    samples = []
+    for _ in range(3):
+        start = time.perf_counter()
+        hash_secret_raw(
+            PASSWORD.encode(),
+            b"0123456789abcdef",
+            time_cost=DEFAULT_KDF.iterations,
+            memory_cost=DEFAULT_KDF.memory_kib,
+            parallelism=DEFAULT_KDF.parallelism,
+            hash_len=32,
+            type=Type.ID,
+        )
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def rss_mib() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+async def median_ms(fn: Callable[[], Awaitable[Any]], repeat: int = 5) -> float:
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        await fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples) * 1000
+
+
+async def published(engine: Engine, after: Callable[[], Awaitable[Any]]) -> float:
+    """Seconds from calling ``after`` until the snapshot of the state it committed is published and
+    every actor is settled."""
+    stream = engine.subscribe(["snapshot"])
+    start = time.perf_counter()
+    await after()
+    revision = engine.assert_unlocked().revision
+    async for event in stream:
+        data = event.data
+        if not data.get("locked") and data.get("revision") is not None and data["revision"] >= revision:
+            break
+    await engine.core.resources.wait_settled()
+    elapsed = time.perf_counter() - start
+    await stream.aclose()
+    return elapsed
+
+
+async def one(servers: int, kdf: float) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "state" / "fleet.legion"
+        path.parent.mkdir(mode=0o700)
+        (await SecureStateStore.create(path, PASSWORD, encode_state(synthetic_state(servers)))).close()
+        engine = create_engine(path)
+        rss_before = rss_mib()
+        async with StallProbe() as unlocking:
+            unlock = await published(engine, lambda: engine.unlock(PASSWORD))
+        actors = len(engine.core.resources.keys())
+        rss = rss_mib() - rss_before
+        async with StallProbe() as committing:
+            commit = await published(
+                engine, lambda: engine.plan_upsert_dns_zone(zone="bench.example.org", provider="hetzner")
+            )
+        snapshot = await median_ms(engine.snapshot)
+        diff = await median_ms(engine.diff)
+        async with StallProbe() as locking:
+            start = time.perf_counter()
+            await engine.logout()
+            logout = time.perf_counter() - start
+        await engine.aclose()
+    return {
+        "servers": servers,
+        "actors": actors,
+        "unlock": unlock - kdf,
+        "unlock_stall": unlocking.longest,
+        "unlock_cpu_stall": unlocking.longest_cpu,
+        "commit_cpu_stall": committing.longest_cpu,
+        "logout_cpu_stall": locking.longest_cpu,
+        "commit": commit,
+        "commit_stall": committing.longest,
+        "snapshot": snapshot,
+        "diff": diff,
+        "logout": logout,
+        "logout_stall": locking.longest,
+        "rss_per_actor_kib": rss * 1024 / max(actors, 1),
+    }
+
+
+def stall(row: dict[str, float], phase: str) -> str:
+    return f"{row[phase + '_stall'] * 1000:>5.0f}/{row[phase + '_cpu_stall'] * 1000:<5.0f}"
+
+
+def fit(rows: list[dict[str, float]], key: str) -> tuple[float, float]:
+    """Least squares ``y = a*N + b*N^2`` (no constant: nothing to do costs nothing)."""
+    sxx = sum(r["servers"] ** 2 for r in rows)
+    sx3 = sum(r["servers"] ** 3 for r in rows)
+    sx4 = sum(r["servers"] ** 4 for r in rows)
+    sxy = sum(r["servers"] * r[key] for r in rows)
+    sx2y = sum(r["servers"] ** 2 * r[key] for r in rows)
+    det = sxx * sx4 - sx3 * sx3
+    return (sxy * sx4 - sx2y * sx3) / det, (sxx * sx2y - sx3 * sxy) / det
+
+
+async def main(args: argparse.Namespace) -> None:
+    kdf = kdf_seconds()
+    print(f"Argon2id derivation (median of 3): {kdf * 1000:.0f} ms, subtracted from unlock")
+    await one(20, kdf)  # warm-up: first imports and caches are not the fleet's cost
+    print("stalls: longest wall ms / longest CPU ms of the loop's thread between two probe ticks")
+    header = (
+        f"{'N':>5} {'actors':>6} {'unlock s':>8} {'stall':>11} {'commit ms':>9} {'stall':>11} "
+        f"{'snap ms':>7} {'diff ms':>7} {'logout s':>8} {'stall':>11} {'KiB/actor':>9}"
+    )
+    print(header)
+    rows = []
+    for n in args.servers:
+        r = await one(n, kdf)
+        rows.append(r)
+        print(
+            f"{n:>5} {r['actors']:>6.0f} {r['unlock']:>8.2f} {stall(r, 'unlock')} "
+            f"{r['commit'] * 1000:>9.1f} {stall(r, 'commit')} {r['snapshot']:>7.1f} "
+            f"{r['diff']:>7.1f} {r['logout']:>8.2f} {stall(r, 'logout')} "
+            f"{r['rss_per_actor_kib']:>9.1f}"
+        )
+    if len(rows) >= 2:
+        for key in ("unlock", "commit"):
+            a, b = fit(rows, key)
+            largest = rows[-1]["servers"]
+            share = 100 * b * largest**2 / max(a * largest + b * largest**2, 1e-12)
+            print(
+                f"fit {key}: {a * 1e3:.3f} ms*N + {b * 1e6:.4f} us*N^2 "
+                f"(the N^2 term is {share:.0f}% at N={largest:.0f})"
+            )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--servers", type=int, nargs="+", default=[100, 300, 1000, 3000])
+    asyncio.run(main(parser.parse_args()))
