@@ -18,7 +18,7 @@ from statekit import OpenStore
 from legion_nb.engine.state.filelock import StateServedError
 from legion_nb.engine.state.persistence import PersistenceSupervisor, StateChange
 from legion_nb.engine.state.store import claim_writer
-from legion_nb.errors import StateBusyError, StateConflictError
+from legion_nb.errors import StateBusyError, StateConflictError, StateNotFoundError
 
 State = tuple[str, ...]
 
@@ -167,3 +167,8 @@ async def test_the_claiming_process_still_writes_and_releases(
     await other.save(b"three")  # a released claim leaves the lock free for anyone
     other.close()
     assert open_store(state_path)[1] == b"three"
+
+
+def test_claiming_a_state_that_does_not_exist_says_how_to_create_one(tmp_path: Path) -> None:
+    with pytest.raises(StateNotFoundError, match="create one with `legion init`"):
+        claim_writer(tmp_path / "nowhere" / "state.legion", timeout=1)

@@ -366,6 +366,8 @@ def claim_writer(path: Path, *, timeout: float = DEFAULT_LOCK_TIMEOUT) -> LockCl
     process's stores write as usual. Waits up to ``timeout`` for a save in flight. Blocking.
     """
     files = _StateFiles.at(path)
+    if not files.exists():
+        raise _not_found(Path(path), files.live)
     try:
         return claim_lock(files.lock, timeout=timeout, role="daemon")
     except OSError as exc:
@@ -383,6 +385,13 @@ def _file_kind(mode: int) -> str:
         if test(mode):
             return kind
     return "a special file"
+
+
+def _not_found(given: Path, live: Path) -> StateNotFoundError:
+    return StateNotFoundError(
+        f"no state at {_named(given, live)}; create one with `legion init`, or point --state "
+        "(or LEGION_STATE) at an existing state file"
+    )
 
 
 def _named(given: Path, live: Path) -> str:
@@ -564,10 +573,7 @@ class SecureStateStore:
         try:
             blob = files.read(files.backup)
         except FileNotFoundError:
-            raise StateNotFoundError(
-                f"no state at {_named(given, files.live)}; create one with `legion init`, "
-                "or point --state (or LEGION_STATE) at an existing state file"
-            ) from None
+            raise _not_found(given, files.live) from None
         envelope = parse_envelope(blob, files.backup_label)
         data_key, payload = _open(envelope, wrapping_key_for)
         with _wiped_on_failure(data_key, "restore the backup to", files.live):
