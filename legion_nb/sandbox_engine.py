@@ -63,6 +63,7 @@ async def sandbox(
     state_dir: str | Path | None = None,
     nodes: bool = False,
     node_seconds: float = 0.02,
+    history_days: int = 0,
 ) -> Engine:
     """Start a sandbox cloud and return an unlocked engine with its credentials stored.
 
@@ -72,7 +73,8 @@ async def sandbox(
     ``state_dir`` keeps the state there instead of a temporary directory (it is then not removed).
     Reach the cloud itself (suspend a provider, inspect an emulator) with :func:`sandbox_cloud`.
     ``nodes`` boots simulated nodes and wires node deployment (module notes); ``node_seconds`` is how
-    long each simulated install step (kexec, OS install, reboot) takes.
+    long each simulated install step (kexec, OS install, reboot) takes. ``history_days`` gives the
+    accounts that many days of back-dated billing history (servers that ran and were deleted).
     """
     from legion_nb.emulators.cloud import SandboxCloud  # noqa: PLC0415
     from legion_nb.emulators.faults import FaultPlan  # noqa: PLC0415
@@ -90,7 +92,16 @@ async def sandbox(
         timing.action_seconds = action_seconds
     if boot_seconds is not None:
         timing.boot_seconds = boot_seconds
-    world = SandboxWorld(chosen_seed, timing=timing, faults=FaultPlan(rate=fault_rate, seed=chosen_seed))
+    if history_days < 0:
+        from legion_nb.errors import UsageError  # noqa: PLC0415
+
+        raise UsageError(f"history_days {history_days} is negative; pass 0 or more days")
+    world = SandboxWorld(
+        chosen_seed,
+        timing=timing,
+        faults=FaultPlan(rate=fault_rate, seed=chosen_seed),
+        history_days=history_days,
+    )
     fleet, deployment, services = _node_fleet(node_seconds) if nodes else (None, None, [])
     cloud = SandboxCloud(world, nodes=fleet)
     await cloud.start()

@@ -41,6 +41,13 @@ def register(sub: Any) -> None:
     serve.add_argument(
         "--seed", type=int, default=None, metavar="S", help="reproduce a run (default: random)"
     )
+    serve.add_argument(
+        "--history-days",
+        type=int,
+        default=0,
+        metavar="N",
+        help="give the accounts N days of back-dated billing history",
+    )
     for provider in ("hetzner", "scaleway", "ovh"):
         serve.add_argument(f"--{provider}-port", type=int, default=0, metavar="PORT", help=argparse.SUPPRESS)
     serve.set_defaults(handler=serve_command)
@@ -64,11 +71,14 @@ async def serve_command(ctx: CliContext, args: argparse.Namespace) -> int:
         raise UsageError("--latency-ms must be a non-negative number of milliseconds")
     if not 0.0 <= args.fault_rate <= 1.0:
         raise UsageError("--fault-rate must be a fraction between 0 and 1, e.g. 0.05")
+    if args.history_days < 0:
+        raise UsageError("--history-days must be 0 or a positive number of days")
     seed = args.seed if args.seed is not None else secrets.randbits(32)
     world = SandboxWorld(
         seed,
         timing=Timing(latency_ms=args.latency_ms),
         faults=FaultPlan(rate=args.fault_rate, seed=seed),
+        history_days=args.history_days,
     )
     ports = {
         p: getattr(args, f"{p}_port") for p in ("hetzner", "scaleway", "ovh") if getattr(args, f"{p}_port")

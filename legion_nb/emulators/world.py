@@ -197,8 +197,13 @@ class SandboxWorld:
         timing: Timing | None = None,
         faults: FaultPlan | None = None,
         addresses: AddressPool | None = None,
+        history_days: int = 0,
     ) -> None:
+        if history_days < 0:
+            raise ValueError(f"history_days {history_days} is negative; use 0 (no past) or more days")
         self.seed = seed
+        self.history_days = history_days
+        """Days of back-dated billing history the emulators seed (see :mod:`legion_nb.emulators.history`)."""
         self.rng = random.Random(seed)  # noqa: S311 - reproducible runs, not secrecy
         self.addresses = addresses or AddressPool()
         self.timing = timing or Timing()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from legion_nb.emulators.hetzner.actions import ActionStore
 from legion_nb.emulators.hetzner.catalog import IMAGES, LOCATIONS, SERVER_TYPES, Image, Location, ServerType
@@ -25,6 +26,9 @@ from legion_nb.emulators.hetzner.labels import parse_selector
 from legion_nb.emulators.hetzner.wire import ApiError, Json, by_id, invalid_input
 from legion_nb.emulators.httpkit import isoformat
 from legion_nb.emulators.world import SandboxWorld
+
+OUTGOING_BYTES_PER_SECOND = 40_000
+"""Every sandbox server sends about 100 GB a month (well inside its included traffic)."""
 
 __all__ = [
     "FirewallRecord",
@@ -291,6 +295,15 @@ class HetznerProject:
     def _now(self) -> str:
         return isoformat(self.world.now())
 
+    def _traffic(self, server: ServerRecord, per_second: int) -> int:
+        """Bytes moved in the current billing period (the calendar month), at a steady rate."""
+        now = self.world.now()
+        since = max(
+            datetime.fromisoformat(server.created),
+            now.replace(day=1, hour=0, minute=0, second=0, microsecond=0),
+        )
+        return max(0, int((now - since).total_seconds())) * per_second
+
     # -- cross-resource views --------------------------------------------------------------
 
     def firewalls_of(self, server: ServerRecord) -> list[int]:
@@ -336,8 +349,8 @@ class HetznerProject:
             "rescue_enabled": server.rescue_enabled,
             "locked": bool(self.actions.running_for("server", server.id)),
             "backup_window": None,
-            "outgoing_traffic": 0,
-            "ingoing_traffic": 0,
+            "outgoing_traffic": self._traffic(server, OUTGOING_BYTES_PER_SECOND),
+            "ingoing_traffic": self._traffic(server, 2 * OUTGOING_BYTES_PER_SECOND),
             "included_traffic": server.server_type.included_tb * 1024**4,
             "protection": dict(server.protection),
             "labels": dict(server.labels),

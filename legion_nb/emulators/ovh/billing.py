@@ -91,8 +91,10 @@ class Billing:
             web.get(f"{bill}/details/{{billDetailId}}", self.get_detail),
         ]
 
-    def bills(self) -> list[Bill]:
-        now = self.compute.world.now()
+    def bills(self, now: datetime | None = None) -> list[Bill]:
+        """Every bill up to ``now`` (default: the world's clock; a later instant projects the
+        instances still running to it, which is what the usage forecast needs)."""
+        now = now or self.compute.world.now()
         ledger = self.compute.ledger
         if not ledger:
             return []

@@ -16,7 +16,17 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["FLAVORS", "IMAGES", "REGIONS", "Catalog", "Flavor", "Image", "Region", "order_catalog"]
+__all__ = [
+    "FLAVORS",
+    "IMAGES",
+    "REGIONS",
+    "Catalog",
+    "Flavor",
+    "Image",
+    "Region",
+    "flavor_id",
+    "order_catalog",
+]
 
 _NAMESPACE = uuid.UUID("6f0e3c1e-3d55-4c8e-9a51-0a4b8c7d2e10")
 
@@ -74,6 +84,11 @@ IMAGES: tuple[Image, ...] = (
 
 def _object_id(kind: str, region: str, name: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"{kind}/{region}/{name}"))
+
+
+def flavor_id(region: str, name: str) -> str:
+    """The id flavor ``name`` has in ``region``."""
+    return _object_id("flavor", region, name)
 
 
 class Catalog:

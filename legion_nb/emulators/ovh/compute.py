@@ -28,8 +28,9 @@ from typing import Any
 
 from aiohttp import web
 
+from legion_nb.emulators.history import PastServer, past_servers
 from legion_nb.emulators.httpkit import isoformat as iso
-from legion_nb.emulators.ovh.catalog import Catalog
+from legion_nb.emulators.ovh.catalog import FLAVORS, REGIONS, Catalog, flavor_id
 from legion_nb.emulators.ovh.errors import OvhFault, json_response
 from legion_nb.emulators.world import SandboxWorld
 
@@ -119,8 +120,30 @@ class Compute:
         self.catalog = catalog
         self.service_name = service_name
         self.instances: dict[str, Instance] = {}
-        self.ledger: list[Instance] = []
+        self.ledger: list[Instance] = [
+            self._past(past)
+            for past in past_servers(
+                world.seed, "ovh", world.history_days, world.now(), [f.name for f in FLAVORS[:3]]
+            )
+        ]
+        """Every instance ever created (deleted ones and back-dated history included), for billing."""
         self.ssh_keys: dict[str, SshKey] = {}
+
+    def _past(self, past: PastServer) -> Instance:
+        region = REGIONS[0].name
+        return Instance(
+            id=str(uuid.uuid5(uuid.UUID(int=0), f"{self.service_name}/{past.name}")),
+            name=past.name,
+            region=region,
+            flavor_id=flavor_id(region, past.server_type),
+            image_id="",
+            ssh_key_id=None,
+            monthly=False,
+            created=past.created,
+            ip="",
+            status="DELETED",
+            deleted=past.deleted,
+        )
 
     # -- wiring ---------------------------------------------------------------------------------
 

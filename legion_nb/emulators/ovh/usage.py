@@ -9,13 +9,16 @@ lines as the bills, so both always agree.
 
 Unsure: the exact field set of the real ``usage/history`` list items; the emulator returns
 ``{id, period: {from, to}, lastUpdate}`` objects, which is what clients need to pick a period.
+
+``usage/forecast`` is the running month as it will be at its end if every instance still running
+keeps running (hourly ones then pay each hour up to the month's end), plus ``usableCredits``.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -43,6 +46,7 @@ class Usage:
         base = f"{prefix}/cloud/project/{{serviceName}}/usage"
         return [
             web.get(f"{base}/current", self.current),
+            web.get(f"{base}/forecast", self.forecast),
             web.get(f"{base}/history", self.history),
             web.get(f"{base}/history/{{usageId}}", self.history_detail),
         ]
@@ -116,6 +120,19 @@ class Usage:
             month = Bill("", now, now.replace(day=1, hour=0, minute=0, second=0, microsecond=0), now, ())
             return json_response(self._detail(month, now))
         return json_response(self._detail(running, now))
+
+    async def forecast(self, request: web.Request) -> web.Response:
+        self.billing.compute.check_project(request)
+        now = self.billing.compute.world.now()
+        month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        month_end = (month + timedelta(days=32)).replace(day=1)
+        projected = next((b for b in self.billing.bills(month_end) if b.period_end == month_end), None)
+        if projected is None:
+            projected = Bill("", now, month, month_end, ())
+        body = self._detail(projected, month_end)
+        body["lastUpdate"] = iso(now)
+        body["usableCredits"] = {"currencyCode": "EUR", "text": "0.00 €", "value": 0.0}
+        return json_response(body)
 
     async def history(self, request: web.Request) -> web.Response:
         self.billing.compute.check_project(request)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from legion_nb.emulators.history import past_servers
+from legion_nb.emulators.scaleway.catalog import SERVER_TYPES, ZONES
 from legion_nb.emulators.scaleway.errors import ScwApiError
 from legion_nb.emulators.world import SandboxWorld
 
@@ -156,8 +158,21 @@ class ScalewayAccount:
         self.ips: dict[str, FlexibleIp] = {}
         self.ssh_keys: dict[str, SshKeyEntry] = {}
         self.dns_zones: dict[str, DnsZoneEntry] = {}
-        self.usage: list[ServerUsage] = []
-        """Every Instance's billable lifetime, deleted ones included (for the Billing API)."""
+        self.usage: list[ServerUsage] = [
+            ServerUsage(
+                str(uuid.uuid5(uuid.UUID(self.project_id), past.name)),
+                past.name,
+                past.server_type,
+                ZONES[0],
+                past.created,
+                past.deleted,
+            )
+            for past in past_servers(
+                world.seed, "scaleway", world.history_days, world.now(), [t.name for t in SERVER_TYPES[:3]]
+            )
+        ]
+        """Every Instance's billable lifetime, deleted ones and back-dated history included (for the
+        Billing API)."""
 
     @staticmethod
     def _uuid(rng: random.Random) -> str:

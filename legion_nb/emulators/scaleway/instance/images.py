@@ -91,4 +91,3 @@ def resolve_image(zone: str, ref: str, arch: str) -> dict[str, Any]:
         if ref == template.label and template.arch == arch:
             return image
     raise invalid_argument("image", f"image {ref} does not exist in {zone} for {arch}")
-
