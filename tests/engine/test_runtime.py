@@ -346,3 +346,15 @@ async def test_unlocking_again_loads_what_another_process_saved(engine: Engine, 
     await engine.unlock(PASSWORD)
     assert "beta" in engine.state.scheme.clusters["default"].servers
     await engine.plan_upsert_server(name="gamma", provider="hetzner")  # and it writes on top of it
+
+
+async def test_two_engines_on_one_state_both_land_their_plans(engine: Engine, state_path: Path) -> None:
+    # Before: the engine that wrote second failed with StateConflictError on every later change.
+    other = create_engine(state_path)
+    await other.unlock(PASSWORD)
+    await other.plan_upsert_server(name="beta", provider="scaleway")
+    await engine.plan_upsert_server(name="gamma", provider="hetzner")
+    assert set(engine.state.scheme.clusters["default"].servers) == {"beta", "gamma"}
+    await other.plan_upsert_server(name="delta", provider="ovh")
+    assert set(other.state.scheme.clusters["default"].servers) == {"beta", "gamma", "delta"}
+    await other.aclose()
