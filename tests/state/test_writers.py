@@ -172,3 +172,37 @@ async def test_the_claiming_process_still_writes_and_releases(
 def test_claiming_a_state_that_does_not_exist_says_how_to_create_one(tmp_path: Path) -> None:
     with pytest.raises(StateNotFoundError, match="create one with `legion init`"):
         claim_writer(tmp_path / "nowhere" / "state.legion", timeout=1)
+
+
+RAW_FLOCK = textwrap.dedent(
+    """
+    import fcntl, sys, time
+    handle = open(sys.argv[1], "r+b")
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    print("held", flush=True)
+    time.sleep(600)
+    """
+)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock")
+async def test_a_dead_daemons_record_is_not_taken_for_a_serving_daemon(
+    state_path: Path, open_store: OpenStore
+) -> None:
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
+    lock = state_path.with_name("state.legion.lock")
+    lock.write_text(f"{int(gone.stdout)} daemon\n")  # what a killed daemon leaves behind
+    child = subprocess.Popen([sys.executable, "-c", RAW_FLOCK, str(lock)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "held"
+        store, _ = open_store(state_path)
+        store._lock_timeout = 0.2
+        with pytest.raises(StateBusyError) as caught:
+            await store.save(b"x")
+        assert not isinstance(caught.value, StateServedError)
+        store.close()
+    finally:
+        child.kill()
+        child.wait()

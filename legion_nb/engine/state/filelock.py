@@ -77,6 +77,7 @@ class LockClaim:
                 del _CLAIMS[self._key]
         fd, self._fd = self._fd, None
         if fd is not None:
+            _forget_holder(fd)
             with contextlib.suppress(OSError):  # closing drops the lock whatever unlock says
                 _unlock(fd)
             os.close(fd)
@@ -138,6 +139,24 @@ def _write_holder(fd: int, role: str) -> None:
         os.write(fd, record)
 
 
+def _forget_holder(fd: int) -> None:
+    """Clear the record before unlocking: a record is only ever read while someone holds the lock."""
+    with contextlib.suppress(OSError):
+        os.ftruncate(fd, 0)
+
+
+def _alive(pid: int) -> bool:
+    if sys.platform == "win32":  # os.kill(pid, 0) would send CTRL_C_EVENT there; records are unread anyway
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it exists, under another user
+        return True
+    return True
+
+
 def _read_holder(fd: int) -> tuple[int, str] | None:
     """The pid and role the holder recorded, or None if unreadable (Windows locks the byte)."""
     try:
@@ -161,7 +180,9 @@ def _acquire(fd: int, path: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not _try_lock(fd):
         holder = _read_holder(fd)
-        if holder is not None and holder[1] == "daemon":
+        # A daemon's record is trusted only while its pid lives: a killed daemon leaves its record,
+        # and a writer that has just taken the lock may not have replaced it yet.
+        if holder is not None and holder[1] == "daemon" and _alive(holder[0]):
             raise _served(path, holder[0])
         if time.monotonic() >= deadline:
             who = f"pid {holder[0]}; " if holder is not None else ""
@@ -201,6 +222,7 @@ def hold_lock(path: Path, *, timeout: float) -> Iterator[None]:
         try:
             yield
         finally:
+            _forget_holder(fd)
             _unlock(fd)
     finally:
         if fd >= 0:
