@@ -138,6 +138,6 @@ def _mapping(enc: Encode, dec: Decode) -> tuple[Encode, Decode]:
     def decode(value: Any) -> Any:
         if type(value) is not dict:
             raise BadValueError("expected an object")
-        return {key: dec(item) for key, item in value.items()}
+        return types.MappingProxyType({key: dec(item) for key, item in value.items()})  # as records hold them
 
     return (lambda v: {key: enc(item) for key, item in v.items()}), decode

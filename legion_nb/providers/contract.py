@@ -58,6 +58,7 @@ from legion_nb.providers.records import (
     ServerSpec,
     SshKey,
 )
+from legion_nb.readonly import freeze_mappings
 
 if TYPE_CHECKING:
     import httpx
@@ -168,6 +169,9 @@ class ProviderCredentials:
     endpoint: str
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
     options: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        freeze_mappings(self, "secrets", "options")
 
     def __repr__(self) -> str:
         hidden = ", ".join(sorted(self.secrets))

@@ -15,6 +15,7 @@ from typing import Literal, cast, get_args
 
 from legion_nb.errors import ValidationError
 from legion_nb.providers.ownership import OwnershipLabels
+from legion_nb.readonly import freeze_mappings
 
 __all__ = [
     "AwaitedServerState",
@@ -68,6 +69,9 @@ class ServerSpec:
     # User data may carry bootstrap secrets: keep it out of reprs.
     user_data: str | None = field(default=None, repr=False)
 
+    def __post_init__(self) -> None:
+        freeze_mappings(self, "labels")
+
     @property
     def ownership(self) -> OwnershipLabels | None:
         return OwnershipLabels.from_labels(self.labels)
@@ -88,6 +92,9 @@ class Server:
     labels: Mapping[str, str] = field(default_factory=dict)
     created: datetime | None = None
 
+    def __post_init__(self) -> None:
+        freeze_mappings(self, "labels")
+
     @property
     def ownership(self) -> OwnershipLabels | None:
         return OwnershipLabels.from_labels(self.labels)
@@ -101,6 +108,9 @@ class SshKey:
     fingerprint: str | None
     public_key: str
     labels: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        freeze_mappings(self, "labels")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -226,6 +236,9 @@ class Firewall:
     applied_to: tuple[str, ...] = ()
     labels: Mapping[str, str] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        freeze_mappings(self, "labels")
+
 
 @dataclass(frozen=True)
 class FloatingIp:
@@ -237,6 +250,9 @@ class FloatingIp:
     server_id: str | None = None
     location: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        freeze_mappings(self, "labels")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -252,6 +268,9 @@ class DnsZone:
     name: str
     ttl: int | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        freeze_mappings(self, "labels")
 
 
 @dataclass(frozen=True)

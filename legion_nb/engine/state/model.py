@@ -12,10 +12,11 @@ Beside them: provider credentials (secret fields never shown in a repr), refresh
 the billing ledger, the operation log and the deployment material: each cluster's CA and operator
 certificate, each node's secrets and disk-unlock (NBDE) record.
 
-Every record is a frozen, slotted dataclass. Collections are tuples, or dicts keyed by the record's
-identity (typed ``Mapping`` so nobody mutates them in place): a change rebuilds only the path from the
-root to the changed record with :func:`dataclasses.replace` and shares everything else, so keeping the
-"last durable state" is keeping a reference and comparing two states is cheap where they share.
+Every record is a frozen, slotted dataclass. Collections are tuples, or mappings keyed by the record's
+identity, held as read-only views (:mod:`legion_nb.readonly`) so nobody mutates them in place, whoever
+passed them in: a change rebuilds only the path from the root to the changed record with
+:func:`dataclasses.replace` and shares everything else, so keeping the "last durable state" is keeping
+a reference and comparing two states is cheap where they share.
 
 The JSON codec lives at the bottom (:func:`encode_state`, :func:`decode_state`) with the schema
 migration table :data:`MIGRATIONS`.
@@ -34,6 +35,7 @@ import orjson
 
 from legion_nb.engine.state.codec import codec_for
 from legion_nb.errors import StateFormatError
+from legion_nb.readonly import freeze_mappings
 
 __all__ = [
     "MIGRATIONS",
@@ -117,6 +119,9 @@ class PlannedCluster:
     name: str
     servers: Mapping[str, PlannedServer] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        freeze_mappings(self, "servers")
+
 
 @dataclass(frozen=True, slots=True)
 class PlannedDomain:
@@ -190,6 +195,9 @@ class Scheme:
     firewalls: Mapping[str, PlannedFirewall] = field(default_factory=dict)
     access: PlannedAccess = field(default_factory=PlannedAccess)
 
+    def __post_init__(self) -> None:
+        freeze_mappings(self, "clusters", "domains", "dns_zones", "dns_hosts", "firewalls")
+
     def servers(self) -> dict[str, tuple[str, PlannedServer]]:
         """Every planned server by name, with its cluster name."""
         return {
@@ -260,6 +268,9 @@ class TrackedServer:
     ssh_keys: tuple[TrackedSshKey, ...] = ()
     floating_ips: tuple[TrackedFloatingIp, ...] = ()
 
+    def __post_init__(self) -> None:
+        freeze_mappings(self, "labels")
+
 
 @dataclass(frozen=True, slots=True)
 class TrackedDnsRecord:
@@ -306,6 +317,9 @@ class CreatePending:
     started: dt.datetime
     labels: Mapping[str, str] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        freeze_mappings(self, "labels")
+
 
 @dataclass(frozen=True, slots=True)
 class Tracked:
@@ -314,6 +328,9 @@ class Tracked:
     firewalls: Mapping[str, TrackedFirewall] = field(default_factory=dict)
     domains: Mapping[str, TrackedDomain] = field(default_factory=dict)
     pending: Mapping[str, CreatePending] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        freeze_mappings(self, "servers", "dns_zones", "firewalls", "domains", "pending")
 
 
 # -- observed provider facts -----------------------------------------------------------------
@@ -331,6 +348,9 @@ class ObservedServer:
     ipv6: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        freeze_mappings(self, "labels")
+
 
 @dataclass(frozen=True, slots=True)
 class ObservedDnsZone:
@@ -338,12 +358,18 @@ class ObservedDnsZone:
     provider_id: str
     labels: Mapping[str, str] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        freeze_mappings(self, "labels")
+
 
 @dataclass(frozen=True, slots=True)
 class ObservedFirewall:
     name: str
     provider_id: str
     labels: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        freeze_mappings(self, "labels")
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,6 +383,9 @@ class ObservedProvider:
     dns_zones: Mapping[str, ObservedDnsZone] = field(default_factory=dict)
     firewalls: Mapping[str, ObservedFirewall] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        freeze_mappings(self, "servers", "dns_zones", "firewalls")
+
 
 # -- credentials, catalogs, ledgers ----------------------------------------------------------
 
@@ -369,6 +398,9 @@ class StoredCredentials:
     provider: Provider
     endpoint: str | None = None
     secrets: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        freeze_mappings(self, "secrets")
 
     def __repr__(self) -> str:
         fields = ", ".join(sorted(self.secrets))
@@ -388,6 +420,9 @@ class ProviderCatalog:
     provider: Provider
     fetched: dt.datetime
     data: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        freeze_mappings(self, "data")
 
 
 @dataclass(frozen=True, slots=True)
@@ -448,6 +483,9 @@ class NodeMaterial:
     """Only while an ``add`` provisions a server that is not tracked yet; the write that tracks the
     server moves it onto ``TrackedServer.execution``."""
 
+    def __post_init__(self) -> None:
+        freeze_mappings(self, "security")
+
     def __repr__(self) -> str:
         return f"NodeMaterial(node={self.node!r}, security=[{', '.join(sorted(self.security))}])"
 
@@ -462,6 +500,9 @@ class ClusterMaterial:
 
     cluster: str
     security: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        freeze_mappings(self, "security")
 
     def __repr__(self) -> str:
         return f"ClusterMaterial(cluster={self.cluster!r})"
@@ -478,6 +519,9 @@ class DeploymentMaterial:
     clusters: Mapping[str, ClusterMaterial] = field(default_factory=dict)
     nodes: Mapping[str, NodeMaterial] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        freeze_mappings(self, "clusters", "nodes")
+
 
 # -- the root --------------------------------------------------------------------------------
 
@@ -493,6 +537,9 @@ class LegionState:
     billing: tuple[BillingEntry, ...] = ()
     operations: tuple[OperationLogEntry, ...] = ()
     deployment: DeploymentMaterial = field(default_factory=DeploymentMaterial)
+
+    def __post_init__(self) -> None:
+        freeze_mappings(self, "observed", "credentials", "catalogs")
 
 
 def empty_state() -> LegionState:
