@@ -52,8 +52,14 @@ __all__ = [
 UNKNOWN = "unknown"
 
 
-def row_of(resource: ResourceDiff | None, actor: ActorSnapshot | None) -> dict[str, Any]:
-    """One row from a diff row and/or an actor snapshot (an ``unknown`` row without the actor)."""
+def row_of(
+    resource: ResourceDiff | None,
+    actor: ActorSnapshot | None,
+    *,
+    fields: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """One row from a diff row and/or an actor snapshot (an ``unknown`` row without the actor).
+    ``fields`` is ``resource``'s field diffs as JSON, when the caller built them already."""
     if resource is not None:
         kind, name, provider = resource.kind, resource.name, resource.provider
     elif actor is not None:
@@ -68,7 +74,11 @@ def row_of(resource: ResourceDiff | None, actor: ActorSnapshot | None) -> dict[s
         "provider": provider,
         "action": resource.action if resource is not None else "",
         "note": resource.note if resource is not None else "",
-        "fields": resource.to_json()["fields"] if resource is not None else [],
+        "fields": fields
+        if fields is not None
+        else resource.to_json()["fields"]
+        if resource is not None
+        else [],
     }
     if actor is None:
         row.update(
@@ -159,6 +169,9 @@ class StateView:
 
     state: LegionState
     resources: tuple[ResourceDiff, ...]
+    entries: tuple[tuple[ResourceKey, ResourceDiff, list[dict[str, Any]]], ...]
+    """One per row key, sorted by key, with its field diffs as JSON (an orphan seen under a planned
+    name at another provider is left out: the first resource of a key wins)."""
 
     @classmethod
     def of(
@@ -168,7 +181,12 @@ class StateView:
         *,
         plans: Mapping[str, FirewallSetPlan] | None = None,
     ) -> StateView:
-        return cls(state, with_derived_firewalls(diff(state), state, admin_sources, plans=plans).resources)
+        resources = with_derived_firewalls(diff(state), state, admin_sources, plans=plans).resources
+        first: dict[ResourceKey, ResourceDiff] = {}
+        for resource in resources:
+            first.setdefault(ResourceKey(resource.kind, resource.name), resource)
+        entries = tuple((key, first[key], first[key].to_json()["fields"]) for key in sorted(first))
+        return cls(state, resources, entries)
 
 
 def assemble(
@@ -185,20 +203,18 @@ def assemble(
     if view is None or view.state is not state:
         view = StateView.of(state, admin_sources)
     by_key = {snapshot.key: snapshot for snapshot in actors}
-    rows: dict[ResourceKey, dict[str, Any]] = {}
-    for resource in view.resources:
-        key = ResourceKey(resource.kind, resource.name)
-        if key in rows:  # an orphan seen under a planned name at another provider: keep the first
-            continue
-        rows[key] = row_of(resource, by_key.get(key))
-    for key, actor in by_key.items():
-        # An actor the state no longer calls for is about to be stopped: shown only while it works.
-        if key not in rows and not actor.settled:
-            rows[key] = row_of(None, actor)
+    rows: dict[ResourceKey, dict[str, Any]] = {
+        key: row_of(resource, by_key.get(key), fields=fields) for key, resource, fields in view.entries
+    }
+    # An actor the state no longer calls for is about to be stopped: shown only while it works.
+    extra = {key: row_of(None, a) for key, a in by_key.items() if key not in rows and not a.settled}
+    if extra:  # rare: the view's rows are in key order already
+        rows.update(extra)
+        rows = {key: rows[key] for key in sorted(rows)}
     return {
         "locked": False,
         "revision": revision,
-        "rows": [rows[key] for key in sorted(rows)],
+        "rows": list(rows.values()),
         "providers": [dict(p) for p in providers],
     }
 
