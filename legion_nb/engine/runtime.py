@@ -30,11 +30,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 from legion_nb.engine import planning
 from legion_nb.engine.activity import ActivityEmitter
 from legion_nb.engine.api import engine_api
+from legion_nb.engine.billing.methods import BillingMethods
+from legion_nb.engine.billing.service import BillingService
 from legion_nb.engine.credentials import credentials_facts, set_credentials
 from legion_nb.engine.diff import Diff, diff
 from legion_nb.engine.events import TOPICS, Event, EventHub
 from legion_nb.engine.node_terminals import NodeTerminals
 from legion_nb.engine.ops import EngineOps, MaterializeReport, RefreshResult, ServerCommandResult
+from legion_nb.engine.paths import log_dir_for
 from legion_nb.engine.providers_service import ProviderService, catalog_json
 from legion_nb.engine.resources.actor import ResourceSettings
 from legion_nb.engine.resources.supervisor import ResourceSupervisor
@@ -139,8 +142,8 @@ class EngineCore:
         return [self.providers, *deployment, self.resources, self.ops, self.publisher]
 
 
-class Engine:
-    """The Legion engine for one state file."""
+class Engine(BillingMethods):
+    """The Legion engine for one state file (billing methods: :mod:`legion_nb.engine.billing.methods`)."""
 
     def __init__(
         self,
@@ -156,6 +159,8 @@ class Engine:
         self.events = hub
         self.core = core or EngineCore.build(hub)
         self._services: list[EngineService] = [*self.core.services(), *services]
+        self.billing = BillingService(self.core.providers, lambda: self.state, log_dir_for(state_path))
+        self._services.append(self.billing)
         # Terminal sessions (a NodeTerminals among ``services`` sets the SSH port); registered last,
         # so logout closes every shell before anything else stops.
         self.terminals = next((s for s in services if isinstance(s, NodeTerminals)), None) or NodeTerminals()

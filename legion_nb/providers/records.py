@@ -407,8 +407,18 @@ class BillingPeriod:
             raise ValidationError(f"billing period ends ({self.end}) before it starts ({self.start})")
 
 
+Day = date
+"""``date`` under a name the ``BillingEntry.date`` field does not shadow."""
+
+
 @dataclass(frozen=True)
 class BillingEntry:
+    """One line of what a provider says it billed (usage or invoice), amount without tax.
+
+    ``period_start``/``period_end`` bound the charge period the line covers (end exclusive), when
+    the provider says; ``resource_name`` and ``sku`` are the provider's own words for the line.
+    """
+
     provider: str
     id: str
     date: date
@@ -416,6 +426,10 @@ class BillingEntry:
     currency: str
     description: str | None = None
     resource_id: str | None = None
+    period_start: Day | None = None
+    period_end: Day | None = None
+    resource_name: str | None = None
+    sku: str | None = None
 
 
 # --------------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ stored at OVHcloud and are not returned.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from legion_nb.providers.ovh import wire
@@ -166,6 +166,9 @@ def usage_entries(item: wire.UsageWire, currency: str) -> list[BillingEntry]:
                         currency=currency,
                         description=f"{group.get('reference', '?')} {mode}{hours} {where}",
                         resource_id=instance_id or None,
+                        period_start=start,
+                        period_end=(start.replace(day=1) + timedelta(days=32)).replace(day=1),
+                        sku=f"{group.get('reference', '?')}/{mode}",
                     )
                 )
     return entries

@@ -691,7 +691,7 @@ class ScalewayAdapter:
         for month in convert.months(period.start, period.end):
             params = {"billing_period": month.strftime("%Y-%m"), "project_id": self._project}
             lines = await self._paged("/billing/v2beta1/consumptions", "consumptions", params)
-            entries.extend(convert.billing_entry(line, max(month, period.start)) for line in lines)
+            entries.extend(convert.billing_entry(line, max(month, period.start), month) for line in lines)
         return entries
 
 

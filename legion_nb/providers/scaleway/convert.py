@@ -318,8 +318,14 @@ def months(start: date, end: date) -> list[date]:
     current = start.replace(day=1)
     while current <= end:
         out.append(current)
-        current = current.replace(year=current.year + (current.month == 12), month=current.month % 12 + 1)
+        current = next_month(current)
     return out
+
+
+def next_month(month: date) -> date:
+    """The first day of the month after ``month``'s."""
+    first = month.replace(day=1)
+    return first.replace(year=first.year + (first.month == 12), month=first.month % 12 + 1)
 
 
 def _money(value: Mapping[str, Any] | None) -> tuple[Decimal, str]:
@@ -329,9 +335,10 @@ def _money(value: Mapping[str, Any] | None) -> tuple[Decimal, str]:
     return units + nanos, str(value.get("currency_code") or "EUR")
 
 
-def billing_entry(line: wire.ConsumptionJson, day: date) -> BillingEntry:
+def billing_entry(line: wire.ConsumptionJson, day: date, month: date | None = None) -> BillingEntry:
     """One consumption line. Instance lines (``sku`` ending ``run_<zone>``) name their server as
-    ``consumer_id``; that becomes the ``<zone>/<uuid>`` resource id servers carry."""
+    ``consumer_id``; that becomes the ``<zone>/<uuid>`` resource id servers carry. ``month`` is the
+    billing period's first day (the line covers that whole calendar month)."""
     amount, currency = _money(line.get("value"))
     sku = str(line.get("sku") or "")
     consumer = str(line.get("consumer_id") or "")
@@ -348,4 +355,8 @@ def billing_entry(line: wire.ConsumptionJson, day: date) -> BillingEntry:
             p for p in (product, resource, f"({line.get('billed_quantity')} {line.get('unit')})") if p
         ),
         resource_id=resource_id,
+        period_start=month,
+        period_end=None if month is None else next_month(month),
+        resource_name=resource or None,
+        sku=sku or None,
     )

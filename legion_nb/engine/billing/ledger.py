@@ -1,0 +1,217 @@
+"""Ledger rows: one resource's cost over one charge period, from one source.
+
+The columns follow FOCUS (the FinOps cost data spec) where it has a word for them: ``billed_cost``
+(what the source says is owed), ``list_cost`` (the catalog price times the quantity), the charge
+period ``start``/``end`` (end exclusive, UTC), ``resource_id``/``resource_name``, ``sku``. Each row
+names its ``source``:
+
+``usage``     the provider's own usage figure (Scaleway consumptions, OVH cloud project usage),
+              one row per resource and calendar month (the running month grows until it closes);
+``invoice``   a provider invoice line;
+``estimate``  Legion's estimate from catalog prices and the lifetime the provider reports
+              (:mod:`legion_nb.engine.billing.hourly`), one row per resource and UTC day.
+
+Hetzner publishes no billing API, so its rows are estimates only; Scaleway and OVH get both, so the
+difference shows. ``ownership`` says how the resource relates to Legion when it was collected:
+``planned`` (tracked for a planned server), ``labelled`` (carries Legion's ownership labels but is not
+planned), ``unlabelled`` (no Legion labels) or ``gone`` (no longer listed by its provider).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Literal
+
+from legion_nb.engine.billing.hourly import Rate, daily_charges
+from legion_nb.engine.state.model import LegionState
+from legion_nb.providers.records import BillingEntry, Catalog, Server
+
+__all__ = [
+    "SOURCES",
+    "LedgerRow",
+    "Ownership",
+    "ServerFacts",
+    "Source",
+    "estimate_rows",
+    "ownership_of",
+    "server_facts",
+    "tracked_index",
+    "usage_rows",
+]
+
+Source = Literal["invoice", "usage", "estimate"]
+Ownership = Literal["planned", "labelled", "unlabelled", "gone"]
+SOURCES: tuple[Source, ...] = ("invoice", "usage", "estimate")
+CAPPED: Mapping[str, bool] = {"hetzner": True, "scaleway": True, "ovh": False}
+"""Whether a provider caps hourly servers at the monthly price (OVH's hourly instances are not)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRow:
+    provider: str
+    account: str
+    resource_id: str
+    resource_name: str
+    kind: str
+    cluster: str
+    role: str
+    start: dt.datetime
+    end: dt.datetime
+    billed_cost: Decimal
+    list_cost: Decimal
+    currency: str
+    source: Source
+    sku: str
+    ownership: Ownership
+
+
+@dataclass(frozen=True, slots=True)
+class ServerFacts:
+    """What the ledger knows of one server: who it belongs to and what it is priced at."""
+
+    provider: str
+    account: str
+    resource_id: str
+    name: str
+    cluster: str
+    role: str
+    sku: str
+    location: str
+    created: dt.datetime | None
+    ownership: Ownership
+    rates: tuple[Rate, ...]
+    currency: str
+
+
+def ownership_of(tracked: Mapping[str, tuple[str, str]], server: Server) -> tuple[Ownership, str, str]:
+    """``(ownership, cluster, role)`` of a listed server: tracked ones (``tracked`` maps provider ids
+    to cluster and role, :func:`tracked_index`) take their plan's cluster and role; otherwise its
+    labels decide (cluster and role stay empty)."""
+    found = tracked.get(server.id)
+    if found is not None:
+        return "planned", found[0], found[1]
+    return ("labelled" if server.ownership is not None else "unlabelled"), "", ""
+
+
+def tracked_index(state: LegionState, provider: str) -> dict[str, tuple[str, str]]:
+    """Cluster and role of every server tracked at ``provider``, by provider id."""
+    return {
+        t.provider_id: (t.cluster, t.role) for t in state.tracked.servers.values() if t.provider == provider
+    }
+
+
+def server_facts(
+    state: LegionState, provider: str, account: str, servers: Iterable[Server], catalog: Catalog
+) -> list[ServerFacts]:
+    """Facts for every listed server; a server whose type or location the catalog does not price
+    gets no rates (it still shows in the reconciliation, with no estimate)."""
+    capped = CAPPED.get(provider, True)
+    tracked = tracked_index(state, provider)
+    out: list[ServerFacts] = []
+    for server in servers:
+        ownership, cluster, role = ownership_of(tracked, server)
+        rates: tuple[Rate, ...] = ()
+        kind = catalog.server_type(server.server_type or "")
+        price = kind.price_in(server.location or "") if kind is not None else None
+        if price is not None:
+            since = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+            rates = (Rate(since, price.hourly, price.monthly if capped else None),)
+        out.append(
+            ServerFacts(
+                provider=provider,
+                account=account,
+                resource_id=server.id,
+                name=server.name,
+                cluster=cluster,
+                role=role,
+                sku=server.server_type or "",
+                location=server.location or "",
+                created=server.created,
+                ownership=ownership,
+                rates=rates,
+                currency=catalog.currency,
+            )
+        )
+    return out
+
+
+def estimate_rows(facts: Sequence[ServerFacts], since: dt.datetime, until: dt.datetime) -> list[LedgerRow]:
+    """Legion's estimate per server and UTC day in ``[since, until)``: what the server's month total
+    grew by that day, counted from its creation (an unknown creation counts from ``since``)."""
+    rows: list[LedgerRow] = []
+    day = dt.timedelta(days=1)
+    for fact in facts:
+        if not fact.rates:
+            continue
+        created = fact.created or since
+        for start, amount in daily_charges(created, until, fact.rates):
+            if start + day <= since:
+                continue
+            rows.append(
+                LedgerRow(
+                    provider=fact.provider,
+                    account=fact.account,
+                    resource_id=fact.resource_id,
+                    resource_name=fact.name,
+                    kind="server",
+                    cluster=fact.cluster,
+                    role=fact.role,
+                    start=start,
+                    end=min(start + day, until),
+                    billed_cost=amount,
+                    list_cost=amount,
+                    currency=fact.currency,
+                    source="estimate",
+                    sku=fact.sku,
+                    ownership=fact.ownership,
+                )
+            )
+    return rows
+
+
+def _midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+
+
+def usage_rows(
+    provider: str,
+    account: str,
+    entries: Iterable[BillingEntry],
+    known: Mapping[str, ServerFacts],
+    *,
+    until: dt.datetime,
+    source: Source = "usage",
+) -> list[LedgerRow]:
+    """The provider's own lines as rows; lines for one resource and period add up (OVH lists hourly
+    and monthly billing apart). ``known`` (facts by resource id) names cluster, role and ownership;
+    a resource no longer listed is ``gone``."""
+    merged: dict[tuple[str, dt.datetime], LedgerRow] = {}
+    for entry in entries:
+        resource = entry.resource_id or entry.id
+        start = _midnight(entry.period_start or entry.date)
+        end = min(_midnight(entry.period_end), until) if entry.period_end else until
+        fact = known.get(resource)
+        key = (resource, start)
+        previous = merged.get(key)
+        amount = entry.amount + (previous.billed_cost if previous is not None else Decimal(0))
+        merged[key] = LedgerRow(
+            provider=provider,
+            account=account,
+            resource_id=resource,
+            resource_name=fact.name if fact is not None else (entry.resource_name or ""),
+            kind="server" if entry.resource_id else "other",
+            cluster=fact.cluster if fact is not None else "",
+            role=fact.role if fact is not None else "",
+            start=start,
+            end=max(end, start),
+            billed_cost=amount,
+            list_cost=amount,
+            currency=entry.currency,
+            source=source,
+            sku=(fact.sku if fact is not None else "") or (entry.sku or ""),
+            ownership=fact.ownership if fact is not None else "gone",
+        )
+    return list(merged.values())

@@ -1,0 +1,119 @@
+"""The engine's billing surface: wire methods returning JSON rows, and frame methods over them.
+
+The wire methods (marked :func:`~legion_nb.engine.api.engine_api`) answer the CLI, the daemon and
+panels with the row shape of :mod:`legion_nb.engine.billing.frames`; the ``*_frame`` methods are
+the analyst's API in a notebook and build their DataFrame from those very rows, so a frame made from
+rows that crossed the daemon equals the one built in process. Each wire method collects first when
+asked (``collect``, the default), so an answer reflects the providers now.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from legion_nb.engine.api import engine_api
+from legion_nb.engine.billing.frames import (
+    Grouping,
+    billing_frame,
+    day_rows,
+    forecast_rows,
+    ledger_rows,
+    parse_month,
+    reconciliation_rows,
+    summary_rows,
+)
+from legion_nb.engine.billing.service import DEFAULT_WINDOW_DAYS, BillingService
+from legion_nb.errors import UsageError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["BillingMethods"]
+
+
+class BillingMethods:
+    """Mixed into the engine, which provides ``billing`` and ``assert_unlocked``."""
+
+    billing: BillingService
+
+    def assert_unlocked(self) -> object:
+        raise NotImplementedError
+
+    async def _collected(self, collect: bool) -> BillingService:
+        self.assert_unlocked()
+        if collect:
+            await self.billing.collect()
+        return self.billing
+
+    @engine_api
+    async def billing_collect(self, days: int = DEFAULT_WINDOW_DAYS) -> dict[str, Any]:
+        """One collection pass over every provider with credentials, ``days`` back (from the first
+        of that month); returns rows written and errors per provider."""
+        if not 1 <= days <= 3660:
+            raise UsageError(f"billing window {days} days is not valid; use 1 to 3660 days")
+        self.assert_unlocked()
+        report = await self.billing.collect(days)
+        return {
+            "since": report.since.isoformat(),
+            "until": report.until.isoformat(),
+            "rows": dict(report.rows),
+            "errors": dict(report.errors),
+        }
+
+    @engine_api
+    async def billing_ledger(
+        self, month: str | None = None, by: str | None = None, collect: bool = True
+    ) -> list[dict[str, Any]]:
+        """The ledger rows of ``month`` (YYYY-MM, default this month), or their totals ``by``
+        provider, cluster, resource or day."""
+        service = await self._collected(collect)
+        rows = await service.rows(parse_month(month))
+        if by is None:
+            return ledger_rows(rows)
+        return summary_rows(rows, _grouping(by))
+
+    @engine_api
+    async def billing_reconciliation(
+        self, month: str | None = None, collect: bool = True
+    ) -> list[dict[str, Any]]:
+        """Estimate vs the provider's figure per resource for ``month``, orphans flagged."""
+        service = await self._collected(collect)
+        return reconciliation_rows(await service.reconciliation(parse_month(month)))
+
+    @engine_api
+    async def billing_forecast(self, collect: bool = True) -> list[dict[str, Any]]:
+        """This month's end per provider and currency: month to date plus what runs until then."""
+        service = await self._collected(collect)
+        return forecast_rows(await service.forecast())
+
+    @engine_api
+    async def billing_daily(self, month: str | None = None, collect: bool = True) -> list[dict[str, Any]]:
+        """Estimated cost per provider and day of ``month``, each day flagged when far above the
+        mean of the week before it."""
+        service = await self._collected(collect)
+        return day_rows(await service.daily(parse_month(month)))
+
+    # -- frames (in process; the same rows through the daemon give the same frames) ---------
+
+    async def billing_frame(
+        self, month: str | None = None, by: str | None = None, collect: bool = True
+    ) -> pd.DataFrame:
+        return billing_frame(await self.billing_ledger(month=month, by=by, collect=collect))
+
+    async def billing_reconciliation_frame(
+        self, month: str | None = None, collect: bool = True
+    ) -> pd.DataFrame:
+        return billing_frame(await self.billing_reconciliation(month=month, collect=collect))
+
+    async def billing_forecast_frame(self, collect: bool = True) -> pd.DataFrame:
+        return billing_frame(await self.billing_forecast(collect=collect))
+
+    async def billing_daily_frame(self, month: str | None = None, collect: bool = True) -> pd.DataFrame:
+        return billing_frame(await self.billing_daily(month=month, collect=collect))
+
+
+def _grouping(by: str) -> Grouping:
+    for name in ("provider", "cluster", "resource", "day"):
+        if by == name:
+            return name
+    raise UsageError(f"cannot summarize billing by {by!r}; use provider, cluster, resource or day")

@@ -1,0 +1,195 @@
+"""Reconciliation, forecast and anomalies: pure functions over ledger rows and the last listing.
+
+Reconciliation compares, per provider, month and resource, Legion's estimate with the provider's
+own figure (usage, else invoice) and flags *orphans*: resources the provider lists now that Legion
+did not plan, whether they carry Legion's ownership labels (made by Legion, no longer planned, or
+made behind its back with copied labels) or none. Orphans are cleanup candidates; nothing here
+deletes anything.
+
+The month-end forecast is the month to date (the provider's figure where it has one, else the
+estimate) plus what the resources listed now will cost until the month ends if they keep running
+(the hourly rules, so a capped server adds nothing once it reached its monthly price).
+
+A day is an anomaly when its cost is more than :data:`ANOMALY_FACTOR` times the mean of the
+:data:`ANOMALY_WINDOW` days before it (which must all have data and a positive mean).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from legion_nb.engine.billing.hourly import month_start, next_month, period_charge
+from legion_nb.engine.billing.ledger import LedgerRow, Ownership, ServerFacts
+from legion_nb.engine.observe.ledger_store import Listed
+
+__all__ = [
+    "ANOMALY_FACTOR",
+    "ANOMALY_WINDOW",
+    "DayCost",
+    "ForecastLine",
+    "ReconciliationLine",
+    "anomalies",
+    "forecast",
+    "reconcile",
+]
+
+ANOMALY_FACTOR = Decimal(2)
+ANOMALY_WINDOW = 7
+_ORPHANS: frozenset[Ownership] = frozenset({"labelled", "unlabelled"})
+
+
+@dataclass(frozen=True, slots=True)
+class ReconciliationLine:
+    provider: str
+    month: dt.datetime
+    resource_id: str
+    resource_name: str
+    cluster: str
+    currency: str
+    estimate: Decimal | None
+    provider_cost: Decimal | None
+    provider_source: str
+    """``usage``, ``invoice`` or empty (the provider has no figure, e.g. Hetzner)."""
+    difference: Decimal | None
+    """``provider_cost - estimate`` when both exist."""
+    ownership: Ownership
+    orphan: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ForecastLine:
+    provider: str
+    currency: str
+    month: dt.datetime
+    month_to_date: Decimal
+    remaining: Decimal
+    forecast: Decimal
+    source: str
+    """Where the month to date comes from: ``usage`` or ``estimate``."""
+    provider_forecast: Decimal | None = None
+    """The provider's own month-end forecast, where it publishes one (OVH)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DayCost:
+    day: dt.datetime
+    provider: str
+    currency: str
+    cost: Decimal
+    trailing_mean: Decimal | None
+    anomaly: bool
+
+
+def _in_month(rows: Iterable[LedgerRow], month: dt.datetime) -> list[LedgerRow]:
+    first, following = month_start(month), next_month(month)
+    return [r for r in rows if first <= r.start < following]
+
+
+def reconcile(
+    rows: Iterable[LedgerRow], listing: Sequence[Listed], month: dt.datetime
+) -> list[ReconciliationLine]:
+    """One line per provider and resource billed, estimated or listed in ``month`` (sorted)."""
+    first = month_start(month)
+    estimate: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    figures: dict[tuple[str, str, str], Decimal] = defaultdict(Decimal)
+    about: dict[tuple[str, str], LedgerRow] = {}
+    row: LedgerRow | None
+    for row in _in_month(rows, month):
+        key = (row.provider, row.resource_id)
+        about.setdefault(key, row)
+        if row.source == "estimate":
+            estimate[key] += row.billed_cost
+        else:
+            figures[(row.provider, row.resource_id, row.source)] += row.billed_cost
+    listed = {(x.provider, x.resource_id): x for x in listing}
+    keys = sorted(set(about) | set(listed))
+    lines: list[ReconciliationLine] = []
+    for key in keys:
+        provider, resource = key
+        seen, row = listed.get(key), about.get(key)
+        source = next((s for s in ("usage", "invoice") if (provider, resource, s) in figures), "")
+        figure = figures[(provider, resource, source)] if source else None
+        guess = estimate.get(key)
+        ownership: Ownership = seen.ownership if seen is not None else "gone"
+        lines.append(
+            ReconciliationLine(
+                provider=provider,
+                month=first,
+                resource_id=resource,
+                resource_name=(seen.name if seen is not None else "") or (row.resource_name if row else ""),
+                cluster=(seen.cluster if seen is not None else "") or (row.cluster if row else ""),
+                currency=row.currency if row is not None else "",
+                estimate=guess,
+                provider_cost=figure,
+                provider_source=source,
+                difference=figure - guess if figure is not None and guess is not None else None,
+                ownership=ownership,
+                orphan=ownership in _ORPHANS,
+            )
+        )
+    return lines
+
+
+def forecast(
+    rows: Iterable[LedgerRow],
+    facts: Sequence[ServerFacts],
+    now: dt.datetime,
+    provider_forecasts: Mapping[str, Decimal] | None = None,
+) -> list[ForecastLine]:
+    """Month-end forecast per provider and currency for the month of ``now`` (module notes)."""
+    month = month_start(now)
+    following = next_month(month)
+    usage: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    estimate: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    for row in _in_month(rows, month):
+        target = estimate if row.source == "estimate" else usage
+        target[(row.provider, row.currency)] += row.billed_cost
+    remaining: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    for fact in facts:
+        if fact.rates and fact.ownership != "gone":
+            created = fact.created or month
+            ahead = period_charge(created, following, fact.rates, month) - period_charge(
+                created, now, fact.rates, month
+            )
+            remaining[(fact.provider, fact.currency)] += ahead
+    lines: list[ForecastLine] = []
+    for key in sorted(set(usage) | set(estimate) | set(remaining)):
+        source = "usage" if key in usage else "estimate"
+        to_date = usage[key] if key in usage else estimate[key]
+        ahead = remaining[key]
+        lines.append(
+            ForecastLine(
+                provider=key[0],
+                currency=key[1],
+                month=month,
+                month_to_date=to_date,
+                remaining=ahead,
+                forecast=to_date + ahead,
+                source=source,
+                provider_forecast=(provider_forecasts or {}).get(key[0]),
+            )
+        )
+    return lines
+
+
+def anomalies(rows: Iterable[LedgerRow]) -> list[DayCost]:
+    """Daily estimated cost per provider and currency, each day flagged against its trailing mean."""
+    days: dict[tuple[str, str], dict[dt.datetime, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    for row in rows:
+        if row.source == "estimate":
+            days[(row.provider, row.currency)][row.start] += row.billed_cost
+    out: list[DayCost] = []
+    step = dt.timedelta(days=1)
+    for (provider, currency), by_day in sorted(days.items()):
+        for day in sorted(by_day):
+            window = [by_day.get(day - step * k) for k in range(1, ANOMALY_WINDOW + 1)]
+            known = [v for v in window if v is not None]
+            mean = sum(known, Decimal(0)) / len(known) if len(known) == ANOMALY_WINDOW else None
+            cost = by_day[day]
+            flagged = mean is not None and mean > 0 and cost > ANOMALY_FACTOR * mean
+            out.append(DayCost(day, provider, currency, cost, mean, flagged))
+    return out

@@ -1,0 +1,170 @@
+"""The ledger on the sandbox: servers on all three providers, the providers' own figures read back
+with the official SDKs, Hetzner's estimate by its rules, and an orphan made behind Legion's back."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import ovh  # type: ignore[import-untyped]
+import ovh.client  # type: ignore[import-untyped]
+import pytest
+import scaleway
+from scaleway.billing.v2beta1 import BillingV2Beta1API
+
+import legion_nb
+from legion_nb.emulators.cloud import SandboxCloud
+from legion_nb.emulators.hetzner import state_of
+from legion_nb.emulators.hetzner.catalog import SERVER_TYPES
+from legion_nb.engine.billing.hourly import month_start
+from legion_nb.engine.paths import log_dir_for
+from legion_nb.engine.runtime import Engine
+from legion_nb.errors import UsageError
+from legion_nb.sandbox_engine import sandbox_cloud
+
+
+def _scaleway_total(endpoint: dict[str, str], month: str) -> Decimal:
+    client = scaleway.Client(
+        access_key=endpoint["access_key"],
+        secret_key=endpoint["secret_key"],
+        default_project_id=endpoint["project_id"],
+        default_organization_id=endpoint["organization_id"],
+        default_zone=endpoint["zone"],
+        api_url=endpoint["url"],
+    )
+    lines = BillingV2Beta1API(client).list_consumptions_all(billing_period=month)
+    return sum((Decimal(c.value.units) + Decimal(c.value.nanos) / 10**9 for c in lines), Decimal(0))
+
+
+def _ovh_total(endpoint: dict[str, str]) -> Decimal:
+    ovh.client.ENDPOINTS["legion-billing-test"] = endpoint["url"]
+    client = ovh.Client(
+        endpoint="legion-billing-test",
+        application_key=endpoint["application_key"],
+        application_secret=endpoint["application_secret"],
+        consumer_key=endpoint["consumer_key"],
+    )
+    current = client.get(f"/cloud/project/{endpoint['service_name']}/usage/current")
+    return sum(
+        (
+            Decimal(str(detail["totalPrice"]))
+            for usage in (current["hourlyUsage"], current["monthlyUsage"])
+            for group in usage["instance"]
+            for detail in group["details"]
+        ),
+        Decimal(0),
+    )
+
+
+def _hetzner_price(type_name: str, location: str) -> tuple[Decimal, Decimal]:
+    spec = next(t for t in SERVER_TYPES if t.name == type_name)
+    price = next(p for p in spec.prices() if p["location"] == location)
+    return Decimal(price["price_hourly"]["net"]), Decimal(price["price_monthly"]["net"])
+
+
+async def _orphan(cloud: SandboxCloud, name: str, labels: dict[str, str]) -> int:
+    endpoint = cloud.endpoints()["hetzner"]
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {endpoint['token']}"}) as client:
+        answer = await client.post(
+            f"{endpoint['url']}/servers",
+            json={
+                "name": name,
+                "server_type": "cx22",
+                "image": "debian-12",
+                "location": "fsn1",
+                "labels": labels,
+            },
+        )
+        answer.raise_for_status()
+        return int(answer.json()["server"]["id"])
+
+
+def _back_date(cloud: SandboxCloud, server_id: int, age: dt.timedelta) -> None:
+    project = state_of(cloud.emulator("hetzner"))
+    record = project.servers[server_id]
+    record.created = (dt.datetime.now(dt.UTC) - age).isoformat().replace("+00:00", "Z")
+
+
+@pytest.fixture
+async def engine() -> Any:
+    engine = await legion_nb.sandbox(seed=4, history_days=45)
+    try:
+        yield engine
+    finally:
+        await engine.aclose()
+
+
+async def test_the_ledger_covers_all_three_providers_and_matches_their_sdks(engine: Engine) -> None:
+    for name, provider in (("h-1", "hetzner"), ("s-1", "scaleway"), ("o-1", "ovh")):
+        await engine.plan_upsert_server(name=name, provider=provider)
+    report = await engine.materialize(yes=True)
+    assert report.ok, report.summary
+    cloud = sandbox_cloud(engine)
+    endpoints = cloud.endpoints()
+    hetzner_id = int(engine.state.tracked.servers["h-1"].provider_id)
+    _back_date(cloud, hetzner_id, dt.timedelta(minutes=30))
+    long_id = await _orphan(cloud, "long-lived", {})
+    _back_date(cloud, long_id, dt.timedelta(days=70))
+    stray_id = await _orphan(cloud, "stray", {"legion/managed": "true", "legion/id": str(uuid.uuid4())})
+
+    rows = await engine.billing_ledger()
+    assert {r["provider"] for r in rows} == {"hetzner", "scaleway", "ovh"}
+    assert all(isinstance(r["billed_cost"], str) and r["currency"] for r in rows)
+    month = month_start(dt.datetime.now(dt.UTC))
+
+    def total(provider: str, source: str) -> Decimal:
+        return sum(
+            (Decimal(r["billed_cost"]) for r in rows if r["provider"] == provider and r["source"] == source),
+            Decimal(0),
+        )
+
+    scaleway_sdk = await asyncio.to_thread(_scaleway_total, endpoints["scaleway"], f"{month:%Y-%m}")
+    assert total("scaleway", "usage") == scaleway_sdk > 0
+    assert total("ovh", "usage") == await asyncio.to_thread(_ovh_total, endpoints["ovh"]) > 0
+    assert total("scaleway", "estimate") > 0 and total("ovh", "estimate") > 0
+
+    tracked = engine.state.tracked.servers["h-1"]
+    hourly, _ = _hetzner_price(tracked.server_type, tracked.location)
+    mine = [r for r in rows if r["resource"] == str(hetzner_id)]
+    assert [(Decimal(r["billed_cost"]), r["ownership"], r["cluster"]) for r in mine] == [
+        (hourly, "planned", tracked.cluster)
+    ], "thirty minutes cost one started hour"
+    previous = month_start(month - dt.timedelta(days=1))
+    last_month = await engine.billing_ledger(month=f"{previous:%Y-%m}", collect=False)
+    long_rows = [r for r in last_month if r["resource"] == str(long_id)]
+    _, monthly = _hetzner_price("cx22", "fsn1")
+    assert sum(Decimal(r["billed_cost"]) for r in long_rows) == monthly, "a whole month costs the cap"
+
+    reconciliation = await engine.billing_reconciliation(collect=False)
+    orphans = {r["resource_name"]: r["ownership"] for r in reconciliation if r["orphan"]}
+    assert orphans == {"stray": "labelled", "long-lived": "unlabelled"}
+    assert str(stray_id) in {r["resource"] for r in reconciliation if r["orphan"]}
+    scaleway_lines = [
+        r for r in reconciliation if r["provider"] == "scaleway" and r["ownership"] == "planned"
+    ]
+    assert scaleway_lines and all(r["difference"] is not None for r in scaleway_lines)
+
+    by_provider = await engine.billing_frame(by="provider", collect=False)
+    assert set(by_provider["provider"]) == {"hetzner", "scaleway", "ovh"}
+    scaleway_total = by_provider[by_provider["provider"] == "scaleway"]["billed_cost"].sum()
+    assert isinstance(scaleway_total, Decimal) and scaleway_total == scaleway_sdk
+    assert str(by_provider.index.tz) == "UTC"
+
+    forecast = await engine.billing_forecast(collect=False)
+    for line in forecast:
+        assert Decimal(line["forecast"]) == Decimal(line["month_to_date"]) + Decimal(line["remaining"])
+    assert {line["provider"] for line in forecast} == {"hetzner", "scaleway", "ovh"}
+    assert (log_dir_for(engine.state_path) / "ledger.sqlite").exists()
+
+
+async def test_bad_billing_input_is_refused_with_one_line(engine: Engine) -> None:
+    with pytest.raises(UsageError, match="YYYY-MM"):
+        await engine.billing_ledger(month="November", collect=False)
+    with pytest.raises(UsageError, match="provider, cluster, resource or day"):
+        await engine.billing_ledger(by="colour", collect=False)
+    with pytest.raises(UsageError, match="1 to 3660"):
+        await engine.billing_collect(days=0)

@@ -1,0 +1,111 @@
+"""The ledger store keeps money exact and history intact; reconciliation and anomalies are pure."""
+
+from __future__ import annotations
+
+import datetime as dt
+import stat
+from decimal import Decimal
+from pathlib import Path
+
+from legion_nb.engine.billing.frames import billing_frame, ledger_rows, summary_rows
+from legion_nb.engine.billing.ledger import LedgerRow, Source
+from legion_nb.engine.billing.reconcile import anomalies, reconcile
+from legion_nb.engine.observe.ledger_store import LedgerStore, Listed, from_nanos, to_nanos
+
+UTC = dt.UTC
+DAY = dt.timedelta(days=1)
+
+
+def _row(
+    resource: str, start: dt.datetime, cost: str, source: Source = "estimate", provider: str = "hetzner"
+) -> LedgerRow:
+    return LedgerRow(
+        provider=provider,
+        account="",
+        resource_id=resource,
+        resource_name=f"name-{resource}",
+        kind="server",
+        cluster="c",
+        role="cluster",
+        start=start,
+        end=start + DAY,
+        billed_cost=Decimal(cost),
+        list_cost=Decimal(cost),
+        currency="EUR",
+        source=source,
+        sku="cx22",
+        ownership="planned",
+    )
+
+
+def test_money_round_trips_exactly_through_nano_units() -> None:
+    for text in ("0", "0.000000001", "-12.5", "7.4900", "123456789.123456789"):
+        assert from_nanos(to_nanos(Decimal(text))) == Decimal(text)
+
+
+def test_upsert_replaces_the_running_period_and_keeps_history(tmp_path: Path) -> None:
+    store = LedgerStore.in_dir(tmp_path / "logs")
+    try:
+        day = dt.datetime(2026, 11, 1, tzinfo=UTC)
+        store.upsert([_row("1", day, "0.10"), _row("1", day + DAY, "0.20")])
+        store.upsert([_row("1", day + DAY, "0.30")])
+        rows = store.rows()
+        assert [(r.start, r.billed_cost) for r in rows] == [
+            (day, Decimal("0.1")),
+            (day + DAY, Decimal("0.3")),
+        ]
+        assert store.rows(day + DAY, day + 2 * DAY)[0].billed_cost == Decimal("0.3")
+        store.replace_listing("hetzner", [Listed("hetzner", "1", "a", "planned")])
+        store.replace_listing("hetzner", [Listed("hetzner", "2", "b", "labelled")])
+        assert [(x.resource_id, x.ownership) for x in store.listing()] == [("2", "labelled")]
+        assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
+    finally:
+        store.close()
+
+
+def test_reconciliation_sets_estimate_against_usage_and_flags_orphans() -> None:
+    month = dt.datetime(2026, 11, 1, tzinfo=UTC)
+    rows = [
+        _row("a", month, "1.00", provider="scaleway"),
+        _row("a", month + DAY, "1.50", provider="scaleway"),
+        _row("a", month, "2.40", source="usage", provider="scaleway"),
+        _row("gone", month, "3.00", source="usage", provider="scaleway"),
+        _row("next-month", month + 30 * DAY, "9", provider="scaleway"),
+    ]
+    listing = [
+        Listed("scaleway", "a", "a", "planned", "c"),
+        Listed("scaleway", "b", "b", "unlabelled"),
+    ]
+    lines = {x.resource_id: x for x in reconcile(rows, listing, month)}
+    assert set(lines) == {"a", "b", "gone"}
+    assert (lines["a"].estimate, lines["a"].provider_cost, lines["a"].difference) == (
+        Decimal("2.50"),
+        Decimal("2.40"),
+        Decimal("-0.10"),
+    )
+    assert lines["b"].orphan and lines["b"].estimate is None
+    assert not lines["gone"].orphan and lines["gone"].ownership == "gone"
+
+
+def test_a_day_far_above_its_trailing_week_is_an_anomaly() -> None:
+    start = dt.datetime(2026, 11, 1, tzinfo=UTC)
+    rows = [_row("a", start + DAY * k, "1.00") for k in range(8)]
+    rows.append(_row("b", start + DAY * 8, "5.00"))
+    rows.append(_row("a", start + DAY * 8, "1.00"))
+    flagged = {d.day: d.anomaly for d in anomalies(rows)}
+    assert flagged[start + DAY * 8] is True
+    assert not any(v for day, v in flagged.items() if day != start + DAY * 8)
+
+
+def test_frames_sum_money_exactly_and_summaries_never_count_twice() -> None:
+    month = dt.datetime(2026, 11, 1, tzinfo=UTC)
+    rows = [_row("a", month + DAY * k, "0.1", provider="scaleway") for k in range(10)]
+    rows.append(_row("a", month, "0.7", source="usage", provider="scaleway"))
+    rows += [_row("h", month + DAY * k, "0.1") for k in range(3)]
+    frame = billing_frame(ledger_rows(rows))
+    assert frame["billed_cost"].sum() == Decimal("2.0")
+    assert str(frame.index.tz) == "UTC" and frame.index.name == "start"
+    by_provider = {r["provider"]: (r["billed_cost"], r["source"]) for r in summary_rows(rows, "provider")}
+    assert by_provider == {"scaleway": ("0.7", "usage"), "hetzner": ("0.3", "estimate")}
+    by_day = summary_rows(rows, "day")
+    assert sum(Decimal(r["billed_cost"]) for r in by_day) == Decimal("1.3")
