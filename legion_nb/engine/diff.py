@@ -27,11 +27,24 @@ from typing import Any, Literal
 from legion_nb.engine.state.model import (
     LegionState,
     ObservedProvider,
+    ObservedServer,
     PlannedRule,
+    PlannedServer,
     TrackedFirewall,
+    TrackedServer,
 )
 
-__all__ = ["ACCESS_FIELD", "POLICY", "Action", "Diff", "FieldDiff", "ResourceDiff", "access_field", "diff"]
+__all__ = [
+    "ACCESS_FIELD",
+    "POLICY",
+    "Action",
+    "Diff",
+    "FieldDiff",
+    "ResourceDiff",
+    "ServerRows",
+    "access_field",
+    "diff",
+]
 
 Action = Literal["create", "update", "delete", "unchanged", "adopt", "orphan"]
 Kind = Literal["server", "dns_zone", "firewall", "domain"]
@@ -187,41 +200,91 @@ def _managed(labels: Mapping[str, str]) -> bool:
 _SERVER_FIELDS = ("provider", "cluster", "role", "server_type", "location", "image", "status", "ipv4", "ipv6")
 
 
-def _servers(state: LegionState) -> list[ResourceDiff]:
+class ServerRows:
+    """The server rows of the last diff, reused while the records a row comes from are the same
+    objects. States are immutable and a commit replaces only the records it changes, so a fleet's
+    diff after a commit rebuilds the changed rows only. One diff at a time may use a cache."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, tuple[tuple[object, ...], ResourceDiff, tuple[str, str] | None]] = {}
+
+
+def _reusable(cached: tuple[object, ...], inputs: tuple[object, ...]) -> bool:
+    return all(a is b for a, b in zip(cached, inputs, strict=True))
+
+
+def _server_row(
+    name: str,
+    provider: str,
+    plan: tuple[str, PlannedServer] | None,
+    track: TrackedServer | None,
+    seen: ObservedServer | None,
+    *,
+    gone: bool,
+    pending: bool,
+) -> ResourceDiff:
+    plan_view: dict[str, str | None] | None = None
+    if plan is not None:
+        cluster, server = plan
+        plan_view = {
+            "provider": server.provider,
+            "cluster": cluster,
+            "role": server.role,
+            "server_type": _choice(server.server_type),
+            "location": _choice(server.location),
+            "image": _choice(server.image),
+        }
+    track_view: dict[str, str | None] | None = None
+    if track is not None:
+        track_view = {
+            "provider": track.provider,
+            "cluster": track.cluster,
+            "role": track.role,
+            "server_type": track.server_type,
+            "location": track.location,
+            "image": track.image,
+            "status": track.status,
+            "ipv4": track.ipv4,
+            "ipv6": track.ipv6,
+        }
+    seen_view: dict[str, str | None] | None = None
+    if seen is not None:
+        seen_view = {
+            "provider": provider,
+            "server_type": seen.server_type,
+            "location": seen.location,
+            "image": seen.image,
+            "status": seen.status,
+            "ipv4": seen.ipv4,
+            "ipv6": seen.ipv6,
+        }
+    note = "a create is pending: it will be settled by lookup first" if pending else ""
+    return _row(
+        "server",
+        name,
+        provider,
+        names=_SERVER_FIELDS,
+        planned=plan_view,
+        tracked=track_view,
+        observed=seen_view,
+        gone=gone,
+        note=note,
+    )
+
+
+def _servers(state: LegionState, cache: ServerRows | None = None) -> list[ResourceDiff]:
     planned = state.scheme.servers()
     tracked = state.tracked.servers
     pending = {p.name for p in state.tracked.pending.values() if p.kind == "server"}
     rows: list[ResourceDiff] = []
     claimed: set[tuple[str, str]] = set()
     by_name: _Indexes = {}
+    previous = cache.rows if cache is not None else {}
+    kept: dict[str, tuple[tuple[object, ...], ResourceDiff, tuple[str, str] | None]] = {}
     for name in sorted(planned.keys() | tracked.keys()):
         plan = planned.get(name)
         track = tracked.get(name)
         provider: str = track.provider if track is not None else plan[1].provider if plan is not None else ""
-        plan_view: dict[str, str | None] | None = None
-        if plan is not None:
-            cluster, server = plan
-            plan_view = {
-                "provider": server.provider,
-                "cluster": cluster,
-                "role": server.role,
-                "server_type": _choice(server.server_type),
-                "location": _choice(server.location),
-                "image": _choice(server.image),
-            }
-        track_view: dict[str, str | None] | None = None
-        if track is not None:
-            track_view = {
-                "provider": track.provider,
-                "cluster": track.cluster,
-                "role": track.role,
-                "server_type": track.server_type,
-                "location": track.location,
-                "image": track.image,
-                "status": track.status,
-                "ipv4": track.ipv4,
-                "ipv6": track.ipv6,
-            }
         observed_provider = _refreshed(state, provider)
         seen = None
         gone = False
@@ -231,36 +294,30 @@ def _servers(state: LegionState) -> list[ResourceDiff]:
                 gone = seen is None
             else:
                 seen = _index(by_name, observed_provider, lambda o: o.servers, lambda o: o.name).get(name)
-        seen_view: dict[str, str | None] | None = None
-        if seen is not None:
-            claimed.add((provider, seen.provider_id))
-            seen_view = {
-                "provider": provider,
-                "server_type": seen.server_type,
-                "location": seen.location,
-                "image": seen.image,
-                "status": seen.status,
-                "ipv4": seen.ipv4,
-                "ipv6": seen.ipv6,
-            }
-        note = (
-            "a create is pending: it will be settled by lookup first"
-            if name in pending and track is None
-            else ""
+        inputs = (
+            None if plan is None else plan[1],
+            None if plan is None else plan[0],
+            track,
+            seen,
+            observed_provider is not None,
+            name in pending,
         )
-        rows.append(
-            _row(
-                "server",
-                name,
-                provider,
-                names=_SERVER_FIELDS,
-                planned=plan_view,
-                tracked=track_view,
-                observed=seen_view,
-                gone=gone,
-                note=note,
-            )
-        )
+        hit = previous.get(name)
+        if hit is not None and _reusable(hit[0], inputs):
+            kept[name] = hit
+            rows.append(hit[1])
+            if hit[2] is not None:
+                claimed.add(hit[2])
+            continue
+        claim = None if seen is None else (provider, seen.provider_id)
+        if claim is not None:
+            claimed.add(claim)
+        pending_note = name in pending and track is None
+        row = _server_row(name, provider, plan, track, seen, gone=gone, pending=pending_note)
+        kept[name] = (inputs, row, claim)
+        rows.append(row)
+    if cache is not None:
+        cache.rows = kept
     for provider_name, observed in sorted(state.observed.items()):
         for found in observed.servers.values():
             if (
@@ -370,9 +427,10 @@ def access_field(planned: Iterable[str], tracked: TrackedFirewall | None, *, por
     return FieldDiff(field=ACCESS_FIELD, planned=_cidr_list(planned), tracked=tracked_view, observed=None)
 
 
-def diff(state: LegionState) -> Diff:
-    """Every resource's three views and the action it needs; pure and deterministic (sorted)."""
-    rows = _servers(state)
+def diff(state: LegionState, *, server_rows: ServerRows | None = None) -> Diff:
+    """Every resource's three views and the action it needs; pure and deterministic (sorted).
+    ``server_rows`` keeps the server rows between diffs of successive states (same result)."""
+    rows = _servers(state, server_rows)
     rows += _simple(
         state,
         "dns_zone",

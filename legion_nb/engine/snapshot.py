@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from legion_nb.engine.cluster.firewall_plan import SSH_PORT, FirewallSetPlan, build_cluster_firewall_plan
-from legion_nb.engine.diff import Action, Diff, FieldDiff, ResourceDiff, access_field, diff
+from legion_nb.engine.diff import Action, Diff, FieldDiff, ResourceDiff, ServerRows, access_field, diff
 from legion_nb.engine.events import EventHub
 from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey
 from legion_nb.engine.state.model import LegionState
@@ -180,13 +180,24 @@ class StateView:
         admin_sources: tuple[str, ...] | None = None,
         *,
         plans: Mapping[str, FirewallSetPlan] | None = None,
+        previous: StateView | None = None,
+        server_rows: ServerRows | None = None,
     ) -> StateView:
-        resources = with_derived_firewalls(diff(state), state, admin_sources, plans=plans).resources
+        """The view of ``state``; ``previous`` (the view of an earlier state) and ``server_rows``
+        let it reuse the rows and their JSON that the commits since then left alone."""
+        result = diff(state, server_rows=server_rows)
+        resources = with_derived_firewalls(result, state, admin_sources, plans=plans).resources
         first: dict[ResourceKey, ResourceDiff] = {}
         for resource in resources:
             first.setdefault(ResourceKey(resource.kind, resource.name), resource)
-        entries = tuple((key, first[key], first[key].to_json()["fields"]) for key in sorted(first))
+        built = {} if previous is None else {id(r): fields for _key, r, fields in previous.entries}
+        entries = tuple((key, first[key], _fields_json(first[key], built)) for key in sorted(first))
         return cls(state, resources, entries)
+
+
+def _fields_json(resource: ResourceDiff, built: Mapping[int, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    fields = built.get(id(resource))
+    return fields if fields is not None else resource.to_json()["fields"]
 
 
 def assemble(
@@ -256,6 +267,7 @@ class SnapshotPublisher:
         self._last = float("-inf")
         self._trailing: asyncio.TimerHandle | None = None
         self._viewing: asyncio.Task[None] | None = None
+        self._server_rows = ServerRows()
 
     def current(self) -> dict[str, Any]:
         """The snapshot as of now (locked: the empty locked snapshot)."""
@@ -265,7 +277,7 @@ class SnapshotPublisher:
         state = persistence.state
         admin = self._resources.settings.admin_sources
         if self._stale(state):
-            self._view = StateView.of(state, admin, plans=self._plans(state))
+            self._view = StateView.of(state, admin, plans=self._plans(state), previous=self._view)
         return assemble(
             state,
             persistence.revision,
@@ -297,7 +309,14 @@ class SnapshotPublisher:
             while self._persistence is not None and self._stale(self._persistence.state):
                 state = self._persistence.state
                 admin = self._resources.settings.admin_sources
-                view = await asyncio.to_thread(StateView.of, state, admin, plans=self._plans(state))
+                view = await asyncio.to_thread(
+                    StateView.of,
+                    state,
+                    admin,
+                    plans=self._plans(state),
+                    previous=self._view,
+                    server_rows=self._server_rows,  # only this task uses it: one view at a time
+                )
                 if self._persistence is not None:
                     self._view = view
         finally:
@@ -348,5 +367,6 @@ class SnapshotPublisher:
             with contextlib.suppress(asyncio.CancelledError):
                 await viewing
         self._view = None
+        self._server_rows = ServerRows()  # the rows hold records of the state: gone with it
         self._hub.forget_snapshot()
         self._hub.publish("snapshot", locked_snapshot())

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import replace
 
 from legion_nb.engine import planning
-from legion_nb.engine.diff import POLICY, FieldDiff, diff
+from legion_nb.engine.diff import POLICY, FieldDiff, ServerRows, diff
 from legion_nb.engine.state.model import (
     CreatePending,
     LegionState,
@@ -148,3 +148,28 @@ def test_a_provider_move_is_an_update_that_says_it_replaces() -> None:
     resource = next(r for r in diff(state).resources if r.name == "same")
     assert resource.action == "update"
     assert "replaces it" in resource.note
+
+
+def test_server_rows_kept_between_diffs_give_the_same_diff_and_rebuild_only_what_changed() -> None:
+    rows = ServerRows()
+    before = synthetic_state(60)
+    assert diff(before, server_rows=rows) == diff(before)
+
+    servers = dict(before.tracked.servers)
+    servers["node-00007"] = replace(servers["node-00007"], status="off", ipv4="127.0.0.99")
+    del servers["node-00008"]  # tracked no more: the row says create again
+    after = replace(before, tracked=replace(before.tracked, servers=servers))
+    after = planning.upsert_server(after, name="fresh-1", provider="hetzner")
+    after = replace(
+        after,
+        observed={p: replace(o, refreshed=None) if p == "ovh" else o for p, o in after.observed.items()},
+    )
+    first = {r.name: r for r in diff(before, server_rows=rows).resources}
+    second = diff(after, server_rows=rows)
+
+    assert second == diff(after)
+    by_name = {r.name: r for r in second.resources}
+    assert by_name["node-00003"] is first["node-00003"]  # hetzner, untouched: the same row
+    assert by_name["node-00007"] is not first["node-00007"]
+    assert by_name["node-00001"] is not first["node-00001"]  # its provider's observation changed
+    assert by_name["fresh-1"].action == "create"
