@@ -289,12 +289,19 @@ class SnapshotPublisher:
 
     async def fresh(self) -> dict[str, Any]:
         """:meth:`current`, with the state's side built off the loop when the state moved."""
+        await self.view()
+        return self.current()
+
+    async def view(self) -> StateView | None:
+        """The view of the current state (None while locked), built off the loop when the state
+        moved; ``engine.diff`` reads its rows."""
         persistence = self._persistence
-        if persistence is not None and self._stale(persistence.state):
+        while persistence is not None and self._stale(persistence.state):
             if self._viewing is None:
                 self._viewing = asyncio.create_task(self._prepare_view(), name="legion-snapshot-view")
             await asyncio.shield(self._viewing)
-        return self.current()
+            persistence = self._persistence
+        return self._view if persistence is not None else None
 
     def _stale(self, state: LegionState) -> bool:
         return self._view is None or self._view.state is not state
