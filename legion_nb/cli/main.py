@@ -40,6 +40,7 @@ COMMAND_GROUPS: tuple[str, ...] = (
     "legion_nb.cli.terminal",
     "legion_nb.cli.operations",
     "legion_nb.cli.catalog",
+    "legion_nb.cli.billing",
 )
 
 # The group that registers each top-level command. A command builds only its own group's parsers
@@ -60,6 +61,7 @@ COMMAND_OWNERS: dict[str, str] = {
     "snapshot": "legion_nb.cli.operations",
     "server": "legion_nb.cli.operations",
     "catalog": "legion_nb.cli.catalog",
+    "billing": "legion_nb.cli.billing",
 }
 
 EXIT_INTERNAL = 70

@@ -294,9 +294,23 @@ def render_diff(data: dict[str, Any], *, fields: bool = False) -> str:
                     title=f"{r['kind']} {r['name']} ({r['action']})",
                 )
             )
+    cost = data.get("cost")
+    if cost and cost.get("currencies"):
+        out.append(
+            table(
+                ("MONTHLY COST", "NOW", "PLANNED", "CHANGE"),
+                [(c["currency"], c["now"], c["planned"], _signed(c["change"])) for c in cost["currencies"]],
+            )
+        )
+        if cost.get("unpriced"):
+            out.append(f"not priced (catalog has no price): {', '.join(cost['unpriced'])}")
     counts = data["counts"]
     out.append(", ".join(f"{n} {a}" for a, n in sorted(counts.items())))
     return "\n\n".join(out)
+
+
+def _signed(amount: str) -> str:
+    return amount if amount.startswith("-") else f"+{amount}"
 
 
 def _summary(resource: dict[str, Any]) -> str:

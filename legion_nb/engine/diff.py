@@ -103,6 +103,9 @@ class ResourceDiff:
 @dataclass(frozen=True, slots=True)
 class Diff:
     resources: tuple[ResourceDiff, ...]
+    cost: Mapping[str, Any] | None = None
+    """The plan's monthly cost now, planned and the change per currency, when the engine priced it
+    (:func:`legion_nb.engine.billing.plan_cost.plan_cost`, as JSON)."""
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -115,7 +118,10 @@ class Diff:
         return tuple(r for r in self.resources if r.action != "unchanged")
 
     def to_json(self) -> dict[str, Any]:
-        return {"counts": self.counts(), "resources": [r.to_json() for r in self.resources]}
+        out: dict[str, Any] = {"counts": self.counts(), "resources": [r.to_json() for r in self.resources]}
+        if self.cost is not None:
+            out["cost"] = dict(self.cost)
+        return out
 
 
 _View = Mapping[str, str | None]

@@ -31,6 +31,7 @@ from legion_nb.engine import planning
 from legion_nb.engine.activity import ActivityEmitter
 from legion_nb.engine.api import engine_api
 from legion_nb.engine.billing.methods import BillingMethods
+from legion_nb.engine.billing.plan_cost import plan_cost
 from legion_nb.engine.billing.service import BillingService
 from legion_nb.engine.credentials import credentials_facts, set_credentials
 from legion_nb.engine.diff import Diff, diff
@@ -364,12 +365,13 @@ class Engine(BillingMethods):
     async def diff(self) -> Diff:
         """Planned vs tracked vs observed, field by field, with the action per resource (the
         cluster's derived firewall sets included): the rows of the snapshot's view of the state,
-        built off the loop once per state."""
+        built off the loop once per state, and the plan's monthly cost from the catalogs."""
         self.assert_unlocked()
         view = await self.core.publisher.view()
         if view is None:  # locked while the view was built
             raise LockedError("state is locked: unlock it first (legion ... / await engine.unlock(...))")
-        return Diff(view.resources)
+        cost = await asyncio.to_thread(plan_cost, self.state, self.core.providers.catalog)
+        return Diff(view.resources, cost=cost.to_json())
 
     @engine_api
     async def credentials_show(self) -> list[dict[str, Any]]:

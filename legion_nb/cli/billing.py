@@ -1,0 +1,175 @@
+"""``legion billing``: the ledger, its totals, the reconciliation, the forecast, and exports.
+
+Every command collects first (one pass over the providers with credentials, through the engine or
+the daemon) unless ``--no-collect``; ``--json`` prints ONE JSON array of row objects with ``start``
+and ``end`` in ISO 8601 UTC and money as decimal strings next to ``currency``, so
+``pandas.DataFrame(json.loads(out))`` rebuilds the table. ``export`` writes the same rows as CSV or
+Parquet (money stays exact: decimal text in CSV, a decimal column in Parquet).
+
+Only argparse-level imports at the top: see :mod:`legion_nb.cli.main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from legion_nb.cli.context import CliContext, one_shot
+from legion_nb.cli.tables import table
+from legion_nb.errors import UsageError
+
+__all__ = ["register"]
+
+
+def register(sub: Any) -> None:
+    billing = sub.add_parser("billing", help="what every resource costs: ledger, totals, forecast, export")
+    _window(billing)
+    billing.add_argument(
+        "--by", choices=("provider", "cluster", "resource", "day"), help="totals instead of ledger rows"
+    )
+    billing.set_defaults(handler=_ledger, billing_command=None)
+    commands = billing.add_subparsers(dest="billing_command", metavar="COMMAND")
+    forecast = commands.add_parser("forecast", help="this month's end per provider: to date plus what runs")
+    _collect_flag(forecast)
+    forecast.set_defaults(handler=_forecast)
+    reconcile = commands.add_parser(
+        "reconcile", help="Legion's estimate vs the provider's figure per resource; orphans flagged"
+    )
+    _window(reconcile)
+    reconcile.set_defaults(handler=_reconcile)
+    daily = commands.add_parser("daily", help="estimated cost per provider and day, anomalies flagged")
+    _window(daily)
+    daily.set_defaults(handler=_daily)
+    export = commands.add_parser("export", help="write the month's ledger rows to a CSV or Parquet file")
+    _window(export)
+    export.add_argument("--format", choices=("csv", "parquet"), required=True)
+    export.add_argument("--out", required=True, metavar="PATH", help="file to write (replaced if present)")
+    export.set_defaults(handler=_export)
+
+
+def _collect_flag(parser: Any) -> None:
+    parser.add_argument(
+        "--no-collect", action="store_true", help="answer from the ledger as stored, without asking providers"
+    )
+
+
+def _window(parser: Any) -> None:
+    parser.add_argument("--month", metavar="YYYY-MM", help="the calendar month (default: this month)")
+    _collect_flag(parser)
+
+
+async def _rows(ctx: CliContext, method: str, **kwargs: Any) -> list[dict[str, Any]]:
+    async with ctx.api() as api:
+        result: list[dict[str, Any]] = await api.call(method, **kwargs)
+    return result
+
+
+def _render(columns: tuple[str, ...], headers: tuple[str, ...]) -> Callable[[list[dict[str, Any]]], str]:
+    def render(rows: list[dict[str, Any]]) -> str:
+        if not rows:
+            return "no billing rows (is anything running, and are credentials stored?)"
+        return table(headers, [[_cell(row.get(c)) for c in columns] for row in rows])
+
+    return render
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, str) and len(value) >= 10 and value[4:5] == "-" and "T" in value:
+        return value[:10] if value.endswith("T00:00:00Z") else value[:16].replace("T", " ")
+    if isinstance(value, bool):
+        return "yes" if value else ""
+    return "" if value is None else str(value)
+
+
+@one_shot
+async def _ledger(ctx: CliContext, args: argparse.Namespace) -> int:
+    rows = await _rows(ctx, "billing_ledger", month=args.month, by=args.by, collect=not args.no_collect)
+    if args.by is None:
+        columns: tuple[str, ...] = (
+            "start",
+            "provider",
+            "resource_name",
+            "resource",
+            "cluster",
+            "source",
+            "billed_cost",
+            "currency",
+        )
+    else:
+        detail = () if args.by in ("provider", "day") else (args.by,)
+        columns = ("start", "provider", *detail, "source", "billed_cost", "currency")
+    ctx.emit(rows, _render(columns, tuple(c.upper().replace("_", " ") for c in columns)))
+    return 0
+
+
+@one_shot
+async def _forecast(ctx: CliContext, args: argparse.Namespace) -> int:
+    rows = await _rows(ctx, "billing_forecast", collect=not args.no_collect)
+    columns = (
+        "provider",
+        "month_to_date",
+        "remaining",
+        "forecast",
+        "provider_forecast",
+        "currency",
+        "source",
+    )
+    ctx.emit(
+        rows,
+        _render(columns, ("PROVIDER", "TO DATE", "REMAINING", "FORECAST", "PROVIDER SAYS", "CUR", "FROM")),
+    )
+    return 0
+
+
+@one_shot
+async def _reconcile(ctx: CliContext, args: argparse.Namespace) -> int:
+    rows = await _rows(ctx, "billing_reconciliation", month=args.month, collect=not args.no_collect)
+    columns = (
+        "provider",
+        "resource_name",
+        "resource",
+        "estimate",
+        "provider_cost",
+        "difference",
+        "currency",
+        "ownership",
+        "orphan",
+    )
+    headers = ("PROVIDER", "NAME", "RESOURCE", "ESTIMATE", "PROVIDER", "DIFF", "CUR", "OWNERSHIP", "ORPHAN")
+    ctx.emit(rows, _render(columns, headers))
+    return 0
+
+
+@one_shot
+async def _daily(ctx: CliContext, args: argparse.Namespace) -> int:
+    rows = await _rows(ctx, "billing_daily", month=args.month, collect=not args.no_collect)
+    columns = ("start", "provider", "cost", "trailing_mean", "currency", "anomaly")
+    ctx.emit(rows, _render(columns, ("DAY", "PROVIDER", "COST", "WEEK MEAN", "CUR", "ANOMALY")))
+    return 0
+
+
+async def _export(ctx: CliContext, args: argparse.Namespace) -> int:
+    rows = await _rows(ctx, "billing_ledger", month=args.month, collect=not args.no_collect)
+    written = _write(rows, args.out, args.format)
+    ctx.emit(written, lambda d: f"wrote {d['rows']} rows to {d['path']}")
+    return 0
+
+
+def _write(rows: list[dict[str, Any]], target: str, fmt: str) -> dict[str, Any]:
+    """The rows as a frame in a CSV or Parquet file; a missing directory is the operator's to make."""
+    from legion_nb.engine.billing.frames import billing_frame  # noqa: PLC0415 - pandas only here
+
+    out = Path(target).expanduser()
+    if not out.parent.is_dir():
+        raise UsageError(f"cannot write {out}: the directory {out.parent} does not exist")
+    frame = billing_frame(rows)
+    try:
+        if fmt == "csv":
+            frame.to_csv(out, index=True)
+        else:
+            frame.to_parquet(out, index=True)
+    except OSError as exc:
+        raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from exc
+    return {"path": str(out), "format": fmt, "rows": len(frame)}
