@@ -326,6 +326,11 @@ class ProviderAdapter(Protocol):
     # billing
     async def list_billing(self, period: BillingPeriod) -> list[BillingEntry]: ...
 
+    async def forecast_billing(self) -> list[BillingEntry]:
+        """The provider's own month-end forecast lines for the running month; empty where the
+        provider publishes no forecast."""
+        ...
+
 
 AdapterFactory = Callable[["httpx.AsyncClient", ProviderCredentials], ProviderAdapter]
 

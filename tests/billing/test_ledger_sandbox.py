@@ -158,6 +158,10 @@ async def test_the_ledger_covers_all_three_providers_and_matches_their_sdks(engi
     for line in forecast:
         assert Decimal(line["forecast"]) == Decimal(line["month_to_date"]) + Decimal(line["remaining"])
     assert {line["provider"] for line in forecast} == {"hetzner", "scaleway", "ovh"}
+    ovh_line = next(line for line in forecast if line["provider"] == "ovh")
+    assert ovh_line["provider_forecast"] is not None, "OVH publishes its own forecast"
+    assert Decimal(ovh_line["provider_forecast"]) >= Decimal(ovh_line["month_to_date"])
+    assert Decimal(ovh_line["forecast"]) > Decimal(ovh_line["month_to_date"]), "o-1 keeps running"
     assert (log_dir_for(engine.state_path) / "ledger.sqlite").exists()
 
 

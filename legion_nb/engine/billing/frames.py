@@ -80,10 +80,18 @@ def _money(amount: Decimal | None) -> str | None:
 
 
 def ledger_rows(rows: Iterable[LedgerRow]) -> list[dict[str, Any]]:
+    texts: dict[dt.datetime, str] = {}  # period bounds repeat across a fleet's rows
+
+    def iso(moment: dt.datetime) -> str:
+        found = texts.get(moment)
+        if found is None:
+            found = texts[moment] = _iso(moment)
+        return found
+
     return [
         {
-            "start": _iso(r.start),
-            "end": _iso(r.end),
+            "start": iso(r.start),
+            "end": iso(r.end),
             "provider": r.provider,
             "account": r.account,
             "resource": r.resource_id,

@@ -23,7 +23,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from legion_nb.engine.billing.hourly import Rate, daily_charges
 from legion_nb.engine.state.model import LegionState
@@ -49,8 +49,10 @@ CAPPED: Mapping[str, bool] = {"hetzner": True, "scaleway": True, "ovh": False}
 """Whether a provider caps hourly servers at the monthly price (OVH's hourly instances are not)."""
 
 
-@dataclass(frozen=True, slots=True)
-class LedgerRow:
+class LedgerRow(NamedTuple):
+    """One ledger row (module notes); a NamedTuple because a fleet's ledger has ~10^5 of them and
+    a frozen dataclass costs a ``__setattr__`` per field to build."""
+
     provider: str
     account: str
     resource_id: str

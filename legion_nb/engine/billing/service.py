@@ -100,6 +100,7 @@ class BillingService:
         self._clock = clock
         self._store: LedgerStore | None = None
         self._facts: dict[str, list[ServerFacts]] = {}
+        self._forecasts: dict[str, Decimal] = {}
         self._lock = asyncio.Lock()
 
     # -- EngineService ---------------------------------------------------------------------
@@ -110,6 +111,7 @@ class BillingService:
     async def stop(self) -> None:
         store, self._store = self._store, None
         self._facts.clear()
+        self._forecasts.clear()
         if store is not None:
             await asyncio.to_thread(store.close)
 
@@ -158,6 +160,9 @@ class BillingService:
             entries = await broker.read(provider, "read billing", lambda a: a.list_billing(period))
             known = {f.resource_id: f for f in facts}
             rows += usage_rows(provider, account, entries, known, until=until)
+            ahead = await broker.read(provider, "read billing forecast", lambda a: a.forecast_billing())
+            if ahead:
+                self._forecasts[provider] = sum((e.amount for e in ahead), Decimal(0))
         listed = [
             Listed(provider, f.resource_id, f.name, f.ownership, f.cluster, f.role, f.sku) for f in facts
         ]
@@ -176,11 +181,12 @@ class BillingService:
         listing = await asyncio.to_thread(self.store.listing)
         return reconcile(rows, listing, month)
 
-    async def forecast(self, provider_forecasts: dict[str, Decimal] | None = None) -> list[ForecastLine]:
+    async def forecast(self) -> list[ForecastLine]:
+        """This month's end from the stored rows and the servers listed at the last collection,
+        next to each provider's own forecast where it published one."""
         now = self._clock()
         rows = await self.rows(now)
-        facts = [f for group in self._facts.values() for f in group]
-        return forecast(rows, facts, now, provider_forecasts)
+        return forecast(rows, self.facts(), now, self._forecasts)
 
     async def daily(self, month: dt.datetime | None = None) -> list[DayCost]:
         return anomalies(await self.rows(month))

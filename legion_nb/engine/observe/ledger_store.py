@@ -27,7 +27,6 @@ from legion_nb.engine.observe.database import SqliteFile
 __all__ = ["LEDGER_FILENAME", "LedgerStore", "Listed", "from_nanos", "to_nanos"]
 
 LEDGER_FILENAME = "ledger.sqlite"
-_NANO = Decimal(1_000_000_000)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS ledger (
@@ -81,14 +80,12 @@ _LISTING = "SELECT provider, resource_id, resource_name, ownership, cluster, rol
 
 
 def to_nanos(amount: Decimal) -> int:
-    return int((amount * _NANO).to_integral_value(rounding=ROUND_HALF_EVEN))
+    return int(amount.scaleb(9).to_integral_value(rounding=ROUND_HALF_EVEN))
 
 
 def from_nanos(nanos: int) -> Decimal:
-    """Exact: nano-units back to a Decimal with nine places (normalized to drop trailing zeros)."""
-    units, rest = divmod(abs(nanos), 1_000_000_000)
-    text = f"{'-' if nanos < 0 else ''}{units}.{rest:09d}".rstrip("0").rstrip(".")
-    return Decimal(text)
+    """Exact: nano-units back to a Decimal with nine places."""
+    return Decimal(nanos).scaleb(-9)
 
 
 def _ms(moment: dt.datetime) -> int:
@@ -134,6 +131,21 @@ class LedgerStore:
     def upsert(self, rows: Iterable[LedgerRow]) -> int:
         """Insert rows, replacing a row with the same key (the running period's new figure)."""
         now = int(time.time() * 1000)
+        stamps: dict[dt.datetime, int] = {}  # a fleet's rows share a few period bounds
+        nanos: dict[Decimal, int] = {}  # ... and a few daily amounts
+
+        def ms(moment: dt.datetime) -> int:
+            found = stamps.get(moment)
+            if found is None:
+                found = stamps[moment] = _ms(moment)
+            return found
+
+        def money(amount: Decimal) -> int:
+            found = nanos.get(amount)
+            if found is None:
+                found = nanos[amount] = to_nanos(amount)
+            return found
+
         values = [
             (
                 r.provider,
@@ -143,10 +155,10 @@ class LedgerStore:
                 r.kind,
                 r.cluster,
                 r.role,
-                _ms(r.start),
-                _ms(r.end),
-                to_nanos(r.billed_cost),
-                to_nanos(r.list_cost),
+                ms(r.start),
+                ms(r.end),
+                money(r.billed_cost),
+                money(r.list_cost),
                 r.currency,
                 r.source,
                 r.sku,
@@ -206,23 +218,31 @@ class LedgerStore:
                 f"SELECT {_COLUMNS} FROM ledger{clause} ORDER BY start_ms, provider, resource_id, source",  # noqa: S608 - constant SQL, values bound
                 args,
             ).fetchall()
+        times: dict[int, dt.datetime] = {}  # a ledger repeats a few period bounds many times
+
+        def when(ms: int) -> dt.datetime:
+            found = times.get(ms)
+            if found is None:
+                found = times[ms] = _time(ms)
+            return found
+
         return [
             LedgerRow(
-                provider=p,
-                account=a,
-                resource_id=rid,
-                resource_name=name,
-                kind=kind,
-                cluster=cluster,
-                role=role,
-                start=_time(start),
-                end=_time(end),
-                billed_cost=from_nanos(billed),
-                list_cost=from_nanos(listed),
-                currency=currency,
-                source=cast("Source", src),
-                sku=sku,
-                ownership=cast("Ownership", owner),
+                p,
+                a,
+                rid,
+                name,
+                kind,
+                cluster,
+                role,
+                when(start),
+                when(end),
+                from_nanos(billed),
+                from_nanos(listed),
+                currency,
+                cast("Source", src),
+                sku,
+                cast("Ownership", owner),
             )
             for (
                 p,
@@ -240,7 +260,7 @@ class LedgerStore:
                 src,
                 sku,
                 owner,
-            ) in found
+            ) in (found)
         ]
 
     def listing(self, provider: str | None = None) -> list[Listed]:

@@ -409,6 +409,10 @@ class HetznerAdapter:
 
     # ---------------------------------------------------------------------------------------- billing
 
+    async def forecast_billing(self) -> list[BillingEntry]:
+        """No forecast is published: Legion's own forecast stands alone."""
+        return []
+
     async def list_billing(self, period: BillingPeriod) -> list[BillingEntry]:
         """Hetzner publishes no billing API (invoices live in the console only)."""
         raise capability_missing(PROVIDER, Capability.BILLING)

@@ -536,6 +536,14 @@ class OvhAdapter:
             months.append(current)
         return [entry for month in months for entry in convert.usage_entries(month, currency)]
 
+    async def forecast_billing(self) -> list[BillingEntry]:
+        """``usage/forecast``: the running month as OVHcloud expects it to end, per instance."""
+        require_capability(PROVIDER, CAPABILITIES, Capability.BILLING)
+        me = await self._call("GET", "/me")
+        currency = str(((me or {}).get("currency") or {}).get("code") or "EUR")
+        forecast: wire.UsageWire = await self._call("GET", f"{self._project}/usage/forecast")
+        return convert.usage_entries(forecast, currency)
+
 
 # ---------------------------------------------------------------------------------------- helpers
 

@@ -680,6 +680,10 @@ class ScalewayAdapter:
 
     # ---------------------------------------------------------------------------------------- billing
 
+    async def forecast_billing(self) -> list[BillingEntry]:
+        """No forecast is published: Legion's own forecast stands alone."""
+        return []
+
     async def list_billing(self, period: BillingPeriod) -> list[BillingEntry]:
         """Consumption lines of every billing month (``YYYY-MM``) the period touches.
 
