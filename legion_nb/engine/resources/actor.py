@@ -12,10 +12,11 @@ so ``stop`` exits everything and cancels every invoke whatever the chart's shape
 Charts are built when first needed. python-statemachine resolves every callback of a chart per
 instance (about 5 ms and 270 KiB for a node chart), which a fleet of a thousand servers pays at
 every unlock although most of them only rest. So an actor whose restore would end in a
-configuration with no work to start (:meth:`ResourceActor.resting_configuration`: a tracked server
-running, a zone applied) rests there without a chart, and its chart is built from that
-configuration when the first event arrives. A test checks every resting configuration against the
-one the chart itself reaches from its initial state.
+configuration with no work to start or due (:meth:`ResourceActor.resting_configuration`: a tracked
+server running, a zone applied) rests there without a chart, and its chart is built from that
+configuration when the first event arrives. A planned resource not created yet builds its chart at
+once: the next wave has work for it, and a wave should not wait for charts. A test checks every
+resting configuration against the one the chart itself reaches from its initial state.
 
 The snapshot is *derived* from the chart configuration each time it changes (after each transition
 and on explicit :meth:`ResourceActor.touch`); an actor only reports a new revision when something in

@@ -120,9 +120,12 @@ class ConvergingActor(ResourceActor):
     def on_exit_failed(self) -> None:
         self.clear_error()
 
-    def resting_configuration(self) -> tuple[str, ...]:
-        """``restore``: applied when tracked, else idle (neither starts an invoke)."""
-        return ("alive", "applied") if self.is_tracked() else ("alive", "idle")
+    def resting_configuration(self) -> tuple[str, ...] | None:
+        """``restore``: applied when tracked, else idle; None when planned and not tracked (its
+        create is due at the next wave, so the chart is built now)."""
+        if self.is_tracked():
+            return ("alive", "applied")
+        return None if self.wanted() else ("alive", "idle")
 
     def waits_for_prerequisites(self) -> bool:
         return "waiting" in self.active

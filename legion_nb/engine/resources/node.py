@@ -406,13 +406,13 @@ class ServerNodeActor(ResourceActor):
 
     def resting_configuration(self) -> tuple[str, ...] | None:
         """``restore`` then ``observe`` without the chart: running in the system state its provider
-        status calls for, or absent; None where work would start (a pending create to settle, a
-        server still provisioning, an install to run)."""
+        status calls for, or absent and unplanned; None where work would start or is due (a pending
+        create to settle, a server still provisioning, an install to run, a create to send)."""
         if self.has_pending() or self.tracked_not_running():
             return None
         record = self.tracked()
-        if record is None:
-            return ("alive", "machine", "absent", "system", "unknown")
+        if record is None:  # planned: its create is due at the next wave, so the chart is built now
+            return None if self.wanted() else ("alive", "machine", "absent", "system", "unknown")
         self.provider_status = record.status
         self._rest_values = ("alive", "machine", "system", "running", "unknown")
         target = self._system_target()
