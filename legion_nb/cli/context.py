@@ -149,13 +149,13 @@ class CliContext:
 
     def emit(self, result: Any, human: Callable[[Any], str] | None = None) -> None:
         """Print a result: one JSON document with ``--json``, else the human rendering."""
-        data = result if _plain_json(result) else _to_jsonable(result)
+        data = scrub_data(result if _plain_json(result) else _to_jsonable(result))
         if self.json:
             sys.stdout.write(json.dumps(data, sort_keys=True) + "\n")
         elif human is not None:
             text = human(data)
             if text:
-                sys.stdout.write(text.rstrip("\n") + "\n")
+                sys.stdout.write(scrub(text.rstrip("\n")) + "\n")
         elif data is not None:
             sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
         sys.stdout.flush()
@@ -164,7 +164,7 @@ class CliContext:
         """One JSON line of a stream (``--json`` with live output)."""
         from legion_nb.engine.wire import to_jsonable  # noqa: PLC0415
 
-        sys.stdout.write(json.dumps(to_jsonable(data), sort_keys=True) + "\n")
+        sys.stdout.write(json.dumps(scrub_data(to_jsonable(data)), sort_keys=True) + "\n")
         sys.stdout.flush()
 
     # -- the engine --------------------------------------------------------------------------
@@ -268,4 +268,22 @@ class _LocalApi:
 
         if name not in self._public:
             raise UsageError(f"{name!r} is not an engine API method")
-        return to_jsonable(await getattr(self._engine, name)(**args))
+        # Scrubbed while the engine is unlocked: the output is printed after it has closed.
+        return scrub_data(to_jsonable(await getattr(self._engine, name)(**args)))
+
+
+def scrub(text: str) -> str:
+    """``text`` without any secret of an engine unlocked in this process.
+
+    The redaction layer is looked up, not imported: if no engine was ever created here (a command
+    served by the daemon, whose replies the daemon scrubs), nothing was ever published to scrub,
+    and the warm path stays free of the import.
+    """
+    redaction = sys.modules.get("legion_nb.engine.redaction")
+    return text if redaction is None else str(redaction.redact(text))
+
+
+def scrub_data(data: Any) -> Any:
+    """A JSON-like value scrubbed like :func:`scrub`."""
+    redaction = sys.modules.get("legion_nb.engine.redaction")
+    return data if redaction is None else redaction.redact_data(data)

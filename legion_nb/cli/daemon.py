@@ -55,6 +55,7 @@ async def _run(ctx: CliContext, args: argparse.Namespace) -> int:
     from legion_nb.engine.daemon.endpoint import endpoint_for  # noqa: PLC0415
     from legion_nb.engine.daemon.host import DaemonReady, serve  # noqa: PLC0415
     from legion_nb.engine.daemon.protocol import new_token, validate_token  # noqa: PLC0415
+    from legion_nb.engine.redaction import install_log_filter  # noqa: PLC0415
     from legion_nb.engine.runtime import create_engine  # noqa: PLC0415
     from legion_nb.engine.state.store import claim_writer  # noqa: PLC0415
 
@@ -66,6 +67,7 @@ async def _run(ctx: CliContext, args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    install_log_filter()  # the daemon log never holds a secret of the state it serves
 
     async def open_engine() -> Any:
         # The daemon is the state's only writer while it serves, claimed before it reads the state:

@@ -25,7 +25,7 @@ import sys
 from collections.abc import Coroutine, Sequence
 from typing import Any, NoReturn
 
-from legion_nb.cli.context import DEFAULT_LOCK_TIMEOUT, CliContext, is_one_shot
+from legion_nb.cli.context import DEFAULT_LOCK_TIMEOUT, CliContext, is_one_shot, scrub
 from legion_nb.errors import LegionError
 
 __all__ = ["build_parser", "main"]
@@ -198,7 +198,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("LEGION_DEBUG"):
             import traceback  # noqa: PLC0415
 
-            traceback.print_exc()
+            sys.stderr.write(scrub(traceback.format_exc()))
         _fail(f"internal error: {type(exc).__name__}: {exc} (set LEGION_DEBUG=1 for a traceback)")
         return EXIT_INTERNAL
     return int(code or 0)
@@ -219,5 +219,5 @@ def _run_without_loop(step: Coroutine[Any, Any, int | None]) -> int | None:
 
 
 def _fail(message: str) -> None:
-    sys.stderr.write(f"legion: {' '.join(message.split())}\n")
+    sys.stderr.write(f"legion: {' '.join(scrub(message).split())}\n")
     sys.stderr.flush()

@@ -18,7 +18,7 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from legion_nb.cli.context import CliContext, EngineApi, one_shot
+from legion_nb.cli.context import CliContext, EngineApi, one_shot, scrub
 from legion_nb.cli.tables import table
 from legion_nb.errors import OperationError, UsageError
 
@@ -103,7 +103,7 @@ async def _materialize(ctx: CliContext, args: argparse.Namespace) -> int:
     if ctx.json:
         ctx.emit_line({"event": "report", **report})
     else:
-        sys.stdout.write(f"{report['summary']}\n")
+        sys.stdout.write(f"{scrub(report['summary'])}\n")
         sys.stdout.flush()
     if not report["ok"]:
         raise MaterializeIncompleteError(report["summary"])
@@ -121,7 +121,7 @@ async def _follow(api: EngineApi, ctx: CliContext, show: _LiveTable | None) -> N
                     if ctx.json:
                         ctx.emit_line(item)
                     elif show is None and item.get("event") != "end":  # the report line follows
-                        sys.stdout.write(f"{item.get('summary', '')}\n")
+                        sys.stdout.write(f"{scrub(item.get('summary', ''))}\n")
                         sys.stdout.flush()
 
 

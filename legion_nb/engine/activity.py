@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from legion_nb.engine.events import EventHub
+from legion_nb.engine.redaction import redact
 from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey
 from legion_nb.engine.state.model import utcnow
 
@@ -77,6 +78,7 @@ class ActivityEmitter:
         operation, self._current = self._current, None
         if operation is None:
             return
+        summary = redact(summary)  # it quotes resource and provider errors
         self._last, self._last_status, self._last_summary = operation, status, summary
         self._publish("end", summary, status=status, operation=operation)
 
@@ -141,7 +143,7 @@ class ActivityEmitter:
             "event": event,
             "operation": None if operation is None else operation.id,
             "time": utcnow().isoformat(),
-            "summary": summary,
+            "summary": redact(summary),  # summaries quote resource and provider errors
         }
 
     def _publish(

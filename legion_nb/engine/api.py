@@ -12,8 +12,13 @@ lists and dicts of those), and return JSON types or dataclasses that
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
+
+from legion_nb.engine.redaction import scrub_error
+from legion_nb.errors import LegionError
 
 __all__ = ["engine_api", "is_engine_api", "public_methods"]
 
@@ -23,7 +28,23 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def engine_api(fn: F) -> F:
-    """Declare ``fn`` part of the engine's public, remotely callable surface."""
+    """Declare ``fn`` part of the engine's public, remotely callable surface.
+
+    A coroutine method is wrapped so that a :class:`~legion_nb.errors.LegionError` leaving it is
+    scrubbed of the unlocked state's secrets (message and cause chain, see
+    :func:`legion_nb.engine.redaction.scrub_error`) before any caller prints or sends it.
+    """
+    if inspect.iscoroutinefunction(fn):
+        original = fn
+
+        @functools.wraps(original)
+        async def scrubbed(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await original(*args, **kwargs)
+            except LegionError as exc:
+                raise scrub_error(exc)  # noqa: B904 - the same exception, re-raised scrubbed
+
+        fn = cast(F, scrubbed)
     setattr(fn, _MARK, True)
     return fn
 

@@ -29,6 +29,7 @@ from legion_nb.engine import planning
 from legion_nb.engine.activity import ActivityEmitter, CurrentOperation
 from legion_nb.engine.cluster.nbde import NodeUnlock, cluster_facts, derive_nbde_policy
 from legion_nb.engine.providers_service import ProviderPersistence, ProviderService, RefreshReport
+from legion_nb.engine.redaction import redact
 from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey
 from legion_nb.engine.state.model import (
     LegionState,
@@ -200,6 +201,7 @@ class EngineOps:
         return operation
 
     async def _end(self, operation: CurrentOperation, status: Status, summary: str) -> None:
+        summary = redact(summary)  # kept in the state's operation log and shown by status and panels
         entry = OperationLogEntry(
             id=operation.id,
             kind=operation.kind,

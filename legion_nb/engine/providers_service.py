@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from legion_nb.engine.cluster.firewall_plan import build_cluster_firewall_plan, planned_rule
+from legion_nb.engine.redaction import redact
 from legion_nb.engine.resources.node import tracked_server_from
 from legion_nb.engine.resources.pending import StatePendingRecorder
 from legion_nb.engine.state.model import (
@@ -152,8 +153,8 @@ class ProviderService:
                     registry.connect(adapter_credentials(stored), transport=self._transport)
                 )
             except LegionError as exc:  # unusable credentials: remembered and shown, never fatal
-                self._failed[provider] = exc.message
-                log.warning("%s credentials unusable: %s", provider, exc.message)
+                self._failed[provider] = redact(exc.message)
+                log.warning("%s credentials unusable: %s", provider, self._failed[provider])
                 continue
             self._failed.pop(provider, None)
             self._loaded[provider] = stored
@@ -276,7 +277,7 @@ class ProviderPersistence:
         try:
             inventory = await self._read(provider)
         except LegionError as exc:
-            return RefreshReport(provider=provider, error=exc.message)
+            return RefreshReport(provider=provider, error=redact(exc.message))
 
         def apply(state: LegionState) -> tuple[LegionState, RefreshReport]:
             return record_inventory(state, provider, inventory.servers, inventory.zones, inventory.firewalls)

@@ -40,6 +40,7 @@ from legion_nb.engine.node_terminals import NodeTerminals
 from legion_nb.engine.ops import EngineOps, MaterializeReport, RefreshResult, ServerCommandResult
 from legion_nb.engine.paths import log_dir_for
 from legion_nb.engine.providers_service import ProviderService, catalog_json
+from legion_nb.engine.redaction import SecretsRedaction
 from legion_nb.engine.resources.actor import ResourceSettings
 from legion_nb.engine.resources.supervisor import ResourceSupervisor
 from legion_nb.engine.snapshot import SnapshotPublisher, assemble
@@ -159,7 +160,8 @@ class Engine(BillingMethods):
         self.lock_timeout = lock_timeout  # seconds a save waits for another's (None: the store's default)
         self.events = hub
         self.core = core or EngineCore.build(hub)
-        self._services: list[EngineService] = [*self.core.services(), *services]
+        # Secrets are published for redaction before any service can quote one, withdrawn after all.
+        self._services: list[EngineService] = [SecretsRedaction(), *self.core.services(), *services]
         self.billing = BillingService(self.core.providers, lambda: self.state, log_dir_for(state_path))
         self._services.append(self.billing)
         # Terminal sessions (a NodeTerminals among ``services`` sets the SSH port); registered last,

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from legion_nb.engine.cluster.firewall_plan import SSH_PORT, FirewallSetPlan, build_cluster_firewall_plan
 from legion_nb.engine.diff import Action, Diff, FieldDiff, ResourceDiff, ServerRows, access_field, diff
 from legion_nb.engine.events import EventHub
+from legion_nb.engine.redaction import redact_data
 from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey
 from legion_nb.engine.state.model import LegionState
 
@@ -226,7 +227,7 @@ def assemble(
         "locked": False,
         "revision": revision,
         "rows": list(rows.values()),
-        "providers": [dict(p) for p in providers],
+        "providers": [redact_data(dict(p)) for p in providers],  # last_error quotes provider replies
     }
 
 

@@ -344,8 +344,9 @@ class ApiClient:
             if not all(_HEADER_VALUE.fullmatch(value) for _, value in request.headers.raw):
                 raise unsendable_request(self.provider)  # whatever the transport, nothing goes out
             response = await self._client.send(request)
-        except (httpx.LocalProtocolError, UnicodeEncodeError) as exc:
-            raise unsendable_request(self.provider) from exc
+        except (httpx.LocalProtocolError, UnicodeEncodeError):
+            # ``from None``: the foreign message quotes the header value, and a traceback shows causes.
+            raise unsendable_request(self.provider) from None
         except httpx.HTTPError as exc:
             raise error_for_transport(self.provider, exc, mutation=is_mutation) from exc
         try:

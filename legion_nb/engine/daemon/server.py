@@ -49,6 +49,7 @@ from legion_nb.engine.daemon.protocol import (
     parse_topics,
 )
 from legion_nb.engine.daemon.streams import LineWriter
+from legion_nb.engine.redaction import active
 from legion_nb.engine.wire import to_jsonable
 from legion_nb.errors import DaemonAuthError, DaemonProtocolError, LegionError, UsageError
 
@@ -99,10 +100,11 @@ class _Connection:
         self.tasks: set[asyncio.Task[None]] = set()
 
     async def send(self, message: dict[str, Any]) -> None:
+        line = scrubbed_line(message)
         async with self.lock:
             if self.writer.is_closing():
                 return
-            self.writer.write(encode_line(message))
+            self.writer.write(line)
             await self.writer.drain()
 
 
@@ -358,11 +360,25 @@ class DaemonServer:
             await connection.send({"event": event.topic, "data": to_jsonable(event.data)})
 
 
+def scrubbed_line(message: dict[str, Any]) -> bytes:
+    """The wire line for ``message``, with any secret of the unlocked state scrubbed out.
+
+    The encoded line is checked in one scan (it holds the JSON-escaped forms too); only a line
+    that mentions a secret is rebuilt from a scrubbed copy of the message, so that the JSON
+    stays valid whatever the secret's characters.
+    """
+    line = encode_line(message)
+    redactor = active()
+    if redactor and redactor.mentions(line.decode()):
+        line = encode_line(redactor.redact_data(message))
+    return line
+
+
 def _drop(connection: _Connection, reason: LegionError) -> None:
     """Tell a connection why in one line, without waiting for it to read, and close it."""
     with contextlib.suppress(ConnectionError, OSError):
         if not connection.writer.is_closing():
-            connection.writer.write(encode_line(error_reply(None, reason)))
+            connection.writer.write(scrubbed_line(error_reply(None, reason)))
     connection.writer.close()
 
 

@@ -37,6 +37,7 @@ from statemachine import StateChart
 from statemachine.orderedset import OrderedSet
 
 from legion_nb.engine.cluster.firewall_plan import FirewallPlanCache, normalize_sources
+from legion_nb.engine.redaction import redact
 from legion_nb.engine.resources.pending import pending_for
 from legion_nb.engine.resources.ports import ProviderAccess, StatePort
 from legion_nb.engine.resources.snapshot import ActorSnapshot, Health, ResourceKey
@@ -156,14 +157,15 @@ class ActorContext:
 def describe_error(exc: BaseException) -> tuple[str, bool]:
     """One operator line for ``exc`` and whether it is temporary (worth retrying as is).
 
-    Legion errors carry their own one-line message; anything else is a bug, logged with its
-    traceback and shown by type only (a foreign message could carry anything, secrets included).
+    Legion errors carry their own one-line message (scrubbed of secrets, like every line that
+    leaves the engine); anything else is a bug, logged with its traceback and shown by type only
+    (a foreign message could carry anything, secrets included).
     """
     if isinstance(exc, LegionError):
         temporary = isinstance(exc, ProviderRateLimitedError | ProviderUnavailableError) and not isinstance(
             exc, ProviderAmbiguousError
         )
-        return exc.message, temporary
+        return redact(exc.message), temporary
     log.error("resource actor failed unexpectedly", exc_info=exc)
     return f"internal error ({type(exc).__name__}); see the engine log", False
 

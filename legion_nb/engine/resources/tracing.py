@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from legion_nb.engine.redaction import redact_data
 from legion_nb.engine.resources.snapshot import ResourceKey
 
 __all__ = ["TRACE_ENV", "ActorTracer", "tracing_enabled"]
@@ -50,7 +51,7 @@ class ActorTracer:
         if self._file is None:
             return
         try:
-            self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+            self._file.write(json.dumps(redact_data(record), separators=(",", ":")) + "\n")
             self._file.flush()
         except OSError as exc:  # tracing must never break an actor
             log.warning("actor trace write to %s failed (%s); tracing stops", self.path, exc)
