@@ -6,14 +6,18 @@ peer node's certificate); any other client fails the TLS handshake and never rea
 
 Endpoints (JSON)::
 
-    GET /v1/health      {"status": "ok", "node", "phase", "uptime_seconds"}
+    GET /v1/health      {"status": "ok", "node", "phase", "uptime_seconds", "services": {"tribes",
+                        "tribes-sync", "tang", "node-exporter"}, "membership", "nbde": {"mode", "tang"}}
     GET /v1/readiness   the same report as ``legion-node readiness`` (HTTP 503 while not ready)
-    GET /v1/metrics     cpu, memory, disk, uptime, sync peer count
+    GET /v1/metrics     cpu, memory, disk, uptime, sync peer count, ``sampled_at_ms`` (newest sample)
     GET /v1/logs        ?since=SEQ&limit=N -> {"entries": [{"seq", "time", "unit", "priority",
                         "message"}], "next"}: the journal by cursor, back-dated history first
     GET /v1/telemetry   ?after=MS&limit=N -> {"series": [{"metric", "device"}], "samples": {"index",
                         "time_ms", "value"}, "next", "more"}: samples after a time cursor, columnar
     GET /tang/adv       a Tang advertisement: a JWS (ES512) over the node's signing + exchange JWKs
+
+A broken admin API (the sandbox fault) answers every request with HTTP 500; a stopped ``tang``
+service answers ``/tang/adv`` with 503.
 
 Why Tang sits behind mTLS here: in a Legion cluster the Tang clients are the cluster's own peers,
 which hold node certificates anyway; the advertisement format is Tang's (RFC 7515 JWS, P-521 keys).
@@ -87,8 +91,16 @@ class TangKeys:
 _TANG_KEY: web.AppKey[TangKeys] = web.AppKey("tang", TangKeys)
 
 
+@web.middleware
+async def _faults(request: web.Request, handler: Any) -> web.StreamResponse:
+    if request.app[_SYSTEM_KEY].admin_api_broken:
+        return web.json_response({"error": "internal error"}, status=500)
+    response: web.StreamResponse = await handler(request)
+    return response
+
+
 def create_admin_app(system: NodeSystem, tang: TangKeys) -> web.Application:
-    app = web.Application()
+    app = web.Application(middlewares=[_faults])
     app[_SYSTEM_KEY] = system
     app[_TANG_KEY] = tang
     app.router.add_get("/v1/health", _health)
@@ -114,16 +126,8 @@ def peer_common_name(request: web.Request) -> str | None:
 
 
 async def _health(request: web.Request) -> web.Response:
-    system = request.app[_SYSTEM_KEY]
-    return web.json_response(
-        {
-            "status": "ok",
-            "node": system.hostname,
-            "phase": system.phase,
-            "uptime_seconds": round(system.uptime(), 3),
-            "client": peer_common_name(request),
-        }
-    )
+    report = request.app[_SYSTEM_KEY].health()
+    return web.json_response({**report, "client": peer_common_name(request)})
 
 
 async def _readiness(request: web.Request) -> web.Response:
@@ -145,6 +149,7 @@ async def _metrics(request: web.Request) -> web.Response:
             "disk_total_bytes": 40 * 1024**3,
             "tribes": system.tribes_state(),
             "sync_peers": peers,
+            "sampled_at_ms": system.telemetry.latest_ms(),
         }
     )
 
@@ -175,4 +180,6 @@ async def _telemetry(request: web.Request) -> web.Response:
 
 
 async def _tang_adv(request: web.Request) -> web.Response:
+    if request.app[_SYSTEM_KEY].service_state("tang") != "active":
+        return web.json_response({"error": "tang is not running"}, status=503)
     return web.json_response(request.app[_TANG_KEY].advertisement(), content_type="application/jose+json")

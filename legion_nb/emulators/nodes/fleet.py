@@ -55,6 +55,14 @@ class NodeFleet:
         except KeyError:
             raise KeyError(f"no simulated node at {address}") from None
 
+    def by_hostname(self, hostname: str) -> SimulatedNode:
+        """The node named ``hostname`` (a runbook breaks a node by its server name); ``KeyError``
+        names it when there is none."""
+        for node in self._nodes.values():
+            if node.hostname == hostname:
+                return node
+        raise KeyError(f"no simulated node named {hostname}")
+
     def addresses(self) -> list[str]:
         return sorted(self._nodes)
 

@@ -191,7 +191,45 @@ class SimulatedNode:
         await listener.start()
         self._sync = listener
         self.sync_port = listener.port
+        self.system.sync_listening = True
         self.system.log("tribes-sync", f"listening on {self.address}:{self.sync_port} (mTLS)")
+
+    async def stop_service(self, service: str) -> None:
+        """``systemctl stop``: stopping tribes also closes its peer sync port."""
+        self.system.stop_service(service)
+        if service == "tribes":
+            await self._stop_sync()
+
+    async def start_service(self, service: str) -> None:
+        """``systemctl start``: tribes reopens its peer sync port."""
+        self.system.start_service(service)
+        running = self._acceptor is not None and self.system.certs_activated
+        if service == "tribes" and self._sync is None and running:
+            await self.start_sync()
+
+    # -- faults (sandbox control calls; the shell reaches the service ones too) -------------------
+
+    def stall_metrics(self) -> None:
+        """The exporter hangs: no sample newer than now is served until :meth:`resume_metrics`."""
+        self.system.telemetry.stall()
+        self.system.log("node-exporter", "scrape stalled")
+
+    def resume_metrics(self) -> None:
+        self.system.telemetry.resume()
+        self.system.log("node-exporter", "scrape resumed")
+
+    def break_admin_api(self, broken: bool = True) -> None:
+        """The admin API keeps listening but answers every request with HTTP 500 (until unbroken)."""
+        self.system.admin_api_broken = broken
+        self.system.log("admin-api", "internal error: handler crashed" if broken else "handler recovered")
+
+    def diverge_membership(self, peer: str | None = None) -> str:
+        """Drop one peer (default: the first) from the node's own membership; returns its name."""
+        return self.system.diverge_membership(peer)
+
+    def drop_tang_peer(self, peer: str | None = None) -> str:
+        """Drop one Tang peer (default: the first) from the node's NBDE binding; returns its name."""
+        return self.system.drop_tang_peer(peer)
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -227,11 +265,15 @@ class SimulatedNode:
         if not self.ssh_port:
             self.ssh_port = int(self._acceptor.sockets[0].getsockname()[1])
 
-    async def _go_down(self) -> None:
-        self._up.clear()
+    async def _stop_sync(self) -> None:
         if self._sync is not None:
             await self._sync.aclose()
             self._sync = None
+        self.system.sync_listening = False
+
+    async def _go_down(self) -> None:
+        self._up.clear()
+        await self._stop_sync()
         if self._admin is not None:
             await self._admin.aclose()
             self._admin = None

@@ -3,7 +3,13 @@
 Ordinary commands (enough for health checks and an operator poking around)::
 
     echo ARGS...   hostname   uptime   whoami   id -un   true   false   stty size
-    cat /etc/os-release | cat PATH   systemctl status|is-active tribes   systemctl reboot   reboot
+    cat /etc/os-release | cat PATH   systemctl reboot   reboot
+    systemctl status|is-active|stop|start|restart UNIT   (tribes, tangd, prometheus-node-exporter)
+    logger [-p PRIORITY] [-t TAG] TEXT...                a journal line (unit: TAG, else the user)
+
+Stopping a unit is a fault a runbook can inject from the node's own shell, as on a real node:
+``systemctl stop tribes`` stops the service, closes peer sync and shows in the node's telemetry;
+``systemctl stop prometheus-node-exporter`` stalls its metrics.
 
 The install vocabulary Legion's deployment runtime drives, one verb per phase. Each verb exits 0 on
 success and 1 with one line on stderr otherwise; :class:`~legion_nb.emulators.nodes.system.FaultPlan`
@@ -44,6 +50,8 @@ from legion_nb.emulators.nodes.system import (
     TRIBES_CONFIG_PATH,
     NodeSystem,
     NodeTiming,
+    UnknownServiceError,
+    service_unit,
 )
 from legion_nb.emulators.nodes.system import FaultPlan as NodeFaults
 
@@ -56,6 +64,7 @@ _OS_RELEASE = {
     "installer": 'PRETTY_NAME="Legion installer"\nNAME="Legion installer"\nID=legion-installer\n',
     "installed": 'PRETTY_NAME="Tribes OS 1"\nNAME="Tribes OS"\nVERSION_ID="1"\nID=tribes\nID_LIKE=debian\n',
 }
+_PRIORITIES = {"emerg": 0, "alert": 1, "crit": 2, "err": 3, "warning": 4, "notice": 5, "info": 6, "debug": 7}
 _REQUIRED_SYNC_KEYS = ("cluster", "node", "peers", "allow", "ca_certificate", "certificate", "private_key")
 
 
@@ -74,6 +83,10 @@ class NodeControl(Protocol):
     async def start_admin_api(self) -> None: ...
 
     async def start_sync(self) -> None: ...
+
+    async def stop_service(self, service: str) -> None: ...
+
+    async def start_service(self, service: str) -> None: ...
 
 
 def _ok(text: str = "") -> CommandOutcome:
@@ -138,7 +151,9 @@ class NodeShell:
         if name == "cat":
             return self._cat(args)
         if name == "systemctl":
-            return self._systemctl(args)
+            return await self._systemctl(args)
+        if name == "logger":
+            return self._logger(args, user)
         if name == "reboot":
             return self._reboot(into_installer=False)
         return _fail(f"sh: {name}: command not found", 127)
@@ -163,23 +178,49 @@ class NodeShell:
                 return _fail(f"cat: {path}: No such file or directory")
         return CommandOutcome(0, "".join(out))
 
-    def _systemctl(self, args: list[str]) -> CommandOutcome:
+    async def _systemctl(self, args: list[str]) -> CommandOutcome:
         if args == ["reboot"]:
             return self._reboot(into_installer=False)
-        if len(args) == 2 and args[0] in ("status", "is-active") and args[1] in ("tribes", "tribes.service"):
-            state = self.system.tribes_state()
-            if args[0] == "is-active":
-                return CommandOutcome(0 if state == "active" else 3, state + "\n")
-            sub = {"active": "running", "activating": "start", "inactive": "dead"}[state]
-            text = (
-                "● tribes.service - Tribes node\n"
-                "     Loaded: loaded (/lib/systemd/system/tribes.service; enabled)\n"
-                f"     Active: {state} ({sub})\n"
-            )
-            return CommandOutcome(0 if state == "active" else 3, text)
-        if len(args) == 2 and args[0] in ("status", "is-active"):
-            return _fail(f"Unit {args[1]} could not be found.", 4)
-        return _fail(f"systemctl: unsupported here: {' '.join(args)}")
+        if len(args) != 2 or args[0] not in ("status", "is-active", "stop", "start", "restart"):
+            return _fail(f"systemctl: unsupported here: {' '.join(args)}")
+        verb, unit = args
+        try:
+            service = service_unit(unit)
+            if verb in ("stop", "restart"):
+                await self.control.stop_service(service)
+            if verb in ("start", "restart"):
+                await self.control.start_service(service)
+        except UnknownServiceError as exc:
+            return _fail(str(exc), 4 if verb in ("status", "is-active") else 5)
+        if verb in ("stop", "start", "restart"):
+            return CommandOutcome(0)
+        state = self.system.service_state(service)
+        if verb == "is-active":
+            return CommandOutcome(0 if state == "active" else 3, state + "\n")
+        sub = {"active": "running", "activating": "start", "inactive": "dead"}[state]
+        text = (
+            f"● {service}.service\n"
+            f"     Loaded: loaded (/lib/systemd/system/{service}.service; enabled)\n"
+            f"     Active: {state} ({sub})\n"
+        )
+        return CommandOutcome(0 if state == "active" else 3, text)
+
+    def _logger(self, args: list[str], user: str) -> CommandOutcome:
+        """``logger [-p PRIORITY] [-t TAG] TEXT...``: one journal line, priority notice by default."""
+        tag, priority, words = user, 5, list(args)
+        while len(words) >= 2 and words[0] in ("-t", "-p"):
+            flag, value, words = words[0], words[1], words[2:]
+            if flag == "-t":
+                tag = value
+            else:
+                level = value.rsplit(".", 1)[-1]
+                if level not in _PRIORITIES:
+                    return _fail(f"logger: unknown priority name: {value}")
+                priority = _PRIORITIES[level]
+        if not words:
+            return _fail("logger: usage: logger [-p PRIORITY] [-t TAG] TEXT...", 1)
+        self.system.log(tag, " ".join(words), priority=priority)
+        return CommandOutcome(0)
 
     def _reboot(self, *, into_installer: bool) -> CommandOutcome:
         self.control.schedule_reboot(into_installer=into_installer)

@@ -19,6 +19,7 @@ This module holds state only; :mod:`legion_nb.emulators.nodes.shell` maps comman
 
 from __future__ import annotations
 
+import json
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ __all__ = [
     "NodeSystem",
     "NodeTiming",
     "Phase",
+    "UnknownServiceError",
+    "service_unit",
 ]
 
 Phase = Literal["cloud-image", "installer", "installed-pending-reboot", "installed"]
@@ -53,8 +56,33 @@ TLS_CA_PATH = "/etc/tribes/tls/ca.pem"
 TLS_CERT_PATH = "/etc/tribes/tls/node.pem"
 TLS_KEY_PATH = "/etc/tribes/tls/node.key"
 TRIBES_CONFIG_PATH = "/etc/tribes/sync.json"
+NBDE_BINDING_PATH = "/etc/legion/nbde.json"
 
 _JOURNAL_LIMIT = 2000
+
+_UNITS: dict[str, str] = {
+    "tribes": "tribes",
+    "tribes.service": "tribes",
+    "tang": "tang",
+    "tangd": "tang",
+    "tangd.socket": "tang",
+    "node-exporter": "node-exporter",
+    "prometheus-node-exporter": "node-exporter",
+    "prometheus-node-exporter.service": "node-exporter",
+}
+"""The systemd unit names a node answers to, mapped onto the services it simulates."""
+
+
+class UnknownServiceError(ValueError):
+    """A unit name the simulated node does not run (``systemctl`` answers "could not be found")."""
+
+
+def service_unit(name: str) -> str:
+    """The simulated service behind a unit name: ``tribes``, ``tang`` or ``node-exporter``."""
+    try:
+        return _UNITS[name]
+    except KeyError:
+        raise UnknownServiceError(f"Unit {name} could not be found.") from None
 
 
 @dataclass
@@ -122,6 +150,12 @@ class NodeSystem:
     certs_activated: bool = False
     """Certificates were activated: the admin API comes back on every boot."""
     boot_time: float = field(default_factory=time.monotonic)
+    stopped: set[str] = field(default_factory=set)
+    """Services an operator stopped (``systemctl stop``); enabled units start again at boot."""
+    sync_listening: bool = False
+    """Peer sync accepts connections on its port right now."""
+    admin_api_broken: bool = False
+    """A fault: the admin API answers every request with HTTP 500."""
     journal: deque[JournalEntry] = field(default_factory=lambda: deque(maxlen=_JOURNAL_LIMIT))
     seed: int = 0
     """Makes the node's metrics and back-dated journal reproducible."""
@@ -179,6 +213,105 @@ class NodeSystem:
             return "inactive"
         return "active" if time.monotonic() >= self.tribes_active_since else "activating"
 
+    # -- services (systemctl) and the faults a runbook can inject ---------------------------------
+
+    def service_state(self, service: str) -> str:
+        """``active``, ``activating`` or ``inactive``, as ``systemctl is-active`` says it."""
+        if service == "tribes":
+            return self.tribes_state()
+        return "inactive" if service in self.stopped else "active"
+
+    def stop_service(self, service: str) -> None:
+        """Stop a service: its telemetry shows the outage (tribes) or stops (node-exporter)."""
+        if service in self.stopped:
+            return
+        self.stopped.add(service)
+        if service == "tribes":
+            self.tribes_active_since = None
+            self.telemetry.service_down()
+        elif service == "node-exporter":
+            self.telemetry.stall()
+        self.log("systemd", f"Stopped {service}.")
+
+    def start_service(self, service: str) -> None:
+        """Start a stopped service again (tribes needs its configuration)."""
+        self.stopped.discard(service)
+        if service == "tribes":
+            if self.tribes_config is None:
+                raise UnknownServiceError("tribes is not configured yet: run legion-node configure-tribes")
+            if self.tribes_active_since is None:
+                self.tribes_active_since = time.monotonic()
+            self.telemetry.service_up()
+        elif service == "node-exporter":
+            self.telemetry.resume()
+        self.log("systemd", f"Started {service}.")
+
+    def membership(self) -> list[str]:
+        """The peers this node's Tribes configuration names (its view of the cluster)."""
+        return sorted(str(p.get("name", "")) for p in _dicts((self.tribes_config or {}).get("peers")))
+
+    def diverge_membership(self, peer: str | None = None) -> str:
+        """A fault: drop ``peer`` (default: the first) from the node's own membership and
+        allow-list, so its view of the cluster no longer matches the one Legion stored."""
+        config = dict(self.tribes_config or {})
+        peers = _dicts(config.get("peers"))
+        if not peers:
+            raise UnknownServiceError(f"node {self.hostname} has no cluster peers to diverge from")
+        victim = peer or str(peers[0].get("name", ""))
+        kept = [p for p in peers if str(p.get("name", "")) != victim]
+        if len(kept) == len(peers):
+            raise UnknownServiceError(f"node {self.hostname} has no peer {victim}")
+        config["peers"] = kept
+        self.tribes_config = config
+        self.files[TRIBES_CONFIG_PATH] = json.dumps(config)
+        self.telemetry.peers = len(kept)
+        self.log("tribes", f"membership changed: {victim} left the peer list")
+        return victim
+
+    def nbde_binding(self) -> dict[str, object]:
+        """The NBDE binding on disk (empty when none was written)."""
+        try:
+            binding = json.loads(self.files.get(NBDE_BINDING_PATH, "{}"))
+        except ValueError:
+            return {}
+        return binding if isinstance(binding, dict) else {}
+
+    def drop_tang_peer(self, peer: str | None = None) -> str:
+        """A fault: remove one Tang peer (default: the first) from the node's NBDE binding."""
+        binding = self.nbde_binding()
+        tang = _dicts(binding.get("tang"))
+        if not tang:
+            raise UnknownServiceError(f"node {self.hostname} has no Tang peer in its NBDE binding")
+        victim = peer or str(tang[0].get("node", ""))
+        kept = [t for t in tang if str(t.get("node", "")) != victim]
+        if len(kept) == len(tang):
+            raise UnknownServiceError(f"node {self.hostname} has no Tang peer {victim}")
+        binding["tang"] = kept
+        self.files[NBDE_BINDING_PATH] = json.dumps(binding)
+        self.log("clevis", f"Tang peer {victim} dropped from the disk binding")
+        return victim
+
+    def health(self) -> dict[str, object]:
+        """What ``/v1/health`` reports: services, membership and the NBDE peers (never a secret)."""
+        binding = self.nbde_binding()
+        return {
+            "status": "ok",
+            "node": self.hostname,
+            "phase": self.phase,
+            "uptime_seconds": round(self.uptime(), 3),
+            "services": {
+                "tribes": self.service_state("tribes"),
+                "tribes-sync": "active" if self.sync_listening else "inactive",
+                "tang": self.service_state("tang"),
+                "node-exporter": self.service_state("node-exporter"),
+            },
+            "membership": self.membership(),
+            "nbde": {
+                "mode": binding.get("mode"),
+                "tang": sorted(str(t.get("node", "")) for t in _dicts(binding.get("tang"))),
+            },
+        }
+
     def readiness(self) -> dict[str, object]:
         checks = {
             "installed": self.phase == "installed",
@@ -202,9 +335,17 @@ class NodeSystem:
             for line in self.files.get(ADMIN_KEYS_PATH, "").splitlines():
                 if line.strip() and self.admin_user:
                     self.authorize(self.admin_user, line)
+        self.stopped.clear()  # every unit is enabled: a boot starts them all again
+        self.telemetry.resume()
         if self.tribes_config is not None:
             self.tribes_active_since = time.monotonic()
+            self.telemetry.service_up()
         self.log("kernel", f"booted into {self.phase}")
+
+
+def _dicts(value: object) -> list[dict[str, object]]:
+    """The mappings in a JSON list (anything else: none)."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
 def _key_id(public_line: str) -> str:

@@ -117,6 +117,13 @@ class NodeTelemetry:
 
     # -- serving -------------------------------------------------------------------------------
 
+    def latest_ms(self, now_ms: int | None = None) -> int:
+        """The time of the newest sample the node can serve (older than now while stalled)."""
+        now = _now() if now_ms is None else now_ms
+        if self.stalled_at is not None:
+            now = min(now, self.stalled_at)
+        return now - now % self.interval_ms
+
     @property
     def history_start_ms(self) -> int:
         start = self.started_ms - int(self.history_hours * 3_600_000)
