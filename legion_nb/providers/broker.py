@@ -23,6 +23,11 @@ to different providers should not wait for each other.
   adapter's ``ApiClient`` applies it, so a paged or N+1 read never restarts from scratch. Mutations are
   sent once; they are resent only when provably not processed (429, connection refused). An unknown
   outcome is for :mod:`resilience` to settle.
+* **Background calls yield.** Calls made inside :func:`background_calls` (the observation scheduler's
+  refreshes and collections) take the lane only while no foreground call (materialize, a command)
+  waits for it, and spend at most :attr:`BackgroundShare.share` of the provider's hourly budget
+  (a token bucket per lane); while the provider reports its remaining budget below that share,
+  they wait for the foreground to be done with it. Observation never starves an apply.
 * **Status.** :meth:`ProviderBroker.status` is a plain record per provider for snapshots and widgets.
 
 Policies are values (:class:`BrokerPolicy`), with the clock, the sleep and the jitter source
@@ -35,7 +40,8 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TypeVar
@@ -48,11 +54,13 @@ from legion_nb.providers.polling import Durations, PollPolicy, cloud_poll_policy
 from legion_nb.providers.records import Operation, OperationState, Server, ServerStatus
 
 __all__ = [
+    "BackgroundShare",
     "BrokerPolicy",
     "PollPolicy",
     "ProviderBroker",
     "ProviderStatus",
     "RetryPolicy",
+    "background_calls",
 ]
 
 T = TypeVar("T")
@@ -78,10 +86,46 @@ class RetryPolicy:
         return raw * (1.0 - self.jitter * rng.random())
 
 
+HOURLY_BUDGETS: Mapping[str, int] = {"hetzner": 3600, "scaleway": 3600, "ovh": 3600}
+"""Requests an hour each provider allows a project (Hetzner documents 3,600; the others are held to
+the same figure). A provider's own ``RateLimit-Limit`` header wins when it sends one."""
+
+_BACKGROUND: ContextVar[bool] = ContextVar("legion_background_calls", default=False)
+
+
+@contextlib.contextmanager
+def background_calls() -> Iterator[None]:
+    """Mark the provider calls made in this context (and tasks it starts) as background work."""
+    token = _BACKGROUND.set(True)
+    try:
+        yield
+    finally:
+        _BACKGROUND.reset(token)
+
+
+@dataclass(frozen=True)
+class BackgroundShare:
+    """How much of each provider's budget background calls may spend: ``share`` of the hourly
+    budget, with bursts of up to ``burst_seconds`` worth of it."""
+
+    share: float = 0.1
+    budgets: Mapping[str, int] = field(default_factory=lambda: dict(HOURLY_BUDGETS))
+    burst_seconds: float = 60.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.share <= 1.0:
+            raise ValueError(f"background share {self.share} must lie in (0, 1]")
+
+    def per_second(self, provider: str, limit: int | None) -> float:
+        budget = limit if limit else self.budgets.get(provider, 3600)
+        return self.share * budget / 3600.0
+
+
 @dataclass(frozen=True)
 class BrokerPolicy:
     poll: PollPolicy = field(default_factory=cloud_poll_policy)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    background: BackgroundShare = field(default_factory=BackgroundShare)
     sleep: Sleep = asyncio.sleep
     clock: Callable[[], float] = time.time
     rng: random.Random = field(default_factory=random.Random)
@@ -96,6 +140,9 @@ class ProviderStatus:
     remaining_budget: int | None
     calls_total: int
     waiting_operations: int
+    background_calls: int = 0
+    background_rate_limited: int = 0
+    """429s a background call met (observation must never cause one)."""
 
 
 @dataclass(eq=False)
@@ -124,6 +171,12 @@ class _Lane:
     adapter: ProviderAdapter
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     queued: int = 0
+    foreground_waiting: int = 0
+    foreground_idle: asyncio.Event = field(default_factory=asyncio.Event)
+    tokens: float | None = None
+    tokens_at: float = 0.0
+    background_calls: int = 0
+    background_rate_limited: int = 0
     in_flight: str | None = None
     last_error: str | None = None
     calls_total: int = 0
@@ -132,6 +185,10 @@ class _Lane:
     idle_ticks: int = 0
     wake_at: float | None = None
     replan: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def _foreground_queued(lane: _Lane) -> bool:
+    return lane.foreground_waiting > 0
 
 
 class ProviderBroker:
@@ -190,6 +247,8 @@ class ProviderBroker:
             remaining_budget=budget.remaining if budget else None,
             calls_total=lane.calls_total,
             waiting_operations=len(lane.waiters),
+            background_calls=lane.background_calls,
+            background_rate_limited=lane.background_rate_limited,
         )
 
     # ----------------------------------------------------------------------------------------- calls
@@ -239,9 +298,13 @@ class ProviderBroker:
         """Run ``fn`` alone in the lane. A mutation's 429 keeps the lane while it backs off, then
         retries (a 429 was not processed); a read's requests retry themselves via ``READ_RETRY``."""
         retry = self.policy.retry
+        background = _BACKGROUND.get()
         lane.queued += 1
         try:
-            await lane.lock.acquire()
+            if background:
+                await self._acquire_background(lane)
+            else:
+                await self._acquire_foreground(lane)
         finally:
             lane.queued -= 1
         try:
@@ -250,11 +313,13 @@ class ProviderBroker:
                 await self._pace(lane)
                 lane.in_flight = label
                 lane.calls_total += 1
+                lane.background_calls += background
                 token = READ_RETRY.set(self._read_retry)
                 try:
                     result = await fn(lane.adapter)
                 except ProviderRateLimitedError as exc:
                     lane.last_error = exc.message
+                    lane.background_rate_limited += background
                     limited += 1
                     if not mutation or limited >= retry.attempts:
                         raise
@@ -270,6 +335,55 @@ class ProviderBroker:
                 return result
         finally:
             lane.lock.release()
+
+    async def _acquire_foreground(self, lane: _Lane) -> None:
+        lane.foreground_waiting += 1
+        lane.foreground_idle.clear()
+        try:
+            await lane.lock.acquire()
+        finally:
+            lane.foreground_waiting -= 1
+            if lane.foreground_waiting == 0:
+                lane.foreground_idle.set()
+
+    async def _acquire_background(self, lane: _Lane) -> None:
+        """The lane once no foreground call waits for it, the background share has a token and
+        the provider's remaining budget is above the share the foreground keeps."""
+        while True:
+            if _foreground_queued(lane):
+                await lane.foreground_idle.wait()
+                continue
+            wait = self._background_wait(lane)
+            if wait > 0:
+                await self.policy.sleep(wait)
+                continue
+            await lane.lock.acquire()
+            if _foreground_queued(lane):
+                lane.lock.release()  # a foreground call arrived while this one queued: it goes first
+                continue
+            assert lane.tokens is not None  # set by _background_wait
+            lane.tokens -= 1.0
+            return
+
+    def _background_wait(self, lane: _Lane) -> float:
+        """Seconds until a background call may go (0: now)."""
+        share = self.policy.background
+        budget = lane.adapter.rate_limit
+        limit = budget.limit if budget is not None else None
+        rate = share.per_second(lane.adapter.name, limit)
+        capacity = max(1.0, rate * share.burst_seconds)
+        now = self.policy.clock()
+        if lane.tokens is None:
+            lane.tokens, lane.tokens_at = capacity, now
+        lane.tokens = min(capacity, lane.tokens + max(0.0, now - lane.tokens_at) * rate)
+        lane.tokens_at = now
+        if budget is not None and budget.remaining is not None and budget.limit and budget.reset is not None:
+            low = budget.remaining < budget.limit * share.share  # what is left belongs to the foreground
+            if low and budget.reset > now:  # (after the reset the budget is full again)
+                return min(budget.reset - now, self.policy.retry.max_rate_limit_wait)
+        if lane.tokens >= 1.0:
+            return 0.0
+        return (1.0 - lane.tokens) / rate
 
     def _request_delay(self, attempt: int, retry_after: float | None) -> float:
         """Delay before repeating one read request: the provider's hint if any, else backoff."""
