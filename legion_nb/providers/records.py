@@ -22,6 +22,7 @@ __all__ = [
     "BillingEntry",
     "BillingPeriod",
     "Catalog",
+    "CatalogAddon",
     "CatalogImage",
     "CatalogLocation",
     "CatalogPrice",
@@ -91,6 +92,10 @@ class Server:
     image: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
     created: datetime | None = None
+    outgoing_traffic: int | None = None
+    """Bytes sent in the current billing period, where the provider reports it (Hetzner)."""
+    included_traffic: int | None = None
+    """Bytes the current billing period includes before traffic is billed (Hetzner)."""
 
     def __post_init__(self) -> None:
         freeze_mappings(self, "labels")
@@ -321,6 +326,18 @@ class CatalogPrice:
     location: str
     hourly: Decimal
     monthly: Decimal
+    per_tb_traffic: Decimal | None = None
+    """Outgoing traffic beyond the included amount, per TB (Hetzner)."""
+
+
+@dataclass(frozen=True)
+class CatalogAddon:
+    """Something billed beside a server, per location: ``primary_ipv4`` at Hetzner."""
+
+    name: str
+    location: str
+    hourly: Decimal
+    monthly: Decimal
 
 
 @dataclass(frozen=True)
@@ -382,12 +399,16 @@ class Catalog:
     images: tuple[CatalogImage, ...]
     source: Literal["embedded", "live"] = "live"
     fetched_at: datetime | None = None
+    addons: tuple[CatalogAddon, ...] = ()
 
     def server_type(self, name: str) -> CatalogServerType | None:
         return next((t for t in self.server_types if t.name == name), None)
 
     def location(self, name: str) -> CatalogLocation | None:
         return next((loc for loc in self.locations if loc.name == name), None)
+
+    def addon(self, name: str, location: str) -> CatalogAddon | None:
+        return next((a for a in self.addons if a.name == name and a.location == location), None)
 
     def image(self, name_or_id: str) -> CatalogImage | None:
         return next((i for i in self.images if name_or_id in (i.name, i.id)), None)

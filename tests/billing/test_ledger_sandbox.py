@@ -133,6 +133,8 @@ async def test_the_ledger_covers_all_three_providers_and_matches_their_sdks(engi
     assert [(Decimal(r["billed_cost"]), r["ownership"], r["cluster"]) for r in mine] == [
         (hourly, "planned", tracked.cluster)
     ], "thirty minutes cost one started hour"
+    (address,) = [r for r in rows if r["resource"] == f"{hetzner_id}/ipv4"]
+    assert (address["kind"], Decimal(address["billed_cost"])) == ("primary_ipv4", Decimal("0.0008"))
     previous = month_start(month - dt.timedelta(days=1))
     last_month = await engine.billing_ledger(month=f"{previous:%Y-%m}", collect=False)
     long_rows = [r for r in last_month if r["resource"] == str(long_id)]

@@ -8,9 +8,12 @@ from decimal import Decimal
 from pathlib import Path
 
 from legion_nb.engine.billing.frames import billing_frame, ledger_rows, summary_rows
-from legion_nb.engine.billing.ledger import LedgerRow, Source
+from legion_nb.engine.billing.hourly import TB_BYTES
+from legion_nb.engine.billing.ledger import LedgerRow, Source, estimate_rows, server_facts
 from legion_nb.engine.billing.reconcile import anomalies, reconcile
 from legion_nb.engine.observe.ledger_store import LedgerStore, Listed, from_nanos, to_nanos
+from legion_nb.engine.state.model import LegionState
+from legion_nb.providers.records import Catalog, CatalogAddon, CatalogPrice, CatalogServerType, Server
 
 UTC = dt.UTC
 DAY = dt.timedelta(days=1)
@@ -109,3 +112,45 @@ def test_frames_sum_money_exactly_and_summaries_never_count_twice() -> None:
     assert by_provider == {"scaleway": ("0.7", "usage"), "hetzner": ("0.3", "estimate")}
     by_day = summary_rows(rows, "day")
     assert sum(Decimal(r["billed_cost"]) for r in by_day) == Decimal("1.3")
+
+
+def test_hetzner_traffic_beyond_the_included_amount_and_the_primary_address_are_billed_apart() -> None:
+    catalog = Catalog(
+        provider="hetzner",
+        currency="EUR",
+        server_types=(
+            CatalogServerType(
+                "cx22",
+                2,
+                4,
+                40,
+                "x86",
+                (CatalogPrice("fsn1", Decimal("0.006"), Decimal("3.79"), Decimal("1")),),
+                ("fsn1",),
+            ),
+        ),
+        locations=(),
+        images=(),
+        addons=(CatalogAddon("primary_ipv4", "fsn1", Decimal("0.0008"), Decimal("0.50")),),
+    )
+    now = dt.datetime(2026, 11, 20, 12, 30, tzinfo=UTC)
+    server = Server(
+        provider="hetzner",
+        id="7",
+        name="busy",
+        status="running",
+        provider_status="running",
+        ipv4="127.20.0.9",
+        server_type="cx22",
+        location="fsn1",
+        created=now - dt.timedelta(minutes=30),
+        outgoing_traffic=TB_BYTES * 21,
+        included_traffic=TB_BYTES * 20,
+    )
+    facts = server_facts(LegionState(), "hetzner", "", [server], catalog)
+    rows = {(r.kind, r.resource_id): r.billed_cost for r in estimate_rows(facts, now - 3 * DAY, now)}
+    assert rows == {
+        ("server", "7"): Decimal("0.006"),
+        ("primary_ipv4", "7/ipv4"): Decimal("0.0008"),
+        ("traffic", "7/traffic"): Decimal("1"),
+    }

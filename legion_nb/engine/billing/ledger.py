@@ -25,11 +25,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal, NamedTuple
 
-from legion_nb.engine.billing.hourly import Rate, daily_charges
+from legion_nb.engine.billing.hourly import Rate, daily_charges, month_start, traffic_charge
 from legion_nb.engine.state.model import LegionState
 from legion_nb.providers.records import BillingEntry, Catalog, Server
 
 __all__ = [
+    "ADDON_KINDS",
     "SOURCES",
     "LedgerRow",
     "Ownership",
@@ -45,6 +46,9 @@ __all__ = [
 Source = Literal["invoice", "usage", "estimate"]
 Ownership = Literal["planned", "labelled", "unlabelled", "gone"]
 SOURCES: tuple[Source, ...] = ("invoice", "usage", "estimate")
+ADDON_KINDS: frozenset[str] = frozenset({"primary_ipv4", "traffic"})
+"""Row kinds billed beside a server; their resource id is the server's plus ``/ipv4`` or ``/traffic``."""
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 CAPPED: Mapping[str, bool] = {"hetzner": True, "scaleway": True, "ovh": False}
 """Whether a provider caps hourly servers at the monthly price (OVH's hourly instances are not)."""
 
@@ -86,6 +90,10 @@ class ServerFacts:
     ownership: Ownership
     rates: tuple[Rate, ...]
     currency: str
+    ipv4_rates: tuple[Rate, ...] = ()
+    """The primary IPv4 address, priced apart from the server where the provider does (Hetzner)."""
+    traffic: Decimal = Decimal(0)
+    """Outgoing traffic beyond the included amount in the current billing month."""
 
 
 def ownership_of(tracked: Mapping[str, tuple[str, str]], server: Server) -> tuple[Ownership, str, str]:
@@ -116,11 +124,19 @@ def server_facts(
     for server in servers:
         ownership, cluster, role = ownership_of(tracked, server)
         rates: tuple[Rate, ...] = ()
+        ipv4: tuple[Rate, ...] = ()
+        traffic = Decimal(0)
+        location = server.location or ""
         kind = catalog.server_type(server.server_type or "")
-        price = kind.price_in(server.location or "") if kind is not None else None
+        price = kind.price_in(location) if kind is not None else None
         if price is not None:
-            since = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-            rates = (Rate(since, price.hourly, price.monthly if capped else None),)
+            rates = (Rate(_EPOCH, price.hourly, price.monthly if capped else None),)
+            if price.per_tb_traffic is not None and server.outgoing_traffic is not None:
+                included = server.included_traffic or 0
+                traffic = traffic_charge(server.outgoing_traffic, included, price.per_tb_traffic)
+        addon = catalog.addon("primary_ipv4", location) if server.ipv4 else None
+        if addon is not None and (addon.hourly or addon.monthly):
+            ipv4 = (Rate(_EPOCH, addon.hourly, addon.monthly),)
         out.append(
             ServerFacts(
                 provider=provider,
@@ -135,6 +151,8 @@ def server_facts(
                 ownership=ownership,
                 rates=rates,
                 currency=catalog.currency,
+                ipv4_rates=ipv4,
+                traffic=traffic,
             )
         )
     return out
@@ -142,33 +160,59 @@ def server_facts(
 
 def estimate_rows(facts: Sequence[ServerFacts], since: dt.datetime, until: dt.datetime) -> list[LedgerRow]:
     """Legion's estimate per server and UTC day in ``[since, until)``: what the server's month total
-    grew by that day, counted from its creation (an unknown creation counts from ``since``)."""
+    grew by that day, counted from its creation (an unknown creation counts from ``since``); its
+    primary IPv4 address the same way (``<id>/ipv4``, living as long as the server), and traffic
+    beyond the included amount as one row for the running month (``<id>/traffic``)."""
     rows: list[LedgerRow] = []
     day = dt.timedelta(days=1)
+    month = month_start(until)
     for fact in facts:
-        if not fact.rates:
-            continue
         created = fact.created or since
-        for start, amount in daily_charges(created, until, fact.rates):
-            if start + day <= since:
+        for kind, suffix, rates in (("server", "", fact.rates), ("primary_ipv4", "/ipv4", fact.ipv4_rates)):
+            if not rates:
                 continue
+            resource = fact.resource_id + suffix
+            sku = fact.sku if kind == "server" else "primary_ipv4"
+            for start, amount in daily_charges(created, until, rates):
+                if start + day <= since:
+                    continue
+                rows.append(
+                    LedgerRow(
+                        fact.provider,
+                        fact.account,
+                        resource,
+                        fact.name,
+                        kind,
+                        fact.cluster,
+                        fact.role,
+                        start,
+                        min(start + day, until),
+                        amount,
+                        amount,
+                        fact.currency,
+                        "estimate",
+                        sku,
+                        fact.ownership,
+                    )
+                )
+        if fact.traffic > 0:
             rows.append(
                 LedgerRow(
-                    provider=fact.provider,
-                    account=fact.account,
-                    resource_id=fact.resource_id,
-                    resource_name=fact.name,
-                    kind="server",
-                    cluster=fact.cluster,
-                    role=fact.role,
-                    start=start,
-                    end=min(start + day, until),
-                    billed_cost=amount,
-                    list_cost=amount,
-                    currency=fact.currency,
-                    source="estimate",
-                    sku=fact.sku,
-                    ownership=fact.ownership,
+                    fact.provider,
+                    fact.account,
+                    f"{fact.resource_id}/traffic",
+                    fact.name,
+                    "traffic",
+                    fact.cluster,
+                    fact.role,
+                    month,
+                    until,
+                    fact.traffic,
+                    fact.traffic,
+                    fact.currency,
+                    "estimate",
+                    "outgoing_traffic",
+                    fact.ownership,
                 )
             )
     return rows

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from legion_nb.engine.billing.hourly import month_start, next_month, period_charge
-from legion_nb.engine.billing.ledger import LedgerRow, Ownership, ServerFacts
+from legion_nb.engine.billing.ledger import ADDON_KINDS, LedgerRow, Ownership, ServerFacts
 from legion_nb.engine.observe.ledger_store import Listed
 
 __all__ = [
@@ -111,6 +111,9 @@ def reconcile(
     for key in keys:
         provider, resource = key
         seen, row = listed.get(key), about.get(key)
+        addon = row is not None and row.kind in ADDON_KINDS
+        if addon:  # an address or traffic belongs to its server: that line carries the orphan flag
+            seen = listed.get((provider, resource.rpartition("/")[0]))
         source = next((s for s in ("usage", "invoice") if (provider, resource, s) in figures), "")
         figure = figures[(provider, resource, source)] if source else None
         guess = estimate.get(key)
@@ -128,7 +131,7 @@ def reconcile(
                 provider_source=source,
                 difference=figure - guess if figure is not None and guess is not None else None,
                 ownership=ownership,
-                orphan=ownership in _ORPHANS,
+                orphan=ownership in _ORPHANS and not addon,
             )
         )
     return lines
@@ -150,12 +153,12 @@ def forecast(
         target[(row.provider, row.currency)] += row.billed_cost
     remaining: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
     for fact in facts:
-        if fact.rates and fact.ownership != "gone":
-            created = fact.created or month
-            ahead = period_charge(created, following, fact.rates, month) - period_charge(
-                created, now, fact.rates, month
-            )
-            remaining[(fact.provider, fact.currency)] += ahead
+        created = fact.created or month
+        for rates in (fact.rates, fact.ipv4_rates):
+            if rates:
+                to_end = period_charge(created, following, rates, month)
+                so_far = period_charge(created, now, rates, month)
+                remaining[(fact.provider, fact.currency)] += to_end - so_far
     lines: list[ForecastLine] = []
     for key in sorted(set(usage) | set(estimate) | set(remaining)):
         source = "usage" if key in usage else "estimate"

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from urllib.parse import quote
 
 import httpx
@@ -32,7 +32,7 @@ from legion_nb.providers.contract import (
     capability_missing,
     require_capability,
 )
-from legion_nb.providers.hetzner import convert
+from legion_nb.providers.hetzner import convert, wire
 from legion_nb.providers.hetzner.errors import REQUEST_ID_HEADER, parse_error
 from legion_nb.providers.http import ApiClient, ProviderResponseError
 from legion_nb.providers.records import (
@@ -154,11 +154,14 @@ class HetznerAdapter:
         server_types = await self._paginate("/server_types", "server_types")
         locations = await self._paginate("/locations", "locations")
         images = await self._paginate("/images", "images", {"type": "system", "status": "available"})
-        pricing = (await self._api.get_object("/pricing")).get("pricing") or {}
-        currency = str(pricing.get("currency") or "EUR")
+        answer = (await self._api.get_object("/pricing")).get("pricing")
+        pricing = cast(wire.Pricing, answer) if isinstance(answer, dict) else None
+        currency = str(pricing.get("currency") or "EUR") if pricing is not None else "EUR"
         now = datetime.now(UTC)
         return convert.convert(
-            lambda _: convert.catalog(server_types, locations, images, currency, now), None, "catalog"
+            lambda _: convert.catalog(server_types, locations, images, currency, now, pricing=pricing),
+            None,
+            "catalog",
         )
 
     # ---------------------------------------------------------------------------------------- servers

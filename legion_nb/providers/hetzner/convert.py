@@ -18,6 +18,7 @@ from legion_nb.providers.hetzner import wire
 from legion_nb.providers.http import ProviderResponseError
 from legion_nb.providers.records import (
     Catalog,
+    CatalogAddon,
     CatalogImage,
     CatalogLocation,
     CatalogPrice,
@@ -126,6 +127,8 @@ def server(data: wire.Server) -> Server:
         image=(image.get("name") or str(image["id"])) if image else None,
         labels=dict(data.get("labels") or {}),
         created=_created(data.get("created")),
+        outgoing_traffic=data.get("outgoing_traffic"),
+        included_traffic=data.get("included_traffic"),
     )
 
 
@@ -251,6 +254,11 @@ def _money(raw: str) -> Decimal:
     return Decimal(str(raw))
 
 
+def _traffic_price(price: wire.ServerTypePrice) -> Decimal | None:
+    per_tb = price.get("price_per_tb_traffic")
+    return _money(per_tb["net"]) if per_tb else None
+
+
 def catalog_server_type(data: wire.ServerType) -> CatalogServerType:
     """Prices are net (without VAT), as Hetzner lists them; locations are the available, undeprecated
     ones (from ``locations`` where present, else the priced ones)."""
@@ -259,6 +267,7 @@ def catalog_server_type(data: wire.ServerType) -> CatalogServerType:
             location=p["location"],
             hourly=_money(p["price_hourly"]["net"]),
             monthly=_money(p["price_monthly"]["net"]),
+            per_tb_traffic=_traffic_price(p),
         )
         for p in data.get("prices") or []
     )
@@ -308,7 +317,10 @@ def catalog(
     images: Sequence[wire.Image],
     currency: str,
     fetched_at: datetime,
+    *,
+    pricing: wire.Pricing | None = None,
 ) -> Catalog:
+    """``pricing`` (``/pricing``) adds what is billed beside servers: primary IPv4 addresses."""
     return Catalog(
         provider=PROVIDER,
         currency=currency,
@@ -317,4 +329,14 @@ def catalog(
         images=tuple(catalog_image(i) for i in images if i.get("type", "system") == "system"),
         source="live",
         fetched_at=fetched_at,
+        addons=tuple(
+            CatalogAddon(
+                name=f"primary_{group['type']}",
+                location=p["location"],
+                hourly=_money(p["price_hourly"]["net"]) if p.get("price_hourly") else Decimal(0),
+                monthly=_money(p["price_monthly"]["net"]),
+            )
+            for group in (pricing.get("primary_ips") or [] if pricing is not None else [])
+            for p in group.get("prices") or []
+        ),
     )

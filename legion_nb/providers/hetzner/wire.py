@@ -74,6 +74,8 @@ class ServerTypePrice(TypedDict):
     location: str
     price_hourly: Price
     price_monthly: Price
+    included_traffic: NotRequired[int]
+    price_per_tb_traffic: NotRequired[Price]
 
 
 class ServerTypeLocation(TypedDict):
@@ -144,6 +146,24 @@ class Server(TypedDict):
     location: NotRequired[Location]
     image: Image | None
     labels: dict[str, str]
+    outgoing_traffic: NotRequired[int | None]
+    included_traffic: NotRequired[int | None]
+
+
+class LocationPrice(TypedDict):
+    location: str
+    price_hourly: NotRequired[Price]
+    price_monthly: Price
+
+
+class PrimaryIpPricing(TypedDict):
+    type: Literal["ipv4", "ipv6"]
+    prices: list[LocationPrice]
+
+
+class Pricing(TypedDict):
+    currency: str
+    primary_ips: NotRequired[list[PrimaryIpPricing]]
 
 
 class SshKey(TypedDict):
