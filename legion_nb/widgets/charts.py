@@ -1,0 +1,86 @@
+"""Offline charts: plain SVG drawn from a billing frame, for notebooks and panels.
+
+Why SVG text and no charting library: a chart must show in a notebook with no network (Vega-based
+renderers fetch their runtime from a CDN unless extra packages are installed) and in a panel without
+a JavaScript bundle; an SVG string needs neither, is small, and a test can read it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from html import escape
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["PROVIDER_COLOURS", "cost_per_day_svg", "stacked_bars_svg"]
+
+PROVIDER_COLOURS: Mapping[str, str] = {"hetzner": "#d50c2d", "scaleway": "#4f0599", "ovh": "#123f6d"}
+_OTHER = "#7a7a7a"
+_WIDTH, _HEIGHT, _LEFT, _BOTTOM, _TOP = 720, 240, 56, 28, 24
+
+
+def stacked_bars_svg(
+    labels: Sequence[str], series: Mapping[str, Sequence[Decimal]], *, title: str, unit: str
+) -> str:
+    """One bar per label, stacked by series (in the mapping's order), with a legend and a y scale."""
+    totals = [sum((values[i] for values in series.values()), Decimal(0)) for i in range(len(labels))]
+    top = max(totals, default=Decimal(0)) or Decimal(1)
+    plot_w, plot_h = _WIDTH - _LEFT - 8, _HEIGHT - _BOTTOM - _TOP
+    step = plot_w / max(1, len(labels))
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{_WIDTH}" height="{_HEIGHT}" '
+        f'viewBox="0 0 {_WIDTH} {_HEIGHT}" role="img" font-family="sans-serif" font-size="11">',
+        f"<title>{escape(title)}</title>",
+        f'<text x="{_LEFT}" y="14" font-weight="bold">{escape(title)}</text>',
+    ]
+    for fraction in (0, 0.5, 1):
+        y = _TOP + plot_h * (1 - fraction)
+        value = (top * Decimal(str(fraction))).quantize(Decimal("0.01"))
+        parts.append(f'<line x1="{_LEFT}" x2="{_WIDTH - 8}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>')
+        parts.append(f'<text x="{_LEFT - 4}" y="{y + 4:.1f}" text-anchor="end">{value} {escape(unit)}</text>')
+    for i, label in enumerate(labels):
+        x = _LEFT + i * step
+        base = Decimal(0)
+        for name, values in series.items():
+            value = values[i]
+            if value <= 0:
+                continue
+            y0 = _TOP + plot_h * float(1 - (base + value) / top)
+            height = plot_h * float(value / top)
+            colour = PROVIDER_COLOURS.get(name, _OTHER)
+            parts.append(
+                f'<rect x="{x + step * 0.1:.1f}" y="{y0:.1f}" width="{step * 0.8:.1f}" height="{height:.1f}" '
+                f'fill="{colour}"><title>{escape(f"{label} {name}: {value} {unit}")}</title></rect>'
+            )
+            base += value
+        if len(labels) <= 16 or i % max(1, len(labels) // 8) == 0:
+            parts.append(
+                f'<text x="{x + step / 2:.1f}" y="{_HEIGHT - 10}" text-anchor="middle">{escape(label)}</text>'
+            )
+    for n, name in enumerate(series):
+        x = _LEFT + 160 + n * 110
+        colour = PROVIDER_COLOURS.get(name, _OTHER)
+        parts.append(f'<rect x="{x}" y="5" width="10" height="10" fill="{colour}"/>')
+        parts.append(f'<text x="{x + 14}" y="14">{escape(name)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def cost_per_day_svg(frame: pd.DataFrame, *, title: str = "Cost per day") -> str:
+    """The ``by="day"`` billing frame (``billed_cost`` per provider and day) as stacked bars; one
+    currency per chart (the frame's first)."""
+    if frame.empty:
+        return stacked_bars_svg([], {}, title=f"{title} (no data)", unit="")
+    currency = str(frame["currency"].iloc[0])
+    mine = frame[frame["currency"] == currency]
+    days = sorted({stamp.strftime("%m-%d") for stamp in mine.index})
+    position = {day: i for i, day in enumerate(days)}
+    series: dict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0)] * len(days))
+    for stamp, provider, cost in zip(mine.index, mine["provider"], mine["billed_cost"], strict=True):
+        series[str(provider)][position[stamp.strftime("%m-%d")]] += cost
+    ordered = {name: series[name] for name in sorted(series)}
+    return stacked_bars_svg(days, ordered, title=title, unit=currency)
