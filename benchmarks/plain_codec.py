@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from legion_nb.readonly import FrozenDict
+
 __all__ = ["BadValueError", "plain_codec"]
 
 Encode = Callable[[Any], Any]
@@ -138,6 +140,6 @@ def _mapping(enc: Encode, dec: Decode) -> tuple[Encode, Decode]:
     def decode(value: Any) -> Any:
         if type(value) is not dict:
             raise BadValueError("expected an object")
-        return types.MappingProxyType({key: dec(item) for key, item in value.items()})  # as records hold them
+        return FrozenDict({key: dec(item) for key, item in value.items()})  # as records hold them
 
     return (lambda v: {key: enc(item) for key, item in v.items()}), decode

@@ -44,6 +44,7 @@ from legion_nb.engine.state.validation import (
     validate_provider,
 )
 from legion_nb.errors import ValidationError
+from legion_nb.readonly import with_item
 
 __all__ = [
     "clear_operator_cidrs",
@@ -63,10 +64,6 @@ __all__ = [
 
 V = TypeVar("V")
 _ROLES = ("cluster", "satellite")
-
-
-def _with(mapping: Mapping[str, V], key: str, value: V) -> dict[str, V]:
-    return {**mapping, key: value}
 
 
 def _without(mapping: Mapping[str, V], key: str) -> dict[str, V]:
@@ -129,7 +126,7 @@ def upsert_server(
     if current and current[0] != cluster_name:
         clusters = _drop_server(clusters, current[0], server_name)
     target = clusters.get(cluster_name) or PlannedCluster(name=cluster_name)
-    clusters[cluster_name] = replace(target, servers=_with(target.servers, server_name, server))
+    clusters[cluster_name] = replace(target, servers=with_item(target.servers, server_name, server))
     return _scheme(state, clusters=clusters)
 
 
@@ -168,7 +165,7 @@ def remove_server(state: LegionState, *, name: str) -> LegionState:
 
 def upsert_domain(state: LegionState, *, name: str, provider: str) -> LegionState:
     domain = PlannedDomain(name=normalize_zone(name, what="domain"), provider=validate_provider(provider))
-    return _scheme(state, domains=_with(state.scheme.domains, domain.name, domain))
+    return _scheme(state, domains=with_item(state.scheme.domains, domain.name, domain))
 
 
 def remove_domain(state: LegionState, *, name: str) -> LegionState:
@@ -180,7 +177,7 @@ def remove_domain(state: LegionState, *, name: str) -> LegionState:
 
 def upsert_dns_zone(state: LegionState, *, zone: str, provider: str) -> LegionState:
     planned = PlannedDnsZone(zone=normalize_zone(zone), provider=validate_provider(provider))
-    return _scheme(state, dns_zones=_with(state.scheme.dns_zones, planned.zone, planned))
+    return _scheme(state, dns_zones=with_item(state.scheme.dns_zones, planned.zone, planned))
 
 
 def remove_dns_zone(state: LegionState, *, zone: str) -> LegionState:
@@ -219,7 +216,7 @@ def upsert_dns_host(state: LegionState, *, host: str, zone: str, servers: Sequen
     if not names:
         raise ValidationError(f"DNS host {fqdn} needs at least one server (--servers a,b)")
     planned = PlannedDnsHost(host=relative, zone=zone_name, servers=names)
-    return _scheme(state, dns_hosts=_with(state.scheme.dns_hosts, fqdn, planned))
+    return _scheme(state, dns_hosts=with_item(state.scheme.dns_hosts, fqdn, planned))
 
 
 def remove_dns_host(state: LegionState, *, host: str, zone: str) -> LegionState:
@@ -283,7 +280,7 @@ def upsert_firewall(
         rules=tuple(parse_firewall_rule(r) for r in rules),
         servers=names,
     )
-    return _scheme(state, firewalls=_with(state.scheme.firewalls, firewall_name, firewall))
+    return _scheme(state, firewalls=with_item(state.scheme.firewalls, firewall_name, firewall))
 
 
 def remove_firewall(state: LegionState, *, name: str) -> LegionState:

@@ -15,10 +15,14 @@ from legion_nb.providers.records import Server, ServerSpec
 
 
 def assert_read_only(mapping: Mapping[str, Any]) -> None:
-    with pytest.raises(TypeError):
+    before = dict(mapping)
+    with pytest.raises(TypeError, match="read-only"):
         mapping["intruder"] = "x"  # type: ignore[index]
-    with pytest.raises(AttributeError):
-        mapping.pop("intruder")  # type: ignore[attr-defined]
+    with pytest.raises(TypeError, match="read-only"):
+        mapping.update(intruder="x")  # type: ignore[attr-defined]
+    with pytest.raises(TypeError, match="read-only"):
+        mapping.pop(next(iter(mapping), "intruder"))  # type: ignore[attr-defined]
+    assert dict(mapping) == before
 
 
 def test_a_record_keeps_its_own_copy_of_the_dict_it_was_given() -> None:

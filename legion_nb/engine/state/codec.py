@@ -12,10 +12,10 @@ derivation time, the unlock goal.
 
 Supported field types: ``str``, ``int``, ``float``, ``bool``, ``datetime`` (ISO 8601, UTC),
 ``Decimal`` (as a string, never a float), ``Literal[...]`` of strings, ``X | None``,
-``tuple[X, ...]``, ``Mapping[str, X]`` (decoded as a read-only ``MappingProxyType``, as the records
-hold their mappings), ``Any`` (raw JSON, e.g. provider catalogs) and nested record dataclasses. Missing
-keys take the field default (so adding a field with a default is not a schema break); unknown keys are
-refused (a newer file must bump ``schema_version`` instead).
+``tuple[X, ...]``, ``Mapping[str, X]`` (decoded as a read-only :class:`~legion_nb.readonly.FrozenDict`,
+as the records hold their mappings), ``Any`` (raw JSON, e.g. provider catalogs) and nested record
+dataclasses. Missing keys take the field default (so adding a field with a default is not a schema
+break); unknown keys are refused (a newer file must bump ``schema_version`` instead).
 
 Errors are :class:`~legion_nb.errors.StateFormatError` naming the path of the bad value, e.g.
 ``state field tracked.servers.web-1.created: expected an ISO 8601 time``.
@@ -32,6 +32,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 from legion_nb.errors import StateFormatError
+from legion_nb.readonly import FrozenDict
 
 __all__ = ["RecordCodec", "codec_for"]
 
@@ -333,10 +334,10 @@ def _mapping(enc: _Encode, dec: _Decode) -> tuple[_Encode, _Decode]:
                 if type(item) is not str:
                     break
             else:
-                return types.MappingProxyType(value)  # freshly parsed JSON: nobody else holds this dict
+                return FrozenDict(value)
         else:
             try:
-                return types.MappingProxyType({key: dec(item) for key, item in value.items()})
+                return FrozenDict({key: dec(item) for key, item in value.items()})
             except _DecodeError:
                 pass  # found again below, with its key
         for key, item in value.items():
@@ -348,14 +349,8 @@ def _mapping(enc: _Encode, dec: _Decode) -> tuple[_Encode, _Decode]:
         raise AssertionError("unreachable: a bad item was not found twice")  # pragma: no cover
 
     if enc is _identity:
-        return _copy_mapping, decode
+        return _identity, decode  # a FrozenDict is a dict to the JSON writer
     return encode, decode
-
-
-def _copy_mapping(value: Any) -> Any:
-    """A record's read-only mapping as a dict for the JSON writer: ``copy()`` copies the dict under the
-    view at C speed, where ``dict(view)`` would go key by key."""
-    return value.copy()
 
 
 def _encode_time(value: dt.datetime) -> str:

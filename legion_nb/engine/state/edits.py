@@ -23,6 +23,7 @@ from legion_nb.engine.state.model import (
     NodeMaterial,
     TrackedServer,
 )
+from legion_nb.readonly import with_item
 
 __all__ = [
     "ObservedKind",
@@ -48,7 +49,7 @@ def with_tracked(state: LegionState, **changes: Any) -> LegionState:
 
 def with_tracked_server(state: LegionState, record: TrackedServer) -> LegionState:
     """``state`` with ``record`` as the tracked server of its name (added or replaced as given)."""
-    return with_tracked(state, servers={**state.tracked.servers, record.name: record})
+    return with_tracked(state, servers=with_item(state.tracked.servers, record.name, record))
 
 
 def track_server(state: LegionState, record: TrackedServer) -> LegionState:
@@ -95,12 +96,12 @@ def without_observed(state: LegionState, provider: str, kind: ObservedKind, key:
         observed = replace(observed, firewalls={k: v for k, v in observed.firewalls.items() if k != key})
     else:
         return state
-    return replace(state, observed={**state.observed, provider: observed})
+    return replace(state, observed=with_item(state.observed, provider, observed))
 
 
 def with_pending(state: LegionState, entry: CreatePending) -> LegionState:
     """``state`` with the create intent ``entry`` (keyed by its Legion id)."""
-    return with_tracked(state, pending={**state.tracked.pending, entry.key: entry})
+    return with_tracked(state, pending=with_item(state.tracked.pending, entry.key, entry))
 
 
 def without_pending(state: LegionState, legion_id: str) -> LegionState:
@@ -112,13 +113,13 @@ def without_pending(state: LegionState, legion_id: str) -> LegionState:
 
 def with_material(state: LegionState, material: NodeMaterial) -> LegionState:
     """``state`` with ``material`` as its node's deployment material."""
-    nodes = {**state.deployment.nodes, material.node: material}
+    nodes = with_item(state.deployment.nodes, material.node, material)
     return replace(state, deployment=replace(state.deployment, nodes=nodes))
 
 
 def with_cluster_material(state: LegionState, material: ClusterMaterial) -> LegionState:
     """``state`` with ``material`` as its cluster's deployment material (the cluster CA)."""
-    clusters = {**state.deployment.clusters, material.cluster: material}
+    clusters = with_item(state.deployment.clusters, material.cluster, material)
     return replace(state, deployment=replace(state.deployment, clusters=clusters))
 
 

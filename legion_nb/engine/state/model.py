@@ -13,7 +13,7 @@ the billing ledger, the operation log and the deployment material: each cluster'
 certificate, each node's secrets and disk-unlock (NBDE) record.
 
 Every record is a frozen, slotted dataclass. Collections are tuples, or mappings keyed by the record's
-identity, held as read-only views (:mod:`legion_nb.readonly`) so nobody mutates them in place, whoever
+identity, held as read-only dicts (:mod:`legion_nb.readonly`) so nobody mutates them in place, whoever
 passed them in: a change rebuilds only the path from the root to the changed record with
 :func:`dataclasses.replace` and shares everything else, so keeping the "last durable state" is keeping
 a reference and comparing two states is cheap where they share.
