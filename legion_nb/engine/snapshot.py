@@ -330,7 +330,7 @@ class SnapshotPublisher:
         finally:
             self._viewing = None
         if self._persistence is not None:
-            self._publish()
+            self.mark()  # paced like any change
 
     def mark(self, *_: object) -> None:
         """Something changed: publish now, or once at the end of the current pacing window."""
