@@ -59,12 +59,17 @@ def register(sub: Any) -> None:
         ("reboot", "reboot the server"),
         ("reinstall", "reset the server to its image (the catalog's current one if it is gone)"),
         ("delete", "take the server out of the plan and delete it now"),
+        ("resume", "continue the node's interrupted or failed install from the phase it stopped in"),
+        ("repin", "after a rebuild outside Legion: trust the key the node presents for its next install"),
     ):
         command = commands.add_parser(name, help=text)
         command.add_argument("name", metavar="NAME")
         if name == "delete":
             command.add_argument("--yes", action="store_true", help="do not ask for confirmation")
         command.set_defaults(handler=_server, command=name)
+
+
+_SERVER_METHODS = {"resume": "node_resume", "repin": "node_repin"}  # node deployment commands
 
 
 def _confirm(question: str) -> bool:
@@ -226,7 +231,7 @@ async def _server(ctx: CliContext, args: argparse.Namespace) -> int:
     if command == "delete" and not args.yes and not _confirm(f"delete server {args.name} now?"):
         raise UsageError("server delete removes a server at its provider: confirm, or pass --yes")
     async with ctx.api() as api:
-        result = await api.call(f"server_{command}", name=args.name)
+        result = await api.call(_SERVER_METHODS.get(command, f"server_{command}"), name=args.name)
     render: Callable[[dict[str, Any]], str] = lambda r: str(r["summary"])  # noqa: E731
     ctx.emit(result, render)
     if result["status"] != "succeeded":

@@ -433,6 +433,20 @@ class EngineOps:
         await self._after_node_operation(result.server)
         return result
 
+    async def node_repin(self, name: str) -> ServerCommandResult:
+        """Let a node whose server was rebuilt outside Legion be trusted on first use once more.
+
+        A server that has answered with Legion's pinned host key is never trusted on a different
+        key again; after the operator has checked at the provider that the server was rebuilt, this
+        reopens that window for the next install sessions (``node_resume`` or ``node_reinstall``).
+        """
+        deployment = self._deployer()
+
+        async def run(server: TrackedServer) -> None:
+            await deployment.repin(server.name)
+
+        return await self._server_command(name, "repin", run)
+
     async def _after_node_operation(self, name: str) -> None:
         """Let the node's actor see the outcome (a wave clears an install failure it remembers),
         then reconcile NBDE: the node is healthy again, which can change its cluster's policy."""

@@ -566,6 +566,14 @@ class Engine(BillingMethods):
         return await self.core.ops.node_resume(name)
 
     @engine_api
+    async def node_repin(self, name: str) -> ServerCommandResult:
+        """Accept that a node's server no longer holds Legion's host key (rebuilt outside Legion):
+        its next install sessions may trust the key it presents. The only way to replace a key a
+        node has already answered with; a resume or reinstall never does it on its own."""
+        self.assert_unlocked()
+        return await self.core.ops.node_repin(name)
+
+    @engine_api
     async def nbde_status(self) -> list[dict[str, Any]]:
         """Per cluster: the NBDE mode its healthy nodes call for and each node's recorded binding."""
         self.assert_unlocked()

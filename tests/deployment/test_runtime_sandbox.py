@@ -7,18 +7,26 @@ cluster grows to three healthy nodes.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
 
+import httpx
 import pytest
 from runtimekit import PASSWORD, Engine, Sandbox, connector, create_state, engine, node_access, sandbox
 
 from legion_nb.emulators.world import Timing
 from legion_nb.engine.cluster.nbde import nbde_repairs
-from legion_nb.engine.deployment.node_channel import TRIBES_CONFIG_PATH, NodeNotReadyError, NodeStepError
+from legion_nb.engine.deployment.node_channel import (
+    HOST_KEY_PATH,
+    TRIBES_CONFIG_PATH,
+    NodeNotReadyError,
+    NodeStepError,
+)
+from legion_nb.engine.deployment.node_reach import PinnedHostKeyRefusedError, reopen_host_key_window
 from legion_nb.engine.deployment.phase_work import NodePhaseWork
 from legion_nb.engine.deployment.phases import (
     INSTALL_PHASES,
@@ -340,3 +348,55 @@ async def test_provision_waits_for_the_node_actor_and_never_creates_a_server(
         await provision(replace(ctx, node="n9"))
     assert world.hetzner_servers() == []
     assert parts.persistence.state.tracked.servers == {}
+
+
+async def test_a_node_that_presented_its_pinned_key_is_never_trusted_on_another(tmp_path: Path) -> None:
+    """A server rebuilt behind Legion's back answers with a key Legion never installed: resuming or
+    repeating its install refuses it (before, Legion trusted that key and sent it the host private
+    key); only the operator's re-pin lets the install trust it, and then installs Legion's key."""
+    path = tmp_path / "state" / "state.legion"
+    await create_state(path, servers=("n1",))
+    slow_rebuild = Timing(action_seconds=0.2, boot_seconds=0.02, latency_ms=0.0)
+    async with (
+        sandbox(timing=slow_rebuild) as world,
+        engine(path, world.credentials(), world.ssh_port) as parts,
+    ):
+        await parts.runtime.run("n1", "add")
+        record = parts.persistence.state.tracked.servers["n1"]
+        address = record.ipv4 or ""
+        assert parts.persistence.state.deployment.nodes["n1"].security["host_key_presented_by"] == (
+            record.provider_id
+        )
+        first = world.fleet.node(address)
+        block = world.cloud.endpoints()["hetzner"]
+        async with httpx.AsyncClient(headers={"Authorization": f"Bearer {block['token']}"}) as client:
+            rebuilt = await client.post(
+                f"{block['url']}/servers/{record.provider_id}/actions/rebuild", json={"image": record.image}
+            )
+        assert rebuilt.status_code == 201, rebuilt.text
+        await until(lambda: address in world.fleet.addresses() and world.fleet.node(address) is not first)
+
+        with pytest.raises(PinnedHostKeyRefusedError, match=r"legion server repin n1") as info:
+            await parts.runtime.run("n1", "add")
+        assert "\n" not in str(info.value)
+        impostor = world.fleet.node(address)
+        assert HOST_KEY_PATH not in impostor.system.files  # the host private key was not handed over
+        assert impostor.system.phase == "cloud-image"
+
+        await reopen_host_key_window(parts.persistence, "n1", reason="operator re-pinned node n1")
+        done = await parts.runtime.run("n1", "add")
+        assert done.status == "succeeded"
+        pinned = parts.persistence.state.deployment.nodes["n1"].security["identity"]["host_key"]["public"]
+        assert impostor.host_public_key.split()[:2] == pinned.split()[:2]
+        assert parts.persistence.state.deployment.nodes["n1"].security["host_key_presented_by"] == (
+            record.provider_id
+        )
+
+
+async def until(predicate: Callable[[], bool], *, rounds: int = 2000) -> None:
+    """Let the sandbox run until ``predicate`` holds (bounded short waits, never a timing)."""
+    for _ in range(rounds):
+        if predicate():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("the condition never held")

@@ -8,10 +8,20 @@ only the phases up to the installed-system reboot may read that key from the nod
 use, made explicit and confined to that window: :meth:`NodeReach.open_before_install`). From the
 reboot on, every session is pinned to the host key Legion generated and installed
 (:meth:`NodeReach.open_installed`), and a node presenting another key is refused.
+
+The window closes for good once the server has presented the pinned key (recorded durably as
+:attr:`NodeSecurity.host_key_presented_by <legion_nb.engine.deployment.security.NodeSecurity>`): a
+resumed or repeated install that then meets another key raises :class:`PinnedHostKeyRefusedError`
+and never falls back to the key the impostor presents (it would be sent the node's host private
+key next). Only two acts reopen it: Legion rebuilding the server itself (a reinstall's image
+reset, :func:`reopen_host_key_window`) and the operator's explicit ``legion server repin``.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from legion_nb.engine.deployment.identity import fingerprint
 from legion_nb.engine.deployment.node_channel import (
     NodeAccess,
     NodeChannel,
@@ -23,11 +33,25 @@ from legion_nb.engine.deployment.phases import material_of
 from legion_nb.engine.deployment.security import ClusterSecurity, NodeSecurity
 from legion_nb.engine.resources.ports import StatePort
 from legion_nb.engine.ssh import HostKeyMismatchError, SshTarget
-from legion_nb.engine.state.model import TrackedServer
+from legion_nb.engine.state.edits import with_material
+from legion_nb.engine.state.model import LegionState, TrackedServer
 from legion_nb.errors import NodeError
 from legion_nb.providers.node_admin import NodeAdminClient, admin_url
 
-__all__ = ["NodeReach", "host_of"]
+__all__ = ["NodeReach", "PinnedHostKeyRefusedError", "host_of", "reopen_host_key_window"]
+
+
+class PinnedHostKeyRefusedError(NodeError):
+    """A server that already presented Legion's pinned host key now presents another one."""
+
+    code = "host_key_pinned"
+
+    def __init__(self, node: str, pinned: str) -> None:
+        super().__init__(
+            f"node {node} already answered with its pinned host key {pinned} and now presents another: "
+            "refusing to trust it (it could be anyone). If the server was rebuilt outside Legion, "
+            f"check it at the provider and run `legion server repin {node}`, then resume"
+        )
 
 
 def host_of(record: TrackedServer) -> str:
@@ -90,17 +114,36 @@ class NodeReach:
 
     async def open_before_install(self, node: str) -> tuple[NodeChannel, str]:
         """A session before the installed system is up: Legion's key if it already answers with it
-        (a crash after the reboot), else the image's key. Returns the channel and the node's stage."""
+        (a crash after the reboot), else the image's key while the trust-on-first-use window is
+        open (module notes). Returns the channel and the node's stage."""
         try:
             channel = await self.connector.open(self.admin_target(node), retry=True)
-        except HostKeyMismatchError:
+        except HostKeyMismatchError as exc:
+            security = self.node_security(node)
+            if security.host_key_presented_by == self.tracked(node).provider_id:
+                raise PinnedHostKeyRefusedError(node, fingerprint(security.pinned_host_key)) from exc
             channel = await self.connector.open(await self.image_target(node), retry=True)
+        else:
+            await self._presented(node)
         stage = (await run_step(channel, node, "legion-node phase")).strip()
         return channel, stage
 
     async def open_installed(self, node: str) -> NodeChannel:
         """A session with the installed system, pinned to Legion's host key."""
-        return await self.connector.open(self.admin_target(node), retry=True)
+        channel = await self.connector.open(self.admin_target(node), retry=True)
+        await self._presented(node)
+        return channel
+
+    async def _presented(self, node: str) -> None:
+        """Record, once, that this server answered with the pinned key: the window is closed."""
+        server = self.tracked(node).provider_id
+        if self.node_security(node).host_key_presented_by == server:
+            return
+
+        def close(state: LegionState) -> tuple[LegionState, None]:
+            return _with_presented_by(state, node, server), None
+
+        await self.state.mutate(close, reason=f"node {node} presented its pinned host key")
 
     def admin_client(self, node: str) -> NodeAdminClient:
         """The node's admin API over HTTPS, Legion's operator certificate against the pinned CA."""
@@ -108,3 +151,27 @@ class NodeReach:
         context = self.cluster_security(record.cluster).operator_ssl_context()
         url = admin_url(host_of(record), self.access.admin_port)
         return NodeAdminClient(node, url, context)
+
+
+async def reopen_host_key_window(state: StatePort, node: str, *, reason: str) -> None:
+    """Let the next install sessions of ``node`` trust the key its server presents (module notes).
+
+    For the two acts that legitimately give a server a host key Legion did not install: Legion's
+    own rebuild of it, and the operator's explicit re-pin.
+    """
+    material = material_of(state.state, node)
+    if material is None or not material.security.get("host_key_presented_by"):
+        return
+
+    def reopen(current: LegionState) -> tuple[LegionState, None]:
+        return _with_presented_by(current, node, ""), None
+
+    await state.mutate(reopen, reason=reason)
+
+
+def _with_presented_by(state: LegionState, node: str, server: str) -> LegionState:
+    material = material_of(state, node)
+    if material is None or not material.security:
+        return state
+    security = {**material.security, "host_key_presented_by": server}
+    return with_material(state, replace(material, security=security))

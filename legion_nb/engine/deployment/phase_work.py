@@ -61,6 +61,10 @@ class NodePhaseWork:
             Phase.NBDE_RECONCILE: nbde.nbde_reconcile,
         }
 
+    @property
+    def state(self) -> StatePort:
+        return self._state
+
     def handler(self, phase: Phase) -> PhaseHandler:
         return self._handlers[phase]
 

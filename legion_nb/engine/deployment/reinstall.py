@@ -8,6 +8,7 @@ through the provider, then started and re-read with the node actor's own helpers
 
 from __future__ import annotations
 
+from legion_nb.engine.deployment.node_reach import reopen_host_key_window
 from legion_nb.engine.deployment.phases import PhaseContext
 from legion_nb.engine.resources.node import record_observed, server_choice
 from legion_nb.engine.resources.ports import ProviderAccess, StatePort
@@ -55,6 +56,8 @@ class ImageReset:
         )
         if operation is not None:
             await self._providers.broker.wait([operation])
+        # Legion reset the disk itself: the server now presents its image's key, rightly.
+        await reopen_host_key_window(self._state, ctx.node, reason=f"node {ctx.node} rebuilt from {image}")
         await ctx.checkpoint("rebuilt")
         server = await resilience.until_running(record.provider, server_id, ctx.node)
         await record_observed(self._state, ctx.node, server)

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from legion_nb.engine.deployment.node_channel import NodeAccess, NodeConnector
+from legion_nb.engine.deployment.node_reach import reopen_host_key_window
 from legion_nb.engine.deployment.phase_work import NodePhaseWork
 from legion_nb.engine.deployment.phases import (
     PLANS,
@@ -42,6 +43,7 @@ from legion_nb.engine.deployment.phases import (
     PhaseWork,
     execution_of,
     first_phase,
+    material_of,
     next_phase,
     operation_of,
     resume_phase,
@@ -378,6 +380,18 @@ class DeploymentService:
 
     async def repair(self, node: str, operation: str) -> NodeExecution:
         return await self.runtime.run(node, operation)
+
+    async def repin(self, node: str) -> None:
+        """The operator's explicit re-pin: the next install sessions of ``node`` may trust the host
+        key its server presents, until it answers with Legion's own key again (see
+        :mod:`~legion_nb.engine.deployment.node_reach`). Refused while an operation runs on it."""
+        runtime = self.runtime
+        if node in runtime.active():
+            raise DeploymentBusyError(f"node {node} is running an operation; re-pin it once that ends")
+        state = self._require_services().state
+        if material_of(state.state, node) is None:
+            raise UsageError(f"node {node} has no deployment material: there is no pinned key to replace")
+        await reopen_host_key_window(state, node, reason=f"operator re-pinned node {node}")
 
     def _require_services(self) -> NodePhaseWork:
         if self._services is None:

@@ -122,11 +122,17 @@ class ClusterSecurity:
 
 @dataclass(frozen=True, slots=True)
 class NodeSecurity:
-    """One node's identity, certificate and admin credentials."""
+    """One node's identity, certificate and admin credentials.
+
+    ``host_key_presented_by`` is the provider id of the server that has answered with Legion's
+    pinned host key: from then on that server is never trusted on first use again (a different key
+    is refused) until Legion itself rebuilds it or the operator re-pins it explicitly.
+    """
 
     identity: NodeIdentity
     certificate: IssuedCertificate = field(repr=False)
     admin: AdminCredentials = field(repr=False)
+    host_key_presented_by: str = ""
 
     @property
     def node(self) -> str:
@@ -156,6 +162,7 @@ class NodeSecurity:
             "identity": self.identity.to_dict(),
             "certificate": self.certificate.to_dict(),
             "admin": self.admin.to_dict(),
+            "host_key_presented_by": self.host_key_presented_by,
         }
 
     @classmethod
@@ -167,6 +174,7 @@ class NodeSecurity:
                 _section(data, "certificate", "node security"), what=f"{identity.node} node"
             ),
             admin=AdminCredentials.from_dict(_section(data, "admin", "node security")),
+            host_key_presented_by=_optional_text(data, "host_key_presented_by", "node security"),
         )
 
 
@@ -203,6 +211,13 @@ def _host(address: str) -> str:
 
 def _cidr(address: str) -> str:
     return f"{address}/128" if ":" in address else f"{address}/32"
+
+
+def _optional_text(data: Mapping[str, Any], key: str, what: str) -> str:
+    value = data.get(key, "")
+    if not isinstance(value, str):
+        raise SecurityMaterialError(f"{what}: {key} must be a string; re-create the node material")
+    return value
 
 
 def _section(data: Mapping[str, Any], key: str, what: str) -> Mapping[str, Any]:
