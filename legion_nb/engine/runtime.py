@@ -372,8 +372,10 @@ class Engine(BillingMethods):
         view = await self.core.publisher.view()
         if view is None:  # locked while the view was built
             raise LockedError("state is locked: unlock it first (legion ... / await engine.unlock(...))")
-        cost = await asyncio.to_thread(plan_cost, self.state, self.core.providers.catalog)
-        return Diff(view.resources, cost=cost.to_json())
+        cost = view.cost
+        if cost is None:
+            cost = (await asyncio.to_thread(plan_cost, view.state, self.core.providers.catalog)).to_json()
+        return Diff(view.resources, cost=cost)
 
     @engine_api
     async def credentials_show(self) -> list[dict[str, Any]]:

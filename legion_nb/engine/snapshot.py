@@ -27,12 +27,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from legion_nb.engine.billing.plan_cost import plan_cost
 from legion_nb.engine.cluster.firewall_plan import SSH_PORT, FirewallSetPlan, build_cluster_firewall_plan
 from legion_nb.engine.diff import Action, Diff, FieldDiff, ResourceDiff, ServerRows, access_field, diff
 from legion_nb.engine.events import EventHub
 from legion_nb.engine.redaction import redact_data
 from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey
 from legion_nb.engine.state.model import LegionState
+from legion_nb.providers.records import Catalog
 
 if TYPE_CHECKING:
     from legion_nb.engine.providers_service import ProviderService
@@ -173,6 +175,9 @@ class StateView:
     entries: tuple[tuple[ResourceKey, ResourceDiff, list[dict[str, Any]]], ...]
     """One per row key, sorted by key, with its field diffs as JSON (an orphan seen under a planned
     name at another provider is left out: the first resource of a key wins)."""
+    cost: Mapping[str, Any] | None = None
+    """The plan's monthly cost (:func:`~legion_nb.engine.billing.plan_cost.plan_cost` as JSON), when
+    the view was given catalogs to price it with."""
 
     @classmethod
     def of(
@@ -183,9 +188,11 @@ class StateView:
         plans: Mapping[str, FirewallSetPlan] | None = None,
         previous: StateView | None = None,
         server_rows: ServerRows | None = None,
+        catalog_of: Callable[[str], Catalog] | None = None,
     ) -> StateView:
         """The view of ``state``; ``previous`` (the view of an earlier state) and ``server_rows``
-        let it reuse the rows and their JSON that the commits since then left alone."""
+        let it reuse the rows and their JSON that the commits since then left alone; ``catalog_of``
+        (a provider's catalog) prices the plan."""
         result = diff(state, server_rows=server_rows)
         resources = with_derived_firewalls(result, state, admin_sources, plans=plans).resources
         first: dict[ResourceKey, ResourceDiff] = {}
@@ -193,7 +200,8 @@ class StateView:
             first.setdefault(ResourceKey(resource.kind, resource.name), resource)
         built = {} if previous is None else {id(r): fields for _key, r, fields in previous.entries}
         entries = tuple((key, first[key], _fields_json(first[key], built)) for key in sorted(first))
-        return cls(state, resources, entries)
+        cost = plan_cost(state, catalog_of).to_json() if catalog_of is not None else None
+        return cls(state, resources, entries, cost)
 
 
 def _fields_json(resource: ResourceDiff, built: Mapping[int, list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -223,12 +231,15 @@ def assemble(
     if extra:  # rare: the view's rows are in key order already
         rows.update(extra)
         rows = {key: rows[key] for key in sorted(rows)}
-    return {
+    snapshot = {
         "locked": False,
         "revision": revision,
         "rows": list(rows.values()),
         "providers": [redact_data(dict(p)) for p in providers],  # last_error quotes provider replies
     }
+    if view.cost is not None:  # the totals only: the per-server list would grow every publication
+        snapshot["cost"] = {k: view.cost[k] for k in ("period", "currencies", "unpriced")}
+    return snapshot
 
 
 def locked_snapshot() -> dict[str, Any]:
@@ -278,7 +289,10 @@ class SnapshotPublisher:
         state = persistence.state
         admin = self._resources.settings.admin_sources
         if self._stale(state):
-            self._view = StateView.of(state, admin, plans=self._plans(state), previous=self._view)
+            catalogs = self._providers.catalog
+            self._view = StateView.of(
+                state, admin, plans=self._plans(state), previous=self._view, catalog_of=catalogs
+            )
         return assemble(
             state,
             persistence.revision,
@@ -324,6 +338,7 @@ class SnapshotPublisher:
                     plans=self._plans(state),
                     previous=self._view,
                     server_rows=self._server_rows,  # only this task uses it: one view at a time
+                    catalog_of=self._providers.catalog,
                 )
                 if self._persistence is not None:
                     self._view = view

@@ -49,6 +49,7 @@ __all__ = [
     "current_operations",
     "follow_operation",
     "parse_snapshot",
+    "plan_cost_of",
     "state_counts",
     "tally",
 ]
@@ -169,6 +170,20 @@ def _resource_row(raw: Any) -> ResourceRow:
         settled=row.get("settled") is True,
         note=_text(row.get("note")),
     )
+
+
+def plan_cost_of(data: Any) -> dict[str, Any]:
+    """The plan's monthly cost a snapshot carries (``{}`` when it carries none): per currency the
+    amounts as decimal strings, and the servers no catalog could price."""
+    cost = data.get("cost") if isinstance(data, Mapping) else None
+    if not isinstance(cost, Mapping):
+        return {}
+    currencies = [
+        {key: _text(line.get(key)) for key in ("currency", "now", "planned", "change")}
+        for line in cost.get("currencies") or []
+        if isinstance(line, Mapping)
+    ]
+    return {"currencies": currencies, "unpriced": [_text(name) for name in cost.get("unpriced") or []]}
 
 
 def parse_snapshot(data: Any) -> Snapshot:

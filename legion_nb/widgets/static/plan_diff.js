@@ -1,12 +1,37 @@
 // The plan diff panel: each resource with its action, then its fields in the planned, tracked and
-// observed views. Mirrors legion_nb/widgets/plan_diff.py: title, locked, revision, feed_status,
-// resources, counts.
+// observed views, under the plan's monthly cost. Mirrors legion_nb/widgets/plan_diff.py: title,
+// locked, revision, feed_status, resources, counts, cost.
 
 function diffCounts(counts) {
   const entries = Object.entries(counts);
   if (entries.length === 0) return lnbEl("p", "lnb-empty", "Nothing planned, tracked or observed yet.");
   const items = entries.map(([action, n]) => lnbEl("span", "lnb-count", lnbBadge("action", action), ` ${n}`));
   return lnbEl("div", "lnb-counts", ...items);
+}
+
+function diffCost(cost) {
+  const lines = (cost && cost.currencies) || [];
+  if (lines.length === 0) return lnbEl("span");
+  const head = lnbEl("tr", null, ...["Monthly cost", "Now", "Planned", "Change"].map((h) => lnbEl("th", null, h)));
+  const body = lnbEl("tbody");
+  for (const line of lines) {
+    const change = line.change.startsWith("-") ? line.change : `+${line.change}`;
+    const row = lnbEl(
+      "tr",
+      "lnb-cost-line",
+      lnbEl("td", null, line.currency),
+      lnbEl("td", null, line.now),
+      lnbEl("td", null, line.planned),
+      lnbEl("td", "lnb-cost-change", change),
+    );
+    row.dataset.currency = line.currency;
+    body.append(row);
+  }
+  const parts = [lnbEl("table", "lnb-table lnb-cost-table", lnbEl("thead", null, head), body)];
+  if (cost.unpriced && cost.unpriced.length) {
+    parts.push(lnbEl("p", "lnb-empty", `Not priced (no catalog price): ${cost.unpriced.join(", ")}`));
+  }
+  return lnbEl("div", "lnb-cost", ...parts);
 }
 
 function diffBody(resources) {
@@ -44,10 +69,10 @@ function diffBody(resources) {
 
 export default {
   render({ model, el }) {
-    return lnbMount(model, el, "lnb-plan-diff", ["resources", "counts"], () => {
+    return lnbMount(model, el, "lnb-plan-diff", ["resources", "counts", "cost"], () => {
       const head = lnbEl("tr", null, ...["", "Resource / field", "Planned", "Tracked", "Observed"].map((h) => lnbEl("th", null, h)));
       const table = lnbEl("table", "lnb-table lnb-diff-table", lnbEl("thead", null, head), diffBody(model.get("resources")));
-      return [lnbHeader(model), diffCounts(model.get("counts")), table];
+      return [lnbHeader(model), diffCounts(model.get("counts")), diffCost(model.get("cost")), table];
     });
   },
 };
