@@ -32,12 +32,14 @@ and writes servers only through these.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
 from statemachine import State, StateChart
 from statemachine.transition_list import TransitionList
 
+from legion_nb.engine.observe.node_health import NodeHealth
 from legion_nb.engine.resources.actor import (
     ActorContext,
     NodeDeployer,
@@ -281,6 +283,13 @@ class ServerNodeActor(ResourceActor):
         self.provider_status: str | None = None
         self._deploy_error: str | None = None
         self._operations: tuple[Operation, ...] = ()
+        self.observed: NodeHealth | None = None
+        """The observation scheduler's last verdict on the running node (its admin API polls)."""
+
+    def note_health(self, verdict: NodeHealth | None) -> None:
+        """Take the observation's verdict (None: forget it); the snapshot shows it while deployed."""
+        self.observed = verdict
+        self.touch()
 
     # -- reading the state ------------------------------------------------------------------
 
@@ -628,6 +637,8 @@ class ServerNodeActor(ResourceActor):
             system = self.system()
             if system == "deploying":
                 return "unknown"
+            if system == "deployed" and self.observed is not None:
+                return self.observed.health
             return "healthy" if system in ("reachable", "deployed") else "degraded"
         return "unknown"
 
@@ -659,4 +670,9 @@ class ServerNodeActor(ResourceActor):
                     facts[key] = value
         if self.provider_status:
             facts["status"] = self.provider_status
+        observed = self.observed
+        if observed is not None and self.system() == "deployed":
+            facts["checked_at"] = dt.datetime.fromtimestamp(observed.checked_at, dt.UTC).isoformat()
+            if observed.reason:
+                facts["reason"] = observed.reason
         return facts

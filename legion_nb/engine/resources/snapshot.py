@@ -24,7 +24,7 @@ __all__ = [
 
 ResourceKind = Literal["server", "domain", "dns_zone", "firewall"]
 RESOURCE_KINDS: tuple[ResourceKind, ...] = ("server", "domain", "dns_zone", "firewall")
-Health = Literal["unknown", "healthy", "degraded", "unreachable"]
+Health = Literal["unknown", "healthy", "degraded", "unhealthy", "unreachable"]
 
 
 @dataclass(frozen=True, slots=True, order=True)
