@@ -11,6 +11,7 @@ import asyncio
 import datetime as dt
 import json
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -261,7 +262,10 @@ async def test_nbde_moves_from_local_to_tang_to_quorum_as_the_cluster_grows(
     assert [peer["name"] for peer in json.loads(held)["peers"]] == ["n2", "n3"]
 
 
-async def test_reinstall_rebuilds_from_the_tracked_image_and_installs_again(tmp_path: Path) -> None:
+@asynccontextmanager
+async def one_node_rebuilt_slowly(tmp_path: Path) -> AsyncIterator[tuple[Sandbox, Engine]]:
+    """A state planning n1 and a sandbox whose rebuilds outlast a watcher poll (a rebuild then shows
+    as a fresh node booting from the image)."""
     path = tmp_path / "state" / "state.legion"
     await create_state(path, servers=("n1",))
     slow_rebuild = Timing(action_seconds=0.2, boot_seconds=0.02, latency_ms=0.0)
@@ -269,6 +273,11 @@ async def test_reinstall_rebuilds_from_the_tracked_image_and_installs_again(tmp_
         sandbox(timing=slow_rebuild) as world,
         engine(path, world.credentials(), world.ssh_port) as parts,
     ):
+        yield world, parts
+
+
+async def test_reinstall_rebuilds_from_the_tracked_image_and_installs_again(tmp_path: Path) -> None:
+    async with one_node_rebuilt_slowly(tmp_path) as (world, parts):
         await parts.runtime.run("n1", "add")
         record = parts.persistence.state.tracked.servers["n1"]
         first = world.fleet.node(record.ipv4 or "")
@@ -354,13 +363,7 @@ async def test_a_node_that_presented_its_pinned_key_is_never_trusted_on_another(
     """A server rebuilt behind Legion's back answers with a key Legion never installed: resuming or
     repeating its install refuses it (before, Legion trusted that key and sent it the host private
     key); only the operator's re-pin lets the install trust it, and then installs Legion's key."""
-    path = tmp_path / "state" / "state.legion"
-    await create_state(path, servers=("n1",))
-    slow_rebuild = Timing(action_seconds=0.2, boot_seconds=0.02, latency_ms=0.0)
-    async with (
-        sandbox(timing=slow_rebuild) as world,
-        engine(path, world.credentials(), world.ssh_port) as parts,
-    ):
+    async with one_node_rebuilt_slowly(tmp_path) as (world, parts):
         await parts.runtime.run("n1", "add")
         record = parts.persistence.state.tracked.servers["n1"]
         address = record.ipv4 or ""

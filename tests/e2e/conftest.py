@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import json
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -46,3 +50,24 @@ async def open_engine(cloud: SandboxCloud, state_path: Path) -> AsyncIterator[En
     yield factory
     for engine in opened:
         await engine.aclose()
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[subprocess.Popen[str], dict[str, dict[str, str]]]]:
+    """``legion sandbox serve --json`` in another process, and the endpoints line it printed."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "legion_nb", "sandbox", "serve", "--json", "--seed", "11"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line, "the sandbox printed no endpoints line"
+        yield process, json.loads(line)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=60)

@@ -21,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import traceback
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,6 @@ from legion_nb.sandbox_engine import sandbox_policy
 from legion_nb.widgets import show
 
 PASSWORD = "canary e2e password"
-TIMEOUT = 60
 
 
 @dataclass(frozen=True)
@@ -49,25 +47,6 @@ class Canary:
     def forms(self) -> set[str]:
         value = self.value
         return {self.marker, value.strip(), repr(value)[1:-1], json.dumps(value)[1:-1]} - {""}
-
-
-@pytest.fixture
-def served() -> Iterator[dict[str, dict[str, str]]]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "legion_nb", "sandbox", "serve", "--json", "--seed", "5"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert line, "the sandbox printed no endpoints line"
-        yield json.loads(line)
-    finally:
-        process.kill()
-        process.wait(timeout=TIMEOUT)
 
 
 def invalid_canaries(endpoints: dict[str, dict[str, str]]) -> list[Canary]:
@@ -187,12 +166,12 @@ def daemon_outputs(state: Path, recorder: Recorder, runtime: Path) -> None:
 
 
 def test_no_canary_reaches_any_output(
-    served: dict[str, dict[str, str]],
+    served: tuple[subprocess.Popen[str], dict[str, dict[str, str]]],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    endpoints = served
+    _, endpoints = served
     invalid, valid = invalid_canaries(endpoints), valid_canaries(endpoints)
     state = tmp_path / "canary.legion"
     monkeypatch.setenv("LEGION_PASSWORD", PASSWORD)

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,26 +36,6 @@ class Result:
 
 
 Legion = Callable[..., Result]
-
-
-@pytest.fixture
-def served() -> Iterator[tuple[subprocess.Popen[str], dict[str, dict[str, str]]]]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "legion_nb", "sandbox", "serve", "--json", "--seed", "11"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert line, "the sandbox printed no endpoints line"
-        yield process, json.loads(line)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=TIMEOUT)
 
 
 @pytest.fixture
