@@ -256,9 +256,11 @@ class SnapshotPublisher:
     since nobody reads faster than the panels' ~10 redraws a second. A burst of thousands of
     changes costs one assembly; an apply of hundreds of resources a few per second.
 
-    After a commit the state's side of the join (:class:`StateView`: the diff of every resource)
-    is built in a worker thread, since it is a pure function of the immutable state and takes tens
-    of milliseconds for a fleet of thousands; the publication waits for it, the loop does not.
+    The state's side of the join (:class:`StateView`: the diff of every resource) is built once per
+    state. The first one after unlock holds every row, tens of milliseconds for a fleet of thousands:
+    it is built in a worker thread (it is pure on the immutable state) and the publication waits
+    for it, the loop does not. After that each commit's view reuses the rows of the records it left
+    alone (:class:`~legion_nb.engine.diff.ServerRows`) and costs a few milliseconds on the loop.
     """
 
     def __init__(
@@ -289,10 +291,7 @@ class SnapshotPublisher:
         state = persistence.state
         admin = self._resources.settings.admin_sources
         if self._stale(state):
-            catalogs = self._providers.catalog
-            self._view = StateView.of(
-                state, admin, plans=self._plans(state), previous=self._view, catalog_of=catalogs
-            )
+            self._view = self._view_of(state)
         return assemble(
             state,
             persistence.revision,
@@ -308,15 +307,34 @@ class SnapshotPublisher:
         return self.current()
 
     async def view(self) -> StateView | None:
-        """The view of the current state (None while locked), built off the loop when the state
-        moved; ``engine.diff`` reads its rows."""
+        """The view of the current state (None while locked); ``engine.diff`` reads its rows."""
         persistence = self._persistence
         while persistence is not None and self._stale(persistence.state):
-            if self._viewing is None:
-                self._viewing = asyncio.create_task(self._prepare_view(), name="legion-snapshot-view")
-            await asyncio.shield(self._viewing)
+            if self._view is not None and self._viewing is None:
+                self._view = self._view_of(persistence.state)
+                break
+            await asyncio.shield(self._cold_view())
             persistence = self._persistence
         return self._view if persistence is not None else None
+
+    def _view_of(self, state: LegionState) -> StateView:
+        """The view of ``state`` on the loop, from the last one (its rows reused where the records
+        are the same); the row cache only while no worker thread uses it."""
+        return StateView.of(
+            state,
+            self._resources.settings.admin_sources,
+            plans=self._plans(state),
+            previous=self._view,
+            server_rows=self._server_rows if self._viewing is None else None,
+            catalog_of=self._providers.catalog,
+        )
+
+    def _cold_view(self) -> asyncio.Task[None]:
+        if self._viewing is None:
+            self._viewing = asyncio.get_running_loop().create_task(
+                self._prepare_view(), name="legion-snapshot-view"
+            )
+        return self._viewing
 
     def _stale(self, state: LegionState) -> bool:
         return self._view is None or self._view.state is not state
@@ -325,10 +343,10 @@ class SnapshotPublisher:
         return self._resources.firewall_plans.plans(state) if self._resources.running else None
 
     async def _prepare_view(self) -> None:
-        """Build the view of the current state in a worker thread (again if the state moved
-        meanwhile), then publish what waited for it."""
+        """Build the first view of the unlocked state in a worker thread, then publish what waited
+        for it (a commit meanwhile is folded in on the loop, from this view's rows)."""
         try:
-            while self._persistence is not None and self._stale(self._persistence.state):
+            if self._persistence is not None and self._view is None:
                 state = self._persistence.state
                 admin = self._resources.settings.admin_sources
                 view = await asyncio.to_thread(
@@ -336,8 +354,7 @@ class SnapshotPublisher:
                     state,
                     admin,
                     plans=self._plans(state),
-                    previous=self._view,
-                    server_rows=self._server_rows,  # only this task uses it: one view at a time
+                    server_rows=self._server_rows,  # the loop leaves it alone while this runs
                     catalog_of=self._providers.catalog,
                 )
                 if self._persistence is not None:
@@ -363,10 +380,8 @@ class SnapshotPublisher:
         persistence = self._persistence
         if persistence is None or self._viewing is not None:
             return  # locked, or a view in the making publishes when it is ready
-        if self._stale(persistence.state):
-            self._viewing = asyncio.get_running_loop().create_task(
-                self._prepare_view(), name="legion-snapshot-view"
-            )
+        if self._view is None:
+            self._cold_view()
             return
         self._last = asyncio.get_running_loop().time()
         self._hub.publish_snapshot(self.current)
