@@ -16,11 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import os
 import ssl
-import tempfile
 from collections.abc import Iterable
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -38,6 +35,7 @@ from legion_nb.emulators.nodes.system import (
     NodeSystem,
     NodeTiming,
 )
+from legion_nb.memfile import load_cert_chain
 
 __all__ = ["SimulatedNode"]
 
@@ -81,7 +79,7 @@ class SimulatedNode:
         self._admin: ServedApp | None = None
         self._connections: set[asyncssh.SSHServerConnection] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._root: tempfile.TemporaryDirectory[str] | None = None
+        self._running = False
         self._reboot_pending: bool | None = None
         self._up = asyncio.Event()
         self.boots = 0
@@ -111,7 +109,7 @@ class SimulatedNode:
     async def start(self) -> None:
         if self._acceptor is not None:
             return
-        self._root = tempfile.TemporaryDirectory(prefix="legion-node-")
+        self._running = True
         self.system.boot()
         await self._listen()
         self._up.set()
@@ -123,9 +121,7 @@ class SimulatedNode:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         await self._go_down()
-        if self._root is not None:
-            self._root.cleanup()
-            self._root = None
+        self._running = False
 
     async def power_off(self) -> None:
         """Cut the power: connections drop and ports close; the disk (phase, files, keys) stays."""
@@ -234,19 +230,13 @@ class SimulatedNode:
     # -- internals ---------------------------------------------------------------------------
 
     def _tls_context(self) -> ssl.SSLContext:
-        if self._root is None:
+        """The node's mTLS server context, its key loaded from memory (as Legion's own contexts are)."""
+        if not self._running:
             raise RuntimeError("the node is not running")
-        tls = Path(self._root.name, "etc", "tribes", "tls")
-        tls.mkdir(parents=True, exist_ok=True, mode=0o700)
-        cert, key = tls / "node.pem", tls / "node.key"
-        cert.write_text(self.system.files[TLS_CERT_PATH])
-        fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(self.system.files[TLS_KEY_PATH])
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cadata=self.system.files[TLS_CA_PATH])
         context.verify_mode = ssl.CERT_REQUIRED
         context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.load_cert_chain(cert, key)
+        load_cert_chain(context, self.system.files[TLS_CERT_PATH], self.system.files[TLS_KEY_PATH])
         return context
 
     async def _listen(self) -> None:

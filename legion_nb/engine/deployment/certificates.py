@@ -22,13 +22,11 @@ Raises :class:`CertificateRejectedError` when a certificate does not verify agai
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import ipaddress
-import os
 import secrets
 import ssl
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +38,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from legion_nb.engine.deployment.identity import SecurityMaterialError
 from legion_nb.errors import NodeError
+from legion_nb.memfile import load_cert_chain
 
 __all__ = [
     "OPERATOR_COMMON_NAME",
@@ -366,55 +365,6 @@ def _serial() -> int:
     return secrets.randbits(127) | 1
 
 
-def _load_chain(context: ssl.SSLContext, issued: IssuedCertificate) -> None:
-    """Load a certificate and its private key into ``context`` without the key touching a filesystem.
-
-    ``ssl`` loads certificate chains from paths only, so each PEM is handed over as a file
-    descriptor path (``/proc/self/fd/N`` or ``/dev/fd/N``) of an anonymous in-memory file: a
-    ``memfd`` on Linux, a pipe elsewhere. Neither has a name in any directory, nothing is left
-    behind if the process is killed, and both vanish when closed. Platforms with neither (Windows)
-    are refused with :class:`SecurityMaterialError` rather than given a key file.
-    """
-    with _memory_file(issued.certificate_pem) as cert_path, _memory_file(issued.private_key_pem) as key_path:
-        context.load_cert_chain(cert_path, key_path)
-
-
-@contextlib.contextmanager
-def _memory_file(text: str) -> Iterator[str]:
-    """A path that reads back ``text`` from memory, valid inside the ``with`` block."""
-    data = text.encode("ascii")
-    memfd_create = getattr(os, "memfd_create", None)
-    if memfd_create is not None:
-        fd = memfd_create("legion-tls", getattr(os, "MFD_CLOEXEC", 1))
-        try:
-            _write_all(fd, data)
-            yield f"/proc/self/fd/{fd}"  # opening it opens the memfd afresh, from offset 0
-        finally:
-            os.close(fd)
-        return
-    if not os.path.isdir("/dev/fd"):
-        raise SecurityMaterialError(
-            "this platform offers no in-memory file (memfd or /dev/fd) to load TLS keys from, "
-            "and Legion never writes a private key to disk: deploy from Linux or macOS"
-        )
-    read_end, write_end = os.pipe()
-    try:
-        _write_all(write_end, data)  # a PEM key is far smaller than a pipe's buffer
-        os.close(write_end)
-        write_end = -1
-        yield f"/dev/fd/{read_end}"
-    finally:
-        os.close(read_end)
-        if write_end >= 0:
-            os.close(write_end)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
 def client_ssl_context(ca_pem: str, client: IssuedCertificate) -> ssl.SSLContext:
     """TLS client side of mTLS: present ``client``, accept only servers that chain to ``ca_pem``.
 
@@ -423,7 +373,7 @@ def client_ssl_context(ca_pem: str, client: IssuedCertificate) -> ssl.SSLContext
     """
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cadata=ca_pem)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    _load_chain(context, client)
+    load_cert_chain(context, client.certificate_pem, client.private_key_pem)
     return context
 
 
@@ -432,5 +382,5 @@ def server_ssl_context(ca_pem: str, server: IssuedCertificate) -> ssl.SSLContext
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cadata=ca_pem)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.verify_mode = ssl.CERT_REQUIRED
-    _load_chain(context, server)
+    load_cert_chain(context, server.certificate_pem, server.private_key_pem)
     return context
