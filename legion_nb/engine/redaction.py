@@ -21,9 +21,10 @@ Values shorter than :data:`MIN_SECRET` characters are not scrubbed: they cannot 
 ordinary words, and no provider issues secrets that short.
 
 Matching costs one dictionary lookup per :data:`MIN_SECRET` characters of text whatever the
-number of secrets (every secret's grams are indexed; an occurrence of a secret of length
-``2*MIN_SECRET - 1`` or more always covers one gram that starts at a multiple of
-:data:`MIN_SECRET`); shorter secrets are searched for directly.
+number of secrets: an occurrence of a secret of ``2*MIN_SECRET - 1`` characters or more always has
+a gram-aligned position within its first :data:`MIN_SECRET` characters, so each secret indexes the
+grams at those offsets (shorter secrets are searched for directly). A state change that adds
+secrets extends the index with those alone.
 """
 
 from __future__ import annotations
@@ -69,31 +70,51 @@ T = TypeVar("T")
 class Redactor:
     """Scrubs a fixed set of secret values (and their escaped forms) from text."""
 
-    __slots__ = ("_grams", "_short", "variants")
+    __slots__ = ("_grams", "_short", "secrets", "variants")
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        variants = frozenset(v for secret in secrets for v in _variants(secret) if len(v) >= MIN_SECRET)
-        self.variants = variants
-        grams: dict[str, list[tuple[str, int]]] = {}
-        short: list[str] = []
-        for variant in variants:
-            if len(variant) < 2 * _GRAM - 1:
-                short.append(variant)
-                continue
-            for offset in range(len(variant) - _GRAM + 1):
-                grams.setdefault(variant[offset : offset + _GRAM], []).append((variant, offset))
-        self._grams = grams
-        self._short = tuple(short)
+        self.secrets = frozenset(secrets)
+        self.variants = _forms_of(self.secrets)
+        self._grams: dict[str, tuple[tuple[str, int], ...]] = {}
+        self._short: tuple[str, ...] = ()
+        self._index(self.variants)
 
     @classmethod
     def from_state(cls, state: LegionState) -> Redactor:
         return cls(secret_values(state))
 
-    def union(self, other: Redactor) -> Redactor:
-        """A redactor for the secrets of both (``self`` when ``other`` adds nothing)."""
-        if other.variants <= self.variants:
+    def extended(self, secrets: Iterable[str]) -> Redactor:
+        """A redactor for these secrets too (``self`` when they add nothing); the index is extended,
+        not rebuilt, so a state change that adds one node's keys costs that node's keys only."""
+        new = frozenset(secrets) - self.secrets
+        if not new:
             return self
-        return Redactor(self.variants | other.variants)
+        added = _forms_of(new) - self.variants
+        grown = Redactor.__new__(Redactor)
+        grown.secrets = self.secrets | new
+        grown.variants = self.variants | added
+        grown._grams = dict(self._grams)
+        grown._short = self._short
+        grown._index(added)
+        return grown
+
+    def union(self, other: Redactor) -> Redactor:
+        """A redactor for the secrets of both."""
+        return self.extended(other.secrets) if self.secrets else other
+
+    def _index(self, variants: Iterable[str]) -> None:
+        grams = self._grams
+        short = list(self._short)
+        for variant in variants:
+            if len(variant) < 2 * _GRAM - 1:
+                short.append(variant)
+                continue
+            # An occurrence's first gram-aligned position in a text lies within its first _GRAM
+            # characters, so the grams at those offsets are all the index needs.
+            for offset in range(_GRAM):
+                gram = variant[offset : offset + _GRAM]
+                grams[gram] = (*grams.get(gram, ()), (variant, offset))
+        self._short = tuple(short)
 
     def __bool__(self) -> bool:
         return bool(self.variants)
@@ -156,6 +177,10 @@ class Redactor:
         return spans
 
 
+def _forms_of(secrets: Iterable[str]) -> frozenset[str]:
+    return frozenset(v for secret in secrets for v in _variants(secret) if len(v) >= MIN_SECRET)
+
+
 def _variants(secret: str) -> set[str]:
     """The forms a secret takes in text: as is, stripped, and escaped by ``repr`` or JSON."""
     forms = {secret, secret.strip(), repr(secret)[1:-1], json.dumps(secret)[1:-1]}
@@ -172,6 +197,15 @@ def secret_values(state: LegionState) -> set[str]:
     Credential fields a provider's descriptor names as options (Scaleway's zone and project,
     OVH's service name) are identifiers that appear in ordinary output and are left alone.
     """
+    values = _credential_secrets(state)
+    for cluster in state.deployment.clusters.values():
+        _collect(cluster.security, values)
+    for node in state.deployment.nodes.values():
+        _collect(node.security, values)
+    return values
+
+
+def _credential_secrets(state: LegionState) -> set[str]:
     from legion_nb.providers import registry  # noqa: PLC0415 - only unlocked engines need it
 
     values: set[str] = set()
@@ -181,10 +215,21 @@ def secret_values(state: LegionState) -> set[str]:
         except LegionError:  # a provider this build has no adapter for: every field is a secret
             secret_keys = stored.secrets.keys()
         values.update(v for k, v in stored.secrets.items() if k in secret_keys)
-    for cluster in state.deployment.clusters.values():
-        _collect(cluster.security, values)
-    for node in state.deployment.nodes.values():
-        _collect(node.security, values)
+    return values
+
+
+def _changed_secrets(before: LegionState, after: LegionState) -> set[str]:
+    """The secret values of whatever ``after`` replaced (records compared by identity: cheap)."""
+    values: set[str] = set()
+    if after.credentials is not before.credentials:
+        values |= _credential_secrets(after)
+    if after.deployment is not before.deployment:
+        for name, cluster in after.deployment.clusters.items():
+            if before.deployment.clusters.get(name) is not cluster:
+                _collect(cluster.security, values)
+        for name, node in after.deployment.nodes.items():
+            if before.deployment.nodes.get(name) is not node:
+                _collect(node.security, values)
     return values
 
 
@@ -277,11 +322,10 @@ def track(owner: object, persistence: PersistenceSupervisor[LegionState]) -> Cal
     publish(owner, current[0])
 
     def changed(change: StateChange[LegionState]) -> None:
-        before, after = change.before, change.after
-        if after.credentials is before.credentials and after.deployment is before.deployment:
-            return
-        current[0] = current[0].union(Redactor.from_state(after))
-        publish(owner, current[0])
+        grown = current[0].extended(_changed_secrets(change.before, change.after))
+        if grown is not current[0]:
+            current[0] = grown
+            publish(owner, grown)
 
     unsubscribe = persistence.subscribe(changed)
 

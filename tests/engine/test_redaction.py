@@ -151,3 +151,13 @@ async def test_an_engine_api_error_leaves_scrubbed_and_without_a_quoting_cause(p
     assert TOKEN not in shown
     assert info.value.message == f"hetzner: refused {REDACTED}"
     assert info.value.__cause__ is None
+
+
+def test_extending_adds_secrets_without_touching_the_original() -> None:
+    first = Redactor([TOKEN])
+    other = "CANARY-another-secret-value-42"
+    grown = first.extended([other])
+    assert first.extended([TOKEN]) is first
+    assert grown.redact(f"{TOKEN} {other}") == f"{REDACTED} {REDACTED}"
+    assert first.redact(other) == other
+    assert Redactor().union(grown) is grown
