@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import sys
 import time
 from collections import Counter
@@ -135,9 +136,12 @@ async def test_unlock_commit_and_logout_give_the_loop_back_between_actors(tmp_pa
         firewalls = [k for k in keys if k.kind == "firewall"]
         assert committing.ticks >= len(firewalls)
 
+        assert gc.get_freeze_count() > 0  # the unlocked fleet is out of full collections
+
         async with LoopLagProbe() as locking:
             await engine.logout()
         assert locking.ticks >= actors
+        assert gc.get_freeze_count() == 0  # and back in once locked
         waits = (unlocking.longest, committing.longest, locking.longest)
         print("longest waits (unlock, commit, logout):", ", ".join(f"{w * 1000:.1f} ms" for w in waits))
 

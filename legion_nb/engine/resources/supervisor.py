@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from legion_nb.engine import heap
 from legion_nb.engine.cluster.firewall_plan import FirewallPlanCache, FirewallSetPlan
 from legion_nb.engine.cluster.nbde import NbdeRepair, nbde_repairs
 from legion_nb.engine.paths import log_dir_for
@@ -170,7 +171,9 @@ class ResourceSupervisor:
         if self._trace and log_dir is not None:
             self._tracer = ActorTracer(log_dir)
         self._unsubscribe = state.subscribe(self._state_changed)
+        heap.settle()  # the decoded state: out of full collections while the actors start
         await self.sync_from_state()
+        heap.settle()
 
     async def stop(self) -> None:
         """Stop every actor (cancelling work in flight) and forget the state."""
@@ -202,6 +205,7 @@ class ResourceSupervisor:
             self._tracer.close()
             self._tracer = None
         self._changed.set()
+        heap.release()
 
     @property
     def running(self) -> bool:
@@ -227,7 +231,8 @@ class ResourceSupervisor:
                     actor = _ACTORS[key.kind](key, provider, self._context(state))
                     self._actors[key] = actor
                     await actor.start()
-                    await budget.checkpoint()
+                    if await budget.checkpoint():
+                        heap.settle()  # full collections would walk every actor started so far
             for key in [k for k in self._actors if k not in keys]:
                 actor = self._actors[key]
                 if actor.snapshot().settled:

@@ -29,10 +29,12 @@ class TimeSlice:
         self._since = time.perf_counter()
         self.yields = 0
 
-    async def checkpoint(self) -> None:
-        """Yield to the loop when this slice is used up; otherwise return at once."""
+    async def checkpoint(self) -> bool:
+        """Yield to the loop when this slice is used up (True) or return at once (False)."""
         now = time.perf_counter()
-        if now - self._since >= self._seconds:
-            await asyncio.sleep(0)
-            self.yields += 1
-            self._since = time.perf_counter()
+        if now - self._since < self._seconds:
+            return False
+        await asyncio.sleep(0)
+        self.yields += 1
+        self._since = time.perf_counter()
+        return True
