@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import resource
 import statistics
 import tempfile
@@ -35,44 +34,13 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from legion_nb.engine.looplag import LoopLagProbe
 from legion_nb.engine.runtime import Engine, create_engine
 from legion_nb.engine.state.crypto import DEFAULT_KDF, derive_wrapping_key
 from legion_nb.engine.state.model import encode_state, synthetic_state
 from legion_nb.engine.state.store import SecureStateStore
 
 PASSWORD = "benchmark password"
-
-
-class StallProbe:
-    """Ticks on the loop as often as it may. ``longest`` is the longest wall time between two
-    ticks; ``longest_cpu`` the most CPU time the loop's thread spent between two ticks, which is
-    what the engine held the loop for (on a shared machine the wall figure also counts the time
-    the OS gave the core to other processes, and worker threads' time is not the loop's)."""
-
-    def __init__(self) -> None:
-        self.longest = 0.0
-        self.longest_cpu = 0.0
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> StallProbe:
-        self._task = asyncio.create_task(self._tick())
-        await asyncio.sleep(0)
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-
-    async def _tick(self) -> None:
-        last, last_cpu = time.perf_counter(), time.thread_time()
-        while True:
-            await asyncio.sleep(0)
-            now, now_cpu = time.perf_counter(), time.thread_time()
-            self.longest = max(self.longest, now - last)
-            self.longest_cpu = max(self.longest_cpu, now_cpu - last_cpu)
-            last, last_cpu = now, now_cpu
 
 
 def kdf_seconds() -> float:
@@ -135,18 +103,18 @@ async def one(servers: int) -> dict[str, float]:
         store_unlock = await store_unlock_seconds(path)
         engine = create_engine(path)
         rss_before = rss_mib()
-        async with StallProbe() as unlocking:
+        async with LoopLagProbe() as unlocking:
             unlock = await published(engine, lambda: engine.unlock(PASSWORD))
         actors = len(engine.core.resources.keys())
         rss = rss_mib() - rss_before
         await asyncio.sleep(0.3)  # past the publisher's pacing window
-        async with StallProbe() as committing:
+        async with LoopLagProbe() as committing:
             commit = await published(
                 engine, lambda: engine.plan_upsert_dns_zone(zone="bench.example.org", provider="hetzner")
             )
         snapshot = await median_ms(engine.snapshot)
         diff = await median_ms(engine.diff)
-        async with StallProbe() as locking:
+        async with LoopLagProbe() as locking:
             start = time.perf_counter()
             await engine.logout()
             logout = time.perf_counter() - start

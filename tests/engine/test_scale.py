@@ -3,12 +3,9 @@ they affect, and long work on the loop yields. Speed itself is measured in ``ben
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import gc
 import sys
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -18,6 +15,7 @@ import pytest
 
 from legion_nb.engine.cluster import firewall_plan
 from legion_nb.engine.cluster.firewall_plan import FirewallSetPlan
+from legion_nb.engine.looplag import LoopLagProbe
 from legion_nb.engine.resources.actor import ResourceActor, ResourceSettings
 from legion_nb.engine.resources.affected import affected_keys
 from legion_nb.engine.resources.snapshot import ResourceKey
@@ -85,36 +83,6 @@ async def test_each_state_has_its_firewall_plan_built_at_most_once(
     assert plan_builds, "the engine never derived a firewall plan"
     assert max(plan_builds.values()) == 1
     assert len(plan_builds) <= 1 + len(commits)  # the unlocked state and one per commit
-
-
-class LoopLagProbe:
-    """A task that ticks on the loop as often as it may: how many times it got the loop while
-    something ran, and the longest it waited (printed by the benchmark, never asserted on)."""
-
-    def __init__(self) -> None:
-        self.ticks = 0
-        self.longest = 0.0
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> LoopLagProbe:
-        self._task = asyncio.create_task(self._tick())
-        await asyncio.sleep(0)
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-
-    async def _tick(self) -> None:
-        last = time.perf_counter()
-        while True:
-            await asyncio.sleep(0)
-            now = time.perf_counter()
-            self.ticks += 1
-            self.longest = max(self.longest, now - last)
-            last = now
 
 
 async def test_unlock_commit_and_logout_give_the_loop_back_between_actors(tmp_path: Path) -> None:
