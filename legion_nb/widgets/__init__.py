@@ -7,6 +7,7 @@ in-process engine and over the daemon's ``RemoteEngine``.
 
     legion_nb.show(engine)          # all three panels, stacked
     ResourcesPanel(engine)          # or one at a time
+    BillingPanel(engine)            # billing, refreshed on demand (await panel.refresh())
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import ipywidgets
 
 from legion_nb.widgets.activity import ActivityPanel
+from legion_nb.widgets.billing import BillingPanel
 from legion_nb.widgets.feed import EventSource, Feed
 from legion_nb.widgets.panel import LivePanel
 from legion_nb.widgets.plan_diff import PlanDiffPanel
@@ -23,6 +25,7 @@ from legion_nb.widgets.resources import ResourcesPanel
 
 __all__ = [
     "ActivityPanel",
+    "BillingPanel",
     "Dashboard",
     "EventSource",
     "Feed",

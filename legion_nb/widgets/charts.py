@@ -61,8 +61,8 @@ def stacked_bars_svg(
             parts.append(
                 f'<text x="{x + step / 2:.1f}" y="{_HEIGHT - 10}" text-anchor="middle">{escape(label)}</text>'
             )
-    for n, name in enumerate(series):
-        x = _LEFT + 160 + n * 110
+    for n, name in enumerate(series):  # the legend, right-aligned clear of the title
+        x = _WIDTH - 8 - (len(series) - n) * 90
         colour = PROVIDER_COLOURS.get(name, _OTHER)
         parts.append(f'<rect x="{x}" y="5" width="10" height="10" fill="{colour}"/>')
         parts.append(f'<text x="{x + 14}" y="14">{escape(name)}</text>')

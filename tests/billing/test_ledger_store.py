@@ -44,6 +44,9 @@ def _row(
 def test_money_round_trips_exactly_through_nano_units() -> None:
     for text in ("0", "0.000000001", "-12.5", "7.4900", "123456789.123456789"):
         assert from_nanos(to_nanos(Decimal(text))) == Decimal(text)
+    assert str(from_nanos(to_nanos(Decimal("7.4900")))) == "7.49" and str(from_nanos(100 * 10**9)) == "100"
+    tiny = _row("t", dt.datetime(2026, 11, 1, tzinfo=UTC), "0.000000001")
+    assert ledger_rows([tiny])[0]["billed_cost"] == "0.000000001"  # never exponent notation
 
 
 def test_upsert_replaces_the_running_period_and_keeps_history(tmp_path: Path) -> None:

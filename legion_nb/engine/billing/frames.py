@@ -76,7 +76,8 @@ def _iso(moment: dt.datetime) -> str:
 
 
 def _money(amount: Decimal | None) -> str | None:
-    return None if amount is None else str(amount)
+    """Plain decimal text, never exponent notation (``0.000000001``, not ``1E-9``)."""
+    return None if amount is None else format(amount, "f")
 
 
 def ledger_rows(rows: Iterable[LedgerRow]) -> list[dict[str, Any]]:
@@ -99,8 +100,8 @@ def ledger_rows(rows: Iterable[LedgerRow]) -> list[dict[str, Any]]:
             "kind": r.kind,
             "cluster": r.cluster,
             "role": r.role,
-            "billed_cost": str(r.billed_cost),
-            "list_cost": str(r.list_cost),
+            "billed_cost": format(r.billed_cost, "f"),
+            "list_cost": format(r.list_cost, "f"),
             "currency": r.currency,
             "source": r.source,
             "sku": r.sku,
@@ -143,7 +144,7 @@ def summary_rows(rows: Sequence[LedgerRow], by: Grouping) -> list[dict[str, Any]
         row: dict[str, Any] = {"start": _iso(start), "end": _iso(ends[key]), "provider": provider}
         if by in ("cluster", "resource"):
             row[by] = detail
-        row.update({"billed_cost": str(totals[key]), "currency": currency, "source": source})
+        row.update({"billed_cost": format(totals[key], "f"), "currency": currency, "source": source})
         out.append(row)
     return out
 
@@ -175,9 +176,9 @@ def forecast_rows(lines: Iterable[ForecastLine]) -> list[dict[str, Any]]:
             "start": _iso(x.month),
             "end": _iso(next_month(x.month)),
             "provider": x.provider,
-            "month_to_date": str(x.month_to_date),
-            "remaining": str(x.remaining),
-            "forecast": str(x.forecast),
+            "month_to_date": format(x.month_to_date, "f"),
+            "remaining": format(x.remaining, "f"),
+            "forecast": format(x.forecast, "f"),
             "provider_forecast": _money(x.provider_forecast),
             "currency": x.currency,
             "source": x.source,
@@ -192,7 +193,7 @@ def day_rows(days: Iterable[DayCost]) -> list[dict[str, Any]]:
             "start": _iso(d.day),
             "end": _iso(d.day + dt.timedelta(days=1)),
             "provider": d.provider,
-            "cost": str(d.cost),
+            "cost": format(d.cost, "f"),
             "trailing_mean": _money(d.trailing_mean),
             "currency": d.currency,
             "source": "estimate",

@@ -59,16 +59,16 @@ class PlanCost:
         """Money as decimal strings next to its currency (the ``cost`` of ``legion --json diff``)."""
 
         def money(value: Decimal | None) -> str | None:
-            return None if value is None else str(value)
+            return None if value is None else format(value, "f")
 
         return {
             "period": "month",
             "currencies": [
                 {
                     "currency": c.currency,
-                    "now": str(c.now),
-                    "planned": str(c.planned),
-                    "change": str(c.change),
+                    "now": format(c.now, "f"),
+                    "planned": format(c.planned, "f"),
+                    "change": format(c.change, "f"),
                 }
                 for c in self.currencies
             ],

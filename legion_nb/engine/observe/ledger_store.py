@@ -76,6 +76,7 @@ _UPSERT = (
     "list_nanos=excluded.list_nanos, currency=excluded.currency, sku=excluded.sku, "
     "ownership=excluded.ownership, collected_ms=excluded.collected_ms"
 )
+_UNIT = Decimal(1)
 _LISTING = "SELECT provider, resource_id, resource_name, ownership, cluster, role, sku, seen_ms FROM listing"
 
 
@@ -84,8 +85,10 @@ def to_nanos(amount: Decimal) -> int:
 
 
 def from_nanos(nanos: int) -> Decimal:
-    """Exact: nano-units back to a Decimal with nine places."""
-    return Decimal(nanos).scaleb(-9)
+    """Exact: nano-units back to a Decimal without trailing zeros (``0.38``, ``100``, never ``1E+2``)."""
+    amount = Decimal(nanos).scaleb(-9)
+    whole = amount.to_integral_value()
+    return whole.quantize(_UNIT) if amount == whole else amount.normalize()
 
 
 def _ms(moment: dt.datetime) -> int:
