@@ -53,8 +53,10 @@ async def open(state: str | os.PathLike[str] | None = None, *, password: str | N
 async def connect(state: str | os.PathLike[str] | None = None, *, token: str | None = None) -> RemoteEngine:
     """The engine of the local daemon serving ``state``, reached with its token (``legion daemon start``).
 
-    ``token`` defaults to ``LEGION_DAEMON_TOKEN``. The result offers the engine's public methods
-    (``await remote.plan_show()``) and ``subscribe()``; close it with ``await remote.aclose()``.
+    ``token`` defaults to ``LEGION_DAEMON_TOKEN``. The result implements the same
+    :class:`~legion_nb.engine.surface.EngineAPI` as the engine :func:`open` gives, with the same typed
+    results (``await remote.plan_show()`` is a ``Scheme``) and ``subscribe()``; close it with
+    ``await remote.aclose()``.
     Raises :class:`~legion_nb.errors.DaemonNotRunningError` when no daemon serves that state and
     :class:`~legion_nb.errors.DaemonAuthError` when it refuses the token.
     """

@@ -24,6 +24,7 @@ from typing import Any
 from legion_nb.engine.events import EventHub
 from legion_nb.engine.redaction import redact
 from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey
+from legion_nb.engine.results import ActivityView, ResourceAtWork, ResourceFailure
 from legion_nb.engine.state.model import utcnow
 
 __all__ = ["ActivityEmitter", "CurrentOperation", "describe"]
@@ -99,11 +100,11 @@ class ActivityEmitter:
         self._last_status, self._last_summary = None, ""
         self._seen.clear()
 
-    def view(self, snapshots: Iterable[ActorSnapshot]) -> dict[str, Any]:
+    def view(self, snapshots: Iterable[ActorSnapshot]) -> ActivityView:
         """Counts per lifecycle, resources at work or waiting, failures, and the operation."""
         counts: dict[str, int] = {}
-        current: list[dict[str, Any]] = []
-        errors: list[dict[str, Any]] = []
+        current: list[ResourceAtWork] = []
+        errors: list[ResourceFailure] = []
         total = settled = 0
         for snapshot in snapshots:
             total += 1

@@ -15,14 +15,15 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
+from legion_nb.engine.results import CredentialFacts
 from legion_nb.engine.state.model import LegionState, StoredCredentials
 from legion_nb.engine.state.validation import validate_provider
 from legion_nb.errors import ValidationError
 
-__all__ = ["REQUIRED_FIELDS", "credentials_facts", "set_credentials"]
+__all__ = ["REQUIRED_FIELDS", "credential_facts", "credentials_facts", "set_credentials"]
 
 #: The fields each provider's adapter cannot work without (GUIDE §3 lists the full sets; the
 #: others, e.g. Scaleway's zone or OVH's service name, are optional here).
@@ -91,6 +92,11 @@ def set_credentials(
     return replace(state, credentials={**state.credentials, name: record})
 
 
-def credentials_facts(state: LegionState) -> list[dict[str, Any]]:
+def credentials_facts(state: LegionState) -> list[CredentialFacts]:
     """Provider, endpoint and field names of every stored credential set; never a secret value."""
-    return [state.credentials[name].to_json() for name in sorted(state.credentials)]
+    return [credential_facts(state.credentials[name]) for name in sorted(state.credentials)]
+
+
+def credential_facts(record: StoredCredentials) -> CredentialFacts:
+    """The non-secret facts of one credential set (the record's own ``to_json``)."""
+    return cast("CredentialFacts", record.to_json())

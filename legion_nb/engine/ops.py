@@ -22,15 +22,23 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from legion_nb.engine import planning
 from legion_nb.engine.activity import ActivityEmitter, CurrentOperation
 from legion_nb.engine.cluster.nbde import NodeUnlock, cluster_facts, derive_nbde_policy
-from legion_nb.engine.providers_service import ProviderPersistence, ProviderService, RefreshReport
+from legion_nb.engine.providers_service import ProviderPersistence, ProviderService
 from legion_nb.engine.redaction import redact
+from legion_nb.engine.reports import (
+    MaterializeReport,
+    RefreshReport,
+    RefreshResult,
+    ServerCommandResult,
+    Status,
+)
 from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey
+from legion_nb.engine.results import ClusterNbde, NodeNbdeStatus
 from legion_nb.engine.state.model import (
     LegionState,
     NodeNbde,
@@ -57,38 +65,6 @@ log = logging.getLogger(__name__)
 
 OPERATION_LOG_KEEP = 200
 """Operation log entries kept in the state (oldest dropped first)."""
-
-Status = Literal["succeeded", "failed", "interrupted", "cancelled"]
-
-
-@dataclass(frozen=True, slots=True)
-class MaterializeReport:
-    """The outcome of one materialize: ``ok`` only when every resource settled without an error."""
-
-    id: str
-    ok: bool
-    status: Status
-    summary: str
-    counts: dict[str, int]
-    errors: list[dict[str, str]]
-    unsettled: list[str]
-    resources: list[dict[str, object]] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class RefreshResult:
-    ok: bool
-    summary: str
-    providers: list[RefreshReport]
-
-
-@dataclass(frozen=True, slots=True)
-class ServerCommandResult:
-    server: str
-    command: str
-    status: str
-    summary: str
-
 
 def _log_entry(state: LegionState, entry: OperationLogEntry) -> LegionState:
     """``state`` with ``entry`` added or replaced (by id), keeping the newest entries only."""
@@ -455,13 +431,13 @@ class EngineOps:
         await self._resources.wait_settled([key])
         await self._resources.run_nbde_repairs()
 
-    def nbde_status(self) -> list[dict[str, Any]]:
+    def nbde_status(self) -> list[ClusterNbde]:
         """Per cluster: the NBDE mode its healthy nodes call for, and what each node is bound to."""
         state = self._state().state
-        clusters: list[dict[str, Any]] = []
+        clusters: list[ClusterNbde] = []
         for cluster in sorted({s.cluster for s in state.tracked.servers.values() if s.role == "cluster"}):
             policy = derive_nbde_policy(cluster_facts(state, cluster))
-            nodes: list[dict[str, Any]] = []
+            nodes: list[NodeNbdeStatus] = []
             servers = state.tracked.servers.items()
             members = (n for n, s in servers if s.cluster == cluster and s.role == "cluster")
             for node in sorted(members):

@@ -22,13 +22,15 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from legion_nb.engine.cluster.firewall_plan import build_cluster_firewall_plan, planned_rule
 from legion_nb.engine.redaction import redact
+from legion_nb.engine.reports import RefreshReport
 from legion_nb.engine.resources.node import tracked_server_from
 from legion_nb.engine.resources.pending import StatePendingRecorder
+from legion_nb.engine.results import CatalogView
 from legion_nb.engine.state.model import (
     DEFAULT_CLUSTER,
     LegionState,
@@ -236,23 +238,6 @@ def _status_json(status: ProviderStatus) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, slots=True)
-class RefreshReport:
-    """What one provider refresh saw and did. ``unmanaged`` are resources without Legion's labels
-    that nobody tracks (reported, never touched); ``orphans`` carry Legion's labels but are neither
-    planned nor tracked (reported, never deleted)."""
-
-    provider: str
-    servers: int = 0
-    dns_zones: int = 0
-    firewalls: int = 0
-    adopted: tuple[str, ...] = ()
-    unmanaged: tuple[str, ...] = ()
-    orphans: tuple[str, ...] = ()
-    error: str | None = None
-    skipped: tuple[str, ...] = field(default_factory=tuple)
-
-
-@dataclass(frozen=True, slots=True)
 class _Inventory:
     servers: list[Server]
     zones: list[DnsZone]
@@ -444,7 +429,7 @@ def _observed_server(server: Server) -> ObservedServer:
     )
 
 
-def catalog_json(catalog: Catalog) -> dict[str, Any]:
+def catalog_json(catalog: Catalog) -> CatalogView:
     """A catalog as JSON types (prices as decimal strings, so no rounding on the way)."""
     return {
         "provider": catalog.provider,

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -33,16 +33,31 @@ from legion_nb.engine.api import engine_api
 from legion_nb.engine.billing.methods import BillingMethods
 from legion_nb.engine.billing.plan_cost import plan_cost
 from legion_nb.engine.billing.service import BillingService
-from legion_nb.engine.credentials import credentials_facts, set_credentials
+from legion_nb.engine.credentials import credential_facts, credentials_facts, set_credentials
 from legion_nb.engine.diff import Diff, diff
 from legion_nb.engine.events import TOPICS, Event, EventHub
 from legion_nb.engine.node_terminals import NodeTerminals
-from legion_nb.engine.ops import EngineOps, MaterializeReport, RefreshResult, ServerCommandResult
+from legion_nb.engine.ops import EngineOps
 from legion_nb.engine.paths import log_dir_for
 from legion_nb.engine.providers_service import ProviderService, catalog_json
 from legion_nb.engine.redaction import SecretsRedaction
+from legion_nb.engine.reports import MaterializeReport, RefreshResult, ServerCommandResult
 from legion_nb.engine.resources.actor import ResourceSettings
 from legion_nb.engine.resources.supervisor import ResourceSupervisor
+from legion_nb.engine.results import (
+    ActivityView,
+    AppSnapshot,
+    AuthResult,
+    CatalogView,
+    ClusterNbde,
+    CredentialFacts,
+    Removed,
+    StatusReport,
+    TerminalClosed,
+    TerminalFacts,
+    TerminalOutputView,
+    TerminalWritten,
+)
 from legion_nb.engine.snapshot import SnapshotPublisher, assemble
 from legion_nb.engine.state.model import (
     LegionState,
@@ -65,7 +80,7 @@ from legion_nb.engine.state.validation import (
     normalize_zone,
     validate_provider,
 )
-from legion_nb.engine.wire import to_jsonable
+from legion_nb.engine.surface import EngineAPI
 from legion_nb.errors import LockedError, UsageError, ValidationError
 from legion_nb.providers.broker import BrokerPolicy
 from legion_nb.providers.catalog import embedded_catalog
@@ -74,8 +89,9 @@ from legion_nb.providers.resilience import SettlePolicy
 if TYPE_CHECKING:  # the deployment stack (SSH, certificates) loads only when a caller wires it
     from legion_nb.engine.deployment.runtime import DeploymentService
     from legion_nb.engine.state.persistence import PersistenceSupervisor
+    from legion_nb.engine.terminal import TerminalInfo
 
-__all__ = ["MIN_PASSWORD_LENGTH", "Engine", "EngineCore", "EngineService", "StatusReport", "create_engine"]
+__all__ = ["MIN_PASSWORD_LENGTH", "Engine", "EngineCore", "EngineService", "create_engine", "terminal_facts"]
 
 log = logging.getLogger(__name__)
 
@@ -94,18 +110,7 @@ class EngineService(Protocol):
     async def stop(self) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class StatusReport:
-    state: str
-    exists: bool
-    unlocked: bool
-    revision: int | None = None
-    counts: Mapping[str, int] = field(default_factory=dict)
-    providers: tuple[str, ...] = ()
-    actions: Mapping[str, int] = field(default_factory=dict)
-
-
-def snapshot_of(state: LegionState, revision: int) -> dict[str, Any]:
+def snapshot_of(state: LegionState, revision: int) -> AppSnapshot:
     """The app snapshot of ``state`` with no actor beliefs yet (every row reads ``unknown``)."""
     return assemble(state, revision, ())
 
@@ -144,8 +149,9 @@ class EngineCore:
         return [self.providers, *deployment, self.resources, self.ops, self.publisher]
 
 
-class Engine(BillingMethods):
-    """The Legion engine for one state file (billing methods: :mod:`legion_nb.engine.billing.methods`)."""
+class Engine(BillingMethods, EngineAPI):
+    """The Legion engine for one state file: the :class:`~legion_nb.engine.surface.EngineAPI` in process
+    (billing methods: :mod:`legion_nb.engine.billing.methods`)."""
 
     def __init__(
         self,
@@ -205,7 +211,7 @@ class Engine(BillingMethods):
     # -- lifecycle (engine API; results returned directly) ---------------------------------
 
     @engine_api
-    async def bootstrap(self, password: str) -> dict[str, Any]:
+    async def bootstrap(self, password: str) -> AuthResult:
         """Create a new encrypted state and unlock it; refuses to overwrite (StateExistsError)."""
         from legion_nb.engine.state.store import SecureStateStore  # noqa: PLC0415 - heavy crypto import
 
@@ -222,7 +228,7 @@ class Engine(BillingMethods):
         return self._auth_result()
 
     @engine_api
-    async def unlock(self, password: str) -> dict[str, Any]:
+    async def unlock(self, password: str) -> AuthResult:
         """Open the state with ``password``.
 
         On an unlocked engine the password is checked against the file before anything else: a
@@ -250,14 +256,14 @@ class Engine(BillingMethods):
         return self._auth_result()
 
     @engine_api
-    async def logout(self) -> dict[str, Any]:
+    async def logout(self) -> AuthResult:
         """Drop the decrypted state, stop the services and close the store (its key is zeroed)."""
         async with self._lifecycle:
             await self._close_session()
         return self._auth_result()
 
     @engine_api
-    async def change_password(self, old: str, new: str) -> dict[str, Any]:
+    async def change_password(self, old: str, new: str) -> AuthResult:
         """Re-protect the state with ``new``; WrongPasswordError if ``old`` is wrong."""
         _check_new_password(new)
         if old == new:
@@ -317,7 +323,7 @@ class Engine(BillingMethods):
     def _store_options(self) -> dict[str, float]:
         return {} if self.lock_timeout is None else {"lock_timeout": self.lock_timeout}
 
-    def _auth_result(self) -> dict[str, Any]:
+    def _auth_result(self) -> AuthResult:
         persistence = self._persistence
         return {
             "state": str(self.state_path),
@@ -332,7 +338,10 @@ class Engine(BillingMethods):
         """Locked or unlocked, and when unlocked: counts, providers with credentials, pending actions."""
         exists = self.state_exists()
         if self._persistence is None:
-            return StatusReport(state=str(self.state_path), exists=exists, unlocked=False)
+            return {
+                "state": str(self.state_path), "exists": exists, "unlocked": False,
+                "revision": None, "counts": {}, "providers": [], "actions": {},
+            }
         state = self._persistence.state
         scheme, tracked = state.scheme, state.tracked
         counts = {
@@ -348,15 +357,15 @@ class Engine(BillingMethods):
             "pending_creates": len(tracked.pending),
             "operations": len(state.operations),
         }
-        return StatusReport(
-            state=str(self.state_path),
-            exists=exists,
-            unlocked=True,
-            revision=self._persistence.revision,
-            counts=counts,
-            providers=tuple(sorted(state.credentials)),
-            actions=(await asyncio.to_thread(diff, state)).counts(),  # pure; tens of ms for a fleet
-        )
+        return {
+            "state": str(self.state_path),
+            "exists": exists,
+            "unlocked": True,
+            "revision": self._persistence.revision,
+            "counts": counts,
+            "providers": sorted(state.credentials),
+            "actions": (await asyncio.to_thread(diff, state)).counts(),  # pure; tens of ms for a fleet
+        }
 
     @engine_api
     async def plan_show(self) -> Scheme:
@@ -378,7 +387,7 @@ class Engine(BillingMethods):
         return Diff(view.resources, cost=cost)
 
     @engine_api
-    async def credentials_show(self) -> list[dict[str, Any]]:
+    async def credentials_show(self) -> list[CredentialFacts]:
         """Providers with stored credentials: endpoint and field names, never secret values."""
         return credentials_facts(self.state)
 
@@ -416,7 +425,7 @@ class Engine(BillingMethods):
         return found[1]
 
     @engine_api
-    async def plan_remove_server(self, name: str) -> dict[str, str]:
+    async def plan_remove_server(self, name: str) -> Removed:
         await self._change(f"unplan server {name}", lambda s: planning.remove_server(s, name=name))
         return {"removed": "server", "name": name}
 
@@ -428,7 +437,7 @@ class Engine(BillingMethods):
         return state.scheme.domains[normalize_zone(name, what="domain")]
 
     @engine_api
-    async def plan_remove_domain(self, name: str) -> dict[str, str]:
+    async def plan_remove_domain(self, name: str) -> Removed:
         await self._change(f"unplan domain {name}", lambda s: planning.remove_domain(s, name=name))
         return {"removed": "domain", "name": name}
 
@@ -440,7 +449,7 @@ class Engine(BillingMethods):
         return state.scheme.dns_zones[normalize_zone(zone)]
 
     @engine_api
-    async def plan_remove_dns_zone(self, zone: str) -> dict[str, str]:
+    async def plan_remove_dns_zone(self, zone: str) -> Removed:
         await self._change(f"unplan DNS zone {zone}", lambda s: planning.remove_dns_zone(s, zone=zone))
         return {"removed": "dns_zone", "name": zone}
 
@@ -455,7 +464,7 @@ class Engine(BillingMethods):
         return state.scheme.dns_hosts[host_fqdn(normalize_host(host, zone_name), zone_name)]
 
     @engine_api
-    async def plan_remove_dns_host(self, host: str, zone: str) -> dict[str, str]:
+    async def plan_remove_dns_host(self, host: str, zone: str) -> Removed:
         await self._change(
             f"unplan DNS host {host} in {zone}", lambda s: planning.remove_dns_host(s, host=host, zone=zone)
         )
@@ -479,7 +488,7 @@ class Engine(BillingMethods):
         return state.scheme.firewalls[normalize_label(name, what="firewall name")]
 
     @engine_api
-    async def plan_remove_firewall(self, name: str) -> dict[str, str]:
+    async def plan_remove_firewall(self, name: str) -> Removed:
         await self._change(f"unplan firewall {name}", lambda s: planning.remove_firewall(s, name=name))
         return {"removed": "firewall", "name": name}
 
@@ -501,14 +510,13 @@ class Engine(BillingMethods):
     @engine_api
     async def credentials_set(
         self, provider: str, secrets: Mapping[str, Any], endpoint: str | None = None
-    ) -> dict[str, Any]:
+    ) -> CredentialFacts:
         """Store a provider's credentials (encrypted with the state); returns only non-secret facts."""
         state = await self._change(
             f"set {provider} credentials",
             lambda s: set_credentials(s, provider=provider, secrets=secrets, endpoint=endpoint),
         )
-        record = state.credentials[validate_provider(provider)]
-        return record.to_json()
+        return credential_facts(state.credentials[validate_provider(provider)])
 
     # -- operations (EngineOps) ------------------------------------------------------------
 
@@ -532,13 +540,13 @@ class Engine(BillingMethods):
         return await self.core.ops.refresh()
 
     @engine_api
-    async def snapshot(self) -> dict[str, Any]:
+    async def snapshot(self) -> AppSnapshot:
         """The app snapshot: actor beliefs joined with planned, tracked and observed records."""
         self.assert_unlocked()
         return await self.core.publisher.fresh()
 
     @engine_api
-    async def activity(self) -> dict[str, Any]:
+    async def activity(self) -> ActivityView:
         """The current operation, counts per lifecycle state, resources at work and failures."""
         self.assert_unlocked()
         resources = self.core.resources
@@ -576,7 +584,7 @@ class Engine(BillingMethods):
         return await self.core.ops.node_repin(name)
 
     @engine_api
-    async def nbde_status(self) -> list[dict[str, Any]]:
+    async def nbde_status(self) -> list[ClusterNbde]:
         """Per cluster: the NBDE mode its healthy nodes call for and each node's recorded binding."""
         self.assert_unlocked()
         return self.core.ops.nbde_status()
@@ -588,7 +596,7 @@ class Engine(BillingMethods):
         return await self.core.ops.server_delete(name)
 
     @engine_api
-    async def catalog(self, provider: str, live: bool = True) -> dict[str, Any]:
+    async def catalog(self, provider: str, live: bool = True) -> CatalogView:
         """Server types with prices, locations and images: read live when the state is unlocked and
         holds the provider's credentials (and ``live``), else the embedded snapshot."""
         name = validate_provider(provider)
@@ -600,50 +608,58 @@ class Engine(BillingMethods):
     # -- terminals (NodeTerminals; every session closes at logout) --------------------------
 
     @engine_api
-    async def terminal_open(self, name: str, cols: int = 80, rows: int = 24) -> dict[str, Any]:
-        """A PTY shell on node ``name``, reached with the address and keys deployment stored;
-        returns ``{"id", "node", "host", "cols", "rows", ...}``."""
+    async def terminal_open(self, name: str, cols: int = 80, rows: int = 24) -> TerminalFacts:
+        """A PTY shell on node ``name``, reached with the address and keys deployment stored."""
         self.assert_unlocked()
-        return dict(to_jsonable(await self.terminals.service.open(name, cols=cols, rows=rows)))
+        return terminal_facts(await self.terminals.service.open(name, cols=cols, rows=rows))
 
     @engine_api
-    async def terminal_write(self, id: str, data: str) -> dict[str, Any]:
+    async def terminal_write(self, id: str, data: str) -> TerminalWritten:
         """Keystrokes (or text) for terminal ``id``."""
         self.assert_unlocked()
         self.terminals.service.write(id, data)
         return {"id": id, "written": len(data)}
 
     @engine_api
-    async def terminal_read(self, id: str, wait: float = 0.0) -> dict[str, Any]:
-        """Output since the last read (``{"data", "closed", "exit_status"}``); with ``wait``, up to
-        that many seconds (at most 30) for the first byte."""
+    async def terminal_read(self, id: str, wait: float = 0.0) -> TerminalOutputView:
+        """Output since the last read; with ``wait``, up to that many seconds (at most 30) for the
+        first byte."""
         self.assert_unlocked()
         if not 0 <= wait <= 30:
             raise UsageError(f"terminal read wait {wait} is not valid; use 0 to 30 seconds")
-        return dict(to_jsonable(await self.terminals.service.read(id, wait=wait)))
+        out = await self.terminals.service.read(id, wait=wait)
+        return {"id": out.id, "data": out.data, "closed": out.closed, "exit_status": out.exit_status}
 
     @engine_api
-    async def terminal_resize(self, id: str, cols: int, rows: int) -> dict[str, Any]:
+    async def terminal_resize(self, id: str, cols: int, rows: int) -> TerminalFacts:
         self.assert_unlocked()
-        return dict(to_jsonable(self.terminals.service.resize(id, cols, rows)))
+        return terminal_facts(self.terminals.service.resize(id, cols, rows))
 
     @engine_api
-    async def terminal_close(self, id: str) -> dict[str, Any]:
+    async def terminal_close(self, id: str) -> TerminalClosed:
         self.assert_unlocked()
         await self.terminals.service.close(id)
         return {"id": id, "closed": True}
 
     @engine_api
-    async def terminal_list(self) -> list[dict[str, Any]]:
+    async def terminal_list(self) -> list[TerminalFacts]:
         """The open terminals (node, address, size; never a key)."""
         self.assert_unlocked()
-        return [dict(to_jsonable(info)) for info in self.terminals.service.list()]
+        return [terminal_facts(info) for info in self.terminals.service.list()]
 
     # -- events ----------------------------------------------------------------------------
 
     def subscribe(self, topics: Iterable[str] = TOPICS) -> AsyncGenerator[Event, None]:
         """Coalesced "snapshot"/"activity" events; a new subscriber first gets the latest snapshot."""
         return self.events.subscribe(topics)
+
+
+def terminal_facts(info: TerminalInfo) -> TerminalFacts:
+    """A terminal session as the API shows it (node, address, size; the key stays in the session)."""
+    return {
+        "id": info.id, "node": info.node, "host": info.host, "pty": info.pty,
+        "cols": info.cols, "rows": info.rows, "closed": info.closed,
+    }
 
 
 def _check_new_password(password: str) -> None:

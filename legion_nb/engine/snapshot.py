@@ -33,6 +33,7 @@ from legion_nb.engine.diff import Action, Diff, FieldDiff, ResourceDiff, ServerR
 from legion_nb.engine.events import EventHub
 from legion_nb.engine.redaction import redact_data
 from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey
+from legion_nb.engine.results import AppSnapshot
 from legion_nb.engine.state.model import LegionState
 from legion_nb.providers.records import Catalog
 
@@ -217,7 +218,7 @@ def assemble(
     providers: Iterable[Mapping[str, Any]] = (),
     admin_sources: tuple[str, ...] | None = None,
     view: StateView | None = None,
-) -> dict[str, Any]:
+) -> AppSnapshot:
     """The app snapshot: one row per resource the diff or an actor knows, sorted by kind and name.
     ``view`` is :meth:`StateView.of` ``state``, when the caller has it already."""
     if view is None or view.state is not state:
@@ -231,7 +232,7 @@ def assemble(
     if extra:  # rare: the view's rows are in key order already
         rows.update(extra)
         rows = {key: rows[key] for key in sorted(rows)}
-    snapshot = {
+    snapshot: AppSnapshot = {
         "locked": False,
         "revision": revision,
         "rows": list(rows.values()),
@@ -242,7 +243,7 @@ def assemble(
     return snapshot
 
 
-def locked_snapshot() -> dict[str, Any]:
+def locked_snapshot() -> AppSnapshot:
     """What a locked engine publishes: no rows, nothing from the state."""
     return {"locked": True, "revision": None, "rows": []}
 
@@ -283,7 +284,7 @@ class SnapshotPublisher:
         self._viewing: asyncio.Task[None] | None = None
         self._server_rows = ServerRows()
 
-    def current(self) -> dict[str, Any]:
+    def current(self) -> AppSnapshot:
         """The snapshot as of now (locked: the empty locked snapshot)."""
         persistence = self._persistence
         if persistence is None:
@@ -301,7 +302,7 @@ class SnapshotPublisher:
             view=self._view,
         )
 
-    async def fresh(self) -> dict[str, Any]:
+    async def fresh(self) -> AppSnapshot:
         """:meth:`current`, with the state's side built off the loop when the state moved."""
         await self.view()
         return self.current()

@@ -43,7 +43,7 @@ ACTIVITY_KEEP = 200  # activity items held for the next redraw; older ones are d
 
 
 class StreamEvent(Protocol):
-    """One event of an engine stream (``Engine`` gives ``Event``, ``RemoteEngine`` ``RemoteEvent``)."""
+    """One event of an engine stream (``Engine`` and ``RemoteEngine`` both give ``Event``)."""
 
     @property
     def topic(self) -> str: ...

@@ -2,7 +2,7 @@
 
 ``TerminalPanel(engine, "node-1")`` opens a PTY shell on the node with ``engine.terminal_open`` (the
 engine finds the address and keys in the state; the panel never sees a key) and shows it. The engine
-may be in-process or the daemon's ``RemoteEngine``: the panel uses only named engine calls.
+may be in-process or the daemon's ``RemoteEngine``: the panel uses only the engine API's terminal calls.
 
 How data moves, and why:
 
@@ -44,8 +44,8 @@ _VENDOR = STATIC / "vendor" / "xterm"
 
 
 class TerminalEngine(Protocol):
-    """The engine calls a terminal needs (``Engine`` and ``RemoteEngine`` both have them; the
-    daemon's client takes keyword arguments only, so the panel always names them)."""
+    """The engine calls a terminal needs: a part of :class:`~legion_nb.engine.surface.EngineAPI`, which
+    ``Engine`` and ``RemoteEngine`` both implement with the same results."""
 
     def terminal_open(self, name: str, cols: int = ..., rows: int = ...) -> Awaitable[Any]: ...
 

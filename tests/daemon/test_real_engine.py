@@ -14,6 +14,7 @@ from daemonkit import TOKEN, Running, start_daemon
 from legion_nb.engine.api import public_methods
 from legion_nb.engine.daemon.client import RemoteEngine, connect_if_alive
 from legion_nb.engine.runtime import Engine, create_engine
+from legion_nb.engine.state.model import Scheme
 from legion_nb.errors import DaemonProtocolError, LockedError, ValidationError, WrongPasswordError
 
 PASSWORD = "correct horse battery staple"
@@ -107,7 +108,7 @@ async def test_logout_through_the_daemon_locks_it_for_every_client(
             await other.plan_show()
         assert caught.value.exit_code == 3
         await other.unlock(password=PASSWORD)
-    assert isinstance(await remote.plan_show(), dict)
+    assert isinstance(await remote.plan_show(), Scheme)  # the same typed result as in process
 
 
 async def test_a_wrong_password_through_the_daemon_locks_nobody_out(
@@ -118,7 +119,7 @@ async def test_a_wrong_password_through_the_daemon_locks_nobody_out(
     with pytest.raises(WrongPasswordError):
         await remote.unlock(password="not the password")
     assert (await remote.daemon_status())["unlocked"] is True
-    assert isinstance(await remote.plan_show(), dict)
+    assert isinstance(await remote.plan_show(), Scheme)
 
 
 async def test_secrets_sent_through_the_daemon_stay_out_of_replies_and_logs(

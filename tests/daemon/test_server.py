@@ -19,6 +19,7 @@ from legion_nb.engine.daemon.endpoint import endpoint_for, prepare_dirs
 from legion_nb.engine.daemon.host import DaemonAlreadyRunningError
 from legion_nb.engine.daemon.metadata import DaemonMetadata, write_metadata
 from legion_nb.engine.daemon.protocol import MAX_LINE_BYTES
+from legion_nb.engine.surface import api_methods
 from legion_nb.errors import (
     DaemonAuthError,
     DaemonNotRunningError,
@@ -154,7 +155,7 @@ async def test_the_token_never_reaches_the_logs(
     await raw.ask(call("status", token="wrong-token-" + TOKEN[12:]))
     remote = await connect_if_alive(state_path, TOKEN)
     assert remote is not None
-    await remote.status()
+    await remote.call("status")
     await remote.shutdown()
     await remote.aclose()
     await asyncio.wait_for(running.task, 30)
@@ -176,17 +177,17 @@ async def test_the_remote_engine_speaks_the_engine_surface(daemon: Running, stat
     remote = await connect_if_alive(state_path, TOKEN)
     assert isinstance(remote, RemoteEngine)
     async with remote:
-        assert await remote.echo(value=[1, 2]) == [1, 2]
+        assert await remote.call("echo", value=[1, 2]) == [1, 2]
         assert await remote.call("rename", name="x", to="y") == {"from": "x", "to": "y"}
-        assert await remote.status() == {"servers": 0}
+        assert await remote.call("status") == {"servers": 0}
         assert (await remote.daemon_status())["unlocked"] is True
         with pytest.raises(ValidationError, match="RFC 1123"):
-            await remote.refuse()
+            await remote.call("refuse")
         with pytest.raises(DaemonProtocolError, match="not an engine API method"):
             await remote.call("_store")
         with pytest.raises(UsageError, match="bad arguments"):
-            await remote.echo()
-        results = await asyncio.gather(*(remote.echo(value=i) for i in range(50)))
+            await remote.call("echo")
+        results = await asyncio.gather(*(remote.call("echo", value=i) for i in range(50)))
         assert results == list(range(50))
         with pytest.raises(AttributeError):
             remote._private  # noqa: B018
@@ -214,7 +215,7 @@ async def test_connect_reads_the_token_from_the_environment(
 ) -> None:
     monkeypatch.setenv("LEGION_DAEMON_TOKEN", TOKEN)
     async with await connect(state_path) as remote:
-        assert await remote.status() == {"servers": 0}
+        assert await remote.call("status") == {"servers": 0}
 
 
 async def test_subscription_streams_events_until_the_client_leaves(daemon: Running, state_path: Path) -> None:
@@ -224,13 +225,13 @@ async def test_subscription_streams_events_until_the_client_leaves(daemon: Runni
         stream = remote.subscribe(["snapshot"])
         first = asyncio.create_task(anext(stream))
         await asyncio.sleep(0)
-        await remote.publish(data={"rows": 1})
+        await remote.call("publish", data={"rows": 1})
         event = await asyncio.wait_for(first, 30)
         assert (event.topic, event.data) == ("snapshot", {"rows": 1})
-        await remote.publish(data={"rows": 2})
+        await remote.call("publish", data={"rows": 2})
         assert (await asyncio.wait_for(anext(stream), 30)).data == {"rows": 2}
         await stream.aclose()
-        assert await remote.status() == {"servers": 0}
+        assert await remote.call("status") == {"servers": 0}
 
 
 async def test_a_bad_subscription_is_refused(daemon: Running) -> None:
@@ -298,14 +299,14 @@ async def test_calls_in_flight_fail_cleanly_when_the_daemon_stops(daemon: Runnin
     with pytest.raises(DaemonNotRunningError):
         await asyncio.wait_for(pending, 30)
     with pytest.raises(DaemonNotRunningError):
-        await remote.status()
+        await remote.call("status")
     await remote.aclose()
 
 
 async def test_the_notebook_bridge_is_legion_nb_connect(daemon: Running, state_path: Path) -> None:
     async with await legion_nb.connect(state_path, token=TOKEN) as remote:
-        assert await remote.echo(value="from a notebook") == "from a notebook"
-        assert "echo" in dir(remote)
+        assert await remote.call("echo", value="from a notebook") == "from a notebook"
+        assert api_methods() <= set(dir(remote))  # the engine API's methods, for tab completion
 
 
 async def test_a_client_that_stops_sending_still_gets_its_replies(daemon: Running) -> None:
@@ -326,8 +327,8 @@ async def test_arguments_json_cannot_carry_are_refused_by_the_client(
     assert remote is not None
     async with remote:
         with pytest.raises(UsageError, match="cannot be sent as JSON"):
-            await remote.echo(value=float("nan"))
-        assert await remote.echo(value=1.5) == 1.5
+            await remote.call("echo", value=float("nan"))
+        assert await remote.call("echo", value=1.5) == 1.5
 
 
 async def test_a_daemon_can_start_again_at_once_after_a_stop(runtime_dir: Path, state_path: Path) -> None:

@@ -42,9 +42,9 @@ async def test_access_is_planned_shown_diffed_and_survives_unlock(engine: Engine
 @pytest.mark.parametrize("cidrs", [["203.0.113.7/24"], [], ["::1"], "198.51.100.7/32", ["a", "b"]])
 async def test_bad_access_is_refused_and_the_plan_is_kept(engine: Engine, cidrs: object) -> None:
     await engine.plan_set_operator_cidrs(cidrs=["198.51.100.7"])
-    revision = (await engine.status()).revision
+    revision = (await engine.status())["revision"]
     with pytest.raises(ValidationError) as info:
         await engine.plan_set_operator_cidrs(cidrs=cidrs)  # type: ignore[arg-type]
     assert "\n" not in str(info.value)
     assert (await engine.plan_show()).access.operator_cidrs == ("198.51.100.7/32",)
-    assert (await engine.status()).revision == revision
+    assert (await engine.status())["revision"] == revision

@@ -69,7 +69,7 @@ async def test_locked_engine_refuses_guarded_calls(state_path: Path) -> None:
             await call
         assert str(info.value) == "state is locked: unlock it first (legion ... / await engine.unlock(...))"
     status = await engine.status()
-    assert (status.exists, status.unlocked) == (False, False)
+    assert (status["exists"], status["unlocked"]) == (False, False)
     with pytest.raises(StateNotFoundError):
         await engine.unlock(PASSWORD)
     await engine.aclose()
@@ -97,20 +97,20 @@ async def test_plan_survives_logout_and_unlock(engine: Engine, state_path: Path)
     assert scheme["dns_hosts"]["www.example.org"]["servers"] == ["web-1"]
     assert len(scheme["firewalls"]["edge"]["rules"]) == 2
     status = await engine.status()
-    assert status.counts["servers"] == 1 and status.counts["dns_zones"] == 1
-    assert status.actions == {"create": 4}
+    assert status["counts"]["servers"] == 1 and status["counts"]["dns_zones"] == 1
+    assert status["actions"] == {"create": 4}
     with pytest.raises(StateExistsError):
         await create_engine(state_path).bootstrap(PASSWORD)
 
 
 async def test_a_refused_plan_change_changes_nothing(engine: Engine) -> None:
     await engine.plan_upsert_dns_zone(zone="example.org", provider="hetzner")
-    revision = (await engine.status()).revision
+    revision = (await engine.status())["revision"]
     with pytest.raises(ValidationError, match="unplanned server"):
         await engine.plan_upsert_dns_host(host="www", zone="example.org", servers=["ghost"])
     with pytest.raises(ValidationError):
         await engine.plan_remove_server(name="ghost")
-    assert (await engine.status()).revision == revision
+    assert (await engine.status())["revision"] == revision
     assert len((await engine.plan_show()).dns_hosts) == 0
 
 
@@ -125,7 +125,7 @@ async def test_remove_actions(engine: Engine) -> None:
     await engine.plan_remove_server(name="a")
     await engine.plan_remove_dns_zone(zone="example.org")
     await engine.plan_remove_domain(name="example.org")
-    assert (await engine.status()).actions == {}
+    assert (await engine.status())["actions"] == {}
 
 
 async def test_credentials_are_stored_but_never_returned(engine: Engine) -> None:
@@ -327,11 +327,11 @@ def _all_reachable(root: object) -> list[object]:
 async def test_a_wrong_password_on_an_unlocked_engine_keeps_the_session(engine: Engine) -> None:
     # Before: unlock logged out first, so a wrong password through the daemon locked everyone out.
     await engine.plan_upsert_server(name="alpha", provider="hetzner")
-    revision = (await engine.status()).revision
+    revision = (await engine.status())["revision"]
     with pytest.raises(WrongPasswordError):
         await engine.unlock("not the password")
     assert engine.is_unlocked
-    assert (await engine.status()).revision == revision
+    assert (await engine.status())["revision"] == revision
     assert "alpha" in engine.state.scheme.clusters["default"].servers
     result = await engine.unlock(PASSWORD)  # the right one: checked, the session simply goes on
     assert result["unlocked"] is True and result["revision"] == revision

@@ -5,8 +5,10 @@ imports stay light: no engine runtime, no pandas, no HTTP stack. The client find
 the state path alone (the same derivation the daemon used), checks that the endpoint directory is
 private and that the listener is its own user, and then speaks the line protocol.
 
-:class:`RemoteEngine` offers the engine's surface: ``await remote.plan_show()`` is the same call
-as on an in-process engine, checked against the same allow-list on the daemon's side.
+:class:`RemoteEngine` implements :class:`~legion_nb.engine.surface.EngineAPI`: ``await
+remote.plan_show()`` is the same call as on an in-process engine and returns the same ``Scheme``
+(decoded from the method's declared type), checked against the same allow-list on the daemon's
+side; ``subscribe`` yields the same :class:`~legion_nb.engine.events.Event` values.
 """
 
 from __future__ import annotations
@@ -14,8 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -27,32 +28,25 @@ from legion_nb.engine.daemon.endpoint import (
     endpoint_for,
 )
 from legion_nb.engine.daemon.metadata import pid_alive, read_metadata
-from legion_nb.engine.daemon.protocol import TOPICS, encode_line, error_from_wire
+from legion_nb.engine.daemon.protocol import encode_line, error_from_wire
+from legion_nb.engine.daemon.remote_api import RemoteAPI
 from legion_nb.engine.daemon.streams import LineWriter
 from legion_nb.engine.daemon.syncclient import decode_reply, request_line, result_of
+from legion_nb.engine.events import TOPICS, Event
 from legion_nb.engine.wire import to_jsonable
 from legion_nb.errors import DaemonNotRunningError, DaemonProtocolError, LegionError, UsageError
 
-__all__ = ["RemoteEngine", "RemoteEvent", "connect", "connect_if_alive", "open_endpoint"]
+__all__ = ["RemoteEngine", "connect", "connect_if_alive", "open_endpoint"]
 
 DAEMON_TOKEN_ENV = "LEGION_DAEMON_TOKEN"  # noqa: S105 - the variable's name, not a token
 
 Opener = Callable[[], Awaitable[tuple[asyncio.StreamReader, LineWriter]]]
 
 
-@dataclass(frozen=True, slots=True)
-class RemoteEvent:
-    """One event of a daemon subscription: the topic and its JSON data."""
+class RemoteEngine(RemoteAPI):
+    """The engine of a running daemon, with the engine API's typed methods.
 
-    topic: str
-    data: Any
-
-
-class RemoteEngine:
-    """The engine of a running daemon, called by name with JSON arguments.
-
-    Engine methods are reachable as attributes (``await remote.diff()``; the names are the
-    daemon's allow-list, learnt when connecting) or through :meth:`call`; :meth:`subscribe`
+    Each call is one request on a shared connection (calls may overlap); :meth:`subscribe`
     streams snapshot and activity events on a connection of its own. Close it with
     :meth:`aclose` or use it as an async context manager.
     """
@@ -67,7 +61,6 @@ class RemoteEngine:
         self._next_id = 0
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._closed = False
-        self._methods: frozenset[str] = frozenset()  # the daemon's allow-list, learnt from its status
         self._replies = asyncio.create_task(self._read_replies())
 
     def __repr__(self) -> str:
@@ -81,23 +74,8 @@ class RemoteEngine:
     ) -> None:
         await self.aclose()
 
-    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
-        if name not in self._methods:
-            raise AttributeError(f"the daemon's engine has no public method {name!r}")
-
-        async def remote_method(**args: Any) -> Any:
-            return await self.call(name, **args)
-
-        remote_method.__name__ = name
-        return remote_method
-
-    async def call(self, name: str, /, **args: Any) -> Any:
-        """Call the engine method ``name``; errors arrive as the same ``LegionError`` types."""
+    async def _send(self, name: str, args: dict[str, Any]) -> Any:
         return await self._request("call", {"name": name, "args": to_jsonable(args)})
-
-    async def status(self) -> Any:
-        """The engine's status (as ``Engine.status()``); :meth:`daemon_status` describes the daemon."""
-        return await self.call("status")
 
     async def daemon_status(self) -> dict[str, Any]:
         """The daemon's own facts: pid, version, whether its engine is unlocked, the allowed methods."""
@@ -106,21 +84,13 @@ class RemoteEngine:
             raise DaemonProtocolError(
                 "the daemon's status is not an object: upgrade client and daemon together"
             )
-        methods = result.get("methods")
-        if isinstance(methods, list):
-            self._methods = frozenset(m for m in methods if isinstance(m, str) and not m.startswith("_"))
         return result
-
-    def __dir__(self) -> list[str]:
-        return sorted({*super().__dir__(), *self._methods})
 
     async def shutdown(self) -> None:
         """Ask the daemon to stop; it answers first, then closes its endpoint and its engine."""
         await self._request("shutdown", {})
 
-    async def subscribe(
-        self, topics: Sequence[str] = tuple(sorted(TOPICS))
-    ) -> AsyncGenerator[RemoteEvent, None]:
+    async def subscribe(self, topics: Iterable[str] = TOPICS) -> AsyncGenerator[Event, None]:
         """Events on ``topics`` until the daemon stops or the iteration is closed."""
         try:
             reader, writer = await self._opener()
@@ -135,9 +105,10 @@ class RemoteEngine:
             while True:
                 message = await _read_message(reader)
                 topic = message.get("event")
-                if not isinstance(topic, str):
-                    raise DaemonProtocolError("the daemon sent an event without a topic")
-                yield RemoteEvent(topic=topic, data=message.get("data"))
+                if topic in TOPICS:
+                    yield Event(topic=topic, data=message.get("data"))
+                    continue
+                raise DaemonProtocolError("the daemon sent an event without a known topic")
         except DaemonNotRunningError:
             return  # the daemon went away: the stream simply ends
         finally:

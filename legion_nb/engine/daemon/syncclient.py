@@ -10,7 +10,8 @@ daemon modules, so a daemon-served command pays for little more than the interpr
 It makes the same checks as :func:`legion_nb.engine.daemon.client.connect_if_alive`: metadata
 and a live pid before anything else, a private endpoint directory, a listener of our own uid (the
 token is never sent to anyone else), and a first daemon ``status`` that proves the token. Errors
-arrive as the same :class:`~legion_nb.errors.LegionError` types. Subscriptions stay with the
+arrive as the same :class:`~legion_nb.errors.LegionError` types, and results as the same typed
+values (:class:`~legion_nb.engine.daemon.remote_api.RemoteAPI`). Subscriptions stay with the
 asyncio client; so does Windows, whose named pipes need overlapped I/O for the same checks.
 """
 
@@ -21,13 +22,18 @@ import json
 import os
 import struct
 import sys
+from collections.abc import AsyncGenerator, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from legion_nb.engine.daemon.endpoint import UnsafeRuntimeDirError, check_private_dir, endpoint_for
 from legion_nb.engine.daemon.metadata import pid_alive, read_metadata
 from legion_nb.engine.daemon.protocol import MAX_REPLY_BYTES, encode_line, error_from_wire
+from legion_nb.engine.daemon.remote_api import RemoteAPI
 from legion_nb.errors import DaemonNotRunningError, DaemonProtocolError, LegionError, UsageError
+
+if TYPE_CHECKING:
+    from legion_nb.engine.events import Event
 
 __all__ = ["BlockingRemote", "connect_blocking", "decode_reply", "request_line", "result_of"]
 
@@ -35,12 +41,12 @@ _CLOSED = "the daemon closed the connection: is it still running?"
 _RECV_BYTES = 1 << 16
 
 
-class BlockingRemote:
-    """A daemon connection answering one request at a time, with the engine API's ``call``.
+class BlockingRemote(RemoteAPI):
+    """A daemon connection answering one request at a time, with the engine API's typed methods.
 
-    ``call`` is a coroutine function only so that CLI handlers written for the asyncio client
-    (``await api.call(...)``) run unchanged; it never suspends, so such a handler completes on
-    its first step without an event loop.
+    They are coroutine functions only so that CLI handlers written for any engine
+    (``await api.status()``) run unchanged; they never suspend, so such a handler completes on its
+    first step without an event loop.
     """
 
     def __init__(self, sock: _socket.socket, *, token: str) -> None:
@@ -53,9 +59,12 @@ class BlockingRemote:
     def __repr__(self) -> str:
         return f"BlockingRemote(closed={self._closed})"
 
-    async def call(self, name: str, /, **args: Any) -> Any:
-        """Call the engine method ``name``; errors arrive as the same ``LegionError`` types."""
+    async def _send(self, name: str, args: dict[str, Any]) -> Any:
         return self.request("call", {"name": name, "args": args})
+
+    def subscribe(self, topics: Iterable[str] = ()) -> AsyncGenerator[Event, None]:
+        """Not on a blocking connection: event streams need the asyncio client (``connect()``)."""
+        raise UsageError("event streams need the asyncio daemon client (legion_nb.connect())")
 
     def daemon_status(self) -> dict[str, Any]:
         """The daemon's own facts (pid, version, unlocked, allowed methods)."""

@@ -1,0 +1,293 @@
+"""The engine API over the daemon wire, for both daemon clients.
+
+:class:`RemoteAPI` implements every method of :class:`~legion_nb.engine.surface.EngineAPI` by sending
+its name and arguments and decoding the JSON reply into the method's declared return type
+(:func:`~legion_nb.engine.surface.result_type`, :func:`~legion_nb.engine.typed_json.from_jsonable`), so
+``await remote.plan_show()`` returns the same ``Scheme`` an in-process engine does. A subclass
+supplies only the transport: :meth:`RemoteAPI._send` (asyncio for notebooks and streams, a
+blocking socket for one-shot CLI commands) and ``subscribe``.
+
+Import-light on purpose (``typing``, the API module and the JSON views): a warm CLI command loads
+a record class only when its result is one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from legion_nb.engine.results import (
+    ActivityView,
+    AppSnapshot,
+    AuthResult,
+    CatalogView,
+    ClusterNbde,
+    CredentialFacts,
+    Removed,
+    StatusReport,
+    TerminalClosed,
+    TerminalFacts,
+    TerminalOutputView,
+    TerminalWritten,
+)
+from legion_nb.engine.surface import EngineAPI, result_type
+
+if TYPE_CHECKING:
+    from legion_nb.engine.diff import Diff
+    from legion_nb.engine.reports import MaterializeReport, RefreshResult, ServerCommandResult
+    from legion_nb.engine.state.model import (
+        PlannedAccess,
+        PlannedDnsHost,
+        PlannedDnsZone,
+        PlannedDomain,
+        PlannedFirewall,
+        PlannedServer,
+        Scheme,
+    )
+
+__all__ = ["RemoteAPI"]
+
+
+class RemoteAPI(EngineAPI):
+    """Every engine API method as one daemon ``call`` whose result is decoded from its declared type."""
+
+    async def _send(self, name: str, args: dict[str, Any]) -> Any:
+        """One ``call`` request; the reply's result as JSON (or its error raised)."""
+        raise NotImplementedError
+
+    async def call(self, name: str, /, **args: Any) -> Any:
+        """Call the engine method ``name`` with JSON arguments; the result as the daemon sent it.
+
+        The typed methods are the API; this is the wire underneath, for tools and tests that speak
+        to a daemon serving some other engine. Errors arrive as the same ``LegionError`` types.
+        """
+        return await self._send(name, args)
+
+    async def _typed(self, name: str, args: dict[str, Any]) -> Any:
+        from legion_nb.engine.typed_json import from_jsonable  # noqa: PLC0415 - first decode only
+
+        return from_jsonable(await self._send(name, args), result_type(name), where=f"{name} result")
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def bootstrap(self, password: str) -> AuthResult:
+        result: AuthResult = await self._typed("bootstrap", {"password": password})
+        return result
+
+    async def unlock(self, password: str) -> AuthResult:
+        result: AuthResult = await self._typed("unlock", {"password": password})
+        return result
+
+    async def logout(self) -> AuthResult:
+        result: AuthResult = await self._typed("logout", {})
+        return result
+
+    async def change_password(self, old: str, new: str) -> AuthResult:
+        result: AuthResult = await self._typed("change_password", {"old": old, "new": new})
+        return result
+
+    # -- reading -----------------------------------------------------------------------------
+
+    async def status(self) -> StatusReport:
+        result: StatusReport = await self._typed("status", {})
+        return result
+
+    async def plan_show(self) -> Scheme:
+        result: Scheme = await self._typed("plan_show", {})
+        return result
+
+    async def diff(self) -> Diff:
+        result: Diff = await self._typed("diff", {})
+        return result
+
+    async def credentials_show(self) -> list[CredentialFacts]:
+        result: list[CredentialFacts] = await self._typed("credentials_show", {})
+        return result
+
+    async def snapshot(self) -> AppSnapshot:
+        result: AppSnapshot = await self._typed("snapshot", {})
+        return result
+
+    async def activity(self) -> ActivityView:
+        result: ActivityView = await self._typed("activity", {})
+        return result
+
+    async def nbde_status(self) -> list[ClusterNbde]:
+        result: list[ClusterNbde] = await self._typed("nbde_status", {})
+        return result
+
+    async def catalog(self, provider: str, live: bool = True) -> CatalogView:
+        result: CatalogView = await self._typed("catalog", {"provider": provider, "live": live})
+        return result
+
+    # -- changing the plan -------------------------------------------------------------------
+
+    async def plan_upsert_server(
+        self,
+        *,
+        name: str,
+        provider: str,
+        server_type: str | None = None,
+        location: str | None = None,
+        image: str | None = None,
+        cluster: str | None = None,
+        role: str = "cluster",
+    ) -> PlannedServer:
+        args = {
+            "name": name, "provider": provider, "server_type": server_type, "location": location,
+            "image": image, "cluster": cluster, "role": role,
+        }
+        result: PlannedServer = await self._typed("plan_upsert_server", args)
+        return result
+
+    async def plan_remove_server(self, name: str) -> Removed:
+        result: Removed = await self._typed("plan_remove_server", {"name": name})
+        return result
+
+    async def plan_upsert_domain(self, name: str, provider: str) -> PlannedDomain:
+        result: PlannedDomain = await self._typed("plan_upsert_domain", {"name": name, "provider": provider})
+        return result
+
+    async def plan_remove_domain(self, name: str) -> Removed:
+        result: Removed = await self._typed("plan_remove_domain", {"name": name})
+        return result
+
+    async def plan_upsert_dns_zone(self, zone: str, provider: str) -> PlannedDnsZone:
+        args = {"zone": zone, "provider": provider}
+        result: PlannedDnsZone = await self._typed("plan_upsert_dns_zone", args)
+        return result
+
+    async def plan_remove_dns_zone(self, zone: str) -> Removed:
+        result: Removed = await self._typed("plan_remove_dns_zone", {"zone": zone})
+        return result
+
+    async def plan_upsert_dns_host(self, host: str, zone: str, servers: Sequence[str]) -> PlannedDnsHost:
+        args = {"host": host, "zone": zone, "servers": list(servers)}
+        result: PlannedDnsHost = await self._typed("plan_upsert_dns_host", args)
+        return result
+
+    async def plan_remove_dns_host(self, host: str, zone: str) -> Removed:
+        result: Removed = await self._typed("plan_remove_dns_host", {"host": host, "zone": zone})
+        return result
+
+    async def plan_upsert_firewall(
+        self,
+        name: str,
+        provider: str,
+        rules: Sequence[str | Mapping[str, Any]] = (),
+        servers: Sequence[str] = (),
+    ) -> PlannedFirewall:
+        args = {"name": name, "provider": provider, "rules": list(rules), "servers": list(servers)}
+        result: PlannedFirewall = await self._typed("plan_upsert_firewall", args)
+        return result
+
+    async def plan_remove_firewall(self, name: str) -> Removed:
+        result: Removed = await self._typed("plan_remove_firewall", {"name": name})
+        return result
+
+    async def plan_set_operator_cidrs(self, cidrs: list[str]) -> PlannedAccess:
+        result: PlannedAccess = await self._typed("plan_set_operator_cidrs", {"cidrs": list(cidrs)})
+        return result
+
+    async def plan_clear_operator_cidrs(self) -> PlannedAccess:
+        result: PlannedAccess = await self._typed("plan_clear_operator_cidrs", {})
+        return result
+
+    async def credentials_set(
+        self, provider: str, secrets: Mapping[str, Any], endpoint: str | None = None
+    ) -> CredentialFacts:
+        args = {"provider": provider, "secrets": dict(secrets), "endpoint": endpoint}
+        result: CredentialFacts = await self._typed("credentials_set", args)
+        return result
+
+    # -- operations --------------------------------------------------------------------------
+
+    async def materialize(self, yes: bool = True, settle_seconds: float | None = None) -> MaterializeReport:
+        args = {"yes": yes, "settle_seconds": settle_seconds}
+        result: MaterializeReport = await self._typed("materialize", args)
+        return result
+
+    async def refresh(self) -> RefreshResult:
+        result: RefreshResult = await self._typed("refresh", {})
+        return result
+
+    async def server_reboot(self, name: str) -> ServerCommandResult:
+        result: ServerCommandResult = await self._typed("server_reboot", {"name": name})
+        return result
+
+    async def server_reinstall(self, name: str) -> ServerCommandResult:
+        result: ServerCommandResult = await self._typed("server_reinstall", {"name": name})
+        return result
+
+    async def server_delete(self, name: str) -> ServerCommandResult:
+        result: ServerCommandResult = await self._typed("server_delete", {"name": name})
+        return result
+
+    async def node_reinstall(self, name: str) -> ServerCommandResult:
+        result: ServerCommandResult = await self._typed("node_reinstall", {"name": name})
+        return result
+
+    async def node_resume(self, name: str) -> ServerCommandResult:
+        result: ServerCommandResult = await self._typed("node_resume", {"name": name})
+        return result
+
+    async def node_repin(self, name: str) -> ServerCommandResult:
+        result: ServerCommandResult = await self._typed("node_repin", {"name": name})
+        return result
+
+    # -- billing -----------------------------------------------------------------------------
+
+    async def billing_collect(self, days: int | None = None) -> dict[str, Any]:
+        """``days`` None: the engine's default window."""
+        args = {} if days is None else {"days": days}
+        result: dict[str, Any] = await self._typed("billing_collect", args)
+        return result
+
+    async def billing_ledger(
+        self, month: str | None = None, by: str | None = None, collect: bool = True
+    ) -> list[dict[str, Any]]:
+        args = {"month": month, "by": by, "collect": collect}
+        result: list[dict[str, Any]] = await self._typed("billing_ledger", args)
+        return result
+
+    async def billing_reconciliation(
+        self, month: str | None = None, collect: bool = True
+    ) -> list[dict[str, Any]]:
+        args = {"month": month, "collect": collect}
+        result: list[dict[str, Any]] = await self._typed("billing_reconciliation", args)
+        return result
+
+    async def billing_forecast(self, collect: bool = True) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = await self._typed("billing_forecast", {"collect": collect})
+        return result
+
+    async def billing_daily(self, month: str | None = None, collect: bool = True) -> list[dict[str, Any]]:
+        args = {"month": month, "collect": collect}
+        result: list[dict[str, Any]] = await self._typed("billing_daily", args)
+        return result
+
+    # -- terminals ---------------------------------------------------------------------------
+
+    async def terminal_open(self, name: str, cols: int = 80, rows: int = 24) -> TerminalFacts:
+        result: TerminalFacts = await self._typed("terminal_open", {"name": name, "cols": cols, "rows": rows})
+        return result
+
+    async def terminal_write(self, id: str, data: str) -> TerminalWritten:
+        result: TerminalWritten = await self._typed("terminal_write", {"id": id, "data": data})
+        return result
+
+    async def terminal_read(self, id: str, wait: float = 0.0) -> TerminalOutputView:
+        result: TerminalOutputView = await self._typed("terminal_read", {"id": id, "wait": wait})
+        return result
+
+    async def terminal_resize(self, id: str, cols: int, rows: int) -> TerminalFacts:
+        result: TerminalFacts = await self._typed("terminal_resize", {"id": id, "cols": cols, "rows": rows})
+        return result
+
+    async def terminal_close(self, id: str) -> TerminalClosed:
+        result: TerminalClosed = await self._typed("terminal_close", {"id": id})
+        return result
+
+    async def terminal_list(self) -> list[TerminalFacts]:
+        result: list[TerminalFacts] = await self._typed("terminal_list", {})
+        return result

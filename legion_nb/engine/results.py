@@ -1,0 +1,169 @@
+"""The engine API's JSON-shaped results, as ``TypedDict``s.
+
+Results that are views rather than records (an unlock's outcome, a status, the app snapshot, the
+activity, a terminal poll, a catalog) are plain dicts of JSON types: lists rather than tuples,
+strings for dates and decimals. They are the same object in process and after a trip through the
+daemon, so they need no decoding, and this module imports nothing but :mod:`typing`: a warm CLI
+command that gets one of them never loads the engine's record classes. Records (the plan, the
+diff, the reports of operations) stay frozen dataclasses and are decoded from their declared type
+(see :mod:`legion_nb.engine.typed_json`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NotRequired, TypedDict
+
+__all__ = [
+    "ActivityView",
+    "AppSnapshot",
+    "AuthResult",
+    "CatalogView",
+    "ClusterNbde",
+    "CredentialFacts",
+    "NodeNbdeStatus",
+    "Removed",
+    "ResourceAtWork",
+    "ResourceFailure",
+    "StatusReport",
+    "TerminalClosed",
+    "TerminalFacts",
+    "TerminalOutputView",
+    "TerminalWritten",
+]
+
+
+class AuthResult(TypedDict):
+    """After ``bootstrap``, ``unlock``, ``logout`` or ``change_password``."""
+
+    state: str
+    unlocked: bool
+    revision: int | None
+
+
+class StatusReport(TypedDict):
+    """Locked or unlocked; when unlocked, what the plan holds, who has credentials, what would change."""
+
+    state: str
+    exists: bool
+    unlocked: bool
+    revision: int | None
+    counts: dict[str, int]
+    providers: list[str]
+    actions: dict[str, int]
+
+
+class Removed(TypedDict):
+    """A resource taken out of the plan (``zone`` only for a DNS host)."""
+
+    removed: str
+    name: str
+    zone: NotRequired[str]
+
+
+class CredentialFacts(TypedDict):
+    """A provider's stored credentials without their secrets: endpoint and field names."""
+
+    provider: str
+    endpoint: str | None
+    fields: list[str]
+
+
+class ResourceAtWork(TypedDict):
+    kind: str
+    name: str
+    state: str
+    operation: str
+    substage: str
+    waiting: str
+
+
+class ResourceFailure(TypedDict):
+    kind: str
+    name: str
+    error: str
+
+
+class ActivityView(TypedDict):
+    """The current and last operation, counts per lifecycle state, resources at work and failures."""
+
+    operation: dict[str, Any] | None
+    last: dict[str, Any] | None
+    counts: dict[str, int]
+    total: int
+    settled: int
+    current: list[ResourceAtWork]
+    errors: list[ResourceFailure]
+
+
+class AppSnapshot(TypedDict):
+    """One row per resource (planned, tracked, observed and the actor's belief), the providers, and
+    the plan's cost totals when the engine priced it."""
+
+    locked: bool
+    revision: int | None
+    rows: list[dict[str, Any]]
+    providers: NotRequired[list[dict[str, Any]]]
+    cost: NotRequired[dict[str, Any]]
+
+
+class NodeNbdeStatus(TypedDict):
+    node: str
+    healthy: bool
+    mode: str | None
+    peers: list[str]
+    threshold: int | None
+    local_boot_key: bool | None
+    target_mode: str | None
+    in_policy: bool
+
+
+class ClusterNbde(TypedDict):
+    """A cluster's NBDE mode as its healthy nodes call for it, and each node's recorded binding."""
+
+    cluster: str
+    mode: str
+    reason: str
+    nodes: list[NodeNbdeStatus]
+
+
+class CatalogView(TypedDict):
+    """Server types with prices (decimal strings), locations and images of one provider."""
+
+    provider: str
+    currency: str
+    source: str
+    fetched_at: str | None
+    server_types: list[dict[str, Any]]
+    locations: list[dict[str, Any]]
+    images: list[dict[str, Any]]
+
+
+class TerminalFacts(TypedDict):
+    """An open terminal: node, address and size (never a key)."""
+
+    id: str
+    node: str
+    host: str
+    pty: bool
+    cols: int
+    rows: int
+    closed: bool
+
+
+class TerminalOutputView(TypedDict):
+    """Output since the last read, and whether the shell ended (with its exit status)."""
+
+    id: str
+    data: str
+    closed: bool
+    exit_status: int | None
+
+
+class TerminalWritten(TypedDict):
+    id: str
+    written: int
+
+
+class TerminalClosed(TypedDict):
+    id: str
+    closed: bool
