@@ -32,7 +32,7 @@ def register(sub: Any) -> None:
 async def _catalog(ctx: CliContext, args: argparse.Namespace) -> int:
     live = not args.embedded and ctx.state_path.exists()
     async with ctx.api(unlock=live) as api:
-        result = await api.call("catalog", provider=args.provider, live=live)
+        result = await api.catalog(args.provider, live=live)
     ctx.emit(result, _text)
     return 0
 

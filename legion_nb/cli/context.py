@@ -1,9 +1,9 @@
 """What every CLI command gets: global options, the password, output, and the engine API.
 
-Commands never talk to an engine object directly. They ask :meth:`CliContext.api` for an
-:class:`EngineApi` and ``call`` engine methods by name with JSON arguments; the result is JSON. In
-process that is the engine itself; with a daemon token it is the daemon, so every command behaves
-the same whichever path serves it.
+Commands ask :meth:`CliContext.api` for the :class:`~legion_nb.engine.api.EngineAPI` and call
+its typed methods (``await api.status()``). In process that is the engine itself; with a daemon
+token it is a daemon client, which returns the same typed results, so every command behaves the
+same whichever path serves it. :meth:`CliContext.emit` prints a result as JSON or as text.
 
 A handler marked :func:`one_shot` awaits nothing but those calls and the context's own I/O, so a
 live daemon can serve it on a blocking socket with no event loop: the CLI then never imports
@@ -17,7 +17,7 @@ import os
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from legion_nb.errors import LegionError, UsageError
 
@@ -25,8 +25,9 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from legion_nb.engine.daemon.syncclient import BlockingRemote
+    from legion_nb.engine.surface import EngineAPI
 
-__all__ = ["DEFAULT_LOCK_TIMEOUT", "CliContext", "EngineApi", "is_one_shot", "one_shot"]
+__all__ = ["DEFAULT_LOCK_TIMEOUT", "CliContext", "is_one_shot", "one_shot"]
 
 PASSWORD_ENV = "LEGION_PASSWORD"  # noqa: S105 - the variable's name, not a password
 DAEMON_TOKEN_ENV = "LEGION_DAEMON_TOKEN"  # noqa: S105 - the variable's name, not a token
@@ -36,12 +37,6 @@ DEFAULT_LOCK_TIMEOUT = 30.0
 
 _Handler = TypeVar("_Handler", bound=Callable[..., Any])
 _ONE_SHOT = "_legion_one_shot"
-
-
-class EngineApi(Protocol):
-    """The engine as the CLI sees it: named calls with JSON in and out."""
-
-    async def call(self, name: str, /, **args: Any) -> Any: ...
 
 
 def one_shot(handler: _Handler) -> _Handler:
@@ -75,6 +70,7 @@ class CliContext:
         "lock_timeout",
         "password_stdin",
         "state_path",
+        "via_daemon",
     )
 
     def __init__(
@@ -93,6 +89,8 @@ class CliContext:
         self._stdin_lines: list[str] | None = None
         self._blocking: BlockingRemote | None = None
         self._blocking_error: LegionError | None = None
+        self.via_daemon = False
+        """Whether the last :meth:`api` was served by a daemon (rather than an engine in process)."""
 
     def __repr__(self) -> str:
         token = None if self.daemon_token is None else "<hidden>"  # a secret never shows in a repr
@@ -198,11 +196,13 @@ class CliContext:
             blocking.close()
 
     @asynccontextmanager
-    async def api(self, *, unlock: bool = True) -> AsyncIterator[EngineApi]:
-        """The engine API: through a live daemon when a token is given, else in this process."""
+    async def api(self, *, unlock: bool = True) -> AsyncIterator[EngineAPI]:
+        """The engine API: through a live daemon when a token is given, else in this process
+        (unlocked first unless ``unlock`` is false)."""
         if self._blocking_error is not None:
             raise self._blocking_error
         if self._blocking is not None:
+            self.via_daemon = True
             yield self._blocking
             return
         token = self.token()
@@ -211,6 +211,7 @@ class CliContext:
 
             remote = await connect_if_alive(self.state_path, token)
             if remote is not None:
+                self.via_daemon = True
                 try:
                     yield remote
                 finally:
@@ -219,12 +220,24 @@ class CliContext:
         from legion_nb.engine.runtime import create_engine  # noqa: PLC0415
 
         engine = create_engine(self.state_path, lock_timeout=self.lock_timeout)
+        self.via_daemon = False
         try:
             if unlock:
                 await engine.unlock(self.password())
-            yield _LocalApi(engine)
+            yield engine
         finally:
+            # Results are printed after the engine closes (and withdraws its secrets): keep them
+            # scrubbed from this command's output until :meth:`close`.
+            from legion_nb.engine import redaction  # noqa: PLC0415 - the engine imported it already
+
+            redaction.publish(self, redaction.active())
             await engine.aclose()
+
+    def close(self) -> None:
+        """The command is over: stop scrubbing the secrets of an engine it ran in process."""
+        redaction = sys.modules.get("legion_nb.engine.redaction")
+        if redaction is not None:
+            redaction.withdraw(self)
 
 
 def _ask(prompt: str) -> str:
@@ -248,28 +261,6 @@ def _to_jsonable(value: Any) -> Any:
     from legion_nb.engine.wire import to_jsonable  # noqa: PLC0415 - dates, enums, dataclasses, paths
 
     return to_jsonable(value)
-
-
-class _LocalApi:
-    """An in-process engine behind the same named-call surface the daemon offers."""
-
-    def __init__(self, engine: Any) -> None:
-        from legion_nb.engine.api import public_methods  # noqa: PLC0415
-
-        self._engine = engine
-        self._public = public_methods(type(engine))
-
-    @property
-    def engine(self) -> Any:
-        return self._engine
-
-    async def call(self, name: str, /, **args: Any) -> Any:
-        from legion_nb.engine.wire import to_jsonable  # noqa: PLC0415
-
-        if name not in self._public:
-            raise UsageError(f"{name!r} is not an engine API method")
-        # Scrubbed while the engine is unlocked: the output is printed after it has closed.
-        return scrub_data(to_jsonable(await getattr(self._engine, name)(**args)))
 
 
 def scrub(text: str) -> str:

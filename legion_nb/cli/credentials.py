@@ -59,9 +59,7 @@ async def _set(ctx: CliContext, args: argparse.Namespace) -> int:
     password = ctx.password()
     secrets = _secrets(ctx.stdin_rest())
     async with unlocked_api(ctx, password) as api:
-        result = await api.call(
-            "credentials_set", provider=args.provider, secrets=secrets, endpoint=args.endpoint
-        )
+        result = await api.credentials_set(args.provider, secrets, endpoint=args.endpoint)
     ctx.emit(
         result,
         lambda r: (
@@ -75,7 +73,7 @@ async def _set(ctx: CliContext, args: argparse.Namespace) -> int:
 @one_shot
 async def _show(ctx: CliContext, _: argparse.Namespace) -> int:
     async with ctx.api() as api:
-        result = await api.call("credentials_show")
+        result = await api.credentials_show()
     ctx.emit(
         result,
         lambda rows: (

@@ -10,10 +10,13 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from legion_nb.cli.context import PASSWORD_ENV, CliContext, EngineApi, one_shot
+from legion_nb.cli.context import PASSWORD_ENV, CliContext, one_shot
 from legion_nb.errors import StateExistsError, UsageError
+
+if TYPE_CHECKING:
+    from legion_nb.engine.surface import EngineAPI
 
 __all__ = ["register", "unlocked_api"]
 
@@ -30,7 +33,7 @@ def register(sub: Any) -> None:
 
 
 @asynccontextmanager
-async def unlocked_api(ctx: CliContext, password: str) -> AsyncIterator[EngineApi]:
+async def unlocked_api(ctx: CliContext, password: str) -> AsyncIterator[EngineAPI]:
     """The engine API, unlocked with a password the command already read.
 
     Commands that read more than the password from stdin (``passwd``, ``credentials set``) read it
@@ -38,9 +41,9 @@ async def unlocked_api(ctx: CliContext, password: str) -> AsyncIterator[EngineAp
     A daemon that is already unlocked is used as it is.
     """
     async with ctx.api(unlock=False) as api:
-        status = await api.call("status")
+        status = await api.status()
         if not status["unlocked"]:
-            await api.call("unlock", password=password)
+            await api.unlock(password)
         yield api
 
 
@@ -59,7 +62,7 @@ async def _init(ctx: CliContext, _: argparse.Namespace) -> int:
         )
     password = ctx.new_password() if _asks_twice(ctx) else ctx.password("New password: ")
     async with ctx.api(unlock=False) as api:
-        result = await api.call("bootstrap", password=password)
+        result = await api.bootstrap(password)
     ctx.emit(result, lambda r: f"created {r['state']}: the plan is empty (next: legion plan ...)")
     return 0
 
@@ -69,7 +72,7 @@ async def _passwd(ctx: CliContext, _: argparse.Namespace) -> int:
     old = ctx.password("Current password: ")
     new = ctx.new_password()
     async with unlocked_api(ctx, old) as api:
-        result = await api.call("change_password", old=old, new=new)
+        result = await api.change_password(old, new)
     ctx.emit(result, lambda r: f"password changed for {r['state']}")
     return 0
 
@@ -77,18 +80,17 @@ async def _passwd(ctx: CliContext, _: argparse.Namespace) -> int:
 @one_shot
 async def _status(ctx: CliContext, _: argparse.Namespace) -> int:
     async with ctx.api(unlock=False) as api:
-        daemon = "not running" if hasattr(api, "engine") else "running"
-        report = await api.call("status")
+        daemon = "running" if ctx.via_daemon else "not running"
+        report = await api.status()
         if report["exists"] and not report["unlocked"]:
             try:
                 password = ctx.password()
             except UsageError:
                 password = None  # no password at hand: report the state as locked
             if password is not None:
-                await api.call("unlock", password=password)
-                report = await api.call("status")
-    report["daemon"] = daemon
-    ctx.emit(report, _render_status)
+                await api.unlock(password)
+                report = await api.status()
+    ctx.emit({**report, "daemon": daemon}, _render_status)
     return 0
 
 

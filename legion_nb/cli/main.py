@@ -172,6 +172,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.error(f"'{args.command}' needs a sub-command")
+    ctx: CliContext | None = None
     try:
         ctx = CliContext(
             state_path=resolve_state_path(args.state),
@@ -201,6 +202,9 @@ def run(argv: Sequence[str] | None = None) -> int:
             sys.stderr.write(scrub(traceback.format_exc()))
         _fail(f"internal error: {type(exc).__name__}: {exc} (set LEGION_DEBUG=1 for a traceback)")
         return EXIT_INTERNAL
+    finally:
+        if ctx is not None:
+            ctx.close()  # after the error lines above, which are scrubbed too
     return int(code or 0)
 
 

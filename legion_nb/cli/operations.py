@@ -15,12 +15,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
-from legion_nb.cli.context import CliContext, EngineApi, one_shot, scrub
+from legion_nb.cli.context import CliContext, one_shot, scrub
 from legion_nb.cli.tables import table
 from legion_nb.errors import OperationError, UsageError
+
+if TYPE_CHECKING:
+    from legion_nb.engine.reports import ServerCommandResult
+    from legion_nb.engine.surface import EngineAPI
 
 __all__ = ["MaterializeIncompleteError", "register"]
 
@@ -69,9 +73,6 @@ def register(sub: Any) -> None:
         command.set_defaults(handler=_server, command=name)
 
 
-_SERVER_METHODS = {"resume": "node_resume", "repin": "node_repin"}  # node deployment commands
-
-
 def _confirm(question: str) -> bool:
     if not sys.stdin.isatty():
         return False
@@ -90,12 +91,11 @@ async def _materialize(ctx: CliContext, args: argparse.Namespace) -> int:
         raise UsageError("--timeout must be a positive number of seconds")
     async with ctx.api() as api:
         if not args.yes:
-            diff = await api.call("diff")
-            pending = [r for r in diff["resources"] if r["action"] != "unchanged"]
+            pending = (await api.diff()).pending()
             if not _confirm(f"materialize {len(pending)} change(s) (see `legion diff`)?"):
                 raise UsageError("materialize changes cloud resources: confirm, or pass --yes")
         show = _LiveTable() if not ctx.json and sys.stdout.isatty() else None
-        run = asyncio.ensure_future(api.call("materialize", yes=True, settle_seconds=args.timeout))
+        run = asyncio.ensure_future(api.materialize(yes=True, settle_seconds=args.timeout))
         follower = asyncio.ensure_future(_follow(api, ctx, show))
         try:
             report = await run
@@ -106,16 +106,18 @@ async def _materialize(ctx: CliContext, args: argparse.Namespace) -> int:
             if show is not None:
                 show.close()
     if ctx.json:
-        ctx.emit_line({"event": "report", **report})
+        from legion_nb.engine.wire import to_jsonable  # noqa: PLC0415
+
+        ctx.emit_line({"event": "report", **to_jsonable(report)})
     else:
-        sys.stdout.write(f"{scrub(report['summary'])}\n")
+        sys.stdout.write(f"{scrub(report.summary)}\n")
         sys.stdout.flush()
-    if not report["ok"]:
-        raise MaterializeIncompleteError(report["summary"])
+    if not report.ok:
+        raise MaterializeIncompleteError(report.summary)
     return 0
 
 
-async def _follow(api: EngineApi, ctx: CliContext, show: _LiveTable | None) -> None:
+async def _follow(api: EngineAPI, ctx: CliContext, show: _LiveTable | None) -> None:
     """Print what the engine publishes until the materialize ends (this task is then cancelled)."""
     async with _events(api) as events:
         async for topic, data in events:
@@ -131,12 +133,11 @@ async def _follow(api: EngineApi, ctx: CliContext, show: _LiveTable | None) -> N
 
 
 @contextlib.asynccontextmanager
-async def _events(api: EngineApi) -> AsyncIterator[AsyncIterator[tuple[str, Any]]]:
+async def _events(api: EngineAPI) -> AsyncIterator[AsyncIterator[tuple[str, Any]]]:
     """The engine's event stream as (topic, JSON data), in process or from the daemon."""
     from legion_nb.engine.wire import to_jsonable  # noqa: PLC0415
 
-    source: Any = getattr(api, "engine", api)  # the in-process engine, or the daemon client
-    stream = source.subscribe(["snapshot", "activity"])
+    stream = api.subscribe(["snapshot", "activity"])
 
     async def pairs() -> AsyncIterator[tuple[str, Any]]:
         async for event in stream:
@@ -178,10 +179,10 @@ class _LiveTable:
 async def _refresh(ctx: CliContext, args: argparse.Namespace) -> int:
     del args
     async with ctx.api() as api:
-        result = await api.call("refresh")
+        result = await api.refresh()
     ctx.emit(result, _refresh_text)
-    if not result["ok"]:
-        raise RefreshIncompleteError(result["summary"])
+    if not result.ok:
+        raise RefreshIncompleteError(result.summary)
     return 0
 
 
@@ -209,7 +210,7 @@ def _refresh_text(result: dict[str, Any]) -> str:
 async def _snapshot(ctx: CliContext, args: argparse.Namespace) -> int:
     del args
     async with ctx.api() as api:
-        result = await api.call("snapshot")
+        result = await api.snapshot()
     ctx.emit(result, _snapshot_text)
     return 0
 
@@ -224,6 +225,14 @@ def _snapshot_text(snapshot: dict[str, Any]) -> str:
 
 # -- server commands -----------------------------------------------------------------------------
 
+_SERVER_COMMANDS: dict[str, Callable[[EngineAPI, str], Awaitable[ServerCommandResult]]] = {
+    "reboot": lambda api, name: api.server_reboot(name),
+    "reinstall": lambda api, name: api.server_reinstall(name),
+    "delete": lambda api, name: api.server_delete(name),
+    "resume": lambda api, name: api.node_resume(name),  # node deployment commands
+    "repin": lambda api, name: api.node_repin(name),
+}
+
 
 @one_shot
 async def _server(ctx: CliContext, args: argparse.Namespace) -> int:
@@ -231,9 +240,9 @@ async def _server(ctx: CliContext, args: argparse.Namespace) -> int:
     if command == "delete" and not args.yes and not _confirm(f"delete server {args.name} now?"):
         raise UsageError("server delete removes a server at its provider: confirm, or pass --yes")
     async with ctx.api() as api:
-        result = await api.call(_SERVER_METHODS.get(command, f"server_{command}"), name=args.name)
+        result = await _SERVER_COMMANDS[command](api, args.name)
     render: Callable[[dict[str, Any]], str] = lambda r: str(r["summary"])  # noqa: E731
     ctx.emit(result, render)
-    if result["status"] != "succeeded":
-        raise OperationError(result["summary"])
+    if result.status != "succeeded":
+        raise OperationError(result.summary)
     return 0

@@ -10,11 +10,16 @@ Only argparse-level imports at the top: see :mod:`legion_nb.cli.main`.
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from legion_nb.cli.context import CliContext, one_shot
 from legion_nb.cli.tables import table
 from legion_nb.errors import UsageError
+
+if TYPE_CHECKING:
+    from legion_nb.engine.results import Removed
+    from legion_nb.engine.surface import EngineAPI
 
 __all__ = ["register"]
 
@@ -36,7 +41,14 @@ def register(sub: Any) -> None:
     server.set_defaults(handler=_server)
 
     zone = _kind(kinds, "dns-zone", "ZONE", "a DNS zone hosted at a provider")
-    zone.set_defaults(handler=_provider_resource("dns_zone", "zone", "DNS zone"))
+    zone.set_defaults(
+        handler=_provider_resource(
+            lambda api, name, provider: api.plan_upsert_dns_zone(zone=name, provider=provider),
+            lambda api, name: api.plan_remove_dns_zone(zone=name),
+            "zone",
+            "DNS zone",
+        )
+    )
 
     host = _kind(
         kinds, "dns-host", "HOST", "a name in a zone pointing at servers (add = upsert)", provider=False
@@ -46,7 +58,14 @@ def register(sub: Any) -> None:
     host.set_defaults(handler=_dns_host)
 
     domain = _kind(kinds, "domain", "NAME", "a registered domain looked after at a provider")
-    domain.set_defaults(handler=_provider_resource("domain", "name", "domain"))
+    domain.set_defaults(
+        handler=_provider_resource(
+            lambda api, name, provider: api.plan_upsert_domain(name=name, provider=provider),
+            lambda api, name: api.plan_remove_domain(name=name),
+            "name",
+            "domain",
+        )
+    )
 
     firewall = _kind(kinds, "firewall", "NAME", "a provider firewall guarding planned servers")
     firewall.add_argument(
@@ -104,9 +123,9 @@ def _names(text: str) -> list[str]:
     return [n.strip() for n in text.split(",") if n.strip()]
 
 
-async def _call(ctx: CliContext, method: str, **kwargs: Any) -> Any:
+async def _call(ctx: CliContext, call: Callable[[EngineAPI], Awaitable[Any]]) -> Any:
     async with ctx.api() as api:
-        return await api.call(method, **kwargs)
+        return await call(api)
 
 
 def _removed(result: dict[str, str]) -> str:
@@ -116,18 +135,20 @@ def _removed(result: dict[str, str]) -> str:
 @one_shot
 async def _server(ctx: CliContext, args: argparse.Namespace) -> int:
     if args.action == "remove":
-        ctx.emit(await _call(ctx, "plan_remove_server", name=args.name), _removed)
+        ctx.emit(await _call(ctx, lambda api: api.plan_remove_server(name=args.name)), _removed)
         return 0
+    provider = _provider(args)
     result = await _call(
         ctx,
-        "plan_upsert_server",
-        name=args.name,
-        provider=_provider(args),
-        server_type=args.server_type,
-        location=args.location,
-        image=args.image,
-        cluster=args.cluster,
-        role=args.role,
+        lambda api: api.plan_upsert_server(
+            name=args.name,
+            provider=provider,
+            server_type=args.server_type,
+            location=args.location,
+            image=args.image,
+            cluster=args.cluster,
+            role=args.role,
+        ),
     )
     ctx.emit(
         result,
@@ -146,25 +167,32 @@ def _policy(value: str | None) -> str:
 @one_shot
 async def _dns_host(ctx: CliContext, args: argparse.Namespace) -> int:
     if args.action == "remove":
-        result = await _call(ctx, "plan_remove_dns_host", host=args.name, zone=args.zone)
+        result = await _call(ctx, lambda api: api.plan_remove_dns_host(host=args.name, zone=args.zone))
         ctx.emit(result, lambda r: f"removed DNS host {r['name']} in {r['zone']} from the plan")
         return 0
+    servers = _names(args.servers)
     result = await _call(
-        ctx, "plan_upsert_dns_host", host=args.name, zone=args.zone, servers=_names(args.servers)
+        ctx, lambda api: api.plan_upsert_dns_host(host=args.name, zone=args.zone, servers=servers)
     )
     ctx.emit(result, lambda r: f"planned DNS host {r['host']} in {r['zone']} -> {', '.join(r['servers'])}")
     return 0
 
 
-def _provider_resource(kind: str, key: str, label: str) -> Any:
+def _provider_resource(
+    upsert: Callable[[EngineAPI, str, str], Awaitable[Any]],
+    remove: Callable[[EngineAPI, str], Awaitable[Removed]],
+    key: str,
+    label: str,
+) -> Any:
     """The handler of a resource identified by one name at one provider (DNS zone, domain)."""
 
     @one_shot
     async def handle(ctx: CliContext, args: argparse.Namespace) -> int:
         if args.action == "remove":
-            ctx.emit(await _call(ctx, f"plan_remove_{kind}", **{key: args.name}), _removed)
+            ctx.emit(await _call(ctx, lambda api: remove(api, args.name)), _removed)
             return 0
-        result = await _call(ctx, f"plan_upsert_{kind}", **{key: args.name}, provider=_provider(args))
+        provider = _provider(args)
+        result = await _call(ctx, lambda api: upsert(api, args.name, provider))
         ctx.emit(result, lambda r: f"planned {label} {r[key]} on {r['provider']}")
         return 0
 
@@ -174,15 +202,14 @@ def _provider_resource(kind: str, key: str, label: str) -> Any:
 @one_shot
 async def _firewall(ctx: CliContext, args: argparse.Namespace) -> int:
     if args.action == "remove":
-        ctx.emit(await _call(ctx, "plan_remove_firewall", name=args.name), _removed)
+        ctx.emit(await _call(ctx, lambda api: api.plan_remove_firewall(name=args.name)), _removed)
         return 0
+    provider = _provider(args)
     result = await _call(
         ctx,
-        "plan_upsert_firewall",
-        name=args.name,
-        provider=_provider(args),
-        rules=list(args.rule),
-        servers=_names(args.servers),
+        lambda api: api.plan_upsert_firewall(
+            name=args.name, provider=provider, rules=list(args.rule), servers=_names(args.servers)
+        ),
     )
     ctx.emit(
         result,
@@ -202,18 +229,19 @@ def _access(result: dict[str, Any]) -> str:
 
 
 async def _access_set(ctx: CliContext, args: argparse.Namespace) -> int:
-    ctx.emit(await _call(ctx, "plan_set_operator_cidrs", cidrs=list(args.operator_cidr)), _access)
+    cidrs = list(args.operator_cidr)
+    ctx.emit(await _call(ctx, lambda api: api.plan_set_operator_cidrs(cidrs=cidrs)), _access)
     return 0
 
 
 async def _access_clear(ctx: CliContext, _: argparse.Namespace) -> int:
-    ctx.emit(await _call(ctx, "plan_clear_operator_cidrs"), _access)
+    ctx.emit(await _call(ctx, lambda api: api.plan_clear_operator_cidrs()), _access)
     return 0
 
 
 @one_shot
 async def _show(ctx: CliContext, _: argparse.Namespace) -> int:
-    ctx.emit(await _call(ctx, "plan_show"), render_scheme)
+    ctx.emit(await _call(ctx, lambda api: api.plan_show()), render_scheme)
     return 0
 
 
@@ -270,7 +298,7 @@ def _rule(rule: dict[str, Any]) -> str:
 
 @one_shot
 async def _diff(ctx: CliContext, args: argparse.Namespace) -> int:
-    result = await _call(ctx, "diff")
+    result = await _call(ctx, lambda api: api.diff())
     ctx.emit(result, lambda d: render_diff(d, fields=args.fields))
     return 0
 
