@@ -12,13 +12,16 @@ Only argparse-level imports at the top: see :mod:`legion_nb.cli.main`.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from legion_nb.cli.context import CliContext, one_shot
 from legion_nb.cli.tables import table
 from legion_nb.errors import UsageError
+
+if TYPE_CHECKING:
+    from legion_nb.engine.surface import EngineAPI
 
 __all__ = ["register"]
 
@@ -60,10 +63,11 @@ def _window(parser: Any) -> None:
     _collect_flag(parser)
 
 
-async def _rows(ctx: CliContext, method: str, **kwargs: Any) -> list[dict[str, Any]]:
+async def _rows(
+    ctx: CliContext, call: Callable[[EngineAPI], Awaitable[list[dict[str, Any]]]]
+) -> list[dict[str, Any]]:
     async with ctx.api() as api:
-        result: list[dict[str, Any]] = await api.call(method, **kwargs)
-    return result
+        return await call(api)
 
 
 def _render(columns: tuple[str, ...], headers: tuple[str, ...]) -> Callable[[list[dict[str, Any]]], str]:
@@ -85,7 +89,9 @@ def _cell(value: Any) -> str:
 
 @one_shot
 async def _ledger(ctx: CliContext, args: argparse.Namespace) -> int:
-    rows = await _rows(ctx, "billing_ledger", month=args.month, by=args.by, collect=not args.no_collect)
+    rows = await _rows(
+        ctx, lambda api: api.billing_ledger(month=args.month, by=args.by, collect=not args.no_collect)
+    )
     if args.by is None:
         columns: tuple[str, ...] = (
             "start",
@@ -106,7 +112,7 @@ async def _ledger(ctx: CliContext, args: argparse.Namespace) -> int:
 
 @one_shot
 async def _forecast(ctx: CliContext, args: argparse.Namespace) -> int:
-    rows = await _rows(ctx, "billing_forecast", collect=not args.no_collect)
+    rows = await _rows(ctx, lambda api: api.billing_forecast(collect=not args.no_collect))
     columns = (
         "provider",
         "month_to_date",
@@ -125,7 +131,9 @@ async def _forecast(ctx: CliContext, args: argparse.Namespace) -> int:
 
 @one_shot
 async def _reconcile(ctx: CliContext, args: argparse.Namespace) -> int:
-    rows = await _rows(ctx, "billing_reconciliation", month=args.month, collect=not args.no_collect)
+    rows = await _rows(
+        ctx, lambda api: api.billing_reconciliation(month=args.month, collect=not args.no_collect)
+    )
     columns = (
         "provider",
         "resource_name",
@@ -144,14 +152,14 @@ async def _reconcile(ctx: CliContext, args: argparse.Namespace) -> int:
 
 @one_shot
 async def _daily(ctx: CliContext, args: argparse.Namespace) -> int:
-    rows = await _rows(ctx, "billing_daily", month=args.month, collect=not args.no_collect)
+    rows = await _rows(ctx, lambda api: api.billing_daily(month=args.month, collect=not args.no_collect))
     columns = ("start", "provider", "cost", "trailing_mean", "currency", "anomaly")
     ctx.emit(rows, _render(columns, ("DAY", "PROVIDER", "COST", "WEEK MEAN", "CUR", "ANOMALY")))
     return 0
 
 
 async def _export(ctx: CliContext, args: argparse.Namespace) -> int:
-    rows = await _rows(ctx, "billing_ledger", month=args.month, collect=not args.no_collect)
+    rows = await _rows(ctx, lambda api: api.billing_ledger(month=args.month, collect=not args.no_collect))
     written = _write(rows, args.out, args.format)
     ctx.emit(written, lambda d: f"wrote {d['rows']} rows to {d['path']}")
     return 0
