@@ -15,13 +15,16 @@ import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anywidget
 import traitlets
 
 from legion_nb.errors import LegionError, UsageError
 from legion_nb.widgets.panel import STATIC, esm_of
+
+if TYPE_CHECKING:
+    from legion_nb.engine.surface import EngineAPI
 
 __all__ = ["BillingPanel", "billing_view"]
 
@@ -84,23 +87,18 @@ class BillingPanel(anywidget.AnyWidget):
     days = traitlets.List(traitlets.Dict()).tag(sync=True)
     orphans = traitlets.List(traitlets.Dict()).tag(sync=True)
 
-    def __init__(self, engine: Any, **traits: Any) -> None:
+    def __init__(self, engine: EngineAPI, **traits: Any) -> None:
         super().__init__(**traits)
         self._engine = engine
         self._task: asyncio.Task[None] | None = None
 
-    async def _call(self, name: str, **args: Any) -> list[dict[str, Any]]:
-        call = getattr(self._engine, "call", None)  # a daemon client names the method
-        rows = await (call(name, **args) if call is not None else getattr(self._engine, name)(**args))
-        return list(rows)
-
     async def refresh(self, *, collect: bool = True) -> None:
         """Read the engine's billing rows (collecting from the providers first, by default)."""
         try:
-            forecast = await self._call("billing_forecast", collect=collect)
-            resources = await self._call("billing_ledger", by="resource", collect=False)
-            days = await self._call("billing_daily", collect=False)
-            reconciliation = await self._call("billing_reconciliation", collect=False)
+            forecast = await self._engine.billing_forecast(collect=collect)
+            resources = await self._engine.billing_ledger(by="resource", collect=False)
+            days = await self._engine.billing_daily(collect=False)
+            reconciliation = await self._engine.billing_reconciliation(collect=False)
         except LegionError as exc:  # shown in the panel: a locked engine or an unreachable provider
             self.status = f"stopped: {exc.message}"
             return
