@@ -208,21 +208,10 @@ def billing_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     a UTC index."""
     import pandas as pd  # noqa: PLC0415 - pandas loads only when a frame is asked for
 
-    frame = pd.DataFrame([dict(r) for r in rows])
-    if frame.empty:
+    from legion_nb.engine.observe.frames import frame_from_rows  # noqa: PLC0415 - loads pandas
+
+    if not rows:
         return pd.DataFrame(index=pd.DatetimeIndex([], tz="UTC", name="start"))
-    frame.index = pd.DatetimeIndex(
-        pd.to_datetime(frame.pop("start"), utc=True, format="ISO8601"), name="start"
-    )
-    for name in _TIMES:
-        if name in frame.columns:
-            frame[name] = pd.to_datetime(frame[name], utc=True, format="ISO8601")
-    for name in MONEY_COLUMNS:
-        if name in frame.columns:
-            frame[name] = pd.Series(
-                [None if v is None else Decimal(v) for v in frame[name]], index=frame.index, dtype=object
-            )
-    for name in _LABELS:
-        if name in frame.columns:
-            frame[name] = frame[name].astype("category")
+    frame = frame_from_rows(rows, categories=_LABELS, decimals=MONEY_COLUMNS, times=("start", *_TIMES))
+    frame = frame.set_index(pd.DatetimeIndex(frame.pop("start"), name="start"))
     return frame.sort_index(kind="stable")
