@@ -37,6 +37,7 @@ from legion_nb.engine.credentials import credential_facts, credentials_facts, se
 from legion_nb.engine.diff import Diff, diff
 from legion_nb.engine.events import TOPICS, Event, EventHub
 from legion_nb.engine.node_terminals import NodeTerminals
+from legion_nb.engine.observe.methods import ObservationMethods
 from legion_nb.engine.ops import EngineOps
 from legion_nb.engine.paths import log_dir_for
 from legion_nb.engine.providers_service import ProviderService, catalog_json
@@ -149,9 +150,10 @@ class EngineCore:
         return [self.providers, *deployment, self.resources, self.ops, self.publisher]
 
 
-class Engine(BillingMethods, EngineAPI):
+class Engine(BillingMethods, ObservationMethods, EngineAPI):
     """The Legion engine for one state file: the :class:`~legion_nb.engine.surface.EngineAPI` in process
-    (billing methods: :mod:`legion_nb.engine.billing.methods`)."""
+    (billing methods: :mod:`legion_nb.engine.billing.methods`; telemetry, logs and frames:
+    :mod:`legion_nb.engine.observe.methods`)."""
 
     def __init__(
         self,

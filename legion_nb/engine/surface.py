@@ -43,6 +43,10 @@ from legion_nb.engine.results import (
 from legion_nb.errors import UsageError
 
 if TYPE_CHECKING:
+    import datetime as dt
+
+    import pandas as pd
+
     from legion_nb.engine.diff import Diff
     from legion_nb.engine.events import Event
     from legion_nb.engine.reports import MaterializeReport, RefreshResult, ServerCommandResult
@@ -57,6 +61,7 @@ if TYPE_CHECKING:
     )
 
 __all__ = ["EngineAPI", "api_methods", "result_type"]
+
 
 class EngineAPI(Protocol):
     """The engine's public surface, the same in process and through the daemon."""
@@ -171,6 +176,46 @@ class EngineAPI(Protocol):
 
     async def billing_daily(self, month: str | None = None, collect: bool = True) -> list[dict[str, Any]]: ...
 
+    # -- telemetry and logs (DataFrames; see legion_nb.engine.observe.methods) ----------------
+
+    async def telemetry(
+        self,
+        *,
+        nodes: str | Sequence[str] | None = None,
+        metrics: str | Sequence[str] | None = None,
+        since: str | float | dt.timedelta | None = None,
+        start: str | dt.datetime | None = None,
+        end: str | dt.datetime | None = None,
+        tier: str = "raw",
+    ) -> pd.DataFrame: ...
+
+    async def logs(
+        self,
+        *,
+        text: str | None = None,
+        nodes: str | Sequence[str] | None = None,
+        sources: str | Sequence[str] | None = None,
+        level: str | int | None = None,
+        since: str | float | dt.timedelta | None = None,
+        start: str | dt.datetime | None = None,
+        end: str | dt.datetime | None = None,
+        limit: int = 200,
+        after_id: int | None = None,
+    ) -> pd.DataFrame: ...
+
+    async def telemetry_export(
+        self,
+        path: str,
+        *,
+        format: str = "parquet",
+        nodes: str | Sequence[str] | None = None,
+        metrics: str | Sequence[str] | None = None,
+        since: str | float | dt.timedelta | None = None,
+        start: str | dt.datetime | None = None,
+        end: str | dt.datetime | None = None,
+        tier: str = "raw",
+    ) -> dict[str, Any]: ...
+
     # -- terminals ---------------------------------------------------------------------------
 
     async def terminal_open(self, name: str, cols: int = 80, rows: int = 24) -> TerminalFacts: ...
@@ -195,7 +240,8 @@ class EngineAPI(Protocol):
 def api_methods() -> frozenset[str]:
     """The callable methods :class:`EngineAPI` declares (``subscribe`` is the daemon's own method)."""
     return frozenset(
-        name for name, value in vars(EngineAPI).items()
+        name
+        for name, value in vars(EngineAPI).items()
         if not name.startswith("_") and callable(value) and name != "subscribe"
     )
 
@@ -232,8 +278,16 @@ def _record_types() -> dict[str, Any]:
         "MaterializeReport": reports.MaterializeReport,
         "RefreshResult": reports.RefreshResult,
         "ServerCommandResult": reports.ServerCommandResult,
-        **{name: getattr(model, name) for name in (
-            "PlannedAccess", "PlannedDnsHost", "PlannedDnsZone", "PlannedDomain", "PlannedFirewall",
-            "PlannedServer", "Scheme",
-        )},
+        **{
+            name: getattr(model, name)
+            for name in (
+                "PlannedAccess",
+                "PlannedDnsHost",
+                "PlannedDnsZone",
+                "PlannedDomain",
+                "PlannedFirewall",
+                "PlannedServer",
+                "Scheme",
+            )
+        },
     }

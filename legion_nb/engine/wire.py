@@ -15,10 +15,16 @@ __all__ = ["to_jsonable"]
 def to_jsonable(value: Any) -> Any:
     """Convert dataclasses, enums, dates, paths, mappings and sequences into plain JSON types.
 
-    Objects that know better expose ``to_json()``; that wins over the generic rules.
+    Objects that know better expose ``to_json()``; that wins over the generic rules. A pandas
+    DataFrame becomes its wire form (:func:`legion_nb.engine.observe.frames.frame_wire`), which
+    :func:`~legion_nb.engine.observe.frames.frame_from_wire` turns back into an equal frame.
     """
     if value is None or isinstance(value, bool | int | float | str):
         return value
+    if type(value).__name__ == "DataFrame" and type(value).__module__.startswith("pandas"):
+        from legion_nb.engine.observe.frames import frame_wire  # noqa: PLC0415 - pandas only for frames
+
+        return frame_wire(value)
     to_json = getattr(value, "to_json", None)
     if callable(to_json):
         return to_jsonable(to_json())

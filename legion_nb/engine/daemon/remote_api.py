@@ -13,9 +13,12 @@ a record class only when its result is one.
 
 from __future__ import annotations
 
+import datetime as dt
+import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from legion_nb.engine.observe.methods import FrameMethods
 from legion_nb.engine.results import (
     ActivityView,
     AppSnapshot,
@@ -33,6 +36,8 @@ from legion_nb.engine.results import (
 from legion_nb.engine.surface import EngineAPI, result_type
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from legion_nb.engine.diff import Diff
     from legion_nb.engine.reports import MaterializeReport, RefreshResult, ServerCommandResult
     from legion_nb.engine.state.model import (
@@ -48,8 +53,9 @@ if TYPE_CHECKING:
 __all__ = ["RemoteAPI"]
 
 
-class RemoteAPI(EngineAPI):
-    """Every engine API method as one daemon ``call`` whose result is decoded from its declared type."""
+class RemoteAPI(FrameMethods, EngineAPI):
+    """Every engine API method as one daemon ``call`` whose result is decoded from its declared type
+    (a DataFrame from its wire form); the view frames of :class:`FrameMethods` on top."""
 
     async def _send(self, name: str, args: dict[str, Any]) -> Any:
         """One ``call`` request; the reply's result as JSON (or its error raised)."""
@@ -134,8 +140,13 @@ class RemoteAPI(EngineAPI):
         role: str = "cluster",
     ) -> PlannedServer:
         args = {
-            "name": name, "provider": provider, "server_type": server_type, "location": location,
-            "image": image, "cluster": cluster, "role": role,
+            "name": name,
+            "provider": provider,
+            "server_type": server_type,
+            "location": location,
+            "image": image,
+            "cluster": cluster,
+            "role": role,
         }
         result: PlannedServer = await self._typed("plan_upsert_server", args)
         return result
@@ -266,6 +277,78 @@ class RemoteAPI(EngineAPI):
         result: list[dict[str, Any]] = await self._typed("billing_daily", args)
         return result
 
+    # -- telemetry and logs --------------------------------------------------------------------
+
+    async def telemetry(
+        self,
+        *,
+        nodes: str | Sequence[str] | None = None,
+        metrics: str | Sequence[str] | None = None,
+        since: str | float | dt.timedelta | None = None,
+        start: str | dt.datetime | None = None,
+        end: str | dt.datetime | None = None,
+        tier: str = "raw",
+    ) -> pd.DataFrame:
+        args = {"nodes": nodes, "metrics": metrics, "since": since, "start": start, "end": end, "tier": tier}
+        return await self._frame("telemetry", args)
+
+    async def logs(
+        self,
+        *,
+        text: str | None = None,
+        nodes: str | Sequence[str] | None = None,
+        sources: str | Sequence[str] | None = None,
+        level: str | int | None = None,
+        since: str | float | dt.timedelta | None = None,
+        start: str | dt.datetime | None = None,
+        end: str | dt.datetime | None = None,
+        limit: int = 200,
+        after_id: int | None = None,
+    ) -> pd.DataFrame:
+        args = {
+            "text": text,
+            "nodes": nodes,
+            "sources": sources,
+            "level": level,
+            "since": since,
+            "start": start,
+            "end": end,
+            "limit": limit,
+            "after_id": after_id,
+        }
+        return await self._frame("logs", args)
+
+    async def telemetry_export(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        format: str = "parquet",
+        nodes: str | Sequence[str] | None = None,
+        metrics: str | Sequence[str] | None = None,
+        since: str | float | dt.timedelta | None = None,
+        start: str | dt.datetime | None = None,
+        end: str | dt.datetime | None = None,
+        tier: str = "raw",
+    ) -> dict[str, Any]:
+        """The file is written on the daemon's side; a relative ``path`` is made absolute here."""
+        args = {
+            "path": os.path.abspath(os.path.expanduser(path)),  # noqa: ASYNC240 - no filesystem access
+            "format": format,
+            "nodes": nodes,
+            "metrics": metrics,
+            "since": since,
+            "start": start,
+            "end": end,
+            "tier": tier,
+        }
+        result: dict[str, Any] = await self._send("telemetry_export", _durations(args))
+        return result
+
+    async def _frame(self, name: str, args: dict[str, Any]) -> pd.DataFrame:
+        from legion_nb.engine.observe.frames import frame_from_wire  # noqa: PLC0415 - pandas on demand
+
+        return frame_from_wire(await self._send(name, _durations(args)))
+
     # -- terminals ---------------------------------------------------------------------------
 
     async def terminal_open(self, name: str, cols: int = 80, rows: int = 24) -> TerminalFacts:
@@ -291,3 +374,11 @@ class RemoteAPI(EngineAPI):
     async def terminal_list(self) -> list[TerminalFacts]:
         result: list[TerminalFacts] = await self._typed("terminal_list", {})
         return result
+
+
+def _durations(args: dict[str, Any]) -> dict[str, Any]:
+    """A ``timedelta`` argument as its seconds (JSON has no durations); None arguments left out,
+    so the engine's defaults apply."""
+    return {
+        k: v.total_seconds() if isinstance(v, dt.timedelta) else v for k, v in args.items() if v is not None
+    }

@@ -5,6 +5,11 @@ labels as ``category`` columns and measures with their own dtypes, so ``resample
 ``pivot_table`` and ``plot`` work on it as it is. The CLI's ``--json`` rows and the daemon wire are
 made from the same frames (:func:`frame_rows`, :func:`frame_from_rows`), so a frame that crossed
 the daemon equals the one built in process.
+
+Over the daemon a frame travels as its *wire form* (:func:`frame_wire`, :func:`frame_from_wire`):
+the JSON rows plus each column's kind and, for ``category`` columns, the categories in order, so the
+frame rebuilt on the other side is equal to the original, dtypes and all
+(``docs/daemon-protocol.md`` has the shape).
 """
 
 from __future__ import annotations
@@ -18,9 +23,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from legion_nb.engine.observe.log_store import LEVELS, LogRows
 from legion_nb.engine.observe.telemetry_store import TelemetryColumns
+from legion_nb.errors import UsageError
 
-__all__ = ["frame_from_rows", "frame_rows", "telemetry_frame"]
+__all__ = ["frame_from_rows", "frame_from_wire", "frame_rows", "frame_wire", "log_frame", "telemetry_frame"]
+
+ColumnKind = str
+"""``category``, ``int64``, ``float64``, ``bool``, ``time`` (UTC), ``decimal`` or ``object``."""
 
 TIME = "time"
 
@@ -50,6 +60,27 @@ def telemetry_frame(columns: TelemetryColumns) -> pd.DataFrame:
     frame = pd.DataFrame(data, index=index)
     order = np.lexsort((codes, columns.time_ms))
     return frame.iloc[order]
+
+
+def log_frame(rows: LogRows) -> pd.DataFrame:
+    """``id`` (grows with insertion: pass the last one as ``after_id`` to follow), ``node``,
+    ``source`` and ``level`` (an ordered category, ``emerg`` worst) as labels, the node's journal
+    ``seq`` (``<NA>`` for Legion's own lines) and ``text``, indexed by the line's time."""
+    index = pd.DatetimeIndex(
+        pd.to_datetime(np.asarray(rows.time_ms, dtype=np.int64), unit="ms", utc=True), name=TIME
+    )
+    levels = pd.Categorical.from_codes(
+        np.asarray(rows.level, dtype=np.int64), categories=pd.Index(LEVELS), ordered=True
+    )
+    data: dict[str, Any] = {
+        "id": np.asarray(rows.id, dtype=np.int64),
+        "node": pd.Categorical(rows.node, categories=pd.Index(sorted(set(rows.node)))),
+        "source": pd.Categorical(rows.source, categories=pd.Index(sorted(set(rows.source)))),
+        "level": levels,
+        "seq": pd.array(rows.seq, dtype="Int64"),
+        "text": pd.array(rows.text, dtype=object),
+    }
+    return pd.DataFrame(data, index=index)
 
 
 def _categorical(labels: Sequence[str], codes: np.ndarray[Any, Any]) -> pd.Categorical[str]:
@@ -105,6 +136,105 @@ def frame_from_rows(
     return frame
 
 
+def frame_wire(frame: pd.DataFrame) -> dict[str, Any]:
+    """The frame as JSON types: ``{"index": "time" | null, "unit": index time unit, "units": {time
+    column: unit}, "columns": {name: kind}, "categories": {name: [...]}, "ordered": [names],
+    "rows": frame_rows(frame)}``."""
+    columns: dict[str, ColumnKind] = {}
+    categories: dict[str, list[Any]] = {}
+    ordered: list[str] = []
+    for name in frame.columns:
+        column = frame[name]
+        kind = _column_kind(column)
+        columns[str(name)] = kind
+        if kind == "category":
+            categories[str(name)] = [_json_value(c) for c in column.cat.categories]
+            if column.cat.ordered:
+                ordered.append(str(name))
+    timed = isinstance(frame.index, pd.DatetimeIndex)
+    return {
+        "index": TIME if timed else None,
+        "unit": frame.index.unit if isinstance(frame.index, pd.DatetimeIndex) else None,
+        "units": {str(n): frame[n].dt.unit for n, kind in columns.items() if kind == "time"},
+        "columns": columns,
+        "categories": categories,
+        "ordered": ordered,
+        "rows": frame_rows(frame),
+    }
+
+
+def frame_from_wire(wire: Mapping[str, Any]) -> pd.DataFrame:
+    """The frame :func:`frame_wire` was made from (equal, dtypes and categories included).
+
+    Raises :class:`~legion_nb.errors.UsageError` for something that is not a frame's wire form.
+    """
+    try:
+        columns: Mapping[str, ColumnKind] = wire["columns"]
+        rows: Sequence[Mapping[str, Any]] = wire["rows"]
+        categories: Mapping[str, Sequence[Any]] = wire.get("categories") or {}
+        ordered = set(wire.get("ordered") or ())
+        timed = wire.get("index") == TIME
+        units: Mapping[str, str] = wire.get("units") or {}
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise UsageError(f"not a frame's wire form (missing {exc}): expected columns and rows") from exc
+    data: dict[str, Any] = {}
+    for name, kind in columns.items():
+        data[name] = _wire_column(
+            [row.get(name) for row in rows], kind, categories.get(name), name in ordered
+        )
+        if kind == "time":
+            data[name] = data[name].as_unit(units.get(name, "ns"))
+    index: pd.Index[Any]
+    if timed:
+        index = pd.DatetimeIndex(
+            pd.to_datetime([row[TIME] for row in rows], utc=True, format="ISO8601"), name=TIME
+        ).as_unit(wire.get("unit") or "ns")
+    else:
+        index = pd.RangeIndex(len(rows))
+    return pd.DataFrame(data, index=index, columns=list(columns))
+
+
+def _column_kind(column: pd.Series[Any]) -> ColumnKind:
+    dtype = column.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        return "category"
+    if isinstance(dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_any_dtype(dtype):
+        return "time"
+    if pd.api.types.is_bool_dtype(dtype):
+        return "bool"
+    if isinstance(dtype, pd.Int64Dtype):
+        return "Int64"
+    if pd.api.types.is_integer_dtype(dtype):
+        return "int64"
+    if pd.api.types.is_float_dtype(dtype):
+        return "float64"
+    if len(column) and any(isinstance(v, Decimal) for v in column):
+        return "decimal"
+    return "object"
+
+
+def _wire_column(values: list[Any], kind: ColumnKind, categories: Sequence[Any] | None, ordered: bool) -> Any:
+    if kind == "category":
+        return pd.Categorical(values, categories=pd.Index(list(categories or ())), ordered=ordered)
+    if kind == "time":
+        return pd.to_datetime(values, utc=True, format="ISO8601")
+    if kind == "bool":
+        return np.asarray(values, dtype=bool)
+    if kind == "Int64":
+        return pd.array(values, dtype="Int64")
+    if kind == "int64":
+        return np.asarray(values, dtype=np.int64)
+    if kind == "float64":
+        return np.asarray([math.nan if v is None else v for v in values], dtype=np.float64)
+    if kind == "decimal":
+        return pd.array([None if v is None else Decimal(v) for v in values], dtype=object)
+    if kind == "object":
+        return pd.array(values, dtype=object)
+    raise UsageError(
+        f"unknown frame column kind {kind!r}: expected one of category, time, int64, float64, ..."
+    )
+
+
 def _iso(ts: Any) -> str:
     stamp = pd.Timestamp(ts)
     if stamp.tzinfo is None:
@@ -114,7 +244,7 @@ def _iso(ts: Any) -> str:
 
 
 def _json_value(value: Any) -> Any:
-    if value is None:
+    if value is None or value is pd.NA or value is pd.NaT:
         return None
     if isinstance(value, Decimal):
         return str(value)
