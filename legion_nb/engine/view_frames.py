@@ -5,18 +5,54 @@ Each is built from the JSON the engine already answers with (``snapshot()``, ``d
 notebook never assembles one by hand. Labels are ``category`` columns; catalog prices are exact
 :class:`~decimal.Decimal` money beside their ``currency``, so sums reproduce a price list to the
 cent. None of these frames is a time series: they are indexed by what names a row.
+
+:class:`FrameMethods` puts them on the engine and on the daemon's clients alike. This module stays
+light (no pandas, no asyncio until a frame is asked for): the warm CLI path imports it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # pandas loads only when a frame is asked for
     import pandas as pd
 
-__all__ = ["catalog_frame", "diff_frame", "snapshot_frame"]
+__all__ = ["EngineViews", "FrameMethods", "catalog_frame", "diff_frame", "snapshot_frame"]
+
+
+class EngineViews(Protocol):
+    """What the view frames read: any engine's snapshot, diff and catalog (objects or JSON)."""
+
+    async def snapshot(self) -> Any: ...
+
+    async def diff(self) -> Any: ...
+
+    async def catalog(self, provider: str, live: bool = True) -> Any: ...
+
+
+class FrameMethods:
+    """Frames of the engine's views, from the JSON any engine (in process or remote) answers."""
+
+    async def snapshot_frame(self: EngineViews) -> pd.DataFrame:
+        """The snapshot's resources, one row each, indexed by (kind, name)."""
+        from legion_nb.engine.wire import to_jsonable  # noqa: PLC0415 - off the warm CLI path
+
+        return snapshot_frame(to_jsonable(await self.snapshot()).get("rows") or [])
+
+    async def diff_frame(self: EngineViews) -> pd.DataFrame:
+        """Planned, tracked and observed side by side, one row per (kind, name, field)."""
+        from legion_nb.engine.wire import to_jsonable  # noqa: PLC0415 - off the warm CLI path
+
+        return diff_frame(to_jsonable(await self.diff()).get("resources") or [])
+
+    async def catalog_frame(self: EngineViews, provider: str, live: bool = True) -> pd.DataFrame:
+        """The provider's prices per (server type, location), as exact Decimal money."""
+        from legion_nb.engine.wire import to_jsonable  # noqa: PLC0415 - off the warm CLI path
+
+        return catalog_frame(to_jsonable(await self.catalog(provider, live=live)))
+
 
 _SNAPSHOT_COLUMNS = (
     "provider",

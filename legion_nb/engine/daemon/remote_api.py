@@ -18,7 +18,6 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from legion_nb.engine.observe.methods import FrameMethods
 from legion_nb.engine.results import (
     ActivityView,
     AppSnapshot,
@@ -34,6 +33,7 @@ from legion_nb.engine.results import (
     TerminalWritten,
 )
 from legion_nb.engine.surface import EngineAPI, result_type
+from legion_nb.engine.view_frames import FrameMethods
 
 if TYPE_CHECKING:
     import pandas as pd

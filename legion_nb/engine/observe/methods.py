@@ -8,9 +8,8 @@ loop: SQLite in WAL mode lets it read while a collector writes, and a fresh read
 labels another process added since. ``telemetry_export`` writes the same frame to Parquet (for
 DuckDB or Spark) or CSV.
 
-``snapshot_frame``, ``diff_frame`` and ``catalog_frame`` build their frames from the JSON that
-``snapshot()``, ``diff()`` and ``catalog()`` answer, so the daemon's client offers them unchanged
-(:class:`FrameMethods` is mixed into both).
+The engine's view frames (``snapshot_frame``, ``diff_frame``, ``catalog_frame``) come with
+:class:`~legion_nb.engine.view_frames.FrameMethods`, which the daemon's clients share.
 """
 
 from __future__ import annotations
@@ -18,12 +17,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from legion_nb.engine.api import engine_api
 from legion_nb.engine.observe.window import Instant, Since, window_ms
 from legion_nb.engine.paths import log_dir_for
-from legion_nb.engine.wire import to_jsonable
+from legion_nb.engine.view_frames import FrameMethods
 from legion_nb.errors import UsageError
 
 if TYPE_CHECKING:  # pandas loads only when a frame is asked for
@@ -34,8 +33,6 @@ __all__ = [
     "LOGS_FILENAME",
     "TELEMETRY_FILENAME",
     "TIERS",
-    "EngineViews",
-    "FrameMethods",
     "ObservationMethods",
     "names",
 ]
@@ -56,38 +53,6 @@ def names(value: Names, what: str) -> list[str] | None:
     if not picked or not all(isinstance(n, str) and n for n in picked):
         raise UsageError(f"{what} must be a name or a non-empty list of names")
     return picked
-
-
-class EngineViews(Protocol):
-    """What the view frames read: any engine's snapshot, diff and catalog (objects or JSON)."""
-
-    async def snapshot(self) -> Any: ...
-
-    async def diff(self) -> Any: ...
-
-    async def catalog(self, provider: str, live: bool = True) -> Any: ...
-
-
-class FrameMethods:
-    """Frames of the engine's views, from the JSON any engine (in process or remote) answers."""
-
-    async def snapshot_frame(self: EngineViews) -> pd.DataFrame:
-        """The snapshot's resources, one row each, indexed by (kind, name)."""
-        from legion_nb.engine.view_frames import snapshot_frame  # noqa: PLC0415 - pandas on demand
-
-        return snapshot_frame(to_jsonable(await self.snapshot()).get("rows") or [])
-
-    async def diff_frame(self: EngineViews) -> pd.DataFrame:
-        """Planned, tracked and observed side by side, one row per (kind, name, field)."""
-        from legion_nb.engine.view_frames import diff_frame  # noqa: PLC0415 - pandas on demand
-
-        return diff_frame(to_jsonable(await self.diff()).get("resources") or [])
-
-    async def catalog_frame(self: EngineViews, provider: str, live: bool = True) -> pd.DataFrame:
-        """The provider's prices per (server type, location), as exact Decimal money."""
-        from legion_nb.engine.view_frames import catalog_frame  # noqa: PLC0415 - pandas on demand
-
-        return catalog_frame(to_jsonable(await self.catalog(provider, live=live)))
 
 
 class ObservationMethods(FrameMethods):
