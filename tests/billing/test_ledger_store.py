@@ -157,3 +157,35 @@ def test_hetzner_traffic_beyond_the_included_amount_and_the_primary_address_are_
         ("primary_ipv4", "7/ipv4"): Decimal("0.0008"),
         ("traffic", "7/traffic"): Decimal("1"),
     }
+
+
+def test_an_old_server_is_estimated_from_the_window_alone_with_the_same_figures() -> None:
+    catalog = Catalog(
+        provider="hetzner",
+        currency="EUR",
+        server_types=(
+            CatalogServerType(
+                "cx22", 2, 4, 40, "x86", (CatalogPrice("fsn1", Decimal("0.006"), Decimal("3.79")),), ("fsn1",)
+            ),
+        ),
+        locations=(),
+        images=(),
+    )
+    now = dt.datetime(2026, 11, 20, 12, 30, tzinfo=UTC)
+
+    def server(created: dt.datetime) -> Server:
+        return Server(
+            "hetzner", "1", "old", "running", "running", server_type="cx22", location="fsn1", created=created
+        )
+
+    since = now - 3 * DAY
+    old = estimate_rows(
+        server_facts(LegionState(), "hetzner", "", [server(now - 900 * DAY)], catalog), since, now
+    )
+    month = estimate_rows(
+        server_facts(LegionState(), "hetzner", "", [server(dt.datetime(2026, 11, 1, tzinfo=UTC))], catalog),
+        since,
+        now,
+    )
+    assert [(r.start, r.billed_cost) for r in old] == [(r.start, r.billed_cost) for r in month]
+    assert len(old) == 4 and old[0].start == dt.datetime(2026, 11, 17, tzinfo=UTC)

@@ -166,8 +166,11 @@ def estimate_rows(facts: Sequence[ServerFacts], since: dt.datetime, until: dt.da
     rows: list[LedgerRow] = []
     day = dt.timedelta(days=1)
     month = month_start(until)
+    first_month = month_start(since)
     for fact in facts:
-        created = fact.created or since
+        # Counting from the first month asked for gives that month the same totals as counting from
+        # a creation years earlier (each month restarts its count), without walking those years.
+        created = max(fact.created or since, first_month)
         for kind, suffix, rates in (("server", "", fact.rates), ("primary_ipv4", "/ipv4", fact.ipv4_rates)):
             if not rates:
                 continue
