@@ -34,6 +34,9 @@ async def test_billing_frames_through_the_daemon_equal_the_in_process_ones(runti
                 pd.testing.assert_frame_equal(remote_frame, local_frame)
             frame = await engine.billing_frame(collect=False)
             assert not frame.empty and isinstance(frame["billed_cost"].sum(), Decimal)
+            pd.testing.assert_frame_equal(await remote.billing_frame(collect=False), frame)
+            by_day = await remote.billing_daily_frame(collect=False)
+            pd.testing.assert_frame_equal(by_day, await engine.billing_daily_frame(collect=False))
         finally:
             await remote.aclose()
             await running.finish()

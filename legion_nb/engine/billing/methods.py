@@ -2,19 +2,20 @@
 
 The wire methods (marked :func:`~legion_nb.engine.api.engine_api`) answer the CLI, the daemon and
 panels with the row shape of :mod:`legion_nb.engine.billing.frames`; the ``*_frame`` methods are
-the analyst's API in a notebook and build their DataFrame from those very rows, so a frame made from
-rows that crossed the daemon equals the one built in process. Each wire method collects first when
+the analyst's API (:class:`~legion_nb.engine.billing.frame_methods.BillingFrames`, shared with the
+daemon clients) and build their DataFrame from those very rows, so a frame made from rows that
+crossed the daemon equals the one built in process. Each wire method collects first when
 asked (``collect``, the default), so an answer reflects the providers now.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from legion_nb.engine.api import engine_api
+from legion_nb.engine.billing.frame_methods import BillingFrames
 from legion_nb.engine.billing.frames import (
     Grouping,
-    billing_frame,
     day_rows,
     forecast_rows,
     ledger_rows,
@@ -25,13 +26,10 @@ from legion_nb.engine.billing.frames import (
 from legion_nb.engine.billing.service import DEFAULT_WINDOW_DAYS, BillingService
 from legion_nb.errors import UsageError
 
-if TYPE_CHECKING:
-    import pandas as pd
-
 __all__ = ["BillingMethods"]
 
 
-class BillingMethods:
+class BillingMethods(BillingFrames):
     """Mixed into the engine, which provides ``billing`` and ``assert_unlocked``."""
 
     billing: BillingService
@@ -92,24 +90,6 @@ class BillingMethods:
         mean of the week before it."""
         service = await self._collected(collect)
         return day_rows(await service.daily(parse_month(month)))
-
-    # -- frames (in process; the same rows through the daemon give the same frames) ---------
-
-    async def billing_frame(
-        self, month: str | None = None, by: str | None = None, collect: bool = True
-    ) -> pd.DataFrame:
-        return billing_frame(await self.billing_ledger(month=month, by=by, collect=collect))
-
-    async def billing_reconciliation_frame(
-        self, month: str | None = None, collect: bool = True
-    ) -> pd.DataFrame:
-        return billing_frame(await self.billing_reconciliation(month=month, collect=collect))
-
-    async def billing_forecast_frame(self, collect: bool = True) -> pd.DataFrame:
-        return billing_frame(await self.billing_forecast(collect=collect))
-
-    async def billing_daily_frame(self, month: str | None = None, collect: bool = True) -> pd.DataFrame:
-        return billing_frame(await self.billing_daily(month=month, collect=collect))
 
 
 def _grouping(by: str) -> Grouping:

@@ -18,6 +18,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from legion_nb.engine.billing.frame_methods import BillingFrames
 from legion_nb.engine.results import (
     ActivityView,
     AppSnapshot,
@@ -53,9 +54,10 @@ if TYPE_CHECKING:
 __all__ = ["RemoteAPI"]
 
 
-class RemoteAPI(FrameMethods, EngineAPI):
+class RemoteAPI(FrameMethods, BillingFrames, EngineAPI):
     """Every engine API method as one daemon ``call`` whose result is decoded from its declared type
-    (a DataFrame from its wire form); the view frames of :class:`FrameMethods` on top."""
+    (a DataFrame from its wire form); the view frames of :class:`FrameMethods` and the billing frames
+    of :class:`BillingFrames` on top."""
 
     async def _send(self, name: str, args: dict[str, Any]) -> Any:
         """One ``call`` request; the reply's result as JSON (or its error raised)."""
