@@ -145,11 +145,16 @@ class CliContext:
 
     # -- output ------------------------------------------------------------------------------
 
-    def emit(self, result: Any, human: Callable[[Any], str] | None = None) -> None:
-        """Print a result: one JSON document with ``--json``, else the human rendering."""
+    def emit(
+        self, result: Any, human: Callable[[Any], str] | None = None, *, keep_order: bool = False
+    ) -> None:
+        """Print a result: one JSON document with ``--json``, else the human rendering.
+
+        JSON keys are sorted unless ``keep_order`` (frame rows: ``time`` first, then the columns).
+        """
         data = scrub_data(result if _plain_json(result) else _to_jsonable(result))
         if self.json:
-            sys.stdout.write(json.dumps(data, sort_keys=True) + "\n")
+            sys.stdout.write(json.dumps(data, sort_keys=not keep_order) + "\n")
         elif human is not None:
             text = human(data)
             if text:
@@ -158,11 +163,11 @@ class CliContext:
             sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
         sys.stdout.flush()
 
-    def emit_line(self, data: Any) -> None:
+    def emit_line(self, data: Any, *, keep_order: bool = False) -> None:
         """One JSON line of a stream (``--json`` with live output)."""
         from legion_nb.engine.wire import to_jsonable  # noqa: PLC0415
 
-        sys.stdout.write(json.dumps(scrub_data(to_jsonable(data)), sort_keys=True) + "\n")
+        sys.stdout.write(json.dumps(scrub_data(to_jsonable(data)), sort_keys=not keep_order) + "\n")
         sys.stdout.flush()
 
     # -- the engine --------------------------------------------------------------------------

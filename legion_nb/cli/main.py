@@ -41,6 +41,7 @@ COMMAND_GROUPS: tuple[str, ...] = (
     "legion_nb.cli.operations",
     "legion_nb.cli.catalog",
     "legion_nb.cli.billing",
+    "legion_nb.cli.telemetry",
 )
 
 # The group that registers each top-level command. A command builds only its own group's parsers
@@ -62,6 +63,8 @@ COMMAND_OWNERS: dict[str, str] = {
     "server": "legion_nb.cli.operations",
     "catalog": "legion_nb.cli.catalog",
     "billing": "legion_nb.cli.billing",
+    "telemetry": "legion_nb.cli.telemetry",
+    "logs": "legion_nb.cli.telemetry",
 }
 
 EXIT_INTERNAL = 70

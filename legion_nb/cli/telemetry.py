@@ -1,0 +1,186 @@
+"""``legion telemetry`` and ``legion logs``: the stores beside the state, read as tables.
+
+``legion telemetry [--node N] [--metric M] [--since DUR] [--rollup raw|1m|5m|1h]`` shows, per
+series, the window's last value, min, mean and max; ``legion logs [--node N] [--grep TEXT] [--since
+DUR] [--limit N] [--follow]`` the matching lines, oldest first. With ``--json`` either prints ONE JSON
+array of row objects (``time`` as ISO 8601 UTC, then the frame's columns), so
+``pandas.DataFrame(json.loads(out))`` rebuilds the frame the engine API returns; ``logs --follow
+--json`` prints one such object a line as lines arrive. ``legion telemetry export --format
+parquet|csv --out PATH`` writes the frame (Parquet keeps categories and the UTC index).
+
+What fills the stores is collection (``legion observe``, or a kernel or daemon whose scheduler
+runs). Only argparse-level imports at the top: see :mod:`legion_nb.cli.main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+from legion_nb.cli.context import CliContext, one_shot, scrub
+from legion_nb.cli.tables import table
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["register"]
+
+FOLLOW_SECONDS = 2.0
+"""How often ``logs --follow`` asks for lines after the last one it printed."""
+
+
+def register(sub: Any) -> None:
+    telemetry = sub.add_parser(
+        "telemetry", help="node metrics from the telemetry store (collected by observe)"
+    )
+    _series_filters(telemetry)
+    telemetry.set_defaults(handler=_telemetry, telemetry_command=None)
+    commands = telemetry.add_subparsers(dest="telemetry_command", metavar="COMMAND")
+    export = commands.add_parser("export", help="write the telemetry frame to a Parquet or CSV file")
+    _series_filters(export)
+    export.add_argument("--format", choices=("parquet", "csv"), required=True)
+    export.add_argument("--out", required=True, metavar="PATH", help="file to write (replaced if present)")
+    export.set_defaults(handler=_export)
+
+    logs = sub.add_parser("logs", help="search the log store: node journals and Legion's own log")
+    logs.add_argument("--node", action="append", metavar="N", help="only this node (repeatable)")
+    logs.add_argument("--source", action="append", metavar="S", help="only this unit/source (repeatable)")
+    logs.add_argument("--level", metavar="LEVEL", help="this severity or worse (err, warning, info, ...)")
+    logs.add_argument("--grep", metavar="TEXT", help="lines containing TEXT (any case)")
+    logs.add_argument("--since", metavar="DUR", help="only the last DUR (30s, 15m, 2h, 7d)")
+    logs.add_argument("--limit", type=int, default=200, metavar="N", help="at most N lines (default 200)")
+    logs.add_argument("--follow", action="store_true", help="keep printing new lines until Ctrl-C")
+    logs.set_defaults(handler=_logs_or_follow)
+
+
+def _series_filters(parser: Any) -> None:
+    parser.add_argument("--node", action="append", metavar="N", help="only this node (repeatable)")
+    parser.add_argument("--metric", action="append", metavar="M", help="only this metric (repeatable)")
+    parser.add_argument(
+        "--since", default="1h", metavar="DUR", help="the last DUR (default 1h; 30s, 15m, 7d)"
+    )
+    parser.add_argument(
+        "--rollup", choices=("raw", "1m", "5m", "1h"), default="raw", help="raw samples or a rollup tier"
+    )
+
+
+def _rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    from legion_nb.engine.observe.frames import frame_rows  # noqa: PLC0415 - pandas only here
+
+    return frame_rows(frame)
+
+
+@one_shot
+async def _telemetry(ctx: CliContext, args: argparse.Namespace) -> int:
+    async with ctx.api() as api:
+        frame = await api.telemetry(nodes=args.node, metrics=args.metric, since=args.since, tier=args.rollup)
+    if ctx.json:
+        ctx.emit(_rows(frame), keep_order=True)
+    else:
+        ctx.emit(None, lambda _: _series_table(frame, args))
+    return 0
+
+
+def _series_table(frame: pd.DataFrame, args: argparse.Namespace) -> str:
+    """One line per series: when it was last seen, its last value and the window's min/mean/max."""
+    if frame.empty:
+        return f"no telemetry in the last {args.since} (has `legion observe` collected from the nodes?)"
+    value = "value" if args.rollup == "raw" else "mean"
+    keyed = frame.reset_index()
+    groups = keyed.groupby(["node", "metric", "device"], observed=True, sort=True)
+    rows = []
+    for (node, metric, device), group in groups:
+        last = group.iloc[-1]
+        low = group["min"].min() if value == "mean" else group[value].min()
+        high = group["max"].max() if value == "mean" else group[value].max()
+        mean = group["sum"].sum() / group["count"].sum() if value == "mean" else group[value].mean()
+        rows.append(
+            (
+                node,
+                metric,
+                device,
+                f"{last['time']:%Y-%m-%d %H:%M:%S}",
+                _number(last[value]),
+                _number(low),
+                _number(mean),
+                _number(high),
+                len(group),
+            )
+        )
+    headers = ("NODE", "METRIC", "DEVICE", "LAST AT (UTC)", "LAST", "MIN", "MEAN", "MAX", "POINTS")
+    return table(headers, rows, title=f"telemetry, last {args.since}, {args.rollup}")
+
+
+def _number(value: float) -> str:
+    return f"{value:.4g}" if abs(value) < 1e6 else f"{value:.4e}"
+
+
+async def _export(ctx: CliContext, args: argparse.Namespace) -> int:
+    async with ctx.api() as api:
+        written = await api.telemetry_export(
+            os.path.abspath(os.path.expanduser(args.out)),  # noqa: ASYNC240 - no filesystem access
+            format=args.format,
+            nodes=args.node,
+            metrics=args.metric,
+            since=args.since,
+            tier=args.rollup,
+        )
+    ctx.emit(written, lambda d: f"wrote {d['rows']} rows to {d['path']}")
+    return 0
+
+
+async def _logs_or_follow(ctx: CliContext, args: argparse.Namespace) -> int:
+    if args.follow:
+        return await _follow(ctx, args)
+    return await _logs(ctx, args)
+
+
+@one_shot
+async def _logs(ctx: CliContext, args: argparse.Namespace) -> int:
+    async with ctx.api() as api:
+        frame = await api.logs(**_log_filters(args), since=args.since, limit=args.limit)
+    if ctx.json:
+        ctx.emit(_rows(frame), keep_order=True)
+    else:
+        ctx.emit(None, lambda _: _lines(frame) or "no matching log lines")
+    return 0
+
+
+async def _follow(ctx: CliContext, args: argparse.Namespace) -> int:
+    """The last ``--limit`` lines, then every new line until Ctrl-C (JSON: one object a line)."""
+    import asyncio  # noqa: PLC0415 - following needs a loop; a one-shot search does not
+
+    filters = _log_filters(args)
+    async with ctx.api() as api:
+        frame = await api.logs(**filters, since=args.since, limit=args.limit)
+        last_id: int | None = None
+        while True:
+            if not frame.empty:
+                if ctx.json:
+                    for row in _rows(frame):
+                        ctx.emit_line(row, keep_order=True)
+                else:
+                    sys.stdout.write(scrub(_lines(frame)) + "\n")
+                    sys.stdout.flush()
+                last_id = int(frame["id"].iloc[-1])
+            await asyncio.sleep(FOLLOW_SECONDS)
+            if last_id is None:  # nothing matched yet: the same window again
+                frame = await api.logs(**filters, since=args.since, limit=args.limit)
+            else:
+                frame = await api.logs(**filters, after_id=last_id, limit=1000)
+
+
+def _log_filters(args: argparse.Namespace) -> dict[str, Any]:
+    return {"text": args.grep, "nodes": args.node, "sources": args.source, "level": args.level}
+
+
+def _lines(frame: pd.DataFrame) -> str:
+    """``TIME NODE SOURCE LEVEL TEXT``, one log line a line."""
+    out = []
+    for at, node, source, level, text in zip(
+        frame.index, frame["node"], frame["source"], frame["level"], frame["text"], strict=True
+    ):
+        out.append(f"{at:%Y-%m-%d %H:%M:%S}  {node}  {source}  {level}  {text}")
+    return "\n".join(out)
