@@ -384,6 +384,9 @@ class SnapshotPublisher:
         if self._view is None:
             self._cold_view()
             return
+        if self._stale(persistence.state):
+            # Now, in its own turn of the loop: the hub assembles the rows in the next one.
+            self._view = self._view_of(persistence.state)
         self._last = asyncio.get_running_loop().time()
         self._hub.publish_snapshot(self.current)
 
