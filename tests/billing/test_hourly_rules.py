@@ -13,6 +13,7 @@ from legion_nb.engine.billing.hourly import (
     TB_BYTES,
     Rate,
     daily_charges,
+    daily_costs,
     monthly_charges,
     period_charge,
     started_hours,
@@ -140,3 +141,19 @@ def test_bad_input_is_refused_with_a_named_error() -> None:
         monthly_charges(T0, T0 + dt.timedelta(hours=1), [])
     with pytest.raises(ValidationError, match="negative"):
         traffic_charge(-1, 0, Decimal(1))
+
+
+@settings(max_examples=60, deadline=None)
+@given(start=minutes, length=st.integers(min_value=1, max_value=70 * 24 * 60), rates=rate_lists())
+def test_list_costs_are_every_started_hour_at_its_price_without_the_cap(
+    start: int, length: int, rates: list[Rate]
+) -> None:
+    created = T0 + dt.timedelta(minutes=start)
+    ended = created + dt.timedelta(minutes=length)
+    uncapped = [Rate(r.since, r.hourly, None) for r in rates]
+    per_month: dict[dt.datetime, Decimal] = {}
+    for day, _billed, listed in daily_costs(created, ended, rates):
+        assert listed >= 0
+        key = day.replace(day=1)
+        per_month[key] = per_month.get(key, Decimal(0)) + listed
+    assert per_month == _reference(created, ended, uncapped)

@@ -189,3 +189,32 @@ def test_an_old_server_is_estimated_from_the_window_alone_with_the_same_figures(
     )
     assert [(r.start, r.billed_cost) for r in old] == [(r.start, r.billed_cost) for r in month]
     assert len(old) == 4 and old[0].start == dt.datetime(2026, 11, 17, tzinfo=UTC)
+
+
+def test_a_capped_server_is_no_anomaly_when_a_new_month_restarts_its_count() -> None:
+    catalog = Catalog(
+        provider="hetzner",
+        currency="EUR",
+        server_types=(
+            CatalogServerType(
+                "cx22", 2, 4, 40, "x86", (CatalogPrice("fsn1", Decimal("0.01"), Decimal("2.00")),), ("fsn1",)
+            ),
+        ),
+        locations=(),
+        images=(),
+    )
+    now = dt.datetime(2026, 12, 10, tzinfo=UTC)
+    steady = Server(
+        "hetzner",
+        "1",
+        "steady",
+        "running",
+        "running",
+        server_type="cx22",
+        location="fsn1",
+        created=now - 60 * DAY,
+    )
+    rows = estimate_rows(server_facts(LegionState(), "hetzner", "", [steady], catalog), now - 50 * DAY, now)
+    days = anomalies(rows)
+    assert any(d.cost == 0 for d in days), "the cap was reached: billed days of nothing"
+    assert not any(d.anomaly for d in days)

@@ -33,6 +33,7 @@ __all__ = [
     "HOUR",
     "Rate",
     "daily_charges",
+    "daily_costs",
     "month_start",
     "monthly_charges",
     "next_month",
@@ -88,14 +89,15 @@ def _sorted_rates(rates: Sequence[Rate]) -> Sequence[Rate]:
     return sorted(rates, key=lambda r: r.since)
 
 
-def _capped_total(origin: dt.datetime, hours: int, rates: Sequence[Rate]) -> Decimal:
-    """The month total after ``hours`` started hours counted from ``origin`` (the month's count)."""
+def _capped_total(origin: dt.datetime, hours: int, rates: Sequence[Rate], *, cap: bool = True) -> Decimal:
+    """The month total after ``hours`` started hours counted from ``origin`` (the month's count);
+    ``cap=False`` gives the list total (every hour at its price, no monthly cap)."""
     if hours <= 0:
         return _ZERO
     if len(rates) == 1:
         rate = rates[0]
         total = rate.hourly * hours
-        return total if rate.monthly is None or total < rate.monthly else rate.monthly
+        return total if not cap or rate.monthly is None or total < rate.monthly else rate.monthly
     total = _ZERO
     done = 0
     for i, rate in enumerate(rates):
@@ -106,7 +108,7 @@ def _capped_total(origin: dt.datetime, hours: int, rates: Sequence[Rate]) -> Dec
         if upto <= done:
             continue
         total += rate.hourly * (upto - done)
-        if rate.monthly is not None and total > rate.monthly:
+        if cap and rate.monthly is not None and total > rate.monthly:
             total = rate.monthly
         done = upto
         if done >= hours:
@@ -148,20 +150,31 @@ def daily_charges(
 ) -> list[tuple[dt.datetime, Decimal]]:
     """``(day start, charge)`` for every UTC day the lifetime touches: what the month total grew by
     that day (see the module notes), so a month's days sum to its :func:`period_charge`."""
+    return [(day, billed) for day, billed, _ in daily_costs(created, ended, rates)]
+
+
+def daily_costs(
+    created: dt.datetime, ended: dt.datetime, rates: Sequence[Rate]
+) -> list[tuple[dt.datetime, Decimal, Decimal]]:
+    """``(day start, charge, list cost)`` per UTC day: the charge as :func:`daily_charges` gives it,
+    and the list cost, every hour started that day at its price without the monthly cap (what the
+    resource would cost uncapped; a day-to-day rate that does not drop once the cap is reached)."""
     _check(created, "creation time")
     _check(ended, "end time")
     ordered = _sorted_rates(rates)
-    out: list[tuple[dt.datetime, Decimal]] = []
+    out: list[tuple[dt.datetime, Decimal, Decimal]] = []
     day = created.replace(hour=0, minute=0, second=0, microsecond=0)
     origin = max(created, month_start(day))
-    before = _ZERO
+    before = listed_before = _ZERO
     while day < ended:
         if day.day == 1 and day > created:
-            origin, before = day, _ZERO
+            origin, before, listed_before = day, _ZERO, _ZERO
         stop = min(ended, day + _DAY)
-        total = _capped_total(origin, started_hours(origin, stop), ordered)
-        out.append((day, total - before))
-        before = total
+        hours = started_hours(origin, stop)
+        total = _capped_total(origin, hours, ordered)
+        listed = _capped_total(origin, hours, ordered, cap=False)
+        out.append((day, total - before, listed - listed_before))
+        before, listed_before = total, listed
         day += _DAY
     return out
 

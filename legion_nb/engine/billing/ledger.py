@@ -1,7 +1,8 @@
 """Ledger rows: one resource's cost over one charge period, from one source.
 
 The columns follow FOCUS (the FinOps cost data spec) where it has a word for them: ``billed_cost``
-(what the source says is owed), ``list_cost`` (the catalog price times the quantity), the charge
+(what the source says is owed), ``list_cost`` (the catalog price times the quantity: for an estimate,
+every started hour at the hourly price, before the monthly cap), the charge
 period ``start``/``end`` (end exclusive, UTC), ``resource_id``/``resource_name``, ``sku``. Each row
 names its ``source``:
 
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal, NamedTuple
 
-from legion_nb.engine.billing.hourly import Rate, daily_charges, month_start, traffic_charge
+from legion_nb.engine.billing.hourly import Rate, daily_costs, month_start, traffic_charge
 from legion_nb.engine.state.model import LegionState
 from legion_nb.providers.records import BillingEntry, Catalog, Server
 
@@ -176,7 +177,7 @@ def estimate_rows(facts: Sequence[ServerFacts], since: dt.datetime, until: dt.da
                 continue
             resource = fact.resource_id + suffix
             sku = fact.sku if kind == "server" else "primary_ipv4"
-            for start, amount in daily_charges(created, until, rates):
+            for start, amount, listed in daily_costs(created, until, rates):
                 if start + day <= since:
                     continue
                 rows.append(
@@ -191,7 +192,7 @@ def estimate_rows(facts: Sequence[ServerFacts], since: dt.datetime, until: dt.da
                         start,
                         min(start + day, until),
                         amount,
-                        amount,
+                        listed,
                         fact.currency,
                         "estimate",
                         sku,

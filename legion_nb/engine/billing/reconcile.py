@@ -10,8 +10,10 @@ The month-end forecast is the month to date (the provider's figure where it has 
 estimate) plus what the resources listed now will cost until the month ends if they keep running
 (the hourly rules, so a capped server adds nothing once it reached its monthly price).
 
-A day is an anomaly when its cost is more than :data:`ANOMALY_FACTOR` times the mean of the
-:data:`ANOMALY_WINDOW` days before it (which must all have data and a positive mean).
+A day is an anomaly when its list cost (every hour at its price, before a monthly cap: the spend
+rate, which does not fall to zero once a server reaches its cap and jump back on the 1st) is more
+than :data:`ANOMALY_FACTOR` times the mean of the :data:`ANOMALY_WINDOW` days before it (which must
+all have data and a positive mean). The day's billed cost is reported beside it.
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ class DayCost:
     currency: str
     cost: Decimal
     trailing_mean: Decimal | None
+    """Mean daily list cost of the week before (None: not a full week of data yet)."""
     anomaly: bool
 
 
@@ -182,17 +185,19 @@ def forecast(
 def anomalies(rows: Iterable[LedgerRow]) -> list[DayCost]:
     """Daily estimated cost per provider and currency, each day flagged against its trailing mean."""
     days: dict[tuple[str, str], dict[dt.datetime, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    rates: dict[tuple[str, str], dict[dt.datetime, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
     for row in rows:
         if row.source == "estimate":
             days[(row.provider, row.currency)][row.start] += row.billed_cost
+            rates[(row.provider, row.currency)][row.start] += row.list_cost
     out: list[DayCost] = []
     step = dt.timedelta(days=1)
     for (provider, currency), by_day in sorted(days.items()):
+        spend = rates[(provider, currency)]
         for day in sorted(by_day):
-            window = [by_day.get(day - step * k) for k in range(1, ANOMALY_WINDOW + 1)]
+            window = [spend.get(day - step * k) for k in range(1, ANOMALY_WINDOW + 1)]
             known = [v for v in window if v is not None]
             mean = sum(known, Decimal(0)) / len(known) if len(known) == ANOMALY_WINDOW else None
-            cost = by_day[day]
-            flagged = mean is not None and mean > 0 and cost > ANOMALY_FACTOR * mean
-            out.append(DayCost(day, provider, currency, cost, mean, flagged))
+            flagged = mean is not None and mean > 0 and spend[day] > ANOMALY_FACTOR * mean
+            out.append(DayCost(day, provider, currency, by_day[day], mean, flagged))
     return out
