@@ -24,7 +24,6 @@ deployment to enforce on the node (``node_level``).
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
@@ -229,27 +228,11 @@ class FirewallPlanCache:
     def plans(self, state: LegionState) -> Mapping[str, FirewallSetPlan]:
         """:func:`build_cluster_firewall_plan` of ``state`` (read-only; shared by every caller)."""
         if state is not self._state:
-            self._install(state, *self._build(state))
+            plans = build_cluster_firewall_plan(state, admin_sources=self.admin_sources)
+            self._plans = MappingProxyType(dict(plans))
+            self._members = MappingProxyType(_cluster_members(state))
+            self._state = state
         return self._plans
-
-    async def prepare(self, state: LegionState) -> None:
-        """Build the plan of ``state`` in a worker thread (it is pure on the immutable state and
-        grows with the fleet), so that the loop only looks it up."""
-        if state is not self._state:
-            built = await asyncio.to_thread(self._build, state)
-            if state is not self._state:
-                self._install(state, *built)
-
-    def _build(
-        self, state: LegionState
-    ) -> tuple[Mapping[str, FirewallSetPlan], Mapping[str, frozenset[str]]]:
-        plans = build_cluster_firewall_plan(state, admin_sources=self.admin_sources)
-        return MappingProxyType(dict(plans)), MappingProxyType(_cluster_members(state))
-
-    def _install(
-        self, state: LegionState, plans: Mapping[str, FirewallSetPlan], members: Mapping[str, frozenset[str]]
-    ) -> None:
-        self._state, self._plans, self._members = state, plans, members
 
     def cluster_members(self, state: LegionState, cluster: str) -> frozenset[str]:
         """Every server of ``cluster``, planned or tracked there (an index over ``state``)."""

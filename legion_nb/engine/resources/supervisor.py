@@ -222,8 +222,6 @@ class ResourceSupervisor:
         """Start actors for new keys and stop settled ones whose key the state no longer has."""
         async with self._lock:
             state = self._require_state()
-            await self.firewall_plans.prepare(state.state)
-            state = self._require_state()  # stopped while the plan was built: LockedError
             keys = desired_keys(state.state, self.firewall_plans.plans(state.state))
             budget = self._slice()
             for key, provider in keys.items():
