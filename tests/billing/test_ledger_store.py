@@ -41,6 +41,15 @@ def _row(
     )
 
 
+def _catalog(price: CatalogPrice, *, ipv4: Decimal | None = None) -> Catalog:
+    """A Hetzner catalog selling cx22 in fsn1 at ``price`` (and a primary IPv4 at ``ipv4`` an hour)."""
+    addons = (CatalogAddon("primary_ipv4", "fsn1", ipv4, Decimal("0.50")),) if ipv4 is not None else ()
+    cx22 = CatalogServerType("cx22", 2, 4, 40, "x86", (price,), ("fsn1",))
+    return Catalog(
+        provider="hetzner", currency="EUR", server_types=(cx22,), locations=(), images=(), addons=addons
+    )
+
+
 def test_money_round_trips_exactly_through_nano_units() -> None:
     for text in ("0", "0.000000001", "-12.5", "7.4900", "123456789.123456789"):
         assert from_nanos(to_nanos(Decimal(text))) == Decimal(text)
@@ -118,23 +127,8 @@ def test_frames_sum_money_exactly_and_summaries_never_count_twice() -> None:
 
 
 def test_hetzner_traffic_beyond_the_included_amount_and_the_primary_address_are_billed_apart() -> None:
-    catalog = Catalog(
-        provider="hetzner",
-        currency="EUR",
-        server_types=(
-            CatalogServerType(
-                "cx22",
-                2,
-                4,
-                40,
-                "x86",
-                (CatalogPrice("fsn1", Decimal("0.006"), Decimal("3.79"), Decimal("1")),),
-                ("fsn1",),
-            ),
-        ),
-        locations=(),
-        images=(),
-        addons=(CatalogAddon("primary_ipv4", "fsn1", Decimal("0.0008"), Decimal("0.50")),),
+    catalog = _catalog(
+        CatalogPrice("fsn1", Decimal("0.006"), Decimal("3.79"), Decimal("1")), ipv4=Decimal("0.0008")
     )
     now = dt.datetime(2026, 11, 20, 12, 30, tzinfo=UTC)
     server = Server(
@@ -160,17 +154,7 @@ def test_hetzner_traffic_beyond_the_included_amount_and_the_primary_address_are_
 
 
 def test_an_old_server_is_estimated_from_the_window_alone_with_the_same_figures() -> None:
-    catalog = Catalog(
-        provider="hetzner",
-        currency="EUR",
-        server_types=(
-            CatalogServerType(
-                "cx22", 2, 4, 40, "x86", (CatalogPrice("fsn1", Decimal("0.006"), Decimal("3.79")),), ("fsn1",)
-            ),
-        ),
-        locations=(),
-        images=(),
-    )
+    catalog = _catalog(CatalogPrice("fsn1", Decimal("0.006"), Decimal("3.79")))
     now = dt.datetime(2026, 11, 20, 12, 30, tzinfo=UTC)
 
     def server(created: dt.datetime) -> Server:
@@ -192,17 +176,7 @@ def test_an_old_server_is_estimated_from_the_window_alone_with_the_same_figures(
 
 
 def test_a_capped_server_is_no_anomaly_when_a_new_month_restarts_its_count() -> None:
-    catalog = Catalog(
-        provider="hetzner",
-        currency="EUR",
-        server_types=(
-            CatalogServerType(
-                "cx22", 2, 4, 40, "x86", (CatalogPrice("fsn1", Decimal("0.01"), Decimal("2.00")),), ("fsn1",)
-            ),
-        ),
-        locations=(),
-        images=(),
-    )
+    catalog = _catalog(CatalogPrice("fsn1", Decimal("0.01"), Decimal("2.00")))
     now = dt.datetime(2026, 12, 10, tzinfo=UTC)
     steady = Server(
         "hetzner",

@@ -9,28 +9,14 @@ provider code until a frame is asked for): the daemon clients import it on the w
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["BillingFrames", "BillingRows"]
+    from legion_nb.engine.surface import EngineAPI
 
-
-class BillingRows(Protocol):
-    """The billing row methods every engine (in process or remote) offers."""
-
-    async def billing_ledger(
-        self, month: str | None = None, by: str | None = None, collect: bool = True
-    ) -> list[dict[str, Any]]: ...
-
-    async def billing_reconciliation(
-        self, month: str | None = None, collect: bool = True
-    ) -> list[dict[str, Any]]: ...
-
-    async def billing_forecast(self, collect: bool = True) -> list[dict[str, Any]]: ...
-
-    async def billing_daily(self, month: str | None = None, collect: bool = True) -> list[dict[str, Any]]: ...
+__all__ = ["BillingFrames"]
 
 
 def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -43,23 +29,23 @@ class BillingFrames:
     """``billing_*_frame``: a UTC ``DatetimeIndex`` named ``start``, money as exact ``Decimal``."""
 
     async def billing_frame(
-        self: BillingRows, month: str | None = None, by: str | None = None, collect: bool = True
+        self: EngineAPI, month: str | None = None, by: str | None = None, collect: bool = True
     ) -> pd.DataFrame:
         """The ledger rows of ``month`` (or their totals ``by`` provider, cluster, resource or day)."""
         return _frame(await self.billing_ledger(month=month, by=by, collect=collect))
 
     async def billing_reconciliation_frame(
-        self: BillingRows, month: str | None = None, collect: bool = True
+        self: EngineAPI, month: str | None = None, collect: bool = True
     ) -> pd.DataFrame:
         """Estimate against the provider's figure per resource, orphans flagged."""
         return _frame(await self.billing_reconciliation(month=month, collect=collect))
 
-    async def billing_forecast_frame(self: BillingRows, collect: bool = True) -> pd.DataFrame:
+    async def billing_forecast_frame(self: EngineAPI, collect: bool = True) -> pd.DataFrame:
         """This month's end per provider and currency."""
         return _frame(await self.billing_forecast(collect=collect))
 
     async def billing_daily_frame(
-        self: BillingRows, month: str | None = None, collect: bool = True
+        self: EngineAPI, month: str | None = None, collect: bool = True
     ) -> pd.DataFrame:
         """Estimated cost per provider and day, anomalies flagged."""
         return _frame(await self.billing_daily(month=month, collect=collect))
