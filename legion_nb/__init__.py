@@ -56,12 +56,19 @@ async def connect(state: str | os.PathLike[str] | None = None, *, token: str | N
     ``token`` defaults to ``LEGION_DAEMON_TOKEN``. The result implements the same
     :class:`~legion_nb.engine.surface.EngineAPI` as the engine :func:`open` gives, with the same typed
     results (``await remote.plan_show()`` is a ``Scheme``) and ``subscribe()``; close it with
-    ``await remote.aclose()``.
+    ``await remote.aclose()``. Inside a runbook run (``state`` and ``token`` not given,
+    ``LEGION_RUNBOOK_CHANNEL`` set by the runner) it is the running engine, reached through the run's
+    private channel (see docs/security.md).
+
     Raises :class:`~legion_nb.errors.DaemonNotRunningError` when no daemon serves that state and
     :class:`~legion_nb.errors.DaemonAuthError` when it refuses the token.
     """
     from legion_nb.engine.daemon.client import connect as connect_daemon  # noqa: PLC0415
+    from legion_nb.engine.runbooks.channel import CHANNEL_ENV, connect_channel  # noqa: PLC0415
 
+    channel = os.environ.get(CHANNEL_ENV)
+    if channel and state is None and token is None:
+        return await connect_channel(channel)
     return await connect_daemon(state, token=token)
 
 

@@ -30,7 +30,9 @@ argon2) are translated into this tree at the module that calls the foreign libra
     │   ├── ProviderAmbiguousError  a mutation's outcome is unknown and could not be settled
     │   └── CapabilityMissingError  the provider cannot do this at all (plan around it)
     ├── OperationError              engine operations (exit 5)
-    │   └── ApplyRunningError       a materialize is already running
+    │   ├── ApplyRunningError       a materialize is already running
+    │   ├── RunbookFailedError      a runbook run ended with a failing cell (its record says which)
+    │   └── RunRecordsTamperedError run records or output notebooks changed since they were written
     ├── DaemonError                 the local daemon (exit 6)
     │   ├── DaemonNotRunningError   no live daemon for this state
     │   ├── DaemonAuthError         missing or wrong daemon token
@@ -59,6 +61,8 @@ __all__ = [
     "ProviderNotFoundError",
     "ProviderRateLimitedError",
     "ProviderUnavailableError",
+    "RunRecordsTamperedError",
+    "RunbookFailedError",
     "StateBusyError",
     "StateConflictError",
     "StateCorruptedError",
@@ -241,6 +245,14 @@ class OperationError(LegionError):
 
 class ApplyRunningError(OperationError):
     code = "apply_running"
+
+
+class RunbookFailedError(OperationError):
+    code = "runbook_failed"
+
+
+class RunRecordsTamperedError(OperationError):
+    code = "run_records_tampered"
 
 
 class DaemonError(LegionError):

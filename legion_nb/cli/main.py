@@ -42,6 +42,7 @@ COMMAND_GROUPS: tuple[str, ...] = (
     "legion_nb.cli.catalog",
     "legion_nb.cli.billing",
     "legion_nb.cli.telemetry",
+    "legion_nb.cli.runbooks",
 )
 
 # The group that registers each top-level command. A command builds only its own group's parsers
@@ -65,6 +66,7 @@ COMMAND_OWNERS: dict[str, str] = {
     "billing": "legion_nb.cli.billing",
     "telemetry": "legion_nb.cli.telemetry",
     "logs": "legion_nb.cli.telemetry",
+    "runbook": "legion_nb.cli.runbooks",
 }
 
 EXIT_INTERNAL = 70

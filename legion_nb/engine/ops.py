@@ -341,6 +341,24 @@ class EngineOps:
         await self._end(operation, "succeeded", summary)
         return ServerCommandResult(server=tracked.name, command=command, status="succeeded", summary=summary)
 
+    async def orphan_delete(self, provider: str, server_id: str, name: str) -> ServerCommandResult:
+        """Delete a server at ``provider`` that nobody plans or tracks (the caller has checked that
+        it is an orphan carrying Legion's labels); logged as an operation like any server command."""
+        self._providers.adapter(provider)  # no credentials -> one clear error, no I/O
+        target = f"{provider} {server_id} ({name})"
+        operation = await self._begin("orphan delete", target)
+        try:
+            await self._providers.resilience.delete_server(provider, server_id)
+        except LegionError as exc:
+            await self._end(operation, "failed", f"delete orphan {target}: {exc.message}")
+            raise
+        except BaseException:
+            await asyncio.shield(self._end(operation, "interrupted", f"delete orphan {target} interrupted"))
+            raise
+        summary = f"delete orphan {target}: done"
+        await self._end(operation, "succeeded", summary)
+        return ServerCommandResult(server=name, command="orphan delete", status="succeeded", summary=summary)
+
     async def _run_and_wait(
         self, server: TrackedServer, label: str, fn: Callable[[ProviderAdapter], Any]
     ) -> None:
@@ -430,6 +448,12 @@ class EngineOps:
         await self._resources.sync_wave([key])
         await self._resources.wait_settled([key])
         await self._resources.run_nbde_repairs()
+
+    async def nbde_reconcile(self) -> list[ClusterNbde]:
+        """Bind every healthy node whose NBDE differs from its cluster's policy, then report as
+        :meth:`nbde_status` does."""
+        await self._resources.run_nbde_repairs()
+        return self.nbde_status()
 
     def nbde_status(self) -> list[ClusterNbde]:
         """Per cluster: the NBDE mode its healthy nodes call for, and what each node is bound to."""

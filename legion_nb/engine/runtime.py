@@ -59,6 +59,8 @@ from legion_nb.engine.results import (
     TerminalOutputView,
     TerminalWritten,
 )
+from legion_nb.engine.runbooks.methods import RunbookMethods
+from legion_nb.engine.runbooks.service import Runbooks
 from legion_nb.engine.snapshot import SnapshotPublisher, assemble
 from legion_nb.engine.state.model import (
     LegionState,
@@ -150,10 +152,10 @@ class EngineCore:
         return [self.providers, *deployment, self.resources, self.ops, self.publisher]
 
 
-class Engine(BillingMethods, ObservationMethods, EngineAPI):
+class Engine(BillingMethods, ObservationMethods, RunbookMethods, EngineAPI):
     """The Legion engine for one state file: the :class:`~legion_nb.engine.surface.EngineAPI` in process
     (billing methods: :mod:`legion_nb.engine.billing.methods`; telemetry, logs and frames:
-    :mod:`legion_nb.engine.observe.methods`)."""
+    :mod:`legion_nb.engine.observe.methods`; runbooks: :mod:`legion_nb.engine.runbooks.methods`)."""
 
     def __init__(
         self,
@@ -172,6 +174,7 @@ class Engine(BillingMethods, ObservationMethods, EngineAPI):
         self._services: list[EngineService] = [SecretsRedaction(), *self.core.services(), *services]
         self.billing = BillingService(self.core.providers, lambda: self.state, log_dir_for(state_path))
         self._services.append(self.billing)
+        self.runbooks = Runbooks(self, log_dir_for(state_path), self._operation_ids)
         # Terminal sessions (a NodeTerminals among ``services`` sets the SSH port); registered last,
         # so logout closes every shell before anything else stops.
         self.terminals = next((s for s in services if isinstance(s, NodeTerminals)), None) or NodeTerminals()
@@ -191,6 +194,9 @@ class Engine(BillingMethods, ObservationMethods, EngineAPI):
     def at_close(self, closer: Callable[[], Awaitable[None]]) -> None:
         """Run ``closer`` once the engine has closed (e.g. stop the sandbox cloud it talks to)."""
         self._closers.append(closer)
+
+    def _operation_ids(self) -> list[str]:
+        return [entry.id for entry in self.state.operations] if self.is_unlocked else []
 
     def state_exists(self) -> bool:
         return self.state_path.exists()
@@ -590,6 +596,36 @@ class Engine(BillingMethods, ObservationMethods, EngineAPI):
         """Per cluster: the NBDE mode its healthy nodes call for and each node's recorded binding."""
         self.assert_unlocked()
         return self.core.ops.nbde_status()
+
+    @engine_api
+    async def nbde_reconcile(self) -> list[ClusterNbde]:
+        """Promote or demote each healthy node's disk unlock to its cluster's NBDE policy now (what
+        the repair tick would do), then report like :meth:`nbde_status`."""
+        self.assert_unlocked()
+        return await self.core.ops.nbde_reconcile()
+
+    @engine_api
+    async def orphan_delete(self, provider: str, resource: str) -> ServerCommandResult:
+        """Delete server ``resource`` at ``provider`` when this month's billing reconciliation flags
+        it as an orphan that carries Legion's labels (listed, neither planned nor tracked).
+
+        Raises :class:`UsageError` for anything else: a resource that is planned, tracked or gone, or
+        an unlabelled one (made by someone else: Legion never deletes what it did not label).
+        """
+        self.assert_unlocked()
+        rows = await self.billing_reconciliation(collect=True)
+        row = next((r for r in rows if r["provider"] == provider and r["resource"] == resource), None)
+        if row is None or not row["orphan"]:
+            raise UsageError(
+                f"{provider} {resource} is not an orphan in this month's reconciliation; "
+                "'legion billing reconcile' lists the orphans"
+            )
+        if row["ownership"] != "labelled":
+            raise UsageError(
+                f"{provider} {resource} ({row['resource_name']}) carries no Legion labels: Legion "
+                "deletes only what it labelled; delete it at the provider if it is yours"
+            )
+        return await self.core.ops.orphan_delete(provider, resource, row["resource_name"])
 
     @engine_api
     async def server_delete(self, name: str) -> ServerCommandResult:

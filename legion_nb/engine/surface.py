@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from legion_nb.engine.diff import Diff
     from legion_nb.engine.events import Event
     from legion_nb.engine.reports import MaterializeReport, RefreshResult, ServerCommandResult
+    from legion_nb.engine.runbooks.records import RunRecord
     from legion_nb.engine.state.model import (
         PlannedAccess,
         PlannedDnsHost,
@@ -91,6 +92,8 @@ class EngineAPI(Protocol):
     async def activity(self) -> ActivityView: ...
 
     async def nbde_status(self) -> list[ClusterNbde]: ...
+
+    async def nbde_reconcile(self) -> list[ClusterNbde]: ...
 
     async def catalog(self, provider: str, live: bool = True) -> CatalogView: ...
 
@@ -160,6 +163,8 @@ class EngineAPI(Protocol):
 
     async def node_repin(self, name: str) -> ServerCommandResult: ...
 
+    async def orphan_delete(self, provider: str, resource: str) -> ServerCommandResult: ...
+
     # -- billing (rows of JSON types; see legion_nb.engine.billing.frames) --------------------
 
     async def billing_collect(self, days: int = ...) -> dict[str, Any]: ...
@@ -216,6 +221,22 @@ class EngineAPI(Protocol):
         tier: str = "raw",
     ) -> dict[str, Any]: ...
 
+    # -- runbooks (records, and rows of JSON types; see legion_nb.engine.runbooks) -------------
+
+    async def runbook_list(self) -> list[dict[str, Any]]: ...
+
+    async def run_runbook(
+        self, name: str, parameters: Mapping[str, Any] | None = None, dry_run: bool = False
+    ) -> RunRecord: ...
+
+    async def runbook_runs(self) -> list[dict[str, Any]]: ...
+
+    async def runbook_show(self, run_id: str) -> RunRecord: ...
+
+    async def runbook_verify(self, run_id: str | None = None) -> dict[str, Any]: ...
+
+    async def runbook_live(self) -> list[dict[str, Any]]: ...
+
     # -- terminals ---------------------------------------------------------------------------
 
     async def terminal_open(self, name: str, cols: int = 80, rows: int = 24) -> TerminalFacts: ...
@@ -271,6 +292,7 @@ def result_type(name: str) -> Any:
 
 def _record_types() -> dict[str, Any]:
     from legion_nb.engine import diff, reports  # noqa: PLC0415 - records load only when decoded
+    from legion_nb.engine.runbooks import records  # noqa: PLC0415
     from legion_nb.engine.state import model  # noqa: PLC0415
 
     return {
@@ -278,6 +300,7 @@ def _record_types() -> dict[str, Any]:
         "MaterializeReport": reports.MaterializeReport,
         "RefreshResult": reports.RefreshResult,
         "ServerCommandResult": reports.ServerCommandResult,
+        "RunRecord": records.RunRecord,
         **{
             name: getattr(model, name)
             for name in (

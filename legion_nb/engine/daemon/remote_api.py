@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
     from legion_nb.engine.diff import Diff
     from legion_nb.engine.reports import MaterializeReport, RefreshResult, ServerCommandResult
+    from legion_nb.engine.runbooks.records import RunRecord
     from legion_nb.engine.state.model import (
         PlannedAccess,
         PlannedDnsHost,
@@ -122,6 +123,10 @@ class RemoteAPI(FrameMethods, BillingFrames, EngineAPI):
 
     async def nbde_status(self) -> list[ClusterNbde]:
         result: list[ClusterNbde] = await self._typed("nbde_status", {})
+        return result
+
+    async def nbde_reconcile(self) -> list[ClusterNbde]:
+        result: list[ClusterNbde] = await self._typed("nbde_reconcile", {})
         return result
 
     async def catalog(self, provider: str, live: bool = True) -> CatalogView:
@@ -248,6 +253,11 @@ class RemoteAPI(FrameMethods, BillingFrames, EngineAPI):
         result: ServerCommandResult = await self._typed("node_repin", {"name": name})
         return result
 
+    async def orphan_delete(self, provider: str, resource: str) -> ServerCommandResult:
+        args = {"provider": provider, "resource": resource}
+        result: ServerCommandResult = await self._typed("orphan_delete", args)
+        return result
+
     # -- billing -----------------------------------------------------------------------------
 
     async def billing_collect(self, days: int | None = None) -> dict[str, Any]:
@@ -350,6 +360,35 @@ class RemoteAPI(FrameMethods, BillingFrames, EngineAPI):
         from legion_nb.engine.observe.frames import frame_from_wire  # noqa: PLC0415 - pandas on demand
 
         return frame_from_wire(await self._send(name, _durations(args)))
+
+    # -- runbooks ----------------------------------------------------------------------------
+
+    async def runbook_list(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = await self._typed("runbook_list", {})
+        return result
+
+    async def run_runbook(
+        self, name: str, parameters: Mapping[str, Any] | None = None, dry_run: bool = False
+    ) -> RunRecord:
+        args = {"name": name, "parameters": dict(parameters or {}), "dry_run": dry_run}
+        result: RunRecord = await self._typed("run_runbook", args)
+        return result
+
+    async def runbook_runs(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = await self._typed("runbook_runs", {})
+        return result
+
+    async def runbook_show(self, run_id: str) -> RunRecord:
+        result: RunRecord = await self._typed("runbook_show", {"run_id": run_id})
+        return result
+
+    async def runbook_verify(self, run_id: str | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = await self._typed("runbook_verify", {"run_id": run_id})
+        return result
+
+    async def runbook_live(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = await self._typed("runbook_live", {})
+        return result
 
     # -- terminals ---------------------------------------------------------------------------
 

@@ -109,7 +109,7 @@ class _Connection:
 
 
 class DaemonServer:
-    """Serves ``engine``'s public methods to connections that present ``token``."""
+    """Serves ``engine``'s public methods (less ``deny``) to connections that present ``token``."""
 
     def __init__(
         self,
@@ -118,10 +118,11 @@ class DaemonServer:
         *,
         info: Mapping[str, Any] | None = None,
         limits: ConnectionLimits | None = None,
+        deny: frozenset[str] = frozenset(),
     ) -> None:
         self._engine = engine
         self._token = token
-        self._allowed = public_methods(type(engine)) - _NOT_CALLABLE
+        self._allowed = public_methods(type(engine)) - _NOT_CALLABLE - deny
         self._info = dict(info or {})
         self._limits = limits or ConnectionLimits()
         self._connections: dict[asyncio.Task[Any] | None, _Connection] = {}

@@ -1,0 +1,43 @@
+"""Fixtures for the runbook tests: an isolated Jupyter setup for the kernels, and sandbox clusters."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "notebooks"))
+from nbkit import isolated_jupyter_env
+
+import legion_nb
+from legion_nb.engine.runtime import Engine
+
+NODES = ("web-1", "web-2")
+
+
+@pytest.fixture(scope="module")
+def jupyter_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Runbook kernels start as this virtualenv's ``python3`` (see nbkit), for this module only."""
+    env = isolated_jupyter_env(tmp_path_factory.mktemp("jupyter"))
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        yield env
+
+
+@pytest.fixture
+async def cluster(jupyter_env: dict[str, str]) -> AsyncIterator[Engine]:
+    """An unlocked sandbox engine with a deployed two-node Hetzner cluster."""
+    engine = await legion_nb.sandbox(
+        seed=5, nodes=True, providers=("hetzner",), action_seconds=0.02, boot_seconds=0.02, history_days=3
+    )
+    try:
+        for name in NODES:
+            await engine.plan_upsert_server(name=name, provider="hetzner", cluster="alpha")
+        report = await engine.materialize(settle_seconds=120)
+        assert report.ok, report.errors
+        yield engine
+    finally:
+        await engine.aclose()

@@ -1,0 +1,159 @@
+"""Every shipped runbook executes headless against a sandbox cluster, and each run leaves its record.
+
+The kernels are real (papermill on nbclient, this virtualenv's ``python3``); the engine is an
+in-process sandbox with simulated nodes, reached from the kernel through the run's channel.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import nbformat
+import pytest
+
+from legion_nb.engine.redaction import REDACTED, Redactor
+from legion_nb.engine.runtime import Engine
+from legion_nb.errors import UsageError
+from legion_nb.sandbox_engine import sandbox_cloud
+
+PROBE = Path(__file__).resolve().parent / "probe"
+
+
+def server_row(snapshot: dict[str, object], name: str) -> dict[str, object]:
+    rows = snapshot["rows"]
+    assert isinstance(rows, list)
+    return next(r for r in rows if r["kind"] == "server" and r["name"] == name)
+
+
+async def test_node_recovery_reinstalls_the_node_and_records_the_run(cluster: Engine) -> None:
+    before = {op.id for op in cluster.state.operations}
+    record = await cluster.run_runbook("node-recovery", {"node": "web-2"})
+
+    assert record.status == "succeeded" and record.exit_status == 0, record.failed_cell
+    assert record.failed_cell is None
+    assert record.parameters == {"node": "web-2"} and record.dry_run is False
+    assert record.operator and record.host and record.start < record.end
+    assert len(record.input_sha256) == 64 and len(record.output_sha256) == 64
+    assert record.cells and all(c.status == "completed" and c.duration is not None for c in record.cells)
+    # The operations it caused are the reinstall's entries in the state's operation log.
+    caused = {op.id: op for op in cluster.state.operations if op.id not in before}
+    assert set(record.operations) == set(caused) and record.operations
+    assert any(op.kind == "server reinstall" and op.status == "succeeded" for op in caused.values()), caused
+    row = server_row(await cluster.snapshot(), "web-2")
+    assert row["system"] == "deployed" and row["settled"]
+
+    # The output notebook is a valid notebook with its outputs and papermill's metadata.
+    output = Path(record.output_path)
+    assert output.stat().st_mode & 0o777 == 0o600
+    nb = nbformat.read(output, as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata["papermill"]["parameters"] == {"node": "web-2"}
+    text = json.dumps(nb)
+    assert "web-2: ready" in text
+    assert (await cluster.runbook_show(record.id)).to_json() == record.to_json()
+
+
+async def test_a_failing_runbook_says_which_cell_failed_and_why(cluster: Engine) -> None:
+    record = await cluster.run_runbook("node-recovery", {"node": "no-such-node"})
+
+    assert record.status == "failed" and record.exit_status == 1
+    assert record.failed_cell is not None
+    assert "LookupError: no server 'no-such-node'" in record.failed_cell.error
+    assert "server_row(await engine.snapshot(), node)" in record.failed_cell.source
+    assert record.operations == ()
+    nb = nbformat.read(Path(record.output_path), as_version=4)
+    failed = nb.cells[record.failed_cell.index]
+    assert failed.metadata["papermill"]["status"] == "failed" or failed.metadata["papermill"]["exception"]
+    assert [r["status"] for r in await cluster.runbook_runs()] == ["failed"]
+    assert (await cluster.runbook_verify())["ok"]
+
+
+async def test_every_runbook_runs_headless_and_dry_runs_change_nothing(cluster: Engine) -> None:
+    names = [r["name"] for r in await cluster.runbook_list()]
+    assert set(names) >= {"node-recovery", "nbde-reconcile", "node-health-triage", "cost-cleanup"}
+    for name in names:
+        parameters = {"node": "web-1"} if name == "node-recovery" else {}
+        record = await cluster.run_runbook(name, parameters, dry_run=True)
+        assert record.exit_status == 0, (name, record.failed_cell)
+        assert record.dry_run is True and record.operations == (), name
+        assert "dry run" in Path(record.output_path).read_text() or name == "cost-cleanup"
+    # Cost cleanup and triage are dry runs by default; NBDE reconcile runs for real and keeps policy.
+    triage = await cluster.run_runbook("node-health-triage", {})
+    assert triage.dry_run is True and triage.exit_status == 0
+    nbde = await cluster.run_runbook("nbde-reconcile", {})
+    assert nbde.exit_status == 0, nbde.failed_cell
+    assert all(n["in_policy"] for c in await cluster.nbde_status() for n in c["nodes"])
+    runs = await cluster.runbook_runs()
+    assert len(runs) == len(names) + 2 and (await cluster.runbook_verify())["ok"]
+
+
+async def test_cost_cleanup_deletes_only_labelled_orphans(cluster: Engine) -> None:
+    hetzner = sandbox_cloud(cluster).endpoints()["hetzner"]
+    labels = {"legion/managed": "true", "legion/id": "0b9a3f3e-1d7e-4a55-9d6f-5d6c3f1a2b4c"}
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {hetzner['token']}"}) as client:
+        for name, server_labels in (("console-copy", labels), ("someone-elses", {})):
+            made = await client.post(
+                f"{hetzner['url']}/servers",
+                json={
+                    "name": name,
+                    "server_type": "cx22",
+                    "image": "debian-12",
+                    "location": "fsn1",
+                    "labels": server_labels,
+                },
+            )
+            assert made.status_code == 201, made.text
+    dry = await cluster.run_runbook("cost-cleanup", {})
+    assert dry.exit_status == 0 and dry.operations == ()
+    listed = Path(dry.output_path).read_text()
+    assert "would delete hetzner" in listed and "console-copy" in listed and "someone-elses" in listed
+
+    real = await cluster.run_runbook("cost-cleanup", {"dry_run": False})
+    assert real.exit_status == 0, real.failed_cell
+    assert real.dry_run is False and len(real.operations) == 1
+    rows = await cluster.billing_reconciliation()
+    names = {r["resource_name"] for r in rows if r["orphan"]}
+    assert "console-copy" not in names and "someone-elses" in names
+    with pytest.raises(UsageError, match="carries no Legion labels"):
+        orphan = next(r for r in rows if r["resource_name"] == "someone-elses")
+        await cluster.orphan_delete(provider="hetzner", resource=orphan["resource"])
+
+
+async def test_canary_no_secret_reaches_kernel_outputs_or_records(
+    cluster: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    password, token = "canary-state-password-7f3a9c", "canary-daemon-token-51e0b2d4"
+    monkeypatch.setenv("LEGION_PASSWORD", password)
+    monkeypatch.setenv("LEGION_DAEMON_TOKEN", token)
+    secrets = sorted(Redactor.from_state(cluster.state).variants)
+    assert secrets, "the sandbox state holds provider secrets"
+    provider_secret = next(s for s in secrets if len(s) >= 16)
+    cluster.runbooks.directory = PROBE
+    dump_path = tmp_path / "kernel.json"
+
+    record = await cluster.run_runbook("probe", {"out": str(dump_path), "leak": provider_secret})
+    assert record.exit_status == 0, record.failed_cell
+    dump = json.loads(dump_path.read_text())
+    kernel = json.dumps({k: dump[k] for k in ("env", "argv", "cmdline")})
+    assert "LEGION_RUNBOOK_CHANNEL" in dump["env"] and dump["channel"] == ["engine.sock"]
+    assert dump["second_connect"].startswith("refused")
+    for key in ("LEGION_PASSWORD", "LEGION_DAEMON_TOKEN", "LEGION_STATE"):
+        assert key not in dump["env"]
+
+    output = Path(record.output_path).read_text()
+    records = "".join(p.read_text() for p in cluster.runbooks.store.records_dir.iterdir())
+    assert REDACTED in output and REDACTED in records  # the leaked value was scrubbed, not dropped
+    for canary in (password, token, *secrets):
+        assert canary not in kernel, "a secret reached the kernel's environment or argv"
+        assert canary not in output, "a secret reached the output notebook"
+        assert canary not in records, "a secret reached a run record"
+
+
+async def test_unknown_runbooks_and_parameters_are_refused_before_anything_runs(cluster: Engine) -> None:
+    with pytest.raises(UsageError, match=r"no runbook 'nope'; the runbooks are: .*node-recovery"):
+        await cluster.run_runbook("nope", {})
+    with pytest.raises(UsageError, match="has no parameter 'nod'; it takes: node, settle_seconds, dry_run"):
+        await cluster.run_runbook("node-recovery", {"nod": "web-1"})
+    assert await cluster.runbook_runs() == []
