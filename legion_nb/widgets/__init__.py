@@ -8,6 +8,8 @@ in-process engine and over the daemon's ``RemoteEngine``.
     legion_nb.show(engine)          # all three panels, stacked
     ResourcesPanel(engine)          # or one at a time
     BillingPanel(engine)            # billing, refreshed on demand (await panel.refresh())
+    TelemetryPanel(engine)          # node metrics: await panel.refresh(), or panel.follow()
+    LogPanel(engine)                # log search and a live tail: panel.follow()
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ import ipywidgets
 from legion_nb.widgets.activity import ActivityPanel
 from legion_nb.widgets.billing import BillingPanel
 from legion_nb.widgets.feed import EventSource, Feed
+from legion_nb.widgets.logs import LogPanel
 from legion_nb.widgets.panel import LivePanel
 from legion_nb.widgets.plan_diff import PlanDiffPanel
 from legion_nb.widgets.resources import ResourcesPanel
+from legion_nb.widgets.telemetry import TelemetryPanel
 
 __all__ = [
     "ActivityPanel",
@@ -30,8 +34,10 @@ __all__ = [
     "EventSource",
     "Feed",
     "LivePanel",
+    "LogPanel",
     "PlanDiffPanel",
     "ResourcesPanel",
+    "TelemetryPanel",
     "show",
 ]
 

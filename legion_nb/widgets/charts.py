@@ -1,4 +1,4 @@
-"""Offline charts: plain SVG drawn from a billing frame, for notebooks and panels.
+"""Offline charts: plain SVG drawn from billing and telemetry frames, for notebooks and panels.
 
 Why SVG text and no charting library: a chart must show in a notebook with no network (Vega-based
 renderers fetch their runtime from a CDN unless extra packages are installed) and in a panel without
@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["PROVIDER_COLOURS", "cost_per_day_svg", "stacked_bars_svg"]
+__all__ = ["LINE_COLOURS", "PROVIDER_COLOURS", "cost_per_day_svg", "line_chart_svg", "stacked_bars_svg"]
 
 PROVIDER_COLOURS: Mapping[str, str] = {"hetzner": "#d50c2d", "scaleway": "#4f0599", "ovh": "#123f6d"}
 _OTHER = "#7a7a7a"
+LINE_COLOURS: tuple[str, ...] = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b")
+"""One colour per line of a chart, in series order (the page uses the same list)."""
 _WIDTH, _HEIGHT, _LEFT, _BOTTOM, _TOP = 720, 240, 56, 28, 24
 
 
@@ -84,3 +86,47 @@ def cost_per_day_svg(frame: pd.DataFrame, *, title: str = "Cost per day") -> str
         series[str(provider)][position[stamp.strftime("%m-%d")]] += cost
     ordered = {name: series[name] for name in sorted(series)}
     return stacked_bars_svg(days, ordered, title=title, unit=currency)
+
+
+def line_chart_svg(title: str, series: Mapping[str, Sequence[Sequence[float]]]) -> str:
+    """One line per named series of ``[epoch_ms, value]`` points on shared axes, with a legend and
+    the value range; the x axis runs from the first to the last point (UTC times at its ends)."""
+    import datetime as dt  # noqa: PLC0415 - only charts with time axes need it
+
+    points = [p for values in series.values() for p in values]
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{_WIDTH}" height="{_HEIGHT}" '
+        f'viewBox="0 0 {_WIDTH} {_HEIGHT}" role="img" font-family="sans-serif" font-size="11">',
+        f"<title>{escape(title)}</title>",
+        f'<text x="{_LEFT}" y="14" font-weight="bold">{escape(title)}</text>',
+    ]
+    if not points:
+        parts.append(f'<text x="{_LEFT}" y="{_HEIGHT // 2}">no data</text></svg>')
+        return "".join(parts)
+    x0, x1 = min(p[0] for p in points), max(p[0] for p in points)
+    y0, y1 = min(p[1] for p in points), max(p[1] for p in points)
+    span_x, span_y = (x1 - x0) or 1.0, (y1 - y0) or 1.0
+    plot_w, plot_h = _WIDTH - _LEFT - 8, _HEIGHT - _BOTTOM - _TOP
+    for fraction, value in ((0.0, y0), (1.0, y1)):
+        y = _TOP + plot_h * (1 - fraction)
+        parts.append(f'<line x1="{_LEFT}" x2="{_WIDTH - 8}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>')
+        parts.append(f'<text x="{_LEFT - 4}" y="{y + 4:.1f}" text-anchor="end">{value:.3g}</text>')
+    for n, (name, values) in enumerate(series.items()):
+        colour = LINE_COLOURS[n % len(LINE_COLOURS)]
+        path = " ".join(
+            f"{_LEFT + plot_w * (t - x0) / span_x:.1f},{_TOP + plot_h * (1 - (v - y0) / span_y):.1f}"
+            for t, v in values
+        )
+        parts.append(
+            f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{path}">'
+            f"<title>{escape(name)}</title></polyline>"
+        )
+        parts.append(
+            f'<rect x="{_WIDTH - 8 - (len(series) - n) * 110}" y="5" width="10" height="10" fill="{colour}"/>'
+        )
+        parts.append(f'<text x="{_WIDTH - 8 - (len(series) - n) * 110 + 14}" y="14">{escape(name)}</text>')
+    for at, anchor, x in ((x0, "start", _LEFT), (x1, "end", _WIDTH - 8)):
+        stamp = dt.datetime.fromtimestamp(at / 1000, dt.UTC).strftime("%m-%d %H:%M")
+        parts.append(f'<text x="{x}" y="{_HEIGHT - 10}" text-anchor="{anchor}">{stamp} UTC</text>')
+    parts.append("</svg>")
+    return "".join(parts)

@@ -31,8 +31,10 @@ def esm_of(name: str) -> str:
     anywidget loads a panel's module from a string, so a relative ``import`` could not reach a
     sibling file; prepending the helpers keeps them in one file without copying them into each panel.
     """
-    return (STATIC / "common.js").read_text(encoding="utf-8") + "\n" + (STATIC / f"{name}.js").read_text(
-        encoding="utf-8"
+    return (
+        (STATIC / "common.js").read_text(encoding="utf-8")
+        + "\n"
+        + (STATIC / f"{name}.js").read_text(encoding="utf-8")
     )
 
 

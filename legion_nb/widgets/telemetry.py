@@ -1,0 +1,183 @@
+"""The telemetry panel: a sparkline per node for one metric, and one chart per metric.
+
+The panel asks the engine for a telemetry frame (``engine.telemetry``, in process or through the
+daemon) over the chosen window and rollup, and reshapes it into plain points in synced traits; the
+page draws them as SVG polylines (no charting library, no network: the charting choice is in
+``docs/architecture.md``). Picking a node, a metric or a window in the page sets the matching trait
+and the panel reads again; :meth:`TelemetryPanel.follow` re-reads every few seconds while collection
+runs. A saved notebook reopened without a kernel shows the same charts as static SVG
+(``_repr_mimebundle_`` carries them beside the widget view).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import math
+from typing import TYPE_CHECKING, Any
+
+import anywidget
+import traitlets
+
+from legion_nb.errors import LegionError, UsageError
+from legion_nb.widgets.charts import line_chart_svg
+from legion_nb.widgets.panel import STATIC, esm_of
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from legion_nb.engine.surface import EngineAPI
+
+__all__ = ["TelemetryPanel", "telemetry_view"]
+
+log = logging.getLogger(__name__)
+
+MAX_POINTS = 240
+"""Points per drawn series: a chart a few hundred pixels wide shows no more."""
+
+WINDOWS = ("15m", "1h", "6h", "24h", "7d")
+
+
+def telemetry_view(frame: pd.DataFrame, *, node: str = "", metric: str = "") -> dict[str, Any]:
+    """The panel's traits from a telemetry frame (raw ``value`` or a rollup's ``mean``): the nodes
+    and metrics present, a sparkline per node of ``metric`` (the first metric when empty), and a
+    chart per metric of ``node`` (every node when empty), each series at most :data:`MAX_POINTS`."""
+    import pandas as pd  # noqa: PLC0415 - a panel reads frames, which loaded pandas already
+
+    if frame.empty:
+        return {"nodes": [], "metrics": [], "sparklines": [], "charts": []}
+    value = "value" if "value" in frame.columns else "mean"
+    nodes = sorted({str(n) for n in frame["node"].unique()})
+    metrics = sorted({str(m) for m in frame["metric"].unique()})
+    chosen = metric if metric in metrics else metrics[0]
+    index = pd.DatetimeIndex(frame.index)
+    times = index.as_unit("ms").asi8.tolist()
+    values = frame[value].tolist()
+    series: dict[tuple[str, str], list[list[float]]] = {}
+    for at, n, m, v in zip(times, frame["node"].tolist(), frame["metric"].tolist(), values, strict=True):
+        if not math.isnan(v):  # buckets without samples are skipped
+            series.setdefault((str(n), str(m)), []).append([float(at), float(v)])
+    sparklines = [
+        {
+            "node": n,
+            "metric": chosen,
+            "points": _thin(series[(n, chosen)]),
+            "last": series[(n, chosen)][-1][1],
+        }
+        for n in nodes
+        if (n, chosen) in series
+    ]
+    charts = []
+    for m in metrics:
+        lines = [
+            {"node": n, "points": _thin(series[(n, m)])}
+            for n in nodes
+            if (n, m) in series and (not node or n == node)
+        ]
+        if lines:
+            charts.append({"metric": m, "series": lines})
+    return {"nodes": nodes, "metrics": metrics, "sparklines": sparklines, "charts": charts}
+
+
+def _thin(points: list[list[float]]) -> list[list[float]]:
+    if len(points) <= MAX_POINTS:
+        return points
+    step = len(points) / MAX_POINTS
+    thinned = [points[int(i * step)] for i in range(MAX_POINTS - 1)]
+    thinned.append(points[-1])
+    return thinned
+
+
+class TelemetryPanel(anywidget.AnyWidget):
+    """Node metrics of one engine (module notes); ``close()`` stops following it."""
+
+    _esm = esm_of("telemetry")
+    _css = (STATIC / "panels.css").read_text(encoding="utf-8")
+
+    title = traitlets.Unicode("Telemetry").tag(sync=True)
+    status = traitlets.Unicode("waiting").tag(sync=True)
+    node = traitlets.Unicode("").tag(sync=True)
+    metric = traitlets.Unicode("").tag(sync=True)
+    window = traitlets.Unicode("1h").tag(sync=True)
+    tier = traitlets.Unicode("1m").tag(sync=True)
+    windows = traitlets.List(traitlets.Unicode(), default_value=list(WINDOWS)).tag(sync=True)
+    nodes = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    metrics = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    sparklines = traitlets.List(traitlets.Dict()).tag(sync=True)
+    charts = traitlets.List(traitlets.Dict()).tag(sync=True)
+
+    def __init__(self, engine: EngineAPI, **traits: Any) -> None:
+        super().__init__(**traits)
+        self._engine = engine
+        self._task: asyncio.Task[None] | None = None
+        self._pending: asyncio.Task[None] | None = None
+        self.observe(self._picked, names=["node", "metric", "window", "tier"])
+
+    async def refresh(self) -> None:
+        """Read the window's telemetry and redraw (a failure shows in ``status``)."""
+        if self.tier not in ("raw", "1m", "5m", "1h"):
+            raise UsageError(f"unknown telemetry tier {self.tier!r}: use raw, 1m, 5m or 1h")
+        try:
+            frame = await self._engine.telemetry(since=self.window, tier=self.tier)
+        except LegionError as exc:  # shown in the panel: a locked engine, a bad window
+            self.status = f"stopped: {exc.message}"
+            return
+        view = telemetry_view(frame, node=self.node, metric=self.metric)
+        with self.hold_sync():
+            for name, value in view.items():
+                setattr(self, name, value)
+            if self.metric not in view["metrics"] and view["metrics"]:
+                self.set_trait("metric", view["metrics"][0])
+            rows = len(frame)
+            self.status = f"{rows} points, read {dt.datetime.now(dt.UTC):%H:%M:%S} UTC"
+
+    def follow(self, interval: float = 10.0) -> None:
+        """Refresh now and every ``interval`` seconds until :meth:`close` (a task this panel owns)."""
+        if interval <= 0:
+            raise UsageError(f"telemetry refresh interval {interval} is not valid; use a positive number")
+        if self._task is not None and not self._task.done():
+            raise UsageError("this telemetry panel already follows its engine: close it and create a new one")
+        self._task = asyncio.get_running_loop().create_task(
+            self._follow(interval), name="legion-telemetry-panel"
+        )
+
+    async def _follow(self, interval: float) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except Exception:  # logged, and the next round tries again: a panel must not die silently
+                log.exception("telemetry panel refresh failed")
+            await asyncio.sleep(interval)
+
+    def _picked(self, _change: Any) -> None:
+        """A pick in the page: read again (the newest pick wins)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # set outside a loop (a test building the panel): the next refresh shows it
+            return
+        if self._pending is not None:
+            self._pending.cancel()
+        self._pending = loop.create_task(self.refresh(), name="legion-telemetry-pick")
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """The widget view, plus the charts as static SVG for a notebook reopened without a kernel."""
+        bundle = super()._repr_mimebundle_(**kwargs)
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        if isinstance(data, dict):
+            data["text/html"] = self.static_html()
+        return bundle
+
+    def static_html(self) -> str:
+        """The charts as SVG (what a saved notebook shows where no widget can run)."""
+        charts = [
+            line_chart_svg(c["metric"], {s["node"]: s["points"] for s in c["series"]}) for c in self.charts
+        ]
+        return "<div>" + ("".join(charts) or "<p>No telemetry yet.</p>") + "</div>"
+
+    def close(self) -> None:
+        for task in (self._task, self._pending):
+            if task is not None:
+                task.cancel()
+        self._task = self._pending = None
+        super().close()
