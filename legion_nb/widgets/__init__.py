@@ -10,6 +10,7 @@ in-process engine and over the daemon's ``RemoteEngine``.
     BillingPanel(engine)            # billing, refreshed on demand (await panel.refresh())
     TelemetryPanel(engine)          # node metrics: await panel.refresh(), or panel.follow()
     LogPanel(engine)                # log search and a live tail: panel.follow()
+    RunbookPanel(engine)            # runbooks: parameters, a run with cell progress, the history
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from legion_nb.widgets.logs import LogPanel
 from legion_nb.widgets.panel import LivePanel
 from legion_nb.widgets.plan_diff import PlanDiffPanel
 from legion_nb.widgets.resources import ResourcesPanel
+from legion_nb.widgets.runbooks import RunbookPanel
 from legion_nb.widgets.telemetry import TelemetryPanel
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "LogPanel",
     "PlanDiffPanel",
     "ResourcesPanel",
+    "RunbookPanel",
     "TelemetryPanel",
     "show",
 ]
