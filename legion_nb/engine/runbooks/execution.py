@@ -153,8 +153,10 @@ def _register_engine() -> None:
                 kernel_name=kernel_name,
                 startup_timeout=int(start_timeout),
                 resources={"metadata": {"path": kernel_cwd}} if kernel_cwd else {},
-                on_cell_start=started,
-                on_cell_complete=completed,
+                # on_cell_execute: a code cell is about to run; on_cell_executed: its reply came
+                # (on_cell_start also fires for Markdown, on_cell_complete as soon as it is sent).
+                on_cell_execute=started,
+                on_cell_executed=completed,
             )
             # The kernel's own log lines (start-up warnings, its shutdown) are not the run's output.
             return client.execute(
