@@ -37,7 +37,8 @@ from legion_nb.engine.credentials import credential_facts, credentials_facts, se
 from legion_nb.engine.diff import Diff, diff
 from legion_nb.engine.events import TOPICS, Event, EventHub
 from legion_nb.engine.node_terminals import NodeTerminals
-from legion_nb.engine.observe.methods import ObservationMethods
+from legion_nb.engine.observe.legion_log import LegionLog
+from legion_nb.engine.observe.methods import LOGS_FILENAME, ObservationMethods
 from legion_nb.engine.ops import EngineOps
 from legion_nb.engine.paths import log_dir_for
 from legion_nb.engine.providers_service import ProviderService, catalog_json
@@ -171,7 +172,13 @@ class Engine(BillingMethods, ObservationMethods, RunbookMethods, EngineAPI):
         self.events = hub
         self.core = core or EngineCore.build(hub)
         # Secrets are published for redaction before any service can quote one, withdrawn after all.
-        self._services: list[EngineService] = [SecretsRedaction(), *self.core.services(), *services]
+        # Legion's own log follows the activity from the first operation to the last (LegionLog).
+        self._services: list[EngineService] = [
+            SecretsRedaction(),
+            LegionLog(hub, log_dir_for(state_path) / LOGS_FILENAME),
+            *self.core.services(),
+            *services,
+        ]
         self.billing = BillingService(self.core.providers, lambda: self.state, log_dir_for(state_path))
         self._services.append(self.billing)
         self.runbooks = Runbooks(self, log_dir_for(state_path), self._operation_ids)

@@ -5,7 +5,8 @@ invalid ones carry what the HTTP stack refuses (a trailing space, a tab, CR/LF, 
 character) around a unique marker. Invalid values are first offered to ``credentials set``
 (refused, without an echo) and then planted in the state directly, as an older legion-nb or a
 hand-edited state would hold them. Every command's stdout and stderr, the JSON outputs, the
-snapshot and activity, the daemon's replies and log, the actor traces, the panels' widget state,
+snapshot and activity, the daemon's replies and log, the actor traces, the log store (Legion's own
+operation and actor lines, read back by ``legion logs``), the panels' widget state,
 formatted tracebacks and every file the run leaves behind are then searched: zero hits.
 """
 
@@ -200,7 +201,9 @@ def test_no_canary_reaches_any_output(
     legion.ok("plan", "server", "add", "web-2", "--provider", "scaleway")
     for args in (("--json", "refresh"), ("refresh",), ("--json", "materialize", "--yes"),
                  ("materialize", "--yes"), ("--json", "snapshot"), ("snapshot",), ("--json", "status"),
-                 ("--json", "catalog", "hetzner"), ("catalog", "ovh"), ("--json", "diff")):
+                 ("--json", "catalog", "hetzner"), ("catalog", "ovh"), ("--json", "diff"),
+                 ("--json", "logs", "--limit", "1000"), ("logs", "--grep", "refresh"),
+                 ("--json", "telemetry")):
         legion(*args)
         legion(*args, env={"LEGION_DEBUG": "1"})
 
@@ -211,6 +214,7 @@ def test_no_canary_reaches_any_output(
         files = [path for root in (tmp_path, runtime) for path in root.rglob("*") if path.is_file()]
         assert any(path.name == "actors.jsonl" for path in files)
         assert any(path.name == "daemon.log" for path in files)
+        assert any(path.name == "logs.sqlite" for path in files)  # Legion's own log, failures quoted
         for path in files:
             legion.keep(f"file {path}", path.read_bytes().decode("utf-8", "replace"))
     finally:

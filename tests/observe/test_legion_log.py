@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pandas as pd
+
+import legion_nb
 from legion_nb.engine import redaction
 from legion_nb.engine.events import EventHub
 from legion_nb.engine.observe.legion_log import LegionLog, legion_lines
@@ -80,3 +83,24 @@ async def test_the_hubs_activity_is_stored_without_secrets(tmp_path: Path) -> No
         assert store.search(text=SECRET[:12]).text == []
     finally:
         store.close()
+
+
+async def test_an_engines_operations_are_searchable_as_legion_lines() -> None:
+    engine = await legion_nb.sandbox(seed=21, providers=("hetzner",))
+    try:
+        await engine.plan_upsert_server(name="web-1", provider="hetzner")
+        await engine.materialize()
+        await engine.refresh()
+        frame = pd.DataFrame()
+        for _ in range(100):  # the activity lands in a thread after the operation's last tick
+            frame = await engine.logs(nodes="legion")
+            if (frame["source"] == "operation").sum() >= 4:
+                break
+            await asyncio.sleep(0.02)
+        operations = frame[frame["source"] == "operation"]["text"].tolist()
+        assert any("materialize started" in t for t in operations)
+        assert any("refresh hetzner started" in t for t in operations)
+        assert any("web-1" in t for t in frame[frame["source"] == "actor"]["text"])
+        assert set(frame["node"]) == {"legion"} and frame["seq"].isna().all()
+    finally:
+        await engine.aclose()

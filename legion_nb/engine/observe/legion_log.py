@@ -84,12 +84,21 @@ class LegionLog:
         """Lines stored so far (for tests and the status)."""
 
     async def __aenter__(self) -> LegionLog:
+        self._subscribed.clear()
         self._store = await asyncio.to_thread(LogStore, self._path, redact=redact)
         self._task = asyncio.create_task(self._follow(), name="legion-log")
         await self._subscribed.wait()
         return self
 
     async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+    async def start(self, engine: object = None) -> None:
+        """As an engine service: open at unlock (the engine itself is not used)."""
+        await self.__aenter__()
+
+    async def stop(self) -> None:
+        """As an engine service: close at logout."""
         await self.aclose()
 
     async def aclose(self) -> None:
