@@ -1,0 +1,92 @@
+"""The runbook panel in a real JupyterLab through Chromium: fill the form, Run, watch, read the result.
+
+A notebook written into the served root starts a sandbox cluster and shows the panel; the test then
+drives the page as an operator would: picks node-recovery, types a node that does not exist, presses
+Run and finds the failing cell and its error in the panel; then types a real node with dry run on
+and finds the succeeded run in the history. Screenshot: ``test-artifacts/runbook-panel.png``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+from labkit import LabServer, notebook_page, run_all_cells
+from playwright.async_api import expect
+
+NOTEBOOK = "runbook-panel.ipynb"
+LOAD = 180_000  # ms: JupyterLab's first load on a small shared machine
+RUN = 240_000  # ms: the sandbox cluster's materialize, then a runbook's own kernel
+CELLS = [
+    """\
+import legion_nb
+from legion_nb.widgets import RunbookPanel
+
+engine = await legion_nb.sandbox(
+    seed=5, nodes=True, providers=("hetzner",), action_seconds=0.02, boot_seconds=0.02
+)
+for name in ("web-1", "web-2"):
+    await engine.plan_upsert_server(name=name, provider="hetzner", cluster="alpha")
+report = await engine.materialize(settle_seconds=120)
+assert report.ok, report.errors""",
+    """\
+panel = RunbookPanel(engine)
+await panel.refresh()
+panel""",
+]
+ALL_CELLS_RAN = """(n) => {
+    const prompts = [...document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputArea-prompt')];
+    return prompts.length === n && prompts.every((p) => /^\\[\\d+\\]:$/.test(p.textContent.trim()));
+}"""
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+
+async def test_the_runbook_panel_runs_a_runbook_and_shows_a_failing_cell(
+    lab: LabServer, chromium: Path, artifacts: Path
+) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in CELLS]
+    nbformat.write(nb, lab.root / NOTEBOOK)  # type: ignore[no-untyped-call]
+    async with notebook_page(
+        lab,
+        chromium,
+        NOTEBOOK,
+        viewport={"width": 1400, "height": 2400},
+        load_timeout=LOAD,
+        failure_shot=artifacts / "runbook-panel-failure.png",
+    ) as opened:
+        page = opened.page
+        await run_all_cells(page)
+        await page.wait_for_function(ALL_CELLS_RAN, arg=len(CELLS), timeout=RUN)
+        panel = page.locator(".lnb-panel.lnb-runbooks")
+        await expect(panel).to_have_count(1, timeout=RUN)
+        await expect(page.get_by_text("Error displaying widget")).to_have_count(0)
+
+        await panel.locator("select.lnb-runbook-select").select_option("node-recovery")
+        node = panel.locator('input.lnb-runbook-input[name="node"]')
+        await expect(node).to_have_count(1)
+        await node.fill("ghost")
+        await node.press("Tab")  # the change event syncs the value
+        await panel.locator("button.lnb-runbook-run").click()
+        failure = panel.locator(".lnb-runbook-failure")
+        await expect(failure).to_contain_text("no server 'ghost'", timeout=RUN)
+        await expect(failure.locator(".lnb-runbook-source")).to_contain_text("server_row(")
+        await expect(panel.locator(".lnb-runbook-runs tbody tr")).to_have_count(1)
+
+        node = panel.locator('input.lnb-runbook-input[name="node"]')
+        await node.fill("web-1")
+        await node.press("Tab")
+        await panel.locator("input.lnb-runbook-dry").check()
+        await panel.locator("button.lnb-runbook-run").click()
+        rows = panel.locator(".lnb-runbook-runs tbody tr")
+        await expect(rows).to_have_count(2, timeout=RUN)
+        await expect(rows.first.locator(".lnb-badge")).to_have_text("succeeded")
+        await expect(failure).to_have_count(0)
+        await expect(panel.locator(".lnb-runbook-progress-text")).to_contain_text("cells done")
+        await page.screenshot(path=str(artifacts / "runbook-panel.png"), full_page=True)
+    assert opened.page_errors == []
+    assert [e for e in opened.console_errors if re.search(r"widget|lnb|anywidget", e, re.IGNORECASE)] == []
