@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +65,7 @@ log = logging.getLogger(__name__)
 
 OPERATION_LOG_KEEP = 200
 """Operation log entries kept in the state (oldest dropped first)."""
+
 
 def _log_entry(state: LegionState, entry: OperationLogEntry) -> LegionState:
     """``state`` with ``entry`` added or replaced (by id), keeping the newest entries only."""
@@ -328,36 +329,35 @@ class EngineOps:
         self, name: str, command: str, run: Callable[[TrackedServer], Any]
     ) -> ServerCommandResult:
         tracked = self._tracked(name)
-        operation = await self._begin(f"server {command}", tracked.name)
+        return await self._logged(f"server {command}", command, tracked.name, lambda: run(tracked))
+
+    async def _logged(
+        self, kind: str, command: str, target: str, run: Callable[[], Awaitable[Any]]
+    ) -> ServerCommandResult:
+        """Run ``run`` as one operation in the log: begun, then succeeded, failed or interrupted."""
+        operation = await self._begin(kind, target)
         try:
-            await run(tracked)
+            await run()
         except LegionError as exc:
-            await self._end(operation, "failed", f"{command} {tracked.name}: {exc.message}")
+            await self._end(operation, "failed", f"{command} {target}: {exc.message}")
             raise
         except BaseException:
-            await asyncio.shield(self._end(operation, "interrupted", f"{command} {tracked.name} interrupted"))
+            await asyncio.shield(self._end(operation, "interrupted", f"{command} {target} interrupted"))
             raise
-        summary = f"{command} {tracked.name}: done"
+        summary = f"{command} {target}: done"
         await self._end(operation, "succeeded", summary)
-        return ServerCommandResult(server=tracked.name, command=command, status="succeeded", summary=summary)
+        return ServerCommandResult(server=target, command=command, status="succeeded", summary=summary)
 
     async def orphan_delete(self, provider: str, server_id: str, name: str) -> ServerCommandResult:
         """Delete a server at ``provider`` that nobody plans or tracks (the caller has checked that
         it is an orphan carrying Legion's labels); logged as an operation like any server command."""
         self._providers.adapter(provider)  # no credentials -> one clear error, no I/O
         target = f"{provider} {server_id} ({name})"
-        operation = await self._begin("orphan delete", target)
-        try:
+
+        async def run() -> None:
             await self._providers.resilience.delete_server(provider, server_id)
-        except LegionError as exc:
-            await self._end(operation, "failed", f"delete orphan {target}: {exc.message}")
-            raise
-        except BaseException:
-            await asyncio.shield(self._end(operation, "interrupted", f"delete orphan {target} interrupted"))
-            raise
-        summary = f"delete orphan {target}: done"
-        await self._end(operation, "succeeded", summary)
-        return ServerCommandResult(server=name, command="orphan delete", status="succeeded", summary=summary)
+
+        return await self._logged("orphan delete", "delete orphan", target, run)
 
     async def _run_and_wait(
         self, server: TrackedServer, label: str, fn: Callable[[ProviderAdapter], Any]

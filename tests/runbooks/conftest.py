@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
+# The isolated Jupyter environment lives with the notebook harness, the in-loop daemon with the
+# daemon tests: share them.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "notebooks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "daemon"))
 from nbkit import isolated_jupyter_env
 
 import legion_nb

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from daemonkit import start_daemon
 
 import legion_nb
-from legion_nb.engine.daemon.endpoint import endpoint_for
-from legion_nb.engine.daemon.host import DaemonReady, serve
 from legion_nb.engine.runtime import Engine
 
 TOKEN = "5" * 64
@@ -33,24 +32,11 @@ class Result:
 
 @pytest.fixture
 async def daemon(cluster: Engine) -> AsyncIterator[Engine]:
-    ready = asyncio.Event()
-    stop = asyncio.Event()
-
-    async def open_engine() -> Engine:
-        return cluster
-
-    def on_ready(_: DaemonReady) -> None:
-        ready.set()
-
-    task = asyncio.create_task(
-        serve(endpoint_for(cluster.state_path), open_engine, TOKEN, on_ready=on_ready, stop=stop)
-    )
-    await asyncio.wait_for(ready.wait(), 30)
+    running = await start_daemon(cluster.state_path, cluster, TOKEN)
     try:
         yield cluster
     finally:
-        stop.set()
-        await task
+        await running.finish()
 
 
 async def legion(engine: Engine, *args: str) -> Result:
