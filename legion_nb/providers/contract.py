@@ -326,6 +326,11 @@ class ProviderAdapter(Protocol):
     # billing
     async def list_billing(self, period: BillingPeriod) -> list[BillingEntry]: ...
 
+    async def list_invoices(self, period: BillingPeriod) -> list[BillingEntry]:
+        """Invoice totals (without tax) whose billing period overlaps ``period``, one entry each;
+        empty where the provider publishes no invoices through its API."""
+        ...
+
     async def forecast_billing(self) -> list[BillingEntry]:
         """The provider's own month-end forecast lines for the running month; empty where the
         provider publishes no forecast."""

@@ -137,6 +137,14 @@ async def test_the_ledger_covers_all_three_providers_and_matches_their_sdks(engi
     assert (address["kind"], Decimal(address["billed_cost"])) == ("primary_ipv4", Decimal("0.0008"))
     previous = month_start(month - dt.timedelta(days=1))
     last_month = await engine.billing_ledger(month=f"{previous:%Y-%m}", collect=False)
+    for provider in ("scaleway", "ovh"):  # last month's invoice equals last month's usage lines
+        (invoice,) = [r for r in last_month if r["provider"] == provider and r["source"] == "invoice"]
+        usage = [
+            Decimal(r["billed_cost"])
+            for r in last_month
+            if r["provider"] == provider and r["source"] == "usage"
+        ]
+        assert invoice["kind"] == "invoice" and Decimal(invoice["billed_cost"]) == sum(usage) > 0, provider
     long_rows = [r for r in last_month if r["resource"] == str(long_id)]
     _, monthly = _hetzner_price("cx22", "fsn1")
     assert sum(Decimal(r["billed_cost"]) for r in long_rows) == monthly, "a whole month costs the cap"

@@ -15,7 +15,8 @@ names its ``source``:
 Hetzner publishes no billing API, so its rows are estimates only; Scaleway and OVH get both, so the
 difference shows. ``ownership`` says how the resource relates to Legion when it was collected:
 ``planned`` (tracked for a planned server), ``labelled`` (carries Legion's ownership labels but is not
-planned), ``unlabelled`` (no Legion labels) or ``gone`` (no longer listed by its provider).
+planned), ``unlabelled`` (no Legion labels), ``gone`` (no longer listed by its provider) or
+``account`` (an invoice: the whole account's month, no one resource; kind ``invoice``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ __all__ = [
     "ServerFacts",
     "Source",
     "estimate_rows",
+    "invoice_rows",
     "ownership_of",
     "server_facts",
     "tracked_index",
@@ -45,7 +47,7 @@ __all__ = [
 ]
 
 Source = Literal["invoice", "usage", "estimate"]
-Ownership = Literal["planned", "labelled", "unlabelled", "gone"]
+Ownership = Literal["planned", "labelled", "unlabelled", "gone", "account"]
 SOURCES: tuple[Source, ...] = ("invoice", "usage", "estimate")
 ADDON_KINDS: frozenset[str] = frozenset({"primary_ipv4", "traffic"})
 """Row kinds billed beside a server; their resource id is the server's plus ``/ipv4`` or ``/traffic``."""
@@ -265,3 +267,34 @@ def usage_rows(
             ownership=fact.ownership if fact is not None else "gone",
         )
     return list(merged.values())
+
+
+def invoice_rows(
+    provider: str, account: str, entries: Iterable[BillingEntry], until: dt.datetime
+) -> list[LedgerRow]:
+    """The provider's invoices as account-level rows (kind ``invoice``, source ``invoice``), one per
+    invoice over its billing month."""
+    rows: list[LedgerRow] = []
+    for entry in entries:
+        start = _midnight(entry.period_start or entry.date)
+        end = min(_midnight(entry.period_end), until) if entry.period_end else until
+        rows.append(
+            LedgerRow(
+                provider,
+                account,
+                f"invoice/{entry.id}",
+                entry.resource_name or entry.description or entry.id,
+                "invoice",
+                "",
+                "",
+                start,
+                max(end, start),
+                entry.amount,
+                entry.amount,
+                entry.currency,
+                "invoice",
+                entry.sku or "invoice",
+                "account",
+            )
+        )
+    return rows

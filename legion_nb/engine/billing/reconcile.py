@@ -1,10 +1,11 @@
 """Reconciliation, forecast and anomalies: pure functions over ledger rows and the last listing.
 
 Reconciliation compares, per provider, month and resource, Legion's estimate with the provider's
-own figure (usage, else invoice) and flags *orphans*: resources the provider lists now that Legion
-did not plan, whether they carry Legion's ownership labels (made by Legion, no longer planned, or
-made behind its back with copied labels) or none. Orphans are cleanup candidates; nothing here
-deletes anything.
+own usage figure (invoices cover a whole account's month, so they stay out of the per-resource
+lines; the ledger keeps them beside the usage rows of the same month) and flags *orphans*:
+resources the provider lists now that Legion did not plan, whether they carry Legion's ownership
+labels (made by Legion, no longer planned, or made behind its back with copied labels) or none.
+Orphans are cleanup candidates; nothing here deletes anything.
 
 The month-end forecast is the month to date (the provider's figure where it has one, else the
 estimate) plus what the resources listed now will cost until the month ends if they keep running
@@ -102,6 +103,8 @@ def reconcile(
     about: dict[tuple[str, str], LedgerRow] = {}
     row: LedgerRow | None
     for row in _in_month(rows, month):
+        if row.kind == "invoice":  # the account's month, not one resource
+            continue
         key = (row.provider, row.resource_id)
         about.setdefault(key, row)
         if row.source == "estimate":

@@ -6,8 +6,8 @@ writes a SQLite store that must be open only while the state is unlocked. Its co
 what it uses (ports): provider access, the current state, the log directory. A collection pass:
 
 1. per provider with credentials: list servers and read the live catalog (Legion's estimate needs
-   the prices the provider charges now), then the provider's usage lines for the window where it
-   has a billing API (a provider without one, like Hetzner, gets estimates only);
+   the prices the provider charges now), then the provider's usage lines, invoices and forecast for
+   the window where it has a billing API (a provider without one, like Hetzner, gets estimates only);
 2. classify each listed server against the plan (:func:`~legion_nb.engine.billing.ledger.ownership_of`);
 3. write estimate and usage rows and the listing in one go each; closed periods keep their rows.
 
@@ -30,6 +30,7 @@ from legion_nb.engine.billing.ledger import (
     LedgerRow,
     ServerFacts,
     estimate_rows,
+    invoice_rows,
     server_facts,
     usage_rows,
 )
@@ -160,6 +161,8 @@ class BillingService:
             entries = await broker.read(provider, "read billing", lambda a: a.list_billing(period))
             known = {f.resource_id: f for f in facts}
             rows += usage_rows(provider, account, entries, known, until=until)
+            invoices = await broker.read(provider, "read invoices", lambda a: a.list_invoices(period))
+            rows += invoice_rows(provider, account, invoices, until)
             ahead = await broker.read(provider, "read billing forecast", lambda a: a.forecast_billing())
             if ahead:
                 self._forecasts[provider] = sum((e.amount for e in ahead), Decimal(0))

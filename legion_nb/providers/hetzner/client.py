@@ -412,6 +412,10 @@ class HetznerAdapter:
 
     # ---------------------------------------------------------------------------------------- billing
 
+    async def list_invoices(self, period: BillingPeriod) -> list[BillingEntry]:
+        """Hetzner's invoices live in its console only."""
+        return []
+
     async def forecast_billing(self) -> list[BillingEntry]:
         """No forecast is published: Legion's own forecast stands alone."""
         return []

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, Literal, TypeVar, cast
 from urllib.parse import quote
@@ -535,6 +535,19 @@ class OvhAdapter:
         if _overlaps(convert.usage_period(current), period):
             months.append(current)
         return [entry for month in months for entry in convert.usage_entries(month, currency)]
+
+    async def list_invoices(self, period: BillingPeriod) -> list[BillingEntry]:
+        """The account's bills (``/me/bill``, one read each) dated within the period or the month
+        after it (a month's bill is dated when the month closes); totals without tax."""
+        require_capability(PROVIDER, CAPABILITIES, Capability.BILLING)
+        until = period.end + timedelta(days=32)
+        ids: list[str] = await self._get_list(
+            "/me/bill", {"date.from": period.start.isoformat(), "date.to": until.isoformat()}
+        )
+        bills: list[dict[str, Any]] = await self._read_each(
+            ids, lambda bill_id: self._call("GET", f"/me/bill/{quote(bill_id, safe='')}")
+        )
+        return [entry for bill in bills if (entry := convert.bill_entry(bill)) is not None]
 
     async def forecast_billing(self) -> list[BillingEntry]:
         """``usage/forecast``: the running month as OVHcloud expects it to end, per instance."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from legion_nb.providers.ovh import wire
 from legion_nb.providers.ownership import (
@@ -29,6 +30,7 @@ from legion_nb.providers.records import (
 
 __all__ = [
     "PROVIDER",
+    "bill_entry",
     "record_sets",
     "server",
     "server_status",
@@ -133,6 +135,31 @@ def usage_period(item: wire.UsageWire) -> tuple[date, date] | None:
     if start is None or end is None:
         return None
     return start.date(), end.date()
+
+
+def bill_entry(bill: Mapping[str, Any]) -> BillingEntry | None:
+    """One bill as its total without tax over the month it bills: a bill dated on the first instant
+    of a month closes the month before; any other date bills its own (running) month."""
+    dated = _parse_time(bill.get("date"))
+    if dated is None:
+        return None
+    month = dated.date().replace(day=1)
+    if dated.day == 1 and dated.time() == datetime.min.time():
+        month = (month - timedelta(days=1)).replace(day=1)
+    price = bill.get("priceWithoutTax") or {}
+    bill_id = str(bill.get("billId") or dated.isoformat())
+    return BillingEntry(
+        provider=PROVIDER,
+        id=bill_id,
+        date=dated.date(),
+        amount=Decimal(str(price.get("value", 0))),
+        currency=str(price.get("currencyCode") or "EUR"),
+        description=f"bill {bill_id}",
+        period_start=month,
+        period_end=(month + timedelta(days=32)).replace(day=1),
+        resource_name=f"bill {bill_id}",
+        sku="invoice",
+    )
 
 
 def usage_entries(item: wire.UsageWire, currency: str) -> list[BillingEntry]:

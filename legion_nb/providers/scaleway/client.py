@@ -680,6 +680,18 @@ class ScalewayAdapter:
 
     # ---------------------------------------------------------------------------------------- billing
 
+    async def list_invoices(self, period: BillingPeriod) -> list[BillingEntry]:
+        """The Organization's invoices for the billing months the period touches
+        (``/billing/v2beta1/invoices``; totals without tax, drafts included)."""
+        require_capability(PROVIDER, CAPABILITIES, Capability.BILLING)
+        first = period.start.replace(day=1)
+        params = {
+            "billing_period_start_after": f"{first.isoformat()}T00:00:00Z",
+            "billing_period_start_before": f"{period.end.isoformat()}T23:59:59Z",
+        }
+        invoices = await self._paged("/billing/v2beta1/invoices", "invoices", params)
+        return [entry for item in invoices if (entry := convert.invoice_entry(item)) is not None]
+
     async def forecast_billing(self) -> list[BillingEntry]:
         """No forecast is published: Legion's own forecast stands alone."""
         return []

@@ -42,6 +42,7 @@ __all__ = [
     "enum",
     "firewall_rules",
     "floating_ip",
+    "invoice_entry",
     "months",
     "qualified",
     "record_sets",
@@ -333,6 +334,29 @@ def _money(value: Mapping[str, Any] | None) -> tuple[Decimal, str]:
     units = Decimal(str(value.get("units") or 0))
     nanos = Decimal(int(value.get("nanos") or 0)) / Decimal(1_000_000_000)
     return units + nanos, str(value.get("currency_code") or "EUR")
+
+
+def invoice_entry(item: Mapping[str, Any]) -> BillingEntry | None:
+    """One invoice as its untaxed total over its billing month (None without a readable period)."""
+    raw = str(item.get("billing_period") or item.get("start_date") or "")
+    try:
+        month = datetime.fromisoformat(raw.replace("Z", "+00:00")).date().replace(day=1)
+    except ValueError:
+        return None
+    amount, currency = _money(item.get("total_untaxed"))
+    number = item.get("number") or "draft"
+    return BillingEntry(
+        provider=PROVIDER,
+        id=str(item.get("id") or month.isoformat()),
+        date=month,
+        amount=amount,
+        currency=currency,
+        description=f"invoice {number} ({item.get('state') or 'unknown'})",
+        period_start=month,
+        period_end=next_month(month),
+        resource_name=f"invoice {number}",
+        sku="invoice",
+    )
 
 
 def billing_entry(line: wire.ConsumptionJson, day: date, month: date | None = None) -> BillingEntry:
