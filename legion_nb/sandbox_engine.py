@@ -23,14 +23,15 @@ import shutil
 import socket
 import tempfile
 import weakref
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from legion_nb.emulators.cloud import SandboxCloud
     from legion_nb.emulators.nodes import NodeFleet
-    from legion_nb.engine.deployment.runtime import DeploymentService
-    from legion_nb.engine.runtime import Engine, EngineService
+    from legion_nb.engine.runtime import Engine
+    from legion_nb.engine.session import SessionSettings
     from legion_nb.providers.broker import BrokerPolicy
 
 __all__ = ["SANDBOX_PROVIDERS", "sandbox", "sandbox_cloud", "sandbox_policy"]
@@ -80,6 +81,7 @@ async def sandbox(
     from legion_nb.emulators.faults import FaultPlan  # noqa: PLC0415
     from legion_nb.emulators.world import SandboxWorld, Timing  # noqa: PLC0415
     from legion_nb.engine.runtime import create_engine  # noqa: PLC0415
+    from legion_nb.engine.session import SessionSettings  # noqa: PLC0415
 
     unknown = sorted(set(providers) - set(SANDBOX_PROVIDERS))
     if unknown:
@@ -102,17 +104,15 @@ async def sandbox(
         faults=FaultPlan(rate=fault_rate, seed=chosen_seed),
         history_days=history_days,
     )
-    fleet, deployment, services = _node_fleet(node_seconds) if nodes else (None, None, [])
+    settings = SessionSettings(broker=policy or sandbox_policy())
+    fleet = None
+    if nodes:
+        fleet, settings = _node_fleet(node_seconds, settings)
     cloud = SandboxCloud(world, nodes=fleet)
     await cloud.start()
     owned_dir = state_dir is None
     directory = Path(tempfile.mkdtemp(prefix="legion-sandbox-")) if state_dir is None else Path(state_dir)
-    engine = create_engine(
-        directory / "sandbox.legion",
-        broker_policy=policy or sandbox_policy(),
-        services=services,
-        deployment=deployment,
-    )
+    engine = create_engine(directory / "sandbox.legion", settings)
 
     async def close_cloud() -> None:
         await cloud.aclose()
@@ -135,13 +135,13 @@ async def sandbox(
     return engine
 
 
-def _node_fleet(step_seconds: float) -> tuple[NodeFleet, DeploymentService, list[EngineService]]:
-    """Simulated nodes on two free loopback ports, and the engine services that reach them there:
-    node deployment with sandbox-short waits, and terminals on the nodes' SSH port."""
+def _node_fleet(step_seconds: float, settings: SessionSettings) -> tuple[NodeFleet, SessionSettings]:
+    """Simulated nodes on two free loopback ports, and ``settings`` that reach them there: node
+    deployment with sandbox-short waits, and terminals on the nodes' SSH port."""
     from legion_nb.emulators.nodes import NodeFleet, NodeTiming  # noqa: PLC0415
     from legion_nb.engine.deployment.node_channel import NodeAccess, ReadinessPolicy, SshNodeConnector  # noqa: PLC0415
-    from legion_nb.engine.deployment.runtime import DeploymentService  # noqa: PLC0415
-    from legion_nb.engine.node_terminals import NodeTerminals  # noqa: PLC0415
+    from legion_nb.engine.deployment.runtime import DeploymentSettings  # noqa: PLC0415
+    from legion_nb.engine.node_terminals import TerminalSettings  # noqa: PLC0415
     from legion_nb.engine.ssh import ReconnectPolicy, SshOptions  # noqa: PLC0415
 
     ssh_port, admin_port = _free_port(), _free_port()
@@ -155,7 +155,8 @@ def _node_fleet(step_seconds: float) -> tuple[NodeFleet, DeploymentService, list
         reconnect=ReconnectPolicy(attempts=500, initial_delay=pause, max_delay=pause, factor=1.0),
         options=SshOptions(connect_timeout=5.0, command_timeout=30.0),
     )
-    return fleet, DeploymentService(access=access, connector=connector), [NodeTerminals(ssh_port=ssh_port)]
+    deployment = DeploymentSettings(access=access, connector=connector)
+    return fleet, replace(settings, deployment=deployment, terminals=TerminalSettings(ssh_port=ssh_port))
 
 
 def _free_port() -> int:

@@ -37,6 +37,7 @@ from legion_nb.engine.reports import (
     ServerCommandResult,
     Status,
 )
+from legion_nb.engine.resources.ports import StatePort
 from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey
 from legion_nb.engine.results import ClusterNbde, NodeNbdeStatus
 from legion_nb.engine.state.model import (
@@ -56,8 +57,6 @@ from legion_nb.providers.records import Operation
 if TYPE_CHECKING:
     from legion_nb.engine.deployment.runtime import DeploymentService
     from legion_nb.engine.resources.supervisor import ResourceSupervisor
-    from legion_nb.engine.runtime import Engine
-    from legion_nb.engine.state.persistence import PersistenceSupervisor
 
 __all__ = ["OPERATION_LOG_KEEP", "EngineOps", "MaterializeReport", "RefreshResult", "ServerCommandResult"]
 
@@ -122,45 +121,45 @@ def _bound_as(bound: NodeNbde | None, target: NodeUnlock | None) -> bool:
 
 
 class EngineOps:
-    """An ``EngineService`` owning the apply lock, the activity emitter and provider persistence."""
+    """A session service owning the apply lock, the activity emitter and provider persistence.
+
+    Entering it marks operations an earlier process left ``running`` as interrupted and starts
+    turning actor changes into activity; :meth:`aclose` forgets the current operation and activity.
+    """
 
     def __init__(
         self,
+        state: StatePort,
         providers: ProviderService,
         resources: ResourceSupervisor,
         activity: ActivityEmitter,
         *,
         deployment: DeploymentService | None = None,
     ) -> None:
+        self._state = state
         self._providers = providers
         self._deployment = deployment
         self._resources = resources
         self.activity = activity
         self._refresh = ProviderPersistence(providers)
-        self._persistence: PersistenceSupervisor[LegionState] | None = None
         self._apply: CurrentOperation | None = None
-        self._unsubscribe: Callable[[], None] | None = None
+        self._subscriptions: list[Callable[[], None]] = []
 
-    async def start(self, engine: Engine) -> None:
-        self._persistence = engine.assert_unlocked()
-        self._unsubscribe = self._resources.subscribe(self.activity.actors_changed)
-        if any(entry.status == "running" for entry in self._persistence.state.operations):
-            await self._persistence.mutate(
-                _interrupted, reason="mark operations of an earlier run interrupted"
-            )
+    async def __aenter__(self) -> EngineOps:
+        self._subscriptions.append(self._resources.subscribe(self.activity.actors_changed))
+        if any(entry.status == "running" for entry in self._state.state.operations):
+            await self._state.mutate(_interrupted, reason="mark operations of an earlier run interrupted")
+        return self
 
-    async def stop(self) -> None:
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
-        self._persistence = None
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        for unsubscribe in self._subscriptions:
+            unsubscribe()
+        self._subscriptions.clear()
         self._apply = None
         self.activity.reset()
-
-    def _state(self) -> PersistenceSupervisor[LegionState]:
-        if self._persistence is None:
-            raise LockedError("state is locked: unlock it first")
-        return self._persistence
 
     # -- the operation log -------------------------------------------------------------------------
 
@@ -171,9 +170,8 @@ class EngineOps:
         entry = OperationLogEntry(
             id=operation.id, kind=kind, started=operation.started, status="running", summary=target
         )
-        await self._state().mutate(
-            lambda s: (_log_entry(s, entry), None), reason=f"begin {kind} {operation.id}"
-        )
+        reason = f"begin {kind} {operation.id}"
+        await self._state.mutate(lambda s: (_log_entry(s, entry), None), reason=reason)
         self.activity.begin(operation)
         return operation
 
@@ -188,12 +186,9 @@ class EngineOps:
             summary=summary,
         )
         self.activity.finish(status, summary)
-        persistence = self._persistence
-        if persistence is None:
-            return  # locked meanwhile: the entry stays "running" and reads as interrupted later
         try:
-            await persistence.mutate(lambda s: (_log_entry(s, entry), None), reason=f"end {operation.id}")
-        except LockedError:
+            await self._state.mutate(lambda s: (_log_entry(s, entry), None), reason=f"end {operation.id}")
+        except LockedError:  # locked meanwhile: the entry stays "running" and reads as interrupted later
             log.info("operation %s ended while the state was locking", operation.id)
 
     # -- materialize -------------------------------------------------------------------------------
@@ -206,7 +201,6 @@ class EngineOps:
                 f"a materialize is already running ({self._apply.id}, started "
                 f"{self._apply.started:%H:%M:%S} UTC); wait for it or watch `legion snapshot`"
             )
-        self._state()
         placeholder = CurrentOperation(id="starting", kind="materialize", started=utcnow())
         self._apply = placeholder
         try:
@@ -253,7 +247,7 @@ class EngineOps:
         The embedded snapshot stays the fallback: a provider that cannot be read now fails its own
         servers' creates with its own error, which is where the operator should see it.
         """
-        state = self._state().state
+        state = self._state.state
         wanted: set[str] = set()
         for name, (_cluster, server) in state.scheme.servers().items():
             if name in state.tracked.servers:
@@ -276,7 +270,7 @@ class EngineOps:
 
     async def refresh(self) -> RefreshResult:
         """Re-read every provider with credentials; adopt labelled resources, report the others."""
-        persistence = self._state()
+        persistence = self._state
         providers = sorted(p for p in persistence.state.credentials if self._providers.has_credentials(p))
         if not providers:
             raise UsageError("no provider credentials stored: run `legion credentials set PROVIDER` first")
@@ -318,7 +312,7 @@ class EngineOps:
 
     def _tracked(self, name: str) -> TrackedServer:
         server_name = normalize_hostname(name, what="server name")
-        tracked = self._state().state.tracked.servers.get(server_name)
+        tracked = self._state.state.tracked.servers.get(server_name)
         if tracked is None:
             raise UsageError(
                 f"server {server_name!r} is not tracked: materialize it first (see `legion snapshot`)"
@@ -379,7 +373,7 @@ class EngineOps:
         """Reset the server to its tracked image if the catalog still offers it, else the policy's.
         With deployment wired, a cluster node is reinstalled by the runtime (:meth:`node_reinstall`)."""
         tracked = self._tracked(name)
-        if self._deployment is not None and self._deployment.enabled() and tracked.role == "cluster":
+        if self._deployment is not None and tracked.role == "cluster":
             return await self.node_reinstall(name)
 
         async def run(server: TrackedServer) -> None:
@@ -457,7 +451,7 @@ class EngineOps:
 
     def nbde_status(self) -> list[ClusterNbde]:
         """Per cluster: the NBDE mode its healthy nodes call for, and what each node is bound to."""
-        state = self._state().state
+        state = self._state.state
         clusters: list[ClusterNbde] = []
         for cluster in sorted({s.cluster for s in state.tracked.servers.values() if s.role == "cluster"}):
             policy = derive_nbde_policy(cluster_facts(state, cluster))
@@ -489,13 +483,13 @@ class EngineOps:
         """Take the server out of the plan and let its actor delete it at the provider."""
         tracked = self._tracked(name)
         key = ResourceKey("server", tracked.name)
-        planned = self._state().state.scheme.find_server(tracked.name) is not None
+        planned = self._state.state.scheme.find_server(tracked.name) is not None
         if planned:
-            planning.remove_server(self._state().state, name=tracked.name)  # refusals before anything
+            planning.remove_server(self._state.state, name=tracked.name)  # refusals before anything
         operation = await self._begin("server delete", tracked.name)
         try:
             if planned:
-                await self._state().mutate(
+                await self._state.mutate(
                     lambda s: (planning.remove_server(s, name=tracked.name), None),
                     reason=f"server delete {tracked.name}",
                 )
@@ -505,7 +499,7 @@ class EngineOps:
             await asyncio.shield(self._end(operation, "interrupted", f"delete {tracked.name} interrupted"))
             raise
         error = next((s.error for s in snapshots if s.error), None)
-        still = tracked.name in self._state().state.tracked.servers
+        still = tracked.name in self._state.state.tracked.servers
         if error or still:
             summary = f"delete {tracked.name}: {error or 'the server is still tracked'}; run it again"
             await self._end(operation, "failed", summary)

@@ -18,9 +18,8 @@ adapters (which hold the decrypted credentials) are dropped.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -30,6 +29,7 @@ from legion_nb.engine.redaction import redact
 from legion_nb.engine.reports import RefreshReport
 from legion_nb.engine.resources.node import tracked_server_from
 from legion_nb.engine.resources.pending import StatePendingRecorder
+from legion_nb.engine.resources.ports import StatePort
 from legion_nb.engine.results import CatalogView
 from legion_nb.engine.state.model import (
     DEFAULT_CLUSTER,
@@ -45,7 +45,8 @@ from legion_nb.engine.state.model import (
     utcnow,
 )
 from legion_nb.engine.state.validation import validate_provider
-from legion_nb.errors import LegionError, LockedError, ProviderAuthError
+from legion_nb.engine.tasks import ServiceTasks
+from legion_nb.errors import LegionError, ProviderAuthError
 from legion_nb.providers import registry
 from legion_nb.providers.broker import BrokerPolicy, ProviderBroker, ProviderStatus
 from legion_nb.providers.catalog import embedded_catalog
@@ -55,8 +56,7 @@ from legion_nb.providers.records import Catalog, DnsZone, Firewall, Server
 from legion_nb.providers.resilience import Resilience, SettlePolicy
 
 if TYPE_CHECKING:
-    from legion_nb.engine.runtime import Engine
-    from legion_nb.engine.state.persistence import PersistenceSupervisor, StateChange
+    from legion_nb.engine.state.persistence import StateChange
 
 __all__ = [
     "ProviderPersistence",
@@ -80,10 +80,16 @@ def adapter_credentials(stored: StoredCredentials) -> ProviderCredentials:
 
 
 class ProviderService:
-    """The engine service implementing ``ProviderAccess`` (see the module notes)."""
+    """The session service implementing ``ProviderAccess`` (see the module notes).
+
+    Built complete when the state unlocks: the broker and the resilience layer exist from the
+    start; entering it registers an adapter for every stored credential, :meth:`aclose` closes
+    them all and forgets the decrypted credentials.
+    """
 
     def __init__(
         self,
+        state: StatePort,
         *,
         policy: BrokerPolicy | None = None,
         settle: SettlePolicy | None = None,
@@ -91,67 +97,50 @@ class ProviderService:
     ) -> None:
         """``policy`` paces the broker (tests and the sandbox pass short poll intervals);
         ``transport`` is an optional ``httpx.AsyncBaseTransport`` handed to every adapter's client."""
-        self._policy = policy
-        self._settle = settle
+        self._state = state
         self._transport = transport
-        self._broker: ProviderBroker | None = None
-        self._resilience: Resilience | None = None
-        self._stack: AsyncExitStack | None = None
+        self._broker = ProviderBroker(policy)
+        self._resilience = Resilience(self._broker, StatePendingRecorder(state), settle)
+        self._stack = AsyncExitStack()
+        self._tasks = ServiceTasks("the provider service")
         self._loaded: dict[str, StoredCredentials] = {}
         self._failed: dict[str, str] = {}
         self._live: dict[str, Catalog] = {}
-        self._unsubscribe: Any = None
-        self._persistence: PersistenceSupervisor[LegionState] | None = None
-        self._pending_loads: set[asyncio.Task[None]] = set()  # strong references to in-flight reloads
+        self._subscriptions: list[Callable[[], None]] = []
 
-    # -- EngineService ---------------------------------------------------------------------------
+    async def __aenter__(self) -> ProviderService:
+        await self._load(self._state.state.credentials)
+        self._subscriptions.append(self._state.subscribe(self._changed))
+        return self
 
-    async def start(self, engine: Engine) -> None:
-        persistence = engine.assert_unlocked()
-        self._persistence = persistence
-        self._stack = AsyncExitStack()
-        self._broker = ProviderBroker(self._policy)
-        self._resilience = Resilience(self._broker, StatePendingRecorder(persistence), self._settle)
-        await self._load(persistence.state.credentials)
-        self._unsubscribe = persistence.subscribe(self._changed)
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
 
-    async def stop(self) -> None:
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
-        broker, self._broker = self._broker, None
-        stack, self._stack = self._stack, None
-        self._resilience = None
-        self._persistence = None
+    async def aclose(self) -> None:
+        """Stop the broker's pollers, close every HTTP client and drop the adapters (idempotent)."""
+        for unsubscribe in self._subscriptions:
+            unsubscribe()
+        self._subscriptions.clear()
+        await self._tasks.aclose()
         self._loaded.clear()
         self._failed.clear()
         self._live.clear()
-        if broker is not None:
-            await broker.aclose()
-        if stack is not None:
-            await stack.aclose()
+        await self._broker.aclose()
+        await self._stack.aclose()
 
     def _changed(self, change: StateChange[LegionState]) -> None:
-        if change.after.credentials is change.before.credentials:
-            return
-        stack = self._stack
-        if stack is None:
+        if change.after.credentials is change.before.credentials or self._tasks.closed:
             return
         # Listeners must not block the state writer: connecting does no I/O, but it is async.
-        task = asyncio.get_running_loop().create_task(self._load(change.after.credentials))
-        self._pending_loads.add(task)
-        task.add_done_callback(self._pending_loads.discard)
+        self._tasks.spawn(self._load(change.after.credentials), name="legion-provider-reload")
 
     async def _load(self, credentials: Mapping[str, StoredCredentials]) -> None:
         """Register an adapter for every stored provider whose credentials are new or changed."""
-        broker, stack = self._broker, self._stack
-        if broker is None or stack is None:
-            return
         for provider, stored in credentials.items():
             if self._loaded.get(provider) is stored:
                 continue
             try:
-                adapter = await stack.enter_async_context(
+                adapter = await self._stack.enter_async_context(
                     registry.connect(adapter_credentials(stored), transport=self._transport)
                 )
             except LegionError as exc:  # unusable credentials: remembered and shown, never fatal
@@ -161,25 +150,20 @@ class ProviderService:
             self._failed.pop(provider, None)
             self._loaded[provider] = stored
             self._live.pop(provider, None)
-            broker.register(adapter)
+            self._broker.register(adapter)
 
     async def reload(self) -> None:
         """Make sure every stored credential has its adapter (after a ``credentials set``)."""
-        if self._persistence is not None:
-            await self._load(self._persistence.state.credentials)
+        await self._load(self._state.state.credentials)
 
     # -- ProviderAccess --------------------------------------------------------------------------
 
     @property
     def broker(self) -> ProviderBroker:
-        if self._broker is None:
-            raise LockedError("the provider service is stopped: unlock the state first")
         return self._broker
 
     @property
     def resilience(self) -> Resilience:
-        if self._resilience is None:
-            raise LockedError("the provider service is stopped: unlock the state first")
         return self._resilience
 
     def has_credentials(self, provider: str) -> bool:
@@ -212,10 +196,7 @@ class ProviderService:
 
     def status(self) -> list[dict[str, Any]]:
         """Per loaded provider: the broker's lane status; per unusable one: why (no secrets)."""
-        out: list[dict[str, Any]] = []
-        if self._broker is not None:
-            for provider in sorted(self._loaded):
-                out.append(_status_json(self._broker.status(provider)))
+        out = [_status_json(self._broker.status(provider)) for provider in sorted(self._loaded)]
         for provider, reason in sorted(self._failed.items()):
             out.append({"provider": provider, "last_error": reason, "usable": False})
         return out
@@ -257,7 +238,7 @@ class ProviderPersistence:
     def __init__(self, providers: ProviderService) -> None:
         self._providers = providers
 
-    async def refresh(self, persistence: PersistenceSupervisor[LegionState], provider: str) -> RefreshReport:
+    async def refresh(self, persistence: StatePort, provider: str) -> RefreshReport:
         self._providers.adapter(provider)  # no credentials -> ProviderAuthError before any I/O
         try:
             inventory = await self._read(provider)

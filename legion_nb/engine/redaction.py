@@ -33,7 +33,7 @@ import json
 import logging
 import traceback
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from legion_nb.errors import LegionError
 
@@ -358,30 +358,31 @@ class RedactingFilter(logging.Filter):
 
 
 class SecretsRedaction:
-    """The engine service that publishes the unlocked state's secrets while the session lasts.
+    """The session service that publishes the unlocked state's secrets while the session lasts.
 
-    Registered first, so that it starts before any service that could produce a message quoting a
-    secret, and stops (withdrawing the secrets) after all of them.
+    Entered first, so that it starts before any service that could produce a message quoting a
+    secret, and closed (withdrawing the secrets) after all of them.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, persistence: PersistenceSupervisor[LegionState]) -> None:
+        self._persistence = persistence
         self._undo: Callable[[], None] | None = None
 
     def __repr__(self) -> str:
         return f"SecretsRedaction(active={self._undo is not None})"
 
-    async def start(self, engine: _Unlocked) -> None:
+    async def __aenter__(self) -> SecretsRedaction:
         install_log_filter()
-        self._undo = track(self, engine.assert_unlocked())
+        self._undo = track(self, self._persistence)
+        return self
 
-    async def stop(self) -> None:
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
         undo, self._undo = self._undo, None
         if undo is not None:
             undo()
-
-
-class _Unlocked(Protocol):
-    def assert_unlocked(self) -> PersistenceSupervisor[LegionState]: ...
 
 
 _FILTER = RedactingFilter()

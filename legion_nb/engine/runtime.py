@@ -1,21 +1,20 @@
 """The engine: one object that the CLI, the daemon and the notebooks all drive.
 
-:func:`create_engine` wires the long-lived services (the seed's ``createLegionEngine``): the
-encrypted store behind the persistence supervisor (created at unlock, dropped at logout), the event
-hub, and the :class:`EngineCore` services - provider adapters and broker, the resource actors'
-supervisor, EngineOps (materialize, refresh, server commands, activity) and the app snapshot
-publisher. Later work (deployment, observation) adds more :class:`EngineService` objects without
-touching the ``Engine`` methods, which stay thin: check the lock, call a pure function or a
-service, return a JSON-able result.
+:class:`Engine` owns the lifecycle of one state file - ``bootstrap`` creates a new state, ``unlock``
+opens an existing one, ``logout`` drops the decrypted state, ``aclose`` ends everything - and the
+``@engine_api`` facade. Unlocking opens one :class:`~legion_nb.engine.session.Session`, which builds
+every long-lived service from ports (redaction, providers, resource actors, operations, the snapshot
+publisher, node deployment, billing, terminals); logout closes it, which closes the store and zeroes
+its key. The engine methods stay thin: reach the live session (:class:`~legion_nb.errors.LockedError`
+when locked), call a pure function or a service, return a typed result.
 
-Lifecycle: ``bootstrap`` creates a new state, ``unlock`` opens an existing one, ``logout`` drops the
-decrypted state and closes the store (which zeroes its key), ``aclose`` ends everything. The engine
-never keeps the password: it is handed to the store and forgotten, so after logout nothing secret is
-reachable from the engine (a test walks the object graph to check). Guarded methods call
-:meth:`Engine.assert_unlocked`, which raises :class:`~legion_nb.errors.LockedError`.
+The engine never keeps the password: it is handed to the store and forgotten, so after logout nothing
+secret is reachable from the engine (a test walks the object graph to check).
 
-Every public method is marked :func:`~legion_nb.engine.api.engine_api`; ``subscribe`` is the event
-stream (the daemon offers it as its own ``subscribe`` method, not as a ``call``).
+:func:`create_engine` turns its options into :class:`~legion_nb.engine.session.SessionSettings`, the
+value each session is built from. Every public method is marked
+:func:`~legion_nb.engine.api.engine_api`; ``subscribe`` is the event stream (the daemon offers it as
+its own ``subscribe`` method, not as a ``call``).
 """
 
 from __future__ import annotations
@@ -23,12 +22,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from legion_nb.engine import planning
-from legion_nb.engine.activity import ActivityEmitter
 from legion_nb.engine.api import engine_api
 from legion_nb.engine.billing.methods import BillingMethods
 from legion_nb.engine.billing.plan_cost import plan_cost
@@ -36,16 +34,11 @@ from legion_nb.engine.billing.service import BillingService
 from legion_nb.engine.credentials import credential_facts, credentials_facts, set_credentials
 from legion_nb.engine.diff import Diff, diff
 from legion_nb.engine.events import TOPICS, Event, EventHub
-from legion_nb.engine.node_terminals import NodeTerminals
-from legion_nb.engine.observe.legion_log import LegionLog
-from legion_nb.engine.observe.methods import LOGS_FILENAME, ObservationMethods
-from legion_nb.engine.ops import EngineOps
+from legion_nb.engine.observe.methods import ObservationMethods
 from legion_nb.engine.paths import log_dir_for
-from legion_nb.engine.providers_service import ProviderService, catalog_json
-from legion_nb.engine.redaction import SecretsRedaction
+from legion_nb.engine.providers_service import catalog_json
 from legion_nb.engine.reports import MaterializeReport, RefreshResult, ServerCommandResult
 from legion_nb.engine.resources.actor import ResourceSettings
-from legion_nb.engine.resources.supervisor import ResourceSupervisor
 from legion_nb.engine.results import (
     ActivityView,
     AppSnapshot,
@@ -62,7 +55,8 @@ from legion_nb.engine.results import (
 )
 from legion_nb.engine.runbooks.methods import RunbookMethods
 from legion_nb.engine.runbooks.service import Runbooks
-from legion_nb.engine.snapshot import SnapshotPublisher, assemble
+from legion_nb.engine.session import Session, SessionSettings
+from legion_nb.engine.snapshot import assemble
 from legion_nb.engine.state.model import (
     LegionState,
     PlannedAccess,
@@ -86,71 +80,22 @@ from legion_nb.engine.state.validation import (
 )
 from legion_nb.engine.surface import EngineAPI
 from legion_nb.errors import LockedError, UsageError, ValidationError
-from legion_nb.providers.broker import BrokerPolicy
 from legion_nb.providers.catalog import embedded_catalog
-from legion_nb.providers.resilience import SettlePolicy
 
-if TYPE_CHECKING:  # the deployment stack (SSH, certificates) loads only when a caller wires it
-    from legion_nb.engine.deployment.runtime import DeploymentService
+if TYPE_CHECKING:
     from legion_nb.engine.state.persistence import PersistenceSupervisor
     from legion_nb.engine.terminal import TerminalInfo
 
-__all__ = ["MIN_PASSWORD_LENGTH", "Engine", "EngineCore", "EngineService", "create_engine", "terminal_facts"]
+__all__ = ["MIN_PASSWORD_LENGTH", "Engine", "SessionSettings", "create_engine", "terminal_facts"]
 
 log = logging.getLogger(__name__)
 
 MIN_PASSWORD_LENGTH = 8
 
 
-class EngineService(Protocol):
-    """A long-lived service that lives while the state is unlocked.
-
-    ``start`` runs after unlock/bootstrap, in registration order; ``stop`` runs at logout and close,
-    in reverse order, and must release everything it got from the unlocked state.
-    """
-
-    async def start(self, engine: Engine) -> None: ...
-
-    async def stop(self) -> None: ...
-
-
 def snapshot_of(state: LegionState, revision: int) -> AppSnapshot:
     """The app snapshot of ``state`` with no actor beliefs yet (every row reads ``unknown``)."""
     return assemble(state, revision, ())
-
-
-@dataclass(frozen=True, slots=True)
-class EngineCore:
-    """The long-lived services every engine has, in start order: providers (adapters and broker),
-    resource actors, operations, and the snapshot publisher (stopped in reverse order)."""
-
-    providers: ProviderService
-    resources: ResourceSupervisor
-    ops: EngineOps
-    publisher: SnapshotPublisher
-    deployment: DeploymentService | None = None
-    """Node deployment: when given, cluster node actors install their nodes over SSH."""
-
-    @classmethod
-    def build(
-        cls,
-        hub: EventHub,
-        *,
-        broker_policy: BrokerPolicy | None = None,
-        settle_policy: SettlePolicy | None = None,
-        resource_settings: ResourceSettings | None = None,
-        transport: Any = None,
-        deployment: DeploymentService | None = None,
-    ) -> EngineCore:
-        providers = ProviderService(policy=broker_policy, settle=settle_policy, transport=transport)
-        resources = ResourceSupervisor(providers, settings=resource_settings, deployment=deployment)
-        ops = EngineOps(providers, resources, ActivityEmitter(hub), deployment=deployment)
-        return cls(providers, resources, ops, SnapshotPublisher(hub, resources, providers), deployment)
-
-    def services(self) -> list[EngineService]:
-        # Deployment starts before the actors (they ask it whether a node needs installing).
-        deployment: list[EngineService] = [self.deployment] if self.deployment is not None else []
-        return [self.providers, *deployment, self.resources, self.ops, self.publisher]
 
 
 class Engine(BillingMethods, ObservationMethods, RunbookMethods, EngineAPI):
@@ -163,40 +108,21 @@ class Engine(BillingMethods, ObservationMethods, RunbookMethods, EngineAPI):
         state_path: Path,
         *,
         hub: EventHub,
-        services: Sequence[EngineService] = (),
-        core: EngineCore | None = None,
+        settings: SessionSettings | None = None,
         lock_timeout: float | None = None,
     ) -> None:
         self.state_path = state_path
         self.lock_timeout = lock_timeout  # seconds a save waits for another's (None: the store's default)
         self.events = hub
-        self.core = core or EngineCore.build(hub)
-        # Secrets are published for redaction before any service can quote one, withdrawn after all.
-        # Legion's own log follows the activity from the first operation to the last (LegionLog).
-        self._services: list[EngineService] = [
-            SecretsRedaction(),
-            LegionLog(hub, log_dir_for(state_path) / LOGS_FILENAME),
-            *self.core.services(),
-            *services,
-        ]
-        self.billing = BillingService(self.core.providers, lambda: self.state, log_dir_for(state_path))
-        self._services.append(self.billing)
+        self.settings = settings or SessionSettings()
+        self._session: Session | None = None
+        # Runbooks drive this engine through its public API: they belong to the engine, not a session.
         self.runbooks = Runbooks(self, log_dir_for(state_path), self._operation_ids)
-        # Terminal sessions (a NodeTerminals among ``services`` sets the SSH port); registered last,
-        # so logout closes every shell before anything else stops.
-        self.terminals = next((s for s in services if isinstance(s, NodeTerminals)), None) or NodeTerminals()
-        if self.terminals not in self._services:
-            self._services.append(self.terminals)
-        self._persistence: PersistenceSupervisor[LegionState] | None = None
         self._lifecycle = asyncio.Lock()
         self._closed = False
         self._closers: list[Callable[[], Awaitable[None]]] = []
 
-    # -- services and the lock -------------------------------------------------------------
-
-    def add_service(self, service: EngineService) -> None:
-        """Register a service; it starts at the next unlock (services are wired before unlocking)."""
-        self._services.append(service)
+    # -- the session and the lock ----------------------------------------------------------
 
     def at_close(self, closer: Callable[[], Awaitable[None]]) -> None:
         """Run ``closer`` once the engine has closed (e.g. stop the sandbox cloud it talks to)."""
@@ -210,18 +136,30 @@ class Engine(BillingMethods, ObservationMethods, RunbookMethods, EngineAPI):
 
     @property
     def is_unlocked(self) -> bool:
-        return self._persistence is not None
+        return self._session is not None
+
+    def _live(self) -> Session:
+        """The unlocked session, or :class:`LockedError`."""
+        if self._session is None:
+            raise LockedError("state is locked: unlock it first (legion ... / await engine.unlock(...))")
+        return self._session
+
+    def _billing(self) -> BillingService:
+        return self._live().billing
+
+    @property
+    def core(self) -> Session:
+        """The live session's services (notebooks and tests reach into them; locked -> LockedError)."""
+        return self._live()
 
     def assert_unlocked(self) -> PersistenceSupervisor[LegionState]:
         """The persistence supervisor, or :class:`LockedError` when the state is locked."""
-        if self._persistence is None:
-            raise LockedError("state is locked: unlock it first (legion ... / await engine.unlock(...))")
-        return self._persistence
+        return self._live().persistence
 
     @property
     def state(self) -> LegionState:
         """The last durable state (locked -> :class:`LockedError`)."""
-        return self.assert_unlocked().state
+        return self._live().persistence.state
 
     # -- lifecycle (engine API; results returned directly) ---------------------------------
 
@@ -233,7 +171,7 @@ class Engine(BillingMethods, ObservationMethods, RunbookMethods, EngineAPI):
         _check_new_password(password)
         async with self._lifecycle:
             self._check_open()
-            if self._persistence is not None:
+            if self._session is not None:
                 raise UsageError("this engine is already unlocked: log out before creating a new state")
             state = empty_state()
             store = await SecureStateStore.create(
@@ -256,7 +194,7 @@ class Engine(BillingMethods, ObservationMethods, RunbookMethods, EngineAPI):
         async with self._lifecycle:
             self._check_open()
             store, payload = await SecureStateStore.unlock(self.state_path, password, **self._store_options())
-            current = self._persistence
+            current = None if self._session is None else self._session.persistence
             if current is not None and store.generation <= current.store.generation:
                 store.close()  # the password is right and this session already holds the latest state
                 return self._auth_result()
@@ -283,7 +221,7 @@ class Engine(BillingMethods, ObservationMethods, RunbookMethods, EngineAPI):
         _check_new_password(new)
         if old == new:
             raise ValidationError("the new password equals the current one: nothing to change")
-        await self.assert_unlocked().change_password(old, new)
+        await self._live().persistence.change_password(old, new)
         return self._auth_result()
 
     async def aclose(self) -> None:
@@ -313,37 +251,25 @@ class Engine(BillingMethods, ObservationMethods, RunbookMethods, EngineAPI):
         from legion_nb.engine.state.persistence import PersistenceSupervisor  # noqa: PLC0415
 
         # With decode, a save after another process's save applies its batch on top of that one.
-        self._persistence = PersistenceSupervisor(store, state, encode_state, decode_state)
-        started: list[EngineService] = []
-        try:
-            for service in self._services:
-                await service.start(self)
-                started.append(service)
-        except BaseException:
-            for service in reversed(started):
-                await _stop_quietly(service)
-            persistence, self._persistence = self._persistence, None
-            await persistence.aclose()
-            raise
+        persistence = PersistenceSupervisor(store, state, encode_state, decode_state)
+        self._session = await Session.open(
+            persistence, hub=self.events, settings=self.settings, log_dir=log_dir_for(self.state_path)
+        )
 
     async def _close_session(self) -> None:
-        persistence = self._persistence
-        if persistence is None:
-            return
-        for service in reversed(self._services):
-            await _stop_quietly(service)
-        self._persistence = None
-        await persistence.aclose()
+        session, self._session = self._session, None
+        if session is not None:
+            await session.aclose()
 
     def _store_options(self) -> dict[str, float]:
         return {} if self.lock_timeout is None else {"lock_timeout": self.lock_timeout}
 
     def _auth_result(self) -> AuthResult:
-        persistence = self._persistence
+        session = self._session
         return {
             "state": str(self.state_path),
-            "unlocked": persistence is not None,
-            "revision": None if persistence is None else persistence.revision,
+            "unlocked": session is not None,
+            "revision": None if session is None else session.persistence.revision,
         }
 
     # -- reading ---------------------------------------------------------------------------
@@ -352,12 +278,13 @@ class Engine(BillingMethods, ObservationMethods, RunbookMethods, EngineAPI):
     async def status(self) -> StatusReport:
         """Locked or unlocked, and when unlocked: counts, providers with credentials, pending actions."""
         exists = self.state_exists()
-        if self._persistence is None:
+        if self._session is None:
             return {
                 "state": str(self.state_path), "exists": exists, "unlocked": False,
                 "revision": None, "counts": {}, "providers": [], "actions": {},
             }
-        state = self._persistence.state
+        persistence = self._session.persistence
+        state = persistence.state
         scheme, tracked = state.scheme, state.tracked
         counts = {
             "clusters": len(scheme.clusters),
@@ -376,7 +303,7 @@ class Engine(BillingMethods, ObservationMethods, RunbookMethods, EngineAPI):
             "state": str(self.state_path),
             "exists": exists,
             "unlocked": True,
-            "revision": self._persistence.revision,
+            "revision": persistence.revision,
             "counts": counts,
             "providers": sorted(state.credentials),
             "actions": (await asyncio.to_thread(diff, state)).counts(),  # pure; tens of ms for a fleet
@@ -392,13 +319,13 @@ class Engine(BillingMethods, ObservationMethods, RunbookMethods, EngineAPI):
         """Planned vs tracked vs observed, field by field, with the action per resource (the
         cluster's derived firewall sets included): the rows of the snapshot's view of the state,
         built off the loop once per state, and the plan's monthly cost from the catalogs."""
-        self.assert_unlocked()
-        view = await self.core.publisher.view()
+        session = self._live()
+        view = await session.publisher.view()
         if view is None:  # locked while the view was built
             raise LockedError("state is locked: unlock it first (legion ... / await engine.unlock(...))")
         cost = view.cost
         if cost is None:
-            cost = (await asyncio.to_thread(plan_cost, view.state, self.core.providers.catalog)).to_json()
+            cost = (await asyncio.to_thread(plan_cost, view.state, session.providers.catalog)).to_json()
         return Diff(view.resources, cost=cost)
 
     @engine_api
@@ -415,7 +342,7 @@ class Engine(BillingMethods, ObservationMethods, RunbookMethods, EngineAPI):
             new = change(state)
             return new, new
 
-        return await self.assert_unlocked().mutate(step, reason=reason)
+        return await self._live().persistence.mutate(step, reason=reason)
 
     @engine_api
     async def plan_upsert_server(
@@ -543,73 +470,63 @@ class Engine(BillingMethods, ObservationMethods, RunbookMethods, EngineAPI):
         ``yes=False`` refuses, for callers that pass an unconfirmed choice through. One at a time
         (``ApplyRunningError``). Progress arrives on the "activity" and "snapshot" streams.
         """
-        self.assert_unlocked()
+        ops = self._live().ops
         if yes is not True:
             raise UsageError("materialize changes cloud resources: review `legion diff`, then confirm")
-        return await self.core.ops.materialize(settle_seconds=settle_seconds)
+        return await ops.materialize(settle_seconds=settle_seconds)
 
     @engine_api
     async def refresh(self) -> RefreshResult:
         """Re-read every provider with credentials; adopt Legion-labelled resources, delete nothing."""
-        self.assert_unlocked()
-        return await self.core.ops.refresh()
+        return await self._live().ops.refresh()
 
     @engine_api
     async def snapshot(self) -> AppSnapshot:
         """The app snapshot: actor beliefs joined with planned, tracked and observed records."""
-        self.assert_unlocked()
-        return await self.core.publisher.fresh()
+        return await self._live().publisher.fresh()
 
     @engine_api
     async def activity(self) -> ActivityView:
         """The current operation, counts per lifecycle state, resources at work and failures."""
-        self.assert_unlocked()
-        resources = self.core.resources
-        return self.core.ops.activity.view(resources.snapshots() if resources.running else ())
+        session = self._live()
+        return session.ops.activity.view(session.resources.snapshots())
 
     @engine_api
     async def server_reboot(self, name: str) -> ServerCommandResult:
-        self.assert_unlocked()
-        return await self.core.ops.server_reboot(name)
+        return await self._live().ops.server_reboot(name)
 
     @engine_api
     async def server_reinstall(self, name: str) -> ServerCommandResult:
         """Reset a tracked server to its image (or the catalog's current one if it is gone)."""
-        self.assert_unlocked()
-        return await self.core.ops.server_reinstall(name)
+        return await self._live().ops.server_reinstall(name)
 
     @engine_api
     async def node_reinstall(self, name: str) -> ServerCommandResult:
         """Reinstall a deployed cluster node through every deployment phase (same pinned host key)."""
-        self.assert_unlocked()
-        return await self.core.ops.node_reinstall(name)
+        return await self._live().ops.node_reinstall(name)
 
     @engine_api
     async def node_resume(self, name: str) -> ServerCommandResult:
         """Continue a node operation that was interrupted or failed, from its recorded phase."""
-        self.assert_unlocked()
-        return await self.core.ops.node_resume(name)
+        return await self._live().ops.node_resume(name)
 
     @engine_api
     async def node_repin(self, name: str) -> ServerCommandResult:
         """Accept that a node's server no longer holds Legion's host key (rebuilt outside Legion):
         its next install sessions may trust the key it presents. The only way to replace a key a
         node has already answered with; a resume or reinstall never does it on its own."""
-        self.assert_unlocked()
-        return await self.core.ops.node_repin(name)
+        return await self._live().ops.node_repin(name)
 
     @engine_api
     async def nbde_status(self) -> list[ClusterNbde]:
         """Per cluster: the NBDE mode its healthy nodes call for and each node's recorded binding."""
-        self.assert_unlocked()
-        return self.core.ops.nbde_status()
+        return self._live().ops.nbde_status()
 
     @engine_api
     async def nbde_reconcile(self) -> list[ClusterNbde]:
         """Promote or demote each healthy node's disk unlock to its cluster's NBDE policy now (what
         the repair tick would do), then report like :meth:`nbde_status`."""
-        self.assert_unlocked()
-        return await self.core.ops.nbde_reconcile()
+        return await self._live().ops.nbde_reconcile()
 
     @engine_api
     async def orphan_delete(self, provider: str, resource: str) -> ServerCommandResult:
@@ -619,7 +536,7 @@ class Engine(BillingMethods, ObservationMethods, RunbookMethods, EngineAPI):
         Raises :class:`UsageError` for anything else: a resource that is planned, tracked or gone, or
         an unlabelled one (made by someone else: Legion never deletes what it did not label).
         """
-        self.assert_unlocked()
+        ops = self._live().ops
         rows = await self.billing_reconciliation(collect=True)
         row = next((r for r in rows if r["provider"] == provider and r["resource"] == resource), None)
         if row is None or not row["orphan"]:
@@ -632,22 +549,21 @@ class Engine(BillingMethods, ObservationMethods, RunbookMethods, EngineAPI):
                 f"{provider} {resource} ({row['resource_name']}) carries no Legion labels: Legion "
                 "deletes only what it labelled; delete it at the provider if it is yours"
             )
-        return await self.core.ops.orphan_delete(provider, resource, row["resource_name"])
+        return await ops.orphan_delete(provider, resource, row["resource_name"])
 
     @engine_api
     async def server_delete(self, name: str) -> ServerCommandResult:
         """Take a server out of the plan and delete it at its provider now."""
-        self.assert_unlocked()
-        return await self.core.ops.server_delete(name)
+        return await self._live().ops.server_delete(name)
 
     @engine_api
     async def catalog(self, provider: str, live: bool = True) -> CatalogView:
         """Server types with prices, locations and images: read live when the state is unlocked and
         holds the provider's credentials (and ``live``), else the embedded snapshot."""
         name = validate_provider(provider)
-        providers = self.core.providers
-        if live and self.is_unlocked and providers.has_credentials(name):
-            return catalog_json(await providers.fetch_catalog(name))
+        session = self._session
+        if live and session is not None and session.providers.has_credentials(name):
+            return catalog_json(await session.providers.fetch_catalog(name))
         return catalog_json(embedded_catalog(name))
 
     # -- terminals (NodeTerminals; every session closes at logout) --------------------------
@@ -655,42 +571,37 @@ class Engine(BillingMethods, ObservationMethods, RunbookMethods, EngineAPI):
     @engine_api
     async def terminal_open(self, name: str, cols: int = 80, rows: int = 24) -> TerminalFacts:
         """A PTY shell on node ``name``, reached with the address and keys deployment stored."""
-        self.assert_unlocked()
-        return terminal_facts(await self.terminals.service.open(name, cols=cols, rows=rows))
+        return terminal_facts(await self._live().terminals.service.open(name, cols=cols, rows=rows))
 
     @engine_api
     async def terminal_write(self, id: str, data: str) -> TerminalWritten:
         """Keystrokes (or text) for terminal ``id``."""
-        self.assert_unlocked()
-        self.terminals.service.write(id, data)
+        self._live().terminals.service.write(id, data)
         return {"id": id, "written": len(data)}
 
     @engine_api
     async def terminal_read(self, id: str, wait: float = 0.0) -> TerminalOutputView:
         """Output since the last read; with ``wait``, up to that many seconds (at most 30) for the
         first byte."""
-        self.assert_unlocked()
+        terminals = self._live().terminals
         if not 0 <= wait <= 30:
             raise UsageError(f"terminal read wait {wait} is not valid; use 0 to 30 seconds")
-        out = await self.terminals.service.read(id, wait=wait)
+        out = await terminals.service.read(id, wait=wait)
         return {"id": out.id, "data": out.data, "closed": out.closed, "exit_status": out.exit_status}
 
     @engine_api
     async def terminal_resize(self, id: str, cols: int, rows: int) -> TerminalFacts:
-        self.assert_unlocked()
-        return terminal_facts(self.terminals.service.resize(id, cols, rows))
+        return terminal_facts(self._live().terminals.service.resize(id, cols, rows))
 
     @engine_api
     async def terminal_close(self, id: str) -> TerminalClosed:
-        self.assert_unlocked()
-        await self.terminals.service.close(id)
+        await self._live().terminals.service.close(id)
         return {"id": id, "closed": True}
 
     @engine_api
     async def terminal_list(self) -> list[TerminalFacts]:
         """The open terminals (node, address, size; never a key)."""
-        self.assert_unlocked()
-        return [terminal_facts(info) for info in self.terminals.service.list()]
+        return [terminal_facts(info) for info in self._live().terminals.service.list()]
 
     # -- events ----------------------------------------------------------------------------
 
@@ -712,42 +623,17 @@ def _check_new_password(password: str) -> None:
         raise ValidationError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
 
 
-async def _stop_quietly(service: EngineService) -> None:
-    """Stop a service; one failing to stop must not keep the others (or the lock) from closing."""
-    try:
-        await service.stop()
-    except Exception:  # logged, never re-raised: logout must always complete
-        log.exception("stopping %s failed", type(service).__name__)
-
-
 def create_engine(
-    state_path: Path,
-    *,
-    services: Sequence[EngineService] = (),
-    broker_policy: BrokerPolicy | None = None,
-    settle_policy: SettlePolicy | None = None,
-    resource_settings: ResourceSettings | None = None,
-    transport: Any = None,
-    deployment: DeploymentService | None = None,
-    lock_timeout: float | None = None,
+    state_path: Path, settings: SessionSettings | None = None, *, lock_timeout: float | None = None
 ) -> Engine:
-    """An engine for ``state_path`` with the standard services (plus ``services``), still locked.
+    """An engine for ``state_path``, still locked; each unlock builds a session from ``settings``.
 
+    ``settings`` default to :class:`SessionSettings()`: real-cloud pacing, no node deployment,
+    terminals on port 22. Operator CIDRs from ``LEGION_OPERATOR_CIDRS`` are read (and checked) now.
     ``lock_timeout`` is how long a save waits for another process's save (the CLI's
     ``--lock-timeout``); by default the store's.
-
-    ``broker_policy`` paces provider polling (the sandbox session passes short intervals);
-    ``transport`` (an ``httpx.AsyncBaseTransport``) reaches every provider adapter, for tests.
-    ``deployment`` (a ``DeploymentService``) makes materialize install cluster nodes over SSH and
-    reconcile their NBDE afterwards; without it servers are only provisioned.
     """
-    hub = EventHub()
-    core = EngineCore.build(
-        hub,
-        broker_policy=broker_policy,
-        settle_policy=settle_policy,
-        resource_settings=resource_settings,
-        transport=transport,
-        deployment=deployment,
-    )
-    return Engine(Path(state_path), hub=hub, services=services, core=core, lock_timeout=lock_timeout)
+    settings = settings or SessionSettings()
+    if settings.resources is None:
+        settings = replace(settings, resources=ResourceSettings.from_env())
+    return Engine(Path(state_path), hub=EventHub(), settings=settings, lock_timeout=lock_timeout)

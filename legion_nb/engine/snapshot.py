@@ -22,7 +22,6 @@ change of the planned operator access reads ``update`` until the tracked rules l
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -35,13 +34,13 @@ from legion_nb.engine.redaction import redact_data
 from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey
 from legion_nb.engine.results import AppSnapshot
 from legion_nb.engine.state.model import LegionState
+from legion_nb.engine.tasks import ServiceTasks
 from legion_nb.providers.records import Catalog
 
 if TYPE_CHECKING:
     from legion_nb.engine.providers_service import ProviderService
+    from legion_nb.engine.resources.ports import StatePort
     from legion_nb.engine.resources.supervisor import ResourceSupervisor
-    from legion_nb.engine.runtime import Engine
-    from legion_nb.engine.state.persistence import PersistenceSupervisor
 
 __all__ = [
     "UNKNOWN",
@@ -262,40 +261,43 @@ class SnapshotPublisher:
     it is built in a worker thread (it is pure on the immutable state) and the publication waits
     for it, the loop does not. After that each commit's view reuses the rows of the records it left
     alone (:class:`~legion_nb.engine.diff.ServerRows`) and costs a few milliseconds on the loop.
+
+    A session service: entering it publishes the first unlocked snapshot; :meth:`aclose` publishes
+    the locked one, so every subscriber sees the state lock.
     """
 
     def __init__(
         self,
         hub: EventHub,
+        state: StatePort,
         resources: ResourceSupervisor,
         providers: ProviderService,
         *,
         min_interval: float = 0.1,
     ) -> None:
         self._hub = hub
+        self._state = state
         self._resources = resources
         self._providers = providers
         self._min_interval = min_interval
-        self._unsubscribe: list[Callable[[], None]] = []
-        self._persistence: PersistenceSupervisor[LegionState] | None = None
+        self._subscriptions: list[Callable[[], None]] = []
         self._view: StateView | None = None
         self._last = float("-inf")
         self._trailing: asyncio.TimerHandle | None = None
         self._viewing: asyncio.Task[None] | None = None
         self._server_rows = ServerRows()
+        self._tasks = ServiceTasks("the snapshot publisher")
+        self._closed = False
 
     def current(self) -> AppSnapshot:
-        """The snapshot as of now (locked: the empty locked snapshot)."""
-        persistence = self._persistence
-        if persistence is None:
-            return locked_snapshot()
-        state = persistence.state
+        """The snapshot as of now."""
+        state = self._state.state
         admin = self._resources.settings.admin_sources
         if self._stale(state):
             self._view = self._view_of(state)
         return assemble(
             state,
-            persistence.revision,
+            self._state.revision,
             self._resources.snapshots() if self._resources.running else (),
             providers=self._providers.status(),
             admin_sources=admin,
@@ -308,15 +310,13 @@ class SnapshotPublisher:
         return self.current()
 
     async def view(self) -> StateView | None:
-        """The view of the current state (None while locked); ``engine.diff`` reads its rows."""
-        persistence = self._persistence
-        while persistence is not None and self._stale(persistence.state):
+        """The view of the current state (None once closed); ``engine.diff`` reads its rows."""
+        while not self._closed and self._stale(self._state.state):
             if self._view is not None and self._viewing is None:
-                self._view = self._view_of(persistence.state)
+                self._view = self._view_of(self._state.state)
                 break
             await asyncio.shield(self._cold_view())
-            persistence = self._persistence
-        return self._view if persistence is not None else None
+        return None if self._closed else self._view
 
     def _view_of(self, state: LegionState) -> StateView:
         """The view of ``state`` on the loop, from the last one (its rows reused where the records
@@ -332,9 +332,7 @@ class SnapshotPublisher:
 
     def _cold_view(self) -> asyncio.Task[None]:
         if self._viewing is None:
-            self._viewing = asyncio.get_running_loop().create_task(
-                self._prepare_view(), name="legion-snapshot-view"
-            )
+            self._viewing = self._tasks.spawn(self._prepare_view(), name="legion-snapshot-view")
         return self._viewing
 
     def _stale(self, state: LegionState) -> bool:
@@ -347,8 +345,8 @@ class SnapshotPublisher:
         """Build the first view of the unlocked state in a worker thread, then publish what waited
         for it (a commit meanwhile is folded in on the loop, from this view's rows)."""
         try:
-            if self._persistence is not None and self._view is None:
-                state = self._persistence.state
+            if not self._closed and self._view is None:
+                state = self._state.state
                 admin = self._resources.settings.admin_sources
                 view = await asyncio.to_thread(
                     StateView.of,
@@ -358,16 +356,16 @@ class SnapshotPublisher:
                     server_rows=self._server_rows,  # the loop leaves it alone while this runs
                     catalog_of=self._providers.catalog,
                 )
-                if self._persistence is not None:
+                if not self._closed:
                     self._view = view
         finally:
             self._viewing = None
-        if self._persistence is not None:
+        if not self._closed:
             self.mark()  # paced like any change
 
     def mark(self, *_: object) -> None:
         """Something changed: publish now, or once at the end of the current pacing window."""
-        if self._persistence is None or self._trailing is not None:
+        if self._closed or self._trailing is not None:
             return
         loop = asyncio.get_running_loop()
         wait = self._last + self._min_interval - loop.time()
@@ -378,36 +376,38 @@ class SnapshotPublisher:
 
     def _publish(self) -> None:
         self._trailing = None
-        persistence = self._persistence
-        if persistence is None or self._viewing is not None:
+        if self._closed or self._viewing is not None:
             return  # locked, or a view in the making publishes when it is ready
         if self._view is None:
             self._cold_view()
             return
-        if self._stale(persistence.state):
+        if self._stale(self._state.state):
             # Now, in its own turn of the loop: the hub assembles the rows in the next one.
-            self._view = self._view_of(persistence.state)
+            self._view = self._view_of(self._state.state)
         self._last = asyncio.get_running_loop().time()
         self._hub.publish_snapshot(self.current)
 
-    async def start(self, engine: Engine) -> None:
-        self._persistence = engine.assert_unlocked()
-        self._unsubscribe = [self._persistence.subscribe(self.mark), self._resources.subscribe(self.mark)]
+    async def __aenter__(self) -> SnapshotPublisher:
+        self._subscriptions = [self._state.subscribe(self.mark), self._resources.subscribe(self.mark)]
         self.mark()
+        return self
 
-    async def stop(self) -> None:
-        for unsubscribe in self._unsubscribe:
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop publishing and publish the locked snapshot (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        for unsubscribe in self._subscriptions:
             unsubscribe()
-        self._unsubscribe = []
+        self._subscriptions.clear()
         if self._trailing is not None:
             self._trailing.cancel()
             self._trailing = None
-        self._persistence = None
-        viewing, self._viewing = self._viewing, None
-        if viewing is not None:
-            viewing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await viewing
+        await self._tasks.aclose()
+        self._viewing = None
         self._view = None
         self._server_rows = ServerRows()  # the rows hold records of the state: gone with it
         self._hub.forget_snapshot()

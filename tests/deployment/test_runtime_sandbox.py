@@ -40,8 +40,9 @@ from legion_nb.engine.deployment.phases import (
     resume_phase,
 )
 from legion_nb.engine.deployment.reinstall import reinstall_image
-from legion_nb.engine.deployment.runtime import DeploymentService, NothingToResumeError, mark_interrupted
+from legion_nb.engine.deployment.runtime import DeploymentSettings, NothingToResumeError, mark_interrupted
 from legion_nb.engine.runtime import create_engine
+from legion_nb.engine.session import SessionSettings
 from legion_nb.engine.state.edits import with_execution
 from legion_nb.engine.state.model import (
     CreatePending,
@@ -305,12 +306,13 @@ async def test_the_engine_service_marks_interrupted_executions_at_unlock(tmp_pat
     await store.save(encode_state(replace(state, tracked=replace(state.tracked, servers={"n1": server}))))
     store.close()
 
-    service = DeploymentService()
+    legion = create_engine(path, SessionSettings(deployment=DeploymentSettings()))
     with pytest.raises(LockedError, match="unlock it first"):
-        _ = service.runtime
-    legion = create_engine(path, services=[service])
+        _ = legion.core.deployment
     try:
         await legion.unlock(PASSWORD)
+        service = legion.core.deployment
+        assert service is not None
         assert service.interrupted == ("n1",)
         execution = service.runtime.execution("n1")
         assert execution is not None
@@ -318,7 +320,7 @@ async def test_the_engine_service_marks_interrupted_executions_at_unlock(tmp_pat
     finally:
         await legion.aclose()
     with pytest.raises(LockedError):
-        _ = service.runtime
+        _ = legion.core.deployment
 
 
 async def test_an_ssh_key_intent_left_by_a_crash_is_settled_by_the_key_itself(

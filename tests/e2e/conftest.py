@@ -16,6 +16,7 @@ from legion_nb.emulators.cloud import SandboxCloud
 from legion_nb.emulators.faults import FaultPlan
 from legion_nb.emulators.world import SandboxWorld
 from legion_nb.engine.runtime import Engine, create_engine
+from legion_nb.engine.session import SessionSettings
 from legion_nb.sandbox_engine import sandbox_policy
 
 
@@ -36,7 +37,7 @@ async def open_engine(cloud: SandboxCloud, state_path: Path) -> AsyncIterator[En
     opened: list[Engine] = []
 
     async def factory() -> Engine:
-        engine = create_engine(state_path, broker_policy=sandbox_policy())
+        engine = create_engine(state_path, SessionSettings(broker=sandbox_policy()))
         opened.append(engine)
         if engine.state_exists():
             await engine.unlock(PASSWORD)

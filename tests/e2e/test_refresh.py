@@ -15,6 +15,7 @@ from e2ekit import PASSWORD, EngineFactory, hetzner, plan_cluster
 
 from legion_nb.emulators.cloud import SandboxCloud
 from legion_nb.engine.runtime import create_engine
+from legion_nb.engine.session import SessionSettings
 from legion_nb.sandbox_engine import sandbox_policy
 
 NAMES = ("web-1", "web-2", "web-3")
@@ -61,7 +62,7 @@ async def test_refresh_adopts_labelled_resources_and_leaves_the_rest(
     # The state is lost; a new one plans the same cluster and refreshes (as `legion refresh` would),
     # then the next process materializes (as `legion materialize` would).
     path = tmp_path / "second.legion"
-    second = create_engine(path, broker_policy=sandbox_policy())
+    second = create_engine(path, SessionSettings(broker=sandbox_policy()))
     try:
         await second.bootstrap(PASSWORD)
         block = cloud.endpoints()["hetzner"]
@@ -82,7 +83,7 @@ async def test_refresh_adopts_labelled_resources_and_leaves_the_rest(
         "dns zone example.org",
         "firewall legion-default-hetzner",
     }
-    third = create_engine(path, broker_policy=sandbox_policy())
+    third = create_engine(path, SessionSettings(broker=sandbox_policy()))
     try:
         await third.unlock(PASSWORD)
         creates = cloud.world.counters.snapshot()["hetzner"].get("POST /v1/servers", 0)

@@ -13,6 +13,8 @@ import pytest
 
 from legion_nb.engine.api import public_methods
 from legion_nb.engine.runtime import Engine, create_engine
+from legion_nb.engine.session import Session, SessionSettings
+from legion_nb.engine.state.model import LegionState
 from legion_nb.engine.wire import to_jsonable
 from legion_nb.errors import (
     LockedError,
@@ -217,13 +219,19 @@ async def test_services_follow_the_lock(state_path: Path) -> None:
     calls: list[str] = []
 
     class Recorder:
-        async def start(self, engine: Engine) -> None:
-            calls.append(f"start unlocked={engine.is_unlocked}")
+        """An extra session service: built from the session's ports, entered at unlock."""
 
-        async def stop(self) -> None:
+        def __init__(self, session: Session) -> None:
+            self._state = session.persistence
+
+        async def __aenter__(self) -> Recorder:
+            calls.append(f"start unlocked={isinstance(self._state.state, LegionState)}")
+            return self
+
+        async def __aexit__(self, *_: object) -> None:
             calls.append("stop")
 
-    engine = create_engine(state_path, services=[Recorder()])
+    engine = create_engine(state_path, SessionSettings(services=(Recorder,)))
     await engine.bootstrap(PASSWORD)
     await engine.logout()
     await engine.aclose()

@@ -20,6 +20,7 @@ from legion_nb.engine.resources.actor import ResourceActor, ResourceSettings
 from legion_nb.engine.resources.affected import affected_keys
 from legion_nb.engine.resources.snapshot import ResourceKey
 from legion_nb.engine.runtime import Engine, create_engine
+from legion_nb.engine.session import SessionSettings
 from legion_nb.engine.state.edits import with_tracked
 from legion_nb.engine.state.model import LegionState, PlannedAccess, encode_state, synthetic_state
 from legion_nb.engine.state.store import SecureStateStore
@@ -89,7 +90,7 @@ async def test_unlock_commit_and_logout_give_the_loop_back_between_actors(tmp_pa
     path = tmp_path / "fleet" / "state.legion"
     path.parent.mkdir(mode=0o700)
     (await SecureStateStore.create(path, PASSWORD, encode_state(synthetic_state(SERVERS)))).close()
-    engine = create_engine(path, resource_settings=ResourceSettings(loop_slice=0))
+    engine = create_engine(path, SessionSettings(resources=ResourceSettings(loop_slice=0)))
     async with engine:
         async with LoopLagProbe() as unlocking:
             await engine.unlock(PASSWORD)

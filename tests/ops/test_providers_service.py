@@ -125,7 +125,7 @@ async def test_credentials_set_after_unlock_registers_the_adapter(tmp_path: Path
         assert catalog["source"] == "embedded" and catalog["server_types"][0]["prices"]
     finally:
         await engine.aclose()
-    assert not engine.core.providers.has_credentials("hetzner")  # dropped at logout
+    assert not providers.has_credentials("hetzner")  # dropped at logout
 
 
 async def test_operations_left_running_by_an_earlier_process_read_interrupted(tmp_path: Path) -> None:

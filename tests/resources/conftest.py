@@ -100,9 +100,6 @@ async def providers(
 
 @pytest.fixture
 async def supervisor(providers: SandboxProviders, persistence: State) -> AsyncIterator[ResourceSupervisor]:
-    running = ResourceSupervisor(providers, settings=ResourceSettings(admin_sources=("127.0.0.1/32",)))
-    await running.attach(persistence)
-    try:
+    settings = ResourceSettings(admin_sources=("127.0.0.1/32",))
+    async with ResourceSupervisor(persistence, providers, settings=settings) as running:
         yield running
-    finally:
-        await running.stop()

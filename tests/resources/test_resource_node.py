@@ -70,17 +70,13 @@ async def test_a_new_supervisor_on_the_same_state_shows_the_same_snapshot_and_cr
 ) -> None:
     await plan_cluster(persistence, ("web-1", "web-2"), zone="example.org")
     first = await materialize(supervisor)
-    await supervisor.stop()
+    await supervisor.aclose()
     before = world.counters.mutations()
 
-    fresh = ResourceSupervisor(providers, settings=supervisor.settings)
-    await fresh.attach(persistence)
-    try:
+    async with ResourceSupervisor(persistence, providers, settings=supervisor.settings) as fresh:
         restored = {s.key: s for s in fresh.snapshots()}
         assert _comparable(restored) == _comparable(first)
         again = await materialize(fresh)
-    finally:
-        await fresh.stop()
     assert _comparable(again) == _comparable(first)
     assert world.counters.mutations() == before
     assert len(await observer["hetzner"].list_servers()) == 2
@@ -201,14 +197,10 @@ async def test_a_provider_without_credentials_fails_before_any_call_naming_the_f
     providers: SandboxProviders, persistence: State, world: SandboxWorld
 ) -> None:
     only_hetzner = SandboxProviders(providers.broker, providers.resilience, ("hetzner",))
-    supervisor = ResourceSupervisor(only_hetzner)
-    await supervisor.attach(persistence)
-    try:
+    async with ResourceSupervisor(persistence, only_hetzner) as supervisor:
         await plan_cluster(persistence, ("sat-1",), provider="scaleway")
         await supervisor.sync_wave()
         rows = {s.key: s for s in await supervisor.wait_settled(timeout=30)}
-    finally:
-        await supervisor.stop()
     row = rows[server_key("sat-1")]
     assert row.lifecycle == "error" and row.health == "degraded"
     assert row.error == "scaleway: no usable credentials; run `legion credentials set scaleway`"

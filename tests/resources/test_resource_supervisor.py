@@ -114,7 +114,7 @@ async def test_stop_stops_every_actor_and_refuses_waves(
     actor = supervisor.actor(server_key("web-1"))
     assert actor is not None
 
-    await supervisor.stop()
+    await supervisor.aclose()
 
     assert actor.stopped and actor.snapshot().lifecycle == "stopped"
     assert supervisor.snapshots() == []
@@ -136,16 +136,12 @@ async def test_stopping_mid_create_keeps_the_intent_and_a_new_supervisor_settles
     await supervisor.sync_wave()
     while not persistence.state.tracked.pending and not persistence.state.tracked.servers:
         await _next_tick()
-    await supervisor.stop()
+    await supervisor.aclose()
     await change(persistence, lambda s: s, reason="barrier: writes taken before the stop land first")
 
-    fresh = ResourceSupervisor(providers, settings=supervisor.settings)
-    await fresh.attach(persistence)
-    try:
+    async with ResourceSupervisor(persistence, providers, settings=supervisor.settings) as fresh:
         await fresh.sync_wave()
         rows = {s.key: s for s in await fresh.wait_settled(timeout=60)}
-    finally:
-        await fresh.stop()
     assert rows[server_key("web-1")].lifecycle == "running"
     assert world.counters.snapshot()["hetzner"]["POST /v1/servers"] <= 1
     assert persistence.state.tracked.pending == {}

@@ -17,13 +17,12 @@ from legion_nb.engine.resources.tracing import TRACE_ENV, ActorTracer, tracing_e
 async def test_transitions_are_traced_as_json_lines_without_secrets(
     providers: SandboxProviders, persistence: State, cloud: SandboxCloud, tmp_path: Path
 ) -> None:
-    supervisor = ResourceSupervisor(providers, settings=ResourceSettings(), trace=True)
-    await supervisor.attach(persistence, log_dir=tmp_path / "logs")
-    try:
+    supervisor = ResourceSupervisor(
+        persistence, providers, settings=ResourceSettings(), trace=True, log_dir=tmp_path / "logs"
+    )
+    async with supervisor:
         await plan_cluster(persistence, ("web-1",), zone="example.org")
         await materialize(supervisor)
-    finally:
-        await supervisor.stop()
 
     text = (tmp_path / "logs" / "actors.jsonl").read_text()
     lines = [json.loads(line) for line in text.splitlines()]

@@ -19,8 +19,9 @@ from typing import Any
 
 from legion_nb.emulators.nodes import SimulatedNode
 from legion_nb.engine.deployment.security import ClusterSecurity, NodeIdentity, NodeSecurity, SshKeyPair
-from legion_nb.engine.node_terminals import NodeTerminals
+from legion_nb.engine.node_terminals import TerminalSettings
 from legion_nb.engine.runtime import Engine, create_engine
+from legion_nb.engine.session import SessionSettings
 from legion_nb.engine.state.model import LegionState, NodeMaterial, TrackedServer
 
 __all__ = ["node_engine", "record_node"]
@@ -30,7 +31,7 @@ __all__ = ["node_engine", "record_node"]
 async def node_engine(state_path: Path, node: SimulatedNode, password: str) -> AsyncIterator[Engine]:
     """A new unlocked engine whose terminals dial the node's SSH port (simulated nodes use a
     loopback port of their own instead of 22)."""
-    engine = create_engine(state_path, services=[NodeTerminals(ssh_port=node.ssh_port)])
+    engine = create_engine(state_path, SessionSettings(terminals=TerminalSettings(ssh_port=node.ssh_port)))
     try:
         await engine.bootstrap(password)
         yield engine

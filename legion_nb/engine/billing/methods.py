@@ -30,18 +30,17 @@ __all__ = ["BillingMethods"]
 
 
 class BillingMethods(BillingFrames):
-    """Mixed into the engine, which provides ``billing`` and ``assert_unlocked``."""
+    """Mixed into the engine, which provides ``_billing``: the live session's billing service
+    (:class:`~legion_nb.errors.LockedError` when the state is locked)."""
 
-    billing: BillingService
-
-    def assert_unlocked(self) -> object:
+    def _billing(self) -> BillingService:
         raise NotImplementedError
 
     async def _collected(self, collect: bool) -> BillingService:
-        self.assert_unlocked()
+        billing = self._billing()
         if collect:
-            await self.billing.collect()
-        return self.billing
+            await billing.collect()
+        return billing
 
     @engine_api
     async def billing_collect(self, days: int = DEFAULT_WINDOW_DAYS) -> dict[str, Any]:
@@ -49,8 +48,7 @@ class BillingMethods(BillingFrames):
         of that month); returns rows written and errors per provider."""
         if not 1 <= days <= 3660:
             raise UsageError(f"billing window {days} days is not valid; use 1 to 3660 days")
-        self.assert_unlocked()
-        report = await self.billing.collect(days)
+        report = await self._billing().collect(days)
         return {
             "since": report.since.isoformat(),
             "until": report.until.isoformat(),

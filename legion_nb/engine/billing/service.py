@@ -104,12 +104,17 @@ class BillingService:
         self._forecasts: dict[str, Decimal] = {}
         self._lock = asyncio.Lock()
 
-    # -- EngineService ---------------------------------------------------------------------
+    # -- session service ---------------------------------------------------------------------
 
-    async def start(self, engine: object = None) -> None:
+    async def __aenter__(self) -> BillingService:
         self._store = await asyncio.to_thread(LedgerStore.in_dir, self._log_dir)
+        return self
 
-    async def stop(self) -> None:
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the ledger store (idempotent); it opens again with the next session."""
         store, self._store = self._store, None
         self._facts.clear()
         self._forecasts.clear()

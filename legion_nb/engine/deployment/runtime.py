@@ -29,7 +29,6 @@ import datetime as dt
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
 
 from legion_nb.engine.deployment.node_channel import NodeAccess, NodeConnector
 from legion_nb.engine.deployment.node_reach import reopen_host_key_window
@@ -48,18 +47,16 @@ from legion_nb.engine.deployment.phases import (
     operation_of,
     resume_phase,
 )
-from legion_nb.engine.resources.ports import StatePort
+from legion_nb.engine.resources.ports import ProviderAccess, StatePort
 from legion_nb.engine.state.edits import with_execution
 from legion_nb.engine.state.model import LegionState, NodeExecution, TrackedSshKey, utcnow
-from legion_nb.errors import LockedError, OperationError, UsageError
-
-if TYPE_CHECKING:
-    from legion_nb.engine.runtime import Engine
+from legion_nb.errors import OperationError, UsageError
 
 __all__ = [
     "DelayHook",
     "DeploymentBusyError",
     "DeploymentService",
+    "DeploymentSettings",
     "NodeDeploymentRuntime",
     "NothingToResumeError",
     "PhaseContext",
@@ -299,71 +296,66 @@ class NodeDeploymentRuntime:
         return record
 
 
-class DeploymentService:
-    """The engine service owning the runtime while the state is unlocked (the seed's wiring).
+@dataclass(frozen=True, slots=True)
+class DeploymentSettings:
+    """How the session's deployment reaches nodes: ``access`` (ports and waits; the sandbox's nodes
+    share non-standard ports), the SSH ``connector``, and a test-only ``delay`` hook."""
 
-    ``start`` builds :class:`NodeDeploymentRuntime` over the engine's persistence and provider
-    service and runs :meth:`NodeDeploymentRuntime.initialize`, so every execution a previous process
-    left running reads ``interrupted, retryable`` from the first snapshot on. Register it with
-    ``create_engine(path, services=[DeploymentService()])``.
+    access: NodeAccess = field(default_factory=NodeAccess)
+    connector: NodeConnector | None = None
+    delay: DelayHook | None = None
+
+
+class DeploymentService:
+    """The session service owning the node deployment runtime while the state is unlocked.
+
+    Built over the session's state port and provider access; entering it runs
+    :meth:`NodeDeploymentRuntime.initialize`, so every execution a previous process left running
+    reads ``interrupted, retryable`` from the first snapshot on. A session builds one when its
+    settings carry :class:`DeploymentSettings`.
     """
 
     def __init__(
-        self,
-        *,
-        access: NodeAccess | None = None,
-        connector: NodeConnector | None = None,
-        delay: DelayHook | None = None,
+        self, state: StatePort, providers: ProviderAccess, settings: DeploymentSettings | None = None
     ) -> None:
-        self._access = access
-        self._connector = connector
-        self._delay = delay
-        self._runtime: NodeDeploymentRuntime | None = None
-        self._services: NodePhaseWork | None = None
+        self.settings = settings or DeploymentSettings()
+        access, connector = self.settings.access, self.settings.connector
+        self._work = NodePhaseWork(state, providers, access=access, connector=connector)
+        self._state = state
+        self.runtime = NodeDeploymentRuntime(state, self._work, delay=self.settings.delay)
         self.interrupted: tuple[str, ...] = ()
-        """The nodes the last ``start`` found running and marked interrupted."""
+        """The nodes found running at unlock and marked interrupted."""
 
     @property
     def access(self) -> NodeAccess:
         """The ports and waits node sessions use (the sandbox's nodes share non-standard ports)."""
-        return self._access or NodeAccess()
+        return self.settings.access
 
-    @property
-    def runtime(self) -> NodeDeploymentRuntime:
-        if self._runtime is None:
-            raise LockedError("the deployment runtime runs only while the state is unlocked; unlock it first")
-        return self._runtime
+    async def __aenter__(self) -> DeploymentService:
+        self.interrupted = await self.runtime.initialize()
+        return self
 
-    async def start(self, engine: Engine) -> None:
-        persistence = engine.assert_unlocked()
-        services = NodePhaseWork(
-            persistence, engine.core.providers, access=self._access, connector=self._connector
-        )
-        runtime = NodeDeploymentRuntime(persistence, services, delay=self._delay)
-        self.interrupted = await runtime.initialize()
-        self._services = services
-        self._runtime = runtime
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
 
-    async def stop(self) -> None:
-        self._runtime = None
-        self._services = None
+    async def aclose(self) -> None:
+        """Nothing of its own to stop: node operations run inside the actors, which stop first."""
 
     # -- the node actors' port (``NodeDeployer``) ---------------------------------------------------
 
     def enabled(self) -> bool:
-        return self._runtime is not None
+        return True
 
     def busy(self, node: str) -> bool:
-        return self._runtime is not None and node in self._runtime.active()
+        return node in self.runtime.active()
 
     def execution(self, node: str) -> NodeExecution | None:
         return self.runtime.execution(node)
 
     async def provider_ssh_key(self, node: str, provider: str) -> TrackedSshKey:
         """The node's admin key registered at ``provider`` (its identity is generated first)."""
-        services = self._require_services()
-        await services.prepare(node, NodeOperation.ADD)
-        return await services.provider_ssh_key(node, provider)
+        await self._work.prepare(node, NodeOperation.ADD)
+        return await self._work.provider_ssh_key(node, provider)
 
     async def deploy(self, node: str) -> NodeExecution:
         """Install a tracked node: ``add`` when it never ran an operation (its provision phase finds
@@ -385,15 +377,8 @@ class DeploymentService:
         """The operator's explicit re-pin: the next install sessions of ``node`` may trust the host
         key its server presents, until it answers with Legion's own key again (see
         :mod:`~legion_nb.engine.deployment.node_reach`). Refused while an operation runs on it."""
-        runtime = self.runtime
-        if node in runtime.active():
+        if node in self.runtime.active():
             raise DeploymentBusyError(f"node {node} is running an operation; re-pin it once that ends")
-        state = self._require_services().state
-        if material_of(state.state, node) is None:
+        if material_of(self._state.state, node) is None:
             raise UsageError(f"node {node} has no deployment material: there is no pinned key to replace")
-        await reopen_host_key_window(state, node, reason=f"operator re-pinned node {node}")
-
-    def _require_services(self) -> NodePhaseWork:
-        if self._services is None:
-            raise LockedError("the deployment runtime runs only while the state is unlocked; unlock it first")
-        return self._services
+        await reopen_host_key_window(self._state, node, reason=f"operator re-pinned node {node}")

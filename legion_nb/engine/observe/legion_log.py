@@ -93,14 +93,6 @@ class LegionLog:
     async def __aexit__(self, *_: object) -> None:
         await self.aclose()
 
-    async def start(self, engine: object = None) -> None:
-        """As an engine service: open at unlock (the engine itself is not used)."""
-        await self.__aenter__()
-
-    async def stop(self) -> None:
-        """As an engine service: close at logout."""
-        await self.aclose()
-
     async def aclose(self) -> None:
         """Store what the hub delivered before now, then stop and close the store (idempotent)."""
         task, self._task = self._task, None

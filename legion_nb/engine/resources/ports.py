@@ -42,12 +42,17 @@ class ProviderAccess(Protocol):
 
 
 class StatePort(Protocol):
-    """The durable state as actors see it: the engine's ``PersistenceSupervisor[LegionState]``.
+    """The durable state as the session's services see it: the ``PersistenceSupervisor[LegionState]``.
     ``mutate`` takes a pure ``fn(state) -> (new_state, result)`` and returns ``result`` once the new
     state is durable; ``subscribe`` calls the listener after every commit."""
 
     @property
     def state(self) -> LegionState: ...
+
+    @property
+    def revision(self) -> int:
+        """How many commits the state has had since it was unlocked."""
+        ...
 
     async def mutate(self, fn: Callable[[LegionState], tuple[LegionState, R]], *, reason: str) -> R: ...
 

@@ -32,7 +32,6 @@ publications.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -41,7 +40,6 @@ from typing import TYPE_CHECKING
 from legion_nb.engine import heap
 from legion_nb.engine.cluster.firewall_plan import FirewallPlanCache, FirewallSetPlan
 from legion_nb.engine.cluster.nbde import NbdeRepair, nbde_repairs
-from legion_nb.engine.paths import log_dir_for
 from legion_nb.engine.resources.actor import ActorContext, NodeDeployer, ResourceActor, ResourceSettings
 from legion_nb.engine.resources.affected import affected_keys, changed_names, keys_reading_servers
 from legion_nb.engine.resources.dns_zone import DnsZoneActor
@@ -53,10 +51,10 @@ from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey, Reso
 from legion_nb.engine.resources.timeslice import TimeSlice
 from legion_nb.engine.resources.tracing import ActorTracer, tracing_enabled
 from legion_nb.engine.state.model import LegionState
+from legion_nb.engine.tasks import ServiceTasks
 from legion_nb.errors import LockedError
 
 if TYPE_CHECKING:
-    from legion_nb.engine.runtime import Engine
     from legion_nb.engine.state.persistence import StateChange
 
 __all__ = ["NBDE_REPAIR_ROUNDS", "ResourceSupervisor", "SnapshotListener", "desired_keys", "nbde_operation"]
@@ -118,35 +116,41 @@ def desired_keys(state: LegionState, firewall_plans: Mapping[str, FirewallSetPla
 
 
 class ResourceSupervisor:
-    """An ``EngineService``: started after unlock, stopped at lock/logout (module notes).
+    """A session service: one actor per resource key while the state is unlocked (module notes).
 
+    Entering it starts the actors the state calls for and follows every commit from then on;
+    :meth:`aclose` stops every actor (cancelling work in flight) and refuses waves afterwards.
     ``settings`` default to :meth:`ResourceSettings.from_env` (fallback operator CIDRs from the
-    environment, used only while the plan has none);
-    ``trace`` defaults to ``LEGION_TRACE_ACTORS``.
+    environment, used only while the plan has none); ``trace`` defaults to ``LEGION_TRACE_ACTORS``
+    and writes its JSONL transitions under ``log_dir``.
     """
 
     def __init__(
         self,
+        state: StatePort,
         providers: ProviderAccess,
         *,
         settings: ResourceSettings | None = None,
         trace: bool | None = None,
         deployment: NodeDeployer | None = None,
+        log_dir: Path | None = None,
     ) -> None:
+        self._state = state
         self._providers = providers
         self._deployment = deployment
         self.settings = settings or ResourceSettings.from_env()
         self.firewall_plans = FirewallPlanCache(self.settings.admin_sources)
         """The derived firewall plan of the current state, shared by the actors and the snapshot."""
-        self._trace = tracing_enabled() if trace is None else trace
-        self._state: StatePort | None = None
+        self._trace = (tracing_enabled() if trace is None else trace) and log_dir is not None
+        self._log_dir = log_dir
         self._tracer: ActorTracer | None = None
         self._actors: dict[ResourceKey, ResourceActor] = {}
         self._listeners: list[SnapshotListener] = []
         self._dirty: dict[ResourceKey, ActorSnapshot] = {}
         self._flush_handle: asyncio.Handle | None = None
         self._changed = asyncio.Event()
-        self._unsubscribe: Callable[[], None] | None = None
+        self._subscriptions: list[Callable[[], None]] = []
+        self._tasks = ServiceTasks("the resource supervisor")
         self._reconcile_task: asyncio.Task[None] | None = None
         self._reconcile_again = False
         self._endpoints_moved = False
@@ -156,36 +160,32 @@ class ResourceSupervisor:
         """Servers whose actors started or finished work since the last pass."""
         self._server_settled: dict[str, bool] = {}
         self._lock = asyncio.Lock()
+        self._closed = False
         self.publications = 0
 
     # -- service lifecycle ----------------------------------------------------------------------
 
-    async def start(self, engine: Engine) -> None:
-        await self.attach(engine.assert_unlocked(), log_dir=log_dir_for(engine.state_path))
-
-    async def attach(self, state: StatePort, *, log_dir: Path | None = None) -> None:
-        """Start on ``state`` (the engine's persistence supervisor): actors for what it holds."""
-        if self._state is not None:
-            raise RuntimeError("the resource supervisor is already running; stop it first")
-        self._state = state
-        if self._trace and log_dir is not None:
-            self._tracer = ActorTracer(log_dir)
-        self._unsubscribe = state.subscribe(self._state_changed)
+    async def __aenter__(self) -> ResourceSupervisor:
+        """Start actors for what the state holds and follow its commits."""
+        if self._trace and self._log_dir is not None:
+            self._tracer = ActorTracer(self._log_dir)
+        self._subscriptions.append(self._state.subscribe(self._state_changed))
         heap.settle()  # the decoded state: out of full collections while the actors start
         await self.sync_from_state()
         heap.settle()
+        return self
 
-    async def stop(self) -> None:
-        """Stop every actor (cancelling work in flight) and forget the state."""
-        self._state = None  # first: nothing may start actors or reconcile from here on
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
-        task, self._reconcile_task = self._reconcile_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop every actor (cancelling work in flight); waves are refused from here on (idempotent)."""
+        self._closed = True  # first: nothing may start actors or reconcile from here on
+        for unsubscribe in self._subscriptions:
+            unsubscribe()
+        self._subscriptions.clear()
+        await self._tasks.aclose()
+        self._reconcile_task = None
         async with self._lock:
             actors, self._actors = self._actors, {}
             budget = self._slice()
@@ -209,10 +209,10 @@ class ResourceSupervisor:
 
     @property
     def running(self) -> bool:
-        return self._state is not None
+        return not self._closed
 
     def _require_state(self) -> StatePort:
-        if self._state is None:
+        if self._closed:
             raise LockedError("resource actors are stopped: unlock the state first")
         return self._state
 
@@ -335,15 +335,13 @@ class ResourceSupervisor:
 
     def _schedule_reconcile(self, *, endpoints_moved: bool = False) -> None:
         """Coalesce state changes and server settlements into one reconcile pass at a time."""
-        if self._state is None:
+        if self._closed:
             return
         self._endpoints_moved |= endpoints_moved
         if self._reconcile_task is not None and not self._reconcile_task.done():
             self._reconcile_again = True
             return
-        self._reconcile_task = asyncio.get_running_loop().create_task(
-            self._reconcile(), name="legion-resource-reconcile"
-        )
+        self._reconcile_task = self._tasks.spawn(self._reconcile(), name="legion-resource-reconcile")
 
     async def _reconcile(self) -> None:
         """Start/stop actors for the state, then ``recheck`` the derived ones: those waiting for
@@ -407,7 +405,7 @@ class ResourceSupervisor:
                 while True:
                     self._changed.clear()
                     current = self._select(keys)
-                    if self._state is None or (all(s.settled for s in current) and not self._reconciling()):
+                    if self._closed or (all(s.settled for s in current) and not self._reconciling()):
                         return current
                     await self._changed.wait()
         except TimeoutError:

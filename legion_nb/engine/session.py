@@ -1,0 +1,216 @@
+"""The unlocked session: every long-lived engine service, built from ports, opened and closed together.
+
+Why a session: the engine's services (provider adapters and broker, resource actors, operations,
+the snapshot publisher, node deployment, the billing ledger, terminals) hold decrypted state and
+credentials, so they exist only while the state is unlocked. Unlocking opens one
+:class:`Session`; logging out closes it.
+Each service is constructed complete from the narrow dependencies it uses - the state port
+(:class:`~legion_nb.engine.resources.ports.StatePort`), provider access, the event hub, settings, the
+log directory - never from the engine, and is an async context manager: entering it does its start
+work (load adapters, start actors, publish the first snapshot), ``aclose`` ends its background tasks.
+
+The session enters them in dependency order on one :class:`~contextlib.AsyncExitStack`, which closes
+them in reverse at logout, the persistence supervisor last (queued writes land, then the store's
+key is zeroed). Start order::
+
+    persistence -> redaction -> Legion's own log -> providers -> deployment (when configured)
+    -> resources -> ops -> publisher -> billing -> terminals
+    -> extra services (SessionSettings.services, in order)
+
+A new service plugs in by being a class whose constructor names the ports it uses and which is an
+async context manager; it is then either constructed in :meth:`Session.open` (an engine-wide
+service, with an attribute here) or registered as a :data:`ServiceFactory` in
+:attr:`SessionSettings.services` (a factory receives the session built so far and picks the ports
+it needs from it).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from legion_nb.engine.activity import ActivityEmitter
+from legion_nb.engine.billing.service import BillingService
+from legion_nb.engine.events import EventHub
+from legion_nb.engine.node_terminals import NodeTerminals, TerminalSettings
+from legion_nb.engine.observe.legion_log import LegionLog
+from legion_nb.engine.observe.methods import LOGS_FILENAME
+from legion_nb.engine.ops import EngineOps
+from legion_nb.engine.providers_service import ProviderService
+from legion_nb.engine.redaction import SecretsRedaction
+from legion_nb.engine.resources.actor import ResourceSettings
+from legion_nb.engine.resources.supervisor import ResourceSupervisor
+from legion_nb.engine.snapshot import SnapshotPublisher
+from legion_nb.engine.state.model import LegionState
+from legion_nb.engine.state.persistence import PersistenceSupervisor
+
+if TYPE_CHECKING:  # the deployment stack (SSH, certificates) loads only when settings ask for it
+    from legion_nb.engine.deployment.runtime import DeploymentService, DeploymentSettings
+    from legion_nb.providers.broker import BrokerPolicy
+    from legion_nb.providers.resilience import SettlePolicy
+
+__all__ = ["ServiceFactory", "Session", "SessionSettings"]
+
+log = logging.getLogger(__name__)
+
+ServiceFactory = Callable[["Session"], AbstractAsyncContextManager[object]]
+"""Builds one extra service from the session's ports; the session enters it and closes it."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSettings:
+    """Everything a session is built with besides the state itself (no secrets: those are in it).
+
+    ``broker``/``settle`` pace provider polling and create settling (the sandbox passes short
+    intervals); ``transport`` (an ``httpx.AsyncBaseTransport``) reaches every provider adapter, for
+    tests; ``resources`` hold the fallback operator CIDRs and DNS TTL (None: from the environment at
+    unlock); ``trace`` writes actor transitions under the log directory (None:
+    ``LEGION_TRACE_ACTORS``); ``deployment`` makes materialize install cluster nodes over SSH
+    (None: servers are only provisioned); ``terminals`` says how terminals reach the nodes;
+    ``snapshot_interval`` paces snapshot publication; ``services`` are extra service factories.
+    """
+
+    broker: BrokerPolicy | None = None
+    settle: SettlePolicy | None = None
+    transport: Any = None
+    resources: ResourceSettings | None = None
+    trace: bool | None = None
+    deployment: DeploymentSettings | None = None
+    terminals: TerminalSettings = field(default_factory=TerminalSettings)
+    snapshot_interval: float = 0.1
+    services: tuple[ServiceFactory, ...] = ()
+
+
+class Session:
+    """The services of one unlocked state (module notes); built by :meth:`open`, ended by :meth:`aclose`."""
+
+    def __init__(
+        self,
+        *,
+        persistence: PersistenceSupervisor[LegionState],
+        hub: EventHub,
+        settings: SessionSettings,
+        log_dir: Path,
+        providers: ProviderService,
+        deployment: DeploymentService | None,
+        resources: ResourceSupervisor,
+        ops: EngineOps,
+        publisher: SnapshotPublisher,
+        billing: BillingService,
+        terminals: NodeTerminals,
+        stack: AsyncExitStack,
+    ) -> None:
+        self.persistence = persistence
+        self.hub = hub
+        self.settings = settings
+        self.log_dir = log_dir
+        self.providers = providers
+        self.deployment = deployment
+        self.resources = resources
+        self.ops = ops
+        self.publisher = publisher
+        self.billing = billing
+        self.terminals = terminals
+        self.extras: list[object] = []
+        """The services built by ``settings.services``, in start order."""
+        self._stack = stack
+
+    @classmethod
+    async def open(
+        cls,
+        persistence: PersistenceSupervisor[LegionState],
+        *,
+        hub: EventHub,
+        settings: SessionSettings,
+        log_dir: Path,
+    ) -> Session:
+        """Build and start every service on ``persistence``, which the session now owns.
+
+        If a service fails to start, the ones already started are closed (and the persistence
+        supervisor with them) before the error is raised.
+        """
+        stack = AsyncExitStack()
+        try:
+            stack.push_async_callback(persistence.aclose)
+            # First in, last out: no service may quote a secret the redaction layer does not know.
+            await stack.enter_async_context(SecretsRedaction(persistence))
+            # Legion's own log follows the activity from the first operation to the last.
+            await stack.enter_async_context(LegionLog(hub, log_dir / LOGS_FILENAME))
+            providers = await stack.enter_async_context(
+                ProviderService(
+                    persistence, policy=settings.broker, settle=settings.settle, transport=settings.transport
+                )
+            )
+            deployment: DeploymentService | None = None
+            if settings.deployment is not None:
+                from legion_nb.engine.deployment.runtime import DeploymentService  # noqa: PLC0415
+
+                # Before the actors: they ask it whether a node needs installing.
+                deployment = await stack.enter_async_context(
+                    DeploymentService(persistence, providers, settings.deployment)
+                )
+            resources = await stack.enter_async_context(
+                ResourceSupervisor(
+                    persistence,
+                    providers,
+                    settings=settings.resources,
+                    trace=settings.trace,
+                    deployment=deployment,
+                    log_dir=log_dir,
+                )
+            )
+            ops = await stack.enter_async_context(
+                EngineOps(persistence, providers, resources, ActivityEmitter(hub), deployment=deployment)
+            )
+            interval = settings.snapshot_interval
+            publisher = await stack.enter_async_context(
+                SnapshotPublisher(hub, persistence, resources, providers, min_interval=interval)
+            )
+            billing = await stack.enter_async_context(
+                BillingService(providers, lambda: persistence.state, log_dir)
+            )
+            terminals = await stack.enter_async_context(NodeTerminals(persistence, settings.terminals))
+            session = cls(
+                persistence=persistence,
+                hub=hub,
+                settings=settings,
+                log_dir=log_dir,
+                providers=providers,
+                deployment=deployment,
+                resources=resources,
+                ops=ops,
+                publisher=publisher,
+                billing=billing,
+                terminals=terminals,
+                stack=stack,
+            )
+            for factory in settings.services:
+                session.extras.append(await stack.enter_async_context(factory(session)))
+        except BaseException:
+            await _close(stack)
+            raise
+        return session
+
+    async def aclose(self) -> None:
+        """Close every service in reverse start order, then the persistence supervisor (idempotent).
+
+        A service that fails to close is logged and the others still close: logout always completes.
+        """
+        await _close(self._stack)
+
+    async def __aenter__(self) -> Session:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+
+async def _close(stack: AsyncExitStack) -> None:
+    try:
+        await stack.aclose()
+    except Exception:  # logged, never re-raised: every service got its turn and logout must complete
+        log.exception("closing the session failed")
