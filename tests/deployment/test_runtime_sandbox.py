@@ -40,9 +40,14 @@ from legion_nb.engine.deployment.phases import (
     resume_phase,
 )
 from legion_nb.engine.deployment.reinstall import reinstall_image
-from legion_nb.engine.deployment.runtime import DeploymentSettings, NothingToResumeError, mark_interrupted
+from legion_nb.engine.deployment.runtime import (
+    DeploymentService,
+    DeploymentSettings,
+    NothingToResumeError,
+    mark_interrupted,
+)
 from legion_nb.engine.runtime import create_engine
-from legion_nb.engine.session import SessionSettings
+from legion_nb.engine.session import Session, SessionSettings
 from legion_nb.engine.state.edits import with_execution
 from legion_nb.engine.state.model import (
     CreatePending,
@@ -306,13 +311,17 @@ async def test_the_engine_service_marks_interrupted_executions_at_unlock(tmp_pat
     await store.save(encode_state(replace(state, tracked=replace(state.tracked, servers={"n1": server}))))
     store.close()
 
-    legion = create_engine(path, SessionSettings(deployment=DeploymentSettings()))
+    def deployment(session: Session) -> DeploymentService:
+        """The service alone, as an extra session service: no node actor drives it here."""
+        return DeploymentService(session.persistence, session.providers, DeploymentSettings())
+
+    legion = create_engine(path, SessionSettings(services=(deployment,)))
     with pytest.raises(LockedError, match="unlock it first"):
-        _ = legion.core.deployment
+        _ = legion.core.extras
     try:
         await legion.unlock(PASSWORD)
-        service = legion.core.deployment
-        assert service is not None
+        (service,) = legion.core.extras
+        assert isinstance(service, DeploymentService)
         assert service.interrupted == ("n1",)
         execution = service.runtime.execution("n1")
         assert execution is not None
@@ -320,7 +329,7 @@ async def test_the_engine_service_marks_interrupted_executions_at_unlock(tmp_pat
     finally:
         await legion.aclose()
     with pytest.raises(LockedError):
-        _ = legion.core.deployment
+        _ = legion.core.extras
 
 
 async def test_an_ssh_key_intent_left_by_a_crash_is_settled_by_the_key_itself(
