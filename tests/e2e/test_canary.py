@@ -30,6 +30,7 @@ import pytest
 
 from legion_nb.cli.main import run
 from legion_nb.engine.runtime import create_engine
+from legion_nb.engine.session import SessionSettings
 from legion_nb.engine.state.model import LegionState, StoredCredentials
 from legion_nb.errors import LegionError
 from legion_nb.sandbox_engine import sandbox_policy
@@ -112,7 +113,7 @@ class Recorder:
 
 async def plant(state: Path, canaries: list[Canary], recorder: Recorder) -> None:
     """Store invalid values bypassing validation; then use them in process: errors, widgets, traces."""
-    engine = create_engine(state, broker_policy=sandbox_policy())
+    engine = create_engine(state, SessionSettings(broker=sandbox_policy()))
     try:
         await engine.unlock(PASSWORD)
 
