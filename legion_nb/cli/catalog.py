@@ -14,7 +14,7 @@ import argparse
 from typing import Any
 
 from legion_nb.cli.context import CliContext, one_shot
-from legion_nb.cli.tables import table
+from legion_nb.cli.tables import money, table
 
 __all__ = ["register"]
 
@@ -37,18 +37,23 @@ async def _catalog(ctx: CliContext, args: argparse.Namespace) -> int:
     return 0
 
 
-def _cheapest(server_type: dict[str, Any]) -> tuple[str, str]:
+def _cheapest(server_type: dict[str, Any], currency: str) -> tuple[str, str, str]:
     prices = sorted(server_type["prices"], key=lambda p: float(p["monthly"]))
     if not prices:
-        return "", ""
-    return prices[0]["monthly"], prices[0]["location"]
+        return "", "", ""
+    cheapest = prices[0]
+    return (
+        money(cheapest["monthly"], currency, "/month"),
+        money(cheapest.get("hourly"), currency, "/h"),
+        cheapest["location"],
+    )
 
 
 def _text(catalog: dict[str, Any]) -> str:
     currency = catalog["currency"]
     source = catalog["source"] + (f", fetched {catalog['fetched_at']}" if catalog.get("fetched_at") else "")
     types = table(
-        ("type", "cores", "memory GB", "disk GB", "arch", f"from {currency}/month", "in", "locations"),
+        ("type", "cores", "memory GB", "disk GB", "arch", "from", "hourly", "in", "locations"),
         (
             (
                 t["name"],
@@ -56,7 +61,7 @@ def _text(catalog: dict[str, Any]) -> str:
                 t["memory_gb"],
                 t["disk_gb"],
                 t["arch"],
-                *_cheapest(t),
+                *_cheapest(t, currency),
                 len(t["locations"]),
             )
             for t in catalog["server_types"]

@@ -11,9 +11,15 @@ loop: a warm ``legion status`` then never imports asyncio, which would cost seve
 round trip. Every other command runs under :func:`asyncio.run`, as does a one-shot command with
 no daemon to serve it.
 
+The global options (``--state``, ``--json``, ``--password-stdin``, ``--daemon-token``,
+``--lock-timeout``) are accepted before the command and after it, at every level
+(``legion passwd --password-stdin``, ``legion plan show --json``), as GUIDE §2 writes them: each
+sub-parser gets them again with a suppressed default, so a value given after the command wins and
+one given before it is never reset.
+
 Operator mistakes end with one line on stderr and the error's exit code (see
-:mod:`legion_nb.errors`): 2 usage, 3 state, 4 provider, 5 operation, 6 daemon, 130 interrupted.
-A bug ends with exit 70 and one line; ``LEGION_DEBUG=1`` adds the traceback.
+:mod:`legion_nb.errors` and :data:`EXIT_CODES`, which ``legion --help`` prints). A bug ends with
+exit 70 and one line; ``LEGION_DEBUG=1`` adds the traceback.
 """
 
 from __future__ import annotations
@@ -72,6 +78,28 @@ COMMAND_OWNERS: dict[str, str] = {
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 
+EXIT_CODES: tuple[tuple[int, str], ...] = (
+    (0, "success"),
+    (1, "another Legion error (the line on stderr says which)"),
+    (2, "usage: a bad command line, option or input"),
+    (3, "state: missing, locked, wrong password, busy or damaged state file"),
+    (4, "provider: a cloud API refused, failed or could not be reached"),
+    (5, "operation: an engine operation failed or another is running"),
+    (6, "daemon: no daemon, a wrong token or a refused daemon message"),
+    (7, "node: SSH, host key, certificate or admin API of a managed node"),
+    (70, "internal error (a bug; LEGION_DEBUG=1 shows the traceback)"),
+    (130, "interrupted (Ctrl-C)"),
+)
+"""Every exit status the CLI returns, one line each (``legion terminal`` returns the remote shell's)."""
+
+GLOBAL_OPTIONS: tuple[str, ...] = (
+    "--state",
+    "--json",
+    "--password-stdin",
+    "--daemon-token",
+    "--lock-timeout",
+)
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line on stderr, not a usage block."""
@@ -112,14 +140,40 @@ class _GlobalsScan(_Parser):
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The ``legion`` parser: every group, or only the one that owns ``command`` when it is known."""
-    parser = _Parser(prog="legion", description="Operate Tribes clusters on Hetzner, OVH and Scaleway.")
+    parser = _Parser(
+        prog="legion",
+        description="Operate Tribes clusters on Hetzner, OVH and Scaleway.",
+        epilog=exit_codes_text(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _add_global_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     owner = COMMAND_OWNERS.get(command) if command is not None else None
     for module_name in (owner,) if owner is not None else COMMAND_GROUPS:
         importlib.import_module(module_name).register(sub)
+    for child in _sub_parsers(parser):
+        _add_global_options(child, after_command=True)
     return parser
+
+
+def exit_codes_text() -> str:
+    """The exit-code list as ``legion --help`` prints it."""
+    lines = ["exit codes:"]
+    lines += [f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES]
+    lines.append("  legion terminal exits with the remote command's status")
+    return "\n".join(lines)
+
+
+def _sub_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every parser below ``parser``, depth first (each command and sub-command once)."""
+    found: list[argparse.ArgumentParser] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):  # aliases map to the same parser
+                found.append(child)
+                found.extend(_sub_parsers(child))
+    return found
 
 
 def _command_word(argv: Sequence[str]) -> str | None:
@@ -134,22 +188,29 @@ def _command_word(argv: Sequence[str]) -> str | None:
     return str(known.rest[0]) if known.rest else None
 
 
-def _add_global_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--state", metavar="PATH", help="state file (env LEGION_STATE; default: user data dir)"
+def _add_global_options(parser: argparse.ArgumentParser, *, after_command: bool = False) -> None:
+    """The global options; after a command their defaults are suppressed (see the module notes).
+
+    An option the command already defines itself (``sandbox serve --json``) is left to it.
+    """
+    taken = parser._option_string_actions
+    target: Any = (
+        parser.add_argument_group("global options (before or after the command)") if after_command else parser
     )
-    parser.add_argument("--json", action="store_true", help="machine output: one JSON document or JSON lines")
-    parser.add_argument(
-        "--password-stdin", action="store_true", help="read the password from the first line of stdin"
-    )
-    parser.add_argument(
-        "--daemon-token", metavar="HEX", help="use the running daemon (env LEGION_DAEMON_TOKEN)"
-    )
-    parser.add_argument(
+
+    def add(flag: str, default: object, **kwargs: Any) -> None:
+        if flag not in taken:
+            target.add_argument(flag, default=argparse.SUPPRESS if after_command else default, **kwargs)
+
+    add("--state", None, metavar="PATH", help="state file (env LEGION_STATE; default: user data dir)")
+    add("--json", False, action="store_true", help="machine output: one JSON document or JSON lines")
+    add("--password-stdin", False, action="store_true", help="read the password from the first line of stdin")
+    add("--daemon-token", None, metavar="HEX", help="use the running daemon (env LEGION_DAEMON_TOKEN)")
+    add(
         "--lock-timeout",
+        DEFAULT_LOCK_TIMEOUT,
         metavar="SECONDS",
         type=_seconds,
-        default=DEFAULT_LOCK_TIMEOUT,
         help=f"how long a write waits for another process's write (default {DEFAULT_LOCK_TIMEOUT:g})",
     )
 

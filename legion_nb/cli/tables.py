@@ -7,8 +7,9 @@ the machine form.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from decimal import Decimal, InvalidOperation
 
-__all__ = ["table"]
+__all__ = ["money", "table"]
 
 EMPTY = "-"
 
@@ -24,3 +25,19 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[object]], *, title: st
     for row in [list(headers), *cells]:
         lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
     return "\n".join(lines)
+
+
+def money(amount: str | Decimal | None, currency: str, per: str = "") -> str:
+    """``3.79 EUR/month``: an amount as people write money, with its currency and period.
+
+    At least two decimals, more only where the price has them (Hetzner's ``0.0060`` an hour reads
+    ``0.006 EUR/h``), never an exponent; the engine's JSON keeps the exact decimal string.
+    """
+    if amount is None or amount == "":
+        return EMPTY
+    try:
+        value = Decimal(amount)
+    except (InvalidOperation, ValueError):  # not a number: show what the engine said
+        return f"{amount} {currency}{per}"
+    digits = max(2, -value.normalize().as_tuple().exponent)  # type: ignore[operator]
+    return f"{value:.{digits}f} {currency}{per}"
