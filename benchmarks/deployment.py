@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "deplo
 from runtimekit import create_state, engine, sandbox
 
 from legion_nb.engine.deployment.phases import PLANS, NodeOperation
-from legion_nb.engine.deployment.runtime import mark_interrupted
+from legion_nb.engine.state.edits import mark_interrupted
 from legion_nb.engine.state.model import synthetic_state
 
 

@@ -29,7 +29,7 @@ from legion_nb.engine import planning
 from legion_nb.engine.deployment.node_channel import NodeAccess, ReadinessPolicy, SshNodeConnector
 from legion_nb.engine.deployment.phase_work import NodePhaseWork
 from legion_nb.engine.deployment.phases import NodeOperation, Phase, PhaseContext, PhaseHandler
-from legion_nb.engine.deployment.runtime import DelayHook, NodeDeploymentRuntime
+from legion_nb.engine.deployment.runtime import DelayHook, OperationRunner
 from legion_nb.engine.resources.actor import ActorContext
 from legion_nb.engine.resources.node import ServerNodeActor
 from legion_nb.engine.resources.pending import StatePendingRecorder
@@ -193,7 +193,7 @@ class DrivenByTheTest:
 
     def __init__(self, services: NodePhaseWork) -> None:
         self._services = services
-        self.runtime: NodeDeploymentRuntime | None = None
+        self.runtime: OperationRunner | None = None
 
     def enabled(self) -> bool:
         return True
@@ -286,7 +286,7 @@ async def create_state(path: Path, *, servers: tuple[str, ...] = ()) -> None:
 @dataclass
 class Engine:
     persistence: State
-    runtime: NodeDeploymentRuntime
+    runtime: OperationRunner
     services: NodePhaseWork
     broker: ProviderBroker
     providers: HetznerOnly
@@ -319,7 +319,7 @@ async def engine(
                 deployment=nodes,
             )
             provisioned = ActorProvisioned(services, context)
-            runtime = NodeDeploymentRuntime(persistence, provisioned, delay=delay)
+            runtime = OperationRunner(persistence, provisioned, delay=delay)
             nodes.runtime = runtime
             try:
                 yield Engine(persistence, runtime, services, broker, providers)

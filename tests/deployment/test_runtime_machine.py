@@ -28,7 +28,7 @@ from legion_nb.engine.deployment.phases import (
     PhaseHandler,
     execution_of,
 )
-from legion_nb.engine.deployment.runtime import DeploymentBusyError, NodeDeploymentRuntime
+from legion_nb.engine.deployment.runtime import DeploymentBusyError, OperationRunner
 from legion_nb.engine.state.edits import track_server
 from legion_nb.engine.state.model import LegionState, TrackedServer, empty_state, encode_state, utcnow
 from legion_nb.engine.state.persistence import PersistenceSupervisor, StateChange
@@ -94,7 +94,7 @@ async def exercise(store: SecureStateStore, operation: NodeOperation, stop: int,
     plan = PLANS[operation]
     state = PersistenceSupervisor(store, initial(operation), encode_state)
     services = Scripted(state, plan[stop], hang=hang)
-    runtime = NodeDeploymentRuntime(state, services)
+    runtime = OperationRunner(state, services)
     seen: list[Stop] = []
 
     def listener(change: StateChange[LegionState]) -> None:

@@ -44,11 +44,10 @@ from legion_nb.engine.deployment.runtime import (
     DeploymentService,
     DeploymentSettings,
     NothingToResumeError,
-    mark_interrupted,
 )
 from legion_nb.engine.runtime import create_engine
 from legion_nb.engine.session import Session, SessionSettings
-from legion_nb.engine.state.edits import with_execution
+from legion_nb.engine.state.edits import mark_interrupted, with_execution
 from legion_nb.engine.state.model import (
     CreatePending,
     LegionState,

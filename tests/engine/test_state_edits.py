@@ -7,6 +7,7 @@ import datetime as dt
 from dataclasses import replace
 
 from legion_nb.engine.state.edits import (
+    mark_interrupted,
     track_server,
     with_cluster_material,
     with_execution,
@@ -130,3 +131,21 @@ def test_material_edits_key_by_node_and_cluster() -> None:
     clustered = with_cluster_material(state, ca)
     assert clustered.deployment.clusters == {"alpha": ca}
     assert clustered.deployment.nodes is state.deployment.nodes
+
+
+def test_mark_interrupted_stops_running_executions_wherever_they_live() -> None:
+    done = NodeExecution("add", "nbde_reconcile", "succeeded", NOW, NOW, phase_done=True)
+    state = with_tracked(empty_state(), servers={"n1": replace(server(), execution=RUNNING)})
+    state = with_tracked_server(state, replace(server("n2", "12"), execution=done))
+    state = with_execution(state, "n3", replace(RUNNING, phase="provision"))
+    later = NOW + dt.timedelta(minutes=5)
+    after, names = mark_interrupted(state, later)
+    assert names == ("n1", "n3")
+    first = after.tracked.servers["n1"].execution
+    assert first is not None
+    assert (first.status, first.retryable, first.updated) == ("interrupted", True, later)
+    assert first.error == "interrupted during kexec: Legion stopped; resume to continue from there"
+    pre = after.deployment.nodes["n3"].execution
+    assert pre is not None and (pre.status, pre.phase) == ("interrupted", "provision")
+    assert after.tracked.servers["n2"].execution == done
+    assert mark_interrupted(after) == (after, ())

@@ -1,4 +1,5 @@
-"""NodeDeploymentRuntime: drives a node operation through its declared phases, durably.
+"""The deployment runtime: :class:`OperationRunner` drives a node operation through its declared
+phases, durably, and :class:`DeploymentService` owns it for the unlocked session.
 
 Turning a cloud server into a Tribes node takes minutes and a dozen steps over SSH, HTTPS and the
 provider API; the engine process may die in the middle of any of them. So every phase is bracketed
@@ -7,9 +8,9 @@ by two durable state writes (through the persistence supervisor, into the node's
 * at its start: ``phase=P, phase_done=False, status=running``;
 * at its end: ``phase=P, phase_done=True`` (and after the last phase ``status=succeeded``).
 
-:meth:`NodeDeploymentRuntime.initialize`, called once when the engine unlocks, turns every execution
-still marked ``running`` into ``interrupted, retryable``: nothing is running after a restart, and
-pretending otherwise (or pretending it succeeded) would lie to the operator. :meth:`resume` continues
+:meth:`OperationRunner.initialize`, called once when the engine unlocks, turns every execution
+still marked ``running`` into ``interrupted, retryable``
+(:func:`~legion_nb.engine.state.edits.mark_interrupted`). :meth:`resume` continues
 an interrupted or failed execution from its recorded phase (:func:`phases.resume_phase`): the phase
 that was running is run again, which is safe because every phase checks reality before acting.
 
@@ -28,7 +29,7 @@ import asyncio
 import datetime as dt
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from legion_nb.engine.deployment.node_channel import NodeAccess, NodeConnector
 from legion_nb.engine.deployment.node_reach import reopen_host_key_window
@@ -48,7 +49,7 @@ from legion_nb.engine.deployment.phases import (
     resume_phase,
 )
 from legion_nb.engine.resources.ports import ProviderAccess, StatePort
-from legion_nb.engine.state.edits import with_execution
+from legion_nb.engine.state.edits import mark_interrupted, with_execution
 from legion_nb.engine.state.model import LegionState, NodeExecution, TrackedSshKey, utcnow
 from legion_nb.errors import OperationError, UsageError
 
@@ -57,17 +58,16 @@ __all__ = [
     "DeploymentBusyError",
     "DeploymentService",
     "DeploymentSettings",
-    "NodeDeploymentRuntime",
     "NothingToResumeError",
+    "OperationRunner",
     "PhaseContext",
     "PhaseHandler",
     "PhaseMetrics",
     "PhaseWork",
-    "mark_interrupted",
 ]
 
 DelayHook = Callable[[str, Phase, str], Awaitable[None]]
-"""``(node, phase, point)``: awaited at ``start`` of each phase and at a service's checkpoints."""
+"""``(node, phase, point)``: awaited at ``start`` of each phase and at a phase handler's checkpoints."""
 
 
 class DeploymentBusyError(OperationError):
@@ -93,43 +93,7 @@ class PhaseMetrics:
             self.failures[phase] = self.failures.get(phase, 0) + 1
 
 
-def mark_interrupted(state: LegionState) -> tuple[LegionState, tuple[str, ...]]:
-    """Every ``running`` execution (tracked or pre-tracking) becomes ``interrupted, retryable``.
-
-    One pass and one rebuilt mapping per place a record can live, so a large state costs linear
-    time (this runs inside the unlock's first state write).
-    """
-    stamp = utcnow()
-
-    def stopped(execution: NodeExecution) -> NodeExecution:
-        return replace(
-            execution,
-            status="interrupted",
-            retryable=True,
-            updated=stamp,
-            error=f"interrupted during {execution.phase}: Legion stopped; resume to continue from there",
-        )
-
-    servers = {
-        name: replace(server, execution=stopped(server.execution))
-        for name, server in state.tracked.servers.items()
-        if server.execution is not None and server.execution.status == "running"
-    }
-    nodes = {
-        name: replace(material, execution=stopped(material.execution))
-        for name, material in state.deployment.nodes.items()
-        if material.execution is not None and material.execution.status == "running"
-    }
-    if servers:
-        state = replace(state, tracked=replace(state.tracked, servers={**state.tracked.servers, **servers}))
-    if nodes:
-        state = replace(
-            state, deployment=replace(state.deployment, nodes={**state.deployment.nodes, **nodes})
-        )
-    return state, tuple(sorted({*servers, *nodes}))
-
-
-class NodeDeploymentRuntime:
+class OperationRunner:
     """Runs and resumes node operations; at most one per node at a time in this process."""
 
     def __init__(
@@ -310,7 +274,7 @@ class DeploymentService:
     """The session service owning the node deployment runtime while the state is unlocked.
 
     Built over the session's state port and provider access; entering it runs
-    :meth:`NodeDeploymentRuntime.initialize`, so every execution a previous process left running
+    :meth:`OperationRunner.initialize`, so every execution a previous process left running
     reads ``interrupted, retryable`` from the first snapshot on. A session builds one when its
     settings carry :class:`DeploymentSettings`.
     """
@@ -322,7 +286,7 @@ class DeploymentService:
         access, connector = self.settings.access, self.settings.connector
         self._work = NodePhaseWork(state, providers, access=access, connector=connector)
         self._state = state
-        self.runtime = NodeDeploymentRuntime(state, self._work, delay=self.settings.delay)
+        self.runtime = OperationRunner(state, self._work, delay=self.settings.delay)
         self.interrupted: tuple[str, ...] = ()
         """The nodes found running at unlock and marked interrupted."""
 

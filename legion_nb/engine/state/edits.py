@@ -12,6 +12,7 @@ and returns ``state`` itself when there is nothing to change.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -22,11 +23,13 @@ from legion_nb.engine.state.model import (
     NodeExecution,
     NodeMaterial,
     TrackedServer,
+    utcnow,
 )
 from legion_nb.readonly import with_item
 
 __all__ = [
     "ObservedKind",
+    "mark_interrupted",
     "track_server",
     "with_cluster_material",
     "with_execution",
@@ -131,3 +134,42 @@ def with_execution(state: LegionState, node: str, execution: NodeExecution | Non
         return with_tracked_server(state, replace(server, execution=execution))
     material = state.deployment.nodes.get(node) or NodeMaterial(node=node)
     return with_material(state, replace(material, execution=execution))
+
+
+def mark_interrupted(
+    state: LegionState, now: dt.datetime | None = None
+) -> tuple[LegionState, tuple[str, ...]]:
+    """Every ``running`` execution (tracked or pre-tracking) becomes ``interrupted, retryable``, and
+    the names of those nodes. Why: nothing runs after a restart, and pretending otherwise (or
+    pretending it succeeded) would lie to the operator; a resume continues from the recorded phase.
+
+    One pass and one rebuilt mapping per place a record can live, so a large state costs linear
+    time (this runs inside the unlock's first state write).
+    """
+    stamp = now or utcnow()
+
+    def stopped(execution: NodeExecution) -> NodeExecution:
+        return replace(
+            execution,
+            status="interrupted",
+            retryable=True,
+            updated=stamp,
+            error=f"interrupted during {execution.phase}: Legion stopped; resume to continue from there",
+        )
+
+    servers = {
+        name: replace(server, execution=stopped(server.execution))
+        for name, server in state.tracked.servers.items()
+        if server.execution is not None and server.execution.status == "running"
+    }
+    nodes = {
+        name: replace(material, execution=stopped(material.execution))
+        for name, material in state.deployment.nodes.items()
+        if material.execution is not None and material.execution.status == "running"
+    }
+    if servers:
+        state = with_tracked(state, servers={**state.tracked.servers, **servers})
+    if nodes:
+        deployment = replace(state.deployment, nodes={**state.deployment.nodes, **nodes})
+        state = replace(state, deployment=deployment)
+    return state, tuple(sorted({*servers, *nodes}))
