@@ -24,8 +24,10 @@ CELLS = [
 import legion_nb
 from legion_nb.widgets import RunbookPanel
 
+# The state (and so the run records and output notebooks) under the served root: the test opens
+# a run's output notebook in JupyterLab.
 engine = await legion_nb.sandbox(
-    seed=5, nodes=True, providers=("hetzner",), action_seconds=0.02, boot_seconds=0.02
+    seed=5, nodes=True, providers=("hetzner",), action_seconds=0.02, boot_seconds=0.02, state_dir="state"
 )
 for name in ("web-1", "web-2"):
     await engine.plan_upsert_server(name=name, provider="hetzner", cluster="alpha")
@@ -88,5 +90,17 @@ async def test_the_runbook_panel_runs_a_runbook_and_shows_a_failing_cell(
         await expect(failure).to_have_count(0)
         await expect(panel.locator(".lnb-runbook-progress-text")).to_contain_text("cells done")
         await page.screenshot(path=str(artifacts / "runbook-panel.png"), full_page=True)
+
+        # The failed run's output notebook opens in JupyterLab with its outputs and the error.
+        outputs = sorted((lab.root / "state").glob("*.logs/runbooks/outputs/*.ipynb"))
+        assert len(outputs) == 2
+        failed_output = next(p for p in outputs if "no server 'ghost'" in p.read_text())
+        await page.goto(lab.url(f"lab/tree/{failed_output.relative_to(lab.root).as_posix()}"))
+        await expect(page.locator(".jp-OutputArea-output").get_by_text("LookupError").first).to_be_visible(
+            timeout=LOAD
+        )
+        error = page.locator(".jp-OutputArea-output", has_text="the servers are: web-1, web-2").first
+        await expect(error).to_be_visible()
+        await page.screenshot(path=str(artifacts / "runbook-output.png"), full_page=True)
     assert opened.page_errors == []
     assert [e for e in opened.console_errors if re.search(r"widget|lnb|anywidget", e, re.IGNORECASE)] == []
