@@ -2,7 +2,7 @@
 
 No I/O: the diff reads one immutable state. Actions:
 
-``create``     planned, and not tracked (or tracked but gone at a provider that was refreshed since);
+``create``     planned, and not tracked (or tracked but gone at a provider refreshed after its creation);
 ``update``     planned and tracked, with a planned choice that differs from what is tracked;
 ``delete``     tracked but no longer planned;
 ``unchanged``  planned and tracked alike;
@@ -20,6 +20,7 @@ sources the tracked firewall lets in.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -194,6 +195,24 @@ def _index(
     return index
 
 
+CREATION_GRACE = dt.timedelta(seconds=2)
+"""How long after a provider's creation time a refresh surely saw the resource (whole-second
+timestamps, and a provider clock a little ahead of ours)."""
+
+
+def _seen_by(observed: ObservedProvider, track: object) -> bool:
+    """Whether the refresh behind ``observed`` could have seen ``track`` at all.
+
+    A resource Legion created after the provider's last refresh is missing from that refresh
+    because it did not exist yet, not because it is gone; only a refresh after its creation can
+    say it is gone. Providers report creation in whole seconds on their own clocks, so a refresh
+    counts only when it started :data:`CREATION_GRACE` after that. Records that keep no creation
+    time count as seen.
+    """
+    created = getattr(track, "created", None)
+    return created is None or observed.refreshed is None or created + CREATION_GRACE <= observed.refreshed
+
+
 def _refreshed(state: LegionState, provider: str) -> ObservedProvider | None:
     observed = state.observed.get(provider)
     return observed if observed is not None and observed.refreshed is not None else None
@@ -297,7 +316,7 @@ def _servers(state: LegionState, cache: ServerRows | None = None) -> list[Resour
         if observed_provider is not None:
             if track is not None:
                 seen = observed_provider.servers.get(track.provider_id)
-                gone = seen is None
+                gone = seen is None and _seen_by(observed_provider, track)
             else:
                 seen = _index(by_name, observed_provider, lambda o: o.servers, lambda o: o.name).get(name)
         inputs = (
@@ -377,7 +396,7 @@ def _simple(
                 seen = _index(by_id, observed_provider, observed_of, lambda o: o.provider_id).get(
                     track.provider_id
                 )
-                gone = seen is None
+                gone = seen is None and _seen_by(observed_provider, track)
             else:
                 seen = _index(by_name, observed_provider, observed_of, observed_name).get(name)
         if seen is not None:

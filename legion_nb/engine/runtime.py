@@ -32,7 +32,7 @@ from legion_nb.engine.billing.methods import BillingMethods
 from legion_nb.engine.billing.plan_cost import plan_cost
 from legion_nb.engine.billing.service import BillingService
 from legion_nb.engine.credentials import credential_facts, credentials_facts, set_credentials
-from legion_nb.engine.diff import Diff, diff
+from legion_nb.engine.diff import Diff
 from legion_nb.engine.events import TOPICS, Event, EventHub
 from legion_nb.engine.observe.methods import ObservationMethods
 from legion_nb.engine.paths import log_dir_for
@@ -269,7 +269,7 @@ class Engine(BillingMethods, ObservationMethods, RunbookMethods, EngineAPI):
         return {
             "state": str(self.state_path),
             "unlocked": session is not None,
-            "revision": None if session is None else session.persistence.revision,
+            "revision": None if session is None else session.persistence.store.generation,
         }
 
     # -- reading ---------------------------------------------------------------------------
@@ -303,10 +303,10 @@ class Engine(BillingMethods, ObservationMethods, RunbookMethods, EngineAPI):
             "state": str(self.state_path),
             "exists": exists,
             "unlocked": True,
-            "revision": persistence.revision,
+            "revision": persistence.store.generation,
             "counts": counts,
             "providers": sorted(state.credentials),
-            "actions": (await asyncio.to_thread(diff, state)).counts(),  # pure; tens of ms for a fleet
+            "actions": (await self.diff()).counts(),  # the diff's own rows: derived firewalls included
         }
 
     @engine_api

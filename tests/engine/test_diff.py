@@ -93,10 +93,21 @@ def test_a_tracked_server_gone_at_a_refreshed_provider_is_recreated() -> None:
     state = base()
     observed = state.observed["hetzner"]
     servers = {k: v for k, v in observed.servers.items() if k != "1"}
-    state = replace(state, observed={"hetzner": replace(observed, servers=servers)})
+    later = NOW + dt.timedelta(minutes=5)  # a refresh after the server was created
+    state = replace(state, observed={"hetzner": replace(observed, servers=servers, refreshed=later)})
     resource = next(r for r in diff(state).resources if r.name == "same")
     assert resource.action == "create"
     assert "gone" in resource.note
+
+
+def test_a_server_created_after_the_last_refresh_is_not_gone() -> None:
+    state = base()
+    observed = state.observed["hetzner"]
+    servers = {k: v for k, v in observed.servers.items() if k != "1"}
+    earlier = NOW - dt.timedelta(minutes=5)  # the refresh ran before materialize created it
+    state = replace(state, observed={"hetzner": replace(observed, servers=servers, refreshed=earlier)})
+    resource = next(r for r in diff(state).resources if r.name == "same")
+    assert resource.action == "unchanged" and "gone" not in resource.note
 
 
 def test_no_refresh_yet_means_no_verdict_from_absence() -> None:

@@ -100,7 +100,8 @@ async def test_plan_survives_logout_and_unlock(engine: Engine, state_path: Path)
     assert len(scheme["firewalls"]["edge"]["rules"]) == 2
     status = await engine.status()
     assert status["counts"]["servers"] == 1 and status["counts"]["dns_zones"] == 1
-    assert status["actions"] == {"create": 4}
+    # the zone, server, domain, firewall "edge" and the derived cluster firewall, as diff counts them
+    assert status["actions"] == {"create": 5} == (await engine.diff()).counts()
     with pytest.raises(StateExistsError):
         await create_engine(state_path).bootstrap(PASSWORD)
 
