@@ -82,10 +82,11 @@ async def _run(ctx: CliContext, args: argparse.Namespace) -> int:
     ctx.emit(record, _describe)
     if record.exit_status != 0:
         failed = record.failed_cell
-        where = f"cell {failed.index}: {failed.error}" if failed is not None else "a cell"
-        raise RunbookFailedError(
-            f"run {record.id} of {record.runbook} failed at {where} (output: {record.output_path})"
-        )
+        if failed is not None:
+            where = f"at cell {failed.index}: {failed.error} (output: {record.output_path})"
+        else:
+            where = f"before its cells ran: {record.extra.get('error') or 'see legion runbook show'}"
+        raise RunbookFailedError(f"run {record.id} of {record.runbook} failed {where}")
     return 0
 
 
@@ -100,6 +101,8 @@ def _describe(record: dict[str, Any]) -> str:
     failed = record.get("failed_cell")
     if failed:
         lines.append(f"  failed at cell {failed['index']}: {failed['error']}")
+    elif record.get("extra", {}).get("error"):
+        lines.append(f"  failed before its cells ran: {record['extra']['error']}")
     return "\n".join(lines)
 
 

@@ -161,3 +161,19 @@ async def test_unknown_runbooks_and_parameters_are_refused_before_anything_runs(
     with pytest.raises(UsageError, match="has no parameter 'nod'; it takes: node, settle_seconds, dry_run"):
         await cluster.run_runbook("node-recovery", {"nod": "web-1"})
     assert await cluster.runbook_runs() == []
+
+
+async def test_a_kernel_that_never_starts_is_still_a_recorded_failed_run(
+    cluster: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_kernel(*_: object, **__: object) -> None:
+        raise RuntimeError("Kernel didn't respond in 60 seconds")
+
+    monkeypatch.setattr("legion_nb.engine.runbooks.service.execute", no_kernel)
+    record = await cluster.run_runbook("node-recovery", {"node": "web-1"})
+    assert record.status == "failed" and record.exit_status == 1 and record.failed_cell is None
+    assert record.extra == {"error": "RuntimeError: Kernel didn't respond in 60 seconds"}
+    assert record.output_path == "" and record.cells == ()
+    assert (await cluster.runbook_runs())[0]["error"] == record.extra["error"]
+    assert (await cluster.runbook_verify())["ok"]
+    assert cluster.runbooks.live == {}

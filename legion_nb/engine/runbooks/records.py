@@ -81,6 +81,7 @@ class RunRecord:
     previous: str = ""
     hash: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
+    """``error``: why a run failed before any cell could (the kernel did not start or died)."""
 
     def body(self) -> dict[str, Any]:
         """Every field except ``hash``, in JSON types."""
@@ -148,7 +149,7 @@ class RunRecord:
             "start": self.start,
             "end": self.end,
             "failed_cell": None if failed is None else failed.index,
-            "error": "" if failed is None else failed.error,
+            "error": failed.error if failed is not None else str(self.extra.get("error", "")),
             "operations": len(self.operations),
         }
 

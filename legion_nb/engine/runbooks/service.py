@@ -27,8 +27,8 @@ from typing import Any
 from legion_nb.engine.redaction import redact, redact_data
 from legion_nb.engine.runbooks.catalog import RunbookInfo, default_runbooks_dir, find_runbook, list_runbooks
 from legion_nb.engine.runbooks.channel import RunChannel
-from legion_nb.engine.runbooks.execution import cell_runs, execute, kernel_env
-from legion_nb.engine.runbooks.records import RunRecord, RunStore, VerifyReport
+from legion_nb.engine.runbooks.execution import Execution, cell_runs, execute, kernel_env
+from legion_nb.engine.runbooks.records import CellRun, RunRecord, RunStore, VerifyReport
 from legion_nb.errors import UsageError
 
 __all__ = ["LiveRun", "Runbooks"]
@@ -131,6 +131,8 @@ class Runbooks:
 
             loop.call_soon_threadsafe(note)
 
+        execution: Execution | None = None
+        error = ""
         try:
             with tempfile.TemporaryDirectory(prefix="legion-runbook-") as workdir:
                 async with RunChannel(self._served) as channel:
@@ -142,17 +144,24 @@ class Runbooks:
                         cwd=Path(workdir),
                         on_cell=on_cell,
                     )
+        except Exception as exc:  # the kernel did not start or died: still a run, recorded as failed
+            error = redact(" ".join(f"{type(exc).__name__}: {exc}".split()))[:2000]
         finally:
             self.live.pop(run_id, None)
         end = _now()
         operations = [op for op in self._operation_ids() if op not in before]
-        notebook = redact_data(execution.notebook)
-        notebook.setdefault("metadata", {})["legion"] = {"run_id": run_id, "runbook": name}
-        output_path, output_sha = self.store.write_output(
-            run_id, json.dumps(notebook, indent=1, ensure_ascii=False).encode("utf-8") + b"\n"
-        )
-        cells, failed = cell_runs(notebook)
-        ok = execution.completed and failed is None
+        cells: list[CellRun] = []
+        failed: CellRun | None = None
+        output_path, output_sha = "", ""
+        if execution is not None:
+            notebook = redact_data(execution.notebook)
+            notebook.setdefault("metadata", {})["legion"] = {"run_id": run_id, "runbook": name}
+            path, output_sha = self.store.write_output(
+                run_id, json.dumps(notebook, indent=1, ensure_ascii=False).encode("utf-8") + b"\n"
+            )
+            output_path = str(path)
+            cells, failed = cell_runs(notebook)
+        ok = execution is not None and execution.completed and failed is None
         record = RunRecord(
             id=run_id,
             runbook=name,
@@ -168,8 +177,9 @@ class Runbooks:
             cells=tuple(cells),
             failed_cell=failed,
             operations=tuple(operations),
-            output_path=str(output_path),
+            output_path=output_path,
             output_sha256=output_sha,
+            extra={"error": error} if error else {},
         )
         return self.store.append(record)
 
