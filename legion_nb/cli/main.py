@@ -49,6 +49,7 @@ COMMAND_GROUPS: tuple[str, ...] = (
     "legion_nb.cli.billing",
     "legion_nb.cli.telemetry",
     "legion_nb.cli.runbooks",
+    "legion_nb.cli.repairs",
 )
 
 # The group that registers each top-level command. A command builds only its own group's parsers
@@ -73,6 +74,7 @@ COMMAND_OWNERS: dict[str, str] = {
     "telemetry": "legion_nb.cli.telemetry",
     "logs": "legion_nb.cli.telemetry",
     "runbook": "legion_nb.cli.runbooks",
+    "repairs": "legion_nb.cli.repairs",
 }
 
 EXIT_INTERNAL = 70

@@ -30,6 +30,7 @@ from legion_nb.engine.activity import ActivityEmitter, CurrentOperation
 from legion_nb.engine.cluster.nbde import NodeUnlock, cluster_facts, derive_nbde_policy
 from legion_nb.engine.providers_service import ProviderPersistence, ProviderService
 from legion_nb.engine.redaction import redact
+from legion_nb.engine.repair_tick import RepairTick
 from legion_nb.engine.reports import (
     MaterializeReport,
     RefreshReport,
@@ -144,6 +145,8 @@ class EngineOps:
         self._refresh = ProviderPersistence(providers)
         self._apply: CurrentOperation | None = None
         self._subscriptions: list[Callable[[], None]] = []
+        self.repairs = RepairTick(lambda: self._state.state, resources, deployment, lambda: self._apply)
+        """The safe repairs: planned by ``legion repairs``, run by the scheduler's repair concern."""
 
     async def __aenter__(self) -> EngineOps:
         self._subscriptions.append(self._resources.subscribe(self.activity.actors_changed))

@@ -22,6 +22,7 @@ __all__ = [
     "CredentialFacts",
     "NodeNbdeStatus",
     "Removed",
+    "RepairView",
     "ResourceAtWork",
     "ResourceFailure",
     "StatusReport",
@@ -124,6 +125,21 @@ class ClusterNbde(TypedDict):
     mode: str
     reason: str
     nodes: list[NodeNbdeStatus]
+
+
+class RepairView(TypedDict):
+    """One safe repair: the node, the operation and why; what the tick does with it (``run`` or
+    ``held`` with the reason and the earliest next attempt); after a run, its outcome."""
+
+    node: str
+    operation: str
+    reasons: list[str]
+    action: str
+    held_because: str | None
+    next_attempt: str | None
+    attempts: int
+    outcome: str | None
+    error: str | None
 
 
 class CatalogView(TypedDict):

@@ -47,6 +47,7 @@ from legion_nb.engine.results import (
     ClusterNbde,
     CredentialFacts,
     Removed,
+    RepairView,
     StatusReport,
     TerminalClosed,
     TerminalFacts,
@@ -527,6 +528,20 @@ class Engine(BillingMethods, ObservationMethods, RunbookMethods, EngineAPI):
         """Promote or demote each healthy node's disk unlock to its cluster's NBDE policy now (what
         the repair tick would do), then report like :meth:`nbde_status`."""
         return await self._live().ops.nbde_reconcile()
+
+    @engine_api
+    async def repairs_plan(self) -> list[RepairView]:
+        """The safe repairs the next repair tick would run, each with its reasons, or held with
+        why (an apply runs, a node operation runs, the attempt budget) and when it may next run."""
+        self.assert_unlocked()
+        return await self.core.ops.repairs.plan()
+
+    @engine_api
+    async def repairs_run(self) -> list[RepairView]:
+        """Run the safe repairs now (what the tick would), within the same budget; each target with
+        its outcome. Held targets are listed, not run."""
+        self.assert_unlocked()
+        return await self.core.ops.repairs.run()
 
     @engine_api
     async def orphan_delete(self, provider: str, resource: str) -> ServerCommandResult:

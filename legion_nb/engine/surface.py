@@ -34,6 +34,7 @@ from legion_nb.engine.results import (
     ClusterNbde,
     CredentialFacts,
     Removed,
+    RepairView,
     StatusReport,
     TerminalClosed,
     TerminalFacts,
@@ -94,6 +95,10 @@ class EngineAPI(Protocol):
     async def nbde_status(self) -> list[ClusterNbde]: ...
 
     async def nbde_reconcile(self) -> list[ClusterNbde]: ...
+
+    async def repairs_plan(self) -> list[RepairView]: ...
+
+    async def repairs_run(self) -> list[RepairView]: ...
 
     async def catalog(self, provider: str, live: bool = True) -> CatalogView: ...
 

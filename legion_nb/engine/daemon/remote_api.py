@@ -27,6 +27,7 @@ from legion_nb.engine.results import (
     ClusterNbde,
     CredentialFacts,
     Removed,
+    RepairView,
     StatusReport,
     TerminalClosed,
     TerminalFacts,
@@ -127,6 +128,14 @@ class RemoteAPI(FrameMethods, BillingFrames, EngineAPI):
 
     async def nbde_reconcile(self) -> list[ClusterNbde]:
         result: list[ClusterNbde] = await self._typed("nbde_reconcile", {})
+        return result
+
+    async def repairs_plan(self) -> list[RepairView]:
+        result: list[RepairView] = await self._typed("repairs_plan", {})
+        return result
+
+    async def repairs_run(self) -> list[RepairView]:
+        result: list[RepairView] = await self._typed("repairs_run", {})
         return result
 
     async def catalog(self, provider: str, live: bool = True) -> CatalogView:

@@ -27,6 +27,7 @@ from legion_nb.engine.deployment.node_reach import NodeReach, host_of
 from legion_nb.engine.deployment.phases import PhaseContext, material_of
 from legion_nb.engine.state.edits import with_material
 from legion_nb.engine.state.model import LegionState, NodeMaterial, NodeNbde, utcnow
+from legion_nb.errors import NodeError
 
 __all__ = ["NbdeBinding"]
 
@@ -69,7 +70,8 @@ class NbdeBinding:
         material = material_of(state, node)
         current = material.nbde if material is not None else None
         repairs = [r for r in select_nbde_repairs(policy, {node: current}) if r.node == node]
-        if not repairs:
+        reasons = repairs[0].reasons if repairs else await self._binding_drift(node, target)
+        if not reasons:
             return
         passphrase = current.recovery_passphrase if current and current.recovery_passphrase else _passphrase()
         binding = self._binding(target, passphrase)
@@ -95,8 +97,26 @@ class NbdeBinding:
             return with_material(state, dataclasses.replace(current, nbde=applied)), None
 
         await self._state.mutate(
-            store, reason=f"node {node}: NBDE {target.mode} ({'; '.join(repairs[0].reasons)})"
+            store, reason=f"node {node}: NBDE {target.mode} ({'; '.join(reasons)})"
         )
+
+    async def _binding_drift(self, node: str, target: NodeUnlock) -> tuple[str, ...]:
+        """Why the binding on ``node``'s disk no longer matches what Legion recorded (a Tang peer
+        dropped there), from its admin API; nothing when it matches or the node does not say."""
+        if target.mode == "local":
+            return ()
+        try:
+            async with self._reach.admin_client(node) as client:
+                health = await client.health()
+        except NodeError as exc:  # the binding Legion recorded stands; the next repair tick asks again
+            logger.warning("NBDE: node %s did not report its binding: %s", node, exc)
+            return ()
+        nbde = health.get("nbde")
+        held = nbde.get("tang") if isinstance(nbde, dict) else None
+        if not isinstance(held, list):
+            return ()
+        missing = sorted(set(target.peers) - {str(peer) for peer in held})
+        return (f"Tang peer {', '.join(missing)} missing from the disk binding",) if missing else ()
 
     def _binding(self, target: NodeUnlock, passphrase: str) -> dict[str, Any]:
         servers = self._state.state.tracked.servers

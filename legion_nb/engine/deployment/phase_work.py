@@ -42,6 +42,8 @@ class NodePhaseWork:
     ) -> None:
         self._state = state
         reach = NodeReach(state, access or NodeAccess(), connector or SshNodeConnector())
+        self.reach = reach
+        """How the phases reach nodes; the repair selection reads node reports through it too."""
         self._provisioning = Provisioning(reach, providers)
         install = OsInstall(reach)
         configuration = NodeConfiguration(reach)

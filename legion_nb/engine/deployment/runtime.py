@@ -30,6 +30,7 @@ import datetime as dt
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from legion_nb.engine.deployment.node_channel import NodeAccess, NodeConnector
 from legion_nb.engine.deployment.node_reach import reopen_host_key_window
@@ -336,6 +337,12 @@ class DeploymentService:
 
     async def repair(self, node: str, operation: str) -> NodeExecution:
         return await self.runtime.run(node, operation)
+
+    async def node_health(self, node: str) -> dict[str, Any]:
+        """What ``node``'s admin API reports of itself (``/v1/health``: services, membership, Tang
+        peers), for the repair selection. Raises the admin client's :class:`NodeError` subtypes."""
+        async with self._work.reach.admin_client(node) as client:
+            return await client.health()
 
     async def repin(self, node: str) -> None:
         """The operator's explicit re-pin: the next install sessions of ``node`` may trust the host

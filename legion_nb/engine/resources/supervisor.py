@@ -23,23 +23,36 @@ publications.
   the latest per key and schedules ONE flush per loop tick (``loop.call_soon``), which hands every
   listener the changed snapshots together. A burst of 10,000 changes in one tick is one call.
 * **Repairs.** :meth:`ResourceSupervisor.run_repairs` re-sends work to the actors whose last wave
-  ended in a temporary provider error: the one repair that is always safe. With deployment wired it
-  then runs the NBDE repairs (:meth:`ResourceSupervisor.run_nbde_repairs`): each deployed node whose
-  disk binding differs from its cluster's policy runs ``nbde_promote`` or ``nbde_reconcile`` through
-  its actor, so NBDE moves local -> tang -> quorum as a cluster grows to three healthy nodes.
+  ended in a temporary provider error: the one repair that is always safe. It then runs the safe
+  node repairs the selection names (:mod:`~legion_nb.engine.cluster.repairs`: NBDE drift, a Tang
+  peer dropped on a node, diverged membership), each dispatched as RUN_REPAIR to that node's actor,
+  which calls the deployment runtime for its own node. :meth:`ResourceSupervisor.plan_repairs`
+  says beforehand what the next run would do and why; the supervisor's :class:`RepairBudget` holds
+  back a node whose fault outlives its attempts. Materialize uses the unbudgeted
+  :meth:`ResourceSupervisor.run_nbde_repairs`: each deployed node whose disk binding differs from
+  its cluster's policy runs ``nbde_promote`` or ``nbde_reconcile`` through its actor, round after
+  round, so NBDE moves local -> tang -> quorum as a cluster grows to three healthy nodes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from legion_nb.engine import heap
 from legion_nb.engine.cluster.firewall_plan import FirewallPlanCache, FirewallSetPlan
-from legion_nb.engine.cluster.nbde import NbdeRepair, nbde_repairs
+from legion_nb.engine.cluster.nbde import nbde_repairs
+from legion_nb.engine.cluster.repairs import (
+    NodeReport,
+    RepairBudget,
+    RepairDecision,
+    nbde_operation,
+    select_repairs,
+)
 from legion_nb.engine.resources.actor import ActorContext, NodeDeployer, ResourceActor, ResourceSettings
 from legion_nb.engine.resources.affected import affected_keys, changed_names, keys_reading_servers
 from legion_nb.engine.resources.dns_zone import DnsZoneActor
@@ -78,15 +91,6 @@ def _key_order(key: ResourceKey) -> tuple[str, str]:
     """The keys' own order, computed once per key: comparing the dataclasses pairwise builds two
     tuples per comparison, which a fleet of thousands pays on every sort."""
     return (key.kind, key.identity)
-
-
-def nbde_operation(repair: NbdeRepair) -> str:
-    """``nbde_promote`` when the node moves off its local boot key (its readiness is checked first
-    and its peers learn its Tang server after), else a plain ``nbde_reconcile``."""
-    promoting = repair.target.mode != "local" and any(
-        reason.startswith(("mode local", "local boot key still present")) for reason in repair.reasons
-    )
-    return "nbde_promote" if promoting else "nbde_reconcile"
 
 
 def desired_keys(state: LegionState, firewall_plans: Mapping[str, FirewallSetPlan]) -> dict[ResourceKey, str]:
@@ -162,6 +166,8 @@ class ResourceSupervisor:
         self._lock = asyncio.Lock()
         self._closed = False
         self.publications = 0
+        self.repair_budget = RepairBudget()
+        """Attempts per node for the scheduled repairs (a session's worth of memory)."""
 
     # -- service lifecycle ----------------------------------------------------------------------
 
@@ -419,17 +425,74 @@ class ResourceSupervisor:
         chosen = sorted(self._actors if keys is None else set(keys), key=_key_order)
         return [self._actors[k].snapshot() for k in chosen if k in self._actors]
 
-    async def run_repairs(self) -> list[ResourceKey]:
-        """Retry the actors whose last wave failed with a temporary provider error, then bring the
-        deployed nodes' NBDE in line with the policy (:meth:`run_nbde_repairs`)."""
+    def plan_repairs(
+        self, reports: Mapping[str, NodeReport] | None = None, *, now: float, blocked: str | None = None
+    ) -> list[RepairDecision]:
+        """What :meth:`run_repairs` would do at ``now`` for the safe node repairs, and why: each
+        target runs, or is held (``blocked`` names an apply that runs; a node operation in progress;
+        the budget). ``reports``: what the nodes said of themselves, by name."""
+        state = self._require_state()
+        deployer = self._deployment
+        busy = [
+            key.identity
+            for key in self._actors
+            if key.kind == "server" and deployer is not None and deployer.busy(key.identity)
+        ]
+        decisions: list[RepairDecision] = []
+        for target in select_repairs(state.state, reports or {}, busy=busy):
+            if blocked is not None:
+                decisions.append(RepairDecision(target, "held", blocked))
+            elif target.node in busy:
+                decisions.append(RepairDecision(target, "held", f"a node operation runs on {target.node}"))
+            else:
+                decisions.append(self.repair_budget.decide(target, now))
+        return decisions
+
+    async def run_repairs(
+        self,
+        reports: Mapping[str, NodeReport] | None = None,
+        *,
+        now: float | None = None,
+        blocked: str | None = None,
+    ) -> list[ResourceKey]:
+        """Retry the actors whose last wave failed with a temporary provider error, then dispatch
+        RUN_REPAIR to each node :meth:`plan_repairs` lets run (its attempt counts against the
+        budget). The keys of the actors that were retried or repaired successfully."""
         self._require_state()
         repaired: list[ResourceKey] = []
         for key in sorted(self._actors, key=lambda k: (_WAVE_ORDER.index(k.kind), k.identity)):
             actor = self._actors.get(key)
             if actor is not None and await actor.repair():
                 repaired.append(key)
-        nbde = [key for key in await self.run_nbde_repairs() if key not in repaired]
-        return [*repaired, *nbde]
+        for key, _ok in await self.run_node_repairs(reports, now=now, blocked=blocked):
+            if _ok and key not in repaired:
+                repaired.append(key)
+        return repaired
+
+    async def run_node_repairs(
+        self,
+        reports: Mapping[str, NodeReport] | None = None,
+        *,
+        now: float | None = None,
+        blocked: str | None = None,
+    ) -> list[tuple[ResourceKey, bool]]:
+        """The safe node repairs alone (:meth:`run_repairs`): each node that ran, and whether its
+        repair succeeded."""
+        when = time.time() if now is None else now
+        decisions = self.plan_repairs(reports, now=when, blocked=blocked)
+        needing = {d.target.node for d in decisions}
+        self.repair_budget.settle([n for n in (reports or {}) if n not in needing])
+        ran: list[tuple[ResourceKey, bool]] = []
+        for decision in decisions:
+            key = ResourceKey("server", decision.target.node)
+            actor = self._actors.get(key)
+            if decision.action != "run" or not isinstance(actor, ServerNodeActor):
+                continue
+            self.repair_budget.attempted(decision.target.node, when)
+            target = decision.target
+            log.info("repair %s on %s: %s", target.operation, key.identity, "; ".join(target.reasons))
+            ran.append((key, await actor.run_repair(target.operation)))
+        return ran
 
     async def run_nbde_repairs(self, *, rounds: int = NBDE_REPAIR_ROUNDS) -> list[ResourceKey]:
         """Reconcile every deployed node whose NBDE binding differs from the policy its cluster now
