@@ -6,17 +6,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from nbkit import isolated_jupyter_env
+from nbkit import patched_jupyter_env
 
 
 @pytest.fixture(scope="module")
 def jupyter_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """Point this process's Jupyter lookups (nbclient's kernel manager) at an isolated tree, for the
     notebook tests only: the variables are restored when the module is done."""
-    env = isolated_jupyter_env(tmp_path_factory.mktemp("jupyter"))
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in env.items():
-            patch.setenv(key, value)
+    with patched_jupyter_env(tmp_path_factory.mktemp("jupyter")) as env:
         yield env
 
 

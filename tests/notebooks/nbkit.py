@@ -3,11 +3,15 @@ this virtualenv's interpreter, whatever kernels the machine or the user have ins
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["NOTEBOOKS_DIR", "isolated_jupyter_env"]
+import pytest
+
+__all__ = ["NOTEBOOKS_DIR", "isolated_jupyter_env", "patched_jupyter_env"]
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 
@@ -39,3 +43,14 @@ def isolated_jupyter_env(root: Path) -> dict[str, str]:
     for key in ("config", "data", "runtime", "ipython"):
         (root / key).mkdir(parents=True, exist_ok=True)
     return env
+
+
+@contextlib.contextmanager
+def patched_jupyter_env(root: Path) -> Iterator[dict[str, str]]:
+    """Point this process's Jupyter lookups (nbclient's kernel manager) at an isolated tree under
+    ``root`` until the block ends; the variables are restored afterwards."""
+    env = isolated_jupyter_env(root)
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        yield env

@@ -12,7 +12,7 @@ import pytest
 # daemon tests: share them.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "notebooks"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "daemon"))
-from nbkit import isolated_jupyter_env
+from nbkit import patched_jupyter_env
 
 import legion_nb
 from legion_nb.engine.runtime import Engine
@@ -23,10 +23,7 @@ NODES = ("web-1", "web-2")
 @pytest.fixture(scope="module")
 def jupyter_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """Runbook kernels start as this virtualenv's ``python3`` (see nbkit), for this module only."""
-    env = isolated_jupyter_env(tmp_path_factory.mktemp("jupyter"))
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in env.items():
-            patch.setenv(key, value)
+    with patched_jupyter_env(tmp_path_factory.mktemp("jupyter")) as env:
         yield env
 
 
