@@ -121,6 +121,25 @@ async def test_cost_cleanup_deletes_only_labelled_orphans(cluster: Engine) -> No
         await cluster.orphan_delete(provider="hetzner", resource=orphan["resource"])
 
 
+async def test_node_health_triage_lists_a_diverged_node_then_repairs_it(cluster: Engine) -> None:
+    fleet = sandbox_cloud(cluster).nodes
+    assert fleet is not None
+    left = fleet.by_hostname("web-1").diverge_membership()
+
+    triage = await cluster.run_runbook("node-health-triage", {})
+    assert triage.dry_run is True and triage.exit_status == 0 and triage.operations == ()
+    listed = Path(triage.output_path).read_text()
+    assert f"web-1: reconfigure (membership: node lacks peer {left})" in listed
+    assert "dry run: would run reconfigure on web-1" in listed
+    assert fleet.by_hostname("web-1").system.membership() == []  # a dry run changed nothing
+
+    repair = await cluster.run_runbook("node-health-triage", {"dry_run": False})
+    assert repair.exit_status == 0, repair.failed_cell
+    assert "web-1: reconfigure -> ok" in Path(repair.output_path).read_text()
+    assert fleet.by_hostname("web-1").system.membership() == ["web-2"]
+    assert await cluster.repairs_plan() == []
+
+
 async def test_canary_no_secret_reaches_kernel_outputs_or_records(
     cluster: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
