@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from legion_nb.emulators.cloud import SandboxCloud
     from legion_nb.emulators.nodes import NodeFleet
+    from legion_nb.engine.observe.scheduler import ObservationSettings
     from legion_nb.engine.runtime import Engine
     from legion_nb.engine.session import SessionSettings
     from legion_nb.providers.broker import BrokerPolicy
@@ -65,6 +66,7 @@ async def sandbox(
     nodes: bool = False,
     node_seconds: float = 0.02,
     history_days: int = 0,
+    observation: ObservationSettings | None = None,
 ) -> Engine:
     """Start a sandbox cloud and return an unlocked engine with its credentials stored.
 
@@ -76,6 +78,8 @@ async def sandbox(
     ``nodes`` boots simulated nodes and wires node deployment (module notes); ``node_seconds`` is how
     long each simulated install step (kexec, OS install, reboot) takes. ``history_days`` gives the
     accounts that many days of back-dated billing history (servers that ran and were deleted).
+    ``observation`` sets the observation scheduler (intervals, concerns; tests pass short ones).
+    The simulated nodes start with about a day of back-dated metrics and journal.
     """
     from legion_nb.emulators.cloud import SandboxCloud  # noqa: PLC0415
     from legion_nb.emulators.faults import FaultPlan  # noqa: PLC0415
@@ -105,9 +109,11 @@ async def sandbox(
         history_days=history_days,
     )
     settings = SessionSettings(broker=policy or sandbox_policy())
+    if observation is not None:
+        settings = replace(settings, observation=observation)
     fleet = None
     if nodes:
-        fleet, settings = _node_fleet(node_seconds, settings)
+        fleet, settings = _node_fleet(node_seconds, settings, seed=chosen_seed)
     cloud = SandboxCloud(world, nodes=fleet)
     await cloud.start()
     owned_dir = state_dir is None
@@ -135,7 +141,13 @@ async def sandbox(
     return engine
 
 
-def _node_fleet(step_seconds: float, settings: SessionSettings) -> tuple[NodeFleet, SessionSettings]:
+NODE_HISTORY_HOURS = 26.0
+"""Back-dated metrics and journal every sandbox node starts with: a day and then some to explore."""
+
+
+def _node_fleet(
+    step_seconds: float, settings: SessionSettings, *, seed: int
+) -> tuple[NodeFleet, SessionSettings]:
     """Simulated nodes on two free loopback ports, and ``settings`` that reach them there: node
     deployment with sandbox-short waits, and terminals on the nodes' SSH port."""
     from legion_nb.emulators.nodes import NodeFleet, NodeTiming  # noqa: PLC0415
@@ -146,7 +158,9 @@ def _node_fleet(step_seconds: float, settings: SessionSettings) -> tuple[NodeFle
 
     ssh_port, admin_port = _free_port(), _free_port()
     timing = NodeTiming(kexec=step_seconds, install=step_seconds, reboot=step_seconds)
-    fleet = NodeFleet(timing=timing, ssh_port=ssh_port, admin_port=admin_port)
+    fleet = NodeFleet(
+        timing=timing, ssh_port=ssh_port, admin_port=admin_port, seed=seed, history_hours=NODE_HISTORY_HOURS
+    )
     pause = max(step_seconds, 0.02)
     access = NodeAccess(
         ssh_port=ssh_port, admin_port=admin_port, readiness=ReadinessPolicy(attempts=500, delay=pause)

@@ -19,8 +19,11 @@ __all__ = [
     "AuthResult",
     "CatalogView",
     "ClusterNbde",
+    "ConcernRecord",
+    "ConcernRun",
     "CredentialFacts",
     "NodeNbdeStatus",
+    "ObservationView",
     "Removed",
     "RepairView",
     "ResourceAtWork",
@@ -105,6 +108,41 @@ class AppSnapshot(TypedDict):
     rows: list[dict[str, Any]]
     providers: NotRequired[list[dict[str, Any]]]
     cost: NotRequired[dict[str, Any]]
+    observation: NotRequired[ObservationView]
+
+
+class ConcernRun(TypedDict):
+    """One observation concern's outcome in a one-shot pass (``observe_once``)."""
+
+    ok: bool | None
+    seconds: float | None
+    items: int
+    error: str | None
+
+
+class ConcernRecord(TypedDict):
+    """One observation concern's status record; times are ISO 8601 UTC."""
+
+    concern: str
+    interval: float
+    enabled: bool
+    running: bool
+    last_run: str | None
+    seconds: float | None
+    ok: bool | None
+    items: int
+    error: str | None
+    next_run: str | None
+    runs: int
+    deferred: int
+
+
+class ObservationView(TypedDict):
+    """The observation scheduler: whether its timers run, its budget share, each concern's record."""
+
+    running: bool
+    share: float
+    concerns: list[ConcernRecord]
 
 
 class NodeNbdeStatus(TypedDict):

@@ -45,7 +45,9 @@ from legion_nb.engine.results import (
     AuthResult,
     CatalogView,
     ClusterNbde,
+    ConcernRun,
     CredentialFacts,
+    ObservationView,
     Removed,
     RepairView,
     StatusReport,
@@ -485,6 +487,21 @@ class Engine(BillingMethods, ObservationMethods, RunbookMethods, EngineAPI):
     async def snapshot(self) -> AppSnapshot:
         """The app snapshot: actor beliefs joined with planned, tracked and observed records."""
         return await self._live().publisher.fresh()
+
+    @engine_api
+    async def observe_once(self, only: list[str] | None = None) -> dict[str, ConcernRun]:
+        """Run each observation concern once (``only``: those named), one after the other:
+        ``{concern: {ok, seconds, items, error}}``. An unknown concern name is a usage error."""
+        records = await self._live().observation.scheduler.run_once(only)
+        return {
+            name: {"ok": s.ok, "seconds": s.seconds, "items": s.items, "error": s.error}
+            for name, s in records.items()
+        }
+
+    @engine_api
+    async def observation(self) -> ObservationView:
+        """The scheduler's status: whether it runs, and per concern its last and next run."""
+        return self._live().observation.scheduler.section()
 
     @engine_api
     async def activity(self) -> ActivityView:

@@ -14,7 +14,7 @@ them in reverse at logout, the persistence supervisor last (queued writes land, 
 key is zeroed). Start order::
 
     persistence -> redaction -> Legion's own log -> providers -> deployment (when configured)
-    -> resources -> ops -> publisher -> billing -> terminals
+    -> resources -> ops -> publisher -> billing -> terminals -> observation
     -> extra services (SessionSettings.services, in order)
 
 A new service plugs in by being a class whose constructor names the ports it uses and which is an
@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +39,8 @@ from legion_nb.engine.events import EventHub
 from legion_nb.engine.node_terminals import NodeTerminals, TerminalSettings
 from legion_nb.engine.observe.legion_log import LegionLog
 from legion_nb.engine.observe.methods import LOGS_FILENAME
+from legion_nb.engine.observe.scheduler import ObservationSettings
+from legion_nb.engine.observe.service import EngineProviderRefresh, LazyNodeReach, ObservationService
 from legion_nb.engine.ops import EngineOps
 from legion_nb.engine.providers_service import ProviderService
 from legion_nb.engine.redaction import SecretsRedaction
@@ -47,10 +49,10 @@ from legion_nb.engine.resources.supervisor import ResourceSupervisor
 from legion_nb.engine.snapshot import SnapshotPublisher
 from legion_nb.engine.state.model import LegionState
 from legion_nb.engine.state.persistence import PersistenceSupervisor
+from legion_nb.providers.broker import BrokerPolicy
 
 if TYPE_CHECKING:  # the deployment stack (SSH, certificates) loads only when settings ask for it
     from legion_nb.engine.deployment.runtime import DeploymentService, DeploymentSettings
-    from legion_nb.providers.broker import BrokerPolicy
     from legion_nb.providers.resilience import SettlePolicy
 
 __all__ = ["ServiceFactory", "Session", "SessionSettings"]
@@ -82,6 +84,8 @@ class SessionSettings:
     deployment: DeploymentSettings | None = None
     terminals: TerminalSettings = field(default_factory=TerminalSettings)
     snapshot_interval: float = 0.1
+    observation: ObservationSettings = field(default_factory=ObservationSettings)
+    """The observation scheduler: whether it runs, intervals, enabled concerns, budget share."""
     services: tuple[ServiceFactory, ...] = ()
 
 
@@ -101,6 +105,7 @@ class Session:
         ops: EngineOps,
         publisher: SnapshotPublisher,
         billing: BillingService,
+        observation: ObservationService,
         terminals: NodeTerminals,
         stack: AsyncExitStack,
     ) -> None:
@@ -114,6 +119,7 @@ class Session:
         self.ops = ops
         self.publisher = publisher
         self.billing = billing
+        self.observation = observation
         self.terminals = terminals
         self.extras: list[object] = []
         """The services built by ``settings.services``, in start order."""
@@ -142,7 +148,10 @@ class Session:
             await stack.enter_async_context(LegionLog(hub, log_dir / LOGS_FILENAME))
             providers = await stack.enter_async_context(
                 ProviderService(
-                    persistence, policy=settings.broker, settle=settings.settle, transport=settings.transport
+                    persistence,
+                    policy=with_background_share(settings.broker, settings.observation.share),
+                    settle=settings.settle,
+                    transport=settings.transport,
                 )
             )
             deployment: DeploymentService | None = None
@@ -174,6 +183,19 @@ class Session:
                 BillingService(providers, lambda: persistence.state, log_dir)
             )
             terminals = await stack.enter_async_context(NodeTerminals(persistence, settings.terminals))
+            observation = await stack.enter_async_context(
+                ObservationService(
+                    settings.observation,
+                    actors=resources,
+                    providers=EngineProviderRefresh(persistence, providers, ops),
+                    admin=LazyNodeReach(persistence, settings.deployment),
+                    log_dir=log_dir,
+                    applying=lambda: ops.applying is not None,
+                    publish=lambda item: hub.publish("activity", item),
+                    changed=publisher.mark,
+                )
+            )
+            publisher.add_section("observation", observation.scheduler.section)
             session = cls(
                 persistence=persistence,
                 hub=hub,
@@ -185,6 +207,7 @@ class Session:
                 ops=ops,
                 publisher=publisher,
                 billing=billing,
+                observation=observation,
                 terminals=terminals,
                 stack=stack,
             )
@@ -207,6 +230,12 @@ class Session:
 
     async def __aexit__(self, *_: object) -> None:
         await self.aclose()
+
+
+def with_background_share(policy: BrokerPolicy | None, share: float) -> BrokerPolicy:
+    """The broker policy with observation's share of each provider's budget."""
+    base = policy or BrokerPolicy()
+    return replace(base, background=replace(base.background, share=share))
 
 
 async def _close(stack: AsyncExitStack) -> None:

@@ -10,7 +10,10 @@ of actor snapshots. It never creates an actor: a record whose actor has not repo
 Row keys (the widgets' schema, :mod:`legion_nb.widgets.rows`, plus detail for ``--json``)::
 
     kind name provider action state operation substage waiting error note
-    system health settled facts fields revision
+    system health checked_at reason settled facts fields revision
+
+``checked_at`` and ``reason`` say when observation last polled a deployed node and why its
+``health`` is not ``healthy`` (both null for other rows).
 
 ``action`` is the pure diff's verdict; ``state`` is the actor's lifecycle. Firewall sets derived
 from the cluster plan (:mod:`engine.cluster.firewall_plan`) are planned by derivation, not by the
@@ -24,7 +27,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from legion_nb.engine.billing.plan_cost import plan_cost
 from legion_nb.engine.cluster.firewall_plan import SSH_PORT, FirewallSetPlan, build_cluster_firewall_plan
@@ -109,6 +112,9 @@ def row_of(
             facts=dict(actor.facts),
             revision=actor.revision,
         )
+    facts = row["facts"]
+    row["checked_at"] = facts.get("checked_at")
+    row["reason"] = facts.get("reason")
     return row
 
 
@@ -288,6 +294,11 @@ class SnapshotPublisher:
         self._server_rows = ServerRows()
         self._tasks = ServiceTasks("the snapshot publisher")
         self._closed = False
+        self._sections: dict[str, Callable[[], Any]] = {}
+
+    def add_section(self, name: str, build: Callable[[], Any]) -> None:
+        """Publish ``build()`` under ``name`` in every snapshot (e.g. the scheduler's ``observation``)."""
+        self._sections[name] = build
 
     def current(self) -> AppSnapshot:
         """The snapshot as of now."""
@@ -295,7 +306,7 @@ class SnapshotPublisher:
         admin = self._resources.settings.admin_sources
         if self._stale(state):
             self._view = self._view_of(state)
-        return assemble(
+        snapshot = assemble(
             state,
             self._state.revision,
             self._resources.snapshots() if self._resources.running else (),
@@ -303,6 +314,10 @@ class SnapshotPublisher:
             admin_sources=admin,
             view=self._view,
         )
+        sections = cast(dict[str, Any], snapshot)  # the sections are declared on AppSnapshot
+        for name, build in self._sections.items():
+            sections[name] = build()
+        return snapshot
 
     async def fresh(self) -> AppSnapshot:
         """:meth:`current`, with the state's side built off the loop when the state moved."""

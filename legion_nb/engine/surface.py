@@ -32,7 +32,9 @@ from legion_nb.engine.results import (
     AuthResult,
     CatalogView,
     ClusterNbde,
+    ConcernRun,
     CredentialFacts,
+    ObservationView,
     Removed,
     RepairView,
     StatusReport,
@@ -241,6 +243,12 @@ class EngineAPI(Protocol):
     async def runbook_verify(self, run_id: str | None = None) -> dict[str, Any]: ...
 
     async def runbook_live(self) -> list[dict[str, Any]]: ...
+
+    # -- observation -------------------------------------------------------------------------
+
+    async def observe_once(self, only: list[str] | None = None) -> dict[str, ConcernRun]: ...
+
+    async def observation(self) -> ObservationView: ...
 
     # -- terminals ---------------------------------------------------------------------------
 

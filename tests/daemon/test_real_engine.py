@@ -136,3 +136,21 @@ async def test_secrets_sent_through_the_daemon_stay_out_of_replies_and_logs(
     assert PROVIDER_SECRET not in caplog.text
     assert TOKEN not in caplog.text
     assert PASSWORD not in caplog.text
+
+
+async def test_a_served_engine_runs_its_observation_scheduler(served: tuple[Running, RemoteEngine]) -> None:
+    """The daemon's engine is made like `legion daemon start` makes it (default session settings):
+    its scheduler runs, and a client reads its status and runs a concern through the daemon."""
+    _, remote = served
+    section = await remote.call("observation")
+    assert section["running"] is True
+    assert {c["concern"] for c in section["concerns"]} >= {
+        "providers",
+        "catalogs",
+        "nodes",
+        "telemetry",
+        "logs",
+    }
+    assert all(c["next_run"] for c in section["concerns"])
+    result = await remote.call("observe_once", only=["nodes"])
+    assert result["nodes"]["ok"] is True and result["nodes"]["items"] == 0

@@ -150,6 +150,7 @@ async def _metrics(request: web.Request) -> web.Response:
             "tribes": system.tribes_state(),
             "sync_peers": peers,
             "sampled_at_ms": system.telemetry.latest_ms(),
+            "sample_interval_ms": system.telemetry.interval_ms,
         }
     )
 

@@ -25,7 +25,9 @@ from legion_nb.engine.results import (
     AuthResult,
     CatalogView,
     ClusterNbde,
+    ConcernRun,
     CredentialFacts,
+    ObservationView,
     Removed,
     RepairView,
     StatusReport,
@@ -397,6 +399,16 @@ class RemoteAPI(FrameMethods, BillingFrames, EngineAPI):
 
     async def runbook_live(self) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = await self._typed("runbook_live", {})
+        return result
+
+    # -- observation -------------------------------------------------------------------------
+
+    async def observe_once(self, only: list[str] | None = None) -> dict[str, ConcernRun]:
+        result: dict[str, ConcernRun] = await self._typed("observe_once", {"only": only})
+        return result
+
+    async def observation(self) -> ObservationView:
+        result: ObservationView = await self._typed("observation", {})
         return result
 
     # -- terminals ---------------------------------------------------------------------------
