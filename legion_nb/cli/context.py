@@ -201,9 +201,12 @@ class CliContext:
             blocking.close()
 
     @asynccontextmanager
-    async def api(self, *, unlock: bool = True) -> AsyncIterator[EngineAPI]:
+    async def api(self, *, unlock: bool = True, observe: bool = False) -> AsyncIterator[EngineAPI]:
         """The engine API: through a live daemon when a token is given, else in this process
-        (unlocked first unless ``unlock`` is false)."""
+        (unlocked first unless ``unlock`` is false).
+
+        An engine made here runs its observation scheduler only when ``observe`` says so (``legion
+        observe``): a one-shot command must not start refreshes it would cancel a moment later."""
         if self._blocking_error is not None:
             raise self._blocking_error
         if self._blocking is not None:
@@ -222,9 +225,12 @@ class CliContext:
                 finally:
                     await remote.aclose()
                 return
+        from legion_nb.engine.observe.scheduler import ObservationSettings  # noqa: PLC0415
         from legion_nb.engine.runtime import create_engine  # noqa: PLC0415
+        from legion_nb.engine.session import SessionSettings  # noqa: PLC0415
 
-        engine = create_engine(self.state_path, lock_timeout=self.lock_timeout)
+        settings = SessionSettings(observation=ObservationSettings(run=observe))
+        engine = create_engine(self.state_path, settings, lock_timeout=self.lock_timeout)
         self.via_daemon = False
         try:
             if unlock:

@@ -50,6 +50,7 @@ COMMAND_GROUPS: tuple[str, ...] = (
     "legion_nb.cli.telemetry",
     "legion_nb.cli.runbooks",
     "legion_nb.cli.repairs",
+    "legion_nb.cli.observe",
 )
 
 # The group that registers each top-level command. A command builds only its own group's parsers
@@ -75,6 +76,7 @@ COMMAND_OWNERS: dict[str, str] = {
     "logs": "legion_nb.cli.telemetry",
     "runbook": "legion_nb.cli.runbooks",
     "repairs": "legion_nb.cli.repairs",
+    "observe": "legion_nb.cli.observe",
 }
 
 EXIT_INTERNAL = 70

@@ -119,7 +119,7 @@ async def _materialize(ctx: CliContext, args: argparse.Namespace) -> int:
 
 async def _follow(api: EngineAPI, ctx: CliContext, show: _LiveTable | None) -> None:
     """Print what the engine publishes until the materialize ends (this task is then cancelled)."""
-    async with _events(api) as events:
+    async with engine_events(api) as events:
         async for topic, data in events:
             if topic == "snapshot" and show is not None:
                 show.update(data)
@@ -133,7 +133,7 @@ async def _follow(api: EngineAPI, ctx: CliContext, show: _LiveTable | None) -> N
 
 
 @contextlib.asynccontextmanager
-async def _events(api: EngineAPI) -> AsyncIterator[AsyncIterator[tuple[str, Any]]]:
+async def engine_events(api: EngineAPI) -> AsyncIterator[AsyncIterator[tuple[str, Any]]]:
     """The engine's event stream as (topic, JSON data), in process or from the daemon."""
     from legion_nb.engine.wire import to_jsonable  # noqa: PLC0415
 

@@ -1,0 +1,144 @@
+"""``legion observe``: the observation scheduler in the foreground, or one pass of each concern.
+
+``legion observe --once [--only CONCERN,...]`` runs each selected concern once and exits - for
+cron and tests - printing one line per concern (``--json``: ``{concern: {ok, seconds, items,
+error}}``); it exits 5 when a concern failed. Plain ``legion observe`` unlocks an engine whose
+scheduler runs, passes once over every concern so the table starts full, and then shows the
+scheduler's status live (a rich table on a terminal, JSON lines with ``--json``) until Ctrl-C.
+When a daemon serves the state, both go through it: its scheduler is the one that runs.
+
+Only argparse-level imports at the top: see :mod:`legion_nb.cli.main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from legion_nb.cli.context import CliContext, scrub
+from legion_nb.cli.tables import table
+from legion_nb.errors import OperationError
+
+__all__ = ["ObservationFailedError", "register"]
+
+_COLUMNS = ("concern", "ok", "items", "seconds", "last_run", "next_run", "error")
+
+
+class ObservationFailedError(OperationError):
+    """A concern of a one-shot observation pass failed (the message names each)."""
+
+    code = "observation_failed"
+
+
+def register(sub: Any) -> None:
+    observe = sub.add_parser(
+        "observe", help="run the observation scheduler in the foreground, or each concern once"
+    )
+    observe.add_argument("--once", action="store_true", help="run each selected concern once and exit")
+    observe.add_argument(
+        "--only", metavar="CONCERN,...", help="only these concerns (providers, catalogs, nodes, ...)"
+    )
+    observe.set_defaults(handler=_observe)
+
+
+def _selected(args: argparse.Namespace) -> list[str] | None:
+    if not args.only:
+        return None
+    return [name.strip() for name in str(args.only).split(",") if name.strip()]
+
+
+async def _observe(ctx: CliContext, args: argparse.Namespace) -> int:
+    only = _selected(args)
+    if args.once:
+        async with ctx.api() as api:
+            result: dict[str, Any] = dict(await api.observe_once(only=only))
+        ctx.emit(result, _once_text)
+        failed = {name: r for name, r in result.items() if not r.get("ok")}
+        if failed:
+            named = "; ".join(f"{name}: {r.get('error')}" for name, r in failed.items())
+            raise ObservationFailedError(f"observation failed for {len(failed)} concern(s) - {named}")
+        return 0
+    async with ctx.api(observe=True) as api:
+        await api.observe_once(only=only)
+        await _follow(ctx, api)
+    return 0
+
+
+def _once_text(result: dict[str, Any]) -> str:
+    rows = [
+        (
+            name,
+            "ok" if r.get("ok") else "FAILED",
+            r.get("items"),
+            None if r.get("seconds") is None else f"{r['seconds']:.2f}",
+            r.get("error"),
+        )
+        for name, r in result.items()
+    ]
+    return table(("concern", "result", "items", "seconds", "error"), rows)
+
+
+async def _follow(ctx: CliContext, api: Any) -> None:
+    """Show the scheduler's section of every snapshot until interrupted."""
+    from legion_nb.cli.operations import engine_events  # noqa: PLC0415
+
+    live = None if ctx.json or not sys.stdout.isatty() else _LiveStatus()
+    last: Any = None
+    try:
+        if live is not None:
+            live.update(await api.observation())
+        async with engine_events(api) as events:
+            async for topic, data in events:
+                section = data.get("observation") if topic == "snapshot" and isinstance(data, dict) else None
+                if section is None or section == last:
+                    continue
+                last = section
+                if live is not None:
+                    live.update(section)
+                elif ctx.json:
+                    ctx.emit_line(section)
+                else:
+                    sys.stdout.write(scrub(_section_text(section)) + "\n\n")
+                    sys.stdout.flush()
+    finally:
+        if live is not None:
+            live.close()
+
+
+def _section_text(section: dict[str, Any]) -> str:
+    rows = [tuple(_cell(c, column) for column in _COLUMNS) for c in section.get("concerns", [])]
+    return table(_COLUMNS, rows)
+
+
+def _cell(concern: dict[str, Any], column: str) -> object:
+    value = concern.get(column)
+    if column == "seconds" and value is not None:
+        return f"{value:.2f}"
+    if column == "ok":
+        return "" if value is None else "ok" if value else "FAILED"
+    if column in ("last_run", "next_run") and value:
+        return str(value)[11:19]  # the UTC time of day is what a watcher reads
+    return value
+
+
+class _LiveStatus:
+    """A rich live table of the concerns, redrawn a few times a second."""
+
+    def __init__(self) -> None:
+        from rich.console import Console  # noqa: PLC0415 - rich only for a live terminal
+        from rich.live import Live  # noqa: PLC0415
+
+        self._live = Live(console=Console(), refresh_per_second=4, transient=False)
+        self._live.start()
+
+    def update(self, section: dict[str, Any]) -> None:
+        from rich.table import Table  # noqa: PLC0415
+
+        view = Table(*_COLUMNS, title="observation (Ctrl-C to stop)", expand=False)
+        for concern in section.get("concerns", []):
+            view.add_row(*(scrub(str(_cell(concern, column) or "")) for column in _COLUMNS))
+        self._live.update(view)
+
+    def close(self) -> None:
+        self._live.stop()
