@@ -81,13 +81,15 @@ def _once_text(result: dict[str, Any]) -> str:
 
 async def _follow(ctx: CliContext, api: Any) -> None:
     """Show the scheduler's section of every snapshot until interrupted."""
-    from legion_nb.cli.operations import engine_events  # noqa: PLC0415
+    from legion_nb.cli.operations import LiveTable, engine_events  # noqa: PLC0415
 
-    live = None if ctx.json or not sys.stdout.isatty() else _LiveStatus()
+    live = (
+        None if ctx.json or not sys.stdout.isatty() else LiveTable("observation (Ctrl-C to stop)", _COLUMNS)
+    )
     last: Any = None
     try:
         if live is not None:
-            live.update(await api.observation())
+            live.show(_cells(await api.observation()))
         async with engine_events(api) as events:
             async for topic, data in events:
                 section = data.get("observation") if topic == "snapshot" and isinstance(data, dict) else None
@@ -95,7 +97,7 @@ async def _follow(ctx: CliContext, api: Any) -> None:
                     continue
                 last = section
                 if live is not None:
-                    live.update(section)
+                    live.show(_cells(section))
                 elif ctx.json:
                     ctx.emit_line(section)
                 else:
@@ -106,9 +108,13 @@ async def _follow(ctx: CliContext, api: Any) -> None:
             live.close()
 
 
+def _cells(section: dict[str, Any]) -> list[dict[str, Any]]:
+    """The concerns' records as display cells, one dict a row."""
+    return [{column: _cell(c, column) for column in _COLUMNS} for c in section.get("concerns", [])]
+
+
 def _section_text(section: dict[str, Any]) -> str:
-    rows = [tuple(_cell(c, column) for column in _COLUMNS) for c in section.get("concerns", [])]
-    return table(_COLUMNS, rows)
+    return table(_COLUMNS, [tuple(row.values()) for row in _cells(section)])
 
 
 def _cell(concern: dict[str, Any], column: str) -> object:
@@ -120,25 +126,3 @@ def _cell(concern: dict[str, Any], column: str) -> object:
     if column in ("last_run", "next_run") and value:
         return str(value)[11:19]  # the UTC time of day is what a watcher reads
     return value
-
-
-class _LiveStatus:
-    """A rich live table of the concerns, redrawn a few times a second."""
-
-    def __init__(self) -> None:
-        from rich.console import Console  # noqa: PLC0415 - rich only for a live terminal
-        from rich.live import Live  # noqa: PLC0415
-
-        self._live = Live(console=Console(), refresh_per_second=4, transient=False)
-        self._live.start()
-
-    def update(self, section: dict[str, Any]) -> None:
-        from rich.table import Table  # noqa: PLC0415
-
-        view = Table(*_COLUMNS, title="observation (Ctrl-C to stop)", expand=False)
-        for concern in section.get("concerns", []):
-            view.add_row(*(scrub(str(_cell(concern, column) or "")) for column in _COLUMNS))
-        self._live.update(view)
-
-    def close(self) -> None:
-        self._live.stop()

@@ -94,7 +94,7 @@ async def _materialize(ctx: CliContext, args: argparse.Namespace) -> int:
             pending = (await api.diff()).pending()
             if not _confirm(f"materialize {len(pending)} change(s) (see `legion diff`)?"):
                 raise UsageError("materialize changes cloud resources: confirm, or pass --yes")
-        show = _LiveTable() if not ctx.json and sys.stdout.isatty() else None
+        show = LiveTable("materialize", _LIVE_COLUMNS) if not ctx.json and sys.stdout.isatty() else None
         run = asyncio.ensure_future(api.materialize(yes=True, settle_seconds=args.timeout))
         follower = asyncio.ensure_future(_follow(api, ctx, show))
         try:
@@ -117,7 +117,7 @@ async def _materialize(ctx: CliContext, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _follow(api: EngineAPI, ctx: CliContext, show: _LiveTable | None) -> None:
+async def _follow(api: EngineAPI, ctx: CliContext, show: LiveTable | None) -> None:
     """Print what the engine publishes until the materialize ends (this task is then cancelled)."""
     async with engine_events(api) as events:
         async for topic, data in events:
@@ -149,23 +149,28 @@ async def engine_events(api: EngineAPI) -> AsyncIterator[AsyncIterator[tuple[str
         await stream.aclose()
 
 
-class _LiveTable:
-    """A rich live table of the snapshot rows, redrawn at most a few times a second."""
+class LiveTable:
+    """A rich live table of rows (dicts), redrawn at most a few times a second."""
 
-    def __init__(self) -> None:
+    def __init__(self, title: str, columns: tuple[str, ...]) -> None:
         from rich.console import Console  # noqa: PLC0415 - rich only for a live terminal
         from rich.live import Live  # noqa: PLC0415
 
+        self._title = title
+        self._columns = columns
         self._live = Live(console=Console(), refresh_per_second=4, transient=False)
         self._live.start()
 
     def update(self, snapshot: Any) -> None:
+        """Draw a snapshot's rows."""
+        self.show(snapshot.get("rows", []) if isinstance(snapshot, dict) else [])
+
+    def show(self, rows: list[dict[str, Any]]) -> None:
         from rich.table import Table  # noqa: PLC0415
 
-        rows = snapshot.get("rows", []) if isinstance(snapshot, dict) else []
-        view = Table(*_LIVE_COLUMNS, title="materialize", expand=False)
+        view = Table(*self._columns, title=self._title, expand=False)
         for row in rows:
-            view.add_row(*(str(row.get(column) or "") for column in _LIVE_COLUMNS))
+            view.add_row(*(scrub(str(row.get(column) or "")) for column in self._columns))
         self._live.update(view)
 
     def close(self) -> None:
