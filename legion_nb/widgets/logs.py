@@ -11,17 +11,14 @@ shows the lines as a static table.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import logging
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-import anywidget
 import traitlets
 
-from legion_nb.errors import LegionError, UsageError
-from legion_nb.widgets.panel import STATIC, esm_of
+from legion_nb.errors import LegionError
+from legion_nb.widgets.panel import STATIC, PolledPanel, esm_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -29,8 +26,6 @@ if TYPE_CHECKING:
     from legion_nb.engine.surface import EngineAPI
 
 __all__ = ["LogPanel", "log_rows"]
-
-log = logging.getLogger(__name__)
 
 LEVELS = ("", "err", "warning", "notice", "info", "debug")
 
@@ -58,11 +53,13 @@ def log_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
-class LogPanel(anywidget.AnyWidget):
+class LogPanel(PolledPanel):
     """Log search of one engine (module notes); ``close()`` stops following it."""
 
     _esm = esm_of("logs")
     _css = (STATIC / "panels.css").read_text(encoding="utf-8")
+    picks = ("query", "node", "source", "level")
+    what = "log panel"
 
     title = traitlets.Unicode("Logs").tag(sync=True)
     status = traitlets.Unicode("waiting").tag(sync=True)
@@ -77,11 +74,8 @@ class LogPanel(anywidget.AnyWidget):
     limit = traitlets.Int(200).tag(sync=True)
 
     def __init__(self, engine: EngineAPI, **traits: Any) -> None:
-        super().__init__(**traits)
-        self._engine = engine
-        self._task: asyncio.Task[None] | None = None
-        self._pending: asyncio.Task[None] | None = None
-        self.observe(self._picked, names=["query", "node", "source", "level"])
+        super().__init__(engine, **traits)
+        self._engine: EngineAPI = engine
 
     def _filters(self) -> dict[str, Any]:
         return {
@@ -124,37 +118,10 @@ class LogPanel(anywidget.AnyWidget):
 
     def follow(self, interval: float = 2.0) -> None:
         """Search now, then tail every ``interval`` seconds until :meth:`close`."""
-        if interval <= 0:
-            raise UsageError(f"log tail interval {interval} is not valid; use a positive number")
-        if self._task is not None and not self._task.done():
-            raise UsageError("this log panel already follows its engine: close it and create a new one")
-        self._task = asyncio.get_running_loop().create_task(self._follow(interval), name="legion-log-panel")
+        super().follow(interval)
 
-    async def _follow(self, interval: float) -> None:
-        await self.refresh()
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.tail()
-            except Exception:  # logged, and the next round tries again: a panel must not die silently
-                log.exception("log panel tail failed")
-
-    def _picked(self, _change: Any) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # set outside a loop: the next refresh shows it
-            return
-        if self._pending is not None:
-            self._pending.cancel()
-        self._pending = loop.create_task(self.refresh(), name="legion-log-search")
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        """The widget view, plus the lines as a static table for a notebook reopened without a kernel."""
-        bundle = super()._repr_mimebundle_(**kwargs)
-        data = bundle[0] if isinstance(bundle, tuple) else bundle
-        if isinstance(data, dict):
-            data["text/html"] = self.static_html()
-        return bundle
+    async def step(self) -> None:
+        await self.tail()
 
     def static_html(self) -> str:
         rows = "".join(
@@ -164,10 +131,3 @@ class LogPanel(anywidget.AnyWidget):
         )
         head = "".join(f"<th>{h}</th>" for h in ("time (UTC)", "node", "source", "level", "text"))
         return f"<table><tr>{head}</tr>{rows}</table>"
-
-    def close(self) -> None:
-        for task in (self._task, self._pending):
-            if task is not None:
-                task.cancel()
-        self._task = self._pending = None
-        super().close()

@@ -10,6 +10,7 @@ engine publishes, reshapes it into the rows of :mod:`legion_nb.widgets.rows`, an
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -20,7 +21,9 @@ import traitlets
 from legion_nb.errors import UsageError
 from legion_nb.widgets.feed import DEFAULT_MIN_INTERVAL, Batch, EventSource, Feed, Sleep
 
-__all__ = ["STATIC", "LivePanel", "esm_of"]
+__all__ = ["STATIC", "LivePanel", "PolledPanel", "esm_of"]
+
+log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 
@@ -116,3 +119,78 @@ class LivePanel(anywidget.AnyWidget):
         else:
             reason = " ".join(str(failure).split()) or type(failure).__name__
             self.feed_status = f"stopped: {reason}"
+
+
+class PolledPanel(anywidget.AnyWidget):
+    """Base of the panels that ask the engine instead of following a stream (telemetry, logs).
+
+    The subclass says how to read (:meth:`refresh`), what one step of following is (:meth:`step`,
+    a refresh unless it knows better) and what a saved notebook shows without a kernel
+    (:meth:`static_html`); this class owns the follow task, re-reads when a pick in the page sets
+    one of :attr:`picks`, and carries the static view beside the widget view.
+    """
+
+    picks: ClassVar[tuple[str, ...]] = ()
+    """Traits the page sets; a change re-reads (the newest pick wins)."""
+
+    what: ClassVar[str] = "panel"
+
+    def __init__(self, engine: Any, **traits: Any) -> None:
+        super().__init__(**traits)
+        self._engine = engine
+        self._task: asyncio.Task[None] | None = None
+        self._pending: asyncio.Task[None] | None = None
+        if self.picks:
+            self.observe(self._picked, names=list(self.picks))
+
+    async def refresh(self) -> None:
+        raise NotImplementedError(f"{type(self).__name__} must say how it reads the engine")
+
+    async def step(self) -> None:
+        """One round of following (default: read again)."""
+        await self.refresh()
+
+    def static_html(self) -> str:
+        raise NotImplementedError(f"{type(self).__name__} must say what a saved notebook shows")
+
+    def follow(self, interval: float) -> None:
+        """Refresh now, then :meth:`step` every ``interval`` seconds until :meth:`close`."""
+        if interval <= 0:
+            raise UsageError(f"{self.what} refresh interval {interval} is not valid; use a positive number")
+        if self._task is not None and not self._task.done():
+            raise UsageError(f"this {self.what} already follows its engine: close it and create a new one")
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._follow(interval), name=f"legion {self.what}")
+
+    async def _follow(self, interval: float) -> None:
+        await self.refresh()
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.step()
+            except Exception:  # logged, and the next round tries again: a panel must not die silently
+                log.exception("%s refresh failed", self.what)
+
+    def _picked(self, _change: Any) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # set outside a loop (building the panel): the next refresh shows it
+            return
+        if self._pending is not None:
+            self._pending.cancel()
+        self._pending = loop.create_task(self.refresh(), name=f"legion {self.what} pick")
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """The widget view, plus :meth:`static_html` for a notebook reopened without a kernel."""
+        bundle = super()._repr_mimebundle_(**kwargs)
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        if isinstance(data, dict):
+            data["text/html"] = self.static_html()
+        return bundle
+
+    def close(self) -> None:
+        for task in (getattr(self, "_task", None), getattr(self, "_pending", None)):
+            if task is not None:
+                task.cancel()
+        self._task = self._pending = None
+        super().close()

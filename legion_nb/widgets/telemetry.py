@@ -11,18 +11,15 @@ runs. A saved notebook reopened without a kernel shows the same charts as static
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import logging
 import math
 from typing import TYPE_CHECKING, Any
 
-import anywidget
 import traitlets
 
 from legion_nb.errors import LegionError, UsageError
 from legion_nb.widgets.charts import line_chart_svg
-from legion_nb.widgets.panel import STATIC, esm_of
+from legion_nb.widgets.panel import STATIC, PolledPanel, esm_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,8 +27,6 @@ if TYPE_CHECKING:
     from legion_nb.engine.surface import EngineAPI
 
 __all__ = ["TelemetryPanel", "telemetry_view"]
-
-log = logging.getLogger(__name__)
 
 MAX_POINTS = 240
 """Points per drawn series: a chart a few hundred pixels wide shows no more."""
@@ -89,11 +84,13 @@ def _thin(points: list[list[float]]) -> list[list[float]]:
     return thinned
 
 
-class TelemetryPanel(anywidget.AnyWidget):
+class TelemetryPanel(PolledPanel):
     """Node metrics of one engine (module notes); ``close()`` stops following it."""
 
     _esm = esm_of("telemetry")
     _css = (STATIC / "panels.css").read_text(encoding="utf-8")
+    picks = ("node", "metric", "window", "tier")
+    what = "telemetry panel"
 
     title = traitlets.Unicode("Telemetry").tag(sync=True)
     status = traitlets.Unicode("waiting").tag(sync=True)
@@ -108,11 +105,8 @@ class TelemetryPanel(anywidget.AnyWidget):
     charts = traitlets.List(traitlets.Dict()).tag(sync=True)
 
     def __init__(self, engine: EngineAPI, **traits: Any) -> None:
-        super().__init__(**traits)
-        self._engine = engine
-        self._task: asyncio.Task[None] | None = None
-        self._pending: asyncio.Task[None] | None = None
-        self.observe(self._picked, names=["node", "metric", "window", "tier"])
+        super().__init__(engine, **traits)
+        self._engine: EngineAPI = engine
 
     async def refresh(self) -> None:
         """Read the window's telemetry and redraw (a failure shows in ``status``)."""
@@ -129,44 +123,11 @@ class TelemetryPanel(anywidget.AnyWidget):
                 setattr(self, name, value)
             if self.metric not in view["metrics"] and view["metrics"]:
                 self.set_trait("metric", view["metrics"][0])
-            rows = len(frame)
-            self.status = f"{rows} points, read {dt.datetime.now(dt.UTC):%H:%M:%S} UTC"
+            self.status = f"{len(frame)} points, read {dt.datetime.now(dt.UTC):%H:%M:%S} UTC"
 
     def follow(self, interval: float = 10.0) -> None:
         """Refresh now and every ``interval`` seconds until :meth:`close` (a task this panel owns)."""
-        if interval <= 0:
-            raise UsageError(f"telemetry refresh interval {interval} is not valid; use a positive number")
-        if self._task is not None and not self._task.done():
-            raise UsageError("this telemetry panel already follows its engine: close it and create a new one")
-        self._task = asyncio.get_running_loop().create_task(
-            self._follow(interval), name="legion-telemetry-panel"
-        )
-
-    async def _follow(self, interval: float) -> None:
-        while True:
-            try:
-                await self.refresh()
-            except Exception:  # logged, and the next round tries again: a panel must not die silently
-                log.exception("telemetry panel refresh failed")
-            await asyncio.sleep(interval)
-
-    def _picked(self, _change: Any) -> None:
-        """A pick in the page: read again (the newest pick wins)."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # set outside a loop (a test building the panel): the next refresh shows it
-            return
-        if self._pending is not None:
-            self._pending.cancel()
-        self._pending = loop.create_task(self.refresh(), name="legion-telemetry-pick")
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        """The widget view, plus the charts as static SVG for a notebook reopened without a kernel."""
-        bundle = super()._repr_mimebundle_(**kwargs)
-        data = bundle[0] if isinstance(bundle, tuple) else bundle
-        if isinstance(data, dict):
-            data["text/html"] = self.static_html()
-        return bundle
+        super().follow(interval)
 
     def static_html(self) -> str:
         """The charts as SVG (what a saved notebook shows where no widget can run)."""
@@ -174,10 +135,3 @@ class TelemetryPanel(anywidget.AnyWidget):
             line_chart_svg(c["metric"], {s["node"]: s["points"] for s in c["series"]}) for c in self.charts
         ]
         return "<div>" + ("".join(charts) or "<p>No telemetry yet.</p>") + "</div>"
-
-    def close(self) -> None:
-        for task in (self._task, self._pending):
-            if task is not None:
-                task.cancel()
-        self._task = self._pending = None
-        super().close()
