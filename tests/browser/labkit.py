@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 from nbkit import isolated_jupyter_env
-from playwright.async_api import Locator, Page, async_playwright, expect
+from playwright.async_api import Locator, Page, Route, async_playwright, expect
 
 __all__ = [
     "CHROMIUM",
@@ -193,6 +193,7 @@ class NotebookPage:
     idle: Locator
     page_errors: list[str] = field(default_factory=list)
     console_errors: list[str] = field(default_factory=list)
+    remote_requests: list[str] = field(default_factory=list)
 
 
 @contextlib.asynccontextmanager
@@ -204,9 +205,14 @@ async def notebook_page(
     viewport: dict[str, int],
     load_timeout: float,
     failure_shot: Path,
+    offline: bool = False,
 ) -> AsyncIterator[NotebookPage]:
     """Chromium with ``notebook`` open in ``lab``, its kernel connected and idle (cells sent any
-    earlier would go nowhere); a failing body leaves a full-page screenshot at ``failure_shot``."""
+    earlier would go nowhere); a failing body leaves a full-page screenshot at ``failure_shot``.
+
+    ``offline`` aborts every request that leaves the loopback (CDNs, fonts, telemetry) and records
+    its URL in ``remote_requests``: a page that needs the network fails visibly, and the test can
+    assert that none was even attempted."""
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
         page = await browser.new_page(viewport=viewport)  # type: ignore[arg-type]  # a ViewportSize
@@ -214,6 +220,8 @@ async def notebook_page(
         try:
             page.on("pageerror", lambda error: opened.page_errors.append(str(error)))
             page.on("console", lambda m: opened.console_errors.append(m.text) if m.type == "error" else None)
+            if offline:
+                await page.route("**/*", lambda route: _loopback_only(route, opened.remote_requests))
             await page.goto(lab.url(f"lab/tree/{notebook}"))
             await expect(opened.idle).to_have_count(1, timeout=load_timeout)
             yield opened
@@ -222,6 +230,18 @@ async def notebook_page(
             raise
         finally:
             await browser.close()
+
+
+LOOPBACK = re.compile(r"^(https?|wss?)://(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?/")
+
+
+async def _loopback_only(route: Route, remote: list[str]) -> None:
+    url = route.request.url
+    if LOOPBACK.match(url) or url.startswith(("data:", "blob:")):
+        await route.continue_()
+    else:
+        remote.append(url)
+        await route.abort()
 
 
 async def run_all_cells(page: Page) -> None:

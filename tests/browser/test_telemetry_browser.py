@@ -1,0 +1,70 @@
+"""The telemetry notebook in a real JupyterLab through Chromium, with the network cut off.
+
+Every request that leaves the loopback is aborted and recorded; the notebook runs top to bottom, its
+offline SVG chart and both panels (sparklines and per-metric line charts; log lines with the search
+marked) show, and not one non-loopback request was even attempted. A screenshot of the whole run
+lands in ``test-artifacts/telemetry-and-logs.png``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+from labkit import LabServer, notebook_page, run_all_cells
+from playwright.async_api import expect
+
+NOTEBOOK = "05-telemetry-and-logs.ipynb"
+LOAD = 180_000  # ms: JupyterLab's first load on a small shared machine
+RUN = 240_000  # ms: every cell, the sandbox cluster, the backfill
+SHOWN = 30_000  # ms: outputs of cells that ran, reaching the page
+ALL_CELLS_RAN = """(n) => {
+    const prompts = [...document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputArea-prompt')];
+    return prompts.length === n && prompts.every((p) => /^\\[\\d+\\]:$/.test(p.textContent.trim()));
+}"""
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+
+async def test_the_telemetry_notebook_charts_and_panels_show_offline(
+    lab: LabServer, chromium: Path, artifacts: Path
+) -> None:
+    nb = nbformat.read(lab.root / NOTEBOOK, as_version=4)
+    code_cells = sum(cell.cell_type == "code" for cell in nb.cells)
+    async with notebook_page(
+        lab,
+        chromium,
+        NOTEBOOK,
+        viewport={"width": 1400, "height": 5200},
+        load_timeout=LOAD,
+        failure_shot=artifacts / "telemetry-and-logs-failure.png",
+        offline=True,
+    ) as opened:
+        page = opened.page
+        await run_all_cells(page)
+        await page.wait_for_function(ALL_CELLS_RAN, arg=code_cells, timeout=RUN)
+        await expect(opened.idle).to_have_count(1, timeout=RUN)
+
+        chart = page.locator(".jp-OutputArea-output.jp-RenderedSVG")  # the offline SVG of the peak
+        await expect(chart).to_have_count(1, timeout=SHOWN)
+        await expect(chart).to_be_visible()
+        telemetry = page.locator(".lnb-panel.lnb-telemetry")
+        await expect(telemetry).to_have_count(1)
+        await expect(telemetry.locator(".lnb-spark svg polyline")).to_have_count(3)
+        await expect(telemetry.locator(".lnb-chart svg polyline").first).to_be_visible()
+        assert await telemetry.locator(".lnb-chart").count() >= 10  # one chart per metric
+        logs = page.locator(".lnb-panel.lnb-logs")
+        await expect(logs.locator(".lnb-log-line").first).to_be_visible()
+        await expect(logs.locator(".lnb-log-line mark").first).to_have_text(
+            re.compile("overrun", re.IGNORECASE)
+        )
+        await expect(page.get_by_text("Error displaying widget")).to_have_count(0)
+        assert not await page.locator(
+            ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+        ).count()
+        await page.screenshot(path=str(artifacts / "telemetry-and-logs.png"), full_page=True)
+    assert opened.remote_requests == []
+    assert opened.page_errors == []
+    assert [e for e in opened.console_errors if re.search(r"widget|lnb|anywidget", e, re.IGNORECASE)] == []
