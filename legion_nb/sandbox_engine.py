@@ -35,7 +35,18 @@ if TYPE_CHECKING:
     from legion_nb.engine.session import SessionSettings
     from legion_nb.providers.broker import BrokerPolicy
 
-__all__ = ["SANDBOX_PROVIDERS", "sandbox", "sandbox_cloud", "sandbox_policy"]
+__all__ = [
+    "SANDBOX_LINK_SUFFIX",
+    "SANDBOX_PROVIDERS",
+    "free_port",
+    "linked_settings",
+    "node_settings",
+    "sandbox",
+    "sandbox_cloud",
+    "sandbox_link_path",
+    "sandbox_policy",
+    "write_sandbox_link",
+]
 
 SANDBOX_PROVIDERS: tuple[str, ...] = ("hetzner", "scaleway", "ovh")
 
@@ -148,19 +159,27 @@ NODE_HISTORY_HOURS = 26.0
 def _node_fleet(
     step_seconds: float, settings: SessionSettings, *, seed: int
 ) -> tuple[NodeFleet, SessionSettings]:
-    """Simulated nodes on two free loopback ports, and ``settings`` that reach them there: node
-    deployment with sandbox-short waits, and terminals on the nodes' SSH port."""
+    """Simulated nodes on two free loopback ports, and ``settings`` that reach them there."""
     from legion_nb.emulators.nodes import NodeFleet, NodeTiming  # noqa: PLC0415
+
+    ssh_port, admin_port = free_port(), free_port()
+    timing = NodeTiming(kexec=step_seconds, install=step_seconds, reboot=step_seconds)
+    fleet = NodeFleet(
+        timing=timing, ssh_port=ssh_port, admin_port=admin_port, seed=seed, history_hours=NODE_HISTORY_HOURS
+    )
+    return fleet, node_settings(ssh_port, admin_port, step_seconds, settings)
+
+
+def node_settings(
+    ssh_port: int, admin_port: int, step_seconds: float, settings: SessionSettings
+) -> SessionSettings:
+    """``settings`` that reach simulated nodes on their shared SSH and admin ports: node deployment
+    with sandbox-short waits, and terminals on the nodes' SSH port."""
     from legion_nb.engine.deployment.node_channel import NodeAccess, ReadinessPolicy, SshNodeConnector  # noqa: PLC0415
     from legion_nb.engine.deployment.runtime import DeploymentSettings  # noqa: PLC0415
     from legion_nb.engine.node_terminals import TerminalSettings  # noqa: PLC0415
     from legion_nb.engine.ssh import ReconnectPolicy, SshOptions  # noqa: PLC0415
 
-    ssh_port, admin_port = _free_port(), _free_port()
-    timing = NodeTiming(kexec=step_seconds, install=step_seconds, reboot=step_seconds)
-    fleet = NodeFleet(
-        timing=timing, ssh_port=ssh_port, admin_port=admin_port, seed=seed, history_hours=NODE_HISTORY_HOURS
-    )
     pause = max(step_seconds, 0.02)
     access = NodeAccess(
         ssh_port=ssh_port, admin_port=admin_port, readiness=ReadinessPolicy(attempts=500, delay=pause)
@@ -170,10 +189,60 @@ def _node_fleet(
         options=SshOptions(connect_timeout=5.0, command_timeout=30.0),
     )
     deployment = DeploymentSettings(access=access, connector=connector)
-    return fleet, replace(settings, deployment=deployment, terminals=TerminalSettings(ssh_port=ssh_port))
+    return replace(settings, deployment=deployment, terminals=TerminalSettings(ssh_port=ssh_port))
 
 
-def _free_port() -> int:
+# -- the link between a served sandbox and a state ------------------------------------------------
+
+SANDBOX_LINK_SUFFIX = ".sandbox.json"
+"""``legion sandbox serve --store-credentials`` leaves ``<state>.sandbox.json`` beside the state."""
+
+
+def sandbox_link_path(state_path: Path) -> Path:
+    """Where a served sandbox tells CLI engines of ``state_path`` how to reach its simulated nodes."""
+    return state_path.with_name(state_path.name + SANDBOX_LINK_SUFFIX)
+
+
+def write_sandbox_link(state_path: Path, *, ssh_port: int, admin_port: int, step_seconds: float) -> Path:
+    """Record the served nodes' ports for other processes using ``state_path`` (no secret: ports only).
+
+    The simulated nodes share one SSH and one admin port on their own loopback addresses, ports a
+    real node never uses; an engine opened on this state by another ``legion`` process reads them
+    with :func:`linked_settings` so that materialize deploys those nodes and ``legion terminal``
+    reaches them. ``legion sandbox serve`` removes the file when it stops.
+    """
+    import json  # noqa: PLC0415
+
+    link = sandbox_link_path(state_path)
+    body = {"ssh_port": ssh_port, "admin_port": admin_port, "step_seconds": step_seconds}
+    link.write_text(json.dumps(body) + "\n")
+    return link
+
+
+def linked_settings(state_path: Path) -> SessionSettings | None:
+    """Session settings for a state a served sandbox is linked to (see :func:`write_sandbox_link`):
+    sandbox pacing and its nodes' ports; None when no sandbox is linked (the real-cloud defaults)."""
+    import json  # noqa: PLC0415
+
+    from legion_nb.engine.session import SessionSettings  # noqa: PLC0415
+
+    try:
+        body = json.loads(sandbox_link_path(state_path).read_text())
+        ssh_port, admin_port = int(body["ssh_port"]), int(body["admin_port"])
+        step_seconds = float(body.get("step_seconds", 0.02))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        from legion_nb.errors import UsageError  # noqa: PLC0415
+
+        raise UsageError(
+            f"{sandbox_link_path(state_path)} is not a sandbox link ({exc}); remove it or restart "
+            "legion sandbox serve --store-credentials"
+        ) from exc
+    return node_settings(ssh_port, admin_port, step_seconds, SessionSettings(broker=sandbox_policy()))
+
+
+def free_port() -> int:
     """A TCP port free on loopback now (the simulated nodes bind it on their own addresses)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))

@@ -225,11 +225,16 @@ class CliContext:
                 finally:
                     await remote.aclose()
                 return
+        import dataclasses  # noqa: PLC0415 - not on a daemon-served command's path
+
         from legion_nb.engine.observe.scheduler import ObservationSettings  # noqa: PLC0415
         from legion_nb.engine.runtime import create_engine  # noqa: PLC0415
         from legion_nb.engine.session import SessionSettings  # noqa: PLC0415
+        from legion_nb.sandbox_engine import linked_settings  # noqa: PLC0415
 
-        settings = SessionSettings(observation=ObservationSettings(run=observe))
+        # A state a served sandbox is linked to reaches its simulated nodes (legion sandbox serve).
+        settings = linked_settings(self.state_path) or SessionSettings()
+        settings = dataclasses.replace(settings, observation=ObservationSettings(run=observe))
         engine = create_engine(self.state_path, settings, lock_timeout=self.lock_timeout)
         self.via_daemon = False
         try:

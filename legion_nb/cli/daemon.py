@@ -78,7 +78,10 @@ async def _run(ctx: CliContext, args: argparse.Namespace) -> int:
         async def release() -> None:
             claim.release()
 
-        engine = create_engine(ctx.state_path, lock_timeout=ctx.lock_timeout)
+        from legion_nb.sandbox_engine import linked_settings  # noqa: PLC0415
+
+        settings = linked_settings(ctx.state_path)  # a linked sandbox: its nodes' ports
+        engine = create_engine(ctx.state_path, settings, lock_timeout=ctx.lock_timeout)
         engine.at_close(release)
         try:
             await engine.unlock(password_holder.pop())

@@ -1,8 +1,16 @@
 """``legion sandbox serve``: run the three provider emulators on loopback until told to stop.
 
+It also starts simulated nodes (real SSH and an mTLS admin API on each running server's loopback
+address) unless ``--no-nodes``. With ``--store-credentials`` it writes the three providers'
+endpoints and credentials into the state (unlocked with ``--password-stdin`` or the environment,
+or through the daemon with its token) and links the state to the served nodes
+(:func:`~legion_nb.sandbox_engine.write_sandbox_link`), so the whole CLI flow is: serve in one
+shell; ``legion plan ...``, ``legion materialize --yes`` and ``legion terminal NAME`` in another.
+The link is removed when the sandbox stops.
+
 Once every emulator accepts connections it prints ONE line: with ``--json`` the GUIDE §3 endpoints
-document, otherwise a short human summary (credentials only in ``--json``, which is meant for piping
-into ``legion credentials set``). SIGINT and SIGTERM stop it cleanly with exit 0.
+document, otherwise a short human summary (credentials only in ``--json``). SIGINT and SIGTERM stop
+it cleanly with exit 0.
 
 Without ``--seed`` the seed is random, so the generated credentials cannot be guessed by another local
 user; pass ``--seed`` for a reproducible run.
@@ -15,6 +23,7 @@ import json
 import math
 import signal
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from legion_nb.cli.context import CliContext
@@ -47,6 +56,21 @@ def register(sub: Any) -> None:
         default=0,
         metavar="N",
         help="give the accounts N days of back-dated billing history",
+    )
+    serve.add_argument(
+        "--no-nodes", action="store_true", help="serve the provider APIs only, no simulated nodes"
+    )
+    serve.add_argument(
+        "--store-credentials",
+        action="store_true",
+        help="write the endpoints and credentials into the state and link it to the nodes",
+    )
+    serve.add_argument(
+        "--node-seconds",
+        type=float,
+        default=0.05,
+        metavar="S",
+        help="how long each simulated install step takes",
     )
     for provider in ("hetzner", "scaleway", "ovh"):
         serve.add_argument(f"--{provider}-port", type=int, default=0, metavar="PORT", help=argparse.SUPPRESS)
@@ -83,26 +107,62 @@ async def serve_command(ctx: CliContext, args: argparse.Namespace) -> int:
     ports = {
         p: getattr(args, f"{p}_port") for p in ("hetzner", "scaleway", "ovh") if getattr(args, f"{p}_port")
     }
-    cloud = SandboxCloud(world, host=host, ports=ports)
+    if not math.isfinite(args.node_seconds) or args.node_seconds < 0:
+        raise UsageError("--node-seconds must be a non-negative number of seconds")
+    fleet, node_ports = (None, None) if args.no_nodes else _node_fleet(args.node_seconds)
+    cloud = SandboxCloud(world, host=host, ports=ports, nodes=fleet)
     try:
         await cloud.start()
     except OSError as exc:
         raise UsageError(
             f"cannot listen on {host}: {exc.strerror or exc}; pick other ports or a free host"
         ) from exc
+    link = None
     try:
         stop = _stop_on_signals()
         endpoints = cloud.endpoints()
+        if args.store_credentials:
+            link = await _store_credentials(ctx, endpoints, node_ports, args.node_seconds)
         if as_json:
             sys.stdout.write(json.dumps(endpoints) + "\n")
         else:
             urls = ", ".join(f"{name} {block['url']}" for name, block in endpoints.items())
-            sys.stdout.write(f"sandbox serving (seed {seed}): {urls}; Ctrl-C to stop\n")
+            nodes = "no simulated nodes" if fleet is None else "simulated nodes on"
+            stored = f"; credentials stored in {ctx.state_path}" if args.store_credentials else ""
+            sys.stdout.write(f"sandbox serving (seed {seed}): {urls}; {nodes}{stored}; Ctrl-C to stop\n")
         sys.stdout.flush()
         await stop.wait()
     finally:
+        if link is not None:
+            link.unlink(missing_ok=True)
         await cloud.aclose()
     return 0
+
+
+def _node_fleet(step_seconds: float) -> tuple[Any, tuple[int, int]]:
+    from legion_nb.emulators.nodes import NodeFleet, NodeTiming  # noqa: PLC0415
+    from legion_nb.sandbox_engine import free_port  # noqa: PLC0415
+
+    ssh_port, admin_port = free_port(), free_port()
+    timing = NodeTiming(kexec=step_seconds, install=step_seconds, reboot=step_seconds)
+    return NodeFleet(timing=timing, ssh_port=ssh_port, admin_port=admin_port), (ssh_port, admin_port)
+
+
+async def _store_credentials(
+    ctx: CliContext, endpoints: dict[str, dict[str, str]], node_ports: tuple[int, int] | None, step: float
+) -> Path | None:
+    """The served endpoints and credentials into the state; the link to the nodes beside it."""
+    from legion_nb.sandbox_engine import sandbox_link_path, write_sandbox_link  # noqa: PLC0415
+
+    async with ctx.api() as api:
+        for name, block in endpoints.items():
+            fields = {key: value for key, value in block.items() if key != "url"}
+            await api.credentials_set(name, fields, endpoint=block["url"])
+    if node_ports is None:
+        sandbox_link_path(ctx.state_path).unlink(missing_ok=True)  # no nodes: no stale link either
+        return None
+    ssh_port, admin_port = node_ports
+    return write_sandbox_link(ctx.state_path, ssh_port=ssh_port, admin_port=admin_port, step_seconds=step)
 
 
 def _stop_on_signals() -> asyncio.Event:

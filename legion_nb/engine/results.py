@@ -211,6 +211,8 @@ class TerminalOutputView(TypedDict):
     data: str
     closed: bool
     exit_status: int | None
+    stderr: NotRequired[str]
+    """A shell opened without a PTY: its error output, with the poll that sees it end."""
 
 
 class TerminalWritten(TypedDict):

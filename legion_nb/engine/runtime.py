@@ -601,14 +601,21 @@ class Engine(BillingMethods, ObservationMethods, RunbookMethods, EngineAPI):
     # -- terminals (NodeTerminals; every session closes at logout) --------------------------
 
     @engine_api
-    async def terminal_open(self, name: str, cols: int = 80, rows: int = 24) -> TerminalFacts:
-        """A PTY shell on node ``name``, reached with the address and keys deployment stored."""
-        return terminal_facts(await self._live().terminals.service.open(name, cols=cols, rows=rows))
+    async def terminal_open(
+        self, name: str, cols: int = 80, rows: int = 24, pty: bool = True
+    ) -> TerminalFacts:
+        """A shell on node ``name``, reached with the address and keys deployment stored.
+
+        ``pty=False`` opens a plain shell for piped input (no echo, no prompt): what a script or
+        ``echo hostname | legion terminal NAME`` wants, with stderr apart and the exit status kept.
+        """
+        terminals = self._live().terminals.service
+        return terminal_facts(await terminals.open(name, cols=cols, rows=rows, pty=pty))
 
     @engine_api
-    async def terminal_write(self, id: str, data: str) -> TerminalWritten:
-        """Keystrokes (or text) for terminal ``id``."""
-        self._live().terminals.service.write(id, data)
+    async def terminal_write(self, id: str, data: str, eof: bool = False) -> TerminalWritten:
+        """Keystrokes (or text) for terminal ``id``; ``eof`` then ends its input (a piped script's end)."""
+        self._live().terminals.service.write(id, data, eof=eof)
         return {"id": id, "written": len(data)}
 
     @engine_api
@@ -619,7 +626,10 @@ class Engine(BillingMethods, ObservationMethods, RunbookMethods, EngineAPI):
         if not 0 <= wait <= 30:
             raise UsageError(f"terminal read wait {wait} is not valid; use 0 to 30 seconds")
         out = await terminals.service.read(id, wait=wait)
-        return {"id": out.id, "data": out.data, "closed": out.closed, "exit_status": out.exit_status}
+        return {
+            "id": out.id, "data": out.data, "closed": out.closed, "exit_status": out.exit_status,
+            "stderr": out.stderr,
+        }
 
     @engine_api
     async def terminal_resize(self, id: str, cols: int, rows: int) -> TerminalFacts:

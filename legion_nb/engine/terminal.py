@@ -258,6 +258,8 @@ class TerminalOutput:
     data: str
     closed: bool
     exit_status: int | None = None
+    stderr: str = ""
+    """A shell without a PTY keeps its error stream apart; it comes with the poll that sees the end."""
 
 
 class TerminalService:
@@ -275,13 +277,17 @@ class TerminalService:
         self._resolve = resolve
         self._decoders: dict[str, codecs.IncrementalDecoder] = {}
 
-    async def open(self, name: str, *, cols: int = 80, rows: int = 24) -> TerminalInfo:
-        session = await self._manager.open(await self._resolve(name), cols=cols, rows=rows)
+    async def open(self, name: str, *, cols: int = 80, rows: int = 24, pty: bool = True) -> TerminalInfo:
+        session = await self._manager.open(await self._resolve(name), pty=pty, cols=cols, rows=rows)
         self._decoders[session.id] = codecs.getincrementaldecoder("utf-8")(errors="replace")
         return session.info()
 
-    def write(self, session_id: str, data: str) -> None:
-        self._manager.get(session_id).write(data)
+    def write(self, session_id: str, data: str, *, eof: bool = False) -> None:
+        session = self._manager.get(session_id)
+        if data:
+            session.write(data)
+        if eof:
+            session.write_eof()
 
     def resize(self, session_id: str, cols: int, rows: int) -> TerminalInfo:
         session = self._manager.get(session_id)
@@ -308,8 +314,11 @@ class TerminalService:
             if session.closed:  # closed (terminal_close, logout) while this read waited
                 raise UnknownTerminalError(f"terminal {session_id} was closed while it was being read")
         text = decoder.decode(data, final=ended)
+        stderr = ""
+        if ended and not session.pty:  # before wait(), which would take the rest of the stream
+            stderr = (await session.read_stderr()).decode("utf-8", errors="replace")
         status = await session.wait() if ended else None
-        return TerminalOutput(session_id, text, ended, status)
+        return TerminalOutput(session_id, text, ended, status, stderr)
 
     async def close(self, session_id: str) -> None:
         self._decoders.pop(session_id, None)

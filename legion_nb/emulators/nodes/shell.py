@@ -6,6 +6,8 @@ Ordinary commands (enough for health checks and an operator poking around)::
     cat /etc/os-release | cat PATH   systemctl reboot   reboot
     systemctl status|is-active|stop|start|restart UNIT   (tribes, tangd, prometheus-node-exporter)
     logger [-p PRIORITY] [-t TAG] TEXT...                a journal line (unit: TAG, else the user)
+    ls [PATH]   uname [-a]   df -h   free -m   ps   ip addr   journalctl [-u UNIT] [-n N]
+                (from the node's state: :mod:`legion_nb.emulators.nodes.everyday`)
 
 Stopping a unit is a fault a runbook can inject from the node's own shell, as on a real node:
 ``systemctl stop tribes`` stops the service, closes peer sync and shows in the node's telemetry;
@@ -42,6 +44,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
+from legion_nb.emulators.nodes.everyday import everyday
 from legion_nb.emulators.nodes.system import (
     HOST_KEY_PATH,
     TLS_CA_PATH,
@@ -156,6 +159,10 @@ class NodeShell:
             return self._logger(args, user)
         if name == "reboot":
             return self._reboot(into_installer=False)
+        # the node's own address; a stand-in control (tests) may have none
+        answer = everyday(self.system, getattr(self.control, "address", "127.0.0.1"), name, args)
+        if answer is not None:
+            return CommandOutcome(*answer)
         return _fail(f"sh: {name}: command not found", 127)
 
     # -- ordinary commands -------------------------------------------------------------------

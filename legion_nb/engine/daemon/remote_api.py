@@ -413,12 +413,15 @@ class RemoteAPI(FrameMethods, BillingFrames, EngineAPI):
 
     # -- terminals ---------------------------------------------------------------------------
 
-    async def terminal_open(self, name: str, cols: int = 80, rows: int = 24) -> TerminalFacts:
-        result: TerminalFacts = await self._typed("terminal_open", {"name": name, "cols": cols, "rows": rows})
+    async def terminal_open(
+        self, name: str, cols: int = 80, rows: int = 24, pty: bool = True
+    ) -> TerminalFacts:
+        args = {"name": name, "cols": cols, "rows": rows, "pty": pty}
+        result: TerminalFacts = await self._typed("terminal_open", args)
         return result
 
-    async def terminal_write(self, id: str, data: str) -> TerminalWritten:
-        result: TerminalWritten = await self._typed("terminal_write", {"id": id, "data": data})
+    async def terminal_write(self, id: str, data: str, eof: bool = False) -> TerminalWritten:
+        result: TerminalWritten = await self._typed("terminal_write", {"id": id, "data": data, "eof": eof})
         return result
 
     async def terminal_read(self, id: str, wait: float = 0.0) -> TerminalOutputView:

@@ -1,0 +1,118 @@
+"""The operator's path exactly as the README writes it, each command a separate ``legion`` process.
+
+``legion sandbox serve --store-credentials`` in one process (the providers' endpoints and
+credentials go into the state, and the state is linked to the simulated nodes); then
+``legion plan server add web-1 --provider hetzner``, ``legion materialize --yes`` and
+``echo 'echo hi' | legion terminal web-1`` with no other flag, which prints ``hi``. The same
+terminal and the GUIDE §2 command lines with their options after the command work through the
+daemon too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+PASSWORD = "operator path password"
+TIMEOUT = 120
+
+
+def legion(
+    state: Path, *args: str, stdin: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "legion_nb", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env={**os.environ, "LEGION_STATE": str(state), "LEGION_PASSWORD": PASSWORD, **(env or {})},
+        check=False,
+    )
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    assert result.returncode == 0, (result.args, result.stdout, result.stderr)
+    return result
+
+
+@pytest.fixture
+def served_state(tmp_path: Path) -> Iterator[Path]:
+    """A new state, and ``legion sandbox serve --store-credentials`` serving it from another process."""
+    state = tmp_path / "ops.legion"
+    ok(legion(state, "init", "--password-stdin", stdin=PASSWORD + "\n", env={"LEGION_PASSWORD": ""}))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "legion_nb", "sandbox", "serve", "--store-credentials", "--password-stdin"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "LEGION_STATE": str(state), "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write(PASSWORD + "\n")
+        process.stdin.close()
+        line = process.stdout.readline()
+        assert "credentials stored" in line, (
+            line,
+            process.stderr.read() if process.poll() is not None else "",
+        )
+        yield state
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+    assert not (tmp_path / "ops.legion.sandbox.json").exists(), "the sandbox link outlived the sandbox"
+
+
+def test_serve_plan_materialize_and_a_terminal_by_name(served_state: Path) -> None:
+    state = served_state
+    providers = json.loads(ok(legion(state, "status", "--json")).stdout)["providers"]
+    assert providers == ["hetzner", "ovh", "scaleway"]
+    ok(legion(state, "plan", "server", "add", "web-1", "--provider", "hetzner"))
+    ok(legion(state, "materialize", "--yes"))
+    shell = ok(legion(state, "terminal", "web-1", stdin="echo hi\n"))
+    assert shell.stdout == "hi\n"
+    failed = legion(state, "terminal", "web-1", stdin="hi\n")
+    assert failed.returncode == 127 and "hi: command not found" in failed.stderr
+    everyday = ok(
+        legion(state, "terminal", "web-1", stdin="uname -a\nip addr\nsystemctl status tribes\nps\n")
+    )
+    assert "Linux web-1" in everyday.stdout and "inet 127." in everyday.stdout
+    assert "Active: active (running)" in everyday.stdout and "tribes" in everyday.stdout
+    assert ok(legion(state, "terminal", "web-1", stdin="journalctl -u tribes -n 2\n")).stdout.strip()
+    disks = ok(legion(state, "terminal", "web-1", stdin="df -h\nfree -m\nls /\n")).stdout
+    assert "Mounted on" in disks and "Mem:" in disks and "etc" in disks.split()
+
+    # the same through the daemon, options after the command as GUIDE §2 writes them
+    started = ok(legion(state, "daemon", "start", "--password-stdin", "--json", stdin=PASSWORD + "\n"))
+    token = json.loads(started.stdout.strip().splitlines()[-1])["token"]
+    try:
+        via = {"LEGION_PASSWORD": ""}
+        shown = json.loads(
+            ok(legion(state, "plan", "show", "--json", "--daemon-token", token, env=via)).stdout
+        )
+        assert "web-1" in shown["clusters"]["default"]["servers"]
+        remote = ok(legion(state, "terminal", "web-1", "--daemon-token", token, stdin="echo hi\n", env=via))
+        assert remote.stdout == "hi\n"
+        status = json.loads(ok(legion(state, "status", "--daemon-token", token, "--json", env=via)).stdout)
+        diff = json.loads(ok(legion(state, "diff", "--json", "--daemon-token", token, env=via)).stdout)
+        assert status["actions"] == diff["counts"] == {"unchanged": 2}
+    finally:
+        legion(state, "daemon", "stop", "--daemon-token", token)
+
+
+def test_passwd_takes_its_options_after_the_command(tmp_path: Path) -> None:
+    state = tmp_path / "p.legion"
+    ok(legion(state, "init", "--password-stdin", stdin=PASSWORD + "\n", env={"LEGION_PASSWORD": ""}))
+    new = "another long password"
+    ok(legion(state, "passwd", "--password-stdin", stdin=f"{PASSWORD}\n{new}\n", env={"LEGION_PASSWORD": ""}))
+    assert ok(legion(state, "plan", "show", "--json", env={"LEGION_PASSWORD": new})).stdout.startswith("{")
