@@ -27,7 +27,8 @@ function diffCost(cost) {
     row.dataset.currency = line.currency;
     body.append(row);
   }
-  const parts = [lnbEl("table", "lnb-table lnb-cost-table", lnbEl("thead", null, head), body)];
+  // The cost summary is styled like a data table but is not the panel's table of resources.
+  const parts = [lnbEl("table", "lnb-cost-table", lnbEl("thead", null, head), body)];
   if (cost.unpriced && cost.unpriced.length) {
     parts.push(lnbEl("p", "lnb-empty", `Not priced (no catalog price): ${cost.unpriced.join(", ")}`));
   }
