@@ -115,3 +115,16 @@ def test_charts_are_offline_svg_and_the_pages_escape_nothing_into_markup() -> No
     for name in ("telemetry.js", "logs.js"):
         source = (STATIC / name).read_text(encoding="utf-8")
         assert "innerHTML" not in source and "http" not in source.replace("http://www.w3.org/2000/svg", "")
+
+
+def test_frames_chart_with_plain_plot_through_the_svg_backend() -> None:
+    index = pd.DatetimeIndex(pd.date_range("2026-12-01", periods=30, freq="5min", tz="UTC"), name="time")
+    wide = pd.DataFrame({"web-1": range(30), "web-2": [float("nan")] + [2.0] * 29}, index=index)
+    with pd.option_context("plotting.backend", "legion_nb.widgets.plotting"):
+        chart = wide.plot(title="cpu")
+        assert chart._repr_svg_().count("<polyline") == 2 and "<title>cpu</title>" in chart.svg
+        assert wide["web-1"].plot().svg.count("<polyline") == 1
+        with pytest.raises(UsageError, match="line charts only"):
+            wide.plot(kind="bar")
+        with pytest.raises(UsageError, match="indexed by time"):
+            wide.reset_index(drop=True).plot()
