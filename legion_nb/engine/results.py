@@ -223,3 +223,14 @@ class TerminalWritten(TypedDict):
 class TerminalClosed(TypedDict):
     id: str
     closed: bool
+
+
+class NodeHostKey(TypedDict):
+    """A node's SSH host key as Legion pinned it and as the node presents it now (public keys only,
+    ``type base64``), and whether they match."""
+
+    node: str
+    address: str
+    pinned: str
+    presented: str
+    matches: bool

@@ -47,6 +47,7 @@ from legion_nb.engine.results import (
     ClusterNbde,
     ConcernRun,
     CredentialFacts,
+    NodeHostKey,
     ObservationView,
     Removed,
     RepairView,
@@ -597,6 +598,32 @@ class Engine(BillingMethods, ObservationMethods, RunbookMethods, EngineAPI):
         if live and session is not None and session.providers.has_credentials(name):
             return catalog_json(await session.providers.fetch_catalog(name))
         return catalog_json(embedded_catalog(name))
+
+    @engine_api
+    async def node_host_key(self, name: str) -> NodeHostKey:
+        """The host key Legion pinned for node ``name`` and the one it presents on SSH now.
+
+        Public keys only, as ``type base64``: a runbook checks that a reinstalled node came back
+        with its pinned identity without reaching into the state's node material.
+        """
+        from legion_nb.engine.node_terminals import node_target  # noqa: PLC0415
+        from legion_nb.engine.ssh import scan_host_key  # noqa: PLC0415 - loads asyncssh
+
+        session = self._live()
+        target = node_target(session.persistence.state, name, port=session.terminals.settings.ssh_port)
+        presented = await scan_host_key(target.node, target.host, target.port)
+
+        def bare(line: str) -> str:
+            return " ".join(line.split()[:2])
+
+        pinned = bare(target.pinned_host_key)
+        return {
+            "node": target.node,
+            "address": target.host,
+            "pinned": pinned,
+            "presented": bare(presented),
+            "matches": bare(presented) == pinned,
+        }
 
     # -- terminals (NodeTerminals; every session closes at logout) --------------------------
 

@@ -162,6 +162,10 @@ class Session:
                 deployment = await stack.enter_async_context(
                     DeploymentService(persistence, providers, settings.deployment)
                 )
+                from legion_nb.engine.deployment.node_events import node_events  # noqa: PLC0415
+
+                # Phases and NBDE bindings on the activity stream, for runbooks and panels.
+                stack.callback(persistence.subscribe(node_events(lambda item: hub.publish("activity", item))))
             resources = await stack.enter_async_context(
                 ResourceSupervisor(
                     persistence,

@@ -34,6 +34,7 @@ from legion_nb.engine.results import (
     ClusterNbde,
     ConcernRun,
     CredentialFacts,
+    NodeHostKey,
     ObservationView,
     Removed,
     RepairView,
@@ -169,6 +170,8 @@ class EngineAPI(Protocol):
     async def node_resume(self, name: str) -> ServerCommandResult: ...
 
     async def node_repin(self, name: str) -> ServerCommandResult: ...
+
+    async def node_host_key(self, name: str) -> NodeHostKey: ...
 
     async def orphan_delete(self, provider: str, resource: str) -> ServerCommandResult: ...
 

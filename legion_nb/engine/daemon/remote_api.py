@@ -27,6 +27,7 @@ from legion_nb.engine.results import (
     ClusterNbde,
     ConcernRun,
     CredentialFacts,
+    NodeHostKey,
     ObservationView,
     Removed,
     RepairView,
@@ -409,6 +410,10 @@ class RemoteAPI(FrameMethods, BillingFrames, EngineAPI):
 
     async def observation(self) -> ObservationView:
         result: ObservationView = await self._typed("observation", {})
+        return result
+
+    async def node_host_key(self, name: str) -> NodeHostKey:
+        result: NodeHostKey = await self._typed("node_host_key", {"name": name})
         return result
 
     # -- terminals ---------------------------------------------------------------------------
