@@ -4,12 +4,14 @@ Run: ``.venv/bin/python benchmarks/telemetry.py [--samples 10000000]``. Builds a
 ``--samples`` one-minute samples (16 nodes x 14 series, as many days as that makes), then prints
 each figure next to its goal. Asserts nothing. Goals (GUIDE §5): ingest >= 200,000 samples/s,
 rollup of 10 million samples < 30 s on 2 cores, <= 32 bytes a raw sample, a 30-day hourly query for
-one node < 50 ms, 1 million rows to a DataFrame < 1 s.
+one node < 50 ms, 1 million rows to a DataFrame < 1 s. Also printed: what 100,000 rows cost to
+cross the daemon in the frame's wire form (no goal: the figure says when Arrow IPC would pay).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import tempfile
 import time
@@ -18,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from legion_nb.emulators.nodes.telemetry import SERIES
-from legion_nb.engine.observe.frames import telemetry_frame
+from legion_nb.engine.observe.frames import frame_from_wire, frame_wire, telemetry_frame
 from legion_nb.engine.observe.metrics import SeriesKey
 from legion_nb.engine.observe.telemetry_store import Samples, TelemetryStore
 
@@ -89,6 +91,19 @@ def main() -> None:
         framed = time.perf_counter() - started
         _line(f"{len(frame) / 1e6:.2f} M raw rows: query", queried, "s", "")
         _line(f"{len(frame) / 1e6:.2f} M raw rows: to a DataFrame", framed, "s", "< 1 (1 M rows)")
+
+        # What a frame costs to cross the daemon: the wire form as JSON and back to an equal frame.
+        sample = frame.iloc[:100_000]
+        started = time.perf_counter()
+        wire = json.dumps(frame_wire(sample))
+        encoded = time.perf_counter() - started
+        started = time.perf_counter()
+        back = frame_from_wire(json.loads(wire))
+        decoded = time.perf_counter() - started
+        assert back.equals(sample)
+        _line(f"{len(sample):,} rows: frame to its JSON wire form", encoded, "s", "")
+        _line(f"{len(sample):,} rows: wire form back to the frame", decoded, "s", "")
+        _line("wire form size", len(wire) / len(sample), "B/row", "")
         store.close()
 
 

@@ -18,7 +18,7 @@ import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -94,16 +94,55 @@ def _categorical(labels: Sequence[str], codes: np.ndarray[Any, Any]) -> pd.Categ
 def frame_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """JSON rows for ``--json`` and the daemon: ``time`` first as ISO 8601 UTC, then the columns;
     ``Decimal`` money as decimal strings, missing values as null."""
-    times = [_iso(ts) for ts in frame.index] if isinstance(frame.index, pd.DatetimeIndex) else []
-    columns = list(frame.columns)
-    rows: list[dict[str, Any]] = []
-    values = [frame[c].tolist() for c in columns]
-    for i in range(len(frame)):
-        row: dict[str, Any] = {TIME: times[i]} if times else {}
-        for name, column in zip(columns, values, strict=True):
-            row[name] = _json_value(column[i])
-        rows.append(row)
-    return rows
+    names = [str(c) for c in frame.columns]
+    columns = [_json_column(frame[c]) for c in frame.columns]
+    if isinstance(frame.index, pd.DatetimeIndex):
+        names.insert(0, TIME)
+        columns.insert(0, _iso_times(frame.index))
+    return (
+        [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+        if names
+        else [{} for _ in range(len(frame))]
+    )
+
+
+def _json_column(column: pd.Series[Any]) -> list[Any]:
+    """One column as JSON values, converted a column at a time (a row at a time costs ~10x)."""
+    dtype = column.dtype
+    if pd.api.types.is_float_dtype(dtype) and not isinstance(dtype, pd.api.extensions.ExtensionDtype):
+        values = column.to_numpy(dtype=np.float64)
+        missing = np.isnan(values)
+        if not missing.any():
+            return values.tolist()
+        boxed = values.astype(object)
+        boxed[missing] = None
+        return boxed.tolist()
+    if (pd.api.types.is_integer_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)) and not isinstance(
+        dtype, pd.api.extensions.ExtensionDtype
+    ):
+        return column.tolist()
+    if isinstance(dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_any_dtype(dtype):
+        return [None if t is None else t for t in _iso_times(pd.DatetimeIndex(column))]
+    if isinstance(dtype, pd.CategoricalDtype):
+        categories = [_json_value(c) for c in dtype.categories]
+        return [None if code < 0 else categories[code] for code in column.cat.codes.tolist()]
+    return [_json_value(v) for v in column.tolist()]
+
+
+def _iso_times(index: pd.DatetimeIndex) -> list[str | None]:
+    """ISO 8601 UTC with ``Z``: whole seconds as such, finer instants to the index's own unit."""
+    utc = index.tz_convert("UTC") if index.tz is not None else index.tz_localize("UTC")
+    naive = utc.tz_localize(None)
+    values = naive.to_numpy()
+    per_second = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}[str(naive.unit)]
+    exact = naive.asi8 % per_second == 0
+    whole = np.datetime_as_string(values, unit="s").astype(object) + "Z"
+    if not exact.all():
+        fine = np.datetime_as_string(values, unit=cast(Any, str(naive.unit))).astype(object) + "Z"
+        whole[~exact] = fine[~exact]
+    whole[np.isnat(values)] = None
+    out: list[str | None] = whole.tolist()
+    return out
 
 
 def frame_from_rows(
