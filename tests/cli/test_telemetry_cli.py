@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -105,3 +108,27 @@ def test_logs_grep_levels_and_json_rows(legion: Legion, state: str) -> None:
     assert "tribes-b  kernel  err  oom-killer picked PENGUIN" in human
     bad = legion(*s, "logs", "--level", "loud")
     assert bad.code != 0 and "unknown log level" in bad.err
+
+
+async def test_logs_follow_prints_new_lines_as_they_arrive(state: str, password: str) -> None:
+    collected(state)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEGION_")}
+    env.update(LEGION_PASSWORD=password, PYTHONPATH=os.pathsep.join(sys.path))
+    args = ("--state", state, "--json", "logs", "--follow", "--grep", "PENGUIN")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "legion_nb", *args, stdout=asyncio.subprocess.PIPE, env=env
+    )
+    assert proc.stdout is not None
+    try:
+        first = json.loads(await asyncio.wait_for(proc.stdout.readline(), 120))
+        assert first["text"] == "oom-killer picked PENGUIN"
+        logs = LogStore(log_dir_for(Path(state)) / LOGS_FILENAME)
+        try:
+            logs.append([LogLine(int(time.time() * 1000), "tribes-a", "kernel", "another penguin", 4, 500)])
+        finally:
+            logs.close()
+        second = json.loads(await asyncio.wait_for(proc.stdout.readline(), 60))
+        assert (second["node"], second["text"]) == ("tribes-a", "another penguin")
+    finally:
+        proc.kill()
+        await proc.wait()
