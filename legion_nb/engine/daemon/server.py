@@ -306,7 +306,10 @@ class DaemonServer:
             inspect.signature(method).bind(**args)
         except TypeError as exc:
             raise UsageError(f"bad arguments for {name}: {_bounded(str(exc), 200)}") from exc
-        return to_jsonable(await method(**args))
+        result = await method(**args)
+        if type(result).__name__ == "DataFrame":  # a frame's rows take a while: not on the loop
+            return await asyncio.to_thread(to_jsonable, result)
+        return to_jsonable(result)
 
     def _status(self) -> dict[str, Any]:
         unlocked = getattr(self._engine, "is_unlocked", None)
