@@ -30,6 +30,7 @@ from nbkit import isolated_jupyter_env
 from playwright.async_api import Locator, Page, Route, async_playwright, expect
 
 __all__ = [
+    "ALL_CELLS_RAN",
     "CHROMIUM",
     "CHROMIUM_ARGS",
     "KERNEL_IDLE",
@@ -231,6 +232,12 @@ async def notebook_page(
         finally:
             await browser.close()
 
+
+ALL_CELLS_RAN = """(n) => {
+    const prompts = [...document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputArea-prompt')];
+    return prompts.length === n && prompts.every((p) => /^\\[\\d+\\]:$/.test(p.textContent.trim()));
+}"""
+"""A page function: ``n`` code cells, each with an execution count in its prompt (all have run)."""
 
 LOOPBACK = re.compile(r"^(https?|wss?)://(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?/")
 

@@ -13,18 +13,13 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from labkit import LabServer, notebook_page, run_all_cells
+from labkit import ALL_CELLS_RAN, LabServer, notebook_page, run_all_cells
 from playwright.async_api import expect
 
 NOTEBOOK = "05-telemetry-and-logs.ipynb"
 LOAD = 180_000  # ms: JupyterLab's first load on a small shared machine
 RUN = 240_000  # ms: every cell, the sandbox cluster, the backfill
 SHOWN = 30_000  # ms: outputs of cells that ran, reaching the page
-ALL_CELLS_RAN = """(n) => {
-    const prompts = [...document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputArea-prompt')];
-    return prompts.length === n && prompts.every((p) => /^\\[\\d+\\]:$/.test(p.textContent.trim()));
-}"""
-
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
