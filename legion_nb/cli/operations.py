@@ -90,10 +90,13 @@ async def _materialize(ctx: CliContext, args: argparse.Namespace) -> int:
     if args.timeout is not None and args.timeout <= 0:
         raise UsageError("--timeout must be a positive number of seconds")
     async with ctx.api() as api:
-        if not args.yes:
-            pending = (await api.diff()).pending()
-            if not _confirm(f"materialize {len(pending)} change(s) (see `legion diff`)?"):
-                raise UsageError("materialize changes cloud resources: confirm, or pass --yes")
+        planned = await api.diff()
+        for row in planned.resources:  # the operator's call, but never a silent one
+            if row.kind == "firewall" and "WARNING:" in row.note:
+                sys.stderr.write(f"legion: firewall {row.name}: {row.note.split('WARNING: ', 1)[1]}\n")
+        question = f"materialize {len(planned.pending())} change(s) (see `legion diff`)?"
+        if not args.yes and not _confirm(question):
+            raise UsageError("materialize changes cloud resources: confirm, or pass --yes")
         show = LiveTable("materialize", _LIVE_COLUMNS) if not ctx.json and sys.stdout.isatty() else None
         run = asyncio.ensure_future(api.materialize(yes=True, settle_seconds=args.timeout))
         follower = asyncio.ensure_future(_follow(api, ctx, show))

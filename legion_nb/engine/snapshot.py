@@ -145,7 +145,9 @@ def with_derived_firewalls(
         return "update" if field.changed else "unchanged"
 
     def note(plan: FirewallSetPlan) -> str:
-        return f"derived from cluster {plan.cluster}" + ("; enforced on the nodes" if plan.node_level else "")
+        text = f"derived from cluster {plan.cluster}" + ("; enforced on the nodes" if plan.node_level else "")
+        # No operator access planned: the row says so, where diff, materialize and the panel show it.
+        return "; ".join((text, *plan.warnings))
 
     resources: list[ResourceDiff] = []
     for resource in result.resources:

@@ -56,7 +56,10 @@ ADMIN_API_PORT = 8443
 """The node admin API (HTTPS). Chosen here; deployment installs the API on this port."""
 SYNC_PORT = 4413
 ANYWHERE: tuple[str, ...] = ("0.0.0.0/0", "::/0")
-OPEN_WARNING = "SSH and the admin API are open to anywhere: plan operator addresses to restrict them"
+OPEN_WARNING = (
+    "WARNING: SSH (22) and the admin API (8443) are open to anywhere (0.0.0.0/0, ::/0): "
+    "limit them with legion plan access set --operator-cidr CIDR"
+)
 ENV_IGNORED_WARNING = "LEGION_OPERATOR_CIDRS is ignored: the plan's operator CIDRs (legion plan access) win"
 
 
