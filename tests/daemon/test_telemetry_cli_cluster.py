@@ -1,8 +1,9 @@
 """Telemetry and logs from the shell, on a sandbox cluster of deployed nodes served by a daemon.
 
 After ``legion observe --once``, ``legion --json telemetry --rollup 1m`` has rows for every node and
-every baseline metric; a word written on a node through a terminal (``logger WORD``) is found by
+every baseline metric; a word written on a node through ``legion terminal NODE`` (``logger WORD``) is found by
 ``legion --json logs --grep WORD`` after one more log-collection pass (one log-poll interval). The
+word is written with ``legion terminal NODE`` and ``logger WORD`` piped to it. The
 CLI runs as real subprocesses reaching the daemon, which serves an in-process sandbox engine.
 """
 
@@ -28,18 +29,19 @@ pytestmark = pytest.mark.slow
 NODES = ("ms-1", "ms-2", "ms-3")
 
 
-async def legion(runtime_dir: Path, state: Path, *args: str) -> tuple[int, str, str]:
+async def legion(runtime_dir: Path, state: Path, *args: str, stdin: str = "") -> tuple[int, str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEGION_")}
     env.update(
         XDG_RUNTIME_DIR=str(runtime_dir), LEGION_DAEMON_TOKEN=TOKEN, PYTHONPATH=os.pathsep.join(sys.path)
     )
     proc = await asyncio.create_subprocess_exec(
         *(sys.executable, "-m", "legion_nb", "--state", str(state), *args),
+        stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=env,
     )
-    out, err = await proc.communicate()
+    out, err = await proc.communicate(stdin.encode())
     return proc.returncode or 0, out.decode(), err.decode()
 
 
@@ -76,14 +78,10 @@ async def test_observe_once_then_telemetry_rows_for_every_node_and_a_logged_word
             assert frame.columns[0] == "time" and (frame["count"] > 0).all()
 
             word = f"needle{secrets.token_hex(6)}"
-            terminal = await engine.terminal_open(name="ms-2")
-            await engine.terminal_write(id=terminal["id"], data=f"logger -t ops {word}\necho wrote-it\n")
-            seen = ""
-            for _ in range(100):
-                seen += (await engine.terminal_read(id=terminal["id"], wait=0.1))["data"]
-                if "wrote-it\r\n" in seen.replace("echo wrote-it", ""):
-                    break
-            await engine.terminal_close(id=terminal["id"])
+            code, out, err = await legion(
+                runtime_dir, state, "terminal", "ms-2", stdin=f"logger -t ops {word}\n"
+            )
+            assert code == 0, err
 
             code, out, err = await legion(runtime_dir, state, "--json", "observe", "--once", "--only", "logs")
             assert code == 0, err  # one log-collection pass: one log-poll interval
