@@ -1,10 +1,10 @@
 """Telemetry and logs from the shell, on a sandbox cluster of deployed nodes served by a daemon.
 
 After ``legion observe --once``, ``legion --json telemetry --rollup 1m`` has rows for every node and
-every baseline metric; a word written on a node through ``legion terminal NODE`` (``logger WORD``) is found by
-``legion --json logs --grep WORD`` after one more log-collection pass (one log-poll interval). The
-word is written with ``legion terminal NODE`` and ``logger WORD`` piped to it. The
-CLI runs as real subprocesses reaching the daemon, which serves an in-process sandbox engine.
+every baseline metric; a word written on a node with ``legion terminal NODE`` (``logger WORD`` piped
+to it) is found by ``legion --json logs --grep WORD`` after one more log-collection pass (one
+log-poll interval). The CLI runs as real subprocesses reaching the daemon, which serves an
+in-process sandbox engine.
 """
 
 from __future__ import annotations
