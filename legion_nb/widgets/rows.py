@@ -50,6 +50,7 @@ __all__ = [
     "follow_operation",
     "parse_snapshot",
     "plan_cost_of",
+    "shown_action",
     "state_counts",
     "tally",
 ]
@@ -155,13 +156,31 @@ def _optional_text(value: Any) -> str | None:
     return None if value is None else _text(value)
 
 
+_CREATING = frozenset({"create", "settle create", "provision", "verify"})
+
+
+def shown_action(action: str, operation: str) -> str:
+    """The action a panel shows: the diff's, except while the actor still carries one out.
+
+    A server the provider has accepted is tracked, so the diff already reads ``unchanged`` while it
+    provisions, and a deleted one has no diff row at all while it is being deleted; the panel says
+    ``create`` / ``delete`` until the actor has finished, never ``unchanged`` or ``-``.
+    """
+    if action in ("", "unchanged"):
+        if operation in _CREATING:
+            return "create"
+        if operation == "delete":
+            return "delete"
+    return action
+
+
 def _resource_row(raw: Any) -> ResourceRow:
     row = _mapping(raw, "a snapshot row")
     return ResourceRow(
         kind=_text(row.get("kind")),
         name=_text(row.get("name")),
         provider=_text(row.get("provider")),
-        action=_text(row.get("action")),
+        action=shown_action(_text(row.get("action")), _text(row.get("operation"))),
         state=_text(row.get("state")) or UNKNOWN_STATE,
         operation=_text(row.get("operation")),
         substage=_text(row.get("substage")),

@@ -627,7 +627,14 @@ class ServerNodeActor(ResourceActor):
     def operation(self) -> str | None:
         if "deploying" in self.active:
             return "deploy"
-        return _OPERATIONS.get(self._machine())
+        working = _OPERATIONS.get(self._machine())
+        if working is not None:
+            return working
+        # A node operation the deployment runtime runs (reinstall, resume, NBDE): an operation
+        # while any of its phases runs, so the panels and the activity agree.
+        record = self.tracked()
+        execution = None if record is None else record.execution
+        return execution.operation if execution is not None and execution.status == "running" else None
 
     def health(self) -> Health:
         machine = self._machine()
