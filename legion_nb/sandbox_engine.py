@@ -159,15 +159,23 @@ NODE_HISTORY_HOURS = 26.0
 def _node_fleet(
     step_seconds: float, settings: SessionSettings, *, seed: int
 ) -> tuple[NodeFleet, SessionSettings]:
-    """Simulated nodes on two free loopback ports, and ``settings`` that reach them there."""
+    """Simulated nodes on free loopback ports, and ``settings`` that reach them there; the
+    satellites' Sender API is probed every second (the fleet runs the stream receiver)."""
     from legion_nb.emulators.nodes import NodeFleet, NodeTiming  # noqa: PLC0415
 
-    ssh_port, admin_port = free_port(), free_port()
+    ssh_port, admin_port, sender_port = free_port(), free_port(), free_port()
     timing = NodeTiming(kexec=step_seconds, install=step_seconds, reboot=step_seconds)
     fleet = NodeFleet(
-        timing=timing, ssh_port=ssh_port, admin_port=admin_port, seed=seed, history_hours=NODE_HISTORY_HOURS
+        timing=timing,
+        ssh_port=ssh_port,
+        admin_port=admin_port,
+        sender_port=sender_port,
+        seed=seed,
+        history_hours=NODE_HISTORY_HOURS,
     )
-    return fleet, node_settings(ssh_port, admin_port, step_seconds, settings)
+    reached = node_settings(ssh_port, admin_port, step_seconds, settings)
+    streams = replace(reached.streams, sender_port=sender_port, probe_interval=1.0, timeout=1.0)
+    return fleet, replace(reached, streams=streams)
 
 
 def node_settings(

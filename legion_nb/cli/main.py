@@ -51,6 +51,7 @@ COMMAND_GROUPS: tuple[str, ...] = (
     "legion_nb.cli.runbooks",
     "legion_nb.cli.repairs",
     "legion_nb.cli.observe",
+    "legion_nb.cli.streams",
 )
 
 # The group that registers each top-level command. A command builds only its own group's parsers
@@ -77,6 +78,7 @@ COMMAND_OWNERS: dict[str, str] = {
     "runbook": "legion_nb.cli.runbooks",
     "repairs": "legion_nb.cli.repairs",
     "observe": "legion_nb.cli.observe",
+    "stream": "legion_nb.cli.streams",
 }
 
 EXIT_INTERNAL = 70

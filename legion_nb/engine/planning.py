@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from legion_nb.engine.state.model import (
     DEFAULT_CLUSTER,
@@ -28,6 +29,7 @@ from legion_nb.engine.state.model import (
     PlannedFirewall,
     PlannedRule,
     PlannedServer,
+    PlannedStream,
     host_fqdn,
 )
 from legion_nb.engine.state.validation import (
@@ -55,11 +57,13 @@ __all__ = [
     "remove_firewall",
     "remove_server",
     "set_operator_cidrs",
+    "stop_stream",
     "upsert_dns_host",
     "upsert_dns_zone",
     "upsert_domain",
     "upsert_firewall",
     "upsert_server",
+    "upsert_stream",
 ]
 
 V = TypeVar("V")
@@ -304,3 +308,49 @@ def clear_operator_cidrs(state: LegionState) -> LegionState:
     if not state.scheme.access.operator_cidrs:
         return state
     return _scheme(state, access=PlannedAccess())
+
+
+# -- Sender streams ----------------------------------------------------------------------------
+
+
+def upsert_stream(state: LegionState, *, name: str, satellite: str, endpoint: str) -> LegionState:
+    """Plan stream ``name`` on ``satellite`` (a planned or tracked satellite server), running, to
+    ``endpoint`` (``tcp://host:port``, ``http://`` or ``https://`` with a host and a port)."""
+    stream = normalize_label(name, what="stream name")
+    node = normalize_server_name(satellite)
+    role = _role_of(state, node)
+    if role is None:
+        raise ValidationError(f"server {node} is neither planned nor tracked: plan it with --role satellite")
+    if role != "satellite":
+        raise ValidationError(f"server {node} is a {role} node: streams run on satellites (--role satellite)")
+    target = endpoint.strip()
+    parts = urlsplit(target)
+    if parts.scheme not in ("tcp", "http", "https") or not parts.hostname:
+        raise ValidationError(
+            f"stream endpoint {endpoint!r} must be a tcp://, http:// or https:// URL with a host"
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port is None or any(c.isspace() or not c.isprintable() for c in target) or len(target) > 512:
+        raise ValidationError(f"stream endpoint {endpoint!r} needs an explicit port and printable characters")
+    planned = PlannedStream(name=stream, satellite=node, endpoint=target)
+    return _scheme(state, streams=with_item(state.scheme.streams, stream, planned))
+
+
+def stop_stream(state: LegionState, *, name: str) -> LegionState:
+    """Keep stream ``name`` planned but stopped."""
+    stream = normalize_label(name, what="stream name")
+    current = state.scheme.streams.get(stream)
+    if current is None:
+        raise ValidationError(f"stream {stream} is not planned: nothing to stop")
+    return _scheme(state, streams=with_item(state.scheme.streams, stream, replace(current, running=False)))
+
+
+def _role_of(state: LegionState, node: str) -> str | None:
+    planned = state.scheme.find_server(node)
+    if planned is not None:
+        return planned[1].role
+    tracked = state.tracked.servers.get(node)
+    return tracked.role if tracked is not None else None

@@ -29,6 +29,7 @@ __all__ = [
     "ResourceAtWork",
     "ResourceFailure",
     "StatusReport",
+    "StreamView",
     "TerminalClosed",
     "TerminalFacts",
     "TerminalOutputView",
@@ -178,6 +179,22 @@ class RepairView(TypedDict):
     attempts: int
     outcome: str | None
     error: str | None
+
+
+class StreamView(TypedDict):
+    """A Sender stream session: where it runs and sends, its state (``starting | live | stalled |
+    stopped | failed``) with the reason, and what the last probe saw (ISO times, UTC)."""
+
+    name: str
+    satellite: str
+    endpoint: str
+    state: str
+    reason: str | None
+    bytes: int
+    reachable: bool | None
+    latency_ms: float | None
+    checked_at: str | None
+    progressed_at: str | None
 
 
 class CatalogView(TypedDict):

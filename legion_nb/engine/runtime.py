@@ -52,6 +52,7 @@ from legion_nb.engine.results import (
     Removed,
     RepairView,
     StatusReport,
+    StreamView,
     TerminalClosed,
     TerminalFacts,
     TerminalOutputView,
@@ -548,6 +549,29 @@ class Engine(BillingMethods, ObservationMethods, RunbookMethods, EngineAPI):
         return await self._live().ops.nbde_reconcile()
 
     @engine_api
+    async def stream_start(self, satellite: str, name: str, endpoint: str) -> StreamView:
+        """Plan Sender stream ``name`` on satellite ``satellite`` to ``endpoint``, running, and start
+        it on the satellite now (when the satellite is up); its status after that first probe.
+        Raises :class:`ValidationError` for a server that is not a satellite or a bad endpoint."""
+        await self._change(
+            f"plan stream {name}",
+            lambda s: planning.upsert_stream(s, name=name, satellite=satellite, endpoint=endpoint),
+        )
+        return _stream(await self._live().streams.probe(), name)
+
+    @engine_api
+    async def stream_stop(self, name: str) -> StreamView:
+        """Keep stream ``name`` planned but stopped, and stop its session on the satellite now."""
+        await self._change(f"stop stream {name}", lambda s: planning.stop_stream(s, name=name))
+        return _stream(await self._live().streams.probe(), name)
+
+    @engine_api
+    async def stream_list(self, probe: bool = False) -> list[StreamView]:
+        """Every planned stream with its state and reason as of the last probe (``probe``: now)."""
+        streams = self._live().streams
+        return await streams.probe() if probe else streams.statuses()
+
+    @engine_api
     async def repairs_plan(self) -> list[RepairView]:
         """The safe repairs the next repair tick would run, each with its reasons, or held with
         why (an apply runs, a node operation runs, the attempt budget) and when it may next run."""
@@ -706,3 +730,9 @@ def create_engine(
     if settings.resources is None:
         settings = replace(settings, resources=ResourceSettings.from_env())
     return Engine(Path(state_path), hub=EventHub(), settings=settings, lock_timeout=lock_timeout)
+
+
+def _stream(views: list[StreamView], name: str) -> StreamView:
+    """The view of stream ``name`` (its normalized name) among ``views``."""
+    wanted = normalize_label(name, what="stream name")
+    return next(v for v in views if v["name"] == wanted)

@@ -39,7 +39,7 @@ from legion_nb.engine.events import EventHub
 from legion_nb.engine.node_terminals import NodeTerminals, TerminalSettings
 from legion_nb.engine.observe.legion_log import LegionLog
 from legion_nb.engine.observe.methods import LOGS_FILENAME
-from legion_nb.engine.observe.scheduler import ObservationSettings
+from legion_nb.engine.observe.scheduler import Concern, ObservationSettings
 from legion_nb.engine.observe.service import EngineProviderRefresh, LazyNodeReach, ObservationService
 from legion_nb.engine.ops import EngineOps
 from legion_nb.engine.providers_service import ProviderService
@@ -49,6 +49,7 @@ from legion_nb.engine.resources.supervisor import ResourceSupervisor
 from legion_nb.engine.snapshot import SnapshotPublisher
 from legion_nb.engine.state.model import LegionState
 from legion_nb.engine.state.persistence import PersistenceSupervisor
+from legion_nb.engine.streaming import StreamingSupervisor, StreamSettings
 from legion_nb.providers.broker import BrokerPolicy
 
 if TYPE_CHECKING:  # the deployment stack (SSH, certificates) loads only when settings ask for it
@@ -86,6 +87,7 @@ class SessionSettings:
     snapshot_interval: float = 0.1
     observation: ObservationSettings = field(default_factory=ObservationSettings)
     """The observation scheduler: whether it runs, intervals, enabled concerns, budget share."""
+    streams: StreamSettings = field(default_factory=StreamSettings)
     services: tuple[ServiceFactory, ...] = ()
 
 
@@ -107,6 +109,7 @@ class Session:
         billing: BillingService,
         observation: ObservationService,
         terminals: NodeTerminals,
+        streams: StreamingSupervisor,
         stack: AsyncExitStack,
     ) -> None:
         self.persistence = persistence
@@ -121,6 +124,7 @@ class Session:
         self.billing = billing
         self.observation = observation
         self.terminals = terminals
+        self.streams = streams
         self.extras: list[object] = []
         """The services built by ``settings.services``, in start order."""
         self._stack = stack
@@ -187,6 +191,15 @@ class Session:
                 BillingService(providers, lambda: persistence.state, log_dir)
             )
             terminals = await stack.enter_async_context(NodeTerminals(persistence, settings.terminals))
+            streams = await stack.enter_async_context(
+                StreamingSupervisor(
+                    persistence,
+                    settings.streams,
+                    publish=lambda item: hub.publish("activity", item),
+                    changed=publisher.mark,
+                )
+            )
+            publisher.add_section("streams", streams.statuses)
             observation = await stack.enter_async_context(
                 ObservationService(
                     settings.observation,
@@ -200,6 +213,10 @@ class Session:
                 )
             )
             publisher.add_section("observation", observation.scheduler.section)
+            # Safe repairs every five minutes; satellites answer the node observation over HTTP.
+            observation.register(Concern("repairs", ops.repairs.tick))
+            if observation.nodes is not None:
+                observation.nodes.register_probe("satellite", streams.health_probe)
             session = cls(
                 persistence=persistence,
                 hub=hub,
@@ -213,6 +230,7 @@ class Session:
                 billing=billing,
                 observation=observation,
                 terminals=terminals,
+                streams=streams,
                 stack=stack,
             )
             for factory in settings.services:

@@ -39,6 +39,7 @@ from legion_nb.engine.results import (
     Removed,
     RepairView,
     StatusReport,
+    StreamView,
     TerminalClosed,
     TerminalFacts,
     TerminalOutputView,
@@ -98,6 +99,12 @@ class EngineAPI(Protocol):
     async def nbde_status(self) -> list[ClusterNbde]: ...
 
     async def nbde_reconcile(self) -> list[ClusterNbde]: ...
+
+    async def stream_start(self, satellite: str, name: str, endpoint: str) -> StreamView: ...
+
+    async def stream_stop(self, name: str) -> StreamView: ...
+
+    async def stream_list(self, probe: bool = False) -> list[StreamView]: ...
 
     async def repairs_plan(self) -> list[RepairView]: ...
 

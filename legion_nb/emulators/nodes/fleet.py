@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from types import TracebackType
 
 from legion_nb.emulators.nodes.node import SimulatedNode
+from legion_nb.emulators.nodes.streams import StreamReceiver
 from legion_nb.emulators.nodes.system import NodeTiming
 
 __all__ = ["NodeFleet"]
@@ -29,6 +30,7 @@ class NodeFleet:
         ssh_port: int = 0,
         admin_port: int = 0,
         sync_port: int = 0,
+        sender_port: int | None = None,
         seed: int = 0,
         history_hours: float = 0.0,
     ) -> None:
@@ -41,6 +43,9 @@ class NodeFleet:
         self._ssh_port = ssh_port
         self._admin_port = admin_port
         self._sync_port = sync_port
+        self._sender_port = sender_port
+        self.receiver: StreamReceiver | None = None
+        """The sandbox's stream receiver (started with the first node that serves a Sender)."""
         self._nodes: dict[str, SimulatedNode] = {}
         self._lock = asyncio.Lock()
         self._changed = asyncio.Condition()
@@ -92,12 +97,16 @@ class NodeFleet:
                 ssh_port=self._ssh_port,
                 admin_port=self._admin_port,
                 sync_port=self._sync_port,
+                sender_port=self._sender_port,
                 timing=self.timing,
                 seed=self.seed,
                 history_hours=self.history_hours,
             )
             await node.start()
             self._nodes[address] = node
+            if self._sender_port is not None and self.receiver is None:
+                self.receiver = StreamReceiver()
+                await self.receiver.start()
         async with self._changed:
             self._changed.notify_all()
         return node
@@ -152,6 +161,9 @@ class NodeFleet:
     async def aclose(self) -> None:
         for address in list(self._nodes):
             await self.stop_node(address)
+        if self.receiver is not None:
+            await self.receiver.aclose()
+            self.receiver = None
 
     async def __aenter__(self) -> NodeFleet:
         return self

@@ -26,6 +26,7 @@ import asyncssh
 from legion_nb.emulators.httpkit import ServedApp, serve_app
 from legion_nb.emulators.nodes.admin_api import TangKeys, create_admin_app
 from legion_nb.emulators.nodes.shell import CommandOutcome, NodeShell
+from legion_nb.emulators.nodes.streams import SatelliteSenders, create_sender_app
 from legion_nb.emulators.nodes.sync import SyncListener
 from legion_nb.emulators.nodes.system import (
     TLS_CA_PATH,
@@ -52,6 +53,7 @@ class SimulatedNode:
         ssh_port: int = 0,
         admin_port: int = 0,
         sync_port: int = 0,
+        sender_port: int | None = None,
         timing: NodeTiming | None = None,
         seed: int = 0,
         history_hours: float = 0.0,
@@ -74,6 +76,10 @@ class SimulatedNode:
         self.ssh_port = ssh_port
         self.admin_port = admin_port
         self.sync_port = sync_port
+        self.sender_port = sender_port
+        """Where the satellite Sender API listens (plain HTTP); None: this node serves none."""
+        self.senders = SatelliteSenders()
+        self._sender_api: ServedApp | None = None
         self._sync: SyncListener | None = None
         self._acceptor: asyncssh.SSHAcceptor | None = None
         self._admin: ServedApp | None = None
@@ -112,6 +118,10 @@ class SimulatedNode:
         self._running = True
         self.system.boot()
         await self._listen()
+        if self.sender_port is not None:
+            app = create_sender_app(self.senders, self.hostname)
+            self._sender_api = await serve_app(app, self.address, self.sender_port)
+            self.sender_port = self._sender_api.port
         self._up.set()
 
     async def aclose(self) -> None:
@@ -121,6 +131,10 @@ class SimulatedNode:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         await self._go_down()
+        await self.senders.aclose()
+        if self._sender_api is not None:
+            await self._sender_api.aclose()
+            self._sender_api = None
         self._running = False
 
     async def power_off(self) -> None:

@@ -32,6 +32,7 @@ from legion_nb.engine.results import (
     Removed,
     RepairView,
     StatusReport,
+    StreamView,
     TerminalClosed,
     TerminalFacts,
     TerminalOutputView,
@@ -131,6 +132,19 @@ class RemoteAPI(FrameMethods, BillingFrames, EngineAPI):
 
     async def nbde_reconcile(self) -> list[ClusterNbde]:
         result: list[ClusterNbde] = await self._typed("nbde_reconcile", {})
+        return result
+
+    async def stream_start(self, satellite: str, name: str, endpoint: str) -> StreamView:
+        args = {"satellite": satellite, "name": name, "endpoint": endpoint}
+        result: StreamView = await self._typed("stream_start", args)
+        return result
+
+    async def stream_stop(self, name: str) -> StreamView:
+        result: StreamView = await self._typed("stream_stop", {"name": name})
+        return result
+
+    async def stream_list(self, probe: bool = False) -> list[StreamView]:
+        result: list[StreamView] = await self._typed("stream_list", {"probe": probe})
         return result
 
     async def repairs_plan(self) -> list[RepairView]:

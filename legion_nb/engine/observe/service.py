@@ -116,10 +116,14 @@ class LazyNodeReach:
 
 
 def observed_nodes(snapshots: Iterable[ActorSnapshot]) -> list[ObservedNode]:
-    """The servers to observe: every one whose system region reads ``deployed``."""
+    """The servers to observe: every cluster node whose system region reads ``deployed``, and every
+    satellite whose server is reachable (satellites have no install to finish)."""
     nodes = []
     for snapshot in snapshots:
-        if snapshot.key.kind != "server" or snapshot.system != "deployed":
+        if snapshot.key.kind != "server":
+            continue
+        satellite = snapshot.facts.get("role") == "satellite"
+        if snapshot.system != ("reachable" if satellite else "deployed"):
             continue
         facts = snapshot.facts
         address = facts.get("ipv4") or facts.get("ipv6") or ""

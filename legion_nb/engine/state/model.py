@@ -62,6 +62,7 @@ __all__ = [
     "PlannedFirewall",
     "PlannedRule",
     "PlannedServer",
+    "PlannedStream",
     "ProviderCatalog",
     "Scheme",
     "StoredCredentials",
@@ -138,6 +139,17 @@ class PlannedDnsZone:
 
 
 @dataclass(frozen=True, slots=True)
+class PlannedStream:
+    """A Sender stream session the operator wants on a satellite: bytes pushed to ``endpoint``
+    (a URL such as ``tcp://host:port``). ``running`` False keeps it planned but stopped."""
+
+    name: str
+    satellite: str
+    endpoint: str
+    running: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class PlannedDnsHost:
     """A DNS name in a zone that should point at servers' endpoints. Not a resource: an input to the
     zone's record synthesis. ``host`` is relative to the zone; ``@`` is the apex."""
@@ -194,9 +206,10 @@ class Scheme:
     dns_hosts: Mapping[str, PlannedDnsHost] = field(default_factory=dict)
     firewalls: Mapping[str, PlannedFirewall] = field(default_factory=dict)
     access: PlannedAccess = field(default_factory=PlannedAccess)
+    streams: Mapping[str, PlannedStream] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        freeze_mappings(self, "clusters", "domains", "dns_zones", "dns_hosts", "firewalls")
+        freeze_mappings(self, "clusters", "domains", "dns_zones", "dns_hosts", "firewalls", "streams")
 
     def servers(self) -> dict[str, tuple[str, PlannedServer]]:
         """Every planned server by name, with its cluster name."""
