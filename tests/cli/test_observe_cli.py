@@ -47,7 +47,8 @@ def test_observe_once_runs_the_selected_concerns_and_reports_them(
 def test_observe_once_names_an_unknown_concern(legion: Legion, state: str) -> None:
     result = legion("--state", state, "observe", "--once", "--only", "nodes,bogus")
     assert result.code == 2
-    assert result.err.strip().endswith("this engine runs: providers, catalogs, nodes, telemetry, logs, repairs")
+    runs = "this engine runs: providers, catalogs, nodes, telemetry, logs, repairs"
+    assert result.err.strip().endswith(runs)
     assert "bogus" in result.err and len(result.err.strip().splitlines()) == 1
 
 
