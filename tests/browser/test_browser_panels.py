@@ -87,6 +87,23 @@ async def agreed_rows(page: Page) -> list[str | None]:
     raise AssertionError("the resources, plan diff and activity panels never agreed on the resources")
 
 
+async def _fields_under(page: Page, name: str) -> list[str | None]:
+    """The fields the fold row of resource ``name`` holds (the rows after it, up to the next resource)."""
+    return await page.evaluate(
+        """(name) => {
+            const fold = document.querySelector(`.lnb-plan-diff tr.lnb-fold[data-name="${name}"]`);
+            const out = [];
+            let row = fold.nextElementSibling;
+            while (row && row.classList.contains("lnb-field")) {
+                out.push(row.dataset.field);
+                row = row.nextElementSibling;
+            }
+            return out;
+        }""",
+        name,
+    )
+
+
 async def prompts(page: Page) -> list[str]:
     texts = await page.locator(".jp-NotebookPanel .jp-CodeCell .jp-InputArea-prompt").all_inner_texts()
     return [t.strip() for t in texts]
@@ -127,6 +144,20 @@ async def test_panels_render_and_keep_updating_between_cells_and_while_idle(
                 await expect(resource_row(resources, name)).to_have_count(1, timeout=UPDATE)
                 await expect(diff_row(page, name)).to_have_count(1, timeout=UPDATE)
             shown = await agreed_rows(page)  # all three panels show the same resources
+
+            # The plan diff leads with what changes; unchanged fields fold per resource until clicked.
+            fold = page.locator('.lnb-plan-diff tr.lnb-fold[data-name="node-1"]')
+            await expect(fold).to_have_count(1)
+            folded = page.locator(".lnb-plan-diff tr.lnb-field.lnb-folded")
+            hidden = await folded.count()
+            assert (
+                hidden > 0
+                and await page.locator(".lnb-plan-diff tr.lnb-field.lnb-folded:visible").count() == 0
+            )
+            await fold.click()
+            await expect(folded).to_have_count(hidden - len(await _fields_under(page, "node-1")))
+            await fold.click()
+            await expect(folded).to_have_count(hidden)
             for badge in await resources.locator("tbody .lnb-badge.lnb-state").all():
                 assert (await badge.inner_text()).strip() not in ("", "-")  # every row has a lifecycle state
             await expect(resources).to_have_attribute("data-feed", "live")

@@ -35,7 +35,24 @@ function diffCost(cost) {
   return lnbEl("div", "lnb-cost", ...parts);
 }
 
-function diffBody(resources) {
+function fieldRow(field, folded) {
+  const row = lnbEl(
+    "tr",
+    (field.changed ? "lnb-field lnb-changed" : "lnb-field") + (folded ? " lnb-folded" : ""),
+    lnbEl("td"),
+    lnbEl("td", "lnb-field-name", field.field),
+    lnbEl("td", null, lnbText(field.planned)),
+    lnbEl("td", null, lnbText(field.tracked)),
+    lnbEl("td", null, lnbText(field.observed)),
+  );
+  row.dataset.field = field.field;
+  if (folded) row.hidden = true;
+  return row;
+}
+
+// Changed fields first (a create's planned choices); the unchanged ones fold behind one row per resource (click to expand).
+// ``open`` keeps which resources the reader expanded, across redraws.
+function diffBody(resources, open) {
   const body = lnbEl("tbody");
   for (const resource of resources) {
     const note = lnbEl("td", "lnb-note", resource.note);
@@ -50,29 +67,42 @@ function diffBody(resources) {
     );
     head.dataset.name = resource.name;
     body.append(head);
-    for (const field of resource.fields) {
-      if (field.planned === null && field.tracked === null && field.observed === null) continue;
-      const row = lnbEl(
-        "tr",
-        field.changed ? "lnb-field lnb-changed" : "lnb-field",
-        lnbEl("td"),
-        lnbEl("td", "lnb-field-name", field.field),
-        lnbEl("td", null, lnbText(field.planned)),
-        lnbEl("td", null, lnbText(field.tracked)),
-        lnbEl("td", null, lnbText(field.observed)),
-      );
-      row.dataset.field = field.field;
-      body.append(row);
-    }
+    const shown = resource.fields.filter((f) => !(f.planned === null && f.tracked === null && f.observed === null));
+    // A create's planned choices are its change; a choice left to the catalog policy is not news.
+    const creating = resource.action === "create" || resource.action === "adopt";
+    const leads = (f) => f.changed || (creating && f.planned !== null && f.planned !== "(policy)");
+    const changed = shown.filter(leads);
+    const unchanged = shown.filter((f) => !leads(f));
+    for (const field of changed) body.append(fieldRow(field, false));
+    if (!unchanged.length) continue;
+    const key = `${resource.kind}/${resource.name}`;
+    const expanded = open.has(key);
+    const label = lnbEl("td", "lnb-fold-label", `${expanded ? "\u25be" : "\u25b8"} ${unchanged.length} unchanged field${unchanged.length === 1 ? "" : "s"}`);
+    label.colSpan = 4;
+    const toggle = lnbEl("tr", "lnb-fold", lnbEl("td"), label);
+    toggle.dataset.name = resource.name;
+    const rows = unchanged.map((field) => fieldRow(field, !expanded));
+    toggle.addEventListener("click", () => {
+      const opening = !open.has(key);
+      if (opening) open.add(key);
+      else open.delete(key);
+      for (const row of rows) {
+        row.hidden = !opening;
+        row.classList.toggle("lnb-folded", !opening);
+      }
+      label.textContent = `${opening ? "\u25be" : "\u25b8"} ${unchanged.length} unchanged field${unchanged.length === 1 ? "" : "s"}`;
+    });
+    body.append(toggle, ...rows);
   }
   return body;
 }
 
 export default {
   render({ model, el }) {
+    const open = new Set();
     return lnbMount(model, el, "lnb-plan-diff", ["resources", "counts", "cost"], () => {
       const head = lnbEl("tr", null, ...["", "Resource / field", "Planned", "Tracked", "Observed"].map((h) => lnbEl("th", null, h)));
-      const table = lnbEl("table", "lnb-table lnb-diff-table", lnbEl("thead", null, head), diffBody(model.get("resources")));
+      const table = lnbEl("table", "lnb-table lnb-diff-table", lnbEl("thead", null, head), diffBody(model.get("resources"), open));
       return [lnbHeader(model), diffCounts(model.get("counts")), diffCost(model.get("cost")), table];
     });
   },
