@@ -11,6 +11,7 @@ in-process engine and over the daemon's ``RemoteEngine``.
     TelemetryPanel(engine)          # node metrics: await panel.refresh(), or panel.follow()
     LogPanel(engine)                # log search and a live tail: panel.follow()
     RunbookPanel(engine)            # runbooks: parameters, a run with cell progress, the history
+    StreamsPanel(engine)            # Sender stream sessions: state, reason, bytes, latency
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from legion_nb.widgets.panel import LivePanel
 from legion_nb.widgets.plan_diff import PlanDiffPanel
 from legion_nb.widgets.resources import ResourcesPanel
 from legion_nb.widgets.runbooks import RunbookPanel
+from legion_nb.widgets.streams import StreamsPanel
 from legion_nb.widgets.telemetry import TelemetryPanel
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "PlanDiffPanel",
     "ResourcesPanel",
     "RunbookPanel",
+    "StreamsPanel",
     "TelemetryPanel",
     "show",
 ]

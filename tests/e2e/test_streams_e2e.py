@@ -15,6 +15,8 @@ from legion_nb.emulators.nodes.streams import SenderSession
 from legion_nb.engine.runtime import Engine
 from legion_nb.errors import ValidationError
 from legion_nb.sandbox_engine import sandbox_cloud
+from legion_nb.widgets.feed import Batch
+from legion_nb.widgets.streams import StreamsPanel
 
 pytestmark = pytest.mark.slow
 
@@ -115,3 +117,7 @@ async def test_the_satellite_answers_node_observation_over_http_and_streams_are_
     assert (row["health"], row["reason"]) == ("healthy", None), row
     streams = snapshot.get("streams")
     assert isinstance(streams, list) and [(s["name"], s["satellite"]) for s in streams] == [("feed", "sat1")]
+    changes = await StreamsPanel().prepare(Batch(has_snapshot=True, snapshot=snapshot))
+    assert [(r["name"], r["satellite"], r["state"]) for r in changes["streams"]] == [
+        ("feed", "sat1", streams[0]["state"])
+    ]
