@@ -109,3 +109,15 @@ async def test_no_repair_runs_while_materialize_runs(cluster: Engine) -> None:
     assert node(cluster, "r1").system.membership() == ["r2"]
     report = await apply
     assert report.ok, (report.summary, report.errors)
+
+
+async def test_the_scheduler_repair_tick_fixes_a_diverged_membership(cluster: Engine) -> None:
+    node(cluster, "r2").diverge_membership("r1")
+
+    runs = await cluster.observe_once(["repairs"])
+
+    assert runs["repairs"] == {"ok": True, "seconds": runs["repairs"]["seconds"], "items": 1, "error": None}
+    assert node(cluster, "r2").system.membership() == ["r1", "r3"]
+    section = (await cluster.snapshot())["observation"]
+    (repairs,) = [c for c in section["concerns"] if c["concern"] == "repairs"]
+    assert (repairs["interval"], repairs["ok"], repairs["items"]) == (300.0, True, 1)
