@@ -4,7 +4,8 @@
 cron and tests - printing one line per concern (``--json``: ``{concern: {ok, seconds, items,
 error}}``); it exits 5 when a concern failed. Plain ``legion observe`` unlocks an engine whose
 scheduler runs, passes once over every concern so the table starts full, and then shows the
-scheduler's status live (a rich table on a terminal, JSON lines with ``--json``) until Ctrl-C.
+scheduler's status live (a rich table on a terminal, JSON lines with ``--json``) until Ctrl-C or
+SIGTERM, which closes the engine and exits 0 after one goodbye line on stderr.
 When a daemon serves the state, both go through it: its scheduler is the one that runs.
 
 Only argparse-level imports at the top: see :mod:`legion_nb.cli.main`.
@@ -14,11 +15,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
 
 from legion_nb.cli.context import CliContext, scrub
 from legion_nb.cli.tables import table
 from legion_nb.errors import OperationError
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["ObservationFailedError", "register"]
 
@@ -59,10 +64,39 @@ async def _observe(ctx: CliContext, args: argparse.Namespace) -> int:
             named = "; ".join(f"{name}: {r.get('error')}" for name, r in failed.items())
             raise ObservationFailedError(f"observation failed for {len(failed)} concern(s) - {named}")
         return 0
+    from legion_nb.cli.signals import stop_on_signals  # noqa: PLC0415
+
+    stop = stop_on_signals()
     async with ctx.api(observe=True) as api:
-        await api.observe_once(only=only)
-        await _follow(ctx, api)
+        stopped = await _until(stop, _watch(ctx, api, only))
+    if stopped:
+        sys.stderr.write("legion: observation stopped\n")
+        sys.stderr.flush()
     return 0
+
+
+async def _watch(ctx: CliContext, api: Any, only: list[str] | None) -> None:
+    await api.observe_once(only=only)
+    await _follow(ctx, api)
+
+
+async def _until(stop: asyncio.Event, work: Coroutine[Any, Any, None]) -> bool:
+    """Run ``work`` until it ends or ``stop`` is set (then cancel it); whether ``stop`` ended it."""
+    import asyncio  # noqa: PLC0415
+
+    watching = asyncio.ensure_future(work)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({watching, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (watching, stopping):
+            task.cancel()
+        await asyncio.gather(stopping, return_exceptions=True)
+    if stop.is_set():
+        await asyncio.gather(watching, return_exceptions=True)
+        return True
+    await watching  # its own end: an error it raised surfaces here
+    return False
 
 
 def _once_text(result: dict[str, Any]) -> str:

@@ -21,16 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from legion_nb.cli.context import CliContext
 from legion_nb.errors import UsageError
-
-if TYPE_CHECKING:
-    import asyncio
 
 __all__ = ["register"]
 
@@ -81,6 +77,7 @@ async def serve_command(ctx: CliContext, args: argparse.Namespace) -> int:
     # Imported here so that 'legion --help' stays fast and the sandbox loads only when used.
     import secrets  # noqa: PLC0415
 
+    from legion_nb.cli.signals import stop_on_signals  # noqa: PLC0415
     from legion_nb.emulators.cloud import SandboxCloud  # noqa: PLC0415
     from legion_nb.emulators.faults import FaultPlan  # noqa: PLC0415
     from legion_nb.emulators.httpkit import ensure_loopback  # noqa: PLC0415
@@ -119,7 +116,7 @@ async def serve_command(ctx: CliContext, args: argparse.Namespace) -> int:
         ) from exc
     link = None
     try:
-        stop = _stop_on_signals()
+        stop = stop_on_signals()
         endpoints = cloud.endpoints()
         if args.store_credentials:
             link = await _store_credentials(ctx, endpoints, node_ports, args.node_seconds)
@@ -163,17 +160,3 @@ async def _store_credentials(
         return None
     ssh_port, admin_port = node_ports
     return write_sandbox_link(ctx.state_path, ssh_port=ssh_port, admin_port=admin_port, step_seconds=step)
-
-
-def _stop_on_signals() -> asyncio.Event:
-    """An event set by SIGINT or SIGTERM (signal handlers on Unix, ``signal.signal`` elsewhere)."""
-    import asyncio  # noqa: PLC0415 - kept off the start-up path of every other command
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):  # Windows event loops have no add_signal_handler
-            signal.signal(sig, lambda _signum, _frame: loop.call_soon_threadsafe(stop.set))
-    return stop

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+import legion_nb
 from legion_nb.emulators import hetzner
 from legion_nb.emulators.httpkit import serve_in_thread
 from legion_nb.emulators.world import SandboxWorld, Timing
@@ -44,10 +51,60 @@ def test_observe_once_runs_the_selected_concerns_and_reports_them(
     assert human.code == 0 and "catalogs" in human.out and "ok" in human.out
 
 
+def test_observe_once_collects_the_billing_ledger(
+    legion: Legion, state: str, hetzner_block: dict[str, str]
+) -> None:
+    s = ("--state", state)
+    secrets = {k: v for k, v in hetzner_block.items() if k != "url"}
+    stored = legion(
+        *s, "credentials", "set", "hetzner", "--endpoint", hetzner_block["url"], stdin=json.dumps(secrets)
+    )
+    assert stored.code == 0, stored.err
+    server = {"name": "billed-1", "server_type": "cx22", "image": "debian-12", "location": "fsn1"}
+    headers = {"Authorization": f"Bearer {secrets['token']}"}
+    made = httpx.post(f"{hetzner_block['url']}/servers", json=server, headers=headers, timeout=10)
+    assert made.status_code == 201, made.text
+    before = legion(*s, "--json", "billing", "--no-collect")
+    assert before.code == 0 and json.loads(before.out) == []
+
+    result = legion(*s, "--json", "observe", "--once", "--only", "billing")
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    assert set(report) == {"billing"} and set(report["billing"]) == {"ok", "seconds", "items", "error"}
+    assert report["billing"]["ok"] is True and report["billing"]["error"] is None
+    assert report["billing"]["items"] >= 1
+
+    ledger = legion(*s, "--json", "billing", "--no-collect")
+    assert ledger.code == 0, ledger.err
+    rows = json.loads(ledger.out)
+    assert len(rows) == report["billing"]["items"]
+    assert {row["resource_name"] for row in rows} == {"billed-1"}
+
+
+def test_billing_concern_fails_with_the_provider_named(legion: Legion, state: str) -> None:
+    stored = legion(
+        "--state",
+        state,
+        "credentials",
+        "set",
+        "hetzner",
+        "--endpoint",
+        "http://127.0.0.1:9/v1",
+        stdin=json.dumps({"token": "x" * 64}),
+    )
+    assert stored.code == 0, stored.err
+    result = legion("--state", state, "--json", "observe", "--once", "--only", "billing")
+    assert result.code == 5
+    report = json.loads(result.out)
+    assert report["billing"]["ok"] is False and report["billing"]["items"] == 0
+    assert report["billing"]["error"].startswith("billing collection failed - hetzner: ")
+    assert len(result.err.strip().splitlines()) == 1
+
+
 def test_observe_once_names_an_unknown_concern(legion: Legion, state: str) -> None:
     result = legion("--state", state, "observe", "--once", "--only", "nodes,bogus")
     assert result.code == 2
-    runs = "this engine runs: providers, catalogs, nodes, telemetry, logs, repairs"
+    runs = "this engine runs: providers, catalogs, nodes, telemetry, logs, billing, repairs"
     assert result.err.strip().endswith(runs)
     assert "bogus" in result.err and len(result.err.strip().splitlines()) == 1
 
@@ -69,3 +126,43 @@ def test_a_failed_concern_exits_5_after_printing_every_result(legion: Legion, st
     report = json.loads(result.out)
     assert report["catalogs"]["ok"] is False and report["nodes"]["ok"] is True
     assert result.err.startswith("legion: observation failed for 1 concern(s) - catalogs:")
+
+
+def test_foreground_observe_shows_a_pass_and_stops_cleanly_on_sigint(
+    legion: Legion, state: str, hetzner_block: dict[str, str], password: str
+) -> None:
+    secrets = {k: v for k, v in hetzner_block.items() if k != "url"}
+    stored = legion(
+        "--state",
+        state,
+        "credentials",
+        "set",
+        "hetzner",
+        "--endpoint",
+        hetzner_block["url"],
+        stdin=json.dumps(secrets),
+    )
+    assert stored.code == 0, stored.err
+    env = {k: v for k, v in os.environ.items() if k != "LEGION_DAEMON_TOKEN"}
+    env["LEGION_PASSWORD"] = password
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(legion_nb.__file__).parents[1]), env.get("PYTHONPATH", "")])
+    command = [sys.executable, "-m", "legion_nb", "--state", state, "observe", "--only", "catalogs"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    shown: list[str] = []
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:  # the text table of the scheduler's section, once per change
+            shown.append(line)
+            cells = line.split()
+            if cells[:2] == ["catalogs", "ok"]:
+                break
+        assert any(line.split()[:2] == ["catalogs", "ok"] for line in shown), "".join(shown)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err
+    assert err.splitlines() == ["legion: observation stopped"]
+    assert "Traceback" not in "".join(shown) + out + err

@@ -12,6 +12,11 @@ what it uses (ports): provider access, the current state, the log directory. A c
 3. write estimate and usage rows and the listing in one go each; closed periods keep their rows.
 
 A provider that fails is reported and skipped (its earlier rows stay), never fatal to the pass.
+
+The session registers :meth:`BillingService.observe` as the observation scheduler's ``billing``
+concern (hourly, provider-heavy: its calls are background calls within observation's share of each
+provider's budget, and it waits while an apply runs), so the ledger stays current without anyone
+asking for a bill.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ from legion_nb.engine.billing.reconcile import (
 )
 from legion_nb.engine.observe.ledger_store import LedgerStore, Listed
 from legion_nb.engine.state.model import LegionState, StoredCredentials
-from legion_nb.errors import LegionError, LockedError
+from legion_nb.errors import LegionError, LockedError, OperationError
 from legion_nb.providers.broker import ProviderBroker
 from legion_nb.providers.contract import Capability
 from legion_nb.providers.records import BillingPeriod, Catalog
@@ -149,6 +154,19 @@ class BillingService:
                 await asyncio.to_thread(store.replace_listing, provider, listed)
                 report.rows[provider] = len(rows)
         return report
+
+    async def observe(self) -> int:
+        """The ``billing`` concern: one collection pass; the ledger rows it wrote.
+
+        As with catalogs, a provider failing while another collected is logged and the pass counts
+        as done (the failing provider's earlier rows stay); when every provider failed, the pass
+        fails and the scheduler records why.
+        """
+        report = await self.collect()
+        if report.errors and not report.rows:
+            named = "; ".join(f"{provider}: {message}" for provider, message in sorted(report.errors.items()))
+            raise OperationError(f"billing collection failed - {named}")
+        return sum(report.rows.values())
 
     async def _collect_one(
         self, provider: str, since: dt.datetime, until: dt.datetime
