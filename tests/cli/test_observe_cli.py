@@ -29,15 +29,27 @@ def hetzner_block() -> Iterator[dict[str, str]]:
         yield {"url": served.url, **served.emulator.credentials}
 
 
+def _store_credentials(legion: Legion, state: str, block: dict[str, str]) -> None:
+    """Hetzner credentials for the endpoint ``block["url"]`` (the rest of ``block``) into the state."""
+    secrets = {k: v for k, v in block.items() if k != "url"}
+    stored = legion(
+        "--state",
+        state,
+        "credentials",
+        "set",
+        "hetzner",
+        "--endpoint",
+        block["url"],
+        stdin=json.dumps(secrets),
+    )
+    assert stored.code == 0, stored.err
+
+
 def test_observe_once_runs_the_selected_concerns_and_reports_them(
     legion: Legion, state: str, hetzner_block: dict[str, str]
 ) -> None:
     s = ("--state", state)
-    secrets = {k: v for k, v in hetzner_block.items() if k != "url"}
-    stored = legion(
-        *s, "credentials", "set", "hetzner", "--endpoint", hetzner_block["url"], stdin=json.dumps(secrets)
-    )
-    assert stored.code == 0, stored.err
+    _store_credentials(legion, state, hetzner_block)
 
     result = legion(*s, "--json", "observe", "--once", "--only", "providers,catalogs,nodes")
     assert result.code == 0, result.err
@@ -55,13 +67,9 @@ def test_observe_once_collects_the_billing_ledger(
     legion: Legion, state: str, hetzner_block: dict[str, str]
 ) -> None:
     s = ("--state", state)
-    secrets = {k: v for k, v in hetzner_block.items() if k != "url"}
-    stored = legion(
-        *s, "credentials", "set", "hetzner", "--endpoint", hetzner_block["url"], stdin=json.dumps(secrets)
-    )
-    assert stored.code == 0, stored.err
+    _store_credentials(legion, state, hetzner_block)
     server = {"name": "billed-1", "server_type": "cx22", "image": "debian-12", "location": "fsn1"}
-    headers = {"Authorization": f"Bearer {secrets['token']}"}
+    headers = {"Authorization": f"Bearer {hetzner_block['token']}"}
     made = httpx.post(f"{hetzner_block['url']}/servers", json=server, headers=headers, timeout=10)
     assert made.status_code == 201, made.text
     before = legion(*s, "--json", "billing", "--no-collect")
@@ -82,17 +90,7 @@ def test_observe_once_collects_the_billing_ledger(
 
 
 def test_billing_concern_fails_with_the_provider_named(legion: Legion, state: str) -> None:
-    stored = legion(
-        "--state",
-        state,
-        "credentials",
-        "set",
-        "hetzner",
-        "--endpoint",
-        "http://127.0.0.1:9/v1",
-        stdin=json.dumps({"token": "x" * 64}),
-    )
-    assert stored.code == 0, stored.err
+    _store_credentials(legion, state, {"url": "http://127.0.0.1:9/v1", "token": "x" * 64})  # nobody listens
     result = legion("--state", state, "--json", "observe", "--once", "--only", "billing")
     assert result.code == 5
     report = json.loads(result.out)
@@ -110,17 +108,7 @@ def test_observe_once_names_an_unknown_concern(legion: Legion, state: str) -> No
 
 
 def test_a_failed_concern_exits_5_after_printing_every_result(legion: Legion, state: str) -> None:
-    stored = legion(
-        "--state",
-        state,
-        "credentials",
-        "set",
-        "hetzner",
-        "--endpoint",
-        "http://127.0.0.1:9/v1",
-        stdin=json.dumps({"token": "x" * 64}),
-    )
-    assert stored.code == 0, stored.err
+    _store_credentials(legion, state, {"url": "http://127.0.0.1:9/v1", "token": "x" * 64})  # nobody listens
     result = legion("--state", state, "--json", "observe", "--once", "--only", "catalogs,nodes")
     assert result.code == 5
     report = json.loads(result.out)
@@ -131,18 +119,7 @@ def test_a_failed_concern_exits_5_after_printing_every_result(legion: Legion, st
 def test_foreground_observe_shows_a_pass_and_stops_cleanly_on_sigint(
     legion: Legion, state: str, hetzner_block: dict[str, str], password: str
 ) -> None:
-    secrets = {k: v for k, v in hetzner_block.items() if k != "url"}
-    stored = legion(
-        "--state",
-        state,
-        "credentials",
-        "set",
-        "hetzner",
-        "--endpoint",
-        hetzner_block["url"],
-        stdin=json.dumps(secrets),
-    )
-    assert stored.code == 0, stored.err
+    _store_credentials(legion, state, hetzner_block)
     env = {k: v for k, v in os.environ.items() if k != "LEGION_DAEMON_TOKEN"}
     env["LEGION_PASSWORD"] = password
     env["PYTHONPATH"] = os.pathsep.join([str(Path(legion_nb.__file__).parents[1]), env.get("PYTHONPATH", "")])
