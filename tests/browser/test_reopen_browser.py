@@ -1,0 +1,59 @@
+"""A saved, executed quickstart reopened in JupyterLab shows its panels, not "Error displaying widget".
+
+The quickstart runs headless (nbclient, as ``jupyter nbconvert --execute`` would), which stores every
+widget's last state in the notebook's metadata; the saved copy is then opened in JupyterLab through
+Chromium (trusted, as the operator's own saved notebook is) with no kernel holding those widgets
+any more. The widget manager restores the panels from
+the saved state, so the reader sees the panels as the saved widget state has them, never the error
+placeholder of a widget whose model is gone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from labkit import LabServer, notebook_page
+from nbclient import NotebookClient
+from nbkit import patched_jupyter_env
+from playwright.async_api import expect
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+NOTEBOOKS = Path(__file__).parents[2] / "notebooks"
+SAVED = "01-quickstart-executed.ipynb"
+LOAD = 180_000  # ms: JupyterLab's first load on a small shared machine
+RENDER = 60_000  # ms: the restored widgets drawing
+
+
+async def test_a_reopened_executed_quickstart_shows_its_panels(
+    lab: LabServer, chromium: Path, artifacts: Path, tmp_path: Path
+) -> None:
+    nb = nbformat.read(NOTEBOOKS / "01-quickstart.ipynb", as_version=4)
+    with patched_jupyter_env(tmp_path / "jupyter"):
+        client = NotebookClient(
+            nb, kernel_name="python3", timeout=600, resources={"metadata": {"path": str(tmp_path)}}
+        )
+        await client.async_execute()
+    state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    assert any(model["state"].get("_esm") for model in state.values()), "no panel state was saved"
+    nbformat.write(nb, lab.root / SAVED)
+    # Trusted, as a notebook the operator saved in their own JupyterLab is (an untrusted one shows
+    # only the plain-text form of every rich output).
+    lab.api(f"contents/{SAVED}/trust", method="POST")
+
+    async with notebook_page(
+        lab,
+        chromium,
+        SAVED,
+        viewport={"width": 1400, "height": 3000},
+        load_timeout=LOAD,
+        failure_shot=artifacts / "reopened-quickstart-failure.png",
+    ) as opened:
+        page = opened.page
+        await expect(page.locator(".lnb-panel.lnb-resources").first).to_be_visible(timeout=RENDER)
+        await expect(page.get_by_text("Loading widget")).to_have_count(0, timeout=RENDER)
+        await expect(page.get_by_text("Error displaying widget")).to_have_count(0)
+        await page.screenshot(path=str(artifacts / "reopened-quickstart.png"), full_page=True)
+    assert opened.page_errors == []
