@@ -15,7 +15,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "daemon"))
 from nbkit import patched_jupyter_env
 
 import legion_nb
+from legion_nb.emulators.nodes.streams import SenderSession
 from legion_nb.engine.runtime import Engine
+from legion_nb.sandbox_engine import sandbox_cloud
 
 NODES = ("web-1", "web-2")
 
@@ -41,3 +43,16 @@ async def cluster(jupyter_env: dict[str, str]) -> AsyncIterator[Engine]:
         yield engine
     finally:
         await engine.aclose()
+
+
+@pytest.fixture
+async def sender(cluster: Engine) -> SenderSession:
+    """Satellite ``sat1`` deployed on ``cluster`` with stream ``feed`` to the sandbox's receiver
+    started: the satellite's sender session, which a test may stall or fail."""
+    await cluster.plan_upsert_server(name="sat1", provider="hetzner", role="satellite")
+    report = await cluster.materialize(settle_seconds=120)
+    assert report.ok, report.errors
+    fleet = sandbox_cloud(cluster).nodes
+    assert fleet is not None and fleet.receiver is not None
+    await cluster.stream_start("sat1", "feed", fleet.receiver.url())
+    return fleet.by_hostname("sat1").senders.session("feed")

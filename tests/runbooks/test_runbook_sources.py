@@ -73,9 +73,11 @@ def test_runbooks_ship_in_the_wheel() -> None:
     assert any("papermill==" in d for d in config["project"]["dependencies"])
 
 
-def test_stream_recovery_is_not_faked() -> None:
-    # Sender streams do not exist in the engine yet: no runbook pretends to restart one.
-    assert not any("stream" in p.stem for p in RUNBOOKS)
+def test_stream_recovery_restarts_through_the_stream_methods() -> None:
+    # The restart is the public stop and start of the planned stream, judged by a fresh probe.
+    source = "\n".join(code_of(ROOT / "notebooks" / "runbooks" / "stream-recovery.ipynb"))
+    for call in ("engine.stream_list(probe=True)", "engine.stream_stop(stream)", "engine.stream_start("):
+        assert call in source, call
 
 
 def test_parameter_values_and_names() -> None:

@@ -6,6 +6,7 @@ in-process sandbox with simulated nodes, reached from the kernel through the run
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import httpx
 import nbformat
 import pytest
 
+from legion_nb.emulators.nodes.streams import SenderSession
 from legion_nb.engine.redaction import REDACTED, Redactor
 from legion_nb.engine.runtime import Engine
 from legion_nb.errors import UsageError
@@ -70,11 +72,20 @@ async def test_a_failing_runbook_says_which_cell_failed_and_why(cluster: Engine)
     assert (await cluster.runbook_verify())["ok"]
 
 
-async def test_every_runbook_runs_headless_and_dry_runs_change_nothing(cluster: Engine) -> None:
+async def test_every_runbook_runs_headless_and_dry_runs_change_nothing(
+    cluster: Engine, sender: SenderSession
+) -> None:
     names = [r["name"] for r in await cluster.runbook_list()]
-    assert set(names) >= {"node-recovery", "nbde-reconcile", "node-health-triage", "cost-cleanup"}
+    assert set(names) >= {
+        "node-recovery",
+        "nbde-reconcile",
+        "node-health-triage",
+        "cost-cleanup",
+        "stream-recovery",
+    }
+    given = {"node-recovery": {"node": "web-1"}, "stream-recovery": {"stream": "feed"}}
     for name in names:
-        parameters = {"node": "web-1"} if name == "node-recovery" else {}
+        parameters = given.get(name, {})
         record = await cluster.run_runbook(name, parameters, dry_run=True)
         assert record.exit_status == 0, (name, record.failed_cell)
         assert record.dry_run is True and record.operations == (), name
@@ -87,6 +98,45 @@ async def test_every_runbook_runs_headless_and_dry_runs_change_nothing(cluster: 
     assert all(n["in_policy"] for c in await cluster.nbde_status() for n in c["nodes"])
     runs = await cluster.runbook_runs()
     assert len(runs) == len(names) + 2 and (await cluster.runbook_verify())["ok"]
+
+
+async def test_stream_recovery_restarts_a_stalled_stream_until_it_is_live(
+    cluster: Engine, sender: SenderSession
+) -> None:
+    sender.stall()
+    while (await cluster.stream_list(probe=True))[0]["state"] != "stalled":
+        await asyncio.sleep(0.01)
+
+    record = await cluster.run_runbook("stream-recovery", {"stream": "feed"})
+    assert record.status == "succeeded" and record.exit_status == 0, record.failed_cell
+    output = Path(record.output_path).read_text()
+    assert "feed on sat1 to tcp://127.0.0.1:" in output and ": stalled (no bytes delivered for" in output
+    assert "feed: stopped (stopped by the operator)" in output and "feed: live (" in output
+    after = (await cluster.stream_list(probe=True))[0]
+    assert (after["name"], after["satellite"], after["state"], after["reason"]) == (
+        "feed",
+        "sat1",
+        "live",
+        None,
+    )
+    fleet = sandbox_cloud(cluster).nodes
+    assert fleet is not None and fleet.by_hostname("sat1").senders.session("feed") is not sender
+
+
+async def test_stream_recovery_of_an_unknown_stream_fails_in_the_cell_that_reads_it(
+    cluster: Engine, sender: SenderSession
+) -> None:
+    record = await cluster.run_runbook("stream-recovery", {"stream": "no-such-stream"})
+
+    assert record.status == "failed" and record.exit_status == 1
+    assert record.failed_cell is not None
+    assert (
+        "LookupError: no stream 'no-such-stream' is planned; the streams are: feed"
+        in record.failed_cell.error
+    )
+    assert "before = await stream_view(stream)" in record.failed_cell.source
+    assert (await cluster.stream_list())[0]["state"] != "stopped"  # nothing was restarted
+    assert (await cluster.runbook_verify())["ok"]
 
 
 async def test_cost_cleanup_deletes_only_labelled_orphans(cluster: Engine) -> None:
