@@ -3,12 +3,13 @@
 // revision, feed_status, total, settled, running, last_operation, states, actions, operations,
 // recent.
 
+// Widths are shares of the panel, so a column is as wide in every redraw (lnbTable: lnb-fixed).
 const OPERATION_COLUMNS = [
-  ["Kind", (o) => o.kind],
-  ["Name", (o) => lnbEl("span", "lnb-name", o.name)],
-  ["Operation", (o) => lnbText(o.operation)],
-  ["Substage", (o) => lnbText(o.substage)],
-  ["Waiting for", (o) => lnbText(o.waiting)],
+  ["Kind", (o) => o.kind, "12%"],
+  ["Name", (o) => lnbEl("span", "lnb-name", o.name), "22%"],
+  ["Operation", (o) => lnbText(o.operation), "20%"],
+  ["Substage", (o) => lnbText(o.substage), "22%"],
+  ["Waiting for", (o) => lnbText(o.waiting), "24%"],
 ];
 
 function activityCounts(label, family, counts) {

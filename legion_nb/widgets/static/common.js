@@ -34,16 +34,27 @@ function lnbHeader(model) {
   return lnbEl("div", "lnb-header", ...parts);
 }
 
-// A table: columns are [heading, (row) => cell content]; rows get data-name for tests and links.
+// A table: columns are [heading, (row) => cell content, width?]; rows get data-name for tests and
+// links. When every column names a width (a CSS length), the widths go into a <colgroup> and the
+// table is laid out fixed (lnb-fixed): columns then keep their widths from one redraw to the next
+// instead of following whatever values the latest snapshot happens to hold.
 function lnbTable(className, columns, rows, rowClass) {
   const head = lnbEl("tr", null, ...columns.map(([heading]) => lnbEl("th", null, heading)));
+  const fixed = columns.length > 0 && columns.every(([, , width]) => width);
+  const cols = fixed
+    ? lnbEl("colgroup", null, ...columns.map(([, , width]) => {
+        const col = lnbEl("col");
+        col.style.width = width;
+        return col;
+      }))
+    : null;
   const body = lnbEl("tbody");
   for (const row of rows) {
     const tr = lnbEl("tr", rowClass ? rowClass(row) : null, ...columns.map(([, cell]) => lnbEl("td", null, cell(row))));
     if (row.name !== undefined) tr.dataset.name = row.name;
     body.append(tr);
   }
-  return lnbEl("table", `lnb-table ${className}`, lnbEl("thead", null, head), body);
+  return lnbEl("table", `lnb-table ${fixed ? "lnb-fixed " : ""}${className}`, cols, lnbEl("thead", null, head), body);
 }
 
 // Draw with `draw` now and again whenever one of `traits` changes; one message that changes several

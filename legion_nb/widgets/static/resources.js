@@ -1,17 +1,18 @@
 // The resources panel: one row per resource as the latest engine snapshot has it.
 // Mirrors the traits of legion_nb/widgets/resources.py: title, locked, revision, feed_status, rows.
 
+// Widths are shares of the panel, so a column is as wide in every redraw (lnbTable: lnb-fixed).
 const RESOURCE_COLUMNS = [
-  ["Kind", (r) => r.kind],
-  ["Name", (r) => lnbEl("span", "lnb-name", r.name)],
-  ["Provider", (r) => r.provider],
-  ["State", (r) => lnbBadge("state", r.state)],
-  ["Action", (r) => lnbBadge("action", r.action)],
-  ["Operation", (r) => lnbText(r.operation)],
-  ["Substage", (r) => lnbText(r.substage)],
-  ["Waiting for", (r) => lnbText(r.waiting)],
-  ["Last error", (r) => (r.error ? lnbEl("span", "lnb-error", r.error) : lnbText(""))],
-  ["Note", (r) => lnbText(r.note)],
+  ["Kind", (r) => r.kind, "7%"],
+  ["Name", (r) => lnbEl("span", "lnb-name", r.name), "12%"],
+  ["Provider", (r) => r.provider, "8%"],
+  ["State", (r) => lnbBadge("state", r.state), "9%"],
+  ["Action", (r) => lnbBadge("action", r.action), "8%"],
+  ["Operation", (r) => lnbText(r.operation), "9%"],
+  ["Substage", (r) => lnbText(r.substage), "10%"],
+  ["Waiting for", (r) => lnbText(r.waiting), "11%"],
+  ["Last error", (r) => (r.error ? lnbEl("span", "lnb-error", r.error) : lnbText("")), "16%"],
+  ["Note", (r) => lnbText(r.note), "10%"],
 ];
 
 export default {
