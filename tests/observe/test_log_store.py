@@ -90,3 +90,32 @@ def test_bad_input_is_refused(store: LogStore) -> None:
     with pytest.raises(UsageError, match="log level"):
         level_number("loud")
     assert level_number("error") == 3 and level_number("warn") == 4 and level_number(6) == 6
+
+
+def test_digits_and_quotes_in_the_needle_match_exactly(store: LogStore) -> None:
+    store.append(
+        [
+            LogLine(T0, "web-1", "sshd", 'Accepted publickey from 127.0.0.1 port 40321 "quoted"'),
+            LogLine(T0 + 1, "web-1", "sshd", "Accepted publickey from 127.0.0.1 port 40999"),
+        ]
+    )
+    assert store.search(text="port 40321").text == ['Accepted publickey from 127.0.0.1 port 40321 "quoted"']
+    assert len(store.search(text="port 40")) == 2
+    assert len(store.search(text='"quoted"')) == 1
+    assert store.search(text="port 50321").text == []
+
+
+def test_a_store_with_an_older_index_is_reindexed_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "logs.db"
+    first = LogStore(path)
+    first.append(_journal("web-1", 3))
+    with first._file.write() as db:  # as a store written before the folded index
+        db.execute("INSERT INTO lines_text (lines_text) VALUES ('delete-all')")
+        db.execute("PRAGMA user_version = 1")
+    assert first.search(text="handshake").seq == []
+    first.close()
+    again = LogStore(path)
+    try:
+        assert again.search(text="handshake").seq == [1, 2, 3]
+    finally:
+        again.close()

@@ -8,16 +8,20 @@ Why this shape:
 - Lines fetched from a node keep the node's journal sequence number (its cursor). A unique index on
   (node, seq) makes a repeated fetch a no-op, and the collector commits its cursor in the same
   transaction as the lines, so a backfill killed at any moment resumes with no gap and no duplicate.
-- Text search uses an FTS5 index with the trigram tokenizer (any substring of three or more
-  characters, case-insensitive) built with ``detail=none``: it keeps which lines hold a trigram and
-  not where, which is what makes the index about as large as the text instead of three times it.
-  SQLite then confirms each candidate against the line itself, so answers are exact. Shorter
-  needles fall back to a scan within the label and time filters.
+- Text search uses a contentless FTS5 index with the trigram tokenizer (any substring of three or
+  more characters, ASCII case ignored) built with ``detail=none``: it keeps which lines hold a
+  trigram and not where, which makes it a third of the size a positional index would be. Digits are
+  indexed as ``0``, so numbers (ports, addresses, durations) do not each add their own rare
+  trigrams; that keeps the index below the size of the text itself. A search asks the index for the
+  lines holding every trigram of the (likewise folded) needle, newest first, and confirms each
+  candidate against the stored line, so answers are exact. Needles shorter than three characters
+  scan within the label and time filters.
 - Every line passes the caller's redaction function before it is stored.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -33,6 +37,9 @@ LEVELS = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
 """Syslog priorities, most severe first (journald's PRIORITY 0-7)."""
 
 _MIN_INDEXED = 3
+_DIGIT = re.compile(r"[0-9]")
+_INDEX_VERSION = 2
+"""``PRAGMA user_version`` of a store whose text index is the folded, contentless one."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS labels (id INTEGER PRIMARY KEY, value TEXT NOT NULL UNIQUE);
@@ -47,8 +54,9 @@ CREATE TABLE IF NOT EXISTS lines (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS lines_by_cursor ON lines (node, seq) WHERE seq IS NOT NULL;
 CREATE INDEX IF NOT EXISTS lines_by_time ON lines (time_ms);
-CREATE VIRTUAL TABLE IF NOT EXISTS lines_fts USING fts5 (
-    text, content = 'lines', content_rowid = 'id', tokenize = 'trigram', detail = 'none', columnsize = 0
+DROP TABLE IF EXISTS lines_fts;
+CREATE VIRTUAL TABLE IF NOT EXISTS lines_text USING fts5 (
+    text, content = '', tokenize = 'trigram', detail = 'none', columnsize = 0
 );
 CREATE TABLE IF NOT EXISTS cursors (source TEXT PRIMARY KEY, position INTEGER NOT NULL)
 """
@@ -102,6 +110,14 @@ class LogStore:
         self._labels: dict[str, int] = {}
         self._names: dict[int, str] = {}
         self._fresh: dict[str, int] = {}
+        with self._file.write() as db:
+            if db.execute("PRAGMA user_version").fetchone()[0] < _INDEX_VERSION:  # an older index: rebuild
+                db.execute("INSERT INTO lines_text (lines_text) VALUES ('delete-all')")
+                stored = db.execute("SELECT id, text FROM lines").fetchall()
+                db.executemany(
+                    "INSERT INTO lines_text (rowid, text) VALUES (?, ?)", [(i, _folded(t)) for i, t in stored]
+                )
+                db.execute(f"PRAGMA user_version = {_INDEX_VERSION}")
         with self._file.read() as db:
             for label_id, value in db.execute("SELECT id, value FROM labels"):
                 self._labels[value] = label_id
@@ -141,9 +157,11 @@ class LogStore:
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 rows,
             )
-            added = db.execute(
-                "INSERT INTO lines_fts (rowid, text) SELECT id, text FROM lines WHERE id > ?", (before,)
-            ).rowcount
+            new = db.execute("SELECT id, text FROM lines WHERE id > ?", (before,)).fetchall()
+            db.executemany(
+                "INSERT INTO lines_text (rowid, text) VALUES (?, ?)", [(i, _folded(t)) for i, t in new]
+            )
+            added = len(new)
             if cursor is not None:
                 db.execute(
                     "INSERT INTO cursors (source, position) VALUES (?, ?) "
@@ -168,7 +186,10 @@ class LogStore:
         """Forget lines older than ``time_ms`` (retention); returns how many."""
         with self._file.write() as db:
             doomed = db.execute("SELECT id, text FROM lines WHERE time_ms < ?", (time_ms,)).fetchall()
-            db.executemany("INSERT INTO lines_fts (lines_fts, rowid, text) VALUES ('delete', ?, ?)", doomed)
+            db.executemany(
+                "INSERT INTO lines_text (lines_text, rowid, text) VALUES ('delete', ?, ?)",
+                [(i, _folded(t)) for i, t in doomed],
+            )
             db.execute("DELETE FROM lines WHERE time_ms < ?", (time_ms,))
         return len(doomed)
 
@@ -229,18 +250,15 @@ class LogStore:
         source = "lines l"
         if text:
             if len(text) >= _MIN_INDEXED:
-                source = "lines_fts f JOIN lines l ON l.id = f.rowid"
-                where.insert(0, "f.text LIKE ?")
-                args.insert(0, _like_pattern(text))
-                where.append("instr(lower(l.text), lower(?)) > 0")
-                args.append(text)
-            else:
-                where.append("instr(lower(l.text), lower(?)) > 0")
-                args.append(text)
+                source = "lines_text f JOIN lines l ON l.id = f.rowid"
+                where.insert(0, "lines_text MATCH ?")
+                args.insert(0, _trigram_query(text))
+            where.append("instr(lower(l.text), lower(?)) > 0")
+            args.append(text)
         order = "ASC" if after_id is not None else "DESC"
         # Ordering by the index's own rowid lets FTS5 stream matches newest first and stop at the
         # limit; ordering by the joined table's id would sort every match first.
-        key = "f.rowid" if source.startswith("lines_fts") else "l.id"
+        key = "f.rowid" if source.startswith("lines_text") else "l.id"
         filters = f"WHERE {' AND '.join(where)}" if where else ""
         sql = (
             f"SELECT l.id, l.time_ms, l.node, l.source, l.level, l.seq, l.text FROM {source} "  # noqa: S608
@@ -265,12 +283,12 @@ class LogStore:
         """Merge the text index's segments into one b-tree (smaller and faster to search); the
         scheduler runs it after a backfill and with retention."""
         with self._file.write() as db:
-            db.execute("INSERT INTO lines_fts (lines_fts) VALUES ('optimize')")
+            db.execute("INSERT INTO lines_text (lines_text) VALUES ('optimize')")
 
     def index_bytes(self) -> int:
         """Bytes the text index occupies (FTS5's shadow tables)."""
         with self._file.read() as db:
-            row = db.execute("SELECT sum(pgsize) FROM dbstat WHERE name LIKE 'lines_fts_%'").fetchone()
+            row = db.execute("SELECT sum(pgsize) FROM dbstat WHERE name LIKE 'lines_text_%'").fetchone()
         return int(row[0] or 0)
 
     def text_bytes(self) -> int:
@@ -280,10 +298,18 @@ class LogStore:
             )
 
 
-def _like_pattern(text: str) -> str:
-    """A LIKE pattern the trigram index can serve (FTS5 ignores LIKE ... ESCAPE): ``%`` and ``_``
-    in the needle stay wildcards, so the pattern matches a superset that ``instr`` then narrows."""
-    return f"%{text}%"
+def _folded(text: str) -> str:
+    """What the index holds for a line: its digits as ``0`` (the tokenizer folds case)."""
+    return _DIGIT.sub("0", text)
+
+
+def _trigram_query(needle: str) -> str:
+    """An FTS5 query for lines holding every trigram of ``needle`` (folded as lines are). With
+    ``detail=none`` a phrase cannot be asked for, so the trigrams are ANDed and each candidate is
+    then confirmed against the line."""
+    folded = _folded(needle)
+    grams = dict.fromkeys(folded[i : i + 3] for i in range(len(folded) - 2))
+    return " AND ".join('"' + gram.replace('"', '""') + '"' for gram in grams)
 
 
 def _no_rows() -> LogRows:
