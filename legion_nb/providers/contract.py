@@ -53,6 +53,7 @@ from legion_nb.providers.records import (
     Operation,
     OperationState,
     PendingServer,
+    PrimaryIp,
     RateLimitInfo,
     Server,
     ServerSpec,
@@ -287,6 +288,12 @@ class ProviderAdapter(Protocol):
     async def delete_firewall(self, firewall_id: str) -> None:
         """Delete. A firewall still applied to servers is a ``ProviderConflictError``: call
         ``apply_firewall(id, [])`` and wait for its operations first."""
+        ...
+
+    # addresses billed apart
+    async def list_primary_ips(self) -> list[PrimaryIp]:
+        """Primary IPs as records of their own, for providers that price them apart from servers
+        (Hetzner); a provider whose addresses its own billing covers returns ``[]``."""
         ...
 
     # floating ips

@@ -40,6 +40,7 @@ __all__ = [
     "OperationStatus",
     "PendingServer",
     "PortRange",
+    "PrimaryIp",
     "RateLimitInfo",
     "Server",
     "ServerSpec",
@@ -255,9 +256,38 @@ class FloatingIp:
     server_id: str | None = None
     location: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
+    created: datetime | None = None
+    """When the provider created it: a floating IP is billed from then on, assigned or not."""
 
     def __post_init__(self) -> None:
         freeze_mappings(self, "labels")
+
+    @property
+    def ownership(self) -> OwnershipLabels | None:
+        return OwnershipLabels.from_labels(self.labels)
+
+
+@dataclass(frozen=True)
+class PrimaryIp:
+    """A public address a server is created with, or a standalone one (Hetzner bills each apart
+    from its server, from its own creation until it is deleted, whether assigned or not)."""
+
+    provider: str
+    id: str
+    name: str
+    ip: str
+    ip_type: Literal["ipv4", "ipv6"]
+    server_id: str | None = None
+    location: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    created: datetime | None = None
+
+    def __post_init__(self) -> None:
+        freeze_mappings(self, "labels")
+
+    @property
+    def ownership(self) -> OwnershipLabels | None:
+        return OwnershipLabels.from_labels(self.labels)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -332,7 +362,9 @@ class CatalogPrice:
 
 @dataclass(frozen=True)
 class CatalogAddon:
-    """Something billed beside a server, per location: ``primary_ipv4`` at Hetzner."""
+    """An address priced per location: ``primary_ipv4`` / ``primary_ipv6`` and ``floating_ipv4`` /
+    ``floating_ipv6`` at Hetzner. ``hourly`` is 0 where only a monthly price is published (floating
+    IPs): every started calendar month then costs the monthly price."""
 
     name: str
     location: str

@@ -19,7 +19,7 @@ from scaleway.billing.v2beta1 import BillingV2Beta1API
 import legion_nb
 from legion_nb.emulators.cloud import SandboxCloud
 from legion_nb.emulators.hetzner import state_of
-from legion_nb.emulators.hetzner.catalog import SERVER_TYPES
+from legion_nb.emulators.hetzner.catalog import SERVER_TYPES, pricing
 from legion_nb.engine.billing.hourly import month_start
 from legion_nb.engine.paths import log_dir_for
 from legion_nb.engine.runtime import Engine
@@ -133,8 +133,10 @@ async def test_the_ledger_covers_all_three_providers_and_matches_their_sdks(engi
     assert [(Decimal(r["billed_cost"]), r["ownership"], r["cluster"]) for r in mine] == [
         (hourly, "planned", tracked.cluster)
     ], "thirty minutes cost one started hour"
-    (address,) = [r for r in rows if r["resource"] == f"{hetzner_id}/ipv4"]
-    assert (address["kind"], Decimal(address["billed_cost"])) == ("primary_ipv4", Decimal("0.0008"))
+    # the server's primary IPv4 is billed once, as a primary IP of its own that names its server
+    (address,) = [r for r in rows if r["kind"] == "primary_ip" and r["server"] == str(hetzner_id)]
+    assert (address["sku"], Decimal(address["billed_cost"])) == ("primary_ipv4", Decimal("0.0008"))
+    assert not [r for r in rows if r["resource"] == f"{hetzner_id}/ipv4"]
     previous = month_start(month - dt.timedelta(days=1))
     last_month = await engine.billing_ledger(month=f"{previous:%Y-%m}", collect=False)
     for provider in ("scaleway", "ovh"):  # last month's invoice equals last month's usage lines
@@ -182,3 +184,52 @@ async def test_bad_billing_input_is_refused_with_one_line(engine: Engine) -> Non
         await engine.billing_ledger(by="colour", collect=False)
     with pytest.raises(UsageError, match="1 to 3660"):
         await engine.billing_collect(days=0)
+
+
+async def _hetzner_post(cloud: SandboxCloud, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    endpoint = cloud.endpoints()["hetzner"]
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {endpoint['token']}"}) as client:
+        answer = await client.post(f"{endpoint['url']}{path}", json=body)
+        answer.raise_for_status()
+        found: dict[str, Any] = answer.json()
+        return found
+
+
+def _address_price(family: str, location: str) -> tuple[Decimal | None, Decimal]:
+    group = next(g for g in pricing()[family] if g["type"] == "ipv4")
+    price = next(p for p in group["prices"] if p["location"] == location)
+    hourly = price.get("price_hourly")
+    return (Decimal(hourly["net"]) if hourly else None), Decimal(price["price_monthly"]["net"])
+
+
+async def test_hetzner_floating_and_standalone_primary_ips_are_own_rows(engine: Engine) -> None:
+    cloud = sandbox_cloud(engine)
+    floating = (await _hetzner_post(cloud, "/floating_ips", {"type": "ipv4", "home_location": "fsn1"}))[
+        "floating_ip"
+    ]
+    project = state_of(cloud.emulator("hetzner"))
+    thirty = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=30)
+    project.floating_ips[floating["id"]].created = thirty.isoformat().replace("+00:00", "Z")
+    primary = (
+        await _hetzner_post(cloud, "/primary_ips", {"type": "ipv4", "name": "spare", "location": "nbg1"})
+    )["primary_ip"]
+
+    rows = await engine.billing_ledger()
+
+    (fip,) = [r for r in rows if r["resource"] == f"floating_ip/{floating['id']}"]
+    hourly, monthly = _address_price("floating_ips", "fsn1")
+    assert hourly is None, "the pricing gives floating IPs a monthly price only"
+    assert (fip["kind"], fip["sku"], fip["server"], fip["resource_name"]) == (
+        "floating_ip",
+        "floating_ipv4",
+        "",
+        floating["name"],
+    )
+    assert Decimal(fip["billed_cost"]) == monthly, "a started month of a floating IP costs its monthly price"
+    (pip,) = [r for r in rows if r["resource"] == f"primary_ip/{primary['id']}"]
+    hourly, _ = _address_price("primary_ips", "nbg1")
+    assert (pip["kind"], pip["resource_name"], pip["server"]) == ("primary_ip", "spare", "")
+    assert Decimal(pip["billed_cost"]) == hourly, "a new standalone primary IP costs one started hour"
+    reconciliation = await engine.billing_reconciliation(collect=False)
+    orphans = {r["resource"] for r in reconciliation if r["orphan"]}
+    assert {f"floating_ip/{floating['id']}", f"primary_ip/{primary['id']}"} <= orphans

@@ -106,6 +106,7 @@ def ledger_rows(rows: Iterable[LedgerRow]) -> list[dict[str, Any]]:
             "source": r.source,
             "sku": r.sku,
             "ownership": r.ownership,
+            "server": r.server,
         }
         for r in rows
     ]

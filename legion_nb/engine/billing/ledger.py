@@ -17,6 +17,10 @@ difference shows. ``ownership`` says how the resource relates to Legion when it 
 ``planned`` (tracked for a planned server), ``labelled`` (carries Legion's ownership labels but is not
 planned), ``unlabelled`` (no Legion labels), ``gone`` (no longer listed by its provider) or
 ``account`` (an invoice: the whole account's month, no one resource; kind ``invoice``).
+
+Addresses a provider prices apart (Hetzner's primary and floating IPs) are resources of their own
+(:data:`ADDRESS_KINDS`), billed from their own creation; ``server`` names the server one is
+assigned to, so an address that outlives its server keeps its rows under the same id.
 """
 
 from __future__ import annotations
@@ -29,15 +33,19 @@ from typing import Literal, NamedTuple
 
 from legion_nb.engine.billing.hourly import Rate, daily_costs, month_start, traffic_charge
 from legion_nb.engine.state.model import LegionState
-from legion_nb.providers.records import BillingEntry, Catalog, Server
+from legion_nb.providers.records import BillingEntry, Catalog, FloatingIp, PrimaryIp, Server
 
 __all__ = [
     "ADDON_KINDS",
+    "ADDRESS_KINDS",
     "SOURCES",
+    "AddressFacts",
     "LedgerRow",
     "Ownership",
     "ServerFacts",
     "Source",
+    "address_facts",
+    "address_rows",
     "estimate_rows",
     "invoice_rows",
     "ownership_of",
@@ -51,6 +59,9 @@ Ownership = Literal["planned", "labelled", "unlabelled", "gone", "account"]
 SOURCES: tuple[Source, ...] = ("invoice", "usage", "estimate")
 ADDON_KINDS: frozenset[str] = frozenset({"primary_ipv4", "traffic"})
 """Row kinds billed beside a server; their resource id is the server's plus ``/ipv4`` or ``/traffic``."""
+ADDRESS_KINDS: frozenset[str] = frozenset({"floating_ip", "primary_ip"})
+"""Addresses billed as resources of their own (Hetzner): resource id ``floating_ip/<id>`` or
+``primary_ip/<id>``, priced from their own creation whether assigned to a server or not."""
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 CAPPED: Mapping[str, bool] = {"hetzner": True, "scaleway": True, "ovh": False}
 """Whether a provider caps hourly servers at the monthly price (OVH's hourly instances are not)."""
@@ -75,6 +86,8 @@ class LedgerRow(NamedTuple):
     source: Source
     sku: str
     ownership: Ownership
+    server: str = ""
+    """The server an address row's IP is assigned to when collected ('' for servers, unassigned IPs)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,10 +130,18 @@ def tracked_index(state: LegionState, provider: str) -> dict[str, tuple[str, str
 
 
 def server_facts(
-    state: LegionState, provider: str, account: str, servers: Iterable[Server], catalog: Catalog
+    state: LegionState,
+    provider: str,
+    account: str,
+    servers: Iterable[Server],
+    catalog: Catalog,
+    *,
+    billed_apart: frozenset[str] = frozenset(),
 ) -> list[ServerFacts]:
     """Facts for every listed server; a server whose type or location the catalog does not price
-    gets no rates (it still shows in the reconciliation, with no estimate)."""
+    gets no rates (it still shows in the reconciliation, with no estimate). A server in
+    ``billed_apart`` (ids of servers whose primary IPv4 is listed as a primary IP of its own, see
+    :func:`address_facts`) gets no ``<id>/ipv4`` row: its address is billed once, as itself."""
     capped = CAPPED.get(provider, True)
     tracked = tracked_index(state, provider)
     out: list[ServerFacts] = []
@@ -137,7 +158,8 @@ def server_facts(
             if price.per_tb_traffic is not None and server.outgoing_traffic is not None:
                 included = server.included_traffic or 0
                 traffic = traffic_charge(server.outgoing_traffic, included, price.per_tb_traffic)
-        addon = catalog.addon("primary_ipv4", location) if server.ipv4 else None
+        apart = server.id in billed_apart
+        addon = catalog.addon("primary_ipv4", location) if server.ipv4 and not apart else None
         if addon is not None and (addon.hourly or addon.monthly):
             ipv4 = (Rate(_EPOCH, addon.hourly, addon.monthly),)
         out.append(
@@ -161,13 +183,123 @@ def server_facts(
     return out
 
 
+def _daily_rows(
+    head: tuple[str, str, str, str, str, str, str],
+    tail: tuple[str, str, Ownership, str],
+    created: dt.datetime,
+    *,
+    since: dt.datetime,
+    until: dt.datetime,
+    rates: Sequence[Rate],
+) -> list[LedgerRow]:
+    """One estimate row per UTC day of ``[since, until)`` the lifetime from ``created`` touches:
+    ``head`` is the row's fields before its period; ``tail`` is currency, sku, ownership, server."""
+    day = dt.timedelta(days=1)
+    return [
+        LedgerRow(*head, start, min(start + day, until), amount, listed, tail[0], "estimate", *tail[1:])
+        for start, amount, listed in daily_costs(created, until, rates)
+        if start + day > since
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class AddressFacts:
+    """One floating or primary IP priced as a resource of its own: its lifetime starts at its own
+    creation and outlives any server it was assigned to; assigned or not, it costs the same."""
+
+    provider: str
+    account: str
+    resource_id: str
+    name: str
+    kind: str
+    sku: str
+    server: str
+    cluster: str
+    role: str
+    created: dt.datetime | None
+    ownership: Ownership
+    rates: tuple[Rate, ...]
+    currency: str
+
+
+def _address_rate(catalog: Catalog, sku: str, location: str) -> tuple[Rate, ...]:
+    """The address's price; one published only monthly is owed whole for every calendar month
+    the address exists in, so its "hourly" price is the monthly one, capped at the monthly one."""
+    addon = catalog.addon(sku, location)
+    if addon is None or not (addon.hourly or addon.monthly):
+        return ()
+    return (Rate(_EPOCH, addon.hourly or addon.monthly, addon.monthly),)
+
+
+def address_facts(
+    state: LegionState,
+    provider: str,
+    account: str,
+    *,
+    servers: Iterable[Server],
+    floating: Iterable[FloatingIp],
+    primary: Iterable[PrimaryIp],
+    catalog: Catalog,
+) -> list[AddressFacts]:
+    """Facts for every listed floating and primary IP. An address assigned to a listed server takes
+    that server's cluster, role and ownership (the server's line carries any cleanup flag); an
+    unassigned one is judged by its own labels, so a forgotten labelled address shows as ours."""
+    tracked = tracked_index(state, provider)
+    by_id = {s.id: s for s in servers}
+    out: list[AddressFacts] = []
+    addresses: list[tuple[str, FloatingIp | PrimaryIp]] = [
+        *(("floating_ip", f) for f in floating),
+        *(("primary_ip", p) for p in primary),
+    ]
+    for kind, address in addresses:
+        host = by_id.get(address.server_id or "")
+        if host is not None:
+            ownership, cluster, role = ownership_of(tracked, host)
+        else:
+            ownership, cluster, role = ("labelled" if address.ownership is not None else "unlabelled"), "", ""
+        sku = f"{kind.removesuffix('_ip')}_{address.ip_type}"
+        out.append(
+            AddressFacts(
+                provider=provider,
+                account=account,
+                resource_id=f"{kind}/{address.id}",
+                name=address.name,
+                kind=kind,
+                sku=sku,
+                server=address.server_id or "",
+                cluster=cluster,
+                role=role,
+                created=address.created,
+                ownership=ownership,
+                rates=_address_rate(catalog, sku, address.location or ""),
+                currency=catalog.currency,
+            )
+        )
+    return out
+
+
+def address_rows(facts: Sequence[AddressFacts], since: dt.datetime, until: dt.datetime) -> list[LedgerRow]:
+    """Legion's estimate per address and UTC day in ``[since, until)``, by the same hourly rules as
+    servers (:func:`estimate_rows`), from the address's own creation."""
+    rows: list[LedgerRow] = []
+    first_month = month_start(since)
+    for fact in facts:
+        if not fact.rates:
+            continue
+        created = max(fact.created or since, first_month)
+        head = (fact.provider, fact.account, fact.resource_id, fact.name, fact.kind, fact.cluster, fact.role)
+        tail = (fact.currency, fact.sku, fact.ownership, fact.server)
+        rows += _daily_rows(head, tail, created, since=since, until=until, rates=fact.rates)
+    return rows
+
+
 def estimate_rows(facts: Sequence[ServerFacts], since: dt.datetime, until: dt.datetime) -> list[LedgerRow]:
     """Legion's estimate per server and UTC day in ``[since, until)``: what the server's month total
     grew by that day, counted from its creation (an unknown creation counts from ``since``); its
-    primary IPv4 address the same way (``<id>/ipv4``, living as long as the server), and traffic
+    primary IPv4 address the same way (``<id>/ipv4``, living as long as the server) unless it is
+    billed apart (:func:`address_rows`), and traffic
     beyond the included amount as one row for the running month (``<id>/traffic``)."""
     rows: list[LedgerRow] = []
-    day = dt.timedelta(days=1)
     month = month_start(until)
     first_month = month_start(since)
     for fact in facts:
@@ -177,30 +309,18 @@ def estimate_rows(facts: Sequence[ServerFacts], since: dt.datetime, until: dt.da
         for kind, suffix, rates in (("server", "", fact.rates), ("primary_ipv4", "/ipv4", fact.ipv4_rates)):
             if not rates:
                 continue
-            resource = fact.resource_id + suffix
             sku = fact.sku if kind == "server" else "primary_ipv4"
-            for start, amount, listed in daily_costs(created, until, rates):
-                if start + day <= since:
-                    continue
-                rows.append(
-                    LedgerRow(
-                        fact.provider,
-                        fact.account,
-                        resource,
-                        fact.name,
-                        kind,
-                        fact.cluster,
-                        fact.role,
-                        start,
-                        min(start + day, until),
-                        amount,
-                        listed,
-                        fact.currency,
-                        "estimate",
-                        sku,
-                        fact.ownership,
-                    )
-                )
+            head = (
+                fact.provider,
+                fact.account,
+                fact.resource_id + suffix,
+                fact.name,
+                kind,
+                fact.cluster,
+                fact.role,
+            )
+            tail = (fact.currency, sku, fact.ownership, "")
+            rows += _daily_rows(head, tail, created, since=since, until=until, rates=rates)
         if fact.traffic > 0:
             rows.append(
                 LedgerRow(

@@ -117,9 +117,10 @@ def reconcile(
     for key in keys:
         provider, resource = key
         seen, row = listed.get(key), about.get(key)
-        addon = row is not None and row.kind in ADDON_KINDS
+        addon = row is not None and (row.kind in ADDON_KINDS or bool(row.server))
         if addon:  # an address or traffic belongs to its server: that line carries the orphan flag
-            seen = listed.get((provider, resource.rpartition("/")[0]))
+            host = row.server if row is not None and row.server else resource.rpartition("/")[0]
+            seen = listed.get((provider, host), seen)
         source = next((s for s in ("usage", "invoice") if (provider, resource, s) in figures), "")
         figure = figures[(provider, resource, source)] if source else None
         guess = estimate.get(key)

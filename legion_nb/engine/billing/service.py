@@ -5,8 +5,9 @@ lines) through the one broker, so it shares the providers' request budgets with 
 writes a SQLite store that must be open only while the state is unlocked. Its constructor names
 what it uses (ports): provider access, the current state, the log directory. A collection pass:
 
-1. per provider with credentials: list servers and read the live catalog (Legion's estimate needs
-   the prices the provider charges now), then the provider's usage lines, invoices and forecast for
+1. per provider with credentials: list servers, primary and floating IPs (addresses the provider
+   prices apart are billed as resources of their own) and read the live catalog (Legion's estimate
+   needs the prices the provider charges now), then the provider's usage lines, invoices and forecast for
    the window where it has a billing API (a provider without one, like Hetzner, gets estimates only);
 2. classify each listed server against the plan (:func:`~legion_nb.engine.billing.ledger.ownership_of`);
 3. write estimate and usage rows and the listing in one go each; closed periods keep their rows.
@@ -34,6 +35,8 @@ from legion_nb.engine.billing.hourly import month_start, next_month
 from legion_nb.engine.billing.ledger import (
     LedgerRow,
     ServerFacts,
+    address_facts,
+    address_rows,
     estimate_rows,
     invoice_rows,
     server_facts,
@@ -52,7 +55,7 @@ from legion_nb.engine.state.model import LegionState, StoredCredentials
 from legion_nb.errors import LegionError, LockedError, OperationError
 from legion_nb.providers.broker import ProviderBroker
 from legion_nb.providers.contract import Capability
-from legion_nb.providers.records import BillingPeriod, Catalog
+from legion_nb.providers.records import BillingPeriod, Catalog, FloatingIp
 from legion_nb.providers.registry import PROVIDERS
 
 __all__ = ["BillingProviders", "BillingService", "CollectReport"]
@@ -176,9 +179,20 @@ class BillingService:
         account = _account(state.credentials.get(provider))
         servers = await broker.read(provider, "list servers for billing", lambda a: a.list_servers())
         catalog = await self._providers.fetch_catalog(provider)
-        facts = server_facts(state, provider, account, servers, catalog)
+        primary = await broker.read(provider, "list primary IPs for billing", lambda a: a.list_primary_ips())
+        floating: list[FloatingIp] = []
+        if Capability.FLOATING_IP in broker.adapter(provider).capabilities:
+            floating = await broker.read(
+                provider, "list floating IPs for billing", lambda a: a.list_floating_ips()
+            )
+        apart = frozenset(p.server_id for p in primary if p.server_id is not None and p.ip_type == "ipv4")
+        facts = server_facts(state, provider, account, servers, catalog, billed_apart=apart)
+        addresses = address_facts(
+            state, provider, account, servers=servers, floating=floating, primary=primary, catalog=catalog
+        )
         self._facts[provider] = facts
         rows = await asyncio.to_thread(estimate_rows, facts, since, until)
+        rows += address_rows(addresses, since, until)
         if Capability.BILLING in broker.adapter(provider).capabilities:
             period = BillingPeriod(since.date(), until.date())
             entries = await broker.read(provider, "read billing", lambda a: a.list_billing(period))
@@ -191,6 +205,11 @@ class BillingService:
                 self._forecasts[provider] = sum((e.amount for e in ahead), Decimal(0))
         listed = [
             Listed(provider, f.resource_id, f.name, f.ownership, f.cluster, f.role, f.sku) for f in facts
+        ]
+        listed += [  # an assigned address's server stands for it in the reconciliation
+            Listed(provider, x.resource_id, x.name, x.ownership, x.cluster, x.role, x.sku)
+            for x in addresses
+            if not x.server
         ]
         return rows, listed
 

@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS ledger (
     sku TEXT NOT NULL,
     ownership TEXT NOT NULL,
     collected_ms INTEGER NOT NULL,
+    server TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (provider, resource_id, kind, source, start_ms)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ledger_by_start ON ledger (start_ms);
@@ -64,17 +65,17 @@ CREATE TABLE IF NOT EXISTS listing (
 
 _COLUMNS = (
     "provider, account, resource_id, resource_name, kind, cluster, role, start_ms, end_ms, "
-    "billed_nanos, list_nanos, currency, source, sku, ownership"
+    "billed_nanos, list_nanos, currency, source, sku, ownership, server"
 )
 
 
 _UPSERT = (
-    f"INSERT INTO ledger ({_COLUMNS}, collected_ms) VALUES ({', '.join('?' * 16)}) "  # noqa: S608 - constant
+    f"INSERT INTO ledger ({_COLUMNS}, collected_ms) VALUES ({', '.join('?' * 17)}) "  # noqa: S608 - constant
     "ON CONFLICT (provider, resource_id, kind, source, start_ms) DO UPDATE SET "
     "account=excluded.account, resource_name=excluded.resource_name, cluster=excluded.cluster, "
     "role=excluded.role, end_ms=excluded.end_ms, billed_nanos=excluded.billed_nanos, "
     "list_nanos=excluded.list_nanos, currency=excluded.currency, sku=excluded.sku, "
-    "ownership=excluded.ownership, collected_ms=excluded.collected_ms"
+    "ownership=excluded.ownership, server=excluded.server, collected_ms=excluded.collected_ms"
 )
 _UNIT = Decimal(1)
 _LISTING = "SELECT provider, resource_id, resource_name, ownership, cluster, role, sku, seen_ms FROM listing"
@@ -117,6 +118,10 @@ class LedgerStore:
 
     def __init__(self, path: Path) -> None:
         self._file = SqliteFile(path, _SCHEMA)
+        with self._file.write() as db:  # a ledger written before addresses had their server column
+            columns = {row[1] for row in db.execute("PRAGMA table_info(ledger)")}
+            if "server" not in columns:
+                db.execute("ALTER TABLE ledger ADD COLUMN server TEXT NOT NULL DEFAULT ''")
 
     @classmethod
     def in_dir(cls, log_dir: Path) -> LedgerStore:
@@ -166,6 +171,7 @@ class LedgerStore:
                 r.source,
                 r.sku,
                 r.ownership,
+                r.server,
                 now,
             )
             for r in rows
@@ -246,6 +252,7 @@ class LedgerStore:
                 cast("Source", src),
                 sku,
                 cast("Ownership", owner),
+                server,
             )
             for (
                 p,
@@ -263,6 +270,7 @@ class LedgerStore:
                 src,
                 sku,
                 owner,
+                server,
             ) in (found)
         ]
 

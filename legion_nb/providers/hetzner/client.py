@@ -48,6 +48,7 @@ from legion_nb.providers.records import (
     Operation,
     OperationState,
     PendingServer,
+    PrimaryIp,
     RateLimitInfo,
     Server,
     ServerSpec,
@@ -325,6 +326,11 @@ class HetznerAdapter:
         params = {"label_selector": convert.label_selector(labels)} if labels else None
         items = await self._paginate("/floating_ips", "floating_ips", params)
         return [convert.convert(convert.floating_ip, item, "floating ip") for item in items]
+
+    async def list_primary_ips(self) -> list[PrimaryIp]:
+        """Every primary IP of the project, standalone or on a server (billing prices them apart)."""
+        items = await self._paginate("/primary_ips", "primary_ips")
+        return [convert.convert(convert.primary_ip, item, "primary ip") for item in items]
 
     async def create_floating_ip(
         self, name: str, ip_type: Literal["ipv4", "ipv6"], location: str, labels: Mapping[str, str]

@@ -32,6 +32,7 @@ from legion_nb.providers.records import (
     Operation,
     OperationState,
     PortRange,
+    PrimaryIp,
     Server,
     ServerStatus,
     SshKey,
@@ -49,6 +50,7 @@ __all__ = [
     "label_selector",
     "operation",
     "operation_state",
+    "primary_ip",
     "rrset",
     "rule_to_wire",
     "server",
@@ -228,6 +230,22 @@ def floating_ip(data: wire.FloatingIp) -> FloatingIp:
         server_id=str(server_id) if server_id is not None else None,
         location=home["name"] if home else None,
         labels=dict(data.get("labels") or {}),
+        created=_created(data.get("created")),
+    )
+
+
+def primary_ip(data: wire.PrimaryIp) -> PrimaryIp:
+    assignee = data.get("assignee_id")
+    return PrimaryIp(
+        provider=PROVIDER,
+        id=str(data["id"]),
+        name=data.get("name") or str(data["id"]),
+        ip=data["ip"],
+        ip_type=data["type"],
+        server_id=str(assignee) if assignee is not None else None,
+        location=data["location"]["name"],
+        labels=dict(data.get("labels") or {}),
+        created=_created(data.get("created")),
     )
 
 
@@ -320,7 +338,8 @@ def catalog(
     *,
     pricing: wire.Pricing | None = None,
 ) -> Catalog:
-    """``pricing`` (``/pricing``) adds what is billed beside servers: primary IPv4 addresses."""
+    """``pricing`` (``/pricing``) adds the addresses billed apart from servers: primary and floating
+    IPs per type and location (``primary_ipv4``, ``floating_ipv4``, ...)."""
     return Catalog(
         provider=PROVIDER,
         currency=currency,
@@ -331,12 +350,21 @@ def catalog(
         fetched_at=fetched_at,
         addons=tuple(
             CatalogAddon(
-                name=f"primary_{group['type']}",
+                name=f"{family}_{group['type']}",
                 location=p["location"],
                 hourly=_money(p["price_hourly"]["net"]) if p.get("price_hourly") else Decimal(0),
                 monthly=_money(p["price_monthly"]["net"]),
             )
-            for group in (pricing.get("primary_ips") or [] if pricing is not None else [])
+            for family, groups in _address_prices(pricing)
+            for group in groups
             for p in group.get("prices") or []
         ),
     )
+
+
+def _address_prices(
+    pricing: wire.Pricing | None,
+) -> list[tuple[str, Sequence[wire.PrimaryIpPricing | wire.FloatingIpPricing]]]:
+    if pricing is None:
+        return []
+    return [("primary", pricing.get("primary_ips") or []), ("floating", pricing.get("floating_ips") or [])]

@@ -16,10 +16,14 @@ __all__ = [
     "FirewallAppliedTo",
     "FirewallRule",
     "FloatingIp",
+    "FloatingIpPricing",
     "Image",
     "Location",
     "Pagination",
     "Price",
+    "Pricing",
+    "PrimaryIp",
+    "PrimaryIpPricing",
     "RRSet",
     "Server",
     "ServerStatus",
@@ -161,9 +165,16 @@ class PrimaryIpPricing(TypedDict):
     prices: list[LocationPrice]
 
 
+class FloatingIpPricing(TypedDict):
+    type: Literal["ipv4", "ipv6"]
+    prices: list[LocationPrice]
+    """Per location; floating IPs publish ``price_monthly`` only."""
+
+
 class Pricing(TypedDict):
     currency: str
     primary_ips: NotRequired[list[PrimaryIpPricing]]
+    floating_ips: NotRequired[list[FloatingIpPricing]]
 
 
 class SshKey(TypedDict):
@@ -209,6 +220,19 @@ class FloatingIp(TypedDict):
     server: int | None
     home_location: Location
     labels: dict[str, str]
+    created: NotRequired[str]
+
+
+class PrimaryIp(TypedDict):
+    id: int
+    name: str
+    ip: str
+    type: Literal["ipv4", "ipv6"]
+    assignee_id: int | None
+    assignee_type: NotRequired[str]
+    location: Location
+    labels: dict[str, str]
+    created: str
 
 
 class Zone(TypedDict):

@@ -71,6 +71,7 @@ from legion_nb.providers.records import (
     Operation,
     OperationState,
     PendingServer,
+    PrimaryIp,
     RateLimitInfo,
     Server,
     ServerSpec,
@@ -405,6 +406,10 @@ class OvhAdapter:
 
     async def delete_firewall(self, firewall_id: str) -> None:
         raise capability_missing(PROVIDER, Capability.FIREWALL)
+
+    async def list_primary_ips(self) -> list[PrimaryIp]:
+        """None apart: this provider's own usage lines bill its addresses."""
+        return []
 
     async def list_floating_ips(self, labels: Mapping[str, str] | None = None) -> list[FloatingIp]:
         raise capability_missing(PROVIDER, Capability.FLOATING_IP)

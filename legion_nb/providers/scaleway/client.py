@@ -71,6 +71,7 @@ from legion_nb.providers.records import (
     Operation,
     OperationState,
     PendingServer,
+    PrimaryIp,
     RateLimitInfo,
     Server,
     ServerSpec,
@@ -564,6 +565,10 @@ class ScalewayAdapter:
         await self._api.request("DELETE", f"/instance/v1/zones/{zone}/security_groups/{raw}")
 
     # ----------------------------------------------------------------------------------- floating ips
+
+    async def list_primary_ips(self) -> list[PrimaryIp]:
+        """None apart: this provider's own usage lines bill its addresses."""
+        return []
 
     async def list_floating_ips(self, labels: Mapping[str, str] | None = None) -> list[FloatingIp]:
         require_capability(PROVIDER, CAPABILITIES, Capability.FLOATING_IP)
