@@ -242,9 +242,17 @@ def address_facts(
     catalog: Catalog,
 ) -> list[AddressFacts]:
     """Facts for every listed floating and primary IP. An address assigned to a listed server takes
-    that server's cluster, role and ownership (the server's line carries any cleanup flag); an
-    unassigned one is judged by its own labels, so a forgotten labelled address shows as ours."""
+    that server's name, cluster, role and ownership (rows read per server; the server's line carries
+    any cleanup flag); an unassigned one keeps its own name and is judged by its own labels (a
+    floating IP Legion tracks is ``planned``), so a forgotten labelled address shows as ours. The
+    reconciliation flags servers only as cleanup candidates: an address never carries the flag."""
     tracked = tracked_index(state, provider)
+    planned_floating = {
+        f.provider_id
+        for t in state.tracked.servers.values()
+        if t.provider == provider
+        for f in t.floating_ips
+    }
     by_id = {s.id: s for s in servers}
     out: list[AddressFacts] = []
     addresses: list[tuple[str, FloatingIp | PrimaryIp]] = [
@@ -255,6 +263,8 @@ def address_facts(
         host = by_id.get(address.server_id or "")
         if host is not None:
             ownership, cluster, role = ownership_of(tracked, host)
+        elif kind == "floating_ip" and address.id in planned_floating:
+            ownership, cluster, role = "planned", "", ""
         else:
             ownership, cluster, role = ("labelled" if address.ownership is not None else "unlabelled"), "", ""
         sku = f"{kind.removesuffix('_ip')}_{address.ip_type}"
@@ -263,7 +273,7 @@ def address_facts(
                 provider=provider,
                 account=account,
                 resource_id=f"{kind}/{address.id}",
-                name=address.name,
+                name=host.name if host is not None else address.name,
                 kind=kind,
                 sku=sku,
                 server=address.server_id or "",

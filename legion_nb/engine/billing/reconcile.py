@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from legion_nb.engine.billing.hourly import month_start, next_month, period_charge
-from legion_nb.engine.billing.ledger import ADDON_KINDS, LedgerRow, Ownership, ServerFacts
+from legion_nb.engine.billing.ledger import ADDON_KINDS, ADDRESS_KINDS, LedgerRow, Ownership, ServerFacts
 from legion_nb.engine.observe.ledger_store import Listed
 
 __all__ = [
@@ -117,9 +117,11 @@ def reconcile(
     for key in keys:
         provider, resource = key
         seen, row = listed.get(key), about.get(key)
-        addon = row is not None and (row.kind in ADDON_KINDS or bool(row.server))
+        addon = row is not None and row.kind in ADDON_KINDS | ADDRESS_KINDS
         if addon:  # an address or traffic belongs to its server: that line carries the orphan flag
-            host = row.server if row is not None and row.server else resource.rpartition("/")[0]
+            host = (
+                row.server if row is not None and row.kind in ADDRESS_KINDS else resource.rpartition("/")[0]
+            )
             seen = listed.get((provider, host), seen)
         source = next((s for s in ("usage", "invoice") if (provider, resource, s) in figures), "")
         figure = figures[(provider, resource, source)] if source else None
