@@ -173,16 +173,22 @@ def _node_fleet(
         seed=seed,
         history_hours=NODE_HISTORY_HOURS,
     )
-    reached = node_settings(ssh_port, admin_port, step_seconds, settings)
+    reached = node_settings(ssh_port, admin_port, step_seconds, settings, sender_port=sender_port)
     streams = replace(reached.streams, sender_port=sender_port, probe_interval=1.0, timeout=1.0)
     return fleet, replace(reached, streams=streams)
 
 
 def node_settings(
-    ssh_port: int, admin_port: int, step_seconds: float, settings: SessionSettings
+    ssh_port: int,
+    admin_port: int,
+    step_seconds: float,
+    settings: SessionSettings,
+    *,
+    sender_port: int | None = None,
 ) -> SessionSettings:
-    """``settings`` that reach simulated nodes on their shared SSH and admin ports: node deployment
-    with sandbox-short waits, and terminals on the nodes' SSH port."""
+    """``settings`` that reach simulated nodes on their shared SSH and admin ports (and satellites
+    on their Sender port): node deployment with sandbox-short waits, and terminals on the nodes'
+    SSH port."""
     from legion_nb.engine.deployment.node_channel import NodeAccess, ReadinessPolicy, SshNodeConnector  # noqa: PLC0415
     from legion_nb.engine.deployment.runtime import DeploymentSettings  # noqa: PLC0415
     from legion_nb.engine.node_terminals import TerminalSettings  # noqa: PLC0415
@@ -192,6 +198,8 @@ def node_settings(
     access = NodeAccess(
         ssh_port=ssh_port, admin_port=admin_port, readiness=ReadinessPolicy(attempts=500, delay=pause)
     )
+    if sender_port is not None:
+        access = replace(access, sender_port=sender_port)
     connector = SshNodeConnector(
         reconnect=ReconnectPolicy(attempts=500, initial_delay=pause, max_delay=pause, factor=1.0),
         options=SshOptions(connect_timeout=5.0, command_timeout=30.0),

@@ -18,7 +18,7 @@ import contextlib
 import socket
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -146,9 +146,12 @@ class Sandbox:
 
 
 @asynccontextmanager
-async def sandbox(seed: int = 0, timing: Timing | None = None) -> AsyncIterator[Sandbox]:
+async def sandbox(
+    seed: int = 0, timing: Timing | None = None, *, sender_port: int | None = None
+) -> AsyncIterator[Sandbox]:
     """The sandbox cloud plus simulated nodes. A rebuild shows as a node stopping and a fresh one (new
-    cloud-image host key) booting, provided the rebuild lasts longer than one watcher poll."""
+    cloud-image host key) booting, provided the rebuild lasts longer than one watcher poll. With a
+    ``sender_port``, satellites serve their Sender API there once set up."""
     from legion_nb.emulators.cloud import SandboxCloud  # noqa: PLC0415 - see the TYPE_CHECKING note
     from legion_nb.emulators.nodes import NodeFleet, NodeTiming  # noqa: PLC0415
     from legion_nb.emulators.world import SandboxWorld, Timing  # noqa: PLC0415
@@ -159,7 +162,9 @@ async def sandbox(seed: int = 0, timing: Timing | None = None) -> AsyncIterator[
     async with AsyncExitStack() as stack:
         cloud = await stack.enter_async_context(SandboxCloud(SandboxWorld(seed=seed, timing=timing)))
         fleet = await stack.enter_async_context(
-            NodeFleet(timing=node_timing, ssh_port=port, admin_port=admin_port_of(port))
+            NodeFleet(
+                timing=node_timing, ssh_port=port, admin_port=admin_port_of(port), sender_port=sender_port
+            )
         )
         await stack.enter_async_context(NodeWatcher(cloud, fleet))
         yield Sandbox(cloud, fleet, port)
@@ -254,17 +259,18 @@ def fast_broker() -> BrokerPolicy:
     )
 
 
-def node_access(ssh_port: int) -> NodeAccess:
+def node_access(ssh_port: int, sender_port: int | None = None) -> NodeAccess:
     async def no_wait(_: float) -> None:
         await asyncio.sleep(0.01)
 
-    return NodeAccess(
+    access = NodeAccess(
         ssh_port=ssh_port,
         admin_port=admin_port_of(ssh_port),
         readiness=ReadinessPolicy(attempts=200, delay=0.01),
         provisioning=60.0,
         sleep=no_wait,
     )
+    return access if sender_port is None else replace(access, sender_port=sender_port)
 
 
 def connector() -> SshNodeConnector:
@@ -274,11 +280,16 @@ def connector() -> SshNodeConnector:
     )
 
 
-async def create_state(path: Path, *, servers: tuple[str, ...] = ()) -> None:
-    """A new encrypted state at ``path`` with ``servers`` planned at Hetzner in one cluster."""
+async def create_state(
+    path: Path, *, servers: tuple[str, ...] = (), satellites: tuple[str, ...] = ()
+) -> None:
+    """A new encrypted state at ``path`` with ``servers`` planned at Hetzner in one cluster (and
+    ``satellites`` beside them)."""
     state = empty_state()
     for name in servers:
         state = planning.upsert_server(state, name=name, provider="hetzner", cluster="alpha")
+    for name in satellites:
+        state = planning.upsert_server(state, name=name, provider="hetzner", role="satellite")
     path.parent.mkdir(mode=0o700, exist_ok=True)
     (await SecureStateStore.create(path, PASSWORD, encode_state(state))).close()
 
@@ -294,7 +305,12 @@ class Engine:
 
 @asynccontextmanager
 async def engine(
-    path: Path, credentials: ProviderCredentials, ssh_port: int, *, delay: DelayHook | None = None
+    path: Path,
+    credentials: ProviderCredentials,
+    ssh_port: int,
+    *,
+    delay: DelayHook | None = None,
+    sender_port: int | None = None,
 ) -> AsyncIterator[Engine]:
     """The deployment parts of an unlocked engine over the state at ``path``."""
     store, payload = await SecureStateStore.unlock(path, PASSWORD)
@@ -308,7 +324,7 @@ async def engine(
             resilience = Resilience(broker, StatePendingRecorder(persistence), SettlePolicy(reads=3))
             providers = HetznerOnly(broker, resilience)
             services = NodePhaseWork(
-                persistence, providers, access=node_access(ssh_port), connector=connector()
+                persistence, providers, access=node_access(ssh_port, sender_port), connector=connector()
             )
             nodes = DrivenByTheTest(services)
             context = ActorContext(

@@ -77,7 +77,8 @@ class SimulatedNode:
         self.admin_port = admin_port
         self.sync_port = sync_port
         self.sender_port = sender_port
-        """Where the satellite Sender API listens (plain HTTP); None: this node serves none."""
+        """Where the satellite Sender API listens (plain HTTP) once ``legion-node satellite-setup``
+        ran; None: this node serves none."""
         self.senders = SatelliteSenders()
         self._sender_api: ServedApp | None = None
         self._sync: SyncListener | None = None
@@ -118,10 +119,6 @@ class SimulatedNode:
         self._running = True
         self.system.boot()
         await self._listen()
-        if self.sender_port is not None:
-            app = create_sender_app(self.senders, self.hostname)
-            self._sender_api = await serve_app(app, self.address, self.sender_port)
-            self.sender_port = self._sender_api.port
         self._up.set()
 
     async def aclose(self) -> None:
@@ -154,6 +151,8 @@ class SimulatedNode:
             await self.start_admin_api()
         if self.system.tribes_config is not None:
             await self.start_sync()
+        if self.system.sender_config is not None:
+            await self.start_sender()
         self._up.set()
 
     async def reboot(self, *, into_installer: bool = False) -> None:
@@ -190,6 +189,18 @@ class SimulatedNode:
         self.system.admin_api_active = True
         self.system.certs_activated = True
         self.system.log("admin-api", f"listening on {self.address}:{self.admin_port} (mTLS)")
+
+    async def start_sender(self) -> None:
+        """Serve the satellite Sender API (plain HTTP) once set up; a node given no sender port
+        serves none. Idempotent: a running API is kept."""
+        if self.sender_port is None:
+            raise RuntimeError(f"node {self.hostname} has no sender port: it is not a satellite")
+        if self._sender_api is not None:
+            return
+        app = create_sender_app(self.senders, self.hostname)
+        self._sender_api = await serve_app(app, self.address, self.sender_port)
+        self.sender_port = self._sender_api.port
+        self.system.log("sender", f"listening on {self.address}:{self.sender_port}")
 
     async def start_sync(self) -> None:
         """(Re)start Tribes peer sync with the configured allow-list (mTLS with the node certificate)."""

@@ -25,6 +25,11 @@ can make any of them fail on purpose::
     legion-node activate-certs             check the staged CA/cert/key and start the mTLS admin API
     legion-node configure-tribes           stdin: the sync handoff JSON; starts Tribes and peer sync
     legion-node readiness                  JSON readiness report; exit 0 only when ready
+    legion-node satellite-bootstrap        stdin: {admin_user, authorized_key, hostname} (root only)
+    legion-node satellite-setup            stdin: {node, sender_port}; installs and starts the Sender
+
+A satellite keeps its cloud image: its two verbs run there and are idempotent (a repeat leaves what
+is set up); the Sender API answers only once ``satellite-setup`` ran.
 
 Commands that take a while (``install``, ``configure-tribes``) really take that long
 (:class:`~legion_nb.emulators.nodes.system.NodeTiming`), so timeouts and progress are exercised.
@@ -47,6 +52,7 @@ from cryptography.hazmat.primitives import serialization
 from legion_nb.emulators.nodes.everyday import everyday
 from legion_nb.emulators.nodes.system import (
     HOST_KEY_PATH,
+    SENDER_CONFIG_PATH,
     TLS_CA_PATH,
     TLS_CERT_PATH,
     TLS_KEY_PATH,
@@ -91,6 +97,8 @@ class NodeControl(Protocol):
 
     async def start_service(self, service: str) -> None: ...
 
+    async def start_sender(self) -> None: ...
+
 
 def _ok(text: str = "") -> CommandOutcome:
     return CommandOutcome(0, text if not text or text.endswith("\n") else text + "\n")
@@ -115,7 +123,12 @@ class NodeShell:
     def reads_stdin(command: str) -> bool:
         """Whether ``command`` consumes stdin (the SSH server then reads it to EOF first)."""
         words = _split(command) or []
-        return words[:2] in (["legion-node", "write-file"], ["legion-node", "configure-tribes"])
+        return words[:1] == ["legion-node"] and words[1:2] in (
+            ["write-file"],
+            ["configure-tribes"],
+            ["satellite-bootstrap"],
+            ["satellite-setup"],
+        )
 
     async def run(
         self,
@@ -133,7 +146,7 @@ class NodeShell:
         name, args = words[0], words[1:]
         self.system.log("sshd", f"{user}: {name}")
         if name == "legion-node":
-            return await self._legion_node(args, stdin)
+            return await self._legion_node(args, stdin, user)
         simple: dict[str, Callable[[], CommandOutcome]] = {
             "echo": lambda: _ok(" ".join(args)),
             "hostname": lambda: _ok(self.system.hostname),
@@ -235,11 +248,11 @@ class NodeShell:
 
     # -- the install vocabulary ---------------------------------------------------------------
 
-    async def _legion_node(self, args: list[str], stdin: str) -> CommandOutcome:
+    async def _legion_node(self, args: list[str], stdin: str, user: str) -> CommandOutcome:
         if not args:
             return _fail(
                 "legion-node: name a step (phase, write-file, kexec, install, reboot, "
-                "activate-certs, configure-tribes, readiness)",
+                "activate-certs, configure-tribes, readiness, satellite-bootstrap, satellite-setup)",
                 2,
             )
         verb, rest = args[0], args[1:]
@@ -252,7 +265,10 @@ class NodeShell:
             "activate-certs": self._activate_certs,
             "configure-tribes": self._configure_tribes,
             "readiness": self._readiness,
+            "satellite-setup": self._satellite_setup,
         }
+        if verb == "satellite-bootstrap":
+            steps[verb] = lambda rest, text: self._satellite_bootstrap(user, text)
         step = steps.get(verb)
         if step is None:
             return _fail(f"legion-node: unknown step {verb!r}", 2)
@@ -328,6 +344,44 @@ class NodeShell:
     async def _readiness(self, args: list[str], stdin: str) -> CommandOutcome:
         report = self.system.readiness()
         return CommandOutcome(0 if report["ready"] else 1, json.dumps(report, sort_keys=True) + "\n")
+
+
+    async def _satellite_bootstrap(self, user: str, stdin: str) -> CommandOutcome:
+        if user != "root":
+            return _fail("legion-node satellite-bootstrap: run it as root")
+        if self.system.phase != "cloud-image":
+            phase = self.system.phase
+            return _fail(f"legion-node satellite-bootstrap: satellites keep their image (node is {phase})")
+        handoff = _json_object(stdin)
+        fields = ("admin_user", "authorized_key", "hostname")
+        if handoff is None or not all(isinstance(handoff.get(k), str) and handoff[k] for k in fields):
+            return _fail(f"legion-node satellite-bootstrap: stdin must be JSON with {', '.join(fields)}")
+        self.system.bootstrap_satellite(
+            str(handoff["admin_user"]), str(handoff["authorized_key"]), str(handoff["hostname"])
+        )
+        return _ok(f"admin user {handoff['admin_user']} ready")
+
+    async def _satellite_setup(self, args: list[str], stdin: str) -> CommandOutcome:
+        if self.system.admin_user is None or self.system.phase != "cloud-image":
+            return _fail("legion-node satellite-setup: run satellite-bootstrap first")
+        config = _json_object(stdin)
+        if config is None or not isinstance(config.get("sender_port"), int):
+            return _fail("legion-node satellite-setup: stdin must be JSON with node and sender_port")
+        self.system.files[SENDER_CONFIG_PATH] = stdin
+        self.system.sender_config = config
+        try:
+            await self.control.start_sender()
+        except RuntimeError as exc:
+            return _fail(f"legion-node satellite-setup: {exc}")
+        return _ok("sender active")
+
+
+def _json_object(text: str) -> dict[str, object] | None:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _check_tls(files: dict[str, str]) -> str | None:

@@ -33,6 +33,7 @@ __all__ = [
     "ADMIN_USER_PATH",
     "HOST_KEY_PATH",
     "PHASES",
+    "SENDER_CONFIG_PATH",
     "TLS_CA_PATH",
     "TLS_CERT_PATH",
     "TLS_KEY_PATH",
@@ -57,6 +58,7 @@ TLS_CERT_PATH = "/etc/tribes/tls/node.pem"
 TLS_KEY_PATH = "/etc/tribes/tls/node.key"
 TRIBES_CONFIG_PATH = "/etc/tribes/sync.json"
 NBDE_BINDING_PATH = "/etc/legion/nbde.json"
+SENDER_CONFIG_PATH = "/etc/legion/sender.json"
 
 _JOURNAL_LIMIT = 2000
 
@@ -154,6 +156,9 @@ class NodeSystem:
     """Services an operator stopped (``systemctl stop``); enabled units start again at boot."""
     sync_listening: bool = False
     """Peer sync accepts connections on its port right now."""
+    sender_config: dict[str, object] | None = field(default=None, repr=False)
+    """A satellite's Sender configuration (``legion-node satellite-setup``): the Sender service
+    runs, and comes back at every boot."""
     admin_api_broken: bool = False
     """A fault: the admin API answers every request with HTTP 500."""
     journal: deque[JournalEntry] = field(default_factory=lambda: deque(maxlen=_JOURNAL_LIMIT))
@@ -320,6 +325,14 @@ class NodeSystem:
             "tribes": self.tribes_state() == "active",
         }
         return {"node": self.hostname, "phase": self.phase, "ready": all(checks.values()), "checks": checks}
+
+    def bootstrap_satellite(self, admin_user: str, authorized_key: str, hostname: str) -> None:
+        """A satellite keeps its image: Legion's admin user and key and the hostname take effect now."""
+        self.admin_user = admin_user
+        self.files[ADMIN_USER_PATH] = admin_user
+        self.files[ADMIN_KEYS_PATH] = authorized_key + "\n"
+        self.authorize(admin_user, authorized_key)
+        self.hostname = hostname
 
     def finish_install(self) -> None:
         """``install`` succeeded: the OS is on disk, effective at the next boot."""

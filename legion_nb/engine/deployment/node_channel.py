@@ -33,6 +33,7 @@ __all__ = [
     "ADMIN_USER_PATH",
     "HOST_KEY_PATH",
     "NBDE_BINDING_PATH",
+    "SENDER_PORT",
     "TLS_CA_PATH",
     "TLS_CERT_PATH",
     "TLS_KEY_PATH",
@@ -57,6 +58,8 @@ TLS_CERT_PATH = "/etc/tribes/tls/node.pem"
 TLS_KEY_PATH = "/etc/tribes/tls/node.key"
 TRIBES_CONFIG_PATH = "/etc/tribes/sync.json"
 NBDE_BINDING_PATH = "/etc/legion/nbde.json"
+SENDER_PORT = 8470
+"""A satellite's Sender API port (plain HTTP)."""
 
 
 class NodeStepError(NodeError):
@@ -133,6 +136,8 @@ class NodeAccess:
     ssh_port: int = 22
     admin_port: int = ADMIN_API_PORT
     readiness: ReadinessPolicy = field(default_factory=ReadinessPolicy)
+    sender_port: int = SENDER_PORT
+    """Where a satellite's Sender API (its HTTP health) listens."""
     provisioning: float = 600.0
     """Seconds the provision phase waits for the node actor to track and start the server."""
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep

@@ -14,7 +14,8 @@ The window closes for good once the server has presented the pinned key (recorde
 resumed or repeated install that then meets another key raises :class:`PinnedHostKeyRefusedError`
 and never falls back to the key the impostor presents (it would be sent the node's host private
 key next). Only two acts reopen it: Legion rebuilding the server itself (a reinstall's image
-reset, :func:`reopen_host_key_window`) and the operator's explicit ``legion server repin``.
+reset, :func:`reopen_host_key_window`) and the operator's explicit ``legion server repin``. The
+same two acts drop a satellite's first-contact pin (:mod:`.satellite`).
 """
 
 from __future__ import annotations
@@ -160,7 +161,8 @@ async def reopen_host_key_window(state: StatePort, node: str, *, reason: str) ->
     own rebuild of it, and the operator's explicit re-pin.
     """
     material = material_of(state.state, node)
-    if material is None or not material.security.get("host_key_presented_by"):
+    security = material.security if material is not None else {}
+    if not (security.get("host_key_presented_by") or security.get("satellite_host_key")):
         return
 
     def reopen(current: LegionState) -> tuple[LegionState, None]:
@@ -174,4 +176,6 @@ def _with_presented_by(state: LegionState, node: str, server: str) -> LegionStat
     if material is None or not material.security:
         return state
     security = {**material.security, "host_key_presented_by": server}
+    if not server:  # reopened: a satellite's first-contact pin goes too
+        security["satellite_host_key"] = ""
     return with_material(state, replace(material, security=security))

@@ -4,7 +4,8 @@ Every phase is idempotent because it **looks before it acts**: provisioning only
 server the node actor creates, tracks and starts (:mod:`.provisioning`); ``kexec`` and
 ``os_install`` ask the node which stage it is at and skip what is behind it (:mod:`.install`);
 certificate activation, Tribes configuration (:mod:`.configuration`) and the NBDE binding
-(:mod:`.nbde_binding`) compare what the node holds with what it should hold. So a phase that was
+(:mod:`.nbde_binding`) compare what the node holds with what it should hold; a satellite's short
+path (:mod:`.satellite`) leaves what its node already runs. So a phase that was
 running when the engine died can simply be run again. How nodes are reached and trusted is
 :mod:`.node_reach`; the node command vocabulary is :mod:`.node_channel`.
 """
@@ -23,6 +24,7 @@ from legion_nb.engine.deployment.phases import NodeOperation, Phase, PhaseHandle
 from legion_nb.engine.deployment.provisioning import Provisioning
 from legion_nb.engine.deployment.readiness import ReadinessChecks
 from legion_nb.engine.deployment.reinstall import ImageReset
+from legion_nb.engine.deployment.satellite import SatelliteSetup
 from legion_nb.engine.resources.ports import ProviderAccess, StatePort
 from legion_nb.engine.state.model import TrackedSshKey
 
@@ -49,6 +51,7 @@ class NodePhaseWork:
         configuration = NodeConfiguration(reach)
         readiness = ReadinessChecks(reach)
         nbde = NbdeBinding(reach)
+        satellite = SatelliteSetup(reach)
         self._handlers: Mapping[Phase, PhaseHandler] = {
             Phase.PROVISION: self._provisioning.provision,
             Phase.IMAGE_RESET: ImageReset(state, providers).image_reset,
@@ -61,6 +64,9 @@ class NodePhaseWork:
             Phase.CLUSTER_RECONCILE: configuration.cluster_reconcile,
             Phase.BARRIER_CLEAR: readiness.barrier_clear,
             Phase.NBDE_RECONCILE: nbde.nbde_reconcile,
+            Phase.SATELLITE_BOOTSTRAP: satellite.bootstrap,
+            Phase.SATELLITE_SETUP: satellite.setup,
+            Phase.SATELLITE_HEALTH: satellite.health,
         }
 
     @property

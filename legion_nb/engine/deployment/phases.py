@@ -1,6 +1,7 @@
 """The deployment phase machine, declared: which phases each node operation walks, and in what order.
 
-A node operation (add, reinstall, Tribes reconfigure, NBDE promotion, NBDE reconcile) is a fixed
+A node operation (add, reinstall, Tribes reconfigure, NBDE promotion, NBDE reconcile, and a
+satellite's short ``satellite_add``) is a fixed
 sequence of phases, and :data:`PLANS` says which. The machine is this table plus one rule: after a
 phase ends, the next phase of the same plan starts; after the last one, the execution succeeded.
 There is no branching to hand-roll: what differs between runs (a server already provisioned, a node
@@ -29,6 +30,7 @@ from legion_nb.errors import UsageError
 __all__ = [
     "INSTALL_PHASES",
     "PLANS",
+    "SATELLITE_PHASES",
     "NodeOperation",
     "Phase",
     "PhaseContext",
@@ -69,6 +71,13 @@ class Phase(enum.StrEnum):
     """Let the node be published (DNS, endpoints): it is ready and its peers know it."""
     NBDE_RECONCILE = "nbde_reconcile"
     """Bind the disk unlock to the derived NBDE policy (a no-op when already there)."""
+    SATELLITE_BOOTSTRAP = "satellite_bootstrap"
+    """Satellite: pin the host key it presents on first contact, add Legion's admin user and key,
+    set its hostname."""
+    SATELLITE_SETUP = "satellite_setup"
+    """Satellite: install the Sender service with its configuration and start it."""
+    SATELLITE_HEALTH = "satellite_health"
+    """Satellite: wait until its Sender API answers its HTTP health check."""
 
 
 class NodeOperation(enum.StrEnum):
@@ -77,6 +86,7 @@ class NodeOperation(enum.StrEnum):
     RECONFIGURE = "reconfigure"
     NBDE_PROMOTE = "nbde_promote"
     NBDE_RECONCILE = "nbde_reconcile"
+    SATELLITE_ADD = "satellite_add"
 
 
 INSTALL_PHASES: tuple[Phase, ...] = (
@@ -91,6 +101,15 @@ INSTALL_PHASES: tuple[Phase, ...] = (
     Phase.NBDE_RECONCILE,
 )
 
+SATELLITE_PHASES: tuple[Phase, ...] = (
+    Phase.PROVISION,
+    Phase.SATELLITE_BOOTSTRAP,
+    Phase.SATELLITE_SETUP,
+    Phase.SATELLITE_HEALTH,
+)
+"""The satellite's short path: it keeps its provider image (no kexec, OS install, certificates,
+Tribes or NBDE); it only needs Legion's admin access and a running Sender."""
+
 PLANS: Mapping[NodeOperation, tuple[Phase, ...]] = MappingProxyType(
     {
         NodeOperation.ADD: (Phase.PROVISION, *INSTALL_PHASES),
@@ -103,6 +122,7 @@ PLANS: Mapping[NodeOperation, tuple[Phase, ...]] = MappingProxyType(
         ),
         NodeOperation.NBDE_PROMOTE: (Phase.READINESS, Phase.NBDE_RECONCILE, Phase.CLUSTER_RECONCILE),
         NodeOperation.NBDE_RECONCILE: (Phase.NBDE_RECONCILE,),
+        NodeOperation.SATELLITE_ADD: SATELLITE_PHASES,
     }
 )
 

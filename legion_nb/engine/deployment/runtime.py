@@ -323,12 +323,13 @@ class DeploymentService:
         return await self._work.provider_ssh_key(node, provider)
 
     async def deploy(self, node: str) -> NodeExecution:
-        """Install a tracked node: ``add`` when it never ran an operation (its provision phase finds
-        the tracked server), else resume the unfinished one, else start that operation over."""
+        """Install a tracked node: ``add`` (a satellite: ``satellite_add``) when it never ran an
+        operation (its provision phase finds the tracked server), else resume the unfinished one,
+        else start that operation over."""
         runtime = self.runtime
         execution = runtime.execution(node)
         if execution is None:
-            return await runtime.run(node, NodeOperation.ADD)
+            return await runtime.run(node, _first_operation(self._state.state, node))
         if execution.status == "succeeded":
             return execution
         if execution.status in ("interrupted", "failed") and execution.retryable:
@@ -353,3 +354,11 @@ class DeploymentService:
         if material_of(self._state.state, node) is None:
             raise UsageError(f"node {node} has no deployment material: there is no pinned key to replace")
         await reopen_host_key_window(self._state, node, reason=f"operator re-pinned node {node}")
+
+
+def _first_operation(state: LegionState, node: str) -> NodeOperation:
+    """A satellite's first operation is its short path; a cluster node's the full install."""
+    record = state.tracked.servers.get(node)
+    planned = state.scheme.find_server(node)
+    role = record.role if record is not None else planned[1].role if planned is not None else "cluster"
+    return NodeOperation.SATELLITE_ADD if role == "satellite" else NodeOperation.ADD

@@ -133,6 +133,9 @@ class NodeSecurity:
     certificate: IssuedCertificate = field(repr=False)
     admin: AdminCredentials = field(repr=False)
     host_key_presented_by: str = ""
+    satellite_host_key: str = ""
+    """A satellite keeps its provider image's host key: the one it presented on first contact
+    (``type base64``), pinned from then on."""
 
     @property
     def node(self) -> str:
@@ -163,6 +166,7 @@ class NodeSecurity:
             "certificate": self.certificate.to_dict(),
             "admin": self.admin.to_dict(),
             "host_key_presented_by": self.host_key_presented_by,
+            "satellite_host_key": self.satellite_host_key,
         }
 
     @classmethod
@@ -175,6 +179,7 @@ class NodeSecurity:
             ),
             admin=AdminCredentials.from_dict(_section(data, "admin", "node security")),
             host_key_presented_by=_optional_text(data, "host_key_presented_by", "node security"),
+            satellite_host_key=_optional_text(data, "satellite_host_key", "node security"),
         )
 
 

@@ -8,7 +8,8 @@ collection. Billing collection and repairs are concerns their own services regis
 :meth:`ObservationService.register` (their intervals are in the settings already).
 
 Which nodes are observed is read from the actors: every server whose system region reads
-``deployed``. Cluster nodes are polled over their admin API; satellites need a probe registered
+``deployed`` (a satellite also while merely reachable: without a deployment runtime it is never
+set up). Cluster nodes are polled over their admin API; satellites need a probe registered
 for their role (:meth:`NodeObservation.register_probe`).
 """
 
@@ -116,14 +117,14 @@ class LazyNodeReach:
 
 
 def observed_nodes(snapshots: Iterable[ActorSnapshot]) -> list[ObservedNode]:
-    """The servers to observe: every cluster node whose system region reads ``deployed``, and every
-    satellite whose server is reachable (satellites have no install to finish)."""
+    """The servers to observe: every node whose system region reads ``deployed``, and a satellite
+    whose server is reachable in a session without a deployment runtime (it has nothing to set up)."""
     nodes = []
     for snapshot in snapshots:
         if snapshot.key.kind != "server":
             continue
         satellite = snapshot.facts.get("role") == "satellite"
-        if snapshot.system != ("reachable" if satellite else "deployed"):
+        if snapshot.system not in (("deployed", "reachable") if satellite else ("deployed",)):
             continue
         facts = snapshot.facts
         address = facts.get("ipv4") or facts.get("ipv6") or ""

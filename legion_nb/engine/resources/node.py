@@ -7,13 +7,14 @@ The chart has two parallel regions, as the seed's node actor does:
   ``deleting`` -> ``deleted``; ``settling`` looks up a create that a crash or a lost answer left
   unresolved; any failure -> ``failed`` (the next wave starts over from what the state holds).
 * ``system``: what the node is as a system: ``unknown``, ``down`` or ``reachable`` from the
-  provider's status and, for cluster nodes while deployment is wired (``ActorContext.deployment``),
-  ``deploying`` (the deployment runtime installs the node: the ``add`` operation's phases, or a
-  resume of what an earlier run left unfinished), ``deployed`` (its last operation succeeded) or
-  ``deploy_failed`` (the next wave retries). The runtime's provisioning phase waits for the server this
-  actor tracks and runs, and never creates one; the server is created with the node's provider SSH
-  key so the install phases can reach it. The live phase shows as the snapshot's ``substage``.
-  Satellites keep the short path (reachable when running).
+  provider's status and, while deployment is wired (``ActorContext.deployment``), ``deploying``
+  (the deployment runtime sets the node up: a cluster node's ``add`` phases, a satellite's short
+  ``satellite_add`` path, or a resume of what an earlier run left unfinished), ``deployed`` (its
+  last operation succeeded) or ``deploy_failed`` (the next wave retries). The runtime's
+  provisioning phase waits for the server this actor tracks and runs, and never creates one; the
+  server is created with the node's provider SSH key so the install phases can reach it. The live
+  phase shows as the snapshot's ``substage``. Without a deployment runtime, a satellite is
+  reachable when running.
 
 Creation is safe against lost answers: the create intent (with the server's Legion id) is written to
 the state before the provider call, the tracked server is written the moment the provider returns
@@ -341,16 +342,18 @@ class ServerNodeActor(ResourceActor):
     def deploy_ok(self) -> bool:
         return self._deploy_error is None
 
-    # -- deployment (cluster nodes, when the engine wires a runtime) ----------------------------
+    # -- deployment (cluster nodes and satellites, when the engine wires a runtime) -------------
 
     def _deployer(self) -> NodeDeployer | None:
         deployer = self.context.deployment
         if deployer is None or not deployer.enabled():
             return None
+        return deployer if self._role() in ("cluster", "satellite") else None
+
+    def _role(self) -> str | None:
         planned = self.planned()
         record = self.tracked()
-        role = planned[1].role if planned is not None else record.role if record is not None else None
-        return deployer if role == "cluster" else None
+        return planned[1].role if planned is not None else record.role if record is not None else None
 
     def _system_target(self) -> str:
         """Where the system region belongs now (module notes); ``deploying`` only from ``running``."""
@@ -377,7 +380,9 @@ class ServerNodeActor(ResourceActor):
         """Run a repair operation on this deployed node (the supervisor's NBDE pass); True when it
         succeeded. Refused quietly (False) while the node is not deployed or another operation runs."""
         deployer = self._deployer()
-        if deployer is None or self.system() != "deployed" or deployer.busy(self.name):
+        if deployer is None or self._role() != "cluster":
+            return False  # a satellite has no cluster operations to repair
+        if self.system() != "deployed" or deployer.busy(self.name):
             return False
         try:
             await deployer.repair(self.name, operation)
