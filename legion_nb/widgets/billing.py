@@ -3,8 +3,9 @@
 Unlike the live panels, billing has no stream: its figures change when a collection pass reads the
 providers, so the panel asks the engine (in process, or the daemon's ``RemoteEngine``) for its
 billing rows on :meth:`BillingPanel.refresh`, or every ``interval`` seconds after
-:meth:`BillingPanel.follow`. Every figure stays a decimal string in the traits; the chart is drawn
-by the page as SVG elements (no charting library, no network), its bar heights the only floats.
+:meth:`BillingPanel.follow`. Every figure stays a decimal string in the traits; the cost-per-day
+chart is a Plotly ``FigureWidget`` shown under the page's tables (plotly.js comes from the wheel, no
+network), its bar heights the only floats.
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import anywidget
+import ipywidgets
+import plotly.graph_objects as go
 import traitlets
 
 from legion_nb.errors import LegionError, UsageError
+from legion_nb.widgets.figures import cost_per_day_figure, redraw
 from legion_nb.widgets.panel import STATIC, esm_of
 
 if TYPE_CHECKING:
@@ -91,6 +95,10 @@ class BillingPanel(anywidget.AnyWidget):
         super().__init__(**traits)
         self._engine = engine
         self._task: asyncio.Task[None] | None = None
+        self.cost_figure = go.FigureWidget()
+        self.cost_figure.add_class("lnb-cost-chart")
+        self.view = ipywidgets.VBox([self, self.cost_figure])
+        self.view.add_class("lnb-billing-view")
 
     async def refresh(self, *, collect: bool = True) -> None:
         """Read the engine's billing rows (collecting from the providers first, by default)."""
@@ -107,6 +115,11 @@ class BillingPanel(anywidget.AnyWidget):
             for name, value in view.items():
                 setattr(self, name, value)
             self.status = f"collected {dt.datetime.now(dt.UTC):%H:%M:%S} UTC"
+        redraw(self.cost_figure, cost_per_day_figure(self.days))
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """The tables and the Plotly cost-per-day chart together."""
+        return self.view._repr_mimebundle_(**kwargs)
 
     def follow(self, interval: float = 300.0) -> None:
         """Refresh now and every ``interval`` seconds until :meth:`close` (a task this panel owns)."""
@@ -129,4 +142,6 @@ class BillingPanel(anywidget.AnyWidget):
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
+        for widget in (self.view, self.cost_figure):
+            widget.close()
         super().close()

@@ -1,40 +1,32 @@
-"""A pandas plotting backend that draws Legion's offline SVG line charts: ``frame.plot()`` as is.
+"""pandas' ``frame.plot()`` through Plotly, the one charting library kept, for telemetry frames.
 
-pandas' ``plot()`` needs a backend; its default, matplotlib, is not a dependency here, and the
-panels and notebooks keep one charting path (SVG text, no network). Select this module once::
+Plotly ships a pandas plotting backend; this module selects the frames it suits (a Series or a wide
+DataFrame indexed by UTC time: a telemetry frame's column, a ``pivot_table`` by node) and hands them
+to it, so a bad frame fails with a one-line UsageError instead of a chart of row numbers. Select it
+once::
 
     pd.set_option("plotting.backend", "legion_nb.widgets.plotting")
     (await engine.telemetry(nodes="web-1", metrics=CPU, tier="5m"))["max"].plot()
 
-and a Series or a wide DataFrame indexed by time (a telemetry frame's column, a ``pivot_table`` by
-node) charts as one line per column, shown by Jupyter as SVG and saved with the notebook.
+The result is a Plotly figure: JupyterLab draws it with the plotly.js its extension bundles (no
+network), and the saved notebook keeps the figure's JSON.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from typing import Any
 
+import plotly
+import plotly.graph_objects as go
+
 from legion_nb.errors import UsageError
-from legion_nb.widgets.charts import line_chart_svg
 
-__all__ = ["SvgChart", "plot"]
-
-
-@dataclass(frozen=True, slots=True)
-class SvgChart:
-    """A drawn chart: Jupyter shows its SVG; ``svg`` is the text for a file or a page."""
-
-    svg: str
-
-    def _repr_svg_(self) -> str:
-        return self.svg
+__all__ = ["plot"]
 
 
-def plot(data: Any, kind: str = "line", x: Any = None, y: Any = None, **options: Any) -> SvgChart:
-    """pandas' backend entry point: a line chart of ``data``'s numeric columns (or ``y``) against
-    its UTC time index. Other kinds, and frames not indexed by time, are a UsageError."""
+def plot(data: Any, kind: str = "line", x: Any = None, y: Any = None, **options: Any) -> go.Figure:
+    """pandas' backend entry point: a line per numeric column of ``data`` (or ``y``) against its UTC
+    time index. Other kinds, and frames not indexed by time, are a UsageError."""
     import pandas as pd  # noqa: PLC0415 - only pandas calls this
 
     if kind != "line":
@@ -50,14 +42,10 @@ def plot(data: Any, kind: str = "line", x: Any = None, y: Any = None, **options:
     if not columns:
         raise UsageError("nothing to chart: the frame has no numeric column")
     index = frame.index if frame.index.tz is not None else frame.index.tz_localize("UTC")
-    times = index.as_unit("ms").asi8.tolist()
-    series = {
-        str(name): [
-            [float(t), float(v)]
-            for t, v in zip(times, frame[name].tolist(), strict=True)
-            if not math.isnan(v)
-        ]
-        for name in columns
-    }
-    title = options.get("title") or (str(data.name) if isinstance(data, pd.Series) and data.name else "")
-    return SvgChart(line_chart_svg(str(title), series))
+    wide = frame[columns].set_axis(index, axis=0)
+    wide.columns = [str(c) for c in columns]
+    named = str(data.name) if isinstance(data, pd.Series) and data.name else ""
+    title = options.pop("title", None) or named
+    figure: go.Figure = plotly.plot(wide, kind="line", title=str(title), **options)
+    figure.update_layout(template="plotly_white", legend_title_text="", xaxis_title="time (UTC)")
+    return figure

@@ -1,12 +1,13 @@
 """The telemetry panel: a sparkline per node for one metric, and one chart per metric.
 
 The panel asks the engine for a telemetry frame (``engine.telemetry``, in process or through the
-daemon) over the chosen window and rollup, and reshapes it into plain points in synced traits; the
-page draws them as SVG polylines (no charting library, no network: the charting choice is in
-``docs/architecture.md``). Picking a node, a metric or a window in the page sets the matching trait
-and the panel reads again; :meth:`TelemetryPanel.follow` re-reads every few seconds while collection
-runs. A saved notebook reopened without a kernel shows the same charts as static SVG
-(``_repr_mimebundle_`` carries them beside the widget view).
+daemon) over the chosen window and rollup, and reshapes it into plain points in synced traits; its
+Plotly ``FigureWidget`` charts (sparklines, a subplot per metric) are redrawn from those points and
+shown under the page's picks (no network: the charting choice is in ``docs/architecture.md``).
+Picking a node, a metric or a window in the page sets the matching trait and the panel reads again;
+:meth:`TelemetryPanel.follow` re-reads every few seconds while collection runs. A saved notebook
+reopened without a kernel shows the same charts as static SVG (``_repr_mimebundle_`` carries them
+beside the widget view).
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ import datetime as dt
 import math
 from typing import TYPE_CHECKING, Any
 
+import ipywidgets
+import plotly.graph_objects as go
 import traitlets
 
 from legion_nb.errors import LegionError, UsageError
 from legion_nb.widgets.charts import line_chart_svg
+from legion_nb.widgets.figures import metric_charts_figure, redraw, sparklines_figure
 from legion_nb.widgets.panel import STATIC, PolledPanel, esm_of
 
 if TYPE_CHECKING:
@@ -107,6 +111,12 @@ class TelemetryPanel(PolledPanel):
     def __init__(self, engine: EngineAPI, **traits: Any) -> None:
         super().__init__(engine, **traits)
         self._engine: EngineAPI = engine
+        self.sparkline_figure = go.FigureWidget()
+        self.sparkline_figure.add_class("lnb-sparklines")
+        self.chart_figure = go.FigureWidget()
+        self.chart_figure.add_class("lnb-charts")
+        self.view = ipywidgets.VBox([self, self.sparkline_figure, self.chart_figure])
+        self.view.add_class("lnb-telemetry-view")
 
     async def refresh(self) -> None:
         """Read the window's telemetry and redraw (a failure shows in ``status``)."""
@@ -124,10 +134,25 @@ class TelemetryPanel(PolledPanel):
             if self.metric not in view["metrics"] and view["metrics"]:
                 self.set_trait("metric", view["metrics"][0])
             self.status = f"{len(frame)} points, read {dt.datetime.now(dt.UTC):%H:%M:%S} UTC"
+        redraw(self.sparkline_figure, sparklines_figure(self.sparklines))
+        redraw(self.chart_figure, metric_charts_figure(self.charts))
 
     def follow(self, interval: float = 10.0) -> None:
         """Refresh now and every ``interval`` seconds until :meth:`close` (a task this panel owns)."""
         super().follow(interval)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """The picks and the Plotly charts together, plus :meth:`static_html` for a saved notebook."""
+        bundle = self.view._repr_mimebundle_(**kwargs)
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        if isinstance(data, dict):
+            data["text/html"] = self.static_html()
+        return bundle
+
+    def close(self) -> None:
+        for widget in (self.view, self.sparkline_figure, self.chart_figure):
+            widget.close()
+        super().close()
 
     def static_html(self) -> str:
         """The charts as SVG (what a saved notebook shows where no widget can run)."""

@@ -52,7 +52,8 @@ async def test_the_billing_notebook_shows_its_charts_and_panel(
         panel = page.locator(".lnb-panel.lnb-billing")
         await expect(panel).to_have_count(1)
         await expect(panel.locator(".lnb-billing-totals tbody tr")).to_have_count(3)
-        await expect(panel.locator("svg.lnb-cost-chart rect").first).to_be_visible()
+        cost_chart = page.locator(".lnb-billing-view .lnb-cost-chart")  # Plotly's bars under the tables
+        await expect(cost_chart.locator(".barlayer .point path").first).to_be_visible()
         await expect(panel.locator(".lnb-billing-orphans tbody tr")).to_have_count(1)
         await expect(page.get_by_text("Error displaying widget")).to_have_count(0)
         assert not await page.locator(

@@ -1,9 +1,9 @@
 """The telemetry notebook in a real JupyterLab through Chromium, with the network cut off.
 
 Every request that leaves the loopback is aborted and recorded; the notebook runs top to bottom, its
-offline SVG chart and both panels (sparklines and per-metric line charts; log lines with the search
-marked) show, and not one non-loopback request was even attempted. A screenshot of the whole run
-lands in ``test-artifacts/telemetry-and-logs.png``.
+Plotly chart of the peak and both panels (Plotly sparklines and per-metric line charts; log lines
+with the search marked) show, and not one non-loopback request was even attempted. A screenshot of
+the whole run lands in ``test-artifacts/telemetry-and-logs.png``.
 """
 
 from __future__ import annotations
@@ -42,14 +42,16 @@ async def test_the_telemetry_notebook_charts_and_panels_show_offline(
         await page.wait_for_function(ALL_CELLS_RAN, arg=code_cells, timeout=RUN)
         await expect(opened.idle).to_have_count(1, timeout=RUN)
 
-        chart = page.locator(".jp-OutputArea-output.jp-RenderedSVG")  # the offline SVG of the peak
+        chart = page.locator(".jp-OutputArea-output.jp-RenderedPlotly")  # Plotly's chart of the peak
         await expect(chart).to_have_count(1, timeout=SHOWN)
         await expect(chart).to_be_visible()
         telemetry = page.locator(".lnb-panel.lnb-telemetry")
         await expect(telemetry).to_have_count(1)
-        await expect(telemetry.locator(".lnb-spark svg polyline")).to_have_count(3)
-        await expect(telemetry.locator(".lnb-chart svg polyline").first).to_be_visible()
-        assert await telemetry.locator(".lnb-chart").count() >= 10  # one chart per metric
+        view = page.locator(".lnb-telemetry-view")  # the picks above Plotly's sparklines and charts
+        await expect(view.locator(".lnb-sparklines .scatterlayer .trace")).to_have_count(3, timeout=SHOWN)
+        await expect(view.locator(".lnb-charts .scatterlayer .trace path.js-line").first).to_be_visible()
+        per_metric = view.locator(".lnb-charts .cartesianlayer .subplot")  # one chart per metric
+        assert await per_metric.count() >= 10
         logs = page.locator(".lnb-panel.lnb-logs")
         await expect(logs.locator(".lnb-log-line").first).to_be_visible()
         await expect(logs.locator(".lnb-log-line mark").first).to_have_text(

@@ -30,6 +30,11 @@ async def test_the_billing_panel_shows_what_the_engine_collected() -> None:
         costs = [Decimal(r["cost"]) for r in panel.top]
         assert costs == sorted(costs, reverse=True) and len(panel.top) <= 10
         assert panel.orphans == []  # the history's servers are gone, nothing listed is unplanned
+        bars = panel.cost_figure.data  # the Plotly chart under the tables: stacked bars per provider
+        assert panel.cost_figure.layout.barmode == "stack"
+        assert sorted(bar.name for bar in bars) == sorted({d["provider"] for d in panel.days})
+        assert sum(len(bar.y) for bar in bars) == len(panel.days)
+        assert panel.view.children == (panel, panel.cost_figure)
         with pytest.raises(UsageError, match="positive"):
             panel.follow(0)
         await engine.logout()

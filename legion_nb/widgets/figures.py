@@ -1,0 +1,113 @@
+"""Plotly figures of the panels' charts: a chart per metric, a sparkline per node, cost per day.
+
+Plotly is the one charting library kept (``docs/architecture.md`` says why): its ``FigureWidget``
+carries plotly.js in the wheel, so a panel's charts render in JupyterLab with no network. These
+functions only reshape the plain points a view already holds (no engine reads, no thinning); the
+panels redraw their widgets from them with :func:`redraw`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from legion_nb.widgets.charts import LINE_COLOURS, PROVIDER_COLOURS
+
+__all__ = ["cost_per_day_figure", "metric_charts_figure", "redraw", "sparklines_figure"]
+
+_OTHER = "#7a7a7a"
+_MARGIN = {"l": 56, "r": 8, "t": 28, "b": 24}
+
+
+def _times(points: Sequence[Sequence[float]]) -> list[dt.datetime]:
+    return [dt.datetime.fromtimestamp(p[0] / 1000, dt.UTC) for p in points]
+
+
+def metric_charts_figure(charts: Sequence[Mapping[str, Any]]) -> go.Figure:
+    """One subplot per metric (the view's ``charts``), one coloured line per node on it."""
+    if not charts:
+        return go.Figure(layout={"height": 60, "margin": _MARGIN, "title": {"text": "No telemetry yet"}})
+    figure = make_subplots(
+        rows=len(charts),
+        cols=1,
+        subplot_titles=[str(c["metric"]) for c in charts],
+        vertical_spacing=0.3 / len(charts),
+    )
+    colour_of: dict[str, str] = {}
+    for row, chart in enumerate(charts, start=1):
+        for line in chart["series"]:
+            node = str(line["node"])
+            first = node not in colour_of
+            colour = colour_of.setdefault(node, LINE_COLOURS[len(colour_of) % len(LINE_COLOURS)])
+            figure.add_scatter(
+                x=_times(line["points"]),
+                y=[p[1] for p in line["points"]],
+                mode="lines",
+                name=node,
+                legendgroup=node,
+                showlegend=first,
+                line={"color": colour, "width": 1.5},
+                row=row,
+                col=1,
+            )
+    figure.update_layout(height=170 * len(charts) + 40, margin=_MARGIN, template="plotly_white")
+    return figure
+
+
+def sparklines_figure(sparklines: Sequence[Mapping[str, Any]]) -> go.Figure:
+    """A small line per node for the picked metric, titled with the node and its last value."""
+    if not sparklines:
+        return go.Figure(layout={"height": 40, "margin": _MARGIN})
+    titles = [f"{s['node']}: {s['metric']} {float(s['last']):.4g}" for s in sparklines]
+    figure = make_subplots(
+        rows=len(sparklines), cols=1, subplot_titles=titles, vertical_spacing=0.5 / len(sparklines)
+    )
+    for row, spark in enumerate(sparklines, start=1):
+        figure.add_scatter(
+            x=_times(spark["points"]),
+            y=[p[1] for p in spark["points"]],
+            mode="lines",
+            name=str(spark["node"]),
+            showlegend=False,
+            line={"color": LINE_COLOURS[0], "width": 1.2},
+            row=row,
+            col=1,
+        )
+    figure.update_xaxes(visible=False)
+    figure.update_yaxes(visible=False)
+    figure.update_layout(height=56 * len(sparklines) + 20, margin={"l": 8, "r": 8, "t": 20, "b": 4})
+    return figure
+
+
+def cost_per_day_figure(days: Sequence[Mapping[str, Any]]) -> go.Figure:
+    """The billing view's ``days`` (a decimal-string cost per day, provider and currency) as bars
+    stacked by provider; the bar heights are the only floats."""
+    figure = go.Figure(
+        layout={"barmode": "stack", "height": 240, "margin": _MARGIN, "template": "plotly_white"}
+    )
+    if not days:
+        figure.update_layout(title={"text": "No daily costs yet"})
+        return figure
+    currency = str(days[0]["currency"])
+    for provider in sorted({str(d["provider"]) for d in days}):
+        mine = [d for d in days if d["provider"] == provider and d["currency"] == currency]
+        figure.add_bar(
+            x=[str(d["day"]) for d in mine],
+            y=[float(d["cost"]) for d in mine],
+            name=provider,
+            marker={"color": PROVIDER_COLOURS.get(provider, _OTHER)},
+        )
+    figure.update_layout(title={"text": f"Cost per day ({currency})"})
+    return figure
+
+
+def redraw(widget: go.FigureWidget, figure: go.Figure) -> None:
+    """Replace ``widget``'s traces and layout by ``figure``'s in one message to the page."""
+    with widget.batch_update():
+        widget.data = ()
+        widget.layout = figure.layout
+        widget.add_traces(figure.data)
