@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from legion_nb.cli.context import CliContext, one_shot
-from legion_nb.cli.tables import table
+from legion_nb.cli.tables import money, table
 from legion_nb.errors import UsageError
 
 if TYPE_CHECKING:
@@ -326,8 +326,9 @@ def render_diff(data: dict[str, Any], *, fields: bool = False) -> str:
     if cost and cost.get("currencies"):
         out.append(
             table(
-                ("MONTHLY COST", "NOW", "PLANNED", "CHANGE"),
-                [(c["currency"], c["now"], c["planned"], _signed(c["change"])) for c in cost["currencies"]],
+                ("NOW", "PLANNED", "CHANGE"),
+                [_cost_row(c) for c in cost["currencies"]],
+                title="MONTHLY COST",
             )
         )
         if cost.get("unpriced"):
@@ -337,8 +338,15 @@ def render_diff(data: dict[str, Any], *, fields: bool = False) -> str:
     return "\n\n".join(out)
 
 
-def _signed(amount: str) -> str:
-    return amount if amount.startswith("-") else f"+{amount}"
+def _cost_row(cost: dict[str, str]) -> tuple[str, str, str]:
+    """One currency's monthly cost as money; the change carries its sign so a saving reads as one."""
+    currency = cost["currency"]
+    change = money(cost["change"], currency, "/month")
+    return (
+        money(cost["now"], currency, "/month"),
+        money(cost["planned"], currency, "/month"),
+        change if change.startswith("-") else f"+{change}",
+    )
 
 
 def _summary(resource: dict[str, Any]) -> str:

@@ -13,6 +13,7 @@ import httpx
 import pandas as pd
 import pytest
 
+from legion_nb.cli.planning import render_diff
 from legion_nb.emulators import hetzner, ovh, scaleway
 from legion_nb.emulators.httpkit import serve_in_thread
 from legion_nb.emulators.world import SandboxWorld, Timing
@@ -41,7 +42,20 @@ def test_diff_carries_the_monthly_cost_of_three_new_servers(legion: Legion, stat
     assert Decimal(eur["change"]) == Decimal(eur["planned"]) == expected
     assert {x["name"] for x in cost["servers"]} == {"h-1", "s-1", "o-1"} and cost["unpriced"] == []
     human = legion(*s, "diff").out
-    assert "MONTHLY COST" in human and f"+{expected}" in human
+    amount = f"{expected.quantize(Decimal('0.01'))} EUR/month"  # the catalog's prices have 2 decimals' worth
+    assert "MONTHLY COST" in human and f"+{amount}" in human and "0.00 EUR/month" in human
+    assert f"{expected}" not in human.replace(amount, ""), "an exact decimal string leaked into human output"
+
+
+def test_diff_prints_a_saving_as_negative_money_with_its_currency() -> None:
+    row = {"action": "delete", "kind": "server", "name": "h-1", "provider": "hetzner", "fields": []}
+    cost = {"currency": "EUR", "now": "18.2400", "planned": "14.4500", "change": "-3.7900"}
+    data = {"resources": [row], "cost": {"currencies": [cost], "unpriced": []}, "counts": {"delete": 1}}
+    lines = render_diff(data).splitlines()
+    head = lines.index("MONTHLY COST")
+    assert lines[head + 1].split() == ["NOW", "PLANNED", "CHANGE"]
+    assert lines[head + 2].split() == ["18.24", "EUR/month", "14.45", "EUR/month", "-3.79", "EUR/month"]
+    assert "3.7900" not in "\n".join(lines)
 
 
 @pytest.fixture
