@@ -66,6 +66,11 @@ class Dashboard(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets ships no t
             panel.close()
         super().close()
 
+    async def wait_closed(self) -> None:
+        """Wait until every panel has drawn the engine's last publication (after ``engine.aclose()``)."""
+        for panel in self.panels:
+            await panel.wait_closed()
+
 
 def show(engine: EventSource, **options: Any) -> Dashboard:
     """Every panel for ``engine`` (in-process or a daemon client); the last line of a cell displays it.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -26,6 +27,38 @@ __all__ = ["STATIC", "LivePanel", "PolledPanel", "esm_of"]
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
+
+_UNSENT: weakref.WeakSet[LivePanel] = weakref.WeakSet()
+"""Panels whose traits changed in a feed task since their state last went out from a cell."""
+_HOOKED: set[int] = set()  # ids of the IPython shells that resend _UNSENT after each cell
+
+
+def _resend_after_cell(*_result: Any) -> None:
+    """Send each changed panel's whole state again, from the cell that just ran.
+
+    A feed task inherits the kernel's message context of the cell that created the panel, so every
+    later update goes out as a reply to that long-finished cell. A live page applies it anyway, but
+    a headless run (nbclient, ``jupyter nbconvert --execute``) keeps only the messages of the cell it
+    is running, and would save the panels as they were when created. Sent again here, the state is
+    part of the current cell's reply, and the saved notebook holds what the panels last showed.
+    """
+    for panel in list(_UNSENT):
+        _UNSENT.discard(panel)
+        if panel.comm is not None:
+            panel.send_state()
+
+
+def _hook_cells() -> None:
+    """Register :func:`_resend_after_cell` once per IPython shell (none outside IPython)."""
+    try:
+        from IPython import get_ipython  # noqa: PLC0415 - only a kernel has a shell to hook
+    except ImportError:  # no IPython: no cells, nothing to resend
+        return
+    shell = get_ipython()
+    if shell is None or id(shell) in _HOOKED:
+        return
+    shell.events.register("post_run_cell", _resend_after_cell)
+    _HOOKED.add(id(shell))
 
 
 def esm_of(name: str) -> str:
@@ -65,6 +98,7 @@ class LivePanel(anywidget.AnyWidget):
     ) -> None:
         super().__init__(**traits)
         self._feed: Feed | None = None
+        _hook_cells()
         if engine is not None:
             self.attach(engine, min_interval=min_interval, sleep=sleep)
 
@@ -97,7 +131,13 @@ class LivePanel(anywidget.AnyWidget):
         feed = getattr(self, "_feed", None)  # close() also runs from __del__ of a half-built widget
         if feed is not None:
             feed.close()
+        _UNSENT.discard(self)
         super().close()
+
+    async def wait_closed(self) -> None:
+        """Wait until the feed has drawn its last update and reported the stream's end."""
+        if self._feed is not None:
+            await self._feed.wait_closed()
 
     async def _apply(self, batch: Batch) -> None:
         changes = await self.prepare(batch)
@@ -108,6 +148,7 @@ class LivePanel(anywidget.AnyWidget):
                 setattr(self, name, value)
             if self.feed_status == "waiting":
                 self.feed_status = "live"
+        _UNSENT.add(self)
 
     async def prepare(self, batch: Batch) -> Mapping[str, Any]:
         """The trait values that show ``batch`` (only the ones that change need to be there)."""
@@ -119,6 +160,7 @@ class LivePanel(anywidget.AnyWidget):
         else:
             reason = " ".join(str(failure).split()) or type(failure).__name__
             self.feed_status = f"stopped: {reason}"
+        _UNSENT.add(self)
 
 
 class PolledPanel(anywidget.AnyWidget):

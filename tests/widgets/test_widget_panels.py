@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from types import SimpleNamespace
 
+import IPython
 import pytest
+from IPython.core.events import EventManager, available_events
 from widgetkit import RecordingComm, until, until_matches_engine
 
 from legion_nb.engine.runtime import Engine
@@ -202,3 +205,26 @@ def test_the_static_files_ship_inside_the_package() -> None:
     for panel in (ResourcesPanel, PlanDiffPanel, ActivityPanel):
         assert "export default" in str(panel._esm)
         assert "lnbMount" in str(panel._esm)  # the shared helpers are part of each module
+
+
+async def test_after_each_cell_a_changed_panel_sends_its_whole_state_from_that_cell(
+    engine: Engine, recorded_comms: list[RecordingComm], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The feed's updates answer the cell that made the panel, and a headless run (nbclient) keeps only
+    the running cell's messages; the state sent again after each cell is what a saved notebook holds."""
+    events = EventManager(shell=None, available_events=available_events)
+    monkeypatch.setattr(IPython, "get_ipython", lambda: SimpleNamespace(events=events))
+    panel = ResourcesPanel(engine, min_interval=0)
+    (channel,) = [c for c in recorded_comms if c.comm_id == panel.model_id]
+    feed = panel.feed
+    assert feed is not None
+    await plan_cluster(engine)
+    await until(lambda: {r["name"] for r in panel.rows} >= set(SERVERS))
+    before = len(channel.updates())
+    events.trigger("post_run_cell", None)
+    (resent,) = channel.updates()[before:]
+    assert resent["state"]["feed_status"] == "live"
+    assert {r["name"] for r in resent["state"]["rows"]} >= set(SERVERS)
+    events.trigger("post_run_cell", None)  # nothing changed since: nothing to send again
+    assert len(channel.updates()) == before + 1
+    panel.close()
