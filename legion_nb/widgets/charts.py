@@ -1,8 +1,8 @@
-"""Offline charts: plain SVG drawn from billing and telemetry frames, for notebooks and panels.
+"""Static charts: plain SVG text drawn from billing and telemetry frames, for saved notebooks.
 
-Why SVG text and no charting library: a chart must show in a notebook with no network (Vega-based
-renderers fetch their runtime from a CDN unless extra packages are installed) and in a panel without
-a JavaScript bundle; an SVG string needs neither, is small, and a test can read it.
+The live charts come from Plotly (``widgets/figures.py``); a notebook reopened without a kernel has
+no widget to draw them, so the panels carry these SVG strings as their static view: no script, no
+network, small, and a test can read them.
 """
 
 from __future__ import annotations
@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["LINE_COLOURS", "PROVIDER_COLOURS", "cost_per_day_svg", "line_chart_svg", "stacked_bars_svg"]
+__all__ = [
+    "LINE_COLOURS",
+    "PROVIDER_COLOURS",
+    "cost_per_day_series",
+    "cost_per_day_svg",
+    "line_chart_svg",
+    "stacked_bars_svg",
+]
 
 PROVIDER_COLOURS: Mapping[str, str] = {"hetzner": "#d50c2d", "scaleway": "#4f0599", "ovh": "#123f6d"}
 _OTHER = "#7a7a7a"
@@ -72,11 +79,9 @@ def stacked_bars_svg(
     return "".join(parts)
 
 
-def cost_per_day_svg(frame: pd.DataFrame, *, title: str = "Cost per day") -> str:
-    """The ``by="day"`` billing frame (``billed_cost`` per provider and day) as stacked bars; one
-    currency per chart (the frame's first)."""
-    if frame.empty:
-        return stacked_bars_svg([], {}, title=f"{title} (no data)", unit="")
+def cost_per_day_series(frame: pd.DataFrame) -> tuple[list[str], dict[str, list[Decimal]], str]:
+    """The ``by="day"`` billing frame as day labels, ``billed_cost`` per provider (sorted) and day,
+    and the currency: the frame's first (one currency per chart)."""
     currency = str(frame["currency"].iloc[0])
     mine = frame[frame["currency"] == currency]
     days = sorted({stamp.strftime("%m-%d") for stamp in mine.index})
@@ -84,8 +89,16 @@ def cost_per_day_svg(frame: pd.DataFrame, *, title: str = "Cost per day") -> str
     series: dict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0)] * len(days))
     for stamp, provider, cost in zip(mine.index, mine["provider"], mine["billed_cost"], strict=True):
         series[str(provider)][position[stamp.strftime("%m-%d")]] += cost
-    ordered = {name: series[name] for name in sorted(series)}
-    return stacked_bars_svg(days, ordered, title=title, unit=currency)
+    return days, {name: series[name] for name in sorted(series)}, currency
+
+
+def cost_per_day_svg(frame: pd.DataFrame, *, title: str = "Cost per day") -> str:
+    """The ``by="day"`` billing frame (``billed_cost`` per provider and day) as stacked bars; one
+    currency per chart (the frame's first)."""
+    if frame.empty:
+        return stacked_bars_svg([], {}, title=f"{title} (no data)", unit="")
+    days, series, currency = cost_per_day_series(frame)
+    return stacked_bars_svg(days, series, title=title, unit=currency)
 
 
 def line_chart_svg(title: str, series: Mapping[str, Sequence[Sequence[float]]]) -> str:

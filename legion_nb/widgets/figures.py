@@ -1,4 +1,4 @@
-"""Plotly figures of the panels' charts: a chart per metric, a sparkline per node, cost per day.
+"""Plotly figures of the panels' and notebooks' charts: per metric, per node, cost per day.
 
 Plotly is the one charting library kept (``docs/architecture.md`` says why): its ``FigureWidget``
 carries plotly.js in the wheel, so a panel's charts render in JupyterLab with no network. These
@@ -10,14 +10,25 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from typing import Any
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from legion_nb.widgets.charts import LINE_COLOURS, PROVIDER_COLOURS
+from legion_nb.widgets.charts import LINE_COLOURS, PROVIDER_COLOURS, cost_per_day_series
 
-__all__ = ["cost_per_day_figure", "metric_charts_figure", "redraw", "sparklines_figure"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "billing_days_figure",
+    "cost_per_day_figure",
+    "metric_charts_figure",
+    "redraw",
+    "sparklines_figure",
+    "stacked_bars_figure",
+]
 
 _OTHER = "#7a7a7a"
 _MARGIN = {"l": 56, "r": 8, "t": 28, "b": 24}
@@ -83,26 +94,50 @@ def sparklines_figure(sparklines: Sequence[Mapping[str, Any]]) -> go.Figure:
     return figure
 
 
+def stacked_bars_figure(
+    labels: Sequence[str], series: Mapping[str, Sequence[Decimal]], *, title: str, unit: str
+) -> go.Figure:
+    """One bar per label, stacked by series (in the mapping's order, provider colours); the bar
+    heights are the only floats."""
+    figure = go.Figure(
+        layout={"barmode": "stack", "height": 260, "margin": _MARGIN, "template": "plotly_white"}
+    )
+    for name, values in series.items():
+        figure.add_bar(
+            x=list(labels),
+            y=[float(v) for v in values],
+            name=name,
+            marker={"color": PROVIDER_COLOURS.get(name, _OTHER)},
+        )
+    # labels such as "12-01" or "2026-11" are names of bars, not dates for Plotly to place on a time axis
+    figure.update_xaxes(type="category")
+    figure.update_layout(title={"text": title if labels else f"{title} (no data)"}, yaxis_title=unit)
+    return figure
+
+
 def cost_per_day_figure(days: Sequence[Mapping[str, Any]]) -> go.Figure:
     """The billing view's ``days`` (a decimal-string cost per day, provider and currency) as bars
-    stacked by provider; the bar heights are the only floats."""
-    figure = go.Figure(
-        layout={"barmode": "stack", "height": 240, "margin": _MARGIN, "template": "plotly_white"}
-    )
+    stacked by provider, in the first row's currency."""
     if not days:
-        figure.update_layout(title={"text": "No daily costs yet"})
-        return figure
+        return stacked_bars_figure([], {}, title="Cost per day", unit="")
     currency = str(days[0]["currency"])
-    for provider in sorted({str(d["provider"]) for d in days}):
-        mine = [d for d in days if d["provider"] == provider and d["currency"] == currency]
-        figure.add_bar(
-            x=[str(d["day"]) for d in mine],
-            y=[float(d["cost"]) for d in mine],
-            name=provider,
-            marker={"color": PROVIDER_COLOURS.get(provider, _OTHER)},
-        )
-    figure.update_layout(title={"text": f"Cost per day ({currency})"})
-    return figure
+    mine = [d for d in days if d["currency"] == currency]
+    labels = sorted({str(d["day"]) for d in mine})
+    position = {label: i for i, label in enumerate(labels)}
+    series: dict[str, list[Decimal]] = {}
+    for d in sorted(mine, key=lambda d: str(d["provider"])):
+        costs = series.setdefault(str(d["provider"]), [Decimal(0)] * len(labels))
+        costs[position[str(d["day"])]] += Decimal(str(d["cost"]))
+    return stacked_bars_figure(labels, series, title=f"Cost per day ({currency})", unit=currency)
+
+
+def billing_days_figure(frame: pd.DataFrame, *, title: str = "Cost per day") -> go.Figure:
+    """The ``by="day"`` billing frame (``billed_cost`` per provider and day) as stacked bars; one
+    currency per chart (the frame's first)."""
+    if frame.empty:
+        return stacked_bars_figure([], {}, title=title, unit="")
+    days, series, currency = cost_per_day_series(frame)
+    return stacked_bars_figure(days, series, title=title, unit=currency)
 
 
 def redraw(widget: go.FigureWidget, figure: go.Figure) -> None:

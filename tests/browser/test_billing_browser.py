@@ -1,7 +1,8 @@
 """The billing notebook in a real JupyterLab through Chromium: its charts and the billing panel show.
 
-The charts are SVG the notebook draws itself (no charting library, no network); the billing panel
-draws its cost-per-day chart as SVG elements in the page. A screenshot of the whole run lands in
+The notebook's charts and the billing panel's cost-per-day chart are Plotly's, drawn with the
+plotly.js its wheel bundles: every request that leaves the loopback is aborted and recorded, and
+none is attempted. A screenshot of the whole run lands in
 ``test-artifacts/billing-analysis.png``.
 """
 
@@ -39,13 +40,14 @@ async def test_the_billing_notebook_shows_its_charts_and_panel(
         viewport={"width": 1400, "height": 4000},
         load_timeout=LOAD,
         failure_shot=artifacts / "billing-analysis-failure.png",
+        offline=True,
     ) as opened:
         page = opened.page
         await run_all_cells(page)
         await page.wait_for_function(ALL_CELLS_RAN, arg=code_cells, timeout=RUN)
         await expect(opened.idle).to_have_count(1, timeout=RUN)
 
-        charts = page.locator(".jp-OutputArea-output.jp-RenderedSVG")  # JupyterLab's image/svg+xml view
+        charts = page.locator(".jp-OutputArea-output.jp-RenderedPlotly")  # Plotly's JupyterLab view
         await expect(charts).to_have_count(2, timeout=SHOWN)
         for chart in await charts.all():
             await expect(chart).to_be_visible()
@@ -60,5 +62,6 @@ async def test_the_billing_notebook_shows_its_charts_and_panel(
             ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
         ).count()
         await page.screenshot(path=str(artifacts / "billing-analysis.png"), full_page=True)
+    assert opened.remote_requests == []
     assert opened.page_errors == []
     assert [e for e in opened.console_errors if re.search(r"widget|lnb|anywidget", e, re.IGNORECASE)] == []

@@ -8,11 +8,12 @@ from xml.etree import ElementTree
 
 from legion_nb.engine.billing.frames import billing_frame
 from legion_nb.widgets.charts import cost_per_day_svg, stacked_bars_svg
+from legion_nb.widgets.figures import billing_days_figure, cost_per_day_figure
 
 
-def test_cost_per_day_is_a_stacked_svg_bar_chart_that_needs_no_network() -> None:
+def _three_days() -> list[dict[str, str]]:
     day = dt.datetime(2026, 11, 3, tzinfo=dt.UTC)
-    rows = [
+    return [
         {
             "start": (day + dt.timedelta(days=k)).isoformat(),
             "end": "",
@@ -24,7 +25,10 @@ def test_cost_per_day_is_a_stacked_svg_bar_chart_that_needs_no_network() -> None
         for k in range(3)
         for p, c in (("hetzner", "0.144"), ("ovh", "1.63"))
     ]
-    svg = cost_per_day_svg(billing_frame(rows))
+
+
+def test_cost_per_day_is_a_stacked_svg_bar_chart_that_needs_no_network() -> None:
+    svg = cost_per_day_svg(billing_frame(_three_days()))
     root = ElementTree.fromstring(svg)
     rects = [
         e
@@ -41,3 +45,20 @@ def test_labels_are_escaped_and_empty_charts_still_render() -> None:
     ElementTree.fromstring(svg)
     assert "&lt;a&gt;" in svg and "x&amp;y" in svg
     ElementTree.fromstring(cost_per_day_svg(billing_frame([])))
+
+
+def test_plotly_draws_the_same_stacked_days_from_a_frame_and_from_the_panel_view() -> None:
+    figure = billing_days_figure(billing_frame(_three_days()), title="per day")
+    assert figure.layout.barmode == "stack" and figure.layout.title.text == "per day"
+    assert figure.layout.xaxis.type == "category"  # "11-03" names a bar, it is no date
+    assert [(bar.name, list(bar.x), list(bar.y)) for bar in figure.data] == [
+        ("hetzner", ["11-03", "11-04", "11-05"], [0.144] * 3),
+        ("ovh", ["11-03", "11-04", "11-05"], [1.63] * 3),
+    ]
+    days = [{"day": "2026-11-03", "provider": "ovh", "currency": "EUR", "cost": "1.63"}]
+    (bar,) = cost_per_day_figure(days).data
+    assert bar.name == "ovh" and list(bar.y) == [1.63]
+    assert (
+        cost_per_day_figure([]).data == ()
+        and "no data" in billing_days_figure(billing_frame([])).layout.title.text
+    )
