@@ -93,7 +93,14 @@ async def _materialize(ctx: CliContext, args: argparse.Namespace) -> int:
         planned = await api.diff()
         for row in planned.resources:  # the operator's call, but never a silent one
             if row.kind == "firewall" and "WARNING:" in row.note:
-                sys.stderr.write(f"legion: firewall {row.name}: {row.note.split('WARNING: ', 1)[1]}\n")
+                # On stdout with the run's own output: stderr carries only the one-line error of a
+                # failed command.
+                warning = row.note.split("WARNING: ", 1)[1].split("; ", 1)[0]
+                if ctx.json:
+                    ctx.emit_line({"event": "warning", "resource": row.name, "message": warning})
+                else:
+                    sys.stdout.write(f"warning: firewall {row.name}: {warning}\n")
+                    sys.stdout.flush()
         question = f"materialize {len(planned.pending())} change(s) (see `legion diff`)?"
         if not args.yes and not _confirm(question):
             raise UsageError("materialize changes cloud resources: confirm, or pass --yes")

@@ -145,9 +145,10 @@ def with_derived_firewalls(
         return "update" if field.changed else "unchanged"
 
     def note(plan: FirewallSetPlan) -> str:
-        text = f"derived from cluster {plan.cluster}" + ("; enforced on the nodes" if plan.node_level else "")
-        # No operator access planned: the row says so, where diff, materialize and the panel show it.
-        return "; ".join((text, *plan.warnings))
+        # No operator access planned: the row says so, where diff, materialize and the panel show it;
+        # where the set is enforced stays the last fact, as readers of the note expect.
+        where = ("enforced on the nodes",) if plan.node_level else ()
+        return "; ".join((f"derived from cluster {plan.cluster}", *plan.warnings, *where))
 
     resources: list[ResourceDiff] = []
     for resource in result.resources:
