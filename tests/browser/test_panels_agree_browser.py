@@ -156,7 +156,11 @@ async def test_panels_agree_on_a_reinstall_and_keep_their_column_widths(
 
     # A server being created reads "create", one being deleted reads "delete"; never "-"/"unchanged".
     # Creation is what happens before the reinstall (which shows web-2 working again, as unchanged).
-    reinstall = next(i for i, s in enumerate(samples) if any(op["name"] == "web-2" for op in s["operations"]))
+    reinstall = next(
+        i
+        for i, s in enumerate(samples)
+        if any(op["name"] == "web-2" and op["operation"] == "reinstall" for op in s["operations"])
+    )
     creating = [r for s in samples[:reinstall] for r in s["rows"] if r["state"] in CREATING]
     assert {r["name"] for r in creating} == {"web-1", "web-2"}, creating
     assert all(r["action"] == "create" for r in creating), creating
