@@ -35,7 +35,7 @@ import legion_nb
 from legion_nb.widgets import ActivityPanel, ResourcesPanel
 
 engine = await legion_nb.sandbox(
-    seed=11, nodes=True, providers=("hetzner",), action_seconds=0.3, boot_seconds=0.3
+    seed=11, nodes=True, providers=("hetzner",), action_seconds=1.5, boot_seconds=2.5
 )
 resources = ResourcesPanel(engine)
 activity = ActivityPanel(engine)
@@ -162,7 +162,7 @@ async def test_panels_agree_on_a_reinstall_and_keep_their_column_widths(
         if any(op["name"] == "web-2" and op["operation"] == "reinstall" for op in s["operations"])
     )
     creating = [r for s in samples[:reinstall] for r in s["rows"] if r["state"] in CREATING]
-    assert {r["name"] for r in creating} == {"web-1", "web-2"}, creating
+    assert {"web-1", "web-2"} <= {r["name"] for r in creating}, creating  # the cluster firewall may show too
     assert all(r["action"] == "create" for r in creating), creating
     deleting = [r for s in samples for r in s["rows"] if r["state"] == "deleting"]
     assert deleting and all(r["action"] == "delete" for r in deleting), deleting
