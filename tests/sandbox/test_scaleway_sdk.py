@@ -306,6 +306,31 @@ def test_flexible_ip_attach_and_release(emulator: ThreadedEmulator, client: scal
     assert ip.address not in emulator.world.addresses.in_use()
 
 
+def test_ids_are_found_only_in_their_own_zone(client: scaleway.Client) -> None:
+    api = InstanceUtilsV1API(client)
+    server = api.create_server(commercial_type="DEV1-S", image="debian_bookworm").server
+    ip = api.create_ip(type_="routed_ipv4").ip
+    group = api.create_security_group(name="web", description="web", stateful=True).security_group
+    other = "nl-ams-1"
+    lookups = {
+        "instance_server": lambda: api.get_server(server_id=server.id, zone=other),
+        "instance_ip": lambda: api.get_ip(ip=ip.id, zone=other),
+        "instance_security_group": lambda: api.get_security_group(security_group_id=group.id, zone=other),
+    }
+    for kind, lookup in lookups.items():
+        with pytest.raises(ScalewayException) as err:
+            lookup()
+        assert err.value.status_code == 404
+        body = json.loads(str(err.value))
+        assert (body["type"], body["resource"]) == ("not_found", kind)
+    with pytest.raises(ScalewayException) as err:
+        api.create_ip(type_="routed_ipv4", server=server.id, zone=other)
+    assert err.value.status_code == 404
+    assert json.loads(str(err.value))["resource"] == "instance_server"
+    assert api.get_server(server_id=server.id).server.zone == ZONE
+    assert api.get_ip(ip=ip.id).ip.server is None
+
+
 def test_wrong_secret_gets_the_sdk_error_and_request_id(emulator: ThreadedEmulator) -> None:
     wrong = sdk_client(emulator, secret_key="00000000-0000-4000-8000-000000000000")
     with pytest.raises(ScalewayException) as err:

@@ -13,8 +13,9 @@ Behaviour that clients must handle, reproduced on purpose:
   ``PUT .../rules`` replaces only the editable ones (rules sent with ``editable: false`` are ignored);
   rule protocols are rendered upper-case (``TCP``), as the real API does.
 
-Modules: ``zone`` (the zone in every path), ``products`` (server types), ``images``, ``servers`` (with
-user data and power actions), ``security_groups`` (with their rules) and ``ips`` (flexible IPs).
+Modules: ``zone`` (what every collection shares: the zone in every path, lookups by id within it and
+the handlers' base class), ``products`` (server types), ``images``, ``servers`` (with user data and
+power actions), ``security_groups`` (with their rules) and ``ips`` (flexible IPs).
 """
 
 from __future__ import annotations

@@ -6,20 +6,22 @@ from typing import Any
 
 from aiohttp import web
 
-from legion_nb.emulators.scaleway.errors import invalid_argument, json_response, not_found
-from legion_nb.emulators.scaleway.instance.zone import PREFIX, check_owner_query, zone_of
-from legion_nb.emulators.scaleway.store import FlexibleIp, InstanceServer, ScalewayAccount
+from legion_nb.emulators.scaleway.errors import invalid_argument, json_response
+from legion_nb.emulators.scaleway.instance.zone import (
+    PREFIX,
+    InstanceCollection,
+    check_owner_query,
+    in_zone,
+    zone_of,
+)
+from legion_nb.emulators.scaleway.store import FlexibleIp, InstanceServer
 from legion_nb.emulators.scaleway.wire import instance_list, read_body, split_csv, tag_list
 
 __all__ = ["IpsApi"]
 
 
-class IpsApi:
+class IpsApi(InstanceCollection):
     """Route handlers of ``/ips`` over one :class:`ScalewayAccount`."""
-
-    def __init__(self, account: ScalewayAccount) -> None:
-        self.account = account
-        self.world = account.world
 
     def routes(self) -> list[web.RouteDef]:
         p = PREFIX
@@ -32,12 +34,7 @@ class IpsApi:
         ]
 
     def _ip(self, request: web.Request) -> FlexibleIp:
-        zone = zone_of(request)
-        ip_id = request.match_info["ip_id"]
-        ip = self.account.ips.get(ip_id)
-        if ip is None or ip.zone != zone:
-            raise not_found("instance_ip", ip_id)
-        return ip
+        return in_zone(self.account.ips, zone_of(request), request.match_info["ip_id"], "instance_ip")
 
     def ip_json(self, ip: FlexibleIp) -> dict[str, Any]:
         server = self.account.servers.get(ip.server_id) if ip.server_id else None
@@ -78,9 +75,7 @@ class IpsApi:
         server_id = body.get("server")
         server = None
         if server_id:
-            server = self.account.servers.get(server_id)
-            if server is None or server.zone != zone:
-                raise not_found("instance_server", str(server_id))
+            server = in_zone(self.account.servers, zone, str(server_id), "instance_server")
         ip = FlexibleIp(self.account.new_id(), zone, self.world.addresses.allocate(), ip_type, list(tags))
         self.account.ips[ip.id] = ip
         if server is not None:
@@ -108,9 +103,7 @@ class IpsApi:
             server_id = body["server"]
             server = None
             if server_id:
-                server = self.account.servers.get(str(server_id))
-                if server is None or server.zone != ip.zone:
-                    raise not_found("instance_server", str(server_id))
+                server = in_zone(self.account.servers, ip.zone, str(server_id), "instance_server")
             self._attach(ip, server)
         return json_response({"ip": self.ip_json(ip)})
 

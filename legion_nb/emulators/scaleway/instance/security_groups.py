@@ -14,7 +14,13 @@ from typing import Any
 from aiohttp import web
 
 from legion_nb.emulators.scaleway.errors import ScwApiError, invalid_argument, json_response, not_found
-from legion_nb.emulators.scaleway.instance.zone import PREFIX, check_owner_query, zone_of
+from legion_nb.emulators.scaleway.instance.zone import (
+    PREFIX,
+    InstanceCollection,
+    check_owner_query,
+    in_zone,
+    zone_of,
+)
 from legion_nb.emulators.scaleway.store import ScalewayAccount, SecurityGroup
 from legion_nb.emulators.scaleway.wire import flag, instance_list, read_body, require, split_csv, tag_list
 
@@ -29,10 +35,7 @@ _SMTP_PORTS = (25, 465, 587)
 
 def find_group(account: ScalewayAccount, zone: str, group_id: str) -> SecurityGroup:
     """The security group ``group_id`` of ``zone``; ``not_found`` when there is none."""
-    group = account.security_groups.get(group_id)
-    if group is None or group.zone != zone:
-        raise not_found("instance_security_group", group_id)
-    return group
+    return in_zone(account.security_groups, zone, group_id, "instance_security_group")
 
 
 def default_group(account: ScalewayAccount, zone: str) -> SecurityGroup:
@@ -130,12 +133,8 @@ def _rule(  # noqa: PLR0917 - the rule's wire fields, in wire order
     }
 
 
-class SecurityGroupsApi:
+class SecurityGroupsApi(InstanceCollection):
     """Route handlers of ``/security_groups`` and their rules over one :class:`ScalewayAccount`."""
-
-    def __init__(self, account: ScalewayAccount) -> None:
-        self.account = account
-        self.world = account.world
 
     def routes(self) -> list[web.RouteDef]:
         p = PREFIX

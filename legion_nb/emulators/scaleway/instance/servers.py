@@ -24,8 +24,14 @@ from legion_nb.emulators.scaleway.errors import (
 )
 from legion_nb.emulators.scaleway.instance.images import resolve_image
 from legion_nb.emulators.scaleway.instance.security_groups import default_group, find_group
-from legion_nb.emulators.scaleway.instance.zone import PREFIX, check_owner_query, zone_of
-from legion_nb.emulators.scaleway.store import InstanceServer, ScalewayAccount, ServerUsage
+from legion_nb.emulators.scaleway.instance.zone import (
+    PREFIX,
+    InstanceCollection,
+    check_owner_query,
+    in_zone,
+    zone_of,
+)
+from legion_nb.emulators.scaleway.store import InstanceServer, ServerUsage
 from legion_nb.emulators.scaleway.wire import flag, instance_list, read_body, require, split_csv, tag_list
 
 __all__ = ["ServersApi"]
@@ -38,12 +44,8 @@ _ALLOWED_ACTIONS = {
 }
 
 
-class ServersApi:
+class ServersApi(InstanceCollection):
     """Route handlers of ``/servers`` over one :class:`ScalewayAccount`."""
-
-    def __init__(self, account: ScalewayAccount) -> None:
-        self.account = account
-        self.world = account.world
 
     def routes(self) -> list[web.RouteDef]:
         p = PREFIX
@@ -62,12 +64,9 @@ class ServersApi:
         ]
 
     def _server(self, request: web.Request) -> InstanceServer:
-        zone = zone_of(request)
-        server_id = request.match_info["server_id"]
-        server = self.account.servers.get(server_id)
-        if server is None or server.zone != zone:
-            raise not_found("instance_server", server_id)
-        return server
+        return in_zone(
+            self.account.servers, zone_of(request), request.match_info["server_id"], "instance_server"
+        )
 
     def _now(self) -> str:
         return self.world.now().isoformat()
@@ -190,14 +189,14 @@ class ServersApi:
                 raise invalid_argument("public_ips", f"flexible IP {ip_id} does not exist in {zone}")
             if ip.server_id is not None:
                 raise invalid_argument("public_ips", f"flexible IP {ip_id} is attached to another server")
-        in_zone = sum(1 for s in self.account.servers.values() if s.zone == zone)
-        if in_zone >= self.account.servers_per_zone:
+        zone_servers = sum(1 for s in self.account.servers.values() if s.zone == zone)
+        if zone_servers >= self.account.servers_per_zone:
             raise ScwApiError(
                 403,
                 "quotas_exceeded",
                 "quota(s) exceeded for this resource",
                 details=[
-                    {"resource": "instances", "quota": self.account.servers_per_zone, "current": in_zone}
+                    {"resource": "instances", "quota": self.account.servers_per_zone, "current": zone_servers}
                 ],
             )
         if catalog.availability(zone, spec.name) == "shortage":
