@@ -14,6 +14,10 @@ address (real SSH and an mTLS admin API, :mod:`legion_nb.emulators.nodes`), and 
 with node deployment: materialize then installs each cluster node through every deployment phase
 and reconciles NBDE, exactly as against real machines (only the ports differ: the sandbox's nodes
 share one SSH and one admin port on their own addresses, handed to the engine here).
+
+:func:`create_unplanned_server` plays the rest of the world: it creates a server at a sandbox provider
+behind the engine's back, the way a teammate in the provider's console or another tool would, so that
+a notebook can show what Legion reports about resources it never planned (orphans, cost cleanup).
 """
 
 from __future__ import annotations
@@ -34,10 +38,12 @@ if TYPE_CHECKING:
     from legion_nb.engine.runtime import Engine
     from legion_nb.engine.session import SessionSettings
     from legion_nb.providers.broker import BrokerPolicy
+    from legion_nb.providers.records import Server
 
 __all__ = [
     "SANDBOX_LINK_SUFFIX",
     "SANDBOX_PROVIDERS",
+    "create_unplanned_server",
     "free_port",
     "linked_settings",
     "node_settings",
@@ -268,3 +274,49 @@ def free_port() -> int:
 def sandbox_cloud(engine: Engine) -> SandboxCloud:
     """The sandbox cloud behind an engine made by :func:`sandbox` (``KeyError`` for other engines)."""
     return _CLOUDS[engine]
+
+
+_UNPLANNED_SERVER: dict[str, tuple[str, str, str]] = {
+    "hetzner": ("cx22", "fsn1", "debian-12"),
+    "scaleway": ("DEV1-S", "fr-par-1", "debian_bookworm"),
+    "ovh": ("d2-2", "GRA11", "Debian 12"),
+}
+"""Server type, location and image of a server made behind Legion's back: each sandbox's smallest."""
+
+
+async def create_unplanned_server(
+    engine: Engine, name: str, *, provider: str = "hetzner", legion_labels: bool = True
+) -> Server:
+    """Create server ``name`` at the sandbox's ``provider`` directly, as someone else would.
+
+    The engine neither plans nor tracks it: the request goes straight to the emulator with the
+    sandbox's credentials, the way a teammate in the provider's console or another tool makes a
+    server. ``legion_labels`` copies Legion's ownership labels (with a fresh Legion id), so the
+    server reads as Legion's yet is planned by nobody - an orphan that cost cleanup may delete;
+    without them it is someone else's, reported but never deleted. Returns the provider's record of
+    the new server (it may still be starting).
+
+    Raises :class:`~legion_nb.errors.UsageError` for an engine that :func:`sandbox` did not make or a
+    provider the sandbox does not emulate, and the provider errors the creation itself may raise.
+    """
+    from legion_nb.engine.providers_service import adapter_credentials  # noqa: PLC0415
+    from legion_nb.engine.state.model import StoredCredentials  # noqa: PLC0415
+    from legion_nb.engine.state.validation import validate_provider  # noqa: PLC0415
+    from legion_nb.errors import UsageError  # noqa: PLC0415
+    from legion_nb.providers import registry  # noqa: PLC0415
+    from legion_nb.providers.ownership import OwnershipLabels  # noqa: PLC0415
+    from legion_nb.providers.records import ServerSpec  # noqa: PLC0415
+
+    cloud = _CLOUDS.get(engine)
+    if cloud is None:
+        raise UsageError("this engine has no sandbox cloud: create one with 'await legion_nb.sandbox()'")
+    if provider not in _UNPLANNED_SERVER:
+        raise UsageError(f"no sandbox for {provider}: choose from {', '.join(SANDBOX_PROVIDERS)}")
+    block = cloud.endpoints()[provider]
+    fields = {key: value for key, value in block.items() if key != "url"}
+    credentials = adapter_credentials(StoredCredentials(validate_provider(provider), block["url"], fields))
+    server_type, location, image = _UNPLANNED_SERVER[provider]
+    labels = OwnershipLabels.new().as_labels() if legion_labels else {}
+    spec = ServerSpec(name=name, server_type=server_type, location=location, image=image, labels=labels)
+    async with registry.connect(credentials) as adapter:
+        return (await adapter.create_server(spec)).server

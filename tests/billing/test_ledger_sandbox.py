@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import uuid
 from decimal import Decimal
 from typing import Any
 
@@ -24,7 +23,7 @@ from legion_nb.engine.billing.hourly import month_start
 from legion_nb.engine.paths import log_dir_for
 from legion_nb.engine.runtime import Engine
 from legion_nb.errors import UsageError
-from legion_nb.sandbox_engine import sandbox_cloud
+from legion_nb.sandbox_engine import create_unplanned_server, sandbox_cloud
 
 
 def _scaleway_total(endpoint: dict[str, str], month: str) -> Decimal:
@@ -66,23 +65,6 @@ def _hetzner_price(type_name: str, location: str) -> tuple[Decimal, Decimal]:
     return Decimal(price["price_hourly"]["net"]), Decimal(price["price_monthly"]["net"])
 
 
-async def _orphan(cloud: SandboxCloud, name: str, labels: dict[str, str]) -> int:
-    endpoint = cloud.endpoints()["hetzner"]
-    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {endpoint['token']}"}) as client:
-        answer = await client.post(
-            f"{endpoint['url']}/servers",
-            json={
-                "name": name,
-                "server_type": "cx22",
-                "image": "debian-12",
-                "location": "fsn1",
-                "labels": labels,
-            },
-        )
-        answer.raise_for_status()
-        return int(answer.json()["server"]["id"])
-
-
 def _back_date(cloud: SandboxCloud, server_id: int, age: dt.timedelta) -> None:
     project = state_of(cloud.emulator("hetzner"))
     record = project.servers[server_id]
@@ -107,9 +89,9 @@ async def test_the_ledger_covers_all_three_providers_and_matches_their_sdks(engi
     endpoints = cloud.endpoints()
     hetzner_id = int(engine.state.tracked.servers["h-1"].provider_id)
     _back_date(cloud, hetzner_id, dt.timedelta(minutes=30))
-    long_id = await _orphan(cloud, "long-lived", {})
+    long_id = int((await create_unplanned_server(engine, "long-lived", legion_labels=False)).id)
     _back_date(cloud, long_id, dt.timedelta(days=70))
-    stray_id = await _orphan(cloud, "stray", {"legion/managed": "true", "legion/id": str(uuid.uuid4())})
+    stray_id = int((await create_unplanned_server(engine, "stray")).id)
 
     rows = await engine.billing_ledger()
     assert {r["provider"] for r in rows} == {"hetzner", "scaleway", "ovh"}

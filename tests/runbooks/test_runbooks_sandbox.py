@@ -10,7 +10,6 @@ import asyncio
 import json
 from pathlib import Path
 
-import httpx
 import nbformat
 import pytest
 
@@ -18,7 +17,7 @@ from legion_nb.emulators.nodes.streams import SenderSession
 from legion_nb.engine.redaction import REDACTED, Redactor
 from legion_nb.engine.runtime import Engine
 from legion_nb.errors import UsageError
-from legion_nb.sandbox_engine import sandbox_cloud
+from legion_nb.sandbox_engine import create_unplanned_server, sandbox_cloud
 
 PROBE = Path(__file__).resolve().parent / "probe"
 
@@ -140,21 +139,8 @@ async def test_stream_recovery_of_an_unknown_stream_fails_in_the_cell_that_reads
 
 
 async def test_cost_cleanup_deletes_only_labelled_orphans(cluster: Engine) -> None:
-    hetzner = sandbox_cloud(cluster).endpoints()["hetzner"]
-    labels = {"legion/managed": "true", "legion/id": "0b9a3f3e-1d7e-4a55-9d6f-5d6c3f1a2b4c"}
-    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {hetzner['token']}"}) as client:
-        for name, server_labels in (("console-copy", labels), ("someone-elses", {})):
-            made = await client.post(
-                f"{hetzner['url']}/servers",
-                json={
-                    "name": name,
-                    "server_type": "cx22",
-                    "image": "debian-12",
-                    "location": "fsn1",
-                    "labels": server_labels,
-                },
-            )
-            assert made.status_code == 201, made.text
+    await create_unplanned_server(cluster, "console-copy")
+    await create_unplanned_server(cluster, "someone-elses", legion_labels=False)
     dry = await cluster.run_runbook("cost-cleanup", {})
     assert dry.exit_status == 0 and dry.operations == ()
     listed = Path(dry.output_path).read_text()
