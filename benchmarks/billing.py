@@ -20,8 +20,8 @@ from pathlib import Path
 
 from legion_nb.engine.billing.frames import billing_frame, ledger_rows
 from legion_nb.engine.billing.ledger import estimate_rows, server_facts
+from legion_nb.engine.billing.ledger_store import LedgerStore
 from legion_nb.engine.billing.plan_cost import plan_cost
-from legion_nb.engine.observe.ledger_store import LedgerStore
 from legion_nb.engine.state.model import (
     LegionState,
     PlannedCluster,

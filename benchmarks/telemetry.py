@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from legion_nb.emulators.nodes.telemetry import SERIES
-from legion_nb.engine.observe.frames import frame_from_wire, frame_wire, telemetry_frame
+from legion_nb.engine.frame_wire import frame_from_wire, frame_wire
+from legion_nb.engine.observe.frames import telemetry_frame
 from legion_nb.engine.observe.metrics import SeriesKey
 from legion_nb.engine.observe.telemetry_store import Samples, TelemetryStore
 

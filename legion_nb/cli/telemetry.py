@@ -67,7 +67,7 @@ def _series_filters(parser: Any) -> None:
 
 
 def _rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    from legion_nb.engine.observe.frames import frame_rows  # noqa: PLC0415 - pandas only here
+    from legion_nb.engine.frame_wire import frame_rows  # noqa: PLC0415 - pandas only here
 
     return frame_rows(frame)
 

@@ -40,23 +40,27 @@ from legion_nb.engine.node_terminals import NodeTerminals, TerminalSettings
 from legion_nb.engine.observe.legion_log import LegionLog
 from legion_nb.engine.observe.methods import LOGS_FILENAME
 from legion_nb.engine.observe.scheduler import Concern, ObservationSettings
-from legion_nb.engine.observe.service import EngineProviderRefresh, LazyNodeReach, ObservationService
+from legion_nb.engine.observe.service import ObservationService
 from legion_nb.engine.ops import EngineOps
 from legion_nb.engine.providers_service import ProviderService
 from legion_nb.engine.redaction import SecretsRedaction
 from legion_nb.engine.resources.actor import ResourceSettings
+from legion_nb.engine.resources.ports import StatePort
 from legion_nb.engine.resources.supervisor import ResourceSupervisor
 from legion_nb.engine.snapshot import SnapshotPublisher
 from legion_nb.engine.state.model import LegionState
 from legion_nb.engine.state.persistence import PersistenceSupervisor
 from legion_nb.engine.streaming import StreamingSupervisor, StreamSettings
+from legion_nb.errors import OperationError
 from legion_nb.providers.broker import BrokerPolicy
 
 if TYPE_CHECKING:  # the deployment stack (SSH, certificates) loads only when settings ask for it
+    from legion_nb.engine.deployment.node_reach import NodeReach
     from legion_nb.engine.deployment.runtime import DeploymentService, DeploymentSettings
+    from legion_nb.providers.node_admin import NodeAdminClient
     from legion_nb.providers.resilience import SettlePolicy
 
-__all__ = ["ServiceFactory", "Session", "SessionSettings"]
+__all__ = ["EngineProviderRefresh", "LazyNodeReach", "ServiceFactory", "Session", "SessionSettings"]
 
 log = logging.getLogger(__name__)
 
@@ -254,6 +258,51 @@ class Session:
 
     async def __aexit__(self, *_: object) -> None:
         await self.aclose()
+
+
+class EngineProviderRefresh:
+    """Observation's :class:`~legion_nb.engine.observe.service.ProviderRefresh` port over the
+    session's operations and provider service."""
+
+    def __init__(self, state: StatePort, providers: ProviderService, ops: EngineOps) -> None:
+        self._state = state
+        self._providers = providers
+        self._ops = ops
+
+    def providers_with_credentials(self) -> list[str]:
+        return sorted(p for p in self._state.state.credentials if self._providers.has_credentials(p))
+
+    async def refresh(self) -> int:
+        """A refresh of every provider; the resources the providers reported."""
+        result = await self._ops.refresh()
+        if not result.ok:
+            raise OperationError(result.summary)
+        return sum(r.servers + r.dns_zones + r.firewalls for r in result.providers)
+
+    async def fetch_catalog(self, provider: str) -> object:
+        return await self._providers.fetch_catalog(provider)
+
+
+class LazyNodeReach:
+    """Observation's :class:`~legion_nb.engine.observe.node_observation.AdminClients` port from the
+    state's records, loading the deployment stack (TLS material, SSH) only when a deployed node is
+    first polled: a session with no node never pays for it."""
+
+    def __init__(self, state: StatePort, deployment: DeploymentSettings | None) -> None:
+        self._state = state
+        self._deployment = deployment
+        self._reach: NodeReach | None = None
+
+    def admin_client(self, node: str) -> NodeAdminClient:
+        if self._reach is None:
+            from legion_nb.engine.deployment.node_channel import NodeAccess, SshNodeConnector  # noqa: PLC0415
+            from legion_nb.engine.deployment.node_reach import NodeReach  # noqa: PLC0415
+
+            settings = self._deployment
+            access = settings.access if settings is not None else NodeAccess()
+            connector = settings.connector if settings is not None and settings.connector else None
+            self._reach = NodeReach(self._state, access, connector or SshNodeConnector())
+        return self._reach.admin_client(node)
 
 
 def with_background_share(policy: BrokerPolicy | None, share: float) -> BrokerPolicy:

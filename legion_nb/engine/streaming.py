@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from legion_nb.engine.observe.node_health import NodeProbe
+from legion_nb.engine.node_health import NodeProbe
 from legion_nb.engine.redaction import redact
 from legion_nb.engine.resources.ports import StatePort
 from legion_nb.engine.results import StreamView

@@ -16,13 +16,13 @@ def to_jsonable(value: Any) -> Any:
     """Convert dataclasses, enums, dates, paths, mappings and sequences into plain JSON types.
 
     Objects that know better expose ``to_json()``; that wins over the generic rules. A pandas
-    DataFrame becomes its wire form (:func:`legion_nb.engine.observe.frames.frame_wire`), which
-    :func:`~legion_nb.engine.observe.frames.frame_from_wire` turns back into an equal frame.
+    DataFrame becomes its wire form (:func:`legion_nb.engine.frame_wire.frame_wire`), which
+    :func:`~legion_nb.engine.frame_wire.frame_from_wire` turns back into an equal frame.
     """
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if type(value).__name__ == "DataFrame" and type(value).__module__.startswith("pandas"):
-        from legion_nb.engine.observe.frames import frame_wire  # noqa: PLC0415 - pandas only for frames
+        from legion_nb.engine.frame_wire import frame_wire  # noqa: PLC0415 - pandas only for frames
 
         return frame_wire(value)
     to_json = getattr(value, "to_json", None)

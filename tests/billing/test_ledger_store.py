@@ -10,8 +10,8 @@ from pathlib import Path
 from legion_nb.engine.billing.frames import billing_frame, ledger_rows, summary_rows
 from legion_nb.engine.billing.hourly import TB_BYTES
 from legion_nb.engine.billing.ledger import LedgerRow, Source, estimate_rows, server_facts
+from legion_nb.engine.billing.ledger_store import LedgerStore, Listed, from_nanos, to_nanos
 from legion_nb.engine.billing.reconcile import anomalies, reconcile
-from legion_nb.engine.observe.ledger_store import LedgerStore, Listed, from_nanos, to_nanos
 from legion_nb.engine.state.model import LegionState
 from legion_nb.providers.records import Catalog, CatalogAddon, CatalogPrice, CatalogServerType, Server
 

@@ -8,6 +8,8 @@ Python never runs at import time but which still tie the modules' designs togeth
 from __future__ import annotations
 
 import ast
+import re
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -103,3 +105,20 @@ def test_nothing_below_the_facade_imports_the_engine() -> None:
     sandbox factory and ``legion_nb.open`` build it from outside)."""
     importers = sorted(m for m, targets in import_graph().items() if f"{ENGINE}.runtime" in targets)
     assert importers == []
+
+
+def _inner_layers() -> list[str]:
+    """The modules the engine's inner-layers contract in ``pyproject.toml`` names, in its order."""
+    pyproject = Path(legion_nb.engine.__file__).parents[2] / "pyproject.toml"
+    contracts = tomllib.loads(pyproject.read_text(encoding="utf-8"))["tool"]["importlinter"]["contracts"]
+    (inner,) = [c for c in contracts if c.get("containers") == [ENGINE]]
+    return [name for layer in inner["layers"] for name in re.split(r"[|:]", layer) if name.strip()]
+
+
+def test_the_inner_layers_contract_names_every_engine_module() -> None:
+    """A module the layers contract does not name is checked by nobody: every module and package
+    directly under ``legion_nb.engine`` sits in exactly one layer."""
+    named = [name.strip() for name in _inner_layers()]
+    top = sorted({m.removeprefix(f"{ENGINE}.").split(".")[0] for m in _modules() if m != ENGINE})
+    assert sorted(set(top) - set(named)) == []
+    assert sorted(n for n in set(named) if named.count(n) > 1) == []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from legion_nb.engine.observe.node_health import NodeHealth, NodeProbe, classify, probe_of
+from legion_nb.engine.node_health import NodeHealth, NodeProbe, classify, probe_of
 
 ALL_UP = {"tribes": "active", "tribes-sync": "active", "tang": "active"}
 

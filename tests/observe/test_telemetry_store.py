@@ -11,7 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from legion_nb.engine.observe.frames import frame_from_rows, frame_rows, telemetry_frame
+from legion_nb.engine.frame_wire import frame_from_rows, frame_rows
+from legion_nb.engine.observe.frames import telemetry_frame
 from legion_nb.engine.observe.metrics import SeriesKey
 from legion_nb.engine.observe.telemetry_store import HOUR_MS, Retention, Samples, TelemetryStore
 from legion_nb.errors import UsageError

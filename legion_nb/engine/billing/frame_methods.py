@@ -9,14 +9,28 @@ provider code until a frame is asked for): the daemon clients import it on the w
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pandas loads only when a frame is asked for
     import pandas as pd
 
-    from legion_nb.engine.surface import EngineAPI
+__all__ = ["BillingFrames", "BillingRows"]
 
-__all__ = ["BillingFrames"]
+
+class BillingRows(Protocol):
+    """What the billing frames read: any engine's billing rows (in process or over the daemon)."""
+
+    async def billing_ledger(
+        self, month: str | None = None, by: str | None = None, collect: bool = True
+    ) -> list[dict[str, Any]]: ...
+
+    async def billing_reconciliation(
+        self, month: str | None = None, collect: bool = True
+    ) -> list[dict[str, Any]]: ...
+
+    async def billing_forecast(self, collect: bool = True) -> list[dict[str, Any]]: ...
+
+    async def billing_daily(self, month: str | None = None, collect: bool = True) -> list[dict[str, Any]]: ...
 
 
 def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -29,23 +43,23 @@ class BillingFrames:
     """``billing_*_frame``: a UTC ``DatetimeIndex`` named ``start``, money as exact ``Decimal``."""
 
     async def billing_frame(
-        self: EngineAPI, month: str | None = None, by: str | None = None, collect: bool = True
+        self: BillingRows, month: str | None = None, by: str | None = None, collect: bool = True
     ) -> pd.DataFrame:
         """The ledger rows of ``month`` (or their totals ``by`` provider, cluster, resource or day)."""
         return _frame(await self.billing_ledger(month=month, by=by, collect=collect))
 
     async def billing_reconciliation_frame(
-        self: EngineAPI, month: str | None = None, collect: bool = True
+        self: BillingRows, month: str | None = None, collect: bool = True
     ) -> pd.DataFrame:
         """Estimate against the provider's figure per resource, orphans flagged."""
         return _frame(await self.billing_reconciliation(month=month, collect=collect))
 
-    async def billing_forecast_frame(self: EngineAPI, collect: bool = True) -> pd.DataFrame:
+    async def billing_forecast_frame(self: BillingRows, collect: bool = True) -> pd.DataFrame:
         """This month's end per provider and currency."""
         return _frame(await self.billing_forecast(collect=collect))
 
     async def billing_daily_frame(
-        self: EngineAPI, month: str | None = None, collect: bool = True
+        self: BillingRows, month: str | None = None, collect: bool = True
     ) -> pd.DataFrame:
         """Estimated cost per provider and day, anomalies flagged."""
         return _frame(await self.billing_daily(month=month, collect=collect))

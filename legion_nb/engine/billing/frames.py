@@ -209,7 +209,7 @@ def billing_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     a UTC index."""
     import pandas as pd  # noqa: PLC0415 - pandas loads only when a frame is asked for
 
-    from legion_nb.engine.observe.frames import frame_from_rows  # noqa: PLC0415 - loads pandas
+    from legion_nb.engine.frame_wire import frame_from_rows  # noqa: PLC0415 - loads pandas
 
     if not rows:
         return pd.DataFrame(index=pd.DatetimeIndex([], tz="UTC", name="start"))

@@ -27,7 +27,7 @@ from decimal import Decimal
 
 from legion_nb.engine.billing.hourly import month_start, next_month, period_charge
 from legion_nb.engine.billing.ledger import ADDON_KINDS, ADDRESS_KINDS, LedgerRow, Ownership, ServerFacts
-from legion_nb.engine.observe.ledger_store import Listed
+from legion_nb.engine.billing.ledger_store import Listed
 
 __all__ = [
     "ANOMALY_FACTOR",

@@ -42,6 +42,7 @@ from legion_nb.engine.billing.ledger import (
     server_facts,
     usage_rows,
 )
+from legion_nb.engine.billing.ledger_store import LedgerStore, Listed
 from legion_nb.engine.billing.reconcile import (
     DayCost,
     ForecastLine,
@@ -50,7 +51,6 @@ from legion_nb.engine.billing.reconcile import (
     forecast,
     reconcile,
 )
-from legion_nb.engine.observe.ledger_store import LedgerStore, Listed
 from legion_nb.engine.state.model import LegionState, StoredCredentials
 from legion_nb.errors import LegionError, LockedError, OperationError
 from legion_nb.providers.broker import ProviderBroker

@@ -383,7 +383,7 @@ class RemoteAPI(FrameMethods, BillingFrames, EngineAPI):
         return result
 
     async def _frame(self, name: str, args: dict[str, Any]) -> pd.DataFrame:
-        from legion_nb.engine.observe.frames import frame_from_wire  # noqa: PLC0415 - pandas on demand
+        from legion_nb.engine.frame_wire import frame_from_wire  # noqa: PLC0415 - pandas on demand
 
         return frame_from_wire(await self._send(name, _durations(args)))
 

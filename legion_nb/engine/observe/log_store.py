@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from legion_nb.engine.observe.database import SqliteFile
+from legion_nb.engine.sqlite_file import SqliteFile
 from legion_nb.errors import UsageError
 
 __all__ = ["LEVELS", "LogLine", "LogRows", "LogStore", "level_number"]

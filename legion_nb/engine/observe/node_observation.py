@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from legion_nb.engine.observe.node_health import NodeHealth, NodeProbe, classify, probe_of
+from legion_nb.engine.node_health import NodeHealth, NodeProbe, classify, probe_of
 from legion_nb.errors import LegionError
 from legion_nb.providers.node_admin import NodeAdminClient
 

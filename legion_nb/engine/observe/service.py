@@ -1,10 +1,12 @@
 """The session's observation service: the scheduler with the engine's own concerns registered.
 
-Built from ports like every session service - the state port, provider access, the resource
-actors, the operations (to know whether an apply runs and to refresh), the event hub, the log
-directory and a way to reach node admin APIs - it registers one concern each for provider refresh,
-catalog refresh, node observation, telemetry collection (with rollups and retention) and log
-collection. Billing collection and repairs are concerns their own services register with
+Built from ports like every session service - the resource actors, a provider refresh
+(:class:`ProviderRefresh`), a way to reach node admin APIs (:class:`AdminClients`), the log
+directory, whether an apply runs, and where to publish - it registers one concern each for
+provider refresh, catalog refresh, node observation, telemetry collection (with rollups and
+retention) and log collection. The session implements the ports over its operations, provider
+service and deployment settings, so observation never imports the services above it. Billing
+collection and repairs are concerns their own services register with
 :meth:`ObservationService.register` (their intervals are in the settings already).
 
 Which nodes are observed is read from the actors: every server whose system region reads
@@ -19,10 +21,10 @@ import logging
 from collections.abc import Callable, Iterable
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
+from legion_nb.engine.node_health import NodeHealth
 from legion_nb.engine.observe.collection import NodeCollection
-from legion_nb.engine.observe.node_health import NodeHealth
 from legion_nb.engine.observe.node_observation import (
     AdminClientPool,
     AdminClients,
@@ -31,21 +33,11 @@ from legion_nb.engine.observe.node_observation import (
 )
 from legion_nb.engine.observe.scheduler import Concern, ObservationScheduler, ObservationSettings
 from legion_nb.engine.resources.node import ServerNodeActor
-from legion_nb.engine.resources.ports import StatePort
 from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey
 from legion_nb.engine.state.model import utcnow
-from legion_nb.errors import LegionError, OperationError
-
-if TYPE_CHECKING:
-    from legion_nb.engine.deployment.node_reach import NodeReach
-    from legion_nb.engine.deployment.runtime import DeploymentSettings
-    from legion_nb.engine.ops import EngineOps
-    from legion_nb.engine.providers_service import ProviderService
-    from legion_nb.providers.node_admin import NodeAdminClient
+from legion_nb.errors import LegionError
 
 __all__ = [
-    "EngineProviderRefresh",
-    "LazyNodeReach",
     "ObservationService",
     "ObservedActors",
     "ProviderRefresh",
@@ -71,49 +63,6 @@ class ProviderRefresh(Protocol):
     async def refresh(self) -> int: ...
 
     async def fetch_catalog(self, provider: str) -> object: ...
-
-
-class EngineProviderRefresh:
-    """:class:`ProviderRefresh` over the session's operations and provider service."""
-
-    def __init__(self, state: StatePort, providers: ProviderService, ops: EngineOps) -> None:
-        self._state = state
-        self._providers = providers
-        self._ops = ops
-
-    def providers_with_credentials(self) -> list[str]:
-        return sorted(p for p in self._state.state.credentials if self._providers.has_credentials(p))
-
-    async def refresh(self) -> int:
-        """A refresh of every provider; the resources the providers reported."""
-        result = await self._ops.refresh()
-        if not result.ok:
-            raise OperationError(result.summary)
-        return sum(r.servers + r.dns_zones + r.firewalls for r in result.providers)
-
-    async def fetch_catalog(self, provider: str) -> object:
-        return await self._providers.fetch_catalog(provider)
-
-
-class LazyNodeReach:
-    """:class:`AdminClients` from the state's records, loading the deployment stack (TLS material,
-    SSH) only when a deployed node is first polled: a session with no node never pays for it."""
-
-    def __init__(self, state: StatePort, deployment: DeploymentSettings | None) -> None:
-        self._state = state
-        self._deployment = deployment
-        self._reach: NodeReach | None = None
-
-    def admin_client(self, node: str) -> NodeAdminClient:
-        if self._reach is None:
-            from legion_nb.engine.deployment.node_channel import NodeAccess, SshNodeConnector  # noqa: PLC0415
-            from legion_nb.engine.deployment.node_reach import NodeReach  # noqa: PLC0415
-
-            settings = self._deployment
-            access = settings.access if settings is not None else NodeAccess()
-            connector = settings.connector if settings is not None and settings.connector else None
-            self._reach = NodeReach(self._state, access, connector or SshNodeConnector())
-        return self._reach.admin_client(node)
 
 
 def observed_nodes(snapshots: Iterable[ActorSnapshot]) -> list[ObservedNode]:

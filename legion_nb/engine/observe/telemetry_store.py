@@ -32,8 +32,8 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from legion_nb.engine.observe.database import SqliteFile
 from legion_nb.engine.observe.metrics import SeriesKey
+from legion_nb.engine.sqlite_file import SqliteFile
 from legion_nb.errors import UsageError
 
 __all__ = [

@@ -40,7 +40,7 @@ from typing import Any
 from statemachine import State, StateChart
 from statemachine.transition_list import TransitionList
 
-from legion_nb.engine.observe.node_health import NodeHealth
+from legion_nb.engine.node_health import NodeHealth
 from legion_nb.engine.resources.actor import (
     ActorContext,
     NodeDeployer,

@@ -1,4 +1,7 @@
-"""Opening the observation databases: SQLite in WAL mode, private to the operator.
+"""Opening Legion's local databases: SQLite in WAL mode, private to the operator.
+
+The telemetry and log stores (observation) and the ledger store (billing) each keep one file in
+the state's log directory; this is the one way they open it.
 
 Why SQLite and WAL: the notebook kernel and the daemon may both have the same state unlocked. WAL lets
 any number of readers run while one writer commits, across processes on one host, and

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, cast
 
 from legion_nb.engine.billing.ledger import LedgerRow, Ownership, Source
-from legion_nb.engine.observe.database import SqliteFile
+from legion_nb.engine.sqlite_file import SqliteFile
 
 __all__ = ["LEDGER_FILENAME", "LedgerStore", "Listed", "from_nanos", "to_nanos"]
 
