@@ -49,6 +49,7 @@ from legion_nb.errors import UsageError
 
 if TYPE_CHECKING:
     import datetime as dt
+    import os
 
     import pandas as pd
 
@@ -184,7 +185,7 @@ class EngineAPI(Protocol):
 
     # -- billing (rows of JSON types; see legion_nb.engine.billing.frames) --------------------
 
-    async def billing_collect(self, days: int = ...) -> dict[str, Any]: ...
+    async def billing_collect(self, days: int | None = None) -> dict[str, Any]: ...
 
     async def billing_ledger(
         self, month: str | None = None, by: str | None = None, collect: bool = True
@@ -227,7 +228,7 @@ class EngineAPI(Protocol):
 
     async def telemetry_export(
         self,
-        path: str,
+        path: str | os.PathLike[str],
         *,
         format: str = "parquet",
         nodes: str | Sequence[str] | None = None,

@@ -43,9 +43,12 @@ class BillingMethods(BillingFrames):
         return billing
 
     @engine_api
-    async def billing_collect(self, days: int = DEFAULT_WINDOW_DAYS) -> dict[str, Any]:
+    async def billing_collect(self, days: int | None = None) -> dict[str, Any]:
         """One collection pass over every provider with credentials, ``days`` back (from the first
-        of that month); returns rows written and errors per provider."""
+        of that month; None: :data:`DEFAULT_WINDOW_DAYS`); returns rows written and errors per
+        provider."""
+        if days is None:
+            days = DEFAULT_WINDOW_DAYS
         if not 1 <= days <= 3660:
             raise UsageError(f"billing window {days} days is not valid; use 1 to 3660 days")
         report = await self._billing().collect(days)

@@ -15,6 +15,7 @@ The engine's view frames (``snapshot_frame``, ``diff_frame``, ``catalog_frame``)
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -160,7 +161,7 @@ class ObservationMethods(FrameMethods):
     @engine_api
     async def telemetry_export(
         self,
-        path: str,
+        path: str | os.PathLike[str],
         *,
         format: str = "parquet",
         nodes: Names = None,
@@ -176,7 +177,7 @@ class ObservationMethods(FrameMethods):
             raise UsageError(f"unknown export format {format!r}: use parquet or csv")
         target = Path(path)
         if not target.is_absolute():
-            raise UsageError(f"export path {path!r} must be absolute (the engine may run in the daemon)")
+            raise UsageError(f"export path {str(target)!r} must be absolute (the engine may run in a daemon)")
         frame = await self.telemetry(
             nodes=nodes, metrics=metrics, since=since, start=start, end=end, tier=tier
         )

@@ -15,7 +15,9 @@ from legion_nb.errors import UsageError
 
 __all__ = ["Instant", "Since", "parse_duration", "window_ms"]
 
-Since = str | int | float | dt.timedelta | None
+Since = str | float | dt.timedelta | None
+"""A duration back from now: ``"15m"``-style text, seconds (an int is a float to the type checker), a
+timedelta, or None (no lower bound). Spelled as the declared API spells it."""
 Instant = str | dt.datetime | None
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)?\s*$", re.IGNORECASE)
