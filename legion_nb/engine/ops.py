@@ -53,7 +53,7 @@ from legion_nb.engine.state.validation import normalize_hostname
 from legion_nb.errors import ApplyRunningError, LegionError, LockedError, UsageError
 from legion_nb.providers.catalog import choose_image
 from legion_nb.providers.contract import ProviderAdapter
-from legion_nb.providers.records import Operation
+from legion_nb.providers.records import Operation, PublicIpKind
 
 if TYPE_CHECKING:
     from legion_nb.engine.deployment.runtime import DeploymentService
@@ -345,14 +345,21 @@ class EngineOps:
         await self._end(operation, "succeeded", summary)
         return ServerCommandResult(server=target, command=command, status="succeeded", summary=summary)
 
-    async def orphan_delete(self, provider: str, server_id: str, name: str) -> ServerCommandResult:
-        """Delete a server at ``provider`` that nobody plans or tracks (the caller has checked that
-        it is an orphan carrying Legion's labels); logged as an operation like any server command."""
+    async def orphan_delete(
+        self, provider: str, resource: str, name: str, ip: tuple[PublicIpKind, str] | None = None
+    ) -> ServerCommandResult:
+        """Delete a server (``resource`` is its provider id) or, given ``ip`` (kind and provider id),
+        a public IP at ``provider`` that nobody plans or tracks (the caller has checked that it is an
+        orphan carrying Legion's labels); logged as an operation like any server command."""
         self._providers.adapter(provider)  # no credentials -> one clear error, no I/O
-        target = f"{provider} {server_id} ({name})"
+        target = f"{provider} {resource} ({name})"
+        resilience = self._providers.resilience
 
         async def run() -> None:
-            await self._providers.resilience.delete_server(provider, server_id)
+            if ip is None:
+                await resilience.delete_server(provider, resource)
+            else:
+                await resilience.delete_public_ip(provider, *ip)
 
         return await self._logged("orphan delete", "delete orphan", target, run)
 

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from legion_nb.engine import planning
 from legion_nb.engine.api import engine_api
+from legion_nb.engine.billing.ledger import public_ip_of
 from legion_nb.engine.billing.methods import BillingMethods
 from legion_nb.engine.billing.plan_cost import plan_cost
 from legion_nb.engine.billing.service import BillingService
@@ -587,8 +588,10 @@ class Engine(BillingMethods, ObservationMethods, RunbookMethods, EngineAPI):
 
     @engine_api
     async def orphan_delete(self, provider: str, resource: str) -> ServerCommandResult:
-        """Delete server ``resource`` at ``provider`` when this month's billing reconciliation flags
-        it as an orphan that carries Legion's labels (listed, neither planned nor tracked).
+        """Delete server or public IP ``resource`` at ``provider`` when this month's billing
+        reconciliation flags it as an orphan that carries Legion's labels (listed, neither planned
+        nor tracked; an IP also unassigned). ``resource`` is the reconciliation's: a server's
+        provider id, or ``floating_ip/<id>`` / ``primary_ip/<id>``.
 
         Raises :class:`UsageError` for anything else: a resource that is planned, tracked or gone, or
         an unlabelled one (made by someone else: Legion never deletes what it did not label).
@@ -606,7 +609,7 @@ class Engine(BillingMethods, ObservationMethods, RunbookMethods, EngineAPI):
                 f"{provider} {resource} ({row['resource_name']}) carries no Legion labels: Legion "
                 "deletes only what it labelled; delete it at the provider if it is yours"
             )
-        return await ops.orphan_delete(provider, resource, row["resource_name"])
+        return await ops.orphan_delete(provider, resource, row["resource_name"], public_ip_of(resource))
 
     @engine_api
     async def server_delete(self, name: str) -> ServerCommandResult:

@@ -49,11 +49,11 @@ from legion_nb.providers.records import (
     DnsZone,
     Firewall,
     FirewallRule,
-    FloatingIp,
     Operation,
     OperationState,
     PendingServer,
-    PrimaryIp,
+    PublicIp,
+    PublicIpKind,
     RateLimitInfo,
     Server,
     ServerSpec,
@@ -290,24 +290,23 @@ class ProviderAdapter(Protocol):
         ``apply_firewall(id, [])`` and wait for its operations first."""
         ...
 
-    # addresses billed apart
-    async def list_primary_ips(self) -> list[PrimaryIp]:
-        """Primary IPs as records of their own, for providers that price them apart from servers
-        (Hetzner); a provider whose addresses its own billing covers returns ``[]``."""
+    # public ips: floating and primary addresses kept as resources of their own
+    async def list_public_ips(self, labels: Mapping[str, str] | None = None) -> list[PublicIp]:
+        """Every floating and primary IP of the account (``labels``: only those carrying them). The
+        billing ledger prices them apart from servers where the provider does (Hetzner)."""
         ...
-
-    # floating ips
-    async def list_floating_ips(self, labels: Mapping[str, str] | None = None) -> list[FloatingIp]: ...
 
     async def create_floating_ip(
         self, name: str, ip_type: Literal["ipv4", "ipv6"], location: str, labels: Mapping[str, str]
-    ) -> FloatingIp: ...
+    ) -> PublicIp: ...
 
     async def assign_floating_ip(self, floating_ip_id: str, server_id: str | None) -> Operation | None:
         """Assign to ``server_id``, or unassign when it is None."""
         ...
 
-    async def delete_floating_ip(self, floating_ip_id: str) -> None: ...
+    async def delete_public_ip(self, kind: PublicIpKind, ip_id: str) -> None:
+        """Delete. An address still assigned to a server is a ``ProviderConflictError``."""
+        ...
 
     # dns
     async def list_zones(self) -> list[DnsZone]: ...

@@ -1,4 +1,4 @@
-"""The provider-neutral domain records: servers, SSH keys, operations, firewalls, floating IPs, DNS,
+"""The provider-neutral domain records: servers, SSH keys, operations, firewalls, public IPs, DNS,
 catalogs, billing and rate limits.
 
 Each record means the same thing on Hetzner, Scaleway and OVH; each adapter's ``convert`` module
@@ -18,6 +18,7 @@ from legion_nb.providers.ownership import OwnershipLabels
 from legion_nb.readonly import freeze_mappings
 
 __all__ = [
+    "PUBLIC_IP_KINDS",
     "AwaitedServerState",
     "BillingEntry",
     "BillingPeriod",
@@ -34,13 +35,13 @@ __all__ = [
     "FirewallDirection",
     "FirewallProtocol",
     "FirewallRule",
-    "FloatingIp",
     "Operation",
     "OperationState",
     "OperationStatus",
     "PendingServer",
     "PortRange",
-    "PrimaryIp",
+    "PublicIp",
+    "PublicIpKind",
     "RateLimitInfo",
     "Server",
     "ServerSpec",
@@ -175,7 +176,7 @@ class PendingServer:
 
 
 # --------------------------------------------------------------------------------------------------
-# Firewalls and floating IPs
+# Firewalls and public IPs
 
 
 @dataclass(frozen=True, order=True)
@@ -246,33 +247,23 @@ class Firewall:
         freeze_mappings(self, "labels")
 
 
-@dataclass(frozen=True)
-class FloatingIp:
-    provider: str
-    id: str
-    name: str
-    ip: str
-    ip_type: Literal["ipv4", "ipv6"]
-    server_id: str | None = None
-    location: str | None = None
-    labels: Mapping[str, str] = field(default_factory=dict)
-    created: datetime | None = None
-    """When the provider created it: a floating IP is billed from then on, assigned or not."""
+PublicIpKind = Literal["floating", "primary"]
+"""What a public address is at its provider: ``floating`` is created on its own and moved between
+servers (Hetzner's floating IPs, Scaleway's flexible IPs); ``primary`` is the address a server is
+created with, kept as a resource of its own (Hetzner's primary IPs). OVH's additional (failover) IPs
+are neither: its adapter has no floating IP capability."""
 
-    def __post_init__(self) -> None:
-        freeze_mappings(self, "labels")
-
-    @property
-    def ownership(self) -> OwnershipLabels | None:
-        return OwnershipLabels.from_labels(self.labels)
+PUBLIC_IP_KINDS: tuple[PublicIpKind, ...] = get_args(PublicIpKind)
 
 
 @dataclass(frozen=True)
-class PrimaryIp:
-    """A public address a server is created with, or a standalone one (Hetzner bills each apart
-    from its server, from its own creation until it is deleted, whether assigned or not)."""
+class PublicIp:
+    """A public address the provider keeps as a resource of its own. Hetzner bills each apart from
+    any server, from its own creation until it is deleted, assigned or not; ``server_id`` is the
+    server it is assigned to now."""
 
     provider: str
+    kind: PublicIpKind
     id: str
     name: str
     ip: str

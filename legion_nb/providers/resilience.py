@@ -40,9 +40,10 @@ from legion_nb.providers.records import (
     DnsZone,
     Firewall,
     FirewallRule,
-    FloatingIp,
     Operation,
     PendingServer,
+    PublicIp,
+    PublicIpKind,
     Server,
     ServerSpec,
     SshKey,
@@ -58,7 +59,7 @@ __all__ = [
 
 T = TypeVar("T")
 PendingKind = Literal["server", "ssh_key", "firewall", "floating_ip", "dns_zone"]
-Settled = Server | SshKey | Firewall | FloatingIp | DnsZone
+Settled = Server | SshKey | Firewall | PublicIp | DnsZone
 R = TypeVar("R", bound=Settled)
 
 
@@ -188,10 +189,10 @@ class Resilience:
 
     async def create_floating_ip(
         self, provider: str, name: str, ip_type: Literal["ipv4", "ipv6"], location: str, legion_id: str
-    ) -> FloatingIp:
+    ) -> PublicIp:
         return await self._create_owned(
             CreateIntent(provider, "floating_ip", name, legion_id),
-            FloatingIp,
+            PublicIp,
             lambda adapter, labels: adapter.create_floating_ip(name, ip_type, location, labels),
         )
 
@@ -293,9 +294,8 @@ class Resilience:
         if intent.kind == "firewall":
             return pick(await broker.read(provider, label, lambda a: a.list_firewalls(labels)), by_name=False)
         if intent.kind == "floating_ip":
-            return pick(
-                await broker.read(provider, label, lambda a: a.list_floating_ips(labels)), by_name=False
-            )
+            ips = await broker.read(provider, label, lambda a: a.list_public_ips(labels))
+            return pick([ip for ip in ips if ip.kind == "floating"], by_name=False)
         zones = await broker.read(provider, label, lambda a: a.list_zones())
         return pick(zones, by_name=True)
 
@@ -331,6 +331,10 @@ class Resilience:
         if op is not None:
             await self._broker.wait([op])
         await self._wait_gone(provider, server_id)
+
+    async def delete_public_ip(self, provider: str, kind: PublicIpKind, ip_id: str) -> None:
+        """Delete a floating or primary IP; safe to repeat (the provider deletes it at once)."""
+        await self.delete(provider, f"delete {kind} IP {ip_id}", lambda a: a.delete_public_ip(kind, ip_id))
 
     async def _wait_gone(self, provider: str, server_id: str) -> None:
         policy = self._broker.policy

@@ -13,8 +13,7 @@ from legion_nb.providers.records import (
     CatalogAddon,
     CatalogPrice,
     CatalogServerType,
-    FloatingIp,
-    PrimaryIp,
+    PublicIp,
     Server,
 )
 
@@ -54,16 +53,30 @@ def _server(created: dt.datetime) -> Server:
 def test_a_floating_ip_costs_its_monthly_price_per_started_month_assigned_or_not() -> None:
     server = _server(NOW - dt.timedelta(days=3))
     floating = [
-        FloatingIp(
-            "hetzner", "5", "vip", "127.30.0.1", "ipv4", "7", "fsn1", created=NOW - dt.timedelta(minutes=30)
+        PublicIp(
+            "hetzner",
+            "floating",
+            "5",
+            "vip",
+            "127.30.0.1",
+            "ipv4",
+            "7",
+            "fsn1",
+            created=NOW - dt.timedelta(minutes=30),
         ),
-        FloatingIp(
-            "hetzner", "6", "spare", "127.30.0.2", "ipv4", None, "fsn1", created=NOW - dt.timedelta(days=40)
+        PublicIp(
+            "hetzner",
+            "floating",
+            "6",
+            "spare",
+            "127.30.0.2",
+            "ipv4",
+            None,
+            "fsn1",
+            created=NOW - dt.timedelta(days=40),
         ),
     ]
-    facts = address_facts(
-        LegionState(), "hetzner", "", servers=[server], floating=floating, primary=[], catalog=CATALOG
-    )
+    facts = address_facts(LegionState(), "hetzner", "", servers=[server], ips=floating, catalog=CATALOG)
     rows = address_rows(facts, NOW - dt.timedelta(days=62), NOW)
     by_month: dict[tuple[str, dt.datetime], Decimal] = {}
     for r in rows:
@@ -83,12 +96,18 @@ def test_a_floating_ip_costs_its_monthly_price_per_started_month_assigned_or_not
 
 def test_a_primary_ip_outliving_its_server_is_billed_from_its_own_creation() -> None:
     # its server is gone (not listed); the address was created 60 days ago and is billed on
-    ip = PrimaryIp(
-        "hetzner", "9", "kept", "127.20.0.9", "ipv4", None, "fsn1", created=NOW - dt.timedelta(days=60)
+    ip = PublicIp(
+        "hetzner",
+        "primary",
+        "9",
+        "kept",
+        "127.20.0.9",
+        "ipv4",
+        None,
+        "fsn1",
+        created=NOW - dt.timedelta(days=60),
     )
-    facts = address_facts(
-        LegionState(), "hetzner", "", servers=[], floating=[], primary=[ip], catalog=CATALOG
-    )
+    facts = address_facts(LegionState(), "hetzner", "", servers=[], ips=[ip], catalog=CATALOG)
     rows = address_rows(facts, NOW - dt.timedelta(days=62), NOW)
     october = [r for r in rows if r.start.month == 10]
     november = [r for r in rows if r.start.month == 11]
@@ -102,13 +121,19 @@ def test_a_primary_ip_outliving_its_server_is_billed_from_its_own_creation() -> 
 
 def test_a_server_whose_primary_ip_is_billed_apart_gets_no_ipv4_row_and_the_ip_takes_its_plan() -> None:
     server = _server(NOW - dt.timedelta(minutes=30))
-    ip = PrimaryIp(
-        "hetzner", "9", "ip-web", "127.20.0.9", "ipv4", "7", "fsn1", created=NOW - dt.timedelta(minutes=30)
+    ip = PublicIp(
+        "hetzner",
+        "primary",
+        "9",
+        "ip-web",
+        "127.20.0.9",
+        "ipv4",
+        "7",
+        "fsn1",
+        created=NOW - dt.timedelta(minutes=30),
     )
     facts = server_facts(LegionState(), "hetzner", "", [server], CATALOG, billed_apart=frozenset({"7"}))
     assert facts[0].ipv4_rates == ()
-    (address,) = address_facts(
-        LegionState(), "hetzner", "", servers=[server], floating=[], primary=[ip], catalog=CATALOG
-    )
+    (address,) = address_facts(LegionState(), "hetzner", "", servers=[server], ips=[ip], catalog=CATALOG)
     (row,) = address_rows([address], NOW - dt.timedelta(days=1), NOW)
     assert (row.resource_id, row.server, row.billed_cost) == ("primary_ip/9", "7", Decimal("0.0008"))

@@ -260,7 +260,7 @@ async def test_firewall_and_floating_ip_calls_are_missing_capabilities_without_i
         adapter.set_firewall_rules("1", []),
         adapter.apply_firewall("1", ["s"]),
         adapter.delete_firewall("1"),
-        adapter.list_floating_ips(),
+        adapter.list_public_ips(),
         adapter.assign_floating_ip("1", None),
     ]
     for call in calls:

@@ -158,6 +158,8 @@ def reconciliation_rows(lines: Iterable[ReconciliationLine]) -> list[dict[str, A
             "provider": x.provider,
             "resource": x.resource_id,
             "resource_name": x.resource_name,
+            "kind": x.kind,
+            "address": x.address,
             "cluster": x.cluster,
             "estimate": _money(x.estimate),
             "provider_cost": _money(x.provider_cost),

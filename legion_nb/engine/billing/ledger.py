@@ -18,7 +18,7 @@ difference shows. ``ownership`` says how the resource relates to Legion when it 
 planned), ``unlabelled`` (no Legion labels), ``gone`` (no longer listed by its provider) or
 ``account`` (an invoice: the whole account's month, no one resource; kind ``invoice``).
 
-Addresses a provider prices apart (Hetzner's primary and floating IPs) are resources of their own
+Public IPs a provider prices apart (Hetzner's primary and floating IPs) are resources of their own
 (:data:`ADDRESS_KINDS`), billed from their own creation; ``server`` names the server one is
 assigned to, so an address that outlives its server keeps its rows under the same id.
 """
@@ -33,7 +33,7 @@ from typing import Literal, NamedTuple
 
 from legion_nb.engine.billing.hourly import Rate, daily_costs, month_start, traffic_charge
 from legion_nb.engine.state.model import LegionState
-from legion_nb.providers.records import BillingEntry, Catalog, FloatingIp, PrimaryIp, Server
+from legion_nb.providers.records import PUBLIC_IP_KINDS, BillingEntry, Catalog, PublicIp, PublicIpKind, Server
 
 __all__ = [
     "ADDON_KINDS",
@@ -49,6 +49,7 @@ __all__ = [
     "estimate_rows",
     "invoice_rows",
     "ownership_of",
+    "public_ip_of",
     "server_facts",
     "tracked_index",
     "usage_rows",
@@ -59,9 +60,10 @@ Ownership = Literal["planned", "labelled", "unlabelled", "gone", "account"]
 SOURCES: tuple[Source, ...] = ("invoice", "usage", "estimate")
 ADDON_KINDS: frozenset[str] = frozenset({"primary_ipv4", "traffic"})
 """Row kinds billed beside a server; their resource id is the server's plus ``/ipv4`` or ``/traffic``."""
-ADDRESS_KINDS: frozenset[str] = frozenset({"floating_ip", "primary_ip"})
-"""Addresses billed as resources of their own (Hetzner): resource id ``floating_ip/<id>`` or
-``primary_ip/<id>``, priced from their own creation whether assigned to a server or not."""
+ADDRESS_KINDS: frozenset[str] = frozenset(f"{kind}_ip" for kind in PUBLIC_IP_KINDS)
+"""Public IPs as resources of their own (:class:`~legion_nb.providers.records.PublicIp`): row kind
+``floating_ip`` or ``primary_ip``, resource id ``<kind>/<provider id>``, priced (Hetzner) from their
+own creation whether assigned to a server or not."""
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 CAPPED: Mapping[str, bool] = {"hetzner": True, "scaleway": True, "ovh": False}
 """Whether a provider caps hourly servers at the monthly price (OVH's hourly instances are not)."""
@@ -204,7 +206,7 @@ def _daily_rows(
 
 @dataclass(frozen=True, slots=True)
 class AddressFacts:
-    """One floating or primary IP priced as a resource of its own: its lifetime starts at its own
+    """One public IP (floating or primary) as a resource of its own: its lifetime starts at its own
     creation and outlives any server it was assigned to; assigned or not, it costs the same."""
 
     provider: str
@@ -220,6 +222,8 @@ class AddressFacts:
     ownership: Ownership
     rates: tuple[Rate, ...]
     currency: str
+    address: str = ""
+    """The IP address itself, so an operator can recognise it in the reconciliation."""
 
 
 def _address_rate(catalog: Catalog, sku: str, location: str) -> tuple[Rate, ...]:
@@ -237,17 +241,16 @@ def address_facts(
     account: str,
     *,
     servers: Iterable[Server],
-    floating: Iterable[FloatingIp],
-    primary: Iterable[PrimaryIp],
+    ips: Iterable[PublicIp],
     catalog: Catalog,
 ) -> list[AddressFacts]:
-    """Facts for every listed floating and primary IP. An address assigned to a listed server takes
-    that server's name, cluster, role and ownership (rows read per server; the server's line carries
-    any cleanup flag); an unassigned one keeps its own name and is judged by its own labels (a
-    floating IP Legion tracks is ``planned``), so a forgotten labelled address shows as ours. The
-    reconciliation flags servers only as cleanup candidates: an address never carries the flag."""
+    """Facts for every listed public IP. One assigned to a listed server takes that server's name,
+    cluster, role and ownership (rows read per server; the server's line carries any cleanup flag);
+    an unassigned one keeps its own name and is judged by its own labels (a floating IP a tracked
+    server holds is ``planned``), so a forgotten labelled address shows as ours and the
+    reconciliation flags it for cleanup."""
     tracked = tracked_index(state, provider)
-    planned_floating = {
+    held = {
         f.provider_id
         for t in state.tracked.servers.values()
         if t.provider == provider
@@ -255,37 +258,42 @@ def address_facts(
     }
     by_id = {s.id: s for s in servers}
     out: list[AddressFacts] = []
-    addresses: list[tuple[str, FloatingIp | PrimaryIp]] = [
-        *(("floating_ip", f) for f in floating),
-        *(("primary_ip", p) for p in primary),
-    ]
-    for kind, address in addresses:
-        host = by_id.get(address.server_id or "")
+    for ip in ips:
+        host = by_id.get(ip.server_id or "")
         if host is not None:
             ownership, cluster, role = ownership_of(tracked, host)
-        elif kind == "floating_ip" and address.id in planned_floating:
+        elif ip.kind == "floating" and ip.id in held:
             ownership, cluster, role = "planned", "", ""
         else:
-            ownership, cluster, role = ("labelled" if address.ownership is not None else "unlabelled"), "", ""
-        sku = f"{kind.removesuffix('_ip')}_{address.ip_type}"
+            ownership, cluster, role = ("labelled" if ip.ownership is not None else "unlabelled"), "", ""
+        sku = f"{ip.kind}_{ip.ip_type}"
         out.append(
             AddressFacts(
                 provider=provider,
                 account=account,
-                resource_id=f"{kind}/{address.id}",
-                name=host.name if host is not None else address.name,
-                kind=kind,
+                resource_id=f"{ip.kind}_ip/{ip.id}",
+                name=host.name if host is not None else ip.name,
+                kind=f"{ip.kind}_ip",
                 sku=sku,
-                server=address.server_id or "",
+                server=ip.server_id or "",
                 cluster=cluster,
                 role=role,
-                created=address.created,
+                created=ip.created,
                 ownership=ownership,
-                rates=_address_rate(catalog, sku, address.location or ""),
+                rates=_address_rate(catalog, sku, ip.location or ""),
                 currency=catalog.currency,
+                address=ip.ip,
             )
         )
     return out
+
+
+def public_ip_of(resource_id: str) -> tuple[PublicIpKind, str] | None:
+    """The kind and provider id of the public IP a ledger resource id names (``floating_ip/5``),
+    or None for anything else (a server)."""
+    prefix, _, ip_id = resource_id.partition("/")
+    kind = next((k for k in PUBLIC_IP_KINDS if prefix == f"{k}_ip"), None)
+    return (kind, ip_id) if kind is not None and ip_id else None
 
 
 def address_rows(facts: Sequence[AddressFacts], since: dt.datetime, until: dt.datetime) -> list[LedgerRow]:

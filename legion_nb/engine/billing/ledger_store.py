@@ -59,6 +59,8 @@ CREATE TABLE IF NOT EXISTS listing (
     role TEXT NOT NULL,
     sku TEXT NOT NULL,
     seen_ms INTEGER NOT NULL,
+    kind TEXT NOT NULL DEFAULT '',
+    address TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (provider, resource_id)
 ) WITHOUT ROWID
 """
@@ -78,7 +80,12 @@ _UPSERT = (
     "ownership=excluded.ownership, server=excluded.server, collected_ms=excluded.collected_ms"
 )
 _UNIT = Decimal(1)
-_LISTING = "SELECT provider, resource_id, resource_name, ownership, cluster, role, sku, seen_ms FROM listing"
+_LISTING = (
+    "SELECT provider, resource_id, resource_name, ownership, cluster, role, sku, seen_ms, kind, address "
+    "FROM listing"
+)
+_LATER_COLUMNS = {"ledger": ("server",), "listing": ("kind", "address")}
+"""Columns added after a store was first written; an older store gains them (empty) when opened."""
 
 
 def to_nanos(amount: Decimal) -> int:
@@ -111,6 +118,10 @@ class Listed(NamedTuple):
     role: str = ""
     sku: str = ""
     seen: dt.datetime | None = None
+    kind: str = ""
+    """``server``, or a public IP's ledger kind (``floating_ip``, ``primary_ip``)."""
+    address: str = ""
+    """A public IP's address ('' for servers)."""
 
 
 class LedgerStore:
@@ -118,10 +129,12 @@ class LedgerStore:
 
     def __init__(self, path: Path) -> None:
         self._file = SqliteFile(path, _SCHEMA)
-        with self._file.write() as db:  # a ledger written before addresses had their server column
-            columns = {row[1] for row in db.execute("PRAGMA table_info(ledger)")}
-            if "server" not in columns:
-                db.execute("ALTER TABLE ledger ADD COLUMN server TEXT NOT NULL DEFAULT ''")
+        with self._file.write() as db:
+            for table, later in _LATER_COLUMNS.items():
+                columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+                for column in later:
+                    if column not in columns:
+                        db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
 
     @classmethod
     def in_dir(cls, log_dir: Path) -> LedgerStore:
@@ -189,9 +202,21 @@ class LedgerStore:
         with self._file.write() as db:
             db.execute("DELETE FROM listing WHERE provider = ?", (provider,))
             db.executemany(
-                "INSERT INTO listing VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO listing (provider, resource_id, resource_name, ownership, cluster, role, sku, "
+                "seen_ms, kind, address) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (provider, x.resource_id, x.name, x.ownership, x.cluster, x.role, x.sku, now)
+                    (
+                        provider,
+                        x.resource_id,
+                        x.name,
+                        x.ownership,
+                        x.cluster,
+                        x.role,
+                        x.sku,
+                        now,
+                        x.kind,
+                        x.address,
+                    )
                     for x in listed
                 ],
             )
@@ -282,6 +307,6 @@ class LedgerStore:
                 args,
             ).fetchall()
         return [
-            Listed(p, rid, name, cast("Ownership", owner), cluster, role, sku, _time(seen))
-            for (p, rid, name, owner, cluster, role, sku, seen) in found
+            Listed(p, rid, name, cast("Ownership", owner), cluster, role, sku, _time(seen), kind, address)
+            for (p, rid, name, owner, cluster, role, sku, seen, kind, address) in found
         ]

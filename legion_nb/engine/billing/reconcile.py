@@ -61,6 +61,11 @@ class ReconciliationLine:
     """``provider_cost - estimate`` when both exist."""
     ownership: Ownership
     orphan: bool
+    kind: str = ""
+    """``server``, an address or traffic billed beside one (``primary_ipv4``, ``traffic``), or a
+    public IP of its own (``floating_ip``, ``primary_ip``)."""
+    address: str = ""
+    """A public IP's address ('' otherwise)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,13 +121,8 @@ def reconcile(
     lines: list[ReconciliationLine] = []
     for key in keys:
         provider, resource = key
-        seen, row = listed.get(key), about.get(key)
-        addon = row is not None and row.kind in ADDON_KINDS | ADDRESS_KINDS
-        if addon:  # an address or traffic belongs to its server: that line carries the orphan flag
-            host = (
-                row.server if row is not None and row.kind in ADDRESS_KINDS else resource.rpartition("/")[0]
-            )
-            seen = listed.get((provider, host), seen)
+        own, row = listed.get(key), about.get(key)
+        seen, orphan = _judge(listed, own, row, provider, resource)
         source = next((s for s in ("usage", "invoice") if (provider, resource, s) in figures), "")
         figure = figures[(provider, resource, source)] if source else None
         guess = estimate.get(key)
@@ -140,10 +140,37 @@ def reconcile(
                 provider_source=source,
                 difference=figure - guess if figure is not None and guess is not None else None,
                 ownership=ownership,
-                orphan=ownership in _ORPHANS and not addon,
+                orphan=orphan,
+                kind=(own.kind if own is not None else "") or (row.kind if row is not None else ""),
+                address=own.address if own is not None else "",
             )
         )
     return lines
+
+
+def _judge(
+    listed: Mapping[tuple[str, str], Listed],
+    own: Listed | None,
+    row: LedgerRow | None,
+    provider: str,
+    resource: str,
+) -> tuple[Listed | None, bool]:
+    """Which listing speaks for a resource's line, and whether the line is a cleanup candidate.
+
+    A server nobody plans is one, labelled or not. An address or traffic billed beside a server
+    belongs to it, and so does a public IP assigned to a server (the listing holds only unassigned
+    ones): that server's line carries any flag. An unassigned public IP is one only when it carries
+    Legion's labels: an address someone else made is shown, never offered for deletion.
+    """
+    kind = (own.kind if own is not None else "") or (row.kind if row is not None else "")
+    if row is not None and row.kind in ADDON_KINDS:
+        return listed.get((provider, resource.rpartition("/")[0]), own), False
+    if kind in ADDRESS_KINDS:
+        if own is not None:
+            return own, own.ownership == "labelled"
+        host = row.server if row is not None else ""
+        return listed.get((provider, host)), False
+    return own, own is not None and own.ownership in _ORPHANS
 
 
 def forecast(

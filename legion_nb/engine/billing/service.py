@@ -5,11 +5,13 @@ lines) through the one broker, so it shares the providers' request budgets with 
 writes a SQLite store that must be open only while the state is unlocked. Its constructor names
 what it uses (ports): provider access, the current state, the log directory. A collection pass:
 
-1. per provider with credentials: list servers, primary and floating IPs (addresses the provider
-   prices apart are billed as resources of their own) and read the live catalog (Legion's estimate
-   needs the prices the provider charges now), then the provider's usage lines, invoices and forecast for
-   the window where it has a billing API (a provider without one, like Hetzner, gets estimates only);
-2. classify each listed server against the plan (:func:`~legion_nb.engine.billing.ledger.ownership_of`);
+1. per provider with credentials: list servers and public IPs (floating and primary: addresses the
+   provider prices apart are billed as resources of their own) and read the live catalog (Legion's
+   estimate needs the prices the provider charges now), then the provider's usage lines, invoices
+   and forecast for the window where it has a billing API (a provider without one, like Hetzner,
+   gets estimates only);
+2. classify each listed server and public IP against the plan
+   (:func:`~legion_nb.engine.billing.ledger.ownership_of`, ``address_facts``);
 3. write estimate and usage rows and the listing in one go each; closed periods keep their rows.
 
 A provider that fails is reported and skipped (its earlier rows stay), never fatal to the pass.
@@ -55,7 +57,7 @@ from legion_nb.engine.state.model import LegionState, StoredCredentials
 from legion_nb.errors import LegionError, LockedError, OperationError
 from legion_nb.providers.broker import ProviderBroker
 from legion_nb.providers.contract import Capability
-from legion_nb.providers.records import BillingPeriod, Catalog, FloatingIp
+from legion_nb.providers.records import BillingPeriod, Catalog, PublicIp
 from legion_nb.providers.registry import PROVIDERS
 
 __all__ = ["BillingProviders", "BillingService", "CollectReport"]
@@ -179,17 +181,14 @@ class BillingService:
         account = _account(state.credentials.get(provider))
         servers = await broker.read(provider, "list servers for billing", lambda a: a.list_servers())
         catalog = await self._providers.fetch_catalog(provider)
-        primary = await broker.read(provider, "list primary IPs for billing", lambda a: a.list_primary_ips())
-        floating: list[FloatingIp] = []
+        ips: list[PublicIp] = []
         if Capability.FLOATING_IP in broker.adapter(provider).capabilities:
-            floating = await broker.read(
-                provider, "list floating IPs for billing", lambda a: a.list_floating_ips()
-            )
-        apart = frozenset(p.server_id for p in primary if p.server_id is not None and p.ip_type == "ipv4")
-        facts = server_facts(state, provider, account, servers, catalog, billed_apart=apart)
-        addresses = address_facts(
-            state, provider, account, servers=servers, floating=floating, primary=primary, catalog=catalog
+            ips = await broker.read(provider, "list public IPs for billing", lambda a: a.list_public_ips())
+        apart = frozenset(
+            ip.server_id for ip in ips if ip.kind == "primary" and ip.server_id and ip.ip_type == "ipv4"
         )
+        facts = server_facts(state, provider, account, servers, catalog, billed_apart=apart)
+        addresses = address_facts(state, provider, account, servers=servers, ips=ips, catalog=catalog)
         self._facts[provider] = facts
         rows = await asyncio.to_thread(estimate_rows, facts, since, until)
         rows += address_rows(addresses, since, until)
@@ -204,10 +203,21 @@ class BillingService:
             if ahead:
                 self._forecasts[provider] = sum((e.amount for e in ahead), Decimal(0))
         listed = [
-            Listed(provider, f.resource_id, f.name, f.ownership, f.cluster, f.role, f.sku) for f in facts
+            Listed(provider, f.resource_id, f.name, f.ownership, f.cluster, f.role, f.sku, kind="server")
+            for f in facts
         ]
         listed += [  # an assigned address's server stands for it in the reconciliation
-            Listed(provider, x.resource_id, x.name, x.ownership, x.cluster, x.role, x.sku)
+            Listed(
+                provider,
+                x.resource_id,
+                x.name,
+                x.ownership,
+                x.cluster,
+                x.role,
+                x.sku,
+                kind=x.kind,
+                address=x.address,
+            )
             for x in addresses
             if not x.server
         ]

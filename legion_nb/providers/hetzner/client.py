@@ -44,11 +44,11 @@ from legion_nb.providers.records import (
     DnsZone,
     Firewall,
     FirewallRule,
-    FloatingIp,
     Operation,
     OperationState,
     PendingServer,
-    PrimaryIp,
+    PublicIp,
+    PublicIpKind,
     RateLimitInfo,
     Server,
     ServerSpec,
@@ -283,9 +283,7 @@ class HetznerAdapter:
         reply = await self._api.send_object("POST", "/firewalls", body)
         return convert.convert(convert.firewall, reply.get("firewall"), "firewall")
 
-    async def set_firewall_rules(
-        self, firewall_id: str, rules: Sequence[FirewallRule]
-    ) -> list[Operation]:
+    async def set_firewall_rules(self, firewall_id: str, rules: Sequence[FirewallRule]) -> list[Operation]:
         require_capability(PROVIDER, CAPABILITIES, Capability.FIREWALL)
         path = f"/firewalls/{_int_id(firewall_id, 'firewall')}/actions/set_rules"
         reply = await self._api.send_object("POST", path, {"rules": [convert.rule_to_wire(r) for r in rules]})
@@ -319,22 +317,22 @@ class HetznerAdapter:
         require_capability(PROVIDER, CAPABILITIES, Capability.FIREWALL)
         await self._api.send_object("DELETE", f"/firewalls/{_int_id(firewall_id, 'firewall')}")
 
-    # ----------------------------------------------------------------------------------- floating ips
+    # ------------------------------------------------------------------------------------- public ips
 
-    async def list_floating_ips(self, labels: Mapping[str, str] | None = None) -> list[FloatingIp]:
+    async def list_public_ips(self, labels: Mapping[str, str] | None = None) -> list[PublicIp]:
+        """Floating IPs, then primary IPs (standalone or on a server: billing prices them apart)."""
         require_capability(PROVIDER, CAPABILITIES, Capability.FLOATING_IP)
         params = {"label_selector": convert.label_selector(labels)} if labels else None
-        items = await self._paginate("/floating_ips", "floating_ips", params)
-        return [convert.convert(convert.floating_ip, item, "floating ip") for item in items]
-
-    async def list_primary_ips(self) -> list[PrimaryIp]:
-        """Every primary IP of the project, standalone or on a server (billing prices them apart)."""
-        items = await self._paginate("/primary_ips", "primary_ips")
-        return [convert.convert(convert.primary_ip, item, "primary ip") for item in items]
+        floating = await self._paginate("/floating_ips", "floating_ips", params)
+        primary = await self._paginate("/primary_ips", "primary_ips", params)
+        return [
+            *(convert.convert(convert.floating_ip, item, "floating ip") for item in floating),
+            *(convert.convert(convert.primary_ip, item, "primary ip") for item in primary),
+        ]
 
     async def create_floating_ip(
         self, name: str, ip_type: Literal["ipv4", "ipv6"], location: str, labels: Mapping[str, str]
-    ) -> FloatingIp:
+    ) -> PublicIp:
         require_capability(PROVIDER, CAPABILITIES, Capability.FLOATING_IP)
         body = {"type": ip_type, "home_location": location, "name": name, "labels": dict(labels)}
         reply = await self._api.send_object("POST", "/floating_ips", body)
@@ -351,9 +349,9 @@ class HetznerAdapter:
         ops = self._operations(reply, "action")
         return ops[0] if ops else None
 
-    async def delete_floating_ip(self, floating_ip_id: str) -> None:
+    async def delete_public_ip(self, kind: PublicIpKind, ip_id: str) -> None:
         require_capability(PROVIDER, CAPABILITIES, Capability.FLOATING_IP)
-        await self._api.send_object("DELETE", f"/floating_ips/{_int_id(floating_ip_id, 'floating ip')}")
+        await self._api.send_object("DELETE", f"/{kind}_ips/{_int_id(ip_id, f'{kind} ip')}")
 
     # -------------------------------------------------------------------------------------------- dns
 

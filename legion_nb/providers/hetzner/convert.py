@@ -28,11 +28,11 @@ from legion_nb.providers.records import (
     DnsZone,
     Firewall,
     FirewallRule,
-    FloatingIp,
     Operation,
     OperationState,
     PortRange,
-    PrimaryIp,
+    PublicIp,
+    PublicIpKind,
     Server,
     ServerStatus,
     SshKey,
@@ -218,32 +218,29 @@ def firewall(data: wire.Firewall) -> Firewall:
     )
 
 
-def floating_ip(data: wire.FloatingIp) -> FloatingIp:
-    server_id = data.get("server")
+def floating_ip(data: wire.FloatingIp) -> PublicIp:
     home = data.get("home_location")
-    return FloatingIp(
+    return _public_ip("floating", data, data.get("server"), home["name"] if home else None)
+
+
+def primary_ip(data: wire.PrimaryIp) -> PublicIp:
+    return _public_ip("primary", data, data.get("assignee_id"), data["location"]["name"])
+
+
+def _public_ip(
+    kind: PublicIpKind, data: wire.FloatingIp | wire.PrimaryIp, server_id: int | None, location: str | None
+) -> PublicIp:
+    """The fields both address resources share; they differ only in how they name their server
+    (``server`` / ``assignee_id``) and their location (``home_location`` / ``location``)."""
+    return PublicIp(
         provider=PROVIDER,
+        kind=kind,
         id=str(data["id"]),
         name=data.get("name") or str(data["id"]),
         ip=data["ip"],
         ip_type=data["type"],
         server_id=str(server_id) if server_id is not None else None,
-        location=home["name"] if home else None,
-        labels=dict(data.get("labels") or {}),
-        created=_created(data.get("created")),
-    )
-
-
-def primary_ip(data: wire.PrimaryIp) -> PrimaryIp:
-    assignee = data.get("assignee_id")
-    return PrimaryIp(
-        provider=PROVIDER,
-        id=str(data["id"]),
-        name=data.get("name") or str(data["id"]),
-        ip=data["ip"],
-        ip_type=data["type"],
-        server_id=str(assignee) if assignee is not None else None,
-        location=data["location"]["name"],
+        location=location,
         labels=dict(data.get("labels") or {}),
         created=_created(data.get("created")),
     )

@@ -16,7 +16,8 @@ What it relies on from OVHcloud (see ``/work/shared/reference/providers.md``):
 * DNS changes are drafts until ``POST /domain/zone/{zone}/refresh``: every change is followed by one;
 * costs per instance come from Public Cloud usage (``usage/history`` + ``usage/current``), not from
   bills, which carry only totals;
-* there are no provider firewalls or floating IPs in this adapter: those calls raise
+* there are no provider firewalls or public IPs in this adapter (OVH's additional, or failover, IPs
+  are not modelled): those calls raise
   ``CapabilityMissingError`` before any I/O (the cluster firewall is enforced on the node).
 
 Mutations are sent once; the adapter never retries (see ``resilience.py``).
@@ -67,11 +68,11 @@ from legion_nb.providers.records import (
     DnsZone,
     Firewall,
     FirewallRule,
-    FloatingIp,
     Operation,
     OperationState,
     PendingServer,
-    PrimaryIp,
+    PublicIp,
+    PublicIpKind,
     RateLimitInfo,
     Server,
     ServerSpec,
@@ -407,22 +408,18 @@ class OvhAdapter:
     async def delete_firewall(self, firewall_id: str) -> None:
         raise capability_missing(PROVIDER, Capability.FIREWALL)
 
-    async def list_primary_ips(self) -> list[PrimaryIp]:
-        """None apart: this provider's own usage lines bill its addresses."""
-        return []
-
-    async def list_floating_ips(self, labels: Mapping[str, str] | None = None) -> list[FloatingIp]:
+    async def list_public_ips(self, labels: Mapping[str, str] | None = None) -> list[PublicIp]:
         raise capability_missing(PROVIDER, Capability.FLOATING_IP)
 
     async def create_floating_ip(
         self, name: str, ip_type: Literal["ipv4", "ipv6"], location: str, labels: Mapping[str, str]
-    ) -> FloatingIp:
+    ) -> PublicIp:
         raise capability_missing(PROVIDER, Capability.FLOATING_IP)
 
     async def assign_floating_ip(self, floating_ip_id: str, server_id: str | None) -> Operation | None:
         raise capability_missing(PROVIDER, Capability.FLOATING_IP)
 
-    async def delete_floating_ip(self, floating_ip_id: str) -> None:
+    async def delete_public_ip(self, kind: PublicIpKind, ip_id: str) -> None:
         raise capability_missing(PROVIDER, Capability.FLOATING_IP)
 
     # ------------------------------------------------------------------------------------------ dns

@@ -67,11 +67,11 @@ from legion_nb.providers.records import (
     DnsZone,
     Firewall,
     FirewallRule,
-    FloatingIp,
     Operation,
     OperationState,
     PendingServer,
-    PrimaryIp,
+    PublicIp,
+    PublicIpKind,
     RateLimitInfo,
     Server,
     ServerSpec,
@@ -564,26 +564,24 @@ class ScalewayAdapter:
         zone, raw = split_id(firewall_id, "firewall")
         await self._api.request("DELETE", f"/instance/v1/zones/{zone}/security_groups/{raw}")
 
-    # ----------------------------------------------------------------------------------- floating ips
+    # ------------------------------------------------------------------------------------- public ips
 
-    async def list_primary_ips(self) -> list[PrimaryIp]:
-        """None apart: this provider's own usage lines bill its addresses."""
-        return []
-
-    async def list_floating_ips(self, labels: Mapping[str, str] | None = None) -> list[FloatingIp]:
+    async def list_public_ips(self, labels: Mapping[str, str] | None = None) -> list[PublicIp]:
+        """Flexible IPs in every zone; Scaleway keeps no primary IPs apart (its usage lines bill
+        a server's own address)."""
         require_capability(PROVIDER, CAPABILITIES, Capability.FLOATING_IP)
         params = self._owned_params(labels)
-        found: list[FloatingIp] = []
+        found: list[PublicIp] = []
         for zone in self._zones:
             for item in await self._instance_list(zone, "ips", "ips", params):
-                ip = convert.floating_ip(item, zone)
+                ip = convert.flexible_ip(item, zone)
                 if labels_match(ip.labels, labels):
                     found.append(ip)
         return found
 
     async def create_floating_ip(
         self, name: str, ip_type: Literal["ipv4", "ipv6"], location: str, labels: Mapping[str, str]
-    ) -> FloatingIp:
+    ) -> PublicIp:
         require_capability(PROVIDER, CAPABILITIES, Capability.FLOATING_IP)
         body = {
             "project": self._project,
@@ -591,13 +589,13 @@ class ScalewayAdapter:
             "tags": convert.tags_for(labels, {convert.NAME_LABEL: name}),
         }
 
-        async def create() -> FloatingIp:
+        async def create() -> PublicIp:
             created = await self._api.send_object("POST", f"/instance/v1/zones/{location}/ips", body)
-            return convert.floating_ip(_member(created, "ip"), location)
+            return convert.flexible_ip(_member(created, "ip"), location)
 
-        async def find() -> FloatingIp | None:
+        async def find() -> PublicIp | None:
             raw = await self._find_tagged(location, "ips", labels)
-            return convert.floating_ip(raw, location) if raw is not None else None
+            return convert.flexible_ip(raw, location) if raw is not None else None
 
         return await self._settle_create(create, find)
 
@@ -615,9 +613,11 @@ class ScalewayAdapter:
         await self._api.send_object("PATCH", f"/instance/v1/zones/{zone}/ips/{raw}", {"server": target})
         return None
 
-    async def delete_floating_ip(self, floating_ip_id: str) -> None:
+    async def delete_public_ip(self, kind: PublicIpKind, ip_id: str) -> None:
         require_capability(PROVIDER, CAPABILITIES, Capability.FLOATING_IP)
-        zone, raw = split_id(floating_ip_id, "floating IP")
+        if kind != "floating":
+            raise ProviderInvalidInputError(PROVIDER, f"no {kind} IP {ip_id}: Scaleway keeps flexible IPs")
+        zone, raw = split_id(ip_id, "flexible IP")
         await self._api.request("DELETE", f"/instance/v1/zones/{zone}/ips/{raw}")
 
     # -------------------------------------------------------------------------------------------- dns

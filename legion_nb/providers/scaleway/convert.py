@@ -25,8 +25,8 @@ from legion_nb.providers.records import (
     CatalogServerType,
     DnsRecord,
     FirewallRule,
-    FloatingIp,
     PortRange,
+    PublicIp,
     Server,
     ServerStatus,
     SshKey,
@@ -41,7 +41,7 @@ __all__ = [
     "catalog_image",
     "enum",
     "firewall_rules",
-    "floating_ip",
+    "flexible_ip",
     "invoice_entry",
     "months",
     "qualified",
@@ -182,14 +182,16 @@ def ssh_key(body: wire.SshKeyJson) -> SshKey:
     )
 
 
-def floating_ip(body: wire.FlexibleIpJson, zone: str) -> FloatingIp:
+def flexible_ip(body: wire.FlexibleIpJson, zone: str) -> PublicIp:
+    """A flexible IP: Scaleway's address made on its own and moved between servers (``floating``)."""
     zone = body.get("zone") or zone
     labels = labels_from_tags(body.get("tags") or [])
     name = labels.pop(NAME_LABEL, "") or str(body.get("address") or "")
     attached = body.get("server") or None
     ip_type: Literal["ipv4", "ipv6"] = "ipv6" if "ipv6" in enum(body.get("type")) else "ipv4"
-    return FloatingIp(
+    return PublicIp(
         provider=PROVIDER,
+        kind="floating",
         id=qualified(zone, str(_require(body, "id", "a flexible IP"))),
         name=name,
         ip=str(body.get("address") or ""),
