@@ -138,6 +138,8 @@ async def _reconcile(ctx: CliContext, args: argparse.Namespace) -> int:
         "provider",
         "resource_name",
         "resource",
+        "kind",
+        "address",
         "estimate",
         "provider_cost",
         "difference",
@@ -145,7 +147,19 @@ async def _reconcile(ctx: CliContext, args: argparse.Namespace) -> int:
         "ownership",
         "orphan",
     )
-    headers = ("PROVIDER", "NAME", "RESOURCE", "ESTIMATE", "PROVIDER", "DIFF", "CUR", "OWNERSHIP", "ORPHAN")
+    headers = (
+        "PROVIDER",
+        "NAME",
+        "RESOURCE",
+        "KIND",
+        "ADDRESS",
+        "ESTIMATE",
+        "PROVIDER",
+        "DIFF",
+        "CUR",
+        "OWNERSHIP",
+        "ORPHAN",
+    )
     ctx.emit(rows, _render(columns, headers))
     return 0
 

@@ -68,6 +68,8 @@ def billing_view(
             "provider": r.get("provider"),
             "name": r.get("resource_name") or r.get("resource"),
             "resource": r.get("resource"),
+            "kind": r.get("kind") or "",
+            "address": r.get("address") or "",
             "ownership": r.get("ownership"),
             "estimate": r.get("estimate"),
             "currency": r.get("currency"),

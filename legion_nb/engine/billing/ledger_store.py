@@ -199,26 +199,17 @@ class LedgerStore:
     def replace_listing(self, provider: str, listed: Sequence[Listed]) -> None:
         """What ``provider`` lists now, in place of what it listed before."""
         now = int(time.time() * 1000)
+        values = [
+            (provider, x.resource_id, x.name, x.ownership, x.cluster, x.role, x.sku, now,
+             x.kind, x.address)
+            for x in listed
+        ]  # fmt: skip
         with self._file.write() as db:
             db.execute("DELETE FROM listing WHERE provider = ?", (provider,))
             db.executemany(
                 "INSERT INTO listing (provider, resource_id, resource_name, ownership, cluster, role, sku, "
                 "seen_ms, kind, address) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        provider,
-                        x.resource_id,
-                        x.name,
-                        x.ownership,
-                        x.cluster,
-                        x.role,
-                        x.sku,
-                        now,
-                        x.kind,
-                        x.address,
-                    )
-                    for x in listed
-                ],
+                values,
             )
 
     # -- reads ------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from typing import Protocol
 
 from legion_nb.engine.billing.hourly import month_start, next_month
 from legion_nb.engine.billing.ledger import (
+    AddressFacts,
     LedgerRow,
     ServerFacts,
     address_facts,
@@ -92,6 +93,14 @@ def _account(credentials: StoredCredentials | None) -> str:
     identifiers, not secrets; nothing else of the credentials is read), else ''."""
     values = credentials.secrets if credentials is not None else {}
     return str(values.get("project_id") or values.get("service_name") or "")
+
+
+def _listed(fact: ServerFacts | AddressFacts, kind: str, address: str) -> Listed:
+    """What the reconciliation reads of one resource listed now."""
+    return Listed(
+        fact.provider, fact.resource_id, fact.name, fact.ownership, fact.cluster, fact.role, fact.sku,
+        kind=kind, address=address,
+    )  # fmt: skip
 
 
 class BillingService:
@@ -202,25 +211,9 @@ class BillingService:
             ahead = await broker.read(provider, "read billing forecast", lambda a: a.forecast_billing())
             if ahead:
                 self._forecasts[provider] = sum((e.amount for e in ahead), Decimal(0))
-        listed = [
-            Listed(provider, f.resource_id, f.name, f.ownership, f.cluster, f.role, f.sku, kind="server")
-            for f in facts
-        ]
-        listed += [  # an assigned address's server stands for it in the reconciliation
-            Listed(
-                provider,
-                x.resource_id,
-                x.name,
-                x.ownership,
-                x.cluster,
-                x.role,
-                x.sku,
-                kind=x.kind,
-                address=x.address,
-            )
-            for x in addresses
-            if not x.server
-        ]
+        listed = [_listed(f, "server", "") for f in facts]
+        # an assigned address's server stands for it in the reconciliation
+        listed += [_listed(x, x.kind, x.address) for x in addresses if not x.server]
         return rows, listed
 
     # -- answers ---------------------------------------------------------------------------

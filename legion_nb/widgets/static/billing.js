@@ -25,6 +25,8 @@ export default {
         ? lnbEl("p", "lnb-empty", "No orphans: every listed resource is planned.")
         : lnbTable("lnb-billing-orphans", [
             ["Orphan", (r) => r.name],
+            ["Kind", (r) => r.kind],
+            ["Address", (r) => r.address],
             ["Provider", (r) => r.provider],
             ["Ownership", (r) => r.ownership],
             ["Estimate", (r) => lnbText(r.estimate)],
