@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from legion_nb.emulators.hetzner import state_of
 from legion_nb.emulators.nodes.streams import SenderSession
 from legion_nb.engine.redaction import REDACTED, Redactor
 from legion_nb.engine.runtime import Engine
@@ -155,6 +157,26 @@ async def test_cost_cleanup_deletes_only_labelled_orphans(cluster: Engine) -> No
     with pytest.raises(UsageError, match="carries no Legion labels"):
         orphan = next(r for r in rows if r["resource_name"] == "someone-elses")
         await cluster.orphan_delete(provider="hetzner", resource=orphan["resource"])
+
+
+async def test_cost_cleanup_lists_a_labelled_floating_ip_with_its_address_then_deletes_it(
+    cluster: Engine,
+) -> None:
+    # made with Legion's labels and tracked by nobody, as a killed run leaves it
+    resilience = cluster.core.providers.resilience
+    ip = await resilience.create_floating_ip("hetzner", "vip", "ipv4", "fsn1", str(uuid.uuid4()))
+    resource = f"floating_ip/{ip.id}"
+
+    dry = await cluster.run_runbook("cost-cleanup", {})
+    assert dry.exit_status == 0 and dry.operations == ()
+    listed = Path(dry.output_path).read_text()
+    assert f"(floating_ip {ip.ip})" in listed and f"would delete hetzner {resource} (vip)" in listed
+
+    real = await cluster.run_runbook("cost-cleanup", {"dry_run": False})
+    assert real.exit_status == 0, real.failed_cell
+    assert len(real.operations) == 1
+    assert int(ip.id) not in state_of(sandbox_cloud(cluster).emulator("hetzner")).floating_ips
+    assert resource not in {r["resource"] for r in await cluster.billing_reconciliation() if r["orphan"]}
 
 
 async def test_node_health_triage_lists_a_diverged_node_then_repairs_it(cluster: Engine) -> None:
