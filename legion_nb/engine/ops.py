@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from legion_nb.engine import planning
 from legion_nb.engine.activity import ActivityEmitter, CurrentOperation
 from legion_nb.engine.cluster.nbde import NodeUnlock, cluster_facts, derive_nbde_policy
+from legion_nb.engine.deployment.phases import REINSTALLS
 from legion_nb.engine.providers_service import ProviderPersistence, ProviderService
 from legion_nb.engine.redaction import redact
 from legion_nb.engine.repair_tick import RepairTick
@@ -381,9 +382,11 @@ class EngineOps:
 
     async def server_reinstall(self, name: str) -> ServerCommandResult:
         """Reset the server to its tracked image if the catalog still offers it, else the policy's.
-        With deployment wired, a cluster node is reinstalled by the runtime (:meth:`node_reinstall`)."""
-        tracked = self._tracked(name)
-        if self._deployment is not None and tracked.role == "cluster":
+        With deployment wired, a node (cluster or satellite) is reinstalled by the runtime
+        (:meth:`node_reinstall`): a bare rebuild would leave it without what its setup installed,
+        and a satellite presenting its new image's host key to a stale pin."""
+        self._tracked(name)
+        if self._deployment is not None:
             return await self.node_reinstall(name)
 
         async def run(server: TrackedServer) -> None:
@@ -409,12 +412,14 @@ class EngineOps:
         return self._deployment
 
     async def node_reinstall(self, name: str) -> ServerCommandResult:
-        """Reinstall a cluster node: rebuild from a current image, then every install phase again
-        (the node keeps the host key Legion pinned for it); NBDE is reconciled after."""
+        """Reinstall a node as its role calls for (:data:`~legion_nb.engine.deployment.phases.REINSTALLS`).
+        A cluster node: rebuild from a current image, then every install phase again (it keeps the
+        host key Legion pinned for it), NBDE reconciled after. A satellite: rebuild, then its own
+        bootstrap (pinning the new image's key), Sender setup and health; never the cluster phases."""
         deployment = self._deployer()
 
         async def run(server: TrackedServer) -> None:
-            await deployment.runtime.run(server.name, "reinstall")
+            await deployment.runtime.run(server.name, REINSTALLS[server.role])
 
         result = await self._server_command(name, "reinstall", run)
         await self._after_node_operation(result.server)

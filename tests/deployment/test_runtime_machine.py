@@ -22,6 +22,7 @@ from runtimekit import PASSWORD
 
 from legion_nb.engine.deployment.phases import (
     PLANS,
+    ROLES,
     NodeOperation,
     Phase,
     PhaseContext,
@@ -82,11 +83,12 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureStateStore
 
 
 def initial(operation: NodeOperation) -> LegionState:
-    """For ``add`` the server is not tracked yet; every other operation needs it tracked."""
+    """For ``add`` the server is not tracked yet; every other operation needs it tracked, with the
+    role the operation is for."""
     state = empty_state()
     if operation is NodeOperation.ADD:
         return state
-    record = TrackedServer("n1", "hetzner", "42", utcnow(), cluster="alpha")
+    record = TrackedServer("n1", "hetzner", "42", utcnow(), cluster="alpha", role=ROLES[operation])
     return replace(state, tracked=replace(state.tracked, servers={"n1": record}))
 
 

@@ -21,7 +21,7 @@ from runtimekit import create_state, engine, sandbox
 import legion_nb
 from legion_nb.emulators.nodes import SimulatedNode
 from legion_nb.engine.deployment.node_reach import PinnedHostKeyRefusedError, reopen_host_key_window
-from legion_nb.engine.deployment.phases import SATELLITE_PHASES, NodeOperation, Phase
+from legion_nb.engine.deployment.phases import SATELLITE_PHASES, NodeOperation, Phase, WrongRoleError
 from legion_nb.engine.deployment.security import NodeSecurity
 from legion_nb.sandbox_engine import free_port, sandbox_cloud
 
@@ -156,3 +156,52 @@ async def test_a_satellite_presenting_another_host_key_is_refused_until_repinned
         material = parts.persistence.state.deployment.nodes["sat1"]
         assert NodeSecurity.from_dict(material.security).satellite_host_key == rebuilt.host_public_key
         assert (await sender_health(rebuilt))["node"] == "sat1"
+
+
+async def test_reinstall_runs_each_roles_own_phases_and_refuses_the_other_roles() -> None:
+    engine = await legion_nb.sandbox(
+        seed=44, nodes=True, providers=("hetzner",), action_seconds=0.02, boot_seconds=0.02
+    )
+    try:
+        await engine.plan_upsert_server(name="sat1", provider="hetzner", role="satellite")
+        assert (await engine.materialize(settle_seconds=120)).ok
+        fleet = sandbox_cloud(engine).nodes
+        assert fleet is not None
+        first_key = fleet.by_hostname("sat1").host_public_key
+        runtime = engine.core.deployment.runtime if engine.core.deployment is not None else None
+        assert runtime is not None
+
+        # The cluster operations are refused on a satellite before anything runs, naming what to do.
+        refused = r"sat1 is a satellite node .* `legion server reinstall sat1`"
+        for cluster_operation in ("reinstall", "reconfigure", "nbde_reconcile"):
+            with pytest.raises(WrongRoleError, match=refused):
+                await runtime.run("sat1", cluster_operation)
+        kept = runtime.execution("sat1")
+        assert kept is not None and kept.operation == "satellite_add"  # nothing of a refusal was recorded
+
+        # ... and a satellite's on a cluster node (planned, before anything of it exists).
+        await engine.plan_upsert_server(name="c1", provider="hetzner")
+        for satellite_operation in ("satellite_add", "satellite_reinstall"):
+            with pytest.raises(WrongRoleError, match=r"c1 is a cluster node .*\(reinstall\)$"):
+                await runtime.run("c1", satellite_operation)
+        assert runtime.execution("c1") is None
+        await engine.plan_remove_server("c1")
+
+        # What an operator runs: `legion server reinstall sat1` rebuilds it and sets it up as a satellite.
+        result = await engine.server_reinstall("sat1")
+        assert result.status == "succeeded", result.summary
+        execution = engine.state.tracked.servers["sat1"].execution
+        assert execution is not None
+        assert (execution.operation, execution.status, execution.phase) == (
+            "satellite_reinstall",
+            "succeeded",
+            "satellite_health",
+        )
+        rebuilt = fleet.by_hostname("sat1")
+        assert steps_run(rebuilt) == list(STEPS)  # a fresh disk: bootstrap and setup again, no install
+        assert rebuilt.system.phase == "cloud-image" and rebuilt.system.tribes_config is None
+        security = NodeSecurity.from_dict(engine.state.deployment.nodes["sat1"].security)
+        assert security.satellite_host_key == rebuilt.host_public_key != first_key  # the new image's key
+        assert (await sender_health(rebuilt))["node"] == "sat1"
+    finally:
+        await engine.aclose()

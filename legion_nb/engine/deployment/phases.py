@@ -1,8 +1,10 @@
 """The deployment phase machine, declared: which phases each node operation walks, and in what order.
 
 A node operation (add, reinstall, Tribes reconfigure, NBDE promotion, NBDE reconcile, and a
-satellite's short ``satellite_add``) is a fixed
-sequence of phases, and :data:`PLANS` says which. The machine is this table plus one rule: after a
+satellite's short ``satellite_add`` and ``satellite_reinstall``) is a fixed
+sequence of phases, and :data:`PLANS` says which. Each operation belongs to one role
+(:data:`ROLES`): a cluster operation never runs on a satellite, nor the other way round
+(:func:`check_role` raises :class:`WrongRoleError`). The machine is this table plus one rule: after a
 phase ends, the next phase of the same plan starts; after the last one, the execution succeeded.
 There is no branching to hand-roll: what differs between runs (a server already provisioned, a node
 already installed) is decided inside each phase, which checks reality first and does nothing when
@@ -24,12 +26,14 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Protocol
 
-from legion_nb.engine.state.model import LegionState, NodeExecution, NodeMaterial
+from legion_nb.engine.state.model import LegionState, NodeExecution, NodeMaterial, Role
 from legion_nb.errors import UsageError
 
 __all__ = [
     "INSTALL_PHASES",
     "PLANS",
+    "REINSTALLS",
+    "ROLES",
     "SATELLITE_PHASES",
     "NodeOperation",
     "Phase",
@@ -37,12 +41,15 @@ __all__ = [
     "PhaseHandler",
     "PhaseWork",
     "UnknownOperationError",
+    "WrongRoleError",
+    "check_role",
     "execution_of",
     "first_phase",
     "material_of",
     "next_phase",
     "operation_of",
     "resume_phase",
+    "role_of",
 ]
 
 
@@ -87,6 +94,7 @@ class NodeOperation(enum.StrEnum):
     NBDE_PROMOTE = "nbde_promote"
     NBDE_RECONCILE = "nbde_reconcile"
     SATELLITE_ADD = "satellite_add"
+    SATELLITE_REINSTALL = "satellite_reinstall"
 
 
 INSTALL_PHASES: tuple[Phase, ...] = (
@@ -123,8 +131,25 @@ PLANS: Mapping[NodeOperation, tuple[Phase, ...]] = MappingProxyType(
         NodeOperation.NBDE_PROMOTE: (Phase.READINESS, Phase.NBDE_RECONCILE, Phase.CLUSTER_RECONCILE),
         NodeOperation.NBDE_RECONCILE: (Phase.NBDE_RECONCILE,),
         NodeOperation.SATELLITE_ADD: SATELLITE_PHASES,
+        NodeOperation.SATELLITE_REINSTALL: (Phase.IMAGE_RESET, *SATELLITE_PHASES[1:]),
     }
 )
+
+ROLES: Mapping[NodeOperation, Role] = MappingProxyType(
+    {
+        operation: "satellite" if operation.value.startswith("satellite_") else "cluster"
+        for operation in NodeOperation
+    }
+)
+"""The role of the nodes each operation is for: the cluster install, Tribes and NBDE phases mean
+nothing on a satellite (it keeps its image and runs no Tribes), and a satellite's short path would
+leave a cluster node without certificates, Tribes or NBDE."""
+
+REINSTALLS: Mapping[Role, NodeOperation] = MappingProxyType(
+    {"cluster": NodeOperation.REINSTALL, "satellite": NodeOperation.SATELLITE_REINSTALL}
+)
+"""What ``reinstall`` means for each role: a rebuild from a current image, then that role's own
+setup (a satellite: bootstrap, Sender setup and health again, pinned to the new image's key)."""
 
 
 # -- what a phase is given, and who performs it ---------------------------------------------------
@@ -157,6 +182,32 @@ class PhaseWork(Protocol):
 
 class UnknownOperationError(UsageError):
     code = "unknown_node_operation"
+
+
+class WrongRoleError(UsageError):
+    """A node operation was asked of a node of the other role (a cluster reinstall on a satellite)."""
+
+    code = "wrong_node_role"
+
+
+def role_of(state: LegionState, node: str) -> Role:
+    """The node's role: its tracked server's, else the plan's (a cluster node when neither says)."""
+    record = state.tracked.servers.get(node)
+    if record is not None:
+        return record.role
+    planned = state.scheme.find_server(node)
+    return planned[1].role if planned is not None else "cluster"
+
+
+def check_role(node: str, role: Role, operation: NodeOperation) -> None:
+    """Refuse ``operation`` on a node of another role with one line naming what to run instead."""
+    wanted = ROLES[operation]
+    if wanted == role:
+        return
+    raise WrongRoleError(
+        f"node {node} is a {role} node and {operation} runs {wanted} phases, which it has none of; "
+        f"`legion server reinstall {node}` reinstalls it as a {role} ({REINSTALLS[role]})"
+    )
 
 
 def operation_of(name: str) -> NodeOperation:

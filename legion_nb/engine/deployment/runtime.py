@@ -42,12 +42,14 @@ from legion_nb.engine.deployment.phases import (
     PhaseContext,
     PhaseHandler,
     PhaseWork,
+    check_role,
     execution_of,
     first_phase,
     material_of,
     next_phase,
     operation_of,
     resume_phase,
+    role_of,
 )
 from legion_nb.engine.resources.ports import ProviderAccess, StatePort
 from legion_nb.engine.state.edits import mark_interrupted, with_execution
@@ -167,6 +169,7 @@ class OperationRunner:
     ) -> NodeExecution:
         if node in self._active:
             raise DeploymentBusyError(f"node {node} is already running {self._active[node]}; wait for it")
+        check_role(node, role_of(self._state.state, node), op)
         self._active[node] = op
         try:
             await self._work.prepare(node, op)
@@ -358,7 +361,4 @@ class DeploymentService:
 
 def _first_operation(state: LegionState, node: str) -> NodeOperation:
     """A satellite's first operation is its short path; a cluster node's the full install."""
-    record = state.tracked.servers.get(node)
-    planned = state.scheme.find_server(node)
-    role = record.role if record is not None else planned[1].role if planned is not None else "cluster"
-    return NodeOperation.SATELLITE_ADD if role == "satellite" else NodeOperation.ADD
+    return NodeOperation.SATELLITE_ADD if role_of(state, node) == "satellite" else NodeOperation.ADD
