@@ -27,7 +27,7 @@ import shutil
 import socket
 import tempfile
 import weakref
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,12 +41,17 @@ if TYPE_CHECKING:
     from legion_nb.providers.records import Server
 
 __all__ = [
+    "NODE_HISTORY_HOURS",
     "SANDBOX_LINK_SUFFIX",
     "SANDBOX_PROVIDERS",
+    "STREAM_PROBE_SECONDS",
+    "NodeLink",
     "create_unplanned_server",
     "free_port",
     "linked_settings",
+    "node_fleet",
     "node_settings",
+    "read_sandbox_link",
     "sandbox",
     "sandbox_cloud",
     "sandbox_link_path",
@@ -130,7 +135,8 @@ async def sandbox(
         settings = replace(settings, observation=observation)
     fleet = None
     if nodes:
-        fleet, settings = _node_fleet(node_seconds, settings, seed=chosen_seed)
+        fleet, link = node_fleet(node_seconds, seed=chosen_seed)
+        settings = link.settings(settings)
     cloud = SandboxCloud(world, nodes=fleet)
     await cloud.start()
     owned_dir = state_dir is None
@@ -161,27 +167,64 @@ async def sandbox(
 NODE_HISTORY_HOURS = 26.0
 """Back-dated metrics and journal every sandbox node starts with: a day and then some to explore."""
 
+STREAM_PROBE_SECONDS = 1.0
+"""How often a sandbox engine probes its satellites' streams (and how long one probe may take)."""
 
-def _node_fleet(
-    step_seconds: float, settings: SessionSettings, *, seed: int
-) -> tuple[NodeFleet, SessionSettings]:
-    """Simulated nodes on free loopback ports, and ``settings`` that reach them there; the
-    satellites' Sender API is probed every second (the fleet runs the stream receiver)."""
+
+@dataclass(frozen=True, slots=True)
+class NodeLink:
+    """How an engine reaches a sandbox's simulated nodes: the SSH, admin and satellite Sender ports
+    they share on their own loopback addresses, how long their install steps take, and the stream
+    receiver the sandbox runs (``tcp://...``; empty until it started). Ports and an address only:
+    nothing here is a secret, so it may sit in a file beside the state."""
+
+    ssh_port: int
+    admin_port: int
+    sender_port: int
+    step_seconds: float
+    receiver: str = ""
+
+    def settings(self, settings: SessionSettings) -> SessionSettings:
+        """``settings`` that reach these nodes: node deployment and terminals on their ports,
+        satellites' Sender API on theirs, streams probed every :data:`STREAM_PROBE_SECONDS`."""
+        reached = node_settings(
+            self.ssh_port, self.admin_port, self.step_seconds, settings, sender_port=self.sender_port
+        )
+        streams = replace(
+            reached.streams,
+            sender_port=self.sender_port,
+            probe_interval=STREAM_PROBE_SECONDS,
+            timeout=STREAM_PROBE_SECONDS,
+        )
+        return replace(reached, streams=streams)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "ssh_port": self.ssh_port,
+            "admin_port": self.admin_port,
+            "sender_port": self.sender_port,
+            "step_seconds": self.step_seconds,
+            "receiver": self.receiver,
+        }
+
+
+def node_fleet(step_seconds: float, *, seed: int) -> tuple[NodeFleet, NodeLink]:
+    """Simulated nodes on free loopback ports (with :data:`NODE_HISTORY_HOURS` of history), and the
+    :class:`NodeLink` that reaches them: one recipe for the in-process sandbox and
+    ``legion sandbox serve``, so an engine behaves the same behind either."""
     from legion_nb.emulators.nodes import NodeFleet, NodeTiming  # noqa: PLC0415
 
-    ssh_port, admin_port, sender_port = free_port(), free_port(), free_port()
+    link = NodeLink(free_port(), free_port(), free_port(), step_seconds)
     timing = NodeTiming(kexec=step_seconds, install=step_seconds, reboot=step_seconds)
     fleet = NodeFleet(
         timing=timing,
-        ssh_port=ssh_port,
-        admin_port=admin_port,
-        sender_port=sender_port,
+        ssh_port=link.ssh_port,
+        admin_port=link.admin_port,
+        sender_port=link.sender_port,
         seed=seed,
         history_hours=NODE_HISTORY_HOURS,
     )
-    reached = node_settings(ssh_port, admin_port, step_seconds, settings, sender_port=sender_port)
-    streams = replace(reached.streams, sender_port=sender_port, probe_interval=1.0, timeout=1.0)
-    return fleet, replace(reached, streams=streams)
+    return fleet, link
 
 
 def node_settings(
@@ -225,43 +268,57 @@ def sandbox_link_path(state_path: Path) -> Path:
     return state_path.with_name(state_path.name + SANDBOX_LINK_SUFFIX)
 
 
-def write_sandbox_link(state_path: Path, *, ssh_port: int, admin_port: int, step_seconds: float) -> Path:
-    """Record the served nodes' ports for other processes using ``state_path`` (no secret: ports only).
+def write_sandbox_link(state_path: Path, link: NodeLink) -> Path:
+    """Record how to reach the served nodes for other processes using ``state_path`` (no secret).
 
-    The simulated nodes share one SSH and one admin port on their own loopback addresses, ports a
-    real node never uses; an engine opened on this state by another ``legion`` process reads them
-    with :func:`linked_settings` so that materialize deploys those nodes and ``legion terminal``
-    reaches them. ``legion sandbox serve`` removes the file when it stops.
+    The simulated nodes share one SSH, one admin and one Sender port on their own loopback
+    addresses, ports a real node never uses; an engine opened on this state by another ``legion``
+    process reads them with :func:`linked_settings`, so that materialize deploys those nodes and
+    satellites, ``legion terminal`` reaches them, ``legion stream`` drives the satellites' senders
+    and knows the sandbox's stream receiver, exactly as the in-process :func:`sandbox` does.
+    ``legion sandbox serve`` removes the file when it stops.
     """
     import json  # noqa: PLC0415
 
-    link = sandbox_link_path(state_path)
-    body = {"ssh_port": ssh_port, "admin_port": admin_port, "step_seconds": step_seconds}
-    link.write_text(json.dumps(body) + "\n")
+    path = sandbox_link_path(state_path)
+    path.write_text(json.dumps(link.to_json()) + "\n")
+    return path
+
+
+def read_sandbox_link(state_path: Path) -> NodeLink | None:
+    """The :class:`NodeLink` a served sandbox left beside ``state_path``; None when there is none.
+    Raises :class:`~legion_nb.errors.UsageError` for a file that is no such link."""
+    import json  # noqa: PLC0415
+
+    path = sandbox_link_path(state_path)
+    try:
+        body = json.loads(path.read_text())
+        link = NodeLink(
+            ssh_port=int(body["ssh_port"]),
+            admin_port=int(body["admin_port"]),
+            sender_port=int(body["sender_port"]),
+            step_seconds=float(body.get("step_seconds", 0.02)),
+            receiver=str(body.get("receiver", "")),
+        )
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        from legion_nb.errors import UsageError  # noqa: PLC0415
+
+        raise UsageError(
+            f"{path} is not a sandbox link ({type(exc).__name__}: {exc}); remove it or restart "
+            "legion sandbox serve --store-credentials"
+        ) from exc
     return link
 
 
 def linked_settings(state_path: Path) -> SessionSettings | None:
     """Session settings for a state a served sandbox is linked to (see :func:`write_sandbox_link`):
     sandbox pacing and its nodes' ports; None when no sandbox is linked (the real-cloud defaults)."""
-    import json  # noqa: PLC0415
-
     from legion_nb.engine.session import SessionSettings  # noqa: PLC0415
 
-    try:
-        body = json.loads(sandbox_link_path(state_path).read_text())
-        ssh_port, admin_port = int(body["ssh_port"]), int(body["admin_port"])
-        step_seconds = float(body.get("step_seconds", 0.02))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        from legion_nb.errors import UsageError  # noqa: PLC0415
-
-        raise UsageError(
-            f"{sandbox_link_path(state_path)} is not a sandbox link ({exc}); remove it or restart "
-            "legion sandbox serve --store-credentials"
-        ) from exc
-    return node_settings(ssh_port, admin_port, step_seconds, SessionSettings(broker=sandbox_policy()))
+    link = read_sandbox_link(state_path)
+    return None if link is None else link.settings(SessionSettings(broker=sandbox_policy()))
 
 
 def free_port() -> int:

@@ -23,10 +23,13 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from legion_nb.cli.context import CliContext
 from legion_nb.errors import UsageError
+
+if TYPE_CHECKING:
+    from legion_nb.sandbox_engine import NodeLink
 
 __all__ = ["register"]
 
@@ -76,24 +79,21 @@ def register(sub: Any) -> None:
 async def serve_command(ctx: CliContext, args: argparse.Namespace) -> int:
     # Imported here so that 'legion --help' stays fast and the sandbox loads only when used.
     import secrets  # noqa: PLC0415
+    from dataclasses import replace  # noqa: PLC0415
 
     from legion_nb.cli.signals import stop_on_signals  # noqa: PLC0415
     from legion_nb.emulators.cloud import SandboxCloud  # noqa: PLC0415
     from legion_nb.emulators.faults import FaultPlan  # noqa: PLC0415
     from legion_nb.emulators.httpkit import ensure_loopback  # noqa: PLC0415
     from legion_nb.emulators.world import SandboxWorld, Timing  # noqa: PLC0415
+    from legion_nb.sandbox_engine import node_fleet  # noqa: PLC0415
 
     as_json = ctx.json or bool(getattr(args, "json", False))
     try:
         host = ensure_loopback(args.host)
     except ValueError as exc:
         raise UsageError(f"--host: {exc}") from exc
-    if not math.isfinite(args.latency_ms) or args.latency_ms < 0:
-        raise UsageError("--latency-ms must be a non-negative number of milliseconds")
-    if not 0.0 <= args.fault_rate <= 1.0:
-        raise UsageError("--fault-rate must be a fraction between 0 and 1, e.g. 0.05")
-    if args.history_days < 0:
-        raise UsageError("--history-days must be 0 or a positive number of days")
+    _check_numbers(args)
     seed = args.seed if args.seed is not None else secrets.randbits(32)
     world = SandboxWorld(
         seed,
@@ -104,9 +104,7 @@ async def serve_command(ctx: CliContext, args: argparse.Namespace) -> int:
     ports = {
         p: getattr(args, f"{p}_port") for p in ("hetzner", "scaleway", "ovh") if getattr(args, f"{p}_port")
     }
-    if not math.isfinite(args.node_seconds) or args.node_seconds < 0:
-        raise UsageError("--node-seconds must be a non-negative number of seconds")
-    fleet, node_ports = (None, None) if args.no_nodes else _node_fleet(args.node_seconds)
+    fleet, link = (None, None) if args.no_nodes else node_fleet(args.node_seconds, seed=seed)
     cloud = SandboxCloud(world, host=host, ports=ports, nodes=fleet)
     try:
         await cloud.start()
@@ -114,39 +112,45 @@ async def serve_command(ctx: CliContext, args: argparse.Namespace) -> int:
         raise UsageError(
             f"cannot listen on {host}: {exc.strerror or exc}; pick other ports or a free host"
         ) from exc
-    link = None
+    link_path = None
     try:
         stop = stop_on_signals()
         endpoints = cloud.endpoints()
+        if fleet is not None and link is not None:
+            receiver = await fleet.start_receiver()
+            link = replace(link, receiver=receiver.url())
         if args.store_credentials:
-            link = await _store_credentials(ctx, endpoints, node_ports, args.node_seconds)
+            link_path = await _store_credentials(ctx, endpoints, link)
         if as_json:
             sys.stdout.write(json.dumps(endpoints) + "\n")
         else:
             urls = ", ".join(f"{name} {block['url']}" for name, block in endpoints.items())
-            nodes = "no simulated nodes" if fleet is None else "simulated nodes on"
+            nodes = "no simulated nodes" if link is None else f"stream receiver {link.receiver}"
             stored = f"; credentials stored in {ctx.state_path}" if args.store_credentials else ""
             sys.stdout.write(f"sandbox serving (seed {seed}): {urls}; {nodes}{stored}; Ctrl-C to stop\n")
         sys.stdout.flush()
         await stop.wait()
     finally:
-        if link is not None:
-            link.unlink(missing_ok=True)
+        if link_path is not None:
+            link_path.unlink(missing_ok=True)
         await cloud.aclose()
     return 0
 
 
-def _node_fleet(step_seconds: float) -> tuple[Any, tuple[int, int]]:
-    from legion_nb.emulators.nodes import NodeFleet, NodeTiming  # noqa: PLC0415
-    from legion_nb.sandbox_engine import free_port  # noqa: PLC0415
-
-    ssh_port, admin_port = free_port(), free_port()
-    timing = NodeTiming(kexec=step_seconds, install=step_seconds, reboot=step_seconds)
-    return NodeFleet(timing=timing, ssh_port=ssh_port, admin_port=admin_port), (ssh_port, admin_port)
+def _check_numbers(args: argparse.Namespace) -> None:
+    """One :class:`UsageError` line for the first numeric option out of range."""
+    if not math.isfinite(args.latency_ms) or args.latency_ms < 0:
+        raise UsageError("--latency-ms must be a non-negative number of milliseconds")
+    if not 0.0 <= args.fault_rate <= 1.0:
+        raise UsageError("--fault-rate must be a fraction between 0 and 1, e.g. 0.05")
+    if args.history_days < 0:
+        raise UsageError("--history-days must be 0 or a positive number of days")
+    if not math.isfinite(args.node_seconds) or args.node_seconds < 0:
+        raise UsageError("--node-seconds must be a non-negative number of seconds")
 
 
 async def _store_credentials(
-    ctx: CliContext, endpoints: dict[str, dict[str, str]], node_ports: tuple[int, int] | None, step: float
+    ctx: CliContext, endpoints: dict[str, dict[str, str]], link: NodeLink | None
 ) -> Path | None:
     """The served endpoints and credentials into the state; the link to the nodes beside it."""
     from legion_nb.sandbox_engine import sandbox_link_path, write_sandbox_link  # noqa: PLC0415
@@ -155,8 +159,7 @@ async def _store_credentials(
         for name, block in endpoints.items():
             fields = {key: value for key, value in block.items() if key != "url"}
             await api.credentials_set(name, fields, endpoint=block["url"])
-    if node_ports is None:
+    if link is None:
         sandbox_link_path(ctx.state_path).unlink(missing_ok=True)  # no nodes: no stale link either
         return None
-    ssh_port, admin_port = node_ports
-    return write_sandbox_link(ctx.state_path, ssh_port=ssh_port, admin_port=admin_port, step_seconds=step)
+    return write_sandbox_link(ctx.state_path, link)

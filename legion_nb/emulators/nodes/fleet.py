@@ -104,12 +104,24 @@ class NodeFleet:
             )
             await node.start()
             self._nodes[address] = node
-            if self._sender_port is not None and self.receiver is None:
-                self.receiver = StreamReceiver()
-                await self.receiver.start()
+            if self._sender_port is not None:
+                await self._start_receiver()
         async with self._changed:
             self._changed.notify_all()
         return node
+
+    async def start_receiver(self) -> StreamReceiver:
+        """Start the stream receiver now rather than with the first node (a served sandbox names
+        it in its link before any satellite exists); idempotent."""
+        async with self._lock:
+            return await self._start_receiver()
+
+    async def _start_receiver(self) -> StreamReceiver:
+        if self.receiver is None:
+            receiver = StreamReceiver()
+            await receiver.start()
+            self.receiver = receiver
+        return self.receiver
 
     async def wait_node(self, address: str) -> SimulatedNode:
         """The node at ``address`` once it is up (e.g. after its server turned running)."""

@@ -367,6 +367,7 @@ class NodeShell:
         config = _json_object(stdin)
         if config is None or not isinstance(config.get("sender_port"), int):
             return _fail("legion-node satellite-setup: stdin must be JSON with node and sender_port")
+        await asyncio.sleep(self.timing.install)  # installing the Sender takes an install step's time
         self.system.files[SENDER_CONFIG_PATH] = stdin
         self.system.sender_config = config
         try:
