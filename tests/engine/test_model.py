@@ -12,12 +12,14 @@ import pytest
 
 from legion_nb.engine import planning
 from legion_nb.engine.state import model
+from legion_nb.engine.state.edits import with_execution, with_tracked_server, without_tracked_server
 from legion_nb.engine.state.model import (
     LegionState,
     StoredCredentials,
     decode_state,
     empty_state,
     encode_state,
+    state_encoder,
     synthetic_state,
 )
 from legion_nb.errors import StateFormatError
@@ -65,6 +67,38 @@ def test_round_trip_of_a_rich_state_is_exact() -> None:
     assert isinstance(again.billing[0].amount, Decimal)
     assert again.tracked.servers["node-00001"].created.tzinfo is not None
     assert encode_state(again) == payload  # stable bytes: sorted keys, compact
+
+
+def test_the_state_encoder_writes_the_bytes_of_a_full_encode_across_edits() -> None:
+    """The writer's encoder reuses the JSON of the records a commit kept; every state it encodes,
+    including a decoded copy whose records are all new objects, gives encode_state's bytes."""
+    state = synthetic_state(30)
+    encode = state_encoder()
+    when = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    steps = [
+        lambda s: planning.upsert_dns_zone(s, zone="new.example.org", provider="hetzner"),
+        lambda s: planning.upsert_server(s, name="node-00003", provider="hetzner", server_type="cx32"),
+        lambda s: with_tracked_server(
+            s, dataclasses.replace(s.tracked.servers["node-00004"], ipv4="127.0.0.9", status="running")
+        ),
+        lambda s: with_execution(
+            s,
+            "node-00005",
+            model.NodeExecution(
+                operation="op-1", phase="install", status="running", started=when, updated=when
+            ),
+        ),
+        lambda s: decode_state(encode_state(s)),  # another process's save, read back: no record is shared
+        lambda s: without_tracked_server(s, "node-00006"),
+        lambda s: planning.remove_dns_host(s, host="www3", zone="zone0.example.org"),
+        lambda s: s,  # an unchanged state encodes alike twice
+    ]
+    assert encode(state) == encode_state(state)
+    for step in steps:
+        state = step(state)
+        assert encode(state) == encode_state(state)
+    earlier = synthetic_state(30)  # an encoder also takes any other state, records shared or not
+    assert encode(earlier) == encode_state(earlier)
 
 
 def test_encoding_is_compact_json_with_sorted_keys() -> None:

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from legion_nb.engine import planning
-from legion_nb.engine.state.model import LegionState, decode_state, empty_state, encode_state
+from legion_nb.engine.state.model import LegionState, decode_state, empty_state, encode_state, state_encoder
 from legion_nb.engine.state.validation import validate_scheme
 from legion_nb.errors import ValidationError
 
@@ -49,3 +49,15 @@ def test_any_plan_round_trips_and_stays_valid(steps: list[tuple[Any, ...]]) -> N
     validate_scheme(state.scheme)
     assert decode_state(encode_state(state)) == state
     assert encode_state(decode_state(encode_state(state))) == encode_state(state)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(action, max_size=25))
+def test_the_state_encoder_follows_any_plan_byte_for_byte(steps: list[tuple[Any, ...]]) -> None:
+    state = empty_state()
+    encode = state_encoder()
+    assert encode(state) == encode_state(state)
+    for step in steps:
+        with contextlib.suppress(ValidationError):
+            state = apply(state, step)
+        assert encode(state) == encode_state(state)
