@@ -106,11 +106,19 @@ def plan_cost(state: LegionState, catalog_of: Callable[[str], Catalog]) -> PlanC
     """The plan's monthly cost (module notes); ``catalog_of(provider)`` gives the catalog to use."""
     catalogs: dict[str, Catalog] = {}
     choices: dict[tuple[str, Role, str, str], tuple[str, str] | None] = {}
+    prices: dict[tuple[str, str, str], Decimal | None] = {}
 
     def catalog(provider: str) -> Catalog:
         if provider not in catalogs:
             catalogs[provider] = catalog_of(provider)
         return catalogs[provider]
+
+    def monthly(provider: str, server_type: str, location: str) -> Decimal | None:
+        # A fleet repeats a handful of types and locations; each catalog lookup is a linear search.
+        key = (provider, server_type, location)
+        if key not in prices:
+            prices[key] = _monthly(catalog(provider), server_type, location)
+        return prices[key]
 
     planned = state.scheme.servers()
     tracked = state.tracked.servers
@@ -121,7 +129,7 @@ def plan_cost(state: LegionState, catalog_of: Callable[[str], Catalog]) -> PlanC
         plan = planned.get(name)
         provider = plan[1].provider if plan is not None else record.provider if record is not None else ""
         book = catalog(provider)
-        now = _monthly(book, record.server_type, record.location) if record is not None else None
+        now = monthly(provider, record.server_type, record.location) if record is not None else None
         want: Decimal | None = None
         server_type = record.server_type if record is not None else ""
         location = record.location if record is not None else ""
@@ -130,7 +138,7 @@ def plan_cost(state: LegionState, catalog_of: Callable[[str], Catalog]) -> PlanC
             if record is not None and record.provider == wanted.provider:
                 server_type = wanted.server_type or record.server_type
                 location = wanted.location or record.location
-                want = _monthly(book, server_type, location)
+                want = monthly(provider, server_type, location)
             else:
                 key = (provider, wanted.role, wanted.server_type, wanted.location)
                 if key not in choices:  # a fleet repeats a handful of choices
@@ -138,7 +146,7 @@ def plan_cost(state: LegionState, catalog_of: Callable[[str], Catalog]) -> PlanC
                 chosen = choices[key]
                 if chosen is not None:
                     server_type, location = chosen
-                    want = _monthly(book, server_type, location)
+                    want = monthly(provider, server_type, location)
             if want is None:
                 unpriced.append(name)
         if record is not None and now is None:
