@@ -38,3 +38,19 @@ def test_a_node_found_clean_starts_over() -> None:
     budget.settle(["n1"])
     assert budget.attempts("n1") == 0
     assert budget.decide(TARGET, 1.0).action == "run"
+
+
+def test_the_recorded_attempts_keep_the_window_and_restore_the_same_decisions() -> None:
+    budget = RepairBudget(per_hour=3, backoff=100.0)
+    budget.attempted("n1", 0.0)
+    budget.attempted("n1", 200.0)
+    budget.attempted("n2", 10.0)
+
+    assert budget.recorded(300.0) == {"n1": (0.0, 200.0), "n2": (10.0,)}
+    assert budget.recorded(3615.0) == {"n1": (200.0,)}  # an attempt that left the hour is dropped
+
+    again = RepairBudget(per_hour=3, backoff=100.0)
+    again.restore(budget.recorded(300.0))
+    for now in (250.0, 399.0, 400.0):
+        assert again.decide(TARGET, now) == budget.decide(TARGET, now)
+    assert again.decide(TARGET, 399.0).held_because == "backing off 200 s after attempt 2"

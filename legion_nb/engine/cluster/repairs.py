@@ -18,12 +18,14 @@ a :class:`NodeReport`; a node that did not answer is judged on the state alone.
 :class:`RepairBudget` keeps a fault that a repair does not fix from being retried forever: at most
 ``per_hour`` attempts per node in any hour, and between consecutive attempts on the same node a
 backoff that doubles from ``backoff`` seconds. A node whose tick finds nothing to repair starts
-over. Selection is pure; the clock is passed in.
+over. Selection is pure; the clock is passed in. The attempts within the window are kept in the
+encrypted state (``LegionState.repair_attempts``: :meth:`RepairBudget.recorded` and
+:meth:`RepairBudget.restore`), so a restart never grants a flapping node a fresh budget.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -31,6 +33,7 @@ from legion_nb.engine.cluster.nbde import NbdeRepair, nbde_repairs
 from legion_nb.engine.state.model import LegionState
 
 __all__ = [
+    "WINDOW_SECONDS",
     "NodeReport",
     "RepairBudget",
     "RepairDecision",
@@ -42,6 +45,9 @@ __all__ = [
 ]
 
 RepairOperation = Literal["nbde_promote", "nbde_reconcile", "reconfigure"]
+
+WINDOW_SECONDS = 3600.0
+"""The repair budget's window: at most ``per_hour`` attempts per node within it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,13 +178,13 @@ class RepairBudget:
 
     def decide(self, target: RepairTarget, now: float) -> RepairDecision:
         """Whether ``target`` may run at ``now``; held ones say why and when they may next."""
-        attempts = [t for t in self._attempts.get(target.node, []) if now - t < 3600.0]
+        attempts = [t for t in self._attempts.get(target.node, []) if now - t < WINDOW_SECONDS]
         if len(attempts) >= self.per_hour:
             return RepairDecision(
                 target,
                 "held",
                 f"budget spent: {len(attempts)} attempts on {target.node} in the last hour",
-                attempts[-self.per_hour] + 3600.0,
+                attempts[-self.per_hour] + WINDOW_SECONDS,
             )
         if attempts:
             wait = self.backoff * 2 ** (len(attempts) - 1)
@@ -189,7 +195,7 @@ class RepairBudget:
 
     def attempted(self, node: str, now: float) -> None:
         """Count an attempt on ``node`` at ``now`` (attempts older than an hour are forgotten)."""
-        self._attempts[node] = [*(t for t in self._attempts.get(node, []) if now - t < 3600.0), now]
+        self._attempts[node] = [*(t for t in self._attempts.get(node, []) if now - t < WINDOW_SECONDS), now]
 
     def settle(self, healthy: Collection[str]) -> None:
         """Forget the attempts on nodes the latest selection found nothing to repair on."""
@@ -199,3 +205,16 @@ class RepairBudget:
     def attempts(self, node: str) -> int:
         """Attempts on ``node`` within the hour of its latest one."""
         return len(self._attempts.get(node, []))
+
+    def recorded(self, now: float) -> dict[str, tuple[float, ...]]:
+        """The attempts still inside the window at ``now``, by node (what the state keeps)."""
+        kept: dict[str, tuple[float, ...]] = {}
+        for node, times in sorted(self._attempts.items()):
+            recent = tuple(t for t in times if now - t < WINDOW_SECONDS)
+            if recent:
+                kept[node] = recent
+        return kept
+
+    def restore(self, recorded: Mapping[str, Sequence[float]]) -> None:
+        """Take the attempts a previous session recorded (:meth:`recorded`), replacing these."""
+        self._attempts = {node: sorted(times) for node, times in recorded.items() if times}

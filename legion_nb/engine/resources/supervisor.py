@@ -50,6 +50,7 @@ from legion_nb.engine.cluster.repairs import (
     NodeReport,
     RepairBudget,
     RepairDecision,
+    RepairTarget,
     nbde_operation,
     select_repairs,
 )
@@ -63,6 +64,7 @@ from legion_nb.engine.resources.ports import ProviderAccess, StatePort
 from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey, ResourceKind
 from legion_nb.engine.resources.timeslice import TimeSlice
 from legion_nb.engine.resources.tracing import ActorTracer, tracing_enabled
+from legion_nb.engine.state.edits import with_repair_attempts
 from legion_nb.engine.state.model import LegionState
 from legion_nb.engine.tasks import ServiceTasks
 from legion_nb.errors import LockedError
@@ -167,7 +169,8 @@ class ResourceSupervisor:
         self._closed = False
         self.publications = 0
         self.repair_budget = RepairBudget()
-        """Attempts per node for the scheduled repairs (a session's worth of memory)."""
+        """Attempts per node for the scheduled repairs, restored from the state at unlock and
+        written back before each repair runs (``LegionState.repair_attempts``)."""
 
     # -- service lifecycle ----------------------------------------------------------------------
 
@@ -176,6 +179,7 @@ class ResourceSupervisor:
         if self._trace and self._log_dir is not None:
             self._tracer = ActorTracer(self._log_dir)
         self._subscriptions.append(self._state.subscribe(self._state_changed))
+        self.repair_budget.restore(self._state.state.repair_attempts)
         heap.settle()  # the decoded state: out of full collections while the actors start
         await self.sync_from_state()
         heap.settle()
@@ -482,17 +486,29 @@ class ResourceSupervisor:
         decisions = self.plan_repairs(reports, now=when, blocked=blocked)
         needing = {d.target.node for d in decisions}
         self.repair_budget.settle([n for n in (reports or {}) if n not in needing])
-        ran: list[tuple[ResourceKey, bool]] = []
+        runs: list[tuple[ServerNodeActor, RepairTarget]] = []
         for decision in decisions:
-            key = ResourceKey("server", decision.target.node)
-            actor = self._actors.get(key)
-            if decision.action != "run" or not isinstance(actor, ServerNodeActor):
-                continue
-            self.repair_budget.attempted(decision.target.node, when)
-            target = decision.target
+            actor = self._actors.get(ResourceKey("server", decision.target.node))
+            if decision.action == "run" and isinstance(actor, ServerNodeActor):
+                self.repair_budget.attempted(decision.target.node, when)
+                runs.append((actor, decision.target))
+        await self._keep_repair_budget(when)  # before any repair runs: a crash mid-repair still counts
+        ran: list[tuple[ResourceKey, bool]] = []
+        for actor, target in runs:
+            key = ResourceKey("server", target.node)
             log.info("repair %s on %s: %s", target.operation, key.identity, "; ".join(target.reasons))
             ran.append((key, await actor.run_repair(target.operation)))
         return ran
+
+    async def _keep_repair_budget(self, now: float) -> None:
+        """Write the budget's attempts into the state when they differ from what it holds."""
+        recorded = self.repair_budget.recorded(now)
+        state = self._require_state()
+        if recorded == dict(state.state.repair_attempts):
+            return
+        await state.mutate(
+            lambda s: (with_repair_attempts(s, recorded), None), reason="repairs: attempts within the hour"
+        )
 
     async def run_nbde_repairs(self, *, rounds: int = NBDE_REPAIR_ROUNDS) -> list[ResourceKey]:
         """Reconcile every deployed node whose NBDE binding differs from the policy its cluster now

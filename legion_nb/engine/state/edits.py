@@ -13,6 +13,7 @@ and returns ``state`` itself when there is nothing to change.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -35,6 +36,7 @@ __all__ = [
     "with_execution",
     "with_material",
     "with_pending",
+    "with_repair_attempts",
     "with_tracked",
     "with_tracked_server",
     "without_observed",
@@ -124,6 +126,11 @@ def with_cluster_material(state: LegionState, material: ClusterMaterial) -> Legi
     """``state`` with ``material`` as its cluster's deployment material (the cluster CA)."""
     clusters = with_item(state.deployment.clusters, material.cluster, material)
     return replace(state, deployment=replace(state.deployment, clusters=clusters))
+
+
+def with_repair_attempts(state: LegionState, attempts: Mapping[str, tuple[float, ...]]) -> LegionState:
+    """``state`` with the repair budget's attempts (by node) replaced as given."""
+    return replace(state, repair_attempts=dict(attempts))
 
 
 def with_execution(state: LegionState, node: str, execution: NodeExecution | None) -> LegionState:

@@ -551,9 +551,13 @@ class LegionState:
     billing: tuple[BillingEntry, ...] = ()
     operations: tuple[OperationLogEntry, ...] = ()
     deployment: DeploymentMaterial = field(default_factory=DeploymentMaterial)
+    repair_attempts: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    """The scheduled repairs' budget: per node, when each attempt within the last hour began
+    (seconds since the epoch, oldest first). Kept here so that no restart, new unlock or killed
+    process grants a node whose fault a repair does not fix a fresh budget."""
 
     def __post_init__(self) -> None:
-        freeze_mappings(self, "observed", "credentials", "catalogs")
+        freeze_mappings(self, "observed", "credentials", "catalogs", "repair_attempts")
 
 
 def empty_state() -> LegionState:
