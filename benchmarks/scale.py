@@ -13,19 +13,25 @@ For each N a state file holding ``synthetic_state(N)`` (N planned and tracked se
   snapshots a second), as an operator's edit would. Goal <= 100 ms;
 * **stall**: the longest the event loop went without running a probe task that ticks as often as it
   may, during unlock, during the commit and during logout. Goal <= 50 ms;
+* **edits stall**: the longest stall over a run of further plan edits (20, each after the pacing
+  pause), where a full garbage collection pass lands now and then. Goal <= 50 ms;
 * **snapshot** and **diff**: ``engine.snapshot()`` and ``engine.diff()`` on the unlocked engine
   (median of 5). Goal <= 50 ms;
 * **logout**: ``engine.logout()`` (every actor stopped, the store closed). Goal < 1 s;
 * **RSS/actor**: resident memory the unlock added, per actor.
 
-A least-squares fit ``a*N + b*N^2`` of unlock and commit times closes the report: the goal is linear
-growth (``b*N^2`` a small part of the total at the largest N).
+Each N runs twice: ``frozen`` as the engine runs (the unlocked fleet leaves the collector's full
+passes, :mod:`legion_nb.engine.heap`) and ``plain`` with ``ResourceSettings(freeze_heap=False)``, so
+the stalls show what the freeze buys. A least-squares fit ``a*N + b*N^2`` of unlock and commit
+times (frozen) closes the report: the goal is linear growth (``b*N^2`` a small part of the total
+at the largest N).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import resource
 import statistics
 import tempfile
@@ -35,12 +41,15 @@ from pathlib import Path
 from typing import Any
 
 from legion_nb.engine.looplag import LoopLagProbe
+from legion_nb.engine.resources.actor import ResourceSettings
 from legion_nb.engine.runtime import Engine, create_engine
+from legion_nb.engine.session import SessionSettings
 from legion_nb.engine.state.crypto import DEFAULT_KDF, derive_wrapping_key
 from legion_nb.engine.state.model import encode_state, synthetic_state
 from legion_nb.engine.state.store import SecureStateStore
 
 PASSWORD = "benchmark password"
+EDITS = 20
 
 
 def kdf_seconds() -> float:
@@ -95,13 +104,25 @@ async def published(engine: Engine, after: Callable[[], Awaitable[Any]]) -> floa
     return elapsed
 
 
-async def one(servers: int) -> dict[str, float]:
+async def edit_stalls(engine: Engine, edits: int) -> tuple[float, float]:
+    """The longest wall and CPU stall of the loop over ``edits`` plan edits, each after the pause."""
+    wall = cpu = 0.0
+    for i in range(edits):
+        await asyncio.sleep(0.3)  # past the publisher's pacing window
+        edit = functools.partial(engine.plan_upsert_dns_zone, zone=f"edit{i}.example.org", provider="hetzner")
+        async with LoopLagProbe() as editing:
+            await published(engine, edit)
+        wall, cpu = max(wall, editing.longest), max(cpu, editing.longest_cpu)
+    return wall, cpu
+
+
+async def one(servers: int, *, freeze: bool = True) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "state" / "fleet.legion"
         path.parent.mkdir(mode=0o700)
         (await SecureStateStore.create(path, PASSWORD, encode_state(synthetic_state(servers)))).close()
         store_unlock = await store_unlock_seconds(path)
-        engine = create_engine(path)
+        engine = create_engine(path, SessionSettings(resources=ResourceSettings(freeze_heap=freeze)))
         rss_before = rss_mib()
         async with LoopLagProbe() as unlocking:
             unlock = await published(engine, lambda: engine.unlock(PASSWORD))
@@ -112,6 +133,7 @@ async def one(servers: int) -> dict[str, float]:
             commit = await published(
                 engine, lambda: engine.plan_upsert_dns_zone(zone="bench.example.org", provider="hetzner")
             )
+        edits_wall, edits_cpu = await edit_stalls(engine, EDITS)
         snapshot = await median_ms(engine.snapshot)
         diff = await median_ms(engine.diff)
         async with LoopLagProbe() as locking:
@@ -134,6 +156,8 @@ async def one(servers: int) -> dict[str, float]:
         "diff": diff,
         "logout": logout,
         "logout_stall": locking.longest,
+        "edits_stall": edits_wall,
+        "edits_cpu_stall": edits_cpu,
         "rss_per_actor_kib": rss * 1024 / max(actors, 1),
     }
 
@@ -160,21 +184,25 @@ async def main(args: argparse.Namespace) -> None:
     print("store s: the store's unlock alone (derivation, read, decrypt); unlock s: engine.unlock to the")
     print("first published snapshot, minus store s. stall: longest wall ms / longest CPU ms of the loop's")
     print("thread between two probe ticks (wall includes the OS running other processes on a busy machine)")
+    print(f"heap: frozen as the engine runs, plain without gc.freeze; edits: the worst of {EDITS} plan edits")
     header = (
-        f"{'N':>5} {'actors':>6} {'store s':>7} {'unlock s':>8} {'stall':>11} {'commit ms':>9} {'stall':>11} "
-        f"{'snap ms':>7} {'diff ms':>7} {'logout s':>8} {'stall':>11} {'KiB/actor':>9}"
+        f"{'N':>5} {'heap':>6} {'actors':>6} {'store s':>7} {'unlock s':>8} {'stall':>11} {'commit ms':>9} "
+        f"{'stall':>11} {'edits':>11} {'snap ms':>7} {'diff ms':>7} {'logout s':>8} {'stall':>11} "
+        f"{'KiB/actor':>9}"
     )
     print(header)
     rows = []
     for n in args.servers:
-        r = await one(n)
-        rows.append(r)
-        print(
-            f"{n:>5} {r['actors']:>6.0f} {r['store_unlock']:>7.2f} {r['unlock']:>8.2f} {stall(r, 'unlock')} "
-            f"{r['commit'] * 1000:>9.1f} {stall(r, 'commit')} {r['snapshot']:>7.1f} "
-            f"{r['diff']:>7.1f} {r['logout']:>8.2f} {stall(r, 'logout')} "
-            f"{r['rss_per_actor_kib']:>9.1f}"
-        )
+        for freeze in (True, False):
+            r = await one(n, freeze=freeze)
+            if freeze:
+                rows.append(r)
+            print(
+                f"{n:>5} {'frozen' if freeze else 'plain':>6} {r['actors']:>6.0f} {r['store_unlock']:>7.2f} "
+                f"{r['unlock']:>8.2f} {stall(r, 'unlock')} {r['commit'] * 1000:>9.1f} {stall(r, 'commit')} "
+                f"{stall(r, 'edits')} {r['snapshot']:>7.1f} {r['diff']:>7.1f} {r['logout']:>8.2f} "
+                f"{stall(r, 'logout')} {r['rss_per_actor_kib']:>9.1f}"
+            )
     if len(rows) >= 2:
         for key in ("unlock", "commit"):
             a, b = fit(rows, key)

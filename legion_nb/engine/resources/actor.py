@@ -82,6 +82,9 @@ class ResourceSettings:
     dns_ttl: int = 300
     loop_slice: float = DEFAULT_SLICE
     """Seconds the supervisor works through its actors on the loop before it yields (0: after each)."""
+    freeze_heap: bool = True
+    """Keep the unlocked fleet out of the collector's full passes (:mod:`legion_nb.engine.heap`);
+    False for a host that manages the garbage collector itself."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ResourceSettings:

@@ -43,7 +43,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from legion_nb.engine import heap
 from legion_nb.engine.cluster.firewall_plan import FirewallPlanCache, FirewallSetPlan
 from legion_nb.engine.cluster.nbde import nbde_repairs
 from legion_nb.engine.cluster.repairs import (
@@ -54,6 +53,7 @@ from legion_nb.engine.cluster.repairs import (
     nbde_operation,
     select_repairs,
 )
+from legion_nb.engine.heap import HeapFreeze
 from legion_nb.engine.resources.actor import ActorContext, NodeDeployer, ResourceActor, ResourceSettings
 from legion_nb.engine.resources.affected import affected_keys, changed_names, keys_reading_servers
 from legion_nb.engine.resources.dns_zone import DnsZoneActor
@@ -145,6 +145,7 @@ class ResourceSupervisor:
         self._providers = providers
         self._deployment = deployment
         self.settings = settings or ResourceSettings.from_env()
+        self._heap = HeapFreeze(enabled=self.settings.freeze_heap)
         self.firewall_plans = FirewallPlanCache(self.settings.admin_sources)
         """The derived firewall plan of the current state, shared by the actors and the snapshot."""
         self._trace = (tracing_enabled() if trace is None else trace) and log_dir is not None
@@ -180,9 +181,13 @@ class ResourceSupervisor:
             self._tracer = ActorTracer(self._log_dir)
         self._subscriptions.append(self._state.subscribe(self._state_changed))
         self.repair_budget.restore(self._state.state.repair_attempts)
-        heap.settle()  # the decoded state: out of full collections while the actors start
-        await self.sync_from_state()
-        heap.settle()
+        try:
+            self._heap.settle()  # the decoded state: out of full collections while the actors start
+            await self.sync_from_state()
+            self._heap.settle()
+        except BaseException:
+            await self.aclose()  # the actors started so far stop, and the heap claim ends with them
+            raise
         return self
 
     async def __aexit__(self, *_: object) -> None:
@@ -215,7 +220,7 @@ class ResourceSupervisor:
             self._tracer.close()
             self._tracer = None
         self._changed.set()
-        heap.release()
+        self._heap.release()
 
     @property
     def running(self) -> bool:
@@ -240,7 +245,7 @@ class ResourceSupervisor:
                     self._actors[key] = actor
                     await actor.start()
                     if await budget.checkpoint():
-                        heap.settle()  # full collections would walk every actor started so far
+                        self._heap.settle()  # full collections would walk every actor started so far
             for key in [k for k in self._actors if k not in keys]:
                 actor = self._actors[key]
                 if actor.snapshot().settled:
