@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from legion_nb.cli.context import CliContext, one_shot, scrub
-from legion_nb.cli.tables import table
+from legion_nb.cli.tables import table, warning_line, warning_lines
 from legion_nb.errors import OperationError, UsageError
 
 if TYPE_CHECKING:
@@ -92,14 +92,21 @@ async def _materialize(ctx: CliContext, args: argparse.Namespace) -> int:
     async with ctx.api() as api:
         planned = await api.diff()
         for row in planned.resources:  # the operator's call, but never a silent one
-            if row.kind == "firewall" and "WARNING:" in row.note:
+            for warning in row.warnings:
                 # On stdout with the run's own output: stderr carries only the one-line error of a
                 # failed command.
-                warning = row.note.split("WARNING: ", 1)[1].split("; ", 1)[0]
                 if ctx.json:
-                    ctx.emit_line({"event": "warning", "resource": row.name, "message": warning})
+                    ctx.emit_line(
+                        {
+                            "event": "warning",
+                            "kind": row.kind,
+                            "resource": row.name,
+                            "code": warning.code,
+                            "message": warning.message,
+                        }
+                    )
                 else:
-                    sys.stdout.write(f"warning: firewall {row.name}: {warning}\n")
+                    sys.stdout.write(warning_line(row.kind, row.name, warning.message) + "\n")
                     sys.stdout.flush()
         question = f"materialize {len(planned.pending())} change(s) (see `legion diff`)?"
         if not args.yes and not _confirm(question):
@@ -235,7 +242,7 @@ def _snapshot_text(snapshot: dict[str, Any]) -> str:
     if not rows:
         return "nothing planned or tracked (legion plan ... to start)"
     columns = ("kind", "name", "provider", "action", "state", "operation", "waiting", "error")
-    return table(columns, ([row.get(c) for c in columns] for row in rows))
+    return "\n".join((table(columns, ([row.get(c) for c in columns] for row in rows)), *warning_lines(rows)))
 
 
 # -- server commands -----------------------------------------------------------------------------

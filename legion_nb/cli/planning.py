@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from legion_nb.cli.context import CliContext, one_shot
-from legion_nb.cli.tables import money, table
+from legion_nb.cli.tables import money, table, warning_lines
 from legion_nb.errors import UsageError
 
 if TYPE_CHECKING:
@@ -309,6 +309,9 @@ def render_diff(data: dict[str, Any], *, fields: bool = False) -> str:
         return "nothing planned, tracked or observed"
     rows = [(r["action"], r["kind"], r["name"], r["provider"], _summary(r)) for r in resources]
     out = [table(("ACTION", "KIND", "NAME", "PROVIDER", "DETAIL"), rows)]
+    warnings = warning_lines(resources)
+    if warnings:
+        out.append("\n".join(warnings))
     if fields:
         for r in resources:
             field_rows = [

@@ -6,10 +6,11 @@ the machine form.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
-__all__ = ["money", "table"]
+__all__ = ["money", "table", "warning_line", "warning_lines"]
 
 EMPTY = "-"
 
@@ -41,3 +42,18 @@ def money(amount: str | Decimal | None, currency: str, per: str = "") -> str:
         return f"{amount} {currency}{per}"
     digits = max(2, -value.normalize().as_tuple().exponent)  # type: ignore[operator]
     return f"{value:.{digits}f} {currency}{per}"
+
+
+def warning_line(kind: str, name: str, message: str) -> str:
+    """``warning: firewall legion-default-hetzner: ...``: one warning of one resource, on a line
+    of its own so that it is never lost in a table cell."""
+    return f"warning: {kind} {name}: {message}"
+
+
+def warning_lines(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    """One :func:`warning_line` per warning of each row (diff or snapshot rows as JSON)."""
+    return [
+        warning_line(row["kind"], row["name"], warning["message"])
+        for row in rows
+        for warning in row.get("warnings") or ()
+    ]

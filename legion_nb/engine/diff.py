@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from legion_nb.engine.reports import PlanWarning
 from legion_nb.engine.state.model import (
     LegionState,
     ObservedProvider,
@@ -80,6 +81,9 @@ class ResourceDiff:
     action: Action
     fields: tuple[FieldDiff, ...]
     note: str = ""
+    """Why the row reads as it does, in words (explanation only: see ``warnings``)."""
+    warnings: tuple[PlanWarning, ...] = ()
+    """What the operator should decide about before applying this row (e.g. access open to anywhere)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -88,6 +92,7 @@ class ResourceDiff:
             "provider": self.provider,
             "action": self.action,
             "note": self.note,
+            "warnings": [w.to_json() for w in self.warnings],
             "fields": [
                 {
                     "field": f.field,

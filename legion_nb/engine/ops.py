@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from legion_nb.engine import planning
 from legion_nb.engine.activity import ActivityEmitter, CurrentOperation
+from legion_nb.engine.cluster.firewall_plan import flagged_firewalls
 from legion_nb.engine.cluster.nbde import NodeUnlock, cluster_facts, derive_nbde_policy
 from legion_nb.engine.deployment.phases import REINSTALLS
 from legion_nb.engine.providers_service import ProviderPersistence, ProviderService
@@ -214,6 +215,8 @@ class EngineOps:
             summary = "materialize interrupted"
             try:
                 await self._prefetch_catalogs()
+                # The plan's warnings as this wave applies them (the same the diff rows carry).
+                warnings = flagged_firewalls(self._resources.firewall_plans.plans(self._state.state))
                 await self._resources.sync_from_state()
                 wave = self._resources.keys()
                 await self._resources.sync_wave(wave, run_id=operation.id)
@@ -236,6 +239,7 @@ class EngineOps:
                     errors=errors,
                     unsettled=unsettled,
                     resources=[s.to_json() for s in snapshots],
+                    warnings=warnings,
                 )
             except asyncio.CancelledError:
                 status, summary = "cancelled", "materialize cancelled; run it again to converge"

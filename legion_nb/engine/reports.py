@@ -1,8 +1,13 @@
-"""What the engine's operations report back: materialize, refresh and server commands.
+"""What the engine's operations report back: materialize, refresh, server commands, and the
+warnings a plan carries.
 
 Frozen records with JSON-typed fields, apart from the services that produce them, so that a
 client decoding one (the daemon client, a warm CLI command) imports only these classes and not
 the provider stack behind the operations.
+
+A warning is a record of its own, never words inside a note: the diff, the snapshot rows and the
+materialize report carry them in a ``warnings`` field, so the CLI, ``--json``, the panels and the
+frames show them without reading prose back apart.
 """
 
 from __future__ import annotations
@@ -10,9 +15,39 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["MaterializeReport", "RefreshReport", "RefreshResult", "ServerCommandResult", "Status"]
+__all__ = [
+    "FlaggedResource",
+    "MaterializeReport",
+    "PlanWarning",
+    "RefreshReport",
+    "RefreshResult",
+    "ServerCommandResult",
+    "Status",
+]
 
 Status = Literal["succeeded", "failed", "interrupted", "cancelled"]
+
+
+@dataclass(frozen=True, slots=True)
+class PlanWarning:
+    """Something the plan does that the operator should decide about knowingly (materialize still
+    proceeds: it is the operator's call). ``code`` is stable for automation to match on;
+    ``message`` is one sentence an operator reads, saying what to do about it."""
+
+    code: str
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
+class FlaggedResource:
+    """A resource of the plan with the warnings it carries (the materialize report lists them)."""
+
+    kind: str
+    name: str
+    warnings: tuple[PlanWarning, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +62,8 @@ class MaterializeReport:
     errors: list[dict[str, str]]
     unsettled: list[str]
     resources: list[dict[str, object]] = field(default_factory=list)
+    warnings: list[FlaggedResource] = field(default_factory=list)
+    """The warnings of the plan this materialize applied, per resource (it proceeds regardless)."""
 
 
 @dataclass(frozen=True, slots=True)

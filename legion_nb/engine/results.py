@@ -28,12 +28,14 @@ __all__ = [
     "RepairView",
     "ResourceAtWork",
     "ResourceFailure",
+    "SnapshotRow",
     "StatusReport",
     "StreamView",
     "TerminalClosed",
     "TerminalFacts",
     "TerminalOutputView",
     "TerminalWritten",
+    "WarningView",
 ]
 
 
@@ -100,13 +102,47 @@ class ActivityView(TypedDict):
     errors: list[ResourceFailure]
 
 
+class WarningView(TypedDict):
+    """A warning the plan carries for one resource (:class:`~legion_nb.engine.reports.PlanWarning`
+    as JSON): a stable ``code`` and the ``message`` an operator reads."""
+
+    code: str
+    message: str
+
+
+class SnapshotRow(TypedDict):
+    """One resource of the app snapshot (:mod:`legion_nb.engine.snapshot` says what each key holds).
+    ``note`` explains the diff's verdict in words; ``warnings`` are what the operator should decide
+    about, apart from the note so that nobody reads them back out of prose."""
+
+    kind: str
+    name: str
+    provider: str
+    action: str
+    note: str
+    warnings: list[WarningView]
+    fields: list[dict[str, Any]]
+    state: str
+    system: str | None
+    health: str
+    operation: str
+    substage: str
+    waiting: str
+    error: str
+    settled: bool
+    facts: dict[str, Any]
+    revision: int
+    checked_at: str | None
+    reason: str | None
+
+
 class AppSnapshot(TypedDict):
     """One row per resource (planned, tracked, observed and the actor's belief), the providers, and
     the plan's cost totals when the engine priced it."""
 
     locked: bool
     revision: int | None
-    rows: list[dict[str, Any]]
+    rows: list[SnapshotRow]
     providers: NotRequired[list[dict[str, Any]]]
     cost: NotRequired[dict[str, Any]]
     observation: NotRequired[ObservationView]

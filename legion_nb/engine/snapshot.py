@@ -9,8 +9,12 @@ of actor snapshots. It never creates an actor: a record whose actor has not repo
 
 Row keys (the widgets' schema, :mod:`legion_nb.widgets.rows`, plus detail for ``--json``)::
 
-    kind name provider action state operation substage waiting error note
+    kind name provider action state operation substage waiting error note warnings
     system health checked_at reason settled facts fields revision
+
+``note`` explains the row in words; ``warnings`` (``[{code, message}]``) are what the operator
+should decide about, such as SSH and the admin API open to anywhere: a field of their own, so
+that the CLI, ``--json``, the panels and the frames show them without parsing the note.
 
 ``checked_at`` and ``reason`` say when observation last polled a deployed node and why its
 ``health`` is not ``healthy`` (both null for other rows).
@@ -35,7 +39,7 @@ from legion_nb.engine.diff import Action, Diff, FieldDiff, ResourceDiff, ServerR
 from legion_nb.engine.events import EventHub
 from legion_nb.engine.redaction import redact_data
 from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey
-from legion_nb.engine.results import AppSnapshot
+from legion_nb.engine.results import AppSnapshot, SnapshotRow, WarningView
 from legion_nb.engine.state.model import LegionState
 from legion_nb.engine.tasks import ServiceTasks
 from legion_nb.providers.records import Catalog
@@ -63,7 +67,7 @@ def row_of(
     actor: ActorSnapshot | None,
     *,
     fields: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
+) -> SnapshotRow:
     """One row from a diff row and/or an actor snapshot (an ``unknown`` row without the actor).
     ``fields`` is ``resource``'s field diffs as JSON, when the caller built them already."""
     if resource is not None:
@@ -74,48 +78,32 @@ def row_of(
         raise ValueError("a snapshot row needs a diff row or an actor snapshot")
     if not provider and actor is not None:
         provider = actor.provider
-    row: dict[str, Any] = {
+    if fields is None:
+        fields = resource.to_json()["fields"] if resource is not None else []
+    facts: dict[str, Any] = dict(actor.facts) if actor is not None else {}
+    return {
         "kind": kind,
         "name": name,
         "provider": provider,
         "action": resource.action if resource is not None else "",
         "note": resource.note if resource is not None else "",
-        "fields": fields
-        if fields is not None
-        else resource.to_json()["fields"]
+        "warnings": [WarningView(code=w.code, message=w.message) for w in resource.warnings]
         if resource is not None
         else [],
+        "fields": fields,
+        "state": actor.lifecycle if actor is not None else UNKNOWN,
+        "system": actor.system if actor is not None else None,
+        "health": actor.health if actor is not None else UNKNOWN,
+        "operation": (actor.operation or "") if actor is not None else "",
+        "substage": (actor.substage or "") if actor is not None else "",
+        "waiting": (actor.waiting or "") if actor is not None else "",
+        "error": (actor.error or "") if actor is not None else "",
+        "settled": actor.settled if actor is not None else False,
+        "facts": facts,
+        "revision": actor.revision if actor is not None else 0,
+        "checked_at": facts.get("checked_at"),
+        "reason": facts.get("reason"),
     }
-    if actor is None:
-        row.update(
-            state=UNKNOWN,
-            system=None,
-            health=UNKNOWN,
-            operation="",
-            substage="",
-            waiting="",
-            error="",
-            settled=False,
-            facts={},
-            revision=0,
-        )
-    else:
-        row.update(
-            state=actor.lifecycle,
-            system=actor.system,
-            health=actor.health,
-            operation=actor.operation or "",
-            substage=actor.substage or "",
-            waiting=actor.waiting or "",
-            error=actor.error or "",
-            settled=actor.settled,
-            facts=dict(actor.facts),
-            revision=actor.revision,
-        )
-    facts = row["facts"]
-    row["checked_at"] = facts.get("checked_at")
-    row["reason"] = facts.get("reason")
-    return row
 
 
 def with_derived_firewalls(
@@ -127,12 +115,15 @@ def with_derived_firewalls(
 ) -> Diff:
     """``result`` with the cluster's derived firewall sets as planned resources (module notes):
     ``create`` until tracked, ``update`` while the tracked rules let in other operator CIDRs than
-    planned, else ``unchanged``; the actor converges their rules either way. ``plans`` is the
-    derived plan of ``state`` when the caller has it (built from ``admin_sources`` otherwise)."""
+    planned, else ``unchanged``; the actor converges their rules either way. Every firewall row,
+    derived or planned by hand, carries its set's warnings (access open to anywhere, a planned set
+    replacing a derived one). ``plans`` is the derived plan of ``state`` when the caller has it
+    (built from ``admin_sources`` otherwise)."""
     if plans is None:
         plans = build_cluster_firewall_plan(state, admin_sources=admin_sources)
     derived = {plan.name: plan for plan in plans.values() if plan.cluster is not None}
-    if not derived:
+    flagged = {plan.name: plan.warnings for plan in plans.values() if plan.warnings}
+    if not derived and not flagged:
         return result
 
     def access(plan: FirewallSetPlan) -> FieldDiff:
@@ -145,16 +136,18 @@ def with_derived_firewalls(
         return "update" if field.changed else "unchanged"
 
     def note(plan: FirewallSetPlan) -> str:
-        # No operator access planned: the row says so, where diff, materialize and the panel show it;
-        # where the set is enforced stays the last fact, as readers of the note expect.
         where = ("enforced on the nodes",) if plan.node_level else ()
-        return "; ".join((f"derived from cluster {plan.cluster}", *plan.warnings, *where))
+        return "; ".join((f"derived from cluster {plan.cluster}", *where))
 
     resources: list[ResourceDiff] = []
     for resource in result.resources:
-        plan = derived.pop(resource.name, None) if resource.kind == "firewall" else None
-        if plan is None:
+        if resource.kind != "firewall":
             resources.append(resource)
+            continue
+        plan = derived.pop(resource.name, None)
+        if plan is None:  # planned by hand: only its warnings come from the plan
+            warnings = flagged.get(resource.name, ())
+            resources.append(replace(resource, warnings=warnings) if warnings else resource)
             continue
         field = access(plan)
         resources.append(
@@ -163,12 +156,21 @@ def with_derived_firewalls(
                 action=action(plan.name, field),
                 fields=(*resource.fields, field),
                 note=note(plan),
+                warnings=plan.warnings,
             )
         )
     for plan in derived.values():
         field = access(plan)
         resources.append(
-            ResourceDiff("firewall", plan.name, plan.provider, action(plan.name, field), (field,), note(plan))
+            ResourceDiff(
+                "firewall",
+                plan.name,
+                plan.provider,
+                action(plan.name, field),
+                (field,),
+                note(plan),
+                plan.warnings,
+            )
         )
     return Diff(tuple(resources))
 
@@ -232,7 +234,7 @@ def assemble(
     if view is None or view.state is not state:
         view = StateView.of(state, admin_sources)
     by_key = {snapshot.key: snapshot for snapshot in actors}
-    rows: dict[ResourceKey, dict[str, Any]] = {
+    rows: dict[ResourceKey, SnapshotRow] = {
         key: row_of(resource, by_key.get(key), fields=fields) for key, resource, fields in view.entries
     }
     # An actor the state no longer calls for is about to be stopped: shown only while it works.

@@ -64,6 +64,7 @@ _SNAPSHOT_COLUMNS = (
     "waiting",
     "error",
     "note",
+    "warnings",
     "settled",
 )
 _SNAPSHOT_LABELS = ("provider", "action", "state", "health")
@@ -71,11 +72,17 @@ _SNAPSHOT_LABELS = ("provider", "action", "state", "health")
 
 def snapshot_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """One row per resource of a snapshot's ``rows``, indexed by (``kind``, ``name``): provider,
-    the diff's action, the actor's state and health, what it does or waits for, ``settled``."""
+    the diff's action, the actor's state and health, what it does or waits for, the note, the
+    ``warnings`` (a tuple of messages, empty for most rows), ``settled``."""
     import pandas as pd  # noqa: PLC0415 - pandas loads only when a frame is asked for
 
     records = [
-        {"kind": r.get("kind"), "name": r.get("name"), **{c: r.get(c) for c in _SNAPSHOT_COLUMNS}}
+        {
+            "kind": r.get("kind"),
+            "name": r.get("name"),
+            **{c: r.get(c) for c in _SNAPSHOT_COLUMNS},
+            "warnings": _messages(r),
+        }
         for r in rows
     ]
     frame = pd.DataFrame(records, columns=["kind", "name", *_SNAPSHOT_COLUMNS])
@@ -88,11 +95,13 @@ def snapshot_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
 def diff_frame(resources: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """The diff long and tidy: one row per (``kind``, ``name``, ``field``) with ``planned``,
     ``tracked`` and ``observed`` side by side (None where that view has no such resource), the
-    resource's ``provider`` and ``action``, and whether the plan asks for a ``changed`` value."""
+    resource's ``provider``, ``action`` and ``warnings`` (a tuple of messages), and whether the
+    plan asks for a ``changed`` value."""
     import pandas as pd  # noqa: PLC0415 - pandas loads only when a frame is asked for
 
     records: list[dict[str, Any]] = []
     for resource in resources:
+        warnings = _messages(resource)
         for f in resource.get("fields") or ():
             records.append(
                 {
@@ -105,9 +114,21 @@ def diff_frame(resources: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
                     "tracked": f.get("tracked"),
                     "observed": f.get("observed"),
                     "changed": bool(f.get("changed")),
+                    "warnings": warnings,
                 }
             )
-    columns = ["kind", "name", "field", "provider", "action", "planned", "tracked", "observed", "changed"]
+    columns = [
+        "kind",
+        "name",
+        "field",
+        "provider",
+        "action",
+        "planned",
+        "tracked",
+        "observed",
+        "changed",
+        "warnings",
+    ]
     frame = pd.DataFrame(records, columns=columns)
     frame["changed"] = frame["changed"].astype(bool)
     for name in ("kind", "provider", "action"):
@@ -115,6 +136,11 @@ def diff_frame(resources: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     for name in ("planned", "tracked", "observed"):
         frame[name] = frame[name].astype(object)
     return frame.set_index(["kind", "name", "field"])
+
+
+def _messages(row: Mapping[str, Any]) -> tuple[str, ...]:
+    """A row's warnings as the messages an analyst reads (their codes stay in the JSON)."""
+    return tuple(str(w.get("message", "")) for w in row.get("warnings") or ())
 
 
 def catalog_frame(catalog: Mapping[str, Any]) -> pd.DataFrame:

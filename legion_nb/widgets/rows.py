@@ -19,6 +19,8 @@ Snapshot row keys (all strings; a missing key reads as empty, a missing ``state`
     error      the last error the actor recorded
     settled    (a boolean) the actor has nothing left to do for now; false until an actor reports
     note       the diff's remark (e.g. a pending create settled by lookup first)
+    warnings   what the operator should decide about: [{code, message}] (e.g. SSH open to anywhere);
+               the panels show each as a visible warning line under the row
     fields     the field diffs: [{field, planned, tracked, observed, changed}] (the plan diff panel)
 
 Other keys a row may carry (``system``, ``health``, ``facts``...) are detail for ``--json`` and are
@@ -44,6 +46,7 @@ __all__ = [
     "PanelDataError",
     "ResourceRow",
     "Snapshot",
+    "WarningRow",
     "action_counts",
     "activity_lines",
     "current_operations",
@@ -64,6 +67,13 @@ class PanelDataError(LegionError):
     code = "panel_data"
 
 
+class WarningRow(TypedDict):
+    """One warning of a resource: a stable code and the message the panel shows."""
+
+    code: str
+    message: str
+
+
 class ResourceRow(TypedDict):
     """One resource as the resources panel shows it (see the module docstring for each key)."""
 
@@ -78,6 +88,7 @@ class ResourceRow(TypedDict):
     error: str
     settled: bool
     note: str
+    warnings: list[WarningRow]
 
 
 class FieldRow(TypedDict):
@@ -96,6 +107,7 @@ class DiffRow(TypedDict):
     provider: str
     action: str
     note: str
+    warnings: list[WarningRow]
     fields: list[FieldRow]
 
 
@@ -188,7 +200,21 @@ def _resource_row(raw: Any) -> ResourceRow:
         error=_text(row.get("error")),
         settled=row.get("settled") is True,
         note=_text(row.get("note")),
+        warnings=_warnings(row.get("warnings")),
     )
+
+
+def _warnings(raw: Any) -> list[WarningRow]:
+    """A row's warnings; a shape the panels cannot read is a :class:`PanelDataError`, never dropped."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list | tuple):
+        raise PanelDataError("a resource's warnings are not a list: upgrade engine and widgets together")
+    out: list[WarningRow] = []
+    for item in raw:
+        warning = _mapping(item, "a warning")
+        out.append(WarningRow(code=_text(warning.get("code")), message=_text(warning.get("message"))))
+    return out
 
 
 def plan_cost_of(data: Any) -> dict[str, Any]:
@@ -242,6 +268,7 @@ def _diff_row(raw: Any) -> DiffRow:
         provider=_text(resource.get("provider")),
         action=_text(resource.get("action")),
         note=_text(resource.get("note")),
+        warnings=_warnings(resource.get("warnings")),
         fields=[_field_row(f) for f in fields],
     )
 

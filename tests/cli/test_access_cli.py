@@ -32,11 +32,15 @@ def test_access_is_set_shown_diffed_and_cleared(legion: Legion, state: str) -> N
     rows = {r["name"]: r for r in json.loads(legion(*s, "--json", "diff").out)["resources"]}
     fields = {f["field"]: f for f in rows["legion-default-hetzner"]["fields"]}
     assert fields["operator_cidrs"]["planned"] == "198.51.100.7/32,2001:db8::/48"
+    assert rows["legion-default-hetzner"]["warnings"] == []  # access planned: nothing to warn about
+    assert "warning:" not in diff
 
     cleared = legion(*s, "plan", "access", "clear")
     assert cleared.code == 0 and cleared.out.startswith("no operator CIDRs planned")
     assert json.loads(legion(*s, "--json", "plan", "show").out)["access"] == {"operator_cidrs": []}
-    assert "operator_cidrs=0.0.0.0/0,::/0" in legion(*s, "diff").out
+    reopened = legion(*s, "diff").out
+    assert "operator_cidrs=0.0.0.0/0,::/0" in reopened
+    assert "warning: firewall legion-default-hetzner: SSH (22) and the admin API (8443) are open" in reopened
 
 
 def test_bad_access_is_a_one_line_error_and_keeps_the_plan(legion: Legion, state: str) -> None:

@@ -72,10 +72,23 @@ def test_plan_commands_build_a_plan(legion: Legion, state: str) -> None:
     assert "create  server    web-1" in diff.out and "server_type=(policy)" in diff.out
     assert diff.out.rstrip().endswith("6 create")  # 5 planned + the cluster's derived firewall set
     assert "legion-default-hetzner  hetzner   derived from cluster default" in diff.out
+    # The open access is a warning line of its own, not words inside the row's detail.
+    assert (
+        "warning: firewall legion-default-hetzner: SSH (22) and the admin API (8443) are open to anywhere"
+        in diff.out
+    )
+    derived_row = ["create", "firewall", "legion-default-hetzner"]
+    detail = next(x for x in diff.out.splitlines() if x.split()[:3] == derived_row)
+    assert "open to anywhere" not in detail
     fields = legion(*s, "diff", "--fields").out
     assert "FIELD" in fields and "PLANNED" in fields
     data = json.loads(legion(*s, "--json", "diff").out)
     assert data["counts"] == {"create": 6}
+    derived = next(r for r in data["resources"] if r["name"] == "legion-default-hetzner")
+    assert derived["note"] == "derived from cluster default"
+    assert [w["code"] for w in derived["warnings"]] == ["open_access"]
+    assert "legion plan access set" in derived["warnings"][0]["message"]
+    assert all(r["warnings"] == [] for r in data["resources"] if r["kind"] != "firewall")
 
     # removal refuses while in use, then works
     refused = legion(*s, "plan", "dns-zone", "remove", "example.org")

@@ -84,7 +84,8 @@ def test_without_operator_addresses_admin_ports_are_open_with_a_warning() -> Non
     plan = build_cluster_firewall_plan(_cluster())
     hetzner = plan["legion-default-hetzner"]
     assert _sources(hetzner.rules, 22) == ANYWHERE
-    assert hetzner.warnings and "open to anywhere" in hetzner.warnings[0]
+    assert hetzner.warnings and "open to anywhere" in hetzner.warnings[0].message
+    assert hetzner.warnings[0].code == "open_access"
 
 
 def test_no_sync_rule_before_any_peer_has_an_address() -> None:

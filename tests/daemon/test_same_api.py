@@ -18,11 +18,12 @@ from typing import Any
 import pytest
 
 import legion_nb
+from legion_nb.engine.cluster.firewall_plan import OPEN_WARNING
 from legion_nb.engine.daemon.client import RemoteEngine
 from legion_nb.engine.daemon.endpoint import endpoint_for
 from legion_nb.engine.daemon.host import serve
 from legion_nb.engine.diff import Diff
-from legion_nb.engine.reports import MaterializeReport
+from legion_nb.engine.reports import FlaggedResource, MaterializeReport, PlanWarning
 from legion_nb.engine.runtime import Engine
 from legion_nb.engine.state.model import PlannedDnsZone, PlannedServer, Scheme
 from legion_nb.engine.surface import EngineAPI
@@ -65,10 +66,10 @@ async def scenario(api: EngineAPI) -> dict[str, Any]:
 def comparable(name: str, value: Any) -> Any:
     """``value`` with what differs between two sandboxes set aside (types are compared apart)."""
     if isinstance(value, MaterializeReport):
-        return (value.ok, value.status, value.counts, value.errors, value.unsettled)
+        return (value.ok, value.status, value.counts, value.errors, value.unsettled, value.warnings)
     if isinstance(value, Diff):
         return [
-            (r.kind, r.name, r.provider, r.action, r.note,
+            (r.kind, r.name, r.provider, r.action, r.note, r.warnings,
              [f for f in r.fields if f.field not in VARYING_FIELDS])
             for r in value.resources
         ]
@@ -76,6 +77,7 @@ def comparable(name: str, value: Any) -> Any:
         return [(c["provider"], c["fields"]) for c in value]
     if name == "snapshot":
         keep = ("kind", "name", "provider", "action", "state", "health", "settled", "error")
+        keep += ("note", "warnings")
         return (value["locked"], [{k: row.get(k) for k in keep} for row in value["rows"]])
     if name == "status":
         return {k: v for k, v in value.items() if k not in ("state", "revision")}
@@ -143,3 +145,13 @@ async def test_in_process_and_through_the_daemon_give_equal_typed_results(runtim
     for name in local:
         same_shape(local[name], through_daemon[name], name)
         assert comparable(name, local[name]) == comparable(name, through_daemon[name]), name
+
+    # The plan's warnings (no operator access planned) travel as records, not as words in a note.
+    firewall = "legion-default-hetzner"
+    for result in (local, through_daemon):
+        [row] = [r for r in result["diff_before"].resources if r.name == firewall]
+        assert row.warnings == (OPEN_WARNING,) and isinstance(row.warnings[0], PlanWarning)
+        assert row.note == "derived from cluster default"
+        assert result["materialize"].warnings == [FlaggedResource("firewall", firewall, (OPEN_WARNING,))]
+        [shown] = [r for r in result["snapshot"]["rows"] if r["name"] == firewall]
+        assert shown["warnings"] == [{"code": "open_access", "message": OPEN_WARNING.message}]

@@ -23,8 +23,11 @@ import httpx
 import pytest
 
 from legion_nb.cli.main import run
+from legion_nb.engine.cluster.firewall_plan import OPEN_WARNING
 
 PASSWORD = "cli e2e password"
+FIREWALL = "legion-default-hetzner"
+OPEN_MESSAGE = OPEN_WARNING.message
 TIMEOUT = 60
 
 
@@ -78,6 +81,8 @@ def test_cli_materializes_a_cluster_and_fails_cleanly_when_the_provider_is_gone(
 
     done = _ok(legion("materialize", "--yes"))
     assert "materialize done" in done.out
+    # No operator access planned: a warning line of its own, first, before the run's progress.
+    assert done.out.splitlines()[0] == f"warning: firewall {FIREWALL}: {OPEN_MESSAGE}"
     assert "server web-1" in done.out  # live progress lines (not a terminal: plain lines)
 
     headers = {"Authorization": f"Bearer {block['token']}"}
@@ -87,11 +92,25 @@ def test_cli_materializes_a_cluster_and_fails_cleanly_when_the_provider_is_gone(
 
     snapshot = json.loads(_ok(legion("--json", "snapshot")).out)
     states = {(r["kind"], r["name"]): r["state"] for r in snapshot["rows"]}
+    firewall_row = next(r for r in snapshot["rows"] if r["name"] == FIREWALL)
+    assert firewall_row["warnings"] == [{"code": "open_access", "message": OPEN_MESSAGE}]
+    assert firewall_row["note"] == "derived from cluster default"
+    assert f"warning: firewall {FIREWALL}: {OPEN_MESSAGE}" in _ok(legion("snapshot")).out.splitlines()
     assert {states[("server", n)] for n in ("web-1", "web-2", "web-3")} == {"running"}
 
     again = _ok(legion("--json", "materialize", "--yes")).out.strip().splitlines()
     report = json.loads(again[-1])
     assert report["event"] == "report" and report["ok"] is True
+    assert json.loads(again[0]) == {
+        "event": "warning",
+        "kind": "firewall",
+        "resource": FIREWALL,
+        "code": "open_access",
+        "message": OPEN_MESSAGE,
+    }
+    assert report["warnings"] == [
+        {"kind": "firewall", "name": FIREWALL, "warnings": [{"code": "open_access", "message": OPEN_MESSAGE}]}
+    ]
 
     # The provider becomes unreachable: materialize says so in one line, exits 5, loses nothing.
     process.send_signal(signal.SIGTERM)
@@ -160,6 +179,8 @@ def test_materialize_through_the_daemon_streams_progress(
         lines = [json.loads(line) for line in applied.stdout.splitlines()]
         assert any(item.get("summary", "").startswith("server d-1: provisioning") for item in lines)
         assert lines[-1]["event"] == "report" and lines[-1]["ok"] is True
+        assert lines[0]["event"] == "warning" and lines[0]["code"] == "open_access"
+        assert lines[-1]["warnings"][0]["warnings"][0]["message"] == OPEN_MESSAGE  # through the daemon
         snapshot = json.loads(legion("--json", "snapshot", token=token).stdout)
         assert {(r["name"], r["state"]) for r in snapshot["rows"] if r["kind"] == "server"} == {
             ("d-1", "running")

@@ -20,6 +20,15 @@ async def test_a_cluster_across_scaleway_and_ovh_materializes_and_refreshes_clea
         assert report.ok, report.summary
         rows = {(r["kind"], r["name"]): r for r in (await engine.snapshot())["rows"]}
         assert rows[("firewall", "legion-default-ovh")]["note"].endswith("enforced on the nodes")
+        # No operator access planned: each derived set warns in its own field; the note only explains.
+        ovh_firewall = rows[("firewall", "legion-default-ovh")]
+        assert ovh_firewall["note"] == "derived from cluster default; enforced on the nodes"
+        assert [w["code"] for w in ovh_firewall["warnings"]] == ["open_access"]
+        assert "open to anywhere" in ovh_firewall["warnings"][0]["message"]
+        assert [(f.name, [w.code for w in f.warnings]) for f in report.warnings] == [
+            ("legion-default-ovh", ["open_access"]),
+            ("legion-default-scaleway", ["open_access"]),
+        ]
         assert rows[("firewall", "legion-default-scaleway")]["state"] == "applied"
         assert {rows[("server", n)]["state"] for n in ("sc-1", "sc-2", "ovh-1")} == {"running"}
 

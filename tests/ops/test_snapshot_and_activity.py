@@ -7,6 +7,7 @@ import dataclasses
 from pathlib import Path
 
 from legion_nb.engine.activity import ActivityEmitter, CurrentOperation
+from legion_nb.engine.cluster.firewall_plan import OPEN_WARNING
 from legion_nb.engine.events import EventHub
 from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey
 from legion_nb.engine.runtime import create_engine
@@ -62,6 +63,8 @@ def test_derived_firewall_sets_read_create_then_unchanged_never_delete() -> None
     rows = {(r["kind"], r["name"]): r for r in assemble(state, 1, [])["rows"]}
     derived = rows[("firewall", "legion-default-hetzner")]
     assert derived["action"] == "create" and derived["note"].startswith("derived from cluster default")
+    assert derived["note"] == "derived from cluster default"  # explanation only; the warning apart
+    assert derived["warnings"] == [{"code": OPEN_WARNING.code, "message": OPEN_WARNING.message}]
     tracked = dataclasses.replace(
         state,
         tracked=Tracked(

@@ -50,8 +50,14 @@ async def test_resources_panel_shows_the_engines_rows(engine: Engine) -> None:
     assert all(r["state"] for r in panel.rows)  # a lifecycle state, or "unknown" until an actor reports
     assert set(panel.rows[0]) == {
         "kind", "name", "provider", "action", "state", "operation", "substage", "waiting", "error", "settled",
-        "note",
+        "note", "warnings",
     }
+    # No operator access planned: the derived firewall's row carries the warning as its own field.
+    firewall = planned["firewall", "legion-default-hetzner"]
+    assert [w["code"] for w in firewall["warnings"]] == ["open_access"]
+    assert "open to anywhere" in firewall["warnings"][0]["message"]
+    assert "WARNING" not in firewall["note"] and firewall["note"] == "derived from cluster default"
+    assert planned["server", SERVERS[0]]["warnings"] == []
     assert panel.feed_status == "live" and not panel.locked
     panel.close()
 

@@ -30,6 +30,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from legion_nb.engine.reports import FlaggedResource, PlanWarning
 from legion_nb.engine.state.model import LegionState, PlannedRule
 from legion_nb.errors import ValidationError
 from legion_nb.providers.contract import Capability
@@ -39,12 +40,16 @@ from legion_nb.providers.registry import capabilities
 __all__ = [
     "ADMIN_API_PORT",
     "ANYWHERE",
+    "ENV_IGNORED_WARNING",
+    "OPEN_WARNING",
+    "SHADOW_WARNING",
     "SSH_PORT",
     "SYNC_PORT",
     "FirewallPlanCache",
     "FirewallSetPlan",
     "build_cluster_firewall_plan",
     "cluster_firewall_name",
+    "flagged_firewalls",
     "normalize_sources",
     "operator_sources",
     "planned_rule",
@@ -56,11 +61,18 @@ ADMIN_API_PORT = 8443
 """The node admin API (HTTPS). Chosen here; deployment installs the API on this port."""
 SYNC_PORT = 4413
 ANYWHERE: tuple[str, ...] = ("0.0.0.0/0", "::/0")
-OPEN_WARNING = (
-    "WARNING: SSH (22) and the admin API (8443) are open to anywhere (0.0.0.0/0, ::/0): "
-    "limit them with legion plan access set --operator-cidr CIDR"
+OPEN_WARNING = PlanWarning(
+    "open_access",
+    "SSH (22) and the admin API (8443) are open to anywhere (0.0.0.0/0, ::/0): "
+    "limit them with legion plan access set --operator-cidr CIDR",
 )
-ENV_IGNORED_WARNING = "LEGION_OPERATOR_CIDRS is ignored: the plan's operator CIDRs (legion plan access) win"
+ENV_IGNORED_WARNING = PlanWarning(
+    "operator_cidrs_env_ignored",
+    "LEGION_OPERATOR_CIDRS is ignored: the plan's operator CIDRs (legion plan access) win",
+)
+SHADOW_WARNING = PlanWarning(
+    "replaces_derived_firewall", "replaces the derived cluster firewall of the same name"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +86,7 @@ class FirewallSetPlan:
     rules: tuple[FirewallRule, ...]
     servers: tuple[str, ...]
     node_level: bool = False
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[PlanWarning, ...] = ()
 
 
 def cluster_firewall_name(cluster: str, provider: str) -> str:
@@ -128,7 +140,7 @@ def _has_firewall(provider: str) -> bool:
 
 
 def _cluster_sets(
-    state: LegionState, admin: tuple[str, ...], warnings: tuple[str, ...]
+    state: LegionState, admin: tuple[str, ...], warnings: tuple[PlanWarning, ...]
 ) -> dict[str, FirewallSetPlan]:
     tracked = state.tracked.servers
     sets: dict[str, FirewallSetPlan] = {}
@@ -171,12 +183,12 @@ def _cluster_sets(
 
 def operator_sources(
     state: LegionState, admin_sources: Sequence[str] | None = None
-) -> tuple[tuple[str, ...], tuple[str, ...]]:
+) -> tuple[tuple[str, ...], tuple[PlanWarning, ...]]:
     """The sources of SSH and the admin API, and the warnings they carry (module notes: the plan
     first, then ``admin_sources``, then anywhere)."""
     planned = normalize_sources(state.scheme.access.operator_cidrs)
     fallback = normalize_sources(admin_sources or ())
-    warnings: list[str] = []
+    warnings: list[PlanWarning] = []
     admin = planned or fallback
     if planned and fallback and fallback != planned:
         warnings.append(ENV_IGNORED_WARNING)
@@ -207,9 +219,18 @@ def build_cluster_firewall_plan(
             rules=tuple(rule_from_planned(r) for r in planned.rules),
             servers=tuple(sorted(planned.servers)),
             node_level=not _has_firewall(planned.provider),
-            warnings=("replaces the derived cluster firewall of the same name",) if shadowed else (),
+            warnings=(SHADOW_WARNING,) if shadowed else (),
         )
     return dict(sorted(sets.items()))
+
+
+def flagged_firewalls(plans: Mapping[str, FirewallSetPlan]) -> list[FlaggedResource]:
+    """The firewall sets of a plan that carry warnings, by name (what materialize reports)."""
+    return [
+        FlaggedResource("firewall", plan.name, plan.warnings)
+        for plan in sorted(plans.values(), key=lambda p: p.name)
+        if plan.warnings
+    ]
 
 
 class FirewallPlanCache:

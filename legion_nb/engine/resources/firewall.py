@@ -275,8 +275,6 @@ class FirewallActor(ConvergingActor):
                 facts["cluster"] = plan.cluster
             peers = [r for r in plan.rules if r.port is not None and r.port.first == 4413]
             facts["sync_peers"] = ",".join(peers[0].sources) if peers else ""
-            if plan.warnings:
-                facts["warning"] = "; ".join(plan.warnings)
         if self.node_level():
             facts["enforcement"] = "node"
         return facts

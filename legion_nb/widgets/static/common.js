@@ -35,10 +35,27 @@ function lnbHeader(model) {
 }
 
 // A table: columns are [heading, (row) => cell content, width?]; rows get data-name for tests and
-// links. When every column names a width (a CSS length), the widths go into a <colgroup> and the
+// links; ``after(row)``, when given, may return a row to put right under it (a resource's warnings). When every column names a width (a CSS length), the widths go into a <colgroup> and the
 // table is laid out fixed (lnb-fixed): columns then keep their widths from one redraw to the next
 // instead of following whatever values the latest snapshot happens to hold.
-function lnbTable(className, columns, rows, rowClass) {
+// A resource's warnings as a full-width row under it: a marker and each message in words the
+// operator reads, never a tooltip or a hidden attribute (null when the resource has none).
+function lnbWarningRow(resource, span) {
+  const warnings = resource.warnings || [];
+  if (warnings.length === 0) return null;
+  const lines = warnings.map((warning) => {
+    const line = lnbEl("div", "lnb-warning", lnbEl("span", "lnb-badge lnb-warning-badge", "\u26a0 warning"), " ", warning.message);
+    line.dataset.code = warning.code;
+    return line;
+  });
+  const cell = lnbEl("td", "lnb-warnings", ...lines);
+  cell.colSpan = span;
+  const tr = lnbEl("tr", "lnb-warning-row", cell);
+  tr.dataset.warningFor = resource.name;
+  return tr;
+}
+
+function lnbTable(className, columns, rows, rowClass, after) {
   const head = lnbEl("tr", null, ...columns.map(([heading]) => lnbEl("th", null, heading)));
   const fixed = columns.length > 0 && columns.every(([, , width]) => width);
   const cols = fixed
@@ -53,6 +70,8 @@ function lnbTable(className, columns, rows, rowClass) {
     const tr = lnbEl("tr", rowClass ? rowClass(row) : null, ...columns.map(([, cell]) => lnbEl("td", null, cell(row))));
     if (row.name !== undefined) tr.dataset.name = row.name;
     body.append(tr);
+    const extra = after ? after(row) : null;
+    if (extra) body.append(extra);
   }
   return lnbEl("table", `lnb-table ${fixed ? "lnb-fixed " : ""}${className}`, cols, lnbEl("thead", null, head), body);
 }

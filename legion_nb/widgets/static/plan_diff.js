@@ -67,6 +67,8 @@ function diffBody(resources, open) {
     );
     head.dataset.name = resource.name;
     body.append(head);
+    const warning = lnbWarningRow(resource, 5);
+    if (warning) body.append(warning);
     const shown = resource.fields.filter((f) => !(f.planned === null && f.tracked === null && f.observed === null));
     // A create's planned choices are its change; a choice left to the catalog policy is not news.
     const creating = resource.action === "create" || resource.action === "adopt";

@@ -23,7 +23,11 @@ export default {
       if (rows.length === 0) {
         parts.push(lnbEl("p", "lnb-empty", model.get("locked") ? "The state is locked." : "No resources planned or tracked yet."));
       }
-      parts.push(lnbTable("lnb-resources-table", RESOURCE_COLUMNS, rows, (r) => `lnb-row lnb-row-${r.state}`));
+      parts.push(
+        lnbTable("lnb-resources-table", RESOURCE_COLUMNS, rows, (r) => `lnb-row lnb-row-${r.state}`, (r) =>
+          lnbWarningRow(r, RESOURCE_COLUMNS.length),
+        ),
+      );
       return parts;
     });
   },
