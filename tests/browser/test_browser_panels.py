@@ -20,6 +20,7 @@ from playwright.async_api import Locator, Page, async_playwright, expect
 
 NOTEBOOK = "00-plan-tour.ipynb"
 PLANNED = ["node-1", "node-2", "node-3", "node-4", "example.org"]  # what the tour plans
+FIREWALL = "legion-default-hetzner"  # derived from the tour's cluster, with no operator access planned
 TRIGGER = "go-late-change"
 LOAD = 180_000  # ms: JupyterLab's first load on a small shared machine
 RUN = 240_000  # ms: every cell, including the kernel start and one Argon2 unlock
@@ -76,7 +77,7 @@ async def row_names(rows: Locator) -> list[str | None]:
 async def agreed_rows(page: Page) -> list[str | None]:
     """The resource names once the resources, diff and activity panels agree on them (each panel
     redraws on its own feed, so one may be a redraw behind the others for a moment)."""
-    resources = page.locator(".lnb-resources tbody tr")
+    resources = page.locator(".lnb-resources tbody tr[data-name]")  # resource rows, not warning rows
     diff_rows = page.locator(".lnb-plan-diff tr.lnb-resource")
     total = page.locator(".lnb-activity .lnb-total")
     for _ in range(UPDATE // 100):
@@ -158,6 +159,22 @@ async def test_panels_render_and_keep_updating_between_cells_and_while_idle(
             await expect(folded).to_have_count(hidden - len(await _fields_under(page, "node-1")))
             await fold.click()
             await expect(folded).to_have_count(hidden)
+            # No operator access planned: the derived firewall shows its warning as a marked row of
+            # its own under the resource, in words, in both panels (not a tooltip, not in the note).
+            for panel in (resources, page.locator(".lnb-panel.lnb-plan-diff")):
+                warning = panel.locator(f'tr.lnb-warning-row[data-warning-for="{FIREWALL}"] .lnb-warning')
+                await expect(warning).to_have_count(1, timeout=UPDATE)
+                await expect(warning).to_be_visible()
+                await expect(warning).to_have_attribute("data-code", "open_access")
+                await expect(warning).to_contain_text("\u26a0 warning")
+                await expect(warning).to_contain_text("open to anywhere")
+                await expect(warning).to_contain_text("legion plan access set")
+            note = resource_row(resources, FIREWALL).locator("td").last
+            await expect(note).to_have_text("derived from cluster default")
+            await resources.screenshot(path=str(artifacts / "browser-panels-warning.png"))
+            await page.locator(".lnb-panel.lnb-plan-diff").screenshot(
+                path=str(artifacts / "browser-plan-diff-warning.png")
+            )
             for badge in await resources.locator("tbody .lnb-badge.lnb-state").all():
                 assert (await badge.inner_text()).strip() not in ("", "-")  # every row has a lifecycle state
             await expect(resources).to_have_attribute("data-feed", "live")

@@ -67,7 +67,7 @@ SAMPLER = """() => {
         .map((th) => th.getBoundingClientRect().width);
     const cell = (tr, i) => tr.children[i]?.textContent.trim() ?? "";
     window.lnbSampler = setInterval(() => {
-        const rows = [...document.querySelectorAll('.lnb-resources tbody tr')].map((tr) => ({
+        const rows = [...document.querySelectorAll('.lnb-resources tbody tr[data-name]')].map((tr) => ({
             name: tr.dataset.name,
             state: tr.querySelector('.lnb-badge.lnb-state')?.dataset.state ?? "",
             action: tr.querySelector('.lnb-badge.lnb-action')?.textContent.trim() ?? "",

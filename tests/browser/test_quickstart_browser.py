@@ -49,7 +49,7 @@ SAMPLER = """() => {
     window.lnbSampler = setInterval(() => {
         const prompts = [...document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputArea-prompt')]
             .map((p) => p.textContent.trim());
-        const rows = [...document.querySelectorAll('.lnb-resources tbody tr')]
+        const rows = [...document.querySelectorAll('.lnb-resources tbody tr[data-name]')]
             .map((tr) => [tr.dataset.name, tr.querySelector('.lnb-badge.lnb-state')?.dataset.state ?? ""]);
         const key = JSON.stringify([prompts, rows]);
         if (key !== last) {
@@ -147,7 +147,7 @@ async def test_quickstart_panels_follow_materialize_while_it_runs(
         for name in SERVERS:
             row = resources.locator(f'tbody tr[data-name="{name}"] .lnb-badge.lnb-state')
             await expect(row).to_have_attribute("data-state", "running", timeout=UPDATE)
-        await expect(resources.locator("tbody tr")).to_have_count(5)  # 3 servers, the zone, the firewall
+        await expect(resources.locator("tbody tr[data-name]")).to_have_count(5)  # 3 servers, zone, firewall
         await expect(resources).to_have_attribute("data-feed", "live")
         # JupyterLab scrolls the notebook inside its own panel: bring the panels to the top first.
         await resources.evaluate("(el) => el.scrollIntoView({block: 'start'})")
@@ -159,7 +159,7 @@ async def test_quickstart_panels_follow_materialize_while_it_runs(
         await expect(opened.idle).to_have_count(1, timeout=RUN)
 
         # The teardown left nothing to show; the engine closed, so the panels' feeds say so.
-        await expect(resources.locator("tbody tr")).to_have_count(0, timeout=UPDATE)
+        await expect(resources.locator("tbody tr[data-name]")).to_have_count(0, timeout=UPDATE)
         await expect(resources.locator(".lnb-empty")).to_have_count(1)
         await expect(resources).to_have_attribute("data-feed", "closed", timeout=UPDATE)
         await no_widget_failures(page)
