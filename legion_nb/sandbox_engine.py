@@ -22,6 +22,7 @@ a notebook can show what Legion reports about resources it never planned (orphan
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import shutil
 import socket
@@ -32,6 +33,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from legion_nb.emulators.cloud import SandboxCloud
     from legion_nb.emulators.nodes import NodeFleet
     from legion_nb.engine.observe.scheduler import ObservationSettings
@@ -46,6 +49,7 @@ __all__ = [
     "SANDBOX_PROVIDERS",
     "STREAM_PROBE_SECONDS",
     "NodeLink",
+    "SandboxLinkWatch",
     "create_unplanned_server",
     "free_port",
     "linked_settings",
@@ -279,9 +283,14 @@ def write_sandbox_link(state_path: Path, link: NodeLink) -> Path:
     ``legion sandbox serve`` removes the file when it stops.
     """
     import json  # noqa: PLC0415
+    import os  # noqa: PLC0415
 
     path = sandbox_link_path(state_path)
-    path.write_text(json.dumps(link.to_json()) + "\n")
+    # Written beside and renamed into place: a reader (a daemon following the link) never sees a
+    # half-written file, and the new inode tells it the link changed.
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(link.to_json()) + "\n")
+    os.replace(partial, path)
     return path
 
 
@@ -319,6 +328,58 @@ def linked_settings(state_path: Path) -> SessionSettings | None:
 
     link = read_sandbox_link(state_path)
     return None if link is None else link.settings(SessionSettings(broker=sandbox_policy()))
+
+
+class SandboxLinkWatch:
+    """Follows the sandbox link of one state for an engine that outlives it (the daemon).
+
+    A daemon may start before ``legion sandbox serve --store-credentials`` links its state, or
+    outlive a sandbox that comes back on new ports. :meth:`current` reads the link at the start;
+    :meth:`follow`, awaited when the engine is next needed (before each daemon call), compares the
+    link file's identity (inode, modification time, size) with the one last read - one ``stat``,
+    no polling - and on a change (created, rewritten or removed) reads it again and hands the new
+    settings (None: no sandbox is linked) to ``apply``.
+    """
+
+    def __init__(self, state_path: Path) -> None:
+        self.state_path = state_path
+        self.path = sandbox_link_path(state_path)
+        self._seen: tuple[int, int, int] | None = None
+        self._lock = asyncio.Lock()
+
+    def _identity(self) -> tuple[int, int, int] | None:
+        try:
+            status = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return (status.st_ino, status.st_mtime_ns, status.st_size)
+
+    def current(self) -> SessionSettings | None:
+        """The settings of the link as it is now (:func:`linked_settings`), remembered as read."""
+        identity = self._identity()
+        settings = linked_settings(self.state_path)
+        self._seen = identity
+        return settings
+
+    def changed(self) -> bool:
+        """Whether the link was created, rewritten or removed since it was last read."""
+        return self._identity() != self._seen
+
+    async def follow(self, apply: Callable[[SessionSettings | None], Awaitable[bool]]) -> None:
+        """When the link changed, ``await apply(settings)``; the change counts as followed only when
+        ``apply`` returns True (False: it could not take them now, so the next call tries again).
+
+        Raises :class:`~legion_nb.errors.UsageError` when the link is not a sandbox link (it names
+        the file and what to do); the next call reads it again.
+        """
+        if not self.changed():
+            return
+        async with self._lock:  # concurrent calls: one reads and applies, the others then see it done
+            identity = self._identity()
+            if identity == self._seen:
+                return
+            if await apply(linked_settings(self.state_path)):
+                self._seen = identity
 
 
 def free_port() -> int:

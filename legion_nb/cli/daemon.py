@@ -68,6 +68,7 @@ async def _run(ctx: CliContext, args: argparse.Namespace) -> int:
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     install_log_filter()  # the daemon log never holds a secret of the state it serves
+    follower = _SandboxFollower(ctx.state_path)
 
     async def open_engine() -> Any:
         # The daemon is the state's only writer while it serves, claimed before it reads the state:
@@ -78,9 +79,7 @@ async def _run(ctx: CliContext, args: argparse.Namespace) -> int:
         async def release() -> None:
             claim.release()
 
-        from legion_nb.sandbox_engine import linked_settings  # noqa: PLC0415
-
-        settings = linked_settings(ctx.state_path)  # a linked sandbox: its nodes' ports
+        settings = follower.link.current()  # a linked sandbox: its nodes' ports
         engine = create_engine(ctx.state_path, settings, lock_timeout=ctx.lock_timeout)
         engine.at_close(release)
         try:
@@ -88,6 +87,7 @@ async def _run(ctx: CliContext, args: argparse.Namespace) -> int:
         except BaseException:
             await engine.aclose()
             raise
+        follower.engine = engine
         return engine
 
     def ready(info: DaemonReady) -> None:
@@ -105,8 +105,42 @@ async def _run(ctx: CliContext, args: argparse.Namespace) -> int:
         # Windows has no loop signal handlers: there Ctrl+C arrives as KeyboardInterrupt.
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
-    await serve(endpoint, open_engine, token, on_ready=ready, stop=stop)
+    await serve(endpoint, open_engine, token, on_ready=ready, stop=stop, before_call=follower.follow)
     return 0
+
+
+class _SandboxFollower:
+    """Keeps the daemon's engine on the sandbox its state is linked to.
+
+    A sandbox served (or stopped, or restarted on new ports) after the daemon started changes the
+    link beside the state; before each call the engine takes the link's settings, so the call
+    reaches the nodes that serve now (:class:`~legion_nb.sandbox_engine.SandboxLinkWatch`).
+    """
+
+    def __init__(self, state_path: Any) -> None:
+        from legion_nb.sandbox_engine import SandboxLinkWatch  # noqa: PLC0415
+
+        self.link = SandboxLinkWatch(state_path)
+        self.engine: Any = None  # set once the daemon has unlocked it
+
+    async def follow(self) -> None:
+        if self.engine is not None:
+            await self.link.follow(self._use)
+
+    async def _use(self, settings: Any) -> bool:
+        import logging  # noqa: PLC0415
+
+        from legion_nb.engine.session import SessionSettings  # noqa: PLC0415
+        from legion_nb.errors import ApplyRunningError  # noqa: PLC0415
+
+        log = logging.getLogger("legion_nb.daemon")
+        try:
+            await self.engine.use_settings(settings or SessionSettings())
+        except ApplyRunningError:  # a materialize runs on the old settings: follow after it
+            log.info("the sandbox link changed during a materialize: followed at a later call")
+            return False
+        log.info("the sandbox link %s changed: the engine follows it", self.link.path)
+        return True
 
 
 def _first_line(text: str) -> str:

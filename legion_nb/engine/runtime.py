@@ -85,7 +85,7 @@ from legion_nb.engine.state.validation import (
     validate_provider,
 )
 from legion_nb.engine.surface import EngineAPI
-from legion_nb.errors import LockedError, UsageError, ValidationError
+from legion_nb.errors import ApplyRunningError, LockedError, UsageError, ValidationError
 from legion_nb.providers.catalog import embedded_catalog
 
 if TYPE_CHECKING:
@@ -240,6 +240,29 @@ class Engine(BillingMethods, ObservationMethods, RunbookMethods, EngineAPI):
         await self._live().persistence.change_password(old, new)
         return self._auth_result()
 
+    async def use_settings(self, settings: SessionSettings) -> None:
+        """Build sessions from ``settings`` from now on, and rebuild an open one on the state it holds.
+
+        For a long-lived engine whose surroundings moved (the daemon, when a served sandbox links
+        the state, goes away, or comes back on new ports): the state stays unlocked - the open store
+        is kept, no password is needed - while every service restarts with the new settings. As at
+        logout, open terminals close and a node operation in flight is interrupted (retryable).
+        ``settings`` without resource settings keep the engine's current ones. Raises
+        :class:`~legion_nb.errors.ApplyRunningError` while a materialize runs (nothing changes then).
+        """
+        if settings.resources is None:
+            settings = replace(settings, resources=self.settings.resources)
+        async with self._lifecycle:
+            self._check_open()
+            session = self._session
+            if session is not None and session.ops.applying is not None:
+                raise ApplyRunningError("a materialize is running: its settings stay until it ends")
+            self.settings = settings
+            if session is None:
+                return
+            self._session = None
+            await self._start_session(await session.hand_over())
+
     async def aclose(self) -> None:
         """Log out and end every subscription; the engine cannot be used afterwards."""
         async with self._lifecycle:
@@ -268,6 +291,10 @@ class Engine(BillingMethods, ObservationMethods, RunbookMethods, EngineAPI):
 
         # With decode, a save after another process's save applies its batch on top of that one.
         persistence = PersistenceSupervisor(store, state, encode, decode_state)
+        await self._start_session(persistence)
+
+    async def _start_session(self, persistence: PersistenceSupervisor[LegionState]) -> None:
+        """A session on ``persistence`` from the current settings (it owns ``persistence`` now)."""
         self._session = await Session.open(
             persistence, hub=self.events, settings=self.settings, log_dir=log_dir_for(self.state_path)
         )

@@ -11,7 +11,9 @@ work (load adapters, start actors, publish the first snapshot), ``aclose`` ends 
 
 The session enters them in dependency order on one :class:`~contextlib.AsyncExitStack`, which closes
 them in reverse at logout, the persistence supervisor last (queued writes land, then the store's
-key is zeroed). Start order::
+key is zeroed). :meth:`Session.hand_over` closes the services but keeps the persistence supervisor
+open, for a session rebuilt on the same unlocked state with other settings (no password needed).
+Start order::
 
     persistence -> redaction -> Legion's own log -> providers -> deployment (when configured)
     -> resources -> ops -> publisher -> billing -> terminals -> observation
@@ -115,6 +117,7 @@ class Session:
         terminals: NodeTerminals,
         streams: StreamingSupervisor,
         stack: AsyncExitStack,
+        owner: _PersistenceOwner,
     ) -> None:
         self.persistence = persistence
         self.hub = hub
@@ -132,6 +135,7 @@ class Session:
         self.extras: list[object] = []
         """The services built by ``settings.services``, in start order."""
         self._stack = stack
+        self._owner = owner
 
     @classmethod
     async def open(
@@ -148,8 +152,9 @@ class Session:
         supervisor with them) before the error is raised.
         """
         stack = AsyncExitStack()
+        owner = _PersistenceOwner(persistence)
         try:
-            stack.push_async_callback(persistence.aclose)
+            stack.push_async_callback(owner.aclose)
             # First in, last out: no service may quote a secret the redaction layer does not know.
             await stack.enter_async_context(SecretsRedaction(persistence))
             # Legion's own log follows the activity from the first operation to the last.
@@ -238,6 +243,7 @@ class Session:
                 terminals=terminals,
                 streams=streams,
                 stack=stack,
+                owner=owner,
             )
             for factory in settings.services:
                 session.extras.append(await stack.enter_async_context(factory(session)))
@@ -252,6 +258,13 @@ class Session:
         A service that fails to close is logged and the others still close: logout always completes.
         """
         await _close(self._stack)
+
+    async def hand_over(self) -> PersistenceSupervisor[LegionState]:
+        """Close every service, as :meth:`aclose` does, but leave the persistence supervisor (and
+        its unlocked store) open and return it, for a new session on the same state."""
+        self._owner.handed_on = True
+        await _close(self._stack)
+        return self.persistence
 
     async def __aenter__(self) -> Session:
         return self
@@ -303,6 +316,18 @@ class LazyNodeReach:
             connector = settings.connector if settings is not None and settings.connector else None
             self._reach = NodeReach(self._state, access, connector or SshNodeConnector())
         return self._reach.admin_client(node)
+
+
+class _PersistenceOwner:
+    """Closes the persistence supervisor last when the session closes, unless it was handed over."""
+
+    def __init__(self, persistence: PersistenceSupervisor[LegionState]) -> None:
+        self.persistence = persistence
+        self.handed_on = False
+
+    async def aclose(self) -> None:
+        if not self.handed_on:
+            await self.persistence.aclose()
 
 
 def with_background_share(policy: BrokerPolicy | None, share: float) -> BrokerPolicy:

@@ -10,6 +10,7 @@ daemon too.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -44,13 +45,13 @@ def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[
     return result
 
 
-@pytest.fixture
-def served_state(tmp_path: Path) -> Iterator[Path]:
-    """A new state, and ``legion sandbox serve --store-credentials`` serving it from another process."""
-    state = tmp_path / "ops.legion"
-    ok(legion(state, "init", "--password-stdin", stdin=PASSWORD + "\n", env={"LEGION_PASSWORD": ""}))
+@contextlib.contextmanager
+def serving(state: Path, *, daemon_token: str | None = None) -> Iterator[None]:
+    """``legion sandbox serve --store-credentials`` on ``state`` in another process, until the block
+    ends (credentials stored with the password, or through the daemon with its token)."""
+    options = ["--daemon-token", daemon_token] if daemon_token else ["--password-stdin"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "legion_nb", "sandbox", "serve", "--store-credentials", "--password-stdin"],
+        [sys.executable, "-m", "legion_nb", "sandbox", "serve", "--store-credentials", *options],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -59,18 +60,31 @@ def served_state(tmp_path: Path) -> Iterator[Path]:
     )
     try:
         assert process.stdin is not None and process.stdout is not None
-        process.stdin.write(PASSWORD + "\n")
+        process.stdin.write("" if daemon_token else PASSWORD + "\n")
         process.stdin.close()
         line = process.stdout.readline()
         assert "credentials stored" in line, (
             line,
             process.stderr.read() if process.poll() is not None else "",
         )
-        yield state
+        yield
     finally:
         process.terminate()
         process.wait(timeout=60)
-    assert not (tmp_path / "ops.legion.sandbox.json").exists(), "the sandbox link outlived the sandbox"
+    assert not state.with_name(state.name + ".sandbox.json").exists(), "the sandbox link outlived the sandbox"
+
+
+def init(state: Path) -> None:
+    ok(legion(state, "init", "--password-stdin", stdin=PASSWORD + "\n", env={"LEGION_PASSWORD": ""}))
+
+
+@pytest.fixture
+def served_state(tmp_path: Path) -> Iterator[Path]:
+    """A new state, and ``legion sandbox serve --store-credentials`` serving it from another process."""
+    state = tmp_path / "ops.legion"
+    init(state)
+    with serving(state):
+        yield state
 
 
 def test_serve_plan_materialize_and_a_terminal_by_name(served_state: Path) -> None:
@@ -110,9 +124,37 @@ def test_serve_plan_materialize_and_a_terminal_by_name(served_state: Path) -> No
         legion(state, "daemon", "stop", "--daemon-token", token)
 
 
+def test_a_daemon_started_before_the_sandbox_reaches_its_nodes(tmp_path: Path) -> None:
+    """The daemon reads the sandbox link when a call next needs it, not only at its start: served
+    after the daemon started, and again after a restart on new ports, the nodes are installed and
+    reached through the daemon."""
+    state = tmp_path / "ops.legion"
+    init(state)
+    started = ok(legion(state, "daemon", "start", "--password-stdin", "--json", stdin=PASSWORD + "\n"))
+    token = json.loads(started.stdout.strip().splitlines()[-1])["token"]
+    via = {"LEGION_PASSWORD": "", "LEGION_DAEMON_TOKEN": token}
+    try:
+        assert json.loads(ok(legion(state, "status", "--json", env=via)).stdout)["providers"] == []
+        with serving(state, daemon_token=token):
+            ok(legion(state, "plan", "server", "add", "web-1", "--provider", "hetzner", env=via))
+            ok(legion(state, "materialize", "--yes", env=via))
+            shell = ok(legion(state, "terminal", "web-1", stdin="echo hi\n", env=via))
+            assert shell.stdout == "hi\n"
+        with serving(state, daemon_token=token):  # a new sandbox: new ports, web-1 is gone there
+            again = legion(state, "materialize", "--yes", env=via)
+            # the new web-1 answers on the new ports, with a host key Legion never pinned: refused
+            assert again.returncode == 5 and "now presents another" in again.stderr, again.stderr
+            ok(legion(state, "server", "repin", "web-1", env=via))
+            ok(legion(state, "server", "resume", "web-1", env=via))
+            shell = ok(legion(state, "terminal", "web-1", stdin="echo again\n", env=via))
+            assert shell.stdout == "again\n"
+    finally:
+        legion(state, "daemon", "stop", "--daemon-token", token)
+
+
 def test_passwd_takes_its_options_after_the_command(tmp_path: Path) -> None:
     state = tmp_path / "p.legion"
-    ok(legion(state, "init", "--password-stdin", stdin=PASSWORD + "\n", env={"LEGION_PASSWORD": ""}))
+    init(state)
     new = "another long password"
     ok(legion(state, "passwd", "--password-stdin", stdin=f"{PASSWORD}\n{new}\n", env={"LEGION_PASSWORD": ""}))
     assert ok(legion(state, "plan", "show", "--json", env={"LEGION_PASSWORD": new})).stdout.startswith("{")

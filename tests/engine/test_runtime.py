@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from legion_nb.engine.api import public_methods
+from legion_nb.engine.node_terminals import TerminalSettings
 from legion_nb.engine.runtime import Engine, create_engine
 from legion_nb.engine.session import Session, SessionSettings
 from legion_nb.engine.state.model import LegionState
@@ -237,6 +238,52 @@ async def test_services_follow_the_lock(state_path: Path) -> None:
     await engine.logout()
     await engine.aclose()
     assert calls == ["start unlocked=True", "stop"]
+
+
+async def test_use_settings_rebuilds_the_services_on_the_unlocked_state(state_path: Path) -> None:
+    calls: list[str] = []
+
+    class Recorder:
+        def __init__(self, session: Session) -> None:
+            self._port = session.terminals.settings.ssh_port
+
+        async def __aenter__(self) -> Recorder:
+            calls.append(f"start {self._port}")
+            return self
+
+        async def __aexit__(self, *_: object) -> None:
+            calls.append(f"stop {self._port}")
+
+    def on_port(port: int) -> SessionSettings:
+        return SessionSettings(terminals=TerminalSettings(ssh_port=port), services=(Recorder,))
+
+    engine = create_engine(state_path, SessionSettings(services=(Recorder,)))
+    await engine.bootstrap(PASSWORD)
+    try:
+        await engine.plan_upsert_dns_zone(zone="example.org", provider="hetzner")
+        revision = (await engine.status())["revision"]
+        resources = engine.settings.resources
+        await engine.use_settings(
+            SessionSettings(terminals=TerminalSettings(ssh_port=2222), services=(Recorder,))
+        )
+        # no password was needed: the same unlocked state, every service built again from the new settings
+        assert engine.is_unlocked and calls == ["start 22", "stop 22", "start 2222"]
+        assert engine.settings.resources is resources, "settings without resources keep the engine's"
+        assert (await engine.status())["revision"] == revision
+        assert "example.org" in (await engine.plan_show()).dns_zones
+        await engine.plan_upsert_dns_zone(zone="example.net", provider="hetzner")  # the store still saves
+        await engine.logout()
+        await engine.use_settings(
+            SessionSettings(terminals=TerminalSettings(ssh_port=2223), services=(Recorder,))
+        )
+        assert not engine.is_unlocked, "a locked engine stays locked and uses the settings at its next unlock"
+        await engine.unlock(PASSWORD)
+        assert {"example.org", "example.net"} <= set((await engine.plan_show()).dns_zones)
+        assert calls[-2:] == ["stop 2222", "start 2223"]
+    finally:
+        await engine.aclose()
+    with pytest.raises(UsageError, match="this engine is closed"):
+        await engine.use_settings(SessionSettings())
 
 
 # -- nothing secret survives logout -------------------------------------------------------

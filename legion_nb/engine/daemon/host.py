@@ -67,11 +67,13 @@ async def serve(
     on_ready: Callable[[DaemonReady], None] | None = None,
     stop: asyncio.Event | None = None,
     limits: ConnectionLimits | None = None,
+    before_call: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Serve the engine ``open_engine`` returns (unlocked) until shutdown or ``stop`` is set.
 
     ``limits`` bounds pending and authenticated connections (the defaults are documented in
-    ``docs/daemon-protocol.md``).
+    ``docs/daemon-protocol.md``); ``before_call`` is awaited before each engine call
+    (:class:`~legion_nb.engine.daemon.server.DaemonServer`).
 
     Raises :class:`DaemonAlreadyRunningError` when another daemon holds the endpoint. The engine's
     ``aclose()`` is awaited on the way out, and the socket and metadata are removed.
@@ -80,7 +82,9 @@ async def serve(
     async with _claim(endpoint):
         engine = await open_engine()
         try:
-            await _serve_engine(endpoint, engine, token, on_ready=on_ready, stop=stop, limits=limits)
+            await _serve_engine(
+                endpoint, engine, token, on_ready=on_ready, stop=stop, limits=limits, before_call=before_call
+            )
         finally:
             closer = getattr(engine, "aclose", None)
             if closer is not None:
@@ -95,6 +99,7 @@ async def _serve_engine(
     on_ready: Callable[[DaemonReady], None] | None,
     stop: asyncio.Event | None,
     limits: ConnectionLimits | None,
+    before_call: Callable[[], Awaitable[None]] | None,
 ) -> None:
     created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     version = _package_version()
@@ -103,6 +108,7 @@ async def _serve_engine(
         token,
         info={"version": version, "endpoint": endpoint.address, "created": created},
         limits=limits,
+        before_call=before_call,
     )
     listener = await _listen(endpoint, server)
     try:

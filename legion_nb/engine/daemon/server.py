@@ -13,8 +13,11 @@ line is judged the same way:
    quote arguments, including secrets) dropped.
 
 Requests on one connection run concurrently (a long ``materialize`` does not block a ``status``
-sent after it); replies carry the request id. ``subscribe`` turns its connection into an event
-stream until the client hangs up.
+sent after it); replies carry the request id. Before each ``call`` the server awaits its
+``before_call`` hook, if it has one: the daemon uses it to let the engine follow what changed around
+it since the last call (a served sandbox linked to the state), checked when a call needs the engine
+rather than by polling. ``subscribe`` turns its connection into an event stream until the client
+hangs up.
 
 A connection is *pending* until its first line with the right token arrives, *authenticated*
 after. The two states have separate caps (:class:`ConnectionLimits`), so connections that never
@@ -30,7 +33,7 @@ import contextlib
 import inspect
 import logging
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from legion_nb.engine.api import public_methods
@@ -119,8 +122,10 @@ class DaemonServer:
         info: Mapping[str, Any] | None = None,
         limits: ConnectionLimits | None = None,
         deny: frozenset[str] = frozenset(),
+        before_call: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._engine = engine
+        self._before_call = before_call
         self._token = token
         self._allowed = public_methods(type(engine)) - _NOT_CALLABLE - deny
         self._info = dict(info or {})
@@ -306,6 +311,8 @@ class DaemonServer:
             inspect.signature(method).bind(**args)
         except TypeError as exc:
             raise UsageError(f"bad arguments for {name}: {_bounded(str(exc), 200)}") from exc
+        if self._before_call is not None:
+            await self._before_call()
         result = await method(**args)
         if type(result).__name__ == "DataFrame":  # a frame's rows take a while: not on the loop
             return await asyncio.to_thread(to_jsonable, result)
