@@ -15,10 +15,10 @@ slower, enough to cut the planning throughput of a 1,000-server state by three q
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn, TypeVar
 
-__all__ = ["FrozenDict", "freeze_mappings", "with_item"]
+__all__ = ["FrozenDict", "freeze_mappings", "same_objects", "with_item"]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -76,3 +76,10 @@ def with_item(mapping: Mapping[K, V], key: K, value: V) -> FrozenDict[K, V]:
     new: FrozenDict[K, V] = FrozenDict(mapping)
     dict.__setitem__(new, key, value)  # still private to this function: nobody else holds it yet
     return new
+
+
+def same_objects(these: Sequence[object], those: Sequence[object]) -> bool:
+    """Whether two sequences hold the very same objects, position by position. Records never
+    change once built, so for the inputs of a derived value (a plan, a diff row, a price) identity
+    says it still holds, for the price of a pointer comparison instead of an equality walk."""
+    return len(these) == len(those) and all(a is b for a, b in zip(these, those, strict=True))

@@ -35,6 +35,7 @@ from legion_nb.engine.state.model import (
     TrackedFirewall,
     TrackedServer,
 )
+from legion_nb.readonly import same_objects
 
 __all__ = [
     "ACCESS_FIELD",
@@ -233,14 +234,20 @@ _SERVER_FIELDS = ("provider", "cluster", "role", "server_type", "location", "ima
 class ServerRows:
     """The server rows of the last diff, reused while the records a row comes from are the same
     objects. States are immutable and a commit replaces only the records it changes, so a fleet's
-    diff after a commit rebuilds the changed rows only. One diff at a time may use a cache."""
+    diff after a commit rebuilds the changed rows only, and one that left every part the rows read
+    alone (a zone, a host, a firewall) takes them all at once. One diff at a time may use a cache."""
 
     def __init__(self) -> None:
         self.rows: dict[str, tuple[tuple[object, ...], ResourceDiff, tuple[str, str] | None]] = {}
+        self.inputs: tuple[object, ...] = ()
+        """The parts of the state the last rows were read from."""
+        self.result: list[ResourceDiff] = []
+        """The last server rows, orphans included, in order."""
 
 
-def _reusable(cached: tuple[object, ...], inputs: tuple[object, ...]) -> bool:
-    return all(a is b for a, b in zip(cached, inputs, strict=True))
+def _server_inputs(state: LegionState) -> tuple[object, ...]:
+    """Every part of ``state`` the server rows read."""
+    return (state.scheme.clusters, state.tracked.servers, state.tracked.pending, state.observed)
 
 
 def _server_row(
@@ -303,6 +310,16 @@ def _server_row(
 
 
 def _servers(state: LegionState, cache: ServerRows | None = None) -> list[ResourceDiff]:
+    inputs = _server_inputs(state)
+    if cache is not None and same_objects(cache.inputs, inputs):
+        return list(cache.result)
+    rows = _server_rows_of(state, cache)
+    if cache is not None:
+        cache.inputs, cache.result = inputs, list(rows)
+    return rows
+
+
+def _server_rows_of(state: LegionState, cache: ServerRows | None) -> list[ResourceDiff]:
     planned = state.scheme.servers()
     tracked = state.tracked.servers
     pending = {p.name for p in state.tracked.pending.values() if p.kind == "server"}
@@ -333,7 +350,7 @@ def _servers(state: LegionState, cache: ServerRows | None = None) -> list[Resour
             name in pending,
         )
         hit = previous.get(name)
-        if hit is not None and _reusable(hit[0], inputs):
+        if hit is not None and same_objects(hit[0], inputs):
             kept[name] = hit
             rows.append(hit[1])
             if hit[2] is not None:

@@ -106,6 +106,9 @@ class ProviderService:
         self._loaded: dict[str, StoredCredentials] = {}
         self._failed: dict[str, str] = {}
         self._live: dict[str, Catalog] = {}
+        self._embedded: dict[str, Catalog] = {}
+        """The embedded snapshots, built once: one object per provider, so a reader that keys a
+        result on the catalog it priced with (the plan cost) sees it unchanged."""
         self._subscriptions: list[Callable[[], None]] = []
 
     async def __aenter__(self) -> ProviderService:
@@ -182,7 +185,11 @@ class ProviderService:
     def catalog(self, provider: str) -> Catalog:
         """The live catalog read in this session, else the embedded snapshot."""
         live = self._live.get(provider)
-        return live if live is not None else embedded_catalog(provider)
+        if live is not None:
+            return live
+        if provider not in self._embedded:
+            self._embedded[provider] = embedded_catalog(provider)
+        return self._embedded[provider]
 
     async def fetch_catalog(self, provider: str) -> Catalog:
         """Read the provider's live catalog (through the broker) and use it from now on."""

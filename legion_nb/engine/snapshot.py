@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, cast
 
-from legion_nb.engine.billing.plan_cost import plan_cost
+from legion_nb.engine.billing.plan_cost import PlanCostCache
 from legion_nb.engine.cluster.firewall_plan import SSH_PORT, FirewallSetPlan, build_cluster_firewall_plan
 from legion_nb.engine.diff import Action, Diff, FieldDiff, ResourceDiff, ServerRows, access_field, diff
 from legion_nb.engine.events import EventHub
@@ -200,10 +200,12 @@ class StateView:
         previous: StateView | None = None,
         server_rows: ServerRows | None = None,
         catalog_of: Callable[[str], Catalog] | None = None,
+        costs: PlanCostCache | None = None,
     ) -> StateView:
         """The view of ``state``; ``previous`` (the view of an earlier state) and ``server_rows``
         let it reuse the rows and their JSON that the commits since then left alone; ``catalog_of``
-        (a provider's catalog) prices the plan."""
+        (a provider's catalog) prices the plan, ``costs`` reuses the last price while the servers
+        and catalogs are the same."""
         result = diff(state, server_rows=server_rows)
         resources = with_derived_firewalls(result, state, admin_sources, plans=plans).resources
         first: dict[ResourceKey, ResourceDiff] = {}
@@ -211,7 +213,10 @@ class StateView:
             first.setdefault(ResourceKey(resource.kind, resource.name), resource)
         built = {} if previous is None else {id(r): fields for _key, r, fields in previous.entries}
         entries = tuple((key, first[key], _fields_json(first[key], built)) for key in sorted(first))
-        cost = plan_cost(state, catalog_of).to_json() if catalog_of is not None else None
+        cost = None
+        if catalog_of is not None:
+            costs = costs or PlanCostCache()
+            cost = costs.cost_json(state, catalog_of)
         return cls(state, resources, entries, cost)
 
 
@@ -297,6 +302,7 @@ class SnapshotPublisher:
         self._trailing: asyncio.TimerHandle | None = None
         self._viewing: asyncio.Task[None] | None = None
         self._server_rows = ServerRows()
+        self._costs = PlanCostCache()
         self._tasks = ServiceTasks("the snapshot publisher")
         self._closed = False
         self._sections: dict[str, Callable[[], Any]] = {}
@@ -348,6 +354,7 @@ class SnapshotPublisher:
             previous=self._view,
             server_rows=self._server_rows if self._viewing is None else None,
             catalog_of=self._providers.catalog,
+            costs=self._costs if self._viewing is None else None,
         )
 
     def _cold_view(self) -> asyncio.Task[None]:
@@ -375,6 +382,7 @@ class SnapshotPublisher:
                     plans=self._plans(state),
                     server_rows=self._server_rows,  # the loop leaves it alone while this runs
                     catalog_of=self._providers.catalog,
+                    costs=self._costs,  # and this
                 )
                 if not self._closed:
                     self._view = view
@@ -430,5 +438,6 @@ class SnapshotPublisher:
         self._viewing = None
         self._view = None
         self._server_rows = ServerRows()  # the rows hold records of the state: gone with it
+        self._costs = PlanCostCache()
         self._hub.forget_snapshot()
         self._hub.publish("snapshot", locked_snapshot())

@@ -184,3 +184,21 @@ def test_server_rows_kept_between_diffs_give_the_same_diff_and_rebuild_only_what
     assert by_name["node-00007"] is not first["node-00007"]
     assert by_name["node-00001"] is not first["node-00001"]  # its provider's observation changed
     assert by_name["fresh-1"].action == "create"
+
+
+def test_a_commit_that_leaves_the_servers_alone_keeps_every_server_row() -> None:
+    rows = ServerRows()
+    before = base()  # orphans, an adoptable and a foreign server at a refreshed provider
+    first = diff(before, server_rows=rows)
+    after = planning.upsert_dns_zone(before, zone="other.example.org", provider="hetzner")
+    second = diff(after, server_rows=rows)
+
+    assert second == diff(after)
+    kept = [r for r in first.resources if r.kind == "server"]
+    again = [r for r in second.resources if r.kind == "server"]
+    assert len(again) == len(kept) and all(a is b for a, b in zip(kept, again, strict=True))
+
+    refreshed = replace(after.observed["hetzner"], refreshed=NOW + dt.timedelta(hours=1), servers={})
+    later = replace(after, observed={"hetzner": refreshed})  # a refresh finds every server gone
+    assert diff(later, server_rows=rows) == diff(later)
+    assert {r.name: r.action for r in diff(later, server_rows=rows).resources}["same"] == "create"

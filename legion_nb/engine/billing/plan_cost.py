@@ -24,8 +24,9 @@ from legion_nb.engine.resources.node import server_choice
 from legion_nb.engine.state.model import LegionState, Role
 from legion_nb.errors import LegionError
 from legion_nb.providers.records import Catalog
+from legion_nb.readonly import same_objects
 
-__all__ = ["CurrencyCost", "PlanCost", "ServerCost", "plan_cost"]
+__all__ = ["CurrencyCost", "PlanCost", "PlanCostCache", "ServerCost", "plan_cost"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,3 +163,37 @@ def plan_cost(state: LegionState, catalog_of: Callable[[str], Catalog]) -> PlanC
         for currency, (now, planned_total) in sorted(totals.items())
     )
     return PlanCost(currencies, tuple(servers), tuple(sorted(set(unpriced))))
+
+
+class PlanCostCache:
+    """The plan cost of the last state asked for, reused while what it priced is the same: the
+    planned clusters, the tracked servers and each catalog it read are the same objects (states
+    are immutable, so a commit that leaves the servers alone - a zone, a host, an observation -
+    prices nothing again). One owner at a time, like the view that holds it."""
+
+    def __init__(self) -> None:
+        self._servers: tuple[object, object] | None = None
+        self._catalogs: dict[str, Catalog] = {}
+        self._cost: PlanCost | None = None
+        self._json: dict[str, Any] = {}
+
+    def cost_json(self, state: LegionState, catalog_of: Callable[[str], Catalog]) -> dict[str, Any]:
+        """:func:`plan_cost` of ``state`` as JSON (shared between the states it held for: read it only)."""
+        servers = (state.scheme.clusters, state.tracked.servers)
+        if (
+            self._cost is not None
+            and self._servers is not None
+            and same_objects(servers, self._servers)
+            and all(catalog_of(provider) is book for provider, book in self._catalogs.items())
+        ):
+            return self._json
+        read: dict[str, Catalog] = {}
+
+        def reading(provider: str) -> Catalog:
+            read[provider] = catalog_of(provider)
+            return read[provider]
+
+        self._cost = plan_cost(state, reading)
+        self._json = self._cost.to_json()
+        self._servers, self._catalogs = servers, read
+        return self._json
