@@ -16,6 +16,7 @@ import pytest
 from legion_nb.engine.cluster import firewall_plan
 from legion_nb.engine.cluster.firewall_plan import FirewallSetPlan
 from legion_nb.engine.looplag import LoopLagProbe
+from legion_nb.engine.resources import supervisor
 from legion_nb.engine.resources.actor import ResourceActor, ResourceSettings
 from legion_nb.engine.resources.affected import affected_keys
 from legion_nb.engine.resources.snapshot import ResourceKey
@@ -84,6 +85,33 @@ async def test_each_state_has_its_firewall_plan_built_at_most_once(
     assert plan_builds, "the engine never derived a firewall plan"
     assert max(plan_builds.values()) == 1
     assert len(plan_builds) <= 1 + len(commits)  # the unlocked state and one per commit
+
+
+async def test_a_commit_that_leaves_the_plans_inputs_alone_builds_neither_plan_nor_keys_twice(
+    fleet: Engine, plan_builds: Counter[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await fleet.unlock(PASSWORD)
+    await fleet.core.resources.wait_settled()
+    await fleet.snapshot()
+    builds = sum(plan_builds.values())
+    computed: list[LegionState] = []
+    real = supervisor.desired_keys
+
+    def counting(state: LegionState, plans: Mapping[str, FirewallSetPlan]) -> dict[ResourceKey, str]:
+        computed.append(state)
+        return real(state, plans)
+
+    monkeypatch.setattr(supervisor, "desired_keys", counting)
+    await fleet.plan_upsert_dns_zone(zone="fleet.example.org", provider="hetzner")
+    await fleet.core.resources.wait_settled()
+    await fleet.snapshot()
+    await fleet.diff()
+
+    assert sum(plan_builds.values()) == builds  # zones are not an input of the firewall plan
+    assert computed == [fleet.state]  # the pass after the new zone actor settled had nothing to start
+    assert fleet.core.resources.actor(ResourceKey("dns_zone", "fleet.example.org")) is not None
+    await fleet.core.resources.sync_from_state()
+    assert len(computed) == 1
 
 
 async def test_unlock_commit_and_logout_give_the_loop_back_between_actors(tmp_path: Path) -> None:

@@ -36,6 +36,7 @@ from legion_nb.errors import ValidationError
 from legion_nb.providers.contract import Capability
 from legion_nb.providers.records import FirewallRule, PortRange
 from legion_nb.providers.registry import capabilities
+from legion_nb.readonly import same_objects
 
 __all__ = [
     "ADMIN_API_PORT",
@@ -238,23 +239,29 @@ class FirewallPlanCache:
 
     Why: the supervisor's key set, every firewall actor's guards and snapshot facts, the app
     snapshot and ``diff`` all read the plan of the same state, many times per commit. States are
-    immutable, so the state's identity says whether the last plan still holds. The owner (the
-    resource supervisor) calls :meth:`clear` when the state is locked: the cache must not keep a
-    decrypted state reachable after logout.
+    immutable, so identity says whether the last plan still holds: of the state, or else of the
+    four parts the plan reads (clusters, tracked servers, operator access, planned firewalls), so a
+    commit that leaves them alone (a zone, a host, an observation) keeps the plan object too. The
+    owner (the resource supervisor) calls :meth:`clear` when the state is locked: the cache must not
+    keep a decrypted state reachable after logout.
     """
 
     def __init__(self, admin_sources: Sequence[str] | None = None) -> None:
         self.admin_sources = None if admin_sources is None else tuple(admin_sources)
         self._state: LegionState | None = None
+        self._inputs: tuple[object, ...] = ()
         self._plans: Mapping[str, FirewallSetPlan] = MappingProxyType({})
         self._members: Mapping[str, frozenset[str]] = MappingProxyType({})
 
     def plans(self, state: LegionState) -> Mapping[str, FirewallSetPlan]:
         """:func:`build_cluster_firewall_plan` of ``state`` (read-only; shared by every caller)."""
         if state is not self._state:
-            plans = build_cluster_firewall_plan(state, admin_sources=self.admin_sources)
-            self._plans = MappingProxyType(dict(plans))
-            self._members = MappingProxyType(_cluster_members(state))
+            inputs = _plan_inputs(state)
+            if not same_objects(inputs, self._inputs):
+                plans = build_cluster_firewall_plan(state, admin_sources=self.admin_sources)
+                self._plans = MappingProxyType(dict(plans))
+                self._members = MappingProxyType(_cluster_members(state))
+                self._inputs = inputs
             self._state = state
         return self._plans
 
@@ -265,8 +272,15 @@ class FirewallPlanCache:
 
     def clear(self) -> None:
         self._state = None
+        self._inputs = ()
         self._plans = MappingProxyType({})
         self._members = MappingProxyType({})
+
+
+def _plan_inputs(state: LegionState) -> tuple[object, ...]:
+    """What :func:`build_cluster_firewall_plan` and :func:`_cluster_members` read of ``state``."""
+    scheme = state.scheme
+    return (scheme.clusters, state.tracked.servers, scheme.access, scheme.firewalls)
 
 
 def _cluster_members(state: LegionState) -> dict[str, frozenset[str]]:

@@ -166,6 +166,8 @@ class ResourceSupervisor:
         self._busy_moved: set[str] = set()
         """Servers whose actors started or finished work since the last pass."""
         self._server_settled: dict[str, bool] = {}
+        self._synced: tuple[LegionState, Mapping[str, FirewallSetPlan]] | None = None
+        """The state (and its firewall plan) whose keys the actors match one to one, if they do."""
         self._lock = asyncio.Lock()
         self._closed = False
         self.publications = 0
@@ -203,6 +205,7 @@ class ResourceSupervisor:
         self._reconcile_task = None
         async with self._lock:
             actors, self._actors = self._actors, {}
+            self._synced = None
             budget = self._slice()
             for actor in actors.values():
                 try:
@@ -237,7 +240,12 @@ class ResourceSupervisor:
         """Start actors for new keys and stop settled ones whose key the state no longer has."""
         async with self._lock:
             state = self._require_state()
-            keys = desired_keys(state.state, self.firewall_plans.plans(state.state))
+            current = state.state
+            plans = self.firewall_plans.plans(current)
+            if self._synced is not None and self._synced[0] is current and self._synced[1] is plans:
+                return  # the actors are exactly this state's keys already (a pass after a settle)
+            self._synced = None
+            keys = desired_keys(current, plans)
             budget = self._slice()
             for key, provider in keys.items():
                 if key not in self._actors:
@@ -252,6 +260,8 @@ class ResourceSupervisor:
                     del self._actors[key]
                     await actor.stop()
                     await budget.checkpoint()
+            if len(self._actors) == len(keys):  # every key has its actor and no other is left
+                self._synced = (current, plans)
 
     def _slice(self) -> TimeSlice:
         return TimeSlice(self.settings.loop_slice)
