@@ -224,7 +224,7 @@ class Session:
             publisher.add_section("observation", observation.scheduler.section)
             # The ledger stays current on its own; its provider calls yield to applies and budgets.
             observation.register(Concern("billing", billing.observe, provider_heavy=True))
-            # Safe repairs every five minutes; satellites answer the node observation over HTTP.
+            # Safe repairs every five minutes; satellites answer the node observation on their Sender API.
             observation.register(Concern("repairs", ops.repairs.tick))
             if observation.nodes is not None:
                 observation.nodes.register_probe("satellite", streams.health_probe)

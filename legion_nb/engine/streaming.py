@@ -4,13 +4,15 @@ A stream (satellite, name, endpoint) is planned state (``Scheme.streams``); this
 makes the satellites match it and says how each stream is doing. Every ``probe_interval`` it walks
 the planned streams: a running stream whose satellite runs no session gets one started, a stopped
 one has its session stopped, and each is probed - the satellite's report of the session (bytes
-delivered, its own state) over the satellite's HTTP API, and a TCP connection to the endpoint
+delivered, its own state) over the satellite's Sender API (HTTPS with mutual TLS: Legion's operator
+certificate of the satellite's cluster, the satellite's certificate from the same CA), and a TCP
+connection to the endpoint
 (reachability, latency). :func:`~legion_nb.engine.stream_health.classify` turns that into
 ``starting | live | stalled | stopped | failed`` with a reason; a change is published as one
 activity item.
 
 Satellites are reached at their tracked address on ``StreamSettings.sender_port``; a satellite not
-provisioned yet leaves its streams ``starting`` with that reason.
+provisioned (or never set up: its cluster has no CA) leaves its streams ``starting``.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from legion_nb.engine.state.model import PlannedStream, utcnow
 from legion_nb.engine.stream_health import StreamProbe, StreamStatus, classify
 from legion_nb.engine.tasks import ServiceTasks
 from legion_nb.errors import NodeError
-from legion_nb.providers.satellite import SatelliteClient, satellite_url
+from legion_nb.providers.satellite import SatelliteClient
 
 __all__ = ["StreamSettings", "StreamingSupervisor"]
 
@@ -68,7 +70,8 @@ class StreamingSupervisor:
         self._changed = changed
         self._clock = clock
         self._statuses: dict[str, StreamStatus] = {}
-        self._clients: dict[str, SatelliteClient] = {}
+        self._clients: dict[str, tuple[tuple[str, str], SatelliteClient]] = {}
+        self._retired: list[SatelliteClient] = []
         self._tasks = ServiceTasks("streaming supervisor")
         self._lock = asyncio.Lock()
 
@@ -82,9 +85,12 @@ class StreamingSupervisor:
 
     async def aclose(self) -> None:
         await self._tasks.aclose()
-        for client in self._clients.values():
+        for _, client in self._clients.values():
+            await client.aclose()
+        for client in self._retired:
             await client.aclose()
         self._clients.clear()
+        self._retired.clear()
 
     async def _watch(self) -> None:
         while True:
@@ -123,11 +129,11 @@ class StreamingSupervisor:
         return self.statuses()
 
     async def health_probe(self, node: str) -> NodeProbe:
-        """The node observation's probe for satellites: their Sender API's ``/health`` over HTTP
+        """The node observation's probe for satellites: their Sender API's ``/health`` over mTLS
         (no admin API, no metrics); a satellite not answering is a missed poll."""
         client = self._client(node)
         if client is None:
-            return NodeProbe(node, self._clock(), error=f"satellite {node} has no address yet")
+            return NodeProbe(node, self._clock(), error=f"satellite {node} has no address or CA yet")
         try:
             await client.health()
         except NodeError as exc:
@@ -153,15 +159,24 @@ class StreamingSupervisor:
         return StreamProbe(now, session, None, reachable, latency, error)
 
     def _client(self, satellite: str) -> SatelliteClient | None:
-        server = self._state.state.tracked.servers.get(satellite)
-        host = (server.ipv4 or server.ipv6) if server is not None else None
-        if not host:
+        """The satellite's Sender API client (mTLS with its cluster's operator certificate), kept
+        while its address and CA stay the same; None before it has both."""
+        # Deployment (asyncssh, cryptography) loads only once a satellite is to be reached.
+        from legion_nb.engine.deployment.node_reach import satellite_endpoint  # noqa: PLC0415
+
+        found = satellite_endpoint(self._state.state, satellite, self.settings.sender_port)
+        if found is None:
             return None
-        url = satellite_url(host, self.settings.sender_port)
-        client = self._clients.get(satellite)
-        if client is None or client.base_url != url:
-            client = SatelliteClient(satellite, url, timeout=self.settings.timeout)
-            self._clients[satellite] = client
+        url, cluster = found
+        ca = cluster.authority.certificate_pem
+        kept = self._clients.get(satellite)
+        if kept is not None and kept[0] == (url, ca):
+            return kept[1]
+        if kept is not None:
+            self._retired.append(kept[1])  # closed with the others: a probe may still hold it
+        context = cluster.operator_ssl_context()
+        client = SatelliteClient(satellite, url, context, timeout=self.settings.timeout)
+        self._clients[satellite] = ((url, ca), client)
         return client
 
     async def _reach(self, endpoint: str) -> tuple[bool, float | None, str | None]:

@@ -1,23 +1,30 @@
-"""A satellite's Sender API over plain HTTP: its health, and its stream sessions.
+"""A satellite's Sender API over HTTPS with mutual TLS: its health, and its stream sessions.
 
 Why here: like the node admin API, the satellite is an outside service Legion talks HTTP to, and
-httpx stays at this edge. Satellites are the simpler nodes - externally reachable, no cluster CA -
-so their health is an HTTP probe and their sessions are driven over the same port:
+httpx stays at this edge. A satellite is externally reachable and starts and stops byte streams on
+request, so it is protected like a node admin API: it presents a certificate from its cluster's CA
+(naming its address), and answers only a client presenting Legion's operator certificate from that
+CA. The caller hands in the ``ssl.SSLContext`` (``ClusterSecurity.operator_ssl_context``):
 
 ``GET /health``; ``GET /v1/streams/{name}`` (``{name, endpoint, state, bytes, error}``, 404 when
 the satellite runs no such session); ``POST /v1/streams`` with ``{name, endpoint}``;
-``DELETE /v1/streams/{name}``. Failures become :class:`SatelliteError` with one actionable line.
+``DELETE /v1/streams/{name}``. Failures become :class:`SatelliteError` (the satellite did not
+answer: retry) or :class:`SatelliteTrustError` (the TLS handshake failed, or the satellite refused
+the client: retrying cannot help), each with one actionable line.
 """
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 import httpx
 
 from legion_nb.errors import NodeError
 
-__all__ = ["SatelliteClient", "SatelliteError", "satellite_url"]
+__all__ = ["SatelliteClient", "SatelliteError", "SatelliteTrustError", "satellite_url"]
+
+_REFUSED = (401, 403)
 
 
 class SatelliteError(NodeError):
@@ -27,18 +34,31 @@ class SatelliteError(NodeError):
     temporary = True
 
 
+class SatelliteTrustError(SatelliteError):
+    """The mTLS handshake with the satellite failed, or the satellite refused Legion's certificate."""
+
+    code = "satellite_trust"
+    temporary = False
+
+
 def satellite_url(host: str, port: int) -> str:
+    """``https://host:port`` with an IPv6 literal bracketed."""
     shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}"
+    return f"https://{shown}:{port}"
 
 
 class SatelliteClient:
-    """One satellite's Sender API; :meth:`aclose` owns the connection pool."""
+    """One satellite's Sender API over mTLS; :meth:`aclose` owns the connection pool."""
 
-    def __init__(self, node: str, base_url: str, *, timeout: float = 2.0) -> None:
+    def __init__(
+        self, node: str, base_url: str, ssl_context: ssl.SSLContext, *, timeout: float = 2.0
+    ) -> None:
         self.node = node
         self.base_url = base_url
-        self._client = httpx.AsyncClient(base_url=base_url, timeout=timeout)
+        self._client = httpx.AsyncClient(base_url=base_url, verify=ssl_context, timeout=timeout)
+
+    def __repr__(self) -> str:
+        return f"SatelliteClient({self.node!r}, {self.base_url!r})"
 
     async def health(self) -> dict[str, Any]:
         return await self._call("GET", "/health")
@@ -61,6 +81,18 @@ class SatelliteClient:
         try:
             response = await self._client.request(method, path, json=json)
         except httpx.HTTPError as exc:
+            if _tls_failure(exc):
+                raise SatelliteTrustError(
+                    f"satellite {self.node}'s Sender API failed the mTLS handshake at {self.base_url}: "
+                    "it must present a certificate from its cluster's CA and accept Legion's operator "
+                    f"certificate; run `legion server reinstall {self.node}` to set it up again"
+                ) from exc
+            if isinstance(exc, httpx.ReadError) and _caused_by(exc, ConnectionResetError):
+                raise SatelliteTrustError(
+                    f"satellite {self.node} reset the TLS connection at {self.base_url} before answering: "
+                    "it refuses Legion's client certificate (unless it was restarting just then); run "
+                    f"`legion server reinstall {self.node}` to set it up again"
+                ) from exc
             raise SatelliteError(
                 f"satellite {self.node} does not answer at {self.base_url} ({type(exc).__name__}); is it up?"
             ) from exc
@@ -68,6 +100,11 @@ class SatelliteClient:
             body = response.json()
         except ValueError as exc:
             raise SatelliteError(f"satellite {self.node} sent {path} as non-JSON") from exc
+        if response.status_code in _REFUSED:
+            raise SatelliteTrustError(
+                f"satellite {self.node} refused Legion's client certificate on {method} {path} "
+                f"(HTTP {response.status_code}); it answers only its cluster's operator certificate"
+            )
         if response.status_code not in accept:
             detail = body.get("error") if isinstance(body, dict) else None
             raise SatelliteError(
@@ -82,3 +119,22 @@ class SatelliteClient:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def _tls_failure(exc: httpx.HTTPError) -> bool:
+    """Whether ``exc`` is a failed TLS handshake (Legion refusing the satellite's certificate, or,
+    with TLS 1.2, the satellite refusing Legion's) rather than a satellite that is down."""
+    text = str(exc)
+    return _caused_by(exc, ssl.SSLError) or "SSL" in text or "certificate" in text
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    """Whether ``kind`` is in ``exc``'s cause chain. With TLS 1.3 a server refusing the client's
+    certificate decides only after the client sent its request, and closes with that request
+    unread: the client meets a connection reset where the response should be."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, kind):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False

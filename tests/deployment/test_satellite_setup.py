@@ -13,16 +13,22 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
-import httpx
 import pytest
 from runtimekit import create_state, engine, sandbox
 
 import legion_nb
 from legion_nb.emulators.nodes import SimulatedNode
-from legion_nb.engine.deployment.node_reach import PinnedHostKeyRefusedError, reopen_host_key_window
+from legion_nb.engine.deployment.node_reach import (
+    PinnedHostKeyRefusedError,
+    reopen_host_key_window,
+    satellite_endpoint,
+)
 from legion_nb.engine.deployment.phases import SATELLITE_PHASES, NodeOperation, Phase, WrongRoleError
 from legion_nb.engine.deployment.security import NodeSecurity
+from legion_nb.engine.state.model import LegionState
+from legion_nb.providers.satellite import SatelliteClient, SatelliteError
 from legion_nb.sandbox_engine import free_port, sandbox_cloud
 
 pytestmark = pytest.mark.slow
@@ -35,12 +41,17 @@ def steps_run(node: SimulatedNode) -> list[str]:
     return [e.message for e in node.system.journal if e.unit == "legion-node"]
 
 
-async def sender_health(node: SimulatedNode) -> dict[str, object]:
-    async with httpx.AsyncClient() as client:
-        response = await client.get(f"http://{node.address}:{node.sender_port}/health")
-    response.raise_for_status()
-    body: dict[str, object] = response.json()
-    return body
+async def sender_health(node: SimulatedNode, state: LegionState) -> dict[str, Any]:
+    """The satellite's Sender API health, asked as Legion asks it (mTLS, the operator certificate)."""
+    assert node.sender_port is not None
+    found = satellite_endpoint(state, node.hostname, node.sender_port)
+    assert found is not None
+    url, cluster = found
+    client = SatelliteClient(node.hostname, url, cluster.operator_ssl_context())
+    try:
+        return await client.health()
+    finally:
+        await client.aclose()
 
 
 async def test_materialize_sets_a_satellite_up_over_ssh_and_it_ends_healthy_over_http() -> None:
@@ -69,7 +80,7 @@ async def test_materialize_sets_a_satellite_up_over_ssh_and_it_ends_healthy_over
         security = NodeSecurity.from_dict(satellite.state.deployment.nodes["sat1"].security)
         assert security.satellite_host_key == node.host_public_key  # pinned on first contact
         assert node.system.is_authorized(security.admin.username, security.admin.authorized_keys_line())
-        assert (await sender_health(node))["node"] == "sat1"
+        assert (await sender_health(node, satellite.state))["node"] == "sat1"
 
         runs = await satellite.observe_once(["nodes"])
         assert runs["nodes"]["ok"] and runs["nodes"]["items"] == 1, runs
@@ -118,14 +129,14 @@ async def test_a_setup_cut_short_is_retryable_and_a_resume_finishes_it(tmp_path:
             False,
         )
         node = world.fleet.by_hostname("sat1")
-        with pytest.raises(httpx.ConnectError):
-            await sender_health(node)  # not set up: the Sender API does not answer yet
+        with pytest.raises(SatelliteError, match="does not answer"):
+            await sender_health(node, parts.persistence.state)  # not set up: the Sender API is not up yet
 
         done = await parts.runtime.resume("sat1")
 
         assert (done.operation, done.status, done.phase) == ("satellite_add", "succeeded", "satellite_health")
         assert steps_run(node) == list(STEPS)  # the bootstrap was not repeated
-        assert (await sender_health(node))["node"] == "sat1"
+        assert (await sender_health(node, parts.persistence.state))["node"] == "sat1"
         assert [phase for phase in parts.runtime.metrics.runs] == list(SATELLITE_PHASES)
         assert parts.runtime.metrics.runs[Phase.SATELLITE_SETUP] == 2
 
@@ -155,7 +166,7 @@ async def test_a_satellite_presenting_another_host_key_is_refused_until_repinned
         rebuilt = world.fleet.by_hostname("sat1")
         material = parts.persistence.state.deployment.nodes["sat1"]
         assert NodeSecurity.from_dict(material.security).satellite_host_key == rebuilt.host_public_key
-        assert (await sender_health(rebuilt))["node"] == "sat1"
+        assert (await sender_health(rebuilt, parts.persistence.state))["node"] == "sat1"
 
 
 async def test_reinstall_runs_each_roles_own_phases_and_refuses_the_other_roles() -> None:
@@ -202,6 +213,6 @@ async def test_reinstall_runs_each_roles_own_phases_and_refuses_the_other_roles(
         assert rebuilt.system.phase == "cloud-image" and rebuilt.system.tribes_config is None
         security = NodeSecurity.from_dict(engine.state.deployment.nodes["sat1"].security)
         assert security.satellite_host_key == rebuilt.host_public_key != first_key  # the new image's key
-        assert (await sender_health(rebuilt))["node"] == "sat1"
+        assert (await sender_health(rebuilt, engine.state))["node"] == "sat1"
     finally:
         await engine.aclose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -76,6 +77,12 @@ def test_serials_differ_and_rotation_keeps_identity(cluster: ClusterSecurity, no
     assert rotated.identity == node.identity and rotated.admin == node.admin
     assert rotated.certificate.serial != node.certificate.serial
     assert not rotated.certificate.expires_within(dt.timedelta(days=30))
+
+
+def test_rotation_keeps_the_host_key_pins(cluster: ClusterSecurity, node: NodeSecurity) -> None:
+    pinned = dataclasses.replace(node, host_key_presented_by="42", satellite_host_key="ssh-ed25519 AAAA")
+    rotated = cluster.reissue_node_certificate(pinned, ip_addresses=["127.20.0.9"])
+    assert (rotated.host_key_presented_by, rotated.satellite_host_key) == ("42", "ssh-ed25519 AAAA")
 
 
 def test_name_constraints_are_recorded() -> None:

@@ -77,10 +77,11 @@ class SimulatedNode:
         self.admin_port = admin_port
         self.sync_port = sync_port
         self.sender_port = sender_port
-        """Where the satellite Sender API listens (plain HTTP) once ``legion-node satellite-setup``
+        """Where the satellite Sender API listens (HTTPS, mTLS) once ``legion-node satellite-setup``
         ran; None: this node serves none."""
         self.senders = SatelliteSenders()
         self._sender_api: ServedApp | None = None
+        self._sender_served: dict[str, object] = {}
         self._sync: SyncListener | None = None
         self._acceptor: asyncssh.SSHAcceptor | None = None
         self._admin: ServedApp | None = None
@@ -191,16 +192,29 @@ class SimulatedNode:
         self.system.log("admin-api", f"listening on {self.address}:{self.admin_port} (mTLS)")
 
     async def start_sender(self) -> None:
-        """Serve the satellite Sender API (plain HTTP) once set up; a node given no sender port
-        serves none. Idempotent: a running API is kept."""
+        """Serve the satellite Sender API (HTTPS, mTLS with the configured CA, answering only the
+        configured client names) once set up; a node given no sender port serves none. Idempotent:
+        a running API with the same configuration is kept, a changed one restarts it (the stream
+        sessions go on)."""
         if self.sender_port is None:
             raise RuntimeError(f"node {self.hostname} has no sender port: it is not a satellite")
+        config = self.system.sender_config or {}
         if self._sender_api is not None:
-            return
-        app = create_sender_app(self.senders, self.hostname)
-        self._sender_api = await serve_app(app, self.address, self.sender_port)
+            if self._sender_served == config:
+                return
+            await self._sender_api.aclose()
+            self._sender_api = None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cadata=str(config["ca_certificate"]))
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        load_cert_chain(context, str(config["certificate"]), str(config["private_key"]))
+        clients = config.get("clients")
+        allowed = frozenset(str(c) for c in clients) if isinstance(clients, list) else frozenset()
+        app = create_sender_app(self.senders, self.hostname, allowed)
+        self._sender_api = await serve_app(app, self.address, self.sender_port, ssl_context=context)
+        self._sender_served = dict(config)
         self.sender_port = self._sender_api.port
-        self.system.log("sender", f"listening on {self.address}:{self.sender_port}")
+        self.system.log("sender", f"listening on {self.address}:{self.sender_port} (mTLS)")
 
     async def start_sync(self) -> None:
         """(Re)start Tribes peer sync with the configured allow-list (mTLS with the node certificate)."""

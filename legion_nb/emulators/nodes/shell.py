@@ -26,7 +26,9 @@ can make any of them fail on purpose::
     legion-node configure-tribes           stdin: the sync handoff JSON; starts Tribes and peer sync
     legion-node readiness                  JSON readiness report; exit 0 only when ready
     legion-node satellite-bootstrap        stdin: {admin_user, authorized_key, hostname} (root only)
-    legion-node satellite-setup            stdin: {node, sender_port}; installs and starts the Sender
+    legion-node satellite-setup            stdin: {node, sender_port, ca_certificate, certificate,
+                                           private_key, clients}; installs and starts the Sender
+                                           (HTTPS, mTLS: only the named client certificates)
 
 A satellite keeps its cloud image: its two verbs run there and are idempotent (a repeat leaves what
 is set up); the Sender API answers only once ``satellite-setup`` ran.
@@ -367,6 +369,9 @@ class NodeShell:
         config = _json_object(stdin)
         if config is None or not isinstance(config.get("sender_port"), int):
             return _fail("legion-node satellite-setup: stdin must be JSON with node and sender_port")
+        problem = _check_sender_tls(config)
+        if problem:
+            return _fail(f"legion-node satellite-setup: {problem}")
         await asyncio.sleep(self.timing.install)  # installing the Sender takes an install step's time
         self.system.files[SENDER_CONFIG_PATH] = stdin
         self.system.sender_config = config
@@ -403,6 +408,18 @@ def _check_tls(files: dict[str, str]) -> str | None:
     if cert.public_key() != key.public_key():
         return "the node key does not match the node certificate"
     return None
+
+
+def _check_sender_tls(config: dict[str, object]) -> str | None:
+    """Why a Sender configuration cannot serve mTLS, or ``None`` when it can."""
+    fields = ("ca_certificate", "certificate", "private_key")
+    if not all(isinstance(config.get(k), str) for k in fields):
+        return f"stdin must carry {', '.join(fields)} as PEM text"
+    clients = config.get("clients")
+    if not isinstance(clients, list) or not clients or not all(isinstance(c, str) for c in clients):
+        return "stdin must name the client certificates the Sender answers (clients)"
+    paths = (TLS_CA_PATH, TLS_CERT_PATH, TLS_KEY_PATH)
+    return _check_tls({path: str(config[k]) for path, k in zip(paths, fields, strict=True)})
 
 
 def _split(command: str) -> list[str] | None:

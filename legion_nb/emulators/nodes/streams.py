@@ -2,8 +2,10 @@
 
 A Sender stream session sends a header line ``STREAM <name>\\n`` and then a chunk of bytes every
 ``period`` seconds to its endpoint (``tcp://host:port``, loopback only), counting what the socket
-accepted. The satellite reports each session over plain HTTP (the satellite's health path, no
-mTLS):
+accepted. The satellite reports each session over HTTPS with mutual TLS: a client must present a
+certificate from the CA the satellite was set up with (else the handshake fails), and one whose
+name the setup listed (Legion's operator certificate; a peer's node certificate from the same CA is
+answered 403):
 
 * ``GET /health`` - the satellite answers;
 * ``GET /v1/streams`` and ``GET /v1/streams/{name}`` - ``{name, endpoint, state, bytes, error}``;
@@ -26,6 +28,8 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from aiohttp import web
+
+from legion_nb.emulators.nodes.admin_api import peer_common_name
 
 __all__ = ["SatelliteSenders", "SenderSession", "StreamReceiver", "create_sender_app", "parse_endpoint"]
 
@@ -153,8 +157,21 @@ class SatelliteSenders:
             await self.stop(name)
 
 
-def create_sender_app(senders: SatelliteSenders, hostname: str) -> web.Application:
-    app = web.Application()
+def create_sender_app(
+    senders: SatelliteSenders, hostname: str, clients: frozenset[str] = frozenset()
+) -> web.Application:
+    """The Sender API (module notes), answering only client certificates named in ``clients``."""
+
+    @web.middleware
+    async def only_clients(request: web.Request, handler: Any) -> web.StreamResponse:
+        name = peer_common_name(request)
+        if name not in clients:
+            shown = "no client certificate" if name is None else f"client certificate {name!r}"
+            return web.json_response({"error": f"{shown} may not drive this satellite"}, status=403)
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    app = web.Application(middlewares=[only_clients])
 
     async def health(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "node": hostname, "streams": len(senders.sessions)})

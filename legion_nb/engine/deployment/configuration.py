@@ -6,13 +6,10 @@ phases can run again at any time (a resume, a reconfigure, a cluster growing by 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from collections.abc import Mapping
 from typing import Any
-
-from cryptography import x509
 
 from legion_nb.engine.deployment.node_channel import (
     TLS_CA_PATH,
@@ -24,11 +21,9 @@ from legion_nb.engine.deployment.node_channel import (
     run_step,
 )
 from legion_nb.engine.deployment.node_reach import NodeReach, host_of
-from legion_nb.engine.deployment.phases import PhaseContext, material_of
-from legion_nb.engine.deployment.security import NodeSecurity, sync_handoff
+from legion_nb.engine.deployment.phases import PhaseContext
+from legion_nb.engine.deployment.security import sync_handoff
 from legion_nb.engine.ssh import NodeUnreachableError
-from legion_nb.engine.state.edits import with_material
-from legion_nb.engine.state.model import LegionState, NodeMaterial
 
 __all__ = ["NodeConfiguration"]
 
@@ -46,7 +41,7 @@ class NodeConfiguration:
 
     async def certificates(self, ctx: PhaseContext) -> None:
         node = ctx.node
-        security = await self._certificate_for_addresses(node)
+        security = await self._reach.certificate_for_addresses(node)
         cluster = self._reach.cluster_security(self._reach.tracked(node).cluster)
         wanted = {
             TLS_CA_PATH: cluster.authority.certificate_pem,
@@ -65,23 +60,6 @@ class NodeConfiguration:
             await run_step(channel, node, "legion-node activate-certs")
         finally:
             await channel.aclose()
-
-    async def _certificate_for_addresses(self, node: str) -> NodeSecurity:
-        """The node certificate, re-issued (and persisted) when it does not name the node's addresses."""
-        record = self._reach.tracked(node)
-        security = self._reach.node_security(node)
-        addresses = [a for a in (record.ipv4, record.ipv6) if a]
-        if _names_addresses(security, addresses):
-            return security
-        cluster = self._reach.cluster_security(record.cluster)
-        fresh = cluster.reissue_node_certificate(security, dns_names=[node], ip_addresses=addresses)
-
-        def store(state: LegionState) -> tuple[LegionState, None]:
-            material = material_of(state, node) or NodeMaterial(node=node)
-            return with_material(state, dataclasses.replace(material, security=fresh.to_dict())), None
-
-        await self._state.mutate(store, reason=f"node {node}: certificate for {', '.join(addresses)}")
-        return fresh
 
     def _handoff(self, node: str) -> dict[str, Any]:
         record = self._reach.tracked(node)
@@ -138,14 +116,3 @@ def _same_sync(held: str, wanted: Mapping[str, Any]) -> bool:
     except ValueError:
         return False
     return isinstance(current, dict) and all(current.get(k) == wanted.get(k) for k in _SYNC_FIELDS)
-
-
-def _names_addresses(security: NodeSecurity, addresses: list[str]) -> bool:
-    try:
-        sans = security.certificate.certificate.extensions.get_extension_for_class(
-            x509.SubjectAlternativeName
-        ).value
-    except x509.ExtensionNotFound:
-        return not addresses
-    named = {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)}
-    return set(addresses) <= named

@@ -59,7 +59,7 @@ TLS_KEY_PATH = "/etc/tribes/tls/node.key"
 TRIBES_CONFIG_PATH = "/etc/tribes/sync.json"
 NBDE_BINDING_PATH = "/etc/legion/nbde.json"
 SENDER_PORT = 8470
-"""A satellite's Sender API port (plain HTTP)."""
+"""A satellite's Sender API port (HTTPS, mutual TLS with the cluster CA)."""
 
 
 class NodeStepError(NodeError):

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from cryptography import x509
+
 from legion_nb.engine.deployment.identity import fingerprint
 from legion_nb.engine.deployment.node_channel import (
     NodeAccess,
@@ -35,11 +37,18 @@ from legion_nb.engine.deployment.security import ClusterSecurity, NodeSecurity
 from legion_nb.engine.resources.ports import StatePort
 from legion_nb.engine.ssh import HostKeyMismatchError, SshTarget
 from legion_nb.engine.state.edits import with_material
-from legion_nb.engine.state.model import LegionState, TrackedServer
+from legion_nb.engine.state.model import LegionState, NodeMaterial, TrackedServer
 from legion_nb.errors import NodeError
 from legion_nb.providers.node_admin import NodeAdminClient, admin_url
+from legion_nb.providers.satellite import SatelliteClient, satellite_url
 
-__all__ = ["NodeReach", "PinnedHostKeyRefusedError", "host_of", "reopen_host_key_window"]
+__all__ = [
+    "NodeReach",
+    "PinnedHostKeyRefusedError",
+    "host_of",
+    "reopen_host_key_window",
+    "satellite_endpoint",
+]
 
 
 class PinnedHostKeyRefusedError(NodeError):
@@ -146,12 +155,52 @@ class NodeReach:
 
         await self.state.mutate(close, reason=f"node {node} presented its pinned host key")
 
+    async def certificate_for_addresses(self, node: str) -> NodeSecurity:
+        """The node certificate, re-issued (and persisted) when it does not name the node's
+        addresses: the admin API and a satellite's Sender API are reached, and verified, by address."""
+        record = self.tracked(node)
+        security = self.node_security(node)
+        addresses = [a for a in (record.ipv4, record.ipv6) if a]
+        if _names_addresses(security, addresses):
+            return security
+        cluster = self.cluster_security(record.cluster)
+        fresh = cluster.reissue_node_certificate(security, dns_names=[node], ip_addresses=addresses)
+
+        def store(state: LegionState) -> tuple[LegionState, None]:
+            material = material_of(state, node) or NodeMaterial(node=node)
+            return with_material(state, replace(material, security=fresh.to_dict())), None
+
+        await self.state.mutate(store, reason=f"node {node}: certificate for {', '.join(addresses)}")
+        return fresh
+
+    def satellite_client(self, node: str, *, timeout: float = 2.0) -> SatelliteClient:
+        """The satellite's Sender API over HTTPS, Legion's operator certificate against the pinned CA."""
+        found = satellite_endpoint(self.state.state, node, self.access.sender_port)
+        if found is None:
+            raise NodeNotReadyError(
+                f"satellite {node} has no address or no cluster CA yet; run its setup again"
+            )
+        url, cluster = found
+        return SatelliteClient(node, url, cluster.operator_ssl_context(), timeout=timeout)
+
     def admin_client(self, node: str) -> NodeAdminClient:
         """The node's admin API over HTTPS, Legion's operator certificate against the pinned CA."""
         record = self.tracked(node)
         context = self.cluster_security(record.cluster).operator_ssl_context()
         url = admin_url(host_of(record), self.access.admin_port)
         return NodeAdminClient(node, url, context)
+
+
+def satellite_endpoint(state: LegionState, node: str, port: int) -> tuple[str, ClusterSecurity] | None:
+    """Where a satellite's Sender API answers (its tracked address on ``port``) and the cluster
+    security whose operator certificate drives it; None before it has an address or its cluster a
+    CA (it was never set up)."""
+    record = state.tracked.servers.get(node)
+    host = host_of(record) if record is not None else ""
+    material = state.deployment.clusters.get(record.cluster) if record is not None else None
+    if not host or material is None:
+        return None
+    return satellite_url(host, port), ClusterSecurity.from_dict(material.security)
 
 
 async def reopen_host_key_window(state: StatePort, node: str, *, reason: str) -> None:
@@ -179,3 +228,14 @@ def _with_presented_by(state: LegionState, node: str, server: str) -> LegionStat
     if not server:  # reopened: a satellite's first-contact pin goes too
         security["satellite_host_key"] = ""
     return with_material(state, replace(material, security=security))
+
+
+def _names_addresses(security: NodeSecurity, addresses: list[str]) -> bool:
+    try:
+        sans = security.certificate.certificate.extensions.get_extension_for_class(
+            x509.SubjectAlternativeName
+        ).value
+    except x509.ExtensionNotFound:
+        return not addresses
+    named = {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)}
+    return set(addresses) <= named

@@ -1,12 +1,17 @@
-"""A satellite's short setup path: SSH bootstrap, the Sender service, its HTTP health.
+"""A satellite's short setup path: SSH bootstrap, the Sender service, its HTTPS health.
 
-A satellite keeps its provider image: there is no installer, no OS install, no certificates, no
-Tribes and no NBDE, so Legion cannot stage a host key of its own. Instead the bootstrap phase pins
+A satellite keeps its provider image: there is no installer, no OS install, no Tribes and no NBDE,
+so Legion cannot stage a host key of its own. Instead the bootstrap phase pins
 the host key the satellite presents **on first contact**, durably (``NodeSecurity.satellite_host_key``),
 before it sends the satellite anything; every later session, a resume included, is pinned to that
 key and a server presenting another one is refused (:class:`PinnedHostKeyRefusedError`) until the
 operator re-pins it. Each phase is idempotent on the node (``legion-node satellite-bootstrap`` and
 ``legion-node satellite-setup`` leave what is already there), so a phase cut short is run again.
+
+The Sender API starts and stops byte streams on request, so it is guarded like a node admin API:
+the setup hands the Sender its cluster's CA, a node certificate naming the satellite's addresses
+and its key (over the pinned SSH session only), and the one client name it may answer, Legion's
+operator certificate; any other client fails the handshake or is refused.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from legion_nb.engine.deployment.phases import PhaseContext, material_of
 from legion_nb.engine.ssh import HostKeyMismatchError, SshTarget
 from legion_nb.engine.state.edits import with_material
 from legion_nb.engine.state.model import LegionState
-from legion_nb.providers.satellite import SatelliteClient, SatelliteError, satellite_url
+from legion_nb.providers.satellite import SatelliteError, SatelliteTrustError
 
 __all__ = ["SatelliteSetup"]
 
@@ -50,9 +55,18 @@ class SatelliteSetup:
             await channel.aclose()
 
     async def setup(self, ctx: PhaseContext) -> None:
-        """As Legion's admin user: install the Sender service with its configuration and start it."""
-        security = self._reach.node_security(ctx.node)
-        config = {"node": ctx.node, "sender_port": self._reach.access.sender_port}
+        """As Legion's admin user: install the Sender service with its configuration (port, mTLS
+        material, the operator certificate's name as its only client) and start it."""
+        security = await self._reach.certificate_for_addresses(ctx.node)
+        cluster = self._reach.cluster_security(self._reach.tracked(ctx.node).cluster)
+        config = {
+            "node": ctx.node,
+            "sender_port": self._reach.access.sender_port,
+            "ca_certificate": cluster.authority.certificate_pem,
+            "certificate": security.certificate.certificate_pem,
+            "private_key": security.certificate.private_key_pem,
+            "clients": [cluster.operator.common_name],
+        }
         channel = await self._open(ctx.node, security.admin.username, security.satellite_host_key)
         try:
             await ctx.checkpoint("configuring")
@@ -61,22 +75,23 @@ class SatelliteSetup:
             await channel.aclose()
 
     async def health(self, ctx: PhaseContext) -> None:
-        """Wait until the Sender API answers its HTTP health check."""
-        access = self._reach.access
-        policy = access.readiness
-        url = satellite_url(host_of(self._reach.tracked(ctx.node)), access.sender_port)
-        client = SatelliteClient(ctx.node, url)
+        """Wait until the Sender API answers its health check over mTLS (a refused certificate is
+        not waited out: it fails the phase at once)."""
+        policy = self._reach.access.readiness
+        client = self._reach.satellite_client(ctx.node)
         reason = "no answer yet"
         try:
             for attempt in range(policy.attempts):
                 try:
                     await client.health()
+                except SatelliteTrustError:
+                    raise
                 except SatelliteError as exc:
                     reason = exc.message
                 else:
                     return
                 if attempt + 1 < policy.attempts:
-                    await access.sleep(policy.delay)
+                    await self._reach.access.sleep(policy.delay)
         finally:
             await client.aclose()
         raise NodeNotReadyError(

@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import ssl
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from legion_nb.engine.deployment.certificates import (
@@ -93,9 +93,10 @@ class ClusterSecurity:
     def reissue_node_certificate(
         self, node: NodeSecurity, *, dns_names: Iterable[str] = (), ip_addresses: Iterable[str] = ()
     ) -> NodeSecurity:
-        """Rotation: the same host key and admin user, a new certificate (e.g. the node's IPs changed)."""
+        """Rotation: a new certificate (e.g. the node's IPs changed); everything else is kept - the
+        host key, the admin user and what the node's host keys have been pinned to."""
         fresh = self.authority.issue_node(node.node, dns_names=dns_names, ip_addresses=ip_addresses)
-        return NodeSecurity(identity=node.identity, certificate=fresh, admin=node.admin)
+        return replace(node, certificate=fresh)
 
     def operator_ssl_context(self) -> ssl.SSLContext:
         """``ssl.SSLContext`` for Legion talking to a node admin API of this cluster."""

@@ -8,7 +8,7 @@ Polls run concurrently, at most ``concurrency`` at a time, and each node's clien
 pool and TLS context) is kept between passes, so a pass over a hundred nodes costs a hundred small
 HTTPS requests on open connections, not a hundred handshakes.
 
-Satellites are not cluster nodes: they have no admin API and are probed over plain HTTP by a
+Satellites are not cluster nodes: they have no admin API and are probed over their Sender API by a
 :class:`Probe` registered for the ``satellite`` role (:meth:`NodeObservation.register_probe`).
 """
 

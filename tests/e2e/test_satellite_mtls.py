@@ -1,0 +1,126 @@
+"""A satellite's Sender API answers only the engine that set it up.
+
+The setup hands the satellite its cluster's CA, a certificate naming its address and the name of
+Legion's operator certificate, over the pinned SSH session. From then on the Sender API is HTTPS
+with mutual TLS: the engine's own probes drive streams, while a client with no certificate, with
+a certificate from another CA (another Legion), or with a certificate from the same CA that is not
+the operator's (a peer node's) is refused with one clear line - and none of them starts a stream.
+No private key reaches a log, the satellite's journal, an error or the snapshot.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import ssl
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+import legion_nb
+from legion_nb.emulators.nodes.node import SimulatedNode
+from legion_nb.engine.deployment.certificates import client_ssl_context
+from legion_nb.engine.deployment.node_reach import satellite_endpoint
+from legion_nb.engine.deployment.security import ClusterSecurity, NodeSecurity
+from legion_nb.engine.runtime import Engine
+from legion_nb.providers.satellite import SatelliteClient, SatelliteTrustError
+from legion_nb.sandbox_engine import sandbox_cloud
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+async def satellite() -> AsyncIterator[Engine]:
+    engine = await legion_nb.sandbox(
+        seed=47, nodes=True, providers=("hetzner",), action_seconds=0.02, boot_seconds=0.02
+    )
+    try:
+        await engine.plan_upsert_server(name="sat1", provider="hetzner", role="satellite")
+        report = await engine.materialize(settle_seconds=120)
+        assert report.ok, (report.summary, report.errors)
+        yield engine
+    finally:
+        await engine.aclose()
+
+
+def sender_of(engine: Engine) -> SimulatedNode:
+    fleet = sandbox_cloud(engine).nodes
+    assert fleet is not None
+    return fleet.by_hostname("sat1")
+
+
+async def health_with(engine: Engine, context: ssl.SSLContext) -> object:
+    node = sender_of(engine)
+    assert node.sender_port is not None
+    found = satellite_endpoint(engine.state, "sat1", node.sender_port)
+    assert found is not None
+    client = SatelliteClient("sat1", found[0], context)
+    try:
+        await client.start("intruder", "tcp://127.0.0.1:9")
+        return await client.health()
+    finally:
+        await client.aclose()
+
+
+def secrets_of(engine: Engine) -> list[str]:
+    """The private keys the satellite's mTLS rests on (the body of each PEM, without its armour)."""
+    cluster = ClusterSecurity.from_dict(engine.state.deployment.clusters["default"].security)
+    node = NodeSecurity.from_dict(engine.state.deployment.nodes["sat1"].security)
+    pems = (
+        cluster.operator.private_key_pem,
+        node.certificate.private_key_pem,
+        cluster.authority.private_key_pem,
+    )
+    return ["".join(pem.strip().splitlines()[1:-1])[:40] for pem in pems]
+
+
+async def test_only_the_engine_that_set_the_satellite_up_drives_its_sender(
+    satellite: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    state = satellite.state
+    cluster = ClusterSecurity.from_dict(state.deployment.clusters["default"].security)
+    node = sender_of(satellite)
+
+    # The engine's own client: the health phase passed, and its probe drives a stream.
+    fleet = sandbox_cloud(satellite).nodes
+    assert fleet is not None and fleet.receiver is not None
+    view = await satellite.stream_start("sat1", "feed", fleet.receiver.url())
+    assert view["state"] in ("starting", "live") and view["reason"] != "failed", view
+    assert list(node.senders.sessions) == ["feed"]
+
+    refusals: list[str] = []
+    ca = cluster.authority.certificate_pem
+    no_certificate = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cadata=ca)
+    other = ClusterSecurity.create("default")  # another Legion's cluster: another CA
+    peer = cluster.provision_node("c1")  # a node certificate from the same CA: not the operator
+    for context, why in (
+        (no_certificate, "refuses Legion's client certificate"),  # the satellite's verdict
+        (client_ssl_context(ca, other.operator), "refuses Legion's client certificate"),
+        (other.operator_ssl_context(), "failed the mTLS handshake"),  # and the client's: not its CA
+        (client_ssl_context(ca, peer.certificate), "refused Legion's client certificate .*HTTP 403"),
+    ):
+        with pytest.raises(SatelliteTrustError, match=why) as refused:
+            await health_with(satellite, context)
+        assert len(refused.value.message.splitlines()) == 1 and refused.value.temporary is False
+        refusals.append(refused.value.message)
+    assert list(node.senders.sessions) == ["feed"]  # no refused client started a stream
+
+    async with httpx.AsyncClient() as plain:  # and plain HTTP gets nothing
+        with pytest.raises(httpx.HTTPError):
+            await plain.get(f"http://{node.address}:{node.sender_port}/health")
+
+    # The satellite still answers its own engine (and nothing of the above reached the streams).
+    (listed,) = await satellite.stream_list(probe=True)
+    assert listed["name"] == "feed" and listed["state"] != "failed", listed
+
+    shown = [
+        caplog.text,
+        "\n".join(entry.message for entry in node.system.journal),
+        "\n".join(refusals),
+        json.dumps(await satellite.snapshot(), default=str),
+    ]
+    for secret in secrets_of(satellite):
+        assert not any(secret in text for text in shown)
+    assert not any("PRIVATE KEY" in text for text in shown)
