@@ -43,6 +43,7 @@ from legion_nb.engine.results import AppSnapshot, SnapshotRow, WarningView
 from legion_nb.engine.state.model import LegionState
 from legion_nb.engine.tasks import ServiceTasks
 from legion_nb.providers.records import Catalog
+from legion_nb.readonly import same_objects
 
 if TYPE_CHECKING:
     from legion_nb.engine.providers_service import ProviderService
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
 __all__ = [
     "UNKNOWN",
     "SnapshotPublisher",
+    "SnapshotRows",
     "StateView",
     "assemble",
     "locked_snapshot",
@@ -225,6 +227,16 @@ def _fields_json(resource: ResourceDiff, built: Mapping[int, list[dict[str, Any]
     return fields if fields is not None else resource.to_json()["fields"]
 
 
+class SnapshotRows:
+    """The rows of the last assembly, each reused while its diff row, field diffs and actor
+    snapshot are the same objects: a commit or an actor change rebuilds the rows it moved, not the
+    fleet's. Rows are shared between the snapshots they appear in, which every reader only reads.
+    One assembly at a time may use a cache."""
+
+    def __init__(self) -> None:
+        self.rows: dict[ResourceKey, tuple[tuple[object, ...], SnapshotRow]] = {}
+
+
 def assemble(
     state: LegionState,
     revision: int,
@@ -233,15 +245,29 @@ def assemble(
     providers: Iterable[Mapping[str, Any]] = (),
     admin_sources: tuple[str, ...] | None = None,
     view: StateView | None = None,
+    built: SnapshotRows | None = None,
 ) -> AppSnapshot:
     """The app snapshot: one row per resource the diff or an actor knows, sorted by kind and name.
-    ``view`` is :meth:`StateView.of` ``state``, when the caller has it already."""
+    ``view`` is :meth:`StateView.of` ``state``, when the caller has it already; ``built`` keeps the
+    rows between assemblies."""
     if view is None or view.state is not state:
         view = StateView.of(state, admin_sources)
     by_key = {snapshot.key: snapshot for snapshot in actors}
-    rows: dict[ResourceKey, SnapshotRow] = {
-        key: row_of(resource, by_key.get(key), fields=fields) for key, resource, fields in view.entries
-    }
+    previous = built.rows if built is not None else {}
+    kept: dict[ResourceKey, tuple[tuple[object, ...], SnapshotRow]] = {}
+    rows: dict[ResourceKey, SnapshotRow] = {}
+    for key, resource, fields in view.entries:
+        actor = by_key.get(key)
+        inputs = (resource, fields, actor)
+        hit = previous.get(key)
+        if hit is not None and same_objects(hit[0], inputs):
+            row = hit[1]
+        else:
+            row = row_of(resource, actor, fields=fields)
+        kept[key] = (inputs, row)
+        rows[key] = row
+    if built is not None:
+        built.rows = kept
     # An actor the state no longer calls for is about to be stopped: shown only while it works.
     extra = {key: row_of(None, a) for key, a in by_key.items() if key not in rows and not a.settled}
     if extra:  # rare: the view's rows are in key order already
@@ -303,6 +329,7 @@ class SnapshotPublisher:
         self._viewing: asyncio.Task[None] | None = None
         self._server_rows = ServerRows()
         self._costs = PlanCostCache()
+        self._rows = SnapshotRows()
         self._tasks = ServiceTasks("the snapshot publisher")
         self._closed = False
         self._sections: dict[str, Callable[[], Any]] = {}
@@ -324,6 +351,7 @@ class SnapshotPublisher:
             providers=self._providers.status(),
             admin_sources=admin,
             view=self._view,
+            built=self._rows,
         )
         sections = cast(dict[str, Any], snapshot)  # the sections are declared on AppSnapshot
         for name, build in self._sections.items():
@@ -439,5 +467,6 @@ class SnapshotPublisher:
         self._view = None
         self._server_rows = ServerRows()  # the rows hold records of the state: gone with it
         self._costs = PlanCostCache()
+        self._rows = SnapshotRows()
         self._hub.forget_snapshot()
         self._hub.publish("snapshot", locked_snapshot())

@@ -6,12 +6,14 @@ import asyncio
 import dataclasses
 from pathlib import Path
 
+from legion_nb.engine import planning
 from legion_nb.engine.activity import ActivityEmitter, CurrentOperation
 from legion_nb.engine.cluster.firewall_plan import OPEN_WARNING
+from legion_nb.engine.diff import ServerRows
 from legion_nb.engine.events import EventHub
 from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey
 from legion_nb.engine.runtime import create_engine
-from legion_nb.engine.snapshot import assemble
+from legion_nb.engine.snapshot import SnapshotRows, StateView, assemble
 from legion_nb.engine.state.model import (
     LegionState,
     PlannedCluster,
@@ -73,6 +75,27 @@ def test_derived_firewall_sets_read_create_then_unchanged_never_delete() -> None
     )
     rows = {(r["kind"], r["name"]): r for r in assemble(tracked, 2, [])["rows"]}
     assert rows[("firewall", "legion-default-hetzner")]["action"] == "unchanged"
+
+
+def test_kept_rows_are_the_same_rows_a_fresh_assembly_builds_and_only_moved_ones_are_new() -> None:
+    built, server_rows = SnapshotRows(), ServerRows()
+    state = _planned("web-1", "web-2")
+    actors = [_actor("server", "web-1"), _actor("server", "web-2", operation="create", settled=False)]
+    view = StateView.of(state, server_rows=server_rows)
+    first = assemble(state, 1, actors, view=view, built=built)
+    assert first == assemble(state, 1, actors, view=view)
+
+    zoned = planning.upsert_dns_zone(state, zone="example.org", provider="hetzner")
+    view = StateView.of(zoned, previous=view, server_rows=server_rows)  # the server rows carry over
+    moved = [actors[0], dataclasses.replace(actors[1], operation=None, settled=True)]
+    second = assemble(zoned, 2, moved, view=view, built=built)
+
+    assert second == assemble(zoned, 2, moved, view=view)
+    by_name = {r["name"]: r for r in second["rows"]}
+    kept = {r["name"]: r for r in first["rows"]}
+    assert by_name["web-1"] is kept["web-1"]  # neither its diff row nor its actor moved
+    assert by_name["web-2"] is not kept["web-2"] and by_name["web-2"]["settled"] is True
+    assert by_name["example.org"]["action"] == "create"
 
 
 def test_a_settled_actor_the_state_no_longer_names_is_not_shown() -> None:
