@@ -430,10 +430,20 @@ class EngineOps:
         return result
 
     async def node_resume(self, name: str) -> ServerCommandResult:
-        """Continue a node's interrupted or failed operation from the phase it stopped in."""
+        """Continue a node's interrupted or failed operation from the phase it stopped in.
+
+        An interrupted install is also resumed by the node's own actor as soon as a session starts
+        (any ``legion`` command unlocks one): when that resume already runs, this follows it to its
+        end instead of refusing the operator's identical request as busy."""
         deployment = self._deployer()
 
         async def run(server: TrackedServer) -> None:
+            if deployment.busy(server.name):
+                await self._resources.wait_settled([ResourceKey("server", server.name)])
+            execution = deployment.execution(server.name)
+            if execution is not None and execution.status == "succeeded":
+                return
+            # Still busy: another operation (a reinstall, a repair) holds it, and this says so.
             await deployment.runtime.resume(server.name)
 
         result = await self._server_command(name, "resume", run)

@@ -7,8 +7,8 @@ process: every command below is its own ``legion`` process, as an operator runs 
   stream goes live through ``legion stream start|list`` exactly as in a notebook.
 * A ``legion materialize`` SIGKILLed while the satellite's setup phase runs leaves that phase on
   the durable record; the next engine reads it ``interrupted, retryable``, and a second
-  ``legion materialize`` resumes from that phase (provision and bootstrap are not run again) to
-  completion, on the same server.
+  ``legion materialize`` (or ``legion server resume``) resumes from that phase (provision and
+  bootstrap are not run again) to completion, on the same server.
 """
 
 from __future__ import annotations
@@ -149,7 +149,10 @@ def test_the_link_carries_the_sender_port_and_a_cli_stream_goes_live(served: Pat
     assert view["bytes"] > 0 and view["reachable"] is True and view["reason"] is None
 
 
-def test_a_materialize_killed_inside_the_satellite_setup_resumes_from_it(served_slowly: Path) -> None:
+@pytest.mark.parametrize("retry", ["materialize", "server resume"])
+def test_a_materialize_killed_inside_the_satellite_setup_resumes_from_it(
+    served_slowly: Path, retry: str
+) -> None:
     state = served_slowly
     ok(legion(state, "plan", "server", "add", "sat1", "--provider", "hetzner", "--role", "satellite"))
     process = subprocess.Popen(
@@ -193,14 +196,18 @@ def test_a_materialize_killed_inside_the_satellite_setup_resumes_from_it(served_
     )
     assert interrupted.started == left.started
 
-    retry = ok(legion(state, "--json", "materialize", "--yes"))
-    events = phase_events(retry.stdout, "sat1")
-    assert ("satellite_add", "satellite_health", "succeeded") in events, events
-    assert not [e for e in events if e[1] in ("provision", "satellite_bootstrap")], events  # not redone
+    if retry == "materialize":
+        applied = ok(legion(state, "--json", "materialize", "--yes"))
+        events = phase_events(applied.stdout, "sat1")
+        assert ("satellite_add", "satellite_health", "succeeded") in events, events
+        assert not [e for e in events if e[1] in ("provision", "satellite_bootstrap")], events  # not redone
+        report = json.loads(applied.stdout.splitlines()[-1])
+        assert report["ok"] is True and [r["identity"] for r in report["resources"]] == ["sat1"]
+    else:  # the node's actor resumes it too as the engine starts: the command follows that run
+        resumed = json.loads(ok(legion(state, "--json", "server", "resume", "sat1")).stdout)
+        assert (resumed["server"], resumed["command"], resumed["status"]) == ("sat1", "resume", "succeeded")
     done = execution(state, "sat1")
     assert (done.operation, done.status, done.phase) == ("satellite_add", "succeeded", "satellite_health")
     assert done.started == left.started  # the same operation, resumed
     after = durable_state(state).tracked.servers["sat1"]
     assert after.provider_id == server.provider_id  # the same server: nothing was created twice
-    report = json.loads(retry.stdout.splitlines()[-1])
-    assert report["ok"] is True and [r["identity"] for r in report["resources"]] == ["sat1"]
