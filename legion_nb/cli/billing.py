@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from legion_nb.cli.context import CliContext, one_shot
-from legion_nb.cli.tables import table
+from legion_nb.cli.tables import Column, table
 from legion_nb.errors import UsageError
 
 if TYPE_CHECKING:
@@ -70,11 +70,24 @@ async def _rows(
         return await call(api)
 
 
-def _render(columns: tuple[str, ...], headers: tuple[str, ...]) -> Callable[[list[dict[str, Any]]], str]:
+# Every billing row key a table shows, with its header and width (``--by`` picks among them).
+_START = Column("START", 16)
+_PROVIDER = Column("PROVIDER", 8)
+_RESOURCE_NAME = Column("RESOURCE NAME", 24)
+_RESOURCE = Column("RESOURCE", 28)
+_CLUSTER = Column("CLUSTER", 12)
+_SOURCE = Column("SOURCE", 10)
+_MONEY = 14
+_CURRENCY = Column("CUR", 3)
+
+_Columns = dict[str, Column]
+
+
+def _render(columns: _Columns) -> Callable[[list[dict[str, Any]]], str]:
     def render(rows: list[dict[str, Any]]) -> str:
         if not rows:
             return "no billing rows (is anything running, and are credentials stored?)"
-        return table(headers, [[_cell(row.get(c)) for c in columns] for row in rows])
+        return table(tuple(columns.values()), [[_cell(row.get(key)) for key in columns] for row in rows])
 
     return render
 
@@ -92,40 +105,40 @@ async def _ledger(ctx: CliContext, args: argparse.Namespace) -> int:
     rows = await _rows(
         ctx, lambda api: api.billing_ledger(month=args.month, by=args.by, collect=not args.no_collect)
     )
+    detail: _Columns
     if args.by is None:
-        columns: tuple[str, ...] = (
-            "start",
-            "provider",
-            "resource_name",
-            "resource",
-            "cluster",
-            "source",
-            "billed_cost",
-            "currency",
-        )
-    else:
-        detail = () if args.by in ("provider", "day") else (args.by,)
-        columns = ("start", "provider", *detail, "source", "billed_cost", "currency")
-    ctx.emit(rows, _render(columns, tuple(c.upper().replace("_", " ") for c in columns)))
+        detail = {"resource_name": _RESOURCE_NAME, "resource": _RESOURCE, "cluster": _CLUSTER}
+    elif args.by == "resource":
+        detail = {"resource": _RESOURCE}
+    elif args.by == "cluster":
+        detail = {"cluster": _CLUSTER}
+    else:  # provider, day: the start and provider say it
+        detail = {}
+    columns = {
+        "start": _START,
+        "provider": _PROVIDER,
+        **detail,
+        "source": _SOURCE,
+        "billed_cost": Column("BILLED COST", _MONEY),
+        "currency": Column("CURRENCY"),
+    }
+    ctx.emit(rows, _render(columns))
     return 0
 
 
 @one_shot
 async def _forecast(ctx: CliContext, args: argparse.Namespace) -> int:
     rows = await _rows(ctx, lambda api: api.billing_forecast(collect=not args.no_collect))
-    columns = (
-        "provider",
-        "month_to_date",
-        "remaining",
-        "forecast",
-        "provider_forecast",
-        "currency",
-        "source",
-    )
-    ctx.emit(
-        rows,
-        _render(columns, ("PROVIDER", "TO DATE", "REMAINING", "FORECAST", "PROVIDER SAYS", "CUR", "FROM")),
-    )
+    columns = {
+        "provider": _PROVIDER,
+        "month_to_date": Column("TO DATE", _MONEY),
+        "remaining": Column("REMAINING", _MONEY),
+        "forecast": Column("FORECAST", _MONEY),
+        "provider_forecast": Column("PROVIDER SAYS", _MONEY),
+        "currency": _CURRENCY,
+        "source": Column("FROM"),
+    }
+    ctx.emit(rows, _render(columns))
     return 0
 
 
@@ -134,41 +147,35 @@ async def _reconcile(ctx: CliContext, args: argparse.Namespace) -> int:
     rows = await _rows(
         ctx, lambda api: api.billing_reconciliation(month=args.month, collect=not args.no_collect)
     )
-    columns = (
-        "provider",
-        "resource_name",
-        "resource",
-        "kind",
-        "address",
-        "estimate",
-        "provider_cost",
-        "difference",
-        "currency",
-        "ownership",
-        "orphan",
-    )
-    headers = (
-        "PROVIDER",
-        "NAME",
-        "RESOURCE",
-        "KIND",
-        "ADDRESS",
-        "ESTIMATE",
-        "PROVIDER",
-        "DIFF",
-        "CUR",
-        "OWNERSHIP",
-        "ORPHAN",
-    )
-    ctx.emit(rows, _render(columns, headers))
+    columns = {
+        "provider": _PROVIDER,
+        "resource_name": Column("NAME", 24),
+        "resource": _RESOURCE,
+        "kind": Column("KIND", 10),
+        "address": Column("ADDRESS", 24),
+        "estimate": Column("ESTIMATE", _MONEY),
+        "provider_cost": Column("PROVIDER", _MONEY),
+        "difference": Column("DIFF", _MONEY),
+        "currency": _CURRENCY,
+        "ownership": Column("OWNERSHIP", 10),
+        "orphan": Column("ORPHAN"),
+    }
+    ctx.emit(rows, _render(columns))
     return 0
 
 
 @one_shot
 async def _daily(ctx: CliContext, args: argparse.Namespace) -> int:
     rows = await _rows(ctx, lambda api: api.billing_daily(month=args.month, collect=not args.no_collect))
-    columns = ("start", "provider", "cost", "trailing_mean", "currency", "anomaly")
-    ctx.emit(rows, _render(columns, ("DAY", "PROVIDER", "COST", "WEEK MEAN", "CUR", "ANOMALY")))
+    columns = {
+        "start": Column("DAY", 10),
+        "provider": _PROVIDER,
+        "cost": Column("COST", _MONEY),
+        "trailing_mean": Column("WEEK MEAN", _MONEY),
+        "currency": _CURRENCY,
+        "anomaly": Column("ANOMALY"),
+    }
+    ctx.emit(rows, _render(columns))
     return 0
 
 

@@ -14,7 +14,7 @@ import argparse
 from typing import Any
 
 from legion_nb.cli.context import CliContext, one_shot
-from legion_nb.cli.tables import money, table
+from legion_nb.cli.tables import Column, money, table
 
 __all__ = ["register"]
 
@@ -53,7 +53,17 @@ def _text(catalog: dict[str, Any]) -> str:
     currency = catalog["currency"]
     source = catalog["source"] + (f", fetched {catalog['fetched_at']}" if catalog.get("fetched_at") else "")
     types = table(
-        ("type", "cores", "memory GB", "disk GB", "arch", "from", "hourly", "in", "locations"),
+        (
+            Column("type", 12),
+            Column("cores", 5),
+            Column("memory GB", 9),
+            Column("disk GB", 7),
+            Column("arch", 5),
+            Column("from", 18),
+            Column("hourly", 14),
+            Column("in", 10),
+            Column("locations"),
+        ),
         (
             (
                 t["name"],
@@ -70,11 +80,11 @@ def _text(catalog: dict[str, Any]) -> str:
         title=f"{catalog['provider']} catalog ({source})",
     )
     locations = table(
-        ("location", "city", "country"),
+        (Column("location", 10), Column("city", 20), Column("country")),
         ((loc["name"], loc["city"], loc["country"]) for loc in catalog["locations"]),
     )
     images = table(
-        ("image", "os", "version", "arch"),
+        (Column("image", 28), Column("os", 12), Column("version", 10), Column("arch")),
         (
             (i["name"], i["os_flavor"], i["os_version"], i["arch"])
             for i in catalog["images"]

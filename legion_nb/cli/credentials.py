@@ -15,7 +15,7 @@ from typing import Any
 
 from legion_nb.cli.context import CliContext, one_shot
 from legion_nb.cli.lifecycle import unlocked_api
-from legion_nb.cli.tables import table
+from legion_nb.cli.tables import Column, table
 from legion_nb.errors import UsageError
 
 __all__ = ["register"]
@@ -78,7 +78,7 @@ async def _show(ctx: CliContext, _: argparse.Namespace) -> int:
         result,
         lambda rows: (
             table(
-                ("PROVIDER", "ENDPOINT", "FIELDS"),
+                (Column("PROVIDER", 8), Column("ENDPOINT", 40), Column("FIELDS")),
                 [(r["provider"], r["endpoint"] or "(public API)", ", ".join(r["fields"])) for r in rows],
             )
             if rows

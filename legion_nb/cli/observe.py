@@ -19,7 +19,7 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from legion_nb.cli.context import CliContext, scrub
-from legion_nb.cli.tables import table
+from legion_nb.cli.tables import Column, LiveTable, table
 from legion_nb.errors import OperationError
 
 if TYPE_CHECKING:
@@ -27,7 +27,18 @@ if TYPE_CHECKING:
 
 __all__ = ["ObservationFailedError", "register"]
 
-_COLUMNS = ("concern", "ok", "items", "seconds", "last_run", "next_run", "error")
+# The scheduler's concern records as the live table shows them, key by key.
+_LIVE = {
+    "concern": Column("concern", 10),
+    "ok": Column("ok", 6),
+    "items": Column("items", 6),
+    "seconds": Column("seconds", 7),
+    "last_run": Column("last_run", 8),
+    "next_run": Column("next_run", 8),
+    "error": Column("error"),
+}
+_COLUMNS = tuple(_LIVE)
+_ONCE = (Column("concern", 10), Column("result", 6), _LIVE["items"], _LIVE["seconds"], _LIVE["error"])
 
 
 class ObservationFailedError(OperationError):
@@ -110,16 +121,15 @@ def _once_text(result: dict[str, Any]) -> str:
         )
         for name, r in result.items()
     ]
-    return table(("concern", "result", "items", "seconds", "error"), rows)
+    return table(_ONCE, rows)
 
 
 async def _follow(ctx: CliContext, api: Any) -> None:
     """Show the scheduler's section of every snapshot until interrupted."""
-    from legion_nb.cli.operations import LiveTable, engine_events  # noqa: PLC0415
+    from legion_nb.cli.operations import engine_events  # noqa: PLC0415
 
-    live = (
-        None if ctx.json or not sys.stdout.isatty() else LiveTable("observation (Ctrl-C to stop)", _COLUMNS)
-    )
+    title = "observation (Ctrl-C to stop)"
+    live = None if ctx.json or not sys.stdout.isatty() else LiveTable(title, tuple(_LIVE.values()))
     last: Any = None
     try:
         if live is not None:
@@ -142,13 +152,13 @@ async def _follow(ctx: CliContext, api: Any) -> None:
             live.close()
 
 
-def _cells(section: dict[str, Any]) -> list[dict[str, Any]]:
-    """The concerns' records as display cells, one dict a row."""
-    return [{column: _cell(c, column) for column in _COLUMNS} for c in section.get("concerns", [])]
+def _cells(section: dict[str, Any]) -> list[list[object]]:
+    """The concerns' records as display cells, in the columns' order."""
+    return [[_cell(c, column) for column in _COLUMNS] for c in section.get("concerns", [])]
 
 
 def _section_text(section: dict[str, Any]) -> str:
-    return table(_COLUMNS, [tuple(row.values()) for row in _cells(section)])
+    return table(tuple(_LIVE.values()), _cells(section))
 
 
 def _cell(concern: dict[str, Any], column: str) -> object:

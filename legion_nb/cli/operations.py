@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from legion_nb.cli.context import CliContext, one_shot, scrub
-from legion_nb.cli.tables import table, warning_line, warning_lines
+from legion_nb.cli.tables import Column, LiveTable, table, warning_line, warning_lines
 from legion_nb.errors import OperationError, UsageError
 
 if TYPE_CHECKING:
@@ -28,7 +28,33 @@ if TYPE_CHECKING:
 
 __all__ = ["MaterializeIncompleteError", "register"]
 
-_LIVE_COLUMNS = ("kind", "name", "provider", "state", "operation", "waiting", "error")
+# The snapshot's row keys and how each shows (tables.py: declared widths, stable across redraws).
+_KIND = Column("KIND", 8)
+_NAME = Column("NAME", 28)
+_PROVIDER = Column("PROVIDER", 8)
+_STATE = Column("STATE", 12)
+_OPERATION = Column("OPERATION", 14)
+_WAITING = Column("WAITING FOR", 30)
+_ERROR = Column("ERROR")
+_LIVE = {
+    "kind": _KIND,
+    "name": _NAME,
+    "provider": _PROVIDER,
+    "state": _STATE,
+    "operation": _OPERATION,
+    "waiting": _WAITING,
+    "error": _ERROR,
+}
+_SNAPSHOT = {
+    "kind": _KIND,
+    "name": _NAME,
+    "provider": _PROVIDER,
+    "action": Column("ACTION", 9),
+    "state": _STATE,
+    "operation": _OPERATION,
+    "waiting": _WAITING,
+    "error": _ERROR,
+}
 
 
 class MaterializeIncompleteError(OperationError):
@@ -111,7 +137,8 @@ async def _materialize(ctx: CliContext, args: argparse.Namespace) -> int:
         question = f"materialize {len(planned.pending())} change(s) (see `legion diff`)?"
         if not args.yes and not _confirm(question):
             raise UsageError("materialize changes cloud resources: confirm, or pass --yes")
-        show = LiveTable("materialize", _LIVE_COLUMNS) if not ctx.json and sys.stdout.isatty() else None
+        live = not ctx.json and sys.stdout.isatty()
+        show = LiveTable("materialize", tuple(_LIVE.values())) if live else None
         run = asyncio.ensure_future(api.materialize(yes=True, settle_seconds=args.timeout))
         follower = asyncio.ensure_future(_follow(api, ctx, show))
         try:
@@ -139,7 +166,7 @@ async def _follow(api: EngineAPI, ctx: CliContext, show: LiveTable | None) -> No
     async with engine_events(api) as events:
         async for topic, data in events:
             if topic == "snapshot" and show is not None:
-                show.update(data)
+                show.show(_cells(data, _LIVE))
             elif topic == "activity":
                 for item in data:
                     if ctx.json:
@@ -164,34 +191,6 @@ async def engine_events(api: EngineAPI) -> AsyncIterator[AsyncIterator[tuple[str
         yield pairs()
     finally:
         await stream.aclose()
-
-
-class LiveTable:
-    """A rich live table of rows (dicts), redrawn at most a few times a second."""
-
-    def __init__(self, title: str, columns: tuple[str, ...]) -> None:
-        from rich.console import Console  # noqa: PLC0415 - rich only for a live terminal
-        from rich.live import Live  # noqa: PLC0415
-
-        self._title = title
-        self._columns = columns
-        self._live = Live(console=Console(), refresh_per_second=4, transient=False)
-        self._live.start()
-
-    def update(self, snapshot: Any) -> None:
-        """Draw a snapshot's rows."""
-        self.show(snapshot.get("rows", []) if isinstance(snapshot, dict) else [])
-
-    def show(self, rows: list[dict[str, Any]]) -> None:
-        from rich.table import Table  # noqa: PLC0415
-
-        view = Table(*self._columns, title=self._title, expand=False)
-        for row in rows:
-            view.add_row(*(scrub(str(row.get(column) or "")) for column in self._columns))
-        self._live.update(view)
-
-    def close(self) -> None:
-        self._live.stop()
 
 
 # -- refresh and snapshot ------------------------------------------------------------------------
@@ -241,8 +240,13 @@ def _snapshot_text(snapshot: dict[str, Any]) -> str:
     rows = snapshot.get("rows", [])
     if not rows:
         return "nothing planned or tracked (legion plan ... to start)"
-    columns = ("kind", "name", "provider", "action", "state", "operation", "waiting", "error")
-    return "\n".join((table(columns, ([row.get(c) for c in columns] for row in rows)), *warning_lines(rows)))
+    return "\n".join((table(tuple(_SNAPSHOT.values()), _cells(snapshot, _SNAPSHOT)), *warning_lines(rows)))
+
+
+def _cells(snapshot: Any, columns: dict[str, Column]) -> list[list[Any]]:
+    """A snapshot's rows as cells in ``columns``' order."""
+    rows = snapshot.get("rows", []) if isinstance(snapshot, dict) else []
+    return [[row.get(key) for key in columns] for row in rows]
 
 
 # -- server commands -----------------------------------------------------------------------------

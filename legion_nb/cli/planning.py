@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from legion_nb.cli.context import CliContext, one_shot
-from legion_nb.cli.tables import money, table, warning_lines
+from legion_nb.cli.tables import Column, money, table, warning_lines
 from legion_nb.errors import UsageError
 
 if TYPE_CHECKING:
@@ -245,6 +245,22 @@ async def _show(ctx: CliContext, _: argparse.Namespace) -> int:
     return 0
 
 
+# The plan's and the diff's tables (tables.py: declared widths; the last column is whole).
+_NAME = Column("NAME", 28)
+_PROVIDER = Column("PROVIDER", 8)
+_DIFF = (Column("ACTION", 9), Column("KIND", 8), _NAME, _PROVIDER, Column("DETAIL"))
+_SERVERS = (
+    _NAME,
+    Column("CLUSTER", 12),
+    _PROVIDER,
+    Column("TYPE", 12),
+    Column("LOCATION", 10),
+    Column("IMAGE", 16),
+    Column("ROLE"),
+)
+_FIELDS = (Column("FIELD", 16), Column("PLANNED", 40), Column("TRACKED", 40), Column("OBSERVED"))
+
+
 def render_scheme(scheme: dict[str, Any]) -> str:
     servers = [
         (
@@ -259,22 +275,30 @@ def render_scheme(scheme: dict[str, Any]) -> str:
         for cluster in scheme["clusters"].values()
         for s in cluster["servers"].values()
     ]
-    sections: list[tuple[str, tuple[str, ...], list[tuple[Any, ...]]]] = [
-        ("SERVERS", ("NAME", "CLUSTER", "PROVIDER", "TYPE", "LOCATION", "IMAGE", "ROLE"), servers),
+    sections: list[tuple[str, tuple[Column, ...], list[tuple[Any, ...]]]] = [
+        (
+            "SERVERS",
+            _SERVERS,
+            servers,
+        ),
         (
             "DNS ZONES",
-            ("ZONE", "PROVIDER"),
+            (Column("ZONE", 28), Column("PROVIDER")),
             [(z["zone"], z["provider"]) for z in scheme["dns_zones"].values()],
         ),
         (
             "DNS HOSTS",
-            ("HOST", "ZONE", "SERVERS"),
+            (Column("HOST", 28), Column("ZONE", 24), Column("SERVERS")),
             [(fqdn, h["zone"], ", ".join(h["servers"])) for fqdn, h in scheme["dns_hosts"].items()],
         ),
-        ("DOMAINS", ("DOMAIN", "PROVIDER"), [(d["name"], d["provider"]) for d in scheme["domains"].values()]),
+        (
+            "DOMAINS",
+            (Column("DOMAIN", 28), Column("PROVIDER")),
+            [(d["name"], d["provider"]) for d in scheme["domains"].values()],
+        ),
         (
             "FIREWALLS",
-            ("FIREWALL", "PROVIDER", "SERVERS", "RULES"),
+            (Column("FIREWALL", 28), _PROVIDER, Column("SERVERS", 30), Column("RULES")),
             [
                 (f["name"], f["provider"], ", ".join(f["servers"]), "; ".join(_rule(r) for r in f["rules"]))
                 for f in scheme["firewalls"].values()
@@ -282,7 +306,7 @@ def render_scheme(scheme: dict[str, Any]) -> str:
         ),
         (
             "OPERATOR ACCESS (SSH, ADMIN API)",
-            ("CIDR",),
+            (Column("CIDR"),),
             [(cidr,) for cidr in scheme.get("access", {}).get("operator_cidrs", ())],
         ),
     ]
@@ -308,7 +332,7 @@ def render_diff(data: dict[str, Any], *, fields: bool = False) -> str:
     if not resources:
         return "nothing planned, tracked or observed"
     rows = [(r["action"], r["kind"], r["name"], r["provider"], _summary(r)) for r in resources]
-    out = [table(("ACTION", "KIND", "NAME", "PROVIDER", "DETAIL"), rows)]
+    out = [table(_DIFF, rows)]
     warnings = warning_lines(resources)
     if warnings:
         out.append("\n".join(warnings))
@@ -320,7 +344,7 @@ def render_diff(data: dict[str, Any], *, fields: bool = False) -> str:
             ]
             out.append(
                 table(
-                    ("FIELD", "PLANNED", "TRACKED", "OBSERVED"),
+                    _FIELDS,
                     field_rows,
                     title=f"{r['kind']} {r['name']} ({r['action']})",
                 )
@@ -329,7 +353,7 @@ def render_diff(data: dict[str, Any], *, fields: bool = False) -> str:
     if cost and cost.get("currencies"):
         out.append(
             table(
-                ("NOW", "PLANNED", "CHANGE"),
+                (Column("NOW", 20), Column("PLANNED", 20), Column("CHANGE")),
                 [_cost_row(c) for c in cost["currencies"]],
                 title="MONTHLY COST",
             )

@@ -14,12 +14,21 @@ import argparse
 from typing import Any
 
 from legion_nb.cli.context import CliContext, one_shot
-from legion_nb.cli.tables import table
+from legion_nb.cli.tables import Column, table
 from legion_nb.errors import OperationError
 
 __all__ = ["RepairFailedError", "register"]
 
-_COLUMNS = ("node", "operation", "action", "reasons", "held_because", "next_attempt", "attempts", "outcome")
+_COLUMNS = {
+    "node": Column("node", 24),
+    "operation": Column("operation", 16),
+    "action": Column("action", 6),
+    "reasons": Column("reasons", 40),
+    "held_because": Column("held_because", 32),
+    "next_attempt": Column("next_attempt", 25),
+    "attempts": Column("attempts", 8),
+    "outcome": Column("outcome"),
+}
 
 
 class RepairFailedError(OperationError):
@@ -63,4 +72,4 @@ def _text(views: list[dict[str, Any]]) -> str:
     if not views:
         return "nothing to repair"
     rows = ([("; ".join(v[c]) if c == "reasons" else v[c]) for c in _COLUMNS] for v in views)
-    return table(_COLUMNS, rows)
+    return table(tuple(_COLUMNS.values()), rows)

@@ -15,10 +15,22 @@ import argparse
 from typing import Any
 
 from legion_nb.cli.context import CliContext, one_shot
-from legion_nb.cli.tables import table
+from legion_nb.cli.tables import Column, table
 from legion_nb.errors import RunbookFailedError, RunRecordsTamperedError, UsageError
 
 __all__ = ["register"]
+
+# A run record's keys as ``legion runbook runs`` shows them (ids like run-20260101t000000z-1a2b3c).
+_RUNS = {
+    "id": Column("ID", 27),
+    "runbook": Column("RUNBOOK", 22),
+    "status": Column("STATUS", 9),
+    "dry_run": Column("DRY RUN", 7),
+    "operator": Column("OPERATOR", 14),
+    "start": Column("START", 25),
+    "end": Column("END", 25),
+    "failed_cell": Column("FAILED CELL"),
+}
 
 
 def register(sub: Any) -> None:
@@ -110,14 +122,11 @@ def _describe(record: dict[str, Any]) -> str:
 async def _runs(ctx: CliContext, args: argparse.Namespace) -> int:
     async with ctx.api() as api:
         rows = await api.runbook_runs()
-    columns = ("id", "runbook", "status", "dry_run", "operator", "start", "end", "failed_cell")
     ctx.emit(
         rows,
-        lambda data: (
-            table([c.upper().replace("_", " ") for c in columns], [[r[c] for c in columns] for r in data])
-            if data
-            else "no runs recorded"
-        ),
+        lambda data: table(tuple(_RUNS.values()), [[r[c] for c in _RUNS] for r in data])
+        if data
+        else "no runs recorded",
     )
     return 0
 

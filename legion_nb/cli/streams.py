@@ -14,11 +14,20 @@ import argparse
 from typing import Any
 
 from legion_nb.cli.context import CliContext, one_shot
-from legion_nb.cli.tables import table
+from legion_nb.cli.tables import Column, table
 
 __all__ = ["register"]
 
-_COLUMNS = ("name", "satellite", "state", "reason", "bytes", "latency_ms", "endpoint", "checked_at")
+_COLUMNS = {
+    "name": Column("name", 20),
+    "satellite": Column("satellite", 24),
+    "state": Column("state", 8),
+    "reason": Column("reason", 32),
+    "bytes": Column("bytes", 12),
+    "latency_ms": Column("latency_ms", 10),
+    "endpoint": Column("endpoint", 28),
+    "checked_at": Column("checked_at"),
+}
 
 
 def register(sub: Any) -> None:
@@ -62,4 +71,4 @@ async def _list(ctx: CliContext, args: argparse.Namespace) -> int:
 def _text(views: list[dict[str, Any]]) -> str:
     if not views:
         return "no streams planned (legion stream start SATELLITE NAME ENDPOINT)"
-    return table(_COLUMNS, ([v[c] for c in _COLUMNS] for v in views))
+    return table(tuple(_COLUMNS.values()), ([v[c] for c in _COLUMNS] for v in views))

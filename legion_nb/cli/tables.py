@@ -1,30 +1,71 @@
-"""Plain-text tables for human CLI output: aligned columns, no colours, no box drawing.
+"""Tables for human CLI output: declared column widths, no colours, no box drawing (except live).
 
 Plain text because the output is read in terminals, pasted into tickets and grepped; ``--json`` is
-the machine form.
+the machine form. Every table declares its columns with a width (:class:`Column`), so its layout
+depends on the declaration alone, never on the values of the moment: a table printed again (``legion
+observe`` without a terminal, ``legion logs --follow``) or redrawn in place (:class:`LiveTable`) keeps
+every column where it was. A cell longer than its column is cut with an ellipsis, never wrapped. The
+last column may be left open (``width=None``): nothing follows it to push out of line, and it holds
+the text an operator needs whole (a diff's detail, an error, a log line).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 
-__all__ = ["money", "table", "warning_line", "warning_lines"]
+__all__ = ["ELLIPSIS", "Column", "LiveTable", "money", "row_line", "table", "warning_line", "warning_lines"]
 
 EMPTY = "-"
+ELLIPSIS = "\u2026"
+GAP = "  "
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[object]], *, title: str | None = None) -> str:
-    """Columns padded to their widest cell; ``None`` and empty cells show as ``-``."""
-    cells = [[EMPTY if c is None or c == "" else str(c) for c in row] for row in rows]
-    widths = [len(h) for h in headers]
-    for row in cells:
-        for i, cell in enumerate(row):
-            widths[i] = max(widths[i], len(cell))
+class Column(NamedTuple):
+    """One column: its header and its width in characters (at least the header's); ``None`` for an
+    open last column. A NamedTuple rather than a dataclass: the warm CLI path stays light."""
+
+    header: str
+    width: int | None = None
+
+    @property
+    def span(self) -> int | None:
+        return None if self.width is None else max(self.width, len(self.header))
+
+
+def _checked(columns: Sequence[Column]) -> Sequence[Column]:
+    if any(c.width is None for c in columns[:-1]):
+        raise ValueError("only the last column of a table may be open (width=None)")
+    return columns
+
+
+def _text(value: object) -> str:
+    """A cell as one line of text: ``None`` and empty as ``-``, line breaks and tabs as spaces."""
+    if value is None or value == "":
+        return EMPTY
+    return str(value).replace("\r", " ").replace("\n", " ").replace("\t", " ")
+
+
+def _fit(text: str, span: int | None) -> str:
+    if span is None:
+        return text
+    if len(text) > span:
+        return text[: span - 1] + ELLIPSIS
+    return text.ljust(span)
+
+
+def row_line(columns: Sequence[Column], cells: Sequence[object]) -> str:
+    """One row laid out in ``columns`` (cut or padded to each width), without trailing blanks."""
+    laid = (_fit(_text(cell), c.span) for c, cell in zip(_checked(columns), cells, strict=True))
+    return GAP.join(laid).rstrip()
+
+
+def table(columns: Sequence[Column], rows: Iterable[Sequence[object]], *, title: str | None = None) -> str:
+    """A header line and one line per row, each column at its declared width (module notes)."""
     lines = [] if title is None else [title]
-    for row in [list(headers), *cells]:
-        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    lines.append(GAP.join(_fit(c.header, c.span) for c in _checked(columns)).rstrip())
+    lines.extend(row_line(columns, row) for row in rows)
     return "\n".join(lines)
 
 
@@ -57,3 +98,52 @@ def warning_lines(rows: Iterable[Mapping[str, Any]]) -> list[str]:
         for row in rows
         for warning in row.get("warnings") or ()
     ]
+
+
+class LiveTable:
+    """A table redrawn in place on a terminal (rich), at most a few times a second.
+
+    The same :class:`Column` declarations as the plain tables: each column keeps its width in every
+    redraw; the open last column takes the rest of the terminal's width. Long cells end in an
+    ellipsis, never wrap, and are drawn as text (a ``[bracket]`` in an error is not rich markup).
+    """
+
+    def __init__(self, title: str, columns: Sequence[Column], *, console: Any = None) -> None:
+        from rich.console import Console  # noqa: PLC0415 - rich only for a live terminal
+        from rich.live import Live  # noqa: PLC0415
+
+        self._title = title
+        self._columns = _checked(columns)
+        self._live = Live(console=console or Console(), refresh_per_second=4, transient=False)
+        self._live.start()
+
+    def show(self, rows: Iterable[Sequence[object]]) -> None:
+        """Draw these rows (cells in column order) in place of the last ones."""
+        self._live.update(live_view(self._title, self._columns, rows))
+
+    def close(self) -> None:
+        self._live.stop()
+
+
+def live_view(title: str, columns: Sequence[Column], rows: Iterable[Sequence[object]]) -> Any:
+    """The rich table :class:`LiveTable` draws: fixed widths, no wrapping, cells as plain text."""
+    from rich.table import Table  # noqa: PLC0415
+    from rich.text import Text  # noqa: PLC0415
+
+    from legion_nb.cli.context import scrub  # noqa: PLC0415 - a live view prints what it is given
+
+    view = Table(title=title, expand=_checked(columns)[-1].width is None)
+    for column in columns:
+        span = column.span
+        view.add_column(
+            column.header,
+            width=span,
+            min_width=span,
+            max_width=span,
+            ratio=1 if span is None else None,
+            no_wrap=True,
+            overflow="ellipsis",
+        )
+    for row in rows:
+        view.add_row(*(Text(scrub(_text(cell)), no_wrap=True, overflow="ellipsis") for cell in row))
+    return view

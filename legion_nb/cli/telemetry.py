@@ -20,7 +20,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from legion_nb.cli.context import CliContext, one_shot, scrub
-from legion_nb.cli.tables import table
+from legion_nb.cli.tables import Column, row_line, table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -29,6 +29,21 @@ __all__ = ["register"]
 
 FOLLOW_SECONDS = 2.0
 """How often ``logs --follow`` asks for lines after the last one it printed."""
+
+# One line per series; metric names run to ~40 characters (instance:node_cpu_utilisation:rate5m).
+_SERIES = (
+    Column("NODE", 16),
+    Column("METRIC", 40),
+    Column("DEVICE", 10),
+    Column("LAST AT (UTC)", 19),
+    Column("LAST", 10),
+    Column("MIN", 10),
+    Column("MEAN", 10),
+    Column("MAX", 10),
+    Column("POINTS"),
+)
+# A log line: time, node, source (the journald unit), level, then the text whole.
+_LOG_LINE = (Column("TIME", 19), Column("NODE", 16), Column("SOURCE", 12), Column("LEVEL", 7), Column("TEXT"))
 
 
 def register(sub: Any) -> None:
@@ -109,8 +124,7 @@ def _series_table(frame: pd.DataFrame, args: argparse.Namespace) -> str:
                 len(group),
             )
         )
-    headers = ("NODE", "METRIC", "DEVICE", "LAST AT (UTC)", "LAST", "MIN", "MEAN", "MAX", "POINTS")
-    return table(headers, rows, title=f"telemetry, last {args.since}, {args.rollup}")
+    return table(_SERIES, rows, title=f"telemetry, last {args.since}, {args.rollup}")
 
 
 def _number(value: float) -> str:
@@ -177,10 +191,11 @@ def _log_filters(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _lines(frame: pd.DataFrame) -> str:
-    """``TIME NODE SOURCE LEVEL TEXT``, one log line a line."""
+    """``TIME NODE SOURCE LEVEL TEXT``, one log line a line, in the same columns batch after batch
+    (``--follow``); the text is never cut."""
     out = []
     for at, node, source, level, text in zip(
         frame.index, frame["node"], frame["source"], frame["level"], frame["text"], strict=True
     ):
-        out.append(f"{at:%Y-%m-%d %H:%M:%S}  {node}  {source}  {level}  {text}")
+        out.append(row_line(_LOG_LINE, (f"{at:%Y-%m-%d %H:%M:%S}", node, source, level, text)))
     return "\n".join(out)

@@ -134,6 +134,9 @@ def test_foreground_observe_shows_a_pass_and_stops_cleanly_on_sigint(
             if cells[:2] == ["catalogs", "ok"]:
                 break
         assert any(line.split()[:2] == ["catalogs", "ok"] for line in shown), "".join(shown)
+        # Printed again at each change, the table keeps its columns: the second starts at 12 in every line.
+        printed = [line.rstrip("\n") for line in shown if line.strip()]
+        assert all(line[10:12] == "  " and line[12] != " " for line in printed), "".join(shown)
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=120)
     finally:

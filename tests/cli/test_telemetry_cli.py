@@ -105,7 +105,7 @@ def test_logs_grep_levels_and_json_rows(legion: Legion, state: str) -> None:
     assert [r["seq"] for r in recent] == [20]
 
     human = legion(*s, "logs", "--grep", "PENGUIN").out
-    assert "tribes-b  kernel  err  oom-killer picked PENGUIN" in human
+    assert "tribes-b          kernel        err      oom-killer picked PENGUIN" in human
     bad = legion(*s, "logs", "--level", "loud")
     assert bad.code != 0 and "unknown log level" in bad.err
 
