@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from e2ekit import PASSWORD, EngineFactory
 
+import legion_nb
 from legion_nb.emulators.cloud import SandboxCloud
 from legion_nb.emulators.faults import FaultPlan
 from legion_nb.emulators.world import SandboxWorld
@@ -50,6 +51,21 @@ async def open_engine(cloud: SandboxCloud, state_path: Path) -> AsyncIterator[En
 
     yield factory
     for engine in opened:
+        await engine.aclose()
+
+
+@pytest.fixture
+async def satellite() -> AsyncIterator[Engine]:
+    """An in-process sandbox with nodes and satellite ``sat1`` set up (``satellite_add`` done)."""
+    engine = await legion_nb.sandbox(
+        seed=41, nodes=True, providers=("hetzner",), action_seconds=0.02, boot_seconds=0.02
+    )
+    try:
+        await engine.plan_upsert_server(name="sat1", provider="hetzner", role="satellite")
+        report = await engine.materialize(settle_seconds=120)
+        assert report.ok, (report.summary, report.errors)
+        yield engine
+    finally:
         await engine.aclose()
 
 

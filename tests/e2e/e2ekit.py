@@ -8,10 +8,19 @@ from collections.abc import Awaitable, Callable
 from legion_nb.emulators.cloud import SandboxCloud
 from legion_nb.emulators.hetzner import state_of
 from legion_nb.emulators.hetzner.project import HetznerProject
+from legion_nb.emulators.nodes.fleet import NodeFleet
 from legion_nb.engine.runtime import Engine
+from legion_nb.sandbox_engine import sandbox_cloud
 
 PASSWORD = "e2e password 1"
 EngineFactory = Callable[[], Awaitable[Engine]]
+
+
+def fleet_of(engine: Engine) -> NodeFleet:
+    """The simulated nodes behind a ``legion_nb.sandbox(nodes=True)`` engine, receiver started."""
+    fleet = sandbox_cloud(engine).nodes
+    assert fleet is not None and fleet.receiver is not None
+    return fleet
 
 
 def hetzner(cloud: SandboxCloud) -> HetznerProject:

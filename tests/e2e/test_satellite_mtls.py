@@ -13,41 +13,23 @@ from __future__ import annotations
 import json
 import logging
 import ssl
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from e2ekit import fleet_of
 
-import legion_nb
 from legion_nb.emulators.nodes.node import SimulatedNode
 from legion_nb.engine.deployment.certificates import client_ssl_context
 from legion_nb.engine.deployment.node_reach import satellite_endpoint
 from legion_nb.engine.deployment.security import ClusterSecurity, NodeSecurity
 from legion_nb.engine.runtime import Engine
 from legion_nb.providers.satellite import SatelliteClient, SatelliteTrustError
-from legion_nb.sandbox_engine import sandbox_cloud
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-async def satellite() -> AsyncIterator[Engine]:
-    engine = await legion_nb.sandbox(
-        seed=47, nodes=True, providers=("hetzner",), action_seconds=0.02, boot_seconds=0.02
-    )
-    try:
-        await engine.plan_upsert_server(name="sat1", provider="hetzner", role="satellite")
-        report = await engine.materialize(settle_seconds=120)
-        assert report.ok, (report.summary, report.errors)
-        yield engine
-    finally:
-        await engine.aclose()
-
-
 def sender_of(engine: Engine) -> SimulatedNode:
-    fleet = sandbox_cloud(engine).nodes
-    assert fleet is not None
-    return fleet.by_hostname("sat1")
+    return fleet_of(engine).by_hostname("sat1")
 
 
 async def health_with(engine: Engine, context: ssl.SSLContext) -> object:
@@ -84,9 +66,9 @@ async def test_only_the_engine_that_set_the_satellite_up_drives_its_sender(
     node = sender_of(satellite)
 
     # The engine's own client: the health phase passed, and its probe drives a stream.
-    fleet = sandbox_cloud(satellite).nodes
-    assert fleet is not None and fleet.receiver is not None
-    view = await satellite.stream_start("sat1", "feed", fleet.receiver.url())
+    receiver = fleet_of(satellite).receiver
+    assert receiver is not None
+    view = await satellite.stream_start("sat1", "feed", receiver.url())
     assert view["state"] in ("starting", "live") and view["reason"] != "failed", view
     assert list(node.senders.sessions) == ["feed"]
 

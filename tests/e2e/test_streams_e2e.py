@@ -5,40 +5,17 @@ sender stalls, live again once it resumes, failed when it fails, and stopped whe
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
+from e2ekit import fleet_of
 
-import legion_nb
-from legion_nb.emulators.nodes.fleet import NodeFleet
 from legion_nb.emulators.nodes.streams import SenderSession
 from legion_nb.engine.runtime import Engine
 from legion_nb.errors import ValidationError
-from legion_nb.sandbox_engine import sandbox_cloud
 from legion_nb.widgets.feed import Batch
 from legion_nb.widgets.streams import StreamsPanel
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-async def satellite() -> AsyncIterator[Engine]:
-    engine = await legion_nb.sandbox(
-        seed=41, nodes=True, providers=("hetzner",), action_seconds=0.02, boot_seconds=0.02
-    )
-    try:
-        await engine.plan_upsert_server(name="sat1", provider="hetzner", role="satellite")
-        report = await engine.materialize(settle_seconds=120)
-        assert report.ok, (report.summary, report.errors)
-        yield engine
-    finally:
-        await engine.aclose()
-
-
-def fleet_of(engine: Engine) -> NodeFleet:
-    fleet = sandbox_cloud(engine).nodes
-    assert fleet is not None and fleet.receiver is not None
-    return fleet
 
 
 async def flowing(sender: SenderSession) -> None:
