@@ -11,7 +11,9 @@ import pytest
 from comm.base_comm import BaseComm
 from widgetkit import RecordingComm
 
+from legion_nb.engine.observe.scheduler import ObservationSettings
 from legion_nb.engine.runtime import Engine, create_engine
+from legion_nb.engine.session import SessionSettings
 
 PASSWORD = "panel test password"
 
@@ -20,6 +22,19 @@ PASSWORD = "panel test password"
 async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
     """A freshly bootstrapped, unlocked engine (one Argon2 derivation)."""
     eng = create_engine(tmp_path / "state.legion")
+    await eng.bootstrap(PASSWORD)
+    try:
+        yield eng
+    finally:
+        await eng.aclose()
+
+
+@pytest.fixture
+async def quiet_engine(tmp_path: Path) -> AsyncIterator[Engine]:
+    """An unlocked engine whose observation scheduler does not run: after unlocking it publishes only
+    what the test changes, so a test can tell each publication's cause."""
+    settings = SessionSettings(observation=ObservationSettings(run=False))
+    eng = create_engine(tmp_path / "state.legion", settings)
     await eng.bootstrap(PASSWORD)
     try:
         yield eng

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import IPython
 import pytest
 from IPython.core.events import EventManager, available_events
-from widgetkit import RecordingComm, until, until_matches_engine
+from widgetkit import RecordingComm, RedrawGate, until, until_matches_engine
 
 from legion_nb.engine.runtime import Engine
 from legion_nb.widgets import ActivityPanel, Dashboard, LivePanel, PlanDiffPanel, ResourcesPanel, show
@@ -62,16 +62,23 @@ async def test_resources_panel_shows_the_engines_rows(engine: Engine) -> None:
     panel.close()
 
 
-async def test_each_redraw_is_one_comm_message(engine: Engine, recorded_comms: list[RecordingComm]) -> None:
-    panel = ResourcesPanel(engine, min_interval=0)
+async def test_each_redraw_is_one_comm_message(
+    quiet_engine: Engine, recorded_comms: list[RecordingComm]
+) -> None:
+    engine, gate = quiet_engine, RedrawGate()
+    panel = ResourcesPanel(engine, min_interval=0, sleep=gate)
     (channel,) = [c for c in recorded_comms if c.comm_id == panel.model_id]  # not its Layout's comm
     feed = panel.feed
     assert feed is not None
-    await until(lambda: feed.redraws == 1)  # the engine's current snapshot
-    before = len(channel.updates())
+    await gate.rested()  # the engine's current snapshot is drawn
+    assert feed.redraws == 1
     await engine.plan_upsert_server(name="solo", provider="ovh")
-    await until(lambda: feed.redraws == 2 and any(r["name"] == "solo" for r in panel.rows))
-    updates = channel.updates()[before:]
+    while not any(r["name"] == "solo" for r in panel.rows):  # redraw by redraw until the change shows
+        before, shown = len(channel.updates()), panel.get_state()
+        await gate.next_redraw()
+        updates = channel.updates()[before:]
+        # a redraw that changes what the panel holds is one comm message; one that changes nothing, none
+        assert len(updates) == (0 if panel.get_state() == shown else 1), updates
     assert len(updates) == 1  # rows and revision travelled together (hold_sync)
     assert {"rows", "revision"} <= set(updates[0]["state"])
     panel.close()
@@ -161,18 +168,22 @@ async def test_show_stacks_the_three_panels_and_close_stops_them_all(engine: Eng
 
 
 async def test_a_snapshot_the_panel_cannot_read_is_logged_and_the_next_one_drawn(
-    engine: Engine, caplog: pytest.LogCaptureFixture
+    quiet_engine: Engine, caplog: pytest.LogCaptureFixture
 ) -> None:
-    panel = ResourcesPanel(engine, min_interval=0)
+    engine, gate = quiet_engine, RedrawGate()
+    panel = ResourcesPanel(engine, min_interval=0, sleep=gate)
     feed = panel.feed
     assert feed is not None
-    await until(lambda: feed.redraws == 1)
+    await gate.rested()  # the engine's current snapshot is drawn; a quiet engine publishes no other
+    assert feed.redraws == 1
     with caplog.at_level(logging.ERROR, logger="legion_nb.widgets.feed"):
         engine.events.publish("snapshot", {"rows": "not a list"})
-        await until(lambda: feed.redraws == 2)
+        await gate.next_redraw()  # the only publication since: the unreadable snapshot
+    assert feed.redraws == 2
     assert any("drawing an update failed" in r.getMessage() for r in caplog.records)
     await engine.plan_upsert_dns_zone(zone="example.net", provider="scaleway")
-    await until(lambda: "example.net" in [r["name"] for r in panel.rows])
+    while "example.net" not in [r["name"] for r in panel.rows]:  # the feed carries on with the next ones
+        await gate.next_redraw()
     panel.close()
 
 

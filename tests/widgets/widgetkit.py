@@ -1,4 +1,5 @@
-"""Helpers for the panel tests: a comm that records what a widget sends, and a bounded wait."""
+"""Helpers for the panel tests: a comm that records what a widget sends, a gate that steps a panel's
+feed one redraw at a time, and a bounded wait."""
 
 from __future__ import annotations
 
@@ -26,6 +27,33 @@ class RecordingComm(BaseComm):
         """The state updates sent after the widget was opened (each one comm message)."""
         messages = [m["data"] for m in self.sent if m["msg_type"] == "comm_msg"]
         return [data for data in messages if data.get("method") == "update"]
+
+
+class RedrawGate:
+    """The pause a panel's feed takes after each redraw (its ``sleep``), held until the test lets it go.
+
+    A test waits on the redraw itself - the feed entering its pause once ``apply`` has returned - never
+    on a clock, so a loaded machine only makes it slower: :meth:`rested` returns after the next
+    redraw, :meth:`next_redraw` lets the resting feed go on and returns after the redraw that follows.
+    """
+
+    def __init__(self) -> None:
+        self._rests: asyncio.Queue[None] = asyncio.Queue()
+        self._go = asyncio.Event()
+
+    async def __call__(self, seconds: float) -> None:
+        self._rests.put_nowait(None)
+        await self._go.wait()
+        self._go.clear()
+
+    async def rested(self) -> None:
+        """Wait until the feed has finished its next redraw."""
+        await self._rests.get()
+
+    async def next_redraw(self) -> None:
+        """Release the resting feed and wait until it has finished the redraw after."""
+        self._go.set()
+        await self.rested()
 
 
 async def until(predicate: Callable[[], bool], *, rounds: int = 2000) -> None:
