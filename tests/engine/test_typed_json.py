@@ -14,9 +14,10 @@ from typing import Any, Literal, NotRequired, TypedDict
 import pytest
 
 from legion_nb.engine.api import public_methods
+from legion_nb.engine.cluster.firewall_plan import OPEN_WARNING
 from legion_nb.engine.diff import Diff, FieldDiff, ResourceDiff
-from legion_nb.engine.reports import RefreshReport, RefreshResult
-from legion_nb.engine.results import CredentialFacts, Removed, StatusReport
+from legion_nb.engine.reports import FlaggedResource, MaterializeReport, RefreshReport, RefreshResult
+from legion_nb.engine.results import AppSnapshot, CredentialFacts, Removed, StatusReport
 from legion_nb.engine.runtime import Engine
 from legion_nb.engine.state.model import PlannedAccess, PlannedFirewall, PlannedRule, Scheme
 from legion_nb.engine.surface import EngineAPI, api_methods, result_type
@@ -83,6 +84,14 @@ def test_records_with_their_own_json_come_back_whole() -> None:
     assert roundtrip(scheme, Scheme) == scheme
     refreshed = RefreshResult(True, "ok", [RefreshReport("ovh", adopted=("a", "b"))])
     assert roundtrip(refreshed, RefreshResult) == refreshed
+    warned = Diff((ResourceDiff("firewall", "fw", "hetzner", "create", (), "derived", (OPEN_WARNING,)),))
+    assert roundtrip(warned, Diff) == warned and isinstance(
+        roundtrip(warned, Diff).resources[0].warnings, tuple
+    )
+    report = MaterializeReport(
+        "op", True, "succeeded", "done", {}, [], [], [], [FlaggedResource("firewall", "fw", (OPEN_WARNING,))]
+    )
+    assert roundtrip(report, MaterializeReport) == report
 
 
 @pytest.mark.parametrize(
@@ -96,6 +105,27 @@ def test_records_with_their_own_json_come_back_whole() -> None:
         ({"resources": "x"}, Diff, "expected a list"),
         (None, str, "expected str"),
         ([1], dict[str, int], "expected an object"),
+        (
+            {
+                "resources": [
+                    {
+                        "kind": "firewall",
+                        "name": "fw",
+                        "provider": "h",
+                        "action": "create",
+                        "fields": [],
+                        "warnings": "SSH open",
+                    }
+                ]
+            },
+            Diff,
+            "expected a list",
+        ),
+        (
+            {"locked": False, "revision": 1, "rows": [{"kind": "firewall", "warnings": [{"code": "x"}]}]},
+            AppSnapshot,
+            "lacks",
+        ),
     ],
 )
 def test_a_reply_of_the_wrong_shape_is_one_named_error(value: Any, tp: Any, why: str) -> None:

@@ -204,6 +204,10 @@ def test_bad_shapes_are_one_line_panel_data_errors() -> None:
         parse_snapshot({"rows": [{"kind": "server", "fields": "provider"}]})
     with pytest.raises(PanelDataError, match="a diff field is a NoneType"):
         parse_snapshot({"rows": [{"kind": "server", "fields": [None]}]})
+    with pytest.raises(PanelDataError, match="warnings are not a list"):
+        parse_snapshot({"rows": [{"kind": "firewall", "warnings": "SSH is open"}]})
+    with pytest.raises(PanelDataError, match="a warning is a str"):
+        parse_snapshot({"rows": [{"kind": "firewall", "warnings": ["SSH is open"]}]})
 
 
 def test_rows_fill_missing_keys_and_keep_structured_values_readable() -> None:
