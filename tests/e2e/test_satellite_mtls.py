@@ -5,7 +5,8 @@ Legion's operator certificate, over the pinned SSH session. From then on the Sen
 with mutual TLS: the engine's own probes drive streams, while a client with no certificate, with
 a certificate from another CA (another Legion), or with a certificate from the same CA that is not
 the operator's (a peer node's) is refused with one clear line - and none of them starts a stream.
-No private key reaches a log, the satellite's journal, an error or the snapshot.
+No private key reaches a log (captured while the satellite is set up again, and Legion's own log
+files), the satellite's journal, an error or the snapshot.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ async def test_only_the_engine_that_set_the_satellite_up_drives_its_sender(
     satellite: Engine, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    # Set up again while every log is captured: the setup hands the satellite its private key.
+    assert (await satellite.server_reinstall("sat1")).status == "succeeded"
     state = satellite.state
     cluster = ClusterSecurity.from_dict(state.deployment.clusters["default"].security)
     node = sender_of(satellite)
@@ -97,7 +100,9 @@ async def test_only_the_engine_that_set_the_satellite_up_drives_its_sender(
     (listed,) = await satellite.stream_list(probe=True)
     assert listed["name"] == "feed" and listed["state"] != "failed", listed
 
+    log_files = [f.read_bytes().decode("latin-1") for f in satellite.core.log_dir.rglob("*") if f.is_file()]
     shown = [
+        *log_files,
         caplog.text,
         "\n".join(entry.message for entry in node.system.journal),
         "\n".join(refusals),
