@@ -98,3 +98,41 @@ async def test_a_malformed_page_is_named_and_stores_nothing(tmp_path: Path) -> N
         assert store.cursor("telemetry:web-1") is None
     finally:
         store.close()
+
+
+async def test_a_node_serving_smaller_pages_than_asked_is_caught_up_in_one_pass(
+    tmp_path: Path, node: tuple[NodeSystem, NodeAdminClient]
+) -> None:
+    system, client = node
+    system.page_limit = 30  # a node capping its pages below the collectors' 1,000 lines and 20,000 samples
+    logs, telemetry = LogStore(tmp_path / "l.db"), TelemetryStore(tmp_path / "t.db")
+    try:
+        journal = await collect_journal(logs, "web-1", client)
+        assert journal.pages > 1 and journal.stored == system.history.count == logs.cursor("journal:web-1")
+        samples = await collect_telemetry(telemetry, "web-1", client)
+        steps = 2 * 3600 * 1000 // system.telemetry.interval_ms
+        assert samples.pages >= steps // 30 and samples.stored >= steps * len(SERIES)
+    finally:
+        logs.close()
+        telemetry.close()
+
+
+class _NodeWithoutMore:
+    """A journal source whose pages do not say whether more follows: a full page means maybe."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+    async def logs(self, *, since: int = 0, limit: int = 200) -> dict[str, Any]:
+        seqs = range(since + 1, min(self.count, since + limit) + 1)
+        entries = [{"seq": s, "time": 1.0 + s, "unit": "tribes", "message": f"line {s}"} for s in seqs]
+        return {"entries": entries, "next": seqs[-1] if seqs else since}
+
+
+async def test_a_page_without_more_is_followed_while_full(tmp_path: Path) -> None:
+    store = LogStore(tmp_path / "l.db")
+    try:
+        report = await collect_journal(store, "web-1", _NodeWithoutMore(25), page_limit=10)
+        assert (report.pages, report.stored, report.cursor) == (3, 25, 25)
+    finally:
+        store.close()

@@ -11,10 +11,13 @@ Endpoints (JSON)::
     GET /v1/readiness   the same report as ``legion-node readiness`` (HTTP 503 while not ready)
     GET /v1/metrics     cpu, memory, disk, uptime, sync peer count, ``sampled_at_ms`` (newest sample)
     GET /v1/logs        ?since=SEQ&limit=N -> {"entries": [{"seq", "time", "unit", "priority",
-                        "message"}], "next"}: the journal by cursor, back-dated history first
+                        "message"}], "next", "more"}: the journal by cursor, back-dated history first
     GET /v1/telemetry   ?after=MS&limit=N -> {"series": [{"metric", "device"}], "samples": {"index",
                         "time_ms", "value"}, "next", "more"}: samples after a time cursor, columnar
     GET /tang/adv       a Tang advertisement: a JWS (ES512) over the node's signing + exchange JWKs
+
+A page carries at most 1,000 journal lines or 100,000 samples whatever ``limit`` asks, fewer when
+the node's ``page_limit`` says so; ``more`` tells a collector to keep paging.
 
 A broken admin API (the sandbox fault) answers every request with HTTP 500; a stopped ``tang``
 service answers ``/tang/adv`` with 503.
@@ -36,6 +39,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from legion_nb.emulators.nodes.system import NodeSystem
+from legion_nb.emulators.nodes.telemetry import SERIES
 
 __all__ = ["TangKeys", "create_admin_app", "peer_common_name"]
 
@@ -159,7 +163,7 @@ async def _logs(request: web.Request) -> web.Response:
     system = request.app[_SYSTEM_KEY]
     try:
         since = int(request.query.get("since", "0"))
-        limit = min(1000, max(1, int(request.query.get("limit", "200"))))
+        limit = min(system.page_limit or 1000, 1000, max(1, int(request.query.get("limit", "200"))))
     except ValueError:
         return web.json_response({"error": "since and limit must be integers"}, status=400)
     entries = system.journal_after(since, limit)
@@ -167,14 +171,16 @@ async def _logs(request: web.Request) -> web.Response:
         {"seq": e.seq, "time": e.time, "unit": e.unit, "priority": e.priority, "message": e.message}
         for e in entries
     ]
-    return web.json_response({"entries": body, "next": entries[-1].seq if entries else since})
+    after = entries[-1].seq if entries else since
+    return web.json_response({"entries": body, "next": after, "more": bool(system.journal_after(after, 1))})
 
 
 async def _telemetry(request: web.Request) -> web.Response:
     system = request.app[_SYSTEM_KEY]
     try:
         after = int(request.query["after"]) if "after" in request.query else None
-        limit = min(100_000, max(1, int(request.query.get("limit", "20000"))))
+        cap = 100_000 if system.page_limit is None else system.page_limit * len(SERIES)
+        limit = min(cap, 100_000, max(1, int(request.query.get("limit", "20000"))))
     except ValueError:
         return web.json_response({"error": "after and limit must be integers"}, status=400)
     return web.json_response(system.telemetry.page(after_ms=after, limit=limit).to_wire())

@@ -33,10 +33,14 @@ class NodeFleet:
         sender_port: int | None = None,
         seed: int = 0,
         history_hours: float = 0.0,
+        page_limit: int | None = None,
     ) -> None:
         self.seed = seed
         self.history_hours = history_hours
         """Back-dated metrics and journal each new node starts with."""
+        self.page_limit = page_limit
+        """The most journal lines or sampling steps a new node's admin API page carries (None:
+        the API's own caps)."""
         self.authorized_keys = tuple(authorized_keys)
         """Keys root accepts on every new node (the provider SSH keys a cloud image would install)."""
         self.timing = timing or NodeTiming()
@@ -101,6 +105,7 @@ class NodeFleet:
                 timing=self.timing,
                 seed=self.seed,
                 history_hours=self.history_hours,
+                page_limit=self.page_limit,
             )
             await node.start()
             self._nodes[address] = node

@@ -57,6 +57,7 @@ class SimulatedNode:
         timing: NodeTiming | None = None,
         seed: int = 0,
         history_hours: float = 0.0,
+        page_limit: int | None = None,
     ) -> None:
         if not ipaddress.ip_address(address).is_loopback:
             raise ValueError(
@@ -67,7 +68,11 @@ class SimulatedNode:
         self.faults = FaultPlan()
         cloud_key = asyncssh.generate_private_key("ssh-ed25519").export_private_key("openssh").decode("ascii")
         self.system = NodeSystem(
-            hostname=hostname, cloud_host_key=cloud_key, seed=seed, history_hours=history_hours
+            hostname=hostname,
+            cloud_host_key=cloud_key,
+            seed=seed,
+            history_hours=history_hours,
+            page_limit=page_limit,
         )
         for line in authorized_keys:
             self.system.authorize("root", line)

@@ -167,6 +167,10 @@ class NodeSystem:
     history_hours: float = 0.0
     """How far back the node's metrics and journal reach before it started (the sandbox's fleet
     gives its nodes a day and more, so an analyst has something to explore)."""
+    page_limit: int | None = None
+    """The most journal lines, or sampling steps (one sample of every series at one time), one
+    admin API page carries; None: the API's own caps. A small limit makes a backfill many small
+    pages, as from a node that answers slowly or caps its pages harder than Legion asks."""
     telemetry: NodeTelemetry = field(init=False, repr=False)
     history: JournalHistory = field(init=False, repr=False)
     _seq: int = 0

@@ -3,7 +3,8 @@
 Each collector reads where it stopped (the cursor the store holds for that node), fetches the next
 page from the node's admin API, and writes the page and the new cursor in one transaction. A
 collector killed between two pages loses nothing and repeats nothing: the next run starts from the
-last committed cursor, and the stores drop anything they already hold. The database work runs in a
+last committed cursor, and the stores drop anything they already hold. A node may serve smaller
+pages than asked: the collectors keep paging while its ``more`` says so. The database work runs in a
 worker thread so the event loop never waits on SQLite.
 """
 
@@ -114,19 +115,23 @@ async def collect_journal(
     pages = stored = duplicates = 0
     while pages < max_pages:
         page = await source.logs(since=cursor, limit=page_limit)
-        lines, next_cursor = _lines_of(node, page, cursor)
+        lines, next_cursor, more = _lines_of(node, page, cursor, page_limit)
         added = await asyncio.to_thread(store.append, lines, cursor=(name, next_cursor))
         pages += 1
         stored += added
         duplicates += len(lines) - added
-        if next_cursor == cursor or len(lines) < page_limit:
-            cursor = next_cursor
-            break
+        caught_up = next_cursor == cursor or not more
         cursor = next_cursor
+        if caught_up:
+            break
     return CollectReport(node, pages, stored, duplicates, cursor)
 
 
-def _lines_of(node: str, page: Mapping[str, Any], cursor: int) -> tuple[Sequence[LogLine], int]:
+def _lines_of(
+    node: str, page: Mapping[str, Any], cursor: int, page_limit: int
+) -> tuple[Sequence[LogLine], int, bool]:
+    """The page's lines, the cursor after them, and whether the node holds more: its ``more``
+    when it says so (a node may cap its pages below ``page_limit``), else a full page."""
     try:
         lines = [
             LogLine(
@@ -140,6 +145,7 @@ def _lines_of(node: str, page: Mapping[str, Any], cursor: int) -> tuple[Sequence
             for entry in page["entries"]
         ]
         next_cursor = int(page.get("next", cursor))
+        more = bool(page["more"]) if "more" in page else len(lines) >= page_limit
     except (KeyError, TypeError, ValueError) as exc:
         raise MalformedPageError(f"node {node} sent a journal page Legion cannot read ({exc})") from exc
-    return lines, max(next_cursor, cursor)
+    return lines, max(next_cursor, cursor), more
