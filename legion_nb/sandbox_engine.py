@@ -212,10 +212,13 @@ class NodeLink:
         }
 
 
-def node_fleet(step_seconds: float, *, seed: int) -> tuple[NodeFleet, NodeLink]:
-    """Simulated nodes on free loopback ports (with :data:`NODE_HISTORY_HOURS` of history), and the
-    :class:`NodeLink` that reaches them: one recipe for the in-process sandbox and
-    ``legion sandbox serve``, so an engine behaves the same behind either."""
+def node_fleet(
+    step_seconds: float, *, seed: int, history_hours: float | None = None, page_limit: int | None = None
+) -> tuple[NodeFleet, NodeLink]:
+    """Simulated nodes on free loopback ports (with ``history_hours`` of history, by default
+    :data:`NODE_HISTORY_HOURS`; admin API pages of at most ``page_limit`` lines or sampling steps
+    when given), and the :class:`NodeLink` that reaches them: one recipe for the in-process sandbox
+    and ``legion sandbox serve``, so an engine behaves the same behind either."""
     from legion_nb.emulators.nodes import NodeFleet, NodeTiming  # noqa: PLC0415
 
     link = NodeLink(free_port(), free_port(), free_port(), step_seconds)
@@ -226,7 +229,8 @@ def node_fleet(step_seconds: float, *, seed: int) -> tuple[NodeFleet, NodeLink]:
         admin_port=link.admin_port,
         sender_port=link.sender_port,
         seed=seed,
-        history_hours=NODE_HISTORY_HOURS,
+        history_hours=NODE_HISTORY_HOURS if history_hours is None else history_hours,
+        page_limit=page_limit,
     )
     return fleet, link
 

@@ -1,11 +1,14 @@
 """``legion sandbox serve``: run the three provider emulators on loopback until told to stop.
 
 It also starts simulated nodes (real SSH and an mTLS admin API on each running server's loopback
-address) unless ``--no-nodes``. With ``--store-credentials`` it writes the three providers'
-endpoints and credentials into the state (unlocked with ``--password-stdin`` or the environment,
-or through the daemon with its token) and links the state to the served nodes
-(:func:`~legion_nb.sandbox_engine.write_sandbox_link`), so the whole CLI flow is: serve in one
-shell; ``legion plan ...``, ``legion materialize --yes`` and ``legion terminal NAME`` in another.
+address) unless ``--no-nodes``; each node starts with ``--node-history-hours`` of back-dated
+metrics and journal (as many as ``legion_nb.sandbox()`` gives by default), which ``legion observe``
+backfills, in pages of at most ``--node-page-limit`` lines or sampling steps when given. With
+``--store-credentials`` it writes the three providers' endpoints and credentials into the state
+(unlocked with ``--password-stdin`` or the environment, or through the daemon with its token) and
+links the state to the served nodes (:func:`~legion_nb.sandbox_engine.write_sandbox_link`), so the
+whole CLI flow is: serve in one shell; ``legion plan ...``, ``legion materialize --yes`` and
+``legion terminal NAME`` in another.
 The link is removed when the sandbox stops.
 
 Once every emulator accepts connections it prints ONE line: with ``--json`` the GUIDE §3 endpoints
@@ -71,6 +74,20 @@ def register(sub: Any) -> None:
         metavar="S",
         help="how long each simulated install step takes",
     )
+    serve.add_argument(
+        "--node-history-hours",
+        type=float,
+        default=None,
+        metavar="H",
+        help="back-dated metrics and journal each simulated node starts with (default: 26)",
+    )
+    serve.add_argument(
+        "--node-page-limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="at most N journal lines or sampling steps per node admin API page (default: the API's caps)",
+    )
     for provider in ("hetzner", "scaleway", "ovh"):
         serve.add_argument(f"--{provider}-port", type=int, default=0, metavar="PORT", help=argparse.SUPPRESS)
     serve.set_defaults(handler=serve_command)
@@ -104,7 +121,16 @@ async def serve_command(ctx: CliContext, args: argparse.Namespace) -> int:
     ports = {
         p: getattr(args, f"{p}_port") for p in ("hetzner", "scaleway", "ovh") if getattr(args, f"{p}_port")
     }
-    fleet, link = (None, None) if args.no_nodes else node_fleet(args.node_seconds, seed=seed)
+    fleet, link = (
+        (None, None)
+        if args.no_nodes
+        else node_fleet(
+            args.node_seconds,
+            seed=seed,
+            history_hours=args.node_history_hours,
+            page_limit=args.node_page_limit,
+        )
+    )
     cloud = SandboxCloud(world, host=host, ports=ports, nodes=fleet)
     try:
         await cloud.start()
@@ -147,6 +173,11 @@ def _check_numbers(args: argparse.Namespace) -> None:
         raise UsageError("--history-days must be 0 or a positive number of days")
     if not math.isfinite(args.node_seconds) or args.node_seconds < 0:
         raise UsageError("--node-seconds must be a non-negative number of seconds")
+    hours = args.node_history_hours
+    if hours is not None and (not math.isfinite(hours) or hours < 0):
+        raise UsageError("--node-history-hours must be 0 or a positive number of hours, e.g. 26")
+    if args.node_page_limit is not None and args.node_page_limit < 1:
+        raise UsageError("--node-page-limit must be a positive number of lines or steps, e.g. 50")
 
 
 async def _store_credentials(

@@ -106,6 +106,9 @@ def test_serve_sigint_also_exits_zero(
         (["--host", "0.0.0.0"], "outside 127.0.0.0/8"),
         (["--fault-rate", "1.5"], "--fault-rate"),
         (["--latency-ms", "-3"], "--latency-ms"),
+        (["--node-history-hours", "-1"], "--node-history-hours"),
+        (["--node-history-hours", "nan"], "--node-history-hours"),
+        (["--node-page-limit", "0"], "--node-page-limit"),
     ],
 )
 def test_serve_refuses_bad_options_in_one_line(args: list[str], message: str) -> None:
