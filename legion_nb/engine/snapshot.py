@@ -38,7 +38,7 @@ from legion_nb.engine.cluster.firewall_plan import SSH_PORT, FirewallSetPlan, bu
 from legion_nb.engine.diff import Action, Diff, FieldDiff, ResourceDiff, ServerRows, access_field, diff
 from legion_nb.engine.events import EventHub
 from legion_nb.engine.redaction import redact_data
-from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey
+from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey, key_order
 from legion_nb.engine.results import AppSnapshot, SnapshotRow, WarningView
 from legion_nb.engine.state.model import LegionState
 from legion_nb.engine.tasks import ServiceTasks
@@ -210,11 +210,15 @@ class StateView:
         and catalogs are the same."""
         result = diff(state, server_rows=server_rows)
         resources = with_derived_firewalls(result, state, admin_sources, plans=plans).resources
+        # A row the last view had (the same object) keeps its key and field JSON.
+        built = {} if previous is None else {id(r): (key, fields) for key, r, fields in previous.entries}
         first: dict[ResourceKey, ResourceDiff] = {}
         for resource in resources:
-            first.setdefault(ResourceKey(resource.kind, resource.name), resource)
-        built = {} if previous is None else {id(r): fields for _key, r, fields in previous.entries}
-        entries = tuple((key, first[key], _fields_json(first[key], built)) for key in sorted(first))
+            hit = built.get(id(resource))
+            first.setdefault(ResourceKey(resource.kind, resource.name) if hit is None else hit[0], resource)
+        entries = tuple(
+            (key, first[key], _fields_json(first[key], built)) for key in sorted(first, key=key_order)
+        )
         cost = None
         if catalog_of is not None:
             costs = costs or PlanCostCache()
@@ -222,9 +226,11 @@ class StateView:
         return cls(state, resources, entries, cost)
 
 
-def _fields_json(resource: ResourceDiff, built: Mapping[int, list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    fields = built.get(id(resource))
-    return fields if fields is not None else resource.to_json()["fields"]
+def _fields_json(
+    resource: ResourceDiff, built: Mapping[int, tuple[ResourceKey, list[dict[str, Any]]]]
+) -> list[dict[str, Any]]:
+    hit = built.get(id(resource))
+    return hit[1] if hit is not None else resource.to_json()["fields"]
 
 
 class SnapshotRows:

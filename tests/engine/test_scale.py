@@ -87,7 +87,7 @@ async def test_each_state_has_its_firewall_plan_built_at_most_once(
     assert len(plan_builds) <= 1 + len(commits)  # the unlocked state and one per commit
 
 
-async def test_a_commit_that_leaves_the_plans_inputs_alone_builds_neither_plan_nor_keys_twice(
+async def test_a_zone_edit_builds_no_firewall_plan_no_server_keys_and_its_keys_once(
     fleet: Engine, plan_builds: Counter[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await fleet.unlock(PASSWORD)
@@ -97,11 +97,21 @@ async def test_a_commit_that_leaves_the_plans_inputs_alone_builds_neither_plan_n
     computed: list[LegionState] = []
     real = supervisor.desired_keys
 
-    def counting(state: LegionState, plans: Mapping[str, FirewallSetPlan]) -> dict[ResourceKey, str]:
+    def counting(
+        state: LegionState, plans: Mapping[str, FirewallSetPlan], **given: Any
+    ) -> dict[ResourceKey, str]:
         computed.append(state)
-        return real(state, plans)
+        return real(state, plans, **given)
+
+    fleet_keys: list[LegionState] = []
+    real_servers = supervisor.server_keys
+
+    def counting_servers(state: LegionState) -> dict[ResourceKey, str]:
+        fleet_keys.append(state)
+        return real_servers(state)
 
     monkeypatch.setattr(supervisor, "desired_keys", counting)
+    monkeypatch.setattr(supervisor, "server_keys", counting_servers)
     await fleet.plan_upsert_dns_zone(zone="fleet.example.org", provider="hetzner")
     await fleet.core.resources.wait_settled()
     await fleet.snapshot()
@@ -109,6 +119,7 @@ async def test_a_commit_that_leaves_the_plans_inputs_alone_builds_neither_plan_n
 
     assert sum(plan_builds.values()) == builds  # zones are not an input of the firewall plan
     assert computed == [fleet.state]  # the pass after the new zone actor settled had nothing to start
+    assert fleet_keys == []  # the servers' keys come from the servers' records, which stayed
     assert fleet.core.resources.actor(ResourceKey("dns_zone", "fleet.example.org")) is not None
     await fleet.core.resources.sync_from_state()
     assert len(computed) == 1

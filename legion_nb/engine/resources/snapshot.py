@@ -20,6 +20,7 @@ __all__ = [
     "Health",
     "ResourceKey",
     "ResourceKind",
+    "key_order",
 ]
 
 ResourceKind = Literal["server", "domain", "dns_zone", "firewall"]
@@ -37,6 +38,12 @@ class ResourceKey:
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.identity}"
+
+
+def key_order(key: ResourceKey) -> tuple[str, str]:
+    """The keys' own order as a sort key, computed once per key: comparing the dataclasses
+    pairwise builds two tuples per comparison, which a fleet of thousands pays on every sort."""
+    return (key.kind, key.identity)
 
 
 def _frozen(facts: Mapping[str, str]) -> Mapping[str, str]:

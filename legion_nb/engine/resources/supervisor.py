@@ -61,18 +61,26 @@ from legion_nb.engine.resources.domain import DomainActor
 from legion_nb.engine.resources.firewall import FirewallActor
 from legion_nb.engine.resources.node import ServerNodeActor
 from legion_nb.engine.resources.ports import ProviderAccess, StatePort
-from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey, ResourceKind
+from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey, ResourceKind, key_order
 from legion_nb.engine.resources.timeslice import TimeSlice
 from legion_nb.engine.resources.tracing import ActorTracer, tracing_enabled
 from legion_nb.engine.state.edits import with_repair_attempts
 from legion_nb.engine.state.model import LegionState
 from legion_nb.engine.tasks import ServiceTasks
 from legion_nb.errors import LockedError
+from legion_nb.readonly import same_objects
 
 if TYPE_CHECKING:
     from legion_nb.engine.state.persistence import StateChange
 
-__all__ = ["NBDE_REPAIR_ROUNDS", "ResourceSupervisor", "SnapshotListener", "desired_keys", "nbde_operation"]
+__all__ = [
+    "NBDE_REPAIR_ROUNDS",
+    "ResourceSupervisor",
+    "SnapshotListener",
+    "desired_keys",
+    "nbde_operation",
+    "server_keys",
+]
 
 log = logging.getLogger(__name__)
 
@@ -89,23 +97,16 @@ NBDE_REPAIR_ROUNDS = 3
 """NBDE repair rounds per pass: enough for local -> tang -> quorum, and a bound if a node flaps."""
 
 
-def _key_order(key: ResourceKey) -> tuple[str, str]:
-    """The keys' own order, computed once per key: comparing the dataclasses pairwise builds two
-    tuples per comparison, which a fleet of thousands pays on every sort."""
-    return (key.kind, key.identity)
-
-
-def desired_keys(state: LegionState, firewall_plans: Mapping[str, FirewallSetPlan]) -> dict[ResourceKey, str]:
+def desired_keys(
+    state: LegionState,
+    firewall_plans: Mapping[str, FirewallSetPlan],
+    *,
+    servers: Mapping[ResourceKey, str] | None = None,
+) -> dict[ResourceKey, str]:
     """Every resource key the state calls for, with the provider its actor talks to
-    (``firewall_plans``: the derived plan of ``state``)."""
-    keys: dict[ResourceKey, str] = {}
-    for name, server in state.tracked.servers.items():
-        keys[ResourceKey("server", name)] = server.provider
-    for name, (_cluster, planned) in state.scheme.servers().items():
-        keys.setdefault(ResourceKey("server", name), planned.provider)
-    for pending in state.tracked.pending.values():
-        if pending.kind == "server":
-            keys.setdefault(ResourceKey("server", pending.name), pending.provider)
+    (``firewall_plans``: the derived plan of ``state``; ``servers``: its :func:`server_keys`, when
+    the caller has them)."""
+    keys = dict(server_keys(state) if servers is None else servers)
     for zone, tracked_zone in state.tracked.dns_zones.items():
         keys[ResourceKey("dns_zone", zone)] = tracked_zone.provider
     for zone, planned_zone in state.scheme.dns_zones.items():
@@ -119,6 +120,24 @@ def desired_keys(state: LegionState, firewall_plans: Mapping[str, FirewallSetPla
     for name, planned_domain in state.scheme.domains.items():
         keys.setdefault(ResourceKey("domain", name), planned_domain.provider)
     return keys
+
+
+def server_keys(state: LegionState) -> dict[ResourceKey, str]:
+    """The server keys of :func:`desired_keys`: tracked, planned or about to be created."""
+    keys: dict[ResourceKey, str] = {}
+    for name, server in state.tracked.servers.items():
+        keys[ResourceKey("server", name)] = server.provider
+    for name, (_cluster, planned) in state.scheme.servers().items():
+        keys.setdefault(ResourceKey("server", name), planned.provider)
+    for pending in state.tracked.pending.values():
+        if pending.kind == "server":
+            keys.setdefault(ResourceKey("server", pending.name), pending.provider)
+    return keys
+
+
+def _server_inputs(state: LegionState) -> tuple[object, ...]:
+    """What :func:`server_keys` reads of ``state``."""
+    return (state.tracked.servers, state.scheme.clusters, state.tracked.pending)
 
 
 class ResourceSupervisor:
@@ -168,6 +187,8 @@ class ResourceSupervisor:
         self._server_settled: dict[str, bool] = {}
         self._synced: tuple[LegionState, Mapping[str, FirewallSetPlan]] | None = None
         """The state (and its firewall plan) whose keys the actors match one to one, if they do."""
+        self._servers: tuple[tuple[object, ...], dict[ResourceKey, str]] = ((), {})
+        """The server keys of the last sync and the parts of its state they came from."""
         self._lock = asyncio.Lock()
         self._closed = False
         self.publications = 0
@@ -205,7 +226,7 @@ class ResourceSupervisor:
         self._reconcile_task = None
         async with self._lock:
             actors, self._actors = self._actors, {}
-            self._synced = None
+            self._synced, self._servers = None, ((), {})
             budget = self._slice()
             for actor in actors.values():
                 try:
@@ -245,7 +266,10 @@ class ResourceSupervisor:
             if self._synced is not None and self._synced[0] is current and self._synced[1] is plans:
                 return  # the actors are exactly this state's keys already (a pass after a settle)
             self._synced = None
-            keys = desired_keys(current, plans)
+            inputs = _server_inputs(current)
+            if not same_objects(inputs, self._servers[0]):  # a fleet's worth of keys: rebuilt when they move
+                self._servers = (inputs, server_keys(current))
+            keys = desired_keys(current, plans, servers=self._servers[1])
             budget = self._slice()
             for key, provider in keys.items():
                 if key not in self._actors:
@@ -282,7 +306,7 @@ class ResourceSupervisor:
         return self._actors.get(key)
 
     def keys(self) -> list[ResourceKey]:
-        return sorted(self._actors, key=_key_order)
+        return sorted(self._actors, key=key_order)
 
     def busy_servers(self, names: Iterable[str]) -> list[str]:
         """Which of ``names`` have a server actor with work in flight."""
@@ -296,7 +320,7 @@ class ResourceSupervisor:
     # -- snapshots and publication ----------------------------------------------------------------
 
     def snapshots(self) -> list[ActorSnapshot]:
-        return [self._actors[key].snapshot() for key in sorted(self._actors, key=_key_order)]
+        return [self._actors[key].snapshot() for key in sorted(self._actors, key=key_order)]
 
     def snapshot(self, key: ResourceKey) -> ActorSnapshot | None:
         actor = self._actors.get(key)
@@ -328,7 +352,7 @@ class ResourceSupervisor:
         self._flush_handle = None
         if not self._dirty:
             return
-        changed = sorted(self._dirty.values(), key=lambda s: _key_order(s.key))
+        changed = sorted(self._dirty.values(), key=lambda s: key_order(s.key))
         self._dirty = {}
         self.publications += 1
         for listener in tuple(self._listeners):
@@ -411,7 +435,7 @@ class ResourceSupervisor:
         wanted = set(self._actors) if keys is None else set(keys)
         budget = self._slice()
         for kind in _WAVE_ORDER:
-            for key in sorted((k for k in wanted if k.kind == kind), key=_key_order):
+            for key in sorted((k for k in wanted if k.kind == kind), key=key_order):
                 actor = self._actors.get(key)
                 if actor is not None:
                     await actor.sync(run_id)
@@ -441,7 +465,7 @@ class ResourceSupervisor:
         return self._reconcile_task is not None and not self._reconcile_task.done()
 
     def _select(self, keys: Sequence[ResourceKey] | None) -> list[ActorSnapshot]:
-        chosen = sorted(self._actors if keys is None else set(keys), key=_key_order)
+        chosen = sorted(self._actors if keys is None else set(keys), key=key_order)
         return [self._actors[k].snapshot() for k in chosen if k in self._actors]
 
     def plan_repairs(
