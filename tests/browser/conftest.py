@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import sys
 from collections.abc import Iterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ import pytest
 # The isolated Jupyter environment (venv kernelspec) lives with the notebook harness; share it.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "notebooks"))
 
-from labkit import CHROMIUM, LabServer, chromium_or_skip, start_lab
+from labkit import CHROMIUM, LabServer, NotebookPage, OpenNotebook, chromium_or_skip, notebook_page, start_lab
 from nbkit import NOTEBOOKS_DIR
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -50,3 +51,25 @@ def lab(chromium: Path, lab_root: Path, tmp_path_factory: pytest.TempPathFactory
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture
+def open_notebook(lab: LabServer, chromium: Path, artifacts: Path) -> OpenNotebook:
+    """``async with open_notebook(NOTEBOOK, height=H, shot="name") as opened``: the notebook open in
+    this module's JupyterLab through Chromium, its kernel idle (:func:`labkit.notebook_page`), in a
+    page ``width`` x ``height`` pixels; a failing body leaves ``test-artifacts/<shot>-failure.png``.
+    ``offline=True`` aborts and records every request that leaves the loopback."""
+
+    def open_(
+        notebook: str, *, height: int, shot: str, width: int = 1400, offline: bool = False
+    ) -> AbstractAsyncContextManager[NotebookPage]:
+        return notebook_page(
+            lab,
+            chromium,
+            notebook,
+            viewport={"width": width, "height": height},
+            failure_shot=artifacts / f"{shot}-failure.png",
+            offline=offline,
+        )
+
+    return open_

@@ -20,11 +20,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import pytest
 from nbkit import isolated_jupyter_env
 from playwright.async_api import Locator, Page, Route, async_playwright, expect
@@ -34,9 +35,12 @@ __all__ = [
     "CHROMIUM",
     "CHROMIUM_ARGS",
     "KERNEL_IDLE",
+    "LOAD",
     "LabServer",
     "NotebookPage",
+    "OpenNotebook",
     "chromium_or_skip",
+    "code_cell_count",
     "notebook_page",
     "run_all_cells",
     "start_lab",
@@ -55,6 +59,7 @@ CHROMIUM_ARGS = [
 ]
 
 START_TIMEOUT = 180.0  # seconds; the machine is small and shared, JupyterLab starts in ~5-20 s
+LOAD = 180_000  # ms: JupyterLab's first load of a notebook page on a small shared machine
 # The status bar once the notebook's kernel is connected and idle ("No Kernel | Initializing" before).
 KERNEL_IDLE = re.compile(r"^Python 3 \(legion-nb venv\) \| Idle$")
 
@@ -186,15 +191,53 @@ def start_lab(root: Path, home: Path) -> LabServer:
     raise RuntimeError(f"JupyterLab did not become ready in {START_TIMEOUT:.0f} s:\n{server.log_tail()}")
 
 
+WIDGET_ERROR = re.compile(r"widget|lnb|anywidget", re.IGNORECASE)
+"""A browser console error about a widget, a Legion panel (``lnb-``) or anywidget."""
+
+
 @dataclass
 class NotebookPage:
-    """A notebook open in JupyterLab: the page, its kernel's idle indicator and what the page reported."""
+    """A notebook open in JupyterLab: the page, its kernel's idle indicator and what the page reported
+    (uncaught page errors, console errors, every URL it requested, and the non-loopback ones an
+    offline page aborted)."""
 
     page: Page
     idle: Locator
     page_errors: list[str] = field(default_factory=list)
     console_errors: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
     remote_requests: list[str] = field(default_factory=list)
+
+    @property
+    def widget_errors(self) -> list[str]:
+        """The console errors about widgets or panels (:data:`WIDGET_ERROR`)."""
+        return [error for error in self.console_errors if WIDGET_ERROR.search(error)]
+
+    async def run_all(self, code_cells: int, *, timeout: float) -> None:
+        """Run > Run All Cells, then wait until each of the ``code_cells`` shows its execution count
+        and the kernel is idle again."""
+        await run_all_cells(self.page)
+        await self.page.wait_for_function(ALL_CELLS_RAN, arg=code_cells, timeout=timeout)
+        await expect(self.idle).to_have_count(1, timeout=timeout)
+
+    async def expect_no_widget_failures(self, *, timeout: float) -> None:
+        """No widget is still "Loading widget" (waiting up to ``timeout`` ms for the last ones), none
+        shows "Error displaying widget", and no cell wrote to stderr."""
+        await expect(self.page.get_by_text("Loading widget")).to_have_count(0, timeout=timeout)
+        await expect(self.page.get_by_text("Error displaying widget")).to_have_count(0)
+        stderr = self.page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
+        assert await stderr.count() == 0, await stderr.all_inner_texts()
+
+
+OpenNotebook = Callable[..., contextlib.AbstractAsyncContextManager[NotebookPage]]
+"""The ``open_notebook`` fixture (conftest.py): :func:`notebook_page` bound to the module's lab."""
+
+
+def code_cell_count(path: Path) -> int:
+    """How many code cells the notebook at ``path`` holds (what :meth:`NotebookPage.run_all` awaits)."""
+    # nbformat ships no type information
+    nb = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]
+    return sum(cell.cell_type == "code" for cell in nb.cells)
 
 
 @contextlib.asynccontextmanager
@@ -204,8 +247,8 @@ async def notebook_page(
     notebook: str,
     *,
     viewport: dict[str, int],
-    load_timeout: float,
     failure_shot: Path,
+    load_timeout: float = LOAD,
     offline: bool = False,
 ) -> AsyncIterator[NotebookPage]:
     """Chromium with ``notebook`` open in ``lab``, its kernel connected and idle (cells sent any
@@ -221,6 +264,7 @@ async def notebook_page(
         try:
             page.on("pageerror", lambda error: opened.page_errors.append(str(error)))
             page.on("console", lambda m: opened.console_errors.append(m.text) if m.type == "error" else None)
+            page.on("request", lambda request: opened.requests.append(request.url))
             if offline:
                 await page.route("**/*", lambda route: _loopback_only(route, opened.remote_requests))
             await page.goto(lab.url(f"lab/tree/{notebook}"))

@@ -10,22 +10,19 @@ that, on the versions we pin, they do not.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import nbformat
 import pytest
-from labkit import CHROMIUM_ARGS, LabServer
-from playwright.async_api import Locator, Page, async_playwright, expect
+from labkit import LabServer, OpenNotebook
+from playwright.async_api import Locator, Page, expect
 
 NOTEBOOK = "00-plan-tour.ipynb"
 PLANNED = ["node-1", "node-2", "node-3", "node-4", "example.org"]  # what the tour plans
 FIREWALL = "legion-default-hetzner"  # derived from the tour's cluster, with no operator access planned
 TRIGGER = "go-late-change"
-LOAD = 180_000  # ms: JupyterLab's first load on a small shared machine
 RUN = 240_000  # ms: every cell, including the kernel start and one Argon2 unlock
 UPDATE = 60_000  # ms: a plan change reaching the page
-KERNEL_IDLE = re.compile(r"^Python 3 \(legion-nb venv\) \| Idle$")
 
 # Appended to the served copy of the tour: a background task that changes the plan once the test
 # drops the trigger file, i.e. after every cell has finished and the kernel is idle.
@@ -40,12 +37,6 @@ async def late_change():
 
 late = asyncio.get_running_loop().create_task(late_change())"""
 
-# True once each of the n code cells shows an execution count ("[3]:"), i.e. has run to its end.
-ALL_CELLS_RAN = """(n) => {
-    const prompts = [...document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputArea-prompt')];
-    return prompts.length === n && prompts.every((p) => /^\\[\\d+\\]:$/.test(p.textContent.trim()));
-}"""
-
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
@@ -55,11 +46,6 @@ def serve_tour_with_late_change(root: Path) -> int:
     nb.cells.append(nbformat.v4.new_code_cell(LATE_CELL))
     nbformat.write(nb, root / NOTEBOOK)
     return sum(cell.cell_type == "code" for cell in nb.cells)
-
-
-async def run_all_cells(page: Page) -> None:
-    await page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
-    await page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
 
 
 def resource_row(panel: Locator, name: str) -> Locator:
@@ -111,89 +97,69 @@ async def prompts(page: Page) -> list[str]:
 
 
 async def test_panels_render_and_keep_updating_between_cells_and_while_idle(
-    lab: LabServer, chromium: Path, artifacts: Path
+    lab: LabServer, open_notebook: OpenNotebook, artifacts: Path
 ) -> None:
     code_cells = serve_tour_with_late_change(lab.root)
-    page_errors: list[str] = []
-    console_errors: list[str] = []
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
-        page = await browser.new_page(viewport={"width": 1400, "height": 3600})
-        try:
-            page.on("pageerror", lambda error: page_errors.append(str(error)))
-            page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
-            await page.goto(lab.url(f"lab/tree/{NOTEBOOK}"))
-            # The status bar names the kernel once it is connected ("No Kernel | Initializing" before):
-            # running cells any earlier would send them nowhere.
-            idle = page.locator(".jp-StatusBar-Widget").get_by_text(KERNEL_IDLE)
-            await expect(idle).to_have_count(1, timeout=LOAD)
+    async with open_notebook(NOTEBOOK, height=3600, shot="browser-panels") as opened:
+        page = opened.page
+        await opened.run_all(code_cells, timeout=RUN)
 
-            await run_all_cells(page)
-            await page.wait_for_function(ALL_CELLS_RAN, arg=code_cells, timeout=RUN)
-            await expect(idle).to_have_count(1, timeout=RUN)
+        # Every panel rendered its table; no widget is still loading or failed to display.
+        resources = page.locator(".lnb-panel.lnb-resources")
+        await expect(resources).to_have_count(1, timeout=UPDATE)
+        await expect(page.locator(".lnb-panel.lnb-plan-diff")).to_have_count(1)
+        await expect(page.locator(".lnb-panel.lnb-activity")).to_have_count(1)
+        await expect(page.get_by_text("Loading widget")).to_have_count(0, timeout=UPDATE)
+        await expect(page.get_by_text("Error displaying widget")).to_have_count(0)
 
-            # Every panel rendered its table; no widget is still loading or failed to display.
-            resources = page.locator(".lnb-panel.lnb-resources")
-            await expect(resources).to_have_count(1, timeout=UPDATE)
-            await expect(page.locator(".lnb-panel.lnb-plan-diff")).to_have_count(1)
-            await expect(page.locator(".lnb-panel.lnb-activity")).to_have_count(1)
-            await expect(page.get_by_text("Loading widget")).to_have_count(0, timeout=UPDATE)
-            await expect(page.get_by_text("Error displaying widget")).to_have_count(0)
+        # The resources and diff panels were displayed before node-4 was planned: they redrew.
+        for name in PLANNED:
+            await expect(resource_row(resources, name)).to_have_count(1, timeout=UPDATE)
+            await expect(diff_row(page, name)).to_have_count(1, timeout=UPDATE)
+        shown = await agreed_rows(page)  # all three panels show the same resources
 
-            # The resources and diff panels were displayed before node-4 was planned: they redrew.
-            for name in PLANNED:
-                await expect(resource_row(resources, name)).to_have_count(1, timeout=UPDATE)
-                await expect(diff_row(page, name)).to_have_count(1, timeout=UPDATE)
-            shown = await agreed_rows(page)  # all three panels show the same resources
+        # The plan diff leads with what changes; unchanged fields fold per resource until clicked.
+        fold = page.locator('.lnb-plan-diff tr.lnb-fold[data-name="node-1"]')
+        await expect(fold).to_have_count(1)
+        folded = page.locator(".lnb-plan-diff tr.lnb-field.lnb-folded")
+        hidden = await folded.count()
+        assert (
+            hidden > 0 and await page.locator(".lnb-plan-diff tr.lnb-field.lnb-folded:visible").count() == 0
+        )
+        await fold.click()
+        await expect(folded).to_have_count(hidden - len(await _fields_under(page, "node-1")))
+        await fold.click()
+        await expect(folded).to_have_count(hidden)
+        # No operator access planned: the derived firewall shows its warning as a marked row of
+        # its own under the resource, in words, in both panels (not a tooltip, not in the note).
+        for panel in (resources, page.locator(".lnb-panel.lnb-plan-diff")):
+            warning = panel.locator(f'tr.lnb-warning-row[data-warning-for="{FIREWALL}"] .lnb-warning')
+            await expect(warning).to_have_count(1, timeout=UPDATE)
+            await expect(warning).to_be_visible()
+            await expect(warning).to_have_attribute("data-code", "open_access")
+            await expect(warning).to_contain_text("\u26a0 warning")
+            await expect(warning).to_contain_text("open to anywhere")
+            await expect(warning).to_contain_text("legion plan access set")
+        note = resource_row(resources, FIREWALL).locator("td").last
+        await expect(note).to_have_text("derived from cluster default")
+        await resources.screenshot(path=str(artifacts / "browser-panels-warning.png"))
+        await page.locator(".lnb-panel.lnb-plan-diff").screenshot(
+            path=str(artifacts / "browser-plan-diff-warning.png")
+        )
+        for badge in await resources.locator("tbody .lnb-badge.lnb-state").all():
+            assert (await badge.inner_text()).strip() not in ("", "-")  # every row has a lifecycle state
+        await expect(resources).to_have_attribute("data-feed", "live")
 
-            # The plan diff leads with what changes; unchanged fields fold per resource until clicked.
-            fold = page.locator('.lnb-plan-diff tr.lnb-fold[data-name="node-1"]')
-            await expect(fold).to_have_count(1)
-            folded = page.locator(".lnb-plan-diff tr.lnb-field.lnb-folded")
-            hidden = await folded.count()
-            assert (
-                hidden > 0
-                and await page.locator(".lnb-plan-diff tr.lnb-field.lnb-folded:visible").count() == 0
-            )
-            await fold.click()
-            await expect(folded).to_have_count(hidden - len(await _fields_under(page, "node-1")))
-            await fold.click()
-            await expect(folded).to_have_count(hidden)
-            # No operator access planned: the derived firewall shows its warning as a marked row of
-            # its own under the resource, in words, in both panels (not a tooltip, not in the note).
-            for panel in (resources, page.locator(".lnb-panel.lnb-plan-diff")):
-                warning = panel.locator(f'tr.lnb-warning-row[data-warning-for="{FIREWALL}"] .lnb-warning')
-                await expect(warning).to_have_count(1, timeout=UPDATE)
-                await expect(warning).to_be_visible()
-                await expect(warning).to_have_attribute("data-code", "open_access")
-                await expect(warning).to_contain_text("\u26a0 warning")
-                await expect(warning).to_contain_text("open to anywhere")
-                await expect(warning).to_contain_text("legion plan access set")
-            note = resource_row(resources, FIREWALL).locator("td").last
-            await expect(note).to_have_text("derived from cluster default")
-            await resources.screenshot(path=str(artifacts / "browser-panels-warning.png"))
-            await page.locator(".lnb-panel.lnb-plan-diff").screenshot(
-                path=str(artifacts / "browser-plan-diff-warning.png")
-            )
-            for badge in await resources.locator("tbody .lnb-badge.lnb-state").all():
-                assert (await badge.inner_text()).strip() not in ("", "-")  # every row has a lifecycle state
-            await expect(resources).to_have_attribute("data-feed", "live")
+        # Now a change from a background task while the kernel is idle, with no cell running.
+        before = await prompts(page)
+        await expect(opened.idle).to_have_count(1)
+        (lab.root / TRIGGER).write_text("go", encoding="utf-8")
+        await expect(resource_row(resources, "late-1")).to_have_count(1, timeout=UPDATE)
+        await expect(diff_row(page, "late-1")).to_have_count(1, timeout=UPDATE)
+        assert set(await agreed_rows(page)) == {*shown, "late-1"}
+        assert await prompts(page) == before  # no cell ran: the update came from the background
+        await expect(opened.idle).to_have_count(1)
 
-            # Now a change from a background task while the kernel is idle, with no cell running.
-            before = await prompts(page)
-            await expect(idle).to_have_count(1)
-            (lab.root / TRIGGER).write_text("go", encoding="utf-8")
-            await expect(resource_row(resources, "late-1")).to_have_count(1, timeout=UPDATE)
-            await expect(diff_row(page, "late-1")).to_have_count(1, timeout=UPDATE)
-            assert set(await agreed_rows(page)) == {*shown, "late-1"}
-            assert await prompts(page) == before  # no cell ran: the update came from the background
-            await expect(idle).to_have_count(1)
-
-            await page.screenshot(path=str(artifacts / "browser-panels.png"), full_page=True)
-        except BaseException:
-            await page.screenshot(path=str(artifacts / "browser-panels-failure.png"), full_page=True)
-            raise
-        finally:
-            await browser.close()
-    assert page_errors == []
-    assert [e for e in console_errors if re.search(r"widget|lnb|anywidget", e, re.IGNORECASE)] == []
+        await page.screenshot(path=str(artifacts / "browser-panels.png"), full_page=True)
+    assert opened.page_errors == []
+    assert opened.widget_errors == []

@@ -15,21 +15,15 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from labkit import CHROMIUM_ARGS, LabServer
-from playwright.async_api import Page, async_playwright, expect
+from labkit import ALL_CELLS_RAN, LOAD, LabServer, OpenNotebook, run_all_cells
+from playwright.async_api import Page, expect
 
 NOTEBOOK = "terminal-check.ipynb"
 NODEKIT = Path(__file__).resolve().parents[1] / "terminal" / "nodekit.py"
 HOSTNAME = "web-1"
 PROMPT = f"legion-admin@{HOSTNAME}:~#"
-LOAD = 180_000  # ms: JupyterLab's first load on a small shared machine
 RUN = 240_000  # ms: every cell, including the kernel start and one Argon2 derivation
 SHOWN = 60_000  # ms: output reaching the page
-KERNEL_IDLE = re.compile(r"^Python 3 \(legion-nb venv\) \| Idle$")
-ALL_CELLS_RAN = """(n) => {
-    const prompts = [...document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputArea-prompt')];
-    return prompts.length === n && prompts.every((p) => /^\\[\\d+\\]:$/.test(p.textContent.trim()));
-}"""
 
 CELLS = [
     f"""\
@@ -75,63 +69,49 @@ async def until_line(page: Page, wanted: str) -> list[str]:
 
 
 async def test_typed_command_runs_on_the_node_and_its_output_is_drawn(
-    lab: LabServer, chromium: Path, artifacts: Path
+    lab: LabServer, open_notebook: OpenNotebook, artifacts: Path
 ) -> None:
     code_cells = serve_terminal_notebook(lab.root)
-    page_errors: list[str] = []
-    requests: list[str] = []
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
-        page = await browser.new_page(viewport={"width": 1200, "height": 1000})
-        try:
-            page.on("pageerror", lambda error: page_errors.append(str(error)))
-            page.on("request", lambda request: requests.append(request.url))
-            await page.goto(lab.url(f"lab/tree/{NOTEBOOK}"))
-            idle = page.locator(".jp-StatusBar-Widget").get_by_text(KERNEL_IDLE)
-            await expect(idle).to_have_count(1, timeout=LOAD)
-            await page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
-            await page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
-            await page.wait_for_function(ALL_CELLS_RAN, arg=code_cells, timeout=RUN)
+    async with open_notebook(NOTEBOOK, width=1200, height=1000, shot="browser-terminal") as opened:
+        page = opened.page
+        await run_all_cells(page)
+        await page.wait_for_function(ALL_CELLS_RAN, arg=code_cells, timeout=RUN)
 
-            status = page.locator(".lnb-terminal .lnb-terminal-status")
-            await expect(status).to_have_text(f"{HOSTNAME}: open", timeout=SHOWN)
-            await expect(page.get_by_text("Error displaying widget")).to_have_count(0)
-            for _ in range(SHOWN // 100):
-                if any(line.startswith(PROMPT) for line in await screen_lines(page)):
-                    break
-                await page.wait_for_timeout(100)
-            else:
-                raise AssertionError(f"no shell prompt on the terminal: {await screen_lines(page)}")
+        status = page.locator(".lnb-terminal .lnb-terminal-status")
+        await expect(status).to_have_text(f"{HOSTNAME}: open", timeout=SHOWN)
+        await expect(page.get_by_text("Error displaying widget")).to_have_count(0)
+        for _ in range(SHOWN // 100):
+            if any(line.startswith(PROMPT) for line in await screen_lines(page)):
+                break
+            await page.wait_for_timeout(100)
+        else:
+            raise AssertionError(f"no shell prompt on the terminal: {await screen_lines(page)}")
 
-            await page.locator(".lnb-terminal .xterm-screen").click()
-            await page.keyboard.type("hostname")
-            await page.keyboard.press("Enter")
-            lines = await until_line(page, HOSTNAME)
-            assert f"{PROMPT} hostname" in lines
-            assert lines.index(HOSTNAME) == lines.index(f"{PROMPT} hostname") + 1
+        await page.locator(".lnb-terminal .xterm-screen").click()
+        await page.keyboard.type("hostname")
+        await page.keyboard.press("Enter")
+        lines = await until_line(page, HOSTNAME)
+        assert f"{PROMPT} hostname" in lines
+        assert lines.index(HOSTNAME) == lines.index(f"{PROMPT} hostname") + 1
 
-            # The panel fitted xterm.js to its box and the node's PTY followed (terminal_resize).
-            await page.keyboard.type("stty size")
-            await page.keyboard.press("Enter")
-            terminal = page.locator(".lnb-terminal")
-            size = f"{await terminal.get_attribute('data-rows')} {await terminal.get_attribute('data-cols')}"
-            assert size != "24 80"  # fitted to the panel's box, not the default size
-            shown = await until_line(page, size)
-            await page.screenshot(path=str(artifacts / "browser-terminal.png"), full_page=True)
+        # The panel fitted xterm.js to its box and the node's PTY followed (terminal_resize).
+        await page.keyboard.type("stty size")
+        await page.keyboard.press("Enter")
+        terminal = page.locator(".lnb-terminal")
+        size = f"{await terminal.get_attribute('data-rows')} {await terminal.get_attribute('data-cols')}"
+        assert size != "24 80"  # fitted to the panel's box, not the default size
+        shown = await until_line(page, size)
+        await page.screenshot(path=str(artifacts / "browser-terminal.png"), full_page=True)
 
-            # A new view (the page reloaded, the kernel still running) draws the kept scrollback.
-            # (saved through the menu: keys typed now would go to the shell, Ctrl+S included)
-            await page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^File$")).click()
-            await page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Save Notebook$")).click()
-            await expect(page.locator(".jp-mod-dirty")).to_have_count(0, timeout=SHOWN)
-            await page.reload()
-            await expect(status).to_have_text(f"{HOSTNAME}: open", timeout=LOAD)
-            redrawn = await until_line(page, size)
-            assert redrawn[: shown.index(size) + 1] == shown[: shown.index(size) + 1]
-        except BaseException:
-            await page.screenshot(path=str(artifacts / "browser-terminal-failure.png"), full_page=True)
-            raise
-        finally:
-            await browser.close()
-    assert page_errors == []
-    assert [url for url in requests if not url.startswith(("http://127.0.0.1", "blob:", "data:"))] == []
+        # A new view (the page reloaded, the kernel still running) draws the kept scrollback.
+        # (saved through the menu: keys typed now would go to the shell, Ctrl+S included)
+        await page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^File$")).click()
+        await page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Save Notebook$")).click()
+        await expect(page.locator(".jp-mod-dirty")).to_have_count(0, timeout=SHOWN)
+        await page.reload()
+        await expect(status).to_have_text(f"{HOSTNAME}: open", timeout=LOAD)
+        redrawn = await until_line(page, size)
+        assert redrawn[: shown.index(size) + 1] == shown[: shown.index(size) + 1]
+    assert opened.page_errors == []
+    remote = [url for url in opened.requests if not url.startswith(("http://127.0.0.1", "blob:", "data:"))]
+    assert remote == []

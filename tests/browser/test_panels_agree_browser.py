@@ -15,17 +15,14 @@ and what each panel says about each resource. From those samples the test proves
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import pytest
-from labkit import ALL_CELLS_RAN, LabServer, notebook_page, run_all_cells
-from playwright.async_api import expect
+from labkit import LabServer, OpenNotebook
 
 NOTEBOOK = "panels-agree.ipynb"
-LOAD = 180_000  # ms: JupyterLab's first load on a small shared machine
 RUN = 300_000  # ms: every cell, including the kernel start, two materializes and a reinstall
 UPDATE = 60_000  # ms: a change reaching the page
 
@@ -112,25 +109,14 @@ def distinct(values: list[list[float]]) -> set[tuple[float, ...]]:
 
 
 async def test_panels_agree_on_a_reinstall_and_keep_their_column_widths(
-    lab: LabServer, chromium: Path, artifacts: Path
+    lab: LabServer, open_notebook: OpenNotebook, artifacts: Path
 ) -> None:
     code_cells = write_notebook(lab.root)
-    async with notebook_page(
-        lab,
-        chromium,
-        NOTEBOOK,
-        viewport={"width": 1400, "height": 2400},
-        load_timeout=LOAD,
-        failure_shot=artifacts / "panels-agree-failure.png",
-    ) as opened:
+    async with open_notebook(NOTEBOOK, height=2400, shot="panels-agree") as opened:
         page = opened.page
         await page.evaluate(SAMPLER)
-        await run_all_cells(page)
-        await page.wait_for_function(ALL_CELLS_RAN, arg=code_cells, timeout=RUN)
-        await expect(opened.idle).to_have_count(1, timeout=RUN)
-        await expect(page.get_by_text("Error displaying widget")).to_have_count(0)
-        stderr = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
-        await expect(stderr).to_have_count(0)
+        await opened.run_all(code_cells, timeout=RUN)
+        await opened.expect_no_widget_failures(timeout=UPDATE)
         samples: list[dict[str, Any]] = await page.evaluate("window.lnbSamples")
         await page.screenshot(path=str(artifacts / "panels-agree.png"), full_page=True)
 
@@ -168,4 +154,4 @@ async def test_panels_agree_on_a_reinstall_and_keep_their_column_widths(
     assert deleting and all(r["action"] == "delete" for r in deleting), deleting
     assert not [r for r in creating + deleting if r["action"] in NO_ACTION]
     assert opened.page_errors == []
-    assert [e for e in opened.console_errors if re.search(r"widget|lnb|anywidget", e, re.IGNORECASE)] == []
+    assert opened.widget_errors == []

@@ -22,14 +22,13 @@ from typing import Any
 
 import nbformat
 import pytest
-from labkit import LabServer, notebook_page, run_all_cells
-from playwright.async_api import Page, expect
+from labkit import LabServer, OpenNotebook, run_all_cells
+from playwright.async_api import expect
 
 NOTEBOOK = "01-quickstart.ipynb"
 SERVERS = ["web-1", "web-2", "web-3"]
 WORKING = {"settling", "creating", "provisioning", "verifying", "applying"}
 TRIGGER = "go-teardown"
-LOAD = 180_000  # ms: JupyterLab's first load on a small shared machine
 RUN = 240_000  # ms: the cells up to a point, including the kernel start and one Argon2 unlock
 UPDATE = 60_000  # ms: a change reaching the page
 
@@ -113,25 +112,11 @@ def changes(states: list[str | None]) -> list[str | None]:
     return [state for i, state in enumerate(states) if i == 0 or states[i - 1] != state]
 
 
-async def no_widget_failures(page: Page) -> None:
-    await expect(page.get_by_text("Loading widget")).to_have_count(0, timeout=UPDATE)
-    await expect(page.get_by_text("Error displaying widget")).to_have_count(0)
-    stderr = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
-    await expect(stderr).to_have_count(0)
-
-
 async def test_quickstart_panels_follow_materialize_while_it_runs(
-    lab: LabServer, chromium: Path, artifacts: Path
+    lab: LabServer, open_notebook: OpenNotebook, artifacts: Path
 ) -> None:
     gate, (create_cell, shrink_cell, teardown_cell) = serve_with_gate(lab.root)
-    async with notebook_page(
-        lab,
-        chromium,
-        NOTEBOOK,
-        viewport={"width": 1400, "height": 2400},
-        load_timeout=LOAD,
-        failure_shot=artifacts / "quickstart-failure.png",
-    ) as opened:
+    async with open_notebook(NOTEBOOK, height=2400, shot="quickstart") as opened:
         page = opened.page
         await page.evaluate(SAMPLER)
         await run_all_cells(page)
@@ -143,7 +128,7 @@ async def test_quickstart_panels_follow_materialize_while_it_runs(
             await expect(page.locator(f".lnb-panel.{panel}")).to_have_count(1, timeout=UPDATE)
         await expect(resources.locator("table.lnb-table")).to_have_count(1)
         await expect(page.locator(".lnb-plan-diff table.lnb-table")).to_have_count(1)
-        await no_widget_failures(page)
+        await opened.expect_no_widget_failures(timeout=UPDATE)
         for name in SERVERS:
             row = resources.locator(f'tbody tr[data-name="{name}"] .lnb-badge.lnb-state')
             await expect(row).to_have_attribute("data-state", "running", timeout=UPDATE)
@@ -162,7 +147,7 @@ async def test_quickstart_panels_follow_materialize_while_it_runs(
         await expect(resources.locator("tbody tr[data-name]")).to_have_count(0, timeout=UPDATE)
         await expect(resources.locator(".lnb-empty")).to_have_count(1)
         await expect(resources).to_have_attribute("data-feed", "closed", timeout=UPDATE)
-        await no_widget_failures(page)
+        await opened.expect_no_widget_failures(timeout=UPDATE)
         samples: list[dict[str, Any]] = await page.evaluate("window.lnbSamples")
         await resources.evaluate("(el) => el.scrollIntoView({block: 'start'})")
         await page.screenshot(path=str(artifacts / "quickstart-teardown.png"), full_page=True)
@@ -182,4 +167,4 @@ async def test_quickstart_panels_follow_materialize_while_it_runs(
     during = states_while_running(samples, teardown_cell)
     assert any(rows.get("web-1") == "deleting" for rows in during), during
     assert opened.page_errors == []
-    assert [e for e in opened.console_errors if re.search(r"widget|lnb|anywidget", e, re.IGNORECASE)] == []
+    assert opened.widget_errors == []

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from labkit import LabServer, notebook_page
+from labkit import LabServer, OpenNotebook
 from nbclient import NotebookClient
 from nbkit import patched_jupyter_env
 from playwright.async_api import expect
@@ -24,12 +24,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 NOTEBOOKS = Path(__file__).parents[2] / "notebooks"
 SAVED = "01-quickstart-executed.ipynb"
-LOAD = 180_000  # ms: JupyterLab's first load on a small shared machine
 RENDER = 60_000  # ms: the restored widgets drawing
 
 
 async def test_a_reopened_executed_quickstart_shows_its_panels(
-    lab: LabServer, chromium: Path, artifacts: Path, tmp_path: Path
+    lab: LabServer, open_notebook: OpenNotebook, artifacts: Path, tmp_path: Path
 ) -> None:
     nb = nbformat.read(NOTEBOOKS / "01-quickstart.ipynb", as_version=4)
     with patched_jupyter_env(tmp_path / "jupyter"):
@@ -51,14 +50,7 @@ async def test_a_reopened_executed_quickstart_shows_its_panels(
     # only the plain-text form of every rich output).
     lab.api(f"contents/{SAVED}/trust", method="POST")
 
-    async with notebook_page(
-        lab,
-        chromium,
-        SAVED,
-        viewport={"width": 1400, "height": 3000},
-        load_timeout=LOAD,
-        failure_shot=artifacts / "reopened-quickstart-failure.png",
-    ) as opened:
+    async with open_notebook(SAVED, height=3000, shot="reopened-quickstart") as opened:
         page = opened.page
         await expect(page.locator(".lnb-panel.lnb-resources").first).to_be_visible(timeout=RENDER)
         await expect(page.get_by_text("Loading widget")).to_have_count(0, timeout=RENDER)

@@ -8,16 +8,14 @@ and finds the succeeded run in the history. Screenshot: ``test-artifacts/runbook
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import nbformat
 import pytest
-from labkit import LabServer, notebook_page, run_all_cells
+from labkit import LOAD, LabServer, OpenNotebook
 from playwright.async_api import expect
 
 NOTEBOOK = "runbook-panel.ipynb"
-LOAD = 180_000  # ms: JupyterLab's first load on a small shared machine
 RUN = 240_000  # ms: the sandbox cluster's materialize, then a runbook's own kernel
 CELLS = [
     """\
@@ -38,32 +36,20 @@ panel = RunbookPanel(engine)
 await panel.refresh()
 panel""",
 ]
-ALL_CELLS_RAN = """(n) => {
-    const prompts = [...document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputArea-prompt')];
-    return prompts.length === n && prompts.every((p) => /^\\[\\d+\\]:$/.test(p.textContent.trim()));
-}"""
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
 async def test_the_runbook_panel_runs_a_runbook_and_shows_a_failing_cell(
-    lab: LabServer, chromium: Path, artifacts: Path
+    lab: LabServer, open_notebook: OpenNotebook, artifacts: Path
 ) -> None:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.cells = [nbformat.v4.new_code_cell(source) for source in CELLS]
     nbformat.write(nb, lab.root / NOTEBOOK)  # type: ignore[no-untyped-call]
-    async with notebook_page(
-        lab,
-        chromium,
-        NOTEBOOK,
-        viewport={"width": 1400, "height": 2400},
-        load_timeout=LOAD,
-        failure_shot=artifacts / "runbook-panel-failure.png",
-    ) as opened:
+    async with open_notebook(NOTEBOOK, height=2400, shot="runbook-panel") as opened:
         page = opened.page
-        await run_all_cells(page)
-        await page.wait_for_function(ALL_CELLS_RAN, arg=len(CELLS), timeout=RUN)
+        await opened.run_all(len(CELLS), timeout=RUN)
         panel = page.locator(".lnb-panel.lnb-runbooks")
         await expect(panel).to_have_count(1, timeout=RUN)
         await expect(page.get_by_text("Error displaying widget")).to_have_count(0)
@@ -103,4 +89,4 @@ async def test_the_runbook_panel_runs_a_runbook_and_shows_a_failing_cell(
         await expect(error).to_be_visible()
         await page.screenshot(path=str(artifacts / "runbook-output.png"), full_page=True)
     assert opened.page_errors == []
-    assert [e for e in opened.console_errors if re.search(r"widget|lnb|anywidget", e, re.IGNORECASE)] == []
+    assert opened.widget_errors == []

@@ -11,36 +11,22 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import nbformat
 import pytest
-from labkit import ALL_CELLS_RAN, LabServer, notebook_page, run_all_cells
+from labkit import LabServer, OpenNotebook, code_cell_count
 from playwright.async_api import expect
 
 NOTEBOOK = "05-telemetry-and-logs.ipynb"
-LOAD = 180_000  # ms: JupyterLab's first load on a small shared machine
 RUN = 240_000  # ms: every cell, the sandbox cluster, the backfill
 SHOWN = 30_000  # ms: outputs of cells that ran, reaching the page
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
 async def test_the_telemetry_notebook_charts_and_panels_show_offline(
-    lab: LabServer, chromium: Path, artifacts: Path
+    lab: LabServer, open_notebook: OpenNotebook, artifacts: Path
 ) -> None:
-    nb = nbformat.read(lab.root / NOTEBOOK, as_version=4)
-    code_cells = sum(cell.cell_type == "code" for cell in nb.cells)
-    async with notebook_page(
-        lab,
-        chromium,
-        NOTEBOOK,
-        viewport={"width": 1400, "height": 5200},
-        load_timeout=LOAD,
-        failure_shot=artifacts / "telemetry-and-logs-failure.png",
-        offline=True,
-    ) as opened:
+    async with open_notebook(NOTEBOOK, height=5200, shot="telemetry-and-logs", offline=True) as opened:
         page = opened.page
-        await run_all_cells(page)
-        await page.wait_for_function(ALL_CELLS_RAN, arg=code_cells, timeout=RUN)
-        await expect(opened.idle).to_have_count(1, timeout=RUN)
+        await opened.run_all(code_cell_count(lab.root / NOTEBOOK), timeout=RUN)
 
         chart = page.locator(".jp-OutputArea-output.jp-RenderedPlotly")  # Plotly's chart of the peak
         await expect(chart).to_have_count(1, timeout=SHOWN)
@@ -57,11 +43,8 @@ async def test_the_telemetry_notebook_charts_and_panels_show_offline(
         await expect(logs.locator(".lnb-log-line mark").first).to_have_text(
             re.compile("overrun", re.IGNORECASE)
         )
-        await expect(page.get_by_text("Error displaying widget")).to_have_count(0)
-        assert not await page.locator(
-            ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
-        ).count()
+        await opened.expect_no_widget_failures(timeout=SHOWN)
         await page.screenshot(path=str(artifacts / "telemetry-and-logs.png"), full_page=True)
     assert opened.remote_requests == []
     assert opened.page_errors == []
-    assert [e for e in opened.console_errors if re.search(r"widget|lnb|anywidget", e, re.IGNORECASE)] == []
+    assert opened.widget_errors == []
