@@ -240,7 +240,8 @@ class SnapshotRows:
     One assembly at a time may use a cache."""
 
     def __init__(self) -> None:
-        self.rows: dict[ResourceKey, tuple[tuple[object, ...], SnapshotRow]] = {}
+        self.rows: dict[int, tuple[tuple[object, ...], SnapshotRow]] = {}
+        """By the identity of the diff row each came from, with the objects it was built from."""
 
 
 def assemble(
@@ -260,29 +261,32 @@ def assemble(
         view = StateView.of(state, admin_sources)
     by_key = {snapshot.key: snapshot for snapshot in actors}
     previous = built.rows if built is not None else {}
-    kept: dict[ResourceKey, tuple[tuple[object, ...], SnapshotRow]] = {}
-    rows: dict[ResourceKey, SnapshotRow] = {}
+    kept: dict[int, tuple[tuple[object, ...], SnapshotRow]] = {}
+    rows: list[SnapshotRow] = []
     for key, resource, fields in view.entries:
         actor = by_key.get(key)
         inputs = (resource, fields, actor)
-        hit = previous.get(key)
+        hit = previous.get(id(resource))  # a diff row names its row: each is kept alive by its entry
         if hit is not None and same_objects(hit[0], inputs):
             row = hit[1]
         else:
             row = row_of(resource, actor, fields=fields)
-        kept[key] = (inputs, row)
-        rows[key] = row
+        kept[id(resource)] = (inputs, row)
+        rows.append(row)
     if built is not None:
         built.rows = kept
     # An actor the state no longer calls for is about to be stopped: shown only while it works.
-    extra = {key: row_of(None, a) for key, a in by_key.items() if key not in rows and not a.settled}
-    if extra:  # rare: the view's rows are in key order already
-        rows.update(extra)
-        rows = {key: rows[key] for key in sorted(rows)}
+    working = [a for a in by_key.values() if not a.settled]
+    if working:
+        listed = {key for key, _resource, _fields in view.entries}
+        extra = [(a.key, row_of(None, a)) for a in working if a.key not in listed]
+        if extra:  # rare: the view's rows are in key order already
+            keyed = [(entry[0], row) for entry, row in zip(view.entries, rows, strict=True)] + extra
+            rows = [row for _key, row in sorted(keyed, key=lambda pair: key_order(pair[0]))]
     snapshot: AppSnapshot = {
         "locked": False,
         "revision": revision,
-        "rows": list(rows.values()),
+        "rows": rows,
         "providers": [redact_data(dict(p)) for p in providers],  # last_error quotes provider replies
     }
     if view.cost is not None:  # the totals only: the per-server list would grow every publication
