@@ -1,16 +1,18 @@
 """``legion observe`` killed with SIGKILL during the backfill, twenty times: no gap, no duplicate.
 
 The operator's setup, each step its own ``legion`` process: ``legion sandbox serve
---store-credentials`` serves the providers and simulated nodes whose admin APIs hold a day of
-back-dated metrics and journal, served in small pages (``--node-page-limit``) so that the backfill
-is hundreds of page commits long; three servers are planned and materialized, and their nodes
-deployed. Then a foreground ``legion observe --only telemetry,logs`` is started and killed with
-SIGKILL twenty times at seeded random moments: each time once the run has committed something
-(a store's cursor moved), after a random pause. Every other run names the concerns the other way
-round (``--only logs,telemetry``, which runs the journal first), so that both collectors are
-killed mid-backfill whatever the machine's speed. Between kills the stores are read read-only, as
-another process would: committed progress never goes backwards, and most kills leave some of the
-nodes' history still to collect.
+--store-credentials`` serves the providers and simulated nodes whose admin APIs hold twelve hours of
+back-dated metrics and journal (``--node-history-hours``), served in small pages
+(``--node-page-limit``) so that the backfill is hundreds of page commits long; three servers are
+planned and materialized, and their nodes deployed. Then a foreground ``legion observe --only
+telemetry,logs`` is started and killed with SIGKILL twenty times at seeded random moments: each
+time as soon as the run is seen to have committed a seeded random number of pages (read from the
+stores' cursors every few milliseconds, so the kill falls anywhere in the collectors' work on the
+next page) - a moment measured in pages rather than seconds, so that a fast machine kills as early
+in the backfill as a slow one. Every other run names the concerns the other way round (``--only
+logs,telemetry``, which runs the journal first), so that both collectors are killed mid-backfill.
+Between kills the stores are read read-only, as another process would: committed progress never
+goes backwards, and most kills leave some of the nodes' history still to collect.
 
 A last, unkilled ``legion observe --once --only telemetry,logs``, repeated until a pass brings less
 than one page, catches up. Every node's journal lines are then present exactly once (as many
@@ -50,12 +52,12 @@ pytestmark = pytest.mark.slow
 PASSWORD = "observe kill password"
 NODES = ("obs-1", "obs-2", "obs-3")
 KILLS = 20
-HISTORY_HOURS = 26
+HISTORY_HOURS = 12
 PAGE_LIMIT = 20
-"""Journal lines or sampling steps a node's admin API page carries: a day of history is some 230
-journal pages and 310 telemetry pages a node, each its own commit."""
-MAX_PAUSE = 0.4
-"""The longest random pause between a run's first commit and its kill, in seconds."""
+"""Journal lines or sampling steps a node's admin API page carries: twelve hours of history are
+some 110 journal pages and 140 telemetry pages a node, each its own commit."""
+MAX_PAGES = 16
+"""The most pages (over every node and both collectors) a run is seen to commit before its kill."""
 TIMEOUT = 120
 NODE_PACE = ("--node-history-hours", str(HISTORY_HOURS), "--node-page-limit", str(PAGE_LIMIT))
 
@@ -157,11 +159,25 @@ def pass_over(output: bytes) -> bool:
     return False
 
 
+def pages_since(baseline: dict[str, int], now: dict[str, int]) -> float:
+    """How many pages the nodes' cursors moved by from ``baseline`` to ``now``; a cursor seen for
+    the first time joins ``baseline`` one page behind where it stands."""
+    step = PAGE_LIMIT * NodeTelemetry.interval_ms  # the time one telemetry page spans
+    moved = 0.0
+    for node in NODES:
+        for name, width in ((journal_cursor(node), PAGE_LIMIT), (telemetry_cursor(node), step)):
+            if name in now:
+                moved += (now[name] - baseline.setdefault(name, now[name] - width)) / width
+    return moved
+
+
 def kill_one_run(state: Path, directory: Path, rng: random.Random, concerns: str) -> bool:
-    """Start ``legion observe`` in the foreground, wait until it commits something (or its pass is
-    over with nothing to commit), pause a seeded random moment, and SIGKILL it. Whether it had
+    """Start ``legion observe`` in the foreground, wait until it has committed a seeded random
+    number of pages (or its pass is over with less to commit), and SIGKILL it. Whether it had
     committed something."""
     before = committed(directory)
+    baseline = dict(before)
+    target = rng.uniform(0.5, MAX_PAGES)
     errors = directory.parent / "observe.err"
     with errors.open("ab") as stderr:
         observer = subprocess.Popen(
@@ -176,22 +192,19 @@ def kill_one_run(state: Path, directory: Path, rng: random.Random, concerns: str
         os.set_blocking(observer.stdout.fileno(), False)
         output = b""
         deadline = time.monotonic() + TIMEOUT
-        moved = False
-        while not moved:
+        while pages_since(baseline, committed(directory)) < target:
             with contextlib.suppress(BlockingIOError):  # nothing printed since the last look
                 output += os.read(observer.stdout.fileno(), 1 << 16)
             if pass_over(output):
                 break
             assert observer.poll() is None, errors.read_text()
             assert time.monotonic() < deadline, "legion observe neither committed nor finished a pass"
-            time.sleep(0.02)
-            moved = committed(directory) != before
-        time.sleep(rng.uniform(0.0, MAX_PAUSE))
+            time.sleep(0.005)
     finally:
         assert _stop(observer, signal.SIGKILL) == -signal.SIGKILL
         if observer.stdout is not None:
             observer.stdout.close()
-    return moved
+    return committed(directory) != before
 
 
 def test_observe_killed_twenty_times_during_backfill_leaves_every_line_once_and_no_duplicate_sample(
