@@ -9,6 +9,7 @@ import types
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from legion_nb.engine.api import public_methods
@@ -312,6 +313,8 @@ def _reachable_secrets(root: object, needles: list[bytes]) -> list[str]:
             data = obj.encode("utf-8", "surrogatepass")
         elif isinstance(obj, bytes | bytearray | memoryview):
             data = bytes(obj)
+        elif isinstance(obj, orjson.Fragment):  # pre-encoded JSON the state writer keeps: opaque to gc
+            data = orjson.dumps(obj)
         else:
             data = None
         if data is not None:

@@ -118,9 +118,10 @@ class IncrementalEncoder(typing.Generic[T]):
 
     Members are cached whole: a member that changed is encoded again with what it holds (a
     cluster's servers are re-encoded with the cluster), which stays small. The cache holds the
-    members of the last call only, so it is about the size of one encoded state. Calls may come
-    from any thread; run them one at a time to keep the cache useful (overlapping calls stay
-    correct, they only reuse less).
+    members of the last call only, so it is about the size of one encoded state. Like the records
+    it mirrors, it holds the state's plaintext (credentials included): its owner drops it with the
+    state at logout. Calls may come from any thread; run them one at a time to keep the cache useful
+    (overlapping calls stay correct, they only reuse less).
     """
 
     def __init__(self, codec: RecordCodec[T]) -> None:
