@@ -425,28 +425,41 @@ class EngineOps:
         async def run(server: TrackedServer) -> None:
             await deployment.runtime.run(server.name, REINSTALLS[server.role])
 
-        result = await self._server_command(name, "reinstall", run)
-        await self._after_node_operation(result.server)
-        return result
+        return await self._node_command(name, "reinstall", run)
 
     async def node_resume(self, name: str) -> ServerCommandResult:
         """Continue a node's interrupted or failed operation from the phase it stopped in.
 
-        An interrupted install is also resumed by the node's own actor as soon as a session starts
-        (any ``legion`` command unlocks one): when that resume already runs, this follows it to its
-        end instead of refusing the operator's identical request as busy."""
+        This is one of the operator's explicit requests (the others are a materialize wave and a
+        reinstall): a session only opening resumes nothing (see :mod:`legion_nb.engine.resources.node`).
+        When the node's actor already runs the install a wave asked for, this follows that run to
+        its end, then continues from where it stopped if it did not succeed; another operation
+        running on the node (a reinstall, a repair) is refused with ``DeploymentBusyError``. A
+        node whose install never started has nothing to resume (``NothingToResumeError``: ``legion
+        materialize`` installs it)."""
         deployment = self._deployer()
 
         async def run(server: TrackedServer) -> None:
-            if deployment.busy(server.name):
-                await self._resources.wait_settled([ResourceKey("server", server.name)])
-            execution = deployment.execution(server.name)
-            if execution is not None and execution.status == "succeeded":
-                return
-            # Still busy: another operation (a reinstall, a repair) holds it, and this says so.
-            await deployment.runtime.resume(server.name)
+            key = ResourceKey("server", server.name)
+            installing = self._resources.snapshot(key)
+            if deployment.busy(server.name) and installing is not None and installing.system == "deploying":
+                await self._resources.wait_settled([key])
+            await deployment.runtime.resume(server.name)  # a succeeded record is returned as is
 
-        result = await self._server_command(name, "resume", run)
+        return await self._node_command(name, "resume", run)
+
+    async def _node_command(
+        self, name: str, command: str, run: Callable[[TrackedServer], Any]
+    ) -> ServerCommandResult:
+        """A node operation the runtime runs outside the node's actor, logged like a server command;
+        then the actor follows its outcome (:meth:`_after_node_operation`), or, when it failed,
+        rests where the execution record now says without asking for anything more."""
+        server = self._tracked(name).name
+        try:
+            result = await self._server_command(name, command, run)
+        except LegionError:
+            await self._resources.follow_node_operation(server)
+            raise
         await self._after_node_operation(result.server)
         return result
 

@@ -203,7 +203,7 @@ def test_a_materialize_killed_inside_the_satellite_setup_resumes_from_it(
         assert not [e for e in events if e[1] in ("provision", "satellite_bootstrap")], events  # not redone
         report = json.loads(applied.stdout.splitlines()[-1])
         assert report["ok"] is True and [r["identity"] for r in report["resources"]] == ["sat1"]
-    else:  # the node's actor resumes it too as the engine starts: the command follows that run
+    else:  # nothing resumed it at unlock: the operator's resume runs it from the recorded phase
         resumed = json.loads(ok(legion(state, "--json", "server", "resume", "sat1")).stdout)
         assert (resumed["server"], resumed["command"], resumed["status"]) == ("sat1", "resume", "succeeded")
     done = execution(state, "sat1")

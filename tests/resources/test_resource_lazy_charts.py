@@ -156,3 +156,67 @@ def test_the_synthetic_fleet_is_consistent() -> None:
     state = _fleet()
     assert isinstance(state.tracked.servers["gone-1"], TrackedServer)
     assert state.scheme.find_server("gone-1") is None
+
+
+class StoppedDeployer(FakeDeployer):
+    """Deployment wired over executions a previous process left stopped, by node; records any
+    install the actors start (none may start while the session only opens)."""
+
+    def __init__(self, executions: dict[str, NodeExecution | None]) -> None:
+        self.executions = executions
+        self.deployed: list[str] = []
+
+    def busy(self, node: str) -> bool:
+        return False
+
+    def execution(self, node: str) -> NodeExecution | None:
+        return self.executions.get(node)
+
+    async def deploy(self, node: str) -> NodeExecution:
+        self.deployed.append(node)
+        return await super().deploy(node)
+
+
+async def test_an_operation_left_stopped_rests_until_the_operator_asks() -> None:
+    state = _fleet()
+    now = state.tracked.servers["node-00000"].created
+    stopped = NodeExecution("add", "os_install", "interrupted", now, now, retryable=True, error="stopped")
+    executions: dict[str, NodeExecution | None] = {
+        "node-00000": stopped,
+        "node-00003": dataclasses.replace(stopped, status="failed", error="disk /dev/sda not found"),
+        "node-00005": dataclasses.replace(stopped, status="failed", retryable=False, error="bad input"),
+        "node-00006": None,
+    }
+    deployer = StoppedDeployer(executions)
+    expected = {
+        "node-00000": (
+            "deploy_interrupted",
+            None,
+            "add interrupted in os_install; continue it: "
+            "legion server resume node-00000 (or legion materialize)",
+        ),
+        "node-00003": (
+            "deploy_failed",
+            "add failed in os_install: disk /dev/sda not found",
+            "retry add from os_install: legion server resume node-00003 (or legion materialize)",
+        ),
+        "node-00005": (
+            "deploy_failed",
+            "add failed in os_install: bad input",
+            "start add over: legion materialize",
+        ),
+        "node-00006": ("reachable", None, "not installed yet: legion materialize installs it"),
+    }
+    for lazy in (True, False):
+        context = _started_context(state, lazy=lazy, deployer=deployer)
+        for name, (system, error, waiting) in expected.items():
+            actor = _ACTORS["server"](ResourceKey("server", name), "hetzner", context)
+            await actor.start()
+            try:
+                snapshot = actor.snapshot()
+                assert (snapshot.system, snapshot.error, snapshot.waiting) == (system, error, waiting), name
+                assert (snapshot.lifecycle, snapshot.operation, snapshot.settled) == ("running", None, True)
+                assert actor.chart_built is not lazy, name  # at rest: nothing to start
+            finally:
+                await actor.stop()
+    assert deployer.deployed == []  # opening a session asked for no install

@@ -10,9 +10,12 @@ by two durable state writes (through the persistence supervisor, into the node's
 
 :meth:`OperationRunner.initialize`, called once when the engine unlocks, turns every execution
 still marked ``running`` into ``interrupted, retryable``
-(:func:`~legion_nb.engine.state.edits.mark_interrupted`). :meth:`resume` continues
-an interrupted or failed execution from its recorded phase (:func:`phases.resume_phase`): the phase
-that was running is run again, which is safe because every phase checks reality before acting.
+(:func:`~legion_nb.engine.state.edits.mark_interrupted`), and nothing more: the execution rests
+there until the operator asks (a materialize wave, ``legion server resume``, a reinstall; see
+:mod:`legion_nb.engine.resources.node`), so opening a session, even for a read-only command, never
+starts work on a node. :meth:`resume` continues an interrupted or failed execution from its
+recorded phase (:func:`phases.resume_phase`): the phase that was running is run again, which is
+safe because every phase checks reality before acting.
 
 A phase that fails records ``status=failed`` with the one-line error; it is retryable unless the
 error is the operator's (a :class:`~legion_nb.errors.UsageError`). Cancellation (engine shutdown)
@@ -143,7 +146,10 @@ class OperationRunner:
         """Continue the node's interrupted or failed execution from its recorded phase."""
         execution = self.execution(node)
         if execution is None:
-            raise NothingToResumeError(f"node {node} has no deployment execution to resume")
+            raise NothingToResumeError(
+                f"node {node} has no deployment execution to resume: its install has not started; "
+                "`legion materialize` installs it"
+            )
         if execution.status == "succeeded":
             return execution
         if node in self._active:
@@ -326,9 +332,9 @@ class DeploymentService:
         return await self._work.provider_ssh_key(node, provider)
 
     async def deploy(self, node: str) -> NodeExecution:
-        """Install a tracked node: ``add`` (a satellite: ``satellite_add``) when it never ran an
-        operation (its provision phase finds the tracked server), else resume the unfinished one,
-        else start that operation over."""
+        """Install a tracked node when a wave asked its actor to: ``add`` (a satellite:
+        ``satellite_add``) when it never ran an operation (its provision phase finds the tracked
+        server), else resume the unfinished one, else start that operation over."""
         runtime = self.runtime
         execution = runtime.execution(node)
         if execution is None:

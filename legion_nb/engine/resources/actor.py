@@ -109,8 +109,9 @@ class ResourceSettings:
 class NodeDeployer(Protocol):
     """What a cluster node actor asks of the deployment runtime (the engine's ``DeploymentService``).
 
-    A port, so the actors do not depend on how phases run: the actor decides *when* a node needs
-    its install (tracked, running, never deployed or left unfinished), the runtime does the work.
+    A port, so the actors do not depend on how phases run: the actor decides *when* a node's
+    install runs (tracked, running, never deployed or left unfinished, and a wave asked for it;
+    opening a session never does), the runtime does the work.
     """
 
     def enabled(self) -> bool:

@@ -10,11 +10,29 @@ The chart has two parallel regions, as the seed's node actor does:
   provider's status and, while deployment is wired (``ActorContext.deployment``), ``deploying``
   (the deployment runtime sets the node up: a cluster node's ``add`` phases, a satellite's short
   ``satellite_add`` path, or a resume of what an earlier run left unfinished), ``deployed`` (its
-  last operation succeeded) or ``deploy_failed`` (the next wave retries). The runtime's
-  provisioning phase waits for the server this actor tracks and runs, and never creates one; the
-  server is created with the node's provider SSH key so the install phases can reach it. The live
-  phase shows as the snapshot's ``substage``. Without a deployment runtime, a satellite is
-  reachable when running.
+  last operation succeeded), ``deploy_failed`` (its last operation failed) or
+  ``deploy_interrupted`` (a process stopped while the operation ran: the runtime marked it
+  ``interrupted, retryable`` at unlock). The runtime's provisioning phase waits for the server this
+  actor tracks and runs, and never creates one; the server is created with the node's provider SSH
+  key so the install phases can reach it. The live phase, or the phase an operation stopped in,
+  shows as the snapshot's ``substage``. Without a deployment runtime, a satellite is reachable
+  when running.
+
+**An install runs only when the operator asks for it.** Opening a session (a notebook's unlock,
+any ``legion`` command, ``legion status`` and ``legion snapshot`` included) starts no node
+operation: an execution found ``interrupted`` or ``failed`` rests there, with its phase as the
+substage and the command that continues it as the waiting reason, and a tracked node whose
+install never started (a materialize that created it died before the install began; a refresh
+adopted it; deployment was wired later) rests ``reachable`` with a waiting reason naming
+``legion materialize``. The requests are:
+
+* a materialize wave (:meth:`ServerNodeActor.wave_started`): the wave installs the nodes it
+  creates and nodes still waiting for their first install, resumes interrupted and failed
+  operations of the nodes in it from their recorded phase, and starts a non-retryable failure
+  over. The request lasts until the node's system region has answered it once: an install began,
+  or the wave found the node installed, busy with another operation or not running;
+* ``legion server resume NODE`` (``EngineOps.node_resume``) and ``legion server reinstall NODE``,
+  which run the runtime themselves; the actor follows their outcome without asking for more.
 
 Creation is safe against lost answers: the create intent (with the server's Legion id) is written to
 the state before the provider call, the tracked server is written the moment the provider returns
@@ -184,6 +202,7 @@ class ServerNodeChart(StateChart[Any]):
             deploying = State()
             deployed = State()
             deploy_failed = State()
+            deploy_interrupted = State()
 
             observe = _observe_among(
                 unknown=unknown,
@@ -192,6 +211,7 @@ class ServerNodeChart(StateChart[Any]):
                 deploying=deploying,
                 deployed=deployed,
                 deploy_failed=deploy_failed,
+                deploy_interrupted=deploy_interrupted,
             )
             done_invoke_deploying = deploying.to(deployed, cond="deploy_ok") | deploying.to(deploy_failed)
 
@@ -283,6 +303,8 @@ class ServerNodeActor(ResourceActor):
         super().__init__(key, provider, context)
         self.provider_status: str | None = None
         self._deploy_error: str | None = None
+        self._install_asked = False
+        """A wave asked for the node's install (module notes); answered once, then forgotten."""
         self._operations: tuple[Operation, ...] = ()
         self.observed: NodeHealth | None = None
         """The observation scheduler's last verdict on the running node (its admin API polls)."""
@@ -339,6 +361,9 @@ class ServerNodeActor(ResourceActor):
     def sys_deploy_failed(self) -> bool:
         return self._system_target() == "deploy_failed"
 
+    def sys_deploy_interrupted(self) -> bool:
+        return self._system_target() == "deploy_interrupted"
+
     def deploy_ok(self) -> bool:
         return self._deploy_error is None
 
@@ -356,25 +381,37 @@ class ServerNodeActor(ResourceActor):
         return planned[1].role if planned is not None else record.role if record is not None else None
 
     def _system_target(self) -> str:
-        """Where the system region belongs now (module notes); ``deploying`` only from ``running``."""
+        """Where the system region belongs now (module notes); ``deploying`` only from ``running``
+        and only when a wave asked for the install."""
         base = _system_for(self.provider_status)
         deployer = self._deployer()
         if base != "reachable" or deployer is None or self.tracked() is None:
             return base
         if "deploying" in self.active:
             return "deploying"
-        if self._deploy_error is not None:
-            return "deploy_failed"
         execution = deployer.execution(self.name)
         if execution is not None and execution.status == "succeeded":
             return "deployed"
         if deployer.busy(self.name):
             return self.system() or "reachable"  # another operation (reinstall, repair) owns the node
-        return "deploying" if "running" in self.active else "reachable"
+        if self._install_asked:
+            return "deploying" if "running" in self.active else "reachable"
+        if self._deploy_error is not None or (execution is not None and execution.status == "failed"):
+            return "deploy_failed"
+        if execution is not None and execution.status == "interrupted":
+            return "deploy_interrupted"
+        return "reachable"  # never installed, or recorded as running by another process
 
     def wave_started(self, run_id: str | None) -> None:
         super().wave_started(run_id)
-        self._deploy_error = None  # a wave is the operator asking again: retry a failed install
+        self._deploy_error = None
+        self._install_asked = True  # a wave is the operator asking: install, resume or retry
+
+    async def follow_operation(self) -> None:
+        """Move the system region to what the node's execution record says now, after an operation
+        the runtime ran outside this chart (a node command, a repair). Asks for nothing."""
+        if not self.stopped and self.system() is not None and self.system() != self._system_target():
+            await self.send("observe")
 
     async def run_repair(self, operation: str) -> bool:
         """Run a repair operation on this deployed node (the supervisor's NBDE pass); True when it
@@ -389,6 +426,7 @@ class ServerNodeActor(ResourceActor):
         except LegionError as exc:
             self.error, self.error_temporary = exc.message, False
             self.touch()
+            await self.follow_operation()  # the failed repair rests as failed, like any operation
             return False
         self.clear_error()
         self.touch()
@@ -398,6 +436,7 @@ class ServerNodeActor(ResourceActor):
         """Run the node's install through the runtime; a failure is kept for the snapshot (the runtime
         recorded it durably) and the next wave resumes from the recorded phase."""
         deployer = self._deployer()
+        self._install_asked = False  # answered: this install is the wave's request
         if deployer is None:
             return
         self._deploy_error = None
@@ -433,16 +472,37 @@ class ServerNodeActor(ResourceActor):
         self._rest_values = ()
         if target == "deploying":
             return None
+        if target == "deploy_failed":
+            self.on_enter_deploy_failed()
         return ("alive", "machine", "system", "running", target)
 
     async def after_transition(self, event: str, machine: StateChart[Any]) -> None:
-        """Keep the system region in step with the provider status the machine region learned."""
+        """Keep the system region in step with the provider status the machine region learned, and
+        forget a wave's install request the running node answered without an install."""
         self.touch()
-        if event not in ("observe", "stop") and not self.stopped and self.system() != self._system_target():
+        if event in ("observe", "stop") or self.stopped:
+            return
+        target = self._system_target()
+        if self._install_asked and "running" in self.active and target != "deploying":
+            self._install_asked = False  # installed, busy with another operation, or not running
+        if self.system() != target:
             await machine.raise_("observe")
 
     def on_exit_failed(self) -> None:
         self.clear_error()
+
+    def on_enter_deploy_failed(self) -> None:
+        """Show why the node's last operation failed: this session's error, else the durable record's
+        (a failure a previous process left, or a node command's)."""
+        if self._deploy_error is not None:
+            self.error, self.error_temporary = self._deploy_error, False
+            return
+        deployer = self._deployer()
+        execution = None if deployer is None else deployer.execution(self.name)
+        if execution is not None and execution.status == "failed":
+            reason = execution.error or "no reason recorded"
+            self.error = f"{execution.operation} failed in {execution.phase}: {reason}"
+            self.error_temporary = False
 
     def on_enter_deployed(self) -> None:
         """Deployed (by this actor, a node command or a resume): an earlier install failure is over."""
@@ -616,7 +676,15 @@ class ServerNodeActor(ResourceActor):
 
     def system(self) -> str | None:
         active = self.active
-        for name in ("deploying", "deployed", "deploy_failed", "reachable", "down", "unknown"):
+        for name in (
+            "deploying",
+            "deployed",
+            "deploy_failed",
+            "deploy_interrupted",
+            "reachable",
+            "down",
+            "unknown",
+        ):
             if name in active:
                 return name
         return None
@@ -653,6 +721,26 @@ class ServerNodeActor(ResourceActor):
                 return self.observed.health
             return "healthy" if system in ("reachable", "deployed") else "degraded"
         return "unknown"
+
+    def waiting(self) -> str | None:
+        """What continues a node operation left at rest (module notes): the operator's command."""
+        system = self.system()
+        if "running" not in self.active or system not in ("reachable", "deploy_failed", "deploy_interrupted"):
+            return None
+        deployer = self._deployer()
+        if deployer is None or self.tracked() is None or deployer.busy(self.name):
+            return None
+        execution = deployer.execution(self.name)
+        resume = f"legion server resume {self.name} (or legion materialize)"
+        if system == "reachable":
+            return "not installed yet: legion materialize installs it" if execution is None else None
+        if execution is None or execution.status not in ("interrupted", "failed"):
+            return None
+        if system == "deploy_interrupted":
+            return f"{execution.operation} interrupted in {execution.phase}; continue it: {resume}"
+        if execution.retryable:
+            return f"retry {execution.operation} from {execution.phase}: {resume}"
+        return f"start {execution.operation} over: legion materialize"
 
     def substage(self) -> str | None:
         """The deployment phase the node is in (or stopped in); none once its operation succeeded."""

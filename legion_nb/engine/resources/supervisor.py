@@ -441,6 +441,13 @@ class ResourceSupervisor:
                     await actor.sync(run_id)
                     await budget.checkpoint()
 
+    async def follow_node_operation(self, name: str) -> None:
+        """Let the server actor ``name`` show where an operation the runtime ran outside its chart
+        (a node command) left the node, without the install request a wave makes."""
+        actor = self._actors.get(ResourceKey("server", name))
+        if isinstance(actor, ServerNodeActor) and not self._closed:
+            await actor.follow_operation()
+
     async def wait_settled(
         self,
         keys: Sequence[ResourceKey] | None = None,

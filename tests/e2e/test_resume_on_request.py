@@ -1,0 +1,300 @@
+"""A node operation left unfinished waits for the operator: opening a session resumes nothing.
+
+One sandbox cloud with simulated nodes runs in this process; engines open and close on one state
+file, which is linked to the nodes (as ``legion sandbox serve`` links it) so ``legion`` processes
+reach the same nodes. Every SSH command a node runs is on its journal (unit ``sshd``), so "no
+install step ran" is read off the node itself, and the durable execution record shows that no
+phase started (its ``updated`` stamp and error stay those the unlock wrote).
+
+* A CLI ``legion materialize`` SIGKILLed inside the OS install leaves the execution running; the
+  next ``legion status`` marks it ``interrupted, retryable``, and neither it nor later ``legion
+  status`` / ``legion --json snapshot`` runs start anything on the node. The snapshot shows the
+  phase and the command that continues it; ``legion materialize`` or ``legion server resume``
+  then finishes the same operation from that phase (the kexec is not run again).
+* In process: an engine closed inside the install (or one whose install failed) is reopened; the
+  node rests ``deploy_interrupted`` (``deploy_failed``) with nothing run until ``node_resume`` (a
+  materialize wave) continues it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from legion_nb.emulators.cloud import SandboxCloud
+from legion_nb.emulators.faults import FaultPlan
+from legion_nb.emulators.nodes.fleet import NodeFleet
+from legion_nb.emulators.world import SandboxWorld, Timing
+from legion_nb.engine.deployment.phases import execution_of
+from legion_nb.engine.runtime import Engine, create_engine
+from legion_nb.engine.session import SessionSettings
+from legion_nb.engine.state.model import LegionState, NodeExecution, decode_state
+from legion_nb.engine.state.store import SecureStateStore
+from legion_nb.sandbox_engine import NodeLink, node_fleet, sandbox_policy, write_sandbox_link
+
+pytestmark = pytest.mark.slow
+
+PASSWORD = "resume on request password"
+NODE = "n1"
+STEP = 0.02
+Opener = Callable[[], Awaitable[Engine]]
+
+
+@dataclass
+class Sandbox:
+    cloud: SandboxCloud
+    fleet: NodeFleet
+    link: NodeLink
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[Sandbox]:
+    timing = Timing(action_seconds=0.02, boot_seconds=0.02)
+    world = SandboxWorld(31, timing=timing, faults=FaultPlan(rate=0.0, seed=31))
+    fleet, link = node_fleet(STEP, seed=31)
+    async with SandboxCloud(world, nodes=fleet) as cloud:
+        yield Sandbox(cloud, fleet, link)
+
+
+@pytest.fixture
+async def opener(sandbox: Sandbox, tmp_path: Path) -> AsyncIterator[Opener]:
+    """Open an engine on the one state; the first call creates it, stores the credentials, links
+    the state to the nodes and plans the node (nothing is materialized)."""
+    path = tmp_path / "resume.legion"
+    settings = sandbox.link.settings(SessionSettings(broker=sandbox_policy()))
+    opened: list[Engine] = []
+
+    async def open_engine() -> Engine:
+        engine = create_engine(path, settings)
+        opened.append(engine)
+        if engine.state_exists():
+            await engine.unlock(PASSWORD)
+            return engine
+        await engine.bootstrap(PASSWORD)
+        write_sandbox_link(path, sandbox.link)
+        block = sandbox.cloud.endpoints()["hetzner"]
+        await engine.credentials_set("hetzner", {"token": block["token"]}, endpoint=block["url"])
+        await engine.plan_upsert_server(name=NODE, provider="hetzner", cluster="alpha")
+        return engine
+
+    yield open_engine
+    for engine in opened:
+        await engine.aclose()
+
+
+# -- what the node and the state say ------------------------------------------------------------
+
+
+def commands_after(fleet: NodeFleet, mark: int) -> list[str]:
+    """The SSH commands the node ran after journal sequence ``mark`` (``root: legion-node``)."""
+    journal = fleet.by_hostname(NODE).system.journal
+    return [e.message for e in journal if e.seq > mark and e.unit == "sshd"]
+
+
+def steps_after(fleet: NodeFleet, mark: int) -> list[str]:
+    """The ``legion-node`` steps that ended after ``mark`` (``kexec exit 0``, ``install exit 0``)."""
+    journal = fleet.by_hostname(NODE).system.journal
+    return [e.message for e in journal if e.seq > mark and e.unit == "legion-node"]
+
+
+def journal_mark(fleet: NodeFleet) -> int:
+    journal = fleet.by_hostname(NODE).system.journal
+    return max((e.seq for e in journal), default=0)
+
+
+async def durable(path: Path) -> LegionState:
+    """The state on disk as the last process left it (read only)."""
+    store, payload = await SecureStateStore.unlock(path, PASSWORD)
+    store.close()
+    return decode_state(payload)
+
+
+async def durable_execution(path: Path) -> NodeExecution | None:
+    return execution_of(await durable(path), NODE)
+
+
+# -- legion processes -----------------------------------------------------------------------------
+
+
+async def legion(state: Path, *args: str) -> asyncio.subprocess.Process:
+    """A ``legion`` process on ``state``; this loop keeps serving the sandbox while it runs."""
+    env = {**os.environ, "LEGION_STATE": str(state), "LEGION_PASSWORD": PASSWORD}
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "legion_nb",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+
+
+async def finished(process: asyncio.subprocess.Process) -> str:
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, (out.decode(), err.decode())
+    return out.decode()
+
+
+def node_row(snapshot: Any) -> dict[str, Any]:
+    rows = snapshot["rows"] if isinstance(snapshot, dict) else snapshot
+    (row,) = [r for r in rows if r["kind"] == "server" and r["name"] == NODE]
+    return dict(row)
+
+
+async def kill_inside_the_install(path: Path, fleet: NodeFleet) -> NodeExecution:
+    """Run ``legion materialize`` until the node's OS install step runs, SIGKILL it there; the
+    execution the killed process left on disk."""
+    fleet.timing.install = 60.0  # the install step now outlasts the kill
+    process = await legion(path, "--json", "materialize", "--yes")
+    try:
+        while True:
+            execution = await durable_execution(path)
+            at = None if execution is None else (execution.phase, execution.status)
+            if at == ("os_install", "running") and fleet.by_hostname(NODE).system.phase == "installer":
+                break
+            assert process.returncode is None, "legion materialize ended before the OS install"
+            await asyncio.sleep(0.1)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGKILL)
+    assert await process.wait() == -signal.SIGKILL
+    fleet.timing.install = STEP
+    left = await durable_execution(path)
+    assert left is not None and (left.operation, left.phase, left.status) == ("add", "os_install", "running")
+    return left
+
+
+# -- the tests ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("retry", ["materialize", "server resume"])
+async def test_read_only_commands_after_a_killed_materialize_start_nothing_on_the_node(
+    sandbox: Sandbox, opener: Opener, retry: str
+) -> None:
+    engine = await opener()
+    path = engine.state_path
+    await engine.aclose()
+    fleet = sandbox.fleet
+    left = await kill_inside_the_install(path, fleet)
+    mark = journal_mark(fleet)
+
+    await finished(await legion(path, "status"))  # the first unlock marks the execution interrupted
+    interrupted = await durable_execution(path)
+    assert interrupted is not None
+    assert (interrupted.operation, interrupted.phase, interrupted.status, interrupted.retryable) == (
+        "add",
+        "os_install",
+        "interrupted",
+        True,
+    )
+    assert interrupted.started == left.started and not interrupted.phase_done
+
+    for command in (("--json", "snapshot"), ("status",), ("--json", "snapshot"), ("status",)):
+        out = await finished(await legion(path, *command))
+        # No phase started (it would have rewritten the record) and the node ran no command.
+        assert await durable_execution(path) == interrupted, command
+        assert commands_after(fleet, mark) == [], command
+        if command[-1] == "snapshot":
+            row = node_row(json.loads(out))
+            assert (row["system"], row["substage"], row["operation"], row["error"]) == (
+                "deploy_interrupted",
+                "os_install",
+                "",
+                "",
+            ), row
+            assert "legion server resume n1" in row["waiting"] and "os_install" in row["waiting"], row
+
+    if retry == "materialize":
+        await finished(await legion(path, "materialize", "--yes"))
+    else:
+        resumed = json.loads(await finished(await legion(path, "--json", "server", "resume", NODE)))
+        assert (resumed["server"], resumed["command"], resumed["status"]) == (NODE, "resume", "succeeded")
+    done = await durable_execution(path)
+    assert done is not None and (done.operation, done.status) == ("add", "succeeded")
+    assert done.started == left.started  # the same operation, resumed
+    ran = steps_after(fleet, mark)
+    assert "install exit 0" in ran and not [s for s in ran if s.startswith("kexec")], ran  # from os_install
+    assert len((await durable(path)).tracked.servers) == 1
+
+
+@pytest.mark.parametrize("stop", ["closed", "failed"])
+async def test_a_reopened_engine_runs_nothing_until_the_operator_resumes(
+    sandbox: Sandbox, opener: Opener, stop: str
+) -> None:
+    fleet = sandbox.fleet
+    engine = await opener()
+    path = engine.state_path
+    if stop == "closed":
+        fleet.timing.install = 60.0
+        applying = asyncio.create_task(engine.materialize(settle_seconds=120))
+        while not (
+            (execution := engine.state.tracked.servers.get(NODE)) is not None
+            and execution.execution is not None
+            and (execution.execution.phase, execution.execution.status) == ("os_install", "running")
+            and fleet.by_hostname(NODE).system.phase == "installer"
+        ):
+            assert not applying.done(), applying
+            await asyncio.sleep(0.02)
+        await engine.aclose()  # cancels the install: the runtime records it interrupted
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await applying
+        fleet.timing.install = STEP
+    else:
+
+        async def break_the_install() -> None:
+            while not fleet.addresses():
+                await asyncio.sleep(0.002)
+            fleet.node(fleet.addresses()[0]).faults.fail("install", "disk /dev/sda not found")
+
+        breaker = asyncio.create_task(break_the_install())
+        report = await engine.materialize(settle_seconds=120)
+        await breaker
+        assert not report.ok
+        await engine.aclose()
+    stopped = await durable_execution(path)
+    assert stopped is not None and (stopped.operation, stopped.phase) == ("add", "os_install")
+    assert stopped.status == ("interrupted" if stop == "closed" else "failed") and stopped.retryable
+    mark = journal_mark(fleet)
+
+    engine = await opener()
+    core = engine.core
+    assert core.deployment is not None
+    await core.resources.wait_settled()
+    for _ in range(3):  # whatever the loop still had queued runs; nothing may start
+        await asyncio.sleep(0)
+    assert engine.state.tracked.servers[NODE].execution == stopped
+    assert commands_after(fleet, mark) == []
+    assert core.deployment.runtime.metrics.runs == {} and core.deployment.runtime.active() == {}
+    row = node_row(await engine.snapshot())
+    want = "deploy_interrupted" if stop == "closed" else "deploy_failed"
+    assert (row["system"], row["substage"], row["settled"]) == (want, "os_install", True), row
+    assert "legion server resume n1" in row["waiting"], row
+    if stop == "failed":
+        assert row["error"] == (
+            "add failed in os_install: node n1: 'legion-node install' failed (exit 1): "
+            "legion-node install: disk /dev/sda not found"
+        ), row
+    at_work = [r for r in (await engine.activity())["current"] if r["name"] == NODE]
+    assert [(r["substage"], r["waiting"]) for r in at_work] == [("os_install", row["waiting"])]
+
+    result = await engine.node_resume(NODE)
+    assert result.status == "succeeded"
+    done = engine.state.tracked.servers[NODE].execution
+    assert done is not None and (done.operation, done.status) == ("add", "succeeded")
+    assert done.started == stopped.started  # the same operation, resumed
+    ran = {phase.value for phase in core.deployment.runtime.metrics.runs}
+    assert {"os_install", "reboot"} <= ran and "kexec" not in ran, ran
+    row = node_row(await engine.snapshot())
+    assert (row["system"], row["substage"], row["waiting"], row["error"]) == ("deployed", "", "", ""), row
+    assert not [s for s in steps_after(fleet, mark) if s.startswith("kexec")]
