@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
-from collections.abc import Awaitable, Callable
+import os
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 from legion_nb.emulators.cloud import SandboxCloud
+from legion_nb.emulators.faults import FaultPlan
 from legion_nb.emulators.hetzner import state_of
 from legion_nb.emulators.hetzner.project import HetznerProject
 from legion_nb.emulators.nodes.fleet import NodeFleet
+from legion_nb.emulators.world import SandboxWorld, Timing
 from legion_nb.engine.runtime import Engine
-from legion_nb.sandbox_engine import sandbox_cloud
+from legion_nb.engine.state.model import LegionState, decode_state
+from legion_nb.engine.state.store import SecureStateStore
+from legion_nb.sandbox_engine import NodeLink, node_fleet, sandbox_cloud
 
 PASSWORD = "e2e password 1"
 EngineFactory = Callable[[], Awaitable[Engine]]
@@ -79,3 +89,50 @@ def host_records(view: dict[str, object], host: str = "www.example.org") -> dict
     servers, ipv6 = _addresses(view, "servers"), _addresses(view, "ipv6")
     assert sorted(ipv6) == sorted(servers), "every Hetzner server has an IPv6 /64"
     return {f"{host} A": sorted(servers.values()), f"{host} AAAA": sorted(ipv6.values())}
+
+
+@dataclass
+class LinkedSandbox:
+    """A sandbox cloud with simulated nodes served by this process, and the link a state needs so
+    that ``legion`` processes reach the same nodes (as ``legion sandbox serve`` links it)."""
+
+    cloud: SandboxCloud
+    fleet: NodeFleet
+    link: NodeLink
+
+
+@contextlib.asynccontextmanager
+async def linked_sandbox(seed: int, node_seconds: float = 0.02) -> AsyncIterator[LinkedSandbox]:
+    timing = Timing(action_seconds=0.02, boot_seconds=0.02)
+    world = SandboxWorld(seed, timing=timing, faults=FaultPlan(rate=0.0, seed=seed))
+    fleet, link = node_fleet(node_seconds, seed=seed)
+    async with SandboxCloud(world, nodes=fleet) as cloud:
+        yield LinkedSandbox(cloud, fleet, link)
+
+
+async def legion_process(state: Path, password: str, *args: str) -> asyncio.subprocess.Process:
+    """A ``legion`` process on ``state``; the test's loop keeps serving the sandbox while it runs."""
+    env = {**os.environ, "LEGION_STATE": str(state), "LEGION_PASSWORD": password}
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "legion_nb",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+
+
+async def finished(process: asyncio.subprocess.Process) -> str:
+    """The standard output of a ``legion`` process that must succeed."""
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, (out.decode(), err.decode())
+    return out.decode()
+
+
+async def durable_state(path: Path, password: str) -> LegionState:
+    """The state on disk as the last process left it (read only: no engine, no session)."""
+    store, payload = await SecureStateStore.unlock(path, password)
+    store.close()
+    return decode_state(payload)

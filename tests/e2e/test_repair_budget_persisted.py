@@ -11,26 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from e2ekit import LinkedSandbox, durable_state, finished, legion_process, linked_sandbox
 
-from legion_nb.emulators.cloud import SandboxCloud
-from legion_nb.emulators.faults import FaultPlan
 from legion_nb.emulators.nodes.fleet import NodeFleet
-from legion_nb.emulators.world import SandboxWorld, Timing
 from legion_nb.engine.deployment.phases import execution_of
 from legion_nb.engine.results import RepairView
 from legion_nb.engine.runtime import Engine, create_engine
 from legion_nb.engine.session import SessionSettings
-from legion_nb.engine.state.model import LegionState, decode_state
-from legion_nb.engine.state.store import SecureStateStore
-from legion_nb.sandbox_engine import NodeLink, node_fleet, sandbox_policy, write_sandbox_link
+from legion_nb.engine.state.model import LegionState
+from legion_nb.sandbox_engine import sandbox_policy, write_sandbox_link
 
 pytestmark = pytest.mark.slow
 
@@ -39,29 +33,19 @@ NODES = ("r1", "r2", "r3")
 Opener = Callable[[], Awaitable[Engine]]
 
 
-@dataclass
-class Sandbox:
-    cloud: SandboxCloud
-    fleet: NodeFleet
-    link: NodeLink
+@pytest.fixture
+async def sandbox() -> AsyncIterator[LinkedSandbox]:
+    async with linked_sandbox(23) as linked:
+        yield linked
 
 
 @pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
-    timing = Timing(action_seconds=0.02, boot_seconds=0.02)
-    world = SandboxWorld(23, timing=timing, faults=FaultPlan(rate=0.0, seed=23))
-    fleet, link = node_fleet(0.02, seed=23)
-    async with SandboxCloud(world, nodes=fleet) as cloud:
-        yield Sandbox(cloud, fleet, link)
-
-
-@pytest.fixture
-def fleet(sandbox: Sandbox) -> NodeFleet:
+def fleet(sandbox: LinkedSandbox) -> NodeFleet:
     return sandbox.fleet
 
 
 @pytest.fixture
-async def opener(sandbox: Sandbox, tmp_path: Path) -> AsyncIterator[Opener]:
+async def opener(sandbox: LinkedSandbox, tmp_path: Path) -> AsyncIterator[Opener]:
     """Open an engine on the one state; the first call creates it, stores the credentials, links
     the state to the nodes and materializes the three-node cluster."""
     path = tmp_path / "budget.legion"
@@ -143,30 +127,11 @@ async def test_the_budget_survives_a_logout_and_a_new_unlock(fleet: NodeFleet, o
 
 
 async def legion(state: Path, *args: str) -> asyncio.subprocess.Process:
-    """A ``legion`` process on ``state``; this loop keeps serving the sandbox while it runs."""
-    env = {**os.environ, "LEGION_STATE": str(state), "LEGION_PASSWORD": PASSWORD}
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "legion_nb",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
-
-
-async def finished(process: asyncio.subprocess.Process) -> str:
-    out, err = await asyncio.wait_for(process.communicate(), 120)
-    assert process.returncode == 0, (out.decode(), err.decode())
-    return out.decode()
+    return await legion_process(state, PASSWORD, *args)
 
 
 async def durable(path: Path) -> LegionState:
-    """The state on disk as the last process left it (read only)."""
-    store, payload = await SecureStateStore.unlock(path, PASSWORD)
-    store.close()
-    return decode_state(payload)
+    return await durable_state(path, PASSWORD)
 
 
 async def test_a_repairs_run_killed_mid_repair_still_counts_its_attempt(

@@ -21,26 +21,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from e2ekit import LinkedSandbox, durable_state, finished, legion_process, linked_sandbox
 
-from legion_nb.emulators.cloud import SandboxCloud
-from legion_nb.emulators.faults import FaultPlan
 from legion_nb.emulators.nodes.fleet import NodeFleet
-from legion_nb.emulators.world import SandboxWorld, Timing
 from legion_nb.engine.deployment.phases import execution_of
 from legion_nb.engine.runtime import Engine, create_engine
 from legion_nb.engine.session import SessionSettings
-from legion_nb.engine.state.model import LegionState, NodeExecution, decode_state
-from legion_nb.engine.state.store import SecureStateStore
-from legion_nb.sandbox_engine import NodeLink, node_fleet, sandbox_policy, write_sandbox_link
+from legion_nb.engine.state.model import LegionState, NodeExecution
+from legion_nb.sandbox_engine import sandbox_policy, write_sandbox_link
 
 pytestmark = pytest.mark.slow
 
@@ -50,24 +44,14 @@ STEP = 0.02
 Opener = Callable[[], Awaitable[Engine]]
 
 
-@dataclass
-class Sandbox:
-    cloud: SandboxCloud
-    fleet: NodeFleet
-    link: NodeLink
+@pytest.fixture
+async def sandbox() -> AsyncIterator[LinkedSandbox]:
+    async with linked_sandbox(31, STEP) as linked:
+        yield linked
 
 
 @pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
-    timing = Timing(action_seconds=0.02, boot_seconds=0.02)
-    world = SandboxWorld(31, timing=timing, faults=FaultPlan(rate=0.0, seed=31))
-    fleet, link = node_fleet(STEP, seed=31)
-    async with SandboxCloud(world, nodes=fleet) as cloud:
-        yield Sandbox(cloud, fleet, link)
-
-
-@pytest.fixture
-async def opener(sandbox: Sandbox, tmp_path: Path) -> AsyncIterator[Opener]:
+async def opener(sandbox: LinkedSandbox, tmp_path: Path) -> AsyncIterator[Opener]:
     """Open an engine on the one state; the first call creates it, stores the credentials, links
     the state to the nodes and plans the node (nothing is materialized)."""
     path = tmp_path / "resume.legion"
@@ -113,37 +97,15 @@ def journal_mark(fleet: NodeFleet) -> int:
 
 
 async def durable(path: Path) -> LegionState:
-    """The state on disk as the last process left it (read only)."""
-    store, payload = await SecureStateStore.unlock(path, PASSWORD)
-    store.close()
-    return decode_state(payload)
+    return await durable_state(path, PASSWORD)
 
 
 async def durable_execution(path: Path) -> NodeExecution | None:
     return execution_of(await durable(path), NODE)
 
 
-# -- legion processes -----------------------------------------------------------------------------
-
-
 async def legion(state: Path, *args: str) -> asyncio.subprocess.Process:
-    """A ``legion`` process on ``state``; this loop keeps serving the sandbox while it runs."""
-    env = {**os.environ, "LEGION_STATE": str(state), "LEGION_PASSWORD": PASSWORD}
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "legion_nb",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
-
-
-async def finished(process: asyncio.subprocess.Process) -> str:
-    out, err = await asyncio.wait_for(process.communicate(), 120)
-    assert process.returncode == 0, (out.decode(), err.decode())
-    return out.decode()
+    return await legion_process(state, PASSWORD, *args)
 
 
 def node_row(snapshot: Any) -> dict[str, Any]:
@@ -180,7 +142,7 @@ async def kill_inside_the_install(path: Path, fleet: NodeFleet) -> NodeExecution
 
 @pytest.mark.parametrize("retry", ["materialize", "server resume"])
 async def test_read_only_commands_after_a_killed_materialize_start_nothing_on_the_node(
-    sandbox: Sandbox, opener: Opener, retry: str
+    sandbox: LinkedSandbox, opener: Opener, retry: str
 ) -> None:
     engine = await opener()
     path = engine.state_path
@@ -230,7 +192,7 @@ async def test_read_only_commands_after_a_killed_materialize_start_nothing_on_th
 
 @pytest.mark.parametrize("stop", ["closed", "failed"])
 async def test_a_reopened_engine_runs_nothing_until_the_operator_resumes(
-    sandbox: Sandbox, opener: Opener, stop: str
+    sandbox: LinkedSandbox, opener: Opener, stop: str
 ) -> None:
     fleet = sandbox.fleet
     engine = await opener()
