@@ -13,7 +13,8 @@ phase started (its ``updated`` stamp and error stay those the unlock wrote).
   then finishes the same operation from that phase (the kexec is not run again).
 * In process: an engine closed inside the install (or one whose install failed) is reopened; the
   node rests ``deploy_interrupted`` (``deploy_failed``) with nothing run until ``node_resume`` (a
-  materialize wave) continues it.
+  materialize wave) continues it. ``node_resume`` while a wave's install runs follows it to its
+  end; while a reinstall runs it is refused in one line.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from e2ekit import LinkedSandbox, durable_state, finished, legion_process, linke
 
 from legion_nb.emulators.nodes.fleet import NodeFleet
 from legion_nb.engine.deployment.phases import execution_of
+from legion_nb.engine.deployment.runtime import DeploymentBusyError
 from legion_nb.engine.runtime import Engine, create_engine
 from legion_nb.engine.session import SessionSettings
 from legion_nb.engine.state.model import LegionState, NodeExecution
@@ -260,3 +262,33 @@ async def test_a_reopened_engine_runs_nothing_until_the_operator_resumes(
     row = node_row(await engine.snapshot())
     assert (row["system"], row["substage"], row["waiting"], row["error"]) == ("deployed", "", "", ""), row
     assert not [s for s in steps_after(fleet, mark) if s.startswith("kexec")]
+
+
+async def test_server_resume_follows_the_install_a_wave_runs_and_refuses_another_operation(
+    sandbox: LinkedSandbox, opener: Opener
+) -> None:
+    fleet = sandbox.fleet
+    engine = await opener()
+    fleet.timing.install = 1.0  # the wave's install is still running when the operator resumes
+    applying = asyncio.create_task(engine.materialize(settle_seconds=120))
+    while (row := node_row(await engine.snapshot()))["system"] != "deploying":
+        assert not applying.done(), applying
+        await asyncio.sleep(0.02)
+    followed = await engine.node_resume(NODE)  # follows the wave's install to its end
+    assert (followed.status, followed.command) == ("succeeded", "resume")
+    report = await applying
+    assert report.ok, (report.summary, report.errors)
+    done = engine.state.tracked.servers[NODE].execution
+    assert done is not None and (done.operation, done.status) == ("add", "succeeded")
+    assert [s for s in steps_after(fleet, 0) if s.startswith("install")] == ["install exit 0"]  # ran once
+
+    reinstalling = asyncio.create_task(engine.node_reinstall(NODE))
+    while not (running := engine.state.tracked.servers[NODE].execution) or running.operation != "reinstall":
+        assert not reinstalling.done(), reinstalling
+        await asyncio.sleep(0.02)
+    with pytest.raises(DeploymentBusyError) as busy:
+        await engine.node_resume(NODE)
+    assert busy.value.message == "node n1 is already running reinstall; wait for it", busy.value.message
+    assert (await reinstalling).status == "succeeded"
+    row = node_row(await engine.snapshot())
+    assert (row["system"], row["waiting"], row["error"]) == ("deployed", "", ""), row
