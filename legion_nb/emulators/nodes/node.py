@@ -135,13 +135,12 @@ class SimulatedNode:
             await asyncio.gather(*tasks, return_exceptions=True)
         await self._go_down()
         await self.senders.aclose()
-        if self._sender_api is not None:
-            await self._sender_api.aclose()
-            self._sender_api = None
         self._running = False
 
     async def power_off(self) -> None:
-        """Cut the power: connections drop and ports close; the disk (phase, files, keys) stays."""
+        """Cut the power: connections drop and every port (SSH, admin API, peer sync, Sender API)
+        closes, so clients meet a refused connection; stream sessions stop sending. The disk (phase,
+        files, keys, the Sender's configuration and sessions) stays for the next boot."""
         await self._go_down()
 
     async def power_on(self, *, into_installer: bool = False) -> None:
@@ -159,6 +158,7 @@ class SimulatedNode:
             await self.start_sync()
         if self.system.sender_config is not None:
             await self.start_sender()
+            self.senders.boot()
         self._up.set()
 
     async def reboot(self, *, into_installer: bool = False) -> None:
@@ -308,6 +308,11 @@ class SimulatedNode:
     async def _go_down(self) -> None:
         self._up.clear()
         await self._stop_sync()
+        if self._sender_api is not None:
+            await self._sender_api.aclose()
+            self._sender_api = None
+            self._sender_served = {}
+        await self.senders.power_off()
         if self._admin is not None:
             await self._admin.aclose()
             self._admin = None

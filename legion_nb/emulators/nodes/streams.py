@@ -14,6 +14,8 @@ answered 403):
 
 Faults for tests and runbooks: :meth:`SenderSession.stall` keeps the connection open and sends
 nothing until :meth:`SenderSession.resume`; :meth:`SenderSession.fail` drops it with an error.
+A power-off drops every session's connection and the API's port; at the next boot the Sender
+restarts the sessions that were sending (:meth:`SatelliteSenders.power_off`, :meth:`~SatelliteSenders.boot`).
 
 :class:`StreamReceiver` is the other end the sandbox runs: a TCP server on a loopback address that
 counts the bytes each stream delivered.
@@ -104,12 +106,26 @@ class SenderSession:
         self.state, self.error = "failed", message
 
     async def stop(self) -> None:
+        await self.halt()
+        self.state = "stopped"
+
+    async def halt(self) -> None:
+        """The machine lost power: the connection drops mid-stream; state and count stay as they
+        were, for :meth:`restart` at the next boot."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        self.state = "stopped"
+
+    def restart(self) -> None:
+        """The Sender service starts again at boot: a session that was sending (stalled ones too,
+        the hang did not survive the power cycle) opens a new connection and goes on counting."""
+        if self.state not in ("running", "stalled"):
+            return
+        self._flowing.set()
+        self.state = "running"
+        self.start()
 
     def report(self) -> dict[str, Any]:
         return {
@@ -151,6 +167,16 @@ class SatelliteSenders:
         session = self.sessions.pop(name, None)
         if session is not None:
             await session.stop()
+
+    async def power_off(self) -> None:
+        """Every session's connection drops with the machine; the sessions stay configured."""
+        for session in self.sessions.values():
+            await session.halt()
+
+    def boot(self) -> None:
+        """Restart the sessions that were sending when the power went (see :meth:`SenderSession.restart`)."""
+        for session in self.sessions.values():
+            session.restart()
 
     async def aclose(self) -> None:
         for name in list(self.sessions):

@@ -419,8 +419,7 @@ class Compute:
 
         def ready() -> None:
             instance.ready_at = self.world.now()
-            key = self.ssh_keys.get(instance.ssh_key_id or "")
-            self.world.machine_running(instance.ip, instance.name, (key.public_key,) if key else ())
+            self.world.machine_running(instance.ip, instance.name, self._root_keys(instance))
 
         self._transition(instance, "BUILD", "ACTIVE", self.world.timing.boot_seconds, after=ready)
         return instance
@@ -435,6 +434,11 @@ class Compute:
         key = SshKey(key_id, name, public_key.strip(), fingerprint, regions)
         self.ssh_keys[key_id] = key
         return key
+
+    def _root_keys(self, instance: Instance) -> tuple[str, ...]:
+        """The public keys the image installs for root: the instance's SSH key, if it still exists."""
+        key = self.ssh_keys.get(instance.ssh_key_id or "")
+        return (key.public_key,) if key else ()
 
     async def get_instance(self, request: web.Request) -> web.Response:
         return json_response(self.instance_detail_json(self._instance(request)))
@@ -460,7 +464,13 @@ class Compute:
         if kind not in _ACTION_STATUSES:
             raise OvhFault(400, "Client::BadRequest", "Invalid parameter: type must be soft or hard")
         self._require_status(instance, ("ACTIVE", "SHUTOFF", "RESCUE"), "reboot")
-        self._transition(instance, _ACTION_STATUSES[kind], "ACTIVE", self.world.timing.action_seconds)
+        self._transition(
+            instance,
+            _ACTION_STATUSES[kind],
+            "ACTIVE",
+            self.world.timing.action_seconds,
+            after=lambda: self.world.machine_rebooted(instance.ip),
+        )
         return json_response(None)
 
     async def reinstall(self, request: web.Request) -> web.Response:
@@ -474,19 +484,33 @@ class Compute:
             )
         self._require_status(instance, ("ACTIVE", "SHUTOFF", "RESCUE", "ERROR"), "reinstall")
         instance.image_id = image_id
-        self._transition(instance, "REBUILD", "ACTIVE", self.world.timing.boot_seconds)
+
+        def rebuilt() -> None:
+            self.world.machine_rebuilt(instance.ip, instance.name, self._root_keys(instance))
+
+        self._transition(instance, "REBUILD", "ACTIVE", self.world.timing.boot_seconds, after=rebuilt)
         return json_response(self.instance_detail_json(instance))
 
     async def start(self, request: web.Request) -> web.Response:
         instance = self._instance(request)
         self._require_status(instance, ("SHUTOFF",), "start")
-        self._transition(instance, "SHUTOFF", "ACTIVE", self.world.timing.action_seconds)
+
+        def started() -> None:
+            self.world.machine_running(instance.ip, instance.name, self._root_keys(instance))
+
+        self._transition(instance, "SHUTOFF", "ACTIVE", self.world.timing.action_seconds, after=started)
         return json_response(None)
 
     async def stop(self, request: web.Request) -> web.Response:
         instance = self._instance(request)
         self._require_status(instance, ("ACTIVE",), "stop")
-        self._transition(instance, "ACTIVE", "SHUTOFF", self.world.timing.action_seconds)
+        self._transition(
+            instance,
+            "ACTIVE",
+            "SHUTOFF",
+            self.world.timing.action_seconds,
+            after=lambda: self.world.machine_stopped(instance.ip),
+        )
         return json_response(None)
 
     async def rescue_mode(self, request: web.Request) -> web.Response:

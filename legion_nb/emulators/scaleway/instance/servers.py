@@ -292,6 +292,9 @@ class ServersApi(InstanceCollection):
         return web.Response(status=204)
 
     def _remove_server(self, server: InstanceServer) -> None:
+        address = self._machine_address(server)
+        if address is not None:
+            self.world.machine_gone(address)
         self.account.servers.pop(server.id, None)
         for usage in self.account.usage:
             if usage.server_id == server.id and usage.ended is None:
@@ -354,7 +357,10 @@ class ServersApi(InstanceCollection):
             )
         timing = self.world.timing
         if action in ("poweron", "reboot"):
-            self._transition(server, "starting", "booting kernel", timing.boot_seconds, "running")
+            rebooted = action == "reboot"
+            self._transition(
+                server, "starting", "booting kernel", timing.boot_seconds, "running", rebooted=rebooted
+            )
         elif action == "poweroff":
             self._transition(server, "stopping", "", timing.action_seconds, "stopped")
         elif action == "stop_in_place":
@@ -375,9 +381,17 @@ class ServersApi(InstanceCollection):
         return json_response({"task": task}, status=202)
 
     def _transition(
-        self, server: InstanceServer, now_state: str, detail: str, seconds: float, final: str | None
+        self,
+        server: InstanceServer,
+        now_state: str,
+        detail: str,
+        seconds: float,
+        final: str | None,
+        *,
+        rebooted: bool = False,
     ) -> None:
-        """Move ``server`` into ``now_state`` and, ``seconds`` later, into ``final`` (None: deleted)."""
+        """Move ``server`` into ``now_state`` and, ``seconds`` later, into ``final`` (None: deleted),
+        then tell the world's machine listeners what became of the machine."""
         server.state = now_state
         server.state_detail = detail
         server.generation += 1
@@ -395,5 +409,25 @@ class ServersApi(InstanceCollection):
             server.state_detail = "booted" if final == "running" else ""
             server.generation += 1
             server.modified = self.world.now()
+            self._tell_world(server, rebooted=rebooted)
 
         self.world.spawn(finish())
+
+    def _machine_address(self, server: InstanceServer) -> str | None:
+        """Where the server's machine answers: its first public address (None without one)."""
+        ips = self._server_ips(server)
+        return ips[0][1] if ips else None
+
+    def _tell_world(self, server: InstanceServer, *, rebooted: bool) -> None:
+        """Report the machine's power to the world's listeners (the simulated nodes). Root accepts
+        the project's SSH keys, as Scaleway's images install them at boot."""
+        address = self._machine_address(server)
+        if address is None:
+            return
+        if server.state != "running":
+            self.world.machine_stopped(address)
+        elif rebooted:
+            self.world.machine_rebooted(address)
+        else:
+            keys = tuple(k.public_key for k in self.account.ssh_keys.values())
+            self.world.machine_running(address, server.name, keys)
