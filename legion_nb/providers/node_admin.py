@@ -4,7 +4,11 @@ Why here: the node admin API is an outside service Legion talks HTTP to, like a 
 the project keeps its HTTP client (httpx) at this edge. The caller hands in the ``ssl.SSLContext``
 (Legion's operator certificate and the cluster CA it pins, see
 ``ClusterSecurity.operator_ssl_context``): this module only speaks the protocol and translates
-failures into :class:`~legion_nb.errors.NodeError` kinds with one actionable line each.
+failures into :class:`~legion_nb.errors.NodeError` kinds with one actionable line each: a failed
+handshake (:class:`NodeAdminTrustError`), a node refusing Legion's certificate after a TLS 1.3
+handshake (:class:`NodeAdminRefusedError`), and a node that does not answer at all
+(:class:`NodeAdminUnreachableError`), told apart as the satellite client tells them apart
+(:mod:`legion_nb.providers.mtls_failure`).
 
 Endpoints (JSON): ``/v1/health``, ``/v1/readiness`` (HTTP 503 while not ready, still a report),
 ``/v1/metrics``, ``/v1/logs?since=&limit=``, and the Tang advertisement ``/tang/adv``.
@@ -21,10 +25,12 @@ from typing import Any
 import httpx
 
 from legion_nb.errors import NodeError
+from legion_nb.providers.mtls_failure import classify_mtls_failure
 
 __all__ = [
     "NodeAdminClient",
     "NodeAdminProtocolError",
+    "NodeAdminRefusedError",
     "NodeAdminTrustError",
     "NodeAdminUnreachableError",
     "Readiness",
@@ -44,6 +50,16 @@ class NodeAdminTrustError(NodeError):
     does not name its address), or the node refused Legion's operator certificate."""
 
     code = "node_admin_trust"
+
+
+class NodeAdminRefusedError(NodeAdminTrustError):
+    """The node reset the connection after the handshake and before answering: with TLS 1.3 that is
+    how its admin API refuses Legion's operator certificate. An admin API restarting at that moment
+    looks the same, so a retry may help; a refusal that persists needs the node's certificates
+    issued again."""
+
+    code = "node_admin_refused"
+    temporary = True
 
 
 class NodeAdminProtocolError(NodeError):
@@ -128,7 +144,7 @@ class NodeAdminClient:
         """Whether the node's Tang server answers with an advertisement now (False when unreachable)."""
         try:
             await self.tang_advertisement()
-        except (NodeAdminUnreachableError, NodeAdminProtocolError):
+        except (NodeAdminUnreachableError, NodeAdminRefusedError, NodeAdminProtocolError):
             return False
         return True
 
@@ -137,23 +153,8 @@ class NodeAdminClient:
     ) -> dict[str, Any]:
         try:
             response = await self._client.get(path, params=dict(params or {}))
-        except httpx.ConnectError as exc:
-            if isinstance(exc.__cause__, ssl.SSLError) or "SSL" in str(exc) or "certificate" in str(exc):
-                raise NodeAdminTrustError(
-                    f"node {self.node}'s admin API failed the mTLS handshake at {self.base_url}; "
-                    "its certificate must chain to the cluster CA: reinstall the node's certificates"
-                ) from exc
-            raise NodeAdminUnreachableError(
-                f"node {self.node}'s admin API does not answer at {self.base_url}; is the node up?"
-            ) from exc
-        except httpx.TimeoutException as exc:
-            raise NodeAdminUnreachableError(
-                f"node {self.node}'s admin API timed out at {self.base_url}; retry once it settles"
-            ) from exc
         except httpx.HTTPError as exc:
-            raise NodeAdminUnreachableError(
-                f"node {self.node}'s admin API broke off ({type(exc).__name__}) at {self.base_url}; retry"
-            ) from exc
+            raise self._failure(exc) from exc
         if response.status_code not in accept:
             raise NodeAdminProtocolError(
                 f"node {self.node}'s admin API answered {path} with HTTP {response.status_code}"
@@ -165,6 +166,32 @@ class NodeAdminClient:
         if not isinstance(body, dict):
             raise NodeAdminProtocolError(f"node {self.node}'s admin API sent {path} as a non-object")
         return body
+
+    def _failure(self, exc: httpx.HTTPError) -> NodeError:
+        """The one-line error for a call that got no response (see :mod:`.mtls_failure`)."""
+        failure = classify_mtls_failure(exc)
+        if failure == "handshake":
+            return NodeAdminTrustError(
+                f"node {self.node}'s admin API failed the mTLS handshake at {self.base_url}; "
+                "its certificate must chain to the cluster CA: reinstall the node's certificates"
+            )
+        if failure == "refused":
+            return NodeAdminRefusedError(
+                f"node {self.node} reset the TLS connection at {self.base_url} before answering: its "
+                "admin API refuses Legion's operator certificate (unless it was restarting just then); "
+                f"run `legion server reinstall {self.node}` to issue it the cluster's certificates again"
+            )
+        if isinstance(exc, httpx.ConnectError):
+            return NodeAdminUnreachableError(
+                f"node {self.node}'s admin API does not answer at {self.base_url}; is the node up?"
+            )
+        if isinstance(exc, httpx.TimeoutException):
+            return NodeAdminUnreachableError(
+                f"node {self.node}'s admin API timed out at {self.base_url}; retry once it settles"
+            )
+        return NodeAdminUnreachableError(
+            f"node {self.node}'s admin API broke off ({type(exc).__name__}) at {self.base_url}; retry"
+        )
 
     async def aclose(self) -> None:
         await self._client.aclose()

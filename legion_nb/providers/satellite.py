@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from legion_nb.errors import NodeError
+from legion_nb.providers.mtls_failure import classify_mtls_failure
 
 __all__ = ["SatelliteClient", "SatelliteError", "SatelliteTrustError", "satellite_url"]
 
@@ -81,13 +82,14 @@ class SatelliteClient:
         try:
             response = await self._client.request(method, path, json=json)
         except httpx.HTTPError as exc:
-            if _tls_failure(exc):
+            failure = classify_mtls_failure(exc)
+            if failure == "handshake":
                 raise SatelliteTrustError(
                     f"satellite {self.node}'s Sender API failed the mTLS handshake at {self.base_url}: "
                     "it must present a certificate from its cluster's CA and accept Legion's operator "
                     f"certificate; run `legion server reinstall {self.node}` to set it up again"
                 ) from exc
-            if isinstance(exc, httpx.ReadError) and _caused_by(exc, ConnectionResetError):
+            if failure == "refused":
                 raise SatelliteTrustError(
                     f"satellite {self.node} reset the TLS connection at {self.base_url} before answering: "
                     "it refuses Legion's client certificate (unless it was restarting just then); run "
@@ -119,22 +121,3 @@ class SatelliteClient:
 
     async def aclose(self) -> None:
         await self._client.aclose()
-
-
-def _tls_failure(exc: httpx.HTTPError) -> bool:
-    """Whether ``exc`` is a failed TLS handshake (Legion refusing the satellite's certificate, or,
-    with TLS 1.2, the satellite refusing Legion's) rather than a satellite that is down."""
-    text = str(exc)
-    return _caused_by(exc, ssl.SSLError) or "SSL" in text or "certificate" in text
-
-
-def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
-    """Whether ``kind`` is in ``exc``'s cause chain. With TLS 1.3 a server refusing the client's
-    certificate decides only after the client sent its request, and closes with that request
-    unread: the client meets a connection reset where the response should be."""
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, kind):
-            return True
-        cause = cause.__cause__ or cause.__context__
-    return False
