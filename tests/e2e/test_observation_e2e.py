@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from hcloud import Client
 
 import legion_nb
 from legion_nb.emulators.nodes import SimulatedNode
@@ -106,6 +107,36 @@ async def test_a_single_missed_poll_does_not_change_health(engine: Engine) -> No
     target.break_admin_api(False)
     await poll(engine)
     assert rows(engine)["obs-3"]["health"] == "healthy"
+
+
+async def test_a_node_powered_off_at_the_provider_is_unreachable_then_healthy_after_power_on(
+    engine: Engine,
+) -> None:
+    await poll(engine)
+    target = node(engine, "obs-2")
+    phase, host_key = target.system.phase, target.host_public_key
+    hz = sandbox_cloud(engine).endpoints()["hetzner"]
+    server = await asyncio.to_thread(
+        Client(token=hz["token"], api_endpoint=hz["url"], poll_interval=0.02).servers.get_by_name, "obs-2"
+    )
+    assert server is not None
+    await asyncio.to_thread(lambda: server.power_off().wait_until_finished())
+    while target.is_up:  # the node follows the provider's action a moment later
+        await asyncio.sleep(0.01)
+
+    await poll(engine)
+    await poll(engine)  # one missed poll keeps the verdict, the second does not
+    down = rows(engine)
+    assert down["obs-2"]["health"] == "unreachable", down["obs-2"]
+    assert "does not answer" in down["obs-2"]["reason"] and "certificate" not in down["obs-2"]["reason"]
+    assert {down[n]["health"] for n in ("obs-1", "obs-3")} == {"healthy"}
+
+    await asyncio.to_thread(lambda: server.power_on().wait_until_finished())
+    await target.wait_up()
+    await poll(engine)
+    back = rows(engine)["obs-2"]
+    assert (back["health"], back["reason"]) == ("healthy", None), back
+    assert (target.system.phase, target.host_public_key) == (phase, host_key)  # the same disk
 
 
 async def test_telemetry_and_logs_are_collected_into_the_stores(engine: Engine) -> None:
