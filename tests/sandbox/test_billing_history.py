@@ -9,8 +9,8 @@ from decimal import Decimal
 import ovh  # type: ignore[import-untyped]
 import ovh.client  # type: ignore[import-untyped]
 import pytest
-import scaleway
 from scaleway.billing.v2beta1 import BillingV2Beta1API
+from sdkkit import scaleway_client
 
 from legion_nb.emulators.history import past_servers
 from legion_nb.emulators.httpkit import ThreadedEmulator, serve_in_thread
@@ -66,15 +66,7 @@ def test_history_is_reproducible_bounded_and_past() -> None:
 
 
 def test_scaleway_history_shows_in_consumptions_and_invoices(scaleway_served: ThreadedEmulator) -> None:
-    creds = scaleway_served.emulator.credentials
-    client = scaleway.Client(
-        access_key=creds["access_key"],
-        secret_key=creds["secret_key"],
-        default_project_id=creds["project_id"],
-        default_organization_id=creds["organization_id"],
-        default_zone=creds["zone"],
-        api_url=scaleway_served.url,
-    )
+    client = scaleway_client(scaleway_served.emulator.credentials, scaleway_served.url)
     billing = BillingV2Beta1API(client)
     per_month = {
         month: sum(

@@ -17,7 +17,6 @@ import asyncssh
 import ovh  # type: ignore[import-untyped]
 import ovh.client  # type: ignore[import-untyped]
 import pytest
-import scaleway  # type: ignore[import-untyped]
 from hcloud import Client
 from hcloud.images import Image
 from hcloud.locations import Location
@@ -25,6 +24,7 @@ from hcloud.server_types import ServerType
 from scaleway.iam.v1alpha1 import IamV1Alpha1API  # type: ignore[import-untyped]
 from scaleway.instance.v1 import ServerAction  # type: ignore[import-untyped]
 from scaleway.instance.v1.custom_api import InstanceUtilsV1API  # type: ignore[import-untyped]
+from sdkkit import scaleway_client
 
 from legion_nb.emulators.cloud import SandboxCloud
 from legion_nb.emulators.nodes.fleet import NodeFleet
@@ -275,14 +275,7 @@ async def test_a_scaleway_server_gets_a_node_that_follows_its_power(
     fleet = fleet_of(cloud)
     receiver = await fleet.start_receiver()
     creds = cloud.endpoints()["scaleway"]
-    client = scaleway.Client(
-        access_key=creds["access_key"],
-        secret_key=creds["secret_key"],
-        default_project_id=creds["project_id"],
-        default_organization_id=creds["organization_id"],
-        default_zone=creds["zone"],
-        api_url=creds["url"],
-    )
+    client = scaleway_client(creds, creds["url"])
     api = InstanceUtilsV1API(client)
 
     def create() -> str:

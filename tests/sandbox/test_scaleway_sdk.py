@@ -32,6 +32,7 @@ from scaleway.instance.v1.custom_api import InstanceUtilsV1API
 from scaleway.instance.v1.types import SetSecurityGroupRulesRequestRule
 from scaleway.marketplace.v2 import MarketplaceV2API
 from scaleway_core.api import ScalewayException
+from sdkkit import scaleway_client
 
 from legion_nb.emulators.faults import FaultPlan
 from legion_nb.emulators.httpkit import ThreadedEmulator, serve_in_thread
@@ -49,15 +50,7 @@ def emulator(fast_world: SandboxWorld) -> Iterator[ThreadedEmulator]:
 
 
 def sdk_client(emulator: ThreadedEmulator, *, secret_key: str | None = None) -> scaleway.Client:
-    creds = emulator.emulator.credentials
-    return scaleway.Client(
-        access_key=creds["access_key"],
-        secret_key=secret_key or creds["secret_key"],
-        default_project_id=creds["project_id"],
-        default_organization_id=creds["organization_id"],
-        default_zone=creds["zone"],
-        api_url=emulator.url,
-    )
+    return scaleway_client(emulator.emulator.credentials, emulator.url, secret_key=secret_key)
 
 
 @pytest.fixture
