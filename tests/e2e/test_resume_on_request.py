@@ -164,12 +164,15 @@ async def test_read_only_commands_after_a_killed_materialize_start_nothing_on_th
     )
     assert interrupted.started == left.started and not interrupted.phase_done
 
-    for command in (("--json", "snapshot"), ("status",), ("--json", "snapshot"), ("status",)):
+    for command in (("--json", "snapshot"), ("status",), ("snapshot",), ("--json", "snapshot"), ("status",)):
         out = await finished(await legion(path, *command))
         # No phase started (it would have rewritten the record) and the node ran no command.
         assert await durable_execution(path) == interrupted, command
         assert commands_after(fleet, mark) == [], command
-        if command[-1] == "snapshot":
+        if command == ("snapshot",):  # the table's waiting column leads with the command
+            (line,) = [line for line in out.splitlines() if " n1 " in line]
+            assert "legion server resume n1" in line, out
+        elif command[-1] == "snapshot":
             row = node_row(json.loads(out))
             assert (row["system"], row["substage"], row["operation"], row["error"]) == (
                 "deploy_interrupted",

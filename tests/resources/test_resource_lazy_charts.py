@@ -192,20 +192,19 @@ async def test_an_operation_left_stopped_rests_until_the_operator_asks() -> None
         "node-00000": (
             "deploy_interrupted",
             None,
-            "add interrupted in os_install; continue it: "
-            "legion server resume node-00000 (or legion materialize)",
+            "legion server resume node-00000 (or legion materialize): add interrupted in os_install",
         ),
         "node-00003": (
             "deploy_failed",
             "add failed in os_install: disk /dev/sda not found",
-            "retry add from os_install: legion server resume node-00003 (or legion materialize)",
+            "legion server resume node-00003 (or legion materialize): retry add from os_install",
         ),
         "node-00005": (
             "deploy_failed",
             "add failed in os_install: bad input",
-            "start add over: legion materialize",
+            "legion materialize: start add over",
         ),
-        "node-00006": ("reachable", None, "not installed yet: legion materialize installs it"),
+        "node-00006": ("reachable", None, "legion materialize: not installed yet"),
     }
     for lazy in (True, False):
         context = _started_context(state, lazy=lazy, deployer=deployer)

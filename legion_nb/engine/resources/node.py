@@ -730,17 +730,18 @@ class ServerNodeActor(ResourceActor):
         deployer = self._deployer()
         if deployer is None or self.tracked() is None or deployer.busy(self.name):
             return None
+        # The command comes first: the CLI's waiting column is narrow and cuts the rest.
         execution = deployer.execution(self.name)
         resume = f"legion server resume {self.name} (or legion materialize)"
         if system == "reachable":
-            return "not installed yet: legion materialize installs it" if execution is None else None
+            return "legion materialize: not installed yet" if execution is None else None
         if execution is None or execution.status not in ("interrupted", "failed"):
             return None
         if system == "deploy_interrupted":
-            return f"{execution.operation} interrupted in {execution.phase}; continue it: {resume}"
+            return f"{resume}: {execution.operation} interrupted in {execution.phase}"
         if execution.retryable:
-            return f"retry {execution.operation} from {execution.phase}: {resume}"
-        return f"start {execution.operation} over: legion materialize"
+            return f"{resume}: retry {execution.operation} from {execution.phase}"
+        return f"legion materialize: start {execution.operation} over"
 
     def substage(self) -> str | None:
         """The deployment phase the node is in (or stopped in); none once its operation succeeded."""
