@@ -34,6 +34,16 @@ adopted it; deployment was wired later) rests ``reachable`` with a waiting reaso
 * ``legion server resume NODE`` (``EngineOps.node_resume``) and ``legion server reinstall NODE``,
   which run the runtime themselves; the actor follows their outcome without asking for more.
 
+**The cloud is touched only when a wave asks, too.** Restoring at unlock reads: a create left
+pending is settled by lookup (and tracked when found), a server still provisioning is waited for,
+and each shows as the provider reports it. A server found ``off`` (Scaleway creates servers
+stopped; a crash can fall between the create and its power-on, or the operator powered it off)
+rests ``running``/``down`` with ``legion materialize`` as its waiting reason, and a planned server
+whose pending create never landed rests ``absent``. Creating, powering on and deleting happen only
+in a wave's request (``_machine_asked``: set by :meth:`ServerNodeActor.wave_started`, kept through
+a repair of that wave's temporary failure, dropped once the machine region rests), the explicit
+node commands (reboot, reinstall, resume) aside.
+
 Creation is safe against lost answers: the create intent (with the server's Legion id) is written to
 the state before the provider call, the tracked server is written the moment the provider returns
 its id (in the same write that drops the intent), and an ambiguous outcome keeps the intent so the
@@ -170,7 +180,7 @@ class ServerNodeChart(StateChart[Any]):
             repair = _retry_from(failed, to=(settling, deleting, verifying, creating))
             done_invoke_settling = (
                 settling.to(provisioning, cond="is_tracked")
-                | settling.to(creating, cond="wanted")
+                | settling.to(creating, cond=["wanted", "asked"])
                 | settling.to(absent)
             )
             done_invoke_creating = creating.to(provisioning)
@@ -305,6 +315,9 @@ class ServerNodeActor(ResourceActor):
         self._deploy_error: str | None = None
         self._install_asked = False
         """A wave asked for the node's install (module notes); answered once, then forgotten."""
+        self._machine_asked = False
+        """A wave asked the machine region for provider work (module notes); kept until the region
+        rests (running, absent, deleted), so a repair of the wave's temporary failure continues it."""
         self._operations: tuple[Operation, ...] = ()
         self.observed: NodeHealth | None = None
         """The observation scheduler's last verdict on the running node (its admin API polls)."""
@@ -342,6 +355,10 @@ class ServerNodeActor(ResourceActor):
 
     def provider_running(self) -> bool:
         return self.provider_status == "running"
+
+    def asked(self) -> bool:
+        """A wave (or a repair retrying its temporary failure) asked for provider work (module notes)."""
+        return self._machine_asked
 
     def sys_reachable(self) -> bool:
         return self._system_target() == "reachable"
@@ -406,6 +423,7 @@ class ServerNodeActor(ResourceActor):
         super().wave_started(run_id)
         self._deploy_error = None
         self._install_asked = True  # a wave is the operator asking: install, resume or retry
+        self._machine_asked = True  # ... and create, start or delete the server
 
     async def follow_operation(self) -> None:
         """Move the system region to what the node's execution record says now, after an operation
@@ -510,11 +528,16 @@ class ServerNodeActor(ResourceActor):
         if "failed" not in self.active:  # a provider failure of the machine region stays shown
             self.clear_error()
 
+    def on_enter_running(self) -> None:
+        self._machine_asked = False  # answered: the server runs, or rests off until the next wave
+
     def on_enter_deleted(self) -> None:
         self.provider_status = None
+        self._machine_asked = False
 
     def on_enter_absent(self) -> None:
         self.provider_status = None
+        self._machine_asked = False
 
     # -- invoke handlers: the provider work ------------------------------------------------------
 
@@ -549,8 +572,15 @@ class ServerNodeActor(ResourceActor):
         if record is None:
             raise ProviderNotFoundError(self.provider, f"server {self.name} is no longer tracked")
         operations, self._operations = self._operations, ()
-        resilience = self.context.providers.resilience
-        server = await resilience.until_running(self.provider, record.provider_id, self.name, operations)
+        if not self._machine_asked:
+            # Restored at unlock: wait for the provider to finish what it was doing and show the
+            # server as it is; an ``off`` one stays off (Scaleway creates servers stopped) until a
+            # wave starts it.
+            broker = self.context.providers.broker
+            server = await broker.wait_for_server(self.provider, record.provider_id, ("running", "off"))
+        else:
+            resilience = self.context.providers.resilience
+            server = await resilience.until_running(self.provider, record.provider_id, self.name, operations)
         await self._observed(server)
 
     async def on_invoke_verifying(self) -> None:
@@ -725,6 +755,8 @@ class ServerNodeActor(ResourceActor):
     def waiting(self) -> str | None:
         """What continues a node operation left at rest (module notes): the operator's command."""
         system = self.system()
+        if "running" in self.active and system == "down" and self.tracked() is not None:
+            return f"legion materialize: server is {self.provider_status}"
         if "running" not in self.active or system not in ("reachable", "deploy_failed", "deploy_interrupted"):
             return None
         deployer = self._deployer()
@@ -734,6 +766,8 @@ class ServerNodeActor(ResourceActor):
         execution = deployer.execution(self.name)
         resume = f"legion server resume {self.name} (or legion materialize)"
         if system == "reachable":
+            if execution is not None and execution.status == "running":
+                return f"another Legion process runs {execution.operation} ({execution.phase})"
             return "legion materialize: not installed yet" if execution is None else None
         if execution is None or execution.status not in ("interrupted", "failed"):
             return None

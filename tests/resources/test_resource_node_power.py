@@ -1,0 +1,105 @@
+"""Only a wave touches the cloud: restoring a node actor reads, and a server left off stays off.
+
+A crash can fall between Scaleway's create (it creates servers stopped) and the power-on that
+belongs to it, leaving a durable create intent and a stopped server; a server Legion tracks may
+also be found off, or still provisioning. Each new supervisor here is a new session on the same
+state (a ``legion status``): it settles the intent by lookup and shows the server off, and the
+emulator sees no POST, PUT, PATCH or DELETE until a wave (``legion materialize``) starts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import pytest
+from resourcekit import SandboxProviders, State, materialize, plan_cluster, server_key
+
+from legion_nb.emulators.world import SandboxWorld
+from legion_nb.engine.resources.node import tracked_server_from
+from legion_nb.engine.resources.pending import StatePendingRecorder
+from legion_nb.engine.resources.snapshot import ActorSnapshot
+from legion_nb.engine.resources.supervisor import ResourceSupervisor
+from legion_nb.engine.state.edits import track_server
+from legion_nb.providers.catalog import embedded_catalog, resolve_server_choice
+from legion_nb.providers.contract import ProviderAdapter
+from legion_nb.providers.ownership import OwnershipLabels
+from legion_nb.providers.records import Server, ServerSpec
+from legion_nb.providers.resilience import CreateIntent
+
+NAME = "sc-1"
+
+
+async def stopped_server(adapter: ProviderAdapter, labels: dict[str, str]) -> Server:
+    """A server of ours at Scaleway, powered off (as a create whose power-on never came leaves it)."""
+    choice = resolve_server_choice(embedded_catalog("scaleway"), "cluster-node")
+    spec = ServerSpec(NAME, choice.server_type.name, choice.location.name, choice.image.id, labels=labels)
+    server_id = (await adapter.create_server(spec)).server.id
+    await until(adapter, server_id, "running")
+    await adapter.power_off(server_id)
+    return await until(adapter, server_id, "off")
+
+
+async def until(adapter: ProviderAdapter, server_id: str, status: str) -> Server:
+    while (server := await adapter.get_server(server_id)).status != status:
+        await asyncio.sleep(0.005)
+    return server
+
+
+def server_actions(world: SandboxWorld) -> int:
+    """Power actions (and other ``POST .../action``) the Scaleway emulator answered so far."""
+    counts = world.counters.snapshot().get("scaleway", {})
+    return sum(n for route, n in counts.items() if route.startswith("POST ") and route.endswith("/action"))
+
+
+async def restored_row(session: ResourceSupervisor) -> ActorSnapshot:
+    (row,) = [s for s in await session.wait_settled(timeout=60) if s.key == server_key(NAME)]
+    return row
+
+
+@pytest.mark.parametrize("left", ["pending create", "tracked provisioning"])
+async def test_a_server_left_off_stays_off_across_sessions_until_a_wave_starts_it(
+    supervisor: ResourceSupervisor,
+    persistence: State,
+    providers: SandboxProviders,
+    observer: dict[str, ProviderAdapter],
+    world: SandboxWorld,
+    left: str,
+) -> None:
+    await plan_cluster(persistence, (NAME,), provider="scaleway")
+    ownership = OwnershipLabels.new()
+    server = await stopped_server(observer["scaleway"], ownership.as_labels())
+    if left == "pending create":  # the crash fell between the create and its power-on
+        await StatePendingRecorder(persistence).record(
+            CreateIntent("scaleway", "server", NAME, ownership.legion_id)
+        )
+    else:  # tracked while the provider still reported it provisioning
+        record = dataclasses.replace(
+            tracked_server_from(server, "scaleway", cluster="default", role="cluster"), status="provisioning"
+        )
+        await persistence.mutate(lambda s: (track_server(s, record), None), reason="test: tracked")
+    await supervisor.aclose()
+    before = world.counters.mutations()
+
+    actions = server_actions(world)
+    for _ in range(3):  # three sessions opening (legion status, legion snapshot, an unlock)
+        async with ResourceSupervisor(persistence, providers, settings=supervisor.settings) as session:
+            row = await restored_row(session)
+        assert (row.lifecycle, row.system, row.operation, row.error) == ("running", "down", None, None), row
+        assert row.waiting == "legion materialize: server is off", row
+        assert row.facts["provider_id"] == server.id and row.facts["status"] == "off", row
+        assert world.counters.mutations() == before, world.counters.snapshot()["scaleway"]
+        assert (await observer["scaleway"].get_server(server.id)).status == "off"
+    tracked = persistence.state.tracked
+    assert tracked.pending == {} and tracked.servers[NAME].provider_id == server.id
+    assert tracked.servers[NAME].status == "off"
+
+    assert server_actions(world) == actions
+
+    async with ResourceSupervisor(persistence, providers, settings=supervisor.settings) as session:
+        await restored_row(session)
+        row = (await materialize(session))[server_key(NAME)]
+    assert (row.lifecycle, row.system, row.waiting) == ("running", "reachable", None), row
+    assert (await observer["scaleway"].get_server(server.id)).status == "running"
+    assert server_actions(world) == actions + 1  # the wave's one power-on
+    assert [s.id for s in await observer["scaleway"].list_servers()] == [server.id]  # never created again
