@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["default_state_path", "log_dir_for", "resolve_state_path"]
+__all__ = ["default_state_path", "log_dir_for", "node_locks_dir_for", "resolve_state_path"]
 
 STATE_ENV = "LEGION_STATE"
 STATE_FILENAME = "state.legion"
@@ -31,3 +31,8 @@ def resolve_state_path(explicit: str | os.PathLike[str] | None = None) -> Path:
 def log_dir_for(state_path: Path) -> Path:
     """Logs, telemetry databases and traces live beside the state they belong to."""
     return state_path.parent / f"{state_path.stem}.logs"
+
+
+def node_locks_dir_for(state_path: Path) -> Path:
+    """The locks a process holds while it runs node operations on the state (``deployment.liveness``)."""
+    return state_path.parent / f"{state_path.stem}.operations"

@@ -36,7 +36,7 @@ from legion_nb.engine.credentials import credential_facts, credentials_facts, se
 from legion_nb.engine.diff import Diff
 from legion_nb.engine.events import TOPICS, Event, EventHub
 from legion_nb.engine.observe.methods import ObservationMethods
-from legion_nb.engine.paths import log_dir_for
+from legion_nb.engine.paths import log_dir_for, node_locks_dir_for
 from legion_nb.engine.providers_service import catalog_json
 from legion_nb.engine.reports import MaterializeReport, RefreshResult, ServerCommandResult
 from legion_nb.engine.resources.actor import ResourceSettings
@@ -296,7 +296,11 @@ class Engine(BillingMethods, ObservationMethods, RunbookMethods, EngineAPI):
     async def _start_session(self, persistence: PersistenceSupervisor[LegionState]) -> None:
         """A session on ``persistence`` from the current settings (it owns ``persistence`` now)."""
         self._session = await Session.open(
-            persistence, hub=self.events, settings=self.settings, log_dir=log_dir_for(self.state_path)
+            persistence,
+            hub=self.events,
+            settings=self.settings,
+            log_dir=log_dir_for(self.state_path),
+            node_locks=node_locks_dir_for(self.state_path),
         )
 
     async def _close_session(self) -> None:

@@ -145,8 +145,12 @@ class Session:
         hub: EventHub,
         settings: SessionSettings,
         log_dir: Path,
+        node_locks: Path | None = None,
     ) -> Session:
         """Build and start every service on ``persistence``, which the session now owns.
+
+        ``node_locks`` is the directory of the state's node-operation locks
+        (:mod:`~legion_nb.engine.deployment.liveness`; None: no other process opens this state).
 
         If a service fails to start, the ones already started are closed (and the persistence
         supervisor with them) before the error is raised.
@@ -169,11 +173,13 @@ class Session:
             )
             deployment: DeploymentService | None = None
             if settings.deployment is not None:
+                from legion_nb.engine.deployment.liveness import NodeLocks  # noqa: PLC0415
                 from legion_nb.engine.deployment.runtime import DeploymentService  # noqa: PLC0415
 
                 # Before the actors: they ask it whether a node needs installing.
+                locks = None if node_locks is None else NodeLocks(node_locks)
                 deployment = await stack.enter_async_context(
-                    DeploymentService(persistence, providers, settings.deployment)
+                    DeploymentService(persistence, providers, settings.deployment, locks=locks)
                 )
                 from legion_nb.engine.deployment.node_events import node_events  # noqa: PLC0415
 

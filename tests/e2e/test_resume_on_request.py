@@ -15,6 +15,9 @@ phase started (its ``updated`` stamp and error stay those the unlock wrote).
   node rests ``deploy_interrupted`` (``deploy_failed``) with nothing run until ``node_resume`` (a
   materialize wave) continues it. ``node_resume`` while a wave's install runs follows it to its
   end; while a reinstall runs it is refused in one line.
+* Two processes: a ``legion --json snapshot`` and a ``legion server resume`` beside a live ``legion
+  materialize`` inside the install leave its execution ``running`` (the materialize holds the
+  node's lock) and refuse to touch it; only a process found gone (SIGKILL above) is interrupted.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import pytest
 from e2ekit import LinkedSandbox, durable_state, finished, legion_process, linked_sandbox
 
 from legion_nb.emulators.nodes.fleet import NodeFleet
+from legion_nb.emulators.nodes.shell import NodeShell
 from legion_nb.engine.deployment.phases import execution_of
 from legion_nb.engine.deployment.runtime import DeploymentBusyError
 from legion_nb.engine.runtime import Engine, create_engine
@@ -295,3 +299,58 @@ async def test_server_resume_follows_the_install_a_wave_runs_and_refuses_another
     assert (await reinstalling).status == "succeeded"
     row = node_row(await engine.snapshot())
     assert (row["system"], row["waiting"], row["error"]) == ("deployed", "", ""), row
+
+
+async def test_a_second_process_leaves_the_install_a_live_materialize_runs_alone(
+    sandbox: LinkedSandbox, opener: Opener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two ``legion`` processes on one state, no daemon: a ``legion --json snapshot`` and a ``legion
+    server resume`` opened while another shell's ``legion materialize`` is inside the node's OS
+    install find it ``running`` in another Legion process, mark nothing interrupted and run nothing;
+    the materialize then finishes its install (the step runs once)."""
+    engine = await opener()
+    path = engine.state_path
+    await engine.aclose()
+    fleet = sandbox.fleet
+    release = asyncio.Event()
+    install = NodeShell._install
+
+    async def held_install(shell: NodeShell, args: list[str], stdin: str) -> Any:
+        await release.wait()  # the step is held, not slowed: the test lets it go
+        return await install(shell, args, stdin)
+
+    monkeypatch.setattr(NodeShell, "_install", held_install)
+    applying = await legion(path, "--json", "materialize", "--yes")
+    try:
+        while not (
+            (execution := await durable_execution(path)) is not None
+            and (execution.phase, execution.status) == ("os_install", "running")
+            and fleet.by_hostname(NODE).system.phase == "installer"
+        ):
+            assert applying.returncode is None, "legion materialize ended before the OS install"
+            await asyncio.sleep(0.1)
+        mark = journal_mark(fleet)
+
+        row = node_row(json.loads(await finished(await legion(path, "--json", "snapshot"))))
+        assert await durable_execution(path) == execution  # not marked interrupted, not touched
+        assert (row["system"], row["operation"], row["substage"]) == ("reachable", "add", "os_install"), row
+        assert row["waiting"] == "another Legion process runs add (os_install)", row
+        locks = path.parent / f"{path.stem}.operations"  # beside the state, private to its owner
+        assert locks.stat().st_mode & 0o777 == 0o700
+        assert (locks / f"{NODE}.lock").stat().st_mode & 0o077 == 0
+
+        resume = await legion(path, "server", "resume", NODE)
+        out, err = await asyncio.wait_for(resume.communicate(), 120)
+        assert resume.returncode != 0, (out.decode(), err.decode())
+        (line,) = err.decode().strip().splitlines()
+        assert "node n1 is running add (in os_install) in another Legion process; wait for it" in line, line
+        assert await durable_execution(path) == execution
+        assert commands_after(fleet, mark) == []  # neither process ran anything on the node
+    finally:
+        release.set()
+    report = json.loads((await finished(applying)).splitlines()[-1])
+    assert (report["event"], report["ok"]) == ("report", True), report
+    done = await durable_execution(path)
+    assert done is not None and (done.operation, done.status) == ("add", "succeeded")
+    assert done.started == execution.started  # the same operation, never interrupted
+    assert [s for s in steps_after(fleet, 0) if s.startswith("install")] == ["install exit 0"]

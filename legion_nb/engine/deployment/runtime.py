@@ -9,8 +9,12 @@ by two durable state writes (through the persistence supervisor, into the node's
 * at its end: ``phase=P, phase_done=True`` (and after the last phase ``status=succeeded``).
 
 :meth:`OperationRunner.initialize`, called once when the engine unlocks, turns every execution
-still marked ``running`` into ``interrupted, retryable``
-(:func:`~legion_nb.engine.state.edits.mark_interrupted`), and nothing more: the execution rests
+still marked ``running`` whose process is gone into ``interrupted, retryable``
+(:func:`~legion_nb.engine.state.edits.mark_interrupted`): a process holds the node's lock
+(:mod:`~legion_nb.engine.deployment.liveness`) while it runs an operation, so an execution another
+live ``legion`` process runs stays ``running`` (shown as run elsewhere; this process refuses to run
+or resume another operation on that node with :class:`DeploymentBusyError`), while one a killed
+process left is marked. And nothing more: the execution rests
 there until the operator asks (a materialize wave, ``legion server resume``, a reinstall; see
 :mod:`legion_nb.engine.resources.node`), so opening a session, even for a read-only command, never
 starts work on a node. :meth:`resume` continues an interrupted or failed execution from its
@@ -35,6 +39,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from legion_nb.engine.deployment.liveness import NodeLocks
 from legion_nb.engine.deployment.node_channel import NodeAccess, NodeConnector
 from legion_nb.engine.deployment.node_reach import reopen_host_key_window
 from legion_nb.engine.deployment.phase_work import NodePhaseWork
@@ -108,11 +113,16 @@ class OperationRunner:
         work: PhaseWork,
         *,
         delay: DelayHook | None = None,
+        locks: NodeLocks | None = None,
     ) -> None:
         self._state = state
         self._work = work
         self._delay = delay
+        self._locks = locks
+        """The state's node-operation locks (None: a state no other process opens, as in tests)."""
         self._active: dict[str, NodeOperation] = {}
+        self.elsewhere: tuple[str, ...] = ()
+        """Nodes found ``running`` at :meth:`initialize` whose operation a live process holds."""
         self.metrics = PhaseMetrics()
 
     # -- reading -------------------------------------------------------------------------------
@@ -128,8 +138,23 @@ class OperationRunner:
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def initialize(self) -> tuple[str, ...]:
-        """Mark executions a previous process left ``running`` as interrupted; their node names."""
-        return await self._state.mutate(mark_interrupted, reason="deployment: mark interrupted executions")
+        """Mark executions a gone process left ``running`` as interrupted; their node names. Those a
+        live process runs (it holds the node's lock) stay ``running`` and are kept in :attr:`elsewhere`."""
+        reason = "deployment: mark interrupted executions"
+        running = _running_nodes(self._state.state)
+        if self._locks is None or not running:
+            return await self._state.mutate(mark_interrupted, reason=reason)
+        # Each lock is held through the write, so no process starts an operation on the node between
+        # the probe and the mark; another process's save in between is rebased on, never overwritten.
+        claims = {node: self._locks.hold(node) for node in running}
+        gone = frozenset(node for node, claim in claims.items() if claim is not None)
+        self.elsewhere = tuple(sorted(set(running) - gone))
+        try:
+            return await self._state.mutate(lambda s: mark_interrupted(s, nodes=gone), reason=reason)
+        finally:
+            for claim in claims.values():
+                if claim is not None:
+                    claim.release()
 
     # -- operations ------------------------------------------------------------------------------
 
@@ -154,6 +179,8 @@ class OperationRunner:
             return execution
         if node in self._active:
             raise DeploymentBusyError(f"node {node} is already running {self._active[node]}; wait for it")
+        if execution.status == "running" and self._locks is not None and self._locks.held_elsewhere(node):
+            raise DeploymentBusyError(_elsewhere(node, execution))
         if execution.status == "running":
             raise DeploymentBusyError(
                 f"node {node}'s {execution.operation} is recorded as running in {execution.phase}; "
@@ -176,6 +203,9 @@ class OperationRunner:
         if node in self._active:
             raise DeploymentBusyError(f"node {node} is already running {self._active[node]}; wait for it")
         check_role(node, role_of(self._state.state, node), op)
+        claim = None if self._locks is None else self._locks.hold(node)
+        if self._locks is not None and claim is None:
+            raise DeploymentBusyError(_elsewhere(node, self.execution(node)))
         self._active[node] = op
         try:
             await self._work.prepare(node, op)
@@ -190,6 +220,8 @@ class OperationRunner:
             return await self._finish(node, op, last, began)
         finally:
             self._active.pop(node, None)
+            if claim is not None:
+                claim.release()
 
     async def _run_phase(self, node: str, op: NodeOperation, phase: Phase, began: dt.datetime) -> None:
         async def checkpoint(point: str) -> None:
@@ -284,21 +316,27 @@ class DeploymentService:
     """The session service owning the node deployment runtime while the state is unlocked.
 
     Built over the session's state port and provider access; entering it runs
-    :meth:`OperationRunner.initialize`, so every execution a previous process left running
-    reads ``interrupted, retryable`` from the first snapshot on. A session builds one when its
-    settings carry :class:`DeploymentSettings`.
+    :meth:`OperationRunner.initialize`, so every execution a gone process left running reads
+    ``interrupted, retryable`` from the first snapshot on (one a live process runs stays running).
+    A session builds one when its settings carry :class:`DeploymentSettings`, with the state's
+    node-operation locks (``locks``) when the state is a file other processes may open.
     """
 
     def __init__(
-        self, state: StatePort, providers: ProviderAccess, settings: DeploymentSettings | None = None
+        self,
+        state: StatePort,
+        providers: ProviderAccess,
+        settings: DeploymentSettings | None = None,
+        *,
+        locks: NodeLocks | None = None,
     ) -> None:
         self.settings = settings or DeploymentSettings()
         access, connector = self.settings.access, self.settings.connector
         self._work = NodePhaseWork(state, providers, access=access, connector=connector)
         self._state = state
-        self.runtime = OperationRunner(state, self._work, delay=self.settings.delay)
+        self.runtime = OperationRunner(state, self._work, delay=self.settings.delay, locks=locks)
         self.interrupted: tuple[str, ...] = ()
-        """The nodes found running at unlock and marked interrupted."""
+        """The nodes found running at unlock and marked interrupted (their process is gone)."""
 
     @property
     def access(self) -> NodeAccess:
@@ -363,6 +401,19 @@ class DeploymentService:
         if material_of(self._state.state, node) is None:
             raise UsageError(f"node {node} has no deployment material: there is no pinned key to replace")
         await reopen_host_key_window(self._state, node, reason=f"operator re-pinned node {node}")
+
+
+def _running_nodes(state: LegionState) -> tuple[str, ...]:
+    """The nodes whose execution record (tracked or pre-tracking) says ``running``."""
+    tracked = (n for n, s in state.tracked.servers.items() if s.execution and s.execution.status == "running")
+    early = (n for n, m in state.deployment.nodes.items() if m.execution and m.execution.status == "running")
+    return tuple(sorted({*tracked, *early}))
+
+
+def _elsewhere(node: str, execution: NodeExecution | None) -> str:
+    """The one line refusing work on a node whose operation another live process runs."""
+    what = "an operation" if execution is None else f"{execution.operation} (in {execution.phase})"
+    return f"node {node} is running {what} in another Legion process; wait for it to finish"
 
 
 def _first_operation(state: LegionState, node: str) -> NodeOperation:

@@ -13,7 +13,7 @@ and returns ``state`` itself when there is nothing to change.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -144,11 +144,12 @@ def with_execution(state: LegionState, node: str, execution: NodeExecution | Non
 
 
 def mark_interrupted(
-    state: LegionState, now: dt.datetime | None = None
+    state: LegionState, now: dt.datetime | None = None, *, nodes: Collection[str] | None = None
 ) -> tuple[LegionState, tuple[str, ...]]:
-    """Every ``running`` execution (tracked or pre-tracking) becomes ``interrupted, retryable``, and
-    the names of those nodes. Why: nothing runs after a restart, and pretending otherwise (or
-    pretending it succeeded) would lie to the operator; a resume continues from the recorded phase.
+    """Every ``running`` execution (tracked or pre-tracking; of ``nodes`` only, when given: those no
+    live process runs) becomes ``interrupted, retryable``, and the names of those nodes. Why:
+    nothing runs once its process is gone, and pretending otherwise (or pretending it succeeded)
+    would lie to the operator; a resume continues from the recorded phase.
 
     One pass and one rebuilt mapping per place a record can live, so a large state costs linear
     time (this runs inside the unlock's first state write).
@@ -167,12 +168,16 @@ def mark_interrupted(
     servers = {
         name: replace(server, execution=stopped(server.execution))
         for name, server in state.tracked.servers.items()
-        if server.execution is not None and server.execution.status == "running"
+        if server.execution is not None
+        and server.execution.status == "running"
+        and (nodes is None or name in nodes)
     }
     nodes = {
         name: replace(material, execution=stopped(material.execution))
         for name, material in state.deployment.nodes.items()
-        if material.execution is not None and material.execution.status == "running"
+        if material.execution is not None
+        and material.execution.status == "running"
+        and (nodes is None or name in nodes)
     }
     if servers:
         state = with_tracked(state, servers={**state.tracked.servers, **servers})

@@ -45,6 +45,7 @@ __all__ = [
     "fsync_directory",
     "fsync_file",
     "hold_lock",
+    "try_claim",
 ]
 
 _POLL_SECONDS = 0.01
@@ -247,6 +248,24 @@ def claim_lock(path: Path, *, timeout: float, role: str = "daemon") -> LockClaim
     with _CLAIMS_GUARD:
         _CLAIMS[key] = claim
     return claim
+
+
+def try_claim(path: Path, *, role: str) -> LockClaim | None:
+    """Take the lock on ``path`` now, until the claim is released, or None while anyone else holds
+    it (another process, or another open of the file in this one). Never waits. Claims taken this
+    way are for liveness (who runs what), not for this module's saves: :func:`hold_lock` does not
+    share them."""
+    fd = _open_lock_file(path)
+    try:
+        if not _try_lock(fd):
+            os.close(fd)
+            return None
+        _write_holder(fd, role)
+        return LockClaim(fd, _identity(fd), path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        raise
 
 
 def fsync_file(fd: int) -> None:
