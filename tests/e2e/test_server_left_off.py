@@ -7,6 +7,11 @@ and never applies it) leaves the create intent and a stopped server. The ``legio
 waiting for ``legion materialize``; the emulator answers them no POST (no power action, no create).
 ``legion materialize --yes`` then powers it on and deploys the node.
 
+A Hetzner node deployed, then powered off with hcloud and seen off by ``legion refresh`` (its row's
+status field: observed ``off``, tracked ``running``), stays off across the same read-only commands
+(no POST either) until ``legion materialize`` powers it on; it is deployed again without a new
+install.
+
 Not counted as theirs: a firewall already applied follows the endpoints of a server the settle
 tracks (the supervisor's ``recheck``, documented in ``resources/converging.py``), which at Scaleway
 may PATCH the server's security group; it creates, starts and deletes nothing.
@@ -25,6 +30,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from e2ekit import LinkedSandbox, durable_state, finished, legion_process, linked_sandbox
+from hcloud import Client
 
 from legion_nb.emulators.scaleway.instance.servers import ServersApi
 from legion_nb.engine.runtime import create_engine
@@ -67,18 +73,14 @@ async def sandbox(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[Linked
             hold.released.set()
 
 
-def posts(linked: LinkedSandbox, *, actions_only: bool = False) -> int:
-    """POSTs the Scaleway emulator answered so far (creates and actions); power actions alone."""
-    counts = linked.cloud.world.counters.snapshot().get("scaleway", {})
-    return sum(
-        n
-        for route, n in counts.items()
-        if route.startswith("POST ") and (route.endswith("/action") or not actions_only)
-    )
+def posts(linked: LinkedSandbox, provider: str = "scaleway", *, containing: str = "") -> int:
+    """POSTs (creates and actions) a provider's emulator answered so far, of routes ``containing``."""
+    counts = linked.cloud.world.counters.snapshot().get(provider, {})
+    return sum(n for route, n in counts.items() if route.startswith("POST ") and containing in route)
 
 
 def power_actions(linked: LinkedSandbox) -> int:
-    return posts(linked, actions_only=True)
+    return posts(linked, containing="/action")
 
 
 async def quiet(linked: LinkedSandbox) -> tuple[int, int]:
@@ -155,3 +157,47 @@ async def test_a_server_a_killed_materialize_left_stopped_stays_off_until_materi
     execution = done.tracked.servers[NODE].execution
     assert execution is not None and (execution.operation, execution.status) == ("add", "succeeded")
     assert len(done.tracked.servers) == 1
+
+
+async def test_a_node_powered_off_at_the_provider_stays_off_until_materialize(
+    sandbox: tuple[LinkedSandbox, PowerOnHold], tmp_path: Path
+) -> None:
+    linked, hold = sandbox
+    hold.holding = False
+    path = tmp_path / "powered-off.legion"
+    engine = create_engine(path, linked.link.settings(SessionSettings(broker=sandbox_policy())))
+    block = linked.cloud.endpoints()["hetzner"]
+    try:
+        await engine.bootstrap(PASSWORD)
+        write_sandbox_link(path, linked.link)
+        await engine.credentials_set("hetzner", {"token": block["token"]}, endpoint=block["url"])
+        await engine.plan_upsert_server(name=NODE, provider="hetzner", cluster="alpha")
+        report = await engine.materialize(settle_seconds=120)
+        assert report.ok, (report.summary, report.errors)
+    finally:
+        await engine.aclose()
+    installed = (await durable_state(path, PASSWORD)).tracked.servers[NODE].execution
+
+    hcloud = Client(token=block["token"], api_endpoint=block["url"], poll_interval=0.02)
+    server = await asyncio.to_thread(hcloud.servers.get_by_name, NODE)
+    assert server is not None
+    await asyncio.to_thread(lambda: server.power_off().wait_until_finished())
+    powered = posts(linked, "hetzner", containing="/actions/")
+    sent = posts(linked, "hetzner")
+
+    for command in (("refresh",), ("status",), ("--json", "snapshot"), ("status",), ("--json", "snapshot")):
+        out = await finished(await legion_process(path, PASSWORD, *command))
+        assert posts(linked, "hetzner") == sent, command  # refreshing and reading start nothing
+        if command[0] == "--json":
+            # The refresh reports the server off beside what Legion last tracked (running).
+            (status,) = [f for f in node_row(out)["fields"] if f["field"] == "status"]
+            assert (status["observed"], status["tracked"]) == ("off", "running"), status
+    off = await asyncio.to_thread(hcloud.servers.get_by_id, server.id)
+    assert off.status == "off"
+
+    await finished(await legion_process(path, PASSWORD, "materialize", "--yes"))
+    assert posts(linked, "hetzner", containing="/actions/") == powered + 1  # the wave's power-on
+    assert (await asyncio.to_thread(hcloud.servers.get_by_id, server.id)).status == "running"
+    row = node_row(await finished(await legion_process(path, PASSWORD, "--json", "snapshot")))
+    assert (row["system"], row["waiting"], row["error"]) == ("deployed", "", ""), row
+    assert (await durable_state(path, PASSWORD)).tracked.servers[NODE].execution == installed  # no reinstall
