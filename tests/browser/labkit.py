@@ -59,6 +59,9 @@ CHROMIUM_ARGS = [
 ]
 
 START_TIMEOUT = 180.0  # seconds; the machine is small and shared, JupyterLab starts in ~5-20 s
+SHUTDOWN_TIMEOUT = 60.0  # seconds for /api/shutdown: each kernel gets jupyter_client's 5 s to exit
+EXIT_GRACE = 5.0  # seconds from a confirmed cleanup to the process's exit (well under 1 s when it exits)
+CLEANUP_GRACE = 30.0  # seconds for the cleanup SIGTERM starts when the API does not answer
 LOAD = 180_000  # ms: JupyterLab's first load of a notebook page on a small shared machine
 # The status bar once the notebook's kernel is connected and idle ("No Kernel | Initializing" before).
 KERNEL_IDLE = re.compile(r"^Python 3 \(legion-nb venv\) \| Idle$")
@@ -92,11 +95,14 @@ class LabServer:
     def url(self, path: str) -> str:
         return f"{self.base_url}/{path.lstrip('/')}?token={self.token}"
 
-    def api(self, path: str, method: str = "GET") -> Any:
+    def api(self, path: str, method: str = "GET", *, timeout: float = 10) -> Any:
         request = urllib.request.Request(
-            f"{self.base_url}/api/{path}", method=method, headers={"Authorization": f"token {self.token}"}
+            f"{self.base_url}/api/{path}",
+            method=method,
+            data=b"" if method == "POST" else None,
+            headers={"Authorization": f"token {self.token}"},
         )
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             body = response.read()
         return json.loads(body) if body else None
 
@@ -105,18 +111,30 @@ class LabServer:
         return "\n".join(text.splitlines()[-lines:])
 
     def stop(self) -> None:
-        """Shut the kernels down through the API, then stop the server (SIGTERM, then SIGKILL)."""
-        if self.process.poll() is None:
-            # The server is going anyway if the API fails here; SIGTERM below shuts kernels down too.
-            with contextlib.suppress(OSError, urllib.error.URLError):
-                for kernel in self.api("kernels"):
-                    self.api(f"kernels/{kernel['id']}", method="DELETE")
+        """Shut the server down through its API, then make sure its process is gone.
+
+        ``POST /api/shutdown`` answers only once the server's own cleanup has run (kernels shut
+        down, extensions stopped, websockets closed); then the server stops its event loop without
+        draining the tasks still running. A request in flight at that moment (a contents read the
+        closed page started, say) leaves an idle AnyIO worker thread that is never told to stop,
+        and the interpreter joins it for ever at exit. After the confirmed cleanup nothing is left
+        to lose, so a server still there after :data:`EXIT_GRACE` is killed. Without that answer,
+        SIGTERM asks for the same cleanup and the server gets :data:`CLEANUP_GRACE` for it.
+        """
+        if self.process.poll() is not None:
+            return
+        try:
+            self.api("shutdown", method="POST", timeout=SHUTDOWN_TIMEOUT)
+        except (OSError, urllib.error.URLError):
             self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=30)
+            grace = CLEANUP_GRACE
+        else:
+            grace = EXIT_GRACE
+        try:
+            self.process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=30)
 
 
 def chromium_or_skip(path: Path) -> Path:
