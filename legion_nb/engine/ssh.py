@@ -196,9 +196,8 @@ async def scan_host_key(node: str, host: str, port: int = 22, options: SshOption
     """
     opts = options or SshOptions()
     try:
-        key = await asyncio.wait_for(
-            asyncssh.get_server_host_key(host, port, config=[]), opts.connect_timeout
-        )
+        async with asyncio.timeout(opts.connect_timeout):
+            key = await asyncssh.get_server_host_key(host, port, config=[])
     except (TimeoutError, OSError, asyncssh.Error) as exc:
         target = SshTarget(node=node, host=host, pinned_host_key="", client_key="", port=port)
         raise _translate(exc, target) from exc
@@ -246,8 +245,10 @@ class SshConnection:
     ) -> CommandResult:
         """Run ``command``; a non-zero exit is a result, not an error (the caller decides)."""
         limit = time_limit if time_limit is not None else self._options.command_timeout
+        _raise_if_cancel_was_swallowed()
         try:
-            result = await asyncio.wait_for(self._conn.run(command, input=input, check=False), limit)
+            async with asyncio.timeout(limit):  # unlike 3.11's wait_for, never eats a cancellation
+                result = await self._conn.run(command, input=input, check=False)
         except (TimeoutError, OSError, asyncssh.Error) as exc:
             raise _translate(exc, self.target, command=command) from exc
         status = result.exit_status if result.exit_status is not None else 255
@@ -353,6 +354,19 @@ class TerminalChannel:
     async def aclose(self) -> None:
         self._process.close()
         await self._process.wait_closed()
+
+
+def _raise_if_cancel_was_swallowed() -> None:
+    """Refuse to start a node command in a task whose cancellation something already caught.
+
+    On Python 3.11 ``asyncio.wait_for`` (inside libraries too) returns a result that completed
+    just as its task was cancelled, dropping the cancellation; the task then runs on into the next
+    command - an install of minutes after its session closed. The task still counts the request
+    (:meth:`asyncio.Task.cancelling`), so the next command raises it again instead.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _translate(exc: BaseException, target: SshTarget, *, command: str | None = None) -> NodeError:

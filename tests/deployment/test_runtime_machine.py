@@ -148,3 +148,31 @@ def test_property_any_stop_is_recorded_and_resume_runs_the_rest(
 ) -> None:
     stop = int(where * len(PLANS[operation]))
     asyncio.run(exercise(store, operation, stop, hang=hang))
+
+
+async def test_a_second_cancellation_still_lands_the_interrupted_record_before_settle_returns(
+    tmp_path: Path,
+) -> None:
+    """A closing session cancels an actor twice (its task, then the group): the first cancellation
+    starts the ``interrupted`` write under a shield, the second leaves the run at once - and
+    ``settle`` is what the session awaits so the record lands before the state closes."""
+    store = await SecureStateStore.create(tmp_path / "state.legion", PASSWORD, encode_state(empty_state()))
+    try:
+        state = PersistenceSupervisor(store, empty_state(), encode_state)
+        services = Scripted(state, Phase.OS_INSTALL, hang=True)
+        runtime = OperationRunner(state, services)
+        task = asyncio.create_task(runtime.run("n1", NodeOperation.ADD))
+        await services.inside.wait()
+        task.cancel()
+        while not runtime._stopping:  # the first cancellation reached the shielded write
+            await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await runtime.settle()
+        stopped = runtime.execution("n1")
+        assert stopped is not None
+        assert (stopped.phase, stopped.status, stopped.retryable) == ("os_install", "interrupted", True)
+        assert not runtime._stopping
+    finally:
+        store.close()

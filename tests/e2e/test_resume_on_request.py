@@ -235,7 +235,7 @@ async def test_a_reopened_engine_runs_nothing_until_the_operator_resumes(
         await engine.aclose()
     stopped = await durable_execution(path)
     assert stopped is not None and (stopped.operation, stopped.phase) == ("add", "os_install")
-    assert stopped.status == ("interrupted" if stop == "closed" else "failed") and stopped.retryable
+    assert stopped.status == ("interrupted" if stop == "closed" else "failed") and stopped.retryable, stopped
     mark = journal_mark(fleet)
 
     engine = await opener()

@@ -124,6 +124,18 @@ class OperationRunner:
         self.elsewhere: tuple[str, ...] = ()
         """Nodes found ``running`` at :meth:`initialize` whose operation a live process holds."""
         self.metrics = PhaseMetrics()
+        self._stopping: set[asyncio.Future[None]] = set()
+
+    async def settle(self) -> None:
+        """Wait for the ``interrupted`` records of cancelled operations still being written.
+
+        A cancelled phase writes its record under :func:`asyncio.shield`, so a second cancellation
+        (a session closing its actors) leaves that write running on its own; the session awaits it
+        here before the state closes, so the record lands instead of reading ``running``. A write
+        that fails is left to the next unlock, which marks the execution interrupted anyway.
+        """
+        if self._stopping:
+            await asyncio.gather(*self._stopping, return_exceptions=True)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -236,9 +248,12 @@ class OperationRunner:
             await handler(ctx)
         except asyncio.CancelledError:
             self.metrics.add(phase, time.perf_counter() - clock, failed=True)
-            await asyncio.shield(
+            stopping = asyncio.ensure_future(
                 self._stopped(node, op, phase, interrupted=True, retryable=True, error="cancelled")
             )
+            self._stopping.add(stopping)
+            stopping.add_done_callback(self._stopping.discard)
+            await asyncio.shield(stopping)
             raise
         except Exception as exc:
             self.metrics.add(phase, time.perf_counter() - clock, failed=True)
@@ -351,7 +366,9 @@ class DeploymentService:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Nothing of its own to stop: node operations run inside the actors, which stop first."""
+        """Node operations run inside the actors, which stop first; what their cancelled phases
+        are still recording lands before the state closes (:meth:`OperationRunner.settle`)."""
+        await self.runtime.settle()
 
     # -- the node actors' port (``NodeDeployer``) ---------------------------------------------------
 

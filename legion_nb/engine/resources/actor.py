@@ -7,7 +7,11 @@ name, invoke states), the actor supplies guards, invoke handlers and facts. Long
 the chart's async invoke handlers, so leaving a state (a teardown, a stop at logout) cancels it.
 
 Every chart nests its working states in a compound ``alive`` state beside a final ``stopped`` state,
-so ``stop`` exits everything and cancels every invoke whatever the chart's shape.
+so ``stop`` exits everything and cancels every invoke whatever the chart's shape. python-statemachine
+cancels an async invoke's task without waiting for it, so every ``on_invoke_*`` handler is wrapped to
+register its task (:func:`_awaited_at_stop`) and ``stop`` returns only once those tasks have ended:
+what a cancelled handler still records (a node operation's ``interrupted`` phase) lands while the
+session's state is open, and no handler outlives the session that started it.
 
 Charts are built when first needed. python-statemachine resolves every callback of a chart per
 instance (about 5 ms and 270 KiB for a node chart), which a fleet of a thousand servers pays at
@@ -27,6 +31,9 @@ unavailable) is remembered as such so the supervisor's repair pass can retry exa
 from __future__ import annotations
 
 import abc
+import asyncio
+import functools
+import inspect
 import logging
 import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -179,6 +186,12 @@ class ResourceActor(abc.ABC):
 
     chart_class: ClassVar[type[StateChart[Any]]]
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, handler in list(vars(cls).items()):
+            if name.startswith("on_invoke_") and inspect.iscoroutinefunction(handler):
+                setattr(cls, name, _awaited_at_stop(handler))
+
     def __init__(self, key: ResourceKey, provider: str, context: ActorContext) -> None:
         self.key = key
         self.provider = provider
@@ -190,6 +203,8 @@ class ResourceActor(abc.ABC):
         self._snapshot: ActorSnapshot | None = None
         self._chart: StateChart[Any] | None = None
         self._rest_values: tuple[str, ...] = ()
+        self._invoking: set[asyncio.Task[Any]] | None = None
+        """The tasks of this actor's invoke handlers in flight (created with the first one)."""
 
     @property
     def chart_built(self) -> bool:
@@ -267,6 +282,14 @@ class ResourceActor(abc.ABC):
             self.touch()
         elif "stopped" not in self.active:
             await self.send("stop")
+            await self._invokes_ended()
+
+    async def _invokes_ended(self) -> None:
+        """Wait for the invoke handlers ``stop`` cancelled (never the calling task itself)."""
+        current = asyncio.current_task()
+        running = [task for task in self._invoking or () if task is not current]
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
 
     async def repair(self) -> bool:
         """Retry after a temporary provider error; True when a retry started."""
@@ -470,3 +493,27 @@ def _with_revision(snapshot: ActorSnapshot, revision: int) -> ActorSnapshot:
         facts=snapshot.facts,
         revision=revision,
     )
+
+
+_Handler = TypeVar("_Handler", bound=Callable[..., Awaitable[Any]])
+
+
+def _awaited_at_stop(handler: _Handler) -> _Handler:
+    """``handler`` registering its task on the actor while it runs, so :meth:`ResourceActor.stop`
+    can wait for it (python-statemachine reads the signature through ``functools.wraps``)."""
+
+    @functools.wraps(handler)
+    async def run(self: ResourceActor, *args: Any, **kwargs: Any) -> Any:
+        task = asyncio.current_task()
+        if task is None:
+            return await handler(self, *args, **kwargs)
+        if self._invoking is None:
+            self._invoking = set()
+        self._invoking.add(task)
+        try:
+            return await handler(self, *args, **kwargs)
+        finally:
+            self._invoking.discard(task)
+
+    return run  # type: ignore[return-value]
+
