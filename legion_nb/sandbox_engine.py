@@ -18,11 +18,14 @@ share one SSH and one admin port on their own addresses, handed to the engine he
 :func:`create_unplanned_server` plays the rest of the world: it creates a server at a sandbox provider
 behind the engine's back, the way a teammate in the provider's console or another tool would, so that
 a notebook can show what Legion reports about resources it never planned (orphans, cost cleanup).
+:func:`sandbox_holdings` plays the provider's console: what a sandbox provider holds right now, read
+over the provider's own API, so a notebook can compare the engine's views with the ground truth.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import shutil
 import socket
@@ -30,10 +33,10 @@ import tempfile
 import weakref
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
     from legion_nb.emulators.cloud import SandboxCloud
     from legion_nb.emulators.nodes import NodeFleet
@@ -41,7 +44,8 @@ if TYPE_CHECKING:
     from legion_nb.engine.runtime import Engine
     from legion_nb.engine.session import SessionSettings
     from legion_nb.providers.broker import BrokerPolicy
-    from legion_nb.providers.records import Server
+    from legion_nb.providers.contract import ProviderAdapter
+    from legion_nb.providers.records import DnsRecord, Firewall, Server, SshKey
 
 __all__ = [
     "NODE_HISTORY_HOURS",
@@ -49,6 +53,7 @@ __all__ = [
     "SANDBOX_PROVIDERS",
     "STREAM_PROBE_SECONDS",
     "NodeLink",
+    "SandboxHoldings",
     "SandboxLinkWatch",
     "create_unplanned_server",
     "free_port",
@@ -58,12 +63,15 @@ __all__ = [
     "read_sandbox_link",
     "sandbox",
     "sandbox_cloud",
+    "sandbox_holdings",
     "sandbox_link_path",
     "sandbox_policy",
     "write_sandbox_link",
 ]
 
 SANDBOX_PROVIDERS: tuple[str, ...] = ("hetzner", "scaleway", "ovh")
+
+_Item = TypeVar("_Item")
 
 _CLOUDS: weakref.WeakKeyDictionary[Engine, SandboxCloud] = weakref.WeakKeyDictionary()
 
@@ -421,13 +429,78 @@ async def create_unplanned_server(
     Raises :class:`~legion_nb.errors.UsageError` for an engine that :func:`sandbox` did not make or a
     provider the sandbox does not emulate, and the provider errors the creation itself may raise.
     """
+    from legion_nb.providers.ownership import OwnershipLabels  # noqa: PLC0415
+    from legion_nb.providers.records import ServerSpec  # noqa: PLC0415
+
+    async with _provider_console(engine, provider) as adapter:
+        server_type, location, image = _UNPLANNED_SERVER[provider]
+        labels = OwnershipLabels.new().as_labels() if legion_labels else {}
+        spec = ServerSpec(name=name, server_type=server_type, location=location, image=image, labels=labels)
+        return (await adapter.create_server(spec)).server
+
+
+@dataclass(frozen=True)
+class SandboxHoldings:
+    """What one sandbox provider holds at one moment, as its own API lists it (not Legion's views).
+
+    ``servers`` are sorted by name; ``zones`` maps each DNS zone's name to its record sets.
+    """
+
+    provider: str
+    servers: tuple[Server, ...]
+    zones: dict[str, tuple[DnsRecord, ...]]
+    firewalls: tuple[Firewall, ...]
+    ssh_keys: tuple[SshKey, ...]
+
+    def server_summary(self) -> dict[str, str]:
+        """Each server's name -> ``"<status> <ipv4>"``: a one-line look at the fleet."""
+        return {server.name: f"{server.status} {server.ipv4}" for server in self.servers}
+
+    def record_values(self, zone: str, name: str, type: str = "A") -> list[str]:
+        """The sorted values of record set ``name``/``type`` in ``zone`` (empty when it is absent)."""
+        for record in self.zones.get(zone, ()):
+            if record.name == name and record.type == type:
+                return sorted(record.values)
+        return []
+
+
+async def sandbox_holdings(engine: Engine, provider: str = "hetzner") -> SandboxHoldings:
+    """What the sandbox's ``provider`` holds right now: servers, DNS zones, firewalls and SSH keys.
+
+    The sandbox's stand-in for the provider's console: it lists everything in the emulated project
+    over the provider's API with the sandbox's credentials, whoever made it, and never goes through
+    the engine - so it is the ground truth a notebook compares planned, tracked and observed with.
+
+    Raises :class:`~legion_nb.errors.UsageError` for an engine that :func:`sandbox` did not make or a
+    provider the sandbox does not emulate, and the provider errors a listing may raise.
+    """
+    async with _provider_console(engine, provider) as adapter:
+        servers = sorted(await adapter.list_servers(), key=lambda server: server.name)
+        zone_names = [zone.name for zone in await _listed(adapter.list_zones())]
+        zones = {name: tuple(await adapter.list_records(name)) for name in zone_names}
+        firewalls = tuple(await _listed(adapter.list_firewalls()))
+        ssh_keys = tuple(await adapter.list_ssh_keys())
+    return SandboxHoldings(provider, tuple(servers), zones, firewalls, ssh_keys)
+
+
+async def _listed(listing: Awaitable[list[_Item]]) -> list[_Item]:
+    """A listing's items, or none where the provider lacks the capability (OVH has no firewalls)."""
+    from legion_nb.errors import CapabilityMissingError  # noqa: PLC0415
+
+    try:
+        return await listing
+    except CapabilityMissingError:
+        return []
+
+
+@contextlib.asynccontextmanager
+async def _provider_console(engine: Engine, provider: str) -> AsyncIterator[ProviderAdapter]:
+    """A provider adapter on the sandbox's ``provider`` with its credentials, bypassing the engine."""
     from legion_nb.engine.providers_service import adapter_credentials  # noqa: PLC0415
     from legion_nb.engine.state.model import StoredCredentials  # noqa: PLC0415
     from legion_nb.engine.state.validation import validate_provider  # noqa: PLC0415
     from legion_nb.errors import UsageError  # noqa: PLC0415
     from legion_nb.providers import registry  # noqa: PLC0415
-    from legion_nb.providers.ownership import OwnershipLabels  # noqa: PLC0415
-    from legion_nb.providers.records import ServerSpec  # noqa: PLC0415
 
     cloud = _CLOUDS.get(engine)
     if cloud is None:
@@ -437,8 +510,5 @@ async def create_unplanned_server(
     block = cloud.endpoints()[provider]
     fields = {key: value for key, value in block.items() if key != "url"}
     credentials = adapter_credentials(StoredCredentials(validate_provider(provider), block["url"], fields))
-    server_type, location, image = _UNPLANNED_SERVER[provider]
-    labels = OwnershipLabels.new().as_labels() if legion_labels else {}
-    spec = ServerSpec(name=name, server_type=server_type, location=location, image=image, labels=labels)
     async with registry.connect(credentials) as adapter:
-        return (await adapter.create_server(spec)).server
+        yield adapter
