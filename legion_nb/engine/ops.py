@@ -289,6 +289,7 @@ class EngineOps:
             for provider in providers:
                 reports.append(await self._refresh.refresh(persistence, provider))
             await self._restore_adopted(before, persistence.state.tracked)
+            await self._resources.follow_observation()
         except BaseException:
             await asyncio.shield(self._end(operation, "interrupted", "refresh interrupted"))
             raise

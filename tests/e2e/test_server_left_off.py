@@ -8,7 +8,8 @@ waiting for ``legion materialize``; the emulator answers them no POST (no power 
 ``legion materialize --yes`` then powers it on and deploys the node.
 
 A Hetzner node deployed, then powered off with hcloud and seen off by ``legion refresh`` (its row's
-status field: observed ``off``, tracked ``running``), stays off across the same read-only commands
+status field: observed ``off``, tracked ``running``; its system: ``down``, waiting for ``legion
+materialize``), stays off across the same read-only commands
 (no POST either) until ``legion materialize`` powers it on; it is deployed again without a new
 install.
 
@@ -192,6 +193,10 @@ async def test_a_node_powered_off_at_the_provider_stays_off_until_materialize(
             # The refresh reports the server off beside what Legion last tracked (running).
             (status,) = [f for f in node_row(out)["fields"] if f["field"] == "status"]
             assert (status["observed"], status["tracked"]) == ("off", "running"), status
+            # ... and the node shows down, waiting for the wave that powers it on.
+            row = node_row(out)
+            assert (row["system"], row["error"], row["facts"]["status"]) == ("down", "", "off"), row
+            assert row["waiting"] == "legion materialize: server is off", row
     off = await asyncio.to_thread(hcloud.servers.get_by_id, server.id)
     assert off.status == "off"
 

@@ -16,6 +16,7 @@ import pytest
 from resourcekit import SandboxProviders, State, materialize, plan_cluster, server_key
 
 from legion_nb.emulators.world import SandboxWorld
+from legion_nb.engine.providers_service import record_inventory
 from legion_nb.engine.resources.node import tracked_server_from
 from legion_nb.engine.resources.pending import StatePendingRecorder
 from legion_nb.engine.resources.snapshot import ActorSnapshot
@@ -103,3 +104,48 @@ async def test_a_server_left_off_stays_off_across_sessions_until_a_wave_starts_i
     assert (await observer["scaleway"].get_server(server.id)).status == "running"
     assert server_actions(world) == actions + 1  # the wave's one power-on
     assert [s.id for s in await observer["scaleway"].list_servers()] == [server.id]  # never created again
+
+
+async def test_a_server_a_refresh_sees_powered_off_shows_down_until_a_wave_starts_it(
+    supervisor: ResourceSupervisor,
+    persistence: State,
+    providers: SandboxProviders,
+    observer: dict[str, ProviderAdapter],
+    world: SandboxWorld,
+) -> None:
+    await plan_cluster(persistence, (NAME,), provider="scaleway")
+    row = (await materialize(supervisor))[server_key(NAME)]
+    assert (row.lifecycle, row.system) == ("running", "reachable"), row
+    server_id = persistence.state.tracked.servers[NAME].provider_id
+    await observer["scaleway"].power_off(server_id)
+    await until(observer["scaleway"], server_id, "off")
+
+    async def refresh() -> None:
+        """What ``legion refresh`` writes: the provider's inventory as observed facts."""
+        servers = await observer["scaleway"].list_servers()
+        await persistence.mutate(
+            lambda s: (record_inventory(s, "scaleway", servers, [], [])[0], None), reason="test: refresh"
+        )
+
+    await refresh()
+    before, actions = world.counters.mutations(), server_actions(world)
+    await supervisor.follow_observation()  # the live session learns it from the state
+    row = await restored_row(supervisor)
+    assert (row.lifecycle, row.system, row.error, row.facts["status"]) == ("running", "down", None, "off"), (
+        row
+    )
+    assert row.waiting == "legion materialize: server is off", row
+    assert persistence.state.tracked.servers[NAME].status == "running"  # the refresh tracked nothing new
+    await supervisor.aclose()
+    async with ResourceSupervisor(persistence, providers, settings=supervisor.settings) as session:
+        row = await restored_row(session)  # a new session (``legion status``) shows it the same way
+        assert (row.system, row.waiting) == ("down", "legion materialize: server is off"), row
+        assert (world.counters.mutations(), server_actions(world)) == (before, actions)  # read only
+
+        row = (await materialize(session))[server_key(NAME)]
+    assert (row.lifecycle, row.system, row.waiting) == ("running", "reachable", None), row
+    assert server_actions(world) == actions + 1  # the wave's one power-on
+    assert persistence.state.observed["scaleway"].servers[server_id].status == "running"
+    async with ResourceSupervisor(persistence, providers, settings=supervisor.settings) as session:
+        row = await restored_row(session)
+    assert (row.system, row.waiting) == ("reachable", None), row

@@ -80,6 +80,7 @@ from legion_nb.engine.resources.ports import StatePort
 from legion_nb.engine.resources.snapshot import Health, ResourceKey
 from legion_nb.engine.state.edits import (
     track_server,
+    with_observed_status,
     with_tracked_server,
     without_pending,
     without_tracked_server,
@@ -104,6 +105,7 @@ __all__ = [
     "ServerNodeChart",
     "observed_server",
     "record_observed",
+    "seen_status",
     "server_choice",
     "tracked_server_from",
 ]
@@ -117,6 +119,7 @@ _OPERATIONS = {
     "deleting": "delete",
 }
 _WORKING = frozenset(_OPERATIONS)
+_POWERED_OFF = frozenset({"off", "stopped"})
 
 
 def _retry_from(failed: State, *, to: tuple[State, State, State, State]) -> TransitionList:
@@ -288,18 +291,35 @@ async def record_observed(state: StatePort, name: str, server: Server) -> None:
         record = current.tracked.servers.get(name)
         if record is None:
             return current, None
+        current = with_observed_status(current, record, server.status)
         return with_tracked_server(current, observed_server(record, server)), None
 
-    record = state.state.tracked.servers.get(name)
-    if record is None or observed_server(record, server) == record:
+    current = state.state
+    record = current.tracked.servers.get(name)
+    if record is None or (
+        observed_server(record, server) == record
+        and with_observed_status(current, record, server.status) is current
+    ):
         return
     await state.mutate(update, reason=f"server {name} is {server.status}")
+
+
+def seen_status(state: LegionState, record: TrackedServer) -> str:
+    """The status the server ``record`` was last seen in: the tracked one, unless a refresh found it
+    powered off since (out of band: a provider console, hcloud). The observation is the newer fact
+    whenever the two differ, because the actor's own provider reads update both
+    (:func:`record_observed`); only a wave powers the server on again."""
+    observed = state.observed.get(record.provider)
+    seen = None if observed is None else observed.servers.get(record.provider_id)
+    if seen is not None and record.status == "running" and seen.status in _POWERED_OFF:
+        return seen.status
+    return record.status
 
 
 def _system_for(status: str | None) -> str:
     if status == "running":
         return "reachable"
-    if status == "off":
+    if status in _POWERED_OFF:
         return "down"
     return "unknown"
 
@@ -431,6 +451,17 @@ class ServerNodeActor(ResourceActor):
         if not self.stopped and self.system() is not None and self.system() != self._system_target():
             await self.send("observe")
 
+    async def follow_observation(self) -> None:
+        """Show the server as a refresh just observed it (powered off out of band, or running
+        again) while the machine region rests; starts no provider or node work."""
+        record = self.tracked()
+        if record is None or self.stopped or "running" not in self.active or self._machine_asked:
+            return
+        self.provider_status = seen_status(self._state, record)
+        self.touch()
+        if self.system() != self._system_target():
+            await self.send("observe")
+
     async def run_repair(self, operation: str) -> bool:
         """Run a repair operation on this deployed node (the supervisor's NBDE pass); True when it
         succeeded. Refused quietly (False) while the node is not deployed or another operation runs."""
@@ -472,7 +503,7 @@ class ServerNodeActor(ResourceActor):
 
     async def restore(self) -> None:
         record = self.tracked()
-        self.provider_status = None if record is None else record.status
+        self.provider_status = None if record is None else seen_status(self._state, record)
         await self.send("restore")
 
     def resting_configuration(self) -> tuple[str, ...] | None:
@@ -484,7 +515,7 @@ class ServerNodeActor(ResourceActor):
         record = self.tracked()
         if record is None:  # planned: its create is due at the next wave, so the chart is built now
             return None if self.wanted() else ("alive", "machine", "absent", "system", "unknown")
-        self.provider_status = record.status
+        self.provider_status = seen_status(self._state, record)
         self._rest_values = ("alive", "machine", "system", "running", "unknown")
         target = self._system_target()
         self._rest_values = ()

@@ -448,6 +448,14 @@ class ResourceSupervisor:
         if isinstance(actor, ServerNodeActor) and not self._closed:
             await actor.follow_operation()
 
+    async def follow_observation(self) -> None:
+        """Let every resting server actor show what a refresh just observed (a server powered off
+        or on at the provider); reads the state only, starts no provider or node work."""
+        for key in sorted(k for k in self._actors if k.kind == "server"):
+            actor = self._actors.get(key)
+            if isinstance(actor, ServerNodeActor) and not self._closed:
+                await actor.follow_observation()
+
     async def wait_settled(
         self,
         keys: Sequence[ResourceKey] | None = None,

@@ -35,6 +35,7 @@ __all__ = [
     "with_cluster_material",
     "with_execution",
     "with_material",
+    "with_observed_status",
     "with_pending",
     "with_repair_attempts",
     "with_tracked",
@@ -80,6 +81,19 @@ def without_tracked_server(state: LegionState, name: str) -> LegionState:
         return state
     state = with_tracked(state, servers={k: v for k, v in state.tracked.servers.items() if k != name})
     return without_observed(state, record.provider, "servers", record.provider_id)
+
+
+def with_observed_status(state: LegionState, record: TrackedServer, status: str) -> LegionState:
+    """``state`` with ``status`` as the observed status of the tracked server ``record`` (unchanged
+    when no refresh observed it, or it says so already): a provider read of the server by its actor
+    is newer than the last refresh, so the observation follows it."""
+    observed = state.observed.get(record.provider)
+    seen = None if observed is None else observed.servers.get(record.provider_id)
+    if observed is None or seen is None or seen.status == status:
+        return state
+    servers = with_item(observed.servers, record.provider_id, replace(seen, status=status))
+    observed = replace(observed, servers=servers)
+    return replace(state, observed=with_item(state.observed, record.provider, observed))
 
 
 def without_observed(state: LegionState, provider: str, kind: ObservedKind, key: str) -> LegionState:
