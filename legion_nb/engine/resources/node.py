@@ -38,7 +38,8 @@ adopted it; deployment was wired later) rests ``reachable`` with a waiting reaso
 pending is settled by lookup (and tracked when found), a server still provisioning is waited for,
 and each shows as the provider reports it. A server found ``off`` (Scaleway creates servers
 stopped; a crash can fall between the create and its power-on, or the operator powered it off)
-rests ``running``/``down`` with ``legion materialize`` as its waiting reason, and a planned server
+rests ``running``/``down`` with ``legion materialize`` as its waiting reason (a refresh that sees
+a tracked running server off counts too: :func:`seen_status`), and a planned server
 whose pending create never landed rests ``absent``. Creating, powering on and deleting happen only
 in a wave's request (``_machine_asked``: set by :meth:`ServerNodeActor.wave_started`, kept through
 a repair of that wave's temporary failure, dropped once the machine region rests), the explicit
