@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from clikit import run_legion
 
 Legion = Callable[..., Any]  # the ``legion`` fixture of conftest.py
 
@@ -72,15 +72,7 @@ def test_passwd_reads_current_then_new_from_stdin(legion: Legion, state: str, pa
 
 
 def _legion(*args: str, stdin: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "legion_nb", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    return run_legion(*args, stdin=stdin, env=env)
 
 
 @pytest.mark.slow

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from clikit import ok, run_legion
 
 pytestmark = pytest.mark.slow
 
@@ -29,20 +30,8 @@ TIMEOUT = 120
 def legion(
     state: Path, *args: str, stdin: str = "", env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "legion_nb", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        env={**os.environ, "LEGION_STATE": str(state), "LEGION_PASSWORD": PASSWORD, **(env or {})},
-        check=False,
-    )
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
-    assert result.returncode == 0, (result.args, result.stdout, result.stderr)
-    return result
+    environment = {**os.environ, "LEGION_STATE": str(state), "LEGION_PASSWORD": PASSWORD, **(env or {})}
+    return run_legion(*args, stdin=stdin, env=environment, timeout=TIMEOUT)
 
 
 @contextlib.contextmanager

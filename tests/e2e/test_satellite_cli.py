@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from clikit import ok, run_legion
 
 from legion_nb.engine.deployment.phases import execution_of
 from legion_nb.engine.state.model import LegionState, NodeExecution, decode_state
@@ -41,19 +42,7 @@ def environment(state: Path) -> dict[str, str]:
 
 
 def legion(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "legion_nb", *args],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        env=environment(state),
-        check=False,
-    )
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
-    assert result.returncode == 0, (result.args, result.stdout, result.stderr)
-    return result
+    return run_legion(*args, env=environment(state), timeout=TIMEOUT)
 
 
 def serve(state: Path, node_seconds: float) -> Iterator[Path]:

@@ -39,6 +39,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from clikit import ok, run_legion
 
 from legion_nb.emulators.nodes.telemetry import SERIES, NodeTelemetry
 from legion_nb.engine.observe.collectors import journal_cursor, telemetry_cursor
@@ -74,20 +75,7 @@ def _env(state: Path) -> dict[str, str]:
 
 
 def legion(state: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "legion_nb", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        env=_env(state),
-        check=False,
-    )
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
-    assert result.returncode == 0, (result.args, result.stdout, result.stderr)
-    return result
+    return run_legion(*args, stdin=stdin, env=_env(state), timeout=TIMEOUT)
 
 
 def _stop(process: subprocess.Popen[str], how: signal.Signals) -> int:
