@@ -17,10 +17,11 @@ from legion_nb.emulators.hetzner import state_of
 from legion_nb.emulators.hetzner.project import HetznerProject
 from legion_nb.emulators.nodes.fleet import NodeFleet
 from legion_nb.emulators.world import SandboxWorld, Timing
-from legion_nb.engine.runtime import Engine
+from legion_nb.engine.runtime import Engine, create_engine
+from legion_nb.engine.session import SessionSettings
 from legion_nb.engine.state.model import LegionState, decode_state
 from legion_nb.engine.state.store import SecureStateStore
-from legion_nb.sandbox_engine import NodeLink, node_fleet, sandbox_cloud
+from legion_nb.sandbox_engine import NodeLink, node_fleet, sandbox_cloud, sandbox_policy, write_sandbox_link
 
 PASSWORD = "e2e password 1"
 EngineFactory = Callable[[], Awaitable[Engine]]
@@ -108,6 +109,36 @@ async def linked_sandbox(seed: int, node_seconds: float = 0.02) -> AsyncIterator
     fleet, link = node_fleet(node_seconds, seed=seed)
     async with SandboxCloud(world, nodes=fleet) as cloud:
         yield LinkedSandbox(cloud, fleet, link)
+
+
+@contextlib.asynccontextmanager
+async def linked_engines(
+    sandbox: LinkedSandbox, path: Path, password: str, first: Callable[[Engine], Awaitable[None]]
+) -> AsyncIterator[EngineFactory]:
+    """Open engines on the one state at ``path``: the first call creates it, links it to the
+    sandbox's nodes (so ``legion`` processes reach them too), stores the Hetzner credentials and
+    runs ``first``; every later call unlocks it. Every engine opened is closed at the end."""
+    settings = sandbox.link.settings(SessionSettings(broker=sandbox_policy()))
+    opened: list[Engine] = []
+
+    async def open_engine() -> Engine:
+        engine = create_engine(path, settings)
+        opened.append(engine)
+        if engine.state_exists():
+            await engine.unlock(password)
+            return engine
+        await engine.bootstrap(password)
+        write_sandbox_link(path, sandbox.link)
+        block = sandbox.cloud.endpoints()["hetzner"]
+        await engine.credentials_set("hetzner", {"token": block["token"]}, endpoint=block["url"])
+        await first(engine)
+        return engine
+
+    try:
+        yield open_engine
+    finally:
+        for engine in opened:
+            await engine.aclose()
 
 
 async def legion_process(state: Path, password: str, *args: str) -> asyncio.subprocess.Process:

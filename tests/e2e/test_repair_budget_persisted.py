@@ -16,15 +16,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from e2ekit import LinkedSandbox, durable_state, finished, legion_process, linked_sandbox
+from e2ekit import LinkedSandbox, durable_state, finished, legion_process, linked_engines, linked_sandbox
 
 from legion_nb.emulators.nodes.fleet import NodeFleet
 from legion_nb.engine.deployment.phases import execution_of
 from legion_nb.engine.results import RepairView
-from legion_nb.engine.runtime import Engine, create_engine
-from legion_nb.engine.session import SessionSettings
+from legion_nb.engine.runtime import Engine
 from legion_nb.engine.state.model import LegionState
-from legion_nb.sandbox_engine import sandbox_policy, write_sandbox_link
 
 pytestmark = pytest.mark.slow
 
@@ -46,31 +44,16 @@ def fleet(sandbox: LinkedSandbox) -> NodeFleet:
 
 @pytest.fixture
 async def opener(sandbox: LinkedSandbox, tmp_path: Path) -> AsyncIterator[Opener]:
-    """Open an engine on the one state; the first call creates it, stores the credentials, links
-    the state to the nodes and materializes the three-node cluster."""
-    path = tmp_path / "budget.legion"
-    settings = sandbox.link.settings(SessionSettings(broker=sandbox_policy()))
-    opened: list[Engine] = []
+    """Engines on the one state; the first call also materializes the three-node cluster."""
 
-    async def open_engine() -> Engine:
-        engine = create_engine(path, settings)
-        opened.append(engine)
-        if engine.state_exists():
-            await engine.unlock(PASSWORD)
-            return engine
-        await engine.bootstrap(PASSWORD)
-        write_sandbox_link(path, sandbox.link)  # legion processes reach the same nodes
-        block = sandbox.cloud.endpoints()["hetzner"]
-        await engine.credentials_set("hetzner", {"token": block["token"]}, endpoint=block["url"])
+    async def materialize_cluster(engine: Engine) -> None:
         for name in NODES:
             await engine.plan_upsert_server(name=name, provider="hetzner", cluster="alpha")
         report = await engine.materialize(settle_seconds=120)
         assert report.ok, (report.summary, report.errors)
-        return engine
 
-    yield open_engine
-    for engine in opened:
-        await engine.aclose()
+    async with linked_engines(sandbox, tmp_path / "budget.legion", PASSWORD, materialize_cluster) as opened:
+        yield opened
 
 
 def flap(fleet: NodeFleet) -> None:

@@ -31,16 +31,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2ekit import LinkedSandbox, durable_state, finished, legion_process, linked_sandbox
+from e2ekit import LinkedSandbox, durable_state, finished, legion_process, linked_engines, linked_sandbox
 
 from legion_nb.emulators.nodes.fleet import NodeFleet
 from legion_nb.emulators.nodes.shell import NodeShell
 from legion_nb.engine.deployment.phases import execution_of
 from legion_nb.engine.deployment.runtime import DeploymentBusyError
-from legion_nb.engine.runtime import Engine, create_engine
-from legion_nb.engine.session import SessionSettings
+from legion_nb.engine.runtime import Engine
 from legion_nb.engine.state.model import LegionState, NodeExecution
-from legion_nb.sandbox_engine import sandbox_policy, write_sandbox_link
 
 pytestmark = pytest.mark.slow
 
@@ -58,28 +56,13 @@ async def sandbox() -> AsyncIterator[LinkedSandbox]:
 
 @pytest.fixture
 async def opener(sandbox: LinkedSandbox, tmp_path: Path) -> AsyncIterator[Opener]:
-    """Open an engine on the one state; the first call creates it, stores the credentials, links
-    the state to the nodes and plans the node (nothing is materialized)."""
-    path = tmp_path / "resume.legion"
-    settings = sandbox.link.settings(SessionSettings(broker=sandbox_policy()))
-    opened: list[Engine] = []
+    """Engines on the one state; the first call also plans the node (nothing is materialized)."""
 
-    async def open_engine() -> Engine:
-        engine = create_engine(path, settings)
-        opened.append(engine)
-        if engine.state_exists():
-            await engine.unlock(PASSWORD)
-            return engine
-        await engine.bootstrap(PASSWORD)
-        write_sandbox_link(path, sandbox.link)
-        block = sandbox.cloud.endpoints()["hetzner"]
-        await engine.credentials_set("hetzner", {"token": block["token"]}, endpoint=block["url"])
+    async def plan_node(engine: Engine) -> None:
         await engine.plan_upsert_server(name=NODE, provider="hetzner", cluster="alpha")
-        return engine
 
-    yield open_engine
-    for engine in opened:
-        await engine.aclose()
+    async with linked_engines(sandbox, tmp_path / "resume.legion", PASSWORD, plan_node) as opened:
+        yield opened
 
 
 # -- what the node and the state say ------------------------------------------------------------
