@@ -196,7 +196,7 @@ async def test_a_hetzner_server_powered_off_refuses_everything_and_returns_intac
     await is_back_as_it_was(node, cluster, host_key)
 
     await asyncio.to_thread(lambda: server.delete().wait_until_finished())
-    await eventually(lambda: node.address not in fleet)
+    await eventually(lambda: node.address not in fleet and not node.is_up)  # every port closed
     await is_down_to_every_client(node, cluster)
 
 
@@ -265,7 +265,7 @@ async def test_an_ovh_instance_stopped_refuses_everything_and_a_reinstall_is_a_f
     assert fresh.system.sender_config is None and not fresh.system.certs_activated
 
     await asyncio.to_thread(client.delete, path)
-    await eventually(lambda: node.address not in fleet)
+    await eventually(lambda: node.address not in fleet and not node.is_up)  # every port closed
     assert not fresh.is_up
 
 
@@ -313,5 +313,5 @@ async def test_a_scaleway_server_gets_a_node_that_follows_its_power(
     await is_back_as_it_was(node, cluster, host_key)
 
     await act(ServerAction.TERMINATE, None)
-    await eventually(lambda: node.address not in fleet)
+    await eventually(lambda: node.address not in fleet and not node.is_up)  # every port closed
     await is_down_to_every_client(node, cluster)

@@ -111,6 +111,8 @@ class SimulatedNode:
 
     @property
     def is_up(self) -> bool:
+        """True once a boot has opened every port, False once a power-off has closed them all
+        (a watcher that sees False may dial and meet only refusals)."""
         return self._up.is_set()
 
     async def wait_up(self) -> None:
@@ -306,7 +308,6 @@ class SimulatedNode:
         self.system.sync_listening = False
 
     async def _go_down(self) -> None:
-        self._up.clear()
         await self._stop_sync()
         if self._sender_api is not None:
             await self._sender_api.aclose()
@@ -326,6 +327,7 @@ class SimulatedNode:
             conn.close()
         for conn in connections:
             await conn.wait_closed()
+        self._up.clear()
 
     def _spawn_pending_reboot(self) -> None:
         into_installer, self._reboot_pending = self._reboot_pending, None
