@@ -10,6 +10,7 @@ and notebooks start fast.
 from __future__ import annotations
 
 import os
+import warnings
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -18,6 +19,13 @@ if TYPE_CHECKING:
     from legion_nb.widgets import Dashboard, EventSource
 
 __all__ = ["__version__", "connect", "open", "sandbox", "show"]
+
+# cryptography 51 deprecates DSA, and asyncssh names DSA types in annotations its modules evaluate at
+# import time. The warning fires on import, whatever key an operator uses (Legion itself makes ed25519
+# keys only), so it tells nobody anything; left alone it lands on stderr of every CLI command and in every
+# notebook that opens a node session. The filter matches only that message raised from asyncssh's
+# crypto modules, so any other deprecation still shows.
+warnings.filterwarnings("ignore", message="DSA is deprecated", module=r"asyncssh\.crypto\.")
 
 __version__ = "0.1.0"
 

@@ -30,6 +30,24 @@ def test_import_is_light() -> None:
     assert json.loads(out.stdout) == []
 
 
+def test_importing_every_layer_prints_no_warning() -> None:
+    """The CLI and notebook kernels import these; a dependency's import-time warning would land on
+    the stderr of every command (cryptography 51's DSA deprecation, raised inside asyncssh, did)."""
+    modules = [
+        "legion_nb.engine.runtime",
+        "legion_nb.engine.ssh",
+        "legion_nb.emulators.cloud",
+        "legion_nb.cli.main",
+        "legion_nb.widgets",
+        "legion_nb.sandbox_engine",
+    ]
+    code = "import importlib, legion_nb\n" + "".join(f"importlib.import_module({m!r})\n" for m in modules)
+    out = subprocess.run(
+        [sys.executable, "-W", "default", "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stderr == ""
+
+
 async def test_open_creates_then_unlocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "nb" / "state.legion"
     engine = await legion_nb.open(path, password="notebook password")
