@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from e2ekit import PASSWORD, EngineFactory
+from e2ekit import PASSWORD, EngineFactory, reap_spawned
 
 import legion_nb
 from legion_nb.emulators.cloud import SandboxCloud
@@ -19,6 +19,13 @@ from legion_nb.emulators.world import SandboxWorld
 from legion_nb.engine.runtime import Engine, create_engine
 from legion_nb.engine.session import SessionSettings
 from legion_nb.sandbox_engine import sandbox_policy
+
+
+@pytest.fixture(autouse=True)
+async def reap_legion_processes() -> AsyncIterator[None]:
+    """No ``legion`` subprocess of a test outlives its event loop, even when the test fails midway."""
+    yield
+    await reap_spawned()
 
 
 @pytest.fixture

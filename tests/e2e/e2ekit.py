@@ -141,10 +141,14 @@ async def linked_engines(
             await engine.aclose()
 
 
+SPAWNED: list[asyncio.subprocess.Process] = []
+"""Every ``legion`` process a test started; the e2e conftest reaps them before the test's loop closes."""
+
+
 async def legion_process(state: Path, password: str, *args: str) -> asyncio.subprocess.Process:
     """A ``legion`` process on ``state``; the test's loop keeps serving the sandbox while it runs."""
     env = {**os.environ, "LEGION_STATE": str(state), "LEGION_PASSWORD": password}
-    return await asyncio.create_subprocess_exec(
+    process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "legion_nb",
@@ -153,6 +157,22 @@ async def legion_process(state: Path, password: str, *args: str) -> asyncio.subp
         stderr=asyncio.subprocess.PIPE,
         env=env,
     )
+    SPAWNED.append(process)
+    return process
+
+
+async def reap_spawned() -> None:
+    """Kill what a failed test left running and drain every pipe on the loop that owns it.
+
+    A process whose transport outlives its loop raises "Event loop is closed" from ``__del__``, and
+    pytest blames whichever later test the garbage collector happens to run in.
+    """
+    while SPAWNED:
+        process = SPAWNED.pop()
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+        await process.communicate()
 
 
 async def finished(process: asyncio.subprocess.Process) -> str:
