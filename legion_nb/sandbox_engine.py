@@ -9,8 +9,8 @@ unlocked engine. ``await engine.aclose()`` also stops the sandbox and removes th
 The sandbox is "the outside world": the engine talks to it over real HTTP exactly as it would talk
 to a provider, so nothing here reaches into the engine but its public methods.
 
-With ``nodes=True`` every running Hetzner or OVH server also gets a simulated node on its loopback
-address (real SSH and an mTLS admin API, :mod:`legion_nb.emulators.nodes`), and the engine is wired
+With ``nodes=True`` every running Hetzner, Scaleway or OVH server also gets a simulated node on its
+loopback address (real SSH and an mTLS admin API, :mod:`legion_nb.emulators.nodes`), and the engine is wired
 with node deployment: materialize then installs each cluster node through every deployment phase
 and reconciles NBDE, exactly as against real machines (only the ports differ: the sandbox's nodes
 share one SSH and one admin port on their own addresses, handed to the engine here).

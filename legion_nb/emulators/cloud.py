@@ -12,7 +12,7 @@ reproduces the same credentials.
 
 With ``nodes=NodeFleet(...)`` every server that becomes running gets a simulated node on its address
 (real SSH; see :mod:`legion_nb.emulators.nodes`), stopped again when the server is deleted; the fleet
-is closed with the cloud. (The Hetzner and OVH emulators report their servers; see
+is closed with the cloud. (All three emulators report their servers' power; see
 :meth:`SandboxWorld.machine_running` for how an emulator reports them.)
 
 ``suspend(name)`` closes one emulator's listening socket (clients get "connection refused", the way an

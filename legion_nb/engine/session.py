@@ -16,7 +16,7 @@ open, for a session rebuilt on the same unlocked state with other settings (no p
 Start order::
 
     persistence -> redaction -> Legion's own log -> providers -> deployment (when configured)
-    -> resources -> ops -> publisher -> billing -> terminals -> observation
+    -> resources -> ops -> publisher -> billing -> terminals -> streams -> observation
     -> extra services (SessionSettings.services, in order)
 
 A new service plugs in by being a class whose constructor names the ports it uses and which is an
