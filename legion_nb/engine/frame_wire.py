@@ -26,7 +26,8 @@ from legion_nb.errors import UsageError
 __all__ = ["TIME", "frame_from_rows", "frame_from_wire", "frame_rows", "frame_wire"]
 
 ColumnKind = str
-"""``category``, ``int64``, ``float64``, ``bool``, ``time`` (UTC), ``decimal`` or ``object``."""
+"""``category``, ``int64``, ``Int64``, ``float64``, ``bool``, ``time`` (UTC), ``decimal``,
+``string`` (pandas' string dtype, missing as ``pd.NA``) or ``object``."""
 
 TIME = "time"
 """The name of a time-indexed frame's index, and of its column in the JSON rows."""
@@ -184,6 +185,8 @@ def _column_kind(column: pd.Series[Any]) -> ColumnKind:
         return "bool"
     if isinstance(dtype, pd.Int64Dtype):
         return "Int64"
+    if isinstance(dtype, pd.StringDtype) and dtype.na_value is pd.NA:
+        return "string"
     if pd.api.types.is_integer_dtype(dtype):
         return "int64"
     if pd.api.types.is_float_dtype(dtype):
@@ -202,6 +205,8 @@ def _wire_column(values: list[Any], kind: ColumnKind, categories: Sequence[Any] 
         return np.asarray(values, dtype=bool)
     if kind == "Int64":
         return pd.array(values, dtype="Int64")
+    if kind == "string":
+        return pd.array(values, dtype="string")
     if kind == "int64":
         return np.asarray(values, dtype=np.int64)
     if kind == "float64":

@@ -6,6 +6,11 @@ notebook never assembles one by hand. Labels are ``category`` columns; catalog p
 :class:`~decimal.Decimal` money beside their ``currency``, so sums reproduce a price list to the
 cent. None of these frames is a time series: they are indexed by what names a row.
 
+A row's ``warnings`` are text an analyst reads and filters: a pandas ``string`` column holding the
+row's warning messages joined with ``"; "``, and ``<NA>`` for a row without any, so
+``frame[frame.warnings.notna()]`` keeps the warned rows and ``frame.warnings.str.contains("SSH")``
+finds one kind. The warnings' codes stay in the JSON (``snapshot()["rows"][i]["warnings"]``).
+
 :class:`FrameMethods` puts them on the engine and on the daemon's clients alike. This module stays
 light (no pandas, no asyncio until a frame is asked for): the warm CLI path imports it.
 """
@@ -73,7 +78,8 @@ _SNAPSHOT_LABELS = ("provider", "action", "state", "health")
 def snapshot_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """One row per resource of a snapshot's ``rows``, indexed by (``kind``, ``name``): provider,
     the diff's action, the actor's state and health, what it does or waits for, the note, the
-    ``warnings`` (a tuple of messages, empty for most rows), ``settled``."""
+    ``warnings`` (``string``: the messages joined with ``"; "``, ``<NA>`` for most rows, which
+    have none), ``settled``."""
     import pandas as pd  # noqa: PLC0415 - pandas loads only when a frame is asked for
 
     records = [
@@ -87,6 +93,7 @@ def snapshot_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     ]
     frame = pd.DataFrame(records, columns=["kind", "name", *_SNAPSHOT_COLUMNS])
     frame["settled"] = frame["settled"].fillna(False).astype(bool)
+    frame["warnings"] = frame["warnings"].astype(pd.StringDtype(na_value=pd.NA))
     for name in ("kind", *_SNAPSHOT_LABELS):
         frame[name] = frame[name].astype("category")
     return frame.set_index(["kind", "name"])
@@ -95,8 +102,8 @@ def snapshot_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
 def diff_frame(resources: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """The diff long and tidy: one row per (``kind``, ``name``, ``field``) with ``planned``,
     ``tracked`` and ``observed`` side by side (None where that view has no such resource), the
-    resource's ``provider``, ``action`` and ``warnings`` (a tuple of messages), and whether the
-    plan asks for a ``changed`` value."""
+    resource's ``provider``, ``action`` and ``warnings`` (``string``: its messages joined with
+    ``"; "``, ``<NA>`` when it has none), and whether the plan asks for a ``changed`` value."""
     import pandas as pd  # noqa: PLC0415 - pandas loads only when a frame is asked for
 
     records: list[dict[str, Any]] = []
@@ -131,6 +138,7 @@ def diff_frame(resources: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     ]
     frame = pd.DataFrame(records, columns=columns)
     frame["changed"] = frame["changed"].astype(bool)
+    frame["warnings"] = frame["warnings"].astype(pd.StringDtype(na_value=pd.NA))
     for name in ("kind", "provider", "action"):
         frame[name] = frame[name].astype("category")
     for name in ("planned", "tracked", "observed"):
@@ -138,9 +146,14 @@ def diff_frame(resources: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     return frame.set_index(["kind", "name", "field"])
 
 
-def _messages(row: Mapping[str, Any]) -> tuple[str, ...]:
-    """A row's warnings as the messages an analyst reads (their codes stay in the JSON)."""
-    return tuple(str(w.get("message", "")) for w in row.get("warnings") or ())
+_WARNINGS_SEPARATOR = "; "
+
+
+def _messages(row: Mapping[str, Any]) -> str | None:
+    """A row's warnings as the text an analyst reads, None when it has none (their codes stay in
+    the JSON)."""
+    messages = [str(w.get("message", "")) for w in row.get("warnings") or ()]
+    return _WARNINGS_SEPARATOR.join(messages) if messages else None
 
 
 def catalog_frame(catalog: Mapping[str, Any]) -> pd.DataFrame:

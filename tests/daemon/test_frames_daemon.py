@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 from decimal import Decimal
@@ -50,6 +51,17 @@ def fill_stores(engine: Engine, now_ms: int) -> None:
         logs.close()
 
 
+async def reported_frame(engine: Engine) -> pd.DataFrame:
+    """The snapshot frame once every resource's actor has reported a state (none ``unknown``), so
+    the frame holds still while the daemon's copy of it is read."""
+    for _ in range(400):
+        frame = await engine.snapshot_frame()
+        if "unknown" not in set(frame["state"]):
+            return frame
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"an actor never reported: {frame['state'].tolist()}")
+
+
 async def test_frames_through_the_daemon_equal_the_in_process_ones(runtime_dir: Path, tmp_path: Path) -> None:
     engine = await legion_nb.sandbox(seed=3, providers=("hetzner",))
     try:
@@ -66,8 +78,15 @@ async def test_frames_through_the_daemon_equal_the_in_process_ones(runtime_dir: 
                 local = await engine.logs(**args)
                 assert not local.empty
                 pd.testing.assert_frame_equal(await remote.logs(**args), local)
-            pd.testing.assert_frame_equal(await remote.snapshot_frame(), await engine.snapshot_frame())
-            pd.testing.assert_frame_equal(await remote.diff_frame(), await engine.diff_frame())
+            # A planned server brings the cluster's derived firewall and its warning: the warnings
+            # column (text, <NA> where there is none) is equal on both sides too.
+            await engine.plan_upsert_server(name="web-1", provider="hetzner")
+            snapshot = await reported_frame(engine)
+            assert snapshot["warnings"].notna().any() and snapshot["warnings"].isna().any()
+            pd.testing.assert_frame_equal(await remote.snapshot_frame(), snapshot)
+            fields = await engine.diff_frame()
+            assert fields["warnings"].notna().any()
+            pd.testing.assert_frame_equal(await remote.diff_frame(), fields)
             pd.testing.assert_frame_equal(
                 await remote.catalog_frame("hetzner"), await engine.catalog_frame("hetzner")
             )
