@@ -4,18 +4,16 @@ Scaleway creates servers stopped and Legion powers each one on right after its c
 materialize`` SIGKILLed between the two (the emulator holds the power-on request until the kill,
 and never applies it) leaves the create intent and a stopped server. The ``legion status`` and
 ``legion --json snapshot`` processes after it settle the intent by lookup and show the server off,
-waiting for ``legion materialize``; the emulator answers them no POST (no power action, no create).
-``legion materialize --yes`` then powers it on and deploys the node.
+waiting for ``legion materialize``; the emulator answers them no mutating request at all (no power
+action, no create, no security group change: the cluster firewall the killed wave created rests
+out of date, waiting for ``legion materialize`` too). ``legion materialize --yes`` then powers the
+server on, deploys the node and applies the firewall.
 
 A Hetzner node deployed, then powered off with hcloud and seen off by ``legion refresh`` (its row's
 status field: observed ``off``, tracked ``running``; its system: ``down``, waiting for ``legion
 materialize``), stays off across the same read-only commands
 (no POST either) until ``legion materialize`` powers it on; it is deployed again without a new
 install.
-
-Not counted as theirs: a firewall already applied follows the endpoints of a server the settle
-tracks (the supervisor's ``recheck``, documented in ``resources/converging.py``), which at Scaleway
-may PATCH the server's security group; it creates, starts and deletes nothing.
 """
 
 from __future__ import annotations
@@ -84,19 +82,28 @@ def power_actions(linked: LinkedSandbox) -> int:
     return posts(linked, containing="/action")
 
 
-async def quiet(linked: LinkedSandbox) -> tuple[int, int]:
-    """The power actions and POSTs the emulator counted, once the requests the killed process sent
-    before it died (still in the sockets' buffers) are all read: two reads 0.2 s apart agree."""
-    seen = (-1, -1)
-    while (now := (power_actions(linked), posts(linked))) != seen:
+def mutations(linked: LinkedSandbox) -> int:
+    """Requests that may change what any provider holds (POST, PUT, PATCH, DELETE)."""
+    return linked.cloud.world.counters.mutations()
+
+
+async def quiet(linked: LinkedSandbox) -> tuple[int, int, int]:
+    """The power actions, POSTs and mutating requests the emulator counted, once the requests the
+    killed process sent before it died (still in the sockets' buffers) are all read: two reads
+    0.2 s apart agree."""
+    seen = (-1, -1, -1)
+    while (now := (power_actions(linked), posts(linked), mutations(linked))) != seen:
         seen = now
         await asyncio.sleep(0.2)
     return seen
 
 
-def node_row(out: str) -> dict[str, Any]:
-    (row,) = [r for r in json.loads(out)["rows"] if r["kind"] == "server" and r["name"] == NODE]
+def node_row(out: str, kind: str = "server", name: str = NODE) -> dict[str, Any]:
+    (row,) = [r for r in json.loads(out)["rows"] if r["kind"] == kind and r["name"] == name]
     return dict(row)
+
+
+FIREWALL = "legion-alpha-scaleway"
 
 
 async def test_a_server_a_killed_materialize_left_stopped_stays_off_until_materialize(
@@ -127,11 +134,11 @@ async def test_a_server_a_killed_materialize_left_stopped_stays_off_until_materi
     left = await durable_state(path, PASSWORD)
     assert [p.name for p in left.tracked.pending.values()] == [NODE] and not left.tracked.servers
 
-    actions, sent = await quiet(linked)
+    actions, sent, written = await quiet(linked)
 
     async def read_only(*command: str) -> str:
         out = await finished(await legion_process(path, PASSWORD, *command))
-        assert (posts(linked), power_actions(linked)) == (sent, actions), command
+        assert (posts(linked), power_actions(linked), mutations(linked)) == (sent, actions, written), command
         return out
 
     for command in (("status",), ("--json", "snapshot"), ("status",), ("--json", "snapshot")):
@@ -146,14 +153,20 @@ async def test_a_server_a_killed_materialize_left_stopped_stays_off_until_materi
     settled = await durable_state(path, PASSWORD)
     assert not settled.tracked.pending and settled.tracked.servers[NODE].status == "off"
     for _ in range(2):
-        row = node_row(await read_only("--json", "snapshot"))
+        row = node_row(out := await read_only("--json", "snapshot"))
         assert (row["system"], row["error"], row["facts"]["status"]) == ("down", "", "off"), row
         assert row["waiting"] == "legion materialize: server is off", row
+        firewall = node_row(out, "firewall", FIREWALL)
+        assert (firewall["state"], firewall["error"]) == ("applied", ""), firewall
+        assert firewall["waiting"] == "legion materialize: rules and servers out of date", firewall
 
     await finished(await legion_process(path, PASSWORD, "materialize", "--yes"))
     assert power_actions(linked) == actions + 1  # the one power-on, by the wave
-    row = node_row(await finished(await legion_process(path, PASSWORD, "--json", "snapshot")))
+    out = await finished(await legion_process(path, PASSWORD, "--json", "snapshot"))
+    row = node_row(out)
     assert (row["system"], row["waiting"], row["error"]) == ("deployed", "", ""), row
+    firewall = node_row(out, "firewall", FIREWALL)
+    assert (firewall["state"], firewall["waiting"], firewall["facts"]["servers"]) == ("applied", "", NODE)
     done = await durable_state(path, PASSWORD)
     execution = done.tracked.servers[NODE].execution
     assert execution is not None and (execution.operation, execution.status) == ("add", "succeeded")

@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
-from resourcekit import State, change, materialize, peer_cidrs, plan_cluster
+from resourcekit import SandboxProviders, State, change, materialize, peer_cidrs, plan_cluster
 
+from legion_nb.emulators.cloud import SandboxCloud
+from legion_nb.emulators.hetzner import state_of
 from legion_nb.emulators.world import SandboxWorld
 from legion_nb.engine import planning
+from legion_nb.engine.resources.node import record_observed
 from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey
 from legion_nb.engine.resources.supervisor import ResourceSupervisor
 from legion_nb.engine.state.model import LegionState
@@ -151,3 +154,40 @@ async def test_the_last_server_leaving_takes_its_cluster_firewall_with_it(
     assert await observer["hetzner"].list_firewalls() == []
     assert persistence.state.tracked.firewalls == {} and persistence.state.tracked.servers == {}
     assert [r for r in rows.values() if r.error] == []
+
+
+async def test_outside_a_wave_a_moved_address_waits_for_materialize_without_a_provider_write(
+    supervisor: ResourceSupervisor,
+    persistence: State,
+    providers: SandboxProviders,
+    observer: dict[str, ProviderAdapter],
+    world: SandboxWorld,
+    cloud: SandboxCloud,
+) -> None:
+    """A server's address changes at the provider and its actor reads it outside any wave (a
+    session opening settles a create by lookup, or waits for a server left provisioning): the
+    applied set says it is out of date and names the wave, in this session and in the next one,
+    and nothing is written to the provider until that wave applies the full set."""
+    await plan_cluster(persistence, ("web-1", "web-2"))
+    await materialize(supervisor)
+    before = world.counters.mutations()
+    web1 = persistence.state.tracked.servers["web-1"].provider_id
+    state_of(cloud.emulator("hetzner")).servers[int(web1)].ipv4 = "127.20.8.8"  # moved at the provider
+    await record_observed(persistence, "web-1", await observer["hetzner"].get_server(web1))
+
+    [row] = await supervisor.wait_settled([FIREWALL])
+    assert (row.lifecycle, row.waiting) == ("applied", "legion materialize: rules out of date"), row
+    assert world.counters.mutations() == before
+    assert "127.20.8.8/32" not in _sources(await _only_firewall(observer), 4413)
+
+    await supervisor.aclose()  # the next session: a fresh supervisor on the same state
+    async with ResourceSupervisor(persistence, providers, settings=supervisor.settings) as fresh:
+        [row] = await fresh.wait_settled([FIREWALL])
+        assert (row.lifecycle, row.waiting) == ("applied", "legion materialize: rules out of date"), row
+        assert world.counters.mutations() == before
+
+        rows = await materialize(fresh)
+
+    assert (rows[FIREWALL].lifecycle, rows[FIREWALL].waiting) == ("applied", None)
+    assert "127.20.8.8/32" in _sources(await _only_firewall(observer), 4413)
+    assert world.counters.mutations() > before

@@ -144,13 +144,18 @@ class NodeDeployer(Protocol):
         ...
 
 
+def _no_wave() -> bool:
+    return False
+
+
 @dataclass(slots=True)
 class ActorContext:
     """The collaborators an actor may use. ``changed`` reports a new snapshot to the supervisor;
     ``busy_servers`` names the servers (of those asked) whose actors have work in flight;
     ``tracer`` (when tracing is on) gets every transition; ``firewall_plans`` is the derived plan
     of the current state, built once per state and shared by every actor (built from
-    ``settings.admin_sources``)."""
+    ``settings.admin_sources``); ``wave_running`` says whether a wave is at work (the supervisor's
+    :meth:`~legion_nb.engine.resources.supervisor.ResourceSupervisor.wave_running`)."""
 
     providers: ProviderAccess
     state: StatePort
@@ -163,6 +168,7 @@ class ActorContext:
     lazy_charts: bool = True
     """False builds every chart at start and restores through it (module notes); tracing does too,
     so that the trace holds every transition."""
+    wave_running: Callable[[], bool] = _no_wave
 
 
 def describe_error(exc: BaseException) -> tuple[str, bool]:

@@ -10,7 +10,10 @@ actor that listens to it (:class:`ConvergingActor`).
 After each apply the chart asks again: if the desired set changed while provider calls were in
 flight, it applies the latest full set before it reports ``applied``. A ``recheck`` (sent by the
 supervisor when tracked endpoints change) moves an applied resource back to applying when its
-desired set moved; it never creates or deletes anything: that is for waves.
+desired set moved and the actor may follow it now (``may_follow``); it never creates or deletes
+anything: that is for waves. A DNS zone follows whenever its endpoints move; a firewall set only
+while a wave is at work (:class:`~legion_nb.engine.resources.firewall.FirewallActor` says why), and
+otherwise rests ``applied`` with the wave that applies it as its waiting reason.
 """
 
 from __future__ import annotations
@@ -64,10 +67,10 @@ class ConvergingChart(StateChart[Any]):
         restore = idle.to(applied, cond="is_tracked")
         sync = _converge_from((idle, applied, failed, deleted, waiting), to=_targets)
         recheck = (
-            waiting.to(applying, cond="must_apply", unless="must_wait")
+            waiting.to(applying, cond=["must_apply", "may_follow"], unless="must_wait")
             | waiting.to(applied, unless="must_wait")
-            | applied.to(waiting, cond=["must_apply", "must_wait"])
-            | applied.to(applying, cond="must_apply")
+            | applied.to(waiting, cond=["must_apply", "may_follow", "must_wait"])
+            | applied.to(applying, cond=["must_apply", "may_follow"])
         )
         repair = _converge_from((failed,), to=_targets)
         done_invoke_creating = _converge_from((creating,), to=_targets)
@@ -110,6 +113,10 @@ class ConvergingActor(ResourceActor):
     @abc.abstractmethod
     def must_apply(self) -> bool:
         """The desired set differs from what was last applied."""
+
+    def may_follow(self) -> bool:
+        """A ``recheck`` may apply a desired set that moved since the last apply (module notes)."""
+        return True
 
     def unwanted(self) -> bool:
         return not self.wanted()

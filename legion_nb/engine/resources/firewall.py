@@ -9,6 +9,18 @@ is being created without a known address yet, or is being deleted, the set waits
 reason; a server whose address is already tracked does not hold it up (the set is applied while
 that server still provisions, and reapplied if its address changes later).
 
+**Only a wave changes the firewall at the provider.** Inside a wave the set follows the addresses
+the wave's own servers report, after it was applied (a server created in the wave may learn its
+address later), so the wave ends with the full set. Outside one (a ``legion status``, ``legion
+snapshot`` or ``legion refresh``, a notebook's unlock, a daemon) tracked addresses still move: a
+settle by lookup or a server left provisioning tracks an address when a session opens, a refresh
+adopts a server, another process's materialize lands its records in this session's state. The set
+then rests ``applied`` and out of date, with ``legion materialize`` as its waiting reason, and the
+next wave applies it. Why not follow at once, as DNS zones do: the firewall is the nodes' access
+boundary, and who may reach them is the operator's decision, taken when they apply; a read-only
+command that silently rewrites a security group would also race the wave of another process
+that owns this change. A repair of a wave's temporary failure still finishes that wave's apply.
+
 A provider without the firewall capability (OVH) gets no provider call at all: the set is tracked
 with an empty provider id as a *node-level* plan, for deployment to enforce on the nodes,
 and the snapshot says so (``enforcement=node``).
@@ -100,6 +112,24 @@ class FirewallActor(ConvergingActor):
 
     def must_wait(self) -> bool:
         return bool(self._blocking())
+
+    def may_follow(self) -> bool:
+        """Follow moved addresses only while a wave is at work (module notes); a node-level plan
+        always follows, since recording it calls no provider."""
+        return self.node_level() or self.context.wave_running()
+
+    def _out_of_date(self) -> str | None:
+        """What an applied set lacks of the desired one (module notes), or None when it is current."""
+        tracked = self.tracked()
+        desired = self.desired()
+        if tracked is None or desired is None or "applied" not in self.active or not self.must_apply():
+            return None
+        moved = []
+        if tracked.rules != desired.rules:
+            moved.append("rules")
+        if tuple(sorted(tracked.servers)) != tuple(sorted(desired.servers)):
+            moved.append("servers")
+        return " and ".join(moved) or "an unfinished create"
 
     def must_apply(self) -> bool:
         tracked = self.tracked()
@@ -254,7 +284,12 @@ class FirewallActor(ConvergingActor):
     # -- snapshot ------------------------------------------------------------------------------------
 
     def waiting(self) -> str | None:
-        if not self.wanted() or self.settled():
+        if not self.wanted():
+            return None
+        stale = self._out_of_date()
+        if stale is not None:
+            return f"legion materialize: {stale} out of date"
+        if self.settled():
             return None
         blocking = self._blocking()
         if blocking:

@@ -13,7 +13,8 @@ publications.
   for their endpoints instead of applying a half-known set. A state change feeds waiting actors a
   ``recheck``: they go on once their prerequisites are in the state. When tracked servers change
   (an address learned or moved), zones and firewalls already applied are rechecked too and apply
-  the new full set; plan edits alone wait for the next wave. A pass touches only the derived
+  the new full set (a firewall only while a wave is at work, see :meth:`ResourceSupervisor.wave_running`);
+  plan edits alone wait for the next wave. A pass touches only the derived
   actors the commit can move (:func:`~legion_nb.engine.resources.affected.affected_keys`, plus
   those reading a server whose actor started or finished work), never every one.
 * **Time slices.** Starting, rechecking, waving and stopping actors are loops of small steps:
@@ -191,6 +192,10 @@ class ResourceSupervisor:
         """The server keys of the last sync and the parts of its state they came from."""
         self._lock = asyncio.Lock()
         self._closed = False
+        self._wave_open = False
+        """A wave is at work (:meth:`wave_running`)."""
+        self._sending = 0
+        """Waves still sending their SYNCs: a wave cannot end before its last actor heard it."""
         self.publications = 0
         self.repair_budget = RepairBudget()
         """Attempts per node for the scheduled repairs, restored from the state at unlock and
@@ -297,6 +302,7 @@ class ResourceSupervisor:
             changed=self._actor_changed,
             busy_servers=self.busy_servers,
             settings=self.settings,
+            wave_running=self.wave_running,
             tracer=self._tracer,
             deployment=self._deployment,
             firewall_plans=self.firewall_plans,
@@ -412,6 +418,7 @@ class ResourceSupervisor:
                         moved and endpoints_moved and actor.follows_endpoints()
                     ):
                         await actor.send("recheck")
+                        actor.touch()  # a recheck that may not follow now shows why it rests
                     elif moved:
                         actor.touch()  # their waiting reasons name other actors: keep them fresh
                     await budget.checkpoint()
@@ -421,6 +428,7 @@ class ResourceSupervisor:
                 log.exception("reconciling resource actors with the state failed")
             if not self._reconcile_again:
                 self._reconcile_task = None
+                self._end_wave_at_rest()
                 self._changed.set()  # waiters re-check now that every recheck was delivered
                 return
 
@@ -429,17 +437,45 @@ class ResourceSupervisor:
     async def sync_wave(
         self, keys: Sequence[ResourceKey] | None = None, *, run_id: str | None = None
     ) -> None:
-        """Send SYNC to ``keys`` (None: every actor), servers first."""
+        """Send SYNC to ``keys`` (None: every actor), servers first; the wave is at work from here
+        until every actor rests again (:meth:`wave_running`)."""
         self._require_state()
         await self.sync_from_state()
-        wanted = set(self._actors) if keys is None else set(keys)
-        budget = self._slice()
-        for kind in _WAVE_ORDER:
-            for key in sorted((k for k in wanted if k.kind == kind), key=key_order):
-                actor = self._actors.get(key)
-                if actor is not None:
-                    await actor.sync(run_id)
-                    await budget.checkpoint()
+        self._wave_open = True
+        self._sending += 1
+        try:
+            wanted = set(self._actors) if keys is None else set(keys)
+            budget = self._slice()
+            for kind in _WAVE_ORDER:
+                for key in sorted((k for k in wanted if k.kind == kind), key=key_order):
+                    actor = self._actors.get(key)
+                    if actor is not None:
+                        await actor.sync(run_id)
+                        await budget.checkpoint()
+        finally:
+            self._sending -= 1
+        if not self._reconciling():
+            self._end_wave_at_rest()
+
+    def wave_running(self) -> bool:
+        """True from a :meth:`sync_wave` until every actor has settled with no state change left to
+        turn into rechecks: the same moment :meth:`wait_settled` ends. While it holds, what the
+        wave's own work changes belongs to the wave (a server it creates learns its address after
+        the firewall was applied; the firewall follows it); outside it, a firewall set that falls
+        out of date waits for the next wave (:class:`~legion_nb.engine.resources.firewall.FirewallActor`).
+        An actor that settled early keeps following while the others still work, because the
+        moment its own part ends says nothing about the addresses still to come."""
+        return self._wave_open and not self._closed
+
+    def _end_wave_at_rest(self) -> None:
+        """Close the wave once every actor rests (called at the end of a wave's SYNCs and of each
+        reconcile pass: a settling actor always schedules one)."""
+        if (
+            self._wave_open
+            and not self._sending
+            and all(actor.snapshot().settled for actor in self._actors.values())
+        ):
+            self._wave_open = False
 
     async def follow_node_operation(self, name: str) -> None:
         """Let the server actor ``name`` show where an operation the runtime ran outside its chart
