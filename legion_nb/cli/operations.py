@@ -213,9 +213,10 @@ def _refresh_text(result: dict[str, Any]) -> str:
         if report["error"]:
             lines.append(f"  {report['provider']}: {report['error']}")
             continue
+        addresses = "" if "public_ip" in report["skipped"] else f", {report['public_ips']} public IPs"
         lines.append(
             f"  {report['provider']}: {report['servers']} servers, {report['dns_zones']} zones, "
-            f"{report['firewalls']} firewalls"
+            f"{report['firewalls']} firewalls{addresses}"
         )
         for label, names in (
             ("adopted", report["adopted"]),

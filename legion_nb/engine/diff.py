@@ -10,6 +10,10 @@ No I/O: the diff reads one immutable state. Actions:
                instead of creating a duplicate;
 ``orphan``     neither planned nor tracked, yet the provider shows a Legion-labelled resource.
 
+Public IPs are never planned or tracked on their own (a tracked server holds its floating IPs), so
+they have rows only as orphans: a floating or primary IP the last refresh saw with Legion's labels
+and assigned to nothing (:func:`ip_not_orphan`, the rule refresh and ``orphan_delete`` apply too).
+
 Planned choices left empty ("policy default": the catalog policy picks them at materialization)
 show as ``(policy)`` and never count as a difference. DNS hosts are synthesis inputs, not resources,
 so they feed zone records and have no row of their own. The planned operator access
@@ -29,6 +33,7 @@ from legion_nb.engine.reports import PlanWarning
 from legion_nb.engine.state.model import (
     LegionState,
     ObservedProvider,
+    ObservedPublicIp,
     ObservedServer,
     PlannedRule,
     PlannedServer,
@@ -47,10 +52,12 @@ __all__ = [
     "ServerRows",
     "access_field",
     "diff",
+    "held_floating_ips",
+    "ip_not_orphan",
 ]
 
 Action = Literal["create", "update", "delete", "unchanged", "adopt", "orphan"]
-Kind = Literal["server", "dns_zone", "firewall", "domain"]
+Kind = Literal["server", "dns_zone", "firewall", "domain", "floating_ip", "primary_ip"]
 POLICY = "(policy)"
 MANAGED_LABEL = "legion/managed"
 
@@ -474,6 +481,67 @@ def access_field(planned: Iterable[str], tracked: TrackedFirewall | None, *, por
     return FieldDiff(field=ACCESS_FIELD, planned=_cidr_list(planned), tracked=tracked_view, observed=None)
 
 
+def held_floating_ips(state: LegionState, provider: str) -> frozenset[str]:
+    """Provider ids of the floating IPs the servers tracked at ``provider`` hold."""
+    return frozenset(
+        ip.provider_id
+        for server in state.tracked.servers.values()
+        if server.provider == provider
+        for ip in server.floating_ips
+    )
+
+
+def ip_not_orphan(ip: ObservedPublicIp, held: frozenset[str]) -> str:
+    """Why public IP ``ip`` is no orphan, or '' when it is one: it carries Legion's ownership labels,
+    is assigned to no server, and is none of the floating IPs ``held`` by tracked servers
+    (:func:`held_floating_ips`). The billing reconciliation judges a listed address alike; an
+    address without Legion's labels is someone else's and never an orphan."""
+    if not ip.legion_id:
+        return "it carries no Legion labels (someone else's: Legion never deletes it)"
+    if ip.server_id:
+        return f"it is assigned to server {ip.server_id}"
+    if ip.kind == "floating" and ip.provider_id in held:
+        return "a tracked server holds it"
+    return ""
+
+
+_IP_FIELDS = ("provider", "provider_id", "address", "location")
+
+
+def _orphan_ips(state: LegionState) -> list[ResourceDiff]:
+    """A row per orphan public IP of each refreshed provider, named by its address; its
+    ``provider_id`` is the resource id ``orphan_delete`` takes (``floating_ip/<id>``)."""
+    rows: list[ResourceDiff] = []
+    for provider, observed in sorted(state.observed.items()):
+        if not observed.public_ips:
+            continue
+        held = held_floating_ips(state, provider)
+        for ip in sorted(observed.public_ips.values(), key=lambda i: (i.kind, i.address)):
+            if ip_not_orphan(ip, held):
+                continue
+            kind: Kind = "floating_ip" if ip.kind == "floating" else "primary_ip"
+            view = {
+                "provider": provider,
+                "provider_id": ip.resource_id,
+                "address": ip.address,
+                "location": ip.location or None,
+            }
+            named = f" {ip.name!r}" if ip.name and ip.name != ip.address else ""
+            rows.append(
+                _row(
+                    kind,
+                    ip.address,
+                    provider,
+                    names=_IP_FIELDS,
+                    planned=None,
+                    tracked=None,
+                    observed=view,
+                    note=f"{ip.kind} IP{named} with Legion's labels, assigned to no server",
+                )
+            )
+    return rows
+
+
 def diff(state: LegionState, *, server_rows: ServerRows | None = None) -> Diff:
     """Every resource's three views and the action it needs; pure and deterministic (sorted).
     ``server_rows`` keeps the server rows between diffs of successive states (same result)."""
@@ -524,4 +592,5 @@ def diff(state: LegionState, *, server_rows: ServerRows | None = None) -> Diff:
         tracked_view=lambda t: {"provider": t.provider, "provider_id": t.provider_id, "status": t.status},
         names=("provider", "provider_id", "status"),
     )
+    rows += _orphan_ips(state)
     return Diff(resources=tuple(rows))

@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from legion_nb.engine.cluster.firewall_plan import build_cluster_firewall_plan, planned_rule
+from legion_nb.engine.diff import held_floating_ips, ip_not_orphan
 from legion_nb.engine.redaction import redact
 from legion_nb.engine.reports import RefreshReport
 from legion_nb.engine.resources.node import tracked_server_from
@@ -37,6 +38,7 @@ from legion_nb.engine.state.model import (
     ObservedDnsZone,
     ObservedFirewall,
     ObservedProvider,
+    ObservedPublicIp,
     ObservedServer,
     Provider,
     StoredCredentials,
@@ -52,7 +54,7 @@ from legion_nb.providers.broker import BrokerPolicy, ProviderBroker, ProviderSta
 from legion_nb.providers.catalog import embedded_catalog
 from legion_nb.providers.contract import Capability, ProviderAdapter, ProviderCredentials
 from legion_nb.providers.ownership import OwnershipLabels
-from legion_nb.providers.records import Catalog, DnsZone, Firewall, Server
+from legion_nb.providers.records import Catalog, DnsZone, Firewall, PublicIp, Server
 from legion_nb.providers.resilience import Resilience, SettlePolicy
 
 if TYPE_CHECKING:
@@ -64,6 +66,7 @@ __all__ = [
     "RefreshReport",
     "adapter_credentials",
     "catalog_json",
+    "observed_public_ip",
     "record_inventory",
 ]
 
@@ -230,6 +233,7 @@ class _Inventory:
     servers: list[Server]
     zones: list[DnsZone]
     firewalls: list[Firewall]
+    public_ips: list[PublicIp]
     skipped: tuple[str, ...]
 
 
@@ -253,7 +257,14 @@ class ProviderPersistence:
             return RefreshReport(provider=provider, error=redact(exc.message))
 
         def apply(state: LegionState) -> tuple[LegionState, RefreshReport]:
-            return record_inventory(state, provider, inventory.servers, inventory.zones, inventory.firewalls)
+            return record_inventory(
+                state,
+                provider,
+                inventory.servers,
+                inventory.zones,
+                inventory.firewalls,
+                public_ips=inventory.public_ips,
+            )
 
         report = await persistence.mutate(apply, reason=f"refresh {provider}")
         return replace(report, skipped=inventory.skipped)
@@ -273,7 +284,12 @@ class ProviderPersistence:
             firewalls = await broker.read(provider, "list firewalls", lambda a: a.list_firewalls())
         else:
             skipped.append("firewall")
-        return _Inventory(servers, zones, firewalls, tuple(skipped))
+        public_ips: list[PublicIp] = []
+        if Capability.FLOATING_IP in capabilities:
+            public_ips = await broker.read(provider, "list public IPs", lambda a: a.list_public_ips())
+        else:
+            skipped.append("public_ip")
+        return _Inventory(servers, zones, firewalls, public_ips, tuple(skipped))
 
 
 def record_inventory(
@@ -282,15 +298,21 @@ def record_inventory(
     servers: list[Server],
     zones: list[DnsZone],
     firewalls: list[Firewall],
+    *,
+    public_ips: list[PublicIp] | None = None,
 ) -> tuple[LegionState, RefreshReport]:
     """Pure: ``state`` with ``provider``'s observed facts replaced and Legion's resources adopted
-    (servers and zones planned under that name, firewalls whose name is a desired firewall set)."""
+    (servers and zones planned under that name, firewalls whose name is a desired firewall set).
+    Public IPs are observed, never adopted: the orphans among them (:func:`ip_not_orphan`) are
+    reported with their kind and address."""
+    ips = [observed_public_ip(ip) for ip in public_ips or ()]
     observed = ObservedProvider(
         provider=_provider_name(provider),
         refreshed=utcnow(),
         servers={s.id: _observed_server(s) for s in servers},
         dns_zones={z.name: ObservedDnsZone(z.name, z.id, dict(z.labels)) for z in zones},
         firewalls={f.id: ObservedFirewall(f.name, f.id, dict(f.labels)) for f in firewalls},
+        public_ips={ip.resource_id: ip for ip in ips},
     )
     adoption = _Adoption(state, provider)
     for server in servers:
@@ -299,6 +321,9 @@ def record_inventory(
         adoption.zone(zone)
     for firewall in firewalls:
         adoption.firewall(firewall)
+    held = held_floating_ips(state, provider)
+    orphan_ips = sorted((ip.kind, ip.address) for ip in ips if not ip_not_orphan(ip, held))
+    adoption.orphans += [f"{kind} IP {address}" for kind, address in orphan_ips]
     tracked = replace(
         state.tracked,
         servers=adoption.servers,
@@ -311,6 +336,7 @@ def record_inventory(
         servers=len(servers),
         dns_zones=len(zones),
         firewalls=len(firewalls),
+        public_ips=len(ips),
         adopted=tuple(adoption.adopted),
         unmanaged=tuple(adoption.unmanaged),
         orphans=tuple(adoption.orphans),
@@ -414,6 +440,22 @@ def _observed_server(server: Server) -> ObservedServer:
         ipv4=server.ipv4,
         ipv6=server.ipv6,
         labels=dict(server.labels),
+    )
+
+
+def observed_public_ip(ip: PublicIp) -> ObservedPublicIp:
+    """A provider's public IP record as the state observes it, its ownership labels judged."""
+    ownership = ip.ownership
+    return ObservedPublicIp(
+        provider_id=ip.id,
+        kind=ip.kind,
+        address=ip.ip,
+        name=ip.name,
+        family=ip.ip_type,
+        server_id=ip.server_id or None,
+        location=ip.location or "",
+        legion_id=ownership.legion_id if ownership is not None else "",
+        labels=dict(ip.labels),
     )
 
 

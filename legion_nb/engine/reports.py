@@ -70,12 +70,16 @@ class MaterializeReport:
 class RefreshReport:
     """What one provider refresh saw and did. ``unmanaged`` are resources without Legion's labels
     that nobody tracks (reported, never touched); ``orphans`` carry Legion's labels but are neither
-    planned nor tracked (reported, never deleted)."""
+    planned nor tracked (reported, never deleted), each as its kind and name (``server web-9``) or,
+    for a public IP assigned to nothing, its kind and address (``floating IP 203.0.113.7``).
+    ``public_ips`` counts the addresses the provider keeps apart (0 where it has none to list, as
+    ``skipped`` then says)."""
 
     provider: str
     servers: int = 0
     dns_zones: int = 0
     firewalls: int = 0
+    public_ips: int = 0
     adopted: tuple[str, ...] = ()
     unmanaged: tuple[str, ...] = ()
     orphans: tuple[str, ...] = ()

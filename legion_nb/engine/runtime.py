@@ -629,15 +629,21 @@ class Engine(BillingMethods, ObservationMethods, RunbookMethods, EngineAPI):
 
     @engine_api
     async def orphan_delete(self, provider: str, resource: str) -> ServerCommandResult:
-        """Delete server or public IP ``resource`` at ``provider`` when this month's billing
-        reconciliation flags it as an orphan that carries Legion's labels (listed, neither planned
-        nor tracked; an IP also unassigned). ``resource`` is the reconciliation's: a server's
-        provider id, or ``floating_ip/<id>`` / ``primary_ip/<id>``.
+        """Delete server or public IP ``resource`` at ``provider`` when it is an orphan that carries
+        Legion's labels. ``resource`` is as the billing reconciliation and the diff name it: a
+        server's provider id, or ``floating_ip/<id>`` / ``primary_ip/<id>`` (an orphan IP row's
+        ``provider_id`` after ``refresh``).
 
-        Raises :class:`UsageError` for anything else: a resource that is planned, tracked or gone, or
-        an unlabelled one (made by someone else: Legion never deletes what it did not label).
+        A server must be flagged by this month's billing reconciliation (listed, neither planned nor
+        tracked); a public IP must be an orphan as the provider lists it now (Legion's labels,
+        assigned to nothing, held by no tracked server), the rule ``refresh`` reports it by.
+
+        Raises :class:`UsageError` for anything else: a resource that is planned, tracked, assigned or
+        gone, or an unlabelled one (made by someone else: Legion never deletes what it did not label).
         """
         ops = self._live().ops
+        if public_ip_of(resource) is not None:
+            return await ops.orphan_ip_delete(provider, resource)
         rows = await self.billing_reconciliation(collect=True)
         row = next((r for r in rows if r["provider"] == provider and r["resource"] == resource), None)
         if row is None or not row["orphan"]:
@@ -650,7 +656,7 @@ class Engine(BillingMethods, ObservationMethods, RunbookMethods, EngineAPI):
                 f"{provider} {resource} ({row['resource_name']}) carries no Legion labels: Legion "
                 "deletes only what it labelled; delete it at the provider if it is yours"
             )
-        return await ops.orphan_delete(provider, resource, row["resource_name"], public_ip_of(resource))
+        return await ops.orphan_delete(provider, resource, row["resource_name"])
 
     @engine_api
     async def server_delete(self, name: str) -> ServerCommandResult:

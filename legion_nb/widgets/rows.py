@@ -8,8 +8,8 @@ keys in the snapshot rows; the panels, their JavaScript and the tests all speak 
 
 Snapshot row keys (all strings; a missing key reads as empty, a missing ``state`` as ``unknown``)::
 
-    kind       server | dns_zone | firewall | domain
-    name       the resource's name (host name, zone, firewall name)
+    kind       server | dns_zone | firewall | domain | floating_ip | primary_ip (public IPs: orphans only)
+    name       the resource's name (host name, zone, firewall name; a public IP's address)
     provider   hetzner | ovh | scaleway
     action     what materialize would do: create | update | delete | unchanged | adopt | orphan
     state      the resource actor's lifecycle state; "unknown" until the actor has reported

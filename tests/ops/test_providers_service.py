@@ -7,13 +7,17 @@ import dataclasses
 import datetime as dt
 from pathlib import Path
 
+import orjson
 import pytest
 
+from legion_nb.engine.diff import diff
 from legion_nb.engine.providers_service import adapter_credentials, record_inventory
 from legion_nb.engine.runtime import create_engine
+from legion_nb.engine.state.codec import codec_for, dumps
 from legion_nb.engine.state.model import (
     CreatePending,
     LegionState,
+    ObservedProvider,
     OperationLogEntry,
     PlannedCluster,
     PlannedDnsZone,
@@ -21,13 +25,16 @@ from legion_nb.engine.state.model import (
     Scheme,
     StoredCredentials,
     Tracked,
+    TrackedFloatingIp,
+    TrackedServer,
 )
 from legion_nb.errors import ProviderAuthError
-from legion_nb.providers.records import DnsZone, Firewall, FirewallRule, PortRange, Server
+from legion_nb.providers.records import DnsZone, Firewall, FirewallRule, PortRange, PublicIp, Server
 
 PASSWORD = "ops password 1"
 OURS = {"legion/managed": "true", "legion/id": "6f1c1a52-8d1e-4b7e-9a59-3a2f0c1d2e3f"}
 STRAY = {"legion/managed": "true", "legion/id": "00000000-0000-4000-8000-000000000009"}
+HALF = {"legion/managed": "true"}
 
 
 def _server(sid: str, name: str, labels: dict[str, str]) -> Server:
@@ -103,6 +110,52 @@ def test_refresh_adopts_only_what_legion_owns_and_plans() -> None:
     assert observed.refreshed is not None and len(observed.servers) == 4
     again, second = record_inventory(new, "hetzner", servers, zones, firewalls)
     assert second.adopted == () and again.tracked == new.tracked
+
+
+def test_refresh_reports_a_labelled_ip_assigned_to_nothing_as_an_orphan_and_nothing_else() -> None:
+    created = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    holder = TrackedServer(
+        "web-1",
+        "hetzner",
+        "1",
+        created,
+        floating_ips=(TrackedFloatingIp("14", "127.21.0.14"),),
+    )
+    state = dataclasses.replace(_state(), tracked=Tracked(servers={"web-1": holder}))
+    ips = [
+        PublicIp("hetzner", "floating", "11", "left-vip", "127.21.0.11", "ipv4", labels=STRAY),
+        PublicIp("hetzner", "primary", "11", "spare", "127.21.0.12", "ipv4", labels=OURS),
+        PublicIp("hetzner", "floating", "13", "in-use", "127.21.0.13", "ipv4", server_id="1", labels=OURS),
+        PublicIp("hetzner", "floating", "14", "moving", "127.21.0.14", "ipv4", labels=OURS),  # web-1 holds it
+        PublicIp("hetzner", "floating", "15", "theirs", "127.21.0.15", "ipv4"),
+        PublicIp("hetzner", "floating", "16", "no-id", "127.21.0.16", "ipv4", labels=HALF),
+    ]
+    new, report = record_inventory(state, "hetzner", [], [], [], public_ips=ips)
+    assert report.public_ips == 6
+    assert report.orphans == ("floating IP 127.21.0.11", "primary IP 127.21.0.12")
+    assert report.unmanaged == ()  # an address is no resource of its own to report as someone else's
+    observed = new.observed["hetzner"].public_ips
+    assert sorted(observed) == [f"floating_ip/{n}" for n in (11, 13, 14, 15, 16)] + ["primary_ip/11"]
+    rows = [r for r in diff(new).resources if r.action == "orphan"]
+    assert [(r.kind, r.name, r.provider) for r in rows] == [
+        ("floating_ip", "127.21.0.11", "hetzner"),
+        ("primary_ip", "127.21.0.12", "hetzner"),
+    ]
+    fields = {f.field: f.observed for f in rows[0].fields}
+    assert fields == {
+        "provider": "hetzner",
+        "provider_id": "floating_ip/11",
+        "address": "127.21.0.11",
+        "location": None,
+    }
+    assert "'left-vip'" in rows[0].note
+
+    # the state codec keeps the observed addresses, and a state written before them still opens
+    codec = codec_for(ObservedProvider)
+    encoded = orjson.loads(dumps(codec.encode(new.observed["hetzner"])))
+    assert codec.decode(encoded) == new.observed["hetzner"]
+    del encoded["public_ips"]
+    assert codec.decode(encoded).public_ips == {}
 
 
 async def test_credentials_set_after_unlock_registers_the_adapter(tmp_path: Path) -> None:

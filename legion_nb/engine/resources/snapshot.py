@@ -23,7 +23,9 @@ __all__ = [
     "key_order",
 ]
 
-ResourceKind = Literal["server", "domain", "dns_zone", "firewall"]
+ResourceKind = Literal["server", "domain", "dns_zone", "firewall", "floating_ip", "primary_ip"]
+"""What a row of the app snapshot is about. Actors exist for :data:`RESOURCE_KINDS`; a public IP
+has a row only as an orphan a refresh saw, and no actor."""
 RESOURCE_KINDS: tuple[ResourceKind, ...] = ("server", "domain", "dns_zone", "firewall")
 Health = Literal["unknown", "healthy", "degraded", "unhealthy", "unreachable"]
 

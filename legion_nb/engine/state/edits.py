@@ -45,7 +45,7 @@ __all__ = [
     "without_tracked_server",
 ]
 
-ObservedKind = Literal["servers", "dns_zones", "firewalls"]
+ObservedKind = Literal["servers", "dns_zones", "firewalls", "public_ips"]
 
 
 def with_tracked(state: LegionState, **changes: Any) -> LegionState:
@@ -102,7 +102,7 @@ def without_observed(state: LegionState, provider: str, kind: ObservedKind, key:
     Why: the deletion is itself news about the provider. Keeping the last refresh's record would
     make the diff and the snapshot show a resource that no longer exists as an orphan until the next
     refresh. ``key`` is the observed mapping's key (provider id for servers and firewalls, the zone
-    name for DNS zones).
+    name for DNS zones, the resource id ``<kind>_ip/<provider id>`` for public IPs).
     """
     observed = state.observed.get(provider)
     if observed is None:
@@ -113,6 +113,8 @@ def without_observed(state: LegionState, provider: str, kind: ObservedKind, key:
         observed = replace(observed, dns_zones={k: v for k, v in observed.dns_zones.items() if k != key})
     elif kind == "firewalls" and key in observed.firewalls:
         observed = replace(observed, firewalls={k: v for k, v in observed.firewalls.items() if k != key})
+    elif kind == "public_ips" and key in observed.public_ips:
+        observed = replace(observed, public_ips={k: v for k, v in observed.public_ips.items() if k != key})
     else:
         return state
     return replace(state, observed=with_item(state.observed, provider, observed))

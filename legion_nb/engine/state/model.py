@@ -52,6 +52,7 @@ __all__ = [
     "ObservedDnsZone",
     "ObservedFirewall",
     "ObservedProvider",
+    "ObservedPublicIp",
     "ObservedServer",
     "OperationLogEntry",
     "PlannedAccess",
@@ -387,18 +388,50 @@ class ObservedFirewall:
 
 
 @dataclass(frozen=True, slots=True)
+class ObservedPublicIp:
+    """A public address the provider keeps as a resource of its own: ``floating`` (Hetzner's
+    floating IPs, Scaleway's flexible IPs) or ``primary`` (Hetzner's primary IPs). Kept because one
+    Legion labelled and left assigned to nothing costs money and belongs in the orphan list;
+    ``server_id`` is the provider id of the server it is assigned to now (None: to nothing).
+    ``legion_id`` is the Legion id its ownership labels carry, judged when it was read ('': they
+    claim none, the address is someone else's)."""
+
+    provider_id: str
+    kind: Literal["floating", "primary"]
+    address: str
+    name: str = ""
+    family: Literal["ipv4", "ipv6"] = "ipv4"
+    server_id: str | None = None
+    location: str = ""
+    legion_id: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        freeze_mappings(self, "labels")
+
+    @property
+    def resource_id(self) -> str:
+        """The address as the billing reconciliation and ``orphan_delete`` name it:
+        ``<kind>_ip/<provider id>`` (a floating and a primary IP may share a provider id)."""
+        return f"{self.kind}_ip/{self.provider_id}"
+
+
+@dataclass(frozen=True, slots=True)
 class ObservedProvider:
     """What one provider reported when last read; servers and firewalls keyed by provider id, zones by
-    zone name. ``refreshed`` is None until the first refresh (then absence means "gone")."""
+    zone name, public IPs by :attr:`ObservedPublicIp.resource_id`. ``refreshed`` is None until the
+    first refresh (then absence means "gone"). A state written before public IPs were read has
+    none: they appear with the next refresh."""
 
     provider: Provider
     refreshed: dt.datetime | None = None
     servers: Mapping[str, ObservedServer] = field(default_factory=dict)
     dns_zones: Mapping[str, ObservedDnsZone] = field(default_factory=dict)
     firewalls: Mapping[str, ObservedFirewall] = field(default_factory=dict)
+    public_ips: Mapping[str, ObservedPublicIp] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        freeze_mappings(self, "servers", "dns_zones", "firewalls")
+        freeze_mappings(self, "servers", "dns_zones", "firewalls", "public_ips")
 
 
 # -- credentials, catalogs, ledgers ----------------------------------------------------------
