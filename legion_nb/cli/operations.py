@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["MaterializeIncompleteError", "register"]
 
 # The snapshot's row keys and how each shows (tables.py: declared widths, stable across redraws).
-_KIND = Column("KIND", 8)
+_KIND = Column("KIND", 11)  # "floating_ip": an orphan public IP's row
 _NAME = Column("NAME", 28)
 _PROVIDER = Column("PROVIDER", 8)
 _STATE = Column("STATE", 12)

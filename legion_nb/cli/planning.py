@@ -248,7 +248,7 @@ async def _show(ctx: CliContext, _: argparse.Namespace) -> int:
 # The plan's and the diff's tables (tables.py: declared widths; the last column is whole).
 _NAME = Column("NAME", 28)
 _PROVIDER = Column("PROVIDER", 8)
-_DIFF = (Column("ACTION", 9), Column("KIND", 8), _NAME, _PROVIDER, Column("DETAIL"))
+_DIFF = (Column("ACTION", 9), Column("KIND", 11), _NAME, _PROVIDER, Column("DETAIL"))  # KIND fits floating_ip
 _SERVERS = (
     _NAME,
     Column("CLUSTER", 12),

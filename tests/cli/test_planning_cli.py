@@ -69,7 +69,7 @@ def test_plan_commands_build_a_plan(legion: Legion, state: str) -> None:
 
     diff = legion(*s, "diff")
     assert diff.code == 0
-    assert "create     server    web-1" in diff.out and "server_type=(policy)" in diff.out
+    assert "create     server       web-1" in diff.out and "server_type=(policy)" in diff.out
     assert diff.out.rstrip().endswith("6 create")  # 5 planned + the cluster's derived firewall set
     assert "legion-default-hetzner        hetzner   derived from cluster default" in diff.out
     # The open access is a warning line of its own, not words inside the row's detail.

@@ -24,6 +24,7 @@ from hcloud.locations import Location
 from scaleway.instance.v1 import InstanceV1API  # type: ignore[import-untyped]
 
 from legion_nb.cli.main import run
+from legion_nb.cli.planning import render_diff
 from legion_nb.emulators.cloud import SandboxCloud
 from legion_nb.emulators.faults import FaultPlan
 from legion_nb.emulators.world import SandboxWorld
@@ -122,8 +123,14 @@ async def _refresh_sees_then_cleanup_deletes(
         await engine.aclose()
 
     # the CLI reads the same orphans: from the state the refresh wrote, and by its own refresh
-    cli_rows = _ip_rows(await legion("diff"), provider)
+    diffed = await legion("diff")
+    cli_rows = _ip_rows(diffed, provider)
     assert {(row["kind"], address) for address, row in cli_rows.items()} == set(ours)
+    table = render_diff(diffed).splitlines()  # the table `legion diff` prints from that JSON
+    for address, row in cli_rows.items():
+        line = next(text for text in table if address in text)
+        assert line.split()[:4] == ["orphan", row["kind"], address, provider]
+        assert f"provider id {row['provider_id']}" in line
     refreshed = await legion("refresh")
     listed = next(r for r in refreshed["providers"] if r["provider"] == provider)
     assert sorted(listed["orphans"]) == sorted(f"{words[kind]} {address}" for kind, address in ours)
@@ -165,16 +172,6 @@ def _hetzner_ips(endpoint: dict[str, str]) -> tuple[list[tuple[str, str]], str]:
     return ours, theirs.floating_ip.ip
 
 
-async def test_hetzner_floating_and_primary_ips_left_behind_are_orphans_until_cleanup_deletes_them(
-    cloud: SandboxCloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    path = tmp_path / "s.legion"
-    ours, theirs = await asyncio.to_thread(_hetzner_ips, cloud.endpoints()["hetzner"])
-    engine = await _open(cloud, path)
-    legion = _legion_cli(path, monkeypatch, capsys)
-    await _refresh_sees_then_cleanup_deletes(engine, cloud, path, legion, "hetzner", ours, theirs)
-
-
 def _scaleway_ips(block: dict[str, str]) -> tuple[list[tuple[str, str]], str]:
     """A flexible IP tagged with Legion's labels and one without: Scaleway's SDK, as is."""
     client = scaleway.Client(
@@ -191,11 +188,21 @@ def _scaleway_ips(block: dict[str, str]) -> tuple[list[tuple[str, str]], str]:
     return [("floating_ip", ours.address)], theirs.address
 
 
-async def test_a_scaleway_flexible_ip_left_behind_is_an_orphan_until_cleanup_deletes_it(
-    cloud: SandboxCloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("provider", "make"),
+    [("hetzner", _hetzner_ips), ("scaleway", _scaleway_ips)],
+    ids=["hetzner-floating-and-primary", "scaleway-flexible"],
+)
+async def test_an_ip_left_behind_is_an_orphan_everywhere_until_cleanup_deletes_it(
+    provider: str,
+    make: Callable[[dict[str, str]], tuple[list[tuple[str, str]], str]],
+    cloud: SandboxCloud,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     path = tmp_path / "s.legion"
-    ours, theirs = await asyncio.to_thread(_scaleway_ips, cloud.endpoints()["scaleway"])
+    ours, theirs = await asyncio.to_thread(make, cloud.endpoints()[provider])
     engine = await _open(cloud, path)
     legion = _legion_cli(path, monkeypatch, capsys)
-    await _refresh_sees_then_cleanup_deletes(engine, cloud, path, legion, "scaleway", ours, theirs)
+    await _refresh_sees_then_cleanup_deletes(engine, cloud, path, legion, provider, ours, theirs)
