@@ -1,8 +1,9 @@
 """Public IPs in refresh's orphan list: an address made outside any plan with Legion's labels and
 assigned to nothing is an orphan with its kind, address and provider, in the engine's refresh and
 diff and in ``legion --json refresh``/``diff`` alike; ``orphan_delete`` deletes it through the
-broker, and the next refresh no longer shows it. An address without Legion's labels is never
-flagged, and a provider that keeps no public IPs (OVH) is skipped without an error.
+broker, and the next refresh no longer shows it. A refresh lists the addresses once, as it lists
+the servers; the snapshot and the analyst's frames carry the same rows. An address without Legion's
+labels is never flagged, and a provider that keeps no public IPs (OVH) is skipped without an error.
 
 The addresses are made with the providers' own SDKs, the way a teammate or another tool would.
 """
@@ -33,11 +34,17 @@ from legion_nb.engine.runtime import Engine, create_engine
 from legion_nb.engine.session import SessionSettings
 from legion_nb.engine.typed_json import from_jsonable
 from legion_nb.engine.wire import to_jsonable
-from legion_nb.errors import UsageError
+from legion_nb.errors import CapabilityMissingError, UsageError
 from legion_nb.providers.ownership import OwnershipLabels
 from legion_nb.sandbox_engine import sandbox_policy
 
 PASSWORD = "orphan ips password"
+IP_LISTS = {
+    "hetzner": ("GET /v1/floating_ips", "GET /v1/primary_ips"),
+    "scaleway": ("GET /instance/v1/zones/{zone}/ips",),
+}
+"""The requests one public IP listing makes, as the emulators count them."""
+SERVERS = {"hetzner": "GET /v1/servers", "scaleway": "GET /instance/v1/zones/{zone}/servers"}
 
 
 @pytest.fixture
@@ -104,8 +111,15 @@ async def _refresh_sees_then_cleanup_deletes(
     """``ours`` (kind, address) must show as orphans everywhere and go; ``theirs`` never shows.
     ``engine`` is open on the state at ``path``: it is closed before the CLI uses that state."""
     try:
+        before = cloud.world.counters.snapshot()[provider]
         result = await engine.refresh()
         assert result.ok, result.summary
+        after = cloud.world.counters.snapshot()[provider]
+        asked = {
+            request: after.get(request, 0) - before.get(request, 0)
+            for request in (*IP_LISTS[provider], SERVERS[provider])
+        }
+        assert set(asked.values()) == {asked[SERVERS[provider]]}, f"one listing, as for servers: {asked}"
         report = _report(result, provider)
         words = {"floating_ip": "floating IP", "primary_ip": "primary IP"}
         assert set(report.orphans) == {f"{words[kind]} {address}" for kind, address in ours}
@@ -119,6 +133,11 @@ async def _refresh_sees_then_cleanup_deletes(
         snapshot = await engine.snapshot()
         shown = {(r["kind"], r["name"]) for r in snapshot["rows"] if r["action"] == "orphan"}
         assert set(ours) <= shown
+        frame = await engine.snapshot_frame()  # the analyst's frames read the same rows
+        assert all(frame.loc[key, "action"] == "orphan" for key in ours)
+        fields = (await engine.diff_frame()).reset_index()
+        kept = fields[(fields["field"] == "address") & (fields["action"] == "orphan")]
+        assert set(ours) <= {(str(k), o) for k, o in zip(kept["kind"], kept["observed"], strict=True)}
     finally:
         await engine.aclose()
 
@@ -137,6 +156,10 @@ async def _refresh_sees_then_cleanup_deletes(
 
     engine = await _open(cloud, path)
     try:
+        with pytest.raises(CapabilityMissingError, match="ovh: has no floating ip capability"):
+            await engine.orphan_delete(provider="ovh", resource="floating_ip/1")
+        with pytest.raises(UsageError, match=r"not an orphan: .* lists no such public IP"):
+            await engine.orphan_delete(provider=provider, resource="floating_ip/404")
         with pytest.raises(UsageError, match="not an orphan: it carries no Legion labels"):
             await engine.orphan_delete(provider=provider, resource=_resource_of(engine, provider, theirs))
         for address, row in cli_rows.items():
