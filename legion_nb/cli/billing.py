@@ -47,7 +47,7 @@ def register(sub: Any) -> None:
     daily.set_defaults(handler=_daily)
     export = commands.add_parser("export", help="write the month's ledger rows to a CSV or Parquet file")
     _window(export)
-    export.add_argument("--format", choices=("csv", "parquet"), required=True)
+    export.add_argument("--format", choices=("parquet", "csv"), required=True, help="the file format")
     export.add_argument("--out", required=True, metavar="PATH", help="file to write (replaced if present)")
     export.set_defaults(handler=_export)
 

@@ -119,4 +119,10 @@ def _render_status(report: dict[str, Any]) -> str:
 
 
 def _counted(counts: dict[str, int], names: tuple[str, ...]) -> str:
-    return ", ".join(f"{counts.get(n, 0)} {n.removeprefix('tracked_').replace('_', ' ')}" for n in names)
+    """``1 cluster, 2 servers, 0 dns zones``: each count with its noun, singular for one."""
+    said = []
+    for name in names:
+        count = counts.get(name, 0)
+        noun = name.removeprefix("tracked_").replace("_", " ")
+        said.append(f"{count} {noun.removesuffix('s') if count == 1 else noun}")
+    return ", ".join(said)

@@ -113,6 +113,22 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: {message} (see '{self.prog} --help')\n")
 
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        # A mistyped command or choice names the nearest one, so that "legion stauts" answers
+        # "did you mean 'status'?" instead of only listing every command.
+        if action.choices is None or value in action.choices:
+            return
+        import difflib  # noqa: PLC0415 - only a mistake pays for it
+
+        names = [str(choice) for choice in action.choices]
+        close = difflib.get_close_matches(str(value), names, n=1)
+        listed = f"(choose from {', '.join(repr(name) for name in names)})"
+        if isinstance(action, argparse._SubParsersAction):  # the command list is long: a guess replaces it
+            guess = f"; did you mean {close[0]!r}?" if close else f" {listed}"
+            raise argparse.ArgumentError(None, f"unknown command {value!r}{guess}")
+        guess = f"; did you mean {close[0]!r}?" if close else ""
+        raise argparse.ArgumentError(action, f"invalid choice: {value!r}{guess} {listed}")
+
     def _get_formatter(self) -> argparse.HelpFormatter:
         # argparse makes a formatter for every argument it adds and sizes each with
         # shutil.get_terminal_size(); importing shutil (bz2, lzma, fnmatch) costs a warm command
@@ -158,9 +174,21 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     owner = COMMAND_OWNERS.get(command) if command is not None else None
     for module_name in (owner,) if owner is not None else COMMAND_GROUPS:
         importlib.import_module(module_name).register(sub)
+    _describe_commands(parser)
     for child in _sub_parsers(parser):
         _add_global_options(child, after_command=True)
     return parser
+
+
+def _describe_commands(parser: argparse.ArgumentParser) -> None:
+    """Each command's own ``--help`` opens with the line its parent's command list gives it."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for listed in action._choices_actions:
+                child = action.choices[listed.dest]
+                if child.description is None and listed.help:
+                    child.description = listed.help
+                _describe_commands(child)
 
 
 def exit_codes_text() -> str:

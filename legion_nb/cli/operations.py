@@ -73,7 +73,11 @@ def register(sub: Any) -> None:
     )
     materialize.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     materialize.add_argument(
-        "--timeout", type=float, default=None, metavar="S", help="stop waiting after S seconds (report)"
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="stop waiting after S seconds and report what has not settled",
     )
     materialize.set_defaults(handler=_materialize)
 
@@ -93,7 +97,7 @@ def register(sub: Any) -> None:
         ("repin", "after a rebuild outside Legion: trust the key the node presents for its next install"),
     ):
         command = commands.add_parser(name, help=text)
-        command.add_argument("name", metavar="NAME")
+        command.add_argument("name", metavar="NAME", help="a tracked server (see 'legion snapshot')")
         if name == "delete":
             command.add_argument("--yes", action="store_true", help="do not ask for confirmation")
         command.set_defaults(handler=_server, command=name)
@@ -208,7 +212,9 @@ async def _refresh(ctx: CliContext, args: argparse.Namespace) -> int:
 
 
 def _refresh_text(result: dict[str, Any]) -> str:
-    lines = [result["summary"]]
+    failed = [report["provider"] for report in result["providers"] if report["error"]]
+    # Each failure's reason follows on its provider's line; the headline only names them.
+    lines = [f"refresh failed for {', '.join(failed)}:" if failed else result["summary"]]
     for report in result["providers"]:
         if report["error"]:
             lines.append(f"  {report['provider']}: {report['error']}")

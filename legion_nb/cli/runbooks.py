@@ -38,7 +38,7 @@ def register(sub: Any) -> None:
     commands = runbook.add_subparsers(dest="runbook_command", metavar="COMMAND", required=True)
     commands.add_parser("list", help="the runbooks, their purpose and parameters").set_defaults(handler=_list)
     run = commands.add_parser("run", help="execute a runbook and record the run")
-    run.add_argument("name", help="the runbook (see 'legion runbook list')")
+    run.add_argument("name", metavar="NAME", help="the runbook (see 'legion runbook list')")
     run.add_argument(
         "-p",
         "--parameter",
@@ -51,10 +51,10 @@ def register(sub: Any) -> None:
     run.set_defaults(handler=_run)
     commands.add_parser("runs", help="the recorded runs, oldest first").set_defaults(handler=_runs)
     show = commands.add_parser("show", help="the full record of one run")
-    show.add_argument("run_id")
+    show.add_argument("run_id", metavar="RUN_ID", help="a run id (see 'legion runbook runs')")
     show.set_defaults(handler=_show)
     verify = commands.add_parser("verify", help="check the record chain and the output notebooks")
-    verify.add_argument("run_id", nargs="?")
+    verify.add_argument("run_id", nargs="?", metavar="RUN_ID", help="only this run (default: every run)")
     verify.set_defaults(handler=_verify)
 
 

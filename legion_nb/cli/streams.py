@@ -34,12 +34,14 @@ def register(sub: Any) -> None:
     stream = sub.add_parser("stream", help="Sender stream sessions on satellites")
     commands = stream.add_subparsers(dest="stream_command", metavar="COMMAND", required=True)
     start = commands.add_parser("start", help="plan a stream on a satellite and start it")
-    start.add_argument("satellite")
-    start.add_argument("name")
-    start.add_argument("endpoint", help="tcp://HOST:PORT, http:// or https:// with a port")
+    start.add_argument("satellite", metavar="SATELLITE", help="the planned satellite server that sends")
+    start.add_argument("name", metavar="NAME", help="the stream's name")
+    start.add_argument(
+        "endpoint", metavar="ENDPOINT", help="tcp://HOST:PORT, http:// or https:// with a port"
+    )
     start.set_defaults(handler=_start)
     stop = commands.add_parser("stop", help="stop a stream (it stays planned)")
-    stop.add_argument("name")
+    stop.add_argument("name", metavar="NAME", help="the stream's name (see 'legion stream list')")
     stop.set_defaults(handler=_stop)
     listing = commands.add_parser("list", help="every stream with its state and reason")
     listing.add_argument("--probe", action="store_true", help="probe every stream now")

@@ -55,7 +55,7 @@ def register(sub: Any) -> None:
     commands = telemetry.add_subparsers(dest="telemetry_command", metavar="COMMAND")
     export = commands.add_parser("export", help="write the telemetry frame to a Parquet or CSV file")
     _series_filters(export)
-    export.add_argument("--format", choices=("parquet", "csv"), required=True)
+    export.add_argument("--format", choices=("parquet", "csv"), required=True, help="the file format")
     export.add_argument("--out", required=True, metavar="PATH", help="file to write (replaced if present)")
     export.set_defaults(handler=_export)
 
@@ -64,7 +64,7 @@ def register(sub: Any) -> None:
     logs.add_argument("--source", action="append", metavar="S", help="only this unit/source (repeatable)")
     logs.add_argument("--level", metavar="LEVEL", help="this severity or worse (err, warning, info, ...)")
     logs.add_argument("--grep", metavar="TEXT", help="lines containing TEXT (any case)")
-    logs.add_argument("--since", metavar="DUR", help="only the last DUR (30s, 15m, 2h, 7d)")
+    logs.add_argument("--since", metavar="DUR", help="only the last DUR (default: all; 30s, 15m, 2h, 7d)")
     logs.add_argument("--limit", type=int, default=200, metavar="N", help="at most N lines (default 200)")
     logs.add_argument("--follow", action="store_true", help="keep printing new lines until Ctrl-C")
     logs.set_defaults(handler=_logs_or_follow)
@@ -74,10 +74,13 @@ def _series_filters(parser: Any) -> None:
     parser.add_argument("--node", action="append", metavar="N", help="only this node (repeatable)")
     parser.add_argument("--metric", action="append", metavar="M", help="only this metric (repeatable)")
     parser.add_argument(
-        "--since", default="1h", metavar="DUR", help="the last DUR (default 1h; 30s, 15m, 7d)"
+        "--since", default="1h", metavar="DUR", help="only the last DUR (default: 1h; 30s, 15m, 2h, 7d)"
     )
     parser.add_argument(
-        "--rollup", choices=("raw", "1m", "5m", "1h"), default="raw", help="raw samples or a rollup tier"
+        "--rollup",
+        choices=("raw", "1m", "5m", "1h"),
+        default="raw",
+        help="raw samples or a rollup tier (default: raw)",
     )
 
 
@@ -101,7 +104,7 @@ async def _telemetry(ctx: CliContext, args: argparse.Namespace) -> int:
 def _series_table(frame: pd.DataFrame, args: argparse.Namespace) -> str:
     """One line per series: when it was last seen, its last value and the window's min/mean/max."""
     if frame.empty:
-        return f"no telemetry in the last {args.since} (has `legion observe` collected from the nodes?)"
+        return f"no telemetry{_asked_for(args)} (has `legion observe` collected from the nodes?)"
     value = "value" if args.rollup == "raw" else "mean"
     keyed = frame.reset_index()
     groups = keyed.groupby(["node", "metric", "device"], observed=True, sort=True)
@@ -158,7 +161,7 @@ async def _logs(ctx: CliContext, args: argparse.Namespace) -> int:
     if ctx.json:
         ctx.emit(_rows(frame), keep_order=True)
     else:
-        ctx.emit(None, lambda _: _lines(frame) or "no matching log lines")
+        ctx.emit(None, lambda _: _lines(frame) or f"no log lines{_asked_for(args)}")
     return 0
 
 
@@ -184,6 +187,26 @@ async def _follow(ctx: CliContext, args: argparse.Namespace) -> int:
                 frame = await api.logs(**filters, since=args.since, limit=args.limit)
             else:
                 frame = await api.logs(**filters, after_id=last_id, limit=1000)
+
+
+def _asked_for(args: argparse.Namespace) -> str:
+    """The filters of an empty answer, said back, so that a mistyped node or metric shows."""
+    said = [
+        f"{label} {', '.join(values)}"
+        for label, values in (
+            ("node", getattr(args, "node", None)),
+            ("metric", getattr(args, "metric", None)),
+            ("source", getattr(args, "source", None)),
+        )
+        if values
+    ]
+    if getattr(args, "level", None):
+        said.append(f"at level {args.level} or worse")
+    if getattr(args, "grep", None):
+        said.append(f"containing {args.grep!r}")
+    if args.since:
+        said.append(f"in the last {args.since}")
+    return f" for {', '.join(said)}" if said else ""
 
 
 def _log_filters(args: argparse.Namespace) -> dict[str, Any]:

@@ -254,7 +254,8 @@ class ProviderPersistence:
         try:
             inventory = await self._read(provider)
         except LegionError as exc:
-            return RefreshReport(provider=provider, error=redact(exc.message))
+            # The report names its provider; a provider error's message need not say it again.
+            return RefreshReport(provider=provider, error=redact(exc.message.removeprefix(f"{provider}: ")))
 
         def apply(state: LegionState) -> tuple[LegionState, RefreshReport]:
             return record_inventory(

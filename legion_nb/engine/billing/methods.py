@@ -64,20 +64,24 @@ class BillingMethods(BillingFrames):
         self, month: str | None = None, by: str | None = None, collect: bool = True
     ) -> list[dict[str, Any]]:
         """The ledger rows of ``month`` (YYYY-MM, default this month), or their totals ``by``
-        provider, cluster, resource or day."""
+        provider, cluster, resource or day. A bad month or grouping is refused before any provider
+        is asked."""
+        start = parse_month(month)
+        grouping = None if by is None else _grouping(by)
         service = await self._collected(collect)
-        rows = await service.rows(parse_month(month))
-        if by is None:
+        rows = await service.rows(start)
+        if grouping is None:
             return ledger_rows(rows)
-        return summary_rows(rows, _grouping(by))
+        return summary_rows(rows, grouping)
 
     @engine_api
     async def billing_reconciliation(
         self, month: str | None = None, collect: bool = True
     ) -> list[dict[str, Any]]:
         """Estimate vs the provider's figure per resource for ``month``, orphans flagged."""
+        start = parse_month(month)
         service = await self._collected(collect)
-        return reconciliation_rows(await service.reconciliation(parse_month(month)))
+        return reconciliation_rows(await service.reconciliation(start))
 
     @engine_api
     async def billing_forecast(self, collect: bool = True) -> list[dict[str, Any]]:
@@ -89,8 +93,9 @@ class BillingMethods(BillingFrames):
     async def billing_daily(self, month: str | None = None, collect: bool = True) -> list[dict[str, Any]]:
         """Estimated cost per provider and day of ``month``, each day flagged when far above the
         mean of the week before it."""
+        start = parse_month(month)
         service = await self._collected(collect)
-        return day_rows(await service.daily(parse_month(month)))
+        return day_rows(await service.daily(start))
 
 
 def _grouping(by: str) -> Grouping:
