@@ -82,24 +82,26 @@ async def _status(ctx: CliContext, _: argparse.Namespace) -> int:
     async with ctx.api(unlock=False) as api:
         daemon = "running" if ctx.via_daemon else "not running"
         report = await api.status()
+        locked_because = f"give the password with --password-stdin or {PASSWORD_ENV}"
         if report["exists"] and not report["unlocked"]:
             try:
                 password = ctx.password()
-            except UsageError:
-                password = None  # no password at hand: report the state as locked
+            except UsageError as exc:
+                password = None  # no password at hand: report the state as locked, and why
+                locked_because = exc.message
             if password is not None:
                 await api.unlock(password)
                 report = await api.status()
-    ctx.emit({**report, "daemon": daemon}, _render_status)
+    ctx.emit({**report, "daemon": daemon}, lambda r: _render_status(r, locked_because))
     return 0
 
 
-def _render_status(report: dict[str, Any]) -> str:
+def _render_status(report: dict[str, Any], locked_because: str) -> str:
     lines = [f"state      {report['state']}"]
     if not report["exists"]:
         lines.append("unlocked   no: there is no state here yet (create one with 'legion init')")
     elif not report["unlocked"]:
-        lines.append(f"unlocked   no (give the password with --password-stdin or {PASSWORD_ENV})")
+        lines.append(f"unlocked   no ({locked_because})")
     else:
         counts = report["counts"]
         actions = report["actions"]

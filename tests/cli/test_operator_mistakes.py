@@ -152,3 +152,10 @@ def test_an_empty_search_says_what_it_searched_for(legion: Legion, state: str) -
     telemetry = legion("--state", state, "telemetry", "--node", "web-9", "--metric", "cpu")
     assert telemetry.code == 0
     assert telemetry.out.startswith("no telemetry for node web-9, metric cpu, in the last 1h")
+
+
+def test_status_says_why_it_stays_locked(legion: Legion, state: str) -> None:
+    empty = legion("--state", state, "--password-stdin", "status", password=None)
+    assert empty.code == 0 and "unlocked   no (--password-stdin given but stdin is empty" in empty.out
+    unasked = legion("--state", state, "status", password=None)
+    assert unasked.code == 0 and "unlocked   no (no password: pass it with --password-stdin" in unasked.out
