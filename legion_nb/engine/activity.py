@@ -44,12 +44,16 @@ class CurrentOperation:
 
 
 def describe(snapshot: ActorSnapshot) -> str:
-    """One line for a resource's visible status: ``server web-1: provisioning (create)``."""
-    text = f"{snapshot.key.kind.replace('_', ' ')} {snapshot.key.identity}: {snapshot.lifecycle}"
+    """One line for a resource's visible status: ``server web-1: provisioning (create)``; a waiting
+    resource says what for once (``dns zone example.org: waiting for web-1``)."""
+    waiting = snapshot.waiting or ""
+    said = snapshot.lifecycle == "waiting" and waiting.startswith("waiting ")
+    status = waiting if said else snapshot.lifecycle
+    text = f"{snapshot.key.kind.replace('_', ' ')} {snapshot.key.identity}: {status}"
     if snapshot.operation:
         text += f" ({snapshot.operation})"
-    if snapshot.waiting:
-        text += f", {snapshot.waiting}"
+    if waiting and not said:
+        text += f", {waiting}"
     if snapshot.error:
         text += f" - {snapshot.error}"
     return text

@@ -123,7 +123,7 @@ async def test_activity_is_derived_from_snapshots_without_percentages() -> None:
     summaries = [item["summary"] for item in event.data]
     assert summaries == [
         "materialize started",
-        "dns zone example.org: waiting, waiting for web-1",
+        "dns zone example.org: waiting for web-1",
         "server web-1: failed - hetzner: cannot reach it",
     ]
     view = activity.view([waiting, failed])
