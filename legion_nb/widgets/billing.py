@@ -44,10 +44,13 @@ def billing_view(
     """The panel's traits from the engine's billing rows (pure: tests feed it rows directly)."""
     totals = [{key: row.get(key) for key in _TOTALS} for row in forecast]
     ranked = sorted(resources, key=lambda r: Decimal(str(r.get("billed_cost") or 0)), reverse=True)[:top]
+    # The ledger's totals name a resource by the provider's id; the reconciliation knows its name.
+    names = {r.get("resource"): r.get("resource_name") for r in reconciliation if r.get("resource_name")}
     top_rows = [
         {
             "provider": r.get("provider"),
-            "name": r.get("resource"),
+            "name": names.get(r.get("resource")) or r.get("resource"),
+            "resource": r.get("resource"),
             "cost": r.get("billed_cost"),
             "currency": r.get("currency"),
             "source": r.get("source"),

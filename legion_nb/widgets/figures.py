@@ -32,6 +32,7 @@ __all__ = [
 
 _OTHER = "#7a7a7a"
 _MARGIN = {"l": 56, "r": 8, "t": 28, "b": 24}
+_CHART_HEIGHT, _CHART_GAP = 150, 70  # pixels: one metric's plot, and the space under it
 
 
 def _times(points: Sequence[Sequence[float]]) -> list[dt.datetime]:
@@ -42,14 +43,22 @@ def metric_charts_figure(charts: Sequence[Mapping[str, Any]]) -> go.Figure:
     """One subplot per metric (the view's ``charts``), one coloured line per node on it."""
     if not charts:
         return go.Figure(layout={"height": 60, "margin": _MARGIN, "title": {"text": "No telemetry yet"}})
+    # A fixed gap in pixels between charts leaves room for one chart's date labels (two lines) above
+    # the next chart's title, however many charts there are.
+    height = _CHART_HEIGHT * len(charts) + _CHART_GAP * (len(charts) - 1) + _MARGIN["t"] + _MARGIN["b"]
     figure = make_subplots(
         rows=len(charts),
         cols=1,
         subplot_titles=[str(c["metric"]) for c in charts],
-        vertical_spacing=0.3 / len(charts),
+        vertical_spacing=_CHART_GAP / (height - _MARGIN["t"] - _MARGIN["b"]) if len(charts) > 1 else 0.0,
     )
     colour_of: dict[str, str] = {}
     for row, chart in enumerate(charts, start=1):
+        values = {float(p[1]) for line in chart["series"] for p in line["points"]}
+        if len(values) == 1 and (flat := values.pop()) > 1:
+            # A constant (a disk's size) would get a range of +-1 around it and ticks such as
+            # "42.949672961G"; from zero to twice the value the line reads as what it is.
+            figure.update_yaxes(range=[0, 2 * flat], row=row, col=1)
         for line in chart["series"]:
             node = str(line["node"])
             first = node not in colour_of
@@ -65,15 +74,18 @@ def metric_charts_figure(charts: Sequence[Mapping[str, Any]]) -> go.Figure:
                 row=row,
                 col=1,
             )
-    figure.update_layout(height=170 * len(charts) + 40, margin=_MARGIN, template="plotly_white")
+    # SI prefixes: 30G for a byte count, where Plotly's default "30B" reads as thirty bytes.
+    figure.update_yaxes(exponentformat="SI")
+    figure.update_layout(height=height, margin=_MARGIN, template="plotly_white")
     return figure
 
 
 def sparklines_figure(sparklines: Sequence[Mapping[str, Any]]) -> go.Figure:
-    """A small line per node for the picked metric, titled with the node and its last value."""
+    """A small line per node for the picked metric (the picks above name it), titled with the node
+    and its last value."""
     if not sparklines:
         return go.Figure(layout={"height": 40, "margin": _MARGIN})
-    titles = [f"{s['node']}: {s['metric']} {float(s['last']):.4g}" for s in sparklines]
+    titles = [f"{s['node']}: last {float(s['last']):.4g}" for s in sparklines]
     figure = make_subplots(
         rows=len(sparklines), cols=1, subplot_titles=titles, vertical_spacing=0.5 / len(sparklines)
     )

@@ -34,8 +34,10 @@ __all__ = [
     "ALL_CELLS_RAN",
     "CHROMIUM",
     "CHROMIUM_ARGS",
+    "CLIPPED_TEXT",
     "KERNEL_IDLE",
     "LOAD",
+    "MONEY_TEXT",
     "LabServer",
     "NotebookPage",
     "OpenNotebook",
@@ -300,6 +302,28 @@ ALL_CELLS_RAN = """(n) => {
     return prompts.length === n && prompts.every((p) => /^\\[\\d+\\]:$/.test(p.textContent.trim()));
 }"""
 """A page function: ``n`` code cells, each with an execution count in its prompt (all have run)."""
+
+MONEY_TEXT = r"[+-]?\d+\.\d\d(\d*[1-9])?"
+"""Money as a panel shows it: at least the cents, no zeros after the last significant digit."""
+
+CLIPPED_TEXT = """(panel) => {
+    const cut = (el) => el.scrollWidth > el.clientWidth;
+    const clipped = [];
+    for (const th of panel.querySelectorAll('thead th')) if (cut(th)) clipped.push(th.textContent);
+    for (const badge of panel.querySelectorAll('tbody .lnb-badge')) {
+        if (cut(badge)) clipped.push(badge.textContent);
+    }
+    for (const td of panel.querySelectorAll('tbody tr[data-name] td.lnb-short')) {
+        const range = document.createRange();
+        range.selectNodeContents(td);
+        const lines = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+        if (lines.size > 1) clipped.push(td.textContent);
+    }
+    return clipped;
+}"""
+"""A page function on a panel: the texts it cuts short (a header or a badge ending in an ellipsis)
+or wraps although they are short values (cells marked ``lnb-short``: a kind, a provider). Empty
+when every header and every common value reads whole."""
 
 LOOPBACK = re.compile(r"^(https?|wss?)://(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?/")
 

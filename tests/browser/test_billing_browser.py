@@ -3,15 +3,16 @@
 The notebook's charts and the billing panel's cost-per-day chart are Plotly's, drawn with the
 plotly.js its wheel bundles: every request that leaves the loopback is aborted and recorded, and
 none is attempted. A screenshot of the whole run lands in
-``test-artifacts/billing-analysis.png``.
+``test-artifacts/billing-analysis.png``, one of the billing panel in ``billing-panel.png``.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
-from labkit import LabServer, OpenNotebook, code_cell_count
+from labkit import MONEY_TEXT, LabServer, OpenNotebook, code_cell_count
 from playwright.async_api import expect
 
 NOTEBOOK = "04-billing-analysis.ipynb"
@@ -38,8 +39,12 @@ async def test_the_billing_notebook_shows_its_charts_and_panel(
         cost_chart = page.locator(".lnb-billing-view .lnb-cost-chart")  # Plotly's bars under the tables
         await expect(cost_chart.locator(".barlayer .point path").first).to_be_visible()
         await expect(panel.locator(".lnb-billing-orphans tbody tr")).to_have_count(1)
+        # Money reads as money: cents at least, and no run of zeros past them ("3.7740000000").
+        money = await panel.locator(".lnb-billing-totals tbody td.lnb-money").all_inner_texts()
+        assert money and all(re.fullmatch(MONEY_TEXT, text) for text in money if text != "\u2014"), money
         await opened.expect_no_widget_failures(timeout=SHOWN)
         await page.screenshot(path=str(artifacts / "billing-analysis.png"), full_page=True)
+        await page.locator(".lnb-billing-view").screenshot(path=str(artifacts / "billing-panel.png"))
     assert opened.remote_requests == []
     assert opened.page_errors == []
     assert opened.widget_errors == []

@@ -10,11 +10,12 @@ that, on the versions we pin, they do not.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbformat
 import pytest
-from labkit import LabServer, OpenNotebook
+from labkit import CLIPPED_TEXT, MONEY_TEXT, LabServer, OpenNotebook
 from playwright.async_api import Locator, Page, expect
 
 NOTEBOOK = "00-plan-tour.ipynb"
@@ -28,6 +29,7 @@ UPDATE = 60_000  # ms: a plan change reaching the page
 # drops the trigger file, i.e. after every cell has finished and the kernel is idle.
 LATE_CELL = f"""\
 import asyncio
+import re
 from pathlib import Path
 
 async def late_change():
@@ -142,6 +144,9 @@ async def test_panels_render_and_keep_updating_between_cells_and_while_idle(
             await expect(warning).to_contain_text("legion plan access set")
         note = resource_row(resources, FIREWALL).locator("td").last
         await expect(note).to_have_text("derived from cluster default")
+        assert await resources.evaluate(CLIPPED_TEXT) == []  # headers, badges, kinds read whole
+        money = await page.locator(".lnb-plan-diff .lnb-cost-line td.lnb-money").all_inner_texts()
+        assert len(money) == 3 and all(re.fullmatch(MONEY_TEXT, text) for text in money), money
         await resources.screenshot(path=str(artifacts / "browser-panels-warning.png"))
         await page.locator(".lnb-panel.lnb-plan-diff").screenshot(
             path=str(artifacts / "browser-plan-diff-warning.png")

@@ -20,7 +20,7 @@ from typing import Any
 
 import nbformat
 import pytest
-from labkit import LabServer, OpenNotebook
+from labkit import CLIPPED_TEXT, LabServer, OpenNotebook
 
 NOTEBOOK = "panels-agree.ipynb"
 RUN = 300_000  # ms: every cell, including the kernel start, two materializes and a reinstall
@@ -50,15 +50,21 @@ await engine.plan_remove_server("web-1")
 report = await engine.materialize(settle_seconds=120)
 assert report.ok, report.errors""",
     """\
-resources.close()
-activity.close()
-await engine.aclose()""",
+# The panels stay on the page (their feeds say "closed"), so the screenshot shows how they ended.
+await engine.aclose()
+await resources.wait_closed()
+await activity.wait_closed()""",
 ]
 
-# Every 20 ms, if anything changed: the header widths of both panels' tables, the resources rows
-# and the activity panel's operation rows. Kept in the page so no redraw slips between round trips.
-SAMPLER = """() => {
+# Every 20 ms, if anything changed: the header widths of both panels' tables, the texts the resources
+# panel cuts short (labkit.CLIPPED_TEXT), the resources rows and the activity panel's operation rows.
+# Kept in the page so no redraw slips between round trips.
+SAMPLER = (
+    """() => {
     window.lnbSamples = [];
+    const clippedOf = """
+    + CLIPPED_TEXT
+    + """;
     let last = "";
     const widths = (selector) => [...document.querySelectorAll(`${selector} thead th`)]
         .map((th) => th.getBoundingClientRect().width);
@@ -72,7 +78,9 @@ SAMPLER = """() => {
         }));
         const operations = [...document.querySelectorAll('.lnb-activity .lnb-operations-table tbody tr')]
             .map((tr) => ({ name: tr.dataset.name, operation: cell(tr, 2), substage: cell(tr, 3) }));
+        const panel = document.querySelector('.lnb-panel.lnb-resources');
         const sample = {
+            clipped: panel ? clippedOf(panel) : [],
             resourceWidths: widths('.lnb-resources table'),
             operationWidths: widths('.lnb-activity .lnb-operations-table'),
             rows,
@@ -85,6 +93,7 @@ SAMPLER = """() => {
         }
     }, 20);
 }"""
+)
 
 CREATING = {"creating", "provisioning"}
 NO_ACTION = {"", "-", "unchanged"}
@@ -124,6 +133,8 @@ async def test_panels_agree_on_a_reinstall_and_keep_their_column_widths(
     resource_widths = [s["resourceWidths"] for s in samples]
     assert sum(1 for ws in resource_widths if ws) >= 10, len(samples)
     assert len(distinct(resource_widths)) == 1, distinct(resource_widths)
+    # ... and through every state the rows went through, no header or badge was cut short.
+    assert not [s["clipped"] for s in samples if s["clipped"]]
     # The activity panel's operations table comes and goes; whenever it shows, its widths are the same.
     operation_widths = [s["operationWidths"] for s in samples]
     assert any(operation_widths), "the activity panel never listed a running operation"

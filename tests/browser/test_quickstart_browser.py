@@ -22,7 +22,7 @@ from typing import Any
 
 import nbformat
 import pytest
-from labkit import LabServer, OpenNotebook, run_all_cells
+from labkit import CLIPPED_TEXT, LabServer, OpenNotebook, run_all_cells
 from playwright.async_api import expect
 
 NOTEBOOK = "01-quickstart.ipynb"
@@ -134,6 +134,9 @@ async def test_quickstart_panels_follow_materialize_while_it_runs(
             await expect(row).to_have_attribute("data-state", "running", timeout=UPDATE)
         await expect(resources.locator("tbody tr[data-name]")).to_have_count(5)  # 3 servers, zone, firewall
         await expect(resources).to_have_attribute("data-feed", "live")
+        # At 1400 px every header, badge, kind and provider reads whole (no "Provid…", "unchan…",
+        # no "dns_zone" on two lines).
+        assert await resources.evaluate(CLIPPED_TEXT) == []
         # JupyterLab scrolls the notebook inside its own panel: bring the panels to the top first.
         await resources.evaluate("(el) => el.scrollIntoView({block: 'start'})")
         await page.screenshot(path=str(artifacts / "quickstart.png"), full_page=True)

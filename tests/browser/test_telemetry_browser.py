@@ -45,6 +45,9 @@ async def test_the_telemetry_notebook_charts_and_panels_show_offline(
         )
         await opened.expect_no_widget_failures(timeout=SHOWN)
         await page.screenshot(path=str(artifacts / "telemetry-and-logs.png"), full_page=True)
+        # The panels themselves, whole (the page shot ends before the log panel).
+        await view.screenshot(path=str(artifacts / "telemetry-panel.png"))
+        await logs.screenshot(path=str(artifacts / "logs-panel.png"))
     assert opened.remote_requests == []
     assert opened.page_errors == []
     assert opened.widget_errors == []

@@ -65,9 +65,11 @@ def test_the_view_ranks_resources_sums_days_and_keeps_only_orphans() -> None:
                 "ownership": "unlabelled",
             },
             {"provider": "ovh", "resource": "y", "orphan": False},
+            {"provider": "ovh", "resource": "b", "resource_name": "web-2", "orphan": False},
         ],
     )
-    assert [r["name"] for r in view["top"]] == ["b", "a"]
+    assert [r["name"] for r in view["top"]] == ["web-2", "a"]  # a name where one is known
+    assert [r["resource"] for r in view["top"]] == ["b", "a"]
     assert view["days"] == [{"day": "2026-11-02", "provider": "ovh", "currency": "EUR", "cost": "0.75"}]
     assert [o["name"] for o in view["orphans"]] == ["stray"]
 

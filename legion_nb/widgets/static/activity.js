@@ -5,10 +5,10 @@
 
 // Widths are shares of the panel, so a column is as wide in every redraw (lnbTable: lnb-fixed).
 const OPERATION_COLUMNS = [
-  ["Kind", (o) => o.kind, "12%"],
-  ["Name", (o) => lnbEl("span", "lnb-name", o.name), "22%"],
-  ["Operation", (o) => lnbText(o.operation), "20%"],
-  ["Substage", (o) => lnbText(o.substage), "22%"],
+  ["Kind", (o) => lnbWords(o.kind), "12%"],
+  ["Name", (o) => lnbEl("span", "lnb-name", lnbWords(o.name)), "22%"],
+  ["Operation", (o) => lnbWords(o.operation), "20%"],
+  ["Substage", (o) => lnbWords(o.substage), "22%"],
   ["Waiting for", (o) => lnbText(o.waiting), "24%"],
 ];
 
@@ -23,7 +23,9 @@ export default {
     return lnbMount(model, el, "lnb-activity", traits, () => {
       const operations = model.get("operations");
       const recent = model.get("recent");
-      const total = lnbEl("div", "lnb-total", `${model.get("total")} resources`);
+      // A locked state shows no resources: say so rather than "0 resources", which reads as empty.
+      const locked = model.get("locked") && model.get("total") === 0;
+      const total = lnbEl("div", "lnb-total", locked ? "The state is locked." : `${model.get("total")} resources`);
       const settled = lnbEl("span", "lnb-settled", `${model.get("settled")} settled`);
       const running = model.get("running");
       const last = model.get("last_operation");

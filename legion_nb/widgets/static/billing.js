@@ -8,16 +8,20 @@ export default {
       const header = lnbEl("div", "lnb-header", lnbEl("span", "lnb-title", model.get("title")), lnbEl("span", "lnb-feed", model.get("status")));
       const totals = lnbTable("lnb-billing-totals", [
         ["Provider", (r) => r.provider],
-        ["Month to date", (r) => r.month_to_date],
-        ["Forecast", (r) => r.forecast],
-        ["Provider forecast", (r) => lnbText(r.provider_forecast)],
+        ["Month to date", (r) => lnbMoney(r.month_to_date), undefined, "lnb-money"],
+        ["Forecast", (r) => lnbMoney(r.forecast), undefined, "lnb-money"],
+        ["Provider forecast", (r) => lnbMoney(r.provider_forecast), undefined, "lnb-money"],
         ["Currency", (r) => r.currency],
         ["From", (r) => r.source],
       ], model.get("totals"));
       const top = lnbTable("lnb-billing-top", [
-        ["Resource", (r) => r.name],
+        ["Resource", (r) => {
+          const name = lnbEl("span", "lnb-name", r.name);
+          if (r.resource && r.resource !== r.name) name.title = r.resource;  // the provider's id
+          return name;
+        }],
         ["Provider", (r) => r.provider],
-        ["Cost", (r) => r.cost],
+        ["Cost", (r) => lnbMoney(r.cost), undefined, "lnb-money"],
         ["Currency", (r) => r.currency],
       ], model.get("top"));
       const orphans = model.get("orphans");
@@ -31,7 +35,17 @@ export default {
             ["Ownership", (r) => r.ownership],
             ["Estimate", (r) => lnbText(r.estimate)],
           ], orphans);
-      return [header, totals, top, orphanPart];
+      // Each table under a line that says what it holds: three tables in a row read as one otherwise.
+      const title = (text) => lnbEl("h4", "lnb-subtitle", text);
+      return [
+        header,
+        title("This month per provider: to date and forecast"),
+        totals,
+        title("Top resources by cost this month"),
+        top,
+        title("Orphans: at a provider, not in the plan"),
+        orphanPart,
+      ];
     });
   },
 };

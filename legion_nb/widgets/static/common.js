@@ -34,10 +34,12 @@ function lnbHeader(model) {
   return lnbEl("div", "lnb-header", ...parts);
 }
 
-// A table: columns are [heading, (row) => cell content, width?]; rows get data-name for tests and
-// links; ``after(row)``, when given, may return a row to put right under it (a resource's warnings). When every column names a width (a CSS length), the widths go into a <colgroup> and the
-// table is laid out fixed (lnb-fixed): columns then keep their widths from one redraw to the next
-// instead of following whatever values the latest snapshot happens to hold.
+// A table: columns are [heading, (row) => cell content, width?, cell class?]; rows get data-name for tests and
+// links; ``after(row)``, when given, may return a row to put right under it (a resource's warnings).
+// When every column names a width (a CSS length, or "auto" for an equal share of what the others
+// leave), the widths go into a <colgroup> and the table is laid out fixed (lnb-fixed): columns then
+// keep their widths from one redraw to the next instead of following whatever values the latest
+// snapshot happens to hold.
 // A resource's warnings as a full-width row under it: a marker and each message in words the
 // operator reads, never a tooltip or a hidden attribute (null when the resource has none).
 function lnbWarningRow(resource, span) {
@@ -61,13 +63,13 @@ function lnbTable(className, columns, rows, rowClass, after) {
   const cols = fixed
     ? lnbEl("colgroup", null, ...columns.map(([, , width]) => {
         const col = lnbEl("col");
-        col.style.width = width;
+        if (width !== "auto") col.style.width = width;
         return col;
       }))
     : null;
   const body = lnbEl("tbody");
   for (const row of rows) {
-    const tr = lnbEl("tr", rowClass ? rowClass(row) : null, ...columns.map(([, cell]) => lnbEl("td", null, cell(row))));
+    const tr = lnbEl("tr", rowClass ? rowClass(row) : null, ...columns.map(([, cell, , cellClass]) => lnbEl("td", cellClass || null, cell(row))));
     if (row.name !== undefined) tr.dataset.name = row.name;
     body.append(tr);
     const extra = after ? after(row) : null;
@@ -103,4 +105,27 @@ function lnbMount(model, el, rootClass, traits, draw) {
 
 function lnbText(value) {
   return value === null || value === undefined || value === "" ? "\u2014" : value;
+}
+
+// An identifier (a phase such as satellite_bootstrap, a kind such as dns_zone) that may wrap after
+// its underscores and dots when its column is narrow, instead of being cut in the middle of a word.
+function lnbWords(value) {
+  if (value === null || value === undefined || value === "") return lnbText(value);
+  const parts = String(value).split(/(?<=[_.])/);
+  const out = document.createDocumentFragment();
+  parts.forEach((part, i) => {
+    if (i > 0) out.append(lnbEl("wbr"));
+    out.append(part);
+  });
+  return out;
+}
+
+// A decimal money string as people read it: at least two decimals, the exact value kept (trailing
+// zeros beyond the cents go: "11.3700000000" reads "11.37", "0" reads "0.00", "3.79125" stays).
+function lnbMoney(value) {
+  if (value === null || value === undefined || value === "") return lnbText(value);
+  const match = /^(-?\d+)(?:\.(\d*))?$/.exec(String(value));
+  if (!match) return String(value);
+  const decimals = (match[2] || "").replace(/0+$/, "").padEnd(2, "0");
+  return `${match[1]}.${decimals}`;
 }

@@ -2,11 +2,20 @@
 // observed views, under the plan's monthly cost. Mirrors legion_nb/widgets/plan_diff.py: title,
 // locked, revision, feed_status, resources, counts, cost.
 
-function diffCounts(counts) {
+function diffCounts(counts, locked) {
   const entries = Object.entries(counts);
-  if (entries.length === 0) return lnbEl("p", "lnb-empty", "Nothing planned, tracked or observed yet.");
+  if (entries.length === 0) {
+    return lnbEl("p", "lnb-empty", locked ? "The state is locked." : "Nothing planned, tracked or observed yet.");
+  }
   const items = entries.map(([action, n]) => lnbEl("span", "lnb-count", lnbBadge("action", action), ` ${n}`));
   return lnbEl("div", "lnb-counts", ...items);
+}
+
+// A change of money with its sign: "+3.79", "-1.20", and "0.00" for none.
+function signedMoney(amount) {
+  const text = lnbMoney(amount);
+  if (/^-?0\.0+$/.test(text)) return text.replace("-", "");
+  return text.startsWith("-") ? text : `+${text}`;
 }
 
 function diffCost(cost) {
@@ -15,14 +24,14 @@ function diffCost(cost) {
   const head = lnbEl("tr", null, ...["Monthly cost", "Now", "Planned", "Change"].map((h) => lnbEl("th", null, h)));
   const body = lnbEl("tbody");
   for (const line of lines) {
-    const change = line.change.startsWith("-") ? line.change : `+${line.change}`;
+    const change = line.change;
     const row = lnbEl(
       "tr",
       "lnb-cost-line",
       lnbEl("td", null, line.currency),
-      lnbEl("td", null, line.now),
-      lnbEl("td", null, line.planned),
-      lnbEl("td", "lnb-cost-change", change),
+      lnbEl("td", "lnb-money", lnbMoney(line.now)),
+      lnbEl("td", "lnb-money", lnbMoney(line.planned)),
+      lnbEl("td", "lnb-money lnb-cost-change", signedMoney(change)),
     );
     row.dataset.currency = line.currency;
     body.append(row);
@@ -55,6 +64,8 @@ function fieldRow(field, folded) {
 function diffBody(resources, open) {
   const body = lnbEl("tbody");
   for (const resource of resources) {
+    // The note explains the row (why it exists); it spans the tracked and observed columns but is
+    // no value of theirs, so it reads as an aside.
     const note = lnbEl("td", "lnb-note", resource.note);
     note.colSpan = 2;
     const head = lnbEl(
@@ -103,9 +114,13 @@ export default {
   render({ model, el }) {
     const open = new Set();
     return lnbMount(model, el, "lnb-plan-diff", ["resources", "counts", "cost"], () => {
-      const head = lnbEl("tr", null, ...["", "Resource / field", "Planned", "Tracked", "Observed"].map((h) => lnbEl("th", null, h)));
-      const table = lnbEl("table", "lnb-table lnb-diff-table", lnbEl("thead", null, head), diffBody(model.get("resources"), open));
-      return [lnbHeader(model), diffCounts(model.get("counts")), diffCost(model.get("cost")), table];
+      const resources = model.get("resources");
+      const parts = [lnbHeader(model), diffCounts(model.get("counts"), model.get("locked")), diffCost(model.get("cost"))];
+      // No resources: the line above says why; an empty table would only be a header row.
+      if (resources.length === 0) return parts;
+      const head = lnbEl("tr", null, ...["Kind", "Resource / field", "Planned", "Tracked", "Observed"].map((h) => lnbEl("th", null, h)));
+      parts.push(lnbEl("table", "lnb-table lnb-diff-table", lnbEl("thead", null, head), diffBody(resources, open)));
+      return parts;
     });
   },
 };

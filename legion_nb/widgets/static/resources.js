@@ -1,34 +1,37 @@
 // The resources panel: one row per resource as the latest engine snapshot has it.
 // Mirrors the traits of legion_nb/widgets/resources.py: title, locked, revision, feed_status, rows.
 
-// Widths are shares of the panel, so a column is as wide in every redraw (lnbTable: lnb-fixed).
+// Fixed widths (lnbTable: lnb-fixed), so a column is as wide in every redraw. The short columns are
+// sized in em for their header and their common values on one line (dns_zone, provisioning,
+// unchanged); the free-text columns share what is left and wrap. Kind and provider cells are marked
+// lnb-short: values that must read on one line (the browser tests check it).
 const RESOURCE_COLUMNS = [
-  ["Kind", (r) => r.kind, "7%"],
-  ["Name", (r) => lnbEl("span", "lnb-name", r.name), "12%"],
-  ["Provider", (r) => r.provider, "8%"],
-  ["State", (r) => lnbBadge("state", r.state), "9%"],
-  ["Action", (r) => lnbBadge("action", r.action), "8%"],
-  ["Operation", (r) => lnbText(r.operation), "9%"],
-  ["Substage", (r) => lnbText(r.substage), "10%"],
-  ["Waiting for", (r) => lnbText(r.waiting), "11%"],
-  ["Last error", (r) => (r.error ? lnbEl("span", "lnb-error", r.error) : lnbText("")), "16%"],
-  ["Note", (r) => lnbText(r.note), "10%"],
+  ["Kind", (r) => lnbWords(r.kind), "5.9em", "lnb-short"],
+  ["Name", (r) => lnbEl("span", "lnb-name", lnbWords(r.name)), "9.9em"],
+  ["Provider", (r) => r.provider, "6.1em", "lnb-short"],
+  ["State", (r) => lnbBadge("state", r.state), "7.9em"],
+  ["Action", (r) => lnbBadge("action", r.action), "7.5em"],
+  ["Operation", (r) => lnbWords(r.operation), "6.9em"],
+  ["Substage", (r) => lnbWords(r.substage), "7.2em"],
+  ["Waiting for", (r) => lnbText(r.waiting), "auto"],
+  ["Last error", (r) => (r.error ? lnbEl("span", "lnb-error", r.error) : lnbText("")), "auto"],
+  ["Note", (r) => lnbText(r.note), "auto"],
 ];
 
 export default {
   render({ model, el }) {
     return lnbMount(model, el, "lnb-resources", ["rows"], () => {
       const rows = model.get("rows");
-      const parts = [lnbHeader(model)];
+      // No rows: the line says why; an empty table would only be a header row.
       if (rows.length === 0) {
-        parts.push(lnbEl("p", "lnb-empty", model.get("locked") ? "The state is locked." : "No resources planned or tracked yet."));
+        return [lnbHeader(model), lnbEl("p", "lnb-empty", model.get("locked") ? "The state is locked." : "No resources planned or tracked yet.")];
       }
-      parts.push(
+      return [
+        lnbHeader(model),
         lnbTable("lnb-resources-table", RESOURCE_COLUMNS, rows, (r) => `lnb-row lnb-row-${r.state}`, (r) =>
           lnbWarningRow(r, RESOURCE_COLUMNS.length),
         ),
-      );
-      return parts;
+      ];
     });
   },
 };

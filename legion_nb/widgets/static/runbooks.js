@@ -19,7 +19,7 @@ function runbookForm(model) {
   });
   const parts = [lnbEl("div", "lnb-counts", lnbEl("span", "lnb-label", "Runbook"), picker)];
   if (!book) return parts;
-  parts.push(lnbEl("p", "lnb-runbook-purpose", book.purpose));
+  parts.push(lnbEl("p", "lnb-runbook-purpose", ...lnbInlineCode(book.purpose)));
   const values = model.get("values");
   const rows = Object.entries(book.parameters).filter(([name]) => name !== "dry_run").map(([name, spec]) => {
     const input = lnbEl("input", "lnb-runbook-input");
@@ -45,6 +45,17 @@ function runbookForm(model) {
   run.addEventListener("click", () => model.send({ event: "run" }));
   parts.push(lnbEl("div", "lnb-counts", lnbEl("label", null, dry, " dry run"), run));
   return parts;
+}
+
+// A runbook's purpose is Markdown from its notebook: `code` spans show as code, not as backticks.
+function lnbInlineCode(text) {
+  return String(text ?? "").split("`").map((part, i) => (i % 2 === 1 ? lnbEl("code", null, part) : part));
+}
+
+// An ISO 8601 UTC instant as an operator reads it: "2026-12-05 18:20:24 UTC" (whole seconds).
+function lnbWhen(iso) {
+  const match = /^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(?:\.\d+)?(?:Z|\+00:00)$/.exec(String(iso ?? ""));
+  return match ? `${match[1]} ${match[2]} UTC` : lnbText(iso);
 }
 
 function runbookProgress(model) {
@@ -75,12 +86,12 @@ export default {
       const history = runs.length === 0
         ? lnbEl("p", "lnb-empty", "No runs recorded yet.")
         : lnbTable("lnb-runbook-runs", [
-            ["Run", (r) => r.id],
-            ["Runbook", (r) => r.runbook],
+            ["Run", (r) => lnbEl("span", "lnb-name lnb-nowrap", r.id)],
+            ["Runbook", (r) => lnbEl("span", "lnb-nowrap", r.runbook)],
             ["Status", (r) => lnbBadge("state", r.status)],
             ["Dry run", (r) => (r.dry_run ? "yes" : "")],
             ["By", (r) => r.operator],
-            ["Started", (r) => r.start],
+            ["Started", (r) => lnbEl("span", "lnb-nowrap", lnbWhen(r.start))],
             ["Failed cell", (r) => lnbText(r.failed_cell)],
             ["Error", (r) => lnbText(r.error)],
           ], runs.map((r) => ({ ...r, name: r.id })));
