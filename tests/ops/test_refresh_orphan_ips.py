@@ -69,17 +69,18 @@ async def _open(cloud: SandboxCloud, path: Path) -> Engine:
 def _legion_cli(
     path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> Callable[..., Any]:
-    """``legion --json ARGS`` in process, on a worker thread (the sandbox answers on this loop)."""
+    """``legion --json ARGS`` (``text``: without ``--json``) in process, on a worker thread (the
+    sandbox answers on this loop)."""
     monkeypatch.setenv("LEGION_PASSWORD", PASSWORD)
     monkeypatch.delenv("LEGION_DAEMON_TOKEN", raising=False)
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))
 
-    async def legion(*args: str) -> Any:
+    async def legion(*args: str, text: bool = False) -> Any:
         capsys.readouterr()
-        code = await asyncio.to_thread(run, ["--state", str(path), "--json", *args])
+        code = await asyncio.to_thread(run, ["--state", str(path), *(() if text else ("--json",)), *args])
         captured = capsys.readouterr()
         assert code == 0, captured.err
-        return json.loads(captured.out)
+        return captured.out if text else json.loads(captured.out)
 
     return legion
 
@@ -153,6 +154,8 @@ async def _refresh_sees_then_cleanup_deletes(
     refreshed = await legion("refresh")
     listed = next(r for r in refreshed["providers"] if r["provider"] == provider)
     assert sorted(listed["orphans"]) == sorted(f"{words[kind]} {address}" for kind, address in ours)
+    said = next(line for line in (await legion("refresh", text=True)).splitlines() if "not planned" in line)
+    assert all(f"{words[kind]} {address}" in said for kind, address in ours) and theirs not in said
 
     engine = await _open(cloud, path)
     try:
