@@ -18,6 +18,7 @@ adapters (which hold the decrypted credentials) are dropped.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
@@ -307,10 +308,11 @@ def record_inventory(
     Public IPs are observed, never adopted: the orphans among them (:func:`ip_not_orphan`) are
     reported with their kind and address."""
     ips = [observed_public_ip(ip) for ip in public_ips or ()]
+    refreshed = utcnow()
     observed = ObservedProvider(
         provider=_provider_name(provider),
-        refreshed=utcnow(),
-        servers={s.id: _observed_server(s) for s in servers},
+        refreshed=refreshed,
+        servers={s.id: _observed_server(s, refreshed) for s in servers},
         dns_zones={z.name: ObservedDnsZone(z.name, z.id, dict(z.labels)) for z in zones},
         firewalls={f.id: ObservedFirewall(f.name, f.id, dict(f.labels)) for f in firewalls},
         public_ips={ip.resource_id: ip for ip in ips},
@@ -430,7 +432,7 @@ def _provider_name(provider: str) -> Provider:
     return validate_provider(provider)
 
 
-def _observed_server(server: Server) -> ObservedServer:
+def _observed_server(server: Server, seen: dt.datetime) -> ObservedServer:
     return ObservedServer(
         provider_id=server.id,
         name=server.name,
@@ -441,6 +443,7 @@ def _observed_server(server: Server) -> ObservedServer:
         ipv4=server.ipv4,
         ipv6=server.ipv6,
         labels=dict(server.labels),
+        seen=seen,
     )
 
 

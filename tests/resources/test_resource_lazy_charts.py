@@ -81,6 +81,11 @@ def _fleet() -> LegionState:
         "zone0.example.org": TrackedDnsZone(zone="zone0.example.org", provider="hetzner", provider_id="z")
     }
     state = with_tracked(state, servers=servers, firewalls=firewalls, dns_zones=zones)
+    off = servers["node-00001"]  # the last refresh saw it off too (a newer observation would win)
+    observed = state.observed[off.provider]
+    seen = dataclasses.replace(observed.servers[off.provider_id], status="off")
+    observed = dataclasses.replace(observed, servers={**observed.servers, off.provider_id: seen})
+    state = dataclasses.replace(state, observed={**state.observed, off.provider: observed})
     cluster = state.scheme.clusters["c000"]
     fresh = PlannedServer(name="fresh-1", provider="hetzner")
     clusters = {

@@ -39,7 +39,9 @@ pending is settled by lookup (and tracked when found), a server still provisioni
 and each shows as the provider reports it. A server found ``off`` (Scaleway creates servers
 stopped; a crash can fall between the create and its power-on, or the operator powered it off)
 rests ``running``/``down`` with ``legion materialize`` as its waiting reason (a refresh that sees
-a tracked running server off counts too: :func:`seen_status`), and a planned server
+a tracked running server off counts too: :func:`seen_status`; one that sees a server tracked off
+running again brings the node back as the provider reports it, ``deployed`` when it was, and
+starts nothing), and a planned server
 whose pending create never landed rests ``absent``. Creating, powering on and deleting happen only
 in a wave's request (``_machine_asked``: set by :meth:`ServerNodeActor.wave_started`, kept through
 a repair of that wave's temporary failure, dropped once the machine region rests), the explicit
@@ -121,6 +123,7 @@ _OPERATIONS = {
 }
 _WORKING = frozenset(_OPERATIONS)
 _POWERED_OFF = frozenset({"off", "stopped"})
+_POWER_STATES = _POWERED_OFF | {"running"}
 
 
 def _retry_from(failed: State, *, to: tuple[State, State, State, State]) -> TransitionList:
@@ -288,18 +291,20 @@ async def record_observed(state: StatePort, name: str, server: Server) -> None:
     """Write what the provider reports about the tracked server ``name``; no write when the state
     holds it already (or the server is no longer tracked)."""
 
+    read = utcnow()
+
     def update(current: LegionState) -> tuple[LegionState, None]:
         record = current.tracked.servers.get(name)
         if record is None:
             return current, None
-        current = with_observed_status(current, record, server.status)
+        current = with_observed_status(current, record, server.status, at=read)
         return with_tracked_server(current, observed_server(record, server)), None
 
     current = state.state
     record = current.tracked.servers.get(name)
     if record is None or (
         observed_server(record, server) == record
-        and with_observed_status(current, record, server.status) is current
+        and with_observed_status(current, record, server.status, at=read) is current
     ):
         return
     await state.mutate(update, reason=f"server {name} is {server.status}")
@@ -307,14 +312,26 @@ async def record_observed(state: StatePort, name: str, server: Server) -> None:
 
 def seen_status(state: LegionState, record: TrackedServer) -> str:
     """The status the server ``record`` was last seen in: the tracked one, unless a refresh found it
-    powered off since (out of band: a provider console, hcloud). The observation is the newer fact
-    whenever the two differ, because the actor's own provider reads update both
-    (:func:`record_observed`); only a wave powers the server on again."""
+    powered off or on since (out of band: a provider console, hcloud, the provider's SDK). The
+    observation is the newer fact whenever the two differ, because the actor's own provider reads
+    update both (:func:`record_observed`). Only power states are taken from it: a server tracked
+    ``provisioning`` is read by its own actor at restore. Showing the server as seen moves no
+    power: only a wave powers a server on, and nothing in Legion powers one off; the tracked
+    status follows at the wave's own read, and until then the row's ``status`` field shows the
+    two apart (drift)."""
     observed = state.observed.get(record.provider)
     seen = None if observed is None else observed.servers.get(record.provider_id)
-    if seen is not None and record.status == "running" and seen.status in _POWERED_OFF:
+    if seen is not None and seen.status != record.status and {seen.status, record.status} <= _POWER_STATES:
         return seen.status
     return record.status
+
+
+def status_seen_at(state: LegionState, record: TrackedServer) -> dt.datetime | None:
+    """When the provider last reported the server ``record`` (a refresh, or its actor's read that
+    changed what the refresh recorded); None before any refresh saw it."""
+    observed = state.observed.get(record.provider)
+    seen = None if observed is None else observed.servers.get(record.provider_id)
+    return None if seen is None else seen.seen
 
 
 def _system_for(status: str | None) -> str:
@@ -837,6 +854,9 @@ class ServerNodeActor(ResourceActor):
                     facts[key] = value
         if self.provider_status:
             facts["status"] = self.provider_status
+        seen_at = None if record is None else status_seen_at(self._state, record)
+        if seen_at is not None:
+            facts["status_seen_at"] = seen_at.isoformat()
         observed = self.observed
         if observed is not None and self.system() == "deployed":
             facts["checked_at"] = dt.datetime.fromtimestamp(observed.checked_at, dt.UTC).isoformat()

@@ -83,15 +83,18 @@ def without_tracked_server(state: LegionState, name: str) -> LegionState:
     return without_observed(state, record.provider, "servers", record.provider_id)
 
 
-def with_observed_status(state: LegionState, record: TrackedServer, status: str) -> LegionState:
-    """``state`` with ``status`` as the observed status of the tracked server ``record`` (unchanged
-    when no refresh observed it, or it says so already): a provider read of the server by its actor
-    is newer than the last refresh, so the observation follows it."""
+def with_observed_status(
+    state: LegionState, record: TrackedServer, status: str, *, at: dt.datetime
+) -> LegionState:
+    """``state`` with ``status`` as the observed status of the tracked server ``record``, seen
+    ``at`` (unchanged when no refresh observed it, or it says so already): a provider read of the
+    server by its actor is newer than the last refresh, so the observation follows it, with the
+    time of that read (the provider's ``refreshed`` stays the listing's: ``ObservedServer.seen``)."""
     observed = state.observed.get(record.provider)
     seen = None if observed is None else observed.servers.get(record.provider_id)
     if observed is None or seen is None or seen.status == status:
         return state
-    servers = with_item(observed.servers, record.provider_id, replace(seen, status=status))
+    servers = with_item(observed.servers, record.provider_id, replace(seen, status=status, seen=at))
     observed = replace(observed, servers=servers)
     return replace(state, observed=with_item(state.observed, record.provider, observed))
 

@@ -353,6 +353,12 @@ class Tracked:
 
 @dataclass(frozen=True, slots=True)
 class ObservedServer:
+    """One server as a provider last reported it. ``seen`` is when that report was taken: the
+    refresh's listing, or a later read of the server by its own actor that changed what the
+    refresh recorded (its status). It is the server's own time, not the provider's ``refreshed``:
+    that one says which resources a listing could have seen, and moving it on one server's read
+    would call every server created since the last listing gone."""
+
     provider_id: str
     name: str
     status: str = "unknown"
@@ -362,6 +368,7 @@ class ObservedServer:
     ipv4: str | None = None
     ipv6: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
+    seen: dt.datetime | None = None
 
     def __post_init__(self) -> None:
         freeze_mappings(self, "labels")
