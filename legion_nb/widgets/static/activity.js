@@ -34,7 +34,7 @@ export default {
         : lnbEl("div", "lnb-engine", last ? `Idle; last: ${last}` : "Idle");
       const parts = [
         lnbHeader(model),
-        lnbEl("div", "lnb-counts", total, settled),
+        lnbEl("div", "lnb-counts", total, locked ? null : settled),
         engineLine,
         activityCounts("By state", "state", model.get("states")),
         activityCounts("Pending", "action", model.get("actions")),

@@ -63,7 +63,11 @@ export default {
         row.dataset.node = r.node;
         return row;
       });
-      const body = rows.length === 0 ? lnbEl("p", "lnb-empty", "No matching lines.") : lnbEl("div", "lnb-log-lines", ...rows);
+      // What the grey prefix of each line holds, once above them (times are UTC, as in the frames).
+      const legend = lnbEl("div", "lnb-log-legend", "time (UTC) \u00b7 node \u00b7 source \u00b7 level, then the line");
+      const body = rows.length === 0
+        ? lnbEl("p", "lnb-empty", "No matching lines.")
+        : lnbEl("div", null, legend, lnbEl("div", "lnb-log-lines", ...rows));
       return [header, picks, body];
     });
   },
