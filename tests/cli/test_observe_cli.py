@@ -7,49 +7,23 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 import legion_nb
-from legion_nb.emulators import hetzner
-from legion_nb.emulators.httpkit import serve_in_thread
-from legion_nb.emulators.world import SandboxWorld, Timing
 
 Legion = Callable[..., Any]  # the ``legion`` fixture of conftest.py
-
-
-@pytest.fixture
-def hetzner_block() -> Iterator[dict[str, str]]:
-    world = SandboxWorld(seed=4, timing=Timing(action_seconds=0.05, boot_seconds=0.05))
-    with serve_in_thread(hetzner.create_app, world) as served:
-        yield {"url": served.url, **served.emulator.credentials}
-
-
-def _store_credentials(legion: Legion, state: str, block: dict[str, str]) -> None:
-    """Hetzner credentials for the endpoint ``block["url"]`` (the rest of ``block``) into the state."""
-    secrets = {k: v for k, v in block.items() if k != "url"}
-    stored = legion(
-        "--state",
-        state,
-        "credentials",
-        "set",
-        "hetzner",
-        "--endpoint",
-        block["url"],
-        stdin=json.dumps(secrets),
-    )
-    assert stored.code == 0, stored.err
+StoreHetzner = Callable[[str, dict[str, str]], None]  # the ``store_hetzner`` fixture of conftest.py
 
 
 def test_observe_once_runs_the_selected_concerns_and_reports_them(
-    legion: Legion, state: str, hetzner_block: dict[str, str]
+    legion: Legion, state: str, hetzner_block: dict[str, str], store_hetzner: StoreHetzner
 ) -> None:
     s = ("--state", state)
-    _store_credentials(legion, state, hetzner_block)
+    store_hetzner(state, hetzner_block)
 
     result = legion(*s, "--json", "observe", "--once", "--only", "providers,catalogs,nodes")
     assert result.code == 0, result.err
@@ -64,10 +38,10 @@ def test_observe_once_runs_the_selected_concerns_and_reports_them(
 
 
 def test_observe_once_collects_the_billing_ledger(
-    legion: Legion, state: str, hetzner_block: dict[str, str]
+    legion: Legion, state: str, hetzner_block: dict[str, str], store_hetzner: StoreHetzner
 ) -> None:
     s = ("--state", state)
-    _store_credentials(legion, state, hetzner_block)
+    store_hetzner(state, hetzner_block)
     server = {"name": "billed-1", "server_type": "cx22", "image": "debian-12", "location": "fsn1"}
     headers = {"Authorization": f"Bearer {hetzner_block['token']}"}
     made = httpx.post(f"{hetzner_block['url']}/servers", json=server, headers=headers, timeout=10)
@@ -89,8 +63,10 @@ def test_observe_once_collects_the_billing_ledger(
     assert {row["resource_name"] for row in rows} == {"billed-1"}
 
 
-def test_billing_concern_fails_with_the_provider_named(legion: Legion, state: str) -> None:
-    _store_credentials(legion, state, {"url": "http://127.0.0.1:9/v1", "token": "x" * 64})  # nobody listens
+def test_billing_concern_fails_with_the_provider_named(
+    legion: Legion, state: str, store_hetzner: StoreHetzner
+) -> None:
+    store_hetzner(state, {"url": "http://127.0.0.1:9/v1", "token": "x" * 64})  # nobody listens
     result = legion("--state", state, "--json", "observe", "--once", "--only", "billing")
     assert result.code == 5
     report = json.loads(result.out)
@@ -107,8 +83,10 @@ def test_observe_once_names_an_unknown_concern(legion: Legion, state: str) -> No
     assert "bogus" in result.err and len(result.err.strip().splitlines()) == 1
 
 
-def test_a_failed_concern_exits_5_after_printing_every_result(legion: Legion, state: str) -> None:
-    _store_credentials(legion, state, {"url": "http://127.0.0.1:9/v1", "token": "x" * 64})  # nobody listens
+def test_a_failed_concern_exits_5_after_printing_every_result(
+    legion: Legion, state: str, store_hetzner: StoreHetzner
+) -> None:
+    store_hetzner(state, {"url": "http://127.0.0.1:9/v1", "token": "x" * 64})  # nobody listens
     result = legion("--state", state, "--json", "observe", "--once", "--only", "catalogs,nodes")
     assert result.code == 5
     report = json.loads(result.out)
@@ -117,9 +95,9 @@ def test_a_failed_concern_exits_5_after_printing_every_result(legion: Legion, st
 
 
 def test_foreground_observe_shows_a_pass_and_stops_cleanly_on_sigint(
-    legion: Legion, state: str, hetzner_block: dict[str, str], password: str
+    legion: Legion, state: str, hetzner_block: dict[str, str], password: str, store_hetzner: StoreHetzner
 ) -> None:
-    _store_credentials(legion, state, hetzner_block)
+    store_hetzner(state, hetzner_block)
     env = {k: v for k, v in os.environ.items() if k != "LEGION_DAEMON_TOKEN"}
     env["LEGION_PASSWORD"] = password
     env["PYTHONPATH"] = os.pathsep.join([str(Path(legion_nb.__file__).parents[1]), env.get("PYTHONPATH", "")])

@@ -9,7 +9,6 @@ before any provider is asked.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -18,11 +17,9 @@ from typing import Any
 import pytest
 
 from legion_nb.cli.main import build_parser
-from legion_nb.emulators import hetzner
-from legion_nb.emulators.httpkit import serve_in_thread
-from legion_nb.emulators.world import SandboxWorld, Timing
 
 Legion = Callable[..., Any]  # the ``legion`` fixture of conftest.py
+StoreHetzner = Callable[[str, dict[str, str]], None]  # the ``store_hetzner`` fixture of conftest.py
 
 UNREACHABLE = "http://127.0.0.1:9/v1"  # the discard port: nobody listens on loopback
 
@@ -92,24 +89,10 @@ def test_every_command_help_says_what_it_does_and_names_its_arguments_alike() ->
                 assert isinstance(shown, str) and shown.isupper(), f"{path}: argument {shown!r}"
 
 
-def _unreachable_hetzner(legion: Legion, state: str) -> None:
-    stored = legion(
-        "--state",
-        state,
-        "credentials",
-        "set",
-        "hetzner",
-        "--endpoint",
-        UNREACHABLE,
-        stdin=json.dumps({"token": "x" * 64}),
-    )
-    assert stored.code == 0, stored.err
-
-
 def test_billing_refuses_a_bad_month_before_asking_any_provider(
-    legion: Legion, state: str, caplog: pytest.LogCaptureFixture
+    legion: Legion, state: str, store_hetzner: StoreHetzner, caplog: pytest.LogCaptureFixture
 ) -> None:
-    _unreachable_hetzner(legion, state)
+    store_hetzner(state, {"url": UNREACHABLE, "token": "x" * 64})
     caplog.set_level(logging.INFO)
     assert "write it as YYYY-MM" in _one_line(legion("--state", state, "billing", "--month", "2026-13"), 2)
     assert "write it as YYYY-MM" in _one_line(
@@ -118,21 +101,11 @@ def test_billing_refuses_a_bad_month_before_asking_any_provider(
     assert not [r.getMessage() for r in caplog.records if "billing collection" in r.getMessage()]
 
 
-def test_a_failed_refresh_names_each_provider_once(legion: Legion, state: str) -> None:
-    world = SandboxWorld(seed=4, timing=Timing(action_seconds=0.05, boot_seconds=0.05))
-    with serve_in_thread(hetzner.create_app, world) as served:  # it refuses the token: no retries
-        stored = legion(
-            "--state",
-            state,
-            "credentials",
-            "set",
-            "hetzner",
-            "--endpoint",
-            served.url,
-            stdin='{"token": "wrong"}',
-        )
-        assert stored.code == 0, stored.err
-        result = legion("--state", state, "refresh")
+def test_a_failed_refresh_names_each_provider_once(
+    legion: Legion, state: str, hetzner_block: dict[str, str], store_hetzner: StoreHetzner
+) -> None:
+    store_hetzner(state, {**hetzner_block, "token": "wrong"})  # refused at once: no retries to wait out
+    result = legion("--state", state, "refresh")
     line = _one_line(result, 5)
     headline, reason = result.out.splitlines()[:2]
     assert headline == "refresh failed for hetzner:" and reason.startswith("  hetzner: ")
