@@ -160,6 +160,15 @@ async def serve_command(ctx: CliContext, args: argparse.Namespace) -> int:
         if link_path is not None:
             link_path.unlink(missing_ok=True)
         await cloud.aclose()
+    if not as_json:
+        # What a stop leaves behind: whatever the state tracked there is gone with the sandbox.
+        stored = (
+            f"; the endpoints stored in {ctx.state_path} answer again after the next "
+            "'legion sandbox serve --store-credentials'"
+            if args.store_credentials
+            else ""
+        )
+        sys.stdout.write(f"sandbox stopped: its servers and nodes are gone{stored}\n")
     return 0
 
 

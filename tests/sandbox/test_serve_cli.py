@@ -150,3 +150,24 @@ def test_serve_fault_rate_reaches_the_emulators() -> None:
         if process.poll() is None:
             process.kill()
             process.wait(timeout=TIMEOUT)
+
+
+def test_serve_says_goodbye_on_ctrl_c_in_text_mode() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "legion_nb", "sandbox", "serve", "--no-nodes", "--seed", "5"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith("sandbox serving (seed 5): hetzner http://127.0.0.1:")
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=TIMEOUT)
+        assert process.returncode == 0, err
+        assert out == "sandbox stopped: its servers and nodes are gone\n" and err == ""
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=TIMEOUT)
