@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 from collections.abc import Coroutine, Sequence
 from typing import Any, NoReturn
@@ -109,6 +110,12 @@ GLOBAL_OPTIONS: tuple[str, ...] = (
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line on stderr, not a usage block."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # A value like "-1h" reads as a (refused) value, as argparse reads "-1", not as an unknown
+        # option: "--since -1h" then says the duration is not valid instead of "expected one argument".
+        self._negative_number_matcher = re.compile(r"^-\d+$|^-\d*\.\d+$|^-\d+[a-z]+$")
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: {message} (see '{self.prog} --help')\n")

@@ -63,6 +63,7 @@ def test_the_bad_inputs_a_newcomer_tries_are_one_line_each(
     assert "legion init" in _one_line(legion("--state", str(tmp_path / "none.legion"), "plan", "show"), 3)
     assert "not tracked" in _one_line(legion("--state", state, "server", "reboot", "web-9"), 2)
     assert "30s, 15m, 2h or 7d" in _one_line(legion("--state", state, "logs", "--since", "5x"), 2)
+    assert "duration '-1h' is not valid" in _one_line(legion("--state", state, "logs", "--since", "-1h"), 2)
     assert "use 1 to" in _one_line(legion("--state", state, "logs", "--limit", "-1"), 2)
 
 
