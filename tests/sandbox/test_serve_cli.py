@@ -18,15 +18,20 @@ from hcloud import Client
 TIMEOUT = 60
 
 
-@pytest.fixture
-def served() -> Iterator[tuple[subprocess.Popen[str], dict[str, dict[str, str]]]]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "legion_nb", "sandbox", "serve", "--json", "--seed", "42"],
+def _serve(*args: str) -> subprocess.Popen[str]:
+    """``legion sandbox serve ARGS`` in a child process, its output piped unbuffered."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "legion_nb", "sandbox", "serve", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[subprocess.Popen[str], dict[str, dict[str, str]]]]:
+    process = _serve("--json", "--seed", "42")
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
@@ -153,13 +158,7 @@ def test_serve_fault_rate_reaches_the_emulators() -> None:
 
 
 def test_serve_says_goodbye_on_ctrl_c_in_text_mode() -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "legion_nb", "sandbox", "serve", "--no-nodes", "--seed", "5"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    process = _serve("--no-nodes", "--seed", "5")
     try:
         assert process.stdout is not None
         assert process.stdout.readline().startswith("sandbox serving (seed 5): hetzner http://127.0.0.1:")
