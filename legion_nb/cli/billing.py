@@ -151,7 +151,7 @@ async def _reconcile(ctx: CliContext, args: argparse.Namespace) -> int:
         "provider": _PROVIDER,
         "resource_name": Column("NAME", 24),
         "resource": _RESOURCE,
-        "kind": Column("KIND", 10),
+        "kind": Column("KIND", 12),  # fits primary_ipv4 (12) and floating_ip (11)
         "address": Column("ADDRESS", 24),
         "estimate": Column("ESTIMATE", _MONEY),
         "provider_cost": Column("PROVIDER", _MONEY),

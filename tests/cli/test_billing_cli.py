@@ -89,6 +89,12 @@ def test_billing_rows_for_each_provider_reconciliation_and_exports(
         json={"name": "stray", "server_type": "cx22", "image": "debian-12", "location": "fsn1"},
     )
     assert created.status_code == 201
+    address = httpx.post(
+        f"{hetzner_block['url']}/floating_ips",
+        headers={"Authorization": f"Bearer {hetzner_block['token']}"},
+        json={"type": "ipv4", "home_location": "fsn1", "name": "left-vip"},
+    )
+    assert address.status_code == 201
 
     result = legion(*s, "--json", "billing")
     assert result.code == 0, result.err
@@ -107,6 +113,11 @@ def test_billing_rows_for_each_provider_reconciliation_and_exports(
 
     reconciliation = json.loads(legion(*s, "--json", "billing", "reconcile", "--no-collect").out)
     assert [r["resource_name"] for r in reconciliation if r["orphan"]] == ["stray"]
+    kinds = {r["kind"] for r in reconciliation}
+    assert "floating_ip" in kinds
+    table = legion(*s, "billing", "reconcile", "--no-collect").out
+    cells = {cell for line in table.splitlines()[1:] for cell in line.split()}
+    assert kinds - {""} <= cells  # every kind whole in its column, none cut with an ellipsis
     forecast = json.loads(legion(*s, "--json", "billing", "forecast", "--no-collect").out)
     assert {r["provider"] for r in forecast} == {"hetzner", "scaleway", "ovh"}
 
