@@ -5,8 +5,11 @@ Why one service: every provider call of the engine (actors, refresh, server comm
 project, not per caller. This service owns that broker while the state is unlocked:
 
 * at unlock it builds an adapter for every provider with stored credentials (through
-  :func:`legion_nb.providers.registry.connect`, so httpx stays inside the provider layer) and
-  registers it on the broker; a later ``credentials set`` replaces that provider's adapter;
+  :func:`legion_nb.providers.registry.open_adapter`, so httpx stays inside the provider layer) and
+  registers it on the broker. Later changes to the stored credentials reach the broker inside the
+  state's commit (a synchronous listener: opening an adapter sends nothing), so the caller of
+  ``credentials set`` resumes only once its provider is usable, and a provider whose credentials
+  are gone is unregistered before anyone can call it again;
 * it offers a :class:`~legion_nb.providers.resilience.Resilience` whose ``PendingRecorder`` writes
   ``CreatePending`` intents into the encrypted state before any create is sent;
 * ``catalog(provider)`` answers from the live catalog fetched in this session, else the embedded one;
@@ -48,7 +51,6 @@ from legion_nb.engine.state.model import (
     utcnow,
 )
 from legion_nb.engine.state.validation import validate_provider
-from legion_nb.engine.tasks import ServiceTasks
 from legion_nb.errors import LegionError, ProviderAuthError
 from legion_nb.providers import registry
 from legion_nb.providers.broker import BrokerPolicy, ProviderBroker, ProviderStatus
@@ -106,7 +108,6 @@ class ProviderService:
         self._broker = ProviderBroker(policy)
         self._resilience = Resilience(self._broker, StatePendingRecorder(state), settle)
         self._stack = AsyncExitStack()
-        self._tasks = ServiceTasks("the provider service")
         self._loaded: dict[str, StoredCredentials] = {}
         self._failed: dict[str, str] = {}
         self._live: dict[str, Catalog] = {}
@@ -116,7 +117,7 @@ class ProviderService:
         self._subscriptions: list[Callable[[], None]] = []
 
     async def __aenter__(self) -> ProviderService:
-        await self._load(self._state.state.credentials)
+        self._sync(self._state.state.credentials)
         self._subscriptions.append(self._state.subscribe(self._changed))
         return self
 
@@ -128,7 +129,6 @@ class ProviderService:
         for unsubscribe in self._subscriptions:
             unsubscribe()
         self._subscriptions.clear()
-        await self._tasks.aclose()
         self._loaded.clear()
         self._failed.clear()
         self._live.clear()
@@ -136,32 +136,34 @@ class ProviderService:
         await self._stack.aclose()
 
     def _changed(self, change: StateChange[LegionState]) -> None:
-        if change.after.credentials is change.before.credentials or self._tasks.closed:
-            return
-        # Listeners must not block the state writer: connecting does no I/O, but it is async.
-        self._tasks.spawn(self._load(change.after.credentials), name="legion-provider-reload")
+        if change.after.credentials is not change.before.credentials:
+            self._sync(change.after.credentials)
 
-    async def _load(self, credentials: Mapping[str, StoredCredentials]) -> None:
-        """Register an adapter for every stored provider whose credentials are new or changed."""
+    def _sync(self, credentials: Mapping[str, StoredCredentials]) -> None:
+        """Route exactly the stored providers: drop the removed ones, register an adapter for every
+        new or changed credential set. It never waits, so it runs inside the state's commit (see the
+        module notes). A replaced or removed adapter's HTTP client closes at logout with the others,
+        so a call already under way on it ends normally."""
+        for provider in sorted((self._loaded.keys() | self._failed.keys()) - credentials.keys()):
+            self._loaded.pop(provider, None)
+            self._failed.pop(provider, None)
+            self._live.pop(provider, None)
+            self._broker.unregister(provider)
         for provider, stored in credentials.items():
             if self._loaded.get(provider) is stored:
                 continue
             try:
-                adapter = await self._stack.enter_async_context(
-                    registry.connect(adapter_credentials(stored), transport=self._transport)
-                )
+                given = adapter_credentials(stored)
+                adapter, aclose = registry.open_adapter(given, transport=self._transport)
             except LegionError as exc:  # unusable credentials: remembered and shown, never fatal
                 self._failed[provider] = redact(exc.message)
                 log.warning("%s credentials unusable: %s", provider, self._failed[provider])
                 continue
+            self._stack.push_async_callback(aclose)
             self._failed.pop(provider, None)
             self._loaded[provider] = stored
             self._live.pop(provider, None)
             self._broker.register(adapter)
-
-    async def reload(self) -> None:
-        """Make sure every stored credential has its adapter (after a ``credentials set``)."""
-        await self._load(self._state.state.credentials)
 
     # -- ProviderAccess --------------------------------------------------------------------------
 

@@ -46,7 +46,12 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TypeVar
 
-from legion_nb.errors import ProviderError, ProviderRateLimitedError, ProviderUnavailableError
+from legion_nb.errors import (
+    ProviderAuthError,
+    ProviderError,
+    ProviderRateLimitedError,
+    ProviderUnavailableError,
+)
 from legion_nb.providers.catalog import UnknownProviderError
 from legion_nb.providers.contract import OperationFailedError, ProviderAdapter
 from legion_nb.providers.http import READ_RETRY, OutcomeUnknownError, ReadRetry
@@ -219,6 +224,23 @@ class ProviderBroker:
         else:
             lane.adapter = adapter
             lane.last_error = None  # it described the replaced adapter's credentials, not these
+
+    def unregister(self, provider: str) -> None:
+        """Stop routing ``provider`` (its credentials were removed); unknown names are ignored.
+
+        A call already in the lane finishes on its adapter; every later call is refused as for a
+        provider never registered. Operations still waiting fail with ``ProviderAuthError`` at once
+        rather than at the poll timeout, and the lane's poller ends at its next wake-up.
+        """
+        lane = self._lanes.pop(provider, None)
+        if lane is None:
+            return
+        removed = ProviderAuthError(provider, f"credentials removed; run `legion credentials set {provider}`")
+        for waiter in lane.waiters:
+            if not waiter.future.done():
+                waiter.future.set_exception(removed)
+        lane.waiters.clear()
+        lane.replan.set()  # a sleeping poller wakes, finds nothing to wait for and ends
 
     def adapter(self, provider: str) -> ProviderAdapter:
         return self._lane(provider).adapter

@@ -9,7 +9,7 @@ every adapter.
 from __future__ import annotations
 
 import importlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import cache
 
@@ -26,6 +26,7 @@ __all__ = [
     "connect",
     "create_adapter",
     "descriptor",
+    "open_adapter",
     "validate_credentials",
 ]
 
@@ -75,6 +76,24 @@ def create_adapter(client: httpx.AsyncClient, credentials: ProviderCredentials) 
     return info.factory(client, credentials)
 
 
+def open_adapter(
+    credentials: ProviderCredentials,
+    *,
+    http_timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> tuple[ProviderAdapter, Callable[[], Awaitable[None]]]:
+    """An adapter with its own ``httpx.AsyncClient``, and the coroutine function that closes it.
+
+    Building one sends nothing and never waits, so code that must not yield (a state listener
+    registering new credentials before the writer's caller resumes) can open adapters; the caller
+    owns the closing. Credentials are checked before the client exists, so a refusal leaves nothing
+    to close.
+    """
+    validate_credentials(credentials)
+    client = httpx.AsyncClient(timeout=http_timeout, transport=transport, follow_redirects=False)
+    return create_adapter(client, credentials), client.aclose
+
+
 @asynccontextmanager
 async def connect(
     credentials: ProviderCredentials,
@@ -83,5 +102,8 @@ async def connect(
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> AsyncIterator[ProviderAdapter]:
     """An adapter with its own ``httpx.AsyncClient``, closed on exit."""
-    async with httpx.AsyncClient(timeout=http_timeout, transport=transport, follow_redirects=False) as client:
-        yield create_adapter(client, credentials)
+    adapter, aclose = open_adapter(credentials, http_timeout=http_timeout, transport=transport)
+    try:
+        yield adapter
+    finally:
+        await aclose()

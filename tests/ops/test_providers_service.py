@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime as dt
 from pathlib import Path
@@ -168,17 +167,40 @@ async def test_credentials_set_after_unlock_registers_the_adapter(tmp_path: Path
             providers.adapter("hetzner")
         assert providers.catalog("hetzner").source == "embedded"
         await engine.credentials_set("hetzner", {"token": "t0ken"}, endpoint="http://127.0.0.1:9/v1")
-        for _ in range(100):
-            if providers.has_credentials("hetzner"):
-                break
-            await asyncio.sleep(0.01)
-        assert providers.adapter("hetzner").name == "hetzner"
+        assert providers.adapter("hetzner").name == "hetzner"  # registered before the call returned
         assert providers.status()[0]["provider"] == "hetzner"
         catalog = await engine.catalog("hetzner", live=False)
         assert catalog["source"] == "embedded" and catalog["server_types"][0]["prices"]
     finally:
         await engine.aclose()
     assert not providers.has_credentials("hetzner")  # dropped at logout
+
+
+async def test_removed_credentials_are_gone_for_the_next_call(tmp_path: Path) -> None:
+    """Whatever commit drops a provider's credentials, it is unregistered before the writer's caller
+    resumes; the providers left keep their adapters."""
+    engine = create_engine(tmp_path / "s.legion")
+    await engine.bootstrap(PASSWORD)
+    try:
+        providers = engine.core.providers
+        await engine.credentials_set("hetzner", {"token": "t0ken"}, endpoint="http://127.0.0.1:9/v1")
+        scaleway = {"access_key": "a", "secret_key": "s", "project_id": "p", "zone": "fr-par-1"}
+        await engine.credentials_set("scaleway", scaleway, endpoint="http://127.0.0.1:9")
+        kept = providers.adapter("scaleway")
+
+        def forget_hetzner(state: LegionState) -> tuple[LegionState, None]:
+            rest = {k: v for k, v in state.credentials.items() if k != "hetzner"}
+            return dataclasses.replace(state, credentials=rest), None
+
+        await engine.assert_unlocked().mutate(forget_hetzner, reason="test: forget hetzner")
+        assert not providers.has_credentials("hetzner")
+        with pytest.raises(ProviderAuthError, match="legion credentials set hetzner"):
+            providers.adapter("hetzner")
+        assert providers.broker.providers() == ("scaleway",)
+        assert [row["provider"] for row in providers.status()] == ["scaleway"]
+        assert providers.adapter("scaleway") is kept
+    finally:
+        await engine.aclose()
 
 
 async def test_operations_left_running_by_an_earlier_process_read_interrupted(tmp_path: Path) -> None:

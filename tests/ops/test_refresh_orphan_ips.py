@@ -62,7 +62,6 @@ async def _open(cloud: SandboxCloud, path: Path) -> Engine:
     for name, block in cloud.endpoints().items():
         fields = {key: value for key, value in block.items() if key != "url"}
         await engine.credentials_set(name, fields, endpoint=block["url"])
-    await engine.core.providers.reload()  # every adapter registered before the first refresh
     return engine
 
 

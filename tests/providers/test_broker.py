@@ -453,3 +453,33 @@ async def test_new_credentials_clear_the_last_error_of_the_old_ones() -> None:
         assert broker.status("hetzner").last_error
         broker.register(Provider(answer).adapter)
         assert broker.status("hetzner").last_error is None
+
+
+async def test_an_unregistered_provider_is_refused_and_its_waiters_fail_at_once() -> None:
+    """Removed credentials: a waiting operation fails now (not at the poll timeout), the poller
+    ends, and the next call is refused as for a provider never registered."""
+
+    async def running(request: httpx.Request) -> httpx.Response:
+        ids = [int(i) for i in request.url.params.get_list("id")]
+        actions = [action_json(i, "create_server", "running") for i in ids]
+        return httpx.Response(200, json={"actions": actions, "meta": pagination(1, 1, len(ids))})
+
+    provider = Provider(running)
+    async with ProviderBroker(policy(SleepLog(), timeout=None)) as broker:
+        broker.register(provider.adapter)
+        broker.register(Provider(running, name="other").adapter)
+        waiting = asyncio.create_task(broker.wait([Operation("hetzner", "7", "create_server", "1")]))
+        while provider.count("GET", "/actions") < 1:
+            await asyncio.sleep(0)
+        broker.unregister("hetzner")
+        removed = r"^hetzner: credentials removed; run `legion credentials set hetzner`$"
+        with pytest.raises(ProviderAuthError, match=removed):
+            await waiting
+        assert broker.providers() == ("other",)
+        with pytest.raises(UnknownProviderError, match=r"provider 'hetzner' has no credentials loaded"):
+            await broker.read("hetzner", "list", lambda a: a.list_servers())
+        broker.unregister("hetzner")  # already gone: nothing to do
+        polls = provider.count("GET", "/actions")
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert provider.count("GET", "/actions") == polls  # its poller ended

@@ -150,8 +150,10 @@ class PersistenceSupervisor(Generic[S]):
     def subscribe(self, listener: Callable[[StateChange[S]], None]) -> Callable[[], None]:
         """Call ``listener`` after every commit, in commit order; returns the unsubscribe function.
 
-        Listeners run synchronously in the drain task: keep them short (schedule work, do not do it).
-        One that raises is logged and the others still run.
+        Listeners run synchronously in the drain task, before any caller of that commit resumes:
+        what a listener does without waiting is in place when :meth:`mutate` returns (the provider
+        service registers new credentials this way). Keep them short (schedule longer work, do not
+        do it). One that raises is logged and the others still run.
         """
         self._listeners.append(listener)
 
