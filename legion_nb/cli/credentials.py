@@ -1,4 +1,4 @@
-"""``legion credentials set|show``: provider API credentials, kept in the encrypted state.
+"""``legion credentials set|show|delete``: provider API credentials, kept in the encrypted state.
 
 Secrets arrive as ONE JSON object on stdin (after the password line with ``--password-stdin``),
 never as arguments, which other users can read in the process list and shells keep in history.
@@ -35,6 +35,9 @@ def register(sub: Any) -> None:
     put.set_defaults(handler=_set)
     show = actions.add_parser("show", help="providers with credentials: endpoint and field names only")
     show.set_defaults(handler=_show)
+    forget = actions.add_parser("delete", help="forget PROVIDER's stored credentials")
+    forget.add_argument("provider", metavar="PROVIDER", help="hetzner, ovh or scaleway")
+    forget.set_defaults(handler=_delete)
 
 
 def _secrets(text: str) -> dict[str, Any]:
@@ -85,4 +88,12 @@ async def _show(ctx: CliContext, _: argparse.Namespace) -> int:
             else "no credentials yet: legion credentials set PROVIDER < secrets.json"
         ),
     )
+    return 0
+
+
+@one_shot
+async def _delete(ctx: CliContext, args: argparse.Namespace) -> int:
+    async with ctx.api() as api:
+        result = await api.credentials_delete(args.provider)
+    ctx.emit(result, lambda r: f"deleted {r['name']} credentials")
     return 0

@@ -21,9 +21,15 @@ from urllib.parse import urlsplit
 from legion_nb.engine.results import CredentialFacts
 from legion_nb.engine.state.model import LegionState, StoredCredentials
 from legion_nb.engine.state.validation import validate_provider
-from legion_nb.errors import ValidationError
+from legion_nb.errors import UsageError, ValidationError
 
-__all__ = ["REQUIRED_FIELDS", "credential_facts", "credentials_facts", "set_credentials"]
+__all__ = [
+    "REQUIRED_FIELDS",
+    "credential_facts",
+    "credentials_facts",
+    "delete_credentials",
+    "set_credentials",
+]
 
 #: The fields each provider's adapter cannot work without (GUIDE §3 lists the full sets; the
 #: others, e.g. Scaleway's zone or OVH's service name, are optional here).
@@ -90,6 +96,15 @@ def set_credentials(
         raise ValidationError(f"{name} credentials lack {', '.join(missing)}: give them in the JSON object")
     record = StoredCredentials(provider=name, endpoint=_endpoint(endpoint), secrets=clean)
     return replace(state, credentials={**state.credentials, name: record})
+
+
+def delete_credentials(state: LegionState, *, provider: str) -> LegionState:
+    """The state without ``provider``'s credentials; ``UsageError`` when none are stored, so a
+    mistyped provider is not taken for a deletion that happened."""
+    name = validate_provider(provider)
+    if name not in state.credentials:
+        raise UsageError(f"no {name} credentials are stored: `legion credentials show` lists those that are")
+    return replace(state, credentials={k: v for k, v in state.credentials.items() if k != name})
 
 
 def credentials_facts(state: LegionState) -> list[CredentialFacts]:

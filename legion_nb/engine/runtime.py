@@ -32,7 +32,12 @@ from legion_nb.engine.billing.ledger import public_ip_of
 from legion_nb.engine.billing.methods import BillingMethods
 from legion_nb.engine.billing.plan_cost import plan_cost
 from legion_nb.engine.billing.service import BillingService
-from legion_nb.engine.credentials import credential_facts, credentials_facts, set_credentials
+from legion_nb.engine.credentials import (
+    credential_facts,
+    credentials_facts,
+    delete_credentials,
+    set_credentials,
+)
 from legion_nb.engine.diff import Diff
 from legion_nb.engine.events import TOPICS, Event, EventHub
 from legion_nb.engine.observe.methods import ObservationMethods
@@ -500,12 +505,23 @@ class Engine(BillingMethods, ObservationMethods, RunbookMethods, EngineAPI):
     async def credentials_set(
         self, provider: str, secrets: Mapping[str, Any], endpoint: str | None = None
     ) -> CredentialFacts:
-        """Store a provider's credentials (encrypted with the state); returns only non-secret facts."""
+        """Store a provider's credentials (encrypted with the state); returns only non-secret facts.
+        The provider is usable by the very next call: its adapter is registered before this returns."""
         state = await self._change(
             f"set {provider} credentials",
             lambda s: set_credentials(s, provider=provider, secrets=secrets, endpoint=endpoint),
         )
         return credential_facts(state.credentials[validate_provider(provider)])
+
+    @engine_api
+    async def credentials_delete(self, provider: str) -> Removed:
+        """Forget a provider's stored credentials. Its adapter is unregistered before this returns,
+        so the next refresh, materialize or catalog read leaves that provider out; tracked resources
+        stay tracked and wait for new credentials."""
+        await self._change(
+            f"delete {provider} credentials", lambda s: delete_credentials(s, provider=provider)
+        )
+        return {"removed": "credentials", "name": validate_provider(provider)}
 
     # -- operations (EngineOps) ------------------------------------------------------------
 

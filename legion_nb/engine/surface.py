@@ -159,6 +159,8 @@ class EngineAPI(Protocol):
         self, provider: str, secrets: Mapping[str, Any], endpoint: str | None = None
     ) -> CredentialFacts: ...
 
+    async def credentials_delete(self, provider: str) -> Removed: ...
+
     # -- operations --------------------------------------------------------------------------
 
     async def materialize(

@@ -149,6 +149,11 @@ def test_credentials_set_and_show_never_print_secrets(legion: Legion, state: str
     ]
     assert secret not in legion("--state", state, "--json", "status").out
     assert secret not in legion("--state", state, "--json", "plan", "show").out
+    deleted = legion("--state", state, "credentials", "delete", "hetzner")
+    assert (deleted.code, deleted.out.strip()) == (0, "deleted hetzner credentials"), deleted.err
+    assert json.loads(legion("--state", state, "--json", "credentials", "show").out) == []
+    again = legion("--state", state, "credentials", "delete", "hetzner")
+    assert again.code != 0 and again.err.count("\n") == 1 and "no hetzner credentials are stored" in again.err
 
 
 @pytest.mark.parametrize(

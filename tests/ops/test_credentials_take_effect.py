@@ -1,6 +1,7 @@
 """Stored credentials are usable by the very next call: once ``credentials_set`` returns, a refresh
 and a live catalog read reach that provider, with nothing awaited in between (before, the adapter
 was registered by a task the change spawned, so the first call after it skipped the provider).
+Once ``credentials_delete`` returns, the next refresh leaves that provider out.
 
 In process, against the embedded sandbox of all three providers, one provider at a time.
 """
@@ -17,6 +18,7 @@ from legion_nb.emulators.faults import FaultPlan
 from legion_nb.emulators.world import SandboxWorld
 from legion_nb.engine.runtime import create_engine
 from legion_nb.engine.session import SessionSettings
+from legion_nb.errors import UsageError
 from legion_nb.sandbox_engine import sandbox_policy
 
 PASSWORD = "credentials take effect"
@@ -46,5 +48,14 @@ async def test_the_call_right_after_credentials_set_reaches_that_provider(
             assert sorted(report.provider for report in result.providers) == sorted(stored)
             assert all(report.error is None for report in result.providers)
             assert (await engine.catalog(name))["source"] == "live"
+        for name in list(stored):
+            await engine.credentials_delete(name)
+            stored.remove(name)
+            if stored:
+                result = await engine.refresh()
+                assert sorted(report.provider for report in result.providers) == sorted(stored)
+            assert (await engine.catalog(name))["source"] == "embedded"
+        with pytest.raises(UsageError, match="no provider credentials stored"):
+            await engine.refresh()
     finally:
         await engine.aclose()

@@ -27,13 +27,14 @@ from legion_nb.engine.state.model import (
     TrackedFloatingIp,
     TrackedServer,
 )
-from legion_nb.errors import ProviderAuthError
+from legion_nb.errors import ProviderAuthError, UsageError
 from legion_nb.providers.records import DnsZone, Firewall, FirewallRule, PortRange, PublicIp, Server
 
 PASSWORD = "ops password 1"
 OURS = {"legion/managed": "true", "legion/id": "6f1c1a52-8d1e-4b7e-9a59-3a2f0c1d2e3f"}
 STRAY = {"legion/managed": "true", "legion/id": "00000000-0000-4000-8000-000000000009"}
 HALF = {"legion/managed": "true"}
+OVH = {"application_key": "a", "application_secret": "s", "consumer_key": "c"}
 
 
 def _server(sid: str, name: str, labels: dict[str, str]) -> Server:
@@ -177,8 +178,8 @@ async def test_credentials_set_after_unlock_registers_the_adapter(tmp_path: Path
 
 
 async def test_removed_credentials_are_gone_for_the_next_call(tmp_path: Path) -> None:
-    """Whatever commit drops a provider's credentials, it is unregistered before the writer's caller
-    resumes; the providers left keep their adapters."""
+    """``credentials_delete``, or any other commit that drops a provider's credentials, unregisters
+    it before its caller resumes; the providers left keep their adapters."""
     engine = create_engine(tmp_path / "s.legion")
     await engine.bootstrap(PASSWORD)
     try:
@@ -187,6 +188,13 @@ async def test_removed_credentials_are_gone_for_the_next_call(tmp_path: Path) ->
         scaleway = {"access_key": "a", "secret_key": "s", "project_id": "p", "zone": "fr-par-1"}
         await engine.credentials_set("scaleway", scaleway, endpoint="http://127.0.0.1:9")
         kept = providers.adapter("scaleway")
+        await engine.credentials_set("ovh", OVH, endpoint="http://127.0.0.1:9/1.0")
+
+        assert await engine.credentials_delete("ovh") == {"removed": "credentials", "name": "ovh"}
+        assert not providers.has_credentials("ovh")
+        assert [row["provider"] for row in await engine.credentials_show()] == ["hetzner", "scaleway"]
+        with pytest.raises(UsageError, match=r"^no ovh credentials are stored: `legion credentials show`"):
+            await engine.credentials_delete("ovh")
 
         def forget_hetzner(state: LegionState) -> tuple[LegionState, None]:
             rest = {k: v for k, v in state.credentials.items() if k != "hetzner"}

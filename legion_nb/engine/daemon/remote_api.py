@@ -244,6 +244,10 @@ class RemoteAPI(FrameMethods, BillingFrames, EngineAPI):
         result: CredentialFacts = await self._typed("credentials_set", args)
         return result
 
+    async def credentials_delete(self, provider: str) -> Removed:
+        result: Removed = await self._typed("credentials_delete", {"provider": provider})
+        return result
+
     # -- operations --------------------------------------------------------------------------
 
     async def materialize(self, yes: bool = True, settle_seconds: float | None = None) -> MaterializeReport:
