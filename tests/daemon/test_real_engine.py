@@ -158,3 +158,16 @@ async def test_a_served_engine_runs_its_observation_scheduler(served: tuple[Runn
     assert all(c["next_run"] for c in section["concerns"])
     result = await remote.call("observe_once", only=["nodes"])
     assert result["nodes"]["ok"] is True and result["nodes"]["items"] == 0
+
+
+async def test_credentials_set_and_delete_through_the_daemon_reach_the_providers_before_returning(
+    served: tuple[Running, RemoteEngine],
+) -> None:
+    """The daemon answers only once the engine's provider service holds (or has dropped) the
+    provider, so the snapshot read right after shows it (or not)."""
+    _, remote = served
+    await remote.credentials_set(provider="hetzner", secrets={"token": "t0ken"}, endpoint="http://127.0.0.1:9/v1")
+    assert [row["provider"] for row in (await remote.snapshot())["providers"]] == ["hetzner"]
+    assert await remote.credentials_delete("hetzner") == {"removed": "credentials", "name": "hetzner"}
+    assert (await remote.snapshot())["providers"] == []
+    assert await remote.credentials_show() == []
