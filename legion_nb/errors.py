@@ -95,8 +95,16 @@ class LegionError(Exception):
         return str(self.args[0]) if self.args else ""
 
     def to_wire(self) -> dict[str, str]:
-        """The error as the daemon and ``--json`` output carry it: code and message, nothing else."""
-        return {"code": self.code, "message": self.message}
+        """The error as the daemon and ``--json`` output carry it: code and message, and for an error
+        defined outside this module the ``family`` code of its nearest class here, so a client that
+        never imported the defining module still rebuilds an error with the right exit code."""
+        wire = {"code": self.code, "message": self.message}
+        family = next(
+            c for c in type(self).__mro__ if issubclass(c, LegionError) and c.__module__ == __name__
+        )
+        if family.code != self.code:
+            wire["family"] = family.code
+        return wire
 
 
 class UsageError(LegionError):

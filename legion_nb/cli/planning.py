@@ -359,10 +359,22 @@ def render_diff(data: dict[str, Any], *, fields: bool = False) -> str:
             )
         )
         if cost.get("unpriced"):
-            out.append(f"not priced (catalog has no price): {', '.join(cost['unpriced'])}")
+            out.append(_unpriced_line(cost["unpriced"], resources))
     counts = data["counts"]
     out.append(", ".join(f"{n} {a}" for a, n in sorted(counts.items())))
     return "\n\n".join(out)
+
+
+def _unpriced_line(unpriced: list[str], resources: list[dict[str, Any]]) -> str:
+    """The servers left out of the totals; one whose choice the catalog lacks points at its warning
+    (which says what is missing) instead of blaming a price."""
+    lacking = {
+        r["name"]
+        for r in resources
+        if r["kind"] == "server" and any(w["code"] == "not_in_catalog" for w in r.get("warnings") or ())
+    }
+    names = [f"{name} (see its warning)" if name in lacking else name for name in unpriced]
+    return f"not priced, so left out of the totals: {', '.join(names)}"
 
 
 def _cost_row(cost: dict[str, str]) -> tuple[str, str, str]:

@@ -5,6 +5,11 @@ does that) and share every untouched record with the old state. Each validates i
 references it creates, raising one :class:`~legion_nb.errors.ValidationError` line; on error nothing
 changes.
 
+A server's explicit choices (server type, location, image) are checked against the provider's
+catalog when the caller knows one read from the provider: what it does not sell is refused here,
+with the nearest valid names. Without one (only the embedded snapshot, which may predate what the
+provider sells now) the plan is accepted and the diff warns about what the snapshot lacks.
+
 "add" is an upsert: planning the same name again replaces its choices. Removal never cascades: an
 operator removing a zone that DNS hosts still use, or a server that DNS hosts or firewalls still
 name, gets an error listing those users, because silently dropping other plan entries is the kind of
@@ -13,7 +18,7 @@ surprise a plan must not have. Remove the users first (or re-plan them without t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -46,6 +51,8 @@ from legion_nb.engine.state.validation import (
     validate_provider,
 )
 from legion_nb.errors import ValidationError
+from legion_nb.providers.catalog import catalog_misses
+from legion_nb.providers.records import Catalog
 from legion_nb.readonly import with_item
 
 __all__ = [
@@ -100,9 +107,12 @@ def upsert_server(
     image: str | None = None,
     cluster: str | None = None,
     role: str = "cluster",
+    catalog_of: Callable[[str], Catalog | None] | None = None,
 ) -> LegionState:
     """Plan a server (or change its choices). ``cluster`` defaults to the server's current cluster,
-    else ``default``; moving a server to another cluster drops it from the old one."""
+    else ``default``; moving a server to another cluster drops it from the old one.
+    ``catalog_of(provider)`` is the catalog read from the provider, or None when there is none:
+    a choice it does not offer raises :class:`~legion_nb.providers.catalog.CatalogChoiceError`."""
     server_name = normalize_server_name(name)
     if role not in _ROLES:
         raise ValidationError(f"server role {role!r} must be 'cluster' or 'satellite'")
@@ -119,6 +129,13 @@ def upsert_server(
         image=_choice(image, "image"),
         role="satellite" if role == "satellite" else "cluster",
     )
+    catalog = catalog_of(server.provider) if catalog_of is not None else None
+    if catalog is not None:
+        misses = catalog_misses(
+            catalog, server_type=server.server_type, location=server.location, image=server.image
+        )
+        if misses:
+            raise misses[0].error()
     if current and current[1].provider != server.provider:
         users = [f.name for f in state.scheme.firewalls.values() if server_name in f.servers]
         if users:

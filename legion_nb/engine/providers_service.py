@@ -207,6 +207,11 @@ class ProviderService:
     def has_live_catalog(self, provider: str) -> bool:
         return provider in self._live
 
+    def live_catalog(self, provider: str) -> Catalog | None:
+        """The catalog read from the provider in this session, None before the first read:
+        planning refuses what it does not sell, and only warns against the embedded snapshot."""
+        return self._live.get(provider)
+
     def status(self) -> list[dict[str, Any]]:
         """Per loaded provider: the broker's lane status; per unusable one: why (no secrets)."""
         out = [_status_json(self._broker.status(provider)) for provider in sorted(self._loaded)]

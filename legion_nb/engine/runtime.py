@@ -408,11 +408,16 @@ class Engine(BillingMethods, ObservationMethods, RunbookMethods, EngineAPI):
         cluster: str | None = None,
         role: str = "cluster",
     ) -> PlannedServer:
-        """Plan a server (add or change); omitted choices stay empty: the catalog policy picks them."""
+        """Plan a server (add or change); omitted choices stay empty: the catalog policy picks them.
+        A choice the provider's catalog, once read in this session, does not offer is refused
+        (:class:`~legion_nb.providers.catalog.CatalogChoiceError`, naming the nearest ones)."""
         args = {"server_type": server_type, "location": location, "image": image, "cluster": cluster}
+        catalog_of = self._live().providers.live_catalog
         state = await self._change(
             f"plan server {name}",
-            lambda s: planning.upsert_server(s, name=name, provider=provider, role=role, **args),
+            lambda s: planning.upsert_server(
+                s, name=name, provider=provider, role=role, catalog_of=catalog_of, **args
+            ),
         )
         found = state.scheme.find_server(normalize_hostname(name, what="server name"))
         assert found is not None  # upsert_server just planned it

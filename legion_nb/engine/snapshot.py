@@ -24,6 +24,9 @@ from the cluster plan (:mod:`engine.cluster.firewall_plan`) are planned by deriv
 operator: the diff does not know them, so their action is ``create`` until tracked and
 ``unchanged`` afterwards (the actor converges their rules), never the diff's ``delete``; except that a
 change of the planned operator access reads ``update`` until the tracked rules let in the new CIDRs.
+A planned server whose explicit server type, location or image its provider's catalog does not
+offer carries a :data:`NOT_IN_CATALOG` warning (:func:`with_catalog_warnings`), so the diff says
+"cx999 is not in the hetzner catalog" rather than only that it cannot price it.
 """
 
 from __future__ import annotations
@@ -35,13 +38,23 @@ from typing import TYPE_CHECKING, Any, cast
 
 from legion_nb.engine.billing.plan_cost import PlanCostCache
 from legion_nb.engine.cluster.firewall_plan import SSH_PORT, FirewallSetPlan, build_cluster_firewall_plan
-from legion_nb.engine.diff import Action, Diff, FieldDiff, ResourceDiff, ServerRows, access_field, diff
+from legion_nb.engine.diff import (
+    Action,
+    Diff,
+    FieldDiff,
+    ResourceDiff,
+    ServerRows,
+    access_field,
+    diff,
+)
 from legion_nb.engine.events import EventHub
 from legion_nb.engine.redaction import redact_data
+from legion_nb.engine.reports import PlanWarning
 from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey, key_order
 from legion_nb.engine.results import AppSnapshot, SnapshotRow, WarningView
 from legion_nb.engine.state.model import LegionState
 from legion_nb.engine.tasks import ServiceTasks
+from legion_nb.providers.catalog import CatalogMiss, catalog_misses
 from legion_nb.providers.records import Catalog
 from legion_nb.readonly import same_objects
 
@@ -51,6 +64,7 @@ if TYPE_CHECKING:
     from legion_nb.engine.resources.supervisor import ResourceSupervisor
 
 __all__ = [
+    "NOT_IN_CATALOG",
     "UNKNOWN",
     "SnapshotPublisher",
     "SnapshotRows",
@@ -58,6 +72,7 @@ __all__ = [
     "assemble",
     "locked_snapshot",
     "row_of",
+    "with_catalog_warnings",
     "with_derived_firewalls",
 ]
 
@@ -106,6 +121,10 @@ def row_of(
         "checked_at": facts.get("checked_at"),
         "reason": facts.get("reason"),
     }
+
+
+NOT_IN_CATALOG = "not_in_catalog"
+"""The code of the warning on a planned server whose explicit choice the catalog does not offer."""
 
 
 def with_derived_firewalls(
@@ -177,6 +196,43 @@ def with_derived_firewalls(
     return Diff(tuple(resources))
 
 
+def _catalog_warning(miss: CatalogMiss, catalog: Catalog) -> PlanWarning:
+    nearest = f"; nearest: {', '.join(miss.choices)}" if miss.choices else ""
+    which = "the embedded snapshot" if catalog.source == "embedded" else "the catalog read from it"
+    return PlanWarning(
+        NOT_IN_CATALOG,
+        f"{miss.sentence()} ({which}){nearest}: materialize fails unless {miss.provider} offers it "
+        f"(see 'legion catalog {miss.provider}')",
+    )
+
+
+def with_catalog_warnings(
+    resources: tuple[ResourceDiff, ...], state: LegionState, catalog_of: Callable[[str], Catalog]
+) -> tuple[ResourceDiff, ...]:
+    """``resources`` with a :data:`NOT_IN_CATALOG` warning on each planned server row whose explicit
+    server type, location or image ``catalog_of(provider)`` does not offer; every other row is the
+    same object (the views reuse rows by identity)."""
+    planned = state.scheme.servers()
+    checked: dict[tuple[str, str, str, str], tuple[PlanWarning, ...]] = {}
+    out: list[ResourceDiff] = []
+    for row in resources:
+        plan = planned.get(row.name) if row.kind == "server" else None
+        server = plan[1] if plan is not None else None
+        if server is None or not (server.server_type or server.location or server.image):
+            out.append(row)
+            continue
+        key = (server.provider, server.server_type, server.location, server.image)
+        if key not in checked:
+            catalog = catalog_of(server.provider)
+            misses = catalog_misses(
+                catalog, server_type=server.server_type, location=server.location, image=server.image
+            )
+            checked[key] = tuple(_catalog_warning(miss, catalog) for miss in misses)
+        found = checked[key]
+        out.append(replace(row, warnings=(*row.warnings, *found)) if found else row)
+    return tuple(out)
+
+
 @dataclass(frozen=True, slots=True)
 class StateView:
     """The state's side of the join, computed once per state value: the diff rows, derived firewall
@@ -206,10 +262,12 @@ class StateView:
     ) -> StateView:
         """The view of ``state``; ``previous`` (the view of an earlier state) and ``server_rows``
         let it reuse the rows and their JSON that the commits since then left alone; ``catalog_of``
-        (a provider's catalog) prices the plan, ``costs`` reuses the last price while the servers
-        and catalogs are the same."""
+        (a provider's catalog) prices the plan and warns about planned choices it lacks, ``costs``
+        reuses the last price while the servers and catalogs are the same."""
         result = diff(state, server_rows=server_rows)
         resources = with_derived_firewalls(result, state, admin_sources, plans=plans).resources
+        if catalog_of is not None:
+            resources = with_catalog_warnings(resources, state, catalog_of)
         # A row the last view had (the same object) keeps its key and field JSON.
         built = {} if previous is None else {id(r): (key, fields) for key, r, fields in previous.entries}
         first: dict[ResourceKey, ResourceDiff] = {}

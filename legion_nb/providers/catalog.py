@@ -13,7 +13,10 @@ it runs in a notebook, the CLI or a test:
 * :func:`choose_server_type` - the cheapest type that meets a deployment profile's minimums and is
   sold in the location;
 * :func:`choose_image` - the current Debian (highest version) available in the location;
-* :func:`resolve_server_choice` - all three at once, validating explicit choices.
+* :func:`resolve_server_choice` - all three at once, validating explicit choices;
+* :func:`catalog_misses` - the explicit choices of a plan that the catalog does not offer, each with
+  the nearest valid names first (planning refuses them against a live catalog and warns about them
+  against the embedded snapshot, which may predate what the provider sells now).
 
 Unknown names are operator mistakes: each raises a :class:`CatalogChoiceError` subclass whose one-line
 message lists the valid choices.
@@ -21,7 +24,9 @@ message lists the valid choices.
 
 from __future__ import annotations
 
+import difflib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
@@ -40,6 +45,7 @@ from legion_nb.providers.records import (
 __all__ = [
     "PROFILES",
     "CatalogChoiceError",
+    "CatalogMiss",
     "DeploymentProfile",
     "ServerChoice",
     "UnknownImageError",
@@ -47,6 +53,7 @@ __all__ = [
     "UnknownProfileError",
     "UnknownProviderError",
     "UnknownServerTypeError",
+    "catalog_misses",
     "choose_image",
     "choose_location",
     "choose_server_type",
@@ -312,3 +319,75 @@ def resolve_server_choice(
         chosen_type = choose_server_type(catalog, wanted, where.name)
     chosen_image = choose_image(catalog, where.name, arch=chosen_type.arch, requested=image)
     return ServerChoice(chosen_type, where, chosen_image, chosen_type.price_in(where.name))
+
+
+# --------------------------------------------------------------------------------------------------
+# Checking a plan's explicit choices
+
+_SHOWN_CHOICES = 4
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogMiss:
+    """One explicit choice the catalog does not offer: ``what`` was asked (``value``), where (the
+    location a server type is not sold in, else empty), and a few valid names, nearest first."""
+
+    what: Literal["server type", "location", "image"]
+    value: str
+    provider: str
+    choices: tuple[str, ...]
+    where: str = ""
+
+    def sentence(self) -> str:
+        """What is missing, as the diff warns and planning refuses it."""
+        if self.where:
+            return f"{self.what} {self.value} is not sold in {self.provider} {self.where}"
+        return f"{self.what} {self.value} is not in the {self.provider} catalog"
+
+    def error(self) -> CatalogChoiceError:
+        """The refusal planning raises against a catalog read from the provider."""
+        kind: type[CatalogChoiceError] = {
+            "server type": UnknownServerTypeError,
+            "location": UnknownLocationError,
+            "image": UnknownImageError,
+        }[self.what]
+        nearest = f"; nearest: {', '.join(self.choices)}" if self.choices else ""
+        return kind(f"{self.sentence()}{nearest} (see 'legion catalog {self.provider}')")
+
+
+def _nearest(value: str, names: Iterable[str]) -> tuple[str, ...]:
+    """A few of ``names``: the close matches to ``value`` first (best first), then the rest sorted."""
+    unique = sorted(set(names))
+    close = difflib.get_close_matches(value, unique, n=_SHOWN_CHOICES, cutoff=0.4)
+    rest = [name for name in unique if name not in close]
+    return tuple([*close, *rest][:_SHOWN_CHOICES])
+
+
+def catalog_misses(
+    catalog: Catalog, *, server_type: str = "", location: str = "", image: str = ""
+) -> tuple[CatalogMiss, ...]:
+    """The explicit choices (empty means "the policy picks") that ``catalog`` does not offer: an
+    unknown location, an unknown server type or one not sold in the chosen location, and an image
+    the catalog lists nowhere (or not in the chosen location), when the catalog lists images."""
+    misses: list[CatalogMiss] = []
+    provider = catalog.provider
+    known_location = bool(location) and catalog.location(location) is not None
+    if location and not known_location:
+        names = (loc.name for loc in catalog.locations)
+        misses.append(CatalogMiss("location", location, provider, _nearest(location, names)))
+    if server_type:
+        found = catalog.server_type(server_type)
+        sold = [t.name for t in catalog.server_types if not t.deprecated]
+        if found is None:
+            misses.append(CatalogMiss("server type", server_type, provider, _nearest(server_type, sold)))
+        elif known_location and not found.available_in(location):
+            there = [t.name for t in catalog.server_types if t.available_in(location)]
+            choices = _nearest(server_type, there)
+            misses.append(CatalogMiss("server type", server_type, provider, choices, where=location))
+    if image and catalog.images:
+        offered = [i for i in catalog.images if not known_location or i.available_in(location)]
+        if not any(image in (i.name, i.id) for i in offered):
+            names = (i.name for i in offered)
+            where = location if known_location and catalog.image(image) is not None else ""
+            misses.append(CatalogMiss("image", image, provider, _nearest(image, names), where=where))
+    return tuple(misses)

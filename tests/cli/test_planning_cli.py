@@ -169,3 +169,19 @@ def test_bad_credentials_input(legion: Legion, state: str, stdin: str, needle: s
     result = legion("--state", state, "credentials", "set", "ovh", stdin=stdin)
     assert result.code == 2
     assert needle in result.err and result.err.count("\n") == 1
+
+
+def test_a_server_type_the_embedded_catalog_lacks_is_planned_with_a_plain_warning(
+    legion: Legion, state: str
+) -> None:
+    s = ("--state", state)
+    added = legion(*s, "plan", "server", "add", "web-1", "--provider", "hetzner", "--server-type", "cx999")
+    assert added.code == 0, added.err  # no catalog read from Hetzner yet: the snapshot may be old
+    diff = legion(*s, "diff")
+    assert diff.code == 0
+    assert "server type cx999 is not in the hetzner catalog" in diff.out
+    assert "nearest: cx" in diff.out
+    assert "not priced, so left out of the totals: web-1 (see its warning)" in diff.out
+    data = json.loads(legion(*s, "--json", "diff").out)
+    (row,) = [r for r in data["resources"] if r["kind"] == "server"]
+    assert [w["code"] for w in row["warnings"]] == ["not_in_catalog"]

@@ -152,6 +152,19 @@ def test_errors_travel_as_their_own_type() -> None:
     assert isinstance(error_from_wire("garbage"), DaemonProtocolError)
 
 
+def test_an_error_defined_outside_the_error_module_keeps_its_exit_code_in_any_client() -> None:
+    from legion_nb.providers.catalog import UnknownServerTypeError  # noqa: PLC0415
+
+    wire = UnknownServerTypeError("server type cx999 is not in the hetzner catalog").to_wire()
+    assert wire["family"] == "invalid"  # the nearest class of legion_nb.errors
+    assert "family" not in LockedError("locked").to_wire()
+    # A client that never imported the defining module: only the family is known to it.
+    rebuilt = error_from_wire({**wire, "code": "defined_elsewhere"})
+    assert type(rebuilt) is ValidationError
+    assert rebuilt.exit_code == 2 and rebuilt.code == "defined_elsewhere"
+    assert rebuilt.message == "server type cx999 is not in the hetzner catalog"
+
+
 def test_operator_tokens_must_be_long_printable_and_without_spaces() -> None:
     assert validate_token(TOKEN) == TOKEN
     for bad in ("short", "x" * 40 + " y", "é" * 40, "x" * 300):

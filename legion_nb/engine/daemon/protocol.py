@@ -207,11 +207,17 @@ def error_from_wire(wire: object) -> LegionError:
     message = wire.get("message")
     text = message if isinstance(message, str) and message else "the daemon refused the request"
     # Walked per call, not cached at import: modules imported later may add subclasses.
-    cls = _errors_by_code().get(code) if isinstance(code, str) else None
+    known = _errors_by_code()
+    cls = known.get(code) if isinstance(code, str) else None
+    family = wire.get("family")
+    if cls is None and isinstance(family, str):  # defined in a module this process never imported
+        cls = known.get(family)
     if cls is None:
         return LegionError(text)
     error = cls.__new__(cls)
     LegionError.__init__(error, text)  # the message is already formatted; skip subclass formatting
+    if isinstance(code, str) and code != cls.code:
+        error.code = code  # the daemon's own code, for --json output and automation
     if isinstance(error, ProviderError):
         error.provider = str(wire.get("provider", ""))
         error.provider_code = _optional_str(wire.get("provider_code"))

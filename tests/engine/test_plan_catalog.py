@@ -1,0 +1,75 @@
+"""A planned server's explicit choices against the provider catalogs.
+
+Editing the plan never calls a provider, but the engine keeps the catalog it read in this session:
+against that one an unknown server type, location or image is refused at plan time with the nearest
+valid names first; against the embedded snapshot only (which may predate what the provider sells)
+the plan is accepted and the diff says plainly what the catalog lacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from legion_nb.emulators import hetzner
+from legion_nb.emulators.httpkit import serve_in_thread
+from legion_nb.emulators.world import SandboxWorld, Timing
+from legion_nb.engine.runtime import Engine
+from legion_nb.engine.snapshot import NOT_IN_CATALOG
+from legion_nb.providers.catalog import (
+    UnknownImageError,
+    UnknownLocationError,
+    UnknownServerTypeError,
+    catalog_misses,
+    embedded_catalog,
+)
+
+
+def test_misses_name_what_is_missing_with_the_nearest_choices_first() -> None:
+    catalog = embedded_catalog("hetzner")
+    assert catalog_misses(catalog, server_type="cx22", location="fsn1", image="debian-12") == ()
+    (miss,) = catalog_misses(catalog, server_type="cx999")
+    assert miss.sentence() == "server type cx999 is not in the hetzner catalog"
+    assert miss.choices[0].startswith("cx") and len(miss.choices) <= 4
+    error = miss.error()
+    assert isinstance(error, UnknownServerTypeError) and error.exit_code == 2
+    assert error.message.startswith("server type cx999 is not in the hetzner catalog; nearest: cx")
+    (where,) = catalog_misses(catalog, location="fsn2")
+    assert isinstance(where.error(), UnknownLocationError) and where.choices[0] == "fsn1"
+    (image,) = catalog_misses(catalog, image="debain-12")
+    assert isinstance(image.error(), UnknownImageError) and image.choices[0] == "debian-12"
+
+
+async def test_without_a_live_catalog_the_plan_is_accepted_and_the_diff_says_what_is_missing(
+    engine: Engine,
+) -> None:
+    await engine.plan_upsert_server(name="web-1", provider="hetzner", server_type="cx999")
+    await engine.plan_upsert_server(name="web-2", provider="hetzner", server_type="cx22")
+    rows = {r.name: r for r in (await engine.diff()).resources if r.kind == "server"}
+    (warning,) = rows["web-1"].warnings
+    assert warning.code == NOT_IN_CATALOG
+    assert "server type cx999 is not in the hetzner catalog" in warning.message
+    assert rows["web-2"].warnings == ()
+
+
+async def test_a_live_catalog_refuses_an_unknown_choice_at_plan_time(engine: Engine) -> None:
+    world = SandboxWorld(seed=4, timing=Timing(action_seconds=0.05, boot_seconds=0.05))
+    with serve_in_thread(hetzner.create_app, world) as served:
+        await engine.credentials_set("hetzner", dict(served.emulator.credentials), endpoint=served.url)
+        providers = engine.core.providers
+        for _ in range(200):
+            if providers.has_credentials("hetzner"):
+                break
+            await asyncio.sleep(0.01)
+        await engine.catalog("hetzner")
+        assert providers.live_catalog("hetzner") is not None
+        with pytest.raises(UnknownServerTypeError, match=r"cx999 is not in the hetzner catalog; nearest: cx"):
+            await engine.plan_upsert_server(name="web-1", provider="hetzner", server_type="cx999")
+        with pytest.raises(UnknownLocationError, match="location fsn9 is not in the hetzner catalog"):
+            await engine.plan_upsert_server(name="web-1", provider="hetzner", location="fsn9")
+        assert engine.state.scheme.servers() == {}  # nothing planned by a refusal
+        planned = await engine.plan_upsert_server(
+            name="web-1", provider="hetzner", server_type="cx22", location="fsn1"
+        )
+        assert planned.server_type == "cx22"
