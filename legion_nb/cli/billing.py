@@ -112,7 +112,9 @@ async def _ledger(ctx: CliContext, args: argparse.Namespace) -> int:
         detail = {"resource": _RESOURCE}
     elif args.by == "cluster":
         detail = {"cluster": _CLUSTER}
-    else:  # provider, day: the start and provider say it
+    elif args.by == "day":  # a day's estimate, or the month to date no day holds
+        detail = {"part": Column("PART", 12)}
+    else:  # provider: the start and provider say it
         detail = {}
     columns = {
         "start": _START,

@@ -4,10 +4,10 @@ Every frame the engine hands out (telemetry, logs, billing, the snapshot's views
 boundary the same way, so the conversion lives below all of them. :func:`frame_rows` gives JSON
 rows (``time`` first as ISO 8601 UTC, ``Decimal`` money as decimal strings, missing values as
 null) and :func:`frame_from_rows` rebuilds the frame from them when the caller names the column
-types. Over the daemon a frame travels as its *wire form* (:func:`frame_wire`,
-:func:`frame_from_wire`): the JSON rows plus each column's kind and, for ``category`` columns, the
-categories in order, so the frame rebuilt on the other side is equal to the original, dtypes and
-all (``docs/daemon-protocol.md`` has the shape).
+types (a missing ``Decimal`` comes back as ``pd.NA``). Over the daemon a frame travels as its
+*wire form* (:func:`frame_wire`, :func:`frame_from_wire`): the JSON rows plus each column's kind
+and, for ``category`` columns, the categories in order, so the frame rebuilt on the other side is
+equal to the original, dtypes and all (``docs/daemon-protocol.md`` has the shape).
 """
 
 from __future__ import annotations
@@ -105,9 +105,7 @@ def frame_from_rows(
             frame[name] = frame[name].astype("category")
     for name in decimals:
         if name in frame.columns:
-            frame[name] = pd.Series(
-                [None if v is None else Decimal(v) for v in frame[name]], index=frame.index, dtype=object
-            )
+            frame[name] = pd.Series(_decimals(frame[name].tolist()), index=frame.index, dtype=object)
     for name in integers:
         if name in frame.columns:
             frame[name] = frame[name].astype("int64")
@@ -212,12 +210,22 @@ def _wire_column(values: list[Any], kind: ColumnKind, categories: Sequence[Any] 
     if kind == "float64":
         return np.asarray([math.nan if v is None else v for v in values], dtype=np.float64)
     if kind == "decimal":
-        return pd.array([None if v is None else Decimal(v) for v in values], dtype=object)
+        return pd.array(_decimals(values), dtype=object)
     if kind == "object":
         return pd.array(values, dtype=object)
     raise UsageError(
         f"unknown frame column kind {kind!r}: expected one of category, time, int64, float64, ..."
     )
+
+
+def _decimals(values: Sequence[Any]) -> list[Any]:
+    """Decimal text as ``Decimal``; a missing value (null, or the NaN pandas makes of it) as
+    ``pd.NA``, shown as ``<NA>`` and skipped by pandas' sums, never as ``Decimal('NaN')``, which
+    reads as a figure and turns a plain ``sum()`` into NaN."""
+    return [
+        pd.NA if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) else Decimal(v)
+        for v in values
+    ]
 
 
 def _iso(ts: Any) -> str:

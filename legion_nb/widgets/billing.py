@@ -24,6 +24,7 @@ import plotly.graph_objects as go
 import traitlets
 
 from legion_nb.errors import LegionError, UsageError
+from legion_nb.widgets.charts import UNATTRIBUTED
 from legion_nb.widgets.figures import cost_per_day_figure, redraw
 from legion_nb.widgets.panel import STATIC, esm_of
 
@@ -41,7 +42,9 @@ _TOTALS = ("provider", "currency", "month_to_date", "forecast", "provider_foreca
 def billing_view(
     forecast: Rows, resources: Rows, days: Rows, reconciliation: Rows, *, top: int = 10
 ) -> dict[str, Any]:
-    """The panel's traits from the engine's billing rows (pure: tests feed it rows directly)."""
+    """The panel's traits from the engine's billing rows (pure: tests feed it rows directly);
+    ``days`` are the ledger's by-day rows, whose ``unattributed`` part becomes a day of that name
+    so the chart's bars add up to the month to date in the totals above it."""
     totals = [{key: row.get(key) for key in _TOTALS} for row in forecast]
     ranked = sorted(resources, key=lambda r: Decimal(str(r.get("billed_cost") or 0)), reverse=True)[:top]
     # The ledger's totals name a resource by the provider's id; the reconciliation knows its name.
@@ -59,9 +62,9 @@ def billing_view(
     ]
     per_day: dict[tuple[str, str, str], Decimal] = defaultdict(Decimal)
     for row in days:
-        day = str(row.get("start") or "")[:10]
+        day = UNATTRIBUTED if row.get("part") == UNATTRIBUTED else str(row.get("start") or "")[:10]
         key = (day, str(row.get("provider")), str(row.get("currency")))
-        per_day[key] += Decimal(str(row.get("cost") or 0))
+        per_day[key] += Decimal(str(row.get("billed_cost") or 0))
     chart = [
         {"day": day, "provider": provider, "currency": currency, "cost": str(cost)}
         for (day, provider, currency), cost in sorted(per_day.items())
@@ -110,7 +113,7 @@ class BillingPanel(anywidget.AnyWidget):
         try:
             forecast = await self._engine.billing_forecast(collect=collect)
             resources = await self._engine.billing_ledger(by="resource", collect=False)
-            days = await self._engine.billing_daily(collect=False)
+            days = await self._engine.billing_ledger(by="day", collect=False)
             reconciliation = await self._engine.billing_reconciliation(collect=False)
         except LegionError as exc:  # shown in the panel: a locked engine or an unreachable provider
             self.status = f"stopped: {exc.message}"

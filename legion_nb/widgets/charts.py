@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 __all__ = [
     "LINE_COLOURS",
     "PROVIDER_COLOURS",
+    "UNATTRIBUTED",
+    "UNATTRIBUTED_NOTE",
     "cost_per_day_series",
     "cost_per_day_svg",
     "line_chart_svg",
@@ -79,16 +81,29 @@ def stacked_bars_svg(
     return "".join(parts)
 
 
+UNATTRIBUTED = "unattributed"
+"""The bar of a cost-per-day chart for the month to date no day accounts for: the provider bills the
+month, Legion's estimates cover only the days and resources it listed (``part`` of the by-day rows)."""
+UNATTRIBUTED_NOTE = "unattributed: billed this month by the provider, on no day Legion estimated"
+
+
 def cost_per_day_series(frame: pd.DataFrame) -> tuple[list[str], dict[str, list[Decimal]], str]:
     """The ``by="day"`` billing frame as day labels, ``billed_cost`` per provider (sorted) and day,
-    and the currency: the frame's first (one currency per chart)."""
+    and the currency: the frame's first (one currency per chart). Rows whose ``part`` is
+    ``unattributed`` make one bar of their own, :data:`UNATTRIBUTED`, after the days, so the bars
+    add up to the month to date."""
     currency = str(frame["currency"].iloc[0])
     mine = frame[frame["currency"] == currency]
-    days = sorted({stamp.strftime("%m-%d") for stamp in mine.index})
+    parts = mine["part"] if "part" in mine.columns else ["day"] * len(mine)
+    labels = [
+        UNATTRIBUTED if part == UNATTRIBUTED else stamp.strftime("%m-%d")
+        for stamp, part in zip(mine.index, parts, strict=True)
+    ]
+    days = sorted(set(labels))
     position = {day: i for i, day in enumerate(days)}
     series: dict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0)] * len(days))
-    for stamp, provider, cost in zip(mine.index, mine["provider"], mine["billed_cost"], strict=True):
-        series[str(provider)][position[stamp.strftime("%m-%d")]] += cost
+    for label, provider, cost in zip(labels, mine["provider"], mine["billed_cost"], strict=True):
+        series[str(provider)][position[label]] += cost
     return days, {name: series[name] for name in sorted(series)}, currency
 
 

@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from legion_nb.widgets.charts import LINE_COLOURS, PROVIDER_COLOURS, cost_per_day_series
+from legion_nb.widgets.charts import (
+    LINE_COLOURS,
+    PROVIDER_COLOURS,
+    UNATTRIBUTED,
+    UNATTRIBUTED_NOTE,
+    cost_per_day_series,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -129,7 +135,8 @@ def stacked_bars_figure(
 
 def cost_per_day_figure(days: Sequence[Mapping[str, Any]]) -> go.Figure:
     """The billing view's ``days`` (a decimal-string cost per day, provider and currency) as bars
-    stacked by provider, in the first row's currency."""
+    stacked by provider, in the first row's currency; a day named :data:`UNATTRIBUTED` is the
+    month to date no day accounts for."""
     if not days:
         return stacked_bars_figure([], {}, title="Cost per day", unit="")
     currency = str(days[0]["currency"])
@@ -140,7 +147,9 @@ def cost_per_day_figure(days: Sequence[Mapping[str, Any]]) -> go.Figure:
     for d in sorted(mine, key=lambda d: str(d["provider"])):
         costs = series.setdefault(str(d["provider"]), [Decimal(0)] * len(labels))
         costs[position[str(d["day"])]] += Decimal(str(d["cost"]))
-    return stacked_bars_figure(labels, series, title=f"Cost per day ({currency})", unit=currency)
+    return stacked_bars_figure(
+        labels, series, title=_noted(f"Cost per day ({currency})", labels), unit=currency
+    )
 
 
 def billing_days_figure(frame: pd.DataFrame, *, title: str = "Cost per day") -> go.Figure:
@@ -149,7 +158,12 @@ def billing_days_figure(frame: pd.DataFrame, *, title: str = "Cost per day") -> 
     if frame.empty:
         return stacked_bars_figure([], {}, title=title, unit="")
     days, series, currency = cost_per_day_series(frame)
-    return stacked_bars_figure(days, series, title=title, unit=currency)
+    return stacked_bars_figure(days, series, title=_noted(title, days), unit=currency)
+
+
+def _noted(title: str, labels: Sequence[str]) -> str:
+    """The title, with a line saying what the :data:`UNATTRIBUTED` bar holds when there is one."""
+    return f"{title}<br><sup>{UNATTRIBUTED_NOTE}</sup>" if UNATTRIBUTED in labels else title
 
 
 def redraw(widget: go.FigureWidget, figure: go.Figure) -> None:

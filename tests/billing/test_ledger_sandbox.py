@@ -217,3 +217,45 @@ async def test_hetzner_floating_and_standalone_primary_ips_are_own_rows(engine: 
     # shown as not Legion's, but cleanup deletes servers only: an address is never flagged
     assert lines[f"floating_ip/{floating['id']}"] == ("unlabelled", False)
     assert lines[f"primary_ip/{primary['id']}"] == ("unlabelled", False)
+
+
+async def test_the_days_add_up_to_the_month_to_date_with_the_rest_unattributed(engine: Engine) -> None:
+    """The providers bill months, Legion estimates days of what it lists: servers of the back-dated
+    history ran before any collection, so their cost has no day. The by-day rows say so in one
+    ``unattributed`` row per provider and month, and add up to the forecast's month to date exactly;
+    the forecast counts one figure per provider (usage, never usage and invoice together)."""
+    for name, provider in (("live-h", "hetzner"), ("live-s", "scaleway"), ("live-o", "ovh")):
+        await create_unplanned_server(engine, name, provider=provider)
+    forecast = {line["provider"]: line for line in await engine.billing_forecast()}
+    rows = await engine.billing_ledger(collect=False)
+    now = month_start(dt.datetime.now(dt.UTC))
+    for provider in ("scaleway", "ovh"):
+        usage = [
+            Decimal(r["billed_cost"]) for r in rows if r["provider"] == provider and r["source"] == "usage"
+        ]
+        assert Decimal(forecast[provider]["month_to_date"]) == sum(usage, Decimal(0)), provider
+        assert forecast[provider]["source"] == "usage"
+    unattributed = 0
+    for month in (now, month_start(now - dt.timedelta(days=1))):
+        days = await engine.billing_ledger(month=f"{month:%Y-%m}", by="day", collect=False)
+        totals = await engine.billing_ledger(month=f"{month:%Y-%m}", by="provider", collect=False)
+        for total in totals:
+            mine = [
+                d for d in days if (d["provider"], d["currency"]) == (total["provider"], total["currency"])
+            ]
+            assert sum(Decimal(d["billed_cost"]) for d in mine) == Decimal(total["billed_cost"]), total
+            rest = [d for d in mine if d["part"] == "unattributed"]
+            assert len(rest) <= 1 and all(d["source"] == total["source"] != "estimate" for d in rest), rest
+            unattributed += len(rest)
+        if month == now:
+            assert {d["provider"] for d in days if d["part"] == "day"} == {"hetzner", "scaleway", "ovh"}
+            for provider, line in forecast.items():
+                mine = [Decimal(d["billed_cost"]) for d in days if d["provider"] == provider]
+                assert sum(mine, Decimal(0)) == Decimal(line["month_to_date"]), provider
+    assert unattributed, "the history's servers ran before any collection: some cost has no day"
+    frame = await engine.billing_frame(by="day", collect=False)
+    assert list(frame["part"].cat.categories) in (["day"], ["day", "unattributed"])
+    per_provider = frame.groupby("provider", observed=True)["billed_cost"].sum()
+    assert {p: per_provider[p] for p in forecast} == {
+        p: Decimal(x["month_to_date"]) for p, x in forecast.items()
+    }

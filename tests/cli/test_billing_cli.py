@@ -110,6 +110,8 @@ def test_billing_rows_for_each_provider_reconciliation_and_exports(
     assert {r["provider"] for r in by} == {"hetzner", "scaleway", "ovh"}
     human = legion(*s, "billing", "--by", "provider", "--no-collect").out
     assert "BILLED COST" in human and "hetzner" in human
+    days = legion(*s, "billing", "--by", "day", "--no-collect").out
+    assert "PART" in days.splitlines()[0] and " day " in days, days  # a day's estimate, or unattributed
 
     reconciliation = json.loads(legion(*s, "--json", "billing", "reconcile", "--no-collect").out)
     assert [r["resource_name"] for r in reconciliation if r["orphan"]] == ["stray"]

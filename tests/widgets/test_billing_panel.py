@@ -53,8 +53,8 @@ def test_the_view_ranks_resources_sums_days_and_keeps_only_orphans() -> None:
             {"provider": "ovh", "resource": "b", "billed_cost": "10", "currency": "EUR", "source": "usage"},
         ],
         [
-            {"start": "2026-11-02T00:00:00Z", "provider": "ovh", "cost": "0.25", "currency": "EUR"},
-            {"start": "2026-11-02T00:00:00Z", "provider": "ovh", "cost": "0.5", "currency": "EUR"},
+            {"start": "2026-11-02T00:00:00Z", "provider": "ovh", "billed_cost": "0.25", "currency": "EUR"},
+            {"start": "2026-11-02T00:00:00Z", "provider": "ovh", "billed_cost": "0.5", "currency": "EUR"},
         ],
         [
             {

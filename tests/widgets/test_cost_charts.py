@@ -7,6 +7,7 @@ from decimal import Decimal
 from xml.etree import ElementTree
 
 from legion_nb.engine.billing.frames import billing_frame
+from legion_nb.widgets.billing import billing_view
 from legion_nb.widgets.charts import cost_per_day_svg, stacked_bars_svg
 from legion_nb.widgets.figures import billing_days_figure, cost_per_day_figure
 
@@ -62,3 +63,25 @@ def test_plotly_draws_the_same_stacked_days_from_a_frame_and_from_the_panel_view
         cost_per_day_figure([]).data == ()
         and "no data" in billing_days_figure(billing_frame([])).layout.title.text
     )
+
+
+def test_the_month_to_date_no_day_holds_is_a_bar_of_its_own_and_the_title_says_so() -> None:
+    unattributed = {
+        "start": "2026-11-01T00:00:00Z",
+        "end": "2026-11-05T12:00:00Z",
+        "provider": "ovh",
+        "billed_cost": "2.04",
+        "currency": "EUR",
+        "source": "usage",
+        "part": "unattributed",
+    }
+    rows = [{**row, "part": "day"} for row in _three_days()] + [unattributed]
+    figure = billing_days_figure(billing_frame(rows), title="per day")
+    bars = {bar.name: dict(zip(bar.x, bar.y, strict=True)) for bar in figure.data}
+    assert list(bars["ovh"]) == ["11-03", "11-04", "11-05", "unattributed"]
+    assert bars["ovh"]["unattributed"] == 2.04 and bars["hetzner"]["unattributed"] == 0
+    assert figure.layout.title.text.startswith("per day<br>") and "no day" in figure.layout.title.text
+    view = billing_view([], [], rows, [])
+    assert view["days"][-1] == {"day": "unattributed", "provider": "ovh", "currency": "EUR", "cost": "2.04"}
+    chart = cost_per_day_figure(view["days"])
+    assert "unattributed" in chart.layout.title.text and list(chart.data[1].x)[-1] == "unattributed"

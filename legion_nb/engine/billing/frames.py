@@ -8,8 +8,10 @@ and money as an ``object`` column of :class:`~decimal.Decimal`, which ``sum()`` 
 add exactly (a float column would not reproduce a provider's total to the cent).
 
 Summaries pick one figure per provider and month so nothing is counted twice: the provider's own
-(usage, else invoice) where it has one, else Legion's estimate; ``--by day`` uses the estimates,
-the only figures with a daily period.
+(usage, else invoice) where it has one, else Legion's estimate. ``--by day`` uses the estimates,
+the only figures with a daily period, plus one ``unattributed`` row per provider and month for
+what the provider's own figure holds beyond them, so the days add up to the month to date.
+Money is the exact amount written without trailing zeros (``3.774``): nothing is rounded.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from legion_nb.engine.billing.hourly import month_start, next_month
 from legion_nb.engine.billing.ledger import LedgerRow
-from legion_nb.engine.billing.reconcile import DayCost, ForecastLine, ReconciliationLine
+from legion_nb.engine.billing.reconcile import SOURCE_PREFERENCE, DayCost, ForecastLine, ReconciliationLine
 from legion_nb.errors import UsageError
 
 if TYPE_CHECKING:  # pandas loads only when a frame is asked for
@@ -57,7 +59,7 @@ MONEY_COLUMNS = (
     "trailing_mean",
 )
 _TIMES = ("end", "month")
-_LABELS = ("provider", "account", "kind", "cluster", "role", "currency", "source", "ownership", "sku")
+_LABELS = ("provider", "account", "kind", "cluster", "role", "currency", "source", "ownership", "sku", "part")
 
 
 def parse_month(text: str | None, now: dt.datetime | None = None) -> dt.datetime:
@@ -76,8 +78,13 @@ def _iso(moment: dt.datetime) -> str:
 
 
 def _money(amount: Decimal | None) -> str | None:
-    """Plain decimal text, never exponent notation (``0.000000001``, not ``1E-9``)."""
-    return None if amount is None else format(amount, "f")
+    """Plain decimal text of the exact amount without trailing zeros (``3.774``, not ``3.7740000000``
+    as a product of prices carries), never exponent notation (``0.000000001``, not ``1E-9``;
+    ``10``, not ``1E+1``)."""
+    if amount is None:
+        return None
+    text = format(amount, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def ledger_rows(rows: Iterable[LedgerRow]) -> list[dict[str, Any]]:
@@ -113,21 +120,67 @@ def ledger_rows(rows: Iterable[LedgerRow]) -> list[dict[str, Any]]:
 
 
 def _chosen(rows: Sequence[LedgerRow]) -> list[LedgerRow]:
-    """One figure per provider and month: the provider's own where present, else the estimate."""
+    """One figure per provider and month (:data:`SOURCE_PREFERENCE`): the provider's usage, else
+    its invoice, else the estimate."""
     sources: dict[tuple[str, dt.datetime], set[str]] = defaultdict(set)
     for r in rows:
         sources[(r.provider, month_start(r.start))].add(r.source)
     out = []
     for r in rows:
         present = sources[(r.provider, month_start(r.start))]
-        best = "usage" if "usage" in present else ("invoice" if "invoice" in present else "estimate")
-        if r.source == best:
+        if r.source == next(s for s in SOURCE_PREFERENCE if s in present):
             out.append(r)
     return out
 
 
+def _unattributed(rows: Sequence[LedgerRow]) -> list[dict[str, Any]]:
+    """Per provider, month and currency whose figure is the provider's own: what that figure holds
+    beyond the days' estimates, as one row over the month so far (``part`` ``unattributed``).
+
+    The providers bill a month per resource, never per day, and Legion estimates days only for
+    what it lists: a resource that ran and was deleted before a collection saw it (or a provider
+    figure a little off Legion's estimate) has no day. The row makes the days add up to the month
+    to date of :func:`~legion_nb.engine.billing.reconcile.forecast` instead of silently falling short;
+    it is negative where the estimates exceed the provider's figure.
+    """
+    figure: dict[tuple[str, dt.datetime, str], Decimal] = defaultdict(Decimal)
+    estimated: dict[tuple[str, dt.datetime, str], Decimal] = defaultdict(Decimal)
+    ends: dict[tuple[str, dt.datetime, str], dt.datetime] = {}
+    sources: dict[tuple[str, dt.datetime, str], str] = {}
+    for r in _chosen(rows):
+        key = (r.provider, month_start(r.start), r.currency)
+        if r.source != "estimate":
+            figure[key] += r.billed_cost
+            ends[key] = max(r.end, ends.get(key, r.end))
+            sources[key] = r.source
+    for r in rows:
+        if r.source == "estimate":
+            estimated[(r.provider, month_start(r.start), r.currency)] += r.billed_cost
+    out: list[dict[str, Any]] = []
+    for key in sorted(figure):
+        rest = figure[key] - estimated[key]
+        if rest:
+            provider, month, currency = key
+            out.append(
+                {
+                    "start": _iso(month),
+                    "end": _iso(ends[key]),
+                    "provider": provider,
+                    "billed_cost": _money(rest),
+                    "currency": currency,
+                    "source": sources[key],
+                    "part": "unattributed",
+                }
+            )
+    return out
+
+
 def summary_rows(rows: Sequence[LedgerRow], by: Grouping) -> list[dict[str, Any]]:
-    """Totals per provider, cluster, resource (each per month) or day (module notes), per currency."""
+    """Totals per provider, cluster, resource (each per month) or day (module notes), per currency.
+
+    By day, each row's ``part`` says what it is: ``day`` (Legion's estimate for that day) or
+    ``unattributed`` (:func:`_unattributed`), so a month's rows add up to its month to date.
+    """
     if by not in GROUPINGS:
         raise UsageError(f"cannot summarize by {by!r}; use one of {', '.join(GROUPINGS)}")
     picked = [r for r in rows if r.source == "estimate"] if by == "day" else _chosen(rows)
@@ -146,7 +199,11 @@ def summary_rows(rows: Sequence[LedgerRow], by: Grouping) -> list[dict[str, Any]
         if by in ("cluster", "resource"):
             row[by] = detail
         row.update({"billed_cost": format(totals[key], "f"), "currency": currency, "source": source})
+        if by == "day":
+            row["part"] = "day"
         out.append(row)
+    if by == "day":
+        out += _unattributed(rows)
     return out
 
 
@@ -179,9 +236,9 @@ def forecast_rows(lines: Iterable[ForecastLine]) -> list[dict[str, Any]]:
             "start": _iso(x.month),
             "end": _iso(next_month(x.month)),
             "provider": x.provider,
-            "month_to_date": format(x.month_to_date, "f"),
-            "remaining": format(x.remaining, "f"),
-            "forecast": format(x.forecast, "f"),
+            "month_to_date": _money(x.month_to_date),
+            "remaining": _money(x.remaining),
+            "forecast": _money(x.forecast),
             "provider_forecast": _money(x.provider_forecast),
             "currency": x.currency,
             "source": x.source,
@@ -196,7 +253,7 @@ def day_rows(days: Iterable[DayCost]) -> list[dict[str, Any]]:
             "start": _iso(d.day),
             "end": _iso(d.day + dt.timedelta(days=1)),
             "provider": d.provider,
-            "cost": format(d.cost, "f"),
+            "cost": _money(d.cost),
             "trailing_mean": _money(d.trailing_mean),
             "currency": d.currency,
             "source": "estimate",

@@ -7,8 +7,9 @@ resources the provider lists now that Legion did not plan, whether they carry Le
 labels (made by Legion, no longer planned, or made behind its back with copied labels) or none.
 Orphans are cleanup candidates; nothing here deletes anything.
 
-The month-end forecast is the month to date (the provider's figure where it has one, else the
-estimate) plus what the resources listed now will cost until the month ends if they keep running
+The month-end forecast is the month to date (one figure: the provider's usage, else its invoice,
+else the estimate; usage and invoice are two views of the same bill) plus what the resources
+listed now will cost until the month ends if they keep running
 (the hourly rules, so a capped server adds nothing once it reached its monthly price).
 
 A day is an anomaly when its list cost (every hour at its price, before a monthly cap: the spend
@@ -26,12 +27,20 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from legion_nb.engine.billing.hourly import month_start, next_month, period_charge
-from legion_nb.engine.billing.ledger import ADDON_KINDS, ADDRESS_KINDS, LedgerRow, Ownership, ServerFacts
+from legion_nb.engine.billing.ledger import (
+    ADDON_KINDS,
+    ADDRESS_KINDS,
+    LedgerRow,
+    Ownership,
+    ServerFacts,
+    Source,
+)
 from legion_nb.engine.billing.ledger_store import Listed
 
 __all__ = [
     "ANOMALY_FACTOR",
     "ANOMALY_WINDOW",
+    "SOURCE_PREFERENCE",
     "DayCost",
     "ForecastLine",
     "ReconciliationLine",
@@ -40,6 +49,9 @@ __all__ = [
     "reconcile",
 ]
 
+SOURCE_PREFERENCE: tuple[Source, ...] = ("usage", "invoice", "estimate")
+"""Which figure of a provider's month counts when the ledger holds several: the provider's usage
+lines (per resource), else its invoice (the whole account), else Legion's estimate."""
 ANOMALY_FACTOR = Decimal(2)
 ANOMALY_WINDOW = 7
 _ORPHANS: frozenset[Ownership] = frozenset({"labelled", "unlabelled"})
@@ -77,9 +89,11 @@ class ForecastLine:
     remaining: Decimal
     forecast: Decimal
     source: str
-    """Where the month to date comes from: ``usage`` or ``estimate``."""
+    """Where the month to date comes from: ``usage``, else ``invoice``, else ``estimate``
+    (:data:`SOURCE_PREFERENCE`); one figure only, never their sum."""
     provider_forecast: Decimal | None = None
-    """The provider's own month-end forecast, where it publishes one (OVH)."""
+    """The provider's own month-end forecast, where it publishes one (OVH); None where it publishes
+    none (Hetzner has no billing API, Scaleway no forecast): ``forecast`` is Legion's for all."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,11 +196,9 @@ def forecast(
     """Month-end forecast per provider and currency for the month of ``now`` (module notes)."""
     month = month_start(now)
     following = next_month(month)
-    usage: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
-    estimate: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    figures: dict[tuple[str, str, str], Decimal] = defaultdict(Decimal)
     for row in _in_month(rows, month):
-        target = estimate if row.source == "estimate" else usage
-        target[(row.provider, row.currency)] += row.billed_cost
+        figures[(row.provider, row.currency, row.source)] += row.billed_cost
     remaining: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
     for fact in facts:
         created = fact.created or month
@@ -196,9 +208,10 @@ def forecast(
                 so_far = period_charge(created, now, rates, month)
                 remaining[(fact.provider, fact.currency)] += to_end - so_far
     lines: list[ForecastLine] = []
-    for key in sorted(set(usage) | set(estimate) | set(remaining)):
-        source = "usage" if key in usage else "estimate"
-        to_date = usage[key] if key in usage else estimate[key]
+    for key in sorted({(p, c) for p, c, _ in figures} | set(remaining)):
+        # usage and invoice are two views of one bill: adding both would count the month twice
+        source = next((s for s in SOURCE_PREFERENCE if (*key, s) in figures), "estimate")
+        to_date = figures.get((*key, source), Decimal(0))
         ahead = remaining[key]
         lines.append(
             ForecastLine(
