@@ -45,9 +45,14 @@ class CurrentOperation:
 
 def describe(snapshot: ActorSnapshot) -> str:
     """One line for a resource's visible status: ``server web-1: provisioning (create)``; a waiting
-    resource says what for once (``dns zone example.org: waiting for web-1``)."""
+    resource says what for once (``dns zone example.org: waiting for web-1``). A reason that names
+    the operator's command (``legion materialize: rules out of date``: command first, as the CLI's
+    narrow WAITING FOR column needs) reads as what the resource waits for, after its state
+    (``firewall fw: applied, waiting for legion materialize: rules out of date``)."""
     waiting = snapshot.waiting or ""
-    said = snapshot.lifecycle == "waiting" and waiting.startswith("waiting ")
+    if waiting and not waiting.startswith("waiting "):
+        waiting = f"waiting for {waiting}"
+    said = snapshot.lifecycle == "waiting" and bool(waiting)
     status = waiting if said else snapshot.lifecycle
     text = f"{snapshot.key.kind.replace('_', ' ')} {snapshot.key.identity}: {status}"
     if snapshot.operation:

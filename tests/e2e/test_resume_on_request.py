@@ -317,7 +317,7 @@ async def test_a_second_process_leaves_the_install_a_live_materialize_runs_alone
         row = node_row(json.loads(await finished(await legion(path, "--json", "snapshot"))))
         assert await durable_execution(path) == execution  # not marked interrupted, not touched
         assert (row["system"], row["operation"], row["substage"]) == ("reachable", "add", "os_install"), row
-        assert row["waiting"] == "another Legion process runs add (os_install)", row
+        assert row["waiting"] == "another Legion process to finish add (os_install)", row
         locks = path.parent / f"{path.stem}.operations"  # beside the state, private to its owner
         assert locks.stat().st_mode & 0o777 == 0o700
         assert (locks / f"{NODE}.lock").stat().st_mode & 0o077 == 0

@@ -119,12 +119,17 @@ async def test_activity_is_derived_from_snapshots_without_percentages() -> None:
     activity.actors_changed([waiting, dataclasses.replace(waiting, revision=7)])  # same visible status
     failed = _actor("server", "web-1", lifecycle="failed", error="hetzner: cannot reach it")
     activity.actors_changed([failed])
+    stale = _actor(
+        "firewall", "fw", lifecycle="applied", waiting="legion materialize: rules and servers out of date"
+    )
+    activity.actors_changed([stale])
     event = await asyncio.wait_for(first, 5)
     summaries = [item["summary"] for item in event.data]
     assert summaries == [
         "materialize started",
         "dns zone example.org: waiting for web-1",
         "server web-1: failed - hetzner: cannot reach it",
+        "firewall fw: applied, waiting for legion materialize: rules and servers out of date",
     ]
     view = activity.view([waiting, failed])
     assert view["operation"]["id"] == "op-1"

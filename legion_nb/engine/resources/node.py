@@ -816,7 +816,7 @@ class ServerNodeActor(ResourceActor):
         resume = f"legion server resume {self.name} (or legion materialize)"
         if system == "reachable":
             if execution is not None and execution.status == "running":
-                return f"another Legion process runs {execution.operation} ({execution.phase})"
+                return f"another Legion process to finish {execution.operation} ({execution.phase})"
             return "legion materialize: not installed yet" if execution is None else None
         if execution is None or execution.status not in ("interrupted", "failed"):
             return None
