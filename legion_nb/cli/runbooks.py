@@ -16,6 +16,7 @@ from typing import Any
 
 from legion_nb.cli.context import CliContext, one_shot
 from legion_nb.cli.tables import Column, table
+from legion_nb.engine.runbooks.records import CellRun
 from legion_nb.errors import RunbookFailedError, RunRecordsTamperedError, UsageError
 
 __all__ = ["register"]
@@ -29,7 +30,7 @@ _RUNS = {
     "operator": Column("OPERATOR", 14),
     "start": Column("START", 25),
     "end": Column("END", 25),
-    "failed_cell": Column("FAILED CELL"),
+    "failed_at": Column("FAILED AT"),
 }
 
 
@@ -95,7 +96,7 @@ async def _run(ctx: CliContext, args: argparse.Namespace) -> int:
     if record.exit_status != 0:
         failed = record.failed_cell
         if failed is not None:
-            where = f"at cell {failed.index}: {failed.error} (output: {record.output_path})"
+            where = f"at {failed.label} - {failed.error} (output: {record.output_path})"
         else:
             where = f"before its cells ran: {record.extra.get('error') or 'see legion runbook show'}"
         raise RunbookFailedError(f"run {record.id} of {record.runbook} failed {where}")
@@ -112,7 +113,7 @@ def _describe(record: dict[str, Any]) -> str:
     ]
     failed = record.get("failed_cell")
     if failed:
-        lines.append(f"  failed at cell {failed['index']}: {failed['error']}")
+        lines.append(f"  failed at {CellRun.from_json(failed).label} - {failed['error']}")
     elif record.get("extra", {}).get("error"):
         lines.append(f"  failed before its cells ran: {record['extra']['error']}")
     return "\n".join(lines)
@@ -124,9 +125,11 @@ async def _runs(ctx: CliContext, args: argparse.Namespace) -> int:
         rows = await api.runbook_runs()
     ctx.emit(
         rows,
-        lambda data: table(tuple(_RUNS.values()), [[r[c] for c in _RUNS] for r in data])
-        if data
-        else "no runs recorded",
+        lambda data: (
+            table(tuple(_RUNS.values()), [[r[c] for c in _RUNS] for r in data])
+            if data
+            else "no runs recorded"
+        ),
     )
     return 0
 

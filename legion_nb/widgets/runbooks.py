@@ -48,7 +48,8 @@ class RunbookPanel(anywidget.AnyWidget):
     """The run in progress: ``cells``, ``done`` (count) and ``current`` (cell index or None)."""
     runs = traitlets.List(traitlets.Dict()).tag(sync=True)
     failure = traitlets.Dict().tag(sync=True)
-    """The last run's failing cell: ``id``, ``index``, ``source``, ``error`` (empty when it passed)."""
+    """The last run's failing cell: ``id``, ``index`` (its position in the output notebook), ``where``
+    (how its author finds it: ``In [4]: first line``), ``source``, ``error`` (empty when it passed)."""
 
     def __init__(self, engine: EngineAPI, *, poll_interval: float = 0.25, **traits: Any) -> None:
         super().__init__(**traits)
@@ -107,7 +108,13 @@ class RunbookPanel(anywidget.AnyWidget):
             self.failure = (
                 {}
                 if failed is None
-                else {"id": record.id, "index": failed.index, "source": failed.source, "error": failed.error}
+                else {
+                    "id": record.id,
+                    "index": failed.index,
+                    "where": failed.label,
+                    "source": failed.source,
+                    "error": failed.error,
+                }
             )
             self.status = f"{record.id}: {record.status}"
         await self.refresh()

@@ -130,3 +130,36 @@ def test_show_refuses_unknown_and_malformed_run_ids(store: RunStore) -> None:
 def test_an_empty_store_verifies(tmp_path: Path) -> None:
     empty = RunStore(tmp_path / "none")
     assert empty.verify().ok and empty.records() == [] and not os.path.exists(empty.root)
+
+
+def test_a_cell_is_named_as_its_author_finds_it_and_old_records_keep_their_hash(store: RunStore) -> None:
+    cell = CellRun(index=7, status="failed", source="\n  row = lookup(node)\nprint(row)", execution_count=4)
+    assert cell.label == "In [4]: row = lookup(node)"
+    tagged = CellRun(index=7, status="failed", source="x" * 80, execution_count=4, tags=("drain",))
+    assert tagged.label == "In [4] (tagged drain): " + "x" * 59 + "\u2026"
+    assert CellRun(index=7, status="pending").label == "cell 7"  # never ran: no prompt to show
+    again = CellRun.from_json(
+        json.loads(
+            json.dumps(
+                RunRecord.from_json(
+                    {
+                        **store.records()[0].to_json(),
+                        "cells": [
+                            {
+                                "index": 7,
+                                "status": "failed",
+                                "execution_count": 4,
+                                "tags": ["drain"],
+                                "source": "y = 2",
+                            }
+                        ],
+                    }
+                ).to_json()["cells"][0]
+            )
+        )
+    )
+    assert (again.execution_count, again.tags, again.label) == (4, ("drain",), "In [4] (tagged drain): y = 2")
+    # a record written before counts and tags were kept reads back to the same bytes and hash
+    first = record_file(store, 1)
+    assert "execution_count" not in first.read_text() and store.verify().ok
+    assert store.records()[0].to_json() == json.loads(first.read_text())

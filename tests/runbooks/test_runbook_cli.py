@@ -95,11 +95,15 @@ async def test_cli_runs_node_recovery_shows_the_record_and_verifies(daemon: Engi
     failed = await legion(daemon, "runbook", "run", "node-recovery", "-p", "node=ghost")
     assert failed.code == 5
     lines = failed.err.strip().splitlines()
-    assert len(lines) == 1 and "failed at cell" in lines[0] and "no server 'ghost'" in lines[0], failed.err
+    assert len(lines) == 1 and "failed at In [" in lines[0] and "no server 'ghost'" in lines[0], failed.err
+    assert "]: if not node: - LookupError: no server 'ghost'" in lines[0], failed.err
 
     runs = await legion(daemon, "--json", "runbook", "runs")
     rows = json.loads(runs.out)
     assert [r["status"] for r in rows] == ["succeeded", "failed"] and rows[1]["failed_cell"] is not None
+    assert rows[1]["failed_at"].startswith("In [") and rows[1]["failed_at"].endswith("]: if not node:"), rows[
+        1
+    ]
 
     verified = await legion(daemon, "runbook", "verify")
     assert verified.code == 0 and "2 run record(s) verified" in verified.out, verified.err

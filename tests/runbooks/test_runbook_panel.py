@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 from legion_nb.engine.runtime import Engine
 from legion_nb.widgets import RunbookPanel
@@ -28,6 +29,9 @@ async def test_panel_lists_runs_from_its_form_and_shows_the_failing_cell(cluster
         assert panel.failure["error"].startswith("LookupError: no server 'ghost'")
         assert "server_row(await engine.snapshot(), node)" in panel.failure["source"]
         assert panel.runs[0]["status"] == "failed" and panel.runs[0]["failed_cell"] == panel.failure["index"]
+        # named as the author finds it: the executed notebook's prompt and the cell's first line
+        assert re.fullmatch(r"In \[\d+\]: if not node:", panel.failure["where"]), panel.failure
+        assert panel.runs[0]["failed_at"] == panel.failure["where"]
         # Live progress mid-run (which cell runs) is shown deterministically by the probe runbook's
         # own view of runbook_live in test_runbooks_sandbox; here: the final count.
         assert panel.progress["cells"] > 0 and panel.progress["current"] is None

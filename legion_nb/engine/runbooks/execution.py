@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from legion_nb.engine.redaction import redact
-from legion_nb.engine.runbooks.records import CellRun
+from legion_nb.engine.runbooks.records import HIDDEN_TAGS, CellRun
 
 __all__ = ["ENGINE_NAME", "Execution", "cell_runs", "execute", "kernel_env"]
 
@@ -182,6 +182,8 @@ def cell_runs(notebook: Mapping[str, Any]) -> tuple[list[CellRun], CellRun | Non
             if output.get("output_type") == "error":
                 error = f"{output.get('ename', '')}: {output.get('evalue', '')}".strip(": ")
         status = str(meta.get("status", "pending"))
+        count = cell.get("execution_count")
+        tags = cell.get("metadata", {}).get("tags", [])
         run = CellRun(
             index=index,
             status="failed" if (meta.get("exception") or error) and status != "pending" else status,
@@ -190,6 +192,8 @@ def cell_runs(notebook: Mapping[str, Any]) -> tuple[list[CellRun], CellRun | Non
             duration=meta.get("duration"),
             source=source[:400],
             error=error[:2000],
+            execution_count=count if isinstance(count, int) else None,
+            tags=tuple(str(t) for t in tags if str(t) not in HIDDEN_TAGS),
         )
         runs.append(run)
         if run.status == "failed" and failed is None:

@@ -29,7 +29,7 @@ from typing import Any
 
 from legion_nb.errors import UsageError
 
-__all__ = ["CellRun", "RunRecord", "RunStore", "VerifyReport", "canonical_json", "sha256_file"]
+__all__ = ["HIDDEN_TAGS", "CellRun", "RunRecord", "RunStore", "VerifyReport", "canonical_json", "sha256_file"]
 
 _RECORD_NAME = re.compile(r"^(\d{6})-(run-[0-9a-z-]+)\.json$")
 _RUN_ID = re.compile(r"^run-[0-9a-z-]{1,64}$")
@@ -44,9 +44,18 @@ def sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+HIDDEN_TAGS = frozenset({"parameters", "injected-parameters"})
+"""Tags papermill reads or writes, not the author's names for a cell."""
+
+
 @dataclass(frozen=True, slots=True)
 class CellRun:
-    """One code cell of a run as papermill timed it (``status``: completed, failed or pending)."""
+    """One code cell of a run as papermill timed it (``status``: completed, failed or pending).
+
+    ``index`` is the cell's position in the output notebook (markdown cells and papermill's
+    injected parameters cell included), which no author sees; :attr:`label` names the cell as the
+    author finds it: the ``In [n]`` the executed notebook shows, the author's tags, its first line.
+    """
 
     index: int
     status: str
@@ -55,6 +64,26 @@ class CellRun:
     duration: float | None = None
     source: str = ""
     error: str = ""
+    execution_count: int | None = None
+    """The ``In [n]`` the executed notebook shows for the cell (None: it did not run)."""
+    tags: tuple[str, ...] = ()
+    """The author's tags on the cell (papermill's own ``parameters`` tags left out)."""
+
+    @property
+    def label(self) -> str:
+        """``In [4]: row = server_row(...)``: the prompt, any tags and the first line of code (cut
+        at 60 characters); ``cell 7`` (the output notebook's position) when it never ran."""
+        prompt = f"In [{self.execution_count}]" if self.execution_count is not None else f"cell {self.index}"
+        if self.tags:
+            prompt += f" (tagged {', '.join(self.tags)})"
+        first = next((line.strip() for line in self.source.splitlines() if line.strip()), "")
+        if len(first) > 60:
+            first = first[:59] + "\u2026"
+        return f"{prompt}: {first}" if first else prompt
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CellRun:
+        return cls(**{**data, "tags": tuple(data.get("tags", ()))})
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,8 +154,8 @@ class RunRecord:
             end=data["end"],
             status=data["status"],
             exit_status=int(data["exit_status"]),
-            cells=tuple(CellRun(**c) for c in data["cells"]),
-            failed_cell=None if failed is None else CellRun(**failed),
+            cells=tuple(CellRun.from_json(c) for c in data["cells"]),
+            failed_cell=None if failed is None else CellRun.from_json(failed),
             operations=tuple(data["operations"]),
             output_path=data["output_path"],
             output_sha256=data["output_sha256"],
@@ -149,13 +178,16 @@ class RunRecord:
             "start": self.start,
             "end": self.end,
             "failed_cell": None if failed is None else failed.index,
+            "failed_at": None if failed is None else failed.label,
             "error": failed.error if failed is not None else str(self.extra.get("error", "")),
             "operations": len(self.operations),
         }
 
 
 def _cell_json(cell: CellRun) -> dict[str, Any]:
-    return {
+    """The cell as the record holds it; the execution count and tags only where there are some, so
+    a record written before they were kept hashes as it did."""
+    out: dict[str, Any] = {
         "index": cell.index,
         "status": cell.status,
         "start": cell.start,
@@ -164,6 +196,11 @@ def _cell_json(cell: CellRun) -> dict[str, Any]:
         "source": cell.source,
         "error": cell.error,
     }
+    if cell.execution_count is not None:
+        out["execution_count"] = cell.execution_count
+    if cell.tags:
+        out["tags"] = list(cell.tags)
+    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,7 +73,7 @@ function runbookFailure(model) {
   const failure = model.get("failure");
   if (!failure || failure.index === undefined) return null;
   return lnbEl("div", "lnb-runbook-failure",
-    lnbEl("p", "lnb-error", `${failure.id} failed at cell ${failure.index}: ${failure.error}`),
+    lnbEl("p", "lnb-error", `${failure.id} failed at ${failure.where ?? `cell ${failure.index}`} - ${failure.error}`),
     lnbEl("pre", "lnb-runbook-source", failure.source));
 }
 
@@ -92,7 +92,7 @@ export default {
             ["Dry run", (r) => (r.dry_run ? "yes" : "")],
             ["By", (r) => r.operator],
             ["Started", (r) => lnbEl("span", "lnb-nowrap", lnbWhen(r.start))],
-            ["Failed cell", (r) => lnbText(r.failed_cell)],
+            ["Failed at", (r) => lnbText(r.failed_at)],
             ["Error", (r) => lnbText(r.error)],
           ], runs.map((r) => ({ ...r, name: r.id })));
       return [header, ...runbookForm(model), runbookProgress(model), runbookFailure(model),
