@@ -38,6 +38,9 @@ async def test_the_billing_notebook_shows_its_charts_and_panel(
         await expect(panel.locator(".lnb-billing-totals tbody tr")).to_have_count(3)
         cost_chart = page.locator(".lnb-billing-view .lnb-cost-chart")  # Plotly's bars under the tables
         await expect(cost_chart.locator(".barlayer .point path").first).to_be_visible()
+        # The history's cost no day holds is a bar of its own, and the chart says what it is.
+        await expect(cost_chart.locator(".xtick text", has_text="unattributed")).to_have_count(1)
+        await expect(cost_chart.locator(".gtitle")).to_contain_text("on no day Legion estimated")
         await expect(panel.locator(".lnb-billing-orphans tbody tr")).to_have_count(1)
         # Money reads as money: cents at least, and no run of zeros past them ("3.7740000000").
         money = await panel.locator(".lnb-billing-totals tbody td.lnb-money").all_inner_texts()

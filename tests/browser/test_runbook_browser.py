@@ -8,6 +8,7 @@ and finds the succeeded run in the history. Screenshot: ``test-artifacts/runbook
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -64,6 +65,13 @@ async def test_the_runbook_panel_runs_a_runbook_and_shows_a_failing_cell(
         await expect(failure).to_contain_text("no server 'ghost'", timeout=RUN)
         await expect(failure.locator(".lnb-runbook-source")).to_contain_text("server_row(")
         await expect(panel.locator(".lnb-runbook-runs tbody tr")).to_have_count(1)
+        # The cell named as its author finds it: the prompt the output notebook shows, its first line.
+        said = await failure.locator(".lnb-error").inner_text()
+        prompt = re.search(r"failed at In \[(\d+)\]: if not node: - LookupError", said)
+        assert prompt is not None, said
+        await expect(panel.locator(".lnb-runbook-runs tbody tr").first).to_contain_text(
+            f"In [{prompt.group(1)}]: if not node:"
+        )
 
         node = panel.locator('input.lnb-runbook-input[name="node"]')
         await node.fill("web-1")
@@ -87,6 +95,8 @@ async def test_the_runbook_panel_runs_a_runbook_and_shows_a_failing_cell(
         )
         error = page.locator(".jp-OutputArea-output", has_text="the servers are: web-1, web-2").first
         await expect(error).to_be_visible()
+        failed_cell = page.locator(".jp-CodeCell", has_text="the servers are: web-1, web-2").first
+        await expect(failed_cell.locator(".jp-InputPrompt")).to_contain_text(f"[{prompt.group(1)}]")
         await page.screenshot(path=str(artifacts / "runbook-output.png"), full_page=True)
     assert opened.page_errors == []
     assert opened.widget_errors == []
