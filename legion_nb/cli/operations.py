@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from legion_nb.cli.context import CliContext, one_shot, scrub
 from legion_nb.cli.tables import Column, LiveTable, table, warning_line, warning_lines
-from legion_nb.errors import OperationError, UsageError
+from legion_nb.errors import LegionError, OperationError, ProviderError, UsageError
 
 if TYPE_CHECKING:
-    from legion_nb.engine.reports import ServerCommandResult
+    from legion_nb.engine.reports import RefreshResult, ServerCommandResult
     from legion_nb.engine.surface import EngineAPI
 
-__all__ = ["MaterializeIncompleteError", "register"]
+__all__ = ["MaterializeIncompleteError", "refresh_error", "register"]
 
 # The snapshot's row keys and how each shows (tables.py: declared widths, stable across redraws).
 _KIND = Column("KIND", 11)  # "floating_ip": an orphan public IP's row
@@ -64,7 +64,17 @@ class MaterializeIncompleteError(OperationError):
 
 
 class RefreshIncompleteError(OperationError):
+    """A refresh failed on Legion's side for some provider (exit 5)."""
+
     code = "refresh_incomplete"
+
+
+class RefreshProviderError(LegionError):
+    """Every provider whose refresh failed could not be reached or refused it: exit 4, as for any
+    provider error, whether or not other providers were refreshed (their lines say so)."""
+
+    exit_code = ProviderError.exit_code
+    code = "refresh_provider"
 
 
 def register(sub: Any) -> None:
@@ -81,7 +91,16 @@ def register(sub: Any) -> None:
     )
     materialize.set_defaults(handler=_materialize)
 
-    refresh = sub.add_parser("refresh", help="re-read providers; adopt Legion-labelled resources")
+    refresh = sub.add_parser(
+        "refresh",
+        help="re-read providers; adopt Legion-labelled resources",
+        description=(
+            "Re-read every provider with stored credentials and adopt Legion-labelled resources. "
+            "A provider that cannot be reached or refuses is named with its reason while the "
+            "others are still read: exit 4 then (even when only some failed), exit 5 when Legion "
+            "itself failed to refresh one."
+        ),
+    )
     refresh.set_defaults(handler=_refresh)
 
     snapshot = sub.add_parser("snapshot", help="the app snapshot: one row per resource")
@@ -206,9 +225,17 @@ async def _refresh(ctx: CliContext, args: argparse.Namespace) -> int:
     async with ctx.api() as api:
         result = await api.refresh()
     ctx.emit(result, _refresh_text)
-    if not result.ok:
-        raise RefreshIncompleteError(result.summary)
-    return 0
+    if result.ok:
+        return 0
+    raise refresh_error(result)
+
+
+def refresh_error(result: RefreshResult) -> LegionError:
+    """The error a failed refresh ends with: a provider's own failure (unreachable or refusing,
+    for some providers or all) is exit 4; one on Legion's side is exit 5."""
+    if result.failures() <= {"unreachable", "refused"}:
+        return RefreshProviderError(result.summary)
+    return RefreshIncompleteError(result.summary)
 
 
 def _refresh_text(result: dict[str, Any]) -> str:

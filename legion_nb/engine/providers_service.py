@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from legion_nb.engine.cluster.firewall_plan import build_cluster_firewall_plan, planned_rule
 from legion_nb.engine.diff import held_floating_ips, ip_not_orphan
 from legion_nb.engine.redaction import redact
-from legion_nb.engine.reports import RefreshReport
+from legion_nb.engine.reports import RefreshReport, refresh_failure
 from legion_nb.engine.resources.node import tracked_server_from
 from legion_nb.engine.resources.pending import StatePendingRecorder
 from legion_nb.engine.resources.ports import StatePort
@@ -263,7 +263,8 @@ class ProviderPersistence:
             inventory = await self._read(provider)
         except LegionError as exc:
             # The report names its provider; a provider error's message need not say it again.
-            return RefreshReport(provider=provider, error=redact(exc.message.removeprefix(f"{provider}: ")))
+            error = redact(exc.message.removeprefix(f"{provider}: "))
+            return RefreshReport(provider=provider, error=error, failure=refresh_failure(exc))
 
         def apply(state: LegionState) -> tuple[LegionState, RefreshReport]:
             return record_inventory(

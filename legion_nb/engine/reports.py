@@ -15,17 +15,36 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from legion_nb.errors import LegionError, ProviderError, ProviderUnavailableError
+
 __all__ = [
     "FlaggedResource",
     "MaterializeReport",
     "PlanWarning",
+    "RefreshFailure",
     "RefreshReport",
     "RefreshResult",
     "ServerCommandResult",
     "Status",
+    "refresh_failure",
 ]
 
 Status = Literal["succeeded", "failed", "interrupted", "cancelled"]
+
+RefreshFailure = Literal["unreachable", "refused", "failed"]
+"""Why a provider's refresh failed: the provider could not be reached (timeouts, connection
+errors, 5xx), it answered with a refusal (credentials, rate limit, a rejected request), or
+something on Legion's side failed. The CLI's exit code follows it (a provider's own failure is
+exit 4, as for any :class:`~legion_nb.errors.ProviderError`)."""
+
+
+def refresh_failure(error: LegionError) -> RefreshFailure:
+    """The :data:`RefreshFailure` kind of the error a provider's refresh ended with."""
+    if isinstance(error, ProviderUnavailableError):
+        return "unreachable"
+    if isinstance(error, ProviderError):
+        return "refused"
+    return "failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +104,8 @@ class RefreshReport:
     orphans: tuple[str, ...] = ()
     error: str | None = None
     skipped: tuple[str, ...] = field(default_factory=tuple)
+    failure: RefreshFailure | None = None
+    """Set with ``error``: what kind of failure it was."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +113,10 @@ class RefreshResult:
     ok: bool
     summary: str
     providers: list[RefreshReport]
+
+    def failures(self) -> set[RefreshFailure]:
+        """The kinds of the providers' failures (empty when every provider was refreshed)."""
+        return {r.failure or "failed" for r in self.providers if r.error}
 
 
 @dataclass(frozen=True, slots=True)

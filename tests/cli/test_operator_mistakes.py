@@ -107,7 +107,7 @@ def test_a_failed_refresh_names_each_provider_once(
 ) -> None:
     store_hetzner(state, {**hetzner_block, "token": "wrong"})  # refused at once: no retries to wait out
     result = legion("--state", state, "refresh")
-    line = _one_line(result, 5)
+    line = _one_line(result, 4)  # a provider refused: exit 4 as README's table says
     headline, reason = result.out.splitlines()[:2]
     assert headline == "refresh failed for hetzner:" and reason.startswith("  hetzner: ")
     for text in (result.out, line):
