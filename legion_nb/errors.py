@@ -10,7 +10,8 @@ argon2) are translated into this tree at the module that calls the foreign libra
 
     LegionError
     ├── UsageError                  bad input from the operator (exit 2)
-    │   └── ValidationError         a plan or record that breaks a rule (names, references, duplicates)
+    │   ├── ValidationError         a plan or record that breaks a rule (names, references, duplicates)
+    │   └── NotTrackedError         a command names a server Legion does not track
     ├── StateError                  the encrypted local state (exit 3)
     │   ├── StateNotFoundError      no state file at the path
     │   ├── StateExistsError        init refused to overwrite an existing state
@@ -52,6 +53,7 @@ __all__ = [
     "LegionError",
     "LockedError",
     "NodeError",
+    "NotTrackedError",
     "OperationError",
     "ProviderAmbiguousError",
     "ProviderAuthError",
@@ -118,6 +120,13 @@ class ValidationError(UsageError):
     """A plan, name or record breaks a rule; the message names the field and the rule."""
 
     code = "invalid"
+
+
+class NotTrackedError(UsageError):
+    """A command for one server (``server reboot``, ``terminal``...) names one Legion does not
+    track: a mistyped or not yet materialized name, the operator's input rather than a node fault."""
+
+    code = "not_tracked"
 
 
 class StateError(LegionError):

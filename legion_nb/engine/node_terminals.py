@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from legion_nb.engine.state.model import LegionState
 from legion_nb.engine.state.validation import normalize_hostname
-from legion_nb.errors import NodeError
+from legion_nb.errors import NodeError, NotTrackedError
 
 if TYPE_CHECKING:  # asyncssh loads only when a terminal is first used, not with the engine
     from legion_nb.engine.resources.ports import StatePort
@@ -30,7 +30,7 @@ __all__ = ["NodeTargetError", "NodeTerminals", "TerminalSettings", "node_target"
 
 
 class NodeTargetError(NodeError):
-    """The state does not (yet) say how to reach a node: not tracked, no address, no node material."""
+    """The state does not (yet) say how to reach a tracked node: no address, no node material."""
 
     code = "node_target"
 
@@ -42,7 +42,7 @@ def node_target(state: LegionState, name: str, *, port: int = 22) -> SshTarget:
     node = normalize_hostname(name, what="server name")
     record = state.tracked.servers.get(node)
     if record is None:
-        raise NodeTargetError(f"server {node} is not tracked: materialize it before opening a terminal")
+        raise NotTrackedError(f"server {node} is not tracked: materialize it before opening a terminal")
     host = record.ipv4 or record.ipv6
     if not host:
         raise NodeTargetError(

@@ -54,7 +54,7 @@ from legion_nb.engine.state.model import (
     utcnow,
 )
 from legion_nb.engine.state.validation import normalize_hostname
-from legion_nb.errors import ApplyRunningError, LegionError, LockedError, UsageError
+from legion_nb.errors import ApplyRunningError, LegionError, LockedError, NotTrackedError, UsageError
 from legion_nb.providers.catalog import choose_image
 from legion_nb.providers.contract import ProviderAdapter
 from legion_nb.providers.records import Operation
@@ -325,7 +325,7 @@ class EngineOps:
         server_name = normalize_hostname(name, what="server name")
         tracked = self._state.state.tracked.servers.get(server_name)
         if tracked is None:
-            raise UsageError(
+            raise NotTrackedError(
                 f"server {server_name!r} is not tracked: materialize it first (see `legion snapshot`)"
             )
         return tracked

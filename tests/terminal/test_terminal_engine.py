@@ -16,7 +16,7 @@ from legion_nb.engine.node_terminals import NodeTargetError
 from legion_nb.engine.runtime import Engine
 from legion_nb.engine.state.model import LegionState
 from legion_nb.engine.terminal import UnknownTerminalError
-from legion_nb.errors import LockedError, UsageError
+from legion_nb.errors import LockedError, NotTrackedError, UsageError
 
 PASSWORD = "terminal test password"
 
@@ -65,9 +65,14 @@ async def test_listing_shows_no_key(engine: Engine, node: SimulatedNode) -> None
 
 
 async def test_untracked_server_is_one_line(engine: Engine) -> None:
-    with pytest.raises(NodeTargetError, match=r"^server ghost is not tracked: materialize it") as info:
+    # An unknown name is the operator's input, not a node fault: exit 2, as for `server reboot`.
+    with pytest.raises(NotTrackedError, match=r"^server ghost is not tracked: materialize it") as info:
         await engine.terminal_open("ghost")
     assert "\n" not in str(info.value)
+    assert info.value.exit_code == 2
+    with pytest.raises(NotTrackedError) as reboot:
+        await engine.server_reboot("ghost")
+    assert reboot.value.exit_code == info.value.exit_code
 
 
 async def test_missing_material_or_address_says_what_is_missing(engine: Engine, node: SimulatedNode) -> None:

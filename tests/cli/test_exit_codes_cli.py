@@ -1,5 +1,9 @@
-"""``legion refresh`` exits as README's table says: 4 when providers could not be reached or
-refused (all of them or only some, while the others are still read), 5 when Legion failed."""
+"""Exit codes as README's table says them.
+
+``legion refresh``: 4 when providers could not be reached or refused (all of them or only some,
+while the others are still read), 5 when Legion failed. A command naming a server Legion does not
+track is the operator's input (2), whichever command it is.
+"""
 
 from __future__ import annotations
 
@@ -71,3 +75,13 @@ def test_a_failure_on_legions_side_is_exit_5() -> None:
     assert refresh_error(result("unreachable", "refused", None)).exit_code == 4
     assert refresh_error(result("unreachable", "failed")).exit_code == 5
     assert refresh_error(result("failed")).exit_code == 5
+
+
+@pytest.mark.parametrize("command", [("terminal", "ghost"), ("server", "reboot", "ghost")])
+def test_a_server_legion_does_not_track_is_a_usage_error(
+    legion: Legion, state: str, command: tuple[str, ...]
+) -> None:
+    result = legion("--state", state, *command, stdin="hostname\n")
+    assert result.code == 2, (result.out, result.err)
+    assert result.err.startswith("legion: server ") and "ghost" in result.err
+    assert "is not tracked: materialize it" in result.err and result.err.count("\n") == 1
