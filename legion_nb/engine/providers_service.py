@@ -417,12 +417,14 @@ class _Adoption:
         if firewall.id in self._firewall_ids:
             return
         ownership = OwnershipLabels.from_labels(firewall.labels)
+        # A zonal firewall says its zone: Scaleway has a "Default security group" in every zone.
+        where = f" in {firewall.location}" if firewall.location else ""
         if ownership is None:
-            self.unmanaged.append(f"firewall {firewall.name}")
+            self.unmanaged.append(f"firewall {firewall.name}{where}")
             return
         wanted = build_cluster_firewall_plan(self.state).get(firewall.name)
         if wanted is None or wanted.provider != self.provider or firewall.name in self.firewalls:
-            self.orphans.append(f"firewall {firewall.name}")
+            self.orphans.append(f"firewall {firewall.name}{where}")
             return
         names = {s.provider_id: n for n, s in self.servers.items() if s.provider == self.provider}
         self.firewalls[firewall.name] = TrackedFirewall(

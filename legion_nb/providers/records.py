@@ -236,12 +236,16 @@ class FirewallRule:
 
 @dataclass(frozen=True)
 class Firewall:
+    """A provider firewall (a Scaleway security group). ``location`` is the zone a zonal one lives
+    in (Scaleway keeps one "Default security group" per zone), None for a project-wide firewall."""
+
     provider: str
     id: str
     name: str
     rules: tuple[FirewallRule, ...] = ()
     applied_to: tuple[str, ...] = ()
     labels: Mapping[str, str] = field(default_factory=dict)
+    location: str | None = None
 
     def __post_init__(self) -> None:
         freeze_mappings(self, "labels")

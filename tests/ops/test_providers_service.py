@@ -112,6 +112,18 @@ def test_refresh_adopts_only_what_legion_owns_and_plans() -> None:
     assert second.adopted == () and again.tracked == new.tracked
 
 
+def test_a_zonal_firewall_is_listed_once_per_zone_as_not_legions() -> None:
+    zones = ("fr-par-1", "fr-par-2", "nl-ams-1", "pl-waw-1")
+    defaults = [
+        Firewall("scaleway", f"{zone}/g{i}", "Default security group", location=zone)
+        for i, zone in enumerate(zones)
+    ]
+    new, report = record_inventory(LegionState(), "scaleway", [], [], defaults)
+    assert report.unmanaged == tuple(f"firewall Default security group in {zone}" for zone in zones)
+    assert report.orphans == () and report.firewalls == 4
+    assert not [r for r in diff(new).resources if r.action == "orphan"]
+
+
 def test_refresh_reports_a_labelled_ip_assigned_to_nothing_as_an_orphan_and_nothing_else() -> None:
     created = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     holder = TrackedServer(

@@ -489,6 +489,7 @@ async def test_rules_compare_enums_case_insensitively_and_merge_cidrs() -> None:
     scw, _ = adapter(route)
     [firewall] = await scw.list_firewalls(OWNER.as_labels())
     assert firewall.id == f"{ZONE}/g1" and firewall.applied_to == (f"{ZONE}/{SERVER_UUID}",)
+    assert firewall.location == ZONE  # a security group is zonal: refresh names its zone
     assert set(firewall.rules) == {
         FirewallRule("in", "tcp", PortRange(22, 22), sources=("0.0.0.0/0", "::/0")),
         FirewallRule("in", "udp", PortRange(60000, 61000), sources=("10.0.0.0/8",)),

@@ -457,6 +457,7 @@ class ScalewayAdapter:
             rules=convert.firewall_rules(rules),
             applied_to=tuple(qualified(zone, str(s.get("id"))) for s in group.get("servers") or []),
             labels=labels_from_tags(group.get("tags") or []),
+            location=zone,
         )
 
     async def list_firewalls(self, labels: Mapping[str, str] | None = None) -> list[Firewall]:
