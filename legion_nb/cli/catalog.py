@@ -14,7 +14,7 @@ import argparse
 from typing import Any
 
 from legion_nb.cli.context import CliContext, one_shot
-from legion_nb.cli.tables import Column, money, table
+from legion_nb.cli.tables import Column, money, table, utc_time
 
 __all__ = ["register"]
 
@@ -51,7 +51,8 @@ def _cheapest(server_type: dict[str, Any], currency: str) -> tuple[str, str, str
 
 def _text(catalog: dict[str, Any]) -> str:
     currency = catalog["currency"]
-    source = catalog["source"] + (f", fetched {catalog['fetched_at']}" if catalog.get("fetched_at") else "")
+    fetched = catalog.get("fetched_at")
+    source = catalog["source"] + (f", fetched {utc_time(fetched)}" if fetched else "")
     types = table(
         (
             Column("type", 12),

@@ -15,7 +15,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
-__all__ = ["ELLIPSIS", "Column", "LiveTable", "money", "row_line", "table", "warning_line", "warning_lines"]
+__all__ = [
+    "ELLIPSIS",
+    "Column",
+    "LiveTable",
+    "money",
+    "row_line",
+    "table",
+    "utc_time",
+    "warning_line",
+    "warning_lines",
+]
 
 EMPTY = "-"
 ELLIPSIS = "\u2026"
@@ -67,6 +77,20 @@ def table(columns: Sequence[Column], rows: Iterable[Sequence[object]], *, title:
     lines.append(GAP.join(_fit(c.header, c.span) for c in _checked(columns)).rstrip())
     lines.extend(row_line(columns, row) for row in rows)
     return "\n".join(lines)
+
+
+def utc_time(iso: str) -> str:
+    """``2026-12-05 18:55:02 UTC``: an ISO 8601 time as the CLI shows times (to the second, in UTC,
+    as the logs and telemetry tables do); the engine's JSON keeps the exact value."""
+    import datetime as dt  # noqa: PLC0415 - only commands that show a time pay for it
+
+    try:
+        at = dt.datetime.fromisoformat(iso)
+    except ValueError:  # not a time: show what the engine said
+        return iso
+    if at.tzinfo is not None:
+        at = at.astimezone(dt.UTC)
+    return f"{at:%Y-%m-%d %H:%M:%S} UTC"
 
 
 def money(amount: str | Decimal | None, currency: str, per: str = "") -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -185,3 +186,14 @@ def test_a_server_type_the_embedded_catalog_lacks_is_planned_with_a_plain_warnin
     data = json.loads(legion(*s, "--json", "diff").out)
     (row,) = [r for r in data["resources"] if r["kind"] == "server"]
     assert [w["code"] for w in row["warnings"]] == ["not_in_catalog"]
+
+
+def test_a_live_catalog_says_when_it_was_read_like_other_cli_times(
+    legion: Legion, state: str, hetzner_block: dict[str, str], store_hetzner: Callable[..., None]
+) -> None:
+    store_hetzner(state, hetzner_block)
+    shown = legion("--state", state, "catalog", "hetzner")
+    assert shown.code == 0, shown.err
+    header = shown.out.splitlines()[0]
+    stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"
+    assert re.fullmatch(rf"hetzner catalog \(live, fetched {stamp}\)", header), header

@@ -11,7 +11,7 @@ import pytest
 from rich.console import Console
 
 from legion_nb.cli.planning import render_diff
-from legion_nb.cli.tables import ELLIPSIS, Column, live_view, row_line, table
+from legion_nb.cli.tables import ELLIPSIS, Column, live_view, row_line, table, utc_time
 
 COLUMNS = (Column("NAME", 10), Column("STATE", 8), Column("NOTE"))
 
@@ -100,3 +100,9 @@ def test_a_live_table_keeps_its_column_widths_from_one_redraw_to_the_next() -> N
     assert all(_bars(line) == _bars(header_first) for line in rows)
     assert f"a-server-{ELLIPSIS}" in rows[0] and rows[0].rstrip().endswith(f"{ELLIPSIS} │")
     assert "[Errno 111]" in rows[0]  # cell text is text, not rich markup
+
+
+def test_a_time_reads_to_the_second_in_utc() -> None:
+    assert utc_time("2026-12-05T18:55:02.123456+00:00") == "2026-12-05 18:55:02 UTC"
+    assert utc_time("2026-12-05T19:55:02.5+01:00") == "2026-12-05 18:55:02 UTC"
+    assert utc_time("not a time") == "not a time"
