@@ -10,6 +10,8 @@ from typing import TypeVar
 
 import pytest
 
+from legion_nb.engine.diff import diff
+from legion_nb.engine.providers_service import record_inventory
 from legion_nb.engine.resources.node import (
     observed_server,
     record_observed,
@@ -69,6 +71,32 @@ async def test_record_observed_writes_only_news_about_a_tracked_server() -> None
     assert state.state.tracked.servers["n1"].ipv4 == "127.0.0.6"
     await record_observed(state, "gone", report(name="gone"))
     assert state.writes == ["server n1 is running"]
+
+
+async def test_an_actor_read_that_moves_the_addresses_updates_the_observation_and_dates_it() -> None:
+    """The actor reads new addresses after a refresh: the observation takes them with the read's
+    own ``seen`` (so the diff shows no address drift until the next refresh), the provider's
+    ``refreshed`` stays the listing's, and a read that changes nothing writes nothing."""
+    tracked = tracked_server_from(report(ipv6="::5"), "hetzner", cluster="alpha", role="cluster")
+    start = with_tracked_server(empty_state(), tracked)
+    listed, _ = record_inventory(start, "hetzner", [report(ipv6="::5")], [], [])
+    refreshed = listed.observed["hetzner"].refreshed
+    state = CountingState(listed)
+
+    await record_observed(state, "n1", report(ipv4="127.0.0.6", ipv6=None))
+
+    observed = state.state.observed["hetzner"]
+    seen = observed.servers["11"]
+    assert (seen.status, seen.ipv4, seen.ipv6) == ("running", "127.0.0.6", None)
+    assert observed.refreshed == refreshed and refreshed is not None
+    assert listed.observed["hetzner"].servers["11"].seen == refreshed  # the listing's, before the read
+    assert seen.seen is not None and seen.seen > refreshed
+    (row,) = [r for r in diff(state.state).resources if r.name == "n1"]
+    drift = [f.field for f in row.fields if f.observed is not None and f.tracked != f.observed]
+    assert drift == [], row.fields  # the addresses read are the addresses observed
+    writes = list(state.writes)
+    await record_observed(state, "n1", report(ipv4="127.0.0.6", ipv6=None))
+    assert state.writes == writes and state.state.observed["hetzner"].servers["11"] is seen
 
 
 def test_server_choice_follows_the_role_profile_and_validates_what_is_given() -> None:

@@ -83,7 +83,7 @@ from legion_nb.engine.resources.ports import StatePort
 from legion_nb.engine.resources.snapshot import Health, ResourceKey
 from legion_nb.engine.state.edits import (
     track_server,
-    with_observed_status,
+    with_observed_read,
     with_tracked_server,
     without_pending,
     without_tracked_server,
@@ -288,24 +288,28 @@ def observed_server(record: TrackedServer, server: Server) -> TrackedServer:
 
 
 async def record_observed(state: StatePort, name: str, server: Server) -> None:
-    """Write what the provider reports about the tracked server ``name``; no write when the state
+    """Write what the provider reports about the tracked server ``name``: the tracked record, and
+    the server's observation when the read changes its status or addresses (dated by this read;
+    :func:`~legion_nb.engine.state.edits.with_observed_read`), so the diff does not show the
+    addresses the actor has just read as drift until the next refresh. No write when the state
     holds it already (or the server is no longer tracked)."""
 
     read = utcnow()
+
+    def observe(current: LegionState, record: TrackedServer) -> LegionState:
+        return with_observed_read(
+            current, record, status=server.status, ipv4=server.ipv4, ipv6=server.ipv6, at=read
+        )
 
     def update(current: LegionState) -> tuple[LegionState, None]:
         record = current.tracked.servers.get(name)
         if record is None:
             return current, None
-        current = with_observed_status(current, record, server.status, at=read)
-        return with_tracked_server(current, observed_server(record, server)), None
+        return with_tracked_server(observe(current, record), observed_server(record, server)), None
 
     current = state.state
     record = current.tracked.servers.get(name)
-    if record is None or (
-        observed_server(record, server) == record
-        and with_observed_status(current, record, server.status, at=read) is current
-    ):
+    if record is None or (observed_server(record, server) == record and observe(current, record) is current):
         return
     await state.mutate(update, reason=f"server {name} is {server.status}")
 

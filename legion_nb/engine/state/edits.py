@@ -35,7 +35,7 @@ __all__ = [
     "with_cluster_material",
     "with_execution",
     "with_material",
-    "with_observed_status",
+    "with_observed_read",
     "with_pending",
     "with_repair_attempts",
     "with_tracked",
@@ -83,18 +83,26 @@ def without_tracked_server(state: LegionState, name: str) -> LegionState:
     return without_observed(state, record.provider, "servers", record.provider_id)
 
 
-def with_observed_status(
-    state: LegionState, record: TrackedServer, status: str, *, at: dt.datetime
+def with_observed_read(
+    state: LegionState,
+    record: TrackedServer,
+    *,
+    status: str,
+    ipv4: str | None,
+    ipv6: str | None,
+    at: dt.datetime,
 ) -> LegionState:
-    """``state`` with ``status`` as the observed status of the tracked server ``record``, seen
-    ``at`` (unchanged when no refresh observed it, or it says so already): a provider read of the
-    server by its actor is newer than the last refresh, so the observation follows it, with the
-    time of that read (the provider's ``refreshed`` stays the listing's: ``ObservedServer.seen``)."""
+    """``state`` with what a provider read of the tracked server ``record`` found (its status and
+    addresses) as that server's observation, seen ``at`` (unchanged when no refresh observed it,
+    or it says so already): a read of the server by its actor is newer than the last refresh, so
+    the observation follows it, with the time of that read (the provider's ``refreshed`` stays the
+    listing's: ``ObservedServer.seen``)."""
     observed = state.observed.get(record.provider)
     seen = None if observed is None else observed.servers.get(record.provider_id)
-    if observed is None or seen is None or seen.status == status:
+    if observed is None or seen is None or (seen.status, seen.ipv4, seen.ipv6) == (status, ipv4, ipv6):
         return state
-    servers = with_item(observed.servers, record.provider_id, replace(seen, status=status, seen=at))
+    read = replace(seen, status=status, ipv4=ipv4, ipv6=ipv6, seen=at)
+    servers = with_item(observed.servers, record.provider_id, read)
     observed = replace(observed, servers=servers)
     return replace(state, observed=with_item(state.observed, record.provider, observed))
 

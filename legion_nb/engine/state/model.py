@@ -355,9 +355,9 @@ class Tracked:
 class ObservedServer:
     """One server as a provider last reported it. ``seen`` is when that report was taken: the
     refresh's listing, or a later read of the server by its own actor that changed what the
-    refresh recorded (its status). It is the server's own time, not the provider's ``refreshed``:
-    that one says which resources a listing could have seen, and moving it on one server's read
-    would call every server created since the last listing gone."""
+    refresh recorded (its status or addresses). It is the server's own time, not the provider's
+    ``refreshed``: that one says which resources a listing could have seen, and moving it on one
+    server's read would call every server created since the last listing gone."""
 
     provider_id: str
     name: str
