@@ -13,6 +13,9 @@ project, not per caller. This service owns that broker while the state is unlock
 * it offers a :class:`~legion_nb.providers.resilience.Resilience` whose ``PendingRecorder`` writes
   ``CreatePending`` intents into the encrypted state before any create is sent;
 * ``catalog(provider)`` answers from the live catalog fetched in this session, else the embedded one;
+  each live catalog read is also kept in the state (``catalogs``, with the endpoint it came from),
+  so that planning in a later session (every CLI command is one) refuses what the provider does
+  not sell (``live_catalog``);
 * :class:`ProviderPersistence` (refresh and adoption) writes what the providers report.
 
 At logout everything is closed: the broker's pollers stop, every HTTP client closes, and the
@@ -45,6 +48,7 @@ from legion_nb.engine.state.model import (
     ObservedPublicIp,
     ObservedServer,
     Provider,
+    ProviderCatalog,
     StoredCredentials,
     TrackedDnsZone,
     TrackedFirewall,
@@ -54,11 +58,12 @@ from legion_nb.engine.state.validation import validate_provider
 from legion_nb.errors import LegionError, ProviderAuthError
 from legion_nb.providers import registry
 from legion_nb.providers.broker import BrokerPolicy, ProviderBroker, ProviderStatus
-from legion_nb.providers.catalog import embedded_catalog
+from legion_nb.providers.catalog import catalog_from_json, embedded_catalog
 from legion_nb.providers.contract import Capability, ProviderAdapter, ProviderCredentials
 from legion_nb.providers.ownership import OwnershipLabels
 from legion_nb.providers.records import Catalog, DnsZone, Firewall, PublicIp, Server
 from legion_nb.providers.resilience import Resilience, SettlePolicy
+from legion_nb.readonly import with_item
 
 if TYPE_CHECKING:
     from legion_nb.engine.state.persistence import StateChange
@@ -111,6 +116,8 @@ class ProviderService:
         self._loaded: dict[str, StoredCredentials] = {}
         self._failed: dict[str, str] = {}
         self._live: dict[str, Catalog] = {}
+        self._kept: dict[str, tuple[ProviderCatalog, Catalog]] = {}
+        """The catalog the state keeps per provider, decoded once per kept record."""
         self._embedded: dict[str, Catalog] = {}
         """The embedded snapshots, built once: one object per provider, so a reader that keys a
         result on the catalog it priced with (the plan cost) sees it unchanged."""
@@ -132,6 +139,7 @@ class ProviderService:
         self._loaded.clear()
         self._failed.clear()
         self._live.clear()
+        self._kept.clear()
         await self._broker.aclose()
         await self._stack.aclose()
 
@@ -202,15 +210,50 @@ class ProviderService:
         self.adapter(provider)
         catalog = await self.broker.read(provider, "read catalog", lambda a: a.fetch_catalog())
         self._live[provider] = catalog
+        await self._keep(provider, catalog)
         return catalog
 
     def has_live_catalog(self, provider: str) -> bool:
         return provider in self._live
 
     def live_catalog(self, provider: str) -> Catalog | None:
-        """The catalog read from the provider in this session, None before the first read:
-        planning refuses what it does not sell, and only warns against the embedded snapshot."""
-        return self._live.get(provider)
+        """The catalog read from the provider: in this session, else the one the state keeps from
+        an earlier session at the provider's current endpoint; None when there is neither.
+        Planning refuses what it does not sell, and only warns against the embedded snapshot."""
+        live = self._live.get(provider)
+        if live is not None:
+            return live
+        kept = self._state.state.catalogs.get(provider)
+        stored = self._loaded.get(provider)
+        if kept is None or stored is None or kept.data.get("endpoint") != (stored.endpoint or ""):
+            return None  # none kept, or read from another endpoint (the sandbox, say)
+        decoded = self._kept.get(provider)
+        if decoded is None or decoded[0] is not kept:
+            decoded = (kept, catalog_from_json(kept.data, fetched_at=kept.fetched))
+            self._kept[provider] = decoded
+        return decoded[1]
+
+    async def _keep(self, provider: str, catalog: Catalog) -> None:
+        """Keep ``catalog`` in the state with the endpoint it came from, when it differs from the
+        one kept (an unchanged catalog costs no write). A failed write loses nothing this session
+        needs: it is logged and the catalog is used from memory."""
+        stored = self._loaded.get(provider)
+        data: dict[str, Any] = {
+            **{k: v for k, v in catalog_json(catalog).items() if k not in ("source", "fetched_at")},
+            "endpoint": (stored.endpoint or "") if stored is not None else "",
+        }
+        kept = self._state.state.catalogs.get(provider)
+        if kept is not None and kept.data == data:
+            return
+        entry = ProviderCatalog(_provider_name(provider), catalog.fetched_at or utcnow(), data)
+
+        def step(state: LegionState) -> tuple[LegionState, None]:
+            return replace(state, catalogs=with_item(state.catalogs, provider, entry)), None
+
+        try:
+            await self._state.mutate(step, reason=f"keep the {provider} catalog")
+        except LegionError as exc:  # the catalog still serves this session from memory
+            log.warning("%s catalog not kept in the state: %s", provider, exc.message)
 
     def status(self) -> list[dict[str, Any]]:
         """Per loaded provider: the broker's lane status; per unusable one: why (no secrets)."""
@@ -489,6 +532,7 @@ def catalog_json(catalog: Catalog) -> CatalogView:
                 "arch": t.arch,
                 "deprecated": t.deprecated,
                 "description": t.description,
+                "block_storage": t.block_storage,
                 "locations": list(t.locations),
                 "prices": [
                     {"location": p.location, "hourly": str(p.hourly), "monthly": str(p.monthly)}

@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from functools import cache
 from importlib import resources
@@ -53,6 +54,7 @@ __all__ = [
     "UnknownProfileError",
     "UnknownProviderError",
     "UnknownServerTypeError",
+    "catalog_from_json",
     "catalog_misses",
     "choose_image",
     "choose_location",
@@ -162,7 +164,17 @@ def _raw_snapshot(provider: str) -> dict[str, Any]:
 
 def embedded_catalog(provider: str) -> Catalog:
     """The catalog snapshot shipped for ``provider`` (``UnknownProviderError`` when none is)."""
-    data = _raw_snapshot(provider)
+    return catalog_from_json(_raw_snapshot(provider), source="embedded")
+
+
+def catalog_from_json(
+    data: Mapping[str, Any],
+    *,
+    source: Literal["embedded", "live"] = "live",
+    fetched_at: datetime | None = None,
+) -> Catalog:
+    """A catalog from its JSON form: the shipped snapshots' shape, which is also the engine's
+    ``catalog_json`` (the form a catalog read from the provider is kept in the state)."""
     return Catalog(
         provider=data["provider"],
         currency=data["currency"],
@@ -200,7 +212,8 @@ def embedded_catalog(provider: str) -> Catalog:
             )
             for i in data["images"]
         ),
-        source="embedded",
+        source=source,
+        fetched_at=fetched_at,
     )
 
 

@@ -197,3 +197,20 @@ def test_a_live_catalog_says_when_it_was_read_like_other_cli_times(
     header = shown.out.splitlines()[0]
     stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"
     assert re.fullmatch(rf"hetzner catalog \(live, fetched {stamp}\)", header), header
+
+
+def test_after_a_live_catalog_read_an_unknown_server_type_is_refused_with_the_nearest(
+    legion: Legion, state: str, hetzner_block: dict[str, str], store_hetzner: Callable[..., None]
+) -> None:
+    store_hetzner(state, hetzner_block)
+    assert legion("--state", state, "catalog", "hetzner").code == 0  # kept in the state
+    s = ("--state", state, "plan", "server", "add", "web-1", "--provider", "hetzner")
+    refused = legion(*s, "--server-type", "cx999")
+    assert refused.code == 2, refused.err
+    assert refused.err.startswith("legion: server type cx999 is not in the hetzner catalog; nearest: cx")
+    assert refused.err.count("\n") == 1
+    where = legion(*s, "--location", "fsn9")
+    assert where.code == 2 and "location fsn9 is not in the hetzner catalog; nearest: fsn1" in where.err
+    assert legion(*s, "--server-type", "cx22", "--location", "fsn1").code == 0
+    shown = json.loads(legion("--state", state, "--json", "plan", "show").out)
+    assert "cx999" not in json.dumps(shown)

@@ -9,13 +9,14 @@ the plan is accepted and the diff says plainly what the catalog lacks.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
 from legion_nb.emulators import hetzner
 from legion_nb.emulators.httpkit import serve_in_thread
 from legion_nb.emulators.world import SandboxWorld, Timing
-from legion_nb.engine.runtime import Engine
+from legion_nb.engine.runtime import Engine, create_engine
 from legion_nb.engine.snapshot import NOT_IN_CATALOG
 from legion_nb.providers.catalog import (
     UnknownImageError,
@@ -73,3 +74,28 @@ async def test_a_live_catalog_refuses_an_unknown_choice_at_plan_time(engine: Eng
             name="web-1", provider="hetzner", server_type="cx22", location="fsn1"
         )
         assert planned.server_type == "cx22"
+
+
+
+async def test_the_catalog_read_is_kept_for_later_sessions_at_the_same_endpoint(
+    engine: Engine, state_path: Path, password: str
+) -> None:
+    world = SandboxWorld(seed=4, timing=Timing(action_seconds=0.05, boot_seconds=0.05))
+    with serve_in_thread(hetzner.create_app, world) as served:
+        secrets = dict(served.emulator.credentials)
+        await engine.credentials_set("hetzner", secrets, endpoint=served.url)
+        await engine.catalog("hetzner")
+        await engine.aclose()
+        later = create_engine(state_path)
+        await later.unlock(password)
+        try:
+            kept = later.core.providers.live_catalog("hetzner")
+            assert kept is not None and kept.server_type("cx22") is not None
+            with pytest.raises(UnknownServerTypeError, match="nearest: cx"):
+                await later.plan_upsert_server(name="web-1", provider="hetzner", server_type="cx999")
+            # Read from another endpoint, it says nothing about this one: accepted, the diff warns.
+            await later.credentials_set("hetzner", secrets, endpoint="http://127.0.0.1:9/v1")
+            assert later.core.providers.live_catalog("hetzner") is None
+            await later.plan_upsert_server(name="web-1", provider="hetzner", server_type="cx999")
+        finally:
+            await later.aclose()
