@@ -38,6 +38,7 @@ __all__ = [
     "KERNEL_IDLE",
     "LOAD",
     "MONEY_TEXT",
+    "OVERFLOWING_TEXT",
     "LabServer",
     "NotebookPage",
     "OpenNotebook",
@@ -324,6 +325,23 @@ CLIPPED_TEXT = """(panel) => {
 """A page function on a panel: the texts it cuts short (a header or a badge ending in an ellipsis)
 or wraps although they are short values (cells marked ``lnb-short``: a kind, a provider). Empty
 when every header and every common value reads whole."""
+
+OVERFLOWING_TEXT = """(panel) => {
+    const over = [];
+    if (panel.scrollWidth > panel.clientWidth) {
+        over.push(`the panel scrolls: ${panel.scrollWidth}px of content in ${panel.clientWidth}px`);
+    }
+    const edge = panel.getBoundingClientRect().right;
+    for (const cell of panel.querySelectorAll('th, td')) {
+        if (cell.getBoundingClientRect().right > edge + 0.5 || cell.scrollWidth > cell.clientWidth) {
+            over.push(cell.textContent);
+        }
+    }
+    return over;
+}"""
+"""A page function on a panel: what does not fit it (a table wider than the panel, so that it
+scrolls or its last columns lie past the right edge; a cell whose text runs out of its column).
+Empty when every column reads whole within the panel's width."""
 
 LOOPBACK = re.compile(r"^(https?|wss?)://(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?/")
 

@@ -3,7 +3,8 @@
 A notebook written into the served root starts a sandbox cluster and shows the panel; the test then
 drives the page as an operator would: picks node-recovery, types a node that does not exist, presses
 Run and finds the failing cell and its error in the panel; then types a real node with dry run on
-and finds the succeeded run in the history. Screenshot: ``test-artifacts/runbook-panel.png``.
+and finds the succeeded run in the history, the runs table whole within the panel (no column past
+its right edge, no header cut short). Screenshot: ``test-artifacts/runbook-panel.png``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from labkit import LOAD, LabServer, OpenNotebook
+from labkit import CLIPPED_TEXT, LOAD, OVERFLOWING_TEXT, LabServer, OpenNotebook
 from playwright.async_api import expect
 
 NOTEBOOK = "runbook-panel.ipynb"
@@ -83,6 +84,11 @@ async def test_the_runbook_panel_runs_a_runbook_and_shows_a_failing_cell(
         await expect(rows.first.locator(".lnb-badge")).to_have_text("succeeded")
         await expect(failure).to_have_count(0)
         await expect(panel.locator(".lnb-runbook-progress-text")).to_contain_text("cells done")
+        # The runs table fits the panel: every column, the failed run's error last, reads whole
+        # inside its right edge, with no header or badge cut short.
+        await expect(rows.last.locator("td").last).to_contain_text("no server 'ghost'")
+        assert await panel.evaluate(OVERFLOWING_TEXT) == []
+        assert await panel.evaluate(CLIPPED_TEXT) == []
         await page.screenshot(path=str(artifacts / "runbook-panel.png"), full_page=True)
 
         # The failed run's output notebook opens in JupyterLab with its outputs and the error.

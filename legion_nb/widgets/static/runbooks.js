@@ -58,6 +58,29 @@ function lnbWhen(iso) {
   return match ? `${match[1]} ${match[2]} UTC` : lnbText(iso);
 }
 
+// The runs table is laid out fixed (lnbTable: lnb-fixed) so it fits the panel: the id, runbook,
+// status and start get the width their values need (a run id on one line, a start as date over
+// time), and the failing cell and its error share the rest and wrap, rather than the error being
+// pushed past the panel's right edge.
+const RUN_COLUMNS = [
+  ["Run", (r) => lnbEl("span", "lnb-name lnb-nowrap", r.id), "17.5em"],
+  ["Runbook", (r) => r.runbook, "9em"],
+  ["Status", (r) => lnbBadge("state", r.status), "6.5em"],
+  ["Dry run", (r) => (r.dry_run ? "yes" : ""), "5.2em"],
+  ["By", (r) => r.operator, "4.5em"],
+  ["Started", (r) => lnbWhenLines(r.start), "8em"],
+  ["Failed at", (r) => lnbText(r.failed_at), "7.5em"],
+  ["Error", (r) => (r.error ? lnbEl("span", "lnb-error", r.error) : lnbText("")), "auto"],
+];
+
+// A start as its date over its time, each kept whole, so the column stays narrow.
+function lnbWhenLines(iso) {
+  const text = lnbWhen(iso);
+  const match = /^(\S+) (.+ UTC)$/.exec(text);
+  if (!match) return text;
+  return lnbEl("span", null, lnbEl("span", "lnb-nowrap", match[1]), " ", lnbEl("span", "lnb-nowrap", match[2]));
+}
+
 function runbookProgress(model) {
   const progress = model.get("progress");
   if (!progress || progress.cells === undefined) return null;
@@ -85,16 +108,7 @@ export default {
       const runs = model.get("runs");
       const history = runs.length === 0
         ? lnbEl("p", "lnb-empty", "No runs recorded yet.")
-        : lnbTable("lnb-runbook-runs", [
-            ["Run", (r) => lnbEl("span", "lnb-name lnb-nowrap", r.id)],
-            ["Runbook", (r) => lnbEl("span", "lnb-nowrap", r.runbook)],
-            ["Status", (r) => lnbBadge("state", r.status)],
-            ["Dry run", (r) => (r.dry_run ? "yes" : "")],
-            ["By", (r) => r.operator],
-            ["Started", (r) => lnbEl("span", "lnb-nowrap", lnbWhen(r.start))],
-            ["Failed at", (r) => lnbText(r.failed_at)],
-            ["Error", (r) => lnbText(r.error)],
-          ], runs.map((r) => ({ ...r, name: r.id })));
+        : lnbTable("lnb-runbook-runs", RUN_COLUMNS, runs.map((r) => ({ ...r, name: r.id })));
       return [header, ...runbookForm(model), runbookProgress(model), runbookFailure(model),
         lnbEl("h4", "lnb-subtitle", "Runs"), history].filter((part) => part !== null);
     });
