@@ -15,7 +15,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from labkit import CLIPPED_TEXT, MONEY_TEXT, LabServer, OpenNotebook
+from labkit import CLIPPED_TEXT, MONEY_TEXT, OVERFLOWING_TEXT, LabServer, OpenNotebook
 from playwright.async_api import Locator, Page, expect
 
 NOTEBOOK = "00-plan-tour.ipynb"
@@ -38,6 +38,11 @@ async def late_change():
     await engine.plan_upsert_server(name="late-1", provider="hetzner")
 
 late = asyncio.get_running_loop().create_task(late_change())"""
+
+# A page function on the plan diff panel: the width in pixels of each of its table's columns.
+COLUMN_WIDTHS = """(panel) => [...panel.querySelectorAll('table.lnb-diff-table thead th')].map(
+    (th) => th.getBoundingClientRect().width
+)"""
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -120,6 +125,13 @@ async def test_panels_render_and_keep_updating_between_cells_and_while_idle(
             await expect(diff_row(page, name)).to_have_count(1, timeout=UPDATE)
         shown = await agreed_rows(page)  # all three panels show the same resources
 
+        # The plan diff's columns have fixed widths: they stay put as rows unfold and resources
+        # arrive (measured again below), and every header, badge and kind reads whole in the panel.
+        diff = page.locator(".lnb-panel.lnb-plan-diff")
+        widths = await diff.evaluate(COLUMN_WIDTHS)
+        assert await diff.evaluate(CLIPPED_TEXT) == []
+        assert await diff.evaluate(OVERFLOWING_TEXT) == []
+
         # The plan diff leads with what changes; unchanged fields fold per resource until clicked.
         fold = page.locator('.lnb-plan-diff tr.lnb-fold[data-name="node-1"]')
         await expect(fold).to_have_count(1)
@@ -130,6 +142,7 @@ async def test_panels_render_and_keep_updating_between_cells_and_while_idle(
         )
         await fold.click()
         await expect(folded).to_have_count(hidden - len(await _fields_under(page, "node-1")))
+        assert await diff.evaluate(COLUMN_WIDTHS) == widths
         await fold.click()
         await expect(folded).to_have_count(hidden)
         # No operator access planned: the derived firewall shows its warning as a marked row of
@@ -145,6 +158,7 @@ async def test_panels_render_and_keep_updating_between_cells_and_while_idle(
         note = resource_row(resources, FIREWALL).locator("td").last
         await expect(note).to_have_text("derived from cluster default")
         assert await resources.evaluate(CLIPPED_TEXT) == []  # headers, badges, kinds read whole
+        assert await resources.evaluate(OVERFLOWING_TEXT) == []  # within the panel's right edge
         money = await page.locator(".lnb-plan-diff .lnb-cost-line td.lnb-money").all_inner_texts()
         assert len(money) == 3 and all(re.fullmatch(MONEY_TEXT, text) for text in money), money
         await resources.screenshot(path=str(artifacts / "browser-panels-warning.png"))
@@ -162,6 +176,7 @@ async def test_panels_render_and_keep_updating_between_cells_and_while_idle(
         await expect(resource_row(resources, "late-1")).to_have_count(1, timeout=UPDATE)
         await expect(diff_row(page, "late-1")).to_have_count(1, timeout=UPDATE)
         assert set(await agreed_rows(page)) == {*shown, "late-1"}
+        assert await diff.evaluate(COLUMN_WIDTHS) == widths  # the new resource moved no column
         assert await prompts(page) == before  # no cell ran: the update came from the background
         await expect(opened.idle).to_have_count(1)
 

@@ -57,16 +57,20 @@ function lnbWarningRow(resource, span) {
   return tr;
 }
 
+// The <colgroup> of a table laid out fixed (lnb-fixed): one width per column, a CSS length or
+// "auto" for an equal share of what the others leave.
+function lnbColgroup(widths) {
+  return lnbEl("colgroup", null, ...widths.map((width) => {
+    const col = lnbEl("col");
+    if (width !== "auto") col.style.width = width;
+    return col;
+  }));
+}
+
 function lnbTable(className, columns, rows, rowClass, after) {
   const head = lnbEl("tr", null, ...columns.map(([heading]) => lnbEl("th", null, heading)));
   const fixed = columns.length > 0 && columns.every(([, , width]) => width);
-  const cols = fixed
-    ? lnbEl("colgroup", null, ...columns.map(([, , width]) => {
-        const col = lnbEl("col");
-        if (width !== "auto") col.style.width = width;
-        return col;
-      }))
-    : null;
+  const cols = fixed ? lnbColgroup(columns.map(([, , width]) => width)) : null;
   const body = lnbEl("tbody");
   for (const row of rows) {
     const tr = lnbEl("tr", rowClass ? rowClass(row) : null, ...columns.map(([, cell, , cellClass]) => lnbEl("td", cellClass || null, cell(row))));

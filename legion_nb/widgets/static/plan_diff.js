@@ -2,6 +2,18 @@
 // observed views, under the plan's monthly cost. Mirrors legion_nb/widgets/plan_diff.py: title,
 // locked, revision, feed_status, resources, counts, cost.
 
+// Fixed widths (lnbColgroup, lnb-fixed), so a column stays where it is while values change from one
+// snapshot to the next: the kind sized for floating_ip on one line, the resource or field name a
+// share wide enough for a derived firewall's name, and the three views of a value equal thirds of
+// the rest, so planned, tracked and observed read side by side at the same width.
+const DIFF_COLUMNS = [
+  ["Kind", "6.4em"],
+  ["Resource / field", "30%"],
+  ["Planned", "auto"],
+  ["Tracked", "auto"],
+  ["Observed", "auto"],
+];
+
 function diffCounts(counts, locked) {
   const entries = Object.entries(counts);
   if (entries.length === 0) {
@@ -71,14 +83,14 @@ function diffBody(resources, open) {
     const head = lnbEl(
       "tr",
       `lnb-resource lnb-resource-${resource.action}`,
-      lnbEl("td", "lnb-kind", resource.kind),
+      lnbEl("td", "lnb-kind lnb-short", lnbWords(resource.kind)),
       lnbEl("td", null, lnbEl("span", "lnb-name", resource.name), " ", lnbEl("span", "lnb-provider", resource.provider)),
       lnbEl("td", null, lnbBadge("action", resource.action)),
       note,
     );
     head.dataset.name = resource.name;
     body.append(head);
-    const warning = lnbWarningRow(resource, 5);
+    const warning = lnbWarningRow(resource, DIFF_COLUMNS.length);
     if (warning) body.append(warning);
     const shown = resource.fields.filter((f) => !(f.planned === null && f.tracked === null && f.observed === null));
     // A create's planned choices are its change; a choice left to the catalog policy is not news.
@@ -118,8 +130,14 @@ export default {
       const parts = [lnbHeader(model), diffCounts(model.get("counts"), model.get("locked")), diffCost(model.get("cost"))];
       // No resources: the line above says why; an empty table would only be a header row.
       if (resources.length === 0) return parts;
-      const head = lnbEl("tr", null, ...["Kind", "Resource / field", "Planned", "Tracked", "Observed"].map((h) => lnbEl("th", null, h)));
-      parts.push(lnbEl("table", "lnb-table lnb-diff-table", lnbEl("thead", null, head), diffBody(resources, open)));
+      const head = lnbEl("tr", null, ...DIFF_COLUMNS.map(([heading]) => lnbEl("th", null, heading)));
+      parts.push(lnbEl(
+        "table",
+        "lnb-table lnb-fixed lnb-diff-table",
+        lnbColgroup(DIFF_COLUMNS.map(([, width]) => width)),
+        lnbEl("thead", null, head),
+        diffBody(resources, open),
+      ));
       return parts;
     });
   },
