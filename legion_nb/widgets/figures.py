@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from legion_nb.engine.observe.metrics import MetricLabel, metric_label
 from legion_nb.widgets.charts import (
     LINE_COLOURS,
     PROVIDER_COLOURS,
@@ -31,6 +32,8 @@ __all__ = [
     "billing_days_figure",
     "cost_per_day_figure",
     "metric_charts_figure",
+    "metric_title",
+    "reading",
     "redraw",
     "sparklines_figure",
     "stacked_bars_figure",
@@ -38,28 +41,51 @@ __all__ = [
 
 _OTHER = "#7a7a7a"
 _MARGIN = {"l": 56, "r": 8, "t": 28, "b": 24}
-_CHART_HEIGHT, _CHART_GAP = 150, 70  # pixels: one metric's plot, and the space under it
+_CHART_HEIGHT, _CHART_GAP = 150, 84  # pixels: one metric's plot, and the space under it
+_CHARTS_TOP = 44  # pixels above the first chart: its title is two lines (label, then rule name)
 
 
 def _times(points: Sequence[Sequence[float]]) -> list[dt.datetime]:
     return [dt.datetime.fromtimestamp(p[0] / 1000, dt.UTC) for p in points]
 
 
+def metric_title(metric: str) -> str:
+    """A chart's title: the metric's label with its unit, over its rule name in small grey type
+    (the name an analyst copies into a query; the frames hold it as data)."""
+    return f'{metric_label(metric).title}<br><span style="font-size:10px;color:#6e7781">{metric}</span>'
+
+
+def reading(value: float, label: MetricLabel) -> str:
+    """One value as its label's unit shows it: ``45.1%`` for a ratio in percent, ``312.3k bytes/s``
+    (SI prefixes, as the chart axes have them), ``42`` for a count."""
+    if label.percent:
+        return f"{100 * value:.1f}%"
+    unit = "" if label.unit in ("", "count") else f" {label.unit}"
+    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.4g}{prefix}{unit}"
+    return f"{value:.4g}{unit}"
+
+
 def metric_charts_figure(charts: Sequence[Mapping[str, Any]]) -> go.Figure:
-    """One subplot per metric (the view's ``charts``), one coloured line per node on it."""
+    """One subplot per metric (the view's ``charts``), one coloured line per node on it, titled
+    with :func:`metric_title`; a ratio shown in percent gets a percent axis."""
     if not charts:
         return go.Figure(layout={"height": 60, "margin": _MARGIN, "title": {"text": "No telemetry yet"}})
     # A fixed gap in pixels between charts leaves room for one chart's date labels (two lines) above
-    # the next chart's title, however many charts there are.
-    height = _CHART_HEIGHT * len(charts) + _CHART_GAP * (len(charts) - 1) + _MARGIN["t"] + _MARGIN["b"]
+    # the next chart's two-line title, however many charts there are.
+    margin = {**_MARGIN, "t": _CHARTS_TOP}
+    height = _CHART_HEIGHT * len(charts) + _CHART_GAP * (len(charts) - 1) + margin["t"] + margin["b"]
     figure = make_subplots(
         rows=len(charts),
         cols=1,
-        subplot_titles=[str(c["metric"]) for c in charts],
-        vertical_spacing=_CHART_GAP / (height - _MARGIN["t"] - _MARGIN["b"]) if len(charts) > 1 else 0.0,
+        subplot_titles=[metric_title(str(c["metric"])) for c in charts],
+        vertical_spacing=_CHART_GAP / (height - margin["t"] - margin["b"]) if len(charts) > 1 else 0.0,
     )
     colour_of: dict[str, str] = {}
     for row, chart in enumerate(charts, start=1):
+        if metric_label(str(chart["metric"])).percent:
+            figure.update_yaxes(tickformat=".0~%", hoverformat=".1%", row=row, col=1)
         values = {float(p[1]) for line in chart["series"] for p in line["points"]}
         if len(values) == 1 and (flat := values.pop()) > 1:
             # A constant (a disk's size) would get a range of +-1 around it and ticks such as
@@ -82,16 +108,18 @@ def metric_charts_figure(charts: Sequence[Mapping[str, Any]]) -> go.Figure:
             )
     # SI prefixes: 30G for a byte count, where Plotly's default "30B" reads as thirty bytes.
     figure.update_yaxes(exponentformat="SI")
-    figure.update_layout(height=height, margin=_MARGIN, template="plotly_white")
+    figure.update_layout(height=height, margin=margin, template="plotly_white")
     return figure
 
 
 def sparklines_figure(sparklines: Sequence[Mapping[str, Any]]) -> go.Figure:
     """A small line per node for the picked metric (the picks above name it), titled with the node
-    and its last value."""
+    and its last value in the metric's unit (:func:`reading`)."""
     if not sparklines:
         return go.Figure(layout={"height": 40, "margin": _MARGIN})
-    titles = [f"{s['node']}: last {float(s['last']):.4g}" for s in sparklines]
+    titles = [
+        f"{s['node']}: last {reading(float(s['last']), metric_label(str(s['metric'])))}" for s in sparklines
+    ]
     figure = make_subplots(
         rows=len(sparklines), cols=1, subplot_titles=titles, vertical_spacing=0.5 / len(sparklines)
     )

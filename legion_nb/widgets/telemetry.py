@@ -8,6 +8,12 @@ Picking a node, a metric or a window in the page sets the matching trait and the
 :meth:`TelemetryPanel.follow` re-reads every few seconds while collection runs. A saved notebook
 reopened without a kernel shows the same charts as static SVG (``_repr_mimebundle_`` carries them
 beside the widget view).
+
+Metrics keep their recording-rule names as values (the frames' data, the picks' values); what a
+person reads is the engine's label for each (:data:`legion_nb.engine.observe.metrics.LABELS`,
+``CPU utilisation (%)``), with the rule name as a caption to copy. The page reports the panel's
+width (``width``) and the charts are drawn that wide: a FigureWidget drawn before its view is
+attached otherwise keeps Plotly's default width, about two-thirds of a notebook's output area.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import ipywidgets
 import plotly.graph_objects as go
 import traitlets
 
+from legion_nb.engine.observe.metrics import metric_label
 from legion_nb.errors import LegionError, UsageError
 from legion_nb.widgets.charts import line_chart_svg
 from legion_nb.widgets.figures import metric_charts_figure, redraw, sparklines_figure
@@ -107,6 +114,10 @@ class TelemetryPanel(PolledPanel):
     metrics = traitlets.List(traitlets.Unicode()).tag(sync=True)
     sparklines = traitlets.List(traitlets.Dict()).tag(sync=True)
     charts = traitlets.List(traitlets.Dict()).tag(sync=True)
+    labels = traitlets.Dict(traitlets.Unicode()).tag(sync=True)
+    """Each metric's label with its unit, keyed by its rule name (the picks show the label)."""
+    width = traitlets.Int(0).tag(sync=True)
+    """The panel's width in the page in pixels, as the page reports it (0 before it has)."""
 
     def __init__(self, engine: EngineAPI, **traits: Any) -> None:
         super().__init__(engine, **traits)
@@ -117,6 +128,7 @@ class TelemetryPanel(PolledPanel):
         self.chart_figure.add_class("lnb-charts")
         self.view = ipywidgets.VBox([self, self.sparkline_figure, self.chart_figure])
         self.view.add_class("lnb-telemetry-view")
+        self.observe(self._fit_charts, names=["width"])
 
     async def refresh(self) -> None:
         """Read the window's telemetry and redraw (a failure shows in ``status``)."""
@@ -131,11 +143,24 @@ class TelemetryPanel(PolledPanel):
         with self.hold_sync():
             for name, value in view.items():
                 setattr(self, name, value)
+            self.labels = {m: metric_label(m).title for m in view["metrics"]}
             if self.metric not in view["metrics"] and view["metrics"]:
                 self.set_trait("metric", view["metrics"][0])
             self.status = f"{len(frame)} points, read {dt.datetime.now(dt.UTC):%H:%M:%S} UTC"
-        redraw(self.sparkline_figure, sparklines_figure(self.sparklines))
-        redraw(self.chart_figure, metric_charts_figure(self.charts))
+        redraw(self.sparkline_figure, self._sized(sparklines_figure(self.sparklines)))
+        redraw(self.chart_figure, self._sized(metric_charts_figure(self.charts)))
+
+    def _sized(self, figure: go.Figure) -> go.Figure:
+        """``figure`` as wide as the panel (Plotly's own default until the page reports a width)."""
+        if self.width > 0:
+            figure.update_layout(width=self.width)
+        return figure
+
+    def _fit_charts(self, _change: object = None) -> None:
+        """The page reported a new width: the charts take it (a relayout, not a redraw)."""
+        if self.width > 0:
+            for figure in (self.sparkline_figure, self.chart_figure):
+                figure.layout.width = self.width
 
     def follow(self, interval: float = 10.0) -> None:
         """Refresh now and every ``interval`` seconds until :meth:`close` (a task this panel owns)."""
@@ -157,6 +182,10 @@ class TelemetryPanel(PolledPanel):
     def static_html(self) -> str:
         """The charts as SVG (what a saved notebook shows where no widget can run)."""
         charts = [
-            line_chart_svg(c["metric"], {s["node"]: s["points"] for s in c["series"]}) for c in self.charts
+            line_chart_svg(
+                f"{metric_label(c['metric']).title} \u2014 {c['metric']}",
+                {s["node"]: s["points"] for s in c["series"]},
+            )
+            for c in self.charts
         ]
         return "<div>" + ("".join(charts) or "<p>No telemetry yet.</p>") + "</div>"

@@ -10,12 +10,13 @@ import pytest
 import legion_nb
 from legion_nb.engine.observe.log_store import LogLine, LogStore
 from legion_nb.engine.observe.methods import LOGS_FILENAME, TELEMETRY_FILENAME
-from legion_nb.engine.observe.metrics import SeriesKey
+from legion_nb.engine.observe.metrics import LABELS, METRICS, SeriesKey, metric_label
 from legion_nb.engine.observe.telemetry_store import Samples, TelemetryStore
 from legion_nb.engine.runtime import Engine
 from legion_nb.errors import UsageError
 from legion_nb.widgets import LogPanel, TelemetryPanel
 from legion_nb.widgets.charts import line_chart_svg
+from legion_nb.widgets.figures import metric_title, reading
 from legion_nb.widgets.panel import STATIC
 from legion_nb.widgets.telemetry import MAX_POINTS, telemetry_view
 
@@ -55,12 +56,21 @@ async def test_the_panels_show_collected_metrics_and_search_logs() -> None:
         assert all(len(s["series"]) == 2 for s in panel.charts)
         figure = panel.chart_figure  # Plotly: one subplot per metric, one line per node on each
         assert len(figure.data) == 2 * len(panel.metrics)
-        assert [a.text for a in figure.layout.annotations] == panel.metrics
+        titles = [a.text for a in figure.layout.annotations]  # the label with its unit, then the rule
+        assert titles == [metric_title(m) for m in panel.metrics]
+        assert titles[0].startswith("CPU utilisation (%)<br>") and CPU in titles[0]
+        assert panel.labels == {CPU: "CPU utilisation (%)", LOAD: "Load per CPU, 1-minute average"}
+        assert figure.layout.yaxis.tickformat == ".0~%" and figure.layout.yaxis2.tickformat is None
+        assert panel.sparkline_figure.layout.annotations[0].text.endswith("%")  # a CPU share in percent
         assert len({trace.xaxis for trace in figure.data}) == len(panel.metrics)
         assert [trace.name for trace in panel.sparkline_figure.data] == ["cool", "hot"]
+        assert figure.layout.width is None  # Plotly's own until the page reports the panel's width
+        panel.width = 960  # the page reports it: the charts take the panel's width, and keep it
+        assert figure.layout.width == 960 and panel.sparkline_figure.layout.width == 960
         panel.node = "hot"  # a pick in the page: the panel reads again
         await panel._pending  # type: ignore[misc]
         assert all([line["node"] for line in c["series"]] == ["hot"] for c in panel.charts)
+        assert figure.layout.width == 960 and panel.sparkline_figure.layout.width == 960
         html = panel.static_html()
         assert (
             html.count("<svg") == 2
@@ -112,6 +122,21 @@ def test_the_view_thins_long_series_and_skips_empty_buckets() -> None:
     assert points[0][1] == 0.0  # the empty first bucket is not drawn
     assert view["sparklines"][0]["last"] == 998.0
     assert telemetry_view(frame.iloc[:0]) == {"nodes": [], "metrics": [], "sparklines": [], "charts": []}
+
+
+def test_every_metric_reads_in_words_with_its_unit_and_keeps_its_rule_name() -> None:
+    assert set(LABELS) == {spec.name for spec in METRICS}
+    for spec in METRICS:
+        label = metric_label(spec.name)
+        assert label.text and ":" not in label.text and "_" not in label.text, label
+        assert spec.name in metric_title(spec.name)  # the rule name stays visible, to copy
+    assert metric_label(CPU).title == "CPU utilisation (%)"
+    net = "instance:node_network_receive_bytes_excluding_lo:rate5m"
+    assert metric_label(net).title == "Network receive (bytes/s)"
+    assert metric_label("custom_metric").title == "custom_metric"  # unknown: its own name
+    assert reading(0.4514, metric_label(CPU)) == "45.1%"
+    assert reading(312345.0, metric_label(net)) == "312.3k bytes/s"
+    assert reading(42.0, metric_label("tribes_players")) == "42"
 
 
 def test_charts_are_offline_svg_and_the_pages_escape_nothing_into_markup() -> None:
