@@ -11,7 +11,11 @@ argon2) are translated into this tree at the module that calls the foreign libra
     LegionError
     ├── UsageError                  bad input from the operator (exit 2)
     │   ├── ValidationError         a plan or record that breaks a rule (names, references, duplicates)
-    │   └── NotTrackedError         a command names a server Legion does not track
+    │   ├── NotTrackedError         a command names a server Legion does not track
+    │   └── NotAnOrphanError        orphan_delete refused: the resource is no orphan now
+    │       ├── UnknownOrphanError  the provider lists no resource of that id
+    │       ├── NotLegionsError     it lacks Legion's labels: someone else's, never deleted
+    │       └── HeldByStateError    the state tracks, plans or awaits it (or a server holds an IP)
     ├── StateError                  the encrypted local state (exit 3)
     │   ├── StateNotFoundError      no state file at the path
     │   ├── StateExistsError        init refused to overwrite an existing state
@@ -50,9 +54,12 @@ __all__ = [
     "DaemonError",
     "DaemonNotRunningError",
     "DaemonProtocolError",
+    "HeldByStateError",
     "LegionError",
     "LockedError",
     "NodeError",
+    "NotAnOrphanError",
+    "NotLegionsError",
     "NotTrackedError",
     "OperationError",
     "ProviderAmbiguousError",
@@ -72,6 +79,7 @@ __all__ = [
     "StateExistsError",
     "StateFormatError",
     "StateNotFoundError",
+    "UnknownOrphanError",
     "UsageError",
     "ValidationError",
     "WrongPasswordError",
@@ -127,6 +135,32 @@ class NotTrackedError(UsageError):
     track: a mistyped or not yet materialized name, the operator's input rather than a node fault."""
 
     code = "not_tracked"
+
+
+class NotAnOrphanError(UsageError):
+    """``orphan_delete`` refused a resource that is no orphan as its provider lists it now; nothing
+    was deleted. The subclasses say which part of the rule it fails."""
+
+    code = "not_orphan"
+
+
+class UnknownOrphanError(NotAnOrphanError):
+    """The provider lists no resource of the id given (a typo, or already gone)."""
+
+    code = "orphan_unknown"
+
+
+class NotLegionsError(NotAnOrphanError):
+    """The resource lacks Legion's two ownership labels: someone else made it, Legion never deletes it."""
+
+    code = "not_legions"
+
+
+class HeldByStateError(NotAnOrphanError):
+    """Something in the state holds the resource: tracked, planned for adoption, a pending create,
+    or (a public IP) assigned to a server."""
+
+    code = "held_by_state"
 
 
 class StateError(LegionError):

@@ -72,6 +72,7 @@ COMMAND_OWNERS: dict[str, str] = {
     "refresh": "legion_nb.cli.operations",
     "snapshot": "legion_nb.cli.operations",
     "server": "legion_nb.cli.operations",
+    "orphan": "legion_nb.cli.operations",
     "catalog": "legion_nb.cli.catalog",
     "billing": "legion_nb.cli.billing",
     "telemetry": "legion_nb.cli.telemetry",

@@ -121,6 +121,26 @@ def register(sub: Any) -> None:
             command.add_argument("--yes", action="store_true", help="do not ask for confirmation")
         command.set_defaults(handler=_server, command=name)
 
+    orphan = sub.add_parser("orphan", help="resources Legion made that nothing in the state holds")
+    orphan_commands = orphan.add_subparsers(dest="orphan_command", metavar="COMMAND")
+    delete = orphan_commands.add_parser(
+        "delete",
+        help="delete one orphan now",
+        description=(
+            "Delete one orphan: Legion's two labels and nothing in the state holding it. The provider "
+            "is read again first; a resource that is unknown there, not Legion's, or held by the "
+            "state is refused (exit 2) and nothing is deleted."
+        ),
+    )
+    delete.add_argument("provider", metavar="PROVIDER", help="hetzner, scaleway or ovh")
+    delete.add_argument(
+        "resource",
+        metavar="RESOURCE",
+        help="as 'legion diff' notes it: a server's provider id, dns_zone/ZONE, firewall/ID, floating_ip/ID",
+    )
+    delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    delete.set_defaults(handler=_orphan_delete)
+
 
 def _confirm(question: str) -> bool:
     if not sys.stdin.isatty():
@@ -281,6 +301,22 @@ def _cells(snapshot: Any, columns: dict[str, Column]) -> list[list[Any]]:
     """A snapshot's rows as cells in ``columns``' order."""
     rows = snapshot.get("rows", []) if isinstance(snapshot, dict) else []
     return [[row.get(key) for key in columns] for row in rows]
+
+
+# -- orphans -------------------------------------------------------------------------------------
+
+
+@one_shot
+async def _orphan_delete(ctx: CliContext, args: argparse.Namespace) -> int:
+    target = f"{args.provider} {args.resource}"
+    if not args.yes and not _confirm(f"delete orphan {target} now?"):
+        raise UsageError("orphan delete removes a resource at its provider: confirm, or pass --yes")
+    async with ctx.api() as api:
+        result = await api.orphan_delete(args.provider, args.resource)
+    ctx.emit(result, lambda r: str(r["summary"]))
+    if result.status != "succeeded":
+        raise OperationError(result.summary)
+    return 0
 
 
 # -- server commands -----------------------------------------------------------------------------

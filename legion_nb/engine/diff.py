@@ -8,11 +8,14 @@ No I/O: the diff reads one immutable state. Actions:
 ``unchanged``  planned and tracked alike;
 ``adopt``      planned, not tracked, but the provider shows a resource of that name: take it over
                instead of creating a duplicate;
-``orphan``     neither planned nor tracked, yet the provider shows a Legion-labelled resource.
+``orphan``     the provider shows a resource Legion made that nothing in the state holds
+               (:class:`~legion_nb.engine.orphans.OrphanRule`, the rule refresh, the billing
+               reconciliation and ``orphan_delete`` apply too); its note names the id
+               ``orphan_delete`` takes.
 
 Public IPs are never planned or tracked on their own (a tracked server holds its floating IPs), so
 they have rows only as orphans: a floating or primary IP the last refresh saw with Legion's labels
-and assigned to nothing (:func:`ip_not_orphan`, the rule refresh and ``orphan_delete`` apply too).
+and assigned to nothing.
 
 Planned choices left empty ("policy default": the catalog policy picks them at materialization)
 show as ``(policy)`` and never count as a difference. DNS hosts are synthesis inputs, not resources,
@@ -29,11 +32,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from legion_nb.engine.orphans import OrphanRule, orphan_note
 from legion_nb.engine.reports import PlanWarning
 from legion_nb.engine.state.model import (
     LegionState,
     ObservedProvider,
-    ObservedPublicIp,
     ObservedServer,
     PlannedRule,
     PlannedServer,
@@ -52,14 +55,11 @@ __all__ = [
     "ServerRows",
     "access_field",
     "diff",
-    "held_floating_ips",
-    "ip_not_orphan",
 ]
 
 Action = Literal["create", "update", "delete", "unchanged", "adopt", "orphan"]
 Kind = Literal["server", "dns_zone", "firewall", "domain", "floating_ip", "primary_ip"]
 POLICY = "(policy)"
-MANAGED_LABEL = "legion/managed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,10 +231,6 @@ def _refreshed(state: LegionState, provider: str) -> ObservedProvider | None:
     return observed if observed is not None and observed.refreshed is not None else None
 
 
-def _managed(labels: Mapping[str, str]) -> bool:
-    return labels.get(MANAGED_LABEL) == "true"
-
-
 _SERVER_FIELDS = ("provider", "cluster", "role", "server_type", "location", "image", "status", "ipv4", "ipv6")
 
 
@@ -372,13 +368,10 @@ def _server_rows_of(state: LegionState, cache: ServerRows | None) -> list[Resour
         rows.append(row)
     if cache is not None:
         cache.rows = kept
+    rule = OrphanRule(state)
     for provider_name, observed in sorted(state.observed.items()):
         for found in observed.servers.values():
-            if (
-                (provider_name, found.provider_id) in claimed
-                or found.name in planned
-                or not _managed(found.labels)
-            ):
+            if (provider_name, found.provider_id) in claimed or not rule.is_orphan(provider_name, found):
                 continue
             view = {"provider": provider_name, "status": found.status, "ipv4": found.ipv4, "ipv6": found.ipv6}
             rows.append(
@@ -390,6 +383,7 @@ def _server_rows_of(state: LegionState, cache: ServerRows | None) -> list[Resour
                     planned=None,
                     tracked=None,
                     observed=view,
+                    note=orphan_note(found),
                 )
             )
     return rows
@@ -444,13 +438,23 @@ def _simple(
         )
     if observed_of is None:
         return rows
+    rule = OrphanRule(state)
     for provider, observed in sorted(state.observed.items()):
         for item in observed_of(observed).values():
-            name = observed_name(item)
-            if (provider, item.provider_id) not in claimed and name not in planned and _managed(item.labels):
+            if (provider, item.provider_id) not in claimed and rule.is_orphan(provider, item):
                 view = {"provider": provider, "provider_id": item.provider_id}
+                note = orphan_note(item)
                 rows.append(
-                    _row(kind, name, provider, names=names, planned=None, tracked=None, observed=view)
+                    _row(
+                        kind,
+                        observed_name(item),
+                        provider,
+                        names=names,
+                        planned=None,
+                        tracked=None,
+                        observed=view,
+                        note=note,
+                    )
                 )
     return rows
 
@@ -481,30 +485,6 @@ def access_field(planned: Iterable[str], tracked: TrackedFirewall | None, *, por
     return FieldDiff(field=ACCESS_FIELD, planned=_cidr_list(planned), tracked=tracked_view, observed=None)
 
 
-def held_floating_ips(state: LegionState, provider: str) -> frozenset[str]:
-    """Provider ids of the floating IPs the servers tracked at ``provider`` hold."""
-    return frozenset(
-        ip.provider_id
-        for server in state.tracked.servers.values()
-        if server.provider == provider
-        for ip in server.floating_ips
-    )
-
-
-def ip_not_orphan(ip: ObservedPublicIp, held: frozenset[str]) -> str:
-    """Why public IP ``ip`` is no orphan, or '' when it is one: it carries Legion's ownership labels,
-    is assigned to no server, and is none of the floating IPs ``held`` by tracked servers
-    (:func:`held_floating_ips`). The billing reconciliation judges a listed address alike; an
-    address without Legion's labels is someone else's and never an orphan."""
-    if not ip.legion_id:
-        return "it carries no Legion labels (someone else's: Legion never deletes it)"
-    if ip.server_id:
-        return f"it is assigned to server {ip.server_id}"
-    if ip.kind == "floating" and ip.provider_id in held:
-        return "a tracked server holds it"
-    return ""
-
-
 _IP_FIELDS = ("provider", "provider_id", "address", "location")
 
 
@@ -512,12 +492,12 @@ def _orphan_ips(state: LegionState) -> list[ResourceDiff]:
     """A row per orphan public IP of each refreshed provider, named by its address; its
     ``provider_id`` is the resource id ``orphan_delete`` takes (``floating_ip/<id>``)."""
     rows: list[ResourceDiff] = []
+    rule = OrphanRule(state)
     for provider, observed in sorted(state.observed.items()):
         if not observed.public_ips:
             continue
-        held = held_floating_ips(state, provider)
         for ip in sorted(observed.public_ips.values(), key=lambda i: (i.kind, i.address)):
-            if ip_not_orphan(ip, held):
+            if not rule.is_orphan(provider, ip):
                 continue
             kind: Kind = "floating_ip" if ip.kind == "floating" else "primary_ip"
             view = {

@@ -30,8 +30,8 @@ from legion_nb.engine.activity import ActivityEmitter, CurrentOperation
 from legion_nb.engine.cluster.firewall_plan import flagged_firewalls
 from legion_nb.engine.cluster.nbde import NodeUnlock, cluster_facts, derive_nbde_policy
 from legion_nb.engine.deployment.phases import REINSTALLS
-from legion_nb.engine.diff import held_floating_ips, ip_not_orphan
-from legion_nb.engine.providers_service import ProviderPersistence, ProviderService, observed_public_ip
+from legion_nb.engine.orphan_cleanup import delete_orphan, find_orphan
+from legion_nb.engine.providers_service import ProviderPersistence, ProviderService
 from legion_nb.engine.redaction import redact
 from legion_nb.engine.repair_tick import RepairTick
 from legion_nb.engine.reports import (
@@ -44,7 +44,6 @@ from legion_nb.engine.reports import (
 from legion_nb.engine.resources.ports import StatePort
 from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey
 from legion_nb.engine.results import ClusterNbde, NodeNbdeStatus
-from legion_nb.engine.state.edits import without_observed
 from legion_nb.engine.state.model import (
     LegionState,
     NodeNbde,
@@ -353,49 +352,23 @@ class EngineOps:
         await self._end(operation, "succeeded", summary)
         return ServerCommandResult(server=target, command=command, status="succeeded", summary=summary)
 
-    async def orphan_delete(self, provider: str, resource: str, name: str) -> ServerCommandResult:
-        """Delete the server ``resource`` (its provider id) at ``provider`` that nobody plans or
-        tracks (the caller has checked that it is an orphan carrying Legion's labels); logged as an
-        operation like any server command."""
-        self._providers.adapter(provider)  # no credentials -> one clear error, no I/O
-        target = f"{provider} {resource} ({name})"
-        resilience = self._providers.resilience
-        return await self._logged(
-            "orphan delete", "delete orphan", target, lambda: resilience.delete_server(provider, resource)
-        )
+    async def orphan_delete(self, provider: str, resource: str) -> ServerCommandResult:
+        """Delete ``resource`` at ``provider`` when it is an orphan now: Legion made it and nothing
+        in the state holds it (:mod:`~legion_nb.engine.orphan_cleanup` says how it is re-read,
+        judged, deleted and dropped from the observed state). Logged as an operation like any
+        server command; a refusal is logged nowhere, since nothing was attempted.
 
-    async def orphan_ip_delete(self, provider: str, resource: str) -> ServerCommandResult:
-        """Delete public IP ``resource`` (``floating_ip/<id>``, ``primary_ip/<id>``) at ``provider``
-        when it is an orphan now, by the rule refresh reports orphans with
-        (:func:`~legion_nb.engine.diff.ip_not_orphan`), then drop it from the observed state.
-
-        The provider's public IPs are read again first (one read through the broker): the refresh
-        that showed the orphan may be old, and an address assigned since then is in use. Logged as
-        an operation like any server command. Raises :class:`UsageError` when the provider lists
-        no such address or it is no orphan (someone else's, assigned, or held by a tracked server),
-        :class:`~legion_nb.errors.CapabilityMissingError` where the provider keeps no public IPs.
+        Raises :class:`~legion_nb.errors.UnknownOrphanError`,
+        :class:`~legion_nb.errors.NotLegionsError` or :class:`~legion_nb.errors.HeldByStateError`
+        (all :class:`UsageError`) when it is no orphan, the provider's errors otherwise.
         """
         self._providers.adapter(provider)  # no credentials -> one clear error, no I/O
-        listed = await self._providers.broker.read(provider, "list public IPs", lambda a: a.list_public_ips())
-        ip = next((found for found in map(observed_public_ip, listed) if found.resource_id == resource), None)
-        if ip is None:
-            raise UsageError(
-                f"{provider} {resource} is not an orphan: {provider} lists no such public IP; "
-                "'legion refresh' lists the orphans"
-            )
-        why = ip_not_orphan(ip, held_floating_ips(self._state.state, provider))
-        if why:
-            raise UsageError(f"{provider} {resource} ({ip.address}) is not an orphan: {why}")
-
-        async def run() -> None:
-            await self._providers.resilience.delete_public_ip(provider, ip.kind, ip.provider_id)
-            await self._state.mutate(
-                lambda s: (without_observed(s, provider, "public_ips", resource), None),
-                reason=f"deleted orphan {resource} at {provider}",
-            )
-
+        orphan = await find_orphan(self._providers, self._state.state, provider, resource)
         return await self._logged(
-            "orphan delete", "delete orphan", f"{provider} {resource} ({ip.address})", run
+            "orphan delete",
+            "delete orphan",
+            orphan.title,
+            lambda: delete_orphan(self._providers, self._state, orphan),
         )
 
     async def _run_and_wait(

@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from legion_nb.engine.cluster.firewall_plan import build_cluster_firewall_plan, planned_rule
-from legion_nb.engine.diff import held_floating_ips, ip_not_orphan
+from legion_nb.engine.orphans import OrphanRule
 from legion_nb.engine.redaction import redact
 from legion_nb.engine.reports import RefreshReport, refresh_failure
 from legion_nb.engine.resources.node import tracked_server_from
@@ -356,8 +356,8 @@ def record_inventory(
 ) -> tuple[LegionState, RefreshReport]:
     """Pure: ``state`` with ``provider``'s observed facts replaced and Legion's resources adopted
     (servers and zones planned under that name, firewalls whose name is a desired firewall set).
-    Public IPs are observed, never adopted: the orphans among them (:func:`ip_not_orphan`) are
-    reported with their kind and address."""
+    Public IPs are observed, never adopted. The report's orphans are what the adopted state's
+    :class:`~legion_nb.engine.orphans.OrphanRule` finds, public IPs with their kind and address."""
     ips = [observed_public_ip(ip) for ip in public_ips or ()]
     refreshed = utcnow()
     observed = ObservedProvider(
@@ -375,9 +375,6 @@ def record_inventory(
         adoption.zone(zone)
     for firewall in firewalls:
         adoption.firewall(firewall)
-    held = held_floating_ips(state, provider)
-    orphan_ips = sorted((ip.kind, ip.address) for ip in ips if not ip_not_orphan(ip, held))
-    adoption.orphans += [f"{kind} IP {address}" for kind, address in orphan_ips]
     tracked = replace(
         state.tracked,
         servers=adoption.servers,
@@ -385,6 +382,8 @@ def record_inventory(
         firewalls=adoption.firewalls,
         pending=adoption.pending,
     )
+    after = replace(state, observed={**state.observed, provider: observed}, tracked=tracked)
+    orphans = _orphans(after, provider, observed, {f.id: f.location or "" for f in firewalls})
     report = RefreshReport(
         provider=provider,
         servers=len(servers),
@@ -393,13 +392,32 @@ def record_inventory(
         public_ips=len(ips),
         adopted=tuple(adoption.adopted),
         unmanaged=tuple(adoption.unmanaged),
-        orphans=tuple(adoption.orphans),
+        orphans=tuple(orphans),
     )
-    return replace(state, observed={**state.observed, provider: observed}, tracked=tracked), report
+    return after, report
+
+
+def _orphans(
+    state: LegionState, provider: str, observed: ObservedProvider, zones_of: Mapping[str, str]
+) -> list[str]:
+    """What ``provider`` lists that is an orphan once this refresh adopted what it could, by the
+    rule the diff shows orphans with; a zonal firewall says its zone (``zones_of`` by id), since
+    Scaleway has a default security group in every zone."""
+    wanted = {name: plan.provider for name, plan in build_cluster_firewall_plan(state).items()}
+    rule = OrphanRule(state, firewalls=wanted)
+    found = [f"server {s.name}" for s in observed.servers.values() if rule.is_orphan(provider, s)]
+    found += [f"dns zone {z.zone}" for z in observed.dns_zones.values() if rule.is_orphan(provider, z)]
+    for firewall in observed.firewalls.values():
+        if rule.is_orphan(provider, firewall):
+            where = zones_of.get(firewall.provider_id, "")
+            found.append(f"firewall {firewall.name}" + (f" in {where}" if where else ""))
+    ips = sorted((ip.kind, ip.address) for ip in observed.public_ips.values() if rule.is_orphan(provider, ip))
+    return found + [f"{kind} IP {address}" for kind, address in ips]
 
 
 class _Adoption:
-    """The tracked records of one refresh as they grow, and what was adopted, unmanaged or orphaned."""
+    """The tracked records of one refresh as they grow, and what was adopted or is unmanaged
+    (what is left Legion-labelled and unheld is an orphan: :func:`_orphans` judges it after)."""
 
     def __init__(self, state: LegionState, provider: str) -> None:
         self.state = state
@@ -411,7 +429,6 @@ class _Adoption:
         self.pending = dict(tracked.pending)
         self.adopted: list[str] = []
         self.unmanaged: list[str] = []
-        self.orphans: list[str] = []
         self._server_ids = {t.provider_id for t in tracked.servers.values() if t.provider == provider}
         self._firewall_ids = {f.provider_id for f in tracked.firewalls.values()}
         self._planned = state.scheme.servers()
@@ -433,7 +450,6 @@ class _Adoption:
             plan is not None and plan[1].provider == self.provider
         )
         if not wanted or server.name in self.servers:
-            self.orphans.append(f"server {server.name}")
             return
         cluster, role = (plan[0], plan[1].role) if plan is not None else (DEFAULT_CLUSTER, "cluster")
         self.servers[server.name] = tracked_server_from(
@@ -451,7 +467,6 @@ class _Adoption:
                 self.unmanaged.append(f"dns zone {zone.name}")
             return  # a planned zone without our labels is the diff's "adopt" case, not ours
         if planned is None or planned.provider != self.provider:
-            self.orphans.append(f"dns zone {zone.name}")
             return
         self.zones[zone.name] = TrackedDnsZone(zone.name, _provider_name(self.provider), zone.id)
         self._take(f"dns zone {zone.name}", ownership)
@@ -467,7 +482,6 @@ class _Adoption:
             return
         wanted = build_cluster_firewall_plan(self.state).get(firewall.name)
         if wanted is None or wanted.provider != self.provider or firewall.name in self.firewalls:
-            self.orphans.append(f"firewall {firewall.name}{where}")
             return
         names = {s.provider_id: n for n, s in self.servers.items() if s.provider == self.provider}
         self.firewalls[firewall.name] = TrackedFirewall(

@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 
 from legion_nb.engine import planning
 from legion_nb.engine.api import engine_api
-from legion_nb.engine.billing.ledger import public_ip_of
 from legion_nb.engine.billing.methods import BillingMethods
 from legion_nb.engine.billing.plan_cost import plan_cost
 from legion_nb.engine.billing.service import BillingService
@@ -332,8 +331,13 @@ class Engine(BillingMethods, ObservationMethods, RunbookMethods, EngineAPI):
         exists = self.state_exists()
         if self._session is None:
             return {
-                "state": str(self.state_path), "exists": exists, "unlocked": False,
-                "revision": None, "counts": {}, "providers": [], "actions": {},
+                "state": str(self.state_path),
+                "exists": exists,
+                "unlocked": False,
+                "revision": None,
+                "counts": {},
+                "providers": [],
+                "actions": {},
             }
         persistence = self._session.persistence
         state = persistence.state
@@ -650,34 +654,20 @@ class Engine(BillingMethods, ObservationMethods, RunbookMethods, EngineAPI):
 
     @engine_api
     async def orphan_delete(self, provider: str, resource: str) -> ServerCommandResult:
-        """Delete server or public IP ``resource`` at ``provider`` when it is an orphan that carries
-        Legion's labels. ``resource`` is as the billing reconciliation and the diff name it: a
-        server's provider id, or ``floating_ip/<id>`` / ``primary_ip/<id>`` (an orphan IP row's
-        ``provider_id`` after ``refresh``).
+        """Delete ``resource`` at ``provider`` when it is an orphan: Legion made it (both of its
+        labels) and nothing in the state holds it, the rule refresh, the diff and the billing
+        reconciliation flag orphans by. ``resource`` is as the diff's orphan rows and the
+        reconciliation name it: a server's provider id, ``dns_zone/<zone>``, ``firewall/<id>``,
+        ``floating_ip/<id>`` or ``primary_ip/<id>``.
 
-        A server must be flagged by this month's billing reconciliation (listed, neither planned nor
-        tracked); a public IP must be an orphan as the provider lists it now (Legion's labels,
-        assigned to nothing, held by no tracked server), the rule ``refresh`` reports it by.
-
-        Raises :class:`UsageError` for anything else: a resource that is planned, tracked, assigned or
-        gone, or an unlabelled one (made by someone else: Legion never deletes what it did not label).
+        The provider is read again first (the refresh that showed the orphan may be old) and the
+        resource leaves the observed state once deleted, so the diff stops showing it at once.
+        Raises :class:`~legion_nb.errors.UnknownOrphanError` (the provider lists no such id),
+        :class:`~legion_nb.errors.NotLegionsError` (someone else's: Legion never deletes what it did
+        not label) or :class:`~legion_nb.errors.HeldByStateError` (tracked, planned, pending or
+        assigned); all are :class:`UsageError`.
         """
-        ops = self._live().ops
-        if public_ip_of(resource) is not None:
-            return await ops.orphan_ip_delete(provider, resource)
-        rows = await self.billing_reconciliation(collect=True)
-        row = next((r for r in rows if r["provider"] == provider and r["resource"] == resource), None)
-        if row is None or not row["orphan"]:
-            raise UsageError(
-                f"{provider} {resource} is not an orphan in this month's reconciliation; "
-                "'legion billing reconcile' lists the orphans"
-            )
-        if row["ownership"] != "labelled":
-            raise UsageError(
-                f"{provider} {resource} ({row['resource_name']}) carries no Legion labels: Legion "
-                "deletes only what it labelled; delete it at the provider if it is yours"
-            )
-        return await ops.orphan_delete(provider, resource, row["resource_name"])
+        return await self._live().ops.orphan_delete(provider, resource)
 
     @engine_api
     async def server_delete(self, name: str) -> ServerCommandResult:
@@ -749,7 +739,10 @@ class Engine(BillingMethods, ObservationMethods, RunbookMethods, EngineAPI):
             raise UsageError(f"terminal read wait {wait} is not valid; use 0 to 30 seconds")
         out = await terminals.service.read(id, wait=wait)
         return {
-            "id": out.id, "data": out.data, "closed": out.closed, "exit_status": out.exit_status,
+            "id": out.id,
+            "data": out.data,
+            "closed": out.closed,
+            "exit_status": out.exit_status,
             "stderr": out.stderr,
         }
 
@@ -777,8 +770,13 @@ class Engine(BillingMethods, ObservationMethods, RunbookMethods, EngineAPI):
 def terminal_facts(info: TerminalInfo) -> TerminalFacts:
     """A terminal session as the API shows it (node, address, size; the key stays in the session)."""
     return {
-        "id": info.id, "node": info.node, "host": info.host, "pty": info.pty,
-        "cols": info.cols, "rows": info.rows, "closed": info.closed,
+        "id": info.id,
+        "node": info.node,
+        "host": info.host,
+        "pty": info.pty,
+        "cols": info.cols,
+        "rows": info.rows,
+        "closed": info.closed,
     }
 
 

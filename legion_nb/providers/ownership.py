@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from legion_nb.errors import ValidationError
+from legion_nb.legion_labels import LEGION_ID_LABEL, LEGION_MANAGED_LABEL, claimed_legion_id
 
 __all__ = [
     "LEGION_ID_LABEL",
@@ -25,9 +26,6 @@ __all__ = [
     "labels_from_tags",
     "labels_match",
 ]
-
-LEGION_MANAGED_LABEL = "legion/managed"
-LEGION_ID_LABEL = "legion/id"
 
 _NAME_UNSAFE = re.compile(r"[^a-z0-9-]+")
 
@@ -55,16 +53,10 @@ class OwnershipLabels:
 
     @classmethod
     def from_labels(cls, labels: Mapping[str, str]) -> OwnershipLabels | None:
-        """The ownership a resource's labels claim, or None when it is not Legion-managed."""
-        if labels.get(LEGION_MANAGED_LABEL) != "true":
-            return None
-        legion_id = labels.get(LEGION_ID_LABEL)
-        if legion_id is None:
-            return None
-        try:
-            return cls(legion_id)
-        except ValidationError:
-            return None
+        """The ownership a resource's labels claim, or None when it is not Legion-managed
+        (:func:`~legion_nb.legion_labels.claimed_legion_id`: both labels, the id a UUID)."""
+        legion_id = claimed_legion_id(labels)
+        return None if legion_id is None else cls(legion_id)
 
     def as_labels(self) -> dict[str, str]:
         return {LEGION_MANAGED_LABEL: "true", LEGION_ID_LABEL: self.legion_id}

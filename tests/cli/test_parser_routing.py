@@ -46,6 +46,7 @@ ARGVS = [
     ["--bogus", "status"],
     ["diff", "--fields", "extra"],
     ["server", "reboot"],
+    ["orphan", "delete"],
     ["daemon", "start", "--help"],
     ["catalog"],
     ["nosuch"],

@@ -21,7 +21,8 @@ from legion_nb.engine.state.model import (
 )
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-MANAGED = {"legion/managed": "true"}
+MANAGED = {"legion/managed": "true", "legion/id": "6f1c5e0a-2b7d-4c3e-9a8f-1d2e3f4a5b6c"}
+"""Both of the labels Legion writes at create time: what makes an unheld resource an orphan."""
 
 
 def rows(state: LegionState) -> dict[tuple[str, str], tuple[str, dict[str, FieldDiff]]]:

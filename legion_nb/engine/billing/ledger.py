@@ -32,6 +32,7 @@ from decimal import Decimal
 from typing import Literal, NamedTuple
 
 from legion_nb.engine.billing.hourly import Rate, daily_costs, month_start, traffic_charge
+from legion_nb.engine.orphans import held_floating_ips, legion_made
 from legion_nb.engine.state.model import LegionState
 from legion_nb.providers.records import PUBLIC_IP_KINDS, BillingEntry, Catalog, PublicIp, PublicIpKind, Server
 
@@ -117,11 +118,12 @@ class ServerFacts:
 def ownership_of(tracked: Mapping[str, tuple[str, str]], server: Server) -> tuple[Ownership, str, str]:
     """``(ownership, cluster, role)`` of a listed server: tracked ones (``tracked`` maps provider ids
     to cluster and role, :func:`tracked_index`) take their plan's cluster and role; otherwise its
-    labels decide (cluster and role stay empty)."""
+    labels decide (cluster and role stay empty), as the orphan rule judges them
+    (:func:`~legion_nb.engine.orphans.legion_made`: both of Legion's labels)."""
     found = tracked.get(server.id)
     if found is not None:
         return "planned", found[0], found[1]
-    return ("labelled" if server.ownership is not None else "unlabelled"), "", ""
+    return ("labelled" if legion_made(server.labels) else "unlabelled"), "", ""
 
 
 def tracked_index(state: LegionState, provider: str) -> dict[str, tuple[str, str]]:
@@ -250,12 +252,7 @@ def address_facts(
     server holds is ``planned``), so a forgotten labelled address shows as ours and the
     reconciliation flags it for cleanup."""
     tracked = tracked_index(state, provider)
-    held = {
-        f.provider_id
-        for t in state.tracked.servers.values()
-        if t.provider == provider
-        for f in t.floating_ips
-    }
+    held = held_floating_ips(state, provider)
     by_id = {s.id: s for s in servers}
     out: list[AddressFacts] = []
     for ip in ips:
@@ -265,7 +262,7 @@ def address_facts(
         elif ip.kind == "floating" and ip.id in held:
             ownership, cluster, role = "planned", "", ""
         else:
-            ownership, cluster, role = ("labelled" if ip.ownership is not None else "unlabelled"), "", ""
+            ownership, cluster, role = ("labelled" if legion_made(ip.labels) else "unlabelled"), "", ""
         sku = f"{ip.kind}_{ip.ip_type}"
         out.append(
             AddressFacts(
