@@ -3,9 +3,11 @@
 ``materialize`` is the one long command: it starts the engine's materialize and, while it runs,
 follows the engine's "snapshot" and "activity" streams (in process or through the daemon alike).
 On a terminal it draws a live table of every resource (state, operation, why it waits, its error);
-otherwise it prints one line per activity item; with ``--json`` it prints the activity items as
-JSON lines and the final report as the last line. It exits 0 only when every resource settled
-without an error; otherwise it ends with one summary line on stderr and exit 5.
+otherwise it prints one line per activity item a person reads (the engine marks a deployment
+phase's end as a detail: :func:`legion_nb.engine.headline.headline`); with ``--json`` it prints
+every activity item as JSON lines and the final report as the last line. It exits 0 only when
+every resource settled without an error; otherwise it ends with one summary line on stderr and
+exit 5.
 
 Only argparse-level imports at the top: see :mod:`legion_nb.cli.main`.
 """
@@ -205,7 +207,11 @@ async def _materialize(ctx: CliContext, args: argparse.Namespace) -> int:
 
 
 async def _follow(api: EngineAPI, ctx: CliContext, show: LiveTable | None) -> None:
-    """Print what the engine publishes until the materialize ends (this task is then cancelled)."""
+    """Print what the engine publishes until the materialize ends (this task is then cancelled):
+    with ``--json`` every activity item, otherwise its headlines (details left out, as the panels
+    do) and not the end (the report line follows)."""
+    from legion_nb.engine.headline import headline  # noqa: PLC0415
+
     async with engine_events(api) as events:
         async for topic, data in events:
             if topic == "snapshot" and show is not None:
@@ -214,7 +220,7 @@ async def _follow(api: EngineAPI, ctx: CliContext, show: LiveTable | None) -> No
                 for item in data:
                     if ctx.json:
                         ctx.emit_line(item)
-                    elif show is None and item.get("event") != "end":  # the report line follows
+                    elif show is None and item.get("event") != "end" and headline(item):
                         sys.stdout.write(f"{scrub(item.get('summary', ''))}\n")
                         sys.stdout.flush()
 

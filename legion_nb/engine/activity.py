@@ -12,6 +12,17 @@ Two outputs:
 * items on the hub's "activity" topic: one per operation start/end and one per resource whose
   visible status (state, operation, waiting reason, error) changed. Each item has a ``summary``
   line, which is what the panels and ``legion materialize`` print.
+
+An actor that stops is retired, not a resource status: the supervisor stops the actor of a server
+or zone the state no longer names once it has settled (``deleted``), and every actor at lock. Its
+snapshot then says ``stopped`` about the actor, which read as the resource's status would tell
+the operator that a server just deleted stopped. So a stopped actor publishes nothing here; its
+key is forgotten, and an actor started for the same key later is reported afresh.
+
+Items that only fill in a step a headline already tells (a deployment phase's end, see
+:mod:`~legion_nb.engine.deployment.node_events`) carry ``"detail": true``: a progress view for
+people (``legion materialize`` without ``--json``, the activity panel's recent lines) leaves them
+out (:func:`~legion_nb.engine.headline.headline`); machine consumers get every item.
 """
 
 from __future__ import annotations
@@ -93,8 +104,12 @@ class ActivityEmitter:
         self._publish("end", summary, status=status, operation=operation)
 
     def actors_changed(self, snapshots: Iterable[ActorSnapshot]) -> None:
-        """One item per resource whose visible status changed (revision-only changes are quiet)."""
+        """One item per resource whose visible status changed (revision-only changes are quiet);
+        a stopped actor is retired quietly (see the module notes)."""
         for snapshot in snapshots:
+            if snapshot.lifecycle == "stopped":
+                self._seen.pop(snapshot.key, None)
+                continue
             visible: _Visible = (snapshot.lifecycle, snapshot.operation, snapshot.waiting, snapshot.error)
             if self._seen.get(snapshot.key) == visible:
                 continue

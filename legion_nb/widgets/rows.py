@@ -34,6 +34,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
+from legion_nb.engine.headline import headline
 from legion_nb.engine.wire import to_jsonable
 from legion_nb.errors import LegionError
 
@@ -307,11 +308,14 @@ def current_operations(rows: Sequence[ResourceRow]) -> list[OperationRow]:
 
 
 def activity_lines(batch: Sequence[Any]) -> list[str]:
-    """One readable line per "activity" item: its time of day and ``summary`` (``message``) if it
-    has them, else the item as JSON."""
+    """One readable line per "activity" item a person reads (a detail such as a deployment phase's
+    end is left out, as ``legion materialize`` leaves it out: :func:`headline`): its time of day and
+    ``summary`` (``message``) if it has them, else the item as JSON."""
     lines: list[str] = []
     for item in batch:
         data = to_jsonable(item)
+        if not headline(data):
+            continue
         if isinstance(data, Mapping):
             text = data.get("summary") or data.get("message")
             when = _text(data.get("time"))

@@ -143,6 +143,29 @@ async def test_activity_is_derived_from_snapshots_without_percentages() -> None:
     await stream.aclose()
 
 
+async def test_an_actor_retired_after_its_resource_was_deleted_says_nothing_more() -> None:
+    """The supervisor stops the actor of a deleted server: that is the actor's end, not a status
+    of the server (a deleted server cannot then stop). A new actor for the name is news again."""
+    hub = EventHub()
+    activity = ActivityEmitter(hub)
+    stream = hub.subscribe(["activity"])
+    first = asyncio.ensure_future(stream.__anext__())
+    await asyncio.sleep(0)  # the subscription exists once its generator runs
+    deleting = _actor("server", "web-1", lifecycle="deleting", operation="delete", settled=False)
+    activity.actors_changed([deleting])
+    activity.actors_changed([_actor("server", "web-1", lifecycle="deleted")])
+    activity.actors_changed([_actor("server", "web-1", lifecycle="stopped")])
+    activity.actors_changed([_actor("server", "web-1", lifecycle="planned", settled=False)])  # planned again
+    event = await asyncio.wait_for(first, 5)
+    assert [item["summary"] for item in event.data] == [
+        "server web-1: deleting (delete)",
+        "server web-1: deleted",
+        "server web-1: planned",
+    ]
+    hub.close()
+    await stream.aclose()
+
+
 async def test_ten_thousand_actor_changes_in_one_tick_are_one_publication(tmp_path: Path) -> None:
     engine = create_engine(tmp_path / "s.legion")
     await engine.bootstrap(PASSWORD)

@@ -14,7 +14,14 @@ from widgetkit import RecordingComm, RedrawGate, until, until_matches_engine
 from legion_nb.engine.runtime import Engine
 from legion_nb.widgets import ActivityPanel, Dashboard, LivePanel, PlanDiffPanel, ResourcesPanel, show
 from legion_nb.widgets.panel import STATIC
-from legion_nb.widgets.rows import PanelDataError, Snapshot, parse_snapshot, state_counts, tally
+from legion_nb.widgets.rows import (
+    PanelDataError,
+    Snapshot,
+    activity_lines,
+    parse_snapshot,
+    state_counts,
+    tally,
+)
 
 SERVERS = ("node-1", "node-2", "node-3")
 
@@ -100,6 +107,29 @@ async def test_plan_diff_panel_shows_fields_and_actions_and_follows_the_lock(eng
     await until(lambda: panel.locked)
     assert panel.resources == [] and panel.counts == {} and panel.revision is None
     panel.close()
+
+
+def test_the_recent_activity_lines_are_the_headlines_legion_materialize_prints() -> None:
+    """A phase's end is a detail (the next phase's start tells it): left out of the recent lines
+    as ``legion materialize`` leaves it out; a failure always shows."""
+    at = "2026-11-27T16:30:05+00:00"
+
+    def phase(name: str, status: str, *, detail: bool) -> dict[str, object]:
+        summary = f"node web-1: add {name} {status}"
+        return {"event": "phase", "node": "web-1", "operation": "add", "phase": name, "status": status,
+                "time": at, "summary": summary, "detail": detail}  # fmt: skip
+
+    batch = [
+        phase("kexec", "started", detail=False),
+        phase("kexec", "ended", detail=True),
+        phase("reboot", "failed", detail=False),
+        {"event": "resource", "summary": "server web-1: running", "time": at},
+    ]
+    assert activity_lines(batch) == [
+        "16:30:05 node web-1: add kexec started",
+        "16:30:05 node web-1: add reboot failed",
+        "16:30:05 server web-1: running",
+    ]
 
 
 async def test_activity_panel_counts_states_and_actions_and_keeps_recent_items(engine: Engine) -> None:

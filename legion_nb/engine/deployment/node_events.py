@@ -6,6 +6,12 @@ instead of listening to the state's commits. The items are derived from the comm
 (the node's execution record and NBDE binding before and after), so they say exactly what the
 encrypted state says, in commit order; nothing is announced that was not made durable.
 
+A phase's end and an operation's success are details (``"detail": true``,
+:func:`~legion_nb.engine.headline.headline`): the next phase's start says the last one ended, and
+the server's own activity line (``server web-1: running``) says the node settled. A progress view
+for people shows one line per phase and every failure or interruption; machine consumers
+(``--json``, runbooks following a reinstall) get every item.
+
 Only commits whose reasons name a node (``node NAME: ...``) are looked at, so a fleet's other
 commits cost nothing here.
 """
@@ -16,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from legion_nb.engine.deployment.phases import execution_of
+from legion_nb.engine.headline import DETAIL
 from legion_nb.engine.redaction import redact
 from legion_nb.engine.state.model import LegionState, NodeExecution
 from legion_nb.engine.state.persistence import StateChange
@@ -23,6 +30,7 @@ from legion_nb.engine.state.persistence import StateChange
 __all__ = ["node_event_items", "node_events"]
 
 _PREFIX = "node "
+_DETAIL = frozenset({"ended", "succeeded"})  # a phase's end, an operation's success: see the notes
 
 
 def node_events(publish: Callable[[dict[str, Any]], None]) -> Callable[[StateChange[LegionState]], None]:
@@ -70,6 +78,7 @@ def _phase_item(node: str, record: NodeExecution) -> dict[str, Any]:
         "status": status,
         "time": record.updated.isoformat(),
         "summary": summary,
+        DETAIL: status in _DETAIL,
     }
 
 
