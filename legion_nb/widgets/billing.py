@@ -5,7 +5,8 @@ providers, so the panel asks the engine (in process, or the daemon's ``RemoteEng
 billing rows on :meth:`BillingPanel.refresh`, or every ``interval`` seconds after
 :meth:`BillingPanel.follow`. Every figure stays a decimal string in the traits; the cost-per-day
 chart is a Plotly ``FigureWidget`` shown under the page's tables (plotly.js comes from the wheel, no
-network), its bar heights the only floats.
+network), its bar heights the only floats, drawn as wide as the page says the panel is
+(:class:`~legion_nb.widgets.width.PanelWidth`, as the telemetry panel's charts are).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from legion_nb.errors import LegionError, UsageError
 from legion_nb.widgets.charts import UNATTRIBUTED
 from legion_nb.widgets.figures import cost_per_day_figure, redraw
 from legion_nb.widgets.panel import STATIC, esm_of
+from legion_nb.widgets.width import PanelWidth
 
 if TYPE_CHECKING:
     from legion_nb.engine.surface import EngineAPI
@@ -86,7 +88,7 @@ def billing_view(
     return {"totals": totals, "top": top_rows, "days": chart, "orphans": orphans}
 
 
-class BillingPanel(anywidget.AnyWidget):
+class BillingPanel(PanelWidth, anywidget.AnyWidget):
     """Billing at a glance for one engine (module notes); ``close()`` stops following it."""
 
     _esm = esm_of("billing")
@@ -107,6 +109,7 @@ class BillingPanel(anywidget.AnyWidget):
         self.cost_figure.add_class("lnb-cost-chart")
         self.view = ipywidgets.VBox([self, self.cost_figure])
         self.view.add_class("lnb-billing-view")
+        self.fit(self.cost_figure)
 
     async def refresh(self, *, collect: bool = True) -> None:
         """Read the engine's billing rows (collecting from the providers first, by default)."""
@@ -123,7 +126,7 @@ class BillingPanel(anywidget.AnyWidget):
             for name, value in view.items():
                 setattr(self, name, value)
             self.status = f"collected {dt.datetime.now(dt.UTC):%H:%M:%S} UTC"
-        redraw(self.cost_figure, cost_per_day_figure(self.days))
+        redraw(self.cost_figure, self.sized(cost_per_day_figure(self.days)))
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         """The tables and the Plotly cost-per-day chart together."""

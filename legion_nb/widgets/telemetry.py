@@ -12,8 +12,8 @@ beside the widget view).
 Metrics keep their recording-rule names as values (the frames' data, the picks' values); what a
 person reads is the engine's label for each (:data:`legion_nb.engine.observe.metrics.LABELS`,
 ``CPU utilisation (%)``), with the rule name as a caption to copy. The page reports the panel's
-width (``width``) and the charts are drawn that wide: a FigureWidget drawn before its view is
-attached otherwise keeps Plotly's default width, about two-thirds of a notebook's output area.
+width and the charts are drawn that wide (:class:`~legion_nb.widgets.width.PanelWidth`, as the
+billing panel's chart is).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from legion_nb.errors import LegionError, UsageError
 from legion_nb.widgets.charts import line_chart_svg
 from legion_nb.widgets.figures import metric_charts_figure, redraw, sparklines_figure
 from legion_nb.widgets.panel import STATIC, PolledPanel, esm_of
+from legion_nb.widgets.width import PanelWidth
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -95,7 +96,7 @@ def _thin(points: list[list[float]]) -> list[list[float]]:
     return thinned
 
 
-class TelemetryPanel(PolledPanel):
+class TelemetryPanel(PanelWidth, PolledPanel):
     """Node metrics of one engine (module notes); ``close()`` stops following it."""
 
     _esm = esm_of("telemetry")
@@ -116,8 +117,6 @@ class TelemetryPanel(PolledPanel):
     charts = traitlets.List(traitlets.Dict()).tag(sync=True)
     labels = traitlets.Dict(traitlets.Unicode()).tag(sync=True)
     """Each metric's label with its unit, keyed by its rule name (the picks show the label)."""
-    width = traitlets.Int(0).tag(sync=True)
-    """The panel's width in the page in pixels, as the page reports it (0 before it has)."""
 
     def __init__(self, engine: EngineAPI, **traits: Any) -> None:
         super().__init__(engine, **traits)
@@ -128,7 +127,7 @@ class TelemetryPanel(PolledPanel):
         self.chart_figure.add_class("lnb-charts")
         self.view = ipywidgets.VBox([self, self.sparkline_figure, self.chart_figure])
         self.view.add_class("lnb-telemetry-view")
-        self.observe(self._fit_charts, names=["width"])
+        self.fit(self.sparkline_figure, self.chart_figure)
 
     async def refresh(self) -> None:
         """Read the window's telemetry and redraw (a failure shows in ``status``)."""
@@ -147,20 +146,8 @@ class TelemetryPanel(PolledPanel):
             if self.metric not in view["metrics"] and view["metrics"]:
                 self.set_trait("metric", view["metrics"][0])
             self.status = f"{len(frame)} points, read {dt.datetime.now(dt.UTC):%H:%M:%S} UTC"
-        redraw(self.sparkline_figure, self._sized(sparklines_figure(self.sparklines)))
-        redraw(self.chart_figure, self._sized(metric_charts_figure(self.charts)))
-
-    def _sized(self, figure: go.Figure) -> go.Figure:
-        """``figure`` as wide as the panel (Plotly's own default until the page reports a width)."""
-        if self.width > 0:
-            figure.update_layout(width=self.width)
-        return figure
-
-    def _fit_charts(self, _change: object = None) -> None:
-        """The page reported a new width: the charts take it (a relayout, not a redraw)."""
-        if self.width > 0:
-            for figure in (self.sparkline_figure, self.chart_figure):
-                figure.layout.width = self.width
+        redraw(self.sparkline_figure, self.sized(sparklines_figure(self.sparklines)))
+        redraw(self.chart_figure, self.sized(metric_charts_figure(self.charts)))
 
     def follow(self, interval: float = 10.0) -> None:
         """Refresh now and every ``interval`` seconds until :meth:`close` (a task this panel owns)."""

@@ -32,6 +32,7 @@ from playwright.async_api import Locator, Page, Route, async_playwright, expect
 
 __all__ = [
     "ALL_CELLS_RAN",
+    "CHARTS_FILL_THE_VIEW",
     "CHROMIUM",
     "CHROMIUM_ARGS",
     "CLIPPED_TEXT",
@@ -342,6 +343,14 @@ OVERFLOWING_TEXT = """(panel) => {
 """A page function on a panel: what does not fit it (a table wider than the panel, so that it
 scrolls or its last columns lie past the right edge; a cell whose text runs out of its column).
 Empty when every column reads whole within the panel's width."""
+
+CHARTS_FILL_THE_VIEW = """(view) => {
+    const inner = view.clientWidth;
+    const charts = [...view.querySelectorAll('.main-svg')];
+    return charts.length > 0 && charts.every((svg) => svg.getBoundingClientRect().width >= inner - 4);
+}"""
+"""A page function on a panel's view (the panel and the Plotly charts under it): true once it shows
+a chart and every one is as wide as the view within its frame, not Plotly's default 700 px."""
 
 LOOPBACK = re.compile(r"^(https?|wss?)://(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?/")
 

@@ -1,8 +1,8 @@
 """The billing notebook in a real JupyterLab through Chromium: its charts and the billing panel show.
 
-The notebook's charts and the billing panel's cost-per-day chart are Plotly's, drawn with the
-plotly.js its wheel bundles: every request that leaves the loopback is aborted and recorded, and
-none is attempted. A screenshot of the whole run lands in
+The notebook's charts and the billing panel's cost-per-day chart (as wide as the panel) are
+Plotly's, drawn with the plotly.js its wheel bundles: every request that leaves the loopback is
+aborted and recorded, and none is attempted. A screenshot of the whole run lands in
 ``test-artifacts/billing-analysis.png``, one of the billing panel in ``billing-panel.png``.
 """
 
@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
-from labkit import MONEY_TEXT, LabServer, OpenNotebook, code_cell_count
+from labkit import CHARTS_FILL_THE_VIEW, MONEY_TEXT, LabServer, OpenNotebook, code_cell_count
 from playwright.async_api import expect
 
 NOTEBOOK = "04-billing-analysis.ipynb"
@@ -41,6 +41,9 @@ async def test_the_billing_notebook_shows_its_charts_and_panel(
         # The history's cost no day holds is a bar of its own, and the chart says what it is.
         await expect(cost_chart.locator(".xtick text", has_text="unattributed")).to_have_count(1)
         await expect(cost_chart.locator(".gtitle")).to_contain_text("on no day Legion estimated")
+        # The chart takes the panel's whole width (the page reports it), not two-thirds of it.
+        view = page.locator(".lnb-billing-view")
+        await page.wait_for_function(CHARTS_FILL_THE_VIEW, arg=await view.element_handle(), timeout=SHOWN)
         await expect(panel.locator(".lnb-billing-orphans tbody tr")).to_have_count(1)
         # Money reads as money: cents at least, and no run of zeros past them ("3.7740000000").
         money = await panel.locator(".lnb-billing-totals tbody td.lnb-money").all_inner_texts()

@@ -13,20 +13,13 @@ import re
 from pathlib import Path
 
 import pytest
-from labkit import LabServer, OpenNotebook, code_cell_count
+from labkit import CHARTS_FILL_THE_VIEW, LabServer, OpenNotebook, code_cell_count
 from playwright.async_api import expect
 
 NOTEBOOK = "05-telemetry-and-logs.ipynb"
 RUN = 240_000  # ms: every cell, the sandbox cluster, the backfill
 SHOWN = 30_000  # ms: outputs of cells that ran, reaching the page
 CPU = "instance:node_cpu_utilisation:rate5m"
-# A page function on the telemetry view: true once every Plotly chart under the picks (sparklines
-# and the chart per metric) is as wide as the view within its frame, not Plotly's default 700 px.
-CHARTS_FILL_THE_VIEW = """(view) => {
-    const inner = view.clientWidth;
-    const charts = [...view.querySelectorAll('.lnb-sparklines .main-svg, .lnb-charts .main-svg')];
-    return charts.length > 0 && charts.every((svg) => svg.getBoundingClientRect().width >= inner - 4);
-}"""
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 

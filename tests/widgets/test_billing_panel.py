@@ -35,6 +35,11 @@ async def test_the_billing_panel_shows_what_the_engine_collected() -> None:
         assert sorted(bar.name for bar in bars) == sorted({d["provider"] for d in panel.days})
         assert sum(len(bar.y) for bar in bars) == len(panel.days)
         assert panel.view.children == (panel, panel.cost_figure)
+        assert panel.cost_figure.layout.width is None  # Plotly's own until the page reports a width
+        panel.width = 960  # the page reports the panel's width: the chart takes it, and keeps it
+        assert panel.cost_figure.layout.width == 960
+        await panel.refresh(collect=False)
+        assert panel.cost_figure.layout.width == 960
         with pytest.raises(UsageError, match="positive"):
             panel.follow(0)
         await engine.logout()

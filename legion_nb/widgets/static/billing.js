@@ -1,10 +1,11 @@
 // The billing panel: month to date and forecast per provider, top resources, cost per day, orphans.
-// Mirrors legion_nb/widgets/billing.py: title, status, totals, top, orphans. The cost-per-day chart
-// is a Plotly FigureWidget shown under this view (Python redraws it from the days trait).
+// Mirrors legion_nb/widgets/billing.py: title, status, totals, top, orphans, width. The cost-per-day
+// chart is a Plotly FigureWidget shown under this view (Python redraws it from the days trait, as
+// wide as lnbReportWidth says the panel is).
 
 export default {
   render({ model, el }) {
-    return lnbMount(model, el, "lnb-billing", ["status", "totals", "top", "orphans"], () => {
+    return lnbReportWidth(model, el, lnbMount(model, el, "lnb-billing", ["status", "totals", "top", "orphans"], () => {
       const header = lnbEl("div", "lnb-header", lnbEl("span", "lnb-title", model.get("title")), lnbEl("span", "lnb-feed", model.get("status")));
       const totals = lnbTable("lnb-billing-totals", [
         ["Provider", (r) => r.provider],
@@ -46,6 +47,6 @@ export default {
         title("Orphans: at a provider, not in the plan"),
         orphanPart,
       ];
-    });
+    }));
   },
 };

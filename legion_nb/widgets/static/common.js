@@ -107,6 +107,25 @@ function lnbMount(model, el, rootClass, traits, draw) {
   };
 }
 
+// The Plotly charts a panel's Python side shows under its view are drawn as wide as the page says
+// the panel is (legion_nb/widgets/width.py): a FigureWidget drawn before its view is attached keeps
+// Plotly's default 700 px otherwise. The width goes to the "width" trait whenever it changes (the
+// view attached, the output area resized). Returns the view's cleanup: stop reporting, then
+// `unmount` (what lnbMount returned).
+function lnbReportWidth(model, el, unmount) {
+  const observer = new ResizeObserver(() => {
+    const width = Math.floor(el.getBoundingClientRect().width);
+    if (width <= 0 || width === model.get("width")) return;
+    model.set("width", width);
+    model.save_changes();
+  });
+  observer.observe(el);
+  return () => {
+    observer.disconnect();
+    unmount();
+  };
+}
+
 function lnbText(value) {
   return value === null || value === undefined || value === "" ? "\u2014" : value;
 }

@@ -1,8 +1,9 @@
 // The telemetry panel's header and picks. Mirrors legion_nb/widgets/telemetry.py: title, status,
 // node, metric, window, windows, nodes, metrics, labels, sparklines, width. The sparklines and the
-// chart per metric are Plotly FigureWidgets shown under this view (Python redraws them); picking a
-// node, metric or window sets the trait and the Python side reads again. A metric is picked by its
-// label with its unit; its recording-rule name shows beside the pick, as text to copy.
+// chart per metric are Plotly FigureWidgets shown under this view (Python redraws them, as wide as
+// lnbReportWidth says the panel is); picking a node, metric or window sets the trait and the Python
+// side reads again. A metric is picked by its label with its unit; its recording-rule name shows
+// beside the pick, as text to copy.
 
 function lnbPick(model, trait, label, options, allLabel, names) {
   const select = lnbEl("select", `lnb-pick lnb-pick-${trait}`);
@@ -22,25 +23,10 @@ function lnbPick(model, trait, label, options, allLabel, names) {
   return lnbEl("label", "lnb-pick-label", `${label} `, select);
 }
 
-// The Plotly charts under this view are drawn as wide as the page says the panel is: a FigureWidget
-// drawn before its view is attached keeps Plotly's default width otherwise. The width goes to
-// Python whenever it changes (the view attached, the output area resized).
-function lnbReportWidth(model, el) {
-  const observer = new ResizeObserver(() => {
-    const width = Math.floor(el.getBoundingClientRect().width);
-    if (width <= 0 || width === model.get("width")) return;
-    model.set("width", width);
-    model.save_changes();
-  });
-  observer.observe(el);
-  return () => observer.disconnect();
-}
-
 export default {
   render({ model, el }) {
     const traits = ["status", "node", "metric", "window", "nodes", "metrics", "labels", "sparklines"];
-    const stopReporting = lnbReportWidth(model, el);
-    const unmount = lnbMount(model, el, "lnb-telemetry", traits, () => {
+    return lnbReportWidth(model, el, lnbMount(model, el, "lnb-telemetry", traits, () => {
       const header = lnbEl("div", "lnb-header", lnbEl("span", "lnb-title", model.get("title")), lnbEl("span", "lnb-feed", model.get("status")));
       const metric = model.get("metric");
       const rule = metric ? lnbEl("code", "lnb-metric-rule", metric) : null;
@@ -54,10 +40,6 @@ export default {
         ? lnbEl("p", "lnb-empty", "No telemetry yet: collection fills the store (legion observe).")
         : null;
       return [header, picks, empty].filter((part) => part !== null);
-    });
-    return () => {
-      stopReporting();
-      unmount();
-    };
+    }));
   },
 };
