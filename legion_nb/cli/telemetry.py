@@ -1,7 +1,9 @@
 """``legion telemetry`` and ``legion logs``: the stores beside the state, read as tables.
 
 ``legion telemetry [--node N] [--metric M] [--since DUR] [--rollup raw|1m|5m|1h]`` shows, per
-series, the window's last value, min, mean and max; ``legion logs [--node N] [--grep TEXT] [--since
+series, the window's last value, min, mean and max: the metric in words with its unit (the engine's
+label, ``CPU utilisation (%)``, values in that unit) and its recording-rule name whole in the last
+column, the name ``--metric`` takes and the JSON rows hold; ``legion logs [--node N] [--grep TEXT] [--since
 DUR] [--limit N] [--follow]`` the matching lines, oldest first. With ``--json`` either prints ONE JSON
 array of row objects (``time`` as ISO 8601 UTC, then the frame's columns), so
 ``pandas.DataFrame(json.loads(out))`` rebuilds the frame the engine API returns; ``logs --follow
@@ -30,17 +32,20 @@ __all__ = ["register"]
 FOLLOW_SECONDS = 2.0
 """How often ``logs --follow`` asks for lines after the last one it printed."""
 
-# One line per series; metric names run to ~40 characters (instance:node_cpu_utilisation:rate5m).
+# One line per series. A metric's label with its unit runs to 34 characters (Network transmit drops
+# (packets/s)); its rule name runs to 56 (instance:node_network_transmit_drop_excluding_lo:rate5m),
+# so it is the open last column, read whole.
 _SERIES = (
     Column("NODE", 16),
-    Column("METRIC", 40),
+    Column("METRIC", 34),
     Column("DEVICE", 10),
     Column("LAST AT (UTC)", 19),
     Column("LAST", 10),
     Column("MIN", 10),
     Column("MEAN", 10),
     Column("MAX", 10),
-    Column("POINTS"),
+    Column("POINTS", 6),
+    Column("RULE"),
 )
 # A log line: time, node, source (the journald unit), level, then the text whole.
 _LOG_LINE = (Column("TIME", 19), Column("NODE", 16), Column("SOURCE", 12), Column("LEVEL", 7), Column("TEXT"))
@@ -102,7 +107,10 @@ async def _telemetry(ctx: CliContext, args: argparse.Namespace) -> int:
 
 
 def _series_table(frame: pd.DataFrame, args: argparse.Namespace) -> str:
-    """One line per series: when it was last seen, its last value and the window's min/mean/max."""
+    """One line per series: when it was last seen, its last value and the window's min/mean/max, in
+    the unit its label names (a ratio the label shows in percent reads 45.1, not 0.451)."""
+    from legion_nb.engine.observe.metrics import metric_label  # noqa: PLC0415 - argparse-level top
+
     if frame.empty:
         return f"no telemetry{_asked_for(args)} (has `legion observe` collected from the nodes?)"
     value = "value" if args.rollup == "raw" else "mean"
@@ -114,17 +122,20 @@ def _series_table(frame: pd.DataFrame, args: argparse.Namespace) -> str:
         low = group["min"].min() if value == "mean" else group[value].min()
         high = group["max"].max() if value == "mean" else group[value].max()
         mean = group["sum"].sum() / group["count"].sum() if value == "mean" else group[value].mean()
+        label = metric_label(str(metric))
+        scale = 100.0 if label.percent else 1.0
         rows.append(
             (
                 node,
-                metric,
+                label.title,
                 device,
                 f"{last['time']:%Y-%m-%d %H:%M:%S}",
-                _number(last[value]),
-                _number(low),
-                _number(mean),
-                _number(high),
+                _number(scale * last[value]),
+                _number(scale * low),
+                _number(scale * mean),
+                _number(scale * high),
                 len(group),
+                metric,
             )
         )
     return table(_SERIES, rows, title=f"telemetry, last {args.since}, {args.rollup}")

@@ -15,7 +15,7 @@ import pandas as pd
 
 from legion_nb.engine.observe.log_store import LogLine, LogStore
 from legion_nb.engine.observe.methods import LOGS_FILENAME, TELEMETRY_FILENAME
-from legion_nb.engine.observe.metrics import BASELINE, SeriesKey
+from legion_nb.engine.observe.metrics import BASELINE, SeriesKey, metric_label
 from legion_nb.engine.observe.telemetry_store import Samples, TelemetryStore
 from legion_nb.engine.paths import log_dir_for
 
@@ -73,6 +73,18 @@ def test_telemetry_json_rows_rebuild_the_frame_and_the_table_reads(
 
     human = legion(*s, "telemetry", "--since", "30m").out
     assert "LAST AT (UTC)" in human and "tribes-b" in human and BASELINE[2].name in human
+    # A metric reads in words with its unit, its rule name whole in the last column (none cut).
+    header, *lines = human.splitlines()[1:]
+    assert header.split()[:2] == ["NODE", "METRIC"] and header.endswith("RULE")
+    assert {line.split()[-1] for line in lines} == {spec.name for spec in BASELINE}
+    assert metric_label(BASELINE[2].name).title in human
+    cpu, load = (
+        next(line for line in lines if line.startswith("tribes-b") and line.endswith(name))
+        for name in (BASELINE[0].name, BASELINE[1].name)
+    )
+    # The last sample is 80 for every series of tribes-b: a ratio in percent reads 8000, a load 80.
+    assert "CPU utilisation (%)" in cpu and cpu.split()[-6] == "8000"
+    assert "Load per CPU, 1-minute average" in load and load.split()[-6] == "80"
     empty = legion(*s, "telemetry", "--node", "nobody")
     assert empty.code == 0 and "no telemetry" in empty.out
 
