@@ -51,12 +51,15 @@ __all__ = [
     "ApplyRunningError",
     "CapabilityMissingError",
     "DaemonAuthError",
+    "DaemonBusyError",
     "DaemonError",
+    "DaemonInternalError",
     "DaemonNotRunningError",
     "DaemonProtocolError",
     "HeldByStateError",
     "LegionError",
     "LockedError",
+    "MethodNotAllowedError",
     "NodeError",
     "NotAnOrphanError",
     "NotLegionsError",
@@ -321,6 +324,26 @@ class DaemonAuthError(DaemonError):
 
 class DaemonProtocolError(DaemonError):
     code = "daemon_protocol"
+
+
+# The daemon's own replies are errors of this module, so any client rebuilds them from their code alone
+# and the wire error stays exactly ``{"code", "message"}``.
+class DaemonInternalError(DaemonError):
+    """The daemon hit a bug; the reply carries no detail, the daemon's log carries the type."""
+
+    code = "internal"
+
+
+class DaemonBusyError(DaemonError):
+    """The daemon holds as many connections of that state as it serves; this one is closed."""
+
+    code = "daemon_busy"
+
+
+class MethodNotAllowedError(DaemonProtocolError):
+    """A ``call`` named something that is not on the engine's public allow-list."""
+
+    code = "method_not_allowed"
 
 
 class NodeError(LegionError):

@@ -17,9 +17,11 @@ from typing import Any, NamedTuple
 
 from legion_nb.errors import (
     DaemonAuthError,
-    DaemonError,
+    DaemonBusyError,
+    DaemonInternalError,
     DaemonProtocolError,
     LegionError,
+    MethodNotAllowedError,
     ProviderError,
 )
 
@@ -62,24 +64,6 @@ _TOKEN_MIN = 32
 _TOKEN_MAX = 256
 _TOKEN_CHARS = re.compile(r"[!-~]+")  # printable ASCII, no spaces: it must survive a stdin line
 _STRUCTURE = re.compile(rb'["\\\[\]{}]')
-
-
-class DaemonInternalError(DaemonError):
-    """The daemon hit a bug; the reply carries no detail, the daemon's log carries the type."""
-
-    code = "internal"
-
-
-class DaemonBusyError(DaemonError):
-    """The daemon holds as many connections of that state as it serves; this one is closed."""
-
-    code = "daemon_busy"
-
-
-class MethodNotAllowedError(DaemonProtocolError):
-    """A ``call`` named something that is not on the engine's public allow-list."""
-
-    code = "method_not_allowed"
 
 
 class Request(NamedTuple):
