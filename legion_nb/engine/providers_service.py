@@ -12,10 +12,11 @@ project, not per caller. This service owns that broker while the state is unlock
   are gone is unregistered before anyone can call it again;
 * it offers a :class:`~legion_nb.providers.resilience.Resilience` whose ``PendingRecorder`` writes
   ``CreatePending`` intents into the encrypted state before any create is sent;
-* ``catalog(provider)`` answers from the live catalog fetched in this session, else the embedded one;
-  each live catalog read is also kept in the state (``catalogs``, with the endpoint it came from),
-  so that planning in a later session (every CLI command is one) refuses what the provider does
-  not sell (``live_catalog``);
+* ``catalog(provider)`` answers from the live catalog fetched in this session, else the one the
+  state keeps for the provider's endpoint, else the embedded one: each live catalog read is kept
+  in the state (``catalogs``, with the endpoint it came from), so that planning in a later session
+  (every CLI command is one) refuses what the provider does not sell (``live_catalog``) and the
+  diff judges and prices the plan by that same catalog;
 * :class:`ProviderPersistence` (refresh and adoption) writes what the providers report.
 
 At logout everything is closed: the broker's pollers stop, every HTTP client closes, and the
@@ -197,8 +198,11 @@ class ProviderService:
         return self.broker.adapter(provider)
 
     def catalog(self, provider: str) -> Catalog:
-        """The live catalog read in this session, else the embedded snapshot."""
-        live = self._live.get(provider)
+        """The catalog every reader uses (the diff's warnings and prices, materialization's choices):
+        :meth:`live_catalog` (this session's read, else the one kept for the current endpoint), else
+        the embedded snapshot. Planning refuses by the same order, so a choice it accepts against a
+        catalog read from the provider is never called "not in the catalog" by the diff."""
+        live = self.live_catalog(provider)
         if live is not None:
             return live
         if provider not in self._embedded:

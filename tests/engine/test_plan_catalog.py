@@ -9,6 +9,7 @@ the plan is accepted and the diff says plainly what the catalog lacks.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from legion_nb.emulators.httpkit import serve_in_thread
 from legion_nb.emulators.world import SandboxWorld, Timing
 from legion_nb.engine.runtime import Engine, create_engine
 from legion_nb.engine.snapshot import NOT_IN_CATALOG
+from legion_nb.engine.state.model import LegionState
 from legion_nb.providers.catalog import (
     UnknownImageError,
     UnknownLocationError,
@@ -25,6 +27,7 @@ from legion_nb.providers.catalog import (
     catalog_misses,
     embedded_catalog,
 )
+from legion_nb.readonly import with_item
 
 
 def test_misses_name_what_is_missing_with_the_nearest_choices_first() -> None:
@@ -76,7 +79,6 @@ async def test_a_live_catalog_refuses_an_unknown_choice_at_plan_time(engine: Eng
         assert planned.server_type == "cx22"
 
 
-
 async def test_the_catalog_read_is_kept_for_later_sessions_at_the_same_endpoint(
     engine: Engine, state_path: Path, password: str
 ) -> None:
@@ -99,3 +101,38 @@ async def test_the_catalog_read_is_kept_for_later_sessions_at_the_same_endpoint(
             await later.plan_upsert_server(name="web-1", provider="hetzner", server_type="cx999")
         finally:
             await later.aclose()
+
+
+async def test_a_type_only_the_kept_catalog_sells_is_planned_and_priced_without_a_warning(
+    engine: Engine, state_path: Path, password: str
+) -> None:
+    """Planning and the diff read one catalog (this session's, else the kept one, else the
+    snapshot): a newer type the provider sold when last read is neither refused nor warned about."""
+    world = SandboxWorld(seed=4, timing=Timing(action_seconds=0.05, boot_seconds=0.05))
+    with serve_in_thread(hetzner.create_app, world) as served:
+        await engine.credentials_set("hetzner", dict(served.emulator.credentials), endpoint=served.url)
+        await engine.catalog("hetzner")
+    persistence = engine.assert_unlocked()
+    kept = persistence.state.catalogs["hetzner"]
+    (cx22,) = (t for t in kept.data["server_types"] if t["name"] == "cx22")
+    newer = {**kept.data, "server_types": [*kept.data["server_types"], {**cx22, "name": "cx99", "id": 9999}]}
+
+    def step(state: LegionState) -> tuple[LegionState, None]:
+        catalogs = with_item(state.catalogs, "hetzner", replace(kept, data=newer))
+        return replace(state, catalogs=catalogs), None
+
+    await persistence.mutate(step, reason="the provider sold a newer type when last read")
+    await engine.aclose()
+    assert embedded_catalog("hetzner").server_type("cx99") is None
+    later = create_engine(state_path)
+    await later.unlock(password)
+    try:
+        await later.plan_upsert_server(name="web-1", provider="hetzner", server_type="cx99", location="fsn1")
+        result = await later.diff()
+        (row,) = (r for r in result.resources if r.kind == "server")
+        assert row.name == "web-1" and row.warnings == ()
+        assert result.cost is not None and "web-1" not in result.cost.get("unpriced", ())
+        with pytest.raises(UnknownServerTypeError, match="cx999 is not in the hetzner catalog"):
+            await later.plan_upsert_server(name="web-2", provider="hetzner", server_type="cx999")
+    finally:
+        await later.aclose()
