@@ -312,17 +312,17 @@ def _server_row(
     )
 
 
-def _servers(state: LegionState, cache: ServerRows | None = None) -> list[ResourceDiff]:
-    inputs = _server_inputs(state)
+def _servers(state: LegionState, rule: OrphanRule, cache: ServerRows | None = None) -> list[ResourceDiff]:
+    inputs = _server_inputs(state)  # a server's orphan verdict reads none of the rule's firewalls
     if cache is not None and same_objects(cache.inputs, inputs):
         return list(cache.result)
-    rows = _server_rows_of(state, cache)
+    rows = _server_rows_of(state, rule, cache)
     if cache is not None:
         cache.inputs, cache.result = inputs, list(rows)
     return rows
 
 
-def _server_rows_of(state: LegionState, cache: ServerRows | None) -> list[ResourceDiff]:
+def _server_rows_of(state: LegionState, rule: OrphanRule, cache: ServerRows | None) -> list[ResourceDiff]:
     planned = state.scheme.servers()
     tracked = state.tracked.servers
     pending = {p.name for p in state.tracked.pending.values() if p.kind == "server"}
@@ -368,7 +368,6 @@ def _server_rows_of(state: LegionState, cache: ServerRows | None) -> list[Resour
         rows.append(row)
     if cache is not None:
         cache.rows = kept
-    rule = OrphanRule(state)
     for provider_name, observed in sorted(state.observed.items()):
         for found in observed.servers.values():
             if (provider_name, found.provider_id) in claimed or not rule.is_orphan(provider_name, found):
@@ -391,6 +390,7 @@ def _server_rows_of(state: LegionState, cache: ServerRows | None) -> list[Resour
 
 def _simple(
     state: LegionState,
+    rule: OrphanRule,
     kind: Kind,
     *,
     planned: Mapping[str, Any],
@@ -438,7 +438,6 @@ def _simple(
         )
     if observed_of is None:
         return rows
-    rule = OrphanRule(state)
     for provider, observed in sorted(state.observed.items()):
         for item in observed_of(observed).values():
             if (provider, item.provider_id) not in claimed and rule.is_orphan(provider, item):
@@ -488,11 +487,10 @@ def access_field(planned: Iterable[str], tracked: TrackedFirewall | None, *, por
 _IP_FIELDS = ("provider", "provider_id", "address", "location")
 
 
-def _orphan_ips(state: LegionState) -> list[ResourceDiff]:
+def _orphan_ips(state: LegionState, rule: OrphanRule) -> list[ResourceDiff]:
     """A row per orphan public IP of each refreshed provider, named by its address; its
     ``provider_id`` is the resource id ``orphan_delete`` takes (``floating_ip/<id>``)."""
     rows: list[ResourceDiff] = []
-    rule = OrphanRule(state)
     for provider, observed in sorted(state.observed.items()):
         if not observed.public_ips:
             continue
@@ -522,12 +520,20 @@ def _orphan_ips(state: LegionState) -> list[ResourceDiff]:
     return rows
 
 
-def diff(state: LegionState, *, server_rows: ServerRows | None = None) -> Diff:
+def diff(
+    state: LegionState, *, server_rows: ServerRows | None = None, orphans: OrphanRule | None = None
+) -> Diff:
     """Every resource's three views and the action it needs; pure and deterministic (sorted).
-    ``server_rows`` keeps the server rows between diffs of successive states (same result)."""
-    rows = _servers(state, server_rows)
+    ``server_rows`` keeps the server rows between diffs of successive states (same result).
+    ``orphans`` is the rule over ``state`` that refresh and ``orphan_delete`` apply: callers that
+    derive the cluster's firewall sets pass it built with them
+    (:func:`~legion_nb.engine.cluster.firewall_plan.cluster_orphan_rule`), so a listed firewall with
+    a derived set's name is wanted here too; the default knows the planned firewalls only."""
+    rule = orphans if orphans is not None else OrphanRule(state)
+    rows = _servers(state, rule, server_rows)
     rows += _simple(
         state,
+        rule,
         "dns_zone",
         planned=state.scheme.dns_zones,
         tracked=state.tracked.dns_zones,
@@ -543,6 +549,7 @@ def diff(state: LegionState, *, server_rows: ServerRows | None = None) -> Diff:
     )
     rows += _simple(
         state,
+        rule,
         "firewall",
         planned=state.scheme.firewalls,
         tracked=state.tracked.firewalls,
@@ -563,6 +570,7 @@ def diff(state: LegionState, *, server_rows: ServerRows | None = None) -> Diff:
     )
     rows += _simple(
         state,
+        rule,
         "domain",
         planned=state.scheme.domains,
         tracked=state.tracked.domains,
@@ -572,5 +580,5 @@ def diff(state: LegionState, *, server_rows: ServerRows | None = None) -> Diff:
         tracked_view=lambda t: {"provider": t.provider, "provider_id": t.provider_id, "status": t.status},
         names=("provider", "provider_id", "status"),
     )
-    rows += _orphan_ips(state)
+    rows += _orphan_ips(state, rule)
     return Diff(resources=tuple(rows))

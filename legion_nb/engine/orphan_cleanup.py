@@ -19,8 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from legion_nb.engine.cluster.firewall_plan import build_cluster_firewall_plan
-from legion_nb.engine.orphans import ObservedRecord, OrphanRule, legion_made
+from legion_nb.engine.cluster.firewall_plan import cluster_orphan_rule
+from legion_nb.engine.orphans import ObservedRecord, legion_made
 from legion_nb.engine.providers_service import observed_public_ip
 from legion_nb.engine.state.edits import ObservedKind, without_observed
 from legion_nb.engine.state.model import (
@@ -131,11 +131,6 @@ def _labelled(record: ObservedRecord) -> bool:
     return legion_made(record.labels)
 
 
-def _rule(state: LegionState) -> OrphanRule:
-    wanted = {name: plan.provider for name, plan in build_cluster_firewall_plan(state).items()}
-    return OrphanRule(state, firewalls=wanted)
-
-
 async def find_orphan(providers: ProviderService, state: LegionState, provider: str, resource: str) -> Orphan:
     """``resource`` at ``provider`` when it is an orphan now (module notes); one broker read.
 
@@ -151,7 +146,7 @@ async def find_orphan(providers: ProviderService, state: LegionState, provider: 
             f"{provider} {resource} is not an orphan: {provider} lists no such {_WHAT[kind]}; "
             "'legion refresh' lists the orphans"
         )
-    why = _rule(state).refusal(provider, orphan.record)
+    why = cluster_orphan_rule(state).refusal(provider, orphan.record)
     if why:
         error = HeldByStateError if _labelled(orphan.record) else NotLegionsError
         raise error(f"{orphan.title} is not an orphan: {why}")

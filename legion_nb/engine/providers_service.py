@@ -32,8 +32,11 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from legion_nb.engine.cluster.firewall_plan import build_cluster_firewall_plan, planned_rule
-from legion_nb.engine.orphans import OrphanRule
+from legion_nb.engine.cluster.firewall_plan import (
+    build_cluster_firewall_plan,
+    cluster_orphan_rule,
+    planned_rule,
+)
 from legion_nb.engine.redaction import redact
 from legion_nb.engine.reports import RefreshReport, refresh_failure
 from legion_nb.engine.resources.node import tracked_server_from
@@ -407,8 +410,7 @@ def _orphans(
     """What ``provider`` lists that is an orphan once this refresh adopted what it could, by the
     rule the diff shows orphans with; a zonal firewall says its zone (``zones_of`` by id), since
     Scaleway has a default security group in every zone."""
-    wanted = {name: plan.provider for name, plan in build_cluster_firewall_plan(state).items()}
-    rule = OrphanRule(state, firewalls=wanted)
+    rule = cluster_orphan_rule(state)
     found = [f"server {s.name}" for s in observed.servers.values() if rule.is_orphan(provider, s)]
     found += [f"dns zone {z.zone}" for z in observed.dns_zones.values() if rule.is_orphan(provider, z)]
     for firewall in observed.firewalls.values():

@@ -37,7 +37,12 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, cast
 
 from legion_nb.engine.billing.plan_cost import PlanCostCache
-from legion_nb.engine.cluster.firewall_plan import SSH_PORT, FirewallSetPlan, build_cluster_firewall_plan
+from legion_nb.engine.cluster.firewall_plan import (
+    SSH_PORT,
+    FirewallSetPlan,
+    build_cluster_firewall_plan,
+    cluster_orphan_rule,
+)
 from legion_nb.engine.diff import (
     Action,
     Diff,
@@ -264,7 +269,9 @@ class StateView:
         let it reuse the rows and their JSON that the commits since then left alone; ``catalog_of``
         (a provider's catalog) prices the plan and warns about planned choices it lacks, ``costs``
         reuses the last price while the servers and catalogs are the same."""
-        result = diff(state, server_rows=server_rows)
+        if plans is None:
+            plans = build_cluster_firewall_plan(state, admin_sources=admin_sources)
+        result = diff(state, server_rows=server_rows, orphans=cluster_orphan_rule(state, plans))
         resources = with_derived_firewalls(result, state, admin_sources, plans=plans).resources
         if catalog_of is not None:
             resources = with_catalog_warnings(resources, state, catalog_of)

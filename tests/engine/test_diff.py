@@ -6,11 +6,14 @@ import datetime as dt
 from dataclasses import replace
 
 from legion_nb.engine import planning
+from legion_nb.engine.cluster.firewall_plan import cluster_firewall_name, cluster_orphan_rule
 from legion_nb.engine.diff import POLICY, FieldDiff, ServerRows, diff
+from legion_nb.engine.snapshot import StateView
 from legion_nb.engine.state.model import (
     CreatePending,
     LegionState,
     ObservedDnsZone,
+    ObservedFirewall,
     ObservedProvider,
     ObservedServer,
     Tracked,
@@ -203,3 +206,21 @@ def test_a_commit_that_leaves_the_servers_alone_keeps_every_server_row() -> None
     later = replace(after, observed={"hetzner": refreshed})  # a refresh finds every server gone
     assert diff(later, server_rows=rows) == diff(later)
     assert {r.name: r.action for r in diff(later, server_rows=rows).resources}["same"] == "create"
+
+
+def test_a_listed_firewall_named_for_a_derived_set_is_wanted_as_refresh_and_orphan_delete_judge() -> None:
+    """Refresh adopts it and orphan_delete refuses it, so the diff must not call it an orphan."""
+    derived = cluster_firewall_name("default", "hetzner")  # base() plans hetzner nodes in "default"
+    observed = base().observed["hetzner"]
+    firewalls = {
+        "f1": ObservedFirewall(derived, "f1", MANAGED),
+        "f2": ObservedFirewall("left-fw", "f2", MANAGED),
+    }
+    state = replace(base(), observed={"hetzner": replace(observed, firewalls=firewalls)})
+    rule = cluster_orphan_rule(state)
+    assert "refresh adopts it" in rule.refusal("hetzner", firewalls["f1"])
+    pure = {r.name: r.action for r in diff(state, orphans=rule).resources if r.kind == "firewall"}
+    assert pure == {"left-fw": "orphan"}  # the derived sets are added by the view, below
+    view = {r.name: r for r in StateView.of(state).resources if r.kind == "firewall"}
+    assert view["left-fw"].action == "orphan"
+    assert view[derived].action == "create" and "orphan_delete" not in view[derived].note

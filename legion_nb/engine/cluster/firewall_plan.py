@@ -20,6 +20,9 @@ One derived set per (cluster, provider) with at least one planned cluster node t
 
 On a provider without the firewall capability (OVH) the same set is kept as a *node-level* plan for
 deployment to enforce on the node (``node_level``).
+
+Every set here is wanted: refresh adopts a listed firewall of its name, so none is an orphan, in
+refresh's report, the diff and ``orphan_delete`` alike (:func:`cluster_orphan_rule`).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from legion_nb.engine.orphans import OrphanRule
 from legion_nb.engine.reports import FlaggedResource, PlanWarning
 from legion_nb.engine.state.model import LegionState, PlannedRule
 from legion_nb.errors import ValidationError
@@ -50,6 +54,7 @@ __all__ = [
     "FirewallSetPlan",
     "build_cluster_firewall_plan",
     "cluster_firewall_name",
+    "cluster_orphan_rule",
     "flagged_firewalls",
     "normalize_sources",
     "operator_sources",
@@ -223,6 +228,15 @@ def build_cluster_firewall_plan(
             warnings=(SHADOW_WARNING,) if shadowed else (),
         )
     return dict(sorted(sets.items()))
+
+
+def cluster_orphan_rule(state: LegionState, plans: Mapping[str, FirewallSetPlan] | None = None) -> OrphanRule:
+    """The orphan rule over ``state`` that wants every firewall set of its plan (``plans`` when the
+    caller has it built): the planned ones and the cluster's derived ones. Set names and providers
+    do not depend on the operator's addresses, so any ``admin_sources`` the plan was built with fit."""
+    if plans is None:
+        plans = build_cluster_firewall_plan(state)
+    return OrphanRule(state, firewalls={name: str(plan.provider) for name, plan in plans.items()})
 
 
 def flagged_firewalls(plans: Mapping[str, FirewallSetPlan]) -> list[FlaggedResource]:
