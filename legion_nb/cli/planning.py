@@ -138,9 +138,10 @@ async def _server(ctx: CliContext, args: argparse.Namespace) -> int:
         ctx.emit(await _call(ctx, lambda api: api.plan_remove_server(name=args.name)), _removed)
         return 0
     provider = _provider(args)
-    result = await _call(
-        ctx,
-        lambda api: api.plan_upsert_server(
+    explicit = bool(args.server_type or args.location or args.image)
+
+    async def plan(api: EngineAPI) -> dict[str, Any]:
+        planned = await api.plan_upsert_server(
             name=args.name,
             provider=provider,
             server_type=args.server_type,
@@ -148,16 +149,36 @@ async def _server(ctx: CliContext, args: argparse.Namespace) -> int:
             image=args.image,
             cluster=args.cluster,
             role=args.role,
-        ),
-    )
-    ctx.emit(
-        result,
-        lambda r: (
-            f"planned server {r['name']} on {r['provider']}: type {_policy(r['server_type'])}, "
-            f"location {_policy(r['location'])}, image {_policy(r['image'])}, role {r['role']}"
-        ),
-    )
+        )
+        result: dict[str, Any] = _jsonable(planned)
+        # Only an explicit choice can miss the catalog; then the diff's row says so, as it will later.
+        diff = _jsonable(await api.diff()) if explicit else {"resources": []}
+        return {**result, "warnings": _server_warnings(diff, result["name"])}
+
+    ctx.emit(await _call(ctx, plan), _planned_server)
     return 0
+
+
+def _jsonable(value: Any) -> Any:
+    """A local engine's result as the daemon sends it (plain JSON)."""
+    from legion_nb.engine.wire import to_jsonable  # noqa: PLC0415 - argparse-level imports only
+
+    return to_jsonable(value)
+
+
+def _server_warnings(diff: dict[str, Any], name: str) -> list[dict[str, str]]:
+    """The warnings the diff's row of planned server ``name`` carries (``not_in_catalog``, say)."""
+    row = next((r for r in diff["resources"] if r["kind"] == "server" and r["name"] == name), None)
+    return list(row.get("warnings") or ()) if row is not None else []
+
+
+def _planned_server(r: dict[str, Any]) -> str:
+    """The plan line, then a ``warning:`` line per warning, as ``legion diff`` prints them."""
+    line = (
+        f"planned server {r['name']} on {r['provider']}: type {_policy(r['server_type'])}, "
+        f"location {_policy(r['location'])}, image {_policy(r['image'])}, role {r['role']}"
+    )
+    return "\n".join((line, *warning_lines([{"kind": "server", **r}])))
 
 
 def _policy(value: str | None) -> str:

@@ -176,8 +176,18 @@ def test_a_server_type_the_embedded_catalog_lacks_is_planned_with_a_plain_warnin
     legion: Legion, state: str
 ) -> None:
     s = ("--state", state)
-    added = legion(*s, "plan", "server", "add", "web-1", "--provider", "hetzner", "--server-type", "cx999")
+    add = (*s, "plan", "server", "add", "web-1", "--provider", "hetzner", "--server-type", "cx999")
+    added = legion(*add)
     assert added.code == 0, added.err  # no catalog read from Hetzner yet: the snapshot may be old
+    planned, warned = added.out.splitlines()  # the operator hears it when planning, as diff says it
+    assert planned.startswith("planned server web-1 on hetzner: type cx999")
+    assert warned.startswith("warning: server web-1: server type cx999 is not in the hetzner catalog")
+    shown = json.loads(legion("--json", *add).out)
+    assert shown["name"] == "web-1" and [w["code"] for w in shown["warnings"]] == ["not_in_catalog"]
+    assert "nearest: cx" in shown["warnings"][0]["message"]
+    fine = json.loads(legion("--json", *add[:-1], "cx22").out)
+    assert fine["server_type"] == "cx22" and fine["warnings"] == []
+    assert legion(*add).code == 0  # back to cx999 for the diff below
     diff = legion(*s, "diff")
     assert diff.code == 0
     assert "server type cx999 is not in the hetzner catalog" in diff.out

@@ -100,6 +100,10 @@ def test_start_use_refuse_a_second_and_stop(env: dict[str, str], state: Path, ru
     env_token = {**env, "LEGION_DAEMON_TOKEN": token}
     shown = legion(env_token, state, "--json", "plan", "show")
     assert "example.org" in json.loads(shown.stdout)["dns_zones"]
+    server = legion(env_token, state, "--json", "plan", "server", "add", "web-1", "--provider", "hetzner",
+                    "--server-type", "cx999")  # the daemon's diff row names what its catalog lacks
+    assert server.returncode == 0, server.stderr
+    assert [w["code"] for w in json.loads(server.stdout)["warnings"]] == ["not_in_catalog"]
 
     status = legion(env_token, state, "--json", "daemon", "status")
     report = json.loads(status.stdout)
