@@ -44,6 +44,7 @@ from legion_nb.engine.cluster.firewall_plan import (
     cluster_orphan_rule,
 )
 from legion_nb.engine.diff import (
+    POLICY,
     Action,
     Diff,
     FieldDiff,
@@ -71,6 +72,7 @@ if TYPE_CHECKING:
 __all__ = [
     "NOT_IN_CATALOG",
     "UNKNOWN",
+    "CatalogWarnings",
     "SnapshotPublisher",
     "SnapshotRows",
     "StateView",
@@ -211,30 +213,90 @@ def _catalog_warning(miss: CatalogMiss, catalog: Catalog) -> PlanWarning:
     )
 
 
+_CatalogKey = tuple[str, str, str, str]
+"""A planned server's provider, server type, location and image (empty: the policy picks it)."""
+
+
+_WarnedRow = tuple[ResourceDiff, _CatalogKey | None, tuple[PlanWarning, ...], ResourceDiff]
+
+
+class CatalogWarnings:
+    """The :data:`NOT_IN_CATALOG` warnings of the last views, reused while their inputs are the
+    same: a choice's warnings are checked once per (provider, server type, location, image) and
+    that provider's catalog (catalogs are immutable: identity says whether it changed), and a server
+    row keeps its choices and its warned copy while the diff row and its warnings are the same
+    objects. So a commit that leaves the servers and catalogs alone builds no row again, and the
+    views and the snapshot rows downstream, which reuse rows by identity, rebuild nothing either.
+    One view at a time may use a cache."""
+
+    def __init__(self) -> None:
+        self.checked: dict[_CatalogKey, tuple[Catalog, tuple[PlanWarning, ...]]] = {}
+        self.rows: dict[int, _WarnedRow] = {}
+        """By the identity of the diff row: the row, its choices, the warnings it got and the row out."""
+
+
+def _planned_choice(row: ResourceDiff) -> _CatalogKey | None:
+    """The planned provider and explicit choices of a server row (the diff wrote them from the
+    planned server), or None when the row has no planned server or it leaves every choice to the
+    policy."""
+    if row.kind != "server":
+        return None
+    planned = {f.field: f.planned for f in row.fields}
+    provider = planned.get("provider")
+    if provider is None:
+        return None
+
+    def explicit(name: str) -> str:
+        value = planned.get(name)
+        return "" if value is None or value == POLICY else value
+
+    server_type, location, image = explicit("server_type"), explicit("location"), explicit("image")
+    if not (server_type or location or image):
+        return None
+    return provider, server_type, location, image
+
+
 def with_catalog_warnings(
-    resources: tuple[ResourceDiff, ...], state: LegionState, catalog_of: Callable[[str], Catalog]
+    resources: tuple[ResourceDiff, ...],
+    catalog_of: Callable[[str], Catalog],
+    cache: CatalogWarnings | None = None,
 ) -> tuple[ResourceDiff, ...]:
     """``resources`` with a :data:`NOT_IN_CATALOG` warning on each planned server row whose explicit
     server type, location or image ``catalog_of(provider)`` does not offer; every other row is the
-    same object (the views reuse rows by identity)."""
-    planned = state.scheme.servers()
-    checked: dict[tuple[str, str, str, str], tuple[PlanWarning, ...]] = {}
+    same object (the views reuse rows by identity), and ``cache`` keeps a warned row the same
+    object while its diff row, choices and catalog are."""
+    cache = cache or CatalogWarnings()
+    catalogs: dict[str, Catalog] = {}
+    checked: dict[_CatalogKey, tuple[Catalog, tuple[PlanWarning, ...]]] = {}
+    kept: dict[int, _WarnedRow] = {}
     out: list[ResourceDiff] = []
     for row in resources:
-        plan = planned.get(row.name) if row.kind == "server" else None
-        server = plan[1] if plan is not None else None
-        if server is None or not (server.server_type or server.location or server.image):
+        if row.kind != "server":
             out.append(row)
             continue
-        key = (server.provider, server.server_type, server.location, server.image)
-        if key not in checked:
-            catalog = catalog_of(server.provider)
-            misses = catalog_misses(
-                catalog, server_type=server.server_type, location=server.location, image=server.image
-            )
-            checked[key] = tuple(_catalog_warning(miss, catalog) for miss in misses)
-        found = checked[key]
-        out.append(replace(row, warnings=(*row.warnings, *found)) if found else row)
+        hit = cache.rows.get(id(row))
+        if hit is not None and hit[0] is not row:
+            hit = None
+        key = hit[1] if hit is not None else _planned_choice(row)
+        warnings: tuple[PlanWarning, ...] = ()
+        if key is not None:
+            catalog = catalogs.get(key[0])
+            if catalog is None:
+                catalog = catalogs[key[0]] = catalog_of(key[0])
+            found = checked.get(key)
+            if found is None:
+                found = cache.checked.get(key)
+                if found is None or found[0] is not catalog:
+                    misses = catalog_misses(catalog, server_type=key[1], location=key[2], image=key[3])
+                    found = (catalog, tuple(_catalog_warning(miss, catalog) for miss in misses))
+                checked[key] = found
+            warnings = found[1]
+        if hit is None or hit[2] is not warnings:
+            warned = replace(row, warnings=(*row.warnings, *warnings)) if warnings else row
+            hit = (row, key, warnings, warned)
+        kept[id(row)] = hit
+        out.append(hit[3])
+    cache.checked, cache.rows = checked, kept
     return tuple(out)
 
 
@@ -264,17 +326,19 @@ class StateView:
         server_rows: ServerRows | None = None,
         catalog_of: Callable[[str], Catalog] | None = None,
         costs: PlanCostCache | None = None,
+        warnings: CatalogWarnings | None = None,
     ) -> StateView:
         """The view of ``state``; ``previous`` (the view of an earlier state) and ``server_rows``
         let it reuse the rows and their JSON that the commits since then left alone; ``catalog_of``
         (a provider's catalog) prices the plan and warns about planned choices it lacks, ``costs``
-        reuses the last price while the servers and catalogs are the same."""
+        reuses the last price while the servers and catalogs are the same, and ``warnings`` the
+        warned rows."""
         if plans is None:
             plans = build_cluster_firewall_plan(state, admin_sources=admin_sources)
         result = diff(state, server_rows=server_rows, orphans=cluster_orphan_rule(state, plans))
         resources = with_derived_firewalls(result, state, admin_sources, plans=plans).resources
         if catalog_of is not None:
-            resources = with_catalog_warnings(resources, state, catalog_of)
+            resources = with_catalog_warnings(resources, catalog_of, warnings)
         # A row the last view had (the same object) keeps its key and field JSON.
         built = {} if previous is None else {id(r): (key, fields) for key, r, fields in previous.entries}
         first: dict[ResourceKey, ResourceDiff] = {}
@@ -404,6 +468,7 @@ class SnapshotPublisher:
         self._viewing: asyncio.Task[None] | None = None
         self._server_rows = ServerRows()
         self._costs = PlanCostCache()
+        self._warnings = CatalogWarnings()
         self._rows = SnapshotRows()
         self._tasks = ServiceTasks("the snapshot publisher")
         self._closed = False
@@ -458,6 +523,7 @@ class SnapshotPublisher:
             server_rows=self._server_rows if self._viewing is None else None,
             catalog_of=self._providers.catalog,
             costs=self._costs if self._viewing is None else None,
+            warnings=self._warnings if self._viewing is None else None,
         )
 
     def _cold_view(self) -> asyncio.Task[None]:
@@ -485,7 +551,8 @@ class SnapshotPublisher:
                     plans=self._plans(state),
                     server_rows=self._server_rows,  # the loop leaves it alone while this runs
                     catalog_of=self._providers.catalog,
-                    costs=self._costs,  # and this
+                    costs=self._costs,  # and these
+                    warnings=self._warnings,
                 )
                 if not self._closed:
                     self._view = view
@@ -542,6 +609,7 @@ class SnapshotPublisher:
         self._view = None
         self._server_rows = ServerRows()  # the rows hold records of the state: gone with it
         self._costs = PlanCostCache()
+        self._warnings = CatalogWarnings()
         self._rows = SnapshotRows()
         self._hub.forget_snapshot()
         self._hub.publish("snapshot", locked_snapshot())

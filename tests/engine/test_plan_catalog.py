@@ -17,8 +17,10 @@ import pytest
 from legion_nb.emulators import hetzner
 from legion_nb.emulators.httpkit import serve_in_thread
 from legion_nb.emulators.world import SandboxWorld, Timing
+from legion_nb.engine import planning
+from legion_nb.engine.diff import ResourceDiff, ServerRows
 from legion_nb.engine.runtime import Engine, create_engine
-from legion_nb.engine.snapshot import NOT_IN_CATALOG
+from legion_nb.engine.snapshot import NOT_IN_CATALOG, CatalogWarnings, StateView
 from legion_nb.engine.state.model import LegionState
 from legion_nb.providers.catalog import (
     UnknownImageError,
@@ -55,6 +57,40 @@ async def test_without_a_live_catalog_the_plan_is_accepted_and_the_diff_says_wha
     assert warning.code == NOT_IN_CATALOG
     assert "server type cx999 is not in the hetzner catalog" in warning.message
     assert rows["web-2"].warnings == ()
+
+
+def test_warned_rows_stay_the_same_objects_until_their_server_or_catalog_changes() -> None:
+    """The views downstream reuse rows by identity: a commit that leaves the servers and catalogs
+    alone must hand them the very rows of the last view, warnings and all."""
+    catalogs = {"hetzner": embedded_catalog("hetzner")}
+    state = planning.upsert_server(LegionState(), name="web-1", provider="hetzner", server_type="cx999")
+    state = planning.upsert_server(state, name="web-2", provider="hetzner", server_type="cx22")
+    rows, warnings = ServerRows(), CatalogWarnings()
+
+    def view(state: LegionState, previous: StateView | None = None) -> StateView:
+        return StateView.of(
+            state, previous=previous, server_rows=rows, catalog_of=catalogs.__getitem__, warnings=warnings
+        )
+
+    def servers(view: StateView) -> dict[str, ResourceDiff]:
+        return {r.name: r for r in view.resources if r.kind == "server"}
+
+    first = view(state)
+    web_1 = servers(first)["web-1"]
+    assert [w.code for w in web_1.warnings] == [NOT_IN_CATALOG]
+    zoned = planning.upsert_dns_zone(state, zone="example.org", provider="hetzner")
+    second = view(zoned, first)
+    assert servers(second) == servers(first)
+    assert all(servers(second)[n] is servers(first)[n] for n in ("web-1", "web-2"))
+    fields = {key.identity: json for key, _row, json in first.entries}
+    assert all(fields[key.identity] is json for key, _row, json in second.entries if key.kind == "server")
+
+    fixed = planning.upsert_server(zoned, name="web-1", provider="hetzner", server_type="cx22")
+    assert servers(view(fixed, second))["web-1"].warnings == ()
+    catalogs["hetzner"] = replace(catalogs["hetzner"], source="live")
+    again = servers(view(zoned, second))
+    (warning,) = again["web-1"].warnings
+    assert "the catalog read from it" in warning.message  # a new catalog is checked again
 
 
 async def test_a_live_catalog_refuses_an_unknown_choice_at_plan_time(engine: Engine) -> None:
