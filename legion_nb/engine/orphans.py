@@ -24,6 +24,7 @@ from legion_nb.engine.state.model import (
     ObservedFirewall,
     ObservedPublicIp,
     ObservedServer,
+    PlannedServer,
 )
 from legion_nb.legion_labels import LEGION_ID_LABEL, LEGION_MANAGED_LABEL, claimed_legion_id
 
@@ -85,13 +86,14 @@ class OrphanRule:
     """The rule over one state: :meth:`refusal` says why a listed resource is no orphan.
 
     Built once per state and reused for every record of it (the planned servers and held addresses
-    are read once). ``firewalls`` maps each wanted firewall's name to its provider: the planned ones
-    by default; callers that derive the cluster firewall sets pass them all, since refresh adopts
-    any of them."""
+    are read once, on the first record that needs them: the diff builds a rule on every commit and
+    mostly asks it about no server at all). ``firewalls`` maps each wanted firewall's name to its
+    provider: the planned ones by default; callers that derive the cluster firewall sets pass them
+    all, since refresh adopts any of them."""
 
     def __init__(self, state: LegionState, firewalls: Mapping[str, str] | None = None) -> None:
         self._state = state
-        self._planned_servers = state.scheme.servers()
+        self._planned_servers: dict[str, tuple[str, PlannedServer]] | None = None
         self._firewalls = (
             firewalls
             if firewalls is not None
@@ -122,6 +124,8 @@ class OrphanRule:
         )
         if name is not None:
             return f"the state tracks it as server {name}"
+        if self._planned_servers is None:
+            self._planned_servers = self._state.scheme.servers()
         plan = self._planned_servers.get(server.name)
         if plan is not None and plan[1].provider == provider and server.name not in tracked:
             return f"it is planned as server {server.name} (refresh adopts it)"
