@@ -31,7 +31,12 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
 
-from legion_nb.errors import ProviderAmbiguousError, ProviderError, ProviderNotFoundError
+from legion_nb.errors import (
+    ProviderAmbiguousError,
+    ProviderConflictError,
+    ProviderError,
+    ProviderNotFoundError,
+)
 from legion_nb.providers.broker import ProviderBroker
 from legion_nb.providers.contract import ProviderAdapter, UniquenessConflictError
 from legion_nb.providers.http import OutcomeUnknownError
@@ -317,11 +322,25 @@ class Resilience:
     async def delete(
         self, provider: str, label: str, fn: Callable[[ProviderAdapter], Awaitable[T]]
     ) -> T | None:
-        """An idempotent delete: a resource already gone (also after an unknown outcome) is success."""
-        try:
-            return await self.converge(provider, label, fn)
-        except ProviderNotFoundError:
-            return None
+        """An idempotent delete: a resource already gone (also after an unknown outcome) is success.
+
+        A resource between two states (a Scaleway server still ``starting``) refuses a delete with a
+        temporary conflict that its next state lifts. The delete waits that out at the broker's poll
+        pace, up to its poll timeout, instead of failing an operator's cleanup a moment too early.
+        """
+        policy = self._broker.policy
+        deadline = None if policy.poll.timeout is None else policy.clock() + policy.poll.timeout
+        idle = 0
+        while True:
+            try:
+                return await self.converge(provider, label, fn)
+            except ProviderNotFoundError:
+                return None
+            except ProviderConflictError as exc:
+                if not exc.temporary or (deadline is not None and policy.clock() > deadline):
+                    raise
+            await policy.sleep(policy.poll.delay(idle))
+            idle += 1
 
     async def delete_server(self, provider: str, server_id: str) -> None:
         """Delete a server and wait until it is gone; safe to repeat."""

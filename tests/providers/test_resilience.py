@@ -16,14 +16,15 @@ from typing import TYPE_CHECKING, Literal
 import httpx
 import pytest
 
-from legion_nb.errors import ProviderAmbiguousError, ProviderInvalidInputError
+from legion_nb.errors import ProviderAmbiguousError, ProviderConflictError, ProviderInvalidInputError
 from legion_nb.providers.broker import ProviderBroker
 from legion_nb.providers.contract import ProviderCredentials, UniquenessConflictError
 from legion_nb.providers.hetzner import HetznerAdapter
 from legion_nb.providers.ownership import OwnershipLabels
-from legion_nb.providers.records import FirewallRule, PortRange, Server, ServerSpec
+from legion_nb.providers.records import FirewallRule, Operation, PortRange, Server, ServerSpec
 from legion_nb.providers.resilience import CreateIntent, Resilience, SettlePolicy
 from legion_nb.providers.scaleway import ScalewayAdapter
+from legion_nb.providers.scaleway.errors import TransientStateError
 
 if TYPE_CHECKING:
     from conftest import MemoryRecorder
@@ -250,6 +251,45 @@ async def test_idempotent_mutations_are_resent_and_deletes_accept_absence(
     await resilient.delete_server("hetzner", created.id)
     assert lossy.sent.count(f"DELETE /v1/servers/{created.id}") == 2
     assert await servers(broker) == []
+
+
+async def test_a_delete_refused_while_the_server_is_between_states_is_sent_again_once_it_settles(
+    credentials: Callable[[str], ProviderCredentials], broker: ProviderBroker, recorder: MemoryRecorder
+) -> None:
+    """Scaleway refuses to delete a server that is still ``starting`` (409 ``transient_state``); the
+    delete waits at the poll pace and succeeds once the server settles. A conflict that waiting
+    cannot lift (a firewall still in use) is raised at once, with nothing sent again."""
+    async with httpx.AsyncClient() as client:
+        adapter = ScalewayAdapter(client, credentials("scaleway"))
+        broker.register(adapter)
+        resilient = Resilience(broker, recorder)
+        labels = OwnershipLabels.new().as_labels()
+        wanted = ServerSpec("web-busy", "DEV1-S", "fr-par-1", "debian_bookworm", labels=labels)
+        server = await resilient.create_and_wait_server(wanted, "scaleway")
+        real_delete = adapter.delete_server
+        sent: list[str] = []
+
+        async def starting_twice(server_id: str) -> Operation | None:
+            sent.append(server_id)
+            if len(sent) <= 2:  # what the API answers while the server is still starting
+                raise TransientStateError("scaleway", "server is in a transient state: starting")
+            return await real_delete(server_id)
+
+        adapter.delete_server = starting_twice  # type: ignore[method-assign]
+        await resilient.delete_server("scaleway", server.id)
+        assert sent == [server.id] * 3
+        assert await broker.read("scaleway", "list", lambda a: a.list_servers()) == []
+
+        refusals: list[str] = []
+
+        async def in_use(server_id: str) -> Operation | None:
+            refusals.append(server_id)
+            raise ProviderConflictError("scaleway", "resource is in use")
+
+        adapter.delete_server = in_use  # type: ignore[method-assign]
+        with pytest.raises(ProviderConflictError, match="in use"):
+            await resilient.delete_server("scaleway", "fr-par-1/11111111-1111-1111-1111-111111111111")
+        assert len(refusals) == 1
 
 
 def test_intents_round_trip_through_json() -> None:
