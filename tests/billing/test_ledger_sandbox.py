@@ -12,7 +12,7 @@ import httpx
 import ovh  # type: ignore[import-untyped]
 import ovh.client  # type: ignore[import-untyped]
 import pytest
-import scaleway
+from sandbox.sdkkit import scaleway_client
 from scaleway.billing.v2beta1 import BillingV2Beta1API
 
 import legion_nb
@@ -27,14 +27,7 @@ from legion_nb.sandbox_engine import create_unplanned_server, sandbox_cloud
 
 
 def _scaleway_total(endpoint: dict[str, str], month: str) -> Decimal:
-    client = scaleway.Client(
-        access_key=endpoint["access_key"],
-        secret_key=endpoint["secret_key"],
-        default_project_id=endpoint["project_id"],
-        default_organization_id=endpoint["organization_id"],
-        default_zone=endpoint["zone"],
-        api_url=endpoint["url"],
-    )
+    client = scaleway_client(endpoint, endpoint["url"])
     lines = BillingV2Beta1API(client).list_consumptions_all(billing_period=month)
     return sum((Decimal(c.value.units) + Decimal(c.value.nanos) / 10**9 for c in lines), Decimal(0))
 

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import scaleway  # type: ignore[import-untyped]
 from hcloud import Client
 from hcloud.locations import Location
+from sandbox.sdkkit import scaleway_client
 from scaleway.instance.v1 import InstanceV1API  # type: ignore[import-untyped]
 
 from legion_nb.cli.main import run
@@ -199,14 +199,7 @@ def _hetzner_ips(endpoint: dict[str, str]) -> tuple[list[tuple[str, str]], str]:
 
 def _scaleway_ips(block: dict[str, str]) -> tuple[list[tuple[str, str]], str]:
     """A flexible IP tagged with Legion's labels and one without: Scaleway's SDK, as is."""
-    client = scaleway.Client(
-        access_key=block["access_key"],
-        secret_key=block["secret_key"],
-        default_project_id=block["project_id"],
-        default_organization_id=block["organization_id"],
-        default_zone=block["zone"],
-        api_url=block["url"],
-    )
+    client = scaleway_client(block, block["url"])
     api = InstanceV1API(client)
     ours = api.create_ip(type_="routed_ipv4", tags=list(OwnershipLabels.new().as_tags())).ip
     theirs = api.create_ip(type_="routed_ipv4", tags=["team=ops"]).ip
