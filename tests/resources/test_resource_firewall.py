@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
+import pytest
 from resourcekit import SandboxProviders, State, change, materialize, peer_cidrs, plan_cluster
 
 from legion_nb.emulators.cloud import SandboxCloud
 from legion_nb.emulators.hetzner import state_of
+from legion_nb.emulators.hetzner.actions import Action
 from legion_nb.emulators.world import SandboxWorld
 from legion_nb.engine import planning
 from legion_nb.engine.resources.node import record_observed
@@ -16,6 +18,7 @@ from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey
 from legion_nb.engine.resources.supervisor import ResourceSupervisor
 from legion_nb.engine.state.model import LegionState
 from legion_nb.providers.contract import ProviderAdapter
+from legion_nb.providers.hetzner.client import HetznerAdapter
 from legion_nb.providers.records import Firewall, PortRange
 
 FIREWALL = ResourceKey("firewall", "legion-default-hetzner")
@@ -191,3 +194,61 @@ async def test_outside_a_wave_a_moved_address_waits_for_materialize_without_a_pr
     assert (rows[FIREWALL].lifecycle, rows[FIREWALL].waiting) == ("applied", None)
     assert "127.20.8.8/32" in _sources(await _only_firewall(observer), 4413)
     assert world.counters.mutations() > before
+
+
+async def test_a_teardown_detaches_the_firewall_again_when_a_server_vanishes_mid_release(
+    supervisor: ResourceSupervisor,
+    persistence: State,
+    observer: dict[str, ProviderAdapter],
+    cloud: SandboxCloud,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The whole cluster leaves: a server's own deletion completes between the firewall's read of
+    what it is applied to and its ``remove_from_resources``, which the provider refuses (that
+    server is gone) and which so leaves the other servers attached. The delete is then refused as
+    ``resource_in_use``: the actor says why it waits, detaches again and the wave ends clean."""
+    await plan_cluster(persistence, ("web-1", "web-2", "web-3"))
+    await materialize(supervisor)
+    project = state_of(cloud.emulator("hetzner"))
+    read = HetznerAdapter._get_firewall
+    vanished: list[int] = []
+    reasons: list[str] = []
+
+    async def read_then_lose_a_server(self: HetznerAdapter, firewall_id: str) -> Firewall:
+        if vanished:  # the retry's read: the actor says why its deletion waits
+            snapshot = supervisor.snapshot(FIREWALL)
+            reasons.append(snapshot.waiting or "" if snapshot is not None else "")
+        firewall = await read(self, firewall_id)
+        if not vanished and len(firewall.applied_to) >= 2:
+            sid = int(firewall.applied_to[0])
+            project.servers.pop(sid)  # its delete action completed at the provider
+            project.firewalls[int(firewall_id)].servers.remove(sid)
+            vanished.append(sid)
+        return firewall
+
+    delete_firewall, complete = HetznerAdapter.delete_firewall, project.actions._complete_later
+    firewall_delete_tried = asyncio.Event()
+
+    async def try_delete_firewall(self: HetznerAdapter, firewall_id: str) -> None:
+        firewall_delete_tried.set()
+        await delete_firewall(self, firewall_id)
+
+    async def complete_after_the_firewall_delete(action: Action, seconds: float) -> None:
+        if action.command == "delete_server":  # the other servers are still being deleted
+            await firewall_delete_tried.wait()
+        await complete(action, seconds)
+
+    monkeypatch.setattr(HetznerAdapter, "_get_firewall", read_then_lose_a_server)
+    monkeypatch.setattr(HetznerAdapter, "delete_firewall", try_delete_firewall)
+    monkeypatch.setattr(project.actions, "_complete_later", complete_after_the_firewall_delete)
+    for name in ("web-1", "web-2", "web-3"):
+        await change(persistence, lambda s, name=name: planning.remove_server(s, name=name))
+
+    rows = await materialize(supervisor)
+
+    assert vanished, "the release read the firewall while several servers were applied"
+    assert [r for r in rows.values() if r.error] == []
+    assert reasons and all("still holds the firewall in use" in r for r in reasons), reasons
+    assert await observer["hetzner"].list_firewalls() == []
+    assert await observer["hetzner"].list_servers() == []
+    assert persistence.state.tracked.firewalls == {} and persistence.state.tracked.servers == {}

@@ -35,6 +35,7 @@ from legion_nb.engine.cluster.firewall_plan import FirewallSetPlan, planned_rule
 from legion_nb.engine.resources.converging import ConvergingActor
 from legion_nb.engine.state.edits import with_tracked, without_observed, without_pending
 from legion_nb.engine.state.model import LegionState, PlannedRule, Provider, TrackedFirewall
+from legion_nb.errors import ProviderConflictError
 from legion_nb.providers.contract import ProviderAdapter
 from legion_nb.providers.records import Firewall, Operation
 
@@ -53,6 +54,9 @@ class _Desired:
 
 class FirewallActor(ConvergingActor):
     """``key.identity`` is the firewall set's name (``legion-<cluster>-<provider>`` when derived)."""
+
+    _held_by: str | None = None
+    """Why a deletion waits: the provider still refuses it as in use (``_detach_and_delete``)."""
 
     def plan(self) -> FirewallSetPlan | None:
         return self.context.firewall_plans.plans(self._state).get(self.name)
@@ -206,15 +210,7 @@ class FirewallActor(ConvergingActor):
             return
         if tracked.provider_id != NODE_LEVEL_ID:
             self.require_provider()
-            firewall_id = tracked.provider_id
-            resilience = self.context.providers.resilience
-            released = await resilience.delete(
-                self.provider, f"release firewall {self.name}", lambda a: _release(a, firewall_id)
-            )
-            await self.context.providers.broker.wait(released or [])
-            await resilience.delete(
-                self.provider, f"delete firewall {self.name}", lambda a: a.delete_firewall(firewall_id)
-            )
+            await self._detach_and_delete(tracked.provider_id)
         name = self.name
 
         def drop(state: LegionState) -> tuple[LegionState, None]:
@@ -226,6 +222,59 @@ class FirewallActor(ConvergingActor):
             return state, None
 
         await self.context.state.mutate(drop, reason=f"deleted firewall {name}")
+
+    async def _detach_and_delete(self, firewall_id: str) -> None:
+        """Detach the set from everything the provider still applies it to, then delete it: both
+        providers refuse to delete a set in use (Hetzner ``422 resource_in_use``, Scaleway ``409``).
+
+        A teardown deletes the cluster's servers at the same time. A server whose deletion
+        completes between the detach's read and its write makes that write fail as not found
+        (Hetzner's ``remove_from_resources`` names it, Scaleway's PATCH finds no server), which
+        leaves the other servers attached and the delete refused as in use. The refusal is then
+        a wait, not a failure: read what is applied again and detach it, at the broker's polling
+        cadence and within its poll timeout, with the servers still holding the set as the
+        visible waiting reason."""
+        policy = self.context.providers.broker.policy
+        deadline = None if policy.poll.timeout is None else policy.clock() + policy.poll.timeout
+        idle = 0
+        try:
+            while not await self._detached_and_deleted(firewall_id, last=False):
+                if deadline is not None and policy.clock() > deadline:
+                    await self._detached_and_deleted(firewall_id, last=True)
+                    return
+                self._held_by = self._in_use_reason()
+                self.touch()
+                await policy.sleep(policy.poll.delay(idle))
+                idle += 1
+        finally:
+            if self._held_by is not None:
+                self._held_by = None
+                self.touch()
+
+    async def _detached_and_deleted(self, firewall_id: str, *, last: bool) -> bool:
+        """One detach and delete; False when the provider still refuses the delete as in use,
+        unless it is the ``last`` attempt (then the refusal is the error the operator sees)."""
+        resilience = self.context.providers.resilience
+        released = await resilience.delete(
+            self.provider, f"release firewall {self.name}", lambda a: _release(a, firewall_id)
+        )
+        await self.context.providers.broker.wait(released or [])
+        try:
+            await resilience.delete(
+                self.provider, f"delete firewall {self.name}", lambda a: a.delete_firewall(firewall_id)
+            )
+        except ProviderConflictError:
+            if last:
+                raise
+            return False
+        return True
+
+    def _in_use_reason(self) -> str:
+        tracked = self.tracked()
+        leaving = sorted(self.context.busy_servers(set(tracked.servers if tracked else ())))
+        if leaving:
+            return f"{', '.join(leaving)} to be deleted: the provider still holds the firewall in use"
+        return "the provider to release it: still in use, detaching it again"
 
     # -- state writes --------------------------------------------------------------------------------
 
@@ -284,6 +333,8 @@ class FirewallActor(ConvergingActor):
     # -- snapshot ------------------------------------------------------------------------------------
 
     def waiting(self) -> str | None:
+        if self._held_by is not None:
+            return self._held_by
         if not self.wanted():
             return None
         stale = self._out_of_date()
