@@ -67,7 +67,9 @@ def _phase_item(node: str, record: NodeExecution) -> dict[str, Any]:
     # running: the phase started or ended; otherwise the operation succeeded, failed or was interrupted
     running = "ended" if record.phase_done else "started"
     status = running if record.status == "running" else record.status
-    summary = f"node {node}: {record.operation} {record.phase} {status}"
+    # A one-phase operation (nbde_reconcile) is named once: its name twice reads as a stutter.
+    step = record.operation if record.phase == record.operation else f"{record.operation} {record.phase}"
+    summary = f"node {node}: {step} {status}"
     if record.error:
         summary += f" - {redact(record.error)}"  # a node's error may quote what it was sent
     return {
