@@ -61,6 +61,7 @@ from legion_nb.providers.records import Operation, OperationState, Server, Serve
 __all__ = [
     "BackgroundShare",
     "BrokerPolicy",
+    "PollPace",
     "PollPolicy",
     "ProviderBroker",
     "ProviderStatus",
@@ -134,6 +135,29 @@ class BrokerPolicy:
     sleep: Sleep = asyncio.sleep
     clock: Callable[[], float] = time.time
     rng: random.Random = field(default_factory=random.Random)
+
+    def pace(self) -> PollPace:
+        """A fresh wait-and-read-again rhythm at this policy's poll pace, bounded by its timeout."""
+        return PollPace(self)
+
+
+class PollPace:
+    """Waits between reads of something the provider has not finished (a server still deleting, a
+    firewall still in use) at the poll pace, and says when the poll timeout has passed: one rhythm
+    for every loop that must read again rather than guess."""
+
+    def __init__(self, policy: BrokerPolicy) -> None:
+        self._policy = policy
+        timeout = policy.poll.timeout
+        self._deadline = None if timeout is None else policy.clock() + timeout
+        self._idle = 0
+
+    def expired(self) -> bool:
+        return self._deadline is not None and self._policy.clock() > self._deadline
+
+    async def wait(self) -> None:
+        await self._policy.sleep(self._policy.poll.delay(self._idle))
+        self._idle += 1
 
 
 @dataclass(frozen=True)
@@ -579,23 +603,19 @@ class ProviderBroker:
     ) -> Server:
         """Poll one server until its status is one of ``statuses`` (for servers found by re-reading,
         whose creating operations are unknown). ``error`` status fails at once."""
-        deadline = (
-            None if self.policy.poll.timeout is None else self.policy.clock() + self.policy.poll.timeout
-        )
-        idle = 0
+        pace = self.policy.pace()
         while True:
             server = await self.read(provider, f"get server {server_id}", lambda a: a.get_server(server_id))
             if server.status in statuses:
                 return server
             if server.status == "error":
                 raise OperationFailedError(provider, f"server {server.name} ({server_id}) is in error state")
-            if deadline is not None and self.policy.clock() > deadline:
+            if pace.expired():
                 raise ProviderUnavailableError(
                     provider,
                     f"server {server.name} still {server.status} after {self.policy.poll.timeout:g} s",
                 )
-            await self.policy.sleep(self.policy.poll.delay(idle))
-            idle += 1
+            await pace.wait()
 
     # ------------------------------------------------------------------------------------- lifecycle
 

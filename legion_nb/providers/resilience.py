@@ -328,19 +328,16 @@ class Resilience:
         temporary conflict that its next state lifts. The delete waits that out at the broker's poll
         pace, up to its poll timeout, instead of failing an operator's cleanup a moment too early.
         """
-        policy = self._broker.policy
-        deadline = None if policy.poll.timeout is None else policy.clock() + policy.poll.timeout
-        idle = 0
+        pace = self._broker.policy.pace()
         while True:
             try:
                 return await self.converge(provider, label, fn)
             except ProviderNotFoundError:
                 return None
             except ProviderConflictError as exc:
-                if not exc.temporary or (deadline is not None and policy.clock() > deadline):
+                if not exc.temporary or pace.expired():
                     raise
-            await policy.sleep(policy.poll.delay(idle))
-            idle += 1
+            await pace.wait()
 
     async def delete_server(self, provider: str, server_id: str) -> None:
         """Delete a server and wait until it is gone; safe to repeat."""
@@ -356,9 +353,7 @@ class Resilience:
         await self.delete(provider, f"delete {kind} IP {ip_id}", lambda a: a.delete_public_ip(kind, ip_id))
 
     async def _wait_gone(self, provider: str, server_id: str) -> None:
-        policy = self._broker.policy
-        deadline = None if policy.poll.timeout is None else policy.clock() + policy.poll.timeout
-        idle = 0
+        pace = self._broker.policy.pace()
         while True:
             try:
                 await self._broker.read(
@@ -366,9 +361,8 @@ class Resilience:
                 )
             except ProviderNotFoundError:
                 return
-            if deadline is not None and policy.clock() > deadline:
+            if pace.expired():
                 raise ProviderAmbiguousError(
                     provider, f"server {server_id} still exists after its delete; check the provider console"
                 )
-            await policy.sleep(policy.poll.delay(idle))
-            idle += 1
+            await pace.wait()

@@ -234,18 +234,15 @@ class FirewallActor(ConvergingActor):
         a wait, not a failure: read what is applied again and detach it, at the broker's polling
         cadence and within its poll timeout, with the servers still holding the set as the
         visible waiting reason."""
-        policy = self.context.providers.broker.policy
-        deadline = None if policy.poll.timeout is None else policy.clock() + policy.poll.timeout
-        idle = 0
+        pace = self.context.providers.broker.policy.pace()
         try:
             while not await self._detached_and_deleted(firewall_id, last=False):
-                if deadline is not None and policy.clock() > deadline:
+                if pace.expired():
                     await self._detached_and_deleted(firewall_id, last=True)
                     return
                 self._held_by = self._in_use_reason()
                 self.touch()
-                await policy.sleep(policy.poll.delay(idle))
-                idle += 1
+                await pace.wait()
         finally:
             if self._held_by is not None:
                 self._held_by = None
