@@ -38,7 +38,12 @@ PASSWORD = "benchmark password 1234"
 def legion(env: dict[str, str], state: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [sys.executable, "-m", "legion_nb", "--state", str(state), *args],
-        input=stdin, capture_output=True, text=True, env=env, timeout=300, check=False,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
     )
     if result.returncode != 0:
         raise SystemExit(f"legion {' '.join(args)} failed: {result.stderr.strip()}")
@@ -80,7 +85,11 @@ def warm_status_with(env: dict[str, str], state: Path, extra: str, importtime: b
     flags = ["-X", "importtime"] if importtime else []
     result = subprocess.run(
         [sys.executable, *flags, "-c", code],
-        capture_output=True, text=True, env=env, timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
     )
     if result.returncode != 0:
         raise SystemExit(f"warm status with {extra!r} failed: {result.stderr.strip()}")
@@ -187,8 +196,18 @@ def main() -> None:
     password = PASSWORD + "\n"
     try:
         legion(env, state, "--password-stdin", "init", stdin=password)
-        legion(env, state, "--password-stdin", "plan", "dns-zone", "add", "example.org",
-               "--provider", "hetzner", stdin=password)
+        legion(
+            env,
+            state,
+            "--password-stdin",
+            "plan",
+            "dns-zone",
+            "add",
+            "example.org",
+            "--provider",
+            "hetzner",
+            stdin=password,
+        )
         shutil.copyfile(state, cold_state)
         started = legion(env, state, "--password-stdin", "daemon", "start", stdin=password)
         token = json.loads(started.stdout)["token"]
@@ -221,9 +240,11 @@ def main() -> None:
         fastest = min(sample[index] for sample in cold) / min(sample[index] for sample in warm)
         print(f"warm vs cold, {label}, fastest run of each: {fastest:.1f}x")
     warm_first, cold_first = statistics.median(first["warm"]), statistics.median(first["cold"])
-    print(f"in one process, connect + status: median {warm_first * 1000:.2f} ms; "
-          f"create engine + unlock + status: median {cold_first * 1000:.1f} ms; "
-          f"{cold_first / warm_first:.0f}x")
+    print(
+        f"in one process, connect + status: median {warm_first * 1000:.2f} ms; "
+        f"create engine + unlock + status: median {cold_first * 1000:.1f} ms; "
+        f"{cold_first / warm_first:.0f}x"
+    )
     for name, samples in trips.items():
         print(
             f"RPC round trip, {name}: p50 {percentile(samples, 0.50) * 1e6:.0f} us, "

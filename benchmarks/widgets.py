@@ -31,8 +31,9 @@ class CountingComm(BaseComm):
         self.updates = 0
         super().__init__(**kwargs)
 
-    def publish_msg(self, msg_type: str, data: Any = None, metadata: Any = None, buffers: Any = None,
-                    **keys: Any) -> None:
+    def publish_msg(
+        self, msg_type: str, data: Any = None, metadata: Any = None, buffers: Any = None, **keys: Any
+    ) -> None:
         if msg_type == "comm_msg" and isinstance(data, dict) and data.get("method") == "update":
             self.updates += 1
 

@@ -33,7 +33,8 @@ def register(sub: Any) -> None:
     start.set_defaults(handler=_start)
     run = actions.add_parser("run", help="run the daemon in the foreground until SIGTERM or shutdown")
     run.add_argument(
-        "--token-stdin", action="store_true",
+        "--token-stdin",
+        action="store_true",
         help="read the token from the stdin line after the password (else --daemon-token, env, or a new one)",
     )
     run.add_argument("--detach-handoff", action="store_true", help=argparse.SUPPRESS)
@@ -190,8 +191,18 @@ async def _start(ctx: CliContext, args: argparse.Namespace) -> int:
     password = ctx.password()
     env = {k: v for k, v in os.environ.items() if k not in (PASSWORD_ENV, DAEMON_TOKEN_ENV)}
     command = [
-        sys.executable, "-m", "legion_nb", "--state", str(ctx.state_path), "--password-stdin",
-        "--lock-timeout", repr(ctx.lock_timeout), "daemon", "run", "--token-stdin", "--detach-handoff",
+        sys.executable,
+        "-m",
+        "legion_nb",
+        "--state",
+        str(ctx.state_path),
+        "--password-stdin",
+        "--lock-timeout",
+        repr(ctx.lock_timeout),
+        "daemon",
+        "run",
+        "--token-stdin",
+        "--detach-handoff",
     ]
     detach: dict[str, Any] = {"start_new_session": True}
     if sys.platform == "win32":
@@ -272,7 +283,9 @@ async def _status(ctx: CliContext, args: argparse.Namespace) -> int:
     metadata = read_metadata(endpoint.metadata_path)
     pid = await _live_pid(ctx)
     report: dict[str, Any] = {
-        "state": str(ctx.state_path), "endpoint": endpoint.address, "running": pid is not None,
+        "state": str(ctx.state_path),
+        "endpoint": endpoint.address,
+        "running": pid is not None,
     }
     if pid is not None and metadata is not None:
         report.update(pid=metadata.pid, version=metadata.version, created=metadata.created)
@@ -290,8 +303,10 @@ async def _status(ctx: CliContext, args: argparse.Namespace) -> int:
 def _human_status(report: dict[str, Any]) -> str:
     if not report["running"]:
         return f"daemon: not running ({report['state']})"
-    lines = [f"daemon: running, pid {report['pid']}, version {report['version']}, since {report['created']}",
-             f"endpoint: {report['endpoint']}"]
+    lines = [
+        f"daemon: running, pid {report['pid']}, version {report['version']}, since {report['created']}",
+        f"endpoint: {report['endpoint']}",
+    ]
     if "unlocked" in report:
         lines.append(f"engine: {'unlocked' if report['unlocked'] else 'locked'}")
     return "\n".join(lines)

@@ -76,9 +76,7 @@ def set_credentials(
     clean: dict[str, str] = {}
     for given, value in secrets.items():
         if not isinstance(given, str) or not _FIELD_NAME.fullmatch(given.strip()):
-            raise ValidationError(
-                "credential field names must be 1 to 64 letters, digits, '_', '.' or '-'"
-            )
+            raise ValidationError("credential field names must be 1 to 64 letters, digits, '_', '.' or '-'")
         key = given.strip()
         if not isinstance(value, str) or not value or len(value) > _MAX_FIELD:
             raise ValidationError(

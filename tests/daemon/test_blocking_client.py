@@ -95,12 +95,28 @@ def test_a_one_shot_handler_that_waits_for_a_loop_is_a_bug_not_a_hang(
     assert "marked one-shot waited for an event loop" in capsys.readouterr().err
 
 
-WARM_PATH_NEVER = frozenset({
-    "asyncio", "socket", "ssl", "selectors", "concurrent.futures",
-    "dataclasses", "inspect", "ast", "dis", "tokenize",  # dataclasses and what it pulls in
-    "hashlib", "_hashlib", "hmac",  # _hashlib loads OpenSSL; the endpoint hash uses the built-in sha256
-    "shutil", "getpass", "secrets", "legion_nb.engine.wire", "legion_nb.engine.daemon.client",
-})
+WARM_PATH_NEVER = frozenset(
+    {
+        "asyncio",
+        "socket",
+        "ssl",
+        "selectors",
+        "concurrent.futures",
+        "dataclasses",
+        "inspect",
+        "ast",
+        "dis",
+        "tokenize",  # dataclasses and what it pulls in
+        "hashlib",
+        "_hashlib",
+        "hmac",  # _hashlib loads OpenSSL; the endpoint hash uses the built-in sha256
+        "shutil",
+        "getpass",
+        "secrets",
+        "legion_nb.engine.wire",
+        "legion_nb.engine.daemon.client",
+    }
+)
 """Modules a daemon-served one-shot command must not import: each costs more than its round trip."""
 
 
@@ -192,7 +208,12 @@ def legion(
     flags = ["-X", "importtime"] if importtime else []
     return subprocess.run(
         [sys.executable, *flags, "-m", "legion_nb", "--state", str(state), *args],
-        input=stdin, capture_output=True, text=True, env=env, timeout=180, check=False,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+        check=False,
     )
 
 

@@ -50,7 +50,12 @@ def state(tmp_path: Path, env: dict[str, str]) -> Iterator[Path]:
 def legion(env: dict[str, str], state: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "legion_nb", "--state", str(state), *args],
-        input=stdin, capture_output=True, text=True, env=env, timeout=180, check=False,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+        check=False,
     )
 
 
@@ -94,14 +99,26 @@ def test_start_use_refuse_a_second_and_stop(env: dict[str, str], state: Path, ru
     warm = legion(env, state, "--daemon-token", token, "--json", "status")
     assert warm.returncode == 0, warm.stderr
     assert json.loads(warm.stdout)["unlocked"] is True
-    added = legion(env, state, "--daemon-token", token, "plan", "dns-zone", "add", "example.org",
-                   "--provider", "hetzner")
+    added = legion(
+        env, state, "--daemon-token", token, "plan", "dns-zone", "add", "example.org", "--provider", "hetzner"
+    )
     assert added.returncode == 0, added.stderr
     env_token = {**env, "LEGION_DAEMON_TOKEN": token}
     shown = legion(env_token, state, "--json", "plan", "show")
     assert "example.org" in json.loads(shown.stdout)["dns_zones"]
-    server = legion(env_token, state, "--json", "plan", "server", "add", "web-1", "--provider", "hetzner",
-                    "--server-type", "cx999")  # the daemon's diff row names what its catalog lacks
+    server = legion(
+        env_token,
+        state,
+        "--json",
+        "plan",
+        "server",
+        "add",
+        "web-1",
+        "--provider",
+        "hetzner",
+        "--server-type",
+        "cx999",
+    )  # the daemon's diff row names what its catalog lacks
     assert server.returncode == 0, server.stderr
     assert [w["code"] for w in json.loads(server.stdout)["warnings"]] == ["not_in_catalog"]
 
@@ -137,9 +154,22 @@ def test_start_use_refuse_a_second_and_stop(env: dict[str, str], state: Path, ru
 def test_run_serves_in_the_foreground_until_sigterm(env: dict[str, str], state: Path) -> None:
     token = "0123456789abcdef" * 4
     child = subprocess.Popen(
-        [sys.executable, "-m", "legion_nb", "--state", str(state), "--password-stdin", "daemon", "run",
-         "--token-stdin"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
+        [
+            sys.executable,
+            "-m",
+            "legion_nb",
+            "--state",
+            str(state),
+            "--password-stdin",
+            "daemon",
+            "run",
+            "--token-stdin",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
     )
     assert child.stdin is not None and child.stdout is not None
     child.stdin.write(f"{PASSWORD}\n{token}\n")
@@ -178,8 +208,16 @@ def test_a_wrong_password_fails_the_start_with_the_state_exit_code(env: dict[str
 
 
 def test_a_weak_supplied_token_is_refused(env: dict[str, str], tmp_path: Path) -> None:
-    failed = legion(env, tmp_path / "s.legion", "--password-stdin", "--daemon-token", "short",
-                    "daemon", "start", stdin=PASSWORD + "\n")
+    failed = legion(
+        env,
+        tmp_path / "s.legion",
+        "--password-stdin",
+        "--daemon-token",
+        "short",
+        "daemon",
+        "start",
+        stdin=PASSWORD + "\n",
+    )
     assert failed.returncode == 6
     assert "daemon token must be" in one_line_error(failed)
 
@@ -221,17 +259,47 @@ def test_a_write_without_the_token_never_leaves_the_daemon_stale(env: dict[str, 
     assert started.returncode == 0, started.stderr
     token = json.loads(started.stdout)["token"]
     try:
-        bypass = legion({**env, "LEGION_PASSWORD": PASSWORD}, state, "--lock-timeout", "600",
-                        "plan", "dns-zone", "add", "bypass.example", "--provider", "hetzner")
+        bypass = legion(
+            {**env, "LEGION_PASSWORD": PASSWORD},
+            state,
+            "--lock-timeout",
+            "600",
+            "plan",
+            "dns-zone",
+            "add",
+            "bypass.example",
+            "--provider",
+            "hetzner",
+        )
         assert bypass.returncode == 3
         line = one_line_error(bypass)
         assert "daemon" in line and f"pid {json.loads(started.stdout)['pid']}" in line
         assert "LEGION_DAEMON_TOKEN" in line
-        through = legion(env, state, "--daemon-token", token, "plan", "dns-zone", "add", "through.example",
-                         "--provider", "hetzner")
+        through = legion(
+            env,
+            state,
+            "--daemon-token",
+            token,
+            "plan",
+            "dns-zone",
+            "add",
+            "through.example",
+            "--provider",
+            "hetzner",
+        )
         assert through.returncode == 0, through.stderr
-        again = legion(env, state, "--daemon-token", token, "plan", "dns-zone", "add", "again.example",
-                       "--provider", "hetzner")
+        again = legion(
+            env,
+            state,
+            "--daemon-token",
+            token,
+            "plan",
+            "dns-zone",
+            "add",
+            "again.example",
+            "--provider",
+            "hetzner",
+        )
         assert again.returncode == 0, again.stderr
         served = json.loads(legion(env, state, "--daemon-token", token, "--json", "plan", "show").stdout)
         assert sorted(served["dns_zones"]) == ["again.example", "through.example"]
@@ -241,6 +309,14 @@ def test_a_write_without_the_token_never_leaves_the_daemon_stale(env: dict[str, 
     finally:
         stopped = legion(env, state, "--daemon-token", token, "daemon", "stop")
     assert stopped.returncode == 0, stopped.stderr
-    after = legion({**env, "LEGION_PASSWORD": PASSWORD}, state, "plan", "dns-zone", "add", "later.example",
-                   "--provider", "hetzner")
+    after = legion(
+        {**env, "LEGION_PASSWORD": PASSWORD},
+        state,
+        "plan",
+        "dns-zone",
+        "add",
+        "later.example",
+        "--provider",
+        "hetzner",
+    )
     assert after.returncode == 0, after.stderr  # the daemon's claim ended with it

@@ -7,8 +7,18 @@ import subprocess
 import sys
 
 HEAVY = [
-    "pandas", "httpx", "aiohttp", "asyncssh", "ipywidgets", "anywidget", "cryptography", "argon2",
-    "legion_nb.engine.runtime", "legion_nb.engine.state.store", "legion_nb.providers", "legion_nb.emulators",
+    "pandas",
+    "httpx",
+    "aiohttp",
+    "asyncssh",
+    "ipywidgets",
+    "anywidget",
+    "cryptography",
+    "argon2",
+    "legion_nb.engine.runtime",
+    "legion_nb.engine.state.store",
+    "legion_nb.providers",
+    "legion_nb.emulators",
 ]
 
 

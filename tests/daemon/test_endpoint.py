@@ -53,9 +53,22 @@ def test_a_bind_mounted_state_directory_finds_the_same_daemon(tmp_path: Path) ->
     )
     script = 'mount --bind "$1" "$2" && exec "$3" -c "$4" "$1/s.legion" "$2/s.legion" "$1/t.legion"'
     done = subprocess.run(
-        ["unshare", "-m", "sh", "-c", script, "sh", tmp_path / "real", tmp_path / "mount", sys.executable,
-         keys],
-        capture_output=True, text=True, timeout=60, check=False,
+        [
+            "unshare",
+            "-m",
+            "sh",
+            "-c",
+            script,
+            "sh",
+            tmp_path / "real",
+            tmp_path / "mount",
+            sys.executable,
+            keys,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     if done.returncode != 0 and "mount" in done.stderr:
         pytest.skip(f"no bind mounts here: {done.stderr.strip()}")
@@ -125,8 +138,14 @@ def test_metadata_is_written_0600_and_read_back(runtime_dir: Path, tmp_path: Pat
 
 
 @pytest.mark.parametrize(
-    "content", [b"", b"{", b"[]", b'{"version": "1", "endpoint": "e", "pid": "12", "created": "c"}',
-                b'{"version": "1", "endpoint": "e", "pid": true, "created": "c"}']
+    "content",
+    [
+        b"",
+        b"{",
+        b"[]",
+        b'{"version": "1", "endpoint": "e", "pid": "12", "created": "c"}',
+        b'{"version": "1", "endpoint": "e", "pid": true, "created": "c"}',
+    ],
 )
 def test_garbled_metadata_reads_as_absent(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "daemon.json"

@@ -24,10 +24,34 @@ LINES = 10_000
 SEED = 20261127
 
 PRIVATE_NAMES = [
-    "_store", "__class__", "__dict__", "__init__", "__getattribute__", "_persistence", "_DoubleEngine__x",
-    "helper", "subscribe", "aclose", "release", "events", "logout ", " logout", "LOGOUT", "Logout",
-    "logout\x00", "logout\n", "log out", "logout()", "logout;status", "status.__self__", "echo.__code__",
-    "is_unlocked", "__reduce__", "__del__", "_", "",
+    "_store",
+    "__class__",
+    "__dict__",
+    "__init__",
+    "__getattribute__",
+    "_persistence",
+    "_DoubleEngine__x",
+    "helper",
+    "subscribe",
+    "aclose",
+    "release",
+    "events",
+    "logout ",
+    " logout",
+    "LOGOUT",
+    "Logout",
+    "logout\x00",
+    "logout\n",
+    "log out",
+    "logout()",
+    "logout;status",
+    "status.__self__",
+    "echo.__code__",
+    "is_unlocked",
+    "__reduce__",
+    "__del__",
+    "_",
+    "",
 ]
 
 WRONG: dict[str, list[Any]] = {
@@ -37,8 +61,13 @@ WRONG: dict[str, list[Any]] = {
 }
 
 BAD_CALLS: list[dict[str, Any]] = [
-    {"name": "echo", "args": [1]}, {"name": 5}, {"args": {}}, {"name": "echo", "args": {"_private": 1}},
-    {"name": "echo", "args": {"a b": 1}}, {"name": ["echo"]}, {"name": "echo", "args": "value=1"},
+    {"name": "echo", "args": [1]},
+    {"name": 5},
+    {"args": {}},
+    {"name": "echo", "args": {"_private": 1}},
+    {"name": "echo", "args": {"a b": 1}},
+    {"name": ["echo"]},
+    {"name": "echo", "args": "value=1"},
 ]
 
 
@@ -89,8 +118,10 @@ def cases(rng: random.Random) -> Iterator[Case]:
         elif kind == 2:  # nesting past the bound, authenticated or not
             depth = rng.randrange(MAX_DEPTH + 1, 3000)
             args = "[" * depth + "]" * depth
-            line = f'{{"id": 1, "token": "{TOKEN}", "method": "call", "params": {{"name": "echo", ' \
-                   f'"args": {{"value": {args}}}}}}}\n'
+            line = (
+                f'{{"id": 1, "token": "{TOKEN}", "method": "call", "params": {{"name": "echo", '
+                f'"args": {{"value": {args}}}}}}}\n'
+            )
             yield Case(line.encode(), closes=True)
         elif kind == 3 and huge_left:  # longer than the line cap
             huge_left -= 1
@@ -110,12 +141,18 @@ def cases(rng: random.Random) -> Iterator[Case]:
                 name = "".join(rng.choice(string.printable) for _ in range(rng.randrange(1, 20)))
                 yield Case(encode(request(name)), closes=False)
             else:
-                yield Case(encode(request("subscribe", {"topics": rng.choice([[], ["x"], "snapshot", [1]])})),
-                           closes=False)
+                yield Case(
+                    encode(request("subscribe", {"topics": rng.choice([[], ["x"], "snapshot", [1]])})),
+                    closes=False,
+                )
         else:  # well-formed calls with random JSON: the answer is the value sent
             value = random_json(rng)
-            yield Case(encode(call("echo", id=rng.randrange(1000), value=value)), closes=False,
-                       echo=value, is_echo=True)
+            yield Case(
+                encode(call("echo", id=rng.randrange(1000), value=value)),
+                closes=False,
+                echo=value,
+                is_echo=True,
+            )
 
 
 async def test_ten_thousand_fuzzed_lines_leave_the_daemon_serving(daemon: Running) -> None:

@@ -97,4 +97,3 @@ async def test_the_client_refuses_a_listener_of_another_uid() -> None:
         server.kill()
         await server.wait()
         shutil.rmtree(shared, ignore_errors=True)
-

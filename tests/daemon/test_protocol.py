@@ -115,8 +115,14 @@ def test_a_request_keeps_its_token_out_of_its_repr() -> None:
 
 @pytest.mark.parametrize(
     "params",
-    [{}, {"name": ""}, {"name": 3}, {"name": "x", "args": []}, {"name": "x", "args": {"_secret": 1}},
-     {"name": "x", "args": {"not an identifier": 1}}],
+    [
+        {},
+        {"name": ""},
+        {"name": 3},
+        {"name": "x", "args": []},
+        {"name": "x", "args": {"_secret": 1}},
+        {"name": "x", "args": {"not an identifier": 1}},
+    ],
 )
 def test_call_params_are_checked(params: dict[str, object]) -> None:
     with pytest.raises(DaemonProtocolError):
@@ -189,8 +195,10 @@ def depth_of(value: object) -> int:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(alphabet='[]{}"\\\\ab\n\u2028é'),
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.text(alphabet='[]{}"\\\\k', max_size=4), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.text(alphabet='[]{}"\\\\k', max_size=4), children, max_size=3)
+    ),
     max_leaves=60,
 )
 

@@ -55,8 +55,18 @@ async def test_call_offers_exactly_the_engine_api(served: tuple[Running, RemoteE
     methods = (await remote.daemon_status())["methods"]
     assert set(methods) == public_methods(Engine) - {"subscribe"}
     assert {"status", "plan_show", "diff", "unlock", "logout"} <= set(methods)
-    for name in ("assert_unlocked", "add_service", "state_exists", "_open", "_persistence", "aclose", "state",
-                 "events", "subscribe", "__class__"):
+    for name in (
+        "assert_unlocked",
+        "add_service",
+        "state_exists",
+        "_open",
+        "_persistence",
+        "aclose",
+        "state",
+        "events",
+        "subscribe",
+        "__class__",
+    ):
         with pytest.raises(DaemonProtocolError, match="not an engine API method"):
             await remote.call(name)
 
@@ -166,7 +176,9 @@ async def test_credentials_set_and_delete_through_the_daemon_reach_the_providers
     """The daemon answers only once the engine's provider service holds (or has dropped) the
     provider, so the snapshot read right after shows it (or not)."""
     _, remote = served
-    await remote.credentials_set(provider="hetzner", secrets={"token": "t0ken"}, endpoint="http://127.0.0.1:9/v1")
+    await remote.credentials_set(
+        provider="hetzner", secrets={"token": "t0ken"}, endpoint="http://127.0.0.1:9/v1"
+    )
     assert [row["provider"] for row in (await remote.snapshot())["providers"]] == ["hetzner"]
     assert await remote.credentials_delete("hetzner") == {"removed": "credentials", "name": "hetzner"}
     assert (await remote.snapshot())["providers"] == []

@@ -69,8 +69,15 @@ def comparable(name: str, value: Any) -> Any:
         return (value.ok, value.status, value.counts, value.errors, value.unsettled, value.warnings)
     if isinstance(value, Diff):
         return [
-            (r.kind, r.name, r.provider, r.action, r.note, r.warnings,
-             [f for f in r.fields if f.field not in VARYING_FIELDS])
+            (
+                r.kind,
+                r.name,
+                r.provider,
+                r.action,
+                r.note,
+                r.warnings,
+                [f for f in r.fields if f.field not in VARYING_FIELDS],
+            )
             for r in value.resources
         ]
     if name == "credentials":

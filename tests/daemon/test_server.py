@@ -61,12 +61,14 @@ async def test_status_call_and_errors_on_one_connection(daemon: Running) -> None
     assert status["result"]["pid"] == os.getpid()
     assert "echo" in status["result"]["methods"]
     assert await raw.ask(call("echo", id=2, value={"nested": [1, "two"]})) == {
-        "id": 2, "result": {"nested": [1, "two"]}
+        "id": 2,
+        "result": {"nested": [1, "two"]},
     }
     refused = await raw.ask(call("refuse", id=3))
-    assert refused == {"id": 3, "error": ValidationError(
-        "server name 'Bad_Name' is not an RFC 1123 host name"
-    ).to_wire()}
+    assert refused == {
+        "id": 3,
+        "error": ValidationError("server name 'Bad_Name' is not an RFC 1123 host name").to_wire(),
+    }
     bad_args = await raw.ask(call("echo", id=4, wrong=1))
     assert bad_args is not None
     assert bad_args["error"]["code"] == "usage"
@@ -80,8 +82,21 @@ async def test_status_call_and_errors_on_one_connection(daemon: Running) -> None
 
 
 @pytest.mark.parametrize(
-    "name", ["_store", "__class__", "__init__", "helper", "subscribe", "aclose", "_DoubleEngine__x",
-             "logout ", "Logout", "logout\n", "status.__globals__", "release"]
+    "name",
+    [
+        "_store",
+        "__class__",
+        "__init__",
+        "helper",
+        "subscribe",
+        "aclose",
+        "_DoubleEngine__x",
+        "logout ",
+        "Logout",
+        "logout\n",
+        "status.__globals__",
+        "release",
+    ],
 )
 async def test_only_allow_listed_methods_can_be_called(daemon: Running, name: str) -> None:
     raw = await Raw.open(daemon.endpoint)

@@ -45,8 +45,21 @@ async def test_named_pipes_are_refused_off_windows() -> None:
 @pytest.mark.slow
 def test_the_windows_code_paths_type_check_for_win32() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "mypy", "--platform", "win32", "--no-incremental", "--cache-dir", "/dev/null",
-         *WINDOWS_MODULES],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--platform",
+            "win32",
+            "--no-incremental",
+            "--cache-dir",
+            "/dev/null",
+            *WINDOWS_MODULES,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr

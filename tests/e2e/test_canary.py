@@ -66,8 +66,11 @@ def invalid_canaries(endpoints: dict[str, dict[str, str]]) -> list[Canary]:
 
 
 def valid_canaries(endpoints: dict[str, dict[str, str]]) -> list[Canary]:
-    fields = {"hetzner": ("token",), "scaleway": ("access_key", "secret_key"),
-              "ovh": ("application_key", "application_secret", "consumer_key")}
+    fields = {
+        "hetzner": ("token",),
+        "scaleway": ("access_key", "secret_key"),
+        "ovh": ("application_key", "application_secret", "consumer_key"),
+    }
     return [
         Canary(provider, name, endpoints[provider][name], endpoints[provider][name])
         for provider, names in fields.items()
@@ -153,15 +156,26 @@ def daemon_outputs(state: Path, recorder: Recorder, runtime: Path) -> None:
     env.update(XDG_RUNTIME_DIR=str(runtime), LEGION_PASSWORD=PASSWORD, LEGION_TRACE_ACTORS="1")
     started = subprocess.run(
         [sys.executable, "-m", "legion_nb", "--state", str(state), "--json", "daemon", "start"],
-        capture_output=True, text=True, env=env, timeout=180, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+        check=False,
     )
     assert started.returncode == 0, started.stderr
     token = json.loads(started.stdout)["token"]
     through = {"LEGION_DAEMON_TOKEN": token, "XDG_RUNTIME_DIR": str(runtime)}
     try:
-        for args in (("--json", "refresh"), ("--json", "snapshot"), ("--json", "status"),
-                     ("--json", "materialize", "--yes"), ("materialize", "--yes"), ("refresh",),
-                     ("--json", "catalog", "scaleway"), ("--json", "daemon", "status")):
+        for args in (
+            ("--json", "refresh"),
+            ("--json", "snapshot"),
+            ("--json", "status"),
+            ("--json", "materialize", "--yes"),
+            ("materialize", "--yes"),
+            ("refresh",),
+            ("--json", "catalog", "scaleway"),
+            ("--json", "daemon", "status"),
+        ):
             recorder(*args, env=through)
     finally:
         recorder("daemon", "stop", env=through)
@@ -193,18 +207,36 @@ def test_no_canary_reaches_any_output(
         legion.ok("credentials", "set", provider, "--endpoint", block["url"], stdin=fields)
     legion.ok("plan", "server", "add", "web-1", "--provider", "hetzner")
     legion.ok("plan", "dns-zone", "add", "example.org", "--provider", "hetzner")
-    for args in (("--json", "materialize", "--yes"), ("--json", "snapshot"), ("--json", "status"),
-                 ("--json", "diff"), ("--json", "refresh"), ("--json", "credentials", "show"),
-                 ("credentials", "show"), ("status",), ("--json", "plan", "show")):
+    for args in (
+        ("--json", "materialize", "--yes"),
+        ("--json", "snapshot"),
+        ("--json", "status"),
+        ("--json", "diff"),
+        ("--json", "refresh"),
+        ("--json", "credentials", "show"),
+        ("credentials", "show"),
+        ("status",),
+        ("--json", "plan", "show"),
+    ):
         legion.ok(*args)
 
     asyncio.run(plant(state, invalid, legion))
     legion.ok("plan", "server", "add", "web-2", "--provider", "scaleway")
-    for args in (("--json", "refresh"), ("refresh",), ("--json", "materialize", "--yes"),
-                 ("materialize", "--yes"), ("--json", "snapshot"), ("snapshot",), ("--json", "status"),
-                 ("--json", "catalog", "hetzner"), ("catalog", "ovh"), ("--json", "diff"),
-                 ("--json", "logs", "--limit", "1000"), ("logs", "--grep", "refresh"),
-                 ("--json", "telemetry")):
+    for args in (
+        ("--json", "refresh"),
+        ("refresh",),
+        ("--json", "materialize", "--yes"),
+        ("materialize", "--yes"),
+        ("--json", "snapshot"),
+        ("snapshot",),
+        ("--json", "status"),
+        ("--json", "catalog", "hetzner"),
+        ("catalog", "ovh"),
+        ("--json", "diff"),
+        ("--json", "logs", "--limit", "1000"),
+        ("logs", "--grep", "refresh"),
+        ("--json", "telemetry"),
+    ):
         legion(*args)
         legion(*args, env={"LEGION_DEBUG": "1"})
 

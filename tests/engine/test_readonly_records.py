@@ -57,8 +57,14 @@ def test_a_decoded_state_holds_read_only_mappings_all_the_way_down() -> None:
 
 
 def test_provider_records_and_credentials_hold_read_only_mappings() -> None:
-    server = Server(provider="hetzner", id="1", name="web-1", status="running", provider_status="running",
-                    labels={"legion/managed": "true"})
+    server = Server(
+        provider="hetzner",
+        id="1",
+        name="web-1",
+        status="running",
+        provider_status="running",
+        labels={"legion/managed": "true"},
+    )
     spec = ServerSpec(name="web-1", server_type="cx22", location="fsn1", image="debian-12", labels={"k": "v"})
     credentials = ProviderCredentials("hetzner", "http://127.0.0.1:1", secrets={"token": "t"}, options={})
     for mapping in (server.labels, spec.labels, credentials.secrets, credentials.options):

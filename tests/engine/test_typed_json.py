@@ -59,9 +59,15 @@ def roundtrip(value: Any, tp: Any) -> Any:
 
 def test_every_kind_of_declared_type_comes_back_equal() -> None:
     inner = Everything(
-        when=dt.datetime(2026, 12, 5, 12, 0, tzinfo=dt.UTC), day=dt.date(2026, 1, 2),
-        path=Path("/srv/x"), colour=Colour.RED, mode="b", pair=(1, "x"), many=(1.0, 2.5),
-        names=frozenset({"b", "a"}), table={"k": [1, 2]},
+        when=dt.datetime(2026, 12, 5, 12, 0, tzinfo=dt.UTC),
+        day=dt.date(2026, 1, 2),
+        path=Path("/srv/x"),
+        colour=Colour.RED,
+        mode="b",
+        pair=(1, "x"),
+        many=(1.0, 2.5),
+        names=frozenset({"b", "a"}),
+        table={"k": [1, 2]},
     )
     extra = {"maybe": 3, "either": {"rule": "in"}, "anything": [1], "later": [inner]}
     outer = Everything(**{**vars(inner), **extra})

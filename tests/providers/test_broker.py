@@ -439,6 +439,7 @@ async def test_outside_a_broker_a_read_is_tried_once() -> None:
 
 async def test_new_credentials_clear_the_last_error_of_the_old_ones() -> None:
     """A lane's last error describes the adapter that failed; after ``credentials set`` it is gone."""
+
     async def refuse(_: httpx.Request) -> httpx.Response:
         return error(401, "unauthorized", "unable to authenticate")
 

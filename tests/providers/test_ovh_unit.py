@@ -443,9 +443,7 @@ async def test_create_resolves_names_per_region_and_polls_by_listing(make_adapte
     )
     adapter = make_adapter(fake)
     pending = await adapter.create_server(
-        ServerSpec(
-            "n1", "b2-7", "SBG5", "Debian 12", ("key-1",), owner.as_labels(), user_data="#!/bin/sh"
-        )
+        ServerSpec("n1", "b2-7", "SBG5", "Debian 12", ("key-1",), owner.as_labels(), user_data="#!/bin/sh")
     )
     assert sent == [
         {
@@ -527,9 +525,7 @@ async def sandbox_adapter() -> AsyncIterator[tuple[OvhAdapter, Any, SandboxWorld
     await served.aclose()
 
 
-async def _settle(
-    adapter: OvhAdapter, ops: tuple[Operation, ...] | list[Operation]
-) -> list[OperationState]:
+async def _settle(adapter: OvhAdapter, ops: tuple[Operation, ...] | list[Operation]) -> list[OperationState]:
     for _ in range(500):
         states = await adapter.poll_operations(list(ops))
         if all(s.done for s in states):

@@ -56,8 +56,18 @@ async def test_resources_panel_shows_the_engines_rows(engine: Engine) -> None:
     assert planned["dns_zone", "example.org"]["action"] == "create"
     assert all(r["state"] for r in panel.rows)  # a lifecycle state, or "unknown" until an actor reports
     assert set(panel.rows[0]) == {
-        "kind", "name", "provider", "action", "state", "operation", "substage", "waiting", "error", "settled",
-        "note", "warnings",
+        "kind",
+        "name",
+        "provider",
+        "action",
+        "state",
+        "operation",
+        "substage",
+        "waiting",
+        "error",
+        "settled",
+        "note",
+        "warnings",
     }
     # No operator access planned: the derived firewall's row carries the warning as its own field.
     firewall = planned["firewall", "legion-default-hetzner"]

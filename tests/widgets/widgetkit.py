@@ -19,8 +19,9 @@ class RecordingComm(BaseComm):
         self.sent = []
         super().__init__(**kwargs)
 
-    def publish_msg(self, msg_type: str, data: Any = None, metadata: Any = None, buffers: Any = None,
-                    **keys: Any) -> None:
+    def publish_msg(
+        self, msg_type: str, data: Any = None, metadata: Any = None, buffers: Any = None, **keys: Any
+    ) -> None:
         self.sent.append({"msg_type": msg_type, "data": data})
 
     def updates(self) -> list[dict[str, Any]]:

@@ -347,7 +347,6 @@ class NodeShell:
         report = self.system.readiness()
         return CommandOutcome(0 if report["ready"] else 1, json.dumps(report, sort_keys=True) + "\n")
 
-
     async def _satellite_bootstrap(self, user: str, stdin: str) -> CommandOutcome:
         if user != "root":
             return _fail("legion-node satellite-bootstrap: run it as root")

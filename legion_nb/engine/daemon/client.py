@@ -97,9 +97,16 @@ class RemoteEngine(RemoteAPI):
         except OSError as exc:
             raise DaemonNotRunningError("the daemon no longer answers: is it still running?") from exc
         try:
-            writer.write(encode_line({
-                "id": 0, "token": self._token, "method": "subscribe", "params": {"topics": list(topics)},
-            }))
+            writer.write(
+                encode_line(
+                    {
+                        "id": 0,
+                        "token": self._token,
+                        "method": "subscribe",
+                        "params": {"topics": list(topics)},
+                    }
+                )
+            )
             await writer.drain()
             result_of(await _read_message(reader))
             while True:

@@ -144,9 +144,7 @@ def parse_request(message: dict[str, Any], token: str) -> Request:
         raise DaemonProtocolError("request id must be an integer, a string of up to 128 characters, or null")
     method = message.get("method")
     if not isinstance(method, str) or method not in METHODS:
-        raise DaemonProtocolError(
-            f"unknown method {_shown(method)}: use one of {', '.join(sorted(METHODS))}"
-        )
+        raise DaemonProtocolError(f"unknown method {_shown(method)}: use one of {', '.join(sorted(METHODS))}")
     params = message.get("params", {})
     if params is None:
         params = {}
@@ -177,9 +175,7 @@ def parse_topics(params: dict[str, Any]) -> tuple[str, ...]:
         raise DaemonProtocolError('subscribe needs params.topics, a list such as ["snapshot", "activity"]')
     unknown = [t for t in topics if t not in TOPICS]
     if unknown:
-        raise DaemonProtocolError(
-            f"unknown topic {_shown(unknown[0])}: use {', '.join(sorted(TOPICS))}"
-        )
+        raise DaemonProtocolError(f"unknown topic {_shown(unknown[0])}: use {', '.join(sorted(TOPICS))}")
     return tuple(dict.fromkeys(topics))
 
 
@@ -271,4 +267,3 @@ def _nesting_exceeds(line: bytes, limit: int) -> bool:
         elif char in (0x5D, 0x7D):
             depth -= 1
     return False
-

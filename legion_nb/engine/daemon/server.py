@@ -197,10 +197,13 @@ class DaemonServer:
         while len(self._pending) > self._limits.pending:
             oldest = next(iter(self._pending))
             del self._pending[oldest]
-            _drop(oldest, DaemonBusyError(
-                f"more than {self._limits.pending} connections waiting to authenticate: "
-                "this one was the oldest and is closed"
-            ))
+            _drop(
+                oldest,
+                DaemonBusyError(
+                    f"more than {self._limits.pending} connections waiting to authenticate: "
+                    "this one was the oldest and is closed"
+                ),
+            )
 
     def _authenticate(self, connection: _Connection) -> bool:
         """Move a connection to the authenticated state; False when that state is full."""
@@ -232,15 +235,25 @@ class DaemonServer:
             try:
                 line = await self._first_line(reader, connection)
             except ValueError:  # asyncio's "separator not found, limit exceeded"
-                await connection.send(error_reply(None, DaemonProtocolError(
-                    f"request line longer than {MAX_LINE_BYTES} bytes: send smaller requests"
-                )))
+                await connection.send(
+                    error_reply(
+                        None,
+                        DaemonProtocolError(
+                            f"request line longer than {MAX_LINE_BYTES} bytes: send smaller requests"
+                        ),
+                    )
+                )
                 return False
             if line is None:
-                await connection.send(error_reply(None, DaemonAuthError(
-                    f"no request with a token within {self._limits.auth_deadline:g} s of connecting: "
-                    "connection closed"
-                )))
+                await connection.send(
+                    error_reply(
+                        None,
+                        DaemonAuthError(
+                            f"no request with a token within {self._limits.auth_deadline:g} s of connecting: "
+                            "connection closed"
+                        ),
+                    )
+                )
                 return False
             if not line:
                 return True
@@ -254,9 +267,10 @@ class DaemonServer:
                 await connection.send(error_reply(message.get("id") if message else None, exc))
                 return False
             if not connection.authenticated and not self._authenticate(connection):
-                await connection.send(error_reply(message.get("id"), DaemonBusyError(
+                busy = DaemonBusyError(
                     f"{self._limits.authenticated} clients are connected already: close idle ones and retry"
-                )))
+                )
+                await connection.send(error_reply(message.get("id"), busy))
                 return False
             try:
                 request = parse_request(message, self._token)
@@ -285,9 +299,10 @@ class DaemonServer:
                 log.error(  # noqa: TRY400 - a traceback's text may quote secrets: the type only
                     "daemon %s request failed with %s", _label(request), type(exc).__name__
                 )
-                reply = error_reply(request.id, DaemonInternalError(
-                    "internal error in the daemon: see the daemon log for its type"
-                ))
+                reply = error_reply(
+                    request.id,
+                    DaemonInternalError("internal error in the daemon: see the daemon log for its type"),
+                )
             await connection.send(reply)
         except (ConnectionError, OSError):
             pass  # the peer left before its reply; nothing to deliver it to
@@ -333,9 +348,9 @@ class DaemonServer:
     ) -> None:
         subscribe = getattr(self._engine, "subscribe", None)
         if subscribe is None:
-            await connection.send(error_reply(request.id, DaemonProtocolError(
-                "this engine publishes no events"
-            )))
+            await connection.send(
+                error_reply(request.id, DaemonProtocolError("this engine publishes no events"))
+            )
             return
         try:
             events = subscribe(list(topics))
@@ -346,9 +361,12 @@ class DaemonServer:
             return
         except Exception as exc:  # a bug: same rule as for calls, the type only
             log.error("daemon subscribe failed with %s", type(exc).__name__)  # noqa: TRY400 - type only
-            await connection.send(error_reply(request.id, DaemonInternalError(
-                "internal error in the daemon: see the daemon log for its type"
-            )))
+            await connection.send(
+                error_reply(
+                    request.id,
+                    DaemonInternalError("internal error in the daemon: see the daemon log for its type"),
+                )
+            )
             return
         await connection.send({"id": request.id, "result": {"topics": list(topics)}})
         pump = asyncio.create_task(self._pump(events, connection))

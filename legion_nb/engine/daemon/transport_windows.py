@@ -97,34 +97,70 @@ if sys.platform == "win32":
 
     _P = ctypes.POINTER
     _CreateNamedPipeW = _prototype(
-        _kernel32, "CreateNamedPipeW", wintypes.HANDLE, wintypes.LPCWSTR, wintypes.DWORD, wintypes.DWORD,
-        wintypes.DWORD, wintypes.DWORD, wintypes.DWORD, wintypes.DWORD, _P(_SecurityAttributes),
+        _kernel32,
+        "CreateNamedPipeW",
+        wintypes.HANDLE,
+        wintypes.LPCWSTR,
+        wintypes.DWORD,
+        wintypes.DWORD,
+        wintypes.DWORD,
+        wintypes.DWORD,
+        wintypes.DWORD,
+        wintypes.DWORD,
+        _P(_SecurityAttributes),
     )
     _ConnectNamedPipe = _prototype(
         _kernel32, "ConnectNamedPipe", wintypes.BOOL, wintypes.HANDLE, _P(_Overlapped)
     )
     _ReadFile = _prototype(
-        _kernel32, "ReadFile", wintypes.BOOL, wintypes.HANDLE, wintypes.LPVOID, wintypes.DWORD,
-        _P(wintypes.DWORD), _P(_Overlapped),
+        _kernel32,
+        "ReadFile",
+        wintypes.BOOL,
+        wintypes.HANDLE,
+        wintypes.LPVOID,
+        wintypes.DWORD,
+        _P(wintypes.DWORD),
+        _P(_Overlapped),
     )
     _WriteFile = _prototype(
-        _kernel32, "WriteFile", wintypes.BOOL, wintypes.HANDLE, wintypes.LPCVOID, wintypes.DWORD,
-        _P(wintypes.DWORD), _P(_Overlapped),
+        _kernel32,
+        "WriteFile",
+        wintypes.BOOL,
+        wintypes.HANDLE,
+        wintypes.LPCVOID,
+        wintypes.DWORD,
+        _P(wintypes.DWORD),
+        _P(_Overlapped),
     )
     _GetOverlappedResult = _prototype(
-        _kernel32, "GetOverlappedResult", wintypes.BOOL, wintypes.HANDLE, _P(_Overlapped),
-        _P(wintypes.DWORD), wintypes.BOOL,
+        _kernel32,
+        "GetOverlappedResult",
+        wintypes.BOOL,
+        wintypes.HANDLE,
+        _P(_Overlapped),
+        _P(wintypes.DWORD),
+        wintypes.BOOL,
     )
     _CancelIoEx = _prototype(_kernel32, "CancelIoEx", wintypes.BOOL, wintypes.HANDLE, _P(_Overlapped))
     _CreateEventW = _prototype(
-        _kernel32, "CreateEventW", wintypes.HANDLE, wintypes.LPVOID, wintypes.BOOL, wintypes.BOOL,
+        _kernel32,
+        "CreateEventW",
+        wintypes.HANDLE,
+        wintypes.LPVOID,
+        wintypes.BOOL,
+        wintypes.BOOL,
         wintypes.LPCWSTR,
     )
     _SetEvent = _prototype(_kernel32, "SetEvent", wintypes.BOOL, wintypes.HANDLE)
     _ResetEvent = _prototype(_kernel32, "ResetEvent", wintypes.BOOL, wintypes.HANDLE)
     _WaitForMultipleObjects = _prototype(
-        _kernel32, "WaitForMultipleObjects", wintypes.DWORD, wintypes.DWORD, _P(wintypes.HANDLE),
-        wintypes.BOOL, wintypes.DWORD,
+        _kernel32,
+        "WaitForMultipleObjects",
+        wintypes.DWORD,
+        wintypes.DWORD,
+        _P(wintypes.HANDLE),
+        wintypes.BOOL,
+        wintypes.DWORD,
     )
     _CloseHandle = _prototype(_kernel32, "CloseHandle", wintypes.BOOL, wintypes.HANDLE)
     _LocalFree = _prototype(_kernel32, "LocalFree", wintypes.HLOCAL, wintypes.HLOCAL)
@@ -139,15 +175,26 @@ if sys.platform == "win32":
         _advapi32, "OpenProcessToken", wintypes.BOOL, wintypes.HANDLE, wintypes.DWORD, _P(wintypes.HANDLE)
     )
     _GetTokenInformation = _prototype(
-        _advapi32, "GetTokenInformation", wintypes.BOOL, wintypes.HANDLE, ctypes.c_int, wintypes.LPVOID,
-        wintypes.DWORD, _P(wintypes.DWORD),
+        _advapi32,
+        "GetTokenInformation",
+        wintypes.BOOL,
+        wintypes.HANDLE,
+        ctypes.c_int,
+        wintypes.LPVOID,
+        wintypes.DWORD,
+        _P(wintypes.DWORD),
     )
     _ConvertSidToStringSidW = _prototype(
         _advapi32, "ConvertSidToStringSidW", wintypes.BOOL, wintypes.LPVOID, _P(wintypes.LPWSTR)
     )
     _ConvertStringSecurityDescriptorToSecurityDescriptorW = _prototype(
-        _advapi32, "ConvertStringSecurityDescriptorToSecurityDescriptorW", wintypes.BOOL, wintypes.LPCWSTR,
-        wintypes.DWORD, _P(wintypes.LPVOID), _P(wintypes.ULONG),
+        _advapi32,
+        "ConvertStringSecurityDescriptorToSecurityDescriptorW",
+        wintypes.BOOL,
+        wintypes.LPCWSTR,
+        wintypes.DWORD,
+        _P(wintypes.LPVOID),
+        _P(wintypes.ULONG),
     )
 
     def _win_error(what: str) -> OSError:
@@ -206,7 +253,13 @@ if sys.platform == "win32":
             open_mode |= _FILE_FLAG_FIRST_PIPE_INSTANCE
         pipe_mode = _PIPE_TYPE_BYTE | _PIPE_READMODE_BYTE | _PIPE_WAIT | _PIPE_REJECT_REMOTE_CLIENTS
         handle = _CreateNamedPipeW(
-            name, open_mode, pipe_mode, _PIPE_UNLIMITED_INSTANCES, _BUFFER, _BUFFER, 0,
+            name,
+            open_mode,
+            pipe_mode,
+            _PIPE_UNLIMITED_INSTANCES,
+            _BUFFER,
+            _BUFFER,
+            0,
             ctypes.byref(security.attributes),
         )
         if handle == _INVALID_HANDLE or handle is None:

@@ -96,9 +96,7 @@ class NbdeBinding:
             current = material_of(state, node) or NodeMaterial(node=node)
             return with_material(state, dataclasses.replace(current, nbde=applied)), None
 
-        await self._state.mutate(
-            store, reason=f"node {node}: NBDE {target.mode} ({'; '.join(reasons)})"
-        )
+        await self._state.mutate(store, reason=f"node {node}: NBDE {target.mode} ({'; '.join(reasons)})")
 
     async def _binding_drift(self, node: str, target: NodeUnlock) -> tuple[str, ...]:
         """Why the binding on ``node``'s disk no longer matches what Legion recorded (a Tang peer

@@ -256,4 +256,3 @@ def execution_of(state: LegionState, node: str) -> NodeExecution | None:
         return server.execution
     material = material_of(state, node)
     return material.execution if material is not None else None
-

@@ -522,4 +522,3 @@ def _awaited_at_stop(handler: _Handler) -> _Handler:
             self._invoking.discard(task)
 
     return run  # type: ignore[return-value]
-

@@ -336,9 +336,7 @@ class OvhAdapter:
         item: wire.InstanceWire = await self._call("POST", f"{self._project}/instance", body=body)
         flavors, images = await self._names([item])
         created = convert.server(item, flavors, images)
-        return PendingServer(
-            created, (server_state_operation(PROVIDER, created.id, "server_running"),)
-        )
+        return PendingServer(created, (server_state_operation(PROVIDER, created.id, "server_running"),))
 
     async def delete_server(self, server_id: str) -> Operation | None:
         await self._call("DELETE", self._instance_path(server_id))
@@ -397,9 +395,7 @@ class OvhAdapter:
     ) -> Firewall:
         raise capability_missing(PROVIDER, Capability.FIREWALL)
 
-    async def set_firewall_rules(
-        self, firewall_id: str, rules: Sequence[FirewallRule]
-    ) -> list[Operation]:
+    async def set_firewall_rules(self, firewall_id: str, rules: Sequence[FirewallRule]) -> list[Operation]:
         raise capability_missing(PROVIDER, Capability.FIREWALL)
 
     async def apply_firewall(self, firewall_id: str, server_ids: Sequence[str]) -> list[Operation]:
@@ -574,11 +570,7 @@ def _operation_state(op: Operation, status: str | None) -> OperationState:
     if status in wire.ERROR_STATUSES:
         return OperationState(op, "error", error_code=status, error_message=f"instance is {status}")
     target = wire.ACTIVE_STATUSES if op.kind == "server_running" else wire.OFF_STATUSES
-    return (
-        OperationState(op, "success", progress=100)
-        if status in target
-        else OperationState(op, "running")
-    )
+    return OperationState(op, "success", progress=100) if status in target else OperationState(op, "running")
 
 
 def _overlaps(covered: tuple[date, date] | None, period: BillingPeriod) -> bool:

@@ -282,9 +282,7 @@ class ScalewayAdapter:
         params = self._owned_params(labels)
         found: list[Server] = []
         for zone in self._zones:
-            found.extend(
-                s for s in await self._servers_in(zone, params) if labels_match(s.labels, labels)
-            )
+            found.extend(s for s in await self._servers_in(zone, params) if labels_match(s.labels, labels))
         return found
 
     async def get_server(self, server_id: str) -> Server:
@@ -402,13 +400,9 @@ class ScalewayAdapter:
     async def _operation_state(self, op: Operation, body: wire.ServerJson | None) -> OperationState:
         state = convert.enum(body.get("state")).replace("_", " ") if body is not None else None
         if op.kind == KIND_DELETED:
-            return OperationState(
-                op, "success" if body is None else "running", 100 if body is None else 50
-            )
+            return OperationState(op, "success" if body is None else "running", 100 if body is None else 50)
         if body is None:
-            return OperationState(
-                op, "error", error_code="not_found", error_message="the server disappeared"
-            )
+            return OperationState(op, "error", error_code="not_found", error_message="the server disappeared")
         if state == "locked":
             return OperationState(op, "error", error_code="locked", error_message="the server is locked")
         if op.kind == KIND_RUNNING:
@@ -422,9 +416,7 @@ class ScalewayAdapter:
         if op.kind == KIND_OFF:
             done = state in ("stopped", "stopped in place")
             return OperationState(op, "success" if done else "running", 100 if done else 50)
-        return OperationState(
-            op, "error", error_code="unknown_operation", error_message=f"unknown {op.kind}"
-        )
+        return OperationState(op, "error", error_code="unknown_operation", error_message=f"unknown {op.kind}")
 
     # --------------------------------------------------------------------------------------- ssh keys
 
@@ -507,9 +499,7 @@ class ScalewayAdapter:
         )
         return await self._firewall(zone, group)
 
-    async def set_firewall_rules(
-        self, firewall_id: str, rules: Sequence[FirewallRule]
-    ) -> list[Operation]:
+    async def set_firewall_rules(self, firewall_id: str, rules: Sequence[FirewallRule]) -> list[Operation]:
         require_capability(PROVIDER, CAPABILITIES, Capability.FIREWALL)
         wire_rules = _checked_rules(rules)
         zone, group = await self._get_group(firewall_id)

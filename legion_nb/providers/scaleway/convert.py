@@ -272,9 +272,7 @@ def record_sets(records: Iterable[wire.DnsRecordJson]) -> list[DnsRecord]:
     )
 
 
-def server_type(
-    name: str, offers: Mapping[str, wire.ServerTypeJson], zones: list[str]
-) -> CatalogServerType:
+def server_type(name: str, offers: Mapping[str, wire.ServerTypeJson], zones: list[str]) -> CatalogServerType:
     """One Instance type from its per-zone product entries (``offers``: zone -> entry)."""
     first = next(iter(offers.values()))
     local = int((first.get("volumes_constraint") or {}).get("max_size") or 0)
@@ -300,9 +298,7 @@ def server_type(
     )
 
 
-def catalog_image(
-    label: str, arch: str, zones: Sequence[str], every_zone: Sequence[str]
-) -> CatalogImage:
+def catalog_image(label: str, arch: str, zones: Sequence[str], every_zone: Sequence[str]) -> CatalogImage:
     """``locations`` stays empty (meaning "everywhere") when the image is in ``every_zone``."""
     flavor, version = _IMAGE_VERSIONS.get(label, (label.partition("_")[0], label.partition("_")[2]))
     return CatalogImage(
