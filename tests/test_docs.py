@@ -7,6 +7,7 @@ few milliseconds and fail with the stale name.
 
 from __future__ import annotations
 
+import ast
 import re
 import tomllib
 from pathlib import Path
@@ -165,3 +166,20 @@ def test_mermaid_diagrams_balance_their_quotes_and_brackets() -> None:
             if braces:
                 bad.append(f"{path.relative_to(ROOT)}: unclosed {{ in a diagram")
     assert bad == []
+
+
+def test_the_readme_exit_code_table_is_the_one_legion_help_prints() -> None:
+    """README's table lists ``cli/main.py``'s ``EXIT_CODES`` in order, word for word, so an
+    operator reads the same meaning for a code in either place (read from the source's literal)."""
+    tree = ast.parse(_text(ROOT / "legion_nb" / "cli" / "main.py"))
+    (value,) = [
+        node.value
+        for node in tree.body
+        if isinstance(node, ast.AnnAssign)
+        and isinstance(node.target, ast.Name)
+        and node.target.id == "EXIT_CODES"
+    ]
+    assert value is not None
+    codes = [(str(code), meaning) for code, meaning in ast.literal_eval(value)]
+    rows = re.findall(r"^\| (\d+) \| (.*?) \|$", _text(ROOT / "README.md"), re.MULTILINE)
+    assert rows == codes
