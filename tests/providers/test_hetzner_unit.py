@@ -20,6 +20,7 @@ from legion_nb.errors import (
 )
 from legion_nb.providers.contract import ProviderCredentials, UniquenessConflictError
 from legion_nb.providers.hetzner import HetznerAdapter
+from legion_nb.providers.hetzner.client import DETACH_ATTEMPTS
 from legion_nb.providers.http import OutcomeUnknownError, ProviderResponseError
 from legion_nb.providers.ownership import OwnershipLabels
 from legion_nb.providers.records import BillingPeriod, FirewallRule, Operation, PortRange, ServerSpec
@@ -344,6 +345,37 @@ async def test_set_records_creates_a_missing_rrset() -> None:
             {"name": "@", "type": "TXT", "records": [{"value": '"v=spf1 -all"'}]},
         )
     ]
+
+
+async def test_a_detach_refused_for_a_vanished_server_is_bounded_and_other_refusals_are_not_retried() -> None:
+    """A remove refused as naming a missing server is re-read and re-sent a few times, never forever;
+    any other refusal is raised at once."""
+    firewall = {
+        "id": 8,
+        "name": "cluster",
+        "labels": {},
+        "rules": [],
+        "applied_to": [{"type": "server", "server": {"id": 1}}],
+    }
+    answer = error(404, "firewall_resource_not_found", "server 1 in remove_from[0] was not found")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            return httpx.Response(200, json={"firewall": firewall})
+        return answer
+
+    adapter, seen = adapter_with(handler)
+    with pytest.raises(ProviderNotFoundError, match="firewall_resource_not_found"):
+        await adapter.apply_firewall("8", [])
+    removes = [r for r in seen.requests if r.url.path.endswith("/remove_from_resources")]
+    assert len(removes) == DETACH_ATTEMPTS
+    assert [r.method for r in seen.requests].count("GET") == DETACH_ATTEMPTS
+
+    answer = error(404, "not_found", "firewall 8 was not found")
+    adapter, seen = adapter_with(handler)
+    with pytest.raises(ProviderNotFoundError, match="not_found"):
+        await adapter.apply_firewall("8", [])
+    assert [r.method for r in seen.requests] == ["GET", "POST"]
 
 
 async def test_apply_firewall_applies_missing_and_removes_stale() -> None:

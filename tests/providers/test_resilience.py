@@ -9,7 +9,7 @@ would give.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Literal
 
@@ -39,14 +39,24 @@ class LossyTransport(httpx.AsyncBaseTransport):
     def __init__(self) -> None:
         self._inner = httpx.AsyncHTTPTransport()
         self.plan: list[tuple[str, str, Fate]] = []
+        self.hooks: list[tuple[str, str, Callable[[], Awaitable[None]]]] = []
         self.sent: list[str] = []
 
     def lose(self, method: str, path: str, fate: Fate, times: int = 1) -> None:
         self.plan.extend([(method, path, fate)] * times)
 
+    def before(self, method: str, path: str, hook: Callable[[], Awaitable[None]]) -> None:
+        """Run ``hook`` once, just before the next matching request is forwarded."""
+        self.hooks.append((method, path, hook))
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         key = f"{request.method} {request.url.path}"
         self.sent.append(key)
+        for index, (method, path, hook) in enumerate(self.hooks):
+            if request.method == method and request.url.path.endswith(path):
+                del self.hooks[index]
+                await hook()
+                break
         for index, (method, path, fate) in enumerate(self.plan):
             if request.method == method and request.url.path.endswith(path):
                 del self.plan[index]
@@ -234,6 +244,37 @@ async def test_other_kinds_settle_by_labels_or_unique_name(
     assert len(await broker.read("hetzner", "keys", lambda a: a.list_ssh_keys())) == 1
     assert len(await broker.read("hetzner", "fws", lambda a: a.list_firewalls())) == 1
     assert len(await broker.read("hetzner", "zones", lambda a: a.list_zones())) == 1
+
+
+async def test_a_detach_naming_a_server_deleted_meanwhile_is_sent_again_for_the_rest(
+    credentials: Callable[[str], ProviderCredentials],
+    lossy: LossyTransport,
+    broker: ProviderBroker,
+    recorder: MemoryRecorder,
+) -> None:
+    """One server is deleted between the adapter's read of the firewall and its remove: the emulator,
+    like Hetzner, refuses the whole remove (404 ``firewall_resource_not_found``); the adapter reads
+    the applied set again and detaches the server still listed, so the firewall can be deleted."""
+    async with httpx.AsyncClient(transport=lossy) as client:
+        adapter = HetznerAdapter(client, credentials("hetzner"))
+        broker.register(adapter)
+        resilient = Resilience(broker, recorder, SettlePolicy(reads=2, create_attempts=3))
+        kept = await resilient.create_and_wait_server(spec("fw-kept"), "hetzner")
+        gone = await resilient.create_and_wait_server(spec("fw-gone"), "hetzner")
+        rule = FirewallRule("in", "tcp", PortRange.single(22), ("0.0.0.0/0",))
+        firewall = await resilient.create_firewall(
+            "hetzner", "legion-fw", [rule], OwnershipLabels.new().legion_id
+        )
+        await broker.wait(await adapter.apply_firewall(firewall.id, [kept.id, gone.id]))
+        remove = f"/firewalls/{firewall.id}/actions/remove_from_resources"
+        lossy.before("POST", remove, lambda: resilient.delete_server("hetzner", gone.id))
+        await broker.wait(await adapter.apply_firewall(firewall.id, []))
+        (listed,) = await adapter.list_firewalls()
+        assert listed.applied_to == ()
+        assert lossy.sent.count(f"POST /v1{remove}") == 2
+        await adapter.delete_firewall(firewall.id)
+        assert await adapter.list_firewalls() == []
+        assert [s.name for s in await servers(broker)] == ["fw-kept"]
 
 
 async def test_idempotent_mutations_are_resent_and_deletes_accept_absence(

@@ -18,6 +18,7 @@ from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey
 from legion_nb.engine.resources.supervisor import ResourceSupervisor
 from legion_nb.engine.state.model import LegionState
 from legion_nb.providers.contract import ProviderAdapter
+from legion_nb.providers.hetzner import client as hetzner_client
 from legion_nb.providers.hetzner.client import HetznerAdapter
 from legion_nb.providers.records import Firewall, PortRange
 
@@ -206,7 +207,10 @@ async def test_a_teardown_detaches_the_firewall_again_when_a_server_vanishes_mid
     """The whole cluster leaves: a server's own deletion completes between the firewall's read of
     what it is applied to and its ``remove_from_resources``, which the provider refuses (that
     server is gone) and which so leaves the other servers attached. The delete is then refused as
-    ``resource_in_use``: the actor says why it waits, detaches again and the wave ends clean."""
+    ``resource_in_use``: the actor says why it waits, detaches again and the wave ends clean. The
+    adapter's own re-read after that refusal is switched off, so the actor's recovery is what runs
+    (it stays the net for a race the adapter's bounded attempts do not outlast)."""
+    monkeypatch.setattr(hetzner_client, "DETACH_ATTEMPTS", 1)
     await plan_cluster(persistence, ("web-1", "web-2", "web-3"))
     await materialize(supervisor)
     project = state_of(cloud.emulator("hetzner"))

@@ -9,9 +9,13 @@ What it relies on from Hetzner (see ``/work/shared/reference/providers.md``):
   with ``GET /actions?id=..&id=..`` (``poll_operations``); it never waits itself;
 * names of servers, SSH keys, firewalls and zones are unique per project: a create that collides is a
   ``UniquenessConflictError``, which resilience reads as "the first attempt landed";
-* DNS is part of the Cloud API: ``/zones`` and RRsets keyed by (name, type).
+* DNS is part of the Cloud API: ``/zones`` and RRsets keyed by (name, type);
+* ``remove_from_resources`` naming a server that no longer exists is refused whole (404
+  ``firewall_resource_not_found``), so the servers still listed would stay attached.
 
-Mutations are sent once; the adapter never retries (see ``resilience.py``). Every response's
+Mutations are sent once; the adapter never retries (see ``resilience.py``), except a firewall detach
+refused because a server it named was deleted meanwhile: that one is re-read and sent again for the
+servers still attached, at most ``DETACH_ATTEMPTS`` times in all. Every response's
 ``RateLimit-*`` headers are kept in :attr:`HetznerAdapter.rate_limit` for the broker.
 """
 
@@ -59,6 +63,7 @@ __all__ = ["CAPABILITIES", "DEFAULT_ENDPOINT", "HetznerAdapter"]
 
 DEFAULT_ENDPOINT = "https://api.hetzner.cloud/v1"
 PER_PAGE = 50
+DETACH_ATTEMPTS = 3
 CAPABILITIES = frozenset(
     {
         Capability.COMPUTE,
@@ -304,13 +309,23 @@ class HetznerAdapter:
                 "POST", f"/firewalls/{fid}/actions/apply_to_resources", {"apply_to": refs(wanted - current)}
             )
             ops.extend(self._operations(reply, "actions"))
-        if current - wanted:
-            reply = await self._api.send_object(
-                "POST",
-                f"/firewalls/{fid}/actions/remove_from_resources",
-                {"remove_from": refs(current - wanted)},
-            )
+        stale = current - wanted
+        for attempt in range(1, DETACH_ATTEMPTS + 1):
+            if not stale:
+                break
+            try:
+                reply = await self._api.send_object(
+                    "POST", f"/firewalls/{fid}/actions/remove_from_resources", {"remove_from": refs(stale)}
+                )
+            except ProviderNotFoundError as exc:
+                if exc.provider_code != "firewall_resource_not_found" or attempt == DETACH_ATTEMPTS:
+                    raise
+                # A server named was deleted since the read: Hetzner refuses the whole remove, so
+                # read the applied set again and detach the servers that are still there.
+                stale = set((await self._get_firewall(firewall_id)).applied_to) - wanted
+                continue
             ops.extend(self._operations(reply, "actions"))
+            break
         return ops
 
     async def delete_firewall(self, firewall_id: str) -> None:
