@@ -21,7 +21,8 @@ that the CLI, ``--json``, the panels and the frames show them without parsing th
 
 ``action`` is the pure diff's verdict; ``state`` is the actor's lifecycle. Firewall sets derived
 from the cluster plan (:mod:`engine.cluster.firewall_plan`) are planned by derivation, not by the
-operator: the diff does not know them, so their action is ``create`` until tracked and
+operator: the diff does not know them, so their action is ``create`` until tracked (``adopt`` when
+the provider already lists a Legion-labelled firewall of that name, which refresh takes over) and
 ``unchanged`` afterwards (the actor converges their rules), never the diff's ``delete``; except that a
 change of the planned operator access reads ``update`` until the tracked rules let in the new CIDRs.
 A planned server whose explicit server type, location or image its provider's catalog does not
@@ -60,6 +61,7 @@ from legion_nb.engine.resources.snapshot import ActorSnapshot, ResourceKey, key_
 from legion_nb.engine.results import AppSnapshot, SnapshotRow, WarningView
 from legion_nb.engine.state.model import LegionState
 from legion_nb.engine.tasks import ServiceTasks
+from legion_nb.legion_labels import claimed_legion_id
 from legion_nb.providers.catalog import CatalogMiss, catalog_misses
 from legion_nb.providers.records import Catalog
 from legion_nb.readonly import same_objects
@@ -134,6 +136,21 @@ NOT_IN_CATALOG = "not_in_catalog"
 """The code of the warning on a planned server whose explicit choice the catalog does not offer."""
 
 
+def _listed_for_adoption(state: LegionState, plan: FirewallSetPlan) -> bool:
+    """Whether the plan's provider lists an untracked firewall of the set's name with both Legion
+    labels: the one refresh adopts for it, so the diff must not promise a create."""
+    observed = state.observed.get(plan.provider)
+    if observed is None:
+        return False
+    tracked_ids = {t.provider_id for t in state.tracked.firewalls.values() if t.provider == plan.provider}
+    return any(
+        found.name == plan.name
+        and found.provider_id not in tracked_ids
+        and claimed_legion_id(found.labels) is not None
+        for found in observed.firewalls.values()
+    )
+
+
 def with_derived_firewalls(
     result: Diff,
     state: LegionState,
@@ -142,7 +159,8 @@ def with_derived_firewalls(
     plans: Mapping[str, FirewallSetPlan] | None = None,
 ) -> Diff:
     """``result`` with the cluster's derived firewall sets as planned resources (module notes):
-    ``create`` until tracked, ``update`` while the tracked rules let in other operator CIDRs than
+    ``create`` until tracked (``adopt`` when refresh would take over a Legion-labelled firewall of
+    that name the provider lists), ``update`` while the tracked rules let in other operator CIDRs than
     planned, else ``unchanged``; the actor converges their rules either way. Every firewall row,
     derived or planned by hand, carries its set's warnings (access open to anywhere, a planned set
     replacing a derived one). ``plans`` is the derived plan of ``state`` when the caller has it
@@ -158,9 +176,9 @@ def with_derived_firewalls(
         ssh = next(r for r in plan.rules if r.port is not None and r.port.first == SSH_PORT)
         return access_field(ssh.sources, state.tracked.firewalls.get(plan.name), port=str(SSH_PORT))
 
-    def action(name: str, field: FieldDiff) -> Action:
-        if name not in state.tracked.firewalls:
-            return "create"
+    def action(plan: FirewallSetPlan, field: FieldDiff) -> Action:
+        if plan.name not in state.tracked.firewalls:
+            return "adopt" if _listed_for_adoption(state, plan) else "create"
         return "update" if field.changed else "unchanged"
 
     def note(plan: FirewallSetPlan) -> str:
@@ -181,7 +199,7 @@ def with_derived_firewalls(
         resources.append(
             replace(
                 resource,
-                action=action(plan.name, field),
+                action=action(plan, field),
                 fields=(*resource.fields, field),
                 note=note(plan),
                 warnings=plan.warnings,
@@ -194,7 +212,7 @@ def with_derived_firewalls(
                 "firewall",
                 plan.name,
                 plan.provider,
-                action(plan.name, field),
+                action(plan, field),
                 (field,),
                 note(plan),
                 plan.warnings,

@@ -18,6 +18,7 @@ from legion_nb.engine.state.model import (
     ObservedServer,
     Tracked,
     TrackedDnsZone,
+    TrackedFirewall,
     TrackedServer,
     empty_state,
     synthetic_state,
@@ -223,4 +224,26 @@ def test_a_listed_firewall_named_for_a_derived_set_is_wanted_as_refresh_and_orph
     assert pure == {"left-fw": "orphan"}  # the derived sets are added by the view, below
     view = {r.name: r for r in StateView.of(state).resources if r.kind == "firewall"}
     assert view["left-fw"].action == "orphan"
-    assert view[derived].action == "create" and "orphan_delete" not in view[derived].note
+    assert view[derived].action == "adopt" and "orphan_delete" not in view[derived].note
+
+
+def test_a_derived_set_the_provider_already_lists_is_adopted_only_when_refresh_would_take_it() -> None:
+    """Before the first refresh tracks it, a Legion-labelled firewall with a derived set's name is
+    what refresh adopts: the row says ``adopt``, not ``create``. One without both Legion labels (or
+    already tracked under another name) is not refresh's to take, so a new set is still created."""
+    derived = cluster_firewall_name("default", "hetzner")
+    observed = base().observed["hetzner"]
+
+    def action_with(*found: ObservedFirewall, state: LegionState | None = None) -> str:
+        listed = {f.provider_id: f for f in found}
+        start = state if state is not None else base()
+        seen = replace(start, observed={"hetzner": replace(observed, firewalls=listed)})
+        return {r.name: r.action for r in StateView.of(seen).resources if r.kind == "firewall"}[derived]
+
+    assert action_with() == "create"
+    assert action_with(ObservedFirewall(derived, "f1", MANAGED)) == "adopt"
+    assert action_with(ObservedFirewall(derived, "f1", {"legion/managed": "true"})) == "create"
+    assert action_with(ObservedFirewall(derived, "f1", {})) == "create"
+    other = TrackedFirewall("renamed", "hetzner", "f1")
+    held = replace(base(), tracked=replace(base().tracked, firewalls={"renamed": other}))
+    assert action_with(ObservedFirewall(derived, "f1", MANAGED), state=held) == "create"
