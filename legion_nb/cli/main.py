@@ -91,7 +91,10 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (1, "another Legion error (the line on stderr says which)"),
     (2, "usage: a bad command line, option or input"),
     (3, "state: missing, locked, wrong password, busy or damaged state file"),
-    (4, "provider: a cloud API refused, failed or could not be reached (refresh: any of them)"),
+    (
+        4,
+        "provider: a cloud API refused, failed or could not be reached (refresh: the providers at fault)",
+    ),
     (5, "operation: an engine operation failed or another is running"),
     (6, "daemon: no daemon, a wrong token or a refused daemon message"),
     (7, "node: SSH, host key, certificate or admin API of a managed node"),

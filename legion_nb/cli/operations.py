@@ -138,7 +138,10 @@ def register(sub: Any) -> None:
     delete.add_argument(
         "resource",
         metavar="RESOURCE",
-        help="as 'legion diff' notes it: a server's provider id, dns_zone/ZONE, firewall/ID, floating_ip/ID",
+        help=(
+            "as 'legion diff' notes it: a server's provider id, dns_zone/ZONE, firewall/ID, "
+            "floating_ip/ID or primary_ip/ID"
+        ),
     )
     delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     delete.set_defaults(handler=_orphan_delete)
