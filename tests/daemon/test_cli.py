@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from clikit import run_legion
 
 from legion_nb.engine.daemon.endpoint import endpoint_for
 from legion_nb.engine.daemon.metadata import pid_alive
@@ -48,15 +49,7 @@ def state(tmp_path: Path, env: dict[str, str]) -> Iterator[Path]:
 
 
 def legion(env: dict[str, str], state: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "legion_nb", "--state", str(state), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=180,
-        check=False,
-    )
+    return run_legion("--state", str(state), *args, env=env, stdin=stdin, timeout=180)
 
 
 def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
